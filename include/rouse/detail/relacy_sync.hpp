@@ -1,0 +1,190 @@
+// rouse/detail/relacy_sync.hpp — the Relacy side of detail/sync_types.hpp.
+//
+// Included only by model tests (ROUSE_MODEL_RELACY). Wraps rl::atomic with
+// the std::atomic member functions protocols use, translating memory orders
+// and carrying the caller's source location into Relacy's history, and maps
+// the futex calls onto Relacy's futex waitset. Timed waits may time out at
+// any point Relacy chooses, which is how the models explore timeouts.
+#pragma once
+
+#ifndef ROUSE_MODEL_RELACY
+#error "relacy_sync.hpp is for model tests only: define ROUSE_MODEL_RELACY"
+#endif
+
+#include <relacy/relacy.hpp>
+// relacy.hpp #defines memory_order_*, new, delete, malloc, assert and errno
+// for code written against it; rouse's code is ordinary C++ and its atomics
+// go through the wrapper below, so take those macros back.
+#undef memory_order_relaxed
+#undef memory_order_consume
+#undef memory_order_acquire
+#undef memory_order_release
+#undef memory_order_acq_rel
+#undef memory_order_seq_cst
+#undef new
+#undef delete
+#undef malloc
+#undef calloc
+#undef realloc
+#undef free
+#undef assert
+#undef errno
+#include <cerrno>
+
+#include <atomic>
+#include <chrono>
+#include <climits>
+#include <cstdint>
+#include <source_location>
+
+namespace rouse::platform {
+enum class wait_result : std::uint8_t { woken, timed_out };
+}
+
+namespace rouse::detail {
+
+using location = std::source_location;
+
+inline rl::debug_info info_of(location const& l) noexcept {
+  return rl::debug_info(l.function_name(), l.file_name(), l.line());
+}
+
+inline rl::memory_order to_rl(std::memory_order mo) noexcept {
+  switch (mo) {
+    case std::memory_order_relaxed: return rl::mo_relaxed;
+    case std::memory_order_consume: return rl::mo_consume;
+    case std::memory_order_acquire: return rl::mo_acquire;
+    case std::memory_order_release: return rl::mo_release;
+    case std::memory_order_acq_rel: return rl::mo_acq_rel;
+    default: return rl::mo_seq_cst;
+  }
+}
+
+// The failure order of a compare-exchange given only the success order.
+inline std::memory_order failure_of(std::memory_order mo) noexcept {
+  if (mo == std::memory_order_acq_rel) return std::memory_order_acquire;
+  if (mo == std::memory_order_release) return std::memory_order_relaxed;
+  return mo;
+}
+
+template <class T>
+class atomic {
+ public:
+  atomic() = default;
+  atomic(T v) noexcept : a_(v) {}  // NOLINT: mirrors std::atomic's converting constructor
+  atomic(const atomic&) = delete;
+  atomic& operator=(const atomic&) = delete;
+
+  T load(std::memory_order mo = std::memory_order_seq_cst, location l = location::current()) const {
+    return const_cast<rl::atomic<T>&>(a_).load(to_rl(mo), info_of(l));
+  }
+  void store(T v, std::memory_order mo = std::memory_order_seq_cst, location l = location::current()) {
+    a_.store(v, to_rl(mo), info_of(l));
+  }
+  T exchange(T v, std::memory_order mo = std::memory_order_seq_cst, location l = location::current()) {
+    return a_.exchange(v, to_rl(mo), info_of(l));
+  }
+  bool compare_exchange_strong(T& expected, T desired, std::memory_order mo = std::memory_order_seq_cst,
+                               location l = location::current()) {
+    return compare_exchange_strong(expected, desired, mo, failure_of(mo), l);
+  }
+  bool compare_exchange_strong(T& expected, T desired, std::memory_order success,
+                               std::memory_order failure, location l = location::current()) {
+    return a_.compare_exchange_strong(expected, desired, to_rl(success), info_of(l), to_rl(failure),
+                                      info_of(l));
+  }
+  bool compare_exchange_weak(T& expected, T desired, std::memory_order mo = std::memory_order_seq_cst,
+                             location l = location::current()) {
+    return compare_exchange_weak(expected, desired, mo, failure_of(mo), l);
+  }
+  bool compare_exchange_weak(T& expected, T desired, std::memory_order success,
+                             std::memory_order failure, location l = location::current()) {
+    return a_.compare_exchange_weak(expected, desired, to_rl(success), info_of(l), to_rl(failure),
+                                    info_of(l));
+  }
+  T fetch_add(T v, std::memory_order mo = std::memory_order_seq_cst, location l = location::current()) {
+    return a_.fetch_add(v, to_rl(mo), info_of(l));
+  }
+  T fetch_sub(T v, std::memory_order mo = std::memory_order_seq_cst, location l = location::current()) {
+    return a_.fetch_sub(v, to_rl(mo), info_of(l));
+  }
+  T fetch_and(T v, std::memory_order mo = std::memory_order_seq_cst, location l = location::current()) {
+    return a_.fetch_and(v, to_rl(mo), info_of(l));
+  }
+  T fetch_or(T v, std::memory_order mo = std::memory_order_seq_cst, location l = location::current()) {
+    return a_.fetch_or(v, to_rl(mo), info_of(l));
+  }
+  T fetch_xor(T v, std::memory_order mo = std::memory_order_seq_cst, location l = location::current()) {
+    return a_.fetch_xor(v, to_rl(mo), info_of(l));
+  }
+
+  // For the futex mapping below.
+  rl::atomic<T>& raw() const noexcept { return const_cast<rl::atomic<T>&>(a_); }
+
+ private:
+  rl::atomic<T> a_;
+};
+
+template <class T>
+using unsync = rl::var<T>;
+template <class T>
+inline rl::var_proxy<T> unsync_ref(unsync<T>& v, location l = location::current()) {
+  return v(info_of(l));
+}
+
+using wait_result = platform::wait_result;
+
+namespace model {
+// The same steps as Relacy's own futex model: a seq_cst fence, an atomic
+// check of the value, then park in the word's waitset (which may also wake
+// spuriously, or time out when `timed`).
+inline bool futex_wait(const atomic<std::uint32_t>& w, std::uint32_t expected, bool timed,
+                       location const& l) {
+  rl::context& c = rl::ctx();
+  rl::debug_info const info = info_of(l);
+  c.sched();
+  c.atomic_thread_fence_seq_cst();
+  std::uint32_t v;
+  {
+    rl::preemption_disabler pd(c);
+    v = w.raw().load(rl::mo_acquire, info);
+  }
+  if (v != expected) return false;
+  return w.raw().wait(c, timed, true, info) == rl::unpark_reason_timeout;
+}
+inline int futex_wake(const atomic<std::uint32_t>& w, int count, location const& l) {
+  if (count <= 0) return 0;
+  rl::context& c = rl::ctx();
+  c.sched();
+  c.atomic_thread_fence_seq_cst();
+  return static_cast<int>(w.raw().wake(c, static_cast<rl::thread_id_t>(count), info_of(l)));
+}
+}  // namespace model
+
+inline void wait(const atomic<std::uint32_t>& w, std::uint32_t expected, location l = location::current()) {
+  model::futex_wait(w, expected, false, l);
+}
+template <class Clock, class Duration>
+inline wait_result wait_until(const atomic<std::uint32_t>& w, std::uint32_t expected,
+                              std::chrono::time_point<Clock, Duration>, location l = location::current()) {
+  return model::futex_wait(w, expected, true, l) ? wait_result::timed_out : wait_result::woken;
+}
+inline int wake(const atomic<std::uint32_t>& w, int count, location l = location::current()) {
+  return model::futex_wake(w, count, l);
+}
+inline int wake_one(const atomic<std::uint32_t>& w, location l = location::current()) {
+  return model::futex_wake(w, 1, l);
+}
+inline int wake_all(const atomic<std::uint32_t>& w, location l = location::current()) {
+  // Relacy's thread ids are small; any count above the thread count wakes all.
+  return model::futex_wake(w, 1 << 20, l);
+}
+inline int requeue_all(const atomic<std::uint32_t>& from, std::uint32_t expected,
+                       const atomic<std::uint32_t>&, location l = location::current()) {
+  if (from.load(std::memory_order_relaxed, l) != expected) return -1;
+  return model::futex_wake(from, 1 << 20, l);
+}
+
+inline void spin_pause() { rl::yield(1, RL_INFO); }
+
+}  // namespace rouse::detail

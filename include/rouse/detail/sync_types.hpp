@@ -1,0 +1,82 @@
+// rouse/detail/sync_types.hpp — the one alias point for atomics and wait/wake.
+//
+// Every protocol in rouse (layers 1–3) reaches atomics, the futex and spin
+// hints only through the names below, never through std::atomic or
+// rouse::platform directly. A normal build maps them to std and the platform
+// layer at zero cost. A model test defines ROUSE_MODEL_RELACY before including
+// any rouse header and the same protocol code then runs under the Relacy race
+// detector, which explores thread interleavings and the C++ memory model and
+// reports data races, assertion failures and deadlocks (lost wake-ups).
+//
+//   name                                   normal build             under Relacy
+//   detail::atomic<T>                      std::atomic<T>           rl::atomic<T> wrapper
+//   detail::wait(w, expected)              platform::wait           rl futex wait
+//   detail::wait_until(w, expected, t)     platform::wait_until     futex wait that may time out
+//   detail::wake(w, n) / wake_one / wake_all   platform::wake...    rl futex wake
+//   detail::requeue_all(from, expected, to)    cmp_requeue(1, max)  wake_all(from) (see below)
+//   detail::spin_pause()                   platform::cpu_relax      rl::yield (lets the scheduler switch)
+//   detail::unsync<T>                      T                        rl::var<T>: plain data checked for races
+//
+// Under Relacy, requeue is modelled as "wake everyone on `from`": a requeued
+// waiter and a woken one both re-check their state, so a protocol that is
+// correct with wake-all is correct with requeue; requeue only saves wakes.
+//
+// Rules for protocol code:
+// - Declare words as `detail::atomic<std::uint32_t>` (it is `platform::word`
+//   in normal builds, so the platform calls accept it).
+// - Give every operation an explicit memory order: the wrapper forwards it.
+// - Spin loops call detail::spin_pause() each iteration, or Relacy reports a
+//   livelock.
+// - Keep a protocol's code in headers (inline or templates): a model test
+//   compiles it with ROUSE_MODEL_RELACY, so out-of-line code in src/ would not
+//   be modelled. Cold paths are still marked noinline.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <climits>
+#include <cstdint>
+
+#if defined(ROUSE_MODEL_RELACY)
+#include "rouse/detail/relacy_sync.hpp"
+#else
+#include "rouse/platform/cpu.hpp"
+#include "rouse/platform/wait.hpp"
+
+namespace rouse::detail {
+
+template <class T>
+using atomic = std::atomic<T>;
+
+// Plain (non-atomic) data that a protocol hands from thread to thread; under
+// Relacy it is checked for data races.
+template <class T>
+using unsync = T;
+template <class T>
+inline T& unsync_ref(unsync<T>& v) noexcept { return v; }
+
+using wait_result = platform::wait_result;
+
+inline void wait(const atomic<std::uint32_t>& w, std::uint32_t expected) noexcept {
+  platform::wait(w, expected);
+}
+template <class Clock, class Duration>
+inline wait_result wait_until(const atomic<std::uint32_t>& w, std::uint32_t expected,
+                              std::chrono::time_point<Clock, Duration> deadline) noexcept {
+  return platform::wait_until(w, expected, deadline);
+}
+inline int wake(const atomic<std::uint32_t>& w, int count) noexcept { return platform::wake(w, count); }
+inline int wake_one(const atomic<std::uint32_t>& w) noexcept { return platform::wake_one(w); }
+inline int wake_all(const atomic<std::uint32_t>& w) noexcept { return platform::wake_all(w); }
+
+// Wake one waiter of `from` and move every other onto `to`, if `from` still
+// holds `expected`. Returns -1 when it did not (the caller re-checks).
+inline int requeue_all(const atomic<std::uint32_t>& from, std::uint32_t expected,
+                       const atomic<std::uint32_t>& to) noexcept {
+  return platform::cmp_requeue(from, expected, to, 1, INT_MAX);
+}
+
+inline void spin_pause() noexcept { platform::cpu_relax(); }
+
+}  // namespace rouse::detail
+#endif

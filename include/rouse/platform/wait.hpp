@@ -1,0 +1,142 @@
+// rouse/platform/wait.hpp — wait on a 32-bit word, wake its waiters.
+//
+// This is the only layer of rouse that talks to the operating system. Every
+// blocking primitive in rouse is a small state word plus these calls.
+//
+//   wait(word, expected)            sleep while `word == expected`
+//   wait_until(word, expected, t)   ... until a deadline (steady or system clock)
+//   wait_for(word, expected, d)     ... for a duration (a steady deadline)
+//   wake_one / wake / wake_all      wake 1 / n / every thread asleep on `word`
+//   requeue / cmp_requeue           wake some, move the rest onto another word
+//   wait_any(entries, ...)          sleep on several words, return which changed
+//
+// Contract
+// - A wait returns when it was woken, when `word` did not hold `expected` at
+//   the moment the thread would have gone to sleep, or spuriously (signals,
+//   requeue races). The state word is the truth: callers always re-check.
+// - A wake is exact: it wakes only threads waiting on that address, never a
+//   neighbour that happens to share a hash slot (both backends).
+// - A timed wait never returns `timed_out` before its deadline has passed on
+//   the deadline's own clock. Steady deadlines go to the kernel as absolute
+//   CLOCK_MONOTONIC times, system_clock deadlines as absolute CLOCK_REALTIME
+//   times, so retries after EINTR do not stretch the timeout.
+// - No wake-up is lost between the caller's check of the word and its sleep:
+//   the value comparison and the enqueue are atomic with respect to wakes on
+//   the same word (the kernel's futex hash-bucket lock, or the generic
+//   backend's bucket mutex).
+//
+// Scope: `scope::process_private` (the default) is for words in ordinary
+// memory. `scope::process_shared` is for words in memory shared between
+// processes (mmap MAP_SHARED); it is slower and only supported by the futex
+// backend — the generic backend treats it as private.
+//
+// Backends (chosen at build time, see docs/wait.md)
+//   futex    Linux futex(2) and futex_waitv(2). First class.
+//   generic  an address-keyed table of parked threads over std::mutex and
+//            std::condition_variable (-DROUSE_WAIT_BACKEND=generic). Same
+//            semantics; used for ports and tested on Linux.
+//
+// Costs (futex backend): each call is exactly one system call, retried only on
+// EINTR. Nothing here checks whether anybody waits: avoiding a useless wake is
+// the job of the primitive's state word (DESIGN rule 2).
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+
+namespace rouse::platform {
+
+using word = std::atomic<std::uint32_t>;
+static_assert(sizeof(word) == 4 && word::is_always_lock_free);
+
+enum class scope : std::uint8_t { process_private, process_shared };
+
+// What a wait returned for. `woken` also covers "the word had changed" and
+// spurious returns: it only means "not timed out, re-check the state".
+enum class wait_result : std::uint8_t { woken, timed_out };
+
+using steady_deadline = std::chrono::steady_clock::time_point;
+using system_deadline = std::chrono::system_clock::time_point;
+
+void wait(const word& w, std::uint32_t expected, scope s = scope::process_private) noexcept;
+wait_result wait_until(const word& w, std::uint32_t expected, steady_deadline deadline,
+                       scope s = scope::process_private) noexcept;
+wait_result wait_until(const word& w, std::uint32_t expected, system_deadline deadline,
+                       scope s = scope::process_private) noexcept;
+
+// Any other clock: waits in steady-clock slices and re-reads Clock::now(), so
+// the result is never early on the caller's clock.
+template <class Clock, class Duration>
+wait_result wait_until(const word& w, std::uint32_t expected,
+                       std::chrono::time_point<Clock, Duration> deadline,
+                       scope s = scope::process_private) noexcept {
+  if constexpr (std::is_same_v<Clock, std::chrono::steady_clock>) {
+    return wait_until(w, expected, std::chrono::time_point_cast<steady_deadline::duration>(deadline), s);
+  } else if constexpr (std::is_same_v<Clock, std::chrono::system_clock>) {
+    return wait_until(w, expected, std::chrono::time_point_cast<system_deadline::duration>(deadline), s);
+  } else {
+    auto now = Clock::now();
+    if (now >= deadline) return wait_result::timed_out;
+    auto slice = std::chrono::ceil<std::chrono::nanoseconds>(deadline - now);
+    if (wait_until(w, expected, std::chrono::steady_clock::now() + slice, s) == wait_result::woken)
+      return wait_result::woken;
+    return Clock::now() >= deadline ? wait_result::timed_out : wait_result::woken;
+  }
+}
+
+template <class Rep, class Period>
+wait_result wait_for(const word& w, std::uint32_t expected, std::chrono::duration<Rep, Period> timeout,
+                     scope s = scope::process_private) noexcept {
+  if (timeout <= timeout.zero()) return wait_result::timed_out;
+  // Saturate: a huge duration (e.g. duration::max()) must not overflow the deadline.
+  auto const now = std::chrono::steady_clock::now();
+  auto const room = steady_deadline::max() - now;
+  if (timeout >= room) {
+    wait(w, expected, s);
+    return wait_result::woken;
+  }
+  return wait_until(w, expected, now + std::chrono::ceil<steady_deadline::duration>(timeout), s);
+}
+
+// Wakes at most `count` threads waiting on `w` (count <= 0 wakes none).
+// Returns how many were woken.
+int wake(const word& w, int count, scope s = scope::process_private) noexcept;
+inline int wake_one(const word& w, scope s = scope::process_private) noexcept { return wake(w, 1, s); }
+int wake_all(const word& w, scope s = scope::process_private) noexcept;
+
+// Wakes up to `wake_count` waiters of `from` and moves up to `requeue_count`
+// of the others to wait on `to` (they are then woken by wakes on `to`).
+// Returns the number woken plus the number moved.
+int requeue(const word& from, const word& to, int wake_count, int requeue_count,
+            scope s = scope::process_private) noexcept;
+
+// As requeue(), but only if `from` still holds `expected` (FUTEX_CMP_REQUEUE):
+// returns -1 and does nothing when it does not, so the caller can re-check.
+int cmp_requeue(const word& from, std::uint32_t expected, const word& to, int wake_count,
+                int requeue_count, scope s = scope::process_private) noexcept;
+
+// Waiting on several words at once.
+struct wait_entry {
+  const word* address;
+  std::uint32_t expected;
+};
+inline constexpr std::size_t max_wait_entries = 128;  // futex_waitv's limit
+
+// Sleeps until one of the words is woken (or no longer holds its expected
+// value), or the deadline passes. Returns the index of an entry that was
+// woken or found changed (spurious returns report some index too; re-check),
+// or -1 on timeout. entries.size() must be 1..max_wait_entries.
+// futex backend: futex_waitv(2) where the kernel has it (5.16+); on older
+// kernels, a polling fallback that checks every word and sleeps on the first
+// with exponentially growing timeouts (capped at 1 ms): correct, not cheap.
+int wait_any(std::span<const wait_entry> entries, scope s = scope::process_private) noexcept;
+int wait_any_until(std::span<const wait_entry> entries, steady_deadline deadline,
+                   scope s = scope::process_private) noexcept;
+
+// Which backend this build of rouse uses: "futex" or "generic".
+const char* backend_name() noexcept;
+
+}  // namespace rouse::platform

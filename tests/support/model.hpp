@@ -1,0 +1,60 @@
+// tests/model support: run a Relacy test suite and turn the outcome into an
+// exit code CTest understands.
+//
+//   return rouse_model::expect_pass<my_suite>("name");      // must find nothing
+//   return rouse_model::expect_failure<broken_suite>("name", rl::test_result_deadlock);
+//
+// Both run an exhaustive search (fair full search, bounded by the thread
+// count and the model's size) unless `iterations` asks for a random search.
+#pragma once
+
+#include "rouse/detail/sync_types.hpp"  // the macro-free parts of Relacy
+
+#include <cstdio>
+
+namespace rouse_model {
+
+template <class Suite>
+bool simulate(const char* name, rl::test_params& p, unsigned long iterations) {
+  if (iterations == 0) {
+    p.search_type = rl::fair_full_search_scheduler_type;
+  } else {
+    p.search_type = rl::random_scheduler_type;
+    p.iteration_count = iterations;
+  }
+  std::printf("model %s: %s search\n", name, iterations == 0 ? "fair full" : "random");
+  return rl::simulate<Suite>(p);
+}
+
+// Exit code 0 when the model finds no race, assertion failure or deadlock.
+template <class Suite>
+int expect_pass(const char* name, unsigned long iterations = 0) {
+  rl::test_params p;
+  bool const ok = simulate<Suite>(name, p, iterations);
+  std::printf("model %s: %s after %llu iterations\n", name, ok ? "passed" : "FAILED",
+              static_cast<unsigned long long>(p.stop_iteration));
+  return ok ? 0 : 1;
+}
+
+// Exit code 0 only when the model fails with exactly `expected`: a broken
+// variant kept to prove the model catches that class of bug.
+template <class Suite>
+int expect_failure(const char* name, rl::test_result_e expected, unsigned long iterations = 0) {
+  rl::test_params p;
+  p.output_history = false;
+  bool const ok = simulate<Suite>(name, p, iterations);
+  if (ok) {
+    std::printf("model %s: expected failure '%s' but the model passed\n", name,
+                rl::test_result_str(expected));
+    return 1;
+  }
+  if (p.test_result != expected) {
+    std::printf("model %s: expected failure '%s' but got '%s'\n", name, rl::test_result_str(expected),
+                rl::test_result_str(p.test_result));
+    return 1;
+  }
+  std::printf("model %s: failed as expected with '%s'\n", name, rl::test_result_str(expected));
+  return 0;
+}
+
+}  // namespace rouse_model
