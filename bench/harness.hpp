@@ -78,6 +78,9 @@ struct workload {
   std::function<void(std::vector<impl_result>&)> summarize{};
 };
 
+// Registers a workload. Adding a workload name that is already registered
+// appends the new implementations to it (so channel.spsc can get its rouse
+// flavours from one file and its peers from another).
 void add(workload w);
 // A peer that could not be built here (not installed): printed in the report.
 void skipped(std::string workload_pattern, std::string impl, std::string why);

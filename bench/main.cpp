@@ -29,7 +29,24 @@ std::vector<skip_note>& skip_notes() {
   static std::vector<skip_note> s;
   return s;
 }
-void add(workload w) { registry().push_back(std::move(w)); }
+void add(workload w) {
+  // Several files may add implementations to one workload (its first
+  // registration sets the unit and baseline; a later one must agree).
+  for (workload& existing : registry()) {
+    if (existing.name != w.name) continue;
+    if (existing.unit != w.unit) {
+      std::fprintf(stderr, "rouse-bench: workload %s registered with units %s and %s\n", w.name.c_str(),
+                   existing.unit.c_str(), w.unit.c_str());
+      std::abort();
+    }
+    for (impl& i : w.impls) existing.impls.push_back(std::move(i));
+    if (existing.baseline.empty()) existing.baseline = w.baseline;
+    if (!existing.summarize) existing.summarize = std::move(w.summarize);
+    if (existing.description.empty()) existing.description = std::move(w.description);
+    return;
+  }
+  registry().push_back(std::move(w));
+}
 void skipped(std::string pattern, std::string impl, std::string why) {
   skip_notes().push_back({std::move(pattern), std::move(impl), std::move(why)});
 }
