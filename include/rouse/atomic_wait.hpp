@@ -77,7 +77,9 @@ template <class T, class Rep, class Period>
   requires detail::atomic_waitable<T>
 bool atomic_wait_for(const std::atomic<T>& a, T old, std::chrono::duration<Rep, Period> timeout) noexcept {
   auto const now = std::chrono::steady_clock::now();
-  if (timeout >= std::chrono::steady_clock::time_point::max() - now) {
+  // Compare in floating point: converting hours::max() to nanoseconds would overflow.
+  if (std::chrono::duration<double>(timeout) >=
+      std::chrono::duration<double>(std::chrono::steady_clock::time_point::max() - now)) {
     atomic_wait(a, old);
     return true;
   }

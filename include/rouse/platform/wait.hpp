@@ -93,8 +93,9 @@ wait_result wait_for(const word& w, std::uint32_t expected, std::chrono::duratio
   if (timeout <= timeout.zero()) return wait_result::timed_out;
   // Saturate: a huge duration (e.g. duration::max()) must not overflow the deadline.
   auto const now = std::chrono::steady_clock::now();
+  // Compare in floating point: converting hours::max() to nanoseconds would overflow.
   auto const room = steady_deadline::max() - now;
-  if (timeout >= room) {
+  if (std::chrono::duration<double>(timeout) >= std::chrono::duration<double>(room)) {
     wait(w, expected, s);
     return wait_result::woken;
   }
