@@ -16,9 +16,20 @@
 // over spurious wake-ups, as std does). The timed forms return true once the
 // value differs, false when the deadline passed first (never early).
 //
-// Cost with nobody waiting: a notify makes no system call — it reads a
-// per-address-hash waiter count after one full fence (the store→load
-// handshake with waiters; see docs/wait.md).
+// Cost with nobody waiting: a notify makes no system call and takes no lock —
+// inline, it hashes the address, issues one full fence and reads a waiter
+// count that only waiters write (the store→load handshake with waiters is
+// argued in rouse/detail/waiter_count.hpp; see also docs/wait.md). With a
+// waiter in the same hash slot (256 slots) a notify makes one wake call.
+//
+// Wakes are exact: notify on one address never wakes a waiter of another
+// address, even one that shares the hash slot or parking bucket; a wait
+// returns only when its own value changed (or on timeout).
+//
+// Misuse: waiting on an atomic that is destroyed while waited on is undefined
+// behaviour, as with std. Across processes: no (the waiter counts and the
+// parking table are per process). Fairness: notify_one wakes the oldest
+// waiter of 1/2/8-byte atomics; for 4-byte ones the kernel's futex order.
 //
 // Memory ordering: a wait loads the value with memory_order_acquire, so a
 // wait that returns because of a store-release sees everything before it.
@@ -30,14 +41,43 @@
 #include <cstring>
 #include <type_traits>
 
+#include "rouse/detail/waiter_count.hpp"
+
 namespace rouse {
 namespace detail {
 
 // Out of line (src/atomic_wait.cpp). `address`/`size` name the atomic;
-// `old_bytes` holds the value to wait on, compared bitwise.
+// `old_bytes` holds the value to wait on, compared bitwise. Returns true once
+// the value differs, false when the deadline (if any) passed first.
 bool atomic_wait_bytes(const void* address, std::size_t size, const void* old_bytes,
                        const std::chrono::steady_clock::time_point* deadline) noexcept;
-void atomic_notify_bytes(const void* address, std::size_t size, bool all) noexcept;
+// The wake half of a notify, called only once the inline check below saw a
+// possible waiter: wakes one (or all) waiters of exactly `address`.
+[[gnu::cold, gnu::noinline]] void atomic_notify_bytes(const void* address, std::size_t size,
+                                                      bool all) noexcept;
+
+// Waiter counts, one per hash slot of addresses (waiter_count.hpp). A cache
+// line each: waiters write them, every notify reads one.
+struct alignas(64) atomic_wait_slot {
+  std::atomic<std::uint32_t> waiters{0};
+};
+static_assert(sizeof(atomic_wait_slot) == 64);
+inline constexpr unsigned atomic_wait_slot_bits = 8;
+inline constexpr std::size_t atomic_wait_slot_count = std::size_t{1} << atomic_wait_slot_bits;
+extern atomic_wait_slot atomic_wait_slots[atomic_wait_slot_count];
+
+// Fibonacci hashing of the address: the same multiplier as the parking
+// table's buckets, fewer bits, so two addresses in one parking bucket are
+// also in one waiter slot.
+inline std::size_t atomic_wait_slot_index(const void* address) noexcept {
+  auto const a = static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(address));
+  return static_cast<std::size_t>((a * 0x9E3779B97F4A7C15ull) >> (64 - atomic_wait_slot_bits));
+}
+
+inline void atomic_notify(const void* address, std::size_t size, bool all) noexcept {
+  if (may_have_waiters(atomic_wait_slots[atomic_wait_slot_index(address)].waiters)) [[unlikely]]
+    atomic_notify_bytes(address, size, all);
+}
 
 template <class T>
 inline constexpr bool atomic_waitable =
@@ -89,13 +129,13 @@ bool atomic_wait_for(const std::atomic<T>& a, T old, std::chrono::duration<Rep, 
 template <class T>
   requires detail::atomic_waitable<T>
 void atomic_notify_one(const std::atomic<T>& a) noexcept {
-  detail::atomic_notify_bytes(&a, sizeof(T), false);
+  detail::atomic_notify(&a, sizeof(T), false);
 }
 
 template <class T>
   requires detail::atomic_waitable<T>
 void atomic_notify_all(const std::atomic<T>& a) noexcept {
-  detail::atomic_notify_bytes(&a, sizeof(T), true);
+  detail::atomic_notify(&a, sizeof(T), true);
 }
 
 }  // namespace rouse

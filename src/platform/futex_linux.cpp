@@ -12,6 +12,7 @@
 
 #include "counters_internal.hpp"
 #include "rouse/platform/wait.hpp"
+#include "wait_testing.hpp"
 
 #ifndef SYS_futex_waitv
 #define SYS_futex_waitv 449  // Linux 5.16, same number on every architecture
@@ -135,6 +136,7 @@ struct waitv_entry {  // struct futex_waitv of <linux/futex.h> (5.16+)
 };
 
 std::atomic<int> waitv_supported{-1};  // -1 unknown, 0 no (ENOSYS), 1 yes
+std::atomic<bool> polling_forced{false};  // detail::force_wait_any_polling (tests)
 
 // Index of the first entry whose word no longer holds its expected value.
 int first_changed(std::span<const wait_entry> entries) noexcept {
@@ -197,7 +199,10 @@ int wait_any_polling(std::span<const wait_entry> entries, const steady_deadline*
 int wait_any_impl(std::span<const wait_entry> entries, const steady_deadline* deadline,
                   scope s) noexcept {
   if (entries.empty() || entries.size() > max_wait_entries) return -1;
-  if (waitv_supported.load(std::memory_order_relaxed) != 0) {
+  // Ordering: relaxed — independent flags; a stale value only picks the
+  // other (equally correct) path once.
+  if (waitv_supported.load(std::memory_order_relaxed) != 0 &&
+      !polling_forced.load(std::memory_order_relaxed)) {
     int const r = waitv(entries, deadline, s);
     if (r != -2) {
       waitv_supported.store(1, std::memory_order_relaxed);
@@ -219,6 +224,11 @@ int wait_any_until(std::span<const wait_entry> entries, steady_deadline deadline
 }
 
 const char* backend_name() noexcept { return "futex"; }
+
+bool detail::force_wait_any_polling(bool on) noexcept {
+  // Ordering: relaxed — see wait_any_impl().
+  return polling_forced.exchange(on, std::memory_order_relaxed);
+}
 
 }  // namespace rouse::platform
 
