@@ -28,7 +28,11 @@ namespace rouse::detail {
 
 }  // namespace rouse::detail
 
-#if ROUSE_DEBUG_CHECKS
+#if defined(ROUSE_MODEL_RELACY)
+// Under a Relacy model, misuse is an assertion failure reported with the
+// interleaving that caused it (model tests link none of rouse's library).
+#define ROUSE_CHECK_USAGE(condition, primitive, rule) RL_ASSERT(condition)
+#elif ROUSE_DEBUG_CHECKS
 #define ROUSE_CHECK_USAGE(condition, primitive, rule)                      \
   do {                                                                     \
     if (!(condition)) [[unlikely]]                                         \

@@ -187,4 +187,6 @@ inline int requeue_all(const atomic<std::uint32_t>& from, std::uint32_t expected
 
 inline void spin_pause() { rl::yield(1, RL_INFO); }
 
+inline void fence_seq_cst(location l = location::current()) { rl::atomic_thread_fence(rl::mo_seq_cst, info_of(l)); }
+
 }  // namespace rouse::detail

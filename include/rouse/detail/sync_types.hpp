@@ -15,6 +15,7 @@
 //   detail::wake(w, n) / wake_one / wake_all   platform::wake...    rl futex wake
 //   detail::requeue_all(from, expected, to)    cmp_requeue(1, max)  wake_all(from) (see below)
 //   detail::spin_pause()                   platform::cpu_relax      rl::yield (lets the scheduler switch)
+//   detail::fence_seq_cst()                atomic_thread_fence      rl seq_cst fence
 //   detail::unsync<T>                      T                        rl::var<T>: plain data checked for races
 //
 // Under Relacy, requeue is modelled as "wake everyone on `from`": a requeued
@@ -77,6 +78,10 @@ inline int requeue_all(const atomic<std::uint32_t>& from, std::uint32_t expected
 }
 
 inline void spin_pause() noexcept { platform::cpu_relax(); }
+
+// A seq_cst fence, for the few protocols whose argument needs one (each use
+// says why; TSan does not model fences, so never rely on one for data hb).
+inline void fence_seq_cst() noexcept { std::atomic_thread_fence(std::memory_order_seq_cst); }
 
 }  // namespace rouse::detail
 #endif
