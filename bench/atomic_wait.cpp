@@ -33,6 +33,7 @@
 #include <thread>
 
 #include "harness.hpp"
+#include "rouse/atomic_wait.hpp"
 
 namespace {
 
@@ -51,6 +52,11 @@ struct std_ops {
   static void notify_one(std::atomic<T>& a) { a.notify_one(); }
 };
 
+template <class T>
+struct rouse_ops {
+  static void wait(const std::atomic<T>& a, T old) { rouse::atomic_wait(a, old); }
+  static void notify_one(std::atomic<T>& a) { rouse::atomic_notify_one(a); }
+};
 
 // --- atomic_wait.notify_idle ----------------------------------------------
 
@@ -208,7 +214,9 @@ ROUSE_BENCH_REGISTER(atomic_wait_workloads) {
       .name = "atomic_wait.notify_idle",
       .unit = "ns/op",
       .baseline = "std::atomic<u32>::wait",
-      .impls = {{"std::atomic<u32>::wait", notify_idle<std_ops, u32>},
+      .impls = {{"rouse::atomic_wait<u32>", notify_idle<rouse_ops, u32>},
+                {"rouse::atomic_wait<u64>", notify_idle<rouse_ops, u64>},
+                {"std::atomic<u32>::wait", notify_idle<std_ops, u32>},
                 {"std::atomic<u64>::wait", notify_idle<std_ops, u64>}},
       .description = "10,000,000 notify_one on a word nobody waits on; ns per notify.",
   });
@@ -216,7 +224,9 @@ ROUSE_BENCH_REGISTER(atomic_wait_workloads) {
       .name = "atomic_wait.pingpong",
       .unit = "ns/roundtrip",
       .baseline = "std::atomic<u32>::wait",
-      .impls = {{"std::atomic<u32>::wait", pingpong<std_ops, u32>},
+      .impls = {{"rouse::atomic_wait<u32>", pingpong<rouse_ops, u32>},
+                {"rouse::atomic_wait<u64>", pingpong<rouse_ops, u64>},
+                {"std::atomic<u32>::wait", pingpong<std_ops, u32>},
                 {"std::atomic<u64>::wait", pingpong<std_ops, u64>}},
       .description = "2 threads alternate through wait/notify on one word, 100,000 round trips.",
   });
@@ -224,7 +234,8 @@ ROUSE_BENCH_REGISTER(atomic_wait_workloads) {
       .name = "atomic_wait.neighbours8",
       .unit = "ns/op",
       .baseline = "std::atomic<u64>::wait",
-      .impls = {{"std::atomic<u64>::wait", neighbours8<std_ops>}},
+      .impls = {{"rouse::atomic_wait<u64>", neighbours8<rouse_ops>},
+                {"std::atomic<u64>::wait", neighbours8<std_ops>}},
       .description = "A thread sleeps on one 8-byte atomic while another stores to and notifies a different "
                      "8-byte atomic 64 bytes away (the same libstdc++ wait bucket): 100,000 notifies back to "
                      "back give ns per notify and the sleeper's CPU time per notify; 100 more, one at a time "

@@ -129,11 +129,13 @@ bool run_gnuplot(const std::string& dir, const std::string& script) {
   return WIFEXITED(status) && WEXITSTATUS(status) == 0;
 }
 
-const char* const terminal_line = "set terminal svg size %d,%d dynamic noenhanced font \"sans,12\" background \"white\"\n";
-
+// SVG, and no "enhanced" text: impl names hold _ and ^, which it would
+// read as sub- and superscripts.
 std::string terminal(int width, int height) {
   char buf[200];
-  std::snprintf(buf, sizeof buf, terminal_line, width, height);
+  std::snprintf(buf, sizeof buf,
+                "set terminal svg size %d,%d dynamic noenhanced font \"sans,12\" background \"white\"\n", width,
+                height);
   return buf;
 }
 
