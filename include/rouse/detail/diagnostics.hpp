@@ -21,10 +21,23 @@
 #endif
 #endif
 
+#if defined(ROUSE_MODEL_RELACY)
+#include <cstdio>
+#include <cstdlib>
+#endif
+
 namespace rouse::detail {
 
 // Prints "<primitive>: misuse: <rule>" to stderr and aborts.
+#if defined(ROUSE_MODEL_RELACY)
+// Model tests link nothing of rouse's compiled library: define it here.
+[[noreturn]] inline void report_misuse(const char* primitive, const char* rule) noexcept {
+  std::fprintf(stderr, "%s: misuse: %s\n", primitive, rule);
+  std::abort();
+}
+#else
 [[noreturn, gnu::cold, gnu::noinline]] void report_misuse(const char* primitive, const char* rule) noexcept;
+#endif
 
 }  // namespace rouse::detail
 

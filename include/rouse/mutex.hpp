@@ -1,0 +1,414 @@
+// rouse/mutex.hpp — a 4-byte futex mutex; drop-in for std::mutex and std::timed_mutex.
+//
+//   rouse::mutex   lock / try_lock / try_lock_for / try_lock_until / unlock
+//
+// Purpose: mutual exclusion for critical sections of any length. It is a
+// std::mutex (and std::timed_mutex) with the same members and semantics, so
+// std::lock_guard, std::unique_lock, std::scoped_lock, std::lock and
+// std::condition_variable_any work with it; switching is a rename.
+//
+// Lifecycle: constexpr-constructible (constinit globals need no dynamic
+// initialisation), not copyable or movable. lock() and the try_lock family
+// are called by a thread that does not hold the mutex; unlock() by the
+// thread that holds it.
+//
+// Misuse, diagnosed in debug builds (ROUSE_CHECK_USAGE) with a message that
+// names rouse::mutex and the rule, then abort:
+//   - unlock() of a mutex that is not locked (never locked, unlocked twice),
+//   - unlock() by a thread that does not hold it,
+//   - lock()/try_lock*() by the thread that already holds it (self-deadlock),
+//   - destroying a mutex that is locked or being waited for.
+// Ownership is tracked per thread in a debug-only side list
+// (detail/held_locks.hpp), not in the mutex, so the layout is the same in
+// debug and release builds. Release builds check nothing and pay nothing.
+//
+// Size: 4 bytes, one futex word (static_asserted), alignment 4.
+//
+// Cost with nobody waiting: lock() is one compare-exchange, unlock() one
+// compare-exchange; no system call (tests/unit/mutex_test.cpp proves it with
+// rouse::platform::syscall_counters()). unlock() makes a wake system call only
+// when the word says a thread may be asleep, and then wakes exactly one.
+//
+// Contention: a locker that finds the mutex held spins (reading, not
+// writing) for at most `spin_limit` pauses while the holder has no sleeping
+// waiters, then marks the word "contended" and sleeps on the futex.
+//
+// Fairness: barging, with bounded unfairness. A released mutex goes to
+// whichever thread's compare-exchange lands first, usually a running thread
+// rather than a sleeping one: that keeps throughput high. To bound the
+// unfairness, a waiter that has been asleep for `fairness_threshold` (1 ms)
+// or more and is woken without getting the lock sets the STARVING bit. The
+// next unlock() then does not free the mutex for everyone: it leaves it in
+// the HANDOFF state, where only a thread that has already slept for it may
+// take it, and wakes one sleeper (the kernel wakes the longest-sleeping
+// thread first). Newcomers that find HANDOFF sleep too, at most
+// fairness_threshold at a time. So under constant barging no waiter is
+// passed over for much longer than a millisecond plus a trip through the
+// sleepers queued ahead of it. The fairness test in
+// tests/stress/mutex_stress.cpp reports the longest wait measured.
+//
+// Processes: process-private only (the futex calls are private).
+//
+// State of the word:
+//
+//   value  name        locked?  meaning
+//   0      unlocked    no       free, nobody asleep (as far as anyone knows)
+//   1      locked      yes      held, nobody asleep
+//   2      contended   yes      held, a thread may be asleep: unlock() wakes one
+//   6      starving    yes      contended + STARVING (4): a sleeper has waited
+//                               >= fairness_threshold; unlock() hands off
+//   4      handoff     no*      released by unlock() to the sleepers: only a
+//                               thread that has slept for it may take it (4 -> 2);
+//                               newcomers sleep. Implies "a thread may be asleep".
+//
+//   transition                     by
+//   0 -> 1                         lock() fast path, try_lock(), after spinning
+//   1 -> 0                         unlock() fast path (no wake)
+//   0 -> 2, 4 -> 2                 a waiter takes the lock (4 only after sleeping)
+//   1 -> 2                         a waiter about to sleep; a timed waiter giving up
+//   2 -> 6                         a waiter that slept >= fairness_threshold
+//   2 -> 0 (+ wake one)            unlock() slow path
+//   6 -> 4 (+ wake one)            unlock() slow path: hand-off
+//
+// Memory ordering: everything a thread did before unlock() happens-before
+// everything the next owner does after its lock() (or successful try_lock*)
+// returns. unlock() writes the word with release (the fast compare-exchange,
+// or the exchange of the slow path); every transition that takes the lock
+// (0 -> 1, 0 -> 2, 4 -> 2) is an acquire compare-exchange that reads that
+// value. Marking the word contended or starving is relaxed: it publishes no
+// data, and because every change of the word is a read-modify-write, the
+// unlock()'s RMW reads the latest mark (the RMW total order on one word);
+// the futex compares the word with the sleeper's expected value atomically
+// against wakes, so a mark followed by a sleep cannot miss the unlock().
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <type_traits>
+
+#include "rouse/detail/annotations.hpp"
+#include "rouse/detail/diagnostics.hpp"
+#include "rouse/detail/held_locks.hpp"
+#include "rouse/detail/sync_types.hpp"
+
+// Overridable for experiments and model tests; the defaults are measured
+// (see the constants below).
+#if !defined(ROUSE_MUTEX_SPIN_LIMIT)
+#if defined(ROUSE_MODEL_RELACY)
+#define ROUSE_MUTEX_SPIN_LIMIT 2
+#else
+#define ROUSE_MUTEX_SPIN_LIMIT 100
+#endif
+#endif
+#if !defined(ROUSE_MUTEX_FAIRNESS_THRESHOLD_US)
+#define ROUSE_MUTEX_FAIRNESS_THRESHOLD_US 1000
+#endif
+
+namespace rouse {
+
+class mutex;
+
+namespace detail {
+// For rouse::condition_variable: FUTEX_CMP_REQUEUE of its waiters onto the
+// mutex word. A requeued waiter, once woken, must take the mutex with
+// lock_contended() (never lock()): it cannot know whether other requeued
+// threads still sleep on the word, so it must leave the word "contended".
+struct mutex_access {
+  static detail::atomic<std::uint32_t>& word(rouse::mutex& m) noexcept;
+  // lock(), leaving the word in the "maybe waiters" state; treats the caller
+  // as a thread that has already slept (it may take a HANDOFF).
+  static void lock_contended(rouse::mutex& m) noexcept;
+  // The word's "locked, a thread may be asleep" value: requeue onto the word
+  // only while it holds this value (or `contended | starving_bit`), else the
+  // holder's unlock() would not wake the requeued threads.
+  static constexpr std::uint32_t contended = 2;
+  static constexpr std::uint32_t starving_bit = 4;
+  // If the mutex is locked, makes sure its unlock() will wake a sleeper
+  // (1 -> 2). Returns false when the mutex is not locked at all.
+  static bool mark_contended(rouse::mutex& m) noexcept;
+};
+}  // namespace detail
+
+class ROUSE_CAPABILITY("mutex") mutex {
+ public:
+  // Measured with rouse-bench mutex.contended2/contended4/oversub32 on the
+  // 2-vCPU VMs rouse is measured on (see docs/locks.md, "Spin budget"):
+  // 100 pauses (~1-4 us, shorter than one futex sleep + wake, ~7-30 us here)
+  // keeps contended2 off the futex most of the time; longer budgets gained
+  // nothing and cost CPU in oversub32.
+  static constexpr int spin_limit = ROUSE_MUTEX_SPIN_LIMIT;
+  // How long a sleeper waits before it asks for a hand-off (see Fairness).
+  static constexpr std::chrono::microseconds fairness_threshold{ROUSE_MUTEX_FAIRNESS_THRESHOLD_US};
+
+  constexpr mutex() noexcept = default;
+  mutex(const mutex&) = delete;
+  mutex& operator=(const mutex&) = delete;
+#if ROUSE_DEBUG_CHECKS
+  ~mutex() {
+    ROUSE_CHECK_USAGE(word_.load(std::memory_order_relaxed) == unlocked, "rouse::mutex",
+                      "destroyed while locked or while a thread waits for it");
+  }
+#else
+  ~mutex() = default;
+#endif
+
+  void lock() noexcept ROUSE_ACQUIRE() ROUSE_NO_THREAD_SAFETY_ANALYSIS {
+    detail::check_not_held(this, "rouse::mutex");
+    std::uint32_t seen = unlocked;
+    // Ordering: acquire, pairs with the release of the unlock() whose value it reads.
+    if (!word_.compare_exchange_strong(seen, locked, std::memory_order_acquire, std::memory_order_relaxed))
+        [[unlikely]]
+      lock_slow(seen, no_deadline{}, false);
+    detail::note_acquired(this);
+  }
+
+  [[nodiscard]] bool try_lock() noexcept ROUSE_TRY_ACQUIRE(true) ROUSE_NO_THREAD_SAFETY_ANALYSIS {
+    detail::check_not_held(this, "rouse::mutex");
+    std::uint32_t seen = unlocked;
+    // Ordering: acquire, pairs with unlock()'s release.
+    if (!word_.compare_exchange_strong(seen, locked, std::memory_order_acquire, std::memory_order_relaxed))
+      return false;
+    detail::note_acquired(this);
+    return true;
+  }
+
+  template <class Rep, class Period>
+  [[nodiscard]] bool try_lock_for(const std::chrono::duration<Rep, Period>& timeout) noexcept
+      ROUSE_TRY_ACQUIRE(true) ROUSE_NO_THREAD_SAFETY_ANALYSIS {
+    using steady = std::chrono::steady_clock;
+    auto const now = steady::now();
+    if (timeout <= timeout.zero()) return try_lock();
+    // Saturate, so that duration::max() means "forever" rather than overflow.
+    auto const room = std::chrono::duration_cast<std::chrono::duration<double>>(steady::time_point::max() - now);
+    if (std::chrono::duration<double>(timeout) >= room) {
+      lock();
+      return true;
+    }
+    return try_lock_until(now + std::chrono::ceil<steady::duration>(timeout));
+  }
+
+  template <class Clock, class Duration>
+  [[nodiscard]] bool try_lock_until(const std::chrono::time_point<Clock, Duration>& deadline) noexcept
+      ROUSE_TRY_ACQUIRE(true) ROUSE_NO_THREAD_SAFETY_ANALYSIS {
+    detail::check_not_held(this, "rouse::mutex");
+    std::uint32_t seen = unlocked;
+    // Ordering: acquire, pairs with unlock()'s release.
+    if (!word_.compare_exchange_strong(seen, locked, std::memory_order_acquire, std::memory_order_relaxed)) {
+      if (!lock_slow(seen, deadline, false)) return false;
+    }
+    detail::note_acquired(this);
+    return true;
+  }
+
+  void unlock() noexcept ROUSE_RELEASE() ROUSE_NO_THREAD_SAFETY_ANALYSIS {
+    detail::note_released(this, is_locked_state(word_.load(std::memory_order_relaxed)), "rouse::mutex");
+    std::uint32_t seen = locked;
+    // Ordering: release, pairs with the acquire of the next owner's compare-exchange.
+    if (!word_.compare_exchange_strong(seen, unlocked, std::memory_order_release, std::memory_order_relaxed))
+        [[unlikely]]
+      unlock_slow(seen);
+  }
+
+ private:
+  friend struct detail::mutex_access;
+
+  static constexpr std::uint32_t unlocked = 0;
+  static constexpr std::uint32_t locked = 1;
+  static constexpr std::uint32_t contended = 2;
+  static constexpr std::uint32_t starving_bit = 4;
+  static constexpr std::uint32_t starving = contended | starving_bit;  // 6
+  static constexpr std::uint32_t handoff = starving_bit;               // 4
+
+  struct no_deadline {};
+
+  static constexpr bool is_locked_state(std::uint32_t v) noexcept {
+    return v == locked || v == contended || v == starving;
+  }
+
+  // Spins while the mutex is held and nobody sleeps (the word is `locked`),
+  // reading only. Returns the last value read.
+  std::uint32_t spin(std::uint32_t seen) const noexcept {
+    for (int i = 0; seen == locked && i < spin_limit; ++i) {
+      detail::spin_pause();
+      seen = word_.load(std::memory_order_relaxed);
+    }
+    return seen;
+  }
+
+  // The contended path of lock(), try_lock_until() and lock_contended().
+  // `slept` is true when the caller counts as a thread that has slept for the
+  // lock (requeued condition-variable waiters): it may take a HANDOFF.
+  // Returns false only when a deadline passed.
+  template <class Deadline>
+  [[gnu::noinline, gnu::cold]] bool lock_slow(std::uint32_t seen, const Deadline& deadline, bool slept) noexcept {
+    constexpr bool timed = !std::is_same_v<Deadline, no_deadline>;
+    if (!slept) {
+      seen = spin(seen);
+      // Ordering: acquire, pairs with unlock()'s release.
+      if (seen == unlocked &&
+          word_.compare_exchange_strong(seen, locked, std::memory_order_acquire, std::memory_order_relaxed))
+        return true;
+    }
+    std::chrono::steady_clock::time_point waiting_since{};
+    bool clock_started = false;
+    bool starving_now = false;
+    bool marked_starving = false;  // this thread set the STARVING bit
+#if defined(ROUSE_MODEL_RELACY)
+    int wakes_seen = 0;
+#endif
+    for (;;) {
+      // Take the lock if it is free to us. After this point the thread may
+      // have slept (or be a stand-in for requeued sleepers), so it leaves
+      // the word contended: 0 -> 2, or 4 -> 2 (a hand-off; only after sleeping).
+      if (seen == unlocked || (seen == handoff && slept)) {
+        // Ordering: acquire, pairs with the release of unlock()'s exchange or
+        // compare-exchange that wrote 0 or 4.
+        if (word_.compare_exchange_strong(seen, contended, std::memory_order_acquire, std::memory_order_relaxed))
+          return true;
+        continue;  // `seen` was reloaded
+      }
+      // Make sure the holder's unlock() will wake a sleeper: 1 -> 2, and ask
+      // for a hand-off once we have waited long enough: 2 -> 6.
+      std::uint32_t mark = seen;
+      if (seen == locked) mark = contended;
+      else if (seen == contended && starving_now) mark = starving;
+      if (mark != seen) {
+        // Ordering: relaxed; publishes no data. unlock()'s RMW reads it by the
+        // RMW total order of the word.
+        if (!word_.compare_exchange_strong(seen, mark, std::memory_order_relaxed, std::memory_order_relaxed))
+          continue;
+        if (mark == starving) marked_starving = true;
+        seen = mark;
+      }
+      if constexpr (timed) {
+        if (passed(deadline)) return give_up(slept, marked_starving);
+      }
+#if !defined(ROUSE_MODEL_RELACY)
+      if (!clock_started) {
+        clock_started = true;
+        waiting_since = std::chrono::steady_clock::now();
+      }
+#else
+      (void)clock_started;
+#endif
+      // Sleep while the word still holds `seen`. A newcomer that found a
+      // HANDOFF sleeps at most fairness_threshold: the sleepers the hand-off
+      // was meant for may all have left (timed out), and then it takes the
+      // lock itself after that sleep.
+      detail::wait_result r = detail::wait_result::woken;
+      if (seen == handoff) {
+        r = detail::wait_until(word_, seen, std::chrono::steady_clock::now() + fairness_threshold);
+        if constexpr (timed) {
+          if (r == detail::wait_result::timed_out && passed(deadline)) {
+            slept = true;
+            return give_up(slept, marked_starving);
+          }
+        }
+        r = detail::wait_result::woken;
+      } else if constexpr (timed) {
+        r = detail::wait_until(word_, seen, deadline);
+      } else {
+        detail::wait(word_, seen);
+      }
+      slept = true;
+#if defined(ROUSE_MODEL_RELACY)
+      // Models must be deterministic: a sleeper counts as starving from its
+      // second wake on, so models explore the hand-off too.
+      starving_now = ++wakes_seen >= 2;
+      (void)waiting_since;
+#else
+      if (!starving_now && std::chrono::steady_clock::now() - waiting_since >= fairness_threshold)
+        starving_now = true;
+#endif
+      if constexpr (timed) {
+        if (r == detail::wait_result::timed_out) return give_up(slept, marked_starving);
+      }
+      seen = word_.load(std::memory_order_relaxed);
+    }
+  }
+
+  // Under the model, time is the scheduler's: a timed wait times out when
+  // Relacy decides, so only the wait's result ends a timed lock.
+  template <class Clock, class Duration>
+  static bool passed([[maybe_unused]] const std::chrono::time_point<Clock, Duration>& deadline) noexcept {
+#if defined(ROUSE_MODEL_RELACY)
+    return false;
+#else
+    return Clock::now() >= deadline;
+#endif
+  }
+
+  // A timed waiter whose deadline passed. It may have consumed a wake meant
+  // to pass the lock on, so it must not leave sleepers behind a word that
+  // says nobody sleeps: it takes the lock if it is free to it, or leaves the
+  // word at least contended, and only then reports a time-out.
+  // A waiter that asked for a hand-off and leaves withdraws the request
+  // (6 -> 2), so that no unlock() hands the lock to a waiter that is gone.
+  bool give_up(bool slept, bool marked_starving) noexcept {
+    std::uint32_t seen = word_.load(std::memory_order_relaxed);
+    for (;;) {
+      if (seen == starving && marked_starving) {
+        // Ordering: relaxed, as the marks in lock_slow().
+        if (!word_.compare_exchange_strong(seen, contended, std::memory_order_relaxed, std::memory_order_relaxed))
+          continue;
+        return false;
+      }
+      if (seen == unlocked || (seen == handoff && slept)) {
+        // Ordering: acquire, pairs with unlock()'s release.
+        if (word_.compare_exchange_strong(seen, contended, std::memory_order_acquire, std::memory_order_relaxed))
+          return true;
+        continue;
+      }
+      if (seen == locked && slept) {
+        // Ordering: relaxed, as the marks in lock_slow().
+        if (!word_.compare_exchange_strong(seen, contended, std::memory_order_relaxed, std::memory_order_relaxed))
+          continue;
+      }
+      return false;
+    }
+  }
+
+  // `seen` is what the fast compare-exchange found: contended or starving.
+  [[gnu::noinline, gnu::cold]] void unlock_slow(std::uint32_t seen) noexcept {
+    // While we hold the lock only waiters change the word: 2 -> 6 (a sleeper
+    // asks for a hand-off) and 6 -> 2 (a timed waiter that asked gives up).
+    // A compare-exchange, not a blind exchange, so neither is lost: a 4 left
+    // after its asker gave up would make newcomers sleep for nothing.
+    // Ordering: release, pairs with the acquire of the next owner (0 -> 1,
+    // 0 -> 2, or 4 -> 2 for a hand-off).
+    while (!word_.compare_exchange_weak(seen, seen == starving ? handoff : unlocked, std::memory_order_release,
+                                        std::memory_order_relaxed)) {
+    }
+    detail::wake_one(word_);
+  }
+
+  detail::atomic<std::uint32_t> word_{unlocked};
+};
+
+#if !defined(ROUSE_MODEL_RELACY)
+static_assert(sizeof(mutex) == 4 && alignof(mutex) == 4, "rouse::mutex is one futex word");
+#endif
+
+namespace detail {
+inline detail::atomic<std::uint32_t>& mutex_access::word(rouse::mutex& m) noexcept { return m.word_; }
+
+inline void mutex_access::lock_contended(rouse::mutex& m) noexcept ROUSE_NO_THREAD_SAFETY_ANALYSIS {
+  detail::check_not_held(&m, "rouse::mutex");
+  m.lock_slow(m.word_.load(std::memory_order_relaxed), rouse::mutex::no_deadline{}, true);
+  detail::note_acquired(&m);
+}
+
+inline bool mutex_access::mark_contended(rouse::mutex& m) noexcept {
+  std::uint32_t seen = m.word_.load(std::memory_order_relaxed);
+  for (;;) {
+    if (seen == rouse::mutex::contended || seen == rouse::mutex::starving) return true;
+    if (seen != rouse::mutex::locked) return false;
+    // Ordering: relaxed, as the marks in lock_slow().
+    if (m.word_.compare_exchange_strong(seen, rouse::mutex::contended, std::memory_order_relaxed,
+                                        std::memory_order_relaxed))
+      return true;
+  }
+}
+}  // namespace detail
+
+}  // namespace rouse
