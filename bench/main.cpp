@@ -27,6 +27,7 @@
 #include <cstring>
 #include <ctime>
 #include <exception>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <regex>
@@ -420,6 +421,9 @@ void print_summary(const std::vector<workload_result>& all) {
 }
 
 bool write_json(const std::string& file, const machine_info& m, const std::vector<workload_result>& all) {
+  std::error_code ec;
+  auto const parent = std::filesystem::path(file).parent_path();
+  if (!parent.empty()) std::filesystem::create_directories(parent, ec);
   std::ofstream f(file);
   if (!f) return false;
   f << "{\n  \"machine\": {\"cpus\": " << m.cpus << ", \"model\": \"" << json_escape(m.model)
