@@ -13,14 +13,6 @@
 void operator delete(void* p, std::size_t) noexcept { ::operator delete(p); }
 void operator delete[](void* p, std::size_t) noexcept { ::operator delete[](p); }
 
-namespace rouse::detail {
-// Model builds link no rouse library: misuse is an assertion failure here.
-void report_misuse(const char*, const char*) noexcept {
-  RL_ASSERT(false);
-  std::abort();
-}
-}  // namespace rouse::detail
-
 namespace {
 
 namespace ch = rouse::channel;
