@@ -1,0 +1,449 @@
+// Unit tests of rouse/shared_mutex.hpp: each public function, the fairness
+// policy, timeouts (never early, on steady, system and another clock), the
+// cost with nobody waiting, misuse diagnostics and the size.
+#include "rouse/shared_mutex.hpp"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <mutex>
+#include <shared_mutex>
+#include <thread>
+#include <vector>
+
+#include "rouse/platform/counters.hpp"
+
+namespace {
+
+using namespace std::chrono_literals;
+using rouse::shared_mutex;
+
+static_assert(sizeof(rouse::shared_mutex) == 8);
+static_assert(std::is_same_v<rouse::shared_timed_mutex, rouse::shared_mutex>);
+static_assert(std::is_nothrow_default_constructible_v<rouse::shared_mutex>);
+static_assert(!std::is_copy_constructible_v<rouse::shared_mutex>);
+static_assert(!std::is_move_constructible_v<rouse::shared_mutex>);
+
+// A clock that is neither steady_clock nor system_clock: exercises the
+// sliced wait path.
+struct other_clock {
+  using duration = std::chrono::nanoseconds;
+  using rep = duration::rep;
+  using period = duration::period;
+  using time_point = std::chrono::time_point<other_clock>;
+  [[maybe_unused]] static constexpr bool is_steady = true;
+  static time_point now() noexcept { return time_point(std::chrono::steady_clock::now().time_since_epoch()); }
+};
+
+// Spins (yielding) until `done` holds, for handshakes between test threads.
+template <class F>
+void eventually(F done) {
+  while (!done()) std::this_thread::sleep_for(1ms);
+}
+
+TEST(shared_mutex, lock_unlock_single_thread) {
+  shared_mutex m;
+  m.lock();
+  m.unlock();
+  m.lock();
+  m.unlock();
+}
+
+TEST(shared_mutex, try_lock_succeeds_when_free_and_fails_when_held) {
+  shared_mutex m;
+  ASSERT_TRUE(m.try_lock());
+  std::thread([&] {
+    EXPECT_FALSE(m.try_lock());
+    EXPECT_FALSE(m.try_lock_shared());
+  }).join();
+  m.unlock();
+  m.lock_shared();
+  std::thread([&] {
+    EXPECT_FALSE(m.try_lock());
+    EXPECT_TRUE(m.try_lock_shared());
+    m.unlock_shared();
+  }).join();
+  m.unlock_shared();
+  EXPECT_TRUE(m.try_lock());
+  m.unlock();
+}
+
+TEST(shared_mutex, lock_shared_admits_many_readers) {
+  shared_mutex m;
+  constexpr int readers = 6;
+  std::atomic<int> inside{0};
+  std::atomic<bool> release{false};
+  std::vector<std::thread> ts;
+  for (int i = 0; i < readers; ++i)
+    ts.emplace_back([&] {
+      m.lock_shared();
+      inside.fetch_add(1);
+      eventually([&] { return release.load(); });
+      m.unlock_shared();
+    });
+  eventually([&] { return inside.load() == readers; });  // all inside at once
+  EXPECT_FALSE(m.try_lock());
+  release = true;
+  for (auto& t : ts) t.join();
+  EXPECT_TRUE(m.try_lock());
+  m.unlock();
+}
+
+TEST(shared_mutex, lock_excludes_readers_and_writers) {
+  shared_mutex m;
+  long counter = 0;
+  std::vector<std::thread> ts;
+  for (int i = 0; i < 4; ++i)
+    ts.emplace_back([&] {
+      for (int k = 0; k < 20000; ++k) {
+        std::unique_lock<shared_mutex> l(m);
+        ++counter;
+      }
+    });
+  for (int i = 0; i < 2; ++i)
+    ts.emplace_back([&] {
+      for (int k = 0; k < 20000; ++k) {
+        std::shared_lock<shared_mutex> l(m);
+        long const a = counter;
+        long const b = counter;
+        EXPECT_EQ(a, b);
+      }
+    });
+  for (auto& t : ts) t.join();
+  EXPECT_EQ(counter, 4 * 20000);
+}
+
+TEST(shared_mutex, writer_waits_for_readers_then_gets_the_lock) {
+  shared_mutex m;
+  m.lock_shared();
+  std::atomic<bool> locked{false};
+  std::thread w([&] {
+    m.lock();
+    locked = true;
+    m.unlock();
+  });
+  std::this_thread::sleep_for(20ms);
+  EXPECT_FALSE(locked.load());
+  m.unlock_shared();
+  w.join();
+  EXPECT_TRUE(locked.load());
+}
+
+TEST(shared_mutex, readers_wait_for_a_writer_then_all_get_in) {
+  shared_mutex m;
+  m.lock();
+  std::atomic<int> got{0};
+  std::vector<std::thread> ts;
+  for (int i = 0; i < 4; ++i)
+    ts.emplace_back([&] {
+      m.lock_shared();
+      got.fetch_add(1);
+      m.unlock_shared();
+    });
+  std::this_thread::sleep_for(20ms);
+  EXPECT_EQ(got.load(), 0);
+  m.unlock();
+  for (auto& t : ts) t.join();
+  EXPECT_EQ(got.load(), 4);
+}
+
+// Writers are not starved: once a writer waits, a new reader does not get in.
+TEST(shared_mutex, a_waiting_writer_holds_off_new_readers) {
+  shared_mutex m;
+  m.lock_shared();
+  std::atomic<bool> writer_in{false};
+  std::thread w([&] {
+    m.lock();
+    writer_in = true;
+    m.unlock();
+  });
+  // Wait until the writer has announced itself (try_lock_shared then fails).
+  bool blocked = false;
+  for (int i = 0; i < 5000 && !blocked; ++i) {
+    if (m.try_lock_shared()) {
+      m.unlock_shared();
+      std::this_thread::sleep_for(1ms);
+    } else {
+      blocked = true;
+    }
+  }
+  EXPECT_TRUE(blocked);
+  std::atomic<bool> reader_in{false};
+  std::thread r([&] {
+    m.lock_shared();
+    reader_in = true;
+    EXPECT_TRUE(writer_in.load());  // the writer went first
+    m.unlock_shared();
+  });
+  std::this_thread::sleep_for(20ms);
+  EXPECT_FALSE(reader_in.load());
+  m.unlock_shared();
+  w.join();
+  r.join();
+}
+
+// Readers are not starved: a writer's unlock with readers waiting hands the
+// lock to them before any other waiting writer.
+TEST(shared_mutex, a_writer_unlock_gives_waiting_readers_a_turn) {
+  shared_mutex m;
+  m.lock();
+  std::atomic<int> order{0};
+  std::atomic<int> reader_pos{-1}, writer_pos{-1};
+  std::thread r([&] {
+    m.lock_shared();
+    reader_pos = order.fetch_add(1);
+    std::this_thread::sleep_for(5ms);
+    m.unlock_shared();
+  });
+  std::this_thread::sleep_for(20ms);  // the reader sleeps (WR)
+  std::thread w([&] {
+    m.lock();
+    writer_pos = order.fetch_add(1);
+    m.unlock();
+  });
+  std::this_thread::sleep_for(20ms);  // the writer sleeps (WW)
+  m.unlock();
+  r.join();
+  w.join();
+  EXPECT_EQ(reader_pos.load(), 0);
+  EXPECT_EQ(writer_pos.load(), 1);
+}
+
+TEST(shared_mutex, try_lock_for_times_out_never_early_on_steady_clock) {
+  shared_mutex m;
+  m.lock_shared();
+  std::thread([&] {
+    auto const start = std::chrono::steady_clock::now();
+    EXPECT_FALSE(m.try_lock_for(20ms));
+    EXPECT_GE(std::chrono::steady_clock::now() - start, 20ms);
+    // A zero or negative timeout is a try_lock.
+    EXPECT_FALSE(m.try_lock_for(0ms));
+    EXPECT_FALSE(m.try_lock_for(-5ms));
+  }).join();
+  m.unlock_shared();
+  EXPECT_TRUE(m.try_lock_for(20ms));
+  m.unlock();
+}
+
+TEST(shared_mutex, try_lock_until_times_out_never_early_on_each_clock) {
+  shared_mutex m;
+  m.lock();
+  std::thread([&] {
+    auto const s = std::chrono::steady_clock::now() + 15ms;
+    EXPECT_FALSE(m.try_lock_until(s));
+    EXPECT_GE(std::chrono::steady_clock::now(), s);
+    auto const y = std::chrono::system_clock::now() + 15ms;
+    EXPECT_FALSE(m.try_lock_until(y));
+    EXPECT_GE(std::chrono::system_clock::now(), y);
+    auto const o = other_clock::now() + 15ms;
+    EXPECT_FALSE(m.try_lock_until(o));
+    EXPECT_GE(other_clock::now(), o);
+  }).join();
+  m.unlock();
+}
+
+TEST(shared_mutex, try_lock_shared_for_and_until_time_out_never_early) {
+  shared_mutex m;
+  m.lock();
+  std::thread([&] {
+    auto const start = std::chrono::steady_clock::now();
+    EXPECT_FALSE(m.try_lock_shared_for(15ms));
+    EXPECT_GE(std::chrono::steady_clock::now() - start, 15ms);
+    auto const y = std::chrono::system_clock::now() + 15ms;
+    EXPECT_FALSE(m.try_lock_shared_until(y));
+    EXPECT_GE(std::chrono::system_clock::now(), y);
+    auto const o = other_clock::now() + 15ms;
+    EXPECT_FALSE(m.try_lock_shared_until(o));
+    EXPECT_GE(other_clock::now(), o);
+  }).join();
+  m.unlock();
+  EXPECT_TRUE(m.try_lock_shared_for(15ms));
+  EXPECT_TRUE(m.try_lock_shared_until(std::chrono::system_clock::now() + 15ms));
+  m.unlock_shared();
+  m.unlock_shared();
+}
+
+TEST(shared_mutex, timed_lock_succeeds_when_released_before_the_deadline) {
+  shared_mutex m;
+  m.lock();
+  std::thread t([&] {
+    EXPECT_TRUE(m.try_lock_shared_for(60s));
+    m.unlock_shared();
+    EXPECT_TRUE(m.try_lock_until(std::chrono::system_clock::now() + 60s));
+    m.unlock();
+  });
+  std::this_thread::sleep_for(10ms);
+  m.unlock();
+  t.join();
+}
+
+// A timed-out writer must not leave the "writer waiting" mark behind, or new
+// readers would wait for a writer that is gone.
+TEST(shared_mutex, a_timed_out_writer_does_not_block_later_readers) {
+  shared_mutex m;
+  m.lock_shared();
+  std::thread([&] { EXPECT_FALSE(m.try_lock_for(10ms)); }).join();
+  std::thread([&] {
+    EXPECT_TRUE(m.try_lock_shared());
+    m.unlock_shared();
+    m.lock_shared();  // must not hang
+    m.unlock_shared();
+  }).join();
+  m.unlock_shared();
+  EXPECT_TRUE(m.try_lock());
+  m.unlock();
+}
+
+// Readers held back by a writer that then times out are let in.
+TEST(shared_mutex, readers_behind_a_timed_out_writer_get_in) {
+  shared_mutex m;
+  m.lock_shared();
+  std::thread w([&] { EXPECT_FALSE(m.try_lock_for(40ms)); });
+  std::this_thread::sleep_for(10ms);
+  std::atomic<bool> in{false};
+  std::thread r([&] {
+    m.lock_shared();
+    in = true;
+    m.unlock_shared();
+  });
+  w.join();
+  r.join();  // must not hang although this thread still holds a shared lock
+  EXPECT_TRUE(in.load());
+  m.unlock_shared();
+}
+
+// A writer waiting behind another writer that times out still gets the lock.
+TEST(shared_mutex, writers_behind_a_timed_out_writer_still_wake) {
+  shared_mutex m;
+  m.lock_shared();
+  std::thread a([&] { EXPECT_FALSE(m.try_lock_for(30ms)); });
+  std::atomic<bool> b_in{false};
+  std::thread b([&] {
+    m.lock();
+    b_in = true;
+    m.unlock();
+  });
+  a.join();
+  std::this_thread::sleep_for(10ms);
+  m.unlock_shared();
+  b.join();
+  EXPECT_TRUE(b_in.load());
+}
+
+TEST(shared_mutex, works_with_std_lock_types) {
+  shared_mutex m;
+  { std::lock_guard<shared_mutex> g(m); }
+  { std::scoped_lock g(m); }
+  { std::unique_lock<shared_mutex> g(m, 10ms); EXPECT_TRUE(g.owns_lock()); }
+  { std::shared_lock<shared_mutex> g(m, 10ms); EXPECT_TRUE(g.owns_lock()); }
+  { std::shared_lock<shared_mutex> g(m, std::try_to_lock); EXPECT_TRUE(g.owns_lock()); }
+}
+
+TEST(shared_mutex, nobody_waiting_makes_no_system_call) {
+  if (!rouse::platform::syscall_counters_enabled()) GTEST_SKIP() << "syscall counters not built in";
+  shared_mutex m;
+  auto const before = rouse::platform::syscall_counters();
+  for (int i = 0; i < 1000; ++i) {
+    m.lock();
+    m.unlock();
+    m.lock_shared();
+    m.lock_shared();
+    m.unlock_shared();
+    m.unlock_shared();
+    EXPECT_TRUE(m.try_lock());
+    m.unlock();
+    EXPECT_TRUE(m.try_lock_shared_for(1s));
+    m.unlock_shared();
+    EXPECT_TRUE(m.try_lock_until(std::chrono::system_clock::now() + 1s));
+    m.unlock();
+  }
+  auto const after = rouse::platform::syscall_counters();
+  EXPECT_EQ(after.waits, before.waits);
+  EXPECT_EQ(after.wakes, before.wakes);
+}
+
+// Read unlock wakes a writer only when it is the last reader.
+TEST(shared_mutex, only_the_last_reader_wakes_a_writer) {
+  if (!rouse::platform::syscall_counters_enabled()) GTEST_SKIP() << "syscall counters not built in";
+  shared_mutex m;
+  m.lock_shared();
+  m.lock_shared();
+  std::thread w([&] {
+    m.lock();
+    m.unlock();
+  });
+  // Wait until the writer is announced (new readers are held off).
+  eventually([&] {
+    if (m.try_lock_shared()) {
+      m.unlock_shared();
+      return false;
+    }
+    return true;
+  });
+  auto const before = rouse::platform::syscall_counters();
+  m.unlock_shared();  // not the last reader: no wake
+  auto const mid = rouse::platform::syscall_counters();
+  EXPECT_EQ(mid.wakes, before.wakes);
+  m.unlock_shared();  // the last: wakes the writer
+  w.join();
+}
+
+#if ROUSE_DEBUG_CHECKS && !defined(ROUSE_SANITIZER_thread)
+TEST(shared_mutex_death, unlock_shared_without_a_shared_lock) {
+  EXPECT_DEATH(
+      {
+        shared_mutex m;
+        m.unlock_shared();
+      },
+      "rouse::shared_mutex: misuse: unlock_shared");
+}
+
+TEST(shared_mutex_death, unlock_shared_while_write_locked) {
+  EXPECT_DEATH(
+      {
+        shared_mutex m;
+        m.lock();
+        m.unlock_shared();
+      },
+      "rouse::shared_mutex: misuse: unlock_shared");
+}
+
+TEST(shared_mutex_death, unlock_without_holding) {
+  EXPECT_DEATH(
+      {
+        shared_mutex m;
+        m.unlock();
+      },
+      "rouse::shared_mutex: misuse: unlock\\(\\) without");
+}
+
+TEST(shared_mutex_death, unlock_while_read_locked) {
+  EXPECT_DEATH(
+      {
+        shared_mutex m;
+        m.lock_shared();
+        m.unlock();
+      },
+      "rouse::shared_mutex: misuse: unlock\\(\\) without");
+}
+
+TEST(shared_mutex_death, destroyed_while_locked) {
+  EXPECT_DEATH(
+      {
+        auto* m = new shared_mutex;
+        m->lock_shared();
+        delete m;
+      },
+      "rouse::shared_mutex: misuse: destroyed while locked");
+  EXPECT_DEATH(
+      {
+        auto* m = new shared_mutex;
+        m->lock();
+        delete m;
+      },
+      "rouse::shared_mutex: misuse: destroyed while locked");
+}
+#endif
+
+}  // namespace
