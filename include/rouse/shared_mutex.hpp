@@ -65,6 +65,9 @@
 // a writer should re-check the state; writers sleep on it, not on state_,
 // so reader churn does not wake them ("Rust Atomics and Locks", ch. 9).
 //
+// Clang thread-safety analysis: a capability ("shared_mutex"); lock/unlock
+// are exclusive, the _shared forms shared (detail/annotations.hpp).
+//
 // Memory ordering: unlock() and unlock_shared() are release operations on
 // state_, lock()/lock_shared() (and successful try_ forms) acquire on it, so
 // everything a writer did before unlock() happens-before what any later
@@ -78,12 +81,13 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "rouse/detail/annotations.hpp"
 #include "rouse/detail/diagnostics.hpp"
 #include "rouse/detail/sync_types.hpp"
 
 namespace rouse {
 
-class shared_mutex {
+class ROUSE_CAPABILITY("shared_mutex") shared_mutex {
  public:
   shared_mutex() noexcept = default;  // constexpr when detail::atomic is (normal builds)
   shared_mutex(const shared_mutex&) = delete;
@@ -94,7 +98,7 @@ class shared_mutex {
   }
 
   // --- exclusive -----------------------------------------------------------
-  void lock() noexcept {
+  void lock() noexcept ROUSE_ACQUIRE() ROUSE_NO_THREAD_SAFETY_ANALYSIS {
     std::uint32_t expected = 0;
     // Ordering: acquire pairs with the release in unlock()/unlock_shared().
     if (state_.compare_exchange_weak(expected, write_locked, std::memory_order_acquire,
@@ -103,7 +107,7 @@ class shared_mutex {
     lock_slow(no_deadline{});
   }
 
-  bool try_lock() noexcept {
+  bool try_lock() noexcept ROUSE_TRY_ACQUIRE(true) ROUSE_NO_THREAD_SAFETY_ANALYSIS {
     std::uint32_t s = state_.load(std::memory_order_relaxed);
     while (write_lockable(s)) {
       // Ordering: acquire pairs with the release in unlock()/unlock_shared().
@@ -115,17 +119,18 @@ class shared_mutex {
   }
 
   template <class Rep, class Period>
-  bool try_lock_for(const std::chrono::duration<Rep, Period>& timeout) noexcept {
+  bool try_lock_for(const std::chrono::duration<Rep, Period>& timeout) noexcept ROUSE_TRY_ACQUIRE(true) ROUSE_NO_THREAD_SAFETY_ANALYSIS {
     return try_lock_until(steady_deadline_after(timeout));
   }
 
   template <class Clock, class Duration>
-  bool try_lock_until(const std::chrono::time_point<Clock, Duration>& deadline) noexcept {
+  bool try_lock_until(const std::chrono::time_point<Clock, Duration>& deadline) noexcept
+      ROUSE_TRY_ACQUIRE(true) ROUSE_NO_THREAD_SAFETY_ANALYSIS {
     if (try_lock()) return true;
     return lock_slow(deadline);
   }
 
-  void unlock() noexcept {
+  void unlock() noexcept ROUSE_RELEASE() ROUSE_NO_THREAD_SAFETY_ANALYSIS {
     std::uint32_t expected = write_locked;
     // Ordering: release pairs with the acquire of the next lock()/lock_shared().
     if (state_.compare_exchange_strong(expected, 0, std::memory_order_release, std::memory_order_relaxed))
@@ -135,7 +140,7 @@ class shared_mutex {
   }
 
   // --- shared --------------------------------------------------------------
-  void lock_shared() noexcept {
+  void lock_shared() noexcept ROUSE_ACQUIRE_SHARED() ROUSE_NO_THREAD_SAFETY_ANALYSIS {
     std::uint32_t s = state_.load(std::memory_order_relaxed);
     // s < max_readers: no flag set and the count has room.
     // Ordering: acquire pairs with the release in unlock().
@@ -146,7 +151,7 @@ class shared_mutex {
     lock_shared_slow(no_deadline{});
   }
 
-  bool try_lock_shared() noexcept {
+  bool try_lock_shared() noexcept ROUSE_TRY_ACQUIRE_SHARED(true) ROUSE_NO_THREAD_SAFETY_ANALYSIS {
     std::uint32_t s = state_.load(std::memory_order_relaxed);
     while (read_lockable(s, false)) {
       // Ordering: acquire pairs with the release in unlock().
@@ -159,17 +164,19 @@ class shared_mutex {
   }
 
   template <class Rep, class Period>
-  bool try_lock_shared_for(const std::chrono::duration<Rep, Period>& timeout) noexcept {
+  bool try_lock_shared_for(const std::chrono::duration<Rep, Period>& timeout) noexcept
+      ROUSE_TRY_ACQUIRE_SHARED(true) ROUSE_NO_THREAD_SAFETY_ANALYSIS {
     return try_lock_shared_until(steady_deadline_after(timeout));
   }
 
   template <class Clock, class Duration>
-  bool try_lock_shared_until(const std::chrono::time_point<Clock, Duration>& deadline) noexcept {
+  bool try_lock_shared_until(const std::chrono::time_point<Clock, Duration>& deadline) noexcept
+      ROUSE_TRY_ACQUIRE_SHARED(true) ROUSE_NO_THREAD_SAFETY_ANALYSIS {
     if (try_lock_shared()) return true;
     return lock_shared_slow(deadline);
   }
 
-  void unlock_shared() noexcept {
+  void unlock_shared() noexcept ROUSE_RELEASE_SHARED() ROUSE_NO_THREAD_SAFETY_ANALYSIS {
     // Ordering: release pairs with the acquire of the next writer's lock().
     std::uint32_t const before = state_.fetch_sub(1, std::memory_order_release);
     ROUSE_CHECK_USAGE((before & count_mask) != 0 && (before & count_mask) != write_locked,
