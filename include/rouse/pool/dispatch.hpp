@@ -1,0 +1,391 @@
+// rouse/pool/dispatch.hpp — the protocol of rouse::pool: one futex word that
+// dispatches a job, a completion word, and a caller lock.
+//
+// rouse::detail::pool_dispatch is the synchronization core of rouse::pool
+// (rouse/pool/pool.hpp), kept apart so the model test
+// (tests/model/pool_model.cpp) runs this exact code under Relacy. Users call
+// rouse::pool, never this class.
+//
+// Roles. One pool has W = N-1 worker threads and, per job, one caller thread.
+// A job is type-erased as {invoke, context} and is called once for every
+// index 0..W as invoke(context, index, N): index 0 by the caller, indices
+// 1..W are W tasks that whoever is free claims from the dispatch word —
+// normally one per worker, but a worker that finished early, or the caller
+// once its own share is done, takes a task no worker has claimed yet, so a
+// worker that is asleep or descheduled never holds the job back.
+//
+// Lifecycle. run_job() may be called by any number of threads, serialized by
+// the caller lock; every worker thread calls worker_loop() once; stop() is
+// called once, after the last job, and makes every worker_loop() return.
+// Misuse: running a job after stop(), or more workers than max_workers, is
+// reported in debug builds (ROUSE_CHECK_USAGE) and undefined otherwise.
+//
+// Size: three 128-byte blocks (static_assert below): the dispatch word with
+// the job it publishes, the completion word, and the caller lock with the
+// error slot. 128 rather than 64 because Intel's adjacent-line prefetcher
+// pairs 64-byte lines, which would make the words share traffic again.
+//
+// Fairness: outside callers queue on a plain futex lock (no FIFO order).
+// Tasks go to whoever claims first.
+//
+// Cost of a job when every worker is spinning: the caller makes one
+// exchange on the dispatch word and a lock/unlock pair; each worker makes
+// one fetch_sub to claim and one fetch_sub to report. No system call. When
+// workers sleep: one FUTEX_WAKE (wake_all) for the whole job, plus one
+// wake_one if the caller itself went to sleep waiting for the last worker.
+//
+// Across processes: no (the words are process-private futexes).
+//
+// The dispatch word: 32 bits read as a signed count v.
+//
+//   v                          state
+//   > 0                        a job is published; v of its tasks are unclaimed
+//   (-2^27, 0]                 idle: no unclaimed task; nobody asleep
+//   (-2^29, -2^27]             idle, and a worker may be asleep on the word
+//                              (set to sleepers_value = -2^28)
+//   <= -2^29                   stop: workers exit (set to stop_value = -2^30); final
+//
+//   transition                                        by
+//   idle or sleepers -> W   (exchange; wake_all if it was sleepers)  caller: publish
+//   v -> v-1                (fetch_sub; a task iff v > 0,            anyone: claim
+//                            and its index is v)
+//   idle -> sleepers_value  (CAS, then sleep on the value seen)      worker, before sleeping
+//   idle or sleepers -> stop_value (exchange; wake_all)              stop()
+//
+// A claim is one fetch_sub, never a CAS loop. A thread that saw v > 0 and
+// lost the race to the last task decrements an idle, sleepers or stop value
+// instead: harmless, because each region is 2^27 wide and at most a few
+// such late claims per thread happen between two publishes, and the next
+// publish (an exchange) overwrites the count. This is what lets a finished
+// worker go straight back to waiting, instead of the book's "spin until
+// every task is claimed" before reporting: a worker can claim a second task
+// of the same job only if it is really unclaimed.
+//
+// The completion word (32 bits): bit 31 C = the caller sleeps on it; bits
+// 0..30 = tasks not yet reported. The caller sets it to W before
+// publishing; each task's report is one fetch_sub; the one that takes the
+// count to 0 with C set wakes the caller.
+//
+// Memory ordering: the caller writes the job descriptor, the failure flag
+// and the completion count, then publishes with a release exchange of the
+// dispatch word; a claim is an acquire fetch_sub of that word (the other
+// claims are read-modify-writes, so they continue the release sequence), so
+// everything before run_job() happens-before every invoke(). Each task is
+// reported with a release fetch_sub of the completion word, and the
+// caller's wait ends with an acquire load of it, so everything every
+// invoke() did happens-before run_job() returns (this is how reduction
+// slots and the error are read).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <exception>
+#include <utility>
+
+#include "rouse/detail/diagnostics.hpp"
+#include "rouse/detail/sync_types.hpp"
+
+namespace rouse::detail {
+
+// A job, type-erased: called once per participant.
+struct pool_job {
+  void (*invoke)(void* context, unsigned index, unsigned count) = nullptr;
+  void* context = nullptr;
+};
+
+// How long a thread polls a word before it sleeps on it. Reads the clock
+// only once the first poll failed (a word that is already ready costs no
+// clock read), then every 16 polls. Under Relacy the budget counts polls
+// instead, so a model can explore the spinning path deterministically.
+class pool_spin {
+ public:
+  explicit pool_spin(std::chrono::nanoseconds budget) noexcept : budget_(budget) {}
+
+  // Call after a poll that found nothing: true = poll again (after a pause),
+  // false = the budget is spent, go to sleep.
+  bool again() noexcept {
+#if defined(ROUSE_MODEL_RELACY)
+    if (polls_ >= budget_.count()) return false;
+    ++polls_;
+#else
+    if (polls_ == 0) {
+      if (budget_.count() <= 0) return false;
+      deadline_ = std::chrono::steady_clock::now() + budget_;
+    }
+    ++polls_;
+    if ((polls_ & 15) == 0 && std::chrono::steady_clock::now() >= deadline_) return false;
+#endif
+    spin_pause();
+    return true;
+  }
+
+ private:
+  std::chrono::nanoseconds budget_;
+  std::int64_t polls_ = 0;
+#if !defined(ROUSE_MODEL_RELACY)
+  std::chrono::steady_clock::time_point deadline_{};
+#endif
+};
+
+class pool_dispatch {
+ public:
+  // Dispatch word values and regions (see the table above).
+  static constexpr std::uint32_t idle_value = 0;
+  static constexpr std::uint32_t sleepers_value = 0xF000'0000u;  // -2^28
+  static constexpr std::uint32_t stop_value = 0xC000'0000u;      // -2^30
+  static constexpr bool has_task(std::uint32_t v) noexcept { return signed_of(v) > 0; }
+  static constexpr bool is_stop(std::uint32_t v) noexcept { return signed_of(v) <= -(std::int32_t{1} << 29); }
+  static constexpr bool is_sleepers(std::uint32_t v) noexcept {
+    return signed_of(v) <= -(std::int32_t{1} << 27) && !is_stop(v);
+  }
+  // Completion word bits.
+  static constexpr std::uint32_t caller_sleeps_bit = 0x8000'0000u;  // C
+  static constexpr std::uint32_t pending_mask = 0x7fff'ffffu;
+  // Caller lock states.
+  static constexpr std::uint32_t unlocked = 0, locked = 1, locked_contended = 2;
+
+  // Far below the 2^27 slack of each region (late claims) and the count range.
+  static constexpr unsigned max_workers = 1u << 20;
+
+  pool_dispatch(unsigned workers, std::chrono::nanoseconds spin) noexcept : workers_(workers), spin_(spin) {
+    ROUSE_CHECK_USAGE(workers <= max_workers, "rouse::pool", "more than 2^20 worker threads");
+  }
+  pool_dispatch(const pool_dispatch&) = delete;
+  pool_dispatch& operator=(const pool_dispatch&) = delete;
+
+  unsigned workers() const noexcept { return workers_; }
+  unsigned participants() const noexcept { return workers_ + 1; }
+  std::chrono::nanoseconds spin() const noexcept { return spin_; }
+
+  // True once a participant of the running job has failed: the others stop
+  // early. Cheap: a relaxed load of a line that only changes on failure.
+  bool stopping() const noexcept {
+    // Ordering: relaxed: a hint to stop early; the error itself reaches the
+    // caller through the completion word.
+    return failed_.load(std::memory_order_relaxed) != 0;
+  }
+
+  // Records the failure of one participant; the first one's error is kept.
+  void fail(std::exception_ptr error) noexcept {
+    // Ordering: relaxed: the flag only elects the one writer of error_; the
+    // caller reads error_ after the acquire load that ends wait_done(),
+    // which pairs with this task's release report (or is the same thread).
+    if (failed_.exchange(1, std::memory_order_relaxed) == 0) error_ = std::move(error);
+  }
+
+  // ---- caller side ------------------------------------------------------
+
+  // Runs `job` for every index (the calling thread does index 0 and any
+  // task still unclaimed after it) and returns once every task has been
+  // reported; then rethrows the first error a participant raised.
+  void run_job(pool_job job) {
+    lock_callers();
+    ROUSE_CHECK_USAGE(!stopped_, "rouse::pool", "a job was run after the pool was stopped");
+    if (workers_ == 0) {
+      failed_.store(0, std::memory_order_relaxed);  // Ordering: relaxed: this thread alone
+      execute(job, 0);
+    } else {
+      publish(job);
+      execute(job, 0);
+      help();
+      wait_done();
+    }
+    std::exception_ptr error = take_error();
+    unlock_callers();
+    if (error) std::rethrow_exception(std::move(error));
+  }
+
+  // Makes every worker_loop() return. Call once, with no job running; the
+  // caller lock stays held so that no job can start afterwards.
+  void stop() noexcept {
+    lock_callers();
+    stopped_ = true;
+    // idle or sleepers -> stop. Ordering: release: nothing new is
+    // published, but the workers' exit is ordered after the last job.
+    std::uint32_t const old = word_.exchange(stop_value, std::memory_order_release);
+    ROUSE_CHECK_USAGE(!has_task(old) && !is_stop(old), "rouse::pool", "internal: stop() while a job is running");
+    (void)old;
+    // Always wake: once per pool, and cheaper than reasoning about a worker
+    // between its idle -> sleepers CAS and its sleep.
+    wake_all(word_);
+  }
+
+  // ---- worker side ------------------------------------------------------
+
+  // A worker thread's whole life: run tasks until stop().
+  void worker_loop() {
+    while (worker_step()) {
+    }
+  }
+
+  // Waits for a task (or the stop) and runs it: false once stopping.
+  bool worker_step() {
+    std::uint32_t const seen = wait_for_task();
+    if (is_stop(seen)) return false;
+    unsigned const index = claim();
+    if (index != 0) {
+      // Read after the acquire claim, which pairs with the release publish:
+      // this is the descriptor of the job whose task was claimed.
+      execute(current_job(), index);
+      report();
+    }
+    return true;
+  }
+
+  // Waits (spin, then sleep) until the word shows a task or the stop;
+  // returns what it saw.
+  std::uint32_t wait_for_task() {
+    pool_spin spin(spin_);
+    for (;;) {
+      // Ordering: relaxed: the claim that follows is the acquire that
+      // synchronizes with the publish.
+      std::uint32_t v = word_.load(std::memory_order_relaxed);
+      if (has_task(v) || is_stop(v)) return v;
+      if (spin.again()) continue;
+      if (!is_sleepers(v)) {
+        // idle -> sleepers: announce a sleeper first. If a publish came
+        // in between, the CAS fails and the loop sees the job.
+        // Ordering: relaxed: the word's modification order is the whole
+        // handshake (the publisher's exchange reads sleepers, or the CAS
+        // fails and we re-read).
+        if (!word_.compare_exchange_weak(v, sleepers_value, std::memory_order_relaxed)) continue;
+        v = sleepers_value;
+      }
+      wait(word_, v);
+    }
+  }
+
+  // One fetch_sub: the index (1..W) of the task taken, or 0 if the last one
+  // went to someone else first (see "A claim is one fetch_sub" above).
+  unsigned claim() {
+    // v -> v-1. Ordering: acquire: pairs with the release exchange in
+    // publish() (earlier claims continue its release sequence), so the job
+    // descriptor and the caller's preparation are visible.
+    std::uint32_t const old = word_.fetch_sub(1, std::memory_order_acquire);
+    return has_task(old) ? old : 0;
+  }
+
+  // Reports one task finished. After this the task's thread no longer
+  // touches the job (only members of the pool).
+  void report() {
+    // Ordering: release: pairs with the acquire load in wait_done(); this
+    // publishes the task's results and error to the caller.
+    std::uint32_t const old = pending_.fetch_sub(1, std::memory_order_release);
+    if (old == (1 | caller_sleeps_bit)) wake_one(pending_);
+  }
+
+  // ---- the steps of run_job(), public for the model tests ---------------
+
+  // Runs one index of the job, unless the job already failed.
+  void execute(pool_job const& job, unsigned index) noexcept {
+    if (stopping()) return;  // another participant failed: skip what has not started
+    try {
+      job.invoke(job.context, index, workers_ + 1);
+    } catch (...) {
+      fail(std::current_exception());
+    }
+  }
+
+  void publish(pool_job job) {
+    unsync_ref(invoke_) = job.invoke;
+    unsync_ref(context_) = job.context;
+    // Ordering (these two): relaxed: published by the release exchange
+    // below, which every claim acquires.
+    failed_.store(0, std::memory_order_relaxed);
+    pending_.store(workers_, std::memory_order_relaxed);
+    // idle or sleepers -> W. Ordering: release: pairs with the acquire
+    // fetch_sub in claim(). An exchange, not a store: a worker's
+    // idle -> sleepers CAS either comes first (we read it and wake) or fails.
+    std::uint32_t const old = word_.exchange(workers_, std::memory_order_release);
+    ROUSE_CHECK_USAGE(!has_task(old) && !is_stop(old), "rouse::pool",
+                      "internal: a job was published while another was running or after stop");
+    if (is_sleepers(old)) wake_all(word_);
+  }
+
+  // The caller, after its own share: runs the tasks no worker has claimed
+  // yet (a worker may be asleep or descheduled).
+  void help() {
+    // Ordering: relaxed: only a hint; claim() is the acquire.
+    while (has_task(word_.load(std::memory_order_relaxed))) {
+      unsigned const index = claim();
+      if (index == 0) return;
+      execute(current_job(), index);
+      report();
+    }
+  }
+
+  // The caller: spin, then sleep until every task has been reported.
+  void wait_done() {
+    pool_spin spin(spin_);
+    for (;;) {
+      // Ordering: acquire: pairs with the release fetch_sub in report();
+      // the reports are read-modify-writes, so reading 0 synchronizes with
+      // every one of them.
+      std::uint32_t v = pending_.load(std::memory_order_acquire);
+      if ((v & pending_mask) == 0) return;
+      if (spin.again()) continue;
+      if ((v & caller_sleeps_bit) == 0) {
+        // n -> n|C. Ordering: relaxed: the acquire load above, after the
+        // wake, is what synchronizes with the reports.
+        if (!pending_.compare_exchange_weak(v, v | caller_sleeps_bit, std::memory_order_relaxed)) continue;
+        v |= caller_sleeps_bit;
+      }
+      wait(pending_, v);
+    }
+  }
+
+ private:
+  static constexpr std::int32_t signed_of(std::uint32_t v) noexcept { return static_cast<std::int32_t>(v); }
+
+  pool_job current_job() { return {unsync_ref(invoke_), unsync_ref(context_)}; }
+
+  std::exception_ptr take_error() noexcept {
+    if (!stopping()) return nullptr;
+    return std::exchange(error_, nullptr);
+  }
+
+  void lock_callers() {
+    std::uint32_t expected = unlocked;
+    // unlocked -> locked. Ordering: acquire: pairs with the release
+    // exchange in unlock_callers().
+    if (caller_lock_.compare_exchange_strong(expected, locked, std::memory_order_acquire,
+                                             std::memory_order_relaxed))
+      return;
+    lock_callers_slow();
+  }
+
+  [[gnu::noinline, gnu::cold]] void lock_callers_slow() {
+    // Another thread runs a job: mark the lock contended and sleep.
+    // Ordering: acquire, as in lock_callers().
+    while (caller_lock_.exchange(locked_contended, std::memory_order_acquire) != unlocked)
+      wait(caller_lock_, locked_contended);
+  }
+
+  void unlock_callers() {
+    // Ordering: release: pairs with the acquire in lock_callers().
+    if (caller_lock_.exchange(unlocked, std::memory_order_release) == locked_contended) wake_one(caller_lock_);
+  }
+
+  // Block 1: what a claimer reads to start a task.
+  alignas(128) atomic<std::uint32_t> word_{idle_value};
+  atomic<std::uint32_t> failed_{0};
+  unsigned const workers_;
+  std::chrono::nanoseconds const spin_;
+  // The published job (two plain fields, so that Relacy checks their hand-off).
+  unsync<void (*)(void*, unsigned, unsigned)> invoke_{};
+  unsync<void*> context_{};
+  // Block 2: what a task's thread writes to finish it.
+  alignas(128) atomic<std::uint32_t> pending_{0};
+  // Block 3: the callers' side.
+  alignas(128) atomic<std::uint32_t> caller_lock_{unlocked};
+  bool stopped_ = false;  // under the caller lock
+  // Written by the first failing participant, read by the caller: the same
+  // release/acquire edge as the job's own results (which the model checks).
+  std::exception_ptr error_{};
+};
+
+#if !defined(ROUSE_MODEL_RELACY)
+static_assert(sizeof(pool_dispatch) == 3 * 128, "three 128-byte blocks: dispatch, completion, callers");
+#endif
+
+}  // namespace rouse::detail

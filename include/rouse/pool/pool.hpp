@@ -1,0 +1,327 @@
+// rouse/pool/pool.hpp — a fork-join pool whose dispatch is one futex word.
+//
+//   rouse::pool pool;                                   // N = the CPUs this process may use
+//   pool.run([](unsigned index, unsigned count) {...}); // every participant once
+//   pool.parallel_for(0, n, [&](std::size_t i) {...});  // static split, f(i)
+//   pool.parallel_for(0, n, [&](rouse::index_range<std::size_t> r) {...});  // f(range)
+//   pool.parallel_for(0, n, 256, f);                    // chunks of 256, taken on demand
+//   double s = pool.parallel_reduce(0, n, 0.0, [&](std::size_t i) { return x[i]; }, std::plus<>{});
+//
+// What it is for: data parallelism on jobs far smaller than OpenMP, oneTBB
+// or a condition-variable pool can split profitably. A pool of N
+// participants is N-1 worker threads plus the thread that calls it: the
+// caller publishes the job in one atomic exchange, wakes sleeping workers
+// with one system call (none when they are spinning), does share 0 itself,
+// and waits for the others. Workers claim their share with one fetch_sub
+// and report with another. See docs/pool.md for the design and the numbers.
+//
+// Lifecycle. Construct (starts N-1 threads), call run / parallel_for /
+// parallel_reduce any number of times from any threads, destroy (stops and
+// joins the workers). A job's callable is invoked concurrently on several
+// threads: it must be safe to call that way.
+// - Several outside threads calling at once are serialized: one job runs at
+//   a time, the others wait for it (on a futex, not spinning).
+// - A call made from inside a job of the same pool (a nested run,
+//   parallel_for or parallel_reduce) runs inline on the calling participant,
+//   as if the pool had one participant: no deadlock. A job of one pool may
+//   use another pool; pools that call each other in a cycle from their jobs
+//   can deadlock, like locks taken in a cycle.
+// - An exception thrown by the callable on any participant stops the job
+//   (participants that have not started skip it; loops stop at the next
+//   1024-index block or chunk), and is rethrown by the call once every
+//   participant has stopped touching the job. With several, the first one
+//   recorded wins. The pool stays usable.
+// - Misuse, diagnosed in debug builds (ROUSE_CHECK_USAGE, then abort):
+//   destroying the pool from inside one of its own jobs; a grain of 0.
+//
+// Size: sizeof(rouse::pool) is the 384-byte dispatch core plus a vector of
+// threads (static_assert in src/pool/pool.cpp); each worker has its thread's
+// stack.
+//
+// Fairness: outside callers are served in no particular order. Inside a
+// job, parallel_for without a grain and parallel_reduce split statically
+// (participant i gets the i-th of N nearly equal pieces); with a grain,
+// participants take chunks on demand (one relaxed fetch_add per chunk).
+//
+// Cost with nobody waiting (workers spinning): one exchange and a lock
+// round trip on the caller, two read-modify-writes per worker, no system
+// call. When workers sleep (idle longer than the spin budget): one
+// FUTEX_WAKE per job. An idle pool uses no CPU once the spin budget is spent.
+//
+// Across processes: no.
+//
+// Determinism: parallel_reduce combines init, then the partial result of
+// participant 0, 1, ..., N-1 in that order, each partial folded left to
+// right over its piece; for a given pool size the result is the same bit
+// for bit on every run (floating point included).
+//
+// Memory ordering: everything the calling thread did before a call
+// happens-before every invocation of the callable, and every invocation
+// happens-before the call returns (or rethrows). See rouse/pool/dispatch.hpp.
+#pragma once
+
+#include <algorithm>
+#include <array>
+#include <chrono>
+#include <concepts>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <ranges>
+#include <thread>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "rouse/detail/diagnostics.hpp"
+#include "rouse/detail/sync_types.hpp"
+#include "rouse/pool/dispatch.hpp"
+
+namespace rouse {
+
+// A half-open range of indices [first, last): what a range-form callable gets.
+template <std::integral I>
+struct index_range {
+  I first;
+  I last;
+
+  constexpr std::make_unsigned_t<I> size() const noexcept {
+    return static_cast<std::make_unsigned_t<I>>(static_cast<std::make_unsigned_t<I>>(last) -
+                                                static_cast<std::make_unsigned_t<I>>(first));
+  }
+  constexpr bool empty() const noexcept { return !(first < last); }
+  constexpr auto begin() const noexcept { return std::ranges::iota_view<I, I>(first, last).begin(); }
+  constexpr auto end() const noexcept { return std::ranges::iota_view<I, I>(first, last).end(); }
+};
+
+struct pool_options {
+  // Participants, the calling thread included (so threads - 1 workers are
+  // started). 0: the number of CPUs this process may run on.
+  unsigned threads = 0;
+  // How long a waiting thread polls before it sleeps on the futex: a worker
+  // waiting for the next job, a worker waiting for the other workers to
+  // claim theirs, the caller waiting for the workers to finish.
+  // The default, 50 µs, is a few futex wake-ups on the VMs rouse is
+  // measured on (docs/pool.md, "Spin budget"): spinning longer than the
+  // cost of sleeping and being woken cannot save more than it burns.
+  std::chrono::nanoseconds spin = std::chrono::microseconds(50);
+  // Pin worker i (1..threads-1) to the i-th CPU of the process's affinity
+  // mask (sched_setaffinity); the calling thread is never pinned. Best
+  // effort: a refused pin leaves that worker unpinned. See docs/pool.md.
+  bool pin = false;
+};
+
+namespace detail {
+
+// The pool whose job the current thread runs (workers: always their pool).
+inline thread_local const void* pool_current = nullptr;
+
+// The piece [begin, end) of n indices that participant `index` of `count` gets.
+struct pool_piece {
+  std::uint64_t begin, end;
+};
+constexpr pool_piece static_piece(std::uint64_t n, unsigned index, unsigned count) noexcept {
+  std::uint64_t const base = n / count, extra = n % count;
+  std::uint64_t const begin = base * index + std::min<std::uint64_t>(index, extra);
+  return {begin, begin + base + (index < extra ? 1 : 0)};
+}
+
+template <std::integral I>
+constexpr I index_at(I first, std::uint64_t offset) noexcept {
+  using U = std::make_unsigned_t<I>;
+  return static_cast<I>(static_cast<U>(static_cast<U>(first) + static_cast<U>(offset)));
+}
+
+template <std::integral I>
+constexpr std::uint64_t index_count(I first, I last) noexcept {
+  using U = std::make_unsigned_t<I>;
+  if (!(first < last)) return 0;
+  return static_cast<std::uint64_t>(static_cast<U>(static_cast<U>(last) - static_cast<U>(first)));
+}
+
+// f(i) when f takes an index, else f(index_range).
+template <class F, class I>
+concept pool_index_body = std::invocable<F&, I>;
+template <class F, class I>
+concept pool_range_body = !pool_index_body<F, I> && std::invocable<F&, index_range<I>>;
+
+// An element-form loop checks for a failed participant every this many indices.
+inline constexpr std::uint64_t pool_check_block = 1024;
+
+template <class I, class F>
+void pool_apply(F& f, I first, std::uint64_t begin, std::uint64_t end, const pool_dispatch* core) {
+  if constexpr (pool_index_body<F, I>) {
+    while (begin < end) {
+      std::uint64_t const stop_at = end - begin > pool_check_block ? begin + pool_check_block : end;
+      for (; begin < stop_at; ++begin) f(index_at(first, begin));
+      if (core != nullptr && core->stopping()) return;
+    }
+  } else {
+    static_assert(pool_range_body<F, I>, "rouse::pool: the callable must take an index or an index_range");
+    f(index_range<I>{index_at(first, begin), index_at(first, end)});
+  }
+}
+
+// Folds map over [begin, end) left to right: map(b) (+) map(b+1) (+) ...
+template <class T, class I, class Map, class Combine>
+std::optional<T> pool_fold(Map& map, Combine& combine, I first, std::uint64_t begin, std::uint64_t end,
+                           const pool_dispatch* core) {
+  if (begin >= end) return std::nullopt;
+  if constexpr (std::invocable<Map&, I>) {
+    std::optional<T> acc(std::in_place, map(index_at(first, begin)));
+    ++begin;
+    while (begin < end) {
+      std::uint64_t const stop_at = end - begin > pool_check_block ? begin + pool_check_block : end;
+      for (; begin < stop_at; ++begin) *acc = combine(std::move(*acc), T(map(index_at(first, begin))));
+      if (core != nullptr && core->stopping()) return acc;
+    }
+    return acc;
+  } else {
+    static_assert(std::invocable<Map&, index_range<I>>,
+                  "rouse::pool: parallel_reduce's map must take an index or an index_range");
+    return std::optional<T>(std::in_place, map(index_range<I>{index_at(first, begin), index_at(first, end)}));
+  }
+}
+
+// One participant's partial result, alone on its cache line.
+template <class T>
+struct alignas(64) pool_reduce_slot {
+  std::optional<T> value;
+};
+
+}  // namespace detail
+
+class pool {
+ public:
+  pool();
+  explicit pool(pool_options options);
+  ~pool();
+  pool(const pool&) = delete;
+  pool& operator=(const pool&) = delete;
+
+  // Participants of every job: the worker threads plus the calling thread.
+  unsigned size() const noexcept { return core_.participants(); }
+  std::chrono::nanoseconds spin() const noexcept { return core_.spin(); }
+
+  // Calls f(index, count) once on every participant, index 0 on the calling
+  // thread and 1..count-1 on the workers, and returns when all have
+  // returned. Nested inside a job of this pool: f(0, 1) inline.
+  template <class F>
+    requires std::invocable<F&, unsigned, unsigned>
+  void run(F&& f) {
+    if (nested()) {
+      f(0u, 1u);
+      return;
+    }
+    using body = std::remove_reference_t<F>;
+    detail::pool_job job;
+    job.invoke = [](void* context, unsigned index, unsigned count) {
+      (*static_cast<body*>(context))(index, count);
+    };
+    job.context = const_cast<void*>(static_cast<const void*>(std::addressof(f)));
+    dispatch(job);
+  }
+
+  // Calls f for every index in [first, last) exactly once, splitting the
+  // range statically into size() nearly equal pieces. f takes an index
+  // (f(i)) or, if it does not, an index_range (called once per non-empty
+  // piece).
+  template <std::integral I, class F>
+  void parallel_for(I first, I last, F&& f) {
+    std::uint64_t const n = detail::index_count(first, last);
+    if (n == 0) return;
+    if (n == 1 || size() == 1 || nested()) {
+      detail::pool_apply(f, first, 0, n, nullptr);
+      return;
+    }
+    run([&](unsigned index, unsigned count) {
+      detail::pool_piece const piece = detail::static_piece(n, index, count);
+      if (piece.begin < piece.end) detail::pool_apply(f, first, piece.begin, piece.end, &core_);
+    });
+  }
+
+  // As above, but the range is cut into chunks of `grain` indices (the last
+  // may be shorter) that participants take one at a time as they finish
+  // the previous one: for uneven work. A range form f gets one chunk per call.
+  template <std::integral I, class F>
+  void parallel_for(I first, I last, std::type_identity_t<I> grain, F&& f) {
+    ROUSE_CHECK_USAGE(grain > 0, "rouse::pool", "parallel_for() with a grain of 0");
+    std::uint64_t const n = detail::index_count(first, last);
+    if (n == 0) return;
+    std::uint64_t const g = grain > 0 ? static_cast<std::uint64_t>(grain) : 1;
+    if (n <= g || size() == 1 || nested()) {
+      for (std::uint64_t b = 0; b < n; b += std::min(g, n - b)) detail::pool_apply(f, first, b, b + std::min(g, n - b), nullptr);
+      return;
+    }
+    std::uint64_t const chunks = (n - 1) / g + 1;
+    struct alignas(128) cursor {
+      detail::atomic<std::uint64_t> next{0};
+    } next_chunk;
+    run([&](unsigned, unsigned) {
+      while (!core_.stopping()) {
+        // Ordering: relaxed: the cursor only hands out chunk numbers; the
+        // job itself was published by the dispatch word.
+        std::uint64_t const c = next_chunk.next.fetch_add(1, std::memory_order_relaxed);
+        if (c >= chunks) return;
+        std::uint64_t const b = c * g;
+        detail::pool_apply(f, first, b, b + std::min(g, n - b), nullptr);
+      }
+    });
+  }
+
+  // Reduces [first, last): each participant folds its static piece with
+  // combine, starting from map of its first index (map takes an index, or
+  // an index_range and returns the piece's value); the call returns
+  // combine(...combine(combine(init, p0), p1)..., pN-1) over the non-empty
+  // pieces, in participant order. No lock: each participant writes its
+  // own cache-line slot.
+  template <std::integral I, class T, class Map, class Combine>
+  T parallel_reduce(I first, I last, T init, Map&& map, Combine&& combine) {
+    std::uint64_t const n = detail::index_count(first, last);
+    if (n == 0) return init;
+    if (n == 1 || size() == 1 || nested()) {
+      std::optional<T> all = detail::pool_fold<T>(map, combine, first, 0, n, nullptr);
+      return combine(std::move(init), std::move(*all));
+    }
+    using slot = detail::pool_reduce_slot<T>;
+    constexpr unsigned inline_slots = 16;
+    std::array<slot, inline_slots> local;
+    std::unique_ptr<slot[]> heap;
+    slot* slots = local.data();
+    if (size() > inline_slots) {
+      heap = std::make_unique<slot[]>(size());
+      slots = heap.get();
+    }
+    run([&](unsigned index, unsigned count) {
+      detail::pool_piece const piece = detail::static_piece(n, index, count);
+      slots[index].value = detail::pool_fold<T>(map, combine, first, piece.begin, piece.end, &core_);
+    });
+    T result = std::move(init);
+    for (unsigned i = 0; i < size(); ++i)
+      if (slots[i].value) result = combine(std::move(result), std::move(*slots[i].value));
+    return result;
+  }
+
+ private:
+  bool nested() const noexcept { return detail::pool_current == this; }
+  void dispatch(detail::pool_job job);
+  void worker_main(int cpu);
+
+  detail::pool_dispatch core_;
+  std::vector<std::thread> threads_;
+};
+
+// The calling thread runs its share of the job marked as inside this pool
+// (for nested calls), and restores the mark afterwards.
+inline void pool::dispatch(detail::pool_job job) {
+  struct mark {
+    const void* saved;
+    explicit mark(const void* p) noexcept : saved(std::exchange(detail::pool_current, p)) {}
+    ~mark() { detail::pool_current = saved; }
+    mark(const mark&) = delete;
+    mark& operator=(const mark&) = delete;
+  } const guard(this);
+  core_.run_job(job);
+}
+
+}  // namespace rouse
