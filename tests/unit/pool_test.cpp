@@ -1,0 +1,552 @@
+// Unit tests of rouse/pool/pool.hpp.
+#include "rouse/pool/pool.hpp"
+
+#include <gtest/gtest.h>
+#include <pthread.h>
+#include <sched.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstdint>
+#include <ctime>
+#include <functional>
+#include <mutex>
+#include <numeric>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <cstring>
+#include <thread>
+#include <vector>
+
+#include "rouse/platform/counters.hpp"
+#include "rouse/platform/cpu.hpp"
+
+namespace {
+
+using namespace std::chrono_literals;
+
+// Counts, per index, how often a parallel_for body ran it.
+struct index_counts {
+  explicit index_counts(std::size_t n) : runs(n) {}
+  std::vector<std::atomic<int>> runs;
+  void expect_each_once() const {
+    for (std::size_t i = 0; i < runs.size(); ++i) ASSERT_EQ(runs[i].load(), 1) << "index " << i;
+  }
+};
+
+// --- construction -------------------------------------------------------
+
+TEST(pool, default_size_is_the_cpus_the_process_may_use) {
+  rouse::pool pool;
+  EXPECT_EQ(pool.size(), rouse::platform::available_cpus());
+}
+
+TEST(pool, options_set_size_and_spin) {
+  rouse::pool pool(rouse::pool_options{.threads = 3, .spin = 7us});
+  EXPECT_EQ(pool.size(), 3u);
+  EXPECT_EQ(pool.spin(), std::chrono::nanoseconds(7us));
+}
+
+TEST(pool, one_participant_runs_everything_on_the_caller) {
+  rouse::pool pool(rouse::pool_options{.threads = 1});
+  EXPECT_EQ(pool.size(), 1u);
+  auto const me = std::this_thread::get_id();
+  int calls = 0;
+  pool.run([&](unsigned index, unsigned count) {
+    EXPECT_EQ(index, 0u);
+    EXPECT_EQ(count, 1u);
+    EXPECT_EQ(std::this_thread::get_id(), me);
+    ++calls;
+  });
+  EXPECT_EQ(calls, 1);
+}
+
+// --- run ----------------------------------------------------------------
+
+TEST(pool, run_calls_every_index_once_index_0_on_the_caller) {
+  for (unsigned threads : {2u, 3u, 4u, 8u}) {
+    rouse::pool pool(rouse::pool_options{.threads = threads});
+    for (int job = 0; job < 200; ++job) {
+      std::vector<std::atomic<int>> runs(threads);
+      std::atomic<bool> zero_on_caller{false};
+      auto const me = std::this_thread::get_id();
+      pool.run([&](unsigned index, unsigned count) {
+        ASSERT_EQ(count, threads);
+        ASSERT_LT(index, count);
+        runs[index].fetch_add(1);
+        if (index == 0) zero_on_caller = std::this_thread::get_id() == me;
+      });
+      for (unsigned i = 0; i < threads; ++i) ASSERT_EQ(runs[i].load(), 1) << "threads " << threads << " index " << i;
+      ASSERT_TRUE(zero_on_caller.load());
+    }
+  }
+}
+
+TEST(pool, run_uses_the_worker_threads) {
+  rouse::pool pool(rouse::pool_options{.threads = 4, .spin = 1s});
+  std::mutex m;
+  std::set<std::thread::id> seen;
+  for (int job = 0; job < 50; ++job) {
+    std::atomic<unsigned> others{0};
+    pool.run([&](unsigned index, unsigned count) {
+      {
+        std::lock_guard lock(m);
+        seen.insert(std::this_thread::get_id());
+      }
+      // The caller holds its share until the workers ran theirs (it would
+      // otherwise take tasks nobody claimed yet).
+      if (index == 0) {
+        while (others.load() != count - 1) std::this_thread::yield();
+      } else {
+        others.fetch_add(1);
+      }
+    });
+  }
+  EXPECT_EQ(seen.size(), 4u);  // the caller and the 3 workers
+  EXPECT_LE(seen.size(), 4u);  // never a thread outside the pool
+}
+
+TEST(pool, writes_before_a_call_are_seen_by_every_participant_and_back) {
+  rouse::pool pool(rouse::pool_options{.threads = 4});
+  std::vector<int> in(4), out(4);
+  for (int job = 0; job < 1000; ++job) {
+    for (int& v : in) v = job;
+    pool.run([&](unsigned index, unsigned) { out[index] = in[index] + 1; });
+    for (int v : out) ASSERT_EQ(v, job + 1);
+  }
+}
+
+TEST(pool, accepts_const_and_move_only_callables) {
+  rouse::pool pool(rouse::pool_options{.threads = 2});
+  std::atomic<int> calls{0};
+  auto const body = [&](unsigned, unsigned) { calls.fetch_add(1); };
+  pool.run(body);
+  auto owned = std::make_unique<int>(5);
+  pool.run([&, p = std::move(owned)](unsigned, unsigned) { calls.fetch_add(*p - 4); });
+  EXPECT_EQ(calls.load(), 4);
+}
+
+// --- parallel_for -------------------------------------------------------
+
+TEST(pool, parallel_for_runs_every_index_once_for_every_size) {
+  for (unsigned threads : {2u, 3u, 5u}) {
+    rouse::pool pool(rouse::pool_options{.threads = threads});
+    for (std::size_t n : {0u, 1u, 2u, 3u, 4u, 5u, 7u, 8u, 13u, 64u, 1000u, 1023u, 1024u, 1025u, 4099u, 100003u}) {
+      index_counts counts(n);
+      pool.parallel_for(std::size_t{0}, n, [&](std::size_t i) { counts.runs[i].fetch_add(1); });
+      counts.expect_each_once();
+    }
+  }
+}
+
+TEST(pool, parallel_for_range_form_covers_the_range_in_disjoint_pieces) {
+  rouse::pool pool(rouse::pool_options{.threads = 3});
+  for (int n : {0, 1, 2, 3, 10, 1001}) {
+    index_counts counts(static_cast<std::size_t>(n));
+    std::atomic<int> calls{0};
+    pool.parallel_for(0, n, [&](rouse::index_range<int> r) {
+      EXPECT_FALSE(r.empty());
+      calls.fetch_add(1);
+      for (int i : r) counts.runs[static_cast<std::size_t>(i)].fetch_add(1);
+    });
+    counts.expect_each_once();
+    EXPECT_LE(calls.load(), 3);
+  }
+}
+
+TEST(pool, parallel_for_handles_signed_and_offset_ranges) {
+  rouse::pool pool(rouse::pool_options{.threads = 3});
+  std::atomic<long> sum{0};
+  pool.parallel_for(-500, 501, [&](int i) { sum.fetch_add(i); });
+  EXPECT_EQ(sum.load(), 0);
+  std::atomic<int> calls{0};
+  pool.parallel_for(10, 5, [&](int) { calls.fetch_add(1); });  // empty: last < first
+  EXPECT_EQ(calls.load(), 0);
+  std::int8_t const lo = -128, hi = 127;
+  std::atomic<int> small{0};
+  pool.parallel_for(lo, hi, [&](std::int8_t) { small.fetch_add(1); });
+  EXPECT_EQ(small.load(), 255);
+}
+
+TEST(pool, parallel_for_with_grain_runs_every_index_once) {
+  for (unsigned threads : {2u, 4u}) {
+    rouse::pool pool(rouse::pool_options{.threads = threads});
+    for (std::size_t n : {0u, 1u, 5u, 16u, 17u, 1000u, 100001u}) {
+      for (std::size_t grain : {1u, 3u, 16u, 1000u, 5000u}) {
+        index_counts counts(n);
+        pool.parallel_for(std::size_t{0}, n, grain, [&](std::size_t i) { counts.runs[i].fetch_add(1); });
+        counts.expect_each_once();
+      }
+    }
+  }
+}
+
+TEST(pool, parallel_for_with_grain_range_form_gets_chunks_of_at_most_grain) {
+  rouse::pool pool(rouse::pool_options{.threads = 3});
+  index_counts counts(1000);
+  pool.parallel_for(0, 1000, 64, [&](rouse::index_range<int> r) {
+    EXPECT_LE(r.size(), 64u);
+    EXPECT_EQ(r.first % 64, 0);
+    for (int i : r) counts.runs[static_cast<std::size_t>(i)].fetch_add(1);
+  });
+  counts.expect_each_once();
+}
+
+// --- parallel_reduce ----------------------------------------------------
+
+TEST(pool, parallel_reduce_is_exact_for_every_size) {
+  for (unsigned threads : {2u, 3u, 4u}) {
+    rouse::pool pool(rouse::pool_options{.threads = threads});
+    for (std::uint64_t n : {0u, 1u, 2u, 3u, 7u, 1000u, 1025u, 99999u}) {
+      auto const sum = pool.parallel_reduce(std::uint64_t{0}, n, std::uint64_t{5}, [](std::uint64_t i) { return i; },
+                                            std::plus<>{});
+      ASSERT_EQ(sum, 5 + n * (n - (n > 0 ? 1 : 0)) / 2) << n;
+      auto const ranged = pool.parallel_reduce(
+          std::uint64_t{0}, n, std::uint64_t{0},
+          [](rouse::index_range<std::uint64_t> r) { return r.size(); }, std::plus<>{});
+      ASSERT_EQ(ranged, n);
+    }
+  }
+}
+
+TEST(pool, parallel_reduce_combines_in_participant_order) {
+  // String concatenation is not commutative: the order shows.
+  rouse::pool pool(rouse::pool_options{.threads = 4});
+  for (int job = 0; job < 100; ++job) {
+    std::string const s = pool.parallel_reduce(
+        0, 26, std::string(">"), [](int i) { return std::string(1, static_cast<char>('a' + i)); },
+        [](std::string a, std::string b) { return a + b; });
+    ASSERT_EQ(s, ">abcdefghijklmnopqrstuvwxyz");
+  }
+}
+
+TEST(pool, parallel_reduce_of_floating_point_is_reproducible) {
+  rouse::pool pool(rouse::pool_options{.threads = 3});
+  std::vector<double> x(100000);
+  for (std::size_t i = 0; i < x.size(); ++i) x[i] = 1.0 / (1.0 + static_cast<double>(i) * 0.37);
+  auto sum = [&] {
+    return pool.parallel_reduce(std::size_t{0}, x.size(), 0.0, [&](std::size_t i) { return x[i]; }, std::plus<>{});
+  };
+  double const first = sum();
+  for (int run = 0; run < 50; ++run) {
+    double const again = sum();
+    ASSERT_EQ(std::memcmp(&first, &again, sizeof first), 0) << "run " << run;
+  }
+  // And it is the documented order: three pieces, folded left to right.
+  double expected = 0.0;
+  for (unsigned p = 0; p < 3; ++p) {
+    auto const piece = rouse::detail::static_piece(x.size(), p, 3);
+    double acc = x[piece.begin];
+    for (auto i = piece.begin + 1; i < piece.end; ++i) acc += x[i];
+    expected += acc;
+  }
+  EXPECT_EQ(std::memcmp(&first, &expected, sizeof first), 0);
+}
+
+TEST(pool, parallel_reduce_works_with_more_participants_than_inline_slots) {
+  rouse::pool pool(rouse::pool_options{.threads = 20});
+  auto const n = pool.parallel_reduce(0, 1000, 0, [](int) { return 1; }, std::plus<>{});
+  EXPECT_EQ(n, 1000);
+}
+
+// --- failure ------------------------------------------------------------
+
+TEST(pool, exception_from_one_worker_is_rethrown_and_the_pool_stays_usable) {
+  rouse::pool pool(rouse::pool_options{.threads = 3});
+  for (int round = 0; round < 50; ++round) {
+    EXPECT_THROW(pool.run([](unsigned index, unsigned) {
+      if (index == 1) throw std::runtime_error("one");
+    }),
+                 std::runtime_error);
+    std::atomic<int> calls{0};
+    pool.run([&](unsigned, unsigned) { calls.fetch_add(1); });
+    ASSERT_EQ(calls.load(), 3);
+  }
+}
+
+TEST(pool, exception_from_the_caller_share_waits_for_the_workers) {
+  rouse::pool pool(rouse::pool_options{.threads = 3});
+  std::atomic<int> finished{0};
+  EXPECT_THROW(pool.run([&](unsigned index, unsigned) {
+    if (index == 0) throw std::logic_error("caller");
+    std::this_thread::sleep_for(20ms);
+    finished.fetch_add(1);
+  }),
+               std::logic_error);
+  // Every worker that started has finished before run() rethrew.
+  int const done = finished.load();
+  std::this_thread::sleep_for(30ms);
+  EXPECT_EQ(finished.load(), done);
+}
+
+TEST(pool, exceptions_from_several_and_from_all_participants_rethrow_one) {
+  rouse::pool pool(rouse::pool_options{.threads = 4});
+  for (int round = 0; round < 50; ++round) {
+    try {
+      pool.run([](unsigned index, unsigned) {
+        if (index >= 2) throw static_cast<int>(index);
+      });
+      FAIL() << "no exception";
+    } catch (int e) {
+      ASSERT_TRUE(e == 2 || e == 3);
+    }
+    try {
+      pool.run([](unsigned index, unsigned) { throw static_cast<int>(index); });
+      FAIL() << "no exception";
+    } catch (int e) {
+      ASSERT_LT(e, 4);
+    }
+  }
+  std::atomic<int> calls{0};
+  pool.run([&](unsigned, unsigned) { calls.fetch_add(1); });
+  EXPECT_EQ(calls.load(), 4);
+}
+
+TEST(pool, exception_in_parallel_for_stops_the_other_participants_early) {
+  rouse::pool pool(rouse::pool_options{.threads = 2});
+  std::uint64_t const n = std::uint64_t{1} << 26;
+  std::atomic<std::uint64_t> ran{0};
+  std::atomic<bool> others_started{false};
+  EXPECT_THROW(pool.parallel_for(std::uint64_t{0}, n,
+                                 [&](std::uint64_t i) {
+                                   if (i == 0) {
+                                     while (!others_started.load()) std::this_thread::yield();
+                                     throw std::runtime_error("stop");
+                                   }
+                                   others_started.store(true);
+                                   ran.fetch_add(1, std::memory_order_relaxed);
+                                 }),
+               std::runtime_error);
+  EXPECT_LT(ran.load(), n / 2);  // the worker's half was cut short
+}
+
+TEST(pool, exception_in_parallel_reduce_is_rethrown) {
+  rouse::pool pool(rouse::pool_options{.threads = 3});
+  EXPECT_THROW(pool.parallel_reduce(
+                   0, 3000, 0,
+                   [](int i) {
+                     if (i == 2500) throw std::out_of_range("x");
+                     return i;
+                   },
+                   std::plus<>{}),
+               std::out_of_range);
+  EXPECT_EQ(pool.parallel_reduce(0, 100, 0, [](int) { return 1; }, std::plus<>{}), 100);
+}
+
+// --- nesting and several callers ------------------------------------------
+
+TEST(pool, nested_run_executes_inline_on_the_participant) {
+  rouse::pool pool(rouse::pool_options{.threads = 3});
+  std::vector<std::atomic<int>> inner(3);
+  pool.run([&](unsigned outer, unsigned) {
+    auto const me = std::this_thread::get_id();
+    pool.run([&](unsigned index, unsigned count) {
+      EXPECT_EQ(index, 0u);
+      EXPECT_EQ(count, 1u);
+      EXPECT_EQ(std::this_thread::get_id(), me);
+      inner[outer].fetch_add(1);
+    });
+  });
+  for (auto& c : inner) EXPECT_EQ(c.load(), 1);
+}
+
+TEST(pool, nested_parallel_for_and_reduce_complete) {
+  rouse::pool pool(rouse::pool_options{.threads = 3});
+  std::atomic<long> total{0};
+  pool.parallel_for(0, 30, [&](int) {
+    pool.parallel_for(0, 100, [&](int) { total.fetch_add(1); });
+    total.fetch_add(pool.parallel_reduce(0, 10, 0L, [](int) { return 1L; }, std::plus<>{}));
+  });
+  EXPECT_EQ(total.load(), 30 * 110);
+}
+
+TEST(pool, a_job_of_one_pool_may_use_another_pool) {
+  rouse::pool outer(rouse::pool_options{.threads = 2});
+  rouse::pool inner(rouse::pool_options{.threads = 2});
+  std::atomic<int> calls{0};
+  outer.run([&](unsigned, unsigned) { inner.run([&](unsigned, unsigned) { calls.fetch_add(1); }); });
+  EXPECT_EQ(calls.load(), 4);
+}
+
+TEST(pool, calls_from_several_threads_are_serialized) {
+  rouse::pool pool(rouse::pool_options{.threads = 3});
+  std::atomic<int> inside{0}, overlap{0};
+  std::vector<std::thread> callers;
+  for (int t = 0; t < 4; ++t)
+    callers.emplace_back([&] {
+      for (int job = 0; job < 500; ++job) {
+        std::vector<std::atomic<int>> runs(3);
+        pool.run([&](unsigned index, unsigned) {
+          if (index == 0 && inside.fetch_add(1) != 0) overlap.fetch_add(1);
+          runs[index].fetch_add(1);
+          if (index == 0) inside.fetch_sub(1);
+        });
+        for (auto& r : runs) ASSERT_EQ(r.load(), 1);
+      }
+    });
+  for (auto& t : callers) t.join();
+  EXPECT_EQ(overlap.load(), 0);
+}
+
+// --- waiting and idling -------------------------------------------------
+
+TEST(pool, a_job_on_spinning_workers_makes_no_system_call) {
+  if (!rouse::platform::syscall_counters_enabled()) GTEST_SKIP() << "syscall counters are not compiled in";
+  rouse::pool pool(rouse::pool_options{.threads = 2, .spin = 30s});
+  pool.run([](unsigned, unsigned) {});  // the worker is now spinning, not asleep
+  auto const before = rouse::platform::syscall_counters();
+  for (int job = 0; job < 1000; ++job) pool.run([](unsigned, unsigned) {});
+  auto const after = rouse::platform::syscall_counters();
+  EXPECT_EQ(after.waits - before.waits, 0u);
+  EXPECT_EQ(after.wakes - before.wakes, 0u);
+}
+
+TEST(pool, a_job_on_sleeping_workers_makes_one_wake_call_to_dispatch_and_one_to_complete) {
+  if (!rouse::platform::syscall_counters_enabled()) GTEST_SKIP() << "syscall counters are not compiled in";
+  // Spin 0: every wait sleeps. One wake_all dispatches to all 3 workers;
+  // at most one more wakes the caller if it fell asleep before the last report.
+  rouse::pool pool(rouse::pool_options{.threads = 4, .spin = 0ns});
+  std::atomic<int> workers_done{0};
+  for (int job = 0; job < 20; ++job) {
+    // Let the workers fall asleep.
+    std::this_thread::sleep_for(5ms);
+    auto const before = rouse::platform::syscall_counters();
+    workers_done = 0;
+    pool.run([&](unsigned index, unsigned) {
+      if (index == 0) {
+        while (workers_done.load() != 3) std::this_thread::yield();
+      } else {
+        workers_done.fetch_add(1);
+      }
+    });
+    auto const after = rouse::platform::syscall_counters();
+    EXPECT_LE(after.wakes - before.wakes, 2u) << "job " << job;
+  }
+}
+
+// CPU time of a thread, from its pthread CPU clock.
+struct cpu_clock {
+  clockid_t id{};
+  double seconds() const {
+    timespec ts{};
+    clock_gettime(id, &ts);
+    return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+  }
+};
+
+TEST(pool, idle_workers_sleep_after_the_spin_budget) {
+  rouse::pool pool(rouse::pool_options{.threads = 3, .spin = 2ms});
+  // Learn each worker's CPU clock from inside a job.
+  std::vector<cpu_clock> clocks(3);
+  std::vector<std::atomic<int>> got(3);
+  std::atomic<unsigned> others{0};
+  pool.run([&](unsigned index, unsigned count) {
+    if (index == 0) {  // hold the caller's share until both workers ran theirs
+      while (others.load() != count - 1) std::this_thread::yield();
+      return;
+    }
+    pthread_getcpuclockid(pthread_self(), &clocks[index].id);
+    got[index] = 1;
+    others.fetch_add(1);
+  });
+  std::vector<cpu_clock> workers;
+  for (unsigned i = 1; i < 3; ++i)
+    if (got[i].load()) workers.push_back(clocks[i]);
+  ASSERT_EQ(workers.size(), 2u);
+  std::this_thread::sleep_for(50ms);  // well past the 2 ms budget
+  std::vector<double> start;
+  for (auto& c : workers) start.push_back(c.seconds());
+  std::this_thread::sleep_for(300ms);
+  for (std::size_t i = 0; i < workers.size(); ++i) {
+    double const used = workers[i].seconds() - start[i];
+    // A spinning worker would use ~0.3 s of CPU here; a sleeping one none.
+    EXPECT_LT(used, 0.03) << "worker " << i << " used " << used << " s of CPU while idle";
+  }
+}
+
+TEST(pool, pinned_workers_run_on_their_own_cpu) {
+  auto const cpus = rouse::platform::available_cpus();
+  if (cpus < 2) GTEST_SKIP() << "needs 2 CPUs";
+  rouse::pool pool(rouse::pool_options{.threads = cpus, .spin = 1s, .pin = true});
+  std::vector<int> allowed;
+  cpu_set_t mine;
+  CPU_ZERO(&mine);
+  ASSERT_EQ(sched_getaffinity(0, sizeof mine, &mine), 0);
+  for (int c = 0; c < CPU_SETSIZE; ++c)
+    if (CPU_ISSET(c, &mine)) allowed.push_back(c);
+  std::mutex m;
+  std::vector<std::pair<std::thread::id, int>> pinned;  // worker thread, its only cpu
+  for (int job = 0; job < 20; ++job) {
+    std::atomic<unsigned> others{0};
+    pool.run([&](unsigned index, unsigned count) {
+      if (index == 0) {  // hold the caller's share until the workers ran theirs
+        while (others.load() != count - 1) std::this_thread::yield();
+        return;
+      }
+      cpu_set_t set;
+      CPU_ZERO(&set);
+      sched_getaffinity(0, sizeof set, &set);
+      int only = -1;
+      if (CPU_COUNT(&set) == 1)
+        for (int c = 0; c < CPU_SETSIZE; ++c)
+          if (CPU_ISSET(c, &set)) only = c;
+      {
+        std::lock_guard lock(m);
+        pinned.emplace_back(std::this_thread::get_id(), only);
+      }
+      others.fetch_add(1);
+    });
+  }
+  ASSERT_EQ(pinned.size(), 20 * (cpus - 1));
+  std::set<int> used;
+  for (auto& [id, cpu] : pinned) {
+    EXPECT_GE(cpu, 0) << "a worker is not pinned to one CPU";
+    used.insert(cpu);
+  }
+  for (int cpu : used) EXPECT_NE(std::find(allowed.begin(), allowed.end(), cpu), allowed.end());
+  // The caller keeps its own affinity.
+  cpu_set_t after;
+  CPU_ZERO(&after);
+  sched_getaffinity(0, sizeof after, &after);
+  EXPECT_TRUE(CPU_EQUAL(&after, &mine));
+}
+
+// --- destruction --------------------------------------------------------
+
+TEST(pool, destroyed_while_idle_or_right_after_a_job) {
+  for (int round = 0; round < 50; ++round) {
+    rouse::pool idle(rouse::pool_options{.threads = 3});  // workers may not even have started
+  }
+  for (int round = 0; round < 50; ++round) {
+    rouse::pool busy(rouse::pool_options{.threads = 3, .spin = 0ns});
+    std::atomic<int> calls{0};
+    busy.run([&](unsigned, unsigned) { calls.fetch_add(1); });
+    EXPECT_EQ(calls.load(), 3);
+  }
+  for (int round = 0; round < 20; ++round) {
+    rouse::pool asleep(rouse::pool_options{.threads = 3, .spin = 0ns});
+    std::this_thread::sleep_for(2ms);
+  }
+}
+
+#if ROUSE_DEBUG_CHECKS && !defined(ROUSE_SANITIZER_thread)
+TEST(pool_death, destroying_the_pool_from_its_own_job_is_diagnosed) {
+  EXPECT_DEATH(
+      {
+        auto* pool = new rouse::pool(rouse::pool_options{.threads = 2});
+        pool->run([&](unsigned index, unsigned) {
+          if (index == 0) delete pool;
+        });
+      },
+      "rouse::pool: misuse: destroyed from inside one of its own jobs");
+}
+
+TEST(pool_death, a_grain_of_zero_is_diagnosed) {
+  rouse::pool pool(rouse::pool_options{.threads = 2});
+  EXPECT_DEATH(pool.parallel_for(0, 10, 0, [](int) {}), "rouse::pool: misuse: parallel_for\\(\\) with a grain of 0");
+}
+#endif
+
+}  // namespace
