@@ -67,7 +67,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
-#include <ranges>
+#include <cstddef>
 #include <thread>
 #include <type_traits>
 #include <utility>
@@ -90,8 +90,26 @@ struct index_range {
                                                 static_cast<std::make_unsigned_t<I>>(first));
   }
   constexpr bool empty() const noexcept { return !(first < last); }
-  constexpr auto begin() const noexcept { return std::ranges::iota_view<I, I>(first, last).begin(); }
-  constexpr auto end() const noexcept { return std::ranges::iota_view<I, I>(first, last).end(); }
+
+  // Iterates the indices: for (auto i : range).
+  struct iterator {
+    using value_type = I;
+    using difference_type = std::ptrdiff_t;
+    I value;
+    constexpr I operator*() const noexcept { return value; }
+    constexpr iterator& operator++() noexcept {
+      ++value;
+      return *this;
+    }
+    constexpr iterator operator++(int) noexcept {
+      iterator const before = *this;
+      ++value;
+      return before;
+    }
+    friend constexpr bool operator==(iterator, iterator) noexcept = default;
+  };
+  constexpr iterator begin() const noexcept { return {first}; }
+  constexpr iterator end() const noexcept { return {first < last ? last : first}; }
 };
 
 struct pool_options {
@@ -101,10 +119,12 @@ struct pool_options {
   // How long a waiting thread polls before it sleeps on the futex: a worker
   // waiting for the next job, a worker waiting for the other workers to
   // claim theirs, the caller waiting for the workers to finish.
-  // The default, 50 µs, is a few futex wake-ups on the VMs rouse is
-  // measured on (docs/pool.md, "Spin budget"): spinning longer than the
-  // cost of sleeping and being woken cannot save more than it burns.
-  std::chrono::nanoseconds spin = std::chrono::microseconds(50);
+  // The default, 20 µs, is 2-4 futex sleep-to-running hand-offs on the
+  // 2-vCPU VMs rouse is measured on (a hand-off measured 4-13 µs there;
+  // docs/pool.md, "Spin budget"): spinning much longer than the cost of
+  // sleeping and being woken cannot save more than it burns, much shorter
+  // puts a wake-up on the critical path of jobs issued in quick succession.
+  std::chrono::nanoseconds spin = std::chrono::microseconds(20);
   // Pin worker i (1..threads-1) to the i-th CPU of the process's affinity
   // mask (sched_setaffinity); the calling thread is never pinned. Best
   // effort: a refused pin leaves that worker unpinned. See docs/pool.md.
