@@ -17,20 +17,9 @@
 //   no_wait_done      the caller reads the workers' results without waiting
 //                     for their reports: a data race.
 #include <cstdint>
-#include <cstdio>
-#include <cstdlib>
 
 #include "model.hpp"
 #include "rouse/pool/dispatch.hpp"
-
-// Model tests link nothing of rouse's compiled library: a misuse report
-// (rouse/detail/diagnostics.hpp) becomes a failed model assertion.
-namespace rouse::detail {
-void report_misuse(const char* primitive, const char* rule) noexcept {
-  std::printf("%s: misuse: %s\n", primitive, rule);
-  std::abort();
-}
-}  // namespace rouse::detail
 
 namespace {
 
