@@ -8,6 +8,8 @@
 //                     worker exits (no deadlock = no lost wake-up, on the
 //                     dispatch word, the completion word or the stop).
 //   one_job_spinning  the same with a spin budget of one poll.
+//   held_job          the caller's share waits for both workers' tasks: a
+//                     lost wake-up of a sleeping worker is a deadlock.
 //   two_jobs          two jobs in a row: a late claim of the first job must
 //                     neither run a task twice nor lose one of the second.
 //   stop_idle         the pool is stopped without ever running a job.
@@ -58,6 +60,35 @@ struct one_job_suite : rl::test_suite<one_job_suite<Spin>, participants> {
     if (index == 0) {
       core.run_job(work.job());
       work.expect_each_once();
+      core.stop();
+    } else {
+      core.worker_loop();
+    }
+  }
+};
+
+// The caller's share sleeps until both workers ran theirs, so the workers
+// must wake up and claim (the caller cannot take their tasks): a lost
+// wake-up on the dispatch word leaves every thread asleep, which Relacy
+// reports as a deadlock.
+struct held_job_suite : rl::test_suite<held_job_suite, participants> {
+  d::pool_dispatch core{participants - 1, nanoseconds(0)};
+  d::atomic<std::uint32_t> workers_done{0};
+
+  static void invoke(void* context, unsigned index, unsigned) {
+    auto* self = static_cast<held_job_suite*>(context);
+    if (index == 0) {
+      std::uint32_t v;
+      while ((v = self->workers_done.load(std::memory_order_acquire)) != participants - 1)
+        d::wait(self->workers_done, v);
+    } else {
+      self->workers_done.fetch_add(1, std::memory_order_release);
+      d::wake_all(self->workers_done);
+    }
+  }
+  void thread(unsigned index) {
+    if (index == 0) {
+      core.run_job({&held_job_suite::invoke, this});
       core.stop();
     } else {
       core.worker_loop();
@@ -156,6 +187,7 @@ int main() {
   // finish; a random search of this many schedules each runs in seconds.
   failures += rouse_model::expect_pass<one_job_suite<0>>("pool.one_job", 300000);
   failures += rouse_model::expect_pass<one_job_suite<1>>("pool.one_job_spinning", 200000);
+  failures += rouse_model::expect_pass<held_job_suite>("pool.held_job", 200000);
   failures += rouse_model::expect_pass<stop_idle_suite>("pool.stop_idle", 100000);
   failures += rouse_model::expect_pass<two_jobs_suite>("pool.two_jobs", 200000);
   failures += rouse_model::expect_pass<failed_job_suite>("pool.failed_job", 200000);
