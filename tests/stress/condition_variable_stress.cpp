@@ -1,0 +1,172 @@
+// Stress tests of rouse::condition_variable: producers and consumers on a
+// bounded queue (counts prove nothing lost or duplicated), broadcast rounds
+// through the requeue path, timed waiters mixed with notify_one, and the
+// same with a std::mutex (the generic path). More threads than cores; a
+// lost wake-up shows up as a hang (CTest timeout).
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <deque>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "rouse/condition_variable.hpp"
+#include "rouse/mutex.hpp"
+#include "stress.hpp"
+
+namespace {
+
+using namespace std::chrono_literals;
+
+template <class Mutex>
+void producers_and_consumers(unsigned producers, unsigned consumers, long per_producer, bool notify_under_lock) {
+  Mutex m;
+  rouse::condition_variable not_empty, not_full;
+  std::deque<long> queue;
+  constexpr std::size_t capacity = 8;
+  unsigned producers_left = producers;
+  std::atomic<long> consumed{0}, sum{0};
+  std::vector<std::thread> ts;
+  for (unsigned p = 0; p < producers; ++p)
+    ts.emplace_back([&, p] {
+      for (long i = 0; i < per_producer; ++i) {
+        std::unique_lock<Mutex> l(m);
+        not_full.wait(l, [&] { return queue.size() < capacity; });
+        queue.push_back(static_cast<long>(p) * per_producer + i);
+        if (notify_under_lock) {
+          not_empty.notify_one();
+        } else {
+          l.unlock();
+          not_empty.notify_one();
+        }
+      }
+      std::lock_guard<Mutex> l(m);
+      if (--producers_left == 0) not_empty.notify_all();
+    });
+  for (unsigned c = 0; c < consumers; ++c)
+    ts.emplace_back([&] {
+      for (;;) {
+        std::unique_lock<Mutex> l(m);
+        not_empty.wait(l, [&] { return !queue.empty() || producers_left == 0; });
+        if (queue.empty()) return;
+        long const v = queue.front();
+        queue.pop_front();
+        l.unlock();
+        not_full.notify_one();
+        consumed.fetch_add(1, std::memory_order_relaxed);
+        sum.fetch_add(v, std::memory_order_relaxed);
+      }
+    });
+  for (auto& t : ts) t.join();
+  long const total = static_cast<long>(producers) * per_producer;
+  EXPECT_EQ(consumed.load(), total);
+  EXPECT_EQ(sum.load(), total * (total - 1) / 2);  // every value exactly once
+}
+
+TEST(condition_variable_stress, producers_consumers_rouse_mutex_notify_outside_lock) {
+  producers_and_consumers<rouse::mutex>(8, 8, rouse_test::scaled(20000), false);
+}
+
+TEST(condition_variable_stress, producers_consumers_rouse_mutex_notify_under_lock) {
+  producers_and_consumers<rouse::mutex>(12, 4, rouse_test::scaled(15000), true);
+}
+
+TEST(condition_variable_stress, producers_consumers_std_mutex) {
+  producers_and_consumers<std::mutex>(4, 12, rouse_test::scaled(15000), false);
+}
+
+// Broadcast rounds: 16 waiters, notify_all (requeue onto the rouse::mutex),
+// each acknowledges; the last wakes the driver. A waiter left asleep on the
+// mutex word (a broken requeue chain) hangs the test.
+template <class Mutex>
+void broadcast_rounds(unsigned waiters, long rounds) {
+  Mutex m;
+  rouse::condition_variable cv, acked;
+  long generation = 0;
+  unsigned acks = 0;
+  std::vector<std::thread> ts;
+  for (unsigned i = 0; i < waiters; ++i)
+    ts.emplace_back([&] {
+      std::unique_lock<Mutex> l(m);
+      for (long g = 1; g <= rounds; ++g) {
+        cv.wait(l, [&] { return generation >= g; });
+        if (++acks == waiters) acked.notify_one();
+      }
+    });
+  for (long g = 1; g <= rounds; ++g) {
+    std::unique_lock<Mutex> l(m);
+    acks = 0;
+    ++generation;
+    if (g % 3 == 0) {
+      l.unlock();
+      cv.notify_all();
+      l.lock();
+    } else {
+      cv.notify_all();
+    }
+    acked.wait(l, [&] { return acks == waiters; });
+  }
+  for (auto& t : ts) t.join();
+}
+
+TEST(condition_variable_stress, broadcast_rounds_requeue_onto_rouse_mutex) {
+  broadcast_rounds<rouse::mutex>(16, rouse_test::scaled(2000));
+}
+
+TEST(condition_variable_stress, broadcast_rounds_std_mutex) {
+  broadcast_rounds<std::mutex>(16, rouse_test::scaled(1000));
+}
+
+// Timed waiters take tokens; a notifier hands out tokens with notify_one
+// and notify_all mixed. Every token is taken exactly once; timeouts of
+// requeued waiters must not break the mutex's wake chain.
+TEST(condition_variable_stress, timed_waiters_take_every_token_once) {
+  rouse::mutex m;
+  rouse::condition_variable cv;
+  long tokens = 0, taken = 0;
+  bool done = false;
+  long const total = rouse_test::scaled(30000);
+  std::atomic<long> timeouts{0};
+  std::vector<std::thread> ts;
+  for (int i = 0; i < 16; ++i)
+    ts.emplace_back([&, i] {
+      std::unique_lock<rouse::mutex> l(m);
+      for (;;) {
+        if (tokens > 0) {
+          --tokens;
+          ++taken;
+          continue;
+        }
+        if (done) return;
+        auto const timeout = std::chrono::microseconds(20 + 37 * i);
+        if (i % 2 == 0) {
+          if (cv.wait_for(l, timeout) == std::cv_status::timeout) timeouts.fetch_add(1, std::memory_order_relaxed);
+        } else {
+          if (cv.wait_until(l, std::chrono::system_clock::now() + timeout) == std::cv_status::timeout)
+            timeouts.fetch_add(1, std::memory_order_relaxed);
+        }
+      }
+    });
+  for (long k = 0; k < total; ++k) {
+    std::lock_guard<rouse::mutex> l(m);
+    ++tokens;
+    if (k % 5 == 0) {
+      cv.notify_all();
+    } else {
+      cv.notify_one();
+    }
+  }
+  {
+    std::lock_guard<rouse::mutex> l(m);
+    done = true;
+  }
+  cv.notify_all();
+  for (auto& t : ts) t.join();
+  EXPECT_EQ(taken, total);
+  EXPECT_EQ(tokens, 0);
+  std::printf("timed waits that timed out: %ld\n", timeouts.load());
+}
+
+}  // namespace
