@@ -1,0 +1,140 @@
+// rouse/latch.hpp — a single-use countdown (drop-in for std::latch).
+//
+//   rouse::latch done(workers);
+//   // each worker:            // the coordinator:
+//   work(); done.count_down();  done.wait();
+//
+// Purpose: let threads wait until a count of events has happened. The count
+// starts at `expected`, goes down with count_down(), and never goes back up;
+// once it is zero every wait() returns at once, forever.
+//
+// Lifecycle and rules (std::latch's): count_down(n) needs 0 <= n <= the
+// current count; the latch may be destroyed once no thread is inside wait()
+// (a thread woken by the last count_down may destroy it while the counting
+// thread is still inside its wake call: that stale wake on a freed address is
+// harmless, see thread_parker.hpp).
+//
+// Misuse (diagnosed in debug builds, ROUSE_CHECK_USAGE): a count_down() that
+// would take the count below zero; a negative update; an expected count
+// outside [0, max()]; destroying the latch while a thread sleeps in wait()
+// (always detected: waiters only leave when the count reaches zero).
+//
+// Size: 4 bytes (one 32-bit word). max() = 2^31 - 1. Fairness: n/a (all
+// waiters are released together). Wake policy: the count_down that reaches
+// zero wakes every sleeper with one wake call, and makes none when no waiter
+// went to sleep. Cost with nobody waiting: count_down() is one RMW and no
+// system call; try_wait() is one load. wait() spins briefly
+// (detail/coordination_spin.hpp) before it sleeps. Across processes: no.
+//
+// State word: count << 1 | sleepers
+//   sleepers (bit 0)   some thread is asleep (or about to sleep) in wait();
+//                      set by the waiter with a CAS, never cleared (the
+//                      count only goes down, so once set it stays true
+//                      until the count reaches zero and the last
+//                      count_down wakes everybody)
+//   count (bits 1–31)  the remaining count
+//
+//   count_down(n):  count -= n; if it reached 0 and sleepers: wake all
+//   wait:           count == 0: return | sleepers clear: set it | sleep while the word is unchanged
+//
+// Memory ordering: everything a thread did before count_down() happens-before
+// the return of every wait() and try_wait() that observes the count at zero
+// (count_down is a release RMW, and all count_downs form one release
+// sequence; wait and try_wait load with acquire).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "rouse/detail/coordination_spin.hpp"
+#include "rouse/detail/diagnostics.hpp"
+#include "rouse/detail/sync_types.hpp"
+
+namespace rouse {
+
+class latch {
+ public:
+  static constexpr std::ptrdiff_t max() noexcept { return 0x7FFFFFFF; }
+
+  explicit latch(std::ptrdiff_t expected) noexcept
+      : word_(static_cast<std::uint32_t>(expected) << 1) {
+    ROUSE_CHECK_USAGE(expected >= 0 && expected <= max(), "rouse::latch", "expected count outside [0, max()]");
+  }
+  latch(const latch&) = delete;
+  latch& operator=(const latch&) = delete;
+  ~latch() {
+    [[maybe_unused]] std::uint32_t const v = word_.load(std::memory_order_relaxed);
+    ROUSE_CHECK_USAGE((v >> 1) == 0 || (v & sleepers) == 0, "rouse::latch",
+                      "destroyed while a thread is waiting");
+  }
+
+  void count_down(std::ptrdiff_t n = 1) noexcept {
+    ROUSE_CHECK_USAGE(n >= 0, "rouse::latch", "count_down() with a negative update");
+    // Ordering: release; pairs with the acquire loads in wait()/try_wait().
+    std::uint32_t const before = word_.fetch_sub(static_cast<std::uint32_t>(n) << 1, std::memory_order_release);
+    ROUSE_CHECK_USAGE(static_cast<std::ptrdiff_t>(before >> 1) >= n, "rouse::latch",
+                      "count_down() below zero");
+    if (n != 0 && static_cast<std::ptrdiff_t>(before >> 1) == n && (before & sleepers) != 0) [[unlikely]]
+      wake_sleepers();
+  }
+
+  [[nodiscard]] bool try_wait() const noexcept {
+    // Ordering: acquire; pairs with the release count_downs.
+    return (word_.load(std::memory_order_acquire) >> 1) == 0;
+  }
+
+  void wait() const noexcept {
+    if (try_wait()) return;
+    wait_slow();
+  }
+
+  void arrive_and_wait(std::ptrdiff_t n = 1) noexcept {
+    ROUSE_CHECK_USAGE(n >= 0, "rouse::latch", "count_down() with a negative update");
+    // Ordering: acq_rel. Release as in count_down(); acquire so that the
+    // thread whose arrival reaches zero sees every other arrival's writes
+    // when it returns without waiting.
+    std::uint32_t const before = word_.fetch_sub(static_cast<std::uint32_t>(n) << 1, std::memory_order_acq_rel);
+    ROUSE_CHECK_USAGE(static_cast<std::ptrdiff_t>(before >> 1) >= n, "rouse::latch",
+                      "count_down() below zero");
+    if (static_cast<std::ptrdiff_t>(before >> 1) == n) {
+      if (n != 0 && (before & sleepers) != 0) [[unlikely]]
+        wake_sleepers();
+      return;
+    }
+    wait();
+  }
+
+ private:
+  static constexpr std::uint32_t sleepers = 1;
+
+  [[gnu::noinline, gnu::cold]] void wake_sleepers() noexcept { detail::wake_all(word_); }
+
+  [[gnu::noinline]] void wait_slow() const noexcept {
+    if (detail::spin_until([this] { return try_wait(); })) return;
+    // Ordering: acquire; pairs with the release count_downs.
+    std::uint32_t v = word_.load(std::memory_order_acquire);
+    for (;;) {
+      if ((v >> 1) == 0) return;
+      if ((v & sleepers) == 0) {
+        // count > 0, no sleepers -> sleepers. Ordering: the flag and the
+        // count are one word, so the count_down that reaches zero reads the
+        // flag if this CAS came first (no store->load race); acquire on
+        // failure re-reads the count.
+        if (!word_.compare_exchange_weak(v, v | sleepers, std::memory_order_acquire, std::memory_order_acquire))
+          continue;
+        v |= sleepers;
+      }
+      detail::wait(word_, v);
+      // Ordering: acquire; pairs with the release count_downs.
+      v = word_.load(std::memory_order_acquire);
+    }
+  }
+
+  mutable detail::atomic<std::uint32_t> word_;
+};
+
+#if !defined(ROUSE_MODEL_RELACY)
+static_assert(sizeof(latch) == 4);
+#endif
+
+}  // namespace rouse
