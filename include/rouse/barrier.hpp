@@ -184,7 +184,7 @@ class barrier {
         // with the generation, so the phase change's exchange reads it if
         // this CAS came first (no store->load race). Acquire on failure:
         // the failure may be the phase change itself.
-        if (!gen_.compare_exchange_weak(v, v | sleepers, std::memory_order_relaxed, std::memory_order_acquire))
+        if (!gen_.compare_exchange_weak(v, v | sleepers, std::memory_order_acquire, std::memory_order_acquire))
           continue;
         v |= sleepers;
       }

@@ -162,7 +162,7 @@ class event {
         // unset, no sleepers -> sleepers. Ordering: the flag shares the word
         // with the set bit, so a set() later in the modification order sees
         // it (no store->load race); acquire on failure for the re-check.
-        if (!word_.compare_exchange_weak(v, v | sleepers, std::memory_order_relaxed, std::memory_order_acquire))
+        if (!word_.compare_exchange_weak(v, v | sleepers, std::memory_order_acquire, std::memory_order_acquire))
           continue;
         v |= sleepers;
       }
@@ -184,8 +184,9 @@ class event {
       if (try_take(v, flag)) return true;
       if (flag == 0 || (v & sleepers) != 0) return false;
       // auto-reset, slept: unset -> sleepers (set() may have woken this
-      // thread instead of another sleeper). Ordering: relaxed, one word.
-      if (word_.compare_exchange_weak(v, v | sleepers, std::memory_order_relaxed, std::memory_order_acquire))
+      // thread instead of another sleeper). Ordering: the flag shares the
+      // word with the set bit (no store->load race); acquire for the re-check.
+      if (word_.compare_exchange_weak(v, v | sleepers, std::memory_order_acquire, std::memory_order_acquire))
         return false;
     }
   }

@@ -26,8 +26,11 @@
 // Wake policy: release(n) that finds the sleepers flag wakes n threads with
 // one wake call and clears the flag; every woken thread sets the flag again
 // when it takes a permit, leaves on a timeout, or goes back to sleep, so
-// sleepers beyond the n woken are never stranded. The price of the flag is at
-// most one wake call that finds nobody after a burst of contention.
+// sleepers beyond the n woken are never stranded; a woken thread that takes a
+// permit and sees more left passes the wake on to one more sleeper (a release
+// that found the flag cleared by an earlier one did not wake anybody). The
+// price of the flag is at most one wake call that finds nobody after a burst
+// of contention.
 // Cost with nobody waiting: release() is one RMW (a CAS after a load) and no
 // system call; acquire() with a permit available is one RMW. acquire() spins
 // briefly (detail/coordination_spin.hpp) before it sleeps. Across processes:
@@ -39,7 +42,8 @@
 //                      that wakes
 //   count (bits 1–31)  permits available
 //
-//   acquire, count > 0:    count -= 1 (and sleepers := 1 if this thread slept)
+//   acquire, count > 0:    count -= 1; if this thread slept: sleepers := 1,
+//                          or, if permits remain, sleepers := 0 and wake one
 //   acquire, count == 0:   sleepers := 1, then sleep while the word is unchanged
 //   release(n):            count += n, sleepers := 0; if sleepers was 1: wake n
 //   timeout (had slept):   take a permit if one is there, else sleepers := 1
@@ -131,14 +135,21 @@ class counting_semaphore {
     detail::wake(word_, update > 0x7FFFFFFF ? 0x7FFFFFFF : static_cast<int>(update));
   }
 
-  // Takes a permit if there is one. `flag` is `sleepers` for a thread that
-  // has slept (it restores the flag for the sleepers it may have left
-  // behind), else 0.
-  bool take(std::uint32_t& v, std::uint32_t flag) noexcept {
+  // Takes a permit if there is one. `slept` is `sleepers` for a thread that
+  // has slept, else 0. A thread that slept may have been woken by a
+  // release() that cleared the flag; it is then responsible for the sleepers
+  // that release left behind: if permits remain after its own, it passes the
+  // wake on (flag cleared, wake one); else it puts the flag back.
+  bool take(std::uint32_t& v, std::uint32_t slept) noexcept {
     while ((v >> 1) != 0) {
-      // count -= 1 (| sleepers). Ordering: acquire; pairs with release().
-      if (word_.compare_exchange_weak(v, (v - 2) | flag, std::memory_order_acquire, std::memory_order_relaxed))
+      bool const pass_on = slept != 0 && (v >> 1) > 1;
+      std::uint32_t const desired = pass_on ? (v - 2) & ~sleepers : (v - 2) | slept;
+      // count -= 1 (sleepers as above). Ordering: acquire; pairs with release().
+      if (word_.compare_exchange_weak(v, desired, std::memory_order_acquire, std::memory_order_relaxed)) {
+        if (pass_on) [[unlikely]]
+          detail::wake_one(word_);
         return true;
+      }
     }
     return false;
   }
