@@ -4,34 +4,61 @@
 // A futex sleep plus wake costs 20–36 µs of round trip on the 2-vCPU VMs
 // rouse is measured on (about 7 µs on bare metal, folly's figure); a phase of
 // a barrier or a semaphore hand-off between two running threads completes in
-// well under a microsecond. Spinning a little first lets short waits finish
-// without a sleep; the bound keeps an oversubscribed machine (more threads
-// than cores, where the thread we wait for may not be running) from burning
-// its time slice. The limit was chosen with rouse-bench's barrier.cycle2 and
-// semaphore.pingpong on the 2-vCPU AMD EPYC VM (see docs/coordination.md).
+// well under a microsecond. So a waiter first polls with a pause (the thread
+// it waits for is running on another core), then polls with a yield between
+// polls (it may be waiting for the CPU this thread holds: with more threads
+// than cores, a yield lets it run, for about one system call), and only then
+// sleeps. Both phases are bounded, so a long wait still ends asleep and costs
+// no CPU. The limits were chosen with rouse-bench's barrier.cycle2/4,
+// semaphore.pingpong and latch.countdown16 on the 2-vCPU AMD EPYC VM (see
+// docs/coordination.md).
+//
+// The yield is not part of any protocol (it only decides when to re-check),
+// so it calls the platform directly rather than through the alias point;
+// under a Relacy model it is a scheduling point like spin_pause().
 #pragma once
 
 #include "rouse/detail/sync_types.hpp"
 
+#if !defined(ROUSE_MODEL_RELACY)
+#include "rouse/platform/cpu.hpp"
+#endif
+
 namespace rouse::detail {
 
-// Polls of the state word (each with a pause) before a coordination wait
-// sleeps: about 1.5–3 µs with a 10–20 ns pause.
 // Under a Relacy model one poll is enough: each spin_pause() is a scheduling
 // point, and a long spin only multiplies the interleavings to explore.
 #if defined(ROUSE_MODEL_RELACY)
 inline constexpr int coordination_spin_limit = 1;
+inline constexpr int coordination_yield_limit = 0;
 #else
-inline constexpr int coordination_spin_limit = 150;
+// Polls with a pause: about 1–2 µs with a 10–20 ns pause.
+inline constexpr int coordination_spin_limit = 100;
+// Then polls with a yield: each is one sched_yield (about 1 µs on these VMs
+// when no other thread is runnable, a time slice of another thread when one
+// is); bounded so that an idle wait sleeps after a few tens of µs.
+inline constexpr int coordination_yield_limit = 32;
 #endif
 
-// Calls done() up to `limit` times with a spin_pause() between calls; true
-// as soon as done() is true.
+inline void coordination_yield() noexcept {
+#if defined(ROUSE_MODEL_RELACY)
+  spin_pause();
+#else
+  platform::thread_yield();
+#endif
+}
+
+// Calls done() until it is true or the spin and yield budgets are spent;
+// returns its last result.
 template <class Done>
-inline bool spin_until(Done&& done, int limit = coordination_spin_limit) {
-  for (int i = 0; i < limit; ++i) {
+inline bool spin_until(Done&& done) {
+  for (int i = 0; i < coordination_spin_limit; ++i) {
     if (done()) return true;
     spin_pause();
+  }
+  for (int i = 0; i < coordination_yield_limit; ++i) {
+    if (done()) return true;
+    coordination_yield();
   }
   return done();
 }
