@@ -1,0 +1,388 @@
+// rouse/channel/channel.hpp — multi-producer multi-consumer channels.
+//
+//   auto [tx, rx] = rouse::channel::bounded<int>(1024);   // capacity >= 1: a ring
+//   auto [tx, rx] = rouse::channel::bounded<int>(0);      // rendezvous
+//   auto [tx, rx] = rouse::channel::unbounded<int>();     // a linked list of blocks
+//   tx.send(42);                   // blocks while full; send_result says why it failed
+//   auto r = rx.recv();            // blocks while empty; r.value(), or r.status()
+//   for (int& v : rx) use(v);      // until closed and drained
+//
+// Purpose: hand values between any number of threads with Go's semantics
+// (close, drain, select, rendezvous) at crossbeam-channel's speed. One pair
+// of handle types covers the three flavours: sender<T> and receiver<T>.
+//
+// Lifecycle
+// - bounded<T>(n) / unbounded<T>() allocate one shared state and return a
+//   sender and a receiver. Handles are copyable (each copy is another
+//   producer or consumer) and movable (a moved-from handle is empty).
+// - The channel closes on close() (from either side, any number of times;
+//   true for the call that closed it), when the last sender goes away, or
+//   when the last receiver goes away. After close: sends fail with `closed`
+//   and hand their value back; receivers first drain every value sent before
+//   the close, then get `closed`; every blocked sender and receiver wakes.
+// - The shared state is freed by the last handle. Values still buffered then
+//   (possible only once every receiver is gone) are destroyed with it.
+//
+// Operations (statuses from result.hpp)
+//   send(v)                  ok | closed (value handed back)
+//   try_send(v)              ok | full | closed (never blocks; rendezvous:
+//                            ok only if a receiver is blocked right now)
+//   send_for / send_until    ok | closed | timed_out (never early)
+//   recv()                   value | closed (closed and drained)
+//   try_recv()               value | empty | closed
+//   recv_for / recv_until    value | closed | timed_out
+//   size(), capacity(), empty(), full(), is_closed()   snapshots
+// A rendezvous send returns ok only once a receiver has taken its value.
+//
+// Ordering: each flavour is linearizable: a send takes effect at one atomic
+// step (a CAS on the tail index, or, rendezvous, the claim of a blocked
+// receiver), a receive likewise, and receivers get values in the order
+// their sends took effect. In particular one producer's values arrive in the
+// order it sent them. try_send/try_recv do not fail spuriously: `full` and
+// `empty` are reported only after seeing the indices say so.
+//
+// Element types may be move-only and need not be default-constructible; they
+// must be nothrow move-constructible and nothrow destructible. Each value is
+// constructed in the channel once and destroyed there once.
+//
+// Misuse and what happens: an operation on an empty (moved-from or
+// default-constructed) handle is diagnosed in debug builds and crashes
+// (null dereference) in release builds.
+//
+// sizeof(sender<T>) == sizeof(receiver<T>) == 16 (a pointer and the flavour).
+// Fairness: blocked operations of one side are woken in FIFO order; a woken
+// thread competes with running ones (no hand-off), like crossbeam and Go.
+// Cost with nobody waiting: bounded/unbounded send and receive are one CAS
+// on an index, one store (or fetch_or) on a slot word and one seq_cst load of
+// the other side's waiter flag: no lock, no system call. A blocked operation
+// spins briefly, yields, then sleeps on a futex word in its own stack frame;
+// waking it costs its waker one lock, one CAS and one futex wake. Rendezvous
+// operations take a small lock per operation.
+// Across processes: no.
+//
+// Memory ordering: everything a thread did before a successful send
+// happens-before everything the receiver does after the receive that got
+// that value; close() happens-before any operation that reports `closed`.
+// The per-flavour protocols are in detail/array.hpp, detail/list.hpp,
+// detail/zero.hpp and detail/waiter.hpp.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <iterator>
+#include <limits>
+#include <optional>
+#include <type_traits>
+#include <utility>
+
+#include "rouse/channel/detail/array.hpp"
+#include "rouse/channel/detail/list.hpp"
+#include "rouse/channel/detail/waiter.hpp"
+#include "rouse/channel/detail/zero.hpp"
+#include "rouse/channel/result.hpp"
+#include "rouse/detail/diagnostics.hpp"
+
+namespace rouse::channel {
+
+// capacity() of an unbounded channel.
+inline constexpr std::size_t unbounded_capacity = std::numeric_limits<std::size_t>::max();
+
+template <class T>
+class sender;
+template <class T>
+class receiver;
+template <class T>
+class recv_case;
+template <class T>
+class send_case;
+template <class T>
+std::pair<sender<T>, receiver<T>> bounded(std::size_t capacity);
+template <class T>
+std::pair<sender<T>, receiver<T>> unbounded();
+
+namespace detail {
+
+enum class flavor : std::uint8_t { array, list, zero };
+
+// The shared state: handle counts, then the flavour's channel.
+struct control_base {
+  d::atomic<std::size_t> senders{1};
+  d::atomic<std::size_t> receivers{1};
+  d::atomic<std::uint32_t> one_side_gone{0};
+};
+
+template <class Chan>
+struct control : control_base {
+  template <class... Args>
+  explicit control(Args&&... args) : chan(std::forward<Args>(args)...) {}
+  Chan chan;
+};
+
+// A flavour-tagged pointer to the shared state, with the reference counting
+// both handle types share.
+template <class T>
+class handle_base {
+ protected:
+  handle_base() = default;
+  handle_base(control_base* c, flavor f) noexcept : ctl_(c), kind_(f) {}
+
+  template <class F>
+  decltype(auto) visit(F&& f) const {
+    ROUSE_CHECK_USAGE(ctl_ != nullptr, "rouse::channel", "operation on an empty (moved-from) handle");
+    switch (kind_) {
+      case flavor::array: return f(static_cast<control<array_channel<T>>*>(ctl_)->chan);
+      case flavor::list: return f(static_cast<control<list_channel<T>>*>(ctl_)->chan);
+      default: return f(static_cast<control<zero_channel<T>>*>(ctl_)->chan);
+    }
+  }
+
+  // Called by the last handle of one side: close; by the last of both: free.
+  void release_side(d::atomic<std::size_t> control_base::*count) noexcept {
+    if (ctl_ == nullptr) return;
+    // Ordering: acq_rel; the last handle's release sees every other
+    // handle's operations before it closes or frees the state.
+    if ((ctl_->*count).fetch_sub(1, std::memory_order_acq_rel) == 1) {
+      visit([](auto& c) { c.close(); });
+      // Ordering: acq_rel; the second side to get here frees the state,
+      // after the first side's close.
+      if (ctl_->one_side_gone.exchange(1, std::memory_order_acq_rel) == 1) destroy();
+    }
+    ctl_ = nullptr;
+  }
+
+  void destroy() noexcept {
+    switch (kind_) {
+      case flavor::array: delete static_cast<control<array_channel<T>>*>(ctl_); break;
+      case flavor::list: delete static_cast<control<list_channel<T>>*>(ctl_); break;
+      default: delete static_cast<control<zero_channel<T>>*>(ctl_); break;
+    }
+  }
+
+  control_base* ctl_ = nullptr;
+  flavor kind_ = flavor::array;
+
+ public:
+  // Whether the handle refers to a channel (false once moved from).
+  explicit operator bool() const noexcept { return ctl_ != nullptr; }
+  // Snapshots.
+  [[nodiscard]] std::size_t size() const noexcept {
+    return visit([](auto& c) -> std::size_t { return c.size(); });
+  }
+  [[nodiscard]] std::size_t capacity() const noexcept {
+    if (kind_ == flavor::list) return unbounded_capacity;
+    return visit([](auto& c) -> std::size_t {
+      if constexpr (requires { c.capacity(); }) return c.capacity();
+      else return unbounded_capacity;
+    });
+  }
+  [[nodiscard]] bool empty() const noexcept {
+    return visit([](auto& c) -> bool { return c.is_empty(); });
+  }
+  [[nodiscard]] bool full() const noexcept {
+    return visit([](auto& c) -> bool {
+      if constexpr (requires { c.is_full(); }) return c.is_full();
+      else return false;
+    });
+  }
+  [[nodiscard]] bool is_closed() const noexcept {
+    return visit([](auto& c) -> bool { return c.is_closed(); });
+  }
+  // Closes the channel (see the header). True for the call that closed it.
+  bool close() noexcept {
+    return visit([](auto& c) -> bool { return c.close(); });
+  }
+  // Whether two handles refer to the same channel.
+  friend bool operator==(const handle_base& a, const handle_base& b) noexcept { return a.ctl_ == b.ctl_; }
+
+  template <class U>
+  friend class channel::sender;
+  template <class U>
+  friend class channel::receiver;
+  template <class U>
+  friend class channel::recv_case;
+  template <class U>
+  friend class channel::send_case;
+};
+
+template <class Rep, class Period>
+inline auto deadline_after(std::chrono::duration<Rep, Period> timeout) noexcept {
+  using clock = std::chrono::steady_clock;
+  auto const now = clock::now();
+  if (timeout <= timeout.zero()) return now;
+  // Saturate: duration::max() must not overflow the deadline.
+  if (std::chrono::duration<double, std::nano>(timeout).count() >=
+      std::chrono::duration<double, std::nano>(clock::time_point::max() - now).count())
+    return clock::time_point::max();
+  return now + std::chrono::ceil<clock::duration>(timeout);
+}
+
+}  // namespace detail
+
+// The sending handle. Copyable: every copy is another producer.
+template <class T>
+class sender : public detail::handle_base<T> {
+  static_assert(detail::message_type<T>,
+                "channel messages must be object types, nothrow move-constructible and nothrow destructible");
+  using base = detail::handle_base<T>;
+
+ public:
+  using value_type = T;
+
+  sender() = default;
+  sender(const sender& o) noexcept : base(o.ctl_, o.kind_) {
+    // Ordering: relaxed; a new reference from an existing one (as shared_ptr).
+    if (this->ctl_) this->ctl_->senders.fetch_add(1, std::memory_order_relaxed);
+  }
+  sender(sender&& o) noexcept : base(std::exchange(o.ctl_, nullptr), o.kind_) {}
+  sender& operator=(sender o) noexcept {
+    swap(o);
+    return *this;
+  }
+  ~sender() { this->release_side(&detail::control_base::senders); }
+  void swap(sender& o) noexcept {
+    std::swap(this->ctl_, o.ctl_);
+    std::swap(this->kind_, o.kind_);
+  }
+
+  // Blocks while the channel is full (rendezvous: until a receiver takes it).
+  send_result<T> send(T value) noexcept {
+    return finish(this->visit([&](auto& c) { return c.send(value, detail::no_deadline{}); }), value);
+  }
+  // Never blocks.
+  send_result<T> try_send(T value) noexcept {
+    return finish(this->visit([&](auto& c) { return c.try_send(value); }), value);
+  }
+  template <class Rep, class Period>
+  send_result<T> send_for(T value, std::chrono::duration<Rep, Period> timeout) noexcept {
+    return send_until(std::move(value), detail::deadline_after(timeout));
+  }
+  template <class Clock, class Duration>
+  send_result<T> send_until(T value, std::chrono::time_point<Clock, Duration> deadline) noexcept {
+    if (deadline == std::chrono::time_point<Clock, Duration>::max()) return send(std::move(value));
+    detail::until_deadline<Clock, Duration> const d{deadline};
+    return finish(this->visit([&](auto& c) { return c.send(value, d); }), value);
+  }
+
+ private:
+  template <class U>
+  friend std::pair<sender<U>, receiver<U>> bounded(std::size_t);
+  template <class U>
+  friend std::pair<sender<U>, receiver<U>> unbounded();
+  sender(detail::control_base* c, detail::flavor f) noexcept : base(c, f) {}
+
+  static send_result<T> finish(status s, T& value) noexcept {
+    if (s == status::ok) return send_result<T>();
+    return send_result<T>(s, std::move(value));
+  }
+};
+
+// The receiving handle. Copyable: every copy is another consumer. A range:
+// `for (T& v : rx)` receives until the channel is closed and drained.
+template <class T>
+class receiver : public detail::handle_base<T> {
+  static_assert(detail::message_type<T>,
+                "channel messages must be object types, nothrow move-constructible and nothrow destructible");
+  using base = detail::handle_base<T>;
+
+ public:
+  using value_type = T;
+
+  receiver() = default;
+  receiver(const receiver& o) noexcept : base(o.ctl_, o.kind_) {
+    // Ordering: relaxed; a new reference from an existing one.
+    if (this->ctl_) this->ctl_->receivers.fetch_add(1, std::memory_order_relaxed);
+  }
+  receiver(receiver&& o) noexcept : base(std::exchange(o.ctl_, nullptr), o.kind_) {}
+  receiver& operator=(receiver o) noexcept {
+    swap(o);
+    return *this;
+  }
+  ~receiver() { this->release_side(&detail::control_base::receivers); }
+  void swap(receiver& o) noexcept {
+    std::swap(this->ctl_, o.ctl_);
+    std::swap(this->kind_, o.kind_);
+  }
+
+  // Blocks while the channel is empty and open.
+  recv_result<T> recv() noexcept {
+    return this->visit([](auto& c) { return c.recv(detail::no_deadline{}); });
+  }
+  recv_result<T> try_recv() noexcept {
+    return this->visit([](auto& c) { return c.try_recv(); });
+  }
+  template <class Rep, class Period>
+  recv_result<T> recv_for(std::chrono::duration<Rep, Period> timeout) noexcept {
+    return recv_until(detail::deadline_after(timeout));
+  }
+  template <class Clock, class Duration>
+  recv_result<T> recv_until(std::chrono::time_point<Clock, Duration> deadline) noexcept {
+    if (deadline == std::chrono::time_point<Clock, Duration>::max()) return recv();
+    detail::until_deadline<Clock, Duration> const d{deadline};
+    return this->visit([&](auto& c) { return c.recv(d); });
+  }
+
+  // Input iterator over received values; equal to end() once recv() says
+  // closed.
+  class iterator {
+   public:
+    using iterator_category = std::input_iterator_tag;
+    using value_type = T;
+    using difference_type = std::ptrdiff_t;
+    using reference = T&;
+    using pointer = T*;
+
+    iterator() = default;
+    explicit iterator(receiver* rx) : rx_(rx) { ++*this; }
+    T& operator*() const noexcept { return *current_; }
+    T* operator->() const noexcept { return &*current_; }
+    iterator& operator++() {
+      auto r = rx_->recv();
+      if (r.has_value()) current_.emplace(std::move(*r));
+      else current_.reset();
+      return *this;
+    }
+    void operator++(int) { ++*this; }
+    friend bool operator==(const iterator& it, std::default_sentinel_t) noexcept { return !it.current_; }
+
+   private:
+    receiver* rx_ = nullptr;
+    mutable std::optional<T> current_;
+  };
+  iterator begin() { return iterator(this); }
+  std::default_sentinel_t end() const noexcept { return {}; }
+
+ private:
+  template <class U>
+  friend std::pair<sender<U>, receiver<U>> bounded(std::size_t);
+  template <class U>
+  friend std::pair<sender<U>, receiver<U>> unbounded();
+  receiver(detail::control_base* c, detail::flavor f) noexcept : base(c, f) {}
+};
+
+static_assert(sizeof(sender<int>) == 16 && sizeof(receiver<int>) == 16);
+
+// A channel that holds at most `capacity` values; capacity 0 is a rendezvous
+// channel (every send waits for a receive).
+template <class T>
+std::pair<sender<T>, receiver<T>> bounded(std::size_t capacity) {
+  detail::control_base* c;
+  detail::flavor f;
+  if (capacity == 0) {
+    c = new detail::control<detail::zero_channel<T>>();
+    f = detail::flavor::zero;
+  } else {
+    c = new detail::control<detail::array_channel<T>>(capacity);
+    f = detail::flavor::array;
+  }
+  return {sender<T>(c, f), receiver<T>(c, f)};
+}
+
+// A channel without a bound: send never blocks (memory permitting).
+template <class T>
+std::pair<sender<T>, receiver<T>> unbounded() {
+  detail::control_base* c = new detail::control<detail::list_channel<T>>();
+  return {sender<T>(c, detail::flavor::list), receiver<T>(c, detail::flavor::list)};
+}
+
+}  // namespace rouse::channel

@@ -1,0 +1,462 @@
+// Unit tests of rouse::channel::bounded / unbounded / rendezvous channels,
+// in crossbeam-channel's shape: smoke, capacity, size/empty/full, timeouts,
+// close wakes the other side, drop counting, per-producer order, rendezvous
+// hand-offs, and "nobody waiting costs no system call".
+#include "rouse/channel/channel.hpp"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "rouse/platform/counters.hpp"
+
+namespace {
+
+namespace ch = rouse::channel;
+using namespace std::chrono_literals;
+using clock_type = std::chrono::steady_clock;
+
+// A move-only, non-default-constructible message that counts its lives.
+struct counted {
+  static inline std::atomic<long> live{0};
+  static inline std::atomic<long> made{0};
+  int v;
+  explicit counted(int value) : v(value) {
+    live.fetch_add(1);
+    made.fetch_add(1);
+  }
+  counted(counted&& o) noexcept : v(o.v) {
+    o.v = -1;
+    live.fetch_add(1);
+    made.fetch_add(1);
+  }
+  counted(const counted&) = delete;
+  counted& operator=(const counted&) = delete;
+  counted& operator=(counted&&) = delete;
+  ~counted() { live.fetch_sub(1); }
+};
+
+enum class kind { rendezvous, bounded1, bounded16, unbounded };
+
+template <class T>
+std::pair<ch::sender<T>, ch::receiver<T>> make(kind k) {
+  switch (k) {
+    case kind::rendezvous: return ch::bounded<T>(0);
+    case kind::bounded1: return ch::bounded<T>(1);
+    case kind::bounded16: return ch::bounded<T>(16);
+    default: return ch::unbounded<T>();
+  }
+}
+
+std::string name_of(const testing::TestParamInfo<kind>& info) {
+  switch (info.param) {
+    case kind::rendezvous: return "rendezvous";
+    case kind::bounded1: return "bounded1";
+    case kind::bounded16: return "bounded16";
+    default: return "unbounded";
+  }
+}
+
+class every_flavour : public testing::TestWithParam<kind> {};
+INSTANTIATE_TEST_SUITE_P(channel, every_flavour,
+                         testing::Values(kind::rendezvous, kind::bounded1, kind::bounded16, kind::unbounded),
+                         name_of);
+
+TEST_P(every_flavour, smoke_send_then_recv_across_threads) {
+  auto [tx, rx] = make<int>(GetParam());
+  std::thread t([tx = tx]() mutable {
+    for (int i = 0; i < 1000; ++i) ASSERT_TRUE(tx.send(i));
+  });
+  for (int i = 0; i < 1000; ++i) {
+    auto r = rx.recv();
+    ASSERT_TRUE(r);
+    EXPECT_EQ(*r, i);
+  }
+  t.join();
+}
+
+TEST_P(every_flavour, try_recv_on_an_empty_open_channel_says_empty) {
+  auto [tx, rx] = make<int>(GetParam());
+  auto r = rx.try_recv();
+  EXPECT_FALSE(r);
+  EXPECT_EQ(r.status(), ch::status::empty);
+}
+
+TEST_P(every_flavour, recv_for_times_out_never_early) {
+  auto [tx, rx] = make<int>(GetParam());
+  auto const start = clock_type::now();
+  auto r = rx.recv_for(20ms);
+  EXPECT_GE(clock_type::now() - start, 20ms);
+  EXPECT_EQ(r.status(), ch::status::timed_out);
+}
+
+TEST_P(every_flavour, recv_until_a_past_deadline_times_out) {
+  auto [tx, rx] = make<int>(GetParam());
+  EXPECT_EQ(rx.recv_until(clock_type::now() - 1s).status(), ch::status::timed_out);
+  EXPECT_EQ(rx.recv_until(std::chrono::system_clock::now() + 5ms).status(), ch::status::timed_out);
+}
+
+TEST_P(every_flavour, send_after_close_hands_the_value_back) {
+  auto [tx, rx] = make<std::unique_ptr<int>>(GetParam());
+  EXPECT_TRUE(rx.close());
+  EXPECT_FALSE(tx.close());
+  EXPECT_TRUE(tx.is_closed());
+  auto r = tx.send(std::make_unique<int>(7));
+  EXPECT_EQ(r.status(), ch::status::closed);
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(*r.value(), 7);
+  auto t = tx.try_send(std::make_unique<int>(8));
+  EXPECT_EQ(t.status(), ch::status::closed);
+  EXPECT_EQ(*t.value(), 8);
+  auto f = tx.send_for(std::make_unique<int>(9), 1ms);
+  EXPECT_EQ(f.status(), ch::status::closed);
+  EXPECT_EQ(*f.value(), 9);
+  EXPECT_EQ(rx.recv().status(), ch::status::closed);
+  EXPECT_EQ(rx.try_recv().status(), ch::status::closed);
+  EXPECT_EQ(rx.recv_for(1ms).status(), ch::status::closed);
+}
+
+TEST_P(every_flavour, close_wakes_a_blocked_receiver) {
+  auto [tx, rx] = make<int>(GetParam());
+  std::thread t([rx = rx]() mutable { EXPECT_EQ(rx.recv().status(), ch::status::closed); });
+  std::this_thread::sleep_for(10ms);
+  tx.close();
+  t.join();
+}
+
+TEST_P(every_flavour, dropping_the_last_sender_wakes_a_blocked_receiver) {
+  auto [tx, rx] = make<int>(GetParam());
+  std::thread t([rx = std::move(rx)]() mutable { EXPECT_EQ(rx.recv().status(), ch::status::closed); });
+  std::this_thread::sleep_for(10ms);
+  { auto gone = std::move(tx); }
+  t.join();
+}
+
+TEST_P(every_flavour, dropping_the_last_receiver_closes_for_senders) {
+  auto [tx, rx] = make<int>(GetParam());
+  auto copy = rx;
+  { auto gone = std::move(rx); }
+  EXPECT_FALSE(tx.is_closed());  // a copy is still alive
+  { auto gone = std::move(copy); }
+  EXPECT_TRUE(tx.is_closed());
+  auto r = tx.send(3);
+  EXPECT_EQ(r.status(), ch::status::closed);
+  EXPECT_EQ(r.value(), 3);
+}
+
+TEST_P(every_flavour, receivers_drain_before_closed) {
+  if (GetParam() == kind::rendezvous) GTEST_SKIP() << "nothing is buffered";
+  auto [tx, rx] = make<int>(GetParam());
+  ASSERT_TRUE(tx.send(1));
+  tx.close();
+  EXPECT_EQ(*rx.recv(), 1);
+  EXPECT_EQ(rx.recv().status(), ch::status::closed);
+}
+
+TEST_P(every_flavour, a_receiver_is_a_range_until_closed_and_drained) {
+  auto [tx, rx] = make<int>(GetParam());
+  std::thread t([tx = std::move(tx)]() mutable {
+    for (int i = 0; i < 100; ++i) ASSERT_TRUE(tx.send(i));
+  });
+  int expected = 0;
+  for (int& v : rx) EXPECT_EQ(v, expected++);
+  EXPECT_EQ(expected, 100);
+  t.join();
+}
+
+TEST_P(every_flavour, move_only_messages_without_default_constructor) {
+  counted::live = 0;
+  {
+    auto [tx, rx] = make<counted>(GetParam());
+    std::thread t([tx = tx]() mutable {
+      for (int i = 0; i < 200; ++i) ASSERT_TRUE(tx.send(counted(i)));
+    });
+    for (int i = 0; i < 200; ++i) EXPECT_EQ(rx.recv()->v, i);
+    t.join();
+    EXPECT_EQ(counted::live.load(), 0);
+  }
+  EXPECT_EQ(counted::live.load(), 0);
+}
+
+TEST_P(every_flavour, values_left_in_a_dropped_channel_are_destroyed_once) {
+  if (GetParam() == kind::rendezvous) GTEST_SKIP() << "nothing is buffered";
+  counted::live = 0;
+  {
+    auto [tx, rx] = make<counted>(GetParam());
+    int sent = 0;
+    while (sent < 10 && tx.try_send(counted(sent))) ++sent;
+    EXPECT_GE(sent, 1);
+    EXPECT_EQ(counted::live.load(), sent);
+    if (sent > 1) {
+      EXPECT_EQ(rx.recv()->v, 0);
+    }
+  }
+  EXPECT_EQ(counted::live.load(), 0);
+}
+
+TEST_P(every_flavour, handles_copy_and_compare) {
+  auto [tx, rx] = make<int>(GetParam());
+  auto tx2 = tx;
+  auto rx2 = rx;
+  EXPECT_TRUE(tx2 == tx);
+  auto [other_tx, other_rx] = make<int>(GetParam());
+  EXPECT_FALSE(other_tx == tx);
+  ch::sender<int> empty;
+  EXPECT_FALSE(static_cast<bool>(empty));
+  empty = tx2;
+  EXPECT_TRUE(static_cast<bool>(empty));
+  tx.close();
+  EXPECT_TRUE(rx2.is_closed());
+}
+
+TEST_P(every_flavour, one_producers_order_is_kept_across_many_consumers) {
+  auto [tx, rx] = make<int>(GetParam());
+  constexpr int n = 20000;
+  std::vector<std::thread> consumers;
+  std::atomic<int> out_of_order{0};
+  std::atomic<long> total{0};
+  for (int c = 0; c < 3; ++c)
+    consumers.emplace_back([rx = rx, &out_of_order, &total]() mutable {
+      int last = -1;
+      for (int& v : rx) {
+        if (v <= last) out_of_order.fetch_add(1);
+        last = v;
+        total.fetch_add(1);
+      }
+    });
+  rx = {};
+  for (int i = 0; i < n; ++i) ASSERT_TRUE(tx.send(i));
+  tx.close();
+  for (auto& t : consumers) t.join();
+  EXPECT_EQ(out_of_order.load(), 0);
+  EXPECT_EQ(total.load(), n);
+}
+
+// --- bounded -------------------------------------------------------------
+
+TEST(channel_bounded, capacity_size_empty_full) {
+  auto [tx, rx] = ch::bounded<int>(3);
+  EXPECT_EQ(tx.capacity(), 3u);
+  EXPECT_EQ(rx.capacity(), 3u);
+  EXPECT_TRUE(rx.empty());
+  EXPECT_FALSE(tx.full());
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(tx.size(), static_cast<std::size_t>(i));
+    ASSERT_TRUE(tx.try_send(i));
+  }
+  EXPECT_EQ(rx.size(), 3u);
+  EXPECT_TRUE(tx.full());
+  EXPECT_FALSE(rx.empty());
+  auto r = tx.try_send(99);
+  EXPECT_EQ(r.status(), ch::status::full);
+  EXPECT_EQ(r.value(), 99);
+  EXPECT_EQ(*rx.try_recv(), 0);
+  EXPECT_EQ(rx.size(), 2u);
+  // Around the ring several times.
+  for (int i = 3; i < 50; ++i) {
+    ASSERT_TRUE(tx.try_send(i));
+    EXPECT_EQ(*rx.try_recv(), i - 2);
+    EXPECT_EQ(rx.size(), 2u);
+  }
+}
+
+TEST(channel_bounded, capacities_that_are_and_are_not_powers_of_two) {
+  for (std::size_t cap : {1u, 2u, 3u, 7u, 8u, 1000u, 1024u}) {
+    auto [tx, rx] = ch::bounded<std::size_t>(cap);
+    for (int lap = 0; lap < 3; ++lap) {
+      for (std::size_t i = 0; i < cap; ++i) ASSERT_TRUE(tx.try_send(i));
+      EXPECT_EQ(tx.try_send(0).status(), ch::status::full);
+      EXPECT_EQ(rx.size(), cap);
+      for (std::size_t i = 0; i < cap; ++i) ASSERT_EQ(*rx.try_recv(), i);
+      EXPECT_EQ(rx.try_recv().status(), ch::status::empty);
+    }
+  }
+}
+
+TEST(channel_bounded, send_for_on_a_full_channel_times_out_never_early_and_returns_the_value) {
+  auto [tx, rx] = ch::bounded<std::unique_ptr<int>>(1);
+  ASSERT_TRUE(tx.send(std::make_unique<int>(1)));
+  auto const start = clock_type::now();
+  auto r = tx.send_for(std::make_unique<int>(2), 20ms);
+  EXPECT_GE(clock_type::now() - start, 20ms);
+  EXPECT_EQ(r.status(), ch::status::timed_out);
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(*r.value(), 2);
+  EXPECT_EQ(**rx.recv(), 1);
+}
+
+TEST(channel_bounded, a_blocked_sender_proceeds_when_a_slot_frees) {
+  auto [tx, rx] = ch::bounded<int>(1);
+  ASSERT_TRUE(tx.send(1));
+  std::atomic<bool> sent{false};
+  std::thread t([tx = tx, &sent]() mutable {
+    EXPECT_TRUE(tx.send(2));
+    sent = true;
+  });
+  std::this_thread::sleep_for(10ms);
+  EXPECT_FALSE(sent.load());
+  EXPECT_EQ(*rx.recv(), 1);
+  EXPECT_EQ(*rx.recv(), 2);
+  t.join();
+  EXPECT_TRUE(sent.load());
+}
+
+TEST(channel_bounded, close_wakes_a_blocked_sender_with_its_value) {
+  auto [tx, rx] = ch::bounded<int>(1);
+  ASSERT_TRUE(tx.send(1));
+  std::thread t([tx = tx]() mutable {
+    auto r = tx.send(2);
+    EXPECT_EQ(r.status(), ch::status::closed);
+    EXPECT_EQ(r.value(), 2);
+  });
+  std::this_thread::sleep_for(10ms);
+  rx.close();
+  t.join();
+  EXPECT_EQ(*rx.recv(), 1);  // drained after close
+  EXPECT_EQ(rx.recv().status(), ch::status::closed);
+}
+
+TEST(channel_bounded, send_recv_with_nobody_blocked_makes_no_system_call) {
+  if (!rouse::platform::syscall_counters_enabled()) GTEST_SKIP() << "syscall counters are off";
+  auto [tx, rx] = ch::bounded<int>(8);
+  auto const before = rouse::platform::syscall_counters();
+  for (int i = 0; i < 1000; ++i) {
+    ASSERT_TRUE(tx.send(i));
+    ASSERT_TRUE(tx.try_send(i));
+    ASSERT_TRUE(rx.recv());
+    ASSERT_TRUE(rx.try_recv());
+    ASSERT_TRUE(tx.send_for(i, 1s));
+    ASSERT_TRUE(rx.recv_for(1s));
+  }
+  auto const after = rouse::platform::syscall_counters();
+  EXPECT_EQ(after.waits, before.waits);
+  EXPECT_EQ(after.wakes, before.wakes);
+}
+
+// --- unbounded -----------------------------------------------------------
+
+TEST(channel_unbounded, capacity_size_and_many_blocks) {
+  auto [tx, rx] = ch::unbounded<int>();
+  EXPECT_EQ(tx.capacity(), ch::unbounded_capacity);
+  EXPECT_FALSE(tx.full());
+  EXPECT_TRUE(rx.empty());
+  for (int i = 0; i < 1000; ++i) {
+    ASSERT_TRUE(tx.try_send(i));
+    ASSERT_EQ(rx.size(), static_cast<std::size_t>(i + 1));
+  }
+  for (int i = 0; i < 1000; ++i) {
+    ASSERT_EQ(*rx.try_recv(), i);
+    ASSERT_EQ(rx.size(), static_cast<std::size_t>(999 - i));
+  }
+  EXPECT_TRUE(rx.empty());
+}
+
+TEST(channel_unbounded, send_recv_with_nobody_blocked_makes_no_system_call) {
+  if (!rouse::platform::syscall_counters_enabled()) GTEST_SKIP() << "syscall counters are off";
+  auto [tx, rx] = ch::unbounded<int>();
+  auto const before = rouse::platform::syscall_counters();
+  for (int i = 0; i < 1000; ++i) {
+    ASSERT_TRUE(tx.send(i));
+    ASSERT_TRUE(tx.try_send(i));
+    ASSERT_TRUE(rx.recv());
+    ASSERT_TRUE(rx.try_recv());
+  }
+  auto const after = rouse::platform::syscall_counters();
+  EXPECT_EQ(after.waits, before.waits);
+  EXPECT_EQ(after.wakes, before.wakes);
+}
+
+// --- rendezvous ----------------------------------------------------------
+
+TEST(channel_rendezvous, capacity_zero_and_try_send_needs_a_blocked_receiver) {
+  auto [tx, rx] = ch::bounded<int>(0);
+  EXPECT_EQ(tx.capacity(), 0u);
+  EXPECT_EQ(tx.size(), 0u);
+  auto r = tx.try_send(1);
+  EXPECT_EQ(r.status(), ch::status::full);
+  EXPECT_EQ(r.value(), 1);
+  std::thread t([rx = rx]() mutable { EXPECT_EQ(*rx.recv(), 5); });
+  // Eventually the receiver blocks and try_send hands the value over.
+  for (int v = 5;;) {
+    auto s = tx.try_send(v);
+    if (s) break;
+    ASSERT_EQ(s.status(), ch::status::full);
+    std::this_thread::sleep_for(1ms);
+  }
+  t.join();
+}
+
+TEST(channel_rendezvous, send_returns_only_once_a_receiver_took_the_value) {
+  auto [tx, rx] = ch::bounded<int>(0);
+  std::atomic<int> taken{0};
+  std::atomic<bool> returned{false};
+  std::thread t([tx = tx, &taken, &returned]() mutable {
+    ASSERT_TRUE(tx.send(1));
+    EXPECT_EQ(taken.load(), 1);  // set by the receiver before its recv()
+    returned = true;
+  });
+  std::this_thread::sleep_for(20ms);
+  EXPECT_FALSE(returned.load());
+  taken = 1;
+  EXPECT_EQ(*rx.recv(), 1);
+  t.join();
+  EXPECT_TRUE(returned.load());
+}
+
+TEST(channel_rendezvous, send_for_without_a_receiver_times_out_never_early) {
+  auto [tx, rx] = ch::bounded<std::unique_ptr<int>>(0);
+  auto const start = clock_type::now();
+  auto r = tx.send_for(std::make_unique<int>(4), 20ms);
+  EXPECT_GE(clock_type::now() - start, 20ms);
+  EXPECT_EQ(r.status(), ch::status::timed_out);
+  EXPECT_EQ(*r.value(), 4);
+}
+
+TEST(channel_rendezvous, close_wakes_a_blocked_sender_with_its_value) {
+  auto [tx, rx] = ch::bounded<int>(0);
+  std::thread t([tx = tx]() mutable {
+    auto r = tx.send(2);
+    EXPECT_EQ(r.status(), ch::status::closed);
+    EXPECT_EQ(r.value(), 2);
+  });
+  std::this_thread::sleep_for(10ms);
+  rx.close();
+  t.join();
+}
+
+TEST(channel_rendezvous, hand_offs_between_many_senders_and_receivers) {
+  auto [tx, rx] = ch::bounded<int>(0);
+  constexpr int per = 500;
+  std::vector<std::thread> threads;
+  std::atomic<long> sum{0};
+  for (int p = 0; p < 3; ++p)
+    threads.emplace_back([tx = tx]() mutable {
+      for (int i = 1; i <= per; ++i) ASSERT_TRUE(tx.send(i));
+    });
+  tx = {};
+  for (int c = 0; c < 3; ++c)
+    threads.emplace_back([rx = rx, &sum]() mutable {
+      for (int& v : rx) sum.fetch_add(v);
+    });
+  rx = {};
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(sum.load(), 3L * per * (per + 1) / 2);
+}
+
+#if ROUSE_DEBUG_CHECKS && !defined(ROUSE_SANITIZER_thread)
+TEST(channel_death, operation_on_an_empty_handle_is_diagnosed) {
+  EXPECT_DEATH(
+      {
+        ch::receiver<int> rx;
+        (void)rx.try_recv();
+      },
+      "rouse::channel: misuse: operation on an empty");
+}
+#endif
+
+}  // namespace
