@@ -1,0 +1,249 @@
+// channel.* workloads: rouse::channel's bounded, rendezvous and unbounded
+// channels against the queues C++ users pick today.
+//
+//   channel.spsc             bounded 1024, 1 producer, 1 consumer, 4,000,000 msgs   msgs/s
+//   channel.mpsc4            bounded 1024, 4 producers, 1 consumer, 4,000,000       msgs/s
+//   channel.mpmc4x4          bounded 1024, 4 producers, 4 consumers, 4,000,000      msgs/s
+//   channel.rendezvous       capacity 0, 1 producer, 1 consumer, 1,000,000          ns/op
+//   channel.unbounded_mpsc4  unbounded, 4 producers, 1 consumer, 4,000,000          msgs/s
+//
+// Messages are 64-bit integers; every operation is the blocking form
+// (send/recv, push/pop, enqueue/wait_dequeue). The consumers check the sum
+// of what they received, so a lost or duplicated message aborts the run.
+//
+// Peers: tbb::concurrent_bounded_queue (set_capacity(1024); unbounded for
+// channel.unbounded_mpsc4), moodycamel::BlockingConcurrentQueue (it has no
+// bound: enqueue allocates when its initial 1024 slots are used up; it is
+// not linearizable across producers), and "mutex+condvar ring": a
+// std::mutex and two std::condition_variables around a ring (capacity 0: a
+// single hand-off slot where the sender waits until the value is taken;
+// unbounded: a std::deque). Neither TBB nor moodycamel has a rendezvous
+// queue, so channel.rendezvous compares rouse with the mutex+condvar one.
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <deque>
+#include <mutex>
+#include <optional>
+#include <vector>
+
+#include "harness.hpp"
+#include "rouse/channel/channel.hpp"
+
+#if ROUSE_BENCH_HAVE_TBB
+#include <tbb/concurrent_queue.h>
+#endif
+#if ROUSE_BENCH_HAVE_MOODYCAMEL
+#include <concurrentqueue/blockingconcurrentqueue.h>
+#endif
+
+namespace {
+
+using rouse::bench::run_context;
+using rouse::bench::run_threads;
+using rouse::bench::sample;
+using msg = std::uint64_t;
+
+constexpr std::size_t ring_capacity = 1024;
+
+// --- one face per implementation -----------------------------------------
+// Each queue type Q offers: Q(capacity) (0 = rendezvous, SIZE_MAX =
+// unbounded), push(v), pop() -> msg.
+
+struct rouse_queue {
+  rouse::channel::sender<msg> tx;
+  rouse::channel::receiver<msg> rx;
+  explicit rouse_queue(std::size_t cap) {
+    auto [t, r] = cap == SIZE_MAX ? rouse::channel::unbounded<msg>() : rouse::channel::bounded<msg>(cap);
+    tx = std::move(t);
+    rx = std::move(r);
+  }
+  void push(msg v) {
+    if (!tx.send(v)) std::abort();
+  }
+  msg pop() {
+    auto r = rx.recv();
+    if (!r) std::abort();
+    return *r;
+  }
+};
+
+#if ROUSE_BENCH_HAVE_TBB
+struct tbb_queue {
+  tbb::concurrent_bounded_queue<msg> q;
+  explicit tbb_queue(std::size_t cap) {
+    if (cap != SIZE_MAX) q.set_capacity(static_cast<std::ptrdiff_t>(cap));
+  }
+  void push(msg v) { q.push(v); }
+  msg pop() {
+    msg v = 0;
+    q.pop(v);
+    return v;
+  }
+};
+#endif
+
+#if ROUSE_BENCH_HAVE_MOODYCAMEL
+struct moodycamel_queue {
+  moodycamel::BlockingConcurrentQueue<msg> q;
+  explicit moodycamel_queue(std::size_t cap) : q(cap == SIZE_MAX ? 32 * 4 : cap) {}
+  void push(msg v) {
+    if (!q.enqueue(v)) std::abort();
+  }
+  msg pop() {
+    msg v = 0;
+    q.wait_dequeue(v);
+    return v;
+  }
+};
+#endif
+
+// A std::mutex and two condition variables around a ring.
+struct mutex_ring {
+  std::mutex m;
+  std::condition_variable not_full, not_empty, taken;
+  std::size_t cap;
+  std::vector<msg> ring;
+  std::deque<msg> list;  // unbounded
+  std::size_t head = 0, count = 0;
+  std::uint64_t sent = 0, received = 0;  // rendezvous: hand-off counts
+
+  explicit mutex_ring(std::size_t c) : cap(c), ring(c == SIZE_MAX || c == 0 ? 1 : c) {}
+
+  void push(msg v) {
+    std::unique_lock lock(m);
+    if (cap == SIZE_MAX) {
+      list.push_back(v);
+      lock.unlock();
+      not_empty.notify_one();
+      return;
+    }
+    std::size_t const room = cap == 0 ? 1 : cap;
+    not_full.wait(lock, [&] { return count < room; });
+    ring[(head + count) % room] = v;
+    ++count;
+    std::uint64_t const mine = ++sent;
+    not_empty.notify_one();
+    if (cap == 0) taken.wait(lock, [&] { return received >= mine; });
+  }
+  msg pop() {
+    std::unique_lock lock(m);
+    if (cap == SIZE_MAX) {
+      not_empty.wait(lock, [&] { return !list.empty(); });
+      msg const v = list.front();
+      list.pop_front();
+      return v;
+    }
+    std::size_t const room = cap == 0 ? 1 : cap;
+    not_empty.wait(lock, [&] { return count > 0; });
+    msg const v = ring[head];
+    head = (head + 1) % room;
+    --count;
+    ++received;
+    not_full.notify_one();
+    if (cap == 0) taken.notify_all();
+    return v;
+  }
+};
+
+// --- the runs --------------------------------------------------------------
+
+// `producers` threads send `total` messages in all, `consumers` receive them.
+template <class Q>
+double run_transfer(std::size_t capacity, unsigned producers, unsigned consumers, std::int64_t total) {
+  Q q(capacity);
+  std::int64_t const per_producer = total / producers;
+  std::int64_t const sent = per_producer * producers;
+  std::int64_t const per_consumer = sent / consumers;
+  std::atomic<std::uint64_t> sum{0};
+  double const ns = run_threads(producers + consumers, [&](unsigned i) {
+    if (i < producers) {
+      for (std::int64_t k = 0; k < per_producer; ++k) q.push(static_cast<msg>(k + 1));
+    } else {
+      std::int64_t n = per_consumer;
+      if (i == producers) n += sent - per_consumer * consumers;  // the remainder
+      std::uint64_t local = 0;
+      for (std::int64_t k = 0; k < n; ++k) local += q.pop();
+      sum.fetch_add(local, std::memory_order_relaxed);
+    }
+  });
+  std::uint64_t const expected =
+      static_cast<std::uint64_t>(producers) * static_cast<std::uint64_t>(per_producer) *
+      static_cast<std::uint64_t>(per_producer + 1) / 2;
+  if (sum.load() != expected) {
+    std::fprintf(stderr, "channel bench: lost or duplicated messages\n");
+    std::abort();
+  }
+  return ns / static_cast<double>(sent);  // ns per message
+}
+
+template <class Q, unsigned P, unsigned C>
+sample bounded_rate(const run_context& ctx) {
+  std::int64_t const total = ctx.scaled(4'000'000);
+  double const ns_per = run_transfer<Q>(ring_capacity, P, C, total);
+  return {1e9 / ns_per, static_cast<double>(total)};
+}
+
+template <class Q>
+sample unbounded_rate(const run_context& ctx) {
+  std::int64_t const total = ctx.scaled(4'000'000);
+  double const ns_per = run_transfer<Q>(SIZE_MAX, 4, 1, total);
+  return {1e9 / ns_per, static_cast<double>(total)};
+}
+
+template <class Q>
+sample rendezvous_ns(const run_context& ctx) {
+  std::int64_t const total = ctx.scaled(1'000'000);
+  double const ns_per = run_transfer<Q>(0, 1, 1, total);
+  return {ns_per, static_cast<double>(total)};
+}
+
+template <unsigned P, unsigned C>
+std::vector<rouse::bench::impl> bounded_impls() {
+  std::vector<rouse::bench::impl> v;
+  v.push_back({"rouse::channel::bounded", bounded_rate<rouse_queue, P, C>});
+#if ROUSE_BENCH_HAVE_TBB
+  v.push_back({"tbb::concurrent_bounded_queue", bounded_rate<tbb_queue, P, C>});
+#endif
+#if ROUSE_BENCH_HAVE_MOODYCAMEL
+  v.push_back({"moodycamel::BlockingConcurrentQueue", bounded_rate<moodycamel_queue, P, C>});
+#endif
+  v.push_back({"mutex+condvar ring", bounded_rate<mutex_ring, P, C>});
+  return v;
+}
+
+}  // namespace
+
+ROUSE_BENCH_REGISTER(channel_workloads) {
+  using rouse::bench::add;
+  add({.name = "channel.spsc", .unit = "msgs/s", .baseline = "mutex+condvar ring", .impls = bounded_impls<1, 1>(),
+       .description = "bounded 1024, 1 producer, 1 consumer, 4M 64-bit messages, blocking send/recv"});
+  add({.name = "channel.mpsc4", .unit = "msgs/s", .baseline = "mutex+condvar ring", .impls = bounded_impls<4, 1>(),
+       .description = "bounded 1024, 4 producers, 1 consumer, 4M messages in total"});
+  add({.name = "channel.mpmc4x4", .unit = "msgs/s", .baseline = "mutex+condvar ring",
+       .impls = bounded_impls<4, 4>(),
+       .description = "bounded 1024, 4 producers, 4 consumers, 4M messages in total"});
+  add({.name = "channel.rendezvous", .unit = "ns/op", .baseline = "mutex+condvar ring",
+       .impls = {{"rouse::channel::bounded", rendezvous_ns<rouse_queue>},
+                 {"mutex+condvar ring", rendezvous_ns<mutex_ring>}},
+       .description = "capacity 0 (send returns once the value is taken), 1 producer, 1 consumer, 1M messages"});
+  std::vector<rouse::bench::impl> unbounded{{"rouse::channel::unbounded", unbounded_rate<rouse_queue>}};
+#if ROUSE_BENCH_HAVE_TBB
+  unbounded.push_back({"tbb::concurrent_bounded_queue", unbounded_rate<tbb_queue>});
+#endif
+#if ROUSE_BENCH_HAVE_MOODYCAMEL
+  unbounded.push_back({"moodycamel::BlockingConcurrentQueue", unbounded_rate<moodycamel_queue>});
+#endif
+  unbounded.push_back({"mutex+condvar ring", unbounded_rate<mutex_ring>});
+  add({.name = "channel.unbounded_mpsc4", .unit = "msgs/s", .baseline = "mutex+condvar ring",
+       .impls = std::move(unbounded),
+       .description = "unbounded, 4 producers, 1 consumer, 4M messages in total"});
+#if !ROUSE_BENCH_HAVE_TBB
+  rouse::bench::skipped("channel\\..*", "tbb::concurrent_bounded_queue", "oneTBB not installed");
+#endif
+#if !ROUSE_BENCH_HAVE_MOODYCAMEL
+  rouse::bench::skipped("channel\\..*", "moodycamel::BlockingConcurrentQueue", "moodycamel not installed");
+#endif
+}
