@@ -95,7 +95,7 @@ TEST(select, a_blocked_select_wakes_for_a_send_on_any_flavour) {
     auto [tx1, rx1] = ch::bounded<int>(2);
     auto [tx2, rx2] = ch::bounded<int>(0);
     auto [tx3, rx3] = ch::unbounded<int>();
-    std::thread t([&, which] {
+    std::thread t([&tx1 = tx1, &tx2 = tx2, &tx3 = tx3, which] {
       std::this_thread::sleep_for(10ms);
       bool ok = false;
       if (which == 0) ok = static_cast<bool>(tx1.send(10));
@@ -133,7 +133,7 @@ TEST(select, a_blocked_send_case_on_a_rendezvous_hands_off_to_a_receiver) {
 TEST(select, close_wakes_a_blocked_select) {
   auto [tx1, rx1] = ch::bounded<int>(2);
   auto [tx2, rx2] = ch::bounded<int>(0);
-  std::thread t([&] {
+  std::thread t([&tx2 = tx2] {
     std::this_thread::sleep_for(10ms);
     tx2.close();
   });
@@ -156,7 +156,7 @@ TEST(select, send_and_receive_on_one_rendezvous_never_pair_with_each_other) {
 TEST(select, two_selects_on_one_rendezvous_pair_up) {
   auto [tx, rx] = ch::bounded<int>(0);
   auto [unused_tx, unused_rx] = ch::bounded<int>(0);
-  std::thread t([&] {
+  std::thread t([&tx = tx, &unused_rx = unused_rx] {
     int v = 9;
     ch::send_case a(tx, v);
     ch::recv_case b(unused_rx);

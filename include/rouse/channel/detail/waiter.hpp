@@ -57,9 +57,12 @@
 // loads of `state` in wait().
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
+#if !defined(ROUSE_MODEL_RELACY)
 #include <thread>
+#endif
 
 #include "rouse/detail/sync_types.hpp"
 
@@ -81,10 +84,18 @@ inline void yield_now() noexcept {
 // Spin 1, 2, 4 ... 64 pauses, then yield, then give up (the caller registers
 // and sleeps). The limits are crossbeam's; on the 2-vCPU machines rouse is
 // measured on, the yields are what let a preempted peer finish its slot.
+// Under the model checker every pause is a scheduling point, so the model
+// build keeps the same shape with two steps (the protocol, not the tuning,
+// is what the model checks).
 class backoff {
  public:
+#if defined(ROUSE_MODEL_RELACY)
+  static constexpr unsigned spin_limit = 0;
+  static constexpr unsigned yield_limit = 1;
+#else
   static constexpr unsigned spin_limit = 6;
   static constexpr unsigned yield_limit = 10;
+#endif
 
   // After a failed CAS: a short spin, never a yield.
   void spin() noexcept {
@@ -124,9 +135,14 @@ class list_lock {
 
  private:
   static constexpr std::uint32_t unlocked = 0, locked = 1, contended = 2;
+#if defined(ROUSE_MODEL_RELACY)
+  static constexpr int lock_spins = 1;
+#else
+  static constexpr int lock_spins = 64;  // about the length of a critical section, a few hundred ns
+#endif
 
   [[gnu::noinline, gnu::cold]] void lock_contended() noexcept {
-    for (int i = 0; i < 64; ++i) {
+    for (int i = 0; i < lock_spins; ++i) {
       std::uint32_t expected = unlocked;
       // Ordering: acquire, as in lock().
       if (word_.load(std::memory_order_relaxed) == unlocked &&
@@ -216,8 +232,9 @@ class context {
   template <class Deadline>
   [[gnu::noinline]] std::uintptr_t wait_parked(const Deadline& deadline) noexcept {
     std::uint32_t expected = running;
-    // Ordering: acquire on failure pairs with unpark()'s release (it saw running).
-    if (!state_.compare_exchange_strong(expected, parked, std::memory_order_relaxed,
+    // Ordering: acquire (on failure it read unpark()'s release store of
+    // notified, and pairs with it).
+    if (!state_.compare_exchange_strong(expected, parked, std::memory_order_acquire,
                                         std::memory_order_acquire))
       return selected_.load(std::memory_order_relaxed);
     bool timed = deadline.timed();
