@@ -143,12 +143,16 @@ class recv_case final : public detail::select_case_base {
   recv_case(const recv_case&) = delete;
   recv_case& operator=(const recv_case&) = delete;
 
-  recv_result<T>& result() noexcept { return result_; }
+  // The completed receive (debug builds diagnose a call before one).
+  recv_result<T>& result() noexcept {
+    ROUSE_CHECK_USAGE(result_.has_value(), "rouse::channel::recv_case", "result() before select chose this case");
+    return *result_;
+  }
 
   bool attempt() noexcept override {
     recv_result<T> r = rx_.visit([](auto& c) { return c.try_recv(); });
     if (r.status() == status::empty) return false;
-    result_ = std::move(r);
+    result_.emplace(std::move(r));
     return true;
   }
   void enroll(detail::context& cx) noexcept override {
@@ -166,7 +170,7 @@ class recv_case final : public detail::select_case_base {
   }
   bool accept() noexcept override {
     if (rx_.kind_ == detail::flavor::zero) {
-      result_ = detail::zero_channel<T>::take_delivered(packet_);
+      result_.emplace(detail::zero_channel<T>::take_delivered(packet_));
       return true;
     }
     return attempt();
@@ -175,7 +179,7 @@ class recv_case final : public detail::select_case_base {
  private:
   receiver<T>& rx_;
   detail::packet<T> packet_{};
-  recv_result<T> result_{status::empty};
+  std::optional<recv_result<T>> result_;  // optional: T need not be assignable
 };
 
 // A send of `value` on `tx`. `value` is moved from only if it was sent
