@@ -24,6 +24,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <thread>
 #include <vector>
 
 #include "harness.hpp"
@@ -97,8 +98,22 @@ sample uncontended_impl(const run_context& ctx, auto& pc) {
   return {ns_between(start, stop) / static_cast<double>(n), static_cast<double>(n)};
 }
 
+// glibc elides the atomic instructions of pthread_mutex_lock/unlock while
+// the process has never had a second thread (__libc_single_threaded). A
+// program that needs a mutex has threads, so the uncontended workload makes
+// sure one has existed before it measures, whatever ran before it (with
+// --filter '^mutex.uncontended$' nothing else would have).
+void ensure_process_is_multithreaded() {
+  static bool const done = [] {
+    std::thread([] {}).join();
+    return true;
+  }();
+  (void)done;
+}
+
 template <class Lock>
 sample uncontended(const run_context& ctx) {
+  ensure_process_is_multithreaded();
   auto pc = std::make_unique<protected_counter<Lock>>();
   return uncontended_impl(ctx, *pc);
 }

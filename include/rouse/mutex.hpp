@@ -201,7 +201,9 @@ class ROUSE_CAPABILITY("mutex") mutex {
   }
 
   void unlock() noexcept ROUSE_RELEASE() ROUSE_NO_THREAD_SAFETY_ANALYSIS {
+#if ROUSE_TRACK_HELD_LOCKS
     detail::note_released(this, is_locked_state(word_.load(std::memory_order_relaxed)), "rouse::mutex");
+#endif
     std::uint32_t seen = locked;
     // Ordering: release, pairs with the acquire of the next owner's compare-exchange.
     if (!word_.compare_exchange_strong(seen, unlocked, std::memory_order_release, std::memory_order_relaxed))
@@ -240,7 +242,7 @@ class ROUSE_CAPABILITY("mutex") mutex {
   // lock (requeued condition-variable waiters): it may take a HANDOFF.
   // Returns false only when a deadline passed.
   template <class Deadline>
-  [[gnu::noinline, gnu::cold]] bool lock_slow(std::uint32_t seen, const Deadline& deadline, bool slept) noexcept {
+  [[gnu::noinline, gnu::cold]] bool lock_slow(std::uint32_t seen, Deadline deadline, bool slept) noexcept {
     constexpr bool timed = !std::is_same_v<Deadline, no_deadline>;
     if (!slept) {
       seen = spin(seen);

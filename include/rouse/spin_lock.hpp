@@ -82,7 +82,9 @@ class ROUSE_CAPABILITY("mutex") spin_lock {
   }
 
   void unlock() noexcept ROUSE_RELEASE() ROUSE_NO_THREAD_SAFETY_ANALYSIS {
+#if ROUSE_TRACK_HELD_LOCKS
     detail::note_released(this, word_.load(std::memory_order_relaxed) != 0, "rouse::spin_lock");
+#endif
     // Ordering: release, pairs with the acquire exchange of the next locker.
     word_.store(0, std::memory_order_release);
   }

@@ -167,8 +167,15 @@ TYPED_TEST(lockable, mutual_exclusion_with_std_guards) {
 
 template <class M>
 class timed_lockable : public ::testing::Test {};
+#if defined(ROUSE_SANITIZER_thread)
+// libstdc++'s timed mutexes lock through pthread_mutex_clocklock, which this
+// ThreadSanitizer does not intercept: it then reports their unlock as "unlock
+// of an unlocked mutex". The std side is checked in the other builds.
+using timed_types = ::testing::Types<rouse::mutex, rouse::recursive_timed_mutex>;
+#else
 using timed_types =
     ::testing::Types<std::timed_mutex, rouse::mutex, std::recursive_timed_mutex, rouse::recursive_timed_mutex>;
+#endif
 TYPED_TEST_SUITE(timed_lockable, timed_types);
 
 TYPED_TEST(timed_lockable, has_the_std_traits) { static_assert(std_mutex_traits<TypeParam>); }
