@@ -189,4 +189,9 @@ inline void spin_pause() { rl::yield(1, RL_INFO); }
 
 inline void fence_seq_cst(location l = location::current()) { rl::atomic_thread_fence(rl::mo_seq_cst, info_of(l)); }
 
+// The asymmetric pair is modelled as what it guarantees: a seq_cst fence on
+// each side.
+inline void asymmetric_light_fence(location l = location::current()) { fence_seq_cst(l); }
+inline void asymmetric_heavy_fence(location l = location::current()) { fence_seq_cst(l); }
+
 }  // namespace rouse::detail

@@ -16,6 +16,8 @@
 //   detail::requeue_all(from, expected, to)    cmp_requeue(1, max)  wake_all(from) (see below)
 //   detail::spin_pause()                   platform::cpu_relax      rl::yield (lets the scheduler switch)
 //   detail::fence_seq_cst()                atomic_thread_fence      rl seq_cst fence
+//   detail::asymmetric_light_fence()       platform (compiler fence) seq_cst fence
+//   detail::asymmetric_heavy_fence()       platform (membarrier)    seq_cst fence
 //   detail::unsync<T>                      T                        rl::var<T>: plain data checked for races
 //
 // Under Relacy, requeue is modelled as "wake everyone on `from`": a requeued
@@ -42,6 +44,7 @@
 #include "rouse/detail/relacy_sync.hpp"
 #else
 #include "rouse/platform/cpu.hpp"
+#include "rouse/platform/fence.hpp"
 #include "rouse/platform/wait.hpp"
 
 namespace rouse::detail {
@@ -82,6 +85,11 @@ inline void spin_pause() noexcept { platform::cpu_relax(); }
 // A seq_cst fence, for the few protocols whose argument needs one (each use
 // says why; TSan does not model fences, so never rely on one for data hb).
 inline void fence_seq_cst() noexcept { std::atomic_thread_fence(std::memory_order_seq_cst); }
+
+// A store->load handshake whose one side is hot and the other rare (see
+// platform/fence.hpp): the pair acts as two seq_cst fences.
+inline void asymmetric_light_fence() noexcept { platform::asymmetric_light_fence(); }
+inline void asymmetric_heavy_fence() noexcept { platform::asymmetric_heavy_fence(); }
 
 }  // namespace rouse::detail
 #endif
