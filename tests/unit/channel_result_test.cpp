@@ -93,3 +93,30 @@ TEST(channel_result_death, value_of_a_successful_send_is_diagnosed) {
 #endif
 
 }  // namespace
+
+namespace {
+struct not_assignable {
+  explicit not_assignable(int v) : value(v) {}
+  not_assignable(not_assignable&&) noexcept = default;
+  not_assignable& operator=(not_assignable&&) = delete;
+  int value;
+};
+
+TEST(channel_result, results_are_assignable_when_the_value_type_is_not) {
+  ch::recv_result<not_assignable> r(ch::status::empty);
+  r = ch::recv_result<not_assignable>(std::in_place, 3);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->value, 3);
+  r = ch::recv_result<not_assignable>(ch::status::closed);
+  EXPECT_TRUE(r.is_closed());
+  EXPECT_FALSE(r.has_value());
+  ch::send_result<not_assignable> s(ch::status::full, not_assignable(4));
+  s = ch::send_result<not_assignable>(ch::status::timed_out, not_assignable(5));
+  EXPECT_EQ(s.value().value, 5);
+  s = ch::send_result<not_assignable>();
+  EXPECT_TRUE(s);
+  ch::recv_result<int> a(std::in_place, 1), b(ch::status::empty);
+  b = a;
+  EXPECT_EQ(*b, 1);
+}
+}  // namespace

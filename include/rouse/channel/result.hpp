@@ -24,7 +24,7 @@
 // the channel was empty / full at the moment of the attempt and not closed.
 //
 // Lifecycle and misuse: results are plain values (movable, copyable when T
-// is). recv_result::value() on a result without a value throws
+// is; assignable whenever T is constructible). recv_result::value() on a result without a value throws
 // std::bad_optional_access, as std::optional does; operator* and operator->
 // on a result without a value are misuse, diagnosed in debug builds.
 // send_result::value() is the value handed back by a failed send; calling it
@@ -86,6 +86,29 @@ class recv_result {
   explicit recv_result(channel::status why) noexcept : status_(why) {
     ROUSE_CHECK_USAGE(why != channel::status::ok, "rouse::channel::recv_result",
                       "a result without a value cannot have status ok");
+  }
+
+  recv_result(recv_result&&) = default;
+  recv_result(const recv_result&) = default;
+  // Assignable whenever T is constructible (T itself need not be assignable),
+  // so a retry loop can reuse one result variable.
+  recv_result& operator=(recv_result&& other) noexcept(std::is_nothrow_move_constructible_v<T>) {
+    if (this != &other) {
+      value_.reset();
+      if (other.value_) value_.emplace(std::move(*other.value_));
+      status_ = other.status_;
+    }
+    return *this;
+  }
+  recv_result& operator=(const recv_result& other)
+    requires std::is_copy_constructible_v<T>
+  {
+    if (this != &other) {
+      value_.reset();
+      if (other.value_) value_.emplace(*other.value_);
+      status_ = other.status_;
+    }
+    return *this;
   }
 
   [[nodiscard]] channel::status status() const noexcept { return status_; }
@@ -153,6 +176,29 @@ class send_result {
       : value_(std::in_place, std::forward<U>(returned)), status_(why) {
     ROUSE_CHECK_USAGE(why != channel::status::ok, "rouse::channel::send_result",
                       "a failed send cannot have status ok");
+  }
+
+  send_result(send_result&&) = default;
+  send_result(const send_result&) = default;
+  // Assignable whenever T is constructible (T itself need not be assignable),
+  // so a retry loop can reuse one result variable.
+  send_result& operator=(send_result&& other) noexcept(std::is_nothrow_move_constructible_v<T>) {
+    if (this != &other) {
+      value_.reset();
+      if (other.value_) value_.emplace(std::move(*other.value_));
+      status_ = other.status_;
+    }
+    return *this;
+  }
+  send_result& operator=(const send_result& other)
+    requires std::is_copy_constructible_v<T>
+  {
+    if (this != &other) {
+      value_.reset();
+      if (other.value_) value_.emplace(*other.value_);
+      status_ = other.status_;
+    }
+    return *this;
   }
 
   [[nodiscard]] channel::status status() const noexcept { return status_; }
