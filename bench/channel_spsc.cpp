@@ -1,0 +1,46 @@
+// channel.spsc: rouse::channel::spsc's implementation of the workload (the
+// peers and the baseline, "mutex+condvar ring", are registered with the other
+// channel workloads; the runner merges implementations by workload name).
+//
+//   channel.spsc   bounded capacity 1024, 64-bit messages, 4,000,000 in total,
+//                  1 producer and 1 consumer, blocking send/recv      msgs/s
+#include <cstdint>
+
+#include "harness.hpp"
+#include "rouse/channel/spsc.hpp"
+
+namespace {
+
+using rouse::bench::run_context;
+using rouse::bench::sample;
+
+sample spsc_rate(const run_context& ctx) {
+  std::int64_t const messages = ctx.scaled(4'000'000);
+  auto [tx, rx] = rouse::channel::spsc<std::uint64_t>(1024);
+  std::uint64_t sum = 0;
+  double const ns = rouse::bench::run_threads(2, [&](unsigned index) {
+    if (index == 0) {
+      for (std::int64_t i = 0; i < messages; ++i) {
+        if (!tx.send(static_cast<std::uint64_t>(i))) std::abort();
+      }
+    } else {
+      for (std::int64_t i = 0; i < messages; ++i) {
+        auto r = rx.recv();
+        if (!r) std::abort();
+        sum += *r;
+      }
+    }
+  });
+  rouse::bench::keep(sum);
+  if (sum != static_cast<std::uint64_t>(messages) * static_cast<std::uint64_t>(messages - 1) / 2) std::abort();
+  return {.value = static_cast<double>(messages) * 1e9 / ns, .ops = static_cast<double>(messages)};
+}
+
+}  // namespace
+
+ROUSE_BENCH_REGISTER(channel_spsc_rouse) {
+  rouse::bench::add({.name = "channel.spsc",
+                     .unit = "msgs/s",
+                     .baseline = "mutex+condvar ring",
+                     .impls = {{"rouse::channel::spsc", spsc_rate}}});
+}
