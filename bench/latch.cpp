@@ -1,5 +1,6 @@
 // latch.countdown16: 16 threads count down and wait on each of 10,000
-// latches in turn. Unit: us/latch (wall time / latches).
+// latches in turn. Unit: us/generation, one generation being one latch
+// (wall time / latches).
 #include <latch>
 #include <memory>
 #include <vector>
@@ -79,7 +80,7 @@ ROUSE_BENCH_REGISTER(latch_workloads) {
 #endif
   rouse::bench::add({
       .name = "latch.countdown16",
-      .unit = "us/latch",
+      .unit = "us/generation",
       .baseline = "std::latch",
       .impls = std::move(impls),
       .rounds = 5,

@@ -110,7 +110,11 @@ class latch {
   [[gnu::noinline, gnu::cold]] void wake_sleepers() noexcept { detail::wake_all(word_); }
 
   [[gnu::noinline]] void wait_slow() const noexcept {
-    if (detail::spin_until([this] { return try_wait(); })) return;
+    // Spin only while nobody sleeps: once a waiter has given up and slept,
+    // the count is evidently not about to reach zero, and more spinners would
+    // only take CPU from the threads that still have to count down.
+    if ((word_.load(std::memory_order_relaxed) & sleepers) == 0 && detail::spin_until([this] { return try_wait(); }))
+      return;
     // Ordering: acquire; pairs with the release count_downs.
     std::uint32_t v = word_.load(std::memory_order_acquire);
     for (;;) {

@@ -32,12 +32,16 @@ namespace rouse::detail {
 inline constexpr int coordination_spin_limit = 1;
 inline constexpr int coordination_yield_limit = 0;
 #else
-// Polls with a pause: about 1–2 µs with a 10–20 ns pause.
-inline constexpr int coordination_spin_limit = 100;
+// Polls with a pause: a few hundred ns, enough for a partner running on
+// another core to answer. On the loaded 2-vCPU VM, 100 pauses before the
+// first yield cost barrier.cycle2 x1.09 and semaphore.pingpong x1.17 of
+// std's; 16 pauses then yields gave x0.61 and x0.68 (same run conditions,
+// --quick): when the partner is not running, every pause is wasted time.
+inline constexpr int coordination_spin_limit = 16;
 // Then polls with a yield: each is one sched_yield (about 1 µs on these VMs
 // when no other thread is runnable, a time slice of another thread when one
-// is); bounded so that an idle wait sleeps after a few tens of µs.
-inline constexpr int coordination_yield_limit = 32;
+// is); bounded so that an idle wait sleeps after some tens of µs.
+inline constexpr int coordination_yield_limit = 64;
 #endif
 
 inline void coordination_yield() noexcept {
