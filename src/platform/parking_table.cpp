@@ -4,8 +4,17 @@
 #include <atomic>
 #include <condition_variable>
 #include <mutex>
+#include <type_traits>
 
 #include "counters_internal.hpp"
+
+#if !defined(ROUSE_WAIT_BACKEND_GENERIC)
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <ctime>
+#endif
 
 namespace rouse::platform::detail {
 namespace {
@@ -14,13 +23,83 @@ constexpr int state_waiting = -1;
 constexpr int state_cancelled = -2;
 constexpr std::size_t max_park_keys = 128;  // wait_any's limit (futex_waitv's)
 
-struct parker {
+// How a parked thread sleeps until its claiming waker signals it.
+//
+// Generic backend: a std::mutex and std::condition_variable; the waker sets
+// `signaled` and notifies under the mutex, so the waiter (which returns only
+// after seeing `signaled` under that mutex) cannot destroy them under it.
+//
+// Futex backend (the 1/2/8-byte atomic waits): a private futex on the
+// parker's own word — one system call to sleep and one to wake, and no mutex
+// for the woken thread to collide with its waker on. The waker stores 1, then
+// wakes the address; the waiter may already have returned by then, so the
+// wake may hit a reused stack address: a spurious wake-up for whoever sleeps
+// there, which every user of the wait layer tolerates (the state word is the
+// truth). These inner calls are not counted: park/unpark count one each.
+#if defined(ROUSE_WAIT_BACKEND_GENERIC)
+struct sleeper {
   std::mutex lock;
   std::condition_variable wakeup;
+  bool signaled = false;  // guarded by `lock`
+
+  void signal() noexcept {
+    std::lock_guard<std::mutex> g(lock);
+    signaled = true;
+    wakeup.notify_one();
+  }
+  void await() noexcept {
+    std::unique_lock<std::mutex> g(lock);
+    while (!signaled) wakeup.wait(g);
+  }
+  // Sleeps until signalled or the deadline; false on timeout (never early:
+  // the caller re-reads Clock::now()).
+  template <class Clock>
+  bool await_until(typename Clock::time_point deadline) noexcept {
+    std::unique_lock<std::mutex> g(lock);
+    if (!signaled) wakeup.wait_until(g, deadline);
+    return signaled;
+  }
+};
+#else
+struct sleeper {
+  std::atomic<std::uint32_t> signaled{0};
+
+  static long futex(std::atomic<std::uint32_t>* w, int op, std::uint32_t value, const timespec* ts) noexcept {
+    return ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(w), op, value, ts, nullptr,
+                     FUTEX_BITSET_MATCH_ANY);
+  }
+  void signal() noexcept {
+    // Ordering: release — pairs with the acquire loads below: the claim (the
+    // state CAS) is visible to the waiter once it sees 1.
+    signaled.store(1, std::memory_order_release);
+    futex(&signaled, FUTEX_WAKE_BITSET | FUTEX_PRIVATE_FLAG, 1, nullptr);
+  }
+  void await() noexcept {
+    while (signaled.load(std::memory_order_acquire) == 0)
+      futex(&signaled, FUTEX_WAIT_BITSET | FUTEX_PRIVATE_FLAG, 0, nullptr);
+  }
+  template <class Clock>
+  bool await_until(typename Clock::time_point deadline) noexcept {
+    if (signaled.load(std::memory_order_acquire) != 0) return true;
+    auto const since_epoch = deadline.time_since_epoch();
+    auto const secs = std::chrono::floor<std::chrono::seconds>(since_epoch);
+    timespec ts{};
+    if (secs.count() > 0) {
+      ts.tv_sec = static_cast<time_t>(secs.count());
+      ts.tv_nsec = static_cast<long>(std::chrono::duration_cast<std::chrono::nanoseconds>(since_epoch - secs).count());
+    }
+    int const clock = std::is_same_v<Clock, std::chrono::system_clock> ? FUTEX_CLOCK_REALTIME : 0;
+    futex(&signaled, FUTEX_WAIT_BITSET | FUTEX_PRIVATE_FLAG | clock, 0, &ts);
+    return signaled.load(std::memory_order_acquire) != 0;
+  }
+};
+#endif
+
+struct parker {
+  sleeper sleep;
   // Who won this park (see the state table in parking_table.hpp). CAS-ed by
-  // wakers under a bucket lock and by the waiter under `lock`.
+  // wakers under a bucket lock and by the waiter.
   std::atomic<int> state{state_waiting};
-  bool signaled = false;              // guarded by `lock`: the claiming waker is done with us
   parker* next_to_signal = nullptr;   // owned by the waker that claimed this parker
 };
 
@@ -78,17 +157,11 @@ bool claim(park_node* n) noexcept {
 }
 
 // After the bucket lock is dropped: tell each claimed parker. Reads the chain
-// link before signalling, since the parker may be gone once its lock is free.
+// link before signalling, since the parker may be gone once signalled.
 void signal_all(parker* chain) noexcept {
   while (chain) {
     parker* const next = chain->next_to_signal;
-    {
-      std::lock_guard<std::mutex> g(chain->lock);
-      chain->signaled = true;
-      // Notify under the lock: the waiter cannot see `signaled`, return and
-      // destroy the condition variable before notify_one is done with it.
-      chain->wakeup.notify_one();
-    }
+    chain->sleep.signal();
     chain = next;
   }
 }
@@ -116,17 +189,14 @@ void unlink_own(park_node* nodes, std::size_t count) noexcept {
 }
 
 // Waits until the waker that claimed `p` has signalled it.
-void await_signal(parker& p) noexcept {
-  std::unique_lock<std::mutex> g(p.lock);
-  while (!p.signaled) p.wakeup.wait(g);
-}
+void await_signal(parker& p) noexcept { p.sleep.await(); }
 
 // Sleeps until signalled, or until the deadline passes on `Clock` (then
 // cancels, unless a waker claimed us first). True when it timed out.
 template <class Clock>
 bool sleep_until(parker& p, typename Clock::time_point deadline) noexcept {
-  std::unique_lock<std::mutex> g(p.lock);
-  while (!p.signaled) {
+  for (;;) {
+    if (p.sleep.template await_until<Clock>(deadline)) return false;
     if (Clock::now() >= deadline) {
       int expected = state_waiting;
       // Ordering: acq_rel — see claim().
@@ -134,12 +204,10 @@ bool sleep_until(parker& p, typename Clock::time_point deadline) noexcept {
                                           std::memory_order_acquire))
         return true;
       // A waker claimed us at the last moment: it will signal soon.
-      while (!p.signaled) p.wakeup.wait(g);
+      p.sleep.await();
       return false;
     }
-    p.wakeup.wait_until(g, deadline);
   }
-  return false;
 }
 
 bool sleep(parker& p, const park_deadline& d) noexcept {
@@ -190,8 +258,9 @@ park_outcome park_nodes(park_node* nodes, std::span<const void* const> keys, par
   } else if (sleep(p, deadline)) {
     out = {park_result::timed_out, -1};
   } else {
-    // Ordering: relaxed — signaled was read under p.lock after the claiming
-    // waker set it there, so its CAS is visible.
+    // Ordering: relaxed — the waiter saw `signaled` (under the sleeper's
+    // mutex, or by an acquire load), which the claiming waker set after its
+    // CAS, so the CAS is visible.
     out = {park_result::unparked, p.state.load(std::memory_order_relaxed)};
   }
   unlink_own(nodes, enqueued);

@@ -14,7 +14,7 @@
 //                                        wake some of `from`, move others to `to`
 //
 // Lifecycle of a park. Nodes live on the parked thread's stack; they share a
-// `parker` (a mutex, a condition variable, and a state word). The parker's
+// `parker` (a sleeper, and a state word). The parker's
 // `state` decides the one winner between wakers and the waiter itself:
 //
 //   state      meaning                                      set by
@@ -25,9 +25,13 @@
 //                                                           under the lock of node i's bucket
 //
 // A waker that claims a parker unlinks the node under the bucket lock, and
-// later (after dropping the bucket lock) sets `signaled` under the parker's
-// mutex and notifies its condition variable. A claimed waiter returns only once
-// `signaled` is set, so the waker never touches a parker that is gone. Nodes
+// later (after dropping the bucket lock) signals the parker's sleeper: on the
+// generic backend a std::mutex + std::condition_variable (`signaled` set and
+// notified under the mutex), on the futex backend a private futex on the
+// parker's own word (store, then wake). A claimed waiter returns only once it
+// has seen the signal, so the waker never touches a parker that is gone
+// (the futex flavour's wake may reach a reused address: a spurious wake-up,
+// which the wait layer allows). Nodes
 // of a cancelled or already-claimed parker are dead: a waker that meets one
 // unlinks it and does not count it. Before it returns, a waiter unlinks every
 // node of its own that is still linked (under that node's bucket lock), so no
