@@ -19,6 +19,9 @@
 // single hand-off slot where the sender waits until the value is taken;
 // unbounded: a std::deque). Neither TBB nor moodycamel has a rendezvous
 // queue, so channel.rendezvous compares rouse with the mutex+condvar one.
+// Peers that take longer than 1.5 s for a run send fewer messages in their
+// later rounds (see run_budget); the rate is what is compared.
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
@@ -179,25 +182,60 @@ double run_transfer(std::size_t capacity, unsigned producers, unsigned consumers
   return ns / static_cast<double>(sent);  // ns per message
 }
 
+// A run longer than this is cut down in the next rounds (see `run_budget`).
+constexpr double max_run_ns = 1.5e9;
+
+// Messages for the next run of one implementation of one workload. Some
+// peers collapse when threads outnumber cores (tbb::concurrent_bounded_queue
+// spins in sched_yield: ~0.1 M msgs/s in mpmc4x4 on 2 vCPUs, 40 s for 4 M
+// messages). So that the family stays inside rouse-bench's time limit, the
+// first round of each implementation is a probe with 1/16 of the workload's
+// messages, and later rounds send the full count, or as many as fit in
+// max_run_ns at the probed rate (never fewer than 1/64 of the count). The
+// unit is a rate (or a time per message), so rounds of different lengths
+// stay comparable; `extra.messages` reports the counts used.
+struct run_budget {
+  std::int64_t full;
+  std::int64_t next = 0;
+  std::int64_t take(const run_context& ctx) {
+    std::int64_t const n = ctx.scaled(full);
+    if (next == 0) next = std::max<std::int64_t>(n / 16, 1000);  // the probe
+    return std::min(next, n);
+  }
+  void record(const run_context& ctx, std::int64_t used, double ns_per) {
+    std::int64_t const n = ctx.scaled(full);
+    std::int64_t const floor = std::max<std::int64_t>(n / 64, 1000);
+    double const fit = max_run_ns / std::max(ns_per, 1e-3);
+    next = std::clamp<std::int64_t>(static_cast<std::int64_t>(std::min(fit, static_cast<double>(n))), floor, n);
+    (void)used;
+  }
+};
+
 template <class Q, unsigned P, unsigned C>
 sample bounded_rate(const run_context& ctx) {
-  std::int64_t const total = ctx.scaled(4'000'000);
+  static run_budget budget{4'000'000};
+  std::int64_t const total = budget.take(ctx);
   double const ns_per = run_transfer<Q>(ring_capacity, P, C, total);
-  return {1e9 / ns_per, static_cast<double>(total)};
+  budget.record(ctx, total, ns_per);
+  return {1e9 / ns_per, static_cast<double>(total), {{"messages", static_cast<double>(total)}}};
 }
 
 template <class Q>
 sample unbounded_rate(const run_context& ctx) {
-  std::int64_t const total = ctx.scaled(4'000'000);
+  static run_budget budget{4'000'000};
+  std::int64_t const total = budget.take(ctx);
   double const ns_per = run_transfer<Q>(SIZE_MAX, 4, 1, total);
-  return {1e9 / ns_per, static_cast<double>(total)};
+  budget.record(ctx, total, ns_per);
+  return {1e9 / ns_per, static_cast<double>(total), {{"messages", static_cast<double>(total)}}};
 }
 
 template <class Q>
 sample rendezvous_ns(const run_context& ctx) {
-  std::int64_t const total = ctx.scaled(1'000'000);
+  static run_budget budget{1'000'000};
+  std::int64_t const total = budget.take(ctx);
   double const ns_per = run_transfer<Q>(0, 1, 1, total);
-  return {ns_per, static_cast<double>(total)};
+  budget.record(ctx, total, ns_per);
+  return {ns_per, static_cast<double>(total), {{"messages", static_cast<double>(total)}}};
 }
 
 template <unsigned P, unsigned C>
