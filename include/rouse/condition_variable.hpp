@@ -65,8 +65,13 @@
 //   waiters_   bits 0..30: threads inside a wait (registered under the lock
 //              before it is released, deregistered after waking, before
 //              relocking); bit 31: the destructor waits for them to leave.
-//   epoch_     bumped by every notify_all that requeues: a waiter that sees
-//              it changed may have been requeued and relocks contended.
+//   epoch_     requeue generation (bits 12..31) and requeues in flight
+//              (bits 0..11), kept by every notify_all that requeues: a waiter
+//              that sees the generation changed, or registered while a
+//              requeue was in flight, may have been requeued and relocks
+//              contended. (A notify_all without the lock can race a
+//              registration; the in-flight count covers a thread that
+//              registered after the new generation and was moved anyway.)
 //   mutex_word_  the rouse::mutex word waiters use (requeue target), null
 //              before the first such wait, or &seq_ ("never requeue") once a
 //              wait used another lock.
@@ -125,22 +130,27 @@ class condition_variable {
     // Ordering: relaxed, as in notify_one().
     std::uint32_t const waiting = waiters_.load(std::memory_order_relaxed) & count_mask;
     if (waiting == 0) return;
-    // Ordering: acq_rel; acquire pairs with the release bump in
-    // disable_requeue(), so a "never requeue" mark published before that bump
-    // is seen by the load of mutex_word_ below.
-    std::uint32_t seq = seq_.fetch_add(1, std::memory_order_acq_rel) + 1;
-    if (waiting >= 2) {
-      for (word_type* target = mutex_word_.load(std::memory_order_relaxed); requeue_target(target);) {
-        // Ordering: relaxed; waiters read it after the requeue's system call
-        // and the wake that follows it on the mutex (both full barriers).
-        epoch_.fetch_add(1, std::memory_order_relaxed);
-        if (detail::requeue_all(seq_, seq, *target) >= 0) return;
-        // The sequence moved (another notify, or a wait with another lock):
-        // re-read both and try again.
-        // Ordering: acquire, as the fetch_add above.
-        seq = seq_.load(std::memory_order_acquire);
-        target = mutex_word_.load(std::memory_order_relaxed);
-      }
+    for (;;) {
+      // Ordering: acq_rel; acquire pairs with the release bump in
+      // disable_requeue(), so a "never requeue" mark published before that
+      // bump is seen by the load of mutex_word_ below.
+      std::uint32_t const seq = seq_.fetch_add(1, std::memory_order_acq_rel) + 1;
+      if (waiting < 2) break;
+      word_type* const target = mutex_word_.load(std::memory_order_relaxed);
+      if (!requeue_target(target)) break;
+      // (E1) a new requeue generation, and one more requeue in flight;
+      // (E2) in flight again one less, once the system call returned. A
+      // waiter relocks contended if the generation moved while it slept or
+      // if a requeue was in flight when it registered (wait_impl()).
+      // Ordering: acq_rel (E1); release (E2) pairs with the waiter's acquire
+      // read at registration: a waiter that reads (E2)'s value registered
+      // after the requeue's system call, so it cannot have been moved by it.
+      epoch_.fetch_add(epoch_generation + 1, std::memory_order_acq_rel);
+      int const moved = detail::requeue_all(seq_, seq, *target);
+      epoch_.fetch_sub(1, std::memory_order_release);
+      if (moved >= 0) return;
+      // The sequence moved since the bump (another notify, or a wait with
+      // another lock): notify again.
     }
     detail::wake_all(seq_);
   }
@@ -202,6 +212,12 @@ class condition_variable {
   using word_type = detail::atomic<std::uint32_t>;
   static constexpr std::uint32_t count_mask = (std::uint32_t{1} << 31) - 1;
   static constexpr std::uint32_t destroying = std::uint32_t{1} << 31;
+  // epoch_: bits 0..11 requeues in flight, bits 12..31 requeue generation
+  // (it wraps after 2^20 requeues; a waiter would have to stay queued on the
+  // mutex across all of them for the wrap to matter, far beyond the mutex's
+  // 1 ms fairness bound).
+  static constexpr std::uint32_t epoch_in_flight_mask = (std::uint32_t{1} << 12) - 1;
+  static constexpr std::uint32_t epoch_generation = std::uint32_t{1} << 12;
 
   struct no_deadline {};
 
@@ -301,7 +317,8 @@ class condition_variable {
     // older value sleeps on it and the changed word wakes it.
     std::uint32_t const seq = seq_.load(std::memory_order_acquire);
     std::uint32_t epoch = 0;
-    if constexpr (requeue_capable<Lock>) epoch = epoch_.load(std::memory_order_relaxed);
+    // Ordering: acquire pairs with (E2) in notify_all().
+    if constexpr (requeue_capable<Lock>) epoch = epoch_.load(std::memory_order_acquire);
     if (stop != nullptr && stop->stop_requested()) {
       leave();
       return std::cv_status::no_timeout;
@@ -313,8 +330,15 @@ class condition_variable {
       m->unlock();
       r = sleep(seq, deadline);
       // Requeued (or possibly): relock leaving the word contended, so the
-      // unlock after ours wakes the next requeued sleeper.
-      bool const maybe_requeued = epoch_.load(std::memory_order_relaxed) != epoch;
+      // unlock after ours wakes the next requeued sleeper. Possibly requeued:
+      // a requeue began while this thread slept (the generation moved: the
+      // wake that ended the sleep follows the requeue's system call, which
+      // follows (E1)), or one was in flight when it registered (it may have
+      // registered after (E1) and been moved all the same).
+      // Ordering: acquire, as at registration.
+      std::uint32_t const now = epoch_.load(std::memory_order_acquire);
+      bool const maybe_requeued =
+          (now & ~epoch_in_flight_mask) != (epoch & ~epoch_in_flight_mask) || (epoch & epoch_in_flight_mask) != 0;
       leave();
       if (maybe_requeued) {
         detail::mutex_access::lock_contended(*m);

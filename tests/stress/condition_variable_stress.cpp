@@ -119,6 +119,38 @@ TEST(condition_variable_stress, broadcast_rounds_std_mutex) {
   broadcast_rounds<std::mutex>(16, rouse_test::scaled(1000));
 }
 
+// notify_all without the lock, running ahead of waiters that keep
+// re-registering: registrations race the compare-requeue. A requeued waiter
+// that did not know it was requeued would relock uncontended and strand the
+// others on the mutex word (a hang).
+TEST(condition_variable_stress, notify_all_outside_the_lock_races_registrations) {
+  rouse::mutex m;
+  rouse::condition_variable cv;
+  long generation = 0;
+  long const rounds = rouse_test::scaled(20000);
+  std::atomic<long> passes{0};
+  std::vector<std::thread> ts;
+  for (int i = 0; i < 12; ++i)
+    ts.emplace_back([&] {
+      std::unique_lock<rouse::mutex> l(m);
+      for (long seen = 0; seen < rounds;) {
+        cv.wait(l, [&] { return generation > seen; });
+        seen = generation;
+        passes.fetch_add(1, std::memory_order_relaxed);
+      }
+    });
+  for (long g = 1; g <= rounds; ++g) {
+    {
+      std::lock_guard<rouse::mutex> l(m);
+      generation = g;
+    }
+    cv.notify_all();
+    if (g % 64 == 0) std::this_thread::yield();
+  }
+  for (auto& t : ts) t.join();
+  EXPECT_GE(passes.load(), 12);
+}
+
 // Timed waiters take tokens; a notifier hands out tokens with notify_one
 // and notify_all mixed. Every token is taken exactly once; timeouts of
 // requeued waiters must not break the mutex's wake chain.
