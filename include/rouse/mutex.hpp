@@ -299,7 +299,15 @@ class ROUSE_CAPABILITY("mutex") mutex {
       // lock itself after that sleep.
       detail::wait_result r = detail::wait_result::woken;
       if (seen == handoff) {
-        r = detail::wait_until(word_, seen, std::chrono::steady_clock::now() + fairness_threshold);
+        auto until = std::chrono::steady_clock::now() + fairness_threshold;
+        if constexpr (timed) {
+          // A steady deadline earlier than that ends the sleep itself (other
+          // clocks may overshoot their deadline by up to fairness_threshold).
+          if constexpr (std::is_same_v<typename Deadline::clock, std::chrono::steady_clock>) {
+            if (deadline < until) until = std::chrono::time_point_cast<std::chrono::steady_clock::duration>(deadline);
+          }
+        }
+        r = detail::wait_until(word_, seen, until);
         if constexpr (timed) {
           if (r == detail::wait_result::timed_out && passed(deadline)) {
             slept = true;

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "rouse/recursive_mutex.hpp"
+#include "rouse/shared_mutex.hpp"
 #include "rouse/spin_lock.hpp"
 
 namespace {
@@ -128,6 +129,22 @@ TEST(guarded, shared_guards_coexist_and_exclude_writers) {
   EXPECT_EQ(s.with_lock_shared([](const std::string& x) { return x.size(); }), 3u);
   s.with_lock([](std::string& x) { x += "d"; });
   EXPECT_EQ(*s.lock_shared(), "abcd");
+}
+
+TEST(guarded, shared_access_over_rouse_shared_mutex) {
+  rouse::guarded<std::vector<int>, rouse::shared_mutex> v(std::in_place, std::initializer_list<int>{1, 2});
+  static_assert(has_lock_shared<decltype(v)>);
+  {
+    auto r1 = v.lock_shared();
+    auto r2 = v.lock_shared();
+    EXPECT_EQ(r1->size() + r2->size(), 4u);
+    bool writer_got_it = true;
+    std::thread([&] { writer_got_it = static_cast<bool>(v.try_lock()); }).join();
+    EXPECT_FALSE(writer_got_it);
+  }
+  v.lock()->push_back(3);
+  EXPECT_EQ(v.with_lock_shared([](const std::vector<int>& x) { return x.back(); }), 3);
+  EXPECT_TRUE(v.try_lock_for(1s));
 }
 
 TEST(guarded, works_over_other_lockables) {
