@@ -82,6 +82,9 @@ class counting_semaphore {
 
   void release(std::ptrdiff_t update = 1) noexcept {
     ROUSE_CHECK_USAGE(update >= 0, "rouse::counting_semaphore", "release() with a negative update");
+    // release(0) changes nothing (and must not clear the sleepers flag
+    // without waking anybody).
+    if (update <= 0) return;
     std::uint32_t const add = static_cast<std::uint32_t>(update) << 1;
     std::uint32_t v = word_.load(std::memory_order_relaxed);
     // count += update, sleepers -> 0.
@@ -91,7 +94,7 @@ class counting_semaphore {
     }
     ROUSE_CHECK_USAGE(static_cast<std::ptrdiff_t>(v >> 1) <= max() - update, "rouse::counting_semaphore",
                       "release() past max()");
-    if ((v & sleepers) != 0 && update != 0) [[unlikely]]
+    if ((v & sleepers) != 0) [[unlikely]]
       wake_sleepers(update);
   }
 

@@ -71,6 +71,21 @@ TEST(semaphore, release_n_wakes_n_sleepers) {
   EXPECT_EQ(done.load(), 4);
 }
 
+TEST(semaphore, release_zero_changes_nothing_and_strands_no_sleeper) {
+  rouse::binary_semaphore s(0);
+  std::atomic<bool> got{false};
+  std::thread sleeper([&] {
+    s.acquire();
+    got = true;
+  });
+  std::this_thread::sleep_for(20ms);
+  s.release(0);
+  EXPECT_FALSE(s.try_acquire());
+  s.release();
+  sleeper.join();
+  EXPECT_TRUE(got.load());
+}
+
 TEST(semaphore, try_acquire_for_times_out_never_early) {
   rouse::binary_semaphore s(0);
   auto const start = std::chrono::steady_clock::now();
