@@ -67,15 +67,16 @@
 //   0 -> 2, 4 -> 2                 a waiter takes the lock (4 only after sleeping)
 //   1 -> 2                         a waiter about to sleep; a timed waiter giving up
 //   2 -> 6                         a waiter that slept >= fairness_threshold
+//   6 -> 2                         a timed waiter that set STARVING gives up
 //   2 -> 0 (+ wake one)            unlock() slow path
 //   6 -> 4 (+ wake one)            unlock() slow path: hand-off
 //
 // Memory ordering: everything a thread did before unlock() happens-before
 // everything the next owner does after its lock() (or successful try_lock*)
-// returns. unlock() writes the word with release (the fast compare-exchange,
-// or the exchange of the slow path); every transition that takes the lock
+// returns. unlock() writes the word with release (its fast compare-exchange,
+// or the compare-exchange of its slow path); every transition that takes the lock
 // (0 -> 1, 0 -> 2, 4 -> 2) is an acquire compare-exchange that reads that
-// value. Marking the word contended or starving is relaxed: it publishes no
+// value. Marking the word (1 -> 2, 2 -> 6, 6 -> 2) is relaxed: it publishes no
 // data, and because every change of the word is a read-modify-write, the
 // unlock()'s RMW reads the latest mark (the RMW total order on one word);
 // the futex compares the word with the sleeper's expected value atomically
@@ -263,8 +264,8 @@ class ROUSE_CAPABILITY("mutex") mutex {
       // have slept (or be a stand-in for requeued sleepers), so it leaves
       // the word contended: 0 -> 2, or 4 -> 2 (a hand-off; only after sleeping).
       if (seen == unlocked || (seen == handoff && slept)) {
-        // Ordering: acquire, pairs with the release of unlock()'s exchange or
-        // compare-exchange that wrote 0 or 4.
+        // Ordering: acquire, pairs with the release compare-exchange of the
+        // unlock() that wrote 0 or 4.
         if (word_.compare_exchange_strong(seen, contended, std::memory_order_acquire, std::memory_order_relaxed))
           return true;
         continue;  // `seen` was reloaded
