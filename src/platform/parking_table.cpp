@@ -150,8 +150,8 @@ bucket& bucket_of(std::uintptr_t key) noexcept {
 bool claim(park_node* n) noexcept {
   int expected = state_waiting;
   // Ordering: acq_rel — the one-winner decision against the waiter's
-  // cancelling CAS and other wakers' claims; the data the waiter reads after
-  // it returns is published through parker::lock (signal() below).
+  // cancelling CAS and other wakers' claims; the waiter reads the claimed
+  // index after it sees the sleeper's signal, which is sequenced after this.
   return n->owner->state.compare_exchange_strong(expected, n->index, std::memory_order_acq_rel,
                                                  std::memory_order_acquire);
 }
