@@ -104,7 +104,10 @@ TEST(pool, run_uses_the_worker_threads) {
       }
     });
   }
-  EXPECT_EQ(seen.size(), 4u);  // the caller and the 3 workers
+  // The caller and workers; a worker that is awake first may run several
+  // indices of a job, so not every worker need appear.
+  EXPECT_GE(seen.size(), 2u);
+  EXPECT_LE(seen.size(), 4u);  // never a thread outside the pool
   EXPECT_LE(seen.size(), 4u);  // never a thread outside the pool
 }
 
