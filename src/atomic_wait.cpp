@@ -20,6 +20,7 @@
 
 #include "platform/parking_table.hpp"
 #include "rouse/atomic_wait.hpp"
+#include "rouse/platform/cpu.hpp"
 #include "rouse/platform/wait.hpp"
 
 namespace rouse::detail {
@@ -29,6 +30,10 @@ atomic_wait_slot atomic_wait_slots[atomic_wait_slot_count];
 namespace {
 
 namespace table = rouse::platform::detail;
+
+// The spin phase of atomic_wait_bytes(): pauses, then yields.
+constexpr int spin_pauses = 32;
+constexpr int spin_yields = 8;
 
 // The atomic's bytes, read with one seq_cst atomic load of its size ((A')).
 // std::atomic<T> of these sizes is lock-free with sizeof(T) alignment, so the
@@ -95,6 +100,21 @@ bool atomic_wait_bytes(const void* address, std::size_t size, const void* old_by
   if (!holds_old(address, size, old_bytes)) return true;
   if (deadline && std::chrono::steady_clock::now() >= *deadline)
     return !holds_old(address, size, old_bytes);
+  // Spin, then yield, before announcing a waiter: a partner that answers
+  // within a few microseconds (ping-pong hand-offs) is seen here without the
+  // waiter count traffic and the membarrier of waiter_enter(). The budget is
+  // libstdc++'s order of magnitude (it spins 12 pauses then 4 yields);
+  // measured with rouse-bench atomic_wait.pingpong, see docs/wait.md.
+  for (int i = 0; i < spin_pauses; ++i) {
+    platform::cpu_relax();
+    if (!holds_old(address, size, old_bytes)) return true;
+  }
+  for (int i = 0; i < spin_yields; ++i) {
+    platform::thread_yield();
+    if (!holds_old(address, size, old_bytes)) return true;
+    if (deadline && std::chrono::steady_clock::now() >= *deadline)
+      return !holds_old(address, size, old_bytes);
+  }
 #if !defined(ROUSE_WAIT_BACKEND_GENERIC)
   if (size == 4) {
     std::uint32_t old;

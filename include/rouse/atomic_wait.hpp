@@ -16,10 +16,12 @@
 // over spurious wake-ups, as std does). The timed forms return true once the
 // value differs, false when the deadline passed first (never early).
 //
-// Cost with nobody waiting: a notify makes no system call and takes no lock —
-// inline, it hashes the address, issues one full fence and reads a waiter
-// count that only waiters write (the store→load handshake with waiters is
-// argued in rouse/detail/waiter_count.hpp; see also docs/wait.md). With a
+// Cost with nobody waiting: a notify makes no system call, takes no lock and
+// runs no locked instruction — inline, it hashes the address, passes a
+// compiler barrier and reads a waiter count that only waiters write. A waiter
+// pays instead: it spins briefly, and if it must sleep it passes a membarrier
+// first (the asymmetric store→load handshake argued in
+// rouse/detail/waiter_count.hpp; see also docs/wait.md). With a
 // waiter in the same hash slot (256 slots) a notify makes one wake call.
 //
 // Wakes are exact: notify on one address never wakes a waiter of another

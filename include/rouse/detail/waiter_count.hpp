@@ -21,32 +21,39 @@
 //          (one system call or bucket lock even if none of them waits on *this*
 //          address — exactness is the wake's job, not the counter's)
 //
-// Cost with nobody waiting: a notify is one full fence and one load of a
-// counter that only waiters write. Fairness: not applicable. Across
+// Cost with nobody waiting: a notify is a compiler barrier and one load of a
+// counter that only waiters write — the same as libstdc++'s 4-byte notify,
+// but correct whatever memory order the caller's store had. The price moves
+// to the waiter: one membarrier(2) system call per wait that goes to sleep
+// (see (A2) below). Where membarrier is unavailable both sides use seq_cst
+// fences instead (platform/fence.hpp). Fairness: not applicable. Across
 // processes: no (the counters are per process). sizeof: one 32-bit counter.
 //
-// Memory ordering — the store→load (Dekker) handshake:
+// Memory ordering — the store→load (Dekker) handshake, with an asymmetric
+// fence pair standing in for two seq_cst fences:
 //   waiter                                   notifier
-//   (A) counter.fetch_add(1, seq_cst)        value = new          (any order)
-//   (A') v = value.load(seq_cst)             (B) fence(seq_cst)
-//       if v == old: sleep (futex / park)    (B') n = counter.load(relaxed)
-//                                            if n != 0: wake
+//   (A)  counter.fetch_add(1, seq_cst)       value = new          (any order)
+//   (A2) asymmetric_heavy_fence()            (B) asymmetric_light_fence()
+//   (A') v = value.load(seq_cst)             (B') n = counter.load(relaxed)
+//        if v == old: sleep (futex / park)        if n != 0: wake
 // Claim: it is impossible that both (B') misses (A) and (A') reads the old
-// value. If (B') does not observe (A), then (A) does not precede fence (B) in
-// the single total order S of seq_cst operations ([atomics.order]: a load
-// sequenced after a seq_cst fence observes every seq_cst modification that
-// precedes the fence in S), so (B) precedes (A), and (A) precedes (A') in S
-// (sequenced before). The store of `value` is sequenced before (B) and (A')
-// is a seq_cst load that follows (B) in S, so (A') observes the new value (or
-// a later one) and the waiter does not sleep. Otherwise (B') sees n >= 1 and
-// the notifier wakes; the wake and the sleep then meet under the futex's (or
-// the parking bucket's) lock, which re-checks the value atomically with the
-// enqueue. Either way no wake-up is lost.
-// The fence is what makes this hold whatever order the user's store had; a
-// seq_cst RMW on the counter instead would not order a relaxed store before
-// it on Arm. Under ThreadSanitizer (which does not model fences, and g++ warns
-// about them) the fence becomes a seq_cst fetch_add(0) on the counter: TSan
-// runs on x86-64 here, where a locked RMW is a full barrier.
+// value. The pair (A2)/(B) acts as two seq_cst fences (membarrier makes every
+// running thread of the process pass a full barrier, and a thread that is
+// not running passed one when it was switched out). Take the fences' order in
+// the single total order S. If (A2) precedes (B), then (A), sequenced before
+// (A2), is visible to (B'), sequenced after (B): (B') sees n >= 1 and the
+// notifier wakes. If (B) precedes (A2), the store of `value`, sequenced
+// before (B), is visible to (A'), sequenced after (A2): the waiter sees the
+// new value (or a later one) and does not sleep. When the notifier does
+// wake, the wake and the sleep meet under the futex's (or the parking
+// bucket's) lock, which re-checks the value atomically with the enqueue.
+// Either way no wake-up is lost. One (A2) per wait covers every later check
+// of that wait: the waiter's count stays >= 1 until waiter_leave().
+// The fences are what make this hold whatever order the user's store had; a
+// seq_cst RMW on the counter on the notifier's side would not order a relaxed
+// store before it on Arm, and would cost a locked instruction on every idle
+// notify. Under ThreadSanitizer (which does not model fences, and g++ warns
+// about them) (B)+(B') become one seq_cst fetch_add(0) on the counter.
 #pragma once
 
 #include <cstdint>
@@ -69,8 +76,13 @@ namespace rouse::detail {
 
 // (A): announce a waiter before the first check of the value.
 inline void waiter_enter(atomic<std::uint32_t>& counter) noexcept {
-  // (A) seq_cst: pairs with the fence (B) in may_have_waiters().
+  // (A) seq_cst: the announcement that (B') reads.
   counter.fetch_add(1, std::memory_order_seq_cst);
+  // (A2) the heavy half of an asymmetric fence (platform/fence.hpp): pairs
+  // with the light half (B) in may_have_waiters(). A system call
+  // (membarrier), paid once per wait that is about to sleep: the caller
+  // spins first, so a partner that answers quickly never gets here.
+  asymmetric_heavy_fence();
 }
 
 inline void waiter_leave(atomic<std::uint32_t>& counter) noexcept {
@@ -90,9 +102,11 @@ inline bool may_have_waiters(atomic<std::uint32_t>& counter) noexcept {
   // only for TSan builds.
   return counter.fetch_add(0, std::memory_order_seq_cst) != 0;
 #else
-  // (B) seq_cst fence: pairs with (A) in waiter_enter().
-  std::atomic_thread_fence(std::memory_order_seq_cst);
-  // (B') Ordering: relaxed — ordered by the fence (B).
+  // (B) the light half of an asymmetric fence: a compiler barrier where the
+  // heavy half (A2) is a process-wide barrier, else a seq_cst fence. Pairs
+  // with (A2) in waiter_enter().
+  asymmetric_light_fence();
+  // (B') Ordering: relaxed — ordered by the fence pair (A2)/(B).
   return counter.load(std::memory_order_relaxed) != 0;
 #endif
 }
