@@ -16,7 +16,11 @@ using rouse::bench::sample;
 
 sample spsc_rate(const run_context& ctx) {
   std::int64_t const messages = ctx.scaled(4'000'000);
-  auto [tx, rx] = rouse::channel::spsc<std::uint64_t>(1024);
+  // Named handles, not a structured binding: clang 14 cannot capture
+  // structured bindings in a lambda.
+  auto channel = rouse::channel::spsc<std::uint64_t>(1024);
+  auto& tx = channel.first;
+  auto& rx = channel.second;
   std::uint64_t sum = 0;
   double const ns = rouse::bench::run_threads(2, [&](unsigned index) {
     if (index == 0) {
