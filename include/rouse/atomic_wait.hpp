@@ -43,6 +43,7 @@
 #include <cstring>
 #include <type_traits>
 
+#include "rouse/platform/deadline.hpp"
 #include "rouse/detail/waiter_count.hpp"
 
 namespace rouse {
@@ -118,14 +119,12 @@ bool atomic_wait_until(const std::atomic<T>& a, T old, std::chrono::time_point<C
 template <class T, class Rep, class Period>
   requires detail::atomic_waitable<T>
 bool atomic_wait_for(const std::atomic<T>& a, T old, std::chrono::duration<Rep, Period> timeout) noexcept {
-  auto const now = std::chrono::steady_clock::now();
-  // Compare in floating point: converting hours::max() to nanoseconds would overflow.
-  if (std::chrono::duration<double>(timeout) >=
-      std::chrono::duration<double>(std::chrono::steady_clock::time_point::max() - now)) {
+  auto const deadline = platform::deadline_after(timeout);
+  if (platform::is_unbounded(deadline)) {
     atomic_wait(a, old);
     return true;
   }
-  return atomic_wait_until(a, old, now + std::chrono::ceil<std::chrono::steady_clock::duration>(timeout));
+  return atomic_wait_until(a, old, deadline);
 }
 
 template <class T>

@@ -101,6 +101,7 @@
 
 #include "rouse/detail/diagnostics.hpp"
 #include "rouse/detail/sync_types.hpp"
+#include "rouse/platform/deadline.hpp"
 #include "rouse/mutex.hpp"
 
 namespace rouse {
@@ -180,12 +181,12 @@ class condition_variable {
 
   template <class Lock, class Rep, class Period>
   std::cv_status wait_for(Lock& lock, const std::chrono::duration<Rep, Period>& timeout) {
-    return wait_until(lock, steady_deadline_after(timeout));
+    return wait_until(lock, platform::deadline_after(timeout));
   }
 
   template <class Lock, class Rep, class Period, class Predicate>
   bool wait_for(Lock& lock, const std::chrono::duration<Rep, Period>& timeout, Predicate pred) {
-    return wait_until(lock, steady_deadline_after(timeout), std::move(pred));
+    return wait_until(lock, platform::deadline_after(timeout), std::move(pred));
   }
 
   // --- std::condition_variable_any's interruptible waits ----------------------
@@ -205,7 +206,7 @@ class condition_variable {
   template <class Lock, class Rep, class Period, class Predicate>
   bool wait_for(Lock& lock, std::stop_token stop, const std::chrono::duration<Rep, Period>& timeout,
                 Predicate pred) {
-    return wait_stoppable(lock, std::move(stop), steady_deadline_after(timeout), std::move(pred));
+    return wait_stoppable(lock, std::move(stop), platform::deadline_after(timeout), std::move(pred));
   }
 
  private:
@@ -224,18 +225,6 @@ class condition_variable {
   template <class Lock>
   static constexpr bool requeue_capable = std::is_same_v<Lock, std::unique_lock<rouse::mutex>>;
 
-  template <class Rep, class Period>
-  static std::chrono::steady_clock::time_point steady_deadline_after(
-      const std::chrono::duration<Rep, Period>& timeout) noexcept {
-    using steady = std::chrono::steady_clock;
-    auto const now = steady::now();
-    if (timeout <= timeout.zero()) return now;
-    // Saturate: duration::max() must not overflow the time point (compare in
-    // floating point: converting hours::max() to nanoseconds would overflow).
-    if (std::chrono::duration<double>(timeout) >= std::chrono::duration<double>(steady::time_point::max() - now))
-      return steady::time_point::max();
-    return now + std::chrono::ceil<steady::duration>(timeout);
-  }
 
   bool requeue_target(const word_type* p) const noexcept { return p != nullptr && p != &seq_; }
 

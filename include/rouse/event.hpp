@@ -57,6 +57,7 @@
 
 #include "rouse/detail/coordination_spin.hpp"
 #include "rouse/detail/sync_types.hpp"
+#include "rouse/platform/deadline.hpp"
 
 namespace rouse {
 
@@ -116,12 +117,11 @@ class event {
   template <class Rep, class Period>
   [[nodiscard]] bool wait_for(std::chrono::duration<Rep, Period> timeout) noexcept {
     if (try_wait()) return true;
-    auto const now = std::chrono::steady_clock::now();
-    if (timeout >= std::chrono::steady_clock::time_point::max() - now) {
+    auto const deadline = platform::deadline_after(timeout);
+    if (platform::is_unbounded(deadline)) {
       wait_slow<std::chrono::steady_clock::time_point>(nullptr);
       return true;
     }
-    auto const deadline = now + std::chrono::ceil<std::chrono::steady_clock::duration>(timeout);
     return wait_slow(&deadline);
   }
 

@@ -74,6 +74,7 @@
 
 #include "rouse/detail/diagnostics.hpp"
 #include "rouse/detail/sync_types.hpp"
+#include "rouse/platform/deadline.hpp"
 
 namespace rouse {
 
@@ -143,12 +144,12 @@ class eventcount {
 
   template <class Rep, class Period>
   bool wait_for(key k, std::chrono::duration<Rep, Period> timeout) noexcept {
-    auto const now = std::chrono::steady_clock::now();
-    if (timeout >= std::chrono::steady_clock::time_point::max() - now) {
+    auto const deadline = platform::deadline_after(timeout);
+    if (platform::is_unbounded(deadline)) {
       wait(k);
       return true;
     }
-    return wait_until(k, now + std::chrono::ceil<std::chrono::steady_clock::duration>(timeout));
+    return wait_until(k, deadline);
   }
 
   // Wakes one sleeping waiter (if any). One load when nobody waits.
@@ -197,12 +198,12 @@ class eventcount {
 
   template <class Predicate, class Rep, class Period>
   bool await_for(Predicate&& pred, std::chrono::duration<Rep, Period> timeout) {
-    auto const now = std::chrono::steady_clock::now();
-    if (timeout >= std::chrono::steady_clock::time_point::max() - now) {
+    auto const deadline = platform::deadline_after(timeout);
+    if (platform::is_unbounded(deadline)) {
       await(pred);
       return true;
     }
-    return await_until(pred, now + std::chrono::ceil<std::chrono::steady_clock::duration>(timeout));
+    return await_until(pred, deadline);
   }
 
  private:

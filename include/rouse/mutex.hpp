@@ -91,6 +91,7 @@
 #include "rouse/detail/diagnostics.hpp"
 #include "rouse/detail/held_locks.hpp"
 #include "rouse/detail/sync_types.hpp"
+#include "rouse/platform/deadline.hpp"
 
 // Overridable for experiments and model tests; the defaults are measured
 // (see the constants below).
@@ -176,16 +177,13 @@ class ROUSE_CAPABILITY("mutex") mutex {
   template <class Rep, class Period>
   [[nodiscard]] bool try_lock_for(const std::chrono::duration<Rep, Period>& timeout) noexcept
       ROUSE_TRY_ACQUIRE(true) ROUSE_NO_THREAD_SAFETY_ANALYSIS {
-    using steady = std::chrono::steady_clock;
-    auto const now = steady::now();
     if (timeout <= timeout.zero()) return try_lock();
-    // Saturate, so that duration::max() means "forever" rather than overflow.
-    auto const room = std::chrono::duration_cast<std::chrono::duration<double>>(steady::time_point::max() - now);
-    if (std::chrono::duration<double>(timeout) >= room) {
+    auto const deadline = platform::deadline_after(timeout);
+    if (platform::is_unbounded(deadline)) {
       lock();
       return true;
     }
-    return try_lock_until(now + std::chrono::ceil<steady::duration>(timeout));
+    return try_lock_until(deadline);
   }
 
   template <class Clock, class Duration>

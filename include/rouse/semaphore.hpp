@@ -61,6 +61,7 @@
 #include "rouse/detail/coordination_spin.hpp"
 #include "rouse/detail/diagnostics.hpp"
 #include "rouse/detail/sync_types.hpp"
+#include "rouse/platform/deadline.hpp"
 
 namespace rouse {
 
@@ -122,12 +123,11 @@ class counting_semaphore {
   template <class Rep, class Period>
   [[nodiscard]] bool try_acquire_for(std::chrono::duration<Rep, Period> timeout) noexcept {
     if (try_acquire()) return true;
-    auto const now = std::chrono::steady_clock::now();
-    if (timeout >= std::chrono::steady_clock::time_point::max() - now) {
+    auto const deadline = platform::deadline_after(timeout);
+    if (platform::is_unbounded(deadline)) {
       acquire_slow<std::chrono::steady_clock::time_point>(nullptr);
       return true;
     }
-    auto const deadline = now + std::chrono::ceil<std::chrono::steady_clock::duration>(timeout);
     return acquire_slow(&deadline);
   }
 

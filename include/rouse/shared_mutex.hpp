@@ -84,6 +84,7 @@
 #include "rouse/detail/annotations.hpp"
 #include "rouse/detail/diagnostics.hpp"
 #include "rouse/detail/sync_types.hpp"
+#include "rouse/platform/deadline.hpp"
 
 namespace rouse {
 
@@ -120,7 +121,7 @@ class ROUSE_CAPABILITY("shared_mutex") shared_mutex {
 
   template <class Rep, class Period>
   bool try_lock_for(const std::chrono::duration<Rep, Period>& timeout) noexcept ROUSE_TRY_ACQUIRE(true) ROUSE_NO_THREAD_SAFETY_ANALYSIS {
-    return try_lock_until(steady_deadline_after(timeout));
+    return try_lock_until(platform::deadline_after(timeout));
   }
 
   template <class Clock, class Duration>
@@ -166,7 +167,7 @@ class ROUSE_CAPABILITY("shared_mutex") shared_mutex {
   template <class Rep, class Period>
   bool try_lock_shared_for(const std::chrono::duration<Rep, Period>& timeout) noexcept
       ROUSE_TRY_ACQUIRE_SHARED(true) ROUSE_NO_THREAD_SAFETY_ANALYSIS {
-    return try_lock_shared_until(steady_deadline_after(timeout));
+    return try_lock_shared_until(platform::deadline_after(timeout));
   }
 
   template <class Clock, class Duration>
@@ -206,18 +207,6 @@ class ROUSE_CAPABILITY("shared_mutex") shared_mutex {
 
   struct no_deadline {};
 
-  template <class Rep, class Period>
-  static std::chrono::steady_clock::time_point steady_deadline_after(
-      const std::chrono::duration<Rep, Period>& timeout) noexcept {
-    using steady = std::chrono::steady_clock;
-    auto const now = steady::now();
-    if (timeout <= timeout.zero()) return now;
-    // Saturate: duration::max() must not overflow the time point (compare in
-    // floating point: converting hours::max() to nanoseconds would overflow).
-    if (std::chrono::duration<double>(timeout) >= std::chrono::duration<double>(steady::time_point::max() - now))
-      return steady::time_point::max();
-    return now + std::chrono::ceil<steady::duration>(timeout);
-  }
 
   static bool write_lockable(std::uint32_t s) noexcept { return (s & (count_mask | read_turn)) == 0; }
 

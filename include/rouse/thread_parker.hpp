@@ -54,6 +54,7 @@
 
 #include "rouse/detail/diagnostics.hpp"
 #include "rouse/detail/sync_types.hpp"
+#include "rouse/platform/deadline.hpp"
 
 namespace rouse {
 
@@ -85,12 +86,12 @@ class thread_parker {
 
   template <class Rep, class Period>
   bool park_for(std::chrono::duration<Rep, Period> timeout) noexcept {
-    auto const now = std::chrono::steady_clock::now();
-    if (timeout >= std::chrono::steady_clock::time_point::max() - now) {
+    auto const deadline = platform::deadline_after(timeout);
+    if (platform::is_unbounded(deadline)) {
       park();
       return true;
     }
-    return park_until(now + std::chrono::ceil<std::chrono::steady_clock::duration>(timeout));
+    return park_until(deadline);
   }
 
   // Makes a token available, waking the parked thread if there is one.

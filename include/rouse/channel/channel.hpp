@@ -81,6 +81,7 @@
 #include "rouse/channel/detail/waiter.hpp"
 #include "rouse/channel/detail/zero.hpp"
 #include "rouse/channel/result.hpp"
+#include "rouse/platform/deadline.hpp"
 #include "rouse/detail/diagnostics.hpp"
 
 namespace rouse::channel {
@@ -205,17 +206,9 @@ class handle_base {
   friend class channel::send_case;
 };
 
-template <class Rep, class Period>
-inline auto deadline_after(std::chrono::duration<Rep, Period> timeout) noexcept {
-  using clock = std::chrono::steady_clock;
-  auto const now = clock::now();
-  if (timeout <= timeout.zero()) return now;
-  // Saturate: duration::max() must not overflow the deadline.
-  if (std::chrono::duration<double, std::nano>(timeout).count() >=
-      std::chrono::duration<double, std::nano>(clock::time_point::max() - now).count())
-    return clock::time_point::max();
-  return now + std::chrono::ceil<clock::duration>(timeout);
-}
+// Every timed channel operation converts its timeout here: platform's
+// saturating conversion (duration::max() means no deadline).
+using platform::deadline_after;
 
 }  // namespace detail
 

@@ -101,6 +101,7 @@
 #include "rouse/detail/channel_slot.hpp"
 #include "rouse/detail/diagnostics.hpp"
 #include "rouse/detail/sync_types.hpp"
+#include "rouse/platform/deadline.hpp"
 
 namespace rouse::channel {
 
@@ -297,9 +298,9 @@ class oneshot_receiver {
     auto r = try_recv();
     if (r.status() != status::empty) return r;
     if (timeout <= timeout.zero()) return recv_result<T>(status::timed_out);
-    auto const now = std::chrono::steady_clock::now();
-    if (timeout >= std::chrono::steady_clock::time_point::max() - now) return recv();  // no deadline
-    return recv_until(now + std::chrono::ceil<std::chrono::steady_clock::duration>(timeout));
+    auto const deadline = platform::deadline_after(timeout);
+    if (platform::is_unbounded(deadline)) return recv();
+    return recv_until(deadline);
   }
 
   // True when a receive would not block (a value or closed is there). A hint.

@@ -104,6 +104,7 @@
 #include "rouse/detail/channel_slot.hpp"
 #include "rouse/detail/diagnostics.hpp"
 #include "rouse/detail/sync_types.hpp"
+#include "rouse/platform/deadline.hpp"
 
 #ifndef ROUSE_SPSC_SPIN_STEPS
 #define ROUSE_SPSC_SPIN_STEPS 4
@@ -294,10 +295,9 @@ class spsc_sender {
       if (shared_->closed.load(std::memory_order_acquire) != 0) return send_result<T>(status::closed, std::move(value));
       return send_result<T>(status::timed_out, std::move(value));
     }
-    auto const now = std::chrono::steady_clock::now();
-    if (timeout >= spsc_detail::clock_deadline::max() - now)
+    auto const deadline = platform::deadline_after(timeout);
+    if (platform::is_unbounded(deadline))
       return send_slow(std::move(value), static_cast<const spsc_detail::clock_deadline*>(nullptr));
-    auto const deadline = now + std::chrono::ceil<spsc_detail::clock_deadline::duration>(timeout);
     return send_slow(std::move(value), &deadline);
   }
 

@@ -47,6 +47,8 @@
 #include <cstdint>
 #include <span>
 
+#include "rouse/platform/deadline.hpp"
+
 namespace rouse::platform {
 
 using word = std::atomic<std::uint32_t>;
@@ -91,15 +93,12 @@ template <class Rep, class Period>
 wait_result wait_for(const word& w, std::uint32_t expected, std::chrono::duration<Rep, Period> timeout,
                      scope s = scope::process_private) noexcept {
   if (timeout <= timeout.zero()) return wait_result::timed_out;
-  // Saturate: a huge duration (e.g. duration::max()) must not overflow the deadline.
-  auto const now = std::chrono::steady_clock::now();
-  // Compare in floating point: converting hours::max() to nanoseconds would overflow.
-  auto const room = steady_deadline::max() - now;
-  if (std::chrono::duration<double>(timeout) >= std::chrono::duration<double>(room)) {
+  auto const deadline = deadline_after(timeout);
+  if (is_unbounded(deadline)) {
     wait(w, expected, s);
     return wait_result::woken;
   }
-  return wait_until(w, expected, now + std::chrono::ceil<steady_deadline::duration>(timeout), s);
+  return wait_until(w, expected, deadline, s);
 }
 
 // Wakes at most `count` threads waiting on `w` (count <= 0 wakes none).
