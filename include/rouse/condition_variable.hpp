@@ -96,6 +96,7 @@
 #include <condition_variable>  // std::cv_status
 #include <cstdint>
 #include <mutex>
+#include <optional>
 #include <stop_token>
 #include <type_traits>
 
@@ -232,14 +233,6 @@ class condition_variable {
   template <class Lock, class Deadline, class Predicate>
   bool wait_stoppable(Lock& lock, std::stop_token stop, const Deadline& deadline, Predicate pred) {
     if (stop.stop_requested()) return pred();
-    // A stop request bumps the sequence and wakes everyone, bypassing the
-    // waiter count; see wait_impl() for why no request is missed.
-    std::stop_callback wake_on_stop(stop, [this]() noexcept {
-      // Ordering: release pairs with the acquire read of seq_ in wait_impl(),
-      // which then sees stop_requested().
-      seq_.fetch_add(1, std::memory_order_release);
-      detail::wake_all(seq_);
-    });
     while (!pred()) {
       if (stop.stop_requested()) return pred();
       if (wait_impl(lock, deadline, &stop) == std::cv_status::timeout) return pred();
@@ -294,6 +287,18 @@ class condition_variable {
     }
   }
 
+  // What a stop request does to a waiter's condition variable: bump the
+  // sequence and wake everyone, bypassing the waiter count.
+  struct stop_waker {
+    condition_variable* cv;
+    void operator()() const noexcept {
+      // Ordering: release pairs with the acquire read of seq_ in wait_impl(),
+      // which then sees stop_requested().
+      cv->seq_.fetch_add(1, std::memory_order_release);
+      detail::wake_all(cv->seq_);
+    }
+  };
+
   // One wait: register, unlock, sleep, deregister, relock.
   template <class Lock, class Deadline>
   std::cv_status wait_impl(Lock& lock, const Deadline& deadline, const std::stop_token* stop) {
@@ -308,7 +313,17 @@ class condition_variable {
     std::uint32_t epoch = 0;
     // Ordering: acquire pairs with (E2) in notify_all().
     if constexpr (requeue_capable<Lock>) epoch = epoch_.load(std::memory_order_acquire);
+    // The stop callback touches *this, so it lives only while this thread is
+    // registered: the object may be destroyed as soon as every registered
+    // waiter has left (~condition_variable), and this thread may then still
+    // be relocking. Registered after the read of seq_: a request made before
+    // runs the callback here, which moves seq_ past `seq`, so the sleep below
+    // returns at once; resetting it (which waits for a callback running on
+    // another thread) comes before every leave().
+    std::optional<std::stop_callback<stop_waker>> wake_on_stop;
+    if (stop != nullptr) wake_on_stop.emplace(*stop, stop_waker{this});
     if (stop != nullptr && stop->stop_requested()) {
+      wake_on_stop.reset();
       leave();
       return std::cv_status::no_timeout;
     }
@@ -328,6 +343,7 @@ class condition_variable {
       std::uint32_t const now = epoch_.load(std::memory_order_acquire);
       bool const maybe_requeued =
           (now & ~epoch_in_flight_mask) != (epoch & ~epoch_in_flight_mask) || (epoch & epoch_in_flight_mask) != 0;
+      wake_on_stop.reset();
       leave();
       if (maybe_requeued) {
         detail::mutex_access::lock_contended(*m);
@@ -338,6 +354,7 @@ class condition_variable {
     } else {
       lock.unlock();
       r = sleep(seq, deadline);
+      wake_on_stop.reset();
       leave();
       lock.lock();
     }

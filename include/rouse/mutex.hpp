@@ -120,13 +120,16 @@ struct mutex_access {
   // lock(), leaving the word in the "maybe waiters" state; treats the caller
   // as a thread that has already slept (it may take a HANDOFF).
   static void lock_contended(rouse::mutex& m) noexcept;
-  // The word's "locked, a thread may be asleep" value: requeue onto the word
-  // only while it holds this value (or `contended | starving_bit`), else the
-  // holder's unlock() would not wake the requeued threads.
+  // The word's "locked, a thread may be asleep" value. A condition variable
+  // may requeue onto the word whatever it holds: FUTEX_CMP_REQUEUE always
+  // wakes one waiter before it moves the others, and that waiter takes the
+  // mutex with lock_contended(), which leaves (or marks) the word contended
+  // before it can go to sleep — so the unlock after it wakes a requeued one.
   static constexpr std::uint32_t contended = 2;
   static constexpr std::uint32_t starving_bit = 4;
   // If the mutex is locked, makes sure its unlock() will wake a sleeper
-  // (1 -> 2). Returns false when the mutex is not locked at all.
+  // (1 -> 2). Returns false when the mutex is not locked at all. (Not needed
+  // by condition_variable, see above; for other requeueing waiters.)
   static bool mark_contended(rouse::mutex& m) noexcept;
 };
 }  // namespace detail

@@ -409,4 +409,32 @@ TEST(condition_variable_death, destroyed_with_a_waiter_never_notified) {
 }
 #endif
 
+// std allows destroying a condition variable once every waiter has been
+// notified, even before they return. A waiter with a stop_token must not
+// leave its stop callback (which touches the object) registered after it
+// deregistered: here it is still relocking the mutex when the object is
+// freed and a stop is requested. The old code wrote to freed memory (caught
+// by the asan and tsan presets).
+TEST(condition_variable, destroyed_after_notify_all_while_a_stoppable_waiter_relocks) {
+  rouse::mutex m;
+  auto* cv = new condition_variable;
+  std::stop_source source;
+  bool flag = false;
+  std::atomic<bool> waiting{false};
+  std::thread waiter([&] {
+    std::unique_lock lock(m);
+    waiting.store(true);
+    EXPECT_TRUE(cv->wait(lock, source.get_token(), [&] { return flag; }));
+  });
+  while (!waiting.load()) std::this_thread::yield();
+  {
+    std::lock_guard guard(m);  // the waiter is asleep: it released m in wait()
+    flag = true;
+    cv->notify_all();
+    delete cv;               // waits for the notified waiter to deregister; it then blocks on m
+    source.request_stop();   // must not touch the destroyed object
+  }
+  waiter.join();
+}
+
 }  // namespace
