@@ -12,6 +12,9 @@ function(step)
 endfunction()
 step(${CMAKE_COMMAND} --install ${ROUSE_BINARY_DIR} --prefix ${WORK_DIR}/prefix)
 step(${CMAKE_COMMAND} -S ${ROUSE_SOURCE_DIR}/tests/consumer -B ${WORK_DIR}/build
-     -G Ninja -DCMAKE_CXX_COMPILER=${CXX} -DCMAKE_PREFIX_PATH=${WORK_DIR}/prefix)
+     -G Ninja -DCMAKE_CXX_COMPILER=${CXX} -DCMAKE_PREFIX_PATH=${WORK_DIR}/prefix
+     # The build's own flags: a sanitizer build installs an instrumented
+     # library, which links only into an instrumented program.
+     "-DCMAKE_CXX_FLAGS=${CXX_FLAGS}" "-DCMAKE_EXE_LINKER_FLAGS=${LINKER_FLAGS}")
 step(${CMAKE_COMMAND} --build ${WORK_DIR}/build)
 step(${WORK_DIR}/build/consumer)
