@@ -93,17 +93,7 @@ class array_channel {
         b.snooze();
       }
       if (deadline.expired()) return status::timed_out;
-      context cx;
-      waiter w{&cx};
-      senders_.register_waiter(w);
-      // (B2) after (B1) in register_waiter().
-      if (!is_full() || is_closed()) {
-        if (cx.try_select(context::aborted)) {
-          senders_.unregister(w);
-          continue;
-        }
-      }
-      if (cx.wait(deadline) != w.id()) senders_.unregister(w);
+      senders_.park(deadline, [&] { return !is_full() || is_closed(); });
     }
   }
 
@@ -118,17 +108,7 @@ class array_channel {
         b.snooze();
       }
       if (deadline.expired()) return recv_result<T>(status::timed_out);
-      context cx;
-      waiter w{&cx};
-      receivers_.register_waiter(w);
-      // (B2) after (B1) in register_waiter().
-      if (!is_empty() || is_closed()) {
-        if (cx.try_select(context::aborted)) {
-          receivers_.unregister(w);
-          continue;
-        }
-      }
-      if (cx.wait(deadline) != w.id()) receivers_.unregister(w);
+      receivers_.park(deadline, [&] { return !is_empty() || is_closed(); });
     }
   }
 

@@ -91,17 +91,7 @@ class list_channel {
         b.snooze();
       }
       if (deadline.expired()) return recv_result<T>(status::timed_out);
-      context cx;
-      waiter w{&cx};
-      receivers_.register_waiter(w);
-      // (B2) after (B1) in register_waiter().
-      if (!is_empty() || is_closed()) {
-        if (cx.try_select(context::aborted)) {
-          receivers_.unregister(w);
-          continue;
-        }
-      }
-      if (cx.wait(deadline) != w.id()) receivers_.unregister(w);
+      receivers_.park(deadline, [&] { return !is_empty() || is_closed(); });
     }
   }
 

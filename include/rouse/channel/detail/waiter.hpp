@@ -371,6 +371,27 @@ class sync_waker {
     // Ordering: relaxed; only a hint for notify(), re-written under the lock.
     if (queue_.empty()) empty_.store(1, std::memory_order_relaxed);
   }
+  // The sleeping half of a blocking send or receive, once its attempts and
+  // spinning found the channel full (or empty): register (B1), re-check
+  // with `ready` (B2: true when an attempt could now succeed or the channel
+  // closed), and sleep until a notify claims this waiter or the deadline
+  // passes. Returns when the caller should attempt again (and check its
+  // deadline); every flavour's blocking loop goes through here.
+  template <class Deadline, class Ready>
+  void park(const Deadline& deadline, Ready ready) noexcept {
+    context cx;
+    waiter w{&cx};
+    register_waiter(w);
+    // (B2) after (B1) in register_waiter().
+    if (ready()) {
+      if (cx.try_select(context::aborted)) {
+        unregister(w);
+        return;
+      }
+    }
+    if (cx.wait(deadline) != w.id()) unregister(w);
+  }
+
   // Wakes one waiter, if any. Called after the caller's (A1).
   void notify() noexcept {
     // (A2) seq_cst: pairs with (B1) in register_waiter().
