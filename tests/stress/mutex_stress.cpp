@@ -97,9 +97,11 @@ TEST(mutex_stress, sleepers_are_woken_one_after_another) {
 }
 
 // Fairness: 8 threads hammer one mutex for ~2 s (scaled). No thread may
-// starve: each must acquire it, and the longest single wait is reported.
-// The only time bound asserted is a very generous one (1.5 s), outside
-// sanitizer builds; the policy bounds waits near fairness_threshold (1 ms).
+// starve: each must acquire it, and the longest single wait is reported
+// (printed, not asserted: no test asserts a time, these VMs stall for
+// milliseconds at random). The hand-off that bounds waits near
+// fairness_threshold (1 ms) is checked without a clock by the unit tests'
+// fairness test and by the hand-off path of tests/model/mutex_model.cpp.
 TEST(mutex_stress, no_thread_starves_under_barging) {
   rouse::mutex m;
   constexpr unsigned threads = 8;
@@ -136,9 +138,6 @@ TEST(mutex_stress, no_thread_starves_under_barging) {
   auto const [fewest, most] = std::minmax_element(acquisitions.begin(), acquisitions.end());
   std::printf("fairness: %ld acquisitions, per thread min %ld max %ld, longest wait %.3f ms\n", total, *fewest,
               *most, std::chrono::duration<double, std::milli>(worst).count());
-#if !defined(ROUSE_SANITIZER_thread) && !defined(ROUSE_SANITIZER_address)
-  EXPECT_LT(worst, 1500ms);
-#endif
 }
 
 TEST(recursive_mutex_stress, nested_locking_with_more_threads_than_cores) {
