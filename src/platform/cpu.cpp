@@ -38,4 +38,32 @@ unsigned available_cpus() noexcept {
   return n == 0 ? 1 : n;
 }
 
+int current_cpu() noexcept {
+#if defined(__linux__)
+  return ::sched_getcpu();
+#else
+  return -1;
+#endif
+}
+
+bool move_off_cpu(int cpu) noexcept {
+#if defined(__linux__)
+  if (cpu < 0 || cpu >= CPU_SETSIZE) return false;
+  cpu_set_t allowed;
+  if (::sched_getaffinity(0, sizeof allowed, &allowed) != 0) return false;
+  if (!CPU_ISSET(cpu, &allowed) || CPU_COUNT(&allowed) < 2) return false;
+  cpu_set_t elsewhere = allowed;
+  CPU_CLR(cpu, &elsewhere);
+  if (::sched_setaffinity(0, sizeof elsewhere, &elsewhere) != 0) return false;
+  // The restore cannot fail where the narrowing succeeded (same thread, a
+  // superset of a mask just accepted); if it did, the thread would stay
+  // off `cpu`, which is still a valid placement.
+  (void)::sched_setaffinity(0, sizeof allowed, &allowed);
+  return true;
+#else
+  (void)cpu;
+  return false;
+#endif
+}
+
 }  // namespace rouse::platform

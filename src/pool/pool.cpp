@@ -50,7 +50,7 @@ void pin_this_thread(int cpu) noexcept {
 
 pool::pool() : pool(pool_options{}) {}
 
-pool::pool(pool_options options) : core_(participants_for(options) - 1, options.spin) {
+pool::pool(pool_options options) : core_(participants_for(options) - 1, options.spin, options.max_spin) {
   std::vector<int> const cpus = options.pin ? allowed_cpus() : std::vector<int>{};
   threads_.reserve(core_.workers());
   try {

@@ -52,20 +52,30 @@ TEST(pool_stress, hundred_thousand_tiny_jobs_spinning) {
 }
 
 TEST(pool_stress, hundred_thousand_tiny_jobs_always_sleeping) {
-  // Spin 0: every wait goes to the futex, the path where a wake-up can be lost.
-  rouse::pool pool(rouse::pool_options{.threads = 2, .spin = 0ns});
+  // Spin 0, max_spin 0: every wait goes to the futex, the path where a
+  // wake-up can be lost.
+  rouse::pool pool(rouse::pool_options{.threads = 2, .spin = 0ns, .max_spin = 0ns});
   tiny_jobs(pool, rouse_test::scaled(100000), false);
   tiny_jobs(pool, rouse_test::scaled(100000), true);
 }
 
 TEST(pool_stress, tiny_jobs_with_more_threads_than_cores) {
-  rouse::pool pool(rouse::pool_options{.threads = rouse_test::oversubscribed(), .spin = 2us});
+  // A fixed, short budget: most waits sleep.
+  rouse::pool pool(rouse::pool_options{.threads = rouse_test::oversubscribed(), .spin = 2us, .max_spin = 2us});
+  tiny_jobs(pool, rouse_test::scaled(20000), false);
+  tiny_jobs(pool, rouse_test::scaled(5000), true);
+}
+
+TEST(pool_stress, tiny_jobs_with_more_threads_than_cores_default_budgets) {
+  // The adaptive budget and the placement hint (workers moving off the
+  // caller's CPU, the caller off a reporter's) with more threads than CPUs.
+  rouse::pool pool(rouse::pool_options{.threads = rouse_test::oversubscribed()});
   tiny_jobs(pool, rouse_test::scaled(20000), false);
   tiny_jobs(pool, rouse_test::scaled(5000), true);
 }
 
 TEST(pool_stress, parallel_for_and_reduce_oversubscribed_count_every_index) {
-  rouse::pool pool(rouse::pool_options{.threads = rouse_test::oversubscribed(), .spin = 5us});
+  rouse::pool pool(rouse::pool_options{.threads = rouse_test::oversubscribed(), .spin = 5us, .max_spin = 5us});
   long const rounds = rouse_test::scaled(2000);
   std::vector<std::atomic<std::uint8_t>> hits(4099);
   for (long round = 0; round < rounds; ++round) {
@@ -81,7 +91,7 @@ TEST(pool_stress, parallel_for_and_reduce_oversubscribed_count_every_index) {
 }
 
 TEST(pool_stress, several_outside_callers_share_one_pool) {
-  rouse::pool pool(rouse::pool_options{.threads = 3, .spin = 1us});
+  rouse::pool pool(rouse::pool_options{.threads = 3, .spin = 1us, .max_spin = 1us});
   long const jobs = rouse_test::scaled(5000);
   std::atomic<std::uint64_t> total{0};
   std::vector<std::thread> callers;
@@ -102,7 +112,8 @@ TEST(pool_stress, create_run_destroy_in_a_loop) {
   long const rounds = rouse_test::scaled(500);
   for (long round = 0; round < rounds; ++round) {
     rouse::pool pool(rouse::pool_options{.threads = 1 + static_cast<unsigned>(round % 4),
-                                         .spin = (round % 3 == 0) ? std::chrono::nanoseconds(0) : 20us});
+                                         .spin = (round % 3 == 0) ? std::chrono::nanoseconds(0) : 20us,
+                                         .max_spin = (round % 3 == 0) ? std::chrono::nanoseconds(0) : 1ms});
     std::atomic<unsigned> runs{0};
     for (long job = 0; job < round % 3; ++job) pool.run([&](unsigned, unsigned) { runs.fetch_add(1); });
     ASSERT_EQ(runs.load(), static_cast<unsigned>(round % 3) * pool.size());
@@ -110,7 +121,7 @@ TEST(pool_stress, create_run_destroy_in_a_loop) {
 }
 
 TEST(pool_stress, exceptions_in_a_loop_leave_the_pool_usable) {
-  rouse::pool pool(rouse::pool_options{.threads = 4, .spin = 1us});
+  rouse::pool pool(rouse::pool_options{.threads = 4, .spin = 1us, .max_spin = 1us});
   long const rounds = rouse_test::scaled(20000);
   for (long round = 0; round < rounds; ++round) {
     unsigned const thrower = static_cast<unsigned>(round % 5);  // 4 = nobody

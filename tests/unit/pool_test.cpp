@@ -44,9 +44,149 @@ TEST(pool, default_size_is_the_cpus_the_process_may_use) {
 }
 
 TEST(pool, options_set_size_and_spin) {
-  rouse::pool pool(rouse::pool_options{.threads = 3, .spin = 7us});
+  rouse::pool pool(rouse::pool_options{.threads = 3, .spin = 7us, .max_spin = 300us});
   EXPECT_EQ(pool.size(), 3u);
   EXPECT_EQ(pool.spin(), std::chrono::nanoseconds(7us));
+  EXPECT_EQ(pool.max_spin(), std::chrono::nanoseconds(300us));
+  rouse::pool defaults(rouse::pool_options{.threads = 2});
+  EXPECT_EQ(defaults.spin(), std::chrono::nanoseconds(20us));
+  EXPECT_EQ(defaults.max_spin(), std::chrono::nanoseconds(1ms));
+}
+
+TEST(pool, a_max_spin_below_spin_means_a_fixed_budget) {
+  rouse::pool pool(rouse::pool_options{.threads = 2, .spin = 2ms, .max_spin = 1ms});
+  EXPECT_EQ(pool.max_spin(), pool.spin());
+}
+
+// --- the adaptive spin budget and the placement hint ---------------------
+
+TEST(pool_adaptive_spin, starts_at_the_minimum) {
+  rouse::detail::pool_adaptive_spin spin(20us, 1ms);
+  EXPECT_EQ(spin.budget(), std::chrono::nanoseconds(20us));
+}
+
+TEST(pool_adaptive_spin, grows_to_twice_the_measured_wake_delay_up_to_the_maximum) {
+  using rouse::detail::pool_adaptive_spin;
+  pool_adaptive_spin spin(20us, 150us);
+  for (int i = 0; i < 20; ++i) {
+    spin.sleeping();
+    std::this_thread::sleep_for(200us);
+    // A wake stamped 100 us ago, after this sleep began: a delay >= 100 us.
+    spin.woken(pool_adaptive_spin::now() - 100'000);
+  }
+  // The average is >= 99.7 us after 20 samples of >= 100 us: twice that is
+  // past the maximum.
+  EXPECT_EQ(spin.budget(), std::chrono::nanoseconds(150us));
+}
+
+TEST(pool_adaptive_spin, a_wake_stamped_before_the_sleep_is_not_a_sample) {
+  using rouse::detail::pool_adaptive_spin;
+  pool_adaptive_spin spin(20us, 1ms);
+  std::int64_t const old_stamp = pool_adaptive_spin::now();
+  std::this_thread::sleep_for(1ms);
+  spin.sleeping();
+  spin.woken(old_stamp);  // an earlier job's wake: would read as >= 1 ms
+  EXPECT_EQ(spin.budget(), std::chrono::nanoseconds(20us));
+  spin.woken(0);  // no wake stamped yet
+  EXPECT_EQ(spin.budget(), std::chrono::nanoseconds(20us));
+}
+
+TEST(pool_adaptive_spin, a_stall_is_not_a_sample) {
+  using rouse::detail::pool_adaptive_spin;
+  pool_adaptive_spin spin(20us, 1ms);
+  spin.sleeping();
+  std::this_thread::sleep_for(70ms);
+  spin.woken(pool_adaptive_spin::now() - 60'000'000);  // 60 ms: beyond the 50 ms bound
+  EXPECT_EQ(spin.budget(), std::chrono::nanoseconds(20us));
+}
+
+TEST(pool_adaptive_spin, a_fixed_budget_does_not_adapt) {
+  using rouse::detail::pool_adaptive_spin;
+  pool_adaptive_spin spin(20us, 10us);  // max below min: fixed at min
+  spin.sleeping();
+  std::this_thread::sleep_for(1ms);
+  spin.woken(pool_adaptive_spin::now() - 500'000);
+  EXPECT_EQ(spin.budget(), std::chrono::nanoseconds(20us));
+}
+
+// The current CPU as the affinity mask would allow it, for the tests below.
+static cpu_set_t affinity_of_this_thread() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  EXPECT_EQ(sched_getaffinity(0, sizeof set, &set), 0);
+  return set;
+}
+
+TEST(pool_placement, move_off_cpu_moves_the_thread_and_keeps_its_mask) {
+  if (rouse::platform::available_cpus() < 2) GTEST_SKIP() << "needs 2 CPUs";
+  std::thread([] {  // a thread of its own: the test's main thread is not touched
+    cpu_set_t const before = affinity_of_this_thread();
+    int const cpu = rouse::platform::current_cpu();
+    ASSERT_GE(cpu, 0);
+    EXPECT_TRUE(rouse::platform::move_off_cpu(cpu));
+    // The narrowed mask migrated the thread before the call returned, and
+    // restoring the mask does not move it back.
+    EXPECT_NE(rouse::platform::current_cpu(), cpu);
+    cpu_set_t const after = affinity_of_this_thread();
+    EXPECT_TRUE(CPU_EQUAL(&before, &after));
+  }).join();
+}
+
+TEST(pool_placement, move_off_cpu_refuses_when_the_mask_has_no_other_cpu) {
+  std::thread([] {
+    int const cpu = rouse::platform::current_cpu();
+    ASSERT_GE(cpu, 0);
+    cpu_set_t only;
+    CPU_ZERO(&only);
+    CPU_SET(cpu, &only);
+    ASSERT_EQ(sched_setaffinity(0, sizeof only, &only), 0);
+    EXPECT_FALSE(rouse::platform::move_off_cpu(cpu));
+    EXPECT_EQ(rouse::platform::current_cpu(), cpu);
+    cpu_set_t const after = affinity_of_this_thread();
+    EXPECT_TRUE(CPU_EQUAL(&only, &after));
+    EXPECT_FALSE(rouse::platform::move_off_cpu(-1));
+    EXPECT_FALSE(rouse::platform::move_off_cpu(CPU_SETSIZE));
+  }).join();
+}
+
+TEST(pool_placement, a_worker_beside_its_caller_moves_away) {
+  if (rouse::platform::available_cpus() < 2) GTEST_SKIP() << "needs 2 CPUs";
+  // Force the co-location: the caller and the worker confined to one CPU
+  // (the worker inherits the mask it is created with), then the worker's
+  // mask widened from inside a job. The next job it sees beside the caller
+  // makes it move off the caller's CPU.
+  std::thread([] {
+    int const cpu = rouse::platform::current_cpu();
+    ASSERT_GE(cpu, 0);
+    cpu_set_t const all = affinity_of_this_thread();
+    cpu_set_t only;
+    CPU_ZERO(&only);
+    CPU_SET(cpu, &only);
+    ASSERT_EQ(sched_setaffinity(0, sizeof only, &only), 0);
+    rouse::pool pool(rouse::pool_options{.threads = 2, .spin = 0ns, .max_spin = 0ns});
+    std::atomic<bool> widened{false};
+    pool.run([&](unsigned index, unsigned) {
+      if (index == 0) {  // keep the caller's share until the worker ran the other
+        while (!widened.load()) std::this_thread::yield();
+      } else {
+        widened = sched_setaffinity(0, sizeof all, &all) == 0;
+      }
+    });
+    std::atomic<int> worker_cpu{-1};
+    bool moved = false;
+    for (int job = 0; job < 200 && !moved; ++job) {
+      pool.run([&](unsigned index, unsigned) {
+        if (index == 0) {  // keep the caller's share until a worker ran the other
+          while (worker_cpu.load() == -1) std::this_thread::yield();
+        } else {
+          worker_cpu = rouse::platform::current_cpu();
+        }
+      });
+      moved = worker_cpu.load() != cpu;
+      worker_cpu = -1;
+    }
+    EXPECT_TRUE(moved) << "the worker stayed on the caller's CPU " << cpu;
+  }).join();
 }
 
 TEST(pool, one_participant_runs_everything_on_the_caller) {
@@ -408,9 +548,9 @@ TEST(pool, a_job_on_spinning_workers_makes_no_system_call) {
 
 TEST(pool, a_job_on_sleeping_workers_makes_one_wake_call_to_dispatch_and_one_to_complete) {
   if (!rouse::platform::syscall_counters_enabled()) GTEST_SKIP() << "syscall counters are not compiled in";
-  // Spin 0: every wait sleeps. One wake_all dispatches to all 3 workers;
+  // Spin 0 and max_spin 0: every wait sleeps. One wake_all dispatches to all 3 workers;
   // at most one more wakes the caller if it fell asleep before the last report.
-  rouse::pool pool(rouse::pool_options{.threads = 4, .spin = 0ns});
+  rouse::pool pool(rouse::pool_options{.threads = 4, .spin = 0ns, .max_spin = 0ns});
   std::atomic<int> workers_done{0};
   for (int job = 0; job < 20; ++job) {
     // Let the workers fall asleep.
@@ -440,7 +580,13 @@ struct cpu_clock {
 };
 
 TEST(pool, idle_workers_sleep_after_the_spin_budget) {
-  rouse::pool pool(rouse::pool_options{.threads = 3, .spin = 2ms});
+  // Budgets between 100 us and 2 ms; jobs with sleeps between them first,
+  // so that the workers measure wake-ups and their budgets may grow.
+  rouse::pool pool(rouse::pool_options{.threads = 3, .spin = 100us, .max_spin = 2ms});
+  for (int job = 0; job < 20; ++job) {
+    pool.run([](unsigned, unsigned) {});
+    std::this_thread::sleep_for(job % 2 == 0 ? 500us : 3ms);
+  }
   // Learn each worker's CPU clock from inside a job.
   std::vector<cpu_clock> clocks(3);
   std::vector<std::atomic<int>> got(3);
@@ -458,7 +604,7 @@ TEST(pool, idle_workers_sleep_after_the_spin_budget) {
   for (unsigned i = 1; i < 3; ++i)
     if (got[i].load()) workers.push_back(clocks[i]);
   ASSERT_EQ(workers.size(), 2u);
-  std::this_thread::sleep_for(50ms);  // well past the 2 ms budget
+  std::this_thread::sleep_for(50ms);  // well past the largest budget, 2 ms
   std::vector<double> start;
   for (auto& c : workers) start.push_back(c.seconds());
   std::this_thread::sleep_for(300ms);
@@ -523,13 +669,13 @@ TEST(pool, destroyed_while_idle_or_right_after_a_job) {
     rouse::pool idle(rouse::pool_options{.threads = 3});  // workers may not even have started
   }
   for (int round = 0; round < 50; ++round) {
-    rouse::pool busy(rouse::pool_options{.threads = 3, .spin = 0ns});
+    rouse::pool busy(rouse::pool_options{.threads = 3, .spin = 0ns, .max_spin = 0ns});
     std::atomic<int> calls{0};
     busy.run([&](unsigned, unsigned) { calls.fetch_add(1); });
     EXPECT_EQ(calls.load(), 3);
   }
   for (int round = 0; round < 20; ++round) {
-    rouse::pool asleep(rouse::pool_options{.threads = 3, .spin = 0ns});
+    rouse::pool asleep(rouse::pool_options{.threads = 3, .spin = 0ns, .max_spin = 0ns});
     std::this_thread::sleep_for(2ms);
   }
 }

@@ -32,4 +32,19 @@ std::uint32_t this_thread_id() noexcept;
 // How many CPUs this process may run on (its affinity mask), at least 1.
 unsigned available_cpus() noexcept;
 
+// The CPU the calling thread is running on, or -1 where that cannot be
+// told. A hint: the thread may have moved by the time it is read. Cheap on
+// Linux with glibc >= 2.35 (read from the thread's rseq area, no system call).
+int current_cpu() noexcept;
+
+// Moves the calling thread off `cpu` if its affinity mask allows another
+// CPU, and leaves the mask as it was: sets the mask without `cpu` (the
+// kernel migrates the thread at once), then restores it (which does not
+// move the thread back). Three system calls. True if the thread was moved.
+// A mask set on this thread by another thread between the two calls is
+// overwritten by the restore.
+// For a thread that the scheduler keeps placing on the CPU of the thread it
+// has to run beside (rouse::pool's workers, see docs/pool.md).
+bool move_off_cpu(int cpu) noexcept;
+
 }  // namespace rouse::platform

@@ -32,8 +32,10 @@
 // Cost of a job when every worker is spinning: the caller makes one
 // exchange on the dispatch word and a lock/unlock pair; each worker makes
 // one fetch_sub to claim and one fetch_sub to report. No system call. When
-// workers sleep: one FUTEX_WAKE (wake_all) for the whole job, plus one
-// wake_one if the caller itself went to sleep waiting for the last worker.
+// workers sleep: one FUTEX_WAKE (wake_all) and one sched_yield for the whole
+// job, plus one wake_one if the caller itself went to sleep waiting for the
+// last worker. How long each thread polls before sleeping, and how threads
+// keep off each other's CPU: pool_adaptive_spin and pool_placement below.
 //
 // Across processes: no (the words are process-private futexes).
 //
@@ -115,6 +117,9 @@ class pool_spin {
 
   explicit pool_spin(std::chrono::nanoseconds budget) noexcept : budget_(budget) {}
 
+  // True once the polls have passed the pause phase (each now yields).
+  bool yielding() const noexcept { return polls_ > pause_polls; }
+
   // Call after a poll that found nothing: true = poll again (after a pause),
   // false = the budget is spent, go to sleep.
   bool again() noexcept {
@@ -148,6 +153,119 @@ class pool_spin {
 #endif
 };
 
+// How long a worker polls for the next job before it sleeps: twice the
+// delay it measured, on its recent sleeps, between being woken and running
+// (a running average), kept within [spin, max_spin] of pool_options.
+//
+// Why: spinning for about as long as sleeping and being woken costs is the
+// classic 2-competitive rule: never more than twice the better of the two.
+// That cost is not a constant: a futex hand-off between two running CPUs
+// takes 4-13 µs, while waking an idle vCPU took 75-175 µs on the 2-vCPU VM
+// of docs/benchmarks.md (the hypervisor halts it). With a fixed 20 µs
+// budget there, a worker that sleeps between jobs shorter than its own
+// wake-up never catches up: by the time it runs, the caller has taken its
+// task, so it spins 20 µs, sleeps again, and the pool stays at sequential
+// speed (count.breakeven 1.00-1.07x of sequential from 2^14 to 2^23). The
+// measured budget lets it spin through the next gap and stay in step.
+//
+// Measuring: the waker stamps the time (one clock read, only on the path
+// that makes the wake system call anyway); the woken thread takes a sample
+// if the stamp is later than the moment it went to sleep (so it is this
+// sleep's wake, not an older one) and below a sanity bound.
+class pool_adaptive_spin {
+ public:
+  pool_adaptive_spin(std::chrono::nanoseconds min, std::chrono::nanoseconds max) noexcept
+      : min_(min.count()), max_(max.count() > min.count() ? max.count() : min.count()) {}
+
+  std::chrono::nanoseconds budget() const noexcept {
+    std::int64_t const b = 2 * estimate_;
+    return std::chrono::nanoseconds(b < min_ ? min_ : b > max_ ? max_ : b);
+  }
+
+  // Nanoseconds on the steady clock (0 under Relacy: no sample is taken).
+  static std::int64_t now() noexcept {
+#if defined(ROUSE_MODEL_RELACY)
+    return 0;
+#else
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(
+               std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+#endif
+  }
+
+  // Call right before sleeping.
+  void sleeping() noexcept { slept_at_ = now(); }
+
+  // Call right after waking, with the waker's stamp (0: none yet).
+  void woken(std::int64_t stamp) noexcept {
+    if (max_ == min_ || stamp <= slept_at_) return;  // fixed budget, or not this sleep's wake
+    std::int64_t const delay = now() - stamp;
+    if (delay < 0 || delay > sample_limit) return;
+    estimate_ += (delay - estimate_) / 4;
+  }
+
+ private:
+  static constexpr std::int64_t sample_limit = 50'000'000;  // 50 ms: a stall, not a hand-off
+
+  std::int64_t min_, max_;
+  std::int64_t estimate_ = 0;
+  std::int64_t slept_at_ = 0;
+};
+
+// Keeps a thread off the CPU of the thread it has to run beside: a worker
+// off its caller's, a woken caller off the reporter's that woke it.
+//
+// Why: Linux places a woken thread near its waker, and looks for an idle
+// CPU only among those that share the waker's last-level cache. Where the
+// kernel sees no shared cache between CPUs (some VMs, multi-die parts), a
+// worker woken by the caller, or started by it, lands on the caller's CPU,
+// waits there for the rest of the caller's time slice (3.6 ms measured),
+// then time-shares it while the other CPUs idle: every job runs at
+// sequential speed (measured on the 2-vCPU VM of docs/benchmarks.md: 34-36
+// jobs of 36 co-located, docs/pool.md "Placement").
+//
+// What: a thread that finds itself on the other's CPU (recorded by that
+// thread with a relaxed store: a hint) moves itself off it
+// (platform::move_off_cpu: its affinity mask is narrowed, then restored,
+// so the user's mask stands). One that keeps finding itself there (more
+// runnable threads than CPUs, a mask of one CPU) backs off: after each move
+// it skips the next 1, 2, 4, ... up to 64 co-located observations, and an
+// observation elsewhere resets the backoff. Cost when placement is right:
+// one read of the CPU number (rseq, no system call) per observation.
+class pool_placement {
+ public:
+  static constexpr std::uint32_t max_skip = 64;
+
+  static std::int32_t current_cpu() noexcept {
+#if defined(ROUSE_MODEL_RELACY)
+    return -1;
+#else
+    return platform::current_cpu();
+#endif
+  }
+
+  void avoid(std::int32_t caller_cpu) noexcept {
+    if (caller_cpu < 0 || current_cpu() != caller_cpu) {
+      skip_ = 0;
+      next_skip_ = 1;
+      return;
+    }
+    if (skip_ > 0) {
+      --skip_;
+      return;
+    }
+#if !defined(ROUSE_MODEL_RELACY)
+    (void)platform::move_off_cpu(caller_cpu);
+#endif
+    skip_ = next_skip_;
+    if (next_skip_ < max_skip) next_skip_ *= 2;
+  }
+
+ private:
+  std::uint32_t skip_ = 0;
+  std::uint32_t next_skip_ = 1;
+};
+
 class pool_dispatch {
  public:
   // Dispatch word values and regions (see the table above).
@@ -168,7 +286,8 @@ class pool_dispatch {
   // Far below the 2^27 slack of each region (late claims) and the count range.
   static constexpr unsigned max_workers = 1u << 20;
 
-  pool_dispatch(unsigned workers, std::chrono::nanoseconds spin) noexcept : workers_(workers), spin_(spin) {
+  pool_dispatch(unsigned workers, std::chrono::nanoseconds spin, std::chrono::nanoseconds max_spin = {}) noexcept
+      : workers_(workers), spin_(spin), max_spin_(max_spin > spin ? max_spin : spin) {
     ROUSE_CHECK_USAGE(workers <= max_workers, "rouse::pool", "more than 2^20 worker threads");
   }
   pool_dispatch(const pool_dispatch&) = delete;
@@ -177,6 +296,7 @@ class pool_dispatch {
   unsigned workers() const noexcept { return workers_; }
   unsigned participants() const noexcept { return workers_ + 1; }
   std::chrono::nanoseconds spin() const noexcept { return spin_; }
+  std::chrono::nanoseconds max_spin() const noexcept { return max_spin_; }
 
   // True once a participant of the running job has failed: the others stop
   // early. Cheap: a relaxed load of a line that only changes on failure.
@@ -235,14 +355,17 @@ class pool_dispatch {
 
   // A worker thread's whole life: run tasks until stop().
   void worker_loop() {
-    while (worker_step()) {
+    pool_placement placement;
+    pool_adaptive_spin spin(spin_, max_spin_);
+    while (worker_step(placement, spin)) {
     }
   }
 
   // Waits for a task (or the stop) and runs it: false once stopping.
-  bool worker_step() {
-    std::uint32_t const seen = wait_for_task();
+  bool worker_step(pool_placement& placement, pool_adaptive_spin& spin) {
+    std::uint32_t const seen = wait_for_task(spin, placement);
     if (is_stop(seen)) return false;
+    placement.avoid(caller_cpu_.load(std::memory_order_relaxed));  // Ordering: relaxed: a hint
     unsigned const index = claim();
     if (index != 0) {
       // Read after the acquire claim, which pairs with the release publish:
@@ -255,14 +378,18 @@ class pool_dispatch {
 
   // Waits (spin, then sleep) until the word shows a task or the stop;
   // returns what it saw.
-  std::uint32_t wait_for_task() {
-    pool_spin spin(spin_);
+  std::uint32_t wait_for_task(pool_adaptive_spin& adaptive, pool_placement& placement) {
+    pool_spin spin(adaptive.budget());
     for (;;) {
       // Ordering: relaxed: the claim that follows is the acquire that
       // synchronizes with the publish.
       std::uint32_t v = word_.load(std::memory_order_relaxed);
       if (has_task(v) || is_stop(v)) return v;
-      if (spin.again()) continue;
+      if (spin.again()) {
+        // Polling with yields on the caller's CPU only delays the caller.
+        if (spin.yielding()) placement.avoid(caller_cpu_.load(std::memory_order_relaxed));  // Ordering: a hint
+        continue;
+      }
       if (!is_sleepers(v)) {
         // idle -> sleepers: announce a sleeper first. If a publish came
         // in between, the CAS fails and the loop sees the job.
@@ -272,7 +399,10 @@ class pool_dispatch {
         if (!word_.compare_exchange_weak(v, sleepers_value, std::memory_order_relaxed)) continue;
         v = sleepers_value;
       }
+      adaptive.sleeping();
       wait(word_, v);
+      // Ordering: relaxed: a timing hint, read after the wake.
+      adaptive.woken(wake_stamp_.load(std::memory_order_relaxed));
     }
   }
 
@@ -292,7 +422,11 @@ class pool_dispatch {
     // Ordering: release: pairs with the acquire load in wait_done(); this
     // publishes the task's results and error to the caller.
     std::uint32_t const old = pending_.fetch_sub(1, std::memory_order_release);
-    if (old == (1 | caller_sleeps_bit)) wake_one(pending_);
+    if (old == (1 | caller_sleeps_bit)) {
+      // Ordering: relaxed: a placement hint for the caller.
+      reporter_cpu_.store(pool_placement::current_cpu(), std::memory_order_relaxed);
+      wake_one(pending_);
+    }
   }
 
   // ---- the steps of run_job(), public for the model tests ---------------
@@ -310,6 +444,8 @@ class pool_dispatch {
   void publish(pool_job job) {
     unsync_ref(invoke_) = job.invoke;
     unsync_ref(context_) = job.context;
+    // Ordering: relaxed: a placement hint, never part of the hand-off.
+    caller_cpu_.store(pool_placement::current_cpu(), std::memory_order_relaxed);
     // Ordering (these two): relaxed: published by the release exchange
     // below, which every claim acquires.
     failed_.store(0, std::memory_order_relaxed);
@@ -320,7 +456,19 @@ class pool_dispatch {
     std::uint32_t const old = word_.exchange(workers_, std::memory_order_release);
     ROUSE_CHECK_USAGE(!has_task(old) && !is_stop(old), "rouse::pool",
                       "internal: a job was published while another was running or after stop");
-    if (is_sleepers(old)) wake_all(word_);
+    if (is_sleepers(old)) {
+      // Ordering: relaxed: a timing hint for the workers' spin budget.
+      wake_stamp_.store(pool_adaptive_spin::now(), std::memory_order_relaxed);
+      wake_all(word_);
+#if !defined(ROUSE_MODEL_RELACY)
+      // Where the kernel put a woken worker on this CPU (pool_placement),
+      // it would wait for this thread's time slice to end (3.6 ms measured)
+      // before it could claim its task and move away; the yield lets it run
+      // now. Where it went elsewhere, the yield returns at once. Only on
+      // this path, which makes a system call anyway.
+      platform::thread_yield();
+#endif
+    }
   }
 
   // The caller, after its own share: runs the tasks no worker has claimed
@@ -335,9 +483,14 @@ class pool_dispatch {
     }
   }
 
-  // The caller: spin, then sleep until every task has been reported.
+  // The caller: spin, then sleep until every task has been reported. It
+  // polls for up to max_spin, not the workers' measured budget: its wait
+  // is the end of the job's critical path, it has nothing else to do, and
+  // after 64 pauses each poll yields the CPU to whoever needs it; a sleep
+  // here costs a wake-up on every job and, on machines where the kernel
+  // places a woken thread on its waker's CPU, puts it beside the worker.
   void wait_done() {
-    pool_spin spin(spin_);
+    pool_spin spin(max_spin_);
     for (;;) {
       // Ordering: acquire: pairs with the release fetch_sub in report();
       // the reports are read-modify-writes, so reading 0 synchronizes with
@@ -352,6 +505,9 @@ class pool_dispatch {
         v |= caller_sleeps_bit;
       }
       wait(pending_, v);
+      // The wake may have put the caller on the CPU of the worker that woke
+      // it, which now polls for the next job there. Ordering: a hint.
+      caller_placement_.avoid(reporter_cpu_.load(std::memory_order_relaxed));
     }
   }
 
@@ -390,16 +546,20 @@ class pool_dispatch {
   // Block 1: what a claimer reads to start a task.
   alignas(128) atomic<std::uint32_t> word_{idle_value};
   atomic<std::uint32_t> failed_{0};
+  atomic<std::int32_t> caller_cpu_{-1};  // where the last publish ran (pool_placement)
+  atomic<std::int64_t> wake_stamp_{0};   // when the last publish woke sleepers (pool_adaptive_spin)
   unsigned const workers_;
-  std::chrono::nanoseconds const spin_;
+  std::chrono::nanoseconds const spin_, max_spin_;
   // The published job (two plain fields, so that Relacy checks their hand-off).
   unsync<void (*)(void*, unsigned, unsigned)> invoke_{};
   unsync<void*> context_{};
   // Block 2: what a task's thread writes to finish it.
   alignas(128) atomic<std::uint32_t> pending_{0};
+  atomic<std::int32_t> reporter_cpu_{-1};  // where that report ran (pool_placement)
   // Block 3: the callers' side.
   alignas(128) atomic<std::uint32_t> caller_lock_{unlocked};
-  bool stopped_ = false;  // under the caller lock
+  bool stopped_ = false;             // under the caller lock
+  pool_placement caller_placement_;  // under the caller lock
   // Written by the first failing participant, read by the caller: the same
   // release/acquire edge as the job's own results (which the model checks).
   std::exception_ptr error_{};

@@ -45,8 +45,14 @@
 //
 // Cost with nobody waiting (workers spinning): one exchange and a lock
 // round trip on the caller, two read-modify-writes per worker, no system
-// call. When workers sleep (idle longer than the spin budget): one
-// FUTEX_WAKE per job. An idle pool uses no CPU once the spin budget is spent.
+// call. When workers sleep (idle longer than their spin budget): one
+// FUTEX_WAKE and one sched_yield per job. An idle pool uses no CPU once the
+// spin budgets are spent (at most max_spin).
+//
+// Placement: a worker that finds itself on the CPU its caller published
+// from moves off it, and a caller woken beside the worker that woke it
+// does the same (affinity narrowed, then restored: the threads' masks are
+// left as they were). See docs/pool.md, "Placement".
 //
 // Across processes: no.
 //
@@ -116,17 +122,23 @@ struct pool_options {
   // Participants, the calling thread included (so threads - 1 workers are
   // started). 0: the number of CPUs this process may run on.
   unsigned threads = 0;
-  // How long a waiting thread polls before it sleeps on the futex: a worker
-  // waiting for the next job, a worker waiting for the other workers to
-  // claim theirs, the caller waiting for the workers to finish.
-  // The default, 20 µs, is 2-4 futex sleep-to-running hand-offs on the
-  // 2-vCPU VMs rouse is measured on (a hand-off measured 4-13 µs there;
-  // docs/pool.md, "Spin budget"): spinning much longer than the cost of
-  // sleeping and being woken cannot save more than it burns, much shorter
-  // puts a wake-up on the critical path of jobs issued in quick succession.
+  // The least a waiting worker polls for the next job before it sleeps on
+  // the futex. The default, 20 µs, is 2-4 futex sleep-to-running
+  // hand-offs between running CPUs (4-13 µs measured; docs/pool.md, "Spin
+  // budget"): spinning much longer than the cost of sleeping and being
+  // woken cannot save more than it burns, much shorter puts a wake-up on
+  // the critical path of jobs issued in quick succession.
   std::chrono::nanoseconds spin = std::chrono::microseconds(20);
+  // The most a waiting thread polls. A worker polls for twice its recently
+  // measured wake-up delay (a running average), at least `spin`, at most
+  // `max_spin`: waking an idle vCPU took 75-175 µs on the VM of
+  // docs/benchmarks.md. The caller, waiting for its job's last report,
+  // polls for `max_spin` (yielding its CPU after 64 polls). At or below
+  // `spin`: every budget is `spin`, fixed (0 and 0: always sleep).
+  std::chrono::nanoseconds max_spin = std::chrono::milliseconds(1);
   // Pin worker i (1..threads-1) to the i-th CPU of the process's affinity
-  // mask (sched_setaffinity); the calling thread is never pinned. Best
+  // mask (sched_setaffinity); the calling thread is never pinned (its mask
+  // is only narrowed for a moment to move it, see "Placement" above). Best
   // effort: a refused pin leaves that worker unpinned. See docs/pool.md.
   bool pin = false;
 };
@@ -222,6 +234,7 @@ class pool {
   // Participants of every job: the worker threads plus the calling thread.
   unsigned size() const noexcept { return core_.participants(); }
   std::chrono::nanoseconds spin() const noexcept { return core_.spin(); }
+  std::chrono::nanoseconds max_spin() const noexcept { return core_.max_spin(); }
 
   // Calls f(index, count) once on every participant, index 0 on the calling
   // thread and 1..count-1 on the workers, and returns when all have
