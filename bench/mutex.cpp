@@ -25,10 +25,12 @@
 #include <memory>
 #include <mutex>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 #include "harness.hpp"
 #include "rouse/mutex.hpp"
+#include "rouse/platform/wait.hpp"
 #include "rouse/spin_lock.hpp"
 
 #if defined(ROUSE_BENCH_HAVE_ABSL)
@@ -145,6 +147,9 @@ sample contended(const run_context& ctx, unsigned threads, std::int64_t per_thre
   if (pc->value != total) std::abort();  // mutual exclusion broken: never report a number
   sample s{ns / static_cast<double>(total), static_cast<double>(total)};
   s.extra["capped"] = stop.load() ? 1.0 : 0.0;
+  // rouse's spinning is sized from this (rouse/platform/wait.hpp, wake_cost).
+  if constexpr (std::is_same_v<Lock, lockable<rouse::mutex>>)
+    s.extra["wake_cost_us"] = static_cast<double>(rouse::platform::wake_cost().count()) / 1000.0;
   return s;
 }
 

@@ -30,8 +30,11 @@
 // when the word says a thread may be asleep, and then wakes exactly one.
 //
 // Contention: a locker that finds the mutex held spins (reading, not
-// writing) for at most `spin_limit` pauses while the holder has no sleeping
-// waiters, then marks the word "contended" and sleeps on the futex.
+// writing, with polls spaced exponentially) while the holder has no sleeping
+// waiters, for a time sized from what a wake-up costs on this machine
+// (`spin_policy`: 4 x platform::wake_cost(), within [2, 200] µs); a poll that
+// sees it free tries to take it, and a lost race goes back to spinning.
+// Then it marks the word "contended" and sleeps on the futex.
 //
 // Fairness: barging, with bounded unfairness. A released mutex goes to
 // whichever thread's compare-exchange lands first, usually a running thread
@@ -88,19 +91,25 @@
 #include <type_traits>
 
 #include "rouse/detail/annotations.hpp"
+#include "rouse/detail/backoff_spin.hpp"
 #include "rouse/detail/diagnostics.hpp"
 #include "rouse/detail/held_locks.hpp"
 #include "rouse/detail/sync_types.hpp"
 #include "rouse/platform/deadline.hpp"
 
-// Overridable for experiments and model tests; the defaults are measured
-// (see the constants below).
-#if !defined(ROUSE_MUTEX_SPIN_LIMIT)
-#if defined(ROUSE_MODEL_RELACY)
-#define ROUSE_MUTEX_SPIN_LIMIT 2
-#else
-#define ROUSE_MUTEX_SPIN_LIMIT 100
+// Overridable for experiments; the defaults are measured (see spin_policy
+// below). Under a Relacy model the spin is 2 polls whatever these say.
+#if !defined(ROUSE_MUTEX_SPIN_MULTIPLE)
+#define ROUSE_MUTEX_SPIN_MULTIPLE 4
 #endif
+#if !defined(ROUSE_MUTEX_SPIN_MAX_US)
+#define ROUSE_MUTEX_SPIN_MAX_US 200
+#endif
+#if !defined(ROUSE_MUTEX_SPIN_FIRST_GAP)
+#define ROUSE_MUTEX_SPIN_FIRST_GAP 64
+#endif
+#if !defined(ROUSE_MUTEX_SPIN_MAX_GAP)
+#define ROUSE_MUTEX_SPIN_MAX_GAP 256
 #endif
 #if !defined(ROUSE_MUTEX_FAIRNESS_THRESHOLD_US)
 #define ROUSE_MUTEX_FAIRNESS_THRESHOLD_US 1000
@@ -136,12 +145,20 @@ struct mutex_access {
 
 class ROUSE_CAPABILITY("mutex") mutex {
  public:
-  // Measured with rouse-bench mutex.contended2/contended4/oversub32 on the
-  // 2-vCPU VMs rouse is measured on (see docs/locks.md, "Spin budget"):
-  // 100 pauses (~1-4 us, shorter than one futex sleep + wake, ~7-30 us here)
-  // keeps contended2 off the futex most of the time; longer budgets gained
-  // nothing and cost CPU in oversub32.
-  static constexpr int spin_limit = ROUSE_MUTEX_SPIN_LIMIT;
+  // The spin before sleeping (rouse/detail/backoff_spin.hpp, docs/locks.md
+  // "Spin budget"): for 4 x platform::wake_cost(), clamped to [2, 200] µs,
+  // polls spaced 64, 128, 256, 256 ... pauses apart. 4 x: the waker's
+  // system call is what wake_cost() measures; the sleeper's own delay in
+  // getting back on a CPU measured 2.5-6 times that on the VM of
+  // docs/benchmarks.md, so sleeping costs the pair about 4 x, and spinning
+  // up to that is the 2-competitive choice. 64 pauses before the first
+  // poll: each poll takes the line from a holder that keeps re-locking;
+  // with 1, 8, 32 and 64, contended2 measured 25-27, 17-23, 16-17 and
+  // 14.5-15 ns/op (std::mutex 27-34). Measured with rouse-bench
+  // mutex.contended2/contended4/oversub32 against std::mutex in one run.
+  static constexpr detail::spin_policy spin_policy{ROUSE_MUTEX_SPIN_MULTIPLE, std::chrono::microseconds(2),
+                                                   std::chrono::microseconds(ROUSE_MUTEX_SPIN_MAX_US),
+                                                   ROUSE_MUTEX_SPIN_FIRST_GAP, ROUSE_MUTEX_SPIN_MAX_GAP, 2};
   // How long a sleeper waits before it asks for a hand-off (see Fairness).
   static constexpr std::chrono::microseconds fairness_threshold{ROUSE_MUTEX_FAIRNESS_THRESHOLD_US};
 
@@ -230,13 +247,23 @@ class ROUSE_CAPABILITY("mutex") mutex {
   }
 
   // Spins while the mutex is held and nobody sleeps (the word is `locked`),
-  // reading only. Returns the last value read.
-  std::uint32_t spin(std::uint32_t seen) const noexcept {
-    for (int i = 0; seen == locked && i < spin_limit; ++i) {
-      detail::spin_pause();
+  // reading only, and takes it if it sees it free: true = taken. A lost
+  // race for the free mutex (another thread's compare-exchange landed
+  // first) goes back to spinning while the budget lasts: under a holder
+  // that re-takes the lock back to back, the rare moment it is seen free is
+  // usually lost, and sleeping then would cost the holder a wake call on its
+  // next unlock. Returns with `seen` the last value read otherwise.
+  bool spin_then_take(std::uint32_t& seen) noexcept {
+    detail::backoff_spin spin(spin_policy);
+    for (;;) {
+      while (seen == locked && spin.next()) seen = word_.load(std::memory_order_relaxed);
+      if (seen != unlocked) return false;
+      // Ordering: acquire, pairs with unlock()'s release.
+      if (word_.compare_exchange_strong(seen, locked, std::memory_order_acquire, std::memory_order_relaxed))
+        return true;
+      if (seen != locked || !spin.next()) return false;  // `seen` was reloaded
       seen = word_.load(std::memory_order_relaxed);
     }
-    return seen;
   }
 
   // The contended path of lock(), try_lock_until() and lock_contended().
@@ -246,13 +273,7 @@ class ROUSE_CAPABILITY("mutex") mutex {
   template <class Deadline>
   [[gnu::noinline, gnu::cold]] bool lock_slow(std::uint32_t seen, Deadline deadline, bool slept) noexcept {
     constexpr bool timed = !std::is_same_v<Deadline, no_deadline>;
-    if (!slept) {
-      seen = spin(seen);
-      // Ordering: acquire, pairs with unlock()'s release.
-      if (seen == unlocked &&
-          word_.compare_exchange_strong(seen, locked, std::memory_order_acquire, std::memory_order_relaxed))
-        return true;
-    }
+    if (!slept && spin_then_take(seen)) return true;
     std::chrono::steady_clock::time_point waiting_since{};
     bool clock_started = false;
     bool starving_now = false;

@@ -11,6 +11,7 @@
 #include <ctime>
 
 #include "counters_internal.hpp"
+#include "wake_cost_internal.hpp"
 #include "rouse/platform/wait.hpp"
 #include "wait_testing.hpp"
 
@@ -98,8 +99,10 @@ wait_result wait_until(const word& w, std::uint32_t expected, system_deadline de
 int wake(const word& w, int count, scope s) noexcept {
   if (count <= 0) return 0;
   detail::count_wake();
+  std::int64_t const started = detail::wake_clock_ns();
   long const r = futex(w, FUTEX_WAKE | private_flag(s), static_cast<std::uint32_t>(count), nullptr,
                        nullptr, 0);
+  detail::note_wake_cost(started, r);
   return r < 0 ? 0 : static_cast<int>(r);
 }
 
@@ -109,9 +112,11 @@ int requeue(const word& from, const word& to, int wake_count, int requeue_count,
   if (wake_count < 0) wake_count = 0;
   if (requeue_count < 0) requeue_count = 0;
   detail::count_wake();
+  std::int64_t const started = detail::wake_clock_ns();
   // FUTEX_REQUEUE passes the requeue limit in the timeout argument's slot.
   long const r = ::syscall(SYS_futex, address(from), FUTEX_REQUEUE | private_flag(s), wake_count,
                            static_cast<long>(requeue_count), address(to), 0);
+  detail::note_wake_cost(started, r);
   return r < 0 ? 0 : static_cast<int>(r);
 }
 
@@ -120,8 +125,10 @@ int cmp_requeue(const word& from, std::uint32_t expected, const word& to, int wa
   if (wake_count < 0) wake_count = 0;
   if (requeue_count < 0) requeue_count = 0;
   detail::count_wake();
+  std::int64_t const started = detail::wake_clock_ns();
   long const r = ::syscall(SYS_futex, address(from), FUTEX_CMP_REQUEUE | private_flag(s), wake_count,
                            static_cast<long>(requeue_count), address(to), expected);
+  detail::note_wake_cost(started, r);
   if (r < 0) return errno == EAGAIN ? -1 : 0;
   return static_cast<int>(r);
 }

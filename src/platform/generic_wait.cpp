@@ -16,6 +16,7 @@
 #include "parking_table.hpp"
 #include "rouse/platform/wait.hpp"
 #include "wait_testing.hpp"
+#include "wake_cost_internal.hpp"
 
 namespace rouse::platform {
 namespace {
@@ -70,18 +71,29 @@ wait_result wait_until(const word& w, std::uint32_t expected, system_deadline de
   return park_word(w, expected, detail::park_deadline::at(deadline));
 }
 
-int wake(const word& w, int count, scope) noexcept { return detail::unpark(&w, count); }
+int wake(const word& w, int count, scope) noexcept {
+  std::int64_t const started = detail::wake_clock_ns();
+  int const r = detail::unpark(&w, count);
+  detail::note_wake_cost(started, r);
+  return r;
+}
 
-int wake_all(const word& w, scope) noexcept { return detail::unpark(&w, INT_MAX); }
+int wake_all(const word& w, scope s) noexcept { return wake(w, INT_MAX, s); }
 
 int requeue(const word& from, const word& to, int wake_count, int requeue_count, scope) noexcept {
-  return detail::requeue(&from, &to, wake_count, requeue_count, {});
+  std::int64_t const started = detail::wake_clock_ns();
+  int const r = detail::requeue(&from, &to, wake_count, requeue_count, {});
+  detail::note_wake_cost(started, r);
+  return r;
 }
 
 int cmp_requeue(const word& from, std::uint32_t expected, const word& to, int wake_count,
                 int requeue_count, scope) noexcept {
   word_check const c{&from, expected};
-  return detail::requeue(&from, &to, wake_count, requeue_count, {still_expected, &c});
+  std::int64_t const started = detail::wake_clock_ns();
+  int const r = detail::requeue(&from, &to, wake_count, requeue_count, {still_expected, &c});
+  detail::note_wake_cost(started, r);
+  return r;
 }
 
 int wait_any(std::span<const wait_entry> entries, scope) noexcept {

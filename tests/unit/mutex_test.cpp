@@ -179,6 +179,27 @@ TEST(mutex, unlock_wakes_a_sleeping_locker) {
   EXPECT_EQ(word_of(m), 0u);
 }
 
+TEST(mutex, a_waiter_spins_for_a_bounded_time_then_sleeps) {
+  if (!rouse::platform::syscall_counters_enabled()) GTEST_SKIP() << "syscall counters not compiled in";
+  rouse::mutex m;
+  m.lock();
+  auto const before = rouse::platform::syscall_counters();
+  std::atomic<bool> got{false};
+  std::thread t([&] {
+    m.lock();
+    got = true;
+    m.unlock();
+  });
+  // Far past the longest spin (mutex::spin_policy.max, 200 us): the waiter
+  // must be asleep on the futex, not spinning.
+  std::this_thread::sleep_for(50ms);
+  EXPECT_FALSE(got.load());
+  EXPECT_GE(rouse::platform::syscall_counters().waits - before.waits, 1u);
+  m.unlock();
+  t.join();
+  EXPECT_TRUE(got.load());
+}
+
 TEST(mutex, uncontended_lock_and_unlock_make_no_system_call) {
   if (!rouse::platform::syscall_counters_enabled()) GTEST_SKIP() << "syscall counters not compiled in";
   rouse::mutex m;

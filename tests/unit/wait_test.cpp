@@ -461,4 +461,33 @@ TEST(wait, process_shared_wait_and_wake_work_across_fork) {
   ::munmap(mem, sizeof(p::word));
 }
 
+TEST(wake_cost, follows_the_wakes_that_woke_a_thread) {
+  namespace p = rouse::platform;
+  p::word w{0};
+  auto const before = p::wake_cost();
+  ASSERT_GT(before.count(), 0);
+  // A wake with nobody to wake is not a sample.
+  for (int i = 0; i < 100; ++i) p::wake_all(w);
+  EXPECT_EQ(p::wake_cost(), before);
+  // Wakes that wake a sleeper are.
+  for (int round = 0; round < 20; ++round) {
+    std::atomic<bool> asleep{false};
+    std::thread sleeper([&] {
+      asleep = true;
+      while (w.load() == 0) p::wait(w, 0);
+    });
+    while (!asleep.load()) std::this_thread::yield();
+    std::this_thread::sleep_for(2ms);  // most likely asleep by now; a spurious miss only skips a sample
+    w.store(1);
+    p::wake_all(w);
+    sleeper.join();
+    w.store(0);
+  }
+  auto const after = p::wake_cost();
+  EXPECT_NE(after, before);
+  EXPECT_GT(after.count(), 0);
+  EXPECT_LE(after, std::chrono::nanoseconds(1ms));  // samples above 1 ms are dropped
+}
+
 }  // namespace
+

@@ -139,4 +139,24 @@ int wait_any_until(std::span<const wait_entry> entries, steady_deadline deadline
 // Which backend this build of rouse uses: "futex" or "generic".
 const char* backend_name() noexcept;
 
+// What waking a sleeping thread costs the thread that wakes it, as this
+// process has measured it: a running average (weight 1/8) of the duration
+// of the wake, requeue and cmp_requeue calls that woke at least one thread,
+// timed around the call (two clock reads, only on the path that makes the
+// system call). Starts at `initial_wake_cost`, before any such call.
+//
+// Why: a waiter should spin for about as long as sleeping would cost, and
+// that cost is not a constant. A FUTEX_WAKE that wakes a thread on another
+// CPU took 2-5 µs on the machines rouse was designed on, but 29 µs on
+// average (70 µs at worst) on the 2-vCPU VM of docs/benchmarks.md, where the
+// sleeper's vCPU is halted and the wake goes through the hypervisor; the
+// same call with nobody to wake took 1 µs there. The spinning phases of
+// rouse's primitives size themselves from this figure (docs/wait.md).
+//
+// A hint: read with a relaxed load, updated without a lock (concurrent
+// updates may drop a sample); samples above 1 ms (a preempted waker) are
+// ignored.
+inline constexpr std::chrono::nanoseconds initial_wake_cost{2000};
+std::chrono::nanoseconds wake_cost() noexcept;
+
 }  // namespace rouse::platform

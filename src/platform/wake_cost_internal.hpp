@@ -1,0 +1,34 @@
+// Internal: the measurement behind rouse::platform::wake_cost().
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+
+namespace rouse::platform::detail {
+
+// The running average, in ns. Its own cache line: read by every spinner,
+// written only by wake calls that woke someone.
+struct alignas(64) wake_cost_average {
+  std::atomic<std::int64_t> ns;
+};
+extern wake_cost_average wake_cost_estimate;
+
+inline std::int64_t wake_clock_ns() noexcept {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+// Folds in one wake call that started at `started` (wake_clock_ns()) and
+// woke `woken` threads.
+inline void note_wake_cost(std::int64_t started, long woken) noexcept {
+  if (woken <= 0) return;
+  std::int64_t const sample = wake_clock_ns() - started;
+  if (sample < 0 || sample > 1'000'000) return;  // a preempted waker, not a wake
+  // Ordering: relaxed (both): a statistic; a lost update drops one sample.
+  std::int64_t const old = wake_cost_estimate.ns.load(std::memory_order_relaxed);
+  wake_cost_estimate.ns.store(old + (sample - old) / 8, std::memory_order_relaxed);
+}
+
+}  // namespace rouse::platform::detail
