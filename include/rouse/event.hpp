@@ -150,7 +150,8 @@ class event {
 
   template <class Deadline>
   [[gnu::noinline]] bool wait_slow(const Deadline* deadline) noexcept {
-    if (detail::spin_until([this] { return (word_.load(std::memory_order_relaxed) & set_bit) != 0; }) &&
+    if (detail::spin_until([this] { return (word_.load(std::memory_order_relaxed) & set_bit) != 0; },
+                           detail::handoff_spin_limit) &&
         try_wait())
       return true;
     std::uint32_t flag = 0;

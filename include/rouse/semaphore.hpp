@@ -161,7 +161,8 @@ class counting_semaphore {
   // wait_until reports a timeout only once the deadline has passed).
   template <class Deadline>
   [[gnu::noinline]] bool acquire_slow(const Deadline* deadline) noexcept {
-    if (detail::spin_until([this] { return (word_.load(std::memory_order_relaxed) >> 1) != 0; }) &&
+    if (detail::spin_until([this] { return (word_.load(std::memory_order_relaxed) >> 1) != 0; },
+                           detail::handoff_spin_limit) &&
         try_acquire())
       return true;
     std::uint32_t flag = 0;

@@ -30,14 +30,26 @@ namespace rouse::detail {
 // point, and a long spin only multiplies the interleavings to explore.
 #if defined(ROUSE_MODEL_RELACY)
 inline constexpr int coordination_spin_limit = 1;
+inline constexpr int handoff_spin_limit = 1;
 inline constexpr int coordination_yield_limit = 0;
 #else
-// Polls with a pause: a few hundred ns, enough for a partner running on
-// another core to answer. On the loaded 2-vCPU VM, 100 pauses before the
-// first yield cost barrier.cycle2 x1.09 and semaphore.pingpong x1.17 of
-// std's; 16 pauses then yields gave x0.61 and x0.68 (same run conditions,
-// --quick): when the partner is not running, every pause is wasted time.
+// Polls with a pause before the first yield, for a group wait (barrier,
+// latch): a few hundred ns. With more threads than CPUs, the thread being
+// waited for may need this CPU, and every pause only delays it. On the
+// loaded 2-vCPU VM, 100 pauses before the first yield cost barrier.cycle2
+// x1.09 and semaphore.pingpong x1.17 of std's; 16 pauses then yields gave
+// x0.61 and x0.68 (same run conditions, --quick). On the idle VM, barrier
+// with 4 threads on 2 vCPUs: 0, 16, 64, 256, 1024 pauses gave 0.88-0.98,
+// 0.90-0.97, 1.05-1.08, 1.94-1.96, 5.4x std::barrier.
 inline constexpr int coordination_spin_limit = 16;
+// The same for a hand-off wait (semaphore, event): usually one partner,
+// running on another CPU, whose answer takes a cross-CPU round trip (430 ns
+// on the idle VM) plus its own work, which 16 pauses (~300 ns) just miss:
+// the waiter then pays a yield system call (~1 µs) per poll. Idle VM,
+// semaphore ping-pong, ratio to std::binary_semaphore / moodycamel's
+// LightweightSemaphore in one run: 16 pauses 1.07-1.26 / 1.27-1.74; 64
+// pauses 0.41-0.42 / 0.64-0.74; 256 0.45-0.48 / 0.50-0.65.
+inline constexpr int handoff_spin_limit = 64;
 // Then polls with a yield: each is one sched_yield (about 1 µs on these VMs
 // when no other thread is runnable, a time slice of another thread when one
 // is); bounded so that an idle wait sleeps after some tens of µs.
@@ -52,11 +64,12 @@ inline void coordination_yield() noexcept {
 #endif
 }
 
-// Calls done() until it is true or the spin and yield budgets are spent;
-// returns its last result.
+// Calls done() until it is true or the spin and yield budgets are spent
+// (`pause_limit` polls with a pause, then coordination_yield_limit polls
+// with a yield); returns its last result.
 template <class Done>
-inline bool spin_until(Done&& done) {
-  for (int i = 0; i < coordination_spin_limit; ++i) {
+inline bool spin_until(Done&& done, int pause_limit = coordination_spin_limit) {
+  for (int i = 0; i < pause_limit; ++i) {
     if (done()) return true;
     spin_pause();
   }
