@@ -141,8 +141,8 @@ const char* backend_name() noexcept;
 
 // What waking a sleeping thread costs the thread that wakes it, as this
 // process has measured it: a running average (weight 1/8) of the duration
-// of the wake, requeue and cmp_requeue calls that woke at least one thread,
-// timed around the call (two clock reads, only on the path that makes the
+// of the wake, requeue and cmp_requeue calls that woke (or, for the requeue
+// calls, moved) at least one thread, timed around the call (two clock reads, only on the path that makes the
 // system call). Starts at `initial_wake_cost`, before any such call.
 //
 // Why: a waiter should spin for about as long as sleeping would cost, and
