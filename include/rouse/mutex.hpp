@@ -252,16 +252,24 @@ class ROUSE_CAPABILITY("mutex") mutex {
   // first) goes back to spinning while the budget lasts: under a holder
   // that re-takes the lock back to back, the rare moment it is seen free is
   // usually lost, and sleeping then would cost the holder a wake call on its
-  // next unlock. Returns with `seen` the last value read otherwise.
-  bool spin_then_take(std::uint32_t& seen) noexcept {
+  // next unlock. Returns with `seen` the last value read otherwise. A timed
+  // lock stops spinning once its deadline has passed.
+  template <class Deadline>
+  bool spin_then_take(std::uint32_t& seen, const Deadline& deadline) noexcept {
     detail::backoff_spin spin(spin_policy);
+    auto const more = [&] {
+      if constexpr (!std::is_same_v<Deadline, no_deadline>) {
+        if (passed(deadline)) return false;
+      }
+      return spin.next();
+    };
     for (;;) {
-      while (seen == locked && spin.next()) seen = word_.load(std::memory_order_relaxed);
+      while (seen == locked && more()) seen = word_.load(std::memory_order_relaxed);
       if (seen != unlocked) return false;
       // Ordering: acquire, pairs with unlock()'s release.
       if (word_.compare_exchange_strong(seen, locked, std::memory_order_acquire, std::memory_order_relaxed))
         return true;
-      if (seen != locked || !spin.next()) return false;  // `seen` was reloaded
+      if (seen != locked || !more()) return false;  // `seen` was reloaded
       seen = word_.load(std::memory_order_relaxed);
     }
   }
@@ -273,7 +281,7 @@ class ROUSE_CAPABILITY("mutex") mutex {
   template <class Deadline>
   [[gnu::noinline, gnu::cold]] bool lock_slow(std::uint32_t seen, Deadline deadline, bool slept) noexcept {
     constexpr bool timed = !std::is_same_v<Deadline, no_deadline>;
-    if (!slept && spin_then_take(seen)) return true;
+    if (!slept && spin_then_take(seen, deadline)) return true;
     std::chrono::steady_clock::time_point waiting_since{};
     bool clock_started = false;
     bool starving_now = false;
