@@ -293,9 +293,22 @@ class condition_variable {
   template <class Deadline>
   detail::wait_result sleep(std::uint32_t seq, const Deadline& deadline) noexcept {
     // Ordering: relaxed; like a futex wait that finds the word changed, the
-    // poll publishes nothing: the relock that follows orders the data.
-    if (detail::spin_until([&] { return seq_.load(std::memory_order_relaxed) != seq; }, detail::handoff_spin_limit))
-      return detail::wait_result::woken;
+    // poll publishes nothing: the relock that follows orders the data. A
+    // timed wait stops polling at its deadline (the sleep below then
+    // reports the time-out at once).
+    bool changed = false;
+    (void)detail::spin_until(
+        [&] {
+          changed = seq_.load(std::memory_order_relaxed) != seq;
+#if !defined(ROUSE_MODEL_RELACY)
+          if constexpr (!std::is_same_v<Deadline, no_deadline>) {
+            if (!changed && Deadline::clock::now() >= deadline) return true;
+          }
+#endif
+          return changed;
+        },
+        detail::handoff_spin_limit);
+    if (changed) return detail::wait_result::woken;
     if constexpr (std::is_same_v<Deadline, no_deadline>) {
       detail::wait(seq_, seq);
       return detail::wait_result::woken;
