@@ -97,20 +97,6 @@
 #include "rouse/detail/sync_types.hpp"
 #include "rouse/platform/deadline.hpp"
 
-// Overridable for experiments; the defaults are measured (see spin_policy
-// below). Under a Relacy model the spin is 2 polls whatever these say.
-#if !defined(ROUSE_MUTEX_SPIN_MULTIPLE)
-#define ROUSE_MUTEX_SPIN_MULTIPLE 4
-#endif
-#if !defined(ROUSE_MUTEX_SPIN_MAX_US)
-#define ROUSE_MUTEX_SPIN_MAX_US 200
-#endif
-#if !defined(ROUSE_MUTEX_SPIN_FIRST_GAP)
-#define ROUSE_MUTEX_SPIN_FIRST_GAP 64
-#endif
-#if !defined(ROUSE_MUTEX_SPIN_MAX_GAP)
-#define ROUSE_MUTEX_SPIN_MAX_GAP 256
-#endif
 #if !defined(ROUSE_MUTEX_FAIRNESS_THRESHOLD_US)
 #define ROUSE_MUTEX_FAIRNESS_THRESHOLD_US 1000
 #endif
@@ -145,20 +131,12 @@ struct mutex_access {
 
 class ROUSE_CAPABILITY("mutex") mutex {
  public:
-  // The spin before sleeping (rouse/detail/backoff_spin.hpp, docs/locks.md
-  // "Spin budget"): for 4 x platform::wake_cost(), clamped to [2, 200] µs,
-  // polls spaced 64, 128, 256, 256 ... pauses apart. 4 x: the waker's
-  // system call is what wake_cost() measures; the sleeper's own delay in
-  // getting back on a CPU measured 2.5-6 times that on the VM of
-  // docs/benchmarks.md, so sleeping costs the pair about 4 x, and spinning
-  // up to that is the 2-competitive choice. 64 pauses before the first
-  // poll: each poll takes the line from a holder that keeps re-locking;
-  // with 1, 8, 32 and 64, contended2 measured 25-27, 17-23, 16-17 and
-  // 14.5-15 ns/op (std::mutex 27-34). Measured with rouse-bench
-  // mutex.contended2/contended4/oversub32 against std::mutex in one run.
-  static constexpr detail::spin_policy spin_policy{ROUSE_MUTEX_SPIN_MULTIPLE, std::chrono::microseconds(2),
-                                                   std::chrono::microseconds(ROUSE_MUTEX_SPIN_MAX_US),
-                                                   ROUSE_MUTEX_SPIN_FIRST_GAP, ROUSE_MUTEX_SPIN_MAX_GAP, 2};
+  // The spin before sleeping: detail::lock_spin_policy (4 x
+  // platform::wake_cost() within [2, 200] µs, first poll after 64 pauses;
+  // its measurements are in rouse/detail/backoff_spin.hpp and docs/locks.md
+  // "Spin budget"). Two polls under a Relacy model, so that the model
+  // explores a lost race followed by another poll.
+  static constexpr detail::spin_policy spin_policy = detail::lock_spin_policy(2);
   // How long a sleeper waits before it asks for a hand-off (see Fairness).
   static constexpr std::chrono::microseconds fairness_threshold{ROUSE_MUTEX_FAIRNESS_THRESHOLD_US};
 

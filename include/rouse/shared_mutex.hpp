@@ -198,20 +198,11 @@ class ROUSE_CAPABILITY("shared_mutex") shared_mutex {
   static constexpr std::uint32_t writers_waiting = std::uint32_t{1} << 31;  // WW
 
   // The spin before sleeping while the lock is held with nobody asleep:
-  // the policy of rouse::mutex (docs/locks.md, "Spin budget"): 4 x
-  // platform::wake_cost() within [2, 200] µs, first poll after 64 pauses,
-  // then 128, 256, 256 ... apart. rwlock.read95 on the 2-vCPU VM, ratio to
-  // std::shared_mutex in one run: 100 tight pauses 0.84; this policy with
-  // polls 1, 2 ... 64 pauses apart 0.78-0.88; as here 0.26-0.40. Under the
-  // model one poll keeps the search small.
-#if !defined(ROUSE_RW_FIRST_GAP)
-#define ROUSE_RW_FIRST_GAP 64
-#endif
-#if !defined(ROUSE_RW_MAX_GAP)
-#define ROUSE_RW_MAX_GAP 256
-#endif
-  static constexpr detail::spin_policy spin_policy{4, std::chrono::microseconds(2), std::chrono::microseconds(200),
-                                                   ROUSE_RW_FIRST_GAP, ROUSE_RW_MAX_GAP, 1};
+  // rouse::mutex's (detail::lock_spin_policy). rwlock.read95 on the 2-vCPU
+  // VM, ratio to std::shared_mutex in one run: 100 tight pauses 0.84; that
+  // budget with polls 1, 2 ... 64 pauses apart 0.78-0.88; as here 0.26-0.40
+  // (docs/locks.md). Under the model one poll keeps the search small.
+  static constexpr detail::spin_policy spin_policy = detail::lock_spin_policy(1);
 
   struct no_deadline {};
 

@@ -99,7 +99,7 @@ wait_result wait_until(const word& w, std::uint32_t expected, system_deadline de
 int wake(const word& w, int count, scope s) noexcept {
   if (count <= 0) return 0;
   detail::count_wake();
-  std::int64_t const started = detail::wake_clock_ns();
+  std::int64_t const started = steady_now_ns();
   long const r = futex(w, FUTEX_WAKE | private_flag(s), static_cast<std::uint32_t>(count), nullptr,
                        nullptr, 0);
   detail::note_wake_cost(started, r);
@@ -112,7 +112,7 @@ int requeue(const word& from, const word& to, int wake_count, int requeue_count,
   if (wake_count < 0) wake_count = 0;
   if (requeue_count < 0) requeue_count = 0;
   detail::count_wake();
-  std::int64_t const started = detail::wake_clock_ns();
+  std::int64_t const started = steady_now_ns();
   // FUTEX_REQUEUE passes the requeue limit in the timeout argument's slot.
   long const r = ::syscall(SYS_futex, address(from), FUTEX_REQUEUE | private_flag(s), wake_count,
                            static_cast<long>(requeue_count), address(to), 0);
@@ -125,7 +125,7 @@ int cmp_requeue(const word& from, std::uint32_t expected, const word& to, int wa
   if (wake_count < 0) wake_count = 0;
   if (requeue_count < 0) requeue_count = 0;
   detail::count_wake();
-  std::int64_t const started = detail::wake_clock_ns();
+  std::int64_t const started = steady_now_ns();
   long const r = ::syscall(SYS_futex, address(from), FUTEX_CMP_REQUEUE | private_flag(s), wake_count,
                            static_cast<long>(requeue_count), address(to), expected);
   detail::note_wake_cost(started, r);

@@ -72,7 +72,7 @@ wait_result wait_until(const word& w, std::uint32_t expected, system_deadline de
 }
 
 int wake(const word& w, int count, scope) noexcept {
-  std::int64_t const started = detail::wake_clock_ns();
+  std::int64_t const started = steady_now_ns();
   int const r = detail::unpark(&w, count);
   detail::note_wake_cost(started, r);
   return r;
@@ -81,7 +81,7 @@ int wake(const word& w, int count, scope) noexcept {
 int wake_all(const word& w, scope s) noexcept { return wake(w, INT_MAX, s); }
 
 int requeue(const word& from, const word& to, int wake_count, int requeue_count, scope) noexcept {
-  std::int64_t const started = detail::wake_clock_ns();
+  std::int64_t const started = steady_now_ns();
   int const r = detail::requeue(&from, &to, wake_count, requeue_count, {});
   detail::note_wake_cost(started, r);
   return r;
@@ -90,7 +90,7 @@ int requeue(const word& from, const word& to, int wake_count, int requeue_count,
 int cmp_requeue(const word& from, std::uint32_t expected, const word& to, int wake_count,
                 int requeue_count, scope) noexcept {
   word_check const c{&from, expected};
-  std::int64_t const started = detail::wake_clock_ns();
+  std::int64_t const started = steady_now_ns();
   int const r = detail::requeue(&from, &to, wake_count, requeue_count, {still_expected, &c});
   detail::note_wake_cost(started, r);
   return r;

@@ -5,6 +5,8 @@
 #include <chrono>
 #include <cstdint>
 
+#include "rouse/platform/deadline.hpp"
+
 namespace rouse::platform::detail {
 
 // The running average, in ns. Its own cache line: read by every spinner,
@@ -14,17 +16,11 @@ struct alignas(64) wake_cost_average {
 };
 extern wake_cost_average wake_cost_estimate;
 
-inline std::int64_t wake_clock_ns() noexcept {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
-
-// Folds in one wake call that started at `started` (wake_clock_ns()) and
+// Folds in one wake call that started at `started` (steady_now_ns()) and
 // woke `woken` threads.
 inline void note_wake_cost(std::int64_t started, long woken) noexcept {
   if (woken <= 0) return;
-  std::int64_t const sample = wake_clock_ns() - started;
+  std::int64_t const sample = steady_now_ns() - started;
   if (sample < 0 || sample > 1'000'000) return;  // a preempted waker, not a wake
   // Ordering: relaxed (both): a statistic; a lost update drops one sample.
   std::int64_t const old = wake_cost_estimate.ns.load(std::memory_order_relaxed);

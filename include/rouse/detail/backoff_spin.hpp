@@ -42,6 +42,34 @@ struct spin_policy {
   std::int32_t model_polls;    // under Relacy: this many polls
 };
 
+// The spin of rouse::mutex and rouse::shared_mutex, measured with
+// rouse-bench mutex.contended2/contended4/oversub32 and rwlock.read95 against
+// std:: in one run (docs/locks.md, "Spin budget"). 4 x: the waker's system
+// call is what wake_cost() measures; the sleeper's own delay in getting back
+// on a CPU measured 2.5-6 times that on the VM of docs/benchmarks.md, so
+// sleeping costs the pair about 4 x, and spinning up to that is the
+// 2-competitive choice. First poll after 64 pauses: each poll takes the line
+// from a holder that keeps re-locking; with 1, 8, 32 and 64, contended2
+// measured 25-27, 17-23, 16-17 and 14.5-15 ns/op (std::mutex 27-34).
+// Overridable for experiments; under a Relacy model the spin is
+// `model_polls` polls whatever these say.
+#if !defined(ROUSE_MUTEX_SPIN_MULTIPLE)
+#define ROUSE_MUTEX_SPIN_MULTIPLE 4
+#endif
+#if !defined(ROUSE_MUTEX_SPIN_MAX_US)
+#define ROUSE_MUTEX_SPIN_MAX_US 200
+#endif
+#if !defined(ROUSE_MUTEX_SPIN_FIRST_GAP)
+#define ROUSE_MUTEX_SPIN_FIRST_GAP 64
+#endif
+#if !defined(ROUSE_MUTEX_SPIN_MAX_GAP)
+#define ROUSE_MUTEX_SPIN_MAX_GAP 256
+#endif
+constexpr spin_policy lock_spin_policy(std::int32_t model_polls) noexcept {
+  return {ROUSE_MUTEX_SPIN_MULTIPLE, std::chrono::microseconds(2), std::chrono::microseconds(ROUSE_MUTEX_SPIN_MAX_US),
+          ROUSE_MUTEX_SPIN_FIRST_GAP, ROUSE_MUTEX_SPIN_MAX_GAP, model_polls};
+}
+
 class backoff_spin {
  public:
   explicit backoff_spin(const spin_policy& policy) noexcept : policy_(policy) {}
@@ -55,7 +83,7 @@ class backoff_spin {
     spin_pause();
     return true;
 #else
-    std::int64_t const now = clock_ns();
+    std::int64_t const now = platform::steady_now_ns();
     if (polls_ == 0) {
       deadline_ = now + budget(policy_).count();
     } else if (now >= deadline_) {
@@ -84,11 +112,6 @@ class backoff_spin {
  private:
   const spin_policy& policy_;
 #if !defined(ROUSE_MODEL_RELACY)
-  static std::int64_t clock_ns() noexcept {
-    return std::chrono::duration_cast<std::chrono::nanoseconds>(
-               std::chrono::steady_clock::now().time_since_epoch())
-        .count();
-  }
   std::int64_t deadline_ = 0;
   std::int32_t gap_ = policy_.first_gap;
 #endif

@@ -17,8 +17,17 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 
 namespace rouse::platform {
+
+// The steady clock as a count of nanoseconds: for spin budgets and the
+// time stamps of wake-ups, where a plain integer is easier to share through
+// an atomic than a time_point.
+inline std::int64_t steady_now_ns() noexcept {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
 
 template <class Rep, class Period>
 std::chrono::steady_clock::time_point deadline_after(const std::chrono::duration<Rep, Period>& timeout) noexcept {

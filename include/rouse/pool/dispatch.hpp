@@ -89,6 +89,7 @@
 #include "rouse/detail/sync_types.hpp"
 #if !defined(ROUSE_MODEL_RELACY)
 #include "rouse/platform/cpu.hpp"
+#include "rouse/platform/deadline.hpp"
 #endif
 
 namespace rouse::detail {
@@ -187,9 +188,7 @@ class pool_adaptive_spin {
 #if defined(ROUSE_MODEL_RELACY)
     return 0;
 #else
-    return std::chrono::duration_cast<std::chrono::nanoseconds>(
-               std::chrono::steady_clock::now().time_since_epoch())
-        .count();
+    return platform::steady_now_ns();
 #endif
   }
 
