@@ -190,9 +190,12 @@ TEST(mutex, a_waiter_spins_for_a_bounded_time_then_sleeps) {
     got = true;
     m.unlock();
   });
-  // Far past the longest spin (mutex::spin_policy.max, 200 us): the waiter
-  // must be asleep on the futex, not spinning.
-  std::this_thread::sleep_for(50ms);
+  // The spin lasts at most mutex::spin_policy.max (200 us): the waiter must
+  // then sleep on the futex. Waited for by its count, not by a time (the
+  // bound only stops a broken spin from hanging the test).
+  auto const give_up = std::chrono::steady_clock::now() + 30s;
+  while (rouse::platform::syscall_counters().waits == before.waits && std::chrono::steady_clock::now() < give_up)
+    std::this_thread::sleep_for(1ms);
   EXPECT_FALSE(got.load());
   EXPECT_GE(rouse::platform::syscall_counters().waits - before.waits, 1u);
   m.unlock();

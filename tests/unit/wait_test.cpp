@@ -469,15 +469,16 @@ TEST(wake_cost, follows_the_wakes_that_woke_a_thread) {
   // A wake with nobody to wake is not a sample.
   for (int i = 0; i < 100; ++i) p::wake_all(w);
   EXPECT_EQ(p::wake_cost(), before);
-  // Wakes that wake a sleeper are.
-  for (int round = 0; round < 20; ++round) {
+  // Wakes that wake a sleeper are. A round whose sleeper had not gone to
+  // sleep yet makes no sample, so rounds go on until one did (bounded).
+  for (int round = 0; round < 200 && p::wake_cost() == before; ++round) {
     std::atomic<bool> asleep{false};
     std::thread sleeper([&] {
       asleep = true;
       while (w.load() == 0) p::wait(w, 0);
     });
     while (!asleep.load()) std::this_thread::yield();
-    std::this_thread::sleep_for(2ms);  // most likely asleep by now; a spurious miss only skips a sample
+    std::this_thread::sleep_for(2ms);  // most likely asleep by now; a miss only costs a round
     w.store(1);
     p::wake_all(w);
     sleeper.join();
