@@ -107,10 +107,10 @@
 #include "rouse/platform/deadline.hpp"
 
 #ifndef ROUSE_SPSC_SPIN_STEPS
-#define ROUSE_SPSC_SPIN_STEPS 4
+#define ROUSE_SPSC_SPIN_STEPS 1
 #endif
 #ifndef ROUSE_SPSC_YIELD_STEPS
-#define ROUSE_SPSC_YIELD_STEPS 4
+#define ROUSE_SPSC_YIELD_STEPS 16
 #endif
 
 namespace rouse::channel {
@@ -127,14 +127,20 @@ namespace spsc_detail {
 // same way).
 inline constexpr std::size_t line = 128;
 
-// How long a side polls before it sleeps: checks after 1, 2, 4 and 8 pauses
-// (15 in all, ~0.4 µs at ~25 ns a pause: enough for a peer that is running),
-// then `yield_steps` checks each after a sched_yield, which lets a preempted
-// peer on this core finish its burst (crossbeam's backoff shape). Chosen with
-// channel.spsc on the 2-vCPU AMD EPYC VMs rouse is measured on, under load
-// (load average ~13): 255 pauses and no yields slept once per ~430 messages
-// (waits/op 0.0023) and ran at ~13 M msgs/s; 15 pauses + 4 yields slept once
-// per ~100,000 messages and ran at 25-30 M msgs/s; longer spins were slower.
+// How long a side polls before it sleeps: one check after a pause, then
+// `yield_steps` checks each after a sched_yield. The yields matter more than
+// the pauses on the 2-vCPU AMD EPYC VMs rouse is measured on: the peer is
+// often on this side's own CPU (the kernel puts a woken thread beside its
+// waker), where a pause spin burns the time slice the peer needs and a
+// yield hands it over; on the other CPU a yield is a ~0.3 us system call
+// that spaces the polls and lets a batch build up. Going to sleep costs far
+// more there (~100-250 us per announce: membarrier, a wake of a halted vCPU,
+// the waker's system call), and a side that slept once tends to make the
+// two sleep in turn. Measured with channel.spsc (4M messages, medians,
+// interleaved, vCPUs ~100 ns apart): 1, 2, 4, 8 pauses then 4 yields (the
+// previous shape) 61-73 M msgs/s with 100-300 announces a run; 16 yields
+// without pauses 104-153 M msgs/s with 0-10; in the ~400 ns placement
+// 1, 2, 4, 8 pauses + 4 yields slept up to 2,200 times a run (7-12 M msgs/s).
 #if defined(ROUSE_MODEL_RELACY)
 inline constexpr int spin_steps = 1;  // each poll is a point Relacy must explore
 inline constexpr int yield_steps = 0;
