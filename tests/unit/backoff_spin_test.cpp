@@ -65,4 +65,30 @@ TEST(backoff_spin, the_budget_is_the_multiple_clamped_to_the_policy) {
   EXPECT_EQ(backoff_spin::budget(floored), std::chrono::nanoseconds(2ms));
 }
 
+TEST(yield_spin, makes_at_least_its_minimum_polls_even_with_a_zero_budget) {
+  static constexpr rouse::detail::spin_policy policy{1, 0ns, 0ns, 0, 0, 0};
+  rouse::detail::yield_spin spin(policy, 5);
+  int polls = 0;
+  while (spin.next()) ++polls;
+  EXPECT_EQ(polls, 5);
+  EXPECT_EQ(spin.polls(), 5);
+}
+
+TEST(yield_spin, never_stops_before_its_budget) {
+  static constexpr rouse::detail::spin_policy policy{1, 3ms, 3ms, 0, 0, 0};
+  rouse::detail::yield_spin spin(policy, 1);
+  auto const start = std::chrono::steady_clock::now();
+  while (spin.next()) {
+  }
+  EXPECT_GE(std::chrono::steady_clock::now() - start, 3ms);
+  EXPECT_GE(spin.polls(), 1);
+}
+
+TEST(yield_spin, polls_keep_coming_while_the_budget_lasts) {
+  // A budget no stall of this machine reaches: every poll asked for comes.
+  static constexpr rouse::detail::spin_policy policy{1, 10s, 10s, 0, 0, 0};
+  rouse::detail::yield_spin spin(policy, 1);
+  for (int i = 0; i < 40; ++i) ASSERT_TRUE(spin.next()) << "poll " << i;
+}
+
 }  // namespace

@@ -29,6 +29,8 @@
 
 #include "rouse/detail/sync_types.hpp"
 #if !defined(ROUSE_MODEL_RELACY)
+#include "rouse/platform/cpu.hpp"
+#include "rouse/platform/deadline.hpp"
 #include "rouse/platform/wait.hpp"
 #endif
 
@@ -115,6 +117,58 @@ class backoff_spin {
   std::int64_t deadline_ = 0;
   std::int32_t gap_ = policy_.first_gap;
 #endif
+  std::int32_t polls_ = 0;
+};
+
+// Polls separated by a yield of the processor (platform::thread_yield), for
+// a waiter whose peer may share its CPU (a pause spin would burn the time
+// slice the peer needs; a yield hands it over, and costs a ~0.3 us system
+// call when the peer runs elsewhere): at least `min_polls` polls, and more
+// until backoff_spin::budget(policy) has passed since the first (the gap
+// fields of the policy are not used). The budget matters because a waiter
+// that gives up before its peer comes back makes the peer sleep in turn: a
+// side that just woke the other must outlast that wake-up (2.5-6 x
+// wake_cost() on the VM of docs/benchmarks.md) or the two sleep by turns.
+//
+//   detail::yield_spin spin(policy, 16);
+//   while (!ready()) {
+//     if (!spin.next()) { sleep; break; }
+//   }
+//
+// Under a Relacy model it is `policy.model_polls` polls, each after a pause.
+class yield_spin {
+ public:
+  yield_spin(const spin_policy& policy, std::int32_t min_polls) noexcept : policy_(policy), min_polls_(min_polls) {}
+
+  // Yields until the next poll: true = poll now, false = the budget is spent.
+  bool next() noexcept {
+#if defined(ROUSE_MODEL_RELACY)
+    (void)min_polls_;
+    if (polls_ >= policy_.model_polls) return false;
+    ++polls_;
+    spin_pause();
+    return true;
+#else
+    if (polls_ == 0) {
+      deadline_ = platform::steady_now_ns() + backoff_spin::budget(policy_).count();
+    } else if (polls_ >= min_polls_ && platform::steady_now_ns() >= deadline_) {
+      return false;
+    }
+    ++polls_;
+    platform::thread_yield();
+    return true;
+#endif
+  }
+
+  // Polls made so far.
+  std::int32_t polls() const noexcept { return polls_; }
+
+ private:
+#if !defined(ROUSE_MODEL_RELACY)
+  std::int64_t deadline_ = 0;
+#endif
+  const spin_policy& policy_;
+  std::int32_t const min_polls_;
   std::int32_t polls_ = 0;
 };
 
