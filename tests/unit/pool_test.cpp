@@ -391,6 +391,23 @@ TEST(pool, parallel_reduce_of_floating_point_is_reproducible) {
   EXPECT_EQ(std::memcmp(&first, &expected, sizeof first), 0);
 }
 
+// A trivially destructible T with no default constructor: the slots such
+// values go through are left uninitialized until their participant fills
+// them, and empty pieces (more participants than indices) are skipped.
+TEST(pool, parallel_reduce_of_a_trivial_type_without_default_constructor) {
+  struct tally {
+    explicit tally(std::uint64_t v) : value(v) {}
+    std::uint64_t value;
+  };
+  rouse::pool pool(rouse::pool_options{.threads = 4});
+  for (std::uint64_t n : {1u, 2u, 3u, 5u, 1000u}) {
+    tally const t = pool.parallel_reduce(
+        std::uint64_t{0}, n, tally(7), [](std::uint64_t i) { return tally(i + 1); },
+        [](tally a, tally b) { return tally(a.value + b.value); });
+    EXPECT_EQ(t.value, 7 + n * (n + 1) / 2) << n;
+  }
+}
+
 TEST(pool, parallel_reduce_works_with_more_participants_than_inline_slots) {
   rouse::pool pool(rouse::pool_options{.threads = 20});
   auto const n = pool.parallel_reduce(0, 1000, 0, [](int) { return 1; }, std::plus<>{});
