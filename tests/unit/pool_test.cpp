@@ -6,6 +6,7 @@
 #include <sched.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cmath>
 #include <cstdint>
@@ -405,6 +406,24 @@ TEST(pool, parallel_reduce_of_a_trivial_type_without_default_constructor) {
         std::uint64_t{0}, n, tally(7), [](std::uint64_t i) { return tally(i + 1); },
         [](tally a, tally b) { return tally(a.value + b.value); });
     EXPECT_EQ(t.value, 7 + n * (n + 1) / 2) << n;
+  }
+}
+
+// A 64-byte trivially destructible result (a whole slot line), with pieces
+// of every size including empty ones: exact and in participant order.
+TEST(pool, parallel_reduce_of_wide_trivial_results_is_exact) {
+  using wide = std::array<std::uint64_t, 8>;
+  rouse::pool pool(rouse::pool_options{.threads = 4});
+  for (std::uint64_t n : {1u, 3u, 4u, 7u, 1000u}) {
+    wide const w = pool.parallel_reduce(
+        std::uint64_t{0}, n, wide{}, [](std::uint64_t i) { return wide{i, 1, 0, 0, 0, 0, 0, i * i}; },
+        [](wide a, wide b) {
+          for (std::size_t k = 0; k < a.size(); ++k) a[k] += b[k];
+          return a;
+        });
+    EXPECT_EQ(w[0], n * (n - 1) / 2) << n;
+    EXPECT_EQ(w[1], n) << n;
+    EXPECT_EQ(w[7], (n - 1) * n * (2 * n - 1) / 6) << n;
   }
 }
 
