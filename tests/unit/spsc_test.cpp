@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <memory>
@@ -294,6 +295,32 @@ TEST(spsc, no_system_call_when_nobody_blocks) {
   auto const after = rouse::platform::syscall_counters();
   EXPECT_EQ(after.waits, before.waits);
   EXPECT_EQ(after.wakes, before.wakes);
+}
+
+// size() is a snapshot, but never outside [0, capacity], on either side,
+// while the other side is running: each side stores its position before the
+// stamp that lets the other side go on.
+TEST(spsc, size_stays_within_capacity_while_both_sides_run) {
+  constexpr std::size_t cap = 3;  // a short ring: the sides overtake each other's slots often
+  auto [tx, rx] = ch::spsc<int>(cap);
+  constexpr int messages = 200000;
+  std::atomic<std::size_t> worst_tx{0};
+  std::thread sender([&tx = tx, &worst_tx] {
+    std::size_t worst = 0;
+    for (int i = 0; i < messages; ++i) {
+      ASSERT_TRUE(tx.send(i));
+      worst = std::max(worst, tx.size());
+    }
+    worst_tx.store(worst);
+  });
+  std::size_t worst_rx = 0;
+  for (int i = 0; i < messages; ++i) {
+    ASSERT_EQ(*rx.recv(), i);
+    worst_rx = std::max(worst_rx, rx.size());
+  }
+  sender.join();
+  EXPECT_LE(worst_tx.load(), cap);
+  EXPECT_LE(worst_rx, cap);  // a negative difference would show as a huge size_t
 }
 
 TEST(spsc, busy_sides_make_almost_no_system_calls) {

@@ -71,12 +71,18 @@
 //                           2(p+capacity)       == i); 2p+1: full, holds it
 //   (Doubled so that "full at p" (odd) never equals "empty for the next
 //   position in this slot" (even) — with capacity 1 that is p+1 both ways.)
-//   tail       producer   sender (store)        next position to write (size())
-//   head       consumer   receiver (store)      next position to read (size())
-//   rx_sleep   control    receiver: 0 -> 1      1: the receiver sleeps or is
-//                         sender: 1 -> 0        about to (ring empty)
-//   tx_sleep   control    sender: 0 -> 1        1: the sender sleeps or is
-//                         receiver: 1 -> 0      about to (ring full)
+//   tail       producer   sender (store, before next position to write (size());
+//                         the stamp's)          stored before the stamp so that
+//                                               a receiver never counts less
+//                                               than it has received
+//   head       consumer   receiver (store,      next position to read (size());
+//                         before the stamp's)   likewise for the sender
+//   rx_sleep   control    receiver: 0 -> 1,     1: the receiver sleeps or is
+//                           1 -> 0 (withdraws)  about to (ring empty)
+//                         sender, close(): 1 -> 0
+//   tx_sleep   control    sender: 0 -> 1,       1: the sender sleeps or is
+//                           1 -> 0 (withdraws)  about to (ring full)
+//                         receiver, close(): 1 -> 0
 //   closed     control    close(): 0 -> 1       1: no more sends
 //   handles    control    handle destructors    live handles, 2 -> 1 -> 0 (free)
 //
@@ -90,7 +96,7 @@
 // size() and the destructor.)
 //
 // The sleep handshake is a store->load (Dekker) pair on each side:
-//   sender:   (1) store stamp p+1 ; light fence (A) ; load rx_sleep
+//   sender:   (1) store stamp 2p+1 ; light fence (A) ; load rx_sleep
 //   receiver: (2) store rx_sleep = 1 ; heavy fence (B) ; load stamp, closed
 // Either the sender sees rx_sleep = 1 (and wakes the receiver), or the
 // receiver sees the new stamp (and does not sleep). Symmetrically for the
@@ -145,8 +151,10 @@ namespace spsc_detail {
 // same way).
 inline constexpr std::size_t line = 128;
 
-// How long a side polls before it sleeps: one check after a pause, then
-// `yield_steps` checks each after a sched_yield. The yields matter more than
+// How long a side polls before it sleeps: one check after a pause, then at
+// least `yield_steps` checks each after a sched_yield, and more until the
+// time budget of `yield_policy` below has passed (a timed operation stops at
+// its deadline instead). The yields matter more than
 // the pauses on the 2-vCPU AMD EPYC VMs rouse is measured on: the peer is
 // often on this side's own CPU (the kernel puts a woken thread beside its
 // waker), where a pause spin burns the time slice the peer needs and a
@@ -181,6 +189,12 @@ inline constexpr rouse::detail::spin_policy yield_policy{
 
 using clock_deadline = std::chrono::steady_clock::time_point;
 
+// True when a timed operation's deadline has passed (never for untimed ones).
+template <class Deadline>
+bool passed(const Deadline* deadline) {
+  return deadline != nullptr && Deadline::clock::now() >= *deadline;
+}
+
 // A slot: its stamp (see "Words") and storage for one value.
 template <class T>
 struct slot {
@@ -205,7 +219,9 @@ struct shared {
     // ordered both sides' accesses before this.
     std::size_t const end = tail.load(std::memory_order_relaxed);
     std::size_t p = head.load(std::memory_order_relaxed);
-    for (std::size_t i = p % capacity; p != end; ++p) {
+    // From the receiver's slot index, not head % capacity: positions may
+    // wrap (2^32 messages on a 32-bit target) where the index does not.
+    for (std::size_t i = rx_index; p != end; ++p) {
       slots[i].value.destroy();
       if (++i == capacity) i = 0;
     }
@@ -373,13 +389,15 @@ class spsc_sender {
     std::size_t const tail = s->tail.load(std::memory_order_relaxed);
     auto& slot = s->slots[s->tx_index];
     slot.value.construct(std::move(value));
+    // Ordering: relaxed — for size() and the destructor (the last handle's
+    // acq_rel release orders it before the destructor); stored before the
+    // stamp's release so that a receiver that took this value also sees it
+    // counted in tail (its size() never goes below zero).
+    s->tail.store(tail + 1, std::memory_order_relaxed);
     // Ordering: release publishes the value to the receiver's acquire load
     // of the stamp.
     slot.stamp.store(2 * tail + 1, std::memory_order_release);  // (1)
     if (++s->tx_index == s->capacity) s->tx_index = 0;
-    // Ordering: relaxed — for size() and the destructor only (the last
-    // handle's acq_rel release orders it before the destructor).
-    s->tail.store(tail + 1, std::memory_order_relaxed);
     s->notify_receiver();
     return true;
   }
@@ -409,6 +427,7 @@ class spsc_sender {
       if (try_push(value)) return send_result<T>();
       // Ordering: acquire pairs with close()'s release.
       if (s->closed.load(std::memory_order_acquire) != 0) return send_result<T>(status::closed, std::move(value));
+      if (spsc_detail::passed(deadline)) break;  // the sleep loop reports timed_out
     }
     for (;;) {
       s->tx_sleep.store(1, std::memory_order_relaxed);  // (D) store
@@ -581,8 +600,9 @@ class spsc_receiver {
            2 * s->head.load(std::memory_order_relaxed) + 1;
   }
 
-  // After ready() said no: closed and nothing left? Re-reads tail after
-  // seeing closed, so everything sent before the close is received first.
+  // After ready() said no: closed and nothing left? Re-reads its slot's
+  // stamp after seeing closed, so everything sent before the close is
+  // received first.
   bool drained_and_closed() noexcept {
     // Ordering: acquire pairs with close()'s release.
     if (shared_->closed.load(std::memory_order_acquire) == 0) return false;
@@ -596,12 +616,14 @@ class spsc_receiver {
     auto& slot = s->slots[s->rx_index];
     recv_result<T> r(std::in_place, std::move(slot.value.get()));
     slot.value.destroy();
+    // Ordering: relaxed — for size() and the destructor; before the stamp's
+    // release, so a sender that reuses the slot sees the position freed
+    // (its size() never exceeds the capacity).
+    s->head.store(head + 1, std::memory_order_relaxed);
     // Ordering: release: the slot's move-out happens-before the sender's
     // acquire load of the stamp that lets it reuse the slot (next lap).
     slot.stamp.store(2 * (head + s->capacity), std::memory_order_release);
     if (++s->rx_index == s->capacity) s->rx_index = 0;
-    // Ordering: relaxed — for size() and the destructor only.
-    s->head.store(head + 1, std::memory_order_relaxed);
     s->notify_sender();
     return r;
   }
@@ -618,6 +640,7 @@ class spsc_receiver {
     while (spin.next()) {
       if (ready()) return pop();
       if (drained_and_closed()) return recv_result<T>(status::closed);
+      if (spsc_detail::passed(deadline)) break;  // the sleep loop reports timed_out
     }
     for (;;) {
       s->rx_sleep.store(1, std::memory_order_relaxed);  // (2) store
