@@ -20,9 +20,12 @@
 // keeps up with the sender, a cached copy of the sender's index runs out
 // after every message or two, and each refresh takes the index's line from
 // the sender, whose next store takes it back; the receiver never sees
-// "empty", so it never backs off. Measured on the 2-vCPU VM (vCPUs ~450 ns
-// apart, 4M messages, medians of 9, interleaved): cached indices 6.3-8.5 M
-// msgs/s, stamps 67-85 M.
+// "empty", so it never backs off. Measured on the 2-vCPU VM in a standalone
+// harness (rouse-bench's channel.spsc shape: 4M messages, both channels in
+// one process, interleaved, medians of 9, vCPUs ~450 ns apart): the
+// cached-index channel 6.3-8.7 M msgs/s, this one 47.7-50.6 M; a bare stamp ring
+// without closing, sleeping or size() 71-125 M beside them. rouse-bench's
+// figures are in docs/benchmarks.md.
 //
 // Lifecycle
 // - spsc<T>(capacity) allocates the shared state and returns a sender and a
@@ -162,11 +165,12 @@ inline constexpr std::size_t line = 128;
 // that spaces the polls and lets a batch build up. Going to sleep costs far
 // more there (~100-250 us per announce: membarrier, a wake of a halted vCPU,
 // the waker's system call), and a side that slept once tends to make the
-// two sleep in turn. Measured with channel.spsc (4M messages, medians,
-// interleaved, vCPUs ~100 ns apart): 1, 2, 4, 8 pauses then 4 yields (the
-// previous shape) 61-73 M msgs/s with 100-300 announces a run; 16 yields
-// without pauses 104-153 M msgs/s with 0-10; in the ~400 ns placement
-// 1, 2, 4, 8 pauses + 4 yields slept up to 2,200 times a run (7-12 M msgs/s).
+// two sleep in turn. Measured in a standalone harness on the cached-index
+// version of this channel (the channel.spsc shape, 4M messages, medians,
+// variants interleaved, vCPUs ~100 ns apart): 1, 2, 4, 8 pauses then 4
+// yields (the previous shape) 61-73 M msgs/s with 100-300 announces a run;
+// 16 yields without pauses 104-153 M msgs/s with 0-10; in the ~400 ns
+// placement the previous shape slept up to 2,200 times a run (7-12 M msgs/s).
 #if defined(ROUSE_MODEL_RELACY)
 inline constexpr int spin_steps = 1;  // each poll is a point Relacy must explore
 inline constexpr int yield_steps = 0;
