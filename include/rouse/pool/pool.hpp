@@ -67,7 +67,6 @@
 #pragma once
 
 #include <algorithm>
-#include <array>
 #include <chrono>
 #include <concepts>
 #include <cstdint>
@@ -217,21 +216,31 @@ std::optional<T> pool_fold(Map& map, Combine& combine, I first, std::uint64_t be
 }
 
 // One participant's partial result, alone on its cache line.
-template <class T>
+// A participant's partial result for parallel_reduce, on its own cache line.
+// Only the participant whose piece is non-empty writes it (put), once, and
+// the caller reads it (get) after the job, for non-empty pieces only: such
+// a piece always yields a value unless the job fails, and then the call
+// rethrows without reading.
+// - Trivially destructible T: raw storage nobody initializes. An
+//   initialized slot (the caller constructing a std::optional per job) made
+//   the worker's write take that line from the caller's cache first, and
+//   its report wait for the transfer: at N = 2^12 on 2 vCPUs ~430 ns apart,
+//   1,272-1,318 ns a job raw against 1,686-2,011 initialized (sequential
+//   1,220; side harness, interleaved). Nothing to destroy.
+// - Other T: a std::optional the caller's array constructs and destroys.
+template <class T, bool Raw = std::is_trivially_destructible_v<T>>
 struct alignas(64) pool_reduce_slot {
-  std::optional<T> value;
-};
-
-// A reduction slot left uninitialized until its participant constructs the
-// value (only for trivially destructible T: nobody destroys it).
-template <class T>
-struct alignas(64) pool_raw_slot {
-  static_assert(std::is_trivially_destructible_v<T>);
-  void construct(T&& value) noexcept(std::is_nothrow_move_constructible_v<T>) {
-    ::new (static_cast<void*>(bytes)) T(std::move(value));
+  void put(T&& v) noexcept(std::is_nothrow_move_constructible_v<T>) {
+    ::new (static_cast<void*>(bytes)) T(std::move(v));
   }
   T& get() noexcept { return *std::launder(reinterpret_cast<T*>(bytes)); }
   alignas(T) unsigned char bytes[sizeof(T)];
+};
+template <class T>
+struct alignas(64) pool_reduce_slot<T, false> {
+  void put(T&& v) { value.emplace(std::move(v)); }
+  T& get() noexcept { return *value; }
+  std::optional<T> value;
 };
 
 }  // namespace detail
@@ -329,55 +338,28 @@ class pool {
       std::optional<T> all = detail::pool_fold<T>(map, combine, first, 0, n, nullptr);
       return combine(std::move(init), std::move(*all));
     }
+    using slot = detail::pool_reduce_slot<T>;
     constexpr unsigned inline_slots = 16;
-    if constexpr (std::is_trivially_destructible_v<T>) {
-      // Uninitialized slots: the caller writes nothing into a worker's slot
-      // line before the job (a std::optional slot is initialized by the
-      // caller, so the worker's write then had to take the line from the
-      // caller's cache first). A participant whose piece is non-empty
-      // always constructs its value unless the job fails, and then the call
-      // rethrows and the slots are dropped unread (T needs no destructor).
-      // Measured at N = 2^12 on 2 vCPUs ~430 ns apart, beside the optional
-      // slots: 1,272-1,318 ns a job against 1,686-2,011 (sequential 1,220).
-      using slot = detail::pool_raw_slot<T>;
-      slot local[inline_slots];
-      std::unique_ptr<slot[]> heap;
-      slot* slots = local;
-      if (size() > inline_slots) {
-        heap.reset(new slot[size()]);
-        slots = heap.get();
-      }
-      // By value, so that a worker reads n and first from the closure, not
-      // from the caller's stack frame.
-      run([n, first, slots, &map, &combine, this](unsigned index, unsigned count) {
-        detail::pool_piece const piece = detail::static_piece(n, index, count);
-        if (piece.begin < piece.end)
-          slots[index].construct(*detail::pool_fold<T>(map, combine, first, piece.begin, piece.end, &core_));
-      });
-      T result = std::move(init);
-      for (unsigned i = 0; i < size(); ++i) {
-        detail::pool_piece const piece = detail::static_piece(n, i, size());
-        if (piece.begin < piece.end) result = combine(std::move(result), std::move(slots[i].get()));
-      }
-      return result;
-    } else {
-      using slot = detail::pool_reduce_slot<T>;
-      std::array<slot, inline_slots> local;
-      std::unique_ptr<slot[]> heap;
-      slot* slots = local.data();
-      if (size() > inline_slots) {
-        heap = std::make_unique<slot[]>(size());
-        slots = heap.get();
-      }
-      run([n, first, slots, &map, &combine, this](unsigned index, unsigned count) {
-        detail::pool_piece const piece = detail::static_piece(n, index, count);
-        slots[index].value = detail::pool_fold<T>(map, combine, first, piece.begin, piece.end, &core_);
-      });
-      T result = std::move(init);
-      for (unsigned i = 0; i < size(); ++i)
-        if (slots[i].value) result = combine(std::move(result), std::move(*slots[i].value));
-      return result;
+    slot local[inline_slots];  // default-initialized: raw slots stay untouched
+    std::unique_ptr<slot[]> heap;
+    slot* slots = local;
+    if (size() > inline_slots) {
+      heap.reset(new slot[size()]);
+      slots = heap.get();
     }
+    // n and first by value, so that a worker reads them from the closure,
+    // not from the caller's stack frame.
+    run([n, first, slots, &map, &combine, this](unsigned index, unsigned count) {
+      detail::pool_piece const piece = detail::static_piece(n, index, count);
+      if (piece.begin < piece.end)
+        slots[index].put(*detail::pool_fold<T>(map, combine, first, piece.begin, piece.end, &core_));
+    });
+    T result = std::move(init);
+    for (unsigned i = 0; i < size(); ++i) {
+      detail::pool_piece const piece = detail::static_piece(n, i, size());
+      if (piece.begin < piece.end) result = combine(std::move(result), std::move(slots[i].get()));
+    }
+    return result;
   }
 
  private:
