@@ -170,7 +170,8 @@ class barrier {
   }
 
   [[gnu::noinline]] void wait_slow(std::uint32_t tag) const noexcept {
-    if (detail::spin_until([&] { return tag_of(gen_.load(std::memory_order_relaxed)) != tag; })) {
+    if (detail::spin_until([&] { return tag_of(gen_.load(std::memory_order_relaxed)) != tag; },
+                           detail::coordination_spin_limit, detail::group_yield_limit)) {
       // Ordering: acquire; pairs with the release exchange in complete_phase().
       (void)gen_.load(std::memory_order_acquire);
       return;

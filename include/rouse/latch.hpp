@@ -113,7 +113,8 @@ class latch {
     // Spin only while nobody sleeps: once a waiter has given up and slept,
     // the count is evidently not about to reach zero, and more spinners would
     // only take CPU from the threads that still have to count down.
-    if ((word_.load(std::memory_order_relaxed) & sleepers) == 0 && detail::spin_until([this] { return try_wait(); }))
+    if ((word_.load(std::memory_order_relaxed) & sleepers) == 0 &&
+        detail::spin_until([this] { return try_wait(); }, detail::coordination_spin_limit, detail::group_yield_limit))
       return;
     // Ordering: acquire; pairs with the release count_downs.
     std::uint32_t v = word_.load(std::memory_order_acquire);

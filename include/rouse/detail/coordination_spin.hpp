@@ -32,6 +32,7 @@ namespace rouse::detail {
 inline constexpr int coordination_spin_limit = 1;
 inline constexpr int handoff_spin_limit = 1;
 inline constexpr int coordination_yield_limit = 0;
+inline constexpr int group_yield_limit = 4;
 #else
 // Polls with a pause before the first yield, for a group wait (barrier,
 // latch): a few hundred ns. With more threads than CPUs, the thread being
@@ -54,6 +55,18 @@ inline constexpr int handoff_spin_limit = 64;
 // when no other thread is runnable, a time slice of another thread when one
 // is); bounded so that an idle wait sleeps after some tens of µs.
 inline constexpr int coordination_yield_limit = 64;
+// A group wait (barrier, latch) yields only a few times before it sleeps.
+// Its waiters are many; once a waiter has yielded twice or so, the threads
+// still to arrive are not waiting for this CPU, and a waiter that keeps
+// yielding stays runnable: each time the scheduler picks it, it costs a
+// switch (~1.8 µs on the VM, where a bare system call is ~1 µs) for nothing,
+// and a CPU whose threads all wait never looks idle, so the scheduler never
+// moves a thread there. With 4 threads on 2 vCPUs the threads were placed
+// 3 + 1 and stayed so for a whole run with 64 yields (each phase then needs
+// two switches on the crowded CPU: ~4.3 µs a phase); sleeping after a few
+// yields lets idle balancing even them out (~2.5 µs a phase). See
+// docs/coordination.md.
+inline constexpr int group_yield_limit = 4;
 #endif
 
 inline void coordination_yield() noexcept {
@@ -65,15 +78,16 @@ inline void coordination_yield() noexcept {
 }
 
 // Calls done() until it is true or the spin and yield budgets are spent
-// (`pause_limit` polls with a pause, then coordination_yield_limit polls
-// with a yield); returns its last result.
+// (`pause_limit` polls with a pause, then `yield_limit` polls with a yield);
+// returns its last result.
 template <class Done>
-inline bool spin_until(Done&& done, int pause_limit = coordination_spin_limit) {
+inline bool spin_until(Done&& done, int pause_limit = coordination_spin_limit,
+                       int yield_limit = coordination_yield_limit) {
   for (int i = 0; i < pause_limit; ++i) {
     if (done()) return true;
     spin_pause();
   }
-  for (int i = 0; i < coordination_yield_limit; ++i) {
+  for (int i = 0; i < yield_limit; ++i) {
     if (done()) return true;
     coordination_yield();
   }
