@@ -1,4 +1,5 @@
-// barrier.cycle2 / barrier.cycle4: 2 / 4 threads pass 50,000 barrier phases.
+// barrier.cycle2 / barrier.cycle4: 2 / 4 threads pass 50,000 barrier phases
+// (barrier.cycle8 / barrier.cycle16 with --scale).
 // Unit: ns/generation (wall time / phases).
 #include <pthread.h>
 
@@ -52,7 +53,7 @@ sample absl_cycle(const run_context& c, unsigned threads) {
 }
 #endif
 
-void add_cycle(const char* name, unsigned threads) {
+void add_cycle(const char* name, unsigned threads, bool scale = false) {
   std::vector<rouse::bench::impl> impls{
       {"rouse::barrier", [threads](const run_context& c) { return cycle<rouse::barrier<>>(c, threads); }},
       {"std::barrier", [threads](const run_context& c) { return cycle<std::barrier<>>(c, threads); }},
@@ -67,6 +68,7 @@ void add_cycle(const char* name, unsigned threads) {
       .baseline = "std::barrier",
       .impls = std::move(impls),
       .description = "threads pass barrier phases back to back (arrive_and_wait)",
+      .scale = scale,
   });
 }
 
@@ -75,6 +77,8 @@ void add_cycle(const char* name, unsigned threads) {
 ROUSE_BENCH_REGISTER(barrier_workloads) {
   add_cycle("barrier.cycle2", 2);
   add_cycle("barrier.cycle4", 4);
+  add_cycle("barrier.cycle8", 8, true);
+  add_cycle("barrier.cycle16", 16, true);
 #if !defined(ROUSE_BENCH_HAVE_ABSL)
   rouse::bench::skipped("barrier\\..*", "absl::Barrier", "abseil not installed");
 #endif

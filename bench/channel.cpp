@@ -294,6 +294,9 @@ ROUSE_BENCH_REGISTER(channel_workloads) {
   add({.name = "channel.mpmc4x4", .unit = "msgs/s", .baseline = "mutex+condvar ring",
        .impls = bounded_impls<4, 4>(),
        .description = "bounded 1024, 4 producers, 4 consumers, 4M messages in total"});
+  add({.name = "channel.mpmc8x8", .unit = "msgs/s", .baseline = "mutex+condvar ring",
+       .impls = bounded_impls<8, 8>(),
+       .description = "bounded 1024, 8 producers, 8 consumers, 4M messages in total (--scale)", .scale = true});
   add({.name = "channel.rendezvous", .unit = "ns/op", .baseline = "mutex+condvar ring",
        .impls = {{"rouse::channel::bounded", rendezvous_ns<rouse_queue>},
                  {"mutex+condvar ring", rendezvous_ns<mutex_ring>}},

@@ -76,6 +76,9 @@ struct workload {
   // Called once all rounds are done: may add entries to each impl's `extra`
   // (count.breakeven adds breakeven_n this way).
   std::function<void(std::vector<impl_result>&)> summarize{};
+  // Sized for a machine with many cores (8, 16 threads): runs only with
+  // --scale, so the default run on 2 vCPUs stays within its time limit.
+  bool scale = false;
 };
 
 // Registers a workload. Adding a workload name that is already registered

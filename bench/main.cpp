@@ -1,7 +1,7 @@
 // rouse-bench: runs the workloads of BENCHMARKS.md side by side with their
 // peers, interleaved, and reports medians and ratios.
 //
-//   rouse-bench [--quick] [--filter REGEX] [--rounds N] [--time-limit S]
+//   rouse-bench [--quick] [--scale] [--filter REGEX] [--rounds N] [--time-limit S]
 //               [--json FILE] [--report DIR] [--list]
 //
 // Method: every implementation of a workload runs once per round, in an order
@@ -233,7 +233,7 @@ namespace {
 using seconds = std::chrono::duration<double>;
 
 struct options {
-  bool quick = false, list = false;
+  bool quick = false, list = false, scale = false;
   int rounds = 0;
   double time_limit = -1;  // < 0: the default for the mode
   std::string filter, json, report;
@@ -466,9 +466,10 @@ std::string utc_now() {
 
 int usage(const char* argv0, FILE* to) {
   std::fprintf(to,
-               "usage: %s [--quick] [--filter REGEX] [--rounds N] [--time-limit SECONDS]\n"
+               "usage: %s [--quick] [--scale] [--filter REGEX] [--rounds N] [--time-limit SECONDS]\n"
                "          [--json FILE] [--report DIR] [--list]\n"
                "  --quick         smaller runs and 5 rounds, for smoke runs (time limit 50 s)\n"
+               "  --scale         also the workloads sized for many cores (8 and 16 threads)\n"
                "  --filter REGEX  only workloads whose name matches (std::regex, searched)\n"
                "  --rounds N      rounds per workload (default 7, --quick 5)\n"
                "  --time-limit S  limit for the whole run (default 540 s, --quick 50 s; 0: none);\n"
@@ -506,6 +507,7 @@ int main(int argc, char** argv) {
       return d;
     };
     if (a == "--quick") o.quick = true;
+    else if (a == "--scale") o.scale = true;
     else if (a == "--list") o.list = true;
     else if (a == "--filter") o.filter = value();
     else if (a == "--rounds") o.rounds = static_cast<int>(number(1));
@@ -524,14 +526,15 @@ int main(int argc, char** argv) {
   }
   auto& reg = registry();
   std::stable_sort(reg.begin(), reg.end(), [](const workload& a, const workload& b) { return a.name < b.name; });
+  auto const wanted = [&](const workload& w) { return (o.scale || !w.scale) && std::regex_search(w.name, filter); };
   if (o.list) {
     for (const workload& w : reg)
-      if (std::regex_search(w.name, filter)) std::printf("%s\n", w.name.c_str());
+      if (wanted(w)) std::printf("%s\n", w.name.c_str());
     return 0;
   }
   std::vector<const workload*> selected;
   for (const workload& w : reg)
-    if (std::regex_search(w.name, filter) && !w.impls.empty()) selected.push_back(&w);
+    if (wanted(w) && !w.impls.empty()) selected.push_back(&w);
   if (selected.empty()) {
     std::fprintf(stderr, "no workload matches --filter '%s'\n", o.filter.c_str());
     return 1;

@@ -154,17 +154,19 @@ sample contended(const run_context& ctx, unsigned threads, std::int64_t per_thre
 }
 
 template <class Lock>
-void add_impl(std::vector<rouse::bench::impl> (&impls)[4], const char* name) {
+void add_impl(std::vector<rouse::bench::impl> (&impls)[6], const char* name) {
   impls[0].push_back({name, [](const run_context& c) { return uncontended<Lock>(c); }});
   impls[1].push_back({name, [](const run_context& c) { return contended<Lock>(c, 2, 2'000'000); }});
   impls[2].push_back({name, [](const run_context& c) { return contended<Lock>(c, 4, 1'000'000); }});
   impls[3].push_back({name, [](const run_context& c) { return contended<Lock>(c, 32, 50'000); }});
+  impls[4].push_back({name, [](const run_context& c) { return contended<Lock>(c, 8, 500'000); }});
+  impls[5].push_back({name, [](const run_context& c) { return contended<Lock>(c, 16, 250'000); }});
 }
 
 }  // namespace
 
 ROUSE_BENCH_REGISTER(mutex_workloads) {
-  std::vector<rouse::bench::impl> impls[4];
+  std::vector<rouse::bench::impl> impls[6];
   add_impl<lockable<rouse::mutex>>(impls, "rouse::mutex");
   add_impl<lockable<std::mutex>>(impls, "std::mutex");
 #if defined(ROUSE_BENCH_HAVE_ABSL)
@@ -181,20 +183,24 @@ ROUSE_BENCH_REGISTER(mutex_workloads) {
 #endif
   add_impl<lockable<rouse::spin_lock>>(impls, "rouse::spin_lock");
 
-  const char* names[4] = {"mutex.uncontended", "mutex.contended2", "mutex.contended4", "mutex.oversub32"};
-  const char* descriptions[4] = {
+  const char* names[6] = {"mutex.uncontended", "mutex.contended2", "mutex.contended4",
+                          "mutex.oversub32",   "mutex.contended8", "mutex.contended16"};
+  const char* descriptions[6] = {
       "1 thread, 5,000,000 x (lock; ++counter; unlock)",
       "2 threads x 2,000,000 x (lock; ++shared; unlock); total time / total ops",
       "4 threads x 1,000,000, same",
       "32 threads x 50,000, same (threads outnumber cores)",
+      "8 threads x 500,000, same (--scale)",
+      "16 threads x 250,000, same (--scale)",
   };
-  for (int w = 0; w < 4; ++w) {
+  for (int w = 0; w < 6; ++w) {
     rouse::bench::add({
         .name = names[w],
         .unit = "ns/op",
         .baseline = "std::mutex",
         .impls = std::move(impls[w]),
         .description = descriptions[w],
+        .scale = w >= 4,
     });
   }
 }
