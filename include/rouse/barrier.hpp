@@ -31,9 +31,10 @@
 // its waiters together). Wake policy: one wake call per phase, by the
 // completing thread, and only if some waiter went to sleep; none otherwise.
 // Cost: each arrival is one RMW on the arrivals word; the completing thread
-// adds one store and one RMW on the generation word. wait() spins briefly
-// (detail/coordination_spin.hpp) before it sleeps, so short phases finish
-// without a system call. Across processes: no.
+// adds one store and one RMW on the generation word. wait() spins before it
+// sleeps (detail/coordination_spin.hpp, group_spin_until: briefly when the
+// expected count exceeds the CPUs, up to ~4 wake-up costs when it fits), so
+// short phases finish without a system call. Across processes: no.
 //
 // State words
 //   arrivals_  phase tag << 22 | remaining
@@ -152,8 +153,11 @@ class barrier {
     // Ordering: relaxed; every drop of this phase precedes an arrival this
     // thread's acquire arrival synchronized with.
     std::uint32_t const drops = drops_.exchange(0, std::memory_order_relaxed);
-    std::uint32_t const next_expected = detail::unsync_ref(expected_) - drops;
-    detail::unsync_ref(expected_) = next_expected;
+    // Ordering: relaxed; only completing threads write expected_, one per
+    // phase, ordered through the arrivals word (see the store below).
+    // Waiters read it only as a spin heuristic, hence an atomic.
+    std::uint32_t const next_expected = expected_.load(std::memory_order_relaxed) - drops;
+    expected_.store(next_expected, std::memory_order_relaxed);
     // The next phase's count. Ordering: release, so that the completing
     // thread of the next phase (whose acquire arrival reads this store's
     // release sequence) sees expected_ as written here.
@@ -170,8 +174,10 @@ class barrier {
   }
 
   [[gnu::noinline]] void wait_slow(std::uint32_t tag) const noexcept {
-    if (detail::spin_until([&] { return tag_of(gen_.load(std::memory_order_relaxed)) != tag; },
-                           detail::coordination_spin_limit, detail::group_yield_limit)) {
+    // How long to spin depends on the group's size. Ordering: relaxed; a
+    // heuristic (a completing thread may be changing it after drops).
+    if (detail::group_spin_until([&] { return tag_of(gen_.load(std::memory_order_relaxed)) != tag; },
+                                 expected_.load(std::memory_order_relaxed))) {
       // Ordering: acquire; pairs with the release exchange in complete_phase().
       (void)gen_.load(std::memory_order_acquire);
       return;
@@ -198,7 +204,7 @@ class barrier {
   detail::atomic<std::uint32_t> arrivals_;
   mutable detail::atomic<std::uint32_t> gen_{0};
   detail::atomic<std::uint32_t> drops_{0};
-  detail::unsync<std::uint32_t> expected_;
+  detail::atomic<std::uint32_t> expected_;
   [[no_unique_address]] CompletionFunction completion_;
 };
 

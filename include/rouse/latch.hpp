@@ -23,8 +23,10 @@
 // waiters are released together). Wake policy: the count_down that reaches
 // zero wakes every sleeper with one wake call, and makes none when no waiter
 // went to sleep. Cost with nobody waiting: count_down() is one RMW and no
-// system call; try_wait() is one load. wait() spins briefly
-// (detail/coordination_spin.hpp) before it sleeps. Across processes: no.
+// system call; try_wait() is one load. wait() spins before it
+// sleeps (detail/coordination_spin.hpp, group_spin_until; the group is the
+// count still to come down plus the waiter: briefly when that exceeds the
+// CPUs, up to ~4 wake-up costs when it fits). Across processes: no.
 //
 // State word: count << 1 | sleepers
 //   sleepers (bit 0)   some thread is asleep (or about to sleep) in wait();
@@ -113,9 +115,9 @@ class latch {
     // Spin only while nobody sleeps: once a waiter has given up and slept,
     // the count is evidently not about to reach zero, and more spinners would
     // only take CPU from the threads that still have to count down.
-    if ((word_.load(std::memory_order_relaxed) & sleepers) == 0 &&
-        detail::spin_until([this] { return try_wait(); }, detail::coordination_spin_limit, detail::group_yield_limit))
-      return;
+    // The group: the threads still to count down, and this one.
+    std::uint32_t const seen = word_.load(std::memory_order_relaxed);
+    if ((seen & sleepers) == 0 && detail::group_spin_until([this] { return try_wait(); }, (seen >> 1) + 1)) return;
     // Ordering: acquire; pairs with the release count_downs.
     std::uint32_t v = word_.load(std::memory_order_acquire);
     for (;;) {
