@@ -536,7 +536,8 @@ int main(int argc, char** argv) {
   for (const workload& w : reg)
     if (wanted(w) && !w.impls.empty()) selected.push_back(&w);
   if (selected.empty()) {
-    std::fprintf(stderr, "no workload matches --filter '%s'\n", o.filter.c_str());
+    std::fprintf(stderr, "no workload matches --filter '%s'%s\n", o.filter.c_str(),
+                 o.scale ? "" : " (the 8- and 16-thread workloads need --scale)");
     return 1;
   }
 

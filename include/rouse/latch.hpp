@@ -115,7 +115,10 @@ class latch {
     // Spin only while nobody sleeps: once a waiter has given up and slept,
     // the count is evidently not about to reach zero, and more spinners would
     // only take CPU from the threads that still have to count down.
-    // The group: the threads still to count down, and this one.
+    // The group, estimated: the count still to come down (one per thread
+    // when each thread counts down once; a thread that counts down by more,
+    // or several times, makes it an overestimate, which errs towards the
+    // short spin), plus this waiter.
     std::uint32_t const seen = word_.load(std::memory_order_relaxed);
     if ((seen & sleepers) == 0 && detail::group_spin_until([this] { return try_wait(); }, (seen >> 1) + 1)) return;
     // Ordering: acquire; pairs with the release count_downs.

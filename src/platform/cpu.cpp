@@ -38,6 +38,21 @@ unsigned available_cpus() noexcept {
   return n == 0 ? 1 : n;
 }
 
+unsigned process_cpus() noexcept {
+  static unsigned const cpus = [] {
+#if defined(__linux__)
+    cpu_set_t set;
+    if (::sched_getaffinity(::getpid(), sizeof set, &set) == 0) {
+      int const n = CPU_COUNT(&set);
+      if (n > 0) return static_cast<unsigned>(n);
+    }
+#endif
+    unsigned const n = std::thread::hardware_concurrency();
+    return n == 0 ? 1u : n;
+  }();
+  return cpus;
+}
+
 int current_cpu() noexcept {
 #if defined(__linux__)
   return ::sched_getcpu();

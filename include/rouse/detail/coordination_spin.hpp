@@ -8,10 +8,12 @@
 // it waits for is running on another core), then polls with a yield between
 // polls (it may be waiting for the CPU this thread holds: with more threads
 // than cores, a yield lets it run, for about one system call), and only then
-// sleeps. Both phases are bounded, so a long wait still ends asleep and costs
-// no CPU. The limits were chosen with rouse-bench's barrier.cycle2/4,
-// semaphore.pingpong and latch.countdown16 on the 2-vCPU AMD EPYC VM (see
-// docs/coordination.md).
+// sleeps. A group wait (barrier, latch) whose group fits on the CPUs has a
+// third phase before it sleeps: pause polls for a few wake-up costs
+// (group_spin_until). Every phase is bounded, so a long wait still ends
+// asleep and costs no CPU. The limits were chosen with rouse-bench's
+// barrier and latch workloads and semaphore.pingpong on the 2-vCPU AMD EPYC
+// VM and a 16-core Intel Xeon VM (see docs/coordination.md).
 //
 // The yield is not part of any protocol (it only decides when to re-check),
 // so it calls the platform directly rather than through the alias point;
@@ -36,7 +38,7 @@ namespace rouse::detail {
 inline constexpr int coordination_spin_limit = 1;
 inline constexpr int handoff_spin_limit = 1;
 inline constexpr int coordination_yield_limit = 0;
-inline constexpr int group_yield_limit = 4;
+inline constexpr int group_yield_limit = 0;
 #else
 // Polls with a pause before the first yield, for a group wait (barrier,
 // latch): a few hundred ns. With more threads than CPUs, the thread being
@@ -108,13 +110,15 @@ inline bool spin_until(Done&& done, int pause_limit = coordination_spin_limit,
 }
 
 // The spin of a group wait (barrier, latch): the short spin above, then,
-// if the group's `participants` fit on the CPUs this process may use, more
-// polls until the budget of group_spin_multiple x wake_cost() is spent.
-// Returns done()'s last result. Which case applies:
+// if the group's `participants` (a barrier's expected count; for a latch an
+// estimate, see latch.hpp) fit on the CPUs this process may use
+// (platform::process_cpus()), more polls until the budget of
+// group_spin_multiple x wake_cost() is spent. Returns done()'s last result.
+// Which case applies:
 //
-//   participants > CPUs   some participant is always waiting for a CPU that
-//                         a waiter holds: 16 pauses, 4 yields, then sleep
-//                         (group_yield_limit's reasons)
+//   participants > CPUs   some participant is usually waiting for a CPU
+//                         that a waiter holds: 16 pauses, 4 yields, then
+//                         sleep (group_yield_limit's reasons)
 //   participants <= CPUs  the ones still to come are probably running on
 //                         other CPUs, and a sleeper costs the phase a
 //                         wake-up: poll on with pauses, and yield once per
@@ -126,10 +130,7 @@ inline bool group_spin_until(Done&& done, std::uint32_t participants) {
   (void)participants;
   return false;
 #else
-  // The affinity mask is read once: the decision is a heuristic, and the
-  // system call costs ~1 µs on the VMs measured here.
-  static unsigned const cpus = platform::available_cpus();
-  if (participants > cpus) return false;
+  if (participants > platform::process_cpus()) return false;
   std::int64_t budget = group_spin_multiple * platform::wake_cost().count();
   if (budget < 2'000) budget = 2'000;
   if (budget > 50'000) budget = 50'000;

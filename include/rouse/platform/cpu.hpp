@@ -30,7 +30,15 @@ void thread_yield() noexcept;
 std::uint32_t this_thread_id() noexcept;
 
 // How many CPUs this process may run on (its affinity mask), at least 1.
+// On Linux the mask read is the calling thread's (sched_getaffinity(0)).
 unsigned available_cpus() noexcept;
+
+// The same for the process as a whole: the mask of its main thread (the
+// thread whose id is the process id), read once, on the first call, and
+// cached; at least 1. For heuristics on the hot side of a slow path (how
+// long to spin), where a system call per use would cost more than the
+// answer is worth and a pinned calling thread would mislead.
+unsigned process_cpus() noexcept;
 
 // The CPU the calling thread is running on, or -1 where that cannot be
 // told. A hint: the thread may have moved by the time it is read. Cheap on
