@@ -61,6 +61,7 @@
 // that wait() reads with acquire.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <type_traits>
@@ -153,11 +154,11 @@ class barrier {
     // Ordering: relaxed; every drop of this phase precedes an arrival this
     // thread's acquire arrival synchronized with.
     std::uint32_t const drops = drops_.exchange(0, std::memory_order_relaxed);
-    // Ordering: relaxed; only completing threads write expected_, one per
-    // phase, ordered through the arrivals word (see the store below).
-    // Waiters read it only as a spin heuristic, hence an atomic.
-    std::uint32_t const next_expected = expected_.load(std::memory_order_relaxed) - drops;
-    expected_.store(next_expected, std::memory_order_relaxed);
+    // Only completing threads write expected_, one per phase, ordered
+    // through the arrivals word (see the store below); waiters only read it
+    // as a spin heuristic (group_size()), hence the relaxed atomic store.
+    std::uint32_t const next_expected = detail::unsync_ref(expected_) - drops;
+    store_expected(next_expected);
     // The next phase's count. Ordering: release, so that the completing
     // thread of the next phase (whose acquire arrival reads this store's
     // release sequence) sees expected_ as written here.
@@ -173,11 +174,31 @@ class barrier {
     if ((before & sleepers) != 0) detail::wake_all(gen_);
   }
 
+  // The expected count, for waiters (a hint: a completing thread may be
+  // changing it after drops). Ordering: relaxed, through std::atomic_ref, so
+  // that the read is not a data race with store_expected(). Under a Relacy
+  // model the spin ignores the size, and the read would only add states.
+  std::uint32_t group_size() const noexcept {
+#if defined(ROUSE_MODEL_RELACY)
+    return 0;
+#else
+    return std::atomic_ref<std::uint32_t>(const_cast<std::uint32_t&>(expected_)).load(std::memory_order_relaxed);
+#endif
+  }
+  void store_expected(std::uint32_t v) noexcept {
+#if defined(ROUSE_MODEL_RELACY)
+    detail::unsync_ref(expected_) = v;
+#else
+    // Ordering: relaxed: the completing threads' own order comes from the
+    // arrivals word; group_size() needs no more than a whole value.
+    std::atomic_ref<std::uint32_t>(expected_).store(v, std::memory_order_relaxed);
+#endif
+  }
+
   [[gnu::noinline]] void wait_slow(std::uint32_t tag) const noexcept {
-    // How long to spin depends on the group's size. Ordering: relaxed; a
-    // heuristic (a completing thread may be changing it after drops).
+    // How long to spin depends on the group's size.
     if (detail::group_spin_until([&] { return tag_of(gen_.load(std::memory_order_relaxed)) != tag; },
-                                 expected_.load(std::memory_order_relaxed))) {
+                                 group_size())) {
       // Ordering: acquire; pairs with the release exchange in complete_phase().
       (void)gen_.load(std::memory_order_acquire);
       return;
@@ -204,7 +225,9 @@ class barrier {
   detail::atomic<std::uint32_t> arrivals_;
   mutable detail::atomic<std::uint32_t> gen_{0};
   detail::atomic<std::uint32_t> drops_{0};
-  detail::atomic<std::uint32_t> expected_;
+  // A protocol variable of the completing threads (an unsync, so that a
+  // model checks that claim), read racily by waiters for its size only.
+  detail::unsync<std::uint32_t> expected_;
   [[no_unique_address]] CompletionFunction completion_;
 };
 
