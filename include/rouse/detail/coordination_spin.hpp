@@ -81,6 +81,7 @@ inline constexpr int group_yield_limit = 4;
 // waiters slept, 2.1x std::latch): phases of that many threads skew by
 // more than a few µs, and each sleeper costs the phase a wake-up.
 inline constexpr std::int64_t group_spin_multiple = 4;
+inline constexpr std::int64_t group_spin_min_ns = 2'000, group_spin_max_ns = 50'000;
 inline constexpr int group_spin_batch = 64;
 #endif
 
@@ -132,8 +133,8 @@ inline bool group_spin_until(Done&& done, std::uint32_t participants) {
 #else
   if (participants > platform::process_cpus()) return false;
   std::int64_t budget = group_spin_multiple * platform::wake_cost().count();
-  if (budget < 2'000) budget = 2'000;
-  if (budget > 50'000) budget = 50'000;
+  if (budget < group_spin_min_ns) budget = group_spin_min_ns;
+  if (budget > group_spin_max_ns) budget = group_spin_max_ns;
   std::int64_t const deadline = platform::steady_now_ns() + budget;
   for (;;) {
     for (int i = 0; i < group_spin_batch; ++i) {
