@@ -207,4 +207,11 @@ TEST(endless_timeout, spsc_send_for) {
                            [&] { (void)rx.recv(); });
 }
 
+TEST(endless_timeout, spsc_recv_for) {
+  auto channel = rouse::channel::spsc<int>(1);
+  auto& tx = channel.first;
+  auto& rx = channel.second;
+  expect_waits_for_release([&] { return rx.recv_for(hours::max()).has_value(); }, [&] { (void)tx.send(7); });
+}
+
 }  // namespace

@@ -524,10 +524,9 @@ class spsc_receiver {
       if (drained_and_closed()) return recv_result<T>(status::closed);
       return recv_result<T>(status::timed_out);
     }
-    auto const now = std::chrono::steady_clock::now();
-    if (timeout >= spsc_detail::clock_deadline::max() - now)
+    auto const deadline = platform::deadline_after(timeout);
+    if (platform::is_unbounded(deadline))
       return recv_slow(static_cast<const spsc_detail::clock_deadline*>(nullptr));
-    auto const deadline = now + std::chrono::ceil<spsc_detail::clock_deadline::duration>(timeout);
     return recv_slow(&deadline);
   }
 
