@@ -156,8 +156,8 @@ class barrier {
     std::uint32_t const drops = drops_.exchange(0, std::memory_order_relaxed);
     // Only completing threads write expected_, one per phase, ordered
     // through the arrivals word (see the store below); waiters only read it
-    // as a spin heuristic (group_size()), hence the relaxed atomic store.
-    std::uint32_t const next_expected = detail::unsync_ref(expected_) - drops;
+    // as a spin heuristic (group_size()), hence the atomic_ref accesses.
+    std::uint32_t const next_expected = load_expected() - drops;
     store_expected(next_expected);
     // The next phase's count. Ordering: release, so that the completing
     // thread of the next phase (whose acquire arrival reads this store's
@@ -185,12 +185,24 @@ class barrier {
     return std::atomic_ref<std::uint32_t>(const_cast<std::uint32_t&>(expected_)).load(std::memory_order_relaxed);
 #endif
   }
+  // The completing thread's own accesses. Outside the model they go through
+  // std::atomic_ref too (relaxed: their order comes from the arrivals
+  // word), since an object that atomic_refs may be reading at the same time
+  // must only be accessed through atomic_refs; under the model they are the
+  // checked plain accesses of the protocol.
+  std::uint32_t load_expected() noexcept {
+#if defined(ROUSE_MODEL_RELACY)
+    return detail::unsync_ref(expected_);
+#else
+    return std::atomic_ref<std::uint32_t>(expected_).load(std::memory_order_relaxed);
+#endif
+  }
   void store_expected(std::uint32_t v) noexcept {
 #if defined(ROUSE_MODEL_RELACY)
     detail::unsync_ref(expected_) = v;
 #else
-    // Ordering: relaxed: the completing threads' own order comes from the
-    // arrivals word; group_size() needs no more than a whole value.
+    // Ordering: relaxed, as load_expected(); group_size() needs no more
+    // than a whole value.
     std::atomic_ref<std::uint32_t>(expected_).store(v, std::memory_order_relaxed);
 #endif
   }

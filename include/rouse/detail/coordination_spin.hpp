@@ -24,10 +24,11 @@
 
 #include <cstdint>
 
+#include "rouse/detail/backoff_spin.hpp"
+
 #if !defined(ROUSE_MODEL_RELACY)
 #include "rouse/platform/cpu.hpp"
 #include "rouse/platform/deadline.hpp"
-#include "rouse/platform/wait.hpp"
 #endif
 
 namespace rouse::detail {
@@ -69,19 +70,19 @@ inline constexpr int coordination_yield_limit = 64;
 // and a CPU whose threads all wait never looks idle, so the scheduler never
 // moves a thread there. With 4 threads on 2 vCPUs the threads were placed
 // 3 + 1 and stayed so for a whole run with 64 yields (each phase then needs
-// two switches on the crowded CPU: ~4.3 µs a phase); sleeping after a few
-// yields lets idle balancing even them out (~2.5 µs a phase). See
-// docs/coordination.md.
+// two switches on the crowded CPU); sleeping after a few yields lets idle
+// balancing even them out: barrier.cycle4 went from 0.76-0.98x to
+// 0.61-0.75x std::barrier (docs/coordination.md).
 inline constexpr int group_yield_limit = 4;
 // When the group fits on the CPUs (group_spin_until), a waiter polls on
-// after that for `group_spin_multiple` x platform::wake_cost(), clamped to
-// [2, 50] µs, with a yield every `group_spin_batch` pause polls. On 16
-// cores, 4 to 16 threads with only the short spin slept in most phases
-// (barrier.cycle4: 1.5 futex waits a phase, latch.countdown16: 9.9 of 16
-// waiters slept, 2.1x std::latch): phases of that many threads skew by
-// more than a few µs, and each sleeper costs the phase a wake-up.
-inline constexpr std::int64_t group_spin_multiple = 4;
-inline constexpr std::int64_t group_spin_min_ns = 2'000, group_spin_max_ns = 50'000;
+// after that for 4 x platform::wake_cost(), clamped to [2, 50] µs
+// (backoff_spin::budget of this policy; its gap fields are not used), with
+// a yield every `group_spin_batch` pause polls. On 16 cores, 4 to 16
+// threads with only the short spin slept in most phases (barrier.cycle4
+// went from 0.13x to 0.89x std::barrier, latch.countdown16 from 0.83x to
+// 2.5x std::latch; docs/coordination.md): phases of that many threads skew
+// by more than a few µs, and each sleeper costs the phase a wake-up.
+inline constexpr spin_policy group_spin_policy{4, std::chrono::microseconds(2), std::chrono::microseconds(50), 0, 0, 0};
 inline constexpr int group_spin_batch = 64;
 #endif
 
@@ -114,7 +115,7 @@ inline bool spin_until(Done&& done, int pause_limit = coordination_spin_limit,
 // if the group's `participants` (a barrier's expected count; for a latch an
 // estimate, see latch.hpp) fit on the CPUs this process may use
 // (platform::process_cpus()), more polls until the budget of
-// group_spin_multiple x wake_cost() is spent. Returns done()'s last result.
+// group_spin_policy (4 x wake_cost()) is spent. Returns done()'s last result.
 // Which case applies:
 //
 //   participants > CPUs   some participant is usually waiting for a CPU
@@ -132,10 +133,7 @@ inline bool group_spin_until(Done&& done, std::uint32_t participants) {
   return false;
 #else
   if (participants > platform::process_cpus()) return false;
-  std::int64_t budget = group_spin_multiple * platform::wake_cost().count();
-  if (budget < group_spin_min_ns) budget = group_spin_min_ns;
-  if (budget > group_spin_max_ns) budget = group_spin_max_ns;
-  std::int64_t const deadline = platform::steady_now_ns() + budget;
+  std::int64_t const deadline = platform::steady_now_ns() + backoff_spin::budget(group_spin_policy).count();
   for (;;) {
     for (int i = 0; i < group_spin_batch; ++i) {
       if (done()) return true;
