@@ -161,8 +161,9 @@ inline constexpr std::size_t line = 128;
 // the pauses on the 2-vCPU AMD EPYC VMs rouse is measured on: the peer is
 // often on this side's own CPU (the kernel puts a woken thread beside its
 // waker), where a pause spin burns the time slice the peer needs and a
-// yield hands it over; on the other CPU a yield is a ~0.3 us system call
-// that spaces the polls and lets a batch build up. Going to sleep costs far
+// yield hands it over; on the other CPU a yield is a system call (0.3-1.2 us
+// on these VMs, depending on the day) that spaces the polls and lets a
+// batch build up. Going to sleep costs far
 // more there (~100-250 us per announce: membarrier, a wake of a halted vCPU,
 // the waker's system call), and a side that slept once tends to make the
 // two sleep in turn. Measured in a standalone harness on the cached-index

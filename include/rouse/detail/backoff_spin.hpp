@@ -122,8 +122,8 @@ class backoff_spin {
 
 // Polls separated by a yield of the processor (platform::thread_yield), for
 // a waiter whose peer may share its CPU (a pause spin would burn the time
-// slice the peer needs; a yield hands it over, and costs a ~0.3 us system
-// call when the peer runs elsewhere): at least `min_polls` polls, and more
+// slice the peer needs; a yield hands it over, and costs one system call,
+// 0.3-1.2 us on the VM of docs/benchmarks.md, when the peer runs elsewhere): at least `min_polls` polls, and more
 // until backoff_spin::budget(policy) has passed since the first (the gap
 // fields of the policy are not used). The budget matters because a waiter
 // that gives up before its peer comes back makes the peer sleep in turn: a

@@ -215,7 +215,6 @@ std::optional<T> pool_fold(Map& map, Combine& combine, I first, std::uint64_t be
   }
 }
 
-// One participant's partial result, alone on its cache line.
 // A participant's partial result for parallel_reduce, on its own cache line.
 // Only the participant whose piece is non-empty writes it (put), once, and
 // the caller reads it (get) after the job, for non-empty pieces only: such

@@ -103,9 +103,9 @@ inline void yield_now() noexcept {
 // thread waited for is often on the waiter's own CPU (the kernel places a
 // woken thread beside its waker): there a pause spin burns the time slice
 // the peer needs, and a yield hands it over. When the peer runs on the other
-// CPU a yield is a ~0.3 us system call that returns at once, which spaces the
-// polls (each poll of a line the peer keeps writing takes it away) and lets
-// a batch build up. Measured (bounded 1024, 4M messages, medians of 5,
+// CPU a yield is a system call that returns at once (0.3-1.2 us on these
+// VMs, depending on the day), which spaces the polls (each poll of a line
+// the peer keeps writing takes it away) and lets a batch build up. Measured (bounded 1024, 4M messages, medians of 5,
 // interleaved; vCPUs ~100 ns and ~400 ns apart): 1 pause then 16 yields
 // against crossbeam's 1..64 pauses then 4 yields gave 72-150 vs 14-41 M
 // msgs/s for 1 producer/1 consumer, 89-105 vs 23-38 for 4/1, 94-97 vs 14-35
