@@ -11,8 +11,8 @@
 namespace rouse {
 
 static_assert(sizeof(detail::pool_dispatch) == 384);
-static_assert(sizeof(pool) == sizeof(detail::pool_dispatch) + 128,
-              "the dispatch core and the thread vector, each on its own lines");
+static_assert(sizeof(pool) == sizeof(detail::pool_dispatch) + 128 + sizeof(detail::pool_pieces),
+              "the dispatch core, the thread vector and the piece cursors, each on their own lines");
 
 namespace {
 
@@ -50,7 +50,8 @@ void pin_this_thread(int cpu) noexcept {
 
 pool::pool() : pool(pool_options{}) {}
 
-pool::pool(pool_options options) : core_(participants_for(options) - 1, options.spin, options.max_spin) {
+pool::pool(pool_options options)
+    : core_(participants_for(options) - 1, options.spin, options.max_spin), pieces_(core_.participants()) {
   std::vector<int> const cpus = options.pin ? allowed_cpus() : std::vector<int>{};
   threads_.reserve(core_.workers());
   try {

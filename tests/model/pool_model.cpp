@@ -15,13 +15,21 @@
 //   stop_idle         the pool is stopped without ever running a job.
 //   failed_job        a task throws: run_job rethrows it after every task is
 //                     reported, and the next job runs normally.
-// And a broken caller, kept to prove the model sees the bug it guards:
+//   pieces            two jobs in a row, each cut into 3 pieces per
+//                     participant (rouse/pool/pieces.hpp): every piece runs
+//                     exactly once, whoever takes it, its write is visible
+//                     to the caller, and the second job's new stamp makes
+//                     the cursors left by the first count as unclaimed.
+// And broken callers, kept to prove the model sees the bugs they guard:
 //   no_wait_done      the caller reads the workers' results without waiting
 //                     for their reports: a data race.
+//   stale_stamp       the second job reuses the first job's stamp: its
+//                     pieces look claimed already and never run.
 #include <cstdint>
 
 #include "model.hpp"
 #include "rouse/pool/dispatch.hpp"
+#include "rouse/pool/pieces.hpp"
 
 namespace {
 
@@ -157,6 +165,49 @@ struct failed_job_suite : rl::test_suite<failed_job_suite, participants> {
   }
 };
 
+// Jobs cut into pieces: participant i runs piece i*m first, then claims
+// the rest of its own and of the others' from their cursors.
+template <bool FreshStamp>
+struct pieces_suite : rl::test_suite<pieces_suite<FreshStamp>, participants> {
+  static constexpr unsigned m = 3;
+  static constexpr unsigned pieces = participants * m;
+  d::pool_dispatch core{participants - 1, nanoseconds(0)};
+  d::pool_pieces cursors{participants};
+
+  struct job_state {
+    pieces_suite* suite;
+    std::uint64_t stamp;
+    rl::var<int> runs[pieces];
+  } first{this, 0, {}}, second{this, 0, {}};
+
+  void before() {
+    for (auto& r : first.runs) r($) = 0;
+    for (auto& r : second.runs) r($) = 0;
+  }
+  static void invoke(void* context, unsigned index, unsigned count) {
+    auto* job = static_cast<job_state*>(context);
+    RL_ASSERT(count == participants);
+    job->suite->cursors.run_pieces(
+        index, job->stamp, m, [&](unsigned q) { job->runs[q]($) += 1; }, [] { return false; });
+  }
+  static void expect_each_once(job_state& job) {
+    for (auto& r : job.runs) RL_ASSERT(r($) == 1);
+  }
+  void thread(unsigned index) {
+    if (index == 0) {
+      first.stamp = cursors.next_stamp();
+      core.run_job({&pieces_suite::invoke, &first});
+      expect_each_once(first);
+      second.stamp = FreshStamp ? cursors.next_stamp() : first.stamp;
+      core.run_job({&pieces_suite::invoke, &second});
+      expect_each_once(second);
+      core.stop();
+    } else {
+      core.worker_loop();
+    }
+  }
+};
+
 // Broken on purpose: the caller looks at a worker's result before the
 // completion word says the workers are done.
 struct no_wait_done_suite : rl::test_suite<no_wait_done_suite, participants> {
@@ -191,6 +242,9 @@ int main() {
   failures += rouse_model::expect_pass<stop_idle_suite>("pool.stop_idle", 100000);
   failures += rouse_model::expect_pass<two_jobs_suite>("pool.two_jobs", 200000);
   failures += rouse_model::expect_pass<failed_job_suite>("pool.failed_job", 200000);
+  failures += rouse_model::expect_pass<pieces_suite<true>>("pool.pieces", 200000);
+  failures += rouse_model::expect_failure<pieces_suite<false>>("pool.stale_stamp", rl::test_result_user_assert_failed,
+                                                              200000);
   failures += rouse_model::expect_failure<no_wait_done_suite>("pool.no_wait_done", rl::test_result_data_race, 200000);
   return failures == 0 ? 0 : 1;
 }

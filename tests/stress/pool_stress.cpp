@@ -7,6 +7,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <algorithm>
 #include <functional>
 #include <thread>
 #include <vector>
@@ -87,6 +88,43 @@ TEST(pool_stress, parallel_for_and_reduce_oversubscribed_count_every_index) {
     auto const sum = pool.parallel_reduce(std::size_t{0}, n, std::size_t{0}, [](std::size_t i) { return i; },
                                           std::plus<>{});
     ASSERT_EQ(sum, n * (n - 1) / 2);
+  }
+}
+
+// Ranges large enough to be cut into pieces (rouse/pool/pieces.hpp), on
+// more threads than cores, where participants are descheduled mid-job and
+// the others take their pieces. Each piece's range is written by whoever ran
+// it into the slot of its piece (plain data: TSan checks that the job's
+// report publishes it); the slots must tile [0, n) exactly, job after job
+// (a stale cursor would skip pieces, a double claim would write one twice).
+TEST(pool_stress, large_ranges_oversubscribed_run_every_piece_once) {
+  unsigned const threads = rouse_test::oversubscribed();
+  rouse::pool pool(rouse::pool_options{.threads = threads, .spin = 5us, .max_spin = 5us});
+  using rouse::detail::pool_pieces;
+  std::uint64_t const threshold = threads * pool_pieces::min_pieces * pool_pieces::min_piece;
+  long const rounds = rouse_test::scaled(300);
+  std::vector<std::uint64_t> first_of(threads * pool_pieces::max_pieces), last_of(first_of.size());
+  std::vector<int> runs(first_of.size());
+  for (long round = 0; round < rounds; ++round) {
+    std::uint64_t const n = threshold + static_cast<std::uint64_t>(round * 7919) % (3 * threshold);
+    unsigned const pieces = threads * pool_pieces::pieces_per_participant(n, threads);
+    std::fill(runs.begin(), runs.end(), 0);
+    pool.parallel_for(std::uint64_t{0}, n, [&](rouse::index_range<std::uint64_t> r) {
+      // The piece number, from the documented cut: static_piece(n, q, pieces).
+      unsigned q = static_cast<unsigned>(r.first / (n / pieces + 1));
+      while (rouse::detail::static_piece(n, q, pieces).begin < r.first) ++q;
+      first_of[q] = r.first;
+      last_of[q] = r.last;
+      runs[q] += 1;
+    });
+    for (unsigned q = 0; q < pieces; ++q) {
+      ASSERT_EQ(runs[q], 1) << "round " << round << " piece " << q;
+      ASSERT_EQ(first_of[q], q == 0 ? 0 : last_of[q - 1]) << "round " << round << " piece " << q;
+    }
+    ASSERT_EQ(last_of[pieces - 1], n);
+    auto const sum = pool.parallel_reduce(std::uint64_t{0}, n, std::uint64_t{0},
+                                          [](rouse::index_range<std::uint64_t> r) { return r.size(); }, std::plus<>{});
+    ASSERT_EQ(sum, n) << "round " << round;
   }
 }
 

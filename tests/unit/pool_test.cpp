@@ -369,28 +369,33 @@ TEST(pool, parallel_reduce_combines_in_participant_order) {
   }
 }
 
-TEST(pool, parallel_reduce_of_floating_point_is_reproducible) {
+// A floating-point sum over n indices on a pool of 3: equal bit for bit run
+// to run, and equal to the documented order: 3 * m pieces (m = 1 for a
+// static split), each folded left to right, combined in piece order.
+void expect_reproducible_in_documented_order(std::size_t n, unsigned m) {
+  ASSERT_EQ(rouse::detail::pool_pieces::pieces_per_participant(n, 3), m);
   rouse::pool pool(rouse::pool_options{.threads = 3});
-  std::vector<double> x(100000);
+  std::vector<double> x(n);
   for (std::size_t i = 0; i < x.size(); ++i) x[i] = 1.0 / (1.0 + static_cast<double>(i) * 0.37);
   auto sum = [&] {
     return pool.parallel_reduce(std::size_t{0}, x.size(), 0.0, [&](std::size_t i) { return x[i]; }, std::plus<>{});
   };
   double const first = sum();
-  for (int run = 0; run < 50; ++run) {
+  for (int run = 0; run < 30; ++run) {
     double const again = sum();
     ASSERT_EQ(std::memcmp(&first, &again, sizeof first), 0) << "run " << run;
   }
-  // And it is the documented order: three pieces, folded left to right.
   double expected = 0.0;
-  for (unsigned p = 0; p < 3; ++p) {
-    auto const piece = rouse::detail::static_piece(x.size(), p, 3);
+  for (unsigned q = 0; q < 3 * m; ++q) {
+    auto const piece = rouse::detail::static_piece(x.size(), q, 3 * m);
     double acc = x[piece.begin];
     for (auto i = piece.begin + 1; i < piece.end; ++i) acc += x[i];
     expected += acc;
   }
   EXPECT_EQ(std::memcmp(&first, &expected, sizeof first), 0);
 }
+
+TEST(pool, parallel_reduce_of_floating_point_is_reproducible) { expect_reproducible_in_documented_order(100000, 1); }
 
 // A trivially destructible T with no default constructor: the slots such
 // values go through are left uninitialized until their participant fills
@@ -431,6 +436,191 @@ TEST(pool, parallel_reduce_works_with_more_participants_than_inline_slots) {
   rouse::pool pool(rouse::pool_options{.threads = 20});
   auto const n = pool.parallel_reduce(0, 1000, 0, [](int) { return 1; }, std::plus<>{});
   EXPECT_EQ(n, 1000);
+}
+
+// --- pieces: large ranges, cut finer, taken by whoever is free ------------
+
+using rouse::detail::pool_pieces;
+
+TEST(pool_pieces, a_range_is_cut_only_when_every_participant_gets_at_least_min_pieces) {
+  constexpr std::uint64_t p = pool_pieces::min_piece;
+  static_assert(pool_pieces::min_pieces >= 2 && pool_pieces::min_pieces <= pool_pieces::max_pieces);
+  for (unsigned count : {1u, 2u, 3u, 16u}) {
+    EXPECT_EQ(pool_pieces::pieces_per_participant(0, count), 1u);
+    EXPECT_EQ(pool_pieces::pieces_per_participant(count * pool_pieces::min_pieces * p - 1, count), 1u) << count;
+    EXPECT_EQ(pool_pieces::pieces_per_participant(count * pool_pieces::min_pieces * p, count),
+              pool_pieces::min_pieces)
+        << count;
+    EXPECT_EQ(pool_pieces::pieces_per_participant(std::uint64_t{1} << 40, count), pool_pieces::max_pieces);
+  }
+  // Never a piece shorter than min_piece.
+  for (std::uint64_t n = 1; n < (std::uint64_t{1} << 24); n = n * 3 + 1) {
+    for (unsigned count : {2u, 3u, 7u}) {
+      unsigned const m = pool_pieces::pieces_per_participant(n, count);
+      if (m > 1) {
+        EXPECT_GE(n / (count * m), p) << n << " " << count;
+      }
+    }
+  }
+}
+
+TEST(pool_pieces, the_owner_runs_piece_0_and_claims_the_rest_once_per_stamp) {
+  pool_pieces cursors(2);
+  std::uint64_t const first = cursors.next_stamp(), second = cursors.next_stamp();
+  EXPECT_NE(first, second);
+  EXPECT_NE(first, 0u);  // a never used cursor (0) matches no job
+  std::vector<unsigned> got;
+  cursors.run_pieces(1, first, 4, [&](unsigned q) { got.push_back(q); }, [] { return false; });
+  // Its own pieces 4..7 in order, then participant 0's, 0 excluded (the owner's).
+  EXPECT_EQ(got, (std::vector<unsigned>{4, 5, 6, 7, 1, 2, 3}));
+  EXPECT_EQ(cursors.claim(1, first, 4), pool_pieces::no_piece);
+  // A new stamp: the cursor left by the first job counts as unclaimed.
+  EXPECT_EQ(cursors.claim(1, second, 4), 1u);
+  EXPECT_EQ(cursors.claim(0, second, 4), 1u);
+  // stop() is checked before every piece.
+  int runs = 0;
+  cursors.run_pieces(0, cursors.next_stamp(), 4, [&](unsigned) { ++runs; }, [&] { return runs == 2; });
+  EXPECT_EQ(runs, 2);
+}
+
+// The ranges a parallel_for gave its range-form body, checked to tile [0, n).
+struct range_log {
+  std::mutex m;
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> ranges;
+  void add(rouse::index_range<std::uint64_t> r) {
+    std::lock_guard g(m);
+    ranges.emplace_back(r.first, r.last);
+  }
+  void expect_tiling(std::uint64_t n, std::size_t pieces) {
+    std::sort(ranges.begin(), ranges.end());
+    ASSERT_EQ(ranges.size(), pieces) << n;
+    std::uint64_t at = 0;
+    for (auto [b, e] : ranges) {
+      ASSERT_EQ(b, at) << n;
+      ASSERT_GE(e - b, pool_pieces::min_piece) << n;
+      at = e;
+    }
+    ASSERT_EQ(at, n);
+  }
+};
+
+TEST(pool, parallel_for_of_a_large_range_runs_every_index_once) {
+  for (unsigned threads : {2u, 3u, 5u}) {
+    rouse::pool pool(rouse::pool_options{.threads = threads});
+    std::uint64_t const threshold = threads * pool_pieces::min_pieces * pool_pieces::min_piece;
+    for (std::uint64_t n : {threshold - 1, threshold, threshold + 13, 3 * threshold + 7, 9 * threshold + 1}) {
+      index_counts counts(n);
+      pool.parallel_for(std::uint64_t{0}, n, [&](std::uint64_t i) { counts.runs[i].fetch_add(1); });
+      counts.expect_each_once();
+      range_log log;
+      pool.parallel_for(std::uint64_t{0}, n, [&](rouse::index_range<std::uint64_t> r) { log.add(r); });
+      log.expect_tiling(n, threads * pool_pieces::pieces_per_participant(n, threads));
+    }
+  }
+}
+
+// One participant's first piece (piece 0 is never taken from its owner)
+// waits until every other piece is done: the job can only finish if the
+// others take the rest of that participant's pieces. Without stealing the
+// wait never ends; it gives up after a minute and fails the test.
+void stall_one_participant(unsigned threads, unsigned stalled) {
+  rouse::pool pool(rouse::pool_options{.threads = threads});
+  std::uint64_t const n = threads * pool_pieces::max_pieces * pool_pieces::min_piece;
+  unsigned const m = pool_pieces::pieces_per_participant(n, threads);
+  ASSERT_EQ(m, pool_pieces::max_pieces);
+  std::uint64_t const piece = n / (threads * m);
+  std::atomic<unsigned> done{0};
+  std::atomic<bool> gave_up{false};
+  for (int job = 0; job < 20; ++job) {
+    done.store(0);
+    pool.parallel_for(std::uint64_t{0}, n, [&](rouse::index_range<std::uint64_t> r) {
+      if (r.first / piece == stalled * m) {
+        auto const give_up = std::chrono::steady_clock::now() + 60s;
+        while (done.load() != threads * m - 1) {
+          if (std::chrono::steady_clock::now() > give_up) {
+            gave_up.store(true);
+            break;
+          }
+          std::this_thread::yield();
+        }
+      }
+      done.fetch_add(1);
+    });
+    ASSERT_FALSE(gave_up.load()) << "job " << job;
+    ASSERT_EQ(done.load(), threads * m);
+  }
+}
+
+TEST(pool, a_stalled_caller_s_pieces_are_taken_by_the_workers) {
+  stall_one_participant(2, 0);
+  stall_one_participant(3, 0);
+}
+// The stalled task may be run by a worker or, when the caller helps, by the
+// caller; either way its other pieces go to whoever is free.
+TEST(pool, a_stalled_task_s_pieces_are_taken_by_the_others) {
+  stall_one_participant(2, 1);
+  stall_one_participant(4, 2);
+}
+
+// An interval type whose combine checks adjacency: the pieces are combined
+// in order, each exactly once, whoever ran them. Not trivially destructible.
+struct interval {
+  std::uint64_t first = 0, last = 0;
+  std::string broken;
+};
+interval join(interval a, interval b) {
+  if (a.last != b.first && a.broken.empty()) a.broken = std::to_string(a.last) + " then " + std::to_string(b.first);
+  a.last = b.last;
+  return a;
+}
+
+TEST(pool, parallel_reduce_of_a_large_range_combines_its_pieces_in_order) {
+  for (unsigned threads : {2u, 3u}) {
+    rouse::pool pool(rouse::pool_options{.threads = threads});
+    std::uint64_t const threshold = threads * pool_pieces::min_pieces * pool_pieces::min_piece;
+    for (std::uint64_t n : {threshold, 5 * threshold + 3}) {
+      for (int job = 0; job < 20; ++job) {
+        interval const all = pool.parallel_reduce(
+            std::uint64_t{0}, n, interval{},
+            [](rouse::index_range<std::uint64_t> r) { return interval{r.first, r.last, {}}; }, join);
+        ASSERT_EQ(all.broken, "") << n;
+        ASSERT_EQ(all.last, n);
+        auto const sum = pool.parallel_reduce(std::uint64_t{0}, n, std::uint64_t{0},
+                                              [](std::uint64_t i) { return i; }, std::plus<>{});
+        ASSERT_EQ(sum, n * (n - 1) / 2);
+      }
+    }
+  }
+}
+
+TEST(pool, parallel_reduce_of_a_large_range_is_reproducible_in_the_documented_order) {
+  expect_reproducible_in_documented_order(3 * pool_pieces::max_pieces * pool_pieces::min_piece + 12345,
+                                          pool_pieces::max_pieces);
+  expect_reproducible_in_documented_order(3 * pool_pieces::min_pieces * pool_pieces::min_piece,
+                                          pool_pieces::min_pieces);
+}
+
+TEST(pool, exception_in_a_piece_of_a_large_range_is_rethrown) {
+  rouse::pool pool(rouse::pool_options{.threads = 3});
+  std::uint64_t const n = 3 * pool_pieces::max_pieces * pool_pieces::min_piece;
+  for (std::uint64_t bad : {std::uint64_t{0}, n / 2, n - 1}) {
+    EXPECT_THROW(pool.parallel_reduce(
+                     std::uint64_t{0}, n, interval{},
+                     [bad](rouse::index_range<std::uint64_t> r) {
+                       if (r.first <= bad && bad < r.last) throw std::out_of_range("x");
+                       return interval{r.first, r.last, std::string(100, 'x')};  // heap-owning partials
+                     },
+                     join),
+                 std::out_of_range);
+    EXPECT_THROW(pool.parallel_for(std::uint64_t{0}, n,
+                                   [bad](std::uint64_t i) {
+                                     if (i == bad) throw std::out_of_range("y");
+                                   }),
+                 std::out_of_range);
+  }
+  EXPECT_EQ(pool.parallel_reduce(std::uint64_t{0}, n, std::uint64_t{0}, [](std::uint64_t) { return std::uint64_t{1}; },
+                                 std::plus<>{}),
+            n);
 }
 
 // --- failure ------------------------------------------------------------

@@ -2,7 +2,7 @@
 //
 //   rouse::pool pool;                                   // N = the CPUs this process may use
 //   pool.run([](unsigned index, unsigned count) {...}); // every participant once
-//   pool.parallel_for(0, n, [&](std::size_t i) {...});  // static split, f(i)
+//   pool.parallel_for(0, n, [&](std::size_t i) {...});  // split over all participants, f(i)
 //   pool.parallel_for(0, n, [&](rouse::index_range<std::size_t> r) {...});  // f(range)
 //   pool.parallel_for(0, n, 256, f);                    // chunks of 256, taken on demand
 //   double s = pool.parallel_reduce(0, n, 0.0, [&](std::size_t i) { return x[i]; }, std::plus<>{});
@@ -40,8 +40,13 @@
 //
 // Fairness: outside callers are served in no particular order. Inside a
 // job, parallel_for without a grain and parallel_reduce split statically
-// (participant i gets the i-th of N nearly equal pieces); with a grain,
-// participants take chunks on demand (one relaxed fetch_add per chunk).
+// (participant i gets the i-th of N nearly equal pieces); a range of at
+// least 4 * 2^14 indices per participant is cut into 4-8 pieces per
+// participant instead, each participant running its own pieces first and
+// then taking what is left of the others' (rouse/pool/pieces.hpp), so a
+// participant on a slow or busy CPU holds the job back by at most one
+// piece. With a grain, participants take chunks on demand (one relaxed
+// fetch_add per chunk).
 //
 // Cost with nobody waiting (workers spinning): one exchange and a lock
 // round trip on the caller, two read-modify-writes per worker, no system
@@ -57,9 +62,11 @@
 // Across processes: no.
 //
 // Determinism: parallel_reduce combines init, then the partial result of
-// participant 0, 1, ..., N-1 in that order, each partial folded left to
-// right over its piece; for a given pool size the result is the same bit
-// for bit on every run (floating point included).
+// each piece in order (participant 0, 1, ..., N-1 for a static split; piece
+// 0, 1, ..., N*m-1 for a cut range), each partial folded left to right over
+// its piece. The pieces depend only on the range's length and the pool's
+// size, not on who ran them: for a given pool size the result is the same
+// bit for bit on every run (floating point included).
 //
 // Memory ordering: everything the calling thread did before a call
 // happens-before every invocation of the callable, and every invocation
@@ -82,6 +89,7 @@
 #include "rouse/detail/diagnostics.hpp"
 #include "rouse/detail/sync_types.hpp"
 #include "rouse/pool/dispatch.hpp"
+#include "rouse/pool/pieces.hpp"
 
 namespace rouse {
 
@@ -215,11 +223,12 @@ std::optional<T> pool_fold(Map& map, Combine& combine, I first, std::uint64_t be
   }
 }
 
-// A participant's partial result for parallel_reduce, on its own cache line.
-// Only the participant whose piece is non-empty writes it (put), once, and
-// the caller reads it (get) after the job, for non-empty pieces only: such
-// a piece always yields a value unless the job fails, and then the call
-// rethrows without reading.
+// A piece's partial result for parallel_reduce (pool_result), and the
+// same on a cache line of its own (pool_reduce_slot: one per participant of
+// a static split). Only the participant that runs a non-empty piece writes
+// its result (put), once, and the caller reads it (get) after the job, for
+// non-empty pieces only: such a piece always yields a value unless the job
+// fails, and then the call rethrows without reading.
 // - Trivially destructible T: raw storage nobody initializes. An
 //   initialized slot (the caller constructing a std::optional per job) made
 //   the worker's write take that line from the caller's cache first, and
@@ -228,7 +237,7 @@ std::optional<T> pool_fold(Map& map, Combine& combine, I first, std::uint64_t be
 //   1,220; side harness, interleaved). Nothing to destroy.
 // - Other T: a std::optional the caller's array constructs and destroys.
 template <class T, bool Raw = std::is_trivially_destructible_v<T>>
-struct alignas(64) pool_reduce_slot {
+struct pool_result {
   void put(T&& v) noexcept(std::is_nothrow_move_constructible_v<T>) {
     ::new (static_cast<void*>(bytes)) T(std::move(v));
   }
@@ -236,10 +245,23 @@ struct alignas(64) pool_reduce_slot {
   alignas(T) unsigned char bytes[sizeof(T)];
 };
 template <class T>
-struct alignas(64) pool_reduce_slot<T, false> {
+struct pool_result<T, false> {
   void put(T&& v) { value.emplace(std::move(v)); }
   T& get() noexcept { return *value; }
   std::optional<T> value;
+};
+template <class T>
+struct alignas(64) pool_reduce_slot : pool_result<T> {};
+
+// The partial results of one participant's pieces (rouse/pool/pieces.hpp),
+// side by side on lines of their own: the owner writes them all, so with m
+// results to a line it takes the line once per job instead of m times
+// (each transfer would hold up its next claim, a locked instruction that
+// waits for earlier stores). A thief writes the results of the pieces it
+// took into the owner's group.
+template <class T>
+struct alignas(128) pool_piece_results {
+  pool_result<T> piece[pool_pieces::max_pieces];
 };
 
 }  // namespace detail
@@ -277,15 +299,23 @@ class pool {
   }
 
   // Calls f for every index in [first, last) exactly once, splitting the
-  // range statically into size() nearly equal pieces. f takes an index
-  // (f(i)) or, if it does not, an index_range (called once per non-empty
-  // piece).
+  // range statically into size() nearly equal pieces, or, for a range of at
+  // least 4 * 2^14 indices per participant, into 4-8 pieces per participant
+  // that participants take over from slower ones (see "Fairness" above). f
+  // takes an index (f(i)) or, if it does not, an index_range (called once
+  // per non-empty piece).
   template <std::integral I, class F>
   void parallel_for(I first, I last, F&& f) {
     std::uint64_t const n = detail::index_count(first, last);
     if (n == 0) return;
     if (n == 1 || size() == 1 || nested()) {
       detail::pool_apply(f, first, 0, n, nullptr);
+      return;
+    }
+    if (detail::pool_pieces::pieces_per_participant(n, size()) > 1) {
+      run_pieces(n, [first, &f, this](unsigned, std::uint64_t begin, std::uint64_t end) {
+        detail::pool_apply(f, first, begin, end, &core_);
+      });
       return;
     }
     run([n, first, &f, this](unsigned index, unsigned count) {
@@ -323,12 +353,13 @@ class pool {
     });
   }
 
-  // Reduces [first, last): each participant folds its static piece with
-  // combine, starting from map of its first index (map takes an index, or
-  // an index_range and returns the piece's value); the call returns
-  // combine(...combine(combine(init, p0), p1)..., pN-1) over the non-empty
-  // pieces, in participant order. No lock: each participant writes its
-  // own cache-line slot.
+  // Reduces [first, last): the range is cut into pieces as parallel_for
+  // cuts it; each piece is folded with combine, starting from map of its
+  // first index (map takes an index, or an index_range and returns the
+  // piece's value); the call returns combine(...combine(combine(init, p0),
+  // p1)..., pK-1) over the non-empty pieces, in piece order. No lock: each
+  // partial result goes to a slot of its own (one cache line per
+  // participant, or per participant's group of pieces).
   template <std::integral I, class T, class Map, class Combine>
   T parallel_reduce(I first, I last, T init, Map&& map, Combine&& combine) {
     std::uint64_t const n = detail::index_count(first, last);
@@ -338,6 +369,26 @@ class pool {
       return combine(std::move(init), std::move(*all));
     }
     using slot = detail::pool_reduce_slot<T>;
+    if (unsigned const m = detail::pool_pieces::pieces_per_participant(n, size()); m > 1) {
+      // The groups on the stack up to 2 KiB; an allocation would delay the publish.
+      using group = detail::pool_piece_results<T>;
+      constexpr unsigned inline_groups = std::max<std::size_t>(1, 2048 / sizeof(group));
+      group local_groups[inline_groups];
+      std::unique_ptr<group[]> heap_groups;
+      group* g = local_groups;
+      if (size() > inline_groups) {
+        heap_groups.reset(new group[size()]);
+        g = heap_groups.get();
+      }
+      run_pieces(n, [first, g, m, &map, &combine, this](unsigned q, std::uint64_t begin, std::uint64_t end) {
+        g[q / m].piece[q % m].put(*detail::pool_fold<T>(map, combine, first, begin, end, &core_));
+      });
+      // Every piece is non-empty (m <= n / size() / min_piece), so each has a result.
+      T result = std::move(init);
+      for (unsigned owner = 0; owner < size(); ++owner)
+        for (unsigned k = 0; k < m; ++k) result = combine(std::move(result), std::move(g[owner].piece[k].get()));
+      return result;
+    }
     constexpr unsigned inline_slots = 16;
     slot local[inline_slots];  // default-initialized: raw slots stay untouched
     std::unique_ptr<slot[]> heap;
@@ -366,8 +417,31 @@ class pool {
   void dispatch(detail::pool_job job);
   void worker_main(int cpu);
 
+  // Calls body(q, begin, end) for every non-empty piece q of [0, n) cut
+  // into m pieces per participant (m > 1), each participant taking its own
+  // pieces first and then what is left of the others' (rouse/pool/pieces.hpp).
+  template <class Body>
+  void run_pieces(std::uint64_t n, Body body) {
+    unsigned const m = detail::pool_pieces::pieces_per_participant(n, size());
+    std::uint64_t const stamp = pieces_.next_stamp();
+    // The body by value, beside n: a worker reads one closure, not two
+    // objects of the caller's frame (each a line to move).
+    run([n, m, stamp, body, this](unsigned index, unsigned count) {
+      unsigned const pieces = count * m;
+      // No piece is empty: m <= n / count / min_piece.
+      pieces_.run_pieces(
+          index, stamp, m,
+          [&](unsigned q) {
+            detail::pool_piece const piece = detail::static_piece(n, q, pieces);
+            body(q, piece.begin, piece.end);
+          },
+          [this] { return core_.stopping(); });
+    });
+  }
+
   detail::pool_dispatch core_;
   std::vector<std::thread> threads_;
+  detail::pool_pieces pieces_;
 };
 
 // The calling thread runs its share of the job marked as inside this pool
