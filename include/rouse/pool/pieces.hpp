@@ -11,12 +11,12 @@
 // different speeds (a vCPU sharing its core with another guest, hybrid
 // performance and efficiency cores, a CPU taking interrupts, a worker
 // descheduled mid-job) that is the slow CPU's time, not the average. On the
-// 2-vCPU VM of docs/pool.md, in hours when one vCPU ran at ~55% of the
-// other's speed, count.breakeven from 2^18 to 2^20 ran 1.13-1.16x faster
-// than sequential with a static split and 1.49-1.56x with pieces (side
-// harness, interleaved, 21 rounds; 2.0x and 2.7x when the sequential
-// samples ran on the slow vCPU); the ideal there is 1.55x. See
-// docs/pool.md, "Pieces".
+// 2-vCPU VM of docs/pool.md, in stretches when one vCPU ran at ~55% of the
+// other's speed, count.breakeven at 2^18 and 2^19 ran 1.16x faster than
+// sequential with a static split and 1.55-1.56x with pieces (ideal 1.55x;
+// side harness, interleaved in one process, 21 rounds). With both vCPUs at
+// full speed, pieces cost 1-1.5% at 2^17 and 2^18 and nothing measurable
+// from 2^19. See docs/pool.md, "Pieces".
 //
 // The plan. A range of n indices split over `count` participants is cut
 // into count * m pieces of nearly equal size, m = pieces_per_participant(n,
@@ -61,9 +61,7 @@
 // writes it until the owner's pieces are nearly done): m - 1 local CASes
 // per job. A participant with nothing left reads each other cursor once; a
 // steal moves one cursor line. No reset by the caller: resetting N cursors
-// would move each line to the caller and back once per job. Measured on
-// the VM above with both vCPUs at full speed: 1-1.5% of a job at 2^17 and
-// 2^18 indices, under 0.5% from 2^19 (side harness, interleaved).
+// would move each line to the caller and back once per job.
 //
 // Memory ordering. Relaxed throughout: a cursor only hands out piece
 // numbers. What a piece reads was published by the job's dispatch (the
