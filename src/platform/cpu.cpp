@@ -9,6 +9,10 @@
 
 #include <thread>
 
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <cpuid.h>
+#endif
+
 namespace rouse::platform {
 
 void thread_yield() noexcept { ::sched_yield(); }
@@ -51,6 +55,18 @@ unsigned process_cpus() noexcept {
     return n == 0 ? 1u : n;
   }();
   return cpus;
+}
+
+bool has_prefetchw() noexcept {
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+  static bool const yes = [] {
+    unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+    return __get_cpuid(0x80000001u, &eax, &ebx, &ecx, &edx) != 0 && ((ecx >> 8) & 1u) != 0;
+  }();
+  return yes;
+#else
+  return false;
+#endif
 }
 
 int current_cpu() noexcept {

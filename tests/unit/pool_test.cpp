@@ -432,6 +432,30 @@ TEST(pool, parallel_reduce_of_wide_trivial_results_is_exact) {
   }
 }
 
+// A 512 KiB result: the caller's slots for it must not be on its stack (16
+// inline slots were 8 MiB, the usual main-thread stack), with a static
+// split and with pieces.
+TEST(pool, parallel_reduce_of_a_large_result_keeps_the_slots_off_the_stack) {
+  using histogram = std::array<std::uint64_t, (1u << 19) / sizeof(std::uint64_t)>;
+  auto count_into = [](rouse::index_range<std::uint64_t> r) {
+    auto h = std::make_unique<histogram>();
+    h->fill(0);
+    for (std::uint64_t i : r) (*h)[i % h->size()] += 1;
+    return *h;
+  };
+  auto add = [](histogram a, const histogram& b) {
+    for (std::size_t k = 0; k < a.size(); ++k) a[k] += b[k];
+    return a;
+  };
+  rouse::pool pool(rouse::pool_options{.threads = 2});
+  for (std::uint64_t n : {std::uint64_t{5}, 2 * rouse::detail::pool_pieces::max_pieces * rouse::detail::pool_pieces::min_piece}) {
+    auto zero = std::make_unique<histogram>();
+    zero->fill(0);
+    auto const total = std::make_unique<histogram>(pool.parallel_reduce(std::uint64_t{0}, n, *zero, count_into, add));
+    EXPECT_EQ(std::accumulate(total->begin(), total->end(), std::uint64_t{0}), n);
+  }
+}
+
 TEST(pool, parallel_reduce_works_with_more_participants_than_inline_slots) {
   rouse::pool pool(rouse::pool_options{.threads = 20});
   auto const n = pool.parallel_reduce(0, 1000, 0, [](int) { return 1; }, std::plus<>{});

@@ -40,6 +40,12 @@ unsigned available_cpus() noexcept;
 // answer is worth and a pinned calling thread would mislead.
 unsigned process_cpus() noexcept;
 
+// Whether this x86-64 CPU has PREFETCHW (a prefetch that takes the line
+// exclusive, ahead of a write: every x86-64 AMD part, Intel since
+// Broadwell; CPUID 0x80000001 ECX bit 8), read once and cached. False on
+// other architectures.
+bool has_prefetchw() noexcept;
+
 // The CPU the calling thread is running on, or -1 where that cannot be
 // told. A hint: the thread may have moved by the time it is read. Cheap on
 // Linux with glibc >= 2.35 (read from the thread's rseq area, no system call).

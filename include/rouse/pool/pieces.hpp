@@ -78,6 +78,10 @@
 
 #include "rouse/detail/sync_types.hpp"
 
+#if !defined(ROUSE_MODEL_RELACY)
+#include "rouse/platform/cpu.hpp"
+#endif
+
 namespace rouse::detail {
 
 class pool_pieces {
@@ -173,17 +177,28 @@ class pool_pieces {
   static_assert(2 <= min_pieces && min_pieces <= max_pieces);
 
   enum access { for_read = 0, for_write = 1 };
+  // A prefetch for writing must take the line exclusive to help a CAS.
+  // __builtin_prefetch(p, 1) is a plain read prefetch unless the target
+  // has PRFCHW (not in the x86-64 baseline), so on x86-64 PREFETCHW is
+  // issued directly when the CPU has it (platform::has_prefetchw);
+  // elsewhere, or without it, a read prefetch.
   static void prefetch(const void* line, access a) noexcept {
-#if defined(__GNUC__) && !defined(ROUSE_MODEL_RELACY)
-    if (a == for_write)
-      __builtin_prefetch(line, 1);
+#if defined(ROUSE_MODEL_RELACY)
+    (void)line;
+    (void)a;
+#elif defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    if (a == for_write && platform::has_prefetchw())
+      asm volatile("prefetchw %0" : : "m"(*static_cast<const char*>(line)));
     else
       __builtin_prefetch(line, 0);
+#elif defined(__GNUC__)
+    __builtin_prefetch(line, a == for_write ? 1 : 0);
 #else
     (void)line;
     (void)a;
 #endif
   }
+
 
   // 128 bytes: see dispatch.hpp ("Size") on the adjacent-line prefetcher.
   struct alignas(128) cursor {

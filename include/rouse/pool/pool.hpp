@@ -74,6 +74,7 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <concepts>
 #include <cstdint>
@@ -253,6 +254,29 @@ struct pool_result<T, false> {
 template <class T>
 struct alignas(64) pool_reduce_slot : pool_result<T> {};
 
+// `count` default-initialized E (raw result slots stay untouched) on the
+// caller's stack when they fit in `Bytes`, else on the heap: an allocation
+// would delay the job's publish, and a large T must not put megabytes on
+// the stack (16 slots of a 1 MiB histogram would).
+template <class E, std::size_t Bytes>
+class pool_scratch {
+ public:
+  explicit pool_scratch(unsigned count) : data_(count <= inline_count ? local_.data() : allocate(count)) {}
+  pool_scratch(const pool_scratch&) = delete;
+  pool_scratch& operator=(const pool_scratch&) = delete;
+  E* data() const noexcept { return data_; }
+
+ private:
+  static constexpr std::size_t inline_count = Bytes / sizeof(E);
+  E* allocate(unsigned count) {
+    heap_.reset(new E[count]);
+    return heap_.get();
+  }
+  std::array<E, inline_count> local_;  // not value-initialized: see above
+  std::unique_ptr<E[]> heap_;
+  E* data_;
+};
+
 // The partial results of one participant's pieces (rouse/pool/pieces.hpp),
 // side by side on lines of their own: the owner writes them all, so with m
 // results to a line it takes the line once per job instead of m times
@@ -370,16 +394,8 @@ class pool {
     }
     using slot = detail::pool_reduce_slot<T>;
     if (unsigned const m = detail::pool_pieces::pieces_per_participant(n, size()); m > 1) {
-      // The groups on the stack up to 2 KiB; an allocation would delay the publish.
-      using group = detail::pool_piece_results<T>;
-      constexpr unsigned inline_groups = std::max<std::size_t>(1, 2048 / sizeof(group));
-      group local_groups[inline_groups];
-      std::unique_ptr<group[]> heap_groups;
-      group* g = local_groups;
-      if (size() > inline_groups) {
-        heap_groups.reset(new group[size()]);
-        g = heap_groups.get();
-      }
+      detail::pool_scratch<detail::pool_piece_results<T>, 2048> groups(size());
+      auto* const g = groups.data();
       run_pieces(n, [first, g, m, &map, &combine, this](unsigned q, std::uint64_t begin, std::uint64_t end) {
         g[q / m].piece[q % m].put(*detail::pool_fold<T>(map, combine, first, begin, end, &core_));
       });
@@ -389,14 +405,8 @@ class pool {
         for (unsigned k = 0; k < m; ++k) result = combine(std::move(result), std::move(g[owner].piece[k].get()));
       return result;
     }
-    constexpr unsigned inline_slots = 16;
-    slot local[inline_slots];  // default-initialized: raw slots stay untouched
-    std::unique_ptr<slot[]> heap;
-    slot* slots = local;
-    if (size() > inline_slots) {
-      heap.reset(new slot[size()]);
-      slots = heap.get();
-    }
+    detail::pool_scratch<slot, 16 * 64> scratch(size());  // 16 slots of a small T inline
+    slot* const slots = scratch.data();
     // n and first by value, so that a worker reads them from the closure,
     // not from the caller's stack frame.
     run([n, first, slots, &map, &combine, this](unsigned index, unsigned count) {
