@@ -40,20 +40,27 @@
 #include <tbb/task_arena.h>
 #endif
 
-namespace {
-
-using namespace rouse::bench;
-using u64 = std::uint64_t;
+namespace rouse::bench {
 
 // The job: n increments of a register the compiler may not reason about.
-[[gnu::noinline]] u64 count(u64 n) {
-  u64 x = 0;
-  for (u64 i = 0; i < n; ++i) {
+// (Also the probe of each CPU's speed in the report header: cpu_speed.cpp.)
+[[gnu::noinline]] std::uint64_t count_steps(std::uint64_t n) {
+  std::uint64_t x = 0;
+  for (std::uint64_t i = 0; i < n; ++i) {
     x += 1;
     asm volatile("" : "+r"(x));  // the optimization barrier
   }
   return x;
 }
+
+}  // namespace rouse::bench
+
+namespace {
+
+using namespace rouse::bench;
+using u64 = std::uint64_t;
+
+constexpr auto count = &count_steps;
 
 unsigned cpus() { return rouse::platform::available_cpus(); }
 

@@ -420,7 +420,15 @@ void print_summary(const std::vector<workload_result>& all) {
   std::fflush(stdout);
 }
 
-bool write_json(const std::string& file, const machine_info& m, const std::vector<workload_result>& all) {
+std::string json_speeds(const std::vector<cpu_speed>& speeds) {
+  std::string s = "[";
+  for (const cpu_speed& c : speeds)
+    s += (s.size() > 1 ? ", " : "") + std::string("[") + std::to_string(c.cpu) + ", " + json_number(c.us) + "]";
+  return s + "]";
+}
+
+bool write_json(const std::string& file, const run_info& info, const std::vector<workload_result>& all) {
+  const machine_info& m = info.machine;
   std::error_code ec;
   auto const parent = std::filesystem::path(file).parent_path();
   if (!parent.empty()) std::filesystem::create_directories(parent, ec);
@@ -428,7 +436,9 @@ bool write_json(const std::string& file, const machine_info& m, const std::vecto
   if (!f) return false;
   f << "{\n  \"machine\": {\"cpus\": " << m.cpus << ", \"model\": \"" << json_escape(m.model)
     << "\", \"kernel\": \"" << json_escape(m.kernel) << "\", \"compiler\": \"" << json_escape(m.compiler)
-    << "\", \"wait_backend\": \"" << json_escape(m.backend) << "\"},\n  \"results\": [";
+    << "\", \"wait_backend\": \"" << json_escape(m.backend)
+    << "\", \"cpu_speed_us_start\": " << json_speeds(info.speeds_start)
+    << ", \"cpu_speed_us_end\": " << json_speeds(info.speeds_end) << "},\n  \"results\": [";
   bool first = true;
   for (const workload_result& r : all) {
     for (const impl_result& x : r.results) {
@@ -551,6 +561,9 @@ int main(int argc, char** argv) {
               m.compiler.c_str(), m.backend.c_str(), o.quick ? "quick" : "full");
   if (info.time_limit_s > 0) std::printf(", time limit %.0f s", info.time_limit_s);
   std::printf("\n");
+  info.speeds_start = probe_cpu_speeds();
+  std::printf("cpu speeds at the start (2^20 counting steps, pinned, best of 5): %s\n",
+              describe_cpu_speeds(info.speeds_start).c_str());
 
   auto const start = clock::now();
   bool const limited = info.time_limit_s > 0;
@@ -581,6 +594,8 @@ int main(int argc, char** argv) {
     print_table(all.back());
   }
   info.elapsed_s = seconds(clock::now() - start).count();
+  info.speeds_end = probe_cpu_speeds();
+  std::printf("cpu speeds at the end: %s\n", describe_cpu_speeds(info.speeds_end).c_str());
   info.skipped = skip_notes();
 
   print_summary(all);
@@ -595,7 +610,7 @@ int main(int argc, char** argv) {
   std::fflush(stdout);
 
   int rc = 0;
-  if (!o.json.empty() && !write_json(o.json, m, all)) {
+  if (!o.json.empty() && !write_json(o.json, info, all)) {
     std::fprintf(stderr, "cannot write %s\n", o.json.c_str());
     rc = 1;
   }

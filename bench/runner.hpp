@@ -2,6 +2,7 @@
 // writer (report.cpp). Workload files need only harness.hpp.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -25,6 +26,20 @@ struct skip_note {
   std::string pattern, impl, why;
 };
 
+// The count.breakeven job: n steps of a dependent register add (count.cpp).
+std::uint64_t count_steps(std::uint64_t n);
+
+// How long one CPU took for 2^20 steps of the count.breakeven loop, pinned
+// (cpu_speed.cpp).
+struct cpu_speed {
+  int cpu;
+  double us;
+};
+std::vector<cpu_speed> probe_cpu_speeds();
+// "cpu0 283, cpu1 503 µs — uneven: ..." (the note when the slowest takes
+// over 1.15× as long as the fastest).
+std::string describe_cpu_speeds(const std::vector<cpu_speed>& speeds);
+
 // What the report says about the run as a whole.
 struct run_info {
   machine_info machine;
@@ -35,6 +50,7 @@ struct run_info {
   std::vector<std::string> scaled_down;  // workloads run as with --quick because the limit was near
   std::vector<std::string> not_run;  // workloads dropped because the time limit was reached
   std::vector<skip_note> skipped;    // peers not built here
+  std::vector<cpu_speed> speeds_start, speeds_end;  // probe_cpu_speeds() before and after
 };
 
 // One line of the summary: rouse's best implementation against the baseline.
