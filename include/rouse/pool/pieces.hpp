@@ -15,8 +15,8 @@
 // other's speed, count.breakeven at 2^18 and 2^19 ran 1.16x faster than
 // sequential with a static split and 1.55-1.56x with pieces (ideal 1.55x;
 // side harness, interleaved in one process, 21 rounds). With both vCPUs at
-// full speed, pieces cost 1-1.5% at 2^17 and 2^18 and nothing measurable
-// from 2^19. See docs/pool.md, "Pieces".
+// equal speed, pieces cost 1-9% at 2^17, 1-4% at 2^18 and nothing
+// measurable from 2^19, depending on the runs. See docs/pool.md, "Pieces".
 //
 // The plan. A range of n indices split over `count` participants is cut
 // into count * m pieces of nearly equal size, m = pieces_per_participant(n,
