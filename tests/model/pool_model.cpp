@@ -176,9 +176,9 @@ struct pieces_suite : rl::test_suite<pieces_suite<FreshStamp>, participants> {
 
   struct job_state {
     pieces_suite* suite;
-    std::uint64_t stamp;
+    rl::var<std::uint64_t> stamp;  // plain data: the dispatch must publish it
     rl::var<int> runs[pieces];
-  } first{this, 0, {}}, second{this, 0, {}};
+  } first{this, {}, {}}, second{this, {}, {}};
 
   void before() {
     for (auto& r : first.runs) r($) = 0;
@@ -187,18 +187,19 @@ struct pieces_suite : rl::test_suite<pieces_suite<FreshStamp>, participants> {
   static void invoke(void* context, unsigned index, unsigned count) {
     auto* job = static_cast<job_state*>(context);
     RL_ASSERT(count == participants);
+    std::uint64_t const stamp = job->stamp($);
     job->suite->cursors.run_pieces(
-        index, job->stamp, m, [&](unsigned q) { job->runs[q]($) += 1; }, [] { return false; });
+        index, stamp, m, [&](unsigned q) { job->runs[q]($) += 1; }, [] { return false; });
   }
   static void expect_each_once(job_state& job) {
     for (auto& r : job.runs) RL_ASSERT(r($) == 1);
   }
   void thread(unsigned index) {
     if (index == 0) {
-      first.stamp = cursors.next_stamp();
+      first.stamp($) = cursors.next_stamp();
       core.run_job({&pieces_suite::invoke, &first});
       expect_each_once(first);
-      second.stamp = FreshStamp ? cursors.next_stamp() : first.stamp;
+      second.stamp($) = FreshStamp ? cursors.next_stamp() : std::uint64_t(first.stamp($));
       core.run_job({&pieces_suite::invoke, &second});
       expect_each_once(second);
       core.stop();

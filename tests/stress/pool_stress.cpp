@@ -104,21 +104,28 @@ TEST(pool_stress, large_ranges_oversubscribed_run_every_piece_once) {
   std::uint64_t const threshold = threads * pool_pieces::min_pieces * pool_pieces::min_piece;
   long const rounds = rouse_test::scaled(300);
   std::vector<std::uint64_t> first_of(threads * pool_pieces::max_pieces), last_of(first_of.size());
-  std::vector<int> runs(first_of.size());
+  // Atomic: two runs of one piece may overlap, and a plain count could lose one.
+  std::vector<std::atomic<int>> runs(first_of.size());
   for (long round = 0; round < rounds; ++round) {
     std::uint64_t const n = threshold + static_cast<std::uint64_t>(round * 7919) % (3 * threshold);
     unsigned const pieces = threads * pool_pieces::pieces_per_participant(n, threads);
-    std::fill(runs.begin(), runs.end(), 0);
+    for (auto& r : runs) r.store(0, std::memory_order_relaxed);
+    std::atomic<bool> misplaced{false};
     pool.parallel_for(std::uint64_t{0}, n, [&](rouse::index_range<std::uint64_t> r) {
       // The piece number, from the documented cut: static_piece(n, q, pieces).
       unsigned q = static_cast<unsigned>(r.first / (n / pieces + 1));
-      while (rouse::detail::static_piece(n, q, pieces).begin < r.first) ++q;
+      while (q < pieces && rouse::detail::static_piece(n, q, pieces).begin < r.first) ++q;
+      if (q == pieces || rouse::detail::static_piece(n, q, pieces).begin != r.first) {
+        misplaced.store(true);  // not a piece of the documented cut
+        return;
+      }
       first_of[q] = r.first;
       last_of[q] = r.last;
-      runs[q] += 1;
+      runs[q].fetch_add(1, std::memory_order_relaxed);
     });
+    ASSERT_FALSE(misplaced.load()) << "round " << round;
     for (unsigned q = 0; q < pieces; ++q) {
-      ASSERT_EQ(runs[q], 1) << "round " << round << " piece " << q;
+      ASSERT_EQ(runs[q].load(), 1) << "round " << round << " piece " << q;
       ASSERT_EQ(first_of[q], q == 0 ? 0 : last_of[q - 1]) << "round " << round << " piece " << q;
     }
     ASSERT_EQ(last_of[pieces - 1], n);

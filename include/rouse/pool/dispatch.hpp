@@ -13,7 +13,8 @@
 // normally one per worker, but a worker that finished early, or the caller
 // once its own share is done, takes a task no worker has claimed yet, so a
 // worker that is asleep, or descheduled before it claims, does not hold the
-// job back (one descheduled after claiming does: the split is static).
+// job back (one descheduled after claiming holds back its task; a range cut
+// into pieces limits that to a piece: rouse/pool/pieces.hpp).
 //
 // Lifecycle. run_job() may be called by any number of threads, serialized by
 // the caller lock; every worker thread calls worker_loop() once; stop() is

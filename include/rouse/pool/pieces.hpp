@@ -33,10 +33,10 @@
 // whoever ran them, and is reproducible bit for bit.
 //
 // Piece 0 of each participant is its own: nobody else takes it (why: "Two
-// line moves" at run_pieces). A participant that stalls inside its piece 0
-// still holds that piece back, like a static split; a participant that
-// stalls anywhere else, or before its task starts, holds back at most the
-// piece it is in.
+// line moves" at run_pieces). A task that stalls after it is claimed and
+// before or inside its piece 0 holds that piece back; one that stalls later
+// holds back at most the piece it is in; one not yet claimed holds back
+// nothing (whoever is free runs it).
 //
 // The cursor. Each participant's pieces 1..m-1 are handed out by one 64-bit
 // word on its own 128-byte line, written only by claims (no reset per job):
@@ -50,16 +50,18 @@
 //   failed CAS retries with the value it read.
 //
 // Every job that uses pieces takes a new stamp (next_stamp(): one relaxed
-// fetch_add on the pool's counter, which starts at 1 so that a never used
+// fetch_add on the pool's counter, mapped to 1 .. 2^56-1 so that a never used
 // cursor, 0, matches no job). Stamps are 56 bits: they would repeat after
-// 2^56 such jobs, each of at least min_pieces * min_piece * count indices
+// 2^56 - 1 such jobs, each of at least min_pieces * min_piece * count indices
 // — over two thousand years at one job a microsecond. A claim never sees
-// another job's claims mid-flight: every claim of a job happens before its
-// claimer's task is reported done, so cursors are quiet between jobs.
+// another job's claims mid-flight: every claim of a job happens before the
+// job's call returns (a worker's before its task's report, the caller's in
+// its own program order), so cursors are quiet between jobs. (Correctness
+// needs only the CAS and unique stamps.)
 //
-// Cost. The owner's claims hit a line that stays in its cache (nobody else
-// writes it until the owner's pieces are nearly done): m - 1 local CASes
-// per job. A participant with nothing left reads each other cursor once; a
+// Cost. With equal speeds the owner's claims hit a line that stays in its
+// cache (others write it only when they steal, and read it when they run
+// out): m - 1 local CASes per job. A participant with nothing left reads each other cursor once; a
 // steal moves one cursor line. No reset by the caller: resetting N cursors
 // would move each line to the caller and back once per job.
 //
@@ -118,7 +120,8 @@ class pool_pieces {
   // publishing it; the job passes it to every claim.
   std::uint64_t next_stamp() noexcept {
     // Ordering: relaxed: only uniqueness matters (one modification order).
-    return stamps_.fetch_add(1, std::memory_order_relaxed) & stamp_mask;
+    // 1 .. 2^56-1: never 0, the value of a cursor nobody has claimed from.
+    return stamps_.fetch_add(1, std::memory_order_relaxed) % stamp_mask + 1;
   }
 
   // Claims the next unclaimed piece of participant `owner` in job `stamp`
@@ -209,7 +212,7 @@ class pool_pieces {
   std::unique_ptr<cursor[]> cursors_;
   // Its own line: the caller's fetch_add must not take away the line that
   // every participant reads count_ and cursors_ from.
-  alignas(128) detail::atomic<std::uint64_t> stamps_{1};
+  alignas(128) detail::atomic<std::uint64_t> stamps_{0};
 };
 
 }  // namespace rouse::detail

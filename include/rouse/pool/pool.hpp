@@ -34,9 +34,10 @@
 // - Misuse, diagnosed in debug builds (ROUSE_CHECK_USAGE, then abort):
 //   destroying the pool from inside one of its own jobs; a grain of 0.
 //
-// Size: sizeof(rouse::pool) is the 384-byte dispatch core plus a vector of
-// threads (static_assert in src/pool/pool.cpp); each worker has its thread's
-// stack.
+// Size: sizeof(rouse::pool) is the 384-byte dispatch core, a vector of
+// threads and the 256-byte piece cursors' header (static_assert in
+// src/pool/pool.cpp), plus 128 bytes of cursor per participant on the heap;
+// each worker has its thread's stack.
 //
 // Fairness: outside callers are served in no particular order. Inside a
 // job, parallel_for without a grain and parallel_reduce split statically
@@ -50,7 +51,9 @@
 //
 // Cost with nobody waiting (workers spinning): one exchange and a lock
 // round trip on the caller, two read-modify-writes per worker, no system
-// call. When workers sleep (idle longer than their spin budget): one
+// call. A range cut into pieces adds one relaxed fetch_add on the caller
+// (the job's stamp), m - 1 CASes on its own cursor per participant, and a
+// read of each other participant's cursor when it runs out. When workers sleep (idle longer than their spin budget): one
 // FUTEX_WAKE and one sched_yield per job. An idle pool uses no CPU once the
 // spin budgets are spent (at most max_spin).
 //
@@ -254,35 +257,48 @@ struct pool_result<T, false> {
 template <class T>
 struct alignas(64) pool_reduce_slot : pool_result<T> {};
 
-// `count` default-initialized E (raw result slots stay untouched) on the
-// caller's stack when they fit in `Bytes`, else on the heap: an allocation
-// would delay the job's publish, and a large T must not put megabytes on
-// the stack (16 slots of a 1 MiB histogram would).
+// `count` default-initialized E (raw result slots stay untouched) in a
+// buffer of `Bytes` on the caller's stack when they fit, else on the heap:
+// an allocation would delay the job's publish, and a large T must not put
+// megabytes on the stack (16 slots of a 1 MiB histogram would). The buffer
+// is raw bytes, not a std::array of E: some standard libraries give
+// std::array<E, 0> the size of one E.
 template <class E, std::size_t Bytes>
 class pool_scratch {
+  static_assert(std::is_nothrow_default_constructible_v<E>);
+
  public:
-  explicit pool_scratch(unsigned count) : data_(count <= inline_count ? local_.data() : allocate(count)) {}
+  explicit pool_scratch(unsigned count) : count_(count) {
+    if (count <= inline_count) {
+      data_ = reinterpret_cast<E*>(local_);
+      for (unsigned i = 0; i < count; ++i) ::new (static_cast<void*>(data_ + i)) E;  // default-init
+    } else {
+      heap_.reset(new E[count]);
+      data_ = heap_.get();
+    }
+  }
+  ~pool_scratch() {
+    if (!heap_) std::destroy_n(data_, count_);
+  }
   pool_scratch(const pool_scratch&) = delete;
   pool_scratch& operator=(const pool_scratch&) = delete;
   E* data() const noexcept { return data_; }
 
  private:
   static constexpr std::size_t inline_count = Bytes / sizeof(E);
-  E* allocate(unsigned count) {
-    heap_.reset(new E[count]);
-    return heap_.get();
-  }
-  std::array<E, inline_count> local_;  // not value-initialized: see above
+  alignas(E) unsigned char local_[inline_count == 0 ? 1 : inline_count * sizeof(E)];
+  unsigned count_;
   std::unique_ptr<E[]> heap_;
-  E* data_;
+  E* data_ = nullptr;
 };
 
 // The partial results of one participant's pieces (rouse/pool/pieces.hpp),
-// side by side on lines of their own: the owner writes them all, so with m
-// results to a line it takes the line once per job instead of m times
-// (each transfer would hold up its next claim, a locked instruction that
-// waits for earlier stores). A thief writes the results of the pieces it
-// took into the owner's group.
+// side by side on lines of their own: the owner writes them all, so where
+// several results fit in a line (8 of 8 bytes do in 64) it takes that line
+// once per job instead of once per result (each transfer would hold up its
+// next claim, a locked instruction that waits for earlier stores). A thief
+// writes the results of the pieces it took into the owner's group (false
+// sharing, at the tail of a job only).
 template <class T>
 struct alignas(128) pool_piece_results {
   pool_result<T> piece[pool_pieces::max_pieces];
