@@ -352,8 +352,8 @@ class pool {
       detail::pool_apply(f, first, 0, n, nullptr);
       return;
     }
-    if (detail::pool_pieces::pieces_per_participant(n, size()) > 1) {
-      run_pieces(n, [first, &f, this](unsigned, std::uint64_t begin, std::uint64_t end) {
+    if (unsigned const m = detail::pool_pieces::pieces_per_participant(n, size()); m > 1) {
+      run_pieces(n, m, [first, &f, this](unsigned, std::uint64_t begin, std::uint64_t end) {
         detail::pool_apply(f, first, begin, end, &core_);
       });
       return;
@@ -409,18 +409,8 @@ class pool {
       return combine(std::move(init), std::move(*all));
     }
     using slot = detail::pool_reduce_slot<T>;
-    if (unsigned const m = detail::pool_pieces::pieces_per_participant(n, size()); m > 1) {
-      detail::pool_scratch<detail::pool_piece_results<T>, 2048> groups(size());
-      auto* const g = groups.data();
-      run_pieces(n, [first, g, m, &map, &combine, this](unsigned q, std::uint64_t begin, std::uint64_t end) {
-        g[q / m].piece[q % m].put(*detail::pool_fold<T>(map, combine, first, begin, end, &core_));
-      });
-      // Every piece is non-empty (m <= n / size() / min_piece), so each has a result.
-      T result = std::move(init);
-      for (unsigned owner = 0; owner < size(); ++owner)
-        for (unsigned k = 0; k < m; ++k) result = combine(std::move(result), std::move(g[owner].piece[k].get()));
-      return result;
-    }
+    if (unsigned const m = detail::pool_pieces::pieces_per_participant(n, size()); m > 1)
+      return reduce_pieces<T>(n, m, first, std::move(init), map, combine);
     detail::pool_scratch<slot, 16 * 64> scratch(size());  // 16 slots of a small T inline
     slot* const slots = scratch.data();
     // n and first by value, so that a worker reads them from the closure,
@@ -443,12 +433,29 @@ class pool {
   void dispatch(detail::pool_job job);
   void worker_main(int cpu);
 
-  // Calls body(q, begin, end) for every non-empty piece q of [0, n) cut
-  // into m pieces per participant (m > 1), each participant taking its own
-  // pieces first and then what is left of the others' (rouse/pool/pieces.hpp).
+  // Calls body(q, begin, end) for every piece q of [0, n) cut into m =
+  // pieces_per_participant(n, size()) > 1 pieces per participant (none is
+  // empty), each participant taking its own pieces first and then what is
+  // left of the others' (rouse/pool/pieces.hpp).
+  // parallel_reduce over a range cut into pieces. Out of line, so that its
+  // 2 KiB of result groups do not enlarge the frame of the small-range path
+  // (whose closure a worker reads from the caller's stack).
+  template <class T, class I, class Map, class Combine>
+  [[gnu::noinline]] T reduce_pieces(std::uint64_t n, unsigned m, I first, T init, Map& map, Combine& combine) {
+    detail::pool_scratch<detail::pool_piece_results<T>, 2048> groups(size());
+    auto* const g = groups.data();
+    run_pieces(n, m, [first, g, m, &map, &combine, this](unsigned q, std::uint64_t begin, std::uint64_t end) {
+      g[q / m].piece[q % m].put(*detail::pool_fold<T>(map, combine, first, begin, end, &core_));
+    });
+    // Every piece is non-empty (m <= n / size() / min_piece), so each has a result.
+    T result = std::move(init);
+    for (unsigned owner = 0; owner < size(); ++owner)
+      for (unsigned k = 0; k < m; ++k) result = combine(std::move(result), std::move(g[owner].piece[k].get()));
+    return result;
+  }
+
   template <class Body>
-  void run_pieces(std::uint64_t n, Body body) {
-    unsigned const m = detail::pool_pieces::pieces_per_participant(n, size());
+  void run_pieces(std::uint64_t n, unsigned m, Body body) {
     std::uint64_t const stamp = pieces_.next_stamp();
     // The body by value, beside n: a worker reads one closure, not two
     // objects of the caller's frame (each a line to move).
