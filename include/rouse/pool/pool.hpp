@@ -292,6 +292,16 @@ class pool_scratch {
   E* data_ = nullptr;
 };
 
+// A closure that a worker reads from the caller's stack, starting a cache
+// line: one line to move per job where the closure fits in 64 bytes, not two
+// when it straddles a boundary.
+template <class F>
+struct alignas(64) line_closure {
+  F f;
+};
+template <class F>
+line_closure(F) -> line_closure<F>;
+
 // The partial results of one participant's pieces (rouse/pool/pieces.hpp),
 // side by side on lines of their own: the owner writes them all, so where
 // several results fit in a line (8 of 8 bytes do in 64) it takes that line
@@ -358,10 +368,11 @@ class pool {
       });
       return;
     }
-    run([n, first, &f, this](unsigned index, unsigned count) {
+    detail::line_closure const job{[n, first, &f, this](unsigned index, unsigned count) {
       detail::pool_piece const piece = detail::static_piece(n, index, count);
       if (piece.begin < piece.end) detail::pool_apply(f, first, piece.begin, piece.end, &core_);
-    });
+    }};
+    run(job.f);
   }
 
   // As above, but the range is cut into chunks of `grain` indices (the last
@@ -414,12 +425,13 @@ class pool {
     detail::pool_scratch<slot, 16 * 64> scratch(size());  // 16 slots of a small T inline
     slot* const slots = scratch.data();
     // n and first by value, so that a worker reads them from the closure,
-    // not from the caller's stack frame.
-    run([n, first, slots, &map, &combine, this](unsigned index, unsigned count) {
+    // not from the caller's stack frame; the closure on a line of its own.
+    detail::line_closure const job{[n, first, slots, &map, &combine, this](unsigned index, unsigned count) {
       detail::pool_piece const piece = detail::static_piece(n, index, count);
       if (piece.begin < piece.end)
         slots[index].put(*detail::pool_fold<T>(map, combine, first, piece.begin, piece.end, &core_));
-    });
+    }};
+    run(job.f);
     T result = std::move(init);
     for (unsigned i = 0; i < size(); ++i) {
       detail::pool_piece const piece = detail::static_piece(n, i, size());
