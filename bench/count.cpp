@@ -7,7 +7,10 @@
 // from which each pool beats sequential at every larger N (extra
 // "breakeven_n"; 0 when it never does in the tested range).
 //
-// Implementations: sequential, rouse::pool (parallel_reduce), omp (libgomp
+// Implementations: sequential, rouse::pool (parallel_reduce), rouse::pool
+// with a static split (run(), participant i counts the i-th of N shares: the
+// split parallel_reduce used for every range before large ranges were cut
+// into pieces, kept so that each run shows what the pieces change), omp (libgomp
 // `parallel for reduction`), tbb::parallel_reduce (in a persistent
 // task_arena), and two pools written here the way people write them: one on
 // std::condition_variable (a generation counter and a remaining count under
@@ -19,6 +22,7 @@
 // stop spinning (libgomp and oneTBB spin for milliseconds after a job), two
 // untimed jobs, then jobs back to back until 10 ms (1 ms with --quick) have
 // passed; the value is the mean time per job.
+#include <algorithm>
 #include <barrier>
 #include <condition_variable>
 #include <cstdint>
@@ -95,6 +99,28 @@ u64 rouse_count(u64 n) {
   static rouse::pool pool;  // all CPUs, default spin budget
   return pool.parallel_reduce(u64{0}, n, u64{0}, [](rouse::index_range<u64> r) { return count(r.size()); },
                               std::plus<>{});
+}
+
+// The same pool with a static split: run() and one share per participant
+// (up to 64), each written to its own cache line, as parallel_reduce does
+// below its pieces' threshold. A pool of its own, so that the two
+// implementations' adaptive spin budgets do not shape each other.
+u64 rouse_static_count(u64 n) {
+  static rouse::pool pool;
+  struct alignas(64) share {
+    u64 value;
+  };
+  constexpr unsigned inline_shares = 64;
+  share shares[inline_shares];
+  unsigned const parts = std::min(pool.size(), inline_shares);
+  pool.run([n, &shares, parts](unsigned index, unsigned) {
+    if (index >= parts) return;
+    rouse::detail::pool_piece const piece = rouse::detail::static_piece(n, index, parts);
+    shares[index].value = count(piece.end - piece.begin);
+  });
+  u64 total = 0;
+  for (unsigned i = 0; i < parts; ++i) total += shares[i].value;
+  return total;
 }
 
 // --- a pool on std::condition_variable --------------------------------------
@@ -260,6 +286,7 @@ ROUSE_BENCH_REGISTER(count_workloads) {
   std::vector<impl> impls;
   impls.push_back({"sequential", [](const run_context& c) { return timed(c, count); }});
   impls.push_back({"rouse::pool", [](const run_context& c) { return timed(c, rouse_count); }});
+  impls.push_back({"rouse::pool, static split", [](const run_context& c) { return timed(c, rouse_static_count); }});
 #if defined(ROUSE_BENCH_HAVE_OPENMP)
   impls.push_back({"omp", [](const run_context& c) { return timed(c, omp_count); }});
 #else
