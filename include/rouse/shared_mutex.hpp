@@ -16,13 +16,22 @@
 // A thread that holds the lock (either mode) must not lock it again (self
 // deadlock, as with std). The holder of the exclusive lock unlocks it with
 // unlock(), each shared holder with unlock_shared().
+// Destruction (std's rule for every mutex): a thread that locks it after
+// every other thread's last lock, and unlocks it, may destroy it at once,
+// even while the thread that unlocked before it is still inside unlock() or
+// unlock_shared(). Every release below is built for that: its last access to
+// the object is the state change that lets another thread in, after which
+// it only passes a word's address to the futex wake (which never reads the
+// memory). Where a release must do more than one step (bump the writers'
+// wake counter, learn whether a reader woke), it does them while the lock
+// is still closed to everybody (the hand-over states H and P below).
 //
 // Misuse (debug builds, ROUSE_DEBUG_CHECKS): unlock() when the lock is not
 // held exclusively, unlock_shared() when it is not held shared (the reader
 // count would underflow), and destroying it while held, are reported with
 // "rouse::shared_mutex: misuse: ..." and abort. An unlock by a thread other
 // than the holder is not detected (the word has no room for an owner).
-// More than 2^29 - 2 simultaneous shared holders aborts in every build.
+// More than 2^28 - 2 simultaneous shared holders aborts in every build.
 //
 // sizeof: 8 bytes (two 32-bit words: the state and the writers' wake
 // counter); static_asserted below. Works across processes only within one
@@ -32,38 +41,66 @@
 // - Writers are not starved by readers: once a writer waits (WW), new
 //   readers queue behind it; the last reader out wakes one writer.
 // - Readers are not starved by writers: a writer that unlocks while readers
-//   wait hands the lock to the readers (the read turn R): no writer can take
+//   sleep hands the lock to the readers (the read turn R): no writer can take
 //   the lock until a woken reader has, and every reader that had to wait may
 //   join that read phase even though writers wait. The next writer gets the
 //   lock when that phase's last reader leaves.
 // - Among writers the lock is barging (an arriving writer may take a free
 //   lock before a woken one), as rouse::mutex.
+// try_lock() and try_lock_shared() fail during a hand-over (a few
+// instructions, or one wake call) although nobody holds the lock: std
+// allows try_lock to fail spuriously.
 //
 // Cost with nobody waiting: lock/lock_shared are one load and one CAS;
 // unlock is one CAS, unlock_shared one fetch_sub; no system call. A system
 // call is made only to sleep, or to wake a thread that sleeps: unlock_shared
-// wakes a writer only when it is the last reader and a writer waits.
+// wakes a writer only when it is the last reader and a writer waits. A
+// writer's unlock that wakes somebody makes three RMWs instead of one.
 //
 // State word `state_`:
-//   bits 0..28   C   number of shared holders; C == write_locked (all ones)
+//   bits 0..27   C   number of shared holders; C == write_locked (all ones)
 //                    means held exclusively
-//   bit 29       R   read turn: a writer unlocked while readers waited and
-//                    woke them; writers may not lock until a reader has
-//                    (only with C == 0)
+//   bit 28       H   hand-over by the unlocking writer (only with C ==
+//                    write_locked): the lock stays closed while it finishes
+//   bit 29       R   read turn: a writer unlocked while readers slept and
+//                    woke at least one; writers may not lock until a reader
+//                    has (only with C == 0)
 //   bit 30       WR  readers may be sleeping on state_
 //   bit 31       WW  writers may be sleeping on writer_notify_
 //
 //   state                  meaning
 //   0                      unlocked, nobody waits
+//   0 | WR                 unlocked; readers may sleep behind a woken writer
 //   n (1..max_readers)     n readers hold it, nobody waits
-//   n | WW                 n readers hold it, a writer waits: new readers wait
-//   write_locked [| WR|WW] one writer holds it [readers / writers wait]
+//   n | WW [| WR]          n readers hold it, a writer waits: new readers wait
+//   write_locked [|WR|WW]  one writer holds it [readers / writers wait]
+//   write_locked | H ...   (hand-over) the writer is unlocking: closed to all
 //   R [| WW]               handed to the woken readers [writers wait]
-//   0 | WR | WW            transient: unlocked, about to wake a waiter
+//   0 | WW [| WR]          (hand-over P) the last reader left while a writer
+//                          waits, and is waking one: closed to all
+//
+// The hand-over states close the lock to everybody and are left only by the
+// thread that entered them, with one RMW that is its release. Writers wait
+// them out spinning (never sleep on them); readers spin through H and may
+// sleep through P (after setting WR, which P's last step reads).
 //
 // writer_notify_ is a sequence counter: bumped (release) and woken whenever
 // a writer should re-check the state; writers sleep on it, not on state_,
-// so reader churn does not wake them ("Rust Atomics and Locks", ch. 9).
+// so reader churn does not wake them ("Rust Atomics and Locks", ch. 9). It
+// is bumped only inside a hand-over (or by a timed-out writer, which is
+// itself inside a lock call): a writer that reads the bumped value then
+// reads the state in or past the hand-over, and spins or locks instead of
+// sleeping.
+//
+// Transitions of a release that wakes somebody:
+//   unlock, writers only    write_locked|WW -> +H; bump; -> 0; wake one writer
+//   unlock, readers wait    write_locked|WR[|WW] -> +H; wake one reader (n);
+//                           n > 0: -> R[|WW]; wake all readers
+//                           n = 0: [bump;] -> 0 [; wake one writer]
+//   last reader, writer     1|WW[|WR] -fetch_sub-> P; bump; wake one writer (n);
+//                           n > 0: -> 0[|WR]   n = 0: -> 0 [; wake all readers]
+//   last reader, readers    1|WR -fetch_sub-> 0|WR; wake all readers
+// (n is what the wake call returned: the number of threads it woke.)
 //
 // Clang thread-safety analysis: a capability ("shared_mutex"); lock/unlock
 // are exclusive, the _shared forms shared (detail/annotations.hpp).
@@ -72,9 +109,9 @@
 // state_, lock()/lock_shared() (and successful try_ forms) acquire on it, so
 // everything a writer did before unlock() happens-before what any later
 // holder does after locking, and everything readers did before
-// unlock_shared() happens-before the next writer's critical section. The
-// waiting bits are set and cleared with relaxed RMWs; these continue the
-// release sequence of the preceding unlock, so acquirers still synchronize.
+// unlock_shared() happens-before the next writer's critical section. Every
+// other change of state_ is an RMW, so it continues the release sequence of
+// the preceding unlock and acquirers still synchronize.
 #pragma once
 
 #include <chrono>
@@ -83,6 +120,7 @@
 
 #include "rouse/detail/annotations.hpp"
 #include "rouse/detail/backoff_spin.hpp"
+#include "rouse/detail/coordination_spin.hpp"
 #include "rouse/detail/diagnostics.hpp"
 #include "rouse/detail/sync_types.hpp"
 #include "rouse/platform/deadline.hpp"
@@ -129,7 +167,7 @@ class ROUSE_CAPABILITY("shared_mutex") shared_mutex {
   bool try_lock_until(const std::chrono::time_point<Clock, Duration>& deadline) noexcept
       ROUSE_TRY_ACQUIRE(true) ROUSE_NO_THREAD_SAFETY_ANALYSIS {
     if (try_lock()) return true;
-    return lock_slow(deadline);
+    return lock_slow(platform::clock_deadline(deadline));
   }
 
   void unlock() noexcept ROUSE_RELEASE() ROUSE_NO_THREAD_SAFETY_ANALYSIS {
@@ -175,7 +213,7 @@ class ROUSE_CAPABILITY("shared_mutex") shared_mutex {
   bool try_lock_shared_until(const std::chrono::time_point<Clock, Duration>& deadline) noexcept
       ROUSE_TRY_ACQUIRE_SHARED(true) ROUSE_NO_THREAD_SAFETY_ANALYSIS {
     if (try_lock_shared()) return true;
-    return lock_shared_slow(deadline);
+    return lock_shared_slow(platform::clock_deadline(deadline));
   }
 
   void unlock_shared() noexcept ROUSE_RELEASE_SHARED() ROUSE_NO_THREAD_SAFETY_ANALYSIS {
@@ -184,40 +222,58 @@ class ROUSE_CAPABILITY("shared_mutex") shared_mutex {
     ROUSE_CHECK_USAGE((before & count_mask) != 0 && (before & count_mask) != write_locked,
                       "rouse::shared_mutex", "unlock_shared() without a shared lock held");
     std::uint32_t const s = before - 1;
-    // The last reader out, with somebody waiting: hand the lock on.
+    // The last reader out, with somebody waiting. (R is never set while
+    // readers hold the lock: the first reader of a turn clears it.)
     if ((s & count_mask) == 0 && (s & (writers_waiting | readers_waiting)) != 0) [[unlikely]]
-      wake_writer_or_readers(s);
+      last_reader_out(s);
   }
 
  private:
-  static constexpr std::uint32_t count_mask = (std::uint32_t{1} << 29) - 1;
+  static constexpr std::uint32_t count_mask = (std::uint32_t{1} << 28) - 1;
   static constexpr std::uint32_t write_locked = count_mask;
   static constexpr std::uint32_t max_readers = count_mask - 1;
+  static constexpr std::uint32_t handing_over = std::uint32_t{1} << 28;     // H
   static constexpr std::uint32_t read_turn = std::uint32_t{1} << 29;        // R
   static constexpr std::uint32_t readers_waiting = std::uint32_t{1} << 30;  // WR
   static constexpr std::uint32_t writers_waiting = std::uint32_t{1} << 31;  // WW
 
   // The spin before sleeping while the lock is held with nobody asleep:
-  // rouse::mutex's (detail::lock_spin_policy). rwlock.read95 on the 2-vCPU
-  // VM, ratio to std::shared_mutex in one run: 100 tight pauses 0.84; that
-  // budget with polls 1, 2 ... 64 pauses apart 0.78-0.88; as here 0.26-0.40
-  // (docs/locks.md). Under the model one poll keeps the search small.
+  // rouse::mutex's (detail::lock_spin_policy; evidence in docs/locks.md).
+  // Under the model one poll keeps the search small.
   static constexpr detail::spin_policy spin_policy = detail::lock_spin_policy(1);
+  // Waiting out a hand-over: polls with a pause, then with a yield (the
+  // hand-over is a few instructions and at most one wake call; a yield lets
+  // a descheduled releaser run).
+  static constexpr int hand_over_pauses = 64;
 
   struct no_deadline {};
 
+  // P: the last reader left while a writer waits; it is handing over.
+  static bool reader_hand_over(std::uint32_t s) noexcept {
+    return (s & (count_mask | read_turn | writers_waiting)) == writers_waiting;
+  }
+  static bool in_hand_over(std::uint32_t s) noexcept {
+    return (s & handing_over) != 0 || reader_hand_over(s);
+  }
 
-  static bool write_lockable(std::uint32_t s) noexcept { return (s & (count_mask | read_turn)) == 0; }
+  // Free for a writer: no holder, no read turn, no hand-over.
+  static bool write_lockable(std::uint32_t s) noexcept {
+    return (s & (count_mask | read_turn)) == 0 && (s & writers_waiting) == 0;
+  }
 
   // A reader that never waited yields to a waiting writer unless the read
-  // turn is on; a reader that has waited joins any read phase (policy above).
+  // turn is on; a reader that has waited joins any read phase (policy
+  // above). Nobody joins a hand-over.
   static bool read_lockable(std::uint32_t s, bool waited) noexcept {
-    return (s & count_mask) < max_readers && ((s & writers_waiting) == 0 || (s & read_turn) != 0 || waited);
+    std::uint32_t const c = s & count_mask;
+    if (c >= max_readers) return false;  // write-locked (H included), or full
+    if ((s & writers_waiting) == 0 || (s & read_turn) != 0) return true;
+    return waited && c != 0;
   }
 
   static void check_reader_room(std::uint32_t s) noexcept {
     if ((s & count_mask) == max_readers) [[unlikely]]
-      detail::report_misuse("rouse::shared_mutex", "more than 2^29 - 2 shared holders");
+      detail::report_misuse("rouse::shared_mutex", "more than 2^28 - 2 shared holders");
   }
 
   template <class Deadline>
@@ -245,8 +301,26 @@ class ROUSE_CAPABILITY("shared_mutex") shared_mutex {
     detail::backoff_spin spin(spin_policy);
     for (;;) {
       bool const free = for_writer ? write_lockable(s) : (s & count_mask) != write_locked;
-      if (free || (s & (readers_waiting | writers_waiting)) != 0) break;
+      if (free || (s & (readers_waiting | writers_waiting | handing_over)) != 0) break;
       if (!spin.next()) break;
+      s = state_.load(std::memory_order_relaxed);
+    }
+    return s;
+  }
+
+  // Spins until the state is out of a hand-over (`done(s)` false) and
+  // returns it. A hand-over never waits for another thread, so this ends;
+  // deadlines are not checked here, so a woken waiter always sees the
+  // outcome of the hand-over that woke it (its wake may have been counted).
+  template <class InHandOver>
+  std::uint32_t wait_out_hand_over(InHandOver in) const noexcept {
+    std::uint32_t s = state_.load(std::memory_order_relaxed);
+    for (int i = 0; in(s); ++i) {
+      if (i < hand_over_pauses) {
+        detail::spin_pause();
+      } else {
+        detail::coordination_yield();
+      }
       s = state_.load(std::memory_order_relaxed);
     }
     return s;
@@ -265,8 +339,14 @@ class ROUSE_CAPABILITY("shared_mutex") shared_mutex {
           return true;
         continue;
       }
+      if ((s & handing_over) != 0) {
+        // A writer is handing over, perhaps to the readers, and may have
+        // counted this reader's wake: see its outcome before anything else.
+        s = wait_out_hand_over([](std::uint32_t v) { return (v & handing_over) != 0; });
+        continue;
+      }
       check_reader_room(s);
-      if (expired(deadline)) return false;  // a stale WR only costs a later wake
+      if (expired(deadline)) return false;  // a stale WR only costs a later wake call
       if ((s & readers_waiting) == 0) {
         // Ordering: relaxed; the futex re-checks the word, the unlocker's
         // RMW reads this bit.
@@ -296,6 +376,11 @@ class ROUSE_CAPABILITY("shared_mutex") shared_mutex {
           return true;
         continue;
       }
+      if (in_hand_over(s)) {
+        // Never sleep on a hand-over: its wake may already have been made.
+        s = wait_out_hand_over([](std::uint32_t v) { return in_hand_over(v); });
+        continue;
+      }
       if (expired(deadline)) {
         if (waited) writer_gives_up();
         return false;
@@ -307,13 +392,15 @@ class ROUSE_CAPABILITY("shared_mutex") shared_mutex {
       }
       other_writers = writers_waiting;
       waited = true;
-      // Read the wake counter before re-checking the state, so a wake that
-      // lands in between changes the counter and the sleep returns at once.
-      // Ordering: acquire pairs with the release increment in wake_writer(),
-      // which follows the state change that makes the lock free.
+      // Read the wake counter before re-checking the state, so a bump that
+      // lands in between changes the counter and the sleep returns at once;
+      // a bump read here was made inside a hand-over, which the state read
+      // below then shows (or its outcome).
+      // Ordering: acquire pairs with the release bump in bump_writers(),
+      // which follows the start of its hand-over.
       std::uint32_t const seq = writer_notify_.load(std::memory_order_acquire);
       s = state_.load(std::memory_order_relaxed);
-      if (write_lockable(s) || (s & writers_waiting) == 0) continue;
+      if (write_lockable(s) || in_hand_over(s) || (s & writers_waiting) == 0) continue;
       sleep(writer_notify_, seq, deadline);
       s = spin_while_held(true);
     }
@@ -323,19 +410,31 @@ class ROUSE_CAPABILITY("shared_mutex") shared_mutex {
   // writers still sleep, so it clears WW and wakes them all to re-register
   // (timeouts are rare; this keeps WW from outliving its writers, which would
   // block new readers forever). Readers held back only by WW are released.
+  // A hand-over in progress is left alone: the thread handing over reads WW
+  // and WR when it ends it. (This writer is inside a lock call: the object
+  // is alive.)
   [[gnu::noinline, gnu::cold]] void writer_gives_up() noexcept {
-    std::uint32_t s = state_.load(std::memory_order_relaxed);
-    while ((s & writers_waiting) != 0 &&
-           !state_.compare_exchange_weak(s, s & ~writers_waiting, std::memory_order_relaxed,
-                                         std::memory_order_relaxed)) {
+    auto const in = [](std::uint32_t v) { return in_hand_over(v); };
+    std::uint32_t s = wait_out_hand_over(in);
+    while ((s & writers_waiting) != 0) {
+      if (in_hand_over(s)) {
+        s = wait_out_hand_over(in);
+        continue;
+      }
+      if (state_.compare_exchange_weak(s, s & ~writers_waiting, std::memory_order_relaxed,
+                                       std::memory_order_relaxed))
+        break;
     }
-    // Ordering: release pairs with the acquire load of writer_notify_ in lock_slow().
-    writer_notify_.fetch_add(1, std::memory_order_release);
+    // Even when another thread cleared WW first: that may have been the
+    // hand-over that woke this writer, and the wake must not end here.
+    bump_writers();
     detail::wake_all(writer_notify_);
     s = state_.load(std::memory_order_relaxed);
     // Readers wait only on a held lock or on WW. With a writer holding it,
-    // its unlock hands over; with R set they are awake already.
-    while ((s & readers_waiting) != 0 && (s & count_mask) != write_locked && (s & read_turn) == 0) {
+    // its unlock hands over; with R set they are awake already; a hand-over
+    // P reads WR when it ends.
+    while ((s & readers_waiting) != 0 && (s & count_mask) != write_locked && (s & read_turn) == 0 &&
+           !reader_hand_over(s)) {
       if (state_.compare_exchange_weak(s, s & ~readers_waiting, std::memory_order_relaxed,
                                        std::memory_order_relaxed)) {
         detail::wake_all(state_);
@@ -344,77 +443,82 @@ class ROUSE_CAPABILITY("shared_mutex") shared_mutex {
     }
   }
 
-  // Wakes one sleeping writer; true when the wake reached one.
-  bool wake_writer() noexcept {
-    // Ordering: release pairs with the acquire load of writer_notify_ in lock_slow().
+  void bump_writers() noexcept {
+    // Ordering: release pairs with the acquire load of writer_notify_ in
+    // lock_slow(): a writer that reads this value sees the hand-over begun.
     writer_notify_.fetch_add(1, std::memory_order_release);
-    return detail::wake_one(writer_notify_) > 0;
   }
 
   // unlock() found waiting bits (`s` is write_locked plus WR and/or WW).
+  // The writer still holds the lock until the last RMW below.
   [[gnu::noinline, gnu::cold]] void unlock_slow(std::uint32_t s) noexcept {
-    ROUSE_CHECK_USAGE((s & count_mask) == write_locked, "rouse::shared_mutex",
+    ROUSE_CHECK_USAGE((s & count_mask) == write_locked && (s & handing_over) == 0, "rouse::shared_mutex",
                       "unlock() without holding the lock exclusively");
-    for (;;) {
-      if ((s & readers_waiting) != 0) {
-        // write_locked|WR[|WW] -> R[|WW]: the readers' turn.
-        // Ordering: release pairs with the woken readers' acquire CAS.
-        if (!state_.compare_exchange_weak(s, read_turn | (s & writers_waiting), std::memory_order_release,
-                                          std::memory_order_relaxed))
-          continue;
-        if (detail::wake_all(state_) == 0) take_back_read_turn();
-        return;
-      }
-      // write_locked|WW -> 0, then wake a writer (which sets WW again when
-      // it locks, for the writers still asleep).
+    // write_locked|... -> write_locked|H|...: closed to everybody; waiters
+    // that arrive now spin until the last RMW, so the bits are stable.
+    // Ordering: relaxed; the lock is still held.
+    while (!state_.compare_exchange_weak(s, s | handing_over, std::memory_order_relaxed,
+                                         std::memory_order_relaxed)) {
+    }
+    s |= handing_over;
+    if ((s & readers_waiting) != 0 && model_fault_on_release()) {
+      // BROKEN on purpose (model tests only): hands the read turn over
+      // first, then takes it back if no reader woke — reading the object
+      // after the release.
+      release_to(s, read_turn | (s & writers_waiting));
+      if (detail::wake_all(state_) == 0) (void)state_.load(std::memory_order_relaxed);
+      return;
+    }
+    if ((s & readers_waiting) != 0 && detail::wake_one(state_) > 0) {
+      // A reader woke and will take the read turn (it waits out H first):
+      // write_locked|H|WR[|WW] -> R[|WW], the release; then wake the other
+      // readers (only the address), who join the turn.
+      release_to(s, read_turn | (s & writers_waiting));
+      detail::wake_all(state_);
+      return;
+    }
+    // Nobody to take a read turn (the readers that set WR have timed out,
+    // or have not slept yet and will see the change): a plain unlock.
+    bool const wake_writer = (s & writers_waiting) != 0;
+    if (wake_writer) bump_writers();
+    // write_locked|H[|WR][|WW] -> 0: the release; then only the address.
+    release_to(s, 0);
+    if (wake_writer) detail::wake_one(writer_notify_);
+  }
+
+  // The last RMW of a hand-over: the release.
+  void release_to(std::uint32_t s, std::uint32_t next) noexcept {
+    // Ordering: release pairs with the next locker's acquire CAS.
+    while (!state_.compare_exchange_weak(s, next, std::memory_order_release, std::memory_order_relaxed)) {
+    }
+  }
+
+  static bool model_fault_on_release() noexcept {
+    return detail::model_fault_on(detail::model_fault::shared_mutex_read_turn_taken_back);
+  }
+
+  // The last reader left (`s` has C == 0 and WW and/or WR).
+  [[gnu::noinline, gnu::cold]] void last_reader_out(std::uint32_t s) noexcept {
+    if ((s & writers_waiting) == 0) {
+      // 0|WR is free already (the fetch_sub was the release): only the
+      // address. Readers sleep with WR behind a writer that has since gone.
+      detail::wake_all(state_);
+      return;
+    }
+    // P (0|WW[|WR]): closed to everybody until the RMW below; readers may
+    // still add WR.
+    bump_writers();
+    int const woken = detail::wake_one(writer_notify_);
+    std::uint32_t next;
+    do {
+      // A writer woke: readers keep sleeping behind it (WR stays; its
+      // unlock hands them the read turn). Nobody woke (the writers that set
+      // WW are spinning, about to re-check, or timing out): clear both and
+      // wake the readers.
+      next = woken > 0 ? (s & ~writers_waiting) : 0;
       // Ordering: release pairs with the next locker's acquire CAS.
-      if (!state_.compare_exchange_weak(s, 0, std::memory_order_release, std::memory_order_relaxed)) continue;
-      wake_writer();
-      return;
-    }
-  }
-
-  // The read turn was given but no sleeping reader was woken (they had timed
-  // out, or were about to sleep and will see the changed word). If no reader
-  // has taken the turn yet, take it back and hand the lock on as a free lock.
-  void take_back_read_turn() noexcept {
-    std::uint32_t s = state_.load(std::memory_order_relaxed);
-    while ((s & read_turn) != 0 && (s & count_mask) == 0) {
-      // R[|WW|WR] -> [WW|WR]
-      if (state_.compare_exchange_weak(s, s & ~read_turn, std::memory_order_relaxed,
-                                       std::memory_order_relaxed)) {
-        wake_writer_or_readers(s & ~read_turn);
-        return;
-      }
-    }
-  }
-
-  // The lock became free (C == 0, no R) with waiting bits in `s`. A writer
-  // goes first; readers are woken only when no writer was.
-  [[gnu::noinline, gnu::cold]] void wake_writer_or_readers(std::uint32_t s) noexcept {
-    for (;;) {
-      // Held again, or a read turn in progress: the holder hands on.
-      if ((s & (count_mask | read_turn)) != 0) return;
-      if ((s & writers_waiting) != 0) {
-        // WW[|WR] -> [WR]; the woken writer sets WW again when it locks.
-        if (!state_.compare_exchange_weak(s, s & ~writers_waiting, std::memory_order_relaxed,
-                                          std::memory_order_relaxed))
-          continue;
-        if (wake_writer()) return;
-        // No writer was asleep (it is about to re-check, or timed out):
-        // wake the readers rather than risk leaving them asleep.
-        s &= ~writers_waiting;
-        continue;
-      }
-      if ((s & readers_waiting) != 0) {
-        // WR -> 0, then wake every reader.
-        if (!state_.compare_exchange_weak(s, s & ~readers_waiting, std::memory_order_relaxed,
-                                          std::memory_order_relaxed))
-          continue;
-        detail::wake_all(state_);
-      }
-      return;
-    }
+    } while (!state_.compare_exchange_weak(s, next, std::memory_order_release, std::memory_order_relaxed));
+    if (woken == 0 && (s & readers_waiting) != 0) detail::wake_all(state_);
   }
 
   detail::atomic<std::uint32_t> state_{0};

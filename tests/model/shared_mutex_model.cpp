@@ -4,12 +4,17 @@
 // others wait. Exclusion is checked through rl::var (a reader and a writer
 // touching the protected value at once is a data race Relacy reports); no
 // lost wake-up shows as no deadlock.
+#include <chrono>
 #include <cstdint>
+#include <new>
 
 #include "model.hpp"
 #include "rouse/shared_mutex.hpp"
 
 namespace {
+
+// Model time: a deadline of now() + 1 tick passes once a timed wait times out.
+using clock = rouse::detail::model_clock;
 
 // One writer, one reader (fair full search): the smallest wait/wake
 // handshake in both directions.
@@ -84,11 +89,14 @@ struct timed_writer_gives_up : rl::test_suite<timed_writer_gives_up, 3> {
   rouse::shared_mutex m;
   rl::var<int> value;
 
-  void before() { value($) = 0; }
+  void before() {
+    clock::reset();
+    value($) = 0;
+  }
   void thread(unsigned index) {
     if (index == 0) {
-      // Deadline at the epoch: once its wait times out, Clock::now() is past it.
-      if (m.try_lock_until(std::chrono::steady_clock::time_point{})) {
+      // Passes once a timed wait has timed out (model time).
+      if (m.try_lock_until(clock::now() + clock::duration(1))) {
         value($) = value($) + 1;
         m.unlock();
       }
@@ -113,7 +121,10 @@ struct timed_reader_gives_up : rl::test_suite<timed_reader_gives_up, 3> {
   rouse::shared_mutex m;
   rl::var<int> value;
 
-  void before() { value($) = 0; }
+  void before() {
+    clock::reset();
+    value($) = 0;
+  }
   void thread(unsigned index) {
     if (index == 0) {
       m.lock();
@@ -123,7 +134,7 @@ struct timed_reader_gives_up : rl::test_suite<timed_reader_gives_up, 3> {
       value($) = value($) + 1;
       m.unlock();
     } else if (index == 1) {
-      if (m.try_lock_shared_until(std::chrono::steady_clock::time_point{})) {
+      if (m.try_lock_shared_until(clock::now() + clock::duration(1))) {
         (void)value($).load();
         m.unlock_shared();
       }
@@ -136,6 +147,126 @@ struct timed_reader_gives_up : rl::test_suite<timed_reader_gives_up, 3> {
   void after() { RL_ASSERT(value($) == 2); }
 };
 
+// Destruction (std's rule, DESIGN rule 7): a thread that locks after every
+// other thread's last lock may unlock and destroy the mutex at once, while
+// the others may still be inside unlock() / unlock_shared(). The mutex
+// lives in raw storage and is destroyed in place; Relacy reports any later
+// access to its words ("access to freed memory"). A futex wake on a
+// destroyed word is allowed (it never reads the memory) and finds nobody.
+template <class Derived, int Threads>
+struct destroyed_by_the_last_locker : rl::test_suite<Derived, Threads> {
+  alignas(rouse::shared_mutex) unsigned char storage[sizeof(rouse::shared_mutex)];
+  rouse::shared_mutex* m = nullptr;
+  rl::atomic<int> past_last_lock;  // threads that will not lock again
+  rl::var<int> value;
+
+  void before() {
+    clock::reset();
+    m = new (storage) rouse::shared_mutex;
+    past_last_lock($) = 0;
+    value($) = 0;
+  }
+  void done_locking() { past_last_lock.fetch_add(1, rl::mo_release, $); }
+  void wait_until_others_done(int others) {
+    while (past_last_lock.load(rl::mo_acquire, $) != others) rl::yield(1, $);
+  }
+  // The destroyer: once the others will not lock again, locks (which it
+  // gets only after they released), unlocks and destroys.
+  void lock_unlock_destroy() {
+    wait_until_others_done(Threads - 1);
+    m->lock();
+    value($) = value($) + 1;
+    m->unlock();
+    m->~shared_mutex();
+  }
+};
+
+// The reported use-after-free: a reader's timed wait gives up behind a
+// writer (leaving a stale WR); the writer unlocks (a hand-over to readers
+// that are not there) while the reader polls try_lock_shared(), gets the
+// lock, unlocks it and destroys the mutex.
+// The writer keeps the lock until the reader's timed attempt is over, so
+// the attempt always sleeps and times out.
+struct destroy_after_reader_timeout : destroyed_by_the_last_locker<destroy_after_reader_timeout, 2> {
+  rl::atomic<int> attempted;
+
+  void before() {
+    destroyed_by_the_last_locker::before();
+    attempted($) = 0;
+  }
+  void thread(unsigned index) {
+    if (index == 0) {
+      m->lock();
+      done_locking();
+      value($) = value($) + 1;
+      while (attempted.load(rl::mo_acquire, $) == 0) rl::yield(1, $);
+      m->unlock();
+    } else {
+      wait_until_others_done(1);
+      RL_ASSERT(!m->try_lock_shared_until(clock::now() + clock::duration(1)));
+      attempted.store(1, rl::mo_release, $);
+      while (!m->try_lock_shared()) rl::yield(1, $);
+      (void)value($).load();
+      m->unlock_shared();
+      m->~shared_mutex();
+    }
+  }
+};
+
+// Writer to writer: the second waits (WW), the first hands over.
+struct destroy_after_writer_hand_over : destroyed_by_the_last_locker<destroy_after_writer_hand_over, 3> {
+  void thread(unsigned index) {
+    if (index < 2) {
+      m->lock();
+      done_locking();
+      value($) = value($) + 1;
+      m->unlock();
+    } else {
+      lock_unlock_destroy();
+    }
+  }
+};
+
+// Last reader to writer: the writer waits behind the reader (WW), the
+// reader's unlock_shared() hands over (P).
+struct destroy_after_reader_hand_over : destroyed_by_the_last_locker<destroy_after_reader_hand_over, 3> {
+  void thread(unsigned index) {
+    if (index == 0) {
+      m->lock_shared();
+      done_locking();
+      (void)value($).load();
+      m->unlock_shared();
+    } else if (index == 1) {
+      m->lock();
+      done_locking();
+      value($) = value($) + 1;
+      m->unlock();
+    } else {
+      lock_unlock_destroy();
+    }
+  }
+};
+
+// Writer to readers: readers wait behind the writer (WR), its unlock hands
+// them the read turn.
+struct destroy_after_read_turn : destroyed_by_the_last_locker<destroy_after_read_turn, 3> {
+  void thread(unsigned index) {
+    if (index == 0) {
+      m->lock();
+      done_locking();
+      value($) = value($) + 1;
+      m->unlock();
+    } else if (index == 1) {
+      m->lock_shared();
+      done_locking();
+      (void)value($).load();
+      m->unlock_shared();
+    } else {
+      lock_unlock_destroy();
+    }
+  }
+};
+
 }  // namespace
 
 int main() {
@@ -146,5 +277,19 @@ int main() {
   failures += rouse_model::expect_pass<two_writers_one_reader>("shared_mutex.two_writers_one_reader", iterations);
   failures += rouse_model::expect_pass<timed_writer_gives_up>("shared_mutex.timed_writer_gives_up", iterations);
   failures += rouse_model::expect_pass<timed_reader_gives_up>("shared_mutex.timed_reader_gives_up", iterations);
+  failures += rouse_model::expect_pass<destroy_after_reader_timeout>("shared_mutex.destroy_after_reader_timeout", iterations);
+  failures += rouse_model::expect_pass<destroy_after_read_turn>("shared_mutex.destroy_after_read_turn", iterations);
+  failures += rouse_model::expect_pass<destroy_after_writer_hand_over>("shared_mutex.destroy_after_writer_hand_over",
+                                                                      iterations);
+  failures += rouse_model::expect_pass<destroy_after_reader_hand_over>("shared_mutex.destroy_after_reader_hand_over",
+                                                                      iterations);
+  {
+    // BROKEN on purpose: the read turn handed over first and taken back
+    // after (the reported use-after-free); the model must see the access to
+    // the destroyed mutex.
+    rouse::detail::model_fault_scope fault(rouse::detail::model_fault::shared_mutex_read_turn_taken_back);
+    failures += rouse_model::expect_failure<destroy_after_reader_timeout>(
+        "shared_mutex.broken_read_turn_taken_back", rl::test_result_access_to_freed_memory, iterations);
+  }
   return failures == 0 ? 0 : 1;
 }

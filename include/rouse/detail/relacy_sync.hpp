@@ -67,11 +67,61 @@ inline std::memory_order failure_of(std::memory_order mo) noexcept {
   return mo;
 }
 
+namespace model {
+// Words whose object has been destroyed. A release may wake a futex address
+// after the object was freed (DESIGN rule 7: a wake never reads the memory);
+// the model lets such a wake find nobody, while every other access to a
+// destroyed word is reported by Relacy ("access to freed memory"). A fixed
+// table, not a container: Relacy checks the heap for leaks per iteration.
+struct retired_words {
+  static constexpr int capacity = 64;
+  const void* slots[capacity] = {};
+  void add(const void* p) noexcept {
+    for (auto& s : slots)
+      if (s == nullptr) {
+        s = p;
+        return;
+      }
+  }
+  void remove(const void* p) noexcept {
+    for (auto& s : slots)
+      if (s == p) s = nullptr;
+  }
+  bool contains(const void* p) const noexcept {
+    for (auto const* s : slots)
+      if (s == p) return true;
+    return false;
+  }
+};
+inline retired_words& retired() noexcept {
+  static retired_words r;
+  return r;
+}
+
+inline model_fault& active_fault() noexcept {
+  static model_fault f = model_fault::none;
+  return f;
+}
+}  // namespace model
+
+// True when a model test switched fault `f` on (sync_types.hpp).
+inline bool model_fault_on(model_fault f) noexcept { return model::active_fault() == f; }
+
+// Switches a fault on for the life of the scope (a model test's main()).
+class model_fault_scope {
+ public:
+  explicit model_fault_scope(model_fault f) noexcept { model::active_fault() = f; }
+  ~model_fault_scope() { model::active_fault() = model_fault::none; }
+  model_fault_scope(const model_fault_scope&) = delete;
+  model_fault_scope& operator=(const model_fault_scope&) = delete;
+};
+
 template <class T>
 class atomic {
  public:
-  atomic() = default;
-  atomic(T v) noexcept : a_(v) {}  // NOLINT: mirrors std::atomic's converting constructor
+  atomic() noexcept { model::retired().remove(this); }
+  atomic(T v) noexcept : a_(v) { model::retired().remove(this); }  // NOLINT: mirrors std::atomic's converting constructor
+  ~atomic() { model::retired().add(this); }
   atomic(const atomic&) = delete;
   atomic& operator=(const atomic&) = delete;
 
@@ -154,6 +204,7 @@ inline bool futex_wait(const atomic<std::uint32_t>& w, std::uint32_t expected, b
 }
 inline int futex_wake(const atomic<std::uint32_t>& w, int count, location const& l) {
   if (count <= 0) return 0;
+  if (retired().contains(&w)) return 0;  // a wake on a freed address: nobody of ours sleeps there
   rl::context& c = rl::ctx();
   c.sched();
   c.atomic_thread_fence_seq_cst();
@@ -161,13 +212,35 @@ inline int futex_wake(const atomic<std::uint32_t>& w, int count, location const&
 }
 }  // namespace model
 
+// A clock for model tests. Model time stands still, except that a timed wait
+// that times out moves it on by one tick: a deadline of
+// `model_clock::now() + model_clock::duration(1)` has passed exactly when
+// some timed wait has timed out since (steady_clock deadlines are judged
+// by the real clock, which the model does not control). reset() in a
+// suite's before().
+struct model_clock {
+  using rep = long;
+  using period = std::nano;
+  using duration = std::chrono::duration<rep, period>;
+  using time_point = std::chrono::time_point<model_clock>;
+  static constexpr bool is_steady = true;
+  static rep& ticks() noexcept {
+    static rep t = 0;
+    return t;
+  }
+  static time_point now() noexcept { return time_point(duration(ticks())); }
+  static void reset() noexcept { ticks() = 0; }
+};
+
 inline void wait(const atomic<std::uint32_t>& w, std::uint32_t expected, location l = location::current()) {
   model::futex_wait(w, expected, false, l);
 }
 template <class Clock, class Duration>
 inline wait_result wait_until(const atomic<std::uint32_t>& w, std::uint32_t expected,
                               std::chrono::time_point<Clock, Duration>, location l = location::current()) {
-  return model::futex_wait(w, expected, true, l) ? wait_result::timed_out : wait_result::woken;
+  if (!model::futex_wait(w, expected, true, l)) return wait_result::woken;
+  ++model_clock::ticks();
+  return wait_result::timed_out;
 }
 inline int wake(const atomic<std::uint32_t>& w, int count, location l = location::current()) {
   return model::futex_wake(w, count, l);

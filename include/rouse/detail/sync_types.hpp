@@ -40,6 +40,24 @@
 #include <climits>
 #include <cstdint>
 
+namespace rouse::detail {
+
+// Deliberately broken steps, for model tests only. A protocol marks a step
+// whose breaking a model must catch with `if (model_fault_on(f)) ...broken
+// step...; else ...correct step...`; a model test switches one fault on
+// (relacy_sync.hpp, model_fault_scope) and expects Relacy to report the bug.
+// In a normal build every fault is off: model_fault_on() is a constant
+// false and the broken branch compiles away.
+enum class model_fault : unsigned {
+  none,
+  // shared_mutex: a writer's unlock hands the read turn over before it
+  // knows a reader woke, and takes it back after (reads the object after a
+  // reader may have locked, unlocked and destroyed it).
+  shared_mutex_read_turn_taken_back,
+};
+
+}  // namespace rouse::detail
+
 #if defined(ROUSE_MODEL_RELACY)
 #include "rouse/detail/relacy_sync.hpp"
 #else
@@ -81,6 +99,8 @@ inline int requeue_all(const atomic<std::uint32_t>& from, std::uint32_t expected
 }
 
 inline void spin_pause() noexcept { platform::cpu_relax(); }
+
+constexpr bool model_fault_on(model_fault) noexcept { return false; }
 
 // A seq_cst fence, for the few protocols whose argument needs one (each use
 // says why; TSan does not model fences, so never rely on one for data hb).
