@@ -1,6 +1,8 @@
 # Installs the rouse already built in ROUSE_BINARY_DIR into a scratch prefix,
 # then configures, builds and runs tests/consumer against it with
-# find_package(rouse). Fails on any step.
+# find_package(rouse), and compiles and runs the same program with the flags
+# of the installed pkg-config file (where pkg-config exists). Works for a
+# static and a shared build alike. Fails on any step.
 file(REMOVE_RECURSE ${WORK_DIR})
 file(MAKE_DIRECTORY ${WORK_DIR})
 function(step)
@@ -18,3 +20,29 @@ step(${CMAKE_COMMAND} -S ${ROUSE_SOURCE_DIR}/tests/consumer -B ${WORK_DIR}/build
      "-DCMAKE_CXX_FLAGS=${CXX_FLAGS}" "-DCMAKE_EXE_LINKER_FLAGS=${LINKER_FLAGS}")
 step(${CMAKE_COMMAND} --build ${WORK_DIR}/build)
 step(${WORK_DIR}/build/consumer)
+
+# pkg-config: the installed rouse.pc alone must be enough to build and run.
+find_program(PKG_CONFIG NAMES pkg-config pkgconf)
+if(PKG_CONFIG)
+  file(GLOB_RECURSE pc_files ${WORK_DIR}/prefix/*/rouse.pc)
+  list(LENGTH pc_files pc_count)
+  if(NOT pc_count EQUAL 1)
+    message(FATAL_ERROR "expected one installed rouse.pc, found: ${pc_files}")
+  endif()
+  get_filename_component(pc_dir ${pc_files} DIRECTORY)
+  set(ENV{PKG_CONFIG_PATH} ${pc_dir})
+  execute_process(COMMAND ${PKG_CONFIG} --cflags --libs rouse RESULT_VARIABLE rc OUTPUT_VARIABLE pc_flags
+                  OUTPUT_STRIP_TRAILING_WHITESPACE)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "pkg-config --cflags --libs rouse failed")
+  endif()
+  separate_arguments(pc_flags UNIX_COMMAND "${pc_flags}")
+  separate_arguments(extra_flags UNIX_COMMAND "${CXX_FLAGS} ${LINKER_FLAGS}")
+  step(${CXX} -std=c++20 ${extra_flags} ${ROUSE_SOURCE_DIR}/tests/consumer/main.cpp ${pc_flags} -pthread
+       -o ${WORK_DIR}/consumer_pc)
+  get_filename_component(lib_dir ${pc_dir} DIRECTORY)
+  set(ENV{LD_LIBRARY_PATH} ${lib_dir})
+  step(${WORK_DIR}/consumer_pc)
+else()
+  message(STATUS "pkg-config not found: the pkg-config consumer is not checked")
+endif()
