@@ -17,20 +17,38 @@
 //
 // Lifecycle: default-constructed, neither copyable nor movable. Waiters call
 // wait*() holding the lock; notifiers may hold it or not (see "Stolen
-// notifications"). As with std, it may be destroyed once every waiter has
-// been notified, even if some have not returned yet: the destructor then
-// waits for them to stop touching it (they are leaving; requeued ones are
-// briefly woken so they can leave without needing the mutex first).
+// notifications"). Re-locking on the way out of a wait never fails silently:
+// if the lock's lock() throws there, std::terminate is called
+// ([thread.condvarany.wait]).
+//
+// Destruction (std's rule, [thread.condition.condvar]): destroy it only once
+// no thread is blocked on it and no notify call on it can still be running.
+// It may be destroyed once every waiter has been notified, even if some have
+// not returned yet: the destructor then waits for them to stop touching it
+// (they are leaving; requeued ones are briefly woken so they can leave
+// without needing the mutex first). A waiter that returns may destroy it at
+// once when the notify that released it was made with the waiters' mutex
+// held (the waiter cannot return before it relocks, after the notifier's
+// unlock); a notifier may destroy it once its own notify returned. A notify
+// made without the mutex may still touch the object after it released a
+// waiter (notify_one bumps the sequence after publishing its signal;
+// notify_all keeps the requeue count after its system call), so a thread
+// released by it must not destroy the object until that call has returned.
 //
 // Misuse (debug builds): destroying it while a thread waits on it that was
 // never notified: "rouse::condition_variable: misuse: destroyed while threads
 // wait on it", abort.
 //
-// sizeof: 24 bytes on 64-bit targets (three 32-bit words and a pointer to
+// sizeof: 24 bytes on 64-bit targets (four 32-bit words and a pointer to
 // the mutex word for requeueing); static_asserted. Process-private only.
 //
 // Cost with nobody waiting: notify_one()/notify_all() read one word and make
 // no system call (the waiter count is zero).
+//
+// notify_one releases one waiter: it publishes one signal, and a waiter
+// returns from a notify_one only by claiming a signal (a compare-exchange),
+// whether it was spinning or asleep; the others go on waiting. notify_all
+// releases every waiter registered before it (a new generation).
 //
 // No thundering herd: with std::unique_lock<rouse::mutex>, notify_all() with
 // two or more waiters bumps the sequence, wakes one waiter and requeues the
@@ -42,38 +60,52 @@
 // waiter; requeueing is switched off for good for this object.
 //
 // Spin before sleeping: after unlocking, a waiter polls the sequence like a
-// semaphore waiter (64 pauses, then up to 64 yields: detail::spin_until with
-// handoff_spin_limit) and sleeps only if nothing changed. A notify that
-// comes within that window costs the waiter no futex sleep and no wake-up
-// (the notifier still makes its wake or requeue call: it cannot tell a
-// spinning waiter from a sleeping one, and with nobody asleep that call is
-// ~1 µs). On the 2-vCPU VM, where a wake-up costs the waker ~30 µs, this took
-// condvar.pingpong from 0.91x to 0.06x and broadcast16 from 0.74x to 0.30x
-// of std::condition_variable (docs/locks.md). Spinning waiters are not
-// requeued (they are not asleep): they see the sequence move, return, and
-// meet the mutex's own spin.
+// semaphore waiter (detail::spin_until with handoff_spin_limit) and sleeps
+// only if it was not released meanwhile. A notify that comes within that
+// window costs the waiter no futex sleep and no wake-up (the notifier still
+// makes its wake or requeue call: it cannot tell a spinning waiter from a
+// sleeping one). Figures: docs/locks.md. Spinning waiters are not requeued
+// (they are not asleep): they see the generation move, return, and meet the
+// mutex's own spin.
 //
 // Spurious wake-ups: a wait may return without a notification (callers
-// re-check their predicate, as with std): a waiter returns whenever the
-// sequence changed between its registration (under the lock) and its sleep,
-// so a notify_one may release a thread that was about to sleep as well as
-// the one it woke; a stop request or destruction also wakes waiters.
-// A notify never releases fewer than std requires among the threads waiting
-// when it was called, except as described next.
+// re-check their predicate, as with std): a stop request, destruction, a
+// notify_all without the lock racing the registration, or a waiter that
+// finds 2^16 bumps of the sequence since its last look (see signals_) end
+// it. A signal that no registered waiter claims (its waiter timed out or
+// left for a stop request just before it came, or the notifier counted a
+// thread that was already leaving) stays until a later waiter claims it,
+// which is then one more return than that later notify_one asked for. A
+// waiter that registered after such a signal claims it only after a
+// notify_one made since, or on a return from its futex sleep (below); the
+// first thread to register while nobody waits drops any leftovers.
 //
-// Stolen notifications: notify_one() bumps the sequence and then wakes one
-// sleeper. A thread that starts waiting between those two steps sleeps on the
-// new value and can be the one woken, so the notification goes to it and an
-// older waiter sleeps on until the next notify. This needs the new waiter to
-// lock the mutex while notify_one runs, so it cannot happen when notify_one
-// is called with the mutex held (the usual pattern); notify_all is never
-// stolen from. Calling notify_one without the lock, an earlier waiter may
-// thus wait for a later notification (glibc before 2.25 and Rust's std
-// condition variable behave the same way).
+// Stolen notifications: a waiter remembers the notify_one count when it
+// registers (under the lock), and while it spins or after a timeout it
+// claims a signal only if a notify_one came after that. So with the mutex
+// held across notify_one, its signal goes to a thread that was waiting when
+// it was called, except in two races, both with the notified thread not yet
+// run: (1) a thread that started waiting later returns from its futex sleep
+// for another reason (a stop request for some waiter, the first wait with
+// another kind of lock, a spurious return) and takes the signal; (2) two or
+// more threads start waiting later and a further notify_one comes: they may
+// take both signals. A notify_one made without the lock can also lose its
+// signal to a thread that starts waiting while it runs and is the sleeper
+// the kernel wakes (glibc before 2.25 and Rust's std condition variable
+// behave the same way; a woken thread must be let claim, or the earlier
+// waiters could stay asleep beside an unclaimed signal). Either way the
+// thread it was meant for waits on until the next notify; notify_all is
+// never stolen from. (Telling every signal's waiters apart takes glibc's
+// two-group state, more than fits in this object.)
 //
 // Words:
-//   seq_       notification sequence; waiters sleep on it with the value they
-//              read under the lock; every notify (with waiters) adds 1.
+//   seq_       notification sequence: waiters spin and sleep on it with the
+//              value they last read; every notify (with waiters), stop request
+//              and the destructor add 1.
+//   signals_   bits 0..11: signals published by notify_one and not yet
+//              claimed (at most one per registered waiter); bits 12..15:
+//              notify_one count; bits 16..31: broadcast generation (notify_all
+//              and the destructor add 1 and drop the unclaimed signals).
 //   waiters_   bits 0..30: threads inside a wait (registered under the lock
 //              before it is released, deregistered after waking, before
 //              relocking); bit 31: the destructor waits for them to leave.
@@ -88,17 +120,28 @@
 //              before the first such wait, or &seq_ ("never requeue") once a
 //              wait used another lock.
 //
-//   waiters_ count   notify_one / notify_all
-//   0                nothing (no system call)
-//   1                seq += 1, wake one / wake all
-//   >= 2             seq += 1, wake one / wake one + requeue the rest (or
-//                    wake all without a rouse::mutex)
+//   waiters_ count   notify_one                     notify_all
+//   0                nothing (no system call)       nothing
+//   1                signal + 1, seq + 1, wake one  generation + 1, seq + 1, wake all
+//   >= 2             signal + 1, seq + 1, wake one  generation + 1, seq + 1, wake one +
+//                                                   requeue the rest (or wake all
+//                                                   without a rouse::mutex)
+//
+// A waiter (seq and signals read at registration) is released when, reading
+// seq_ then signals_:
+//   generation moved                                   -> return (notify_all)
+//   a stop was requested (stop_token waits)            -> return, claiming nothing
+//   unclaimed > 0, and it returned from a futex sleep   -> claim: unclaimed - 1, same
+//     or a notify_one came since it registered             generation (CAS) -> return
+//   otherwise                                          -> wait on the seq_ value read
+//   (after a requeue-capable wait was maybe requeued   -> return: the mutex chain needs it)
+//   (timed out: the same checks, then it reports the timeout)
 //
 // Memory ordering: the condition variable publishes no data; the mutex
-// does. A waiter registers (waiters_ += 1) and reads seq_ while holding the
-// mutex, then unlocks; a notifier that changed the data under the mutex took
-// it after that unlock, so its (relaxed) read of waiters_ sees the
-// registration and its bump of seq_ comes after the waiter's read: either
+// does. A waiter registers (waiters_ += 1) and reads seq_ and signals_ while
+// holding the mutex, then unlocks; a notifier that changed the data under
+// the mutex took it after that unlock, so its (relaxed) read of waiters_ sees
+// the registration and its bump of seq_ comes after the waiter's read: either
 // the futex sees the changed word or the wake finds the sleeper ("Rust
 // Atomics and Locks", ch. 9). Waits return with the lock held, so the
 // waiter sees everything done under the mutex before the notify.
@@ -120,6 +163,10 @@
 
 namespace rouse {
 
+namespace detail {
+struct condition_variable_model_access;  // tests/model: a broken waiter, kept to prove the model
+}  // namespace detail
+
 class condition_variable {
  public:
   condition_variable() noexcept = default;
@@ -135,9 +182,26 @@ class condition_variable {
   void notify_one() noexcept {
     // Ordering: relaxed; the mutex orders it after the registration of any
     // waiter this notify must wake (Memory ordering above).
-    if ((waiters_.load(std::memory_order_relaxed) & count_mask) == 0) return;
-    // Ordering: relaxed; the futex compares the word atomically with the sleep.
-    seq_.fetch_add(1, std::memory_order_relaxed);
+    std::uint32_t const waiting = waiters_.load(std::memory_order_relaxed) & count_mask;
+    if (waiting == 0) return;
+    // (N1) one more notify_one, and one more unclaimed signal unless every
+    // registered waiter already has one (more could never be claimed).
+    // Ordering: relaxed; (N2) publishes it.
+    std::uint32_t s = signals_.load(std::memory_order_relaxed);
+    for (;;) {
+      std::uint32_t const unclaimed = s & unclaimed_mask;
+      if (unclaimed == unclaimed_mask && waiting > unclaimed) [[unlikely]] {
+        notify_everyone_instead();
+        return;
+      }
+      std::uint32_t next = (s & ~notify_count_mask) | ((s + notify_count_unit) & notify_count_mask);
+      if (unclaimed < waiting) next += 1;
+      if (signals_.compare_exchange_weak(s, next, std::memory_order_relaxed, std::memory_order_relaxed)) break;
+    }
+    // (N2) Ordering: release; pairs with (W1) in check(): a waiter that reads
+    // this bump sees (N1) when it reads signals_. The futex compares the word
+    // atomically with the sleep.
+    seq_.fetch_add(1, std::memory_order_release);
     detail::wake_one(seq_);
   }
 
@@ -145,8 +209,11 @@ class condition_variable {
     // Ordering: relaxed, as in notify_one().
     std::uint32_t const waiting = waiters_.load(std::memory_order_relaxed) & count_mask;
     if (waiting == 0) return;
+    // (G) every waiter registered so far is released; published by the bump.
+    new_generation();
     for (;;) {
-      // Ordering: acq_rel; acquire pairs with the release bump in
+      // Ordering: acq_rel; release pairs with (W1) in check() (the waiter
+      // then sees (G)); acquire pairs with the release bump in
       // disable_requeue(), so a "never requeue" mark published before that
       // bump is seen by the load of mutex_word_ below.
       std::uint32_t const seq = seq_.fetch_add(1, std::memory_order_acq_rel) + 1;
@@ -183,7 +250,7 @@ class condition_variable {
 
   template <class Lock, class Clock, class Duration>
   std::cv_status wait_until(Lock& lock, const std::chrono::time_point<Clock, Duration>& deadline) {
-    return wait_impl(lock, deadline, nullptr);
+    return wait_impl(lock, platform::clock_deadline(deadline), nullptr);
   }
 
   template <class Lock, class Clock, class Duration, class Predicate>
@@ -214,7 +281,7 @@ class condition_variable {
   template <class Lock, class Clock, class Duration, class Predicate>
   bool wait_until(Lock& lock, std::stop_token stop, const std::chrono::time_point<Clock, Duration>& deadline,
                   Predicate pred) {
-    return wait_stoppable(lock, std::move(stop), deadline, std::move(pred));
+    return wait_stoppable(lock, std::move(stop), platform::clock_deadline(deadline), std::move(pred));
   }
 
   template <class Lock, class Rep, class Period, class Predicate>
@@ -224,6 +291,8 @@ class condition_variable {
   }
 
  private:
+  friend struct detail::condition_variable_model_access;
+
   using word_type = detail::atomic<std::uint32_t>;
   static constexpr std::uint32_t count_mask = (std::uint32_t{1} << 31) - 1;
   static constexpr std::uint32_t destroying = std::uint32_t{1} << 31;
@@ -233,14 +302,62 @@ class condition_variable {
   // 1 ms fairness bound).
   static constexpr std::uint32_t epoch_in_flight_mask = (std::uint32_t{1} << 12) - 1;
   static constexpr std::uint32_t epoch_generation = std::uint32_t{1} << 12;
+  // signals_: bits 0..11 unclaimed signals, 12..15 notify_one count, 16..31
+  // broadcast generation. 4095 unclaimed signals with more waiters than that
+  // make the next notify_one a notify_all (a spurious wake-up for the rest).
+  static constexpr std::uint32_t unclaimed_mask = (std::uint32_t{1} << 12) - 1;
+  static constexpr std::uint32_t notify_count_unit = std::uint32_t{1} << 12;
+  static constexpr std::uint32_t notify_count_mask = std::uint32_t{0xF} << 12;
+  static constexpr std::uint32_t generation_unit = std::uint32_t{1} << 16;
+  static constexpr std::uint32_t generation_mask = ~std::uint32_t{0} << 16;
+  // The counts wrap; seq_ moves at least once per notify, so a waiter that
+  // has seen seq_ move this far since it registered counts as notified
+  // (16: the notify_one count's range), or since its last check as
+  // released (2^16: the generation's range; a spurious wake-up), whatever
+  // the wrapped fields say.
+  static constexpr std::uint32_t notify_count_wrap_bumps = 16;
+  static constexpr std::uint32_t generation_wrap_bumps = std::uint32_t{1} << 16;
 
   struct no_deadline {};
+
+  // A waiter's view: what it read when it registered, and since.
+  struct ticket {
+    std::uint32_t seq;       // seq_ at registration
+    std::uint32_t signals;   // signals_ at registration (notify_one count, generation)
+    std::uint32_t epoch;     // epoch_ at registration (requeue-capable waits only)
+    std::uint32_t held;      // seq_ as of the last check: the value to wait on
+    bool notified = false;   // a notify_one came after the registration
+  };
 
   template <class Lock>
   static constexpr bool requeue_capable = std::is_same_v<Lock, std::unique_lock<rouse::mutex>>;
 
-
   bool requeue_target(const word_type* p) const noexcept { return p != nullptr && p != &seq_; }
+
+  static bool notified_since(const ticket& t, std::uint32_t signals, std::uint32_t seq) noexcept {
+    return ((signals ^ t.signals) & notify_count_mask) != 0 || seq - t.seq >= notify_count_wrap_bumps;
+  }
+  // Every check that finds the generation unchanged also finds it unwrapped
+  // (fewer than 2^16 bumps since the previous one), so the comparison with
+  // the registration's generation stays exact from check to check.
+  static bool released_by_generation(const ticket& t, std::uint32_t signals, std::uint32_t seq) noexcept {
+    return ((signals ^ t.signals) & generation_mask) != 0 || seq - t.held >= generation_wrap_bumps;
+  }
+  static bool maybe_requeued(const ticket& t, std::uint32_t epoch_now) noexcept {
+    return (epoch_now & ~epoch_in_flight_mask) != (t.epoch & ~epoch_in_flight_mask) ||
+           (t.epoch & epoch_in_flight_mask) != 0;
+  }
+
+  // (G): a new generation, no unclaimed signals. Ordering: relaxed; the
+  // caller's release bump of seq_ publishes it.
+  void new_generation() noexcept {
+    std::uint32_t s = signals_.load(std::memory_order_relaxed);
+    while (!signals_.compare_exchange_weak(s, (s & ~unclaimed_mask) + generation_unit, std::memory_order_relaxed,
+                                           std::memory_order_relaxed)) {
+    }
+  }
+
+  [[gnu::noinline, gnu::cold]] void notify_everyone_instead() noexcept { notify_all(); }
 
   // The stop_token loop shared by the three interruptible waits.
   template <class Lock, class Deadline, class Predicate>
@@ -279,8 +396,8 @@ class condition_variable {
   // then bumps the sequence (release): a notify_all that read the old target
   // either reads this bump (and then the mark) or fails its compare-requeue
   // because the sequence moved; this waiter sleeps only after the bump, so it
-  // is never moved onto a mutex it does not use. The bump is a spurious
-  // wake-up for current waiters, once per object.
+  // is never moved onto a mutex it does not use. The bump publishes no
+  // signal: current waiters re-check and wait on, once per object.
   [[gnu::noinline, gnu::cold]] void disable_requeue() noexcept {
     word_type* const old = mutex_word_.exchange(&seq_, std::memory_order_relaxed);
     if (old != nullptr && old != &seq_) {
@@ -290,65 +407,141 @@ class condition_variable {
     }
   }
 
-  template <class Deadline>
-  detail::wait_result sleep(std::uint32_t seq, const Deadline& deadline) noexcept {
-    // Ordering: relaxed; like a futex wait that finds the word changed, the
-    // poll publishes nothing: the relock that follows orders the data. A
-    // timed wait stops polling at its deadline (the sleep below then
-    // reports the time-out at once).
-    bool changed = false;
+  // The first thread to register while nobody is inside a wait finds any
+  // unclaimed signal stale (its waiters have all left): it drops them, once
+  // (a lost race leaves them to be claimed later). Returns signals_ as read.
+  [[gnu::noinline, gnu::cold]] std::uint32_t drop_stale_signals(std::uint32_t s) noexcept {
+    (void)signals_.compare_exchange_strong(s, s & ~unclaimed_mask, std::memory_order_relaxed,
+                                           std::memory_order_relaxed);
+    return s;
+  }
+
+  enum class verdict : std::uint8_t { waiting, released };
+
+  // Reads the state after seq_ moved (or a sleep or the spin ended) and
+  // claims a signal if this waiter may (the table above). `woken`: the
+  // waiter returned from a futex sleep, and may claim any signal (the kernel
+  // may have chosen it for a notify_one it had already seen the bump of,
+  // when it registered during a notify_one made without the lock; leaving
+  // the signal would leave the earlier waiters asleep). On `waiting`,
+  // `t.held` is the value of seq_ to wait on.
+  //
+  // Why a notify cannot slip by: (W1) reads seq_ before (W2) reads signals_.
+  // A notify_one whose bump (N2) (W1) read or passed published (N1) before
+  // it, so (W2) sees its signal, or a later state in which the signal was
+  // claimed by another waiter or dropped by a new generation (which this
+  // waiter then sees). A bump (W1) did not read comes after it in seq_'s
+  // order, so the spin sees seq_ != t.held, or the futex wait on t.held finds
+  // the word changed or is woken by the wake that follows the bump.
+  verdict check(ticket& t, const std::stop_token* stop, bool woken) noexcept {
+    // (W1) Ordering: acquire pairs with the release bumps of seq_ ((N2),
+    // notify_all's, the destructor's, the stop callback's): the waiter then
+    // sees the signal, generation or stop request published before it.
+    std::uint32_t const now = seq_.load(std::memory_order_acquire);
+    // (W2) Ordering: relaxed; (W1) orders it.
+    std::uint32_t s = signals_.load(std::memory_order_relaxed);
+    for (;;) {
+      if (released_by_generation(t, s, now)) return verdict::released;
+      if (stop != nullptr && stop->stop_requested()) return verdict::released;
+      if (!t.notified) t.notified = notified_since(t, s, now);
+      if ((s & unclaimed_mask) == 0 || !(woken || t.notified)) {
+        t.held = now;
+        return verdict::waiting;
+      }
+      // (C) claim one signal, in the same generation (the CAS compares the
+      // whole word). Ordering: relaxed; the relock orders the data.
+      if (signals_.compare_exchange_weak(s, s - 1, std::memory_order_relaxed, std::memory_order_relaxed))
+        return verdict::released;
+    }
+  }
+
+  // Spin, then sleep, until released or timed out. Returns true on a
+  // time-out that found nothing to claim.
+  template <bool RequeueCapable, class Deadline>
+  bool await_release(ticket& t, const Deadline& deadline, const std::stop_token* stop) noexcept {
+    verdict v = verdict::waiting;
+    // Ordering: relaxed poll; check() re-reads with acquire. A timed wait
+    // stops polling at its deadline (the sleep below then reports the
+    // time-out at once).
     (void)detail::spin_until(
         [&] {
-          changed = seq_.load(std::memory_order_relaxed) != seq;
+          if (seq_.load(std::memory_order_relaxed) != t.held) {
+            v = check(t, stop, false);
+            if (v == verdict::released) return true;
+          }
 #if !defined(ROUSE_MODEL_RELACY)
           if constexpr (!std::is_same_v<Deadline, no_deadline>) {
-            if (!changed && Deadline::clock::now() >= deadline) return true;
+            if (Deadline::clock::now() >= deadline) return true;
           }
 #endif
-          return changed;
+          return false;
         },
         detail::handoff_spin_limit);
-    if (changed) return detail::wait_result::woken;
-    if constexpr (std::is_same_v<Deadline, no_deadline>) {
-      detail::wait(seq_, seq);
-      return detail::wait_result::woken;
-    } else {
-      return detail::wait_until(seq_, seq, deadline);
+    if (v == verdict::released) return false;
+    for (;;) {
+      if constexpr (std::is_same_v<Deadline, no_deadline>) {
+        detail::wait(seq_, t.held);
+      } else if (detail::wait_until(seq_, t.held, deadline) == detail::wait_result::timed_out) {
+        // A time-out: claim a signal this waiter may have (it was notified;
+        // Rule 6: nothing is lost), else report it.
+        return check(t, stop, false) == verdict::waiting;
+      }
+      if constexpr (RequeueCapable) {
+        // Possibly requeued and woken by a mutex unlock: leave, so the
+        // relock (contended) passes the mutex's wake on down the chain.
+        // Ordering: acquire, as at registration.
+        if (maybe_requeued(t, epoch_.load(std::memory_order_acquire))) return false;
+      }
+      if (check(t, stop, true) == verdict::released) return false;
     }
   }
 
   // What a stop request does to a waiter's condition variable: bump the
-  // sequence and wake everyone, bypassing the waiter count.
+  // sequence and wake everyone, bypassing the waiter count. The waiters
+  // re-check; the one whose stop was requested leaves.
   struct stop_waker {
     condition_variable* cv;
     void operator()() const noexcept {
-      // Ordering: release pairs with the acquire read of seq_ in wait_impl(),
-      // which then sees stop_requested().
+      // Ordering: release pairs with (W1) in check(), which then sees
+      // stop_requested().
       cv->seq_.fetch_add(1, std::memory_order_release);
       detail::wake_all(cv->seq_);
     }
   };
 
-  // One wait: register, unlock, sleep, deregister, relock.
+  // [thread.condvarany.wait]: an exception from re-locking calls
+  // std::terminate (noexcept does it).
+  template <class Lock>
+  static void relock(Lock& lock) noexcept {
+    lock.lock();
+  }
+
+  // One wait: register, unlock, spin and sleep until released, deregister,
+  // relock.
   template <class Lock, class Deadline>
   std::cv_status wait_impl(Lock& lock, const Deadline& deadline, const std::stop_token* stop) {
     note_lock(lock);
     // Ordering: relaxed; the mutex orders the registration before any
     // notifier that takes it later (Memory ordering above).
-    waiters_.fetch_add(1, std::memory_order_relaxed);
+    std::uint32_t const before = waiters_.fetch_add(1, std::memory_order_relaxed);
+    ticket t{};
     // Ordering: acquire pairs with the release bump of a stop callback: a
     // waiter that reads that bump sees stop_requested(); one that reads an
-    // older value sleeps on it and the changed word wakes it.
-    std::uint32_t const seq = seq_.load(std::memory_order_acquire);
-    std::uint32_t epoch = 0;
+    // older value sleeps on it and the changed word wakes it. signals_ is
+    // read after it (relaxed, under the lock, like (W2)).
+    t.seq = seq_.load(std::memory_order_acquire);
+    t.held = t.seq;
+    t.signals = signals_.load(std::memory_order_relaxed);
+    if ((before & count_mask) == 0 && (t.signals & unclaimed_mask) != 0) [[unlikely]]
+      t.signals = drop_stale_signals(t.signals);
     // Ordering: acquire pairs with (E2) in notify_all().
-    if constexpr (requeue_capable<Lock>) epoch = epoch_.load(std::memory_order_acquire);
+    if constexpr (requeue_capable<Lock>) t.epoch = epoch_.load(std::memory_order_acquire);
     // The stop callback touches *this, so it lives only while this thread is
     // registered: the object may be destroyed as soon as every registered
     // waiter has left (~condition_variable), and this thread may then still
     // be relocking. Registered after the read of seq_: a request made before
-    // runs the callback here, which moves seq_ past `seq`, so the sleep below
-    // returns at once; resetting it (which waits for a callback running on
+    // runs the callback here, which moves seq_ past `t.seq`, so the wait
+    // below ends at once; resetting it (which waits for a callback running on
     // another thread) comes before every leave().
     std::optional<std::stop_callback<stop_waker>> wake_on_stop;
     if (stop != nullptr) wake_on_stop.emplace(*stop, stop_waker{this});
@@ -358,11 +551,11 @@ class condition_variable {
       return std::cv_status::no_timeout;
     }
 
-    detail::wait_result r;
+    bool timed_out;
     if constexpr (requeue_capable<Lock>) {
       rouse::mutex* const m = lock.release();
       m->unlock();
-      r = sleep(seq, deadline);
+      timed_out = await_release<true>(t, deadline, stop);
       // Requeued (or possibly): relock leaving the word contended, so the
       // unlock after ours wakes the next requeued sleeper. Possibly requeued:
       // a requeue began while this thread slept (the generation moved: the
@@ -370,25 +563,30 @@ class condition_variable {
       // follows (E1)), or one was in flight when it registered (it may have
       // registered after (E1) and been moved all the same).
       // Ordering: acquire, as at registration.
-      std::uint32_t const now = epoch_.load(std::memory_order_acquire);
-      bool const maybe_requeued =
-          (now & ~epoch_in_flight_mask) != (epoch & ~epoch_in_flight_mask) || (epoch & epoch_in_flight_mask) != 0;
+      bool const contended = maybe_requeued(t, epoch_.load(std::memory_order_acquire));
       wake_on_stop.reset();
       leave();
-      if (maybe_requeued) {
+      if (contended) {
         detail::mutex_access::lock_contended(*m);
       } else {
         m->lock();
       }
       lock = std::unique_lock<rouse::mutex>(*m, std::adopt_lock);
     } else {
-      lock.unlock();
-      r = sleep(seq, deadline);
+      try {
+        lock.unlock();
+      } catch (...) {
+        // Still locked: deregister and let the exception out.
+        wake_on_stop.reset();
+        leave();
+        throw;
+      }
+      timed_out = await_release<false>(t, deadline, stop);
       wake_on_stop.reset();
       leave();
-      lock.lock();
+      relock(lock);
     }
-    return r == detail::wait_result::timed_out ? std::cv_status::timeout : std::cv_status::no_timeout;
+    return timed_out ? std::cv_status::timeout : std::cv_status::no_timeout;
   }
 
   // Deregisters; after this the waiter does not touch the object again
@@ -402,8 +600,11 @@ class condition_variable {
   }
 
   [[gnu::noinline, gnu::cold]] void wait_for_leaving_waiters() noexcept {
-    // Anyone still asleep on seq_ was never notified: misuse.
-    seq_.fetch_add(1, std::memory_order_relaxed);
+    // Every waiter is released by a new generation; anyone still asleep on
+    // seq_ was never notified: misuse.
+    new_generation();
+    // Ordering: release pairs with (W1): the waiters see the generation.
+    seq_.fetch_add(1, std::memory_order_release);
     [[maybe_unused]] int const unnotified = detail::wake_all(seq_);
     ROUSE_CHECK_USAGE(unnotified == 0, "rouse::condition_variable", "destroyed while threads wait on it");
     // Requeued waiters sleep on the mutex word and deregister only once they
@@ -423,11 +624,12 @@ class condition_variable {
   word_type seq_{0};
   word_type waiters_{0};
   word_type epoch_{0};
+  word_type signals_{0};
 };
 
 #if !defined(ROUSE_MODEL_RELACY)
 static_assert(sizeof(void*) != 8 || sizeof(condition_variable) == 24,
-              "rouse::condition_variable is three 32-bit words and a pointer");
+              "rouse::condition_variable is four 32-bit words and a pointer");
 #endif
 
 using condition_variable_any = condition_variable;

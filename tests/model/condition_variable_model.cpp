@@ -1,9 +1,13 @@
 // Models of rouse::condition_variable with rouse::mutex (Relacy): wait and
 // notify_one with the notifier inside and outside the lock, notify_all to
-// two waiters (requeue, modelled as wake-all, see relacy_sync.hpp), and a
-// timed wait racing a notify. The predicate is plain data under the mutex
-// (rl::var: an unordered access is a reported race); a lost wake-up shows
-// as a deadlock.
+// two waiters (requeue, modelled as wake-all, see relacy_sync.hpp), a timed
+// wait racing a notify, two notify_ones to two waiters (inside and outside
+// the lock, one waiter timed), and one notify_one to two waiters (one may
+// spin while the other sleeps): at most one of them returns. The predicate
+// is plain data under the mutex (rl::var: an unordered access is a reported
+// race); a lost wake-up shows as a deadlock. A broken waiter (it returns
+// when the sequence moves, claiming nothing: the waiter before signals) is
+// kept to prove the model sees the herd.
 // std headers the condition variable uses come before Relacy, whose macros
 // (sem_init, errno, ...) break them when included after it.
 #include <condition_variable>
@@ -14,6 +18,23 @@
 #include "model.hpp"
 #include "rouse/condition_variable.hpp"
 #include "rouse/mutex.hpp"
+
+// The broken waiter: register, unlock, spin then sleep on the sequence, and
+// return as soon as it moved, like the waiter before signals were claimed.
+struct rouse::detail::condition_variable_model_access {
+  static void wait_returning_on_any_bump(rouse::condition_variable& cv, std::unique_lock<rouse::mutex>& lock) {
+    cv.waiters_.fetch_add(1, std::memory_order_relaxed);
+    std::uint32_t const seq = cv.seq_.load(std::memory_order_acquire);
+    rouse::mutex* const m = lock.release();
+    m->unlock();
+    bool const moved = rouse::detail::spin_until([&] { return cv.seq_.load(std::memory_order_relaxed) != seq; },
+                                                 rouse::detail::handoff_spin_limit);
+    if (!moved) rouse::detail::wait(cv.seq_, seq);  // BUG (on purpose): any return ends the wait
+    cv.leave();
+    m->lock();  // no requeue here: nothing set the requeue target
+    lock = std::unique_lock<rouse::mutex>(*m, std::adopt_lock);
+  }
+};
 
 namespace {
 
@@ -131,6 +152,79 @@ struct timed_wait_races_notify : rl::test_suite<timed_wait_races_notify, 2> {
   }
 };
 
+// Two waiters, notify_one twice after unlocking, one waiter timed: the
+// notifications may be taken by a waiter that registered during a notify
+// and claims are retried, but nobody is left asleep with a token waiting.
+struct two_notify_ones_after_unlock : rl::test_suite<two_notify_ones_after_unlock, 3> {
+  rouse::mutex m;
+  rouse::condition_variable cv;
+  rl::var<int> tokens;
+
+  void before() { tokens($) = 0; }
+  void thread(unsigned index) {
+    if (index == 0) {
+      for (int i = 0; i < 2; ++i) {
+        {
+          lock_type l(m);
+          tokens($) = tokens($) + 1;
+        }
+        cv.notify_one();
+      }
+    } else {
+      lock_type l(m);
+      while (tokens($) == 0) {
+        if (index == 1) {
+          cv.wait(l);
+        } else {
+          (void)cv.wait_until(l, std::chrono::steady_clock::now() + std::chrono::hours(1));
+        }
+      }
+      tokens($) = tokens($) - 1;
+    }
+  }
+  void after() { RL_ASSERT(tokens($) == 0); }
+};
+
+// One notify_one, with the lock held, to two waiters (the scheduler lets
+// each spin or sleep): at most one wait returns before the notify_all that
+// ends the test. `Broken` swaps in the waiter that returns on any bump.
+template <bool Broken>
+struct one_notify_one_two_waiters : rl::test_suite<one_notify_one_two_waiters<Broken>, 3> {
+  rouse::mutex m;
+  rouse::condition_variable cv;
+  rl::var<int> broadcast;
+  rl::var<int> returns;
+
+  void before() {
+    broadcast($) = 0;
+    returns($) = 0;
+  }
+  void thread(unsigned index) {
+    if (index == 0) {
+      {
+        lock_type l(m);
+        cv.notify_one();
+      }
+      lock_type l(m);
+      broadcast($) = 1;
+      cv.notify_all();
+    } else {
+      lock_type l(m);
+      while (broadcast($) == 0) {
+        if constexpr (Broken) {
+          rouse::detail::condition_variable_model_access::wait_returning_on_any_bump(cv, l);
+        } else {
+          cv.wait(l);
+        }
+        if (broadcast($) == 0) {
+          returns($) = returns($) + 1;
+          RL_ASSERT(returns($) <= 1);
+        }
+      }
+    }
+  }
+};
+
 }  // namespace
 
 int main() {
@@ -145,5 +239,11 @@ int main() {
                                                                 iterations);
   failures += rouse_model::expect_pass<two_notify_ones_two_waiters>(
       "condition_variable.two_notify_ones_two_waiters", iterations);
+  failures += rouse_model::expect_pass<two_notify_ones_after_unlock>(
+      "condition_variable.two_notify_ones_after_unlock", iterations);
+  failures += rouse_model::expect_pass<one_notify_one_two_waiters<false>>(
+      "condition_variable.one_notify_one_two_waiters", iterations);
+  failures += rouse_model::expect_failure<one_notify_one_two_waiters<true>>(
+      "condition_variable.broken_waiter_returns_on_any_bump", rl::test_result_user_assert_failed, iterations);
   return failures == 0 ? 0 : 1;
 }

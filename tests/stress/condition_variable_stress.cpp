@@ -1,12 +1,14 @@
 // Stress tests of rouse::condition_variable: producers and consumers on a
 // bounded queue (counts prove nothing lost or duplicated), broadcast rounds
-// through the requeue path, timed waiters mixed with notify_one, and the
-// same with a std::mutex (the generic path). More threads than cores; a
-// lost wake-up shows up as a hang (CTest timeout).
+// through the requeue path, timed waiters mixed with notify_one, the same
+// with a std::mutex (the generic path), and notify_one releasing at most one
+// waiter each. More threads than cores; a lost wake-up shows up as a hang
+// (CTest timeout).
 #include <gtest/gtest.h>
 
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <deque>
 #include <mutex>
 #include <thread>
@@ -199,6 +201,76 @@ TEST(condition_variable_stress, timed_waiters_take_every_token_once) {
   EXPECT_EQ(taken, total);
   EXPECT_EQ(tokens, 0);
   std::printf("timed waits that timed out: %ld\n", timeouts.load());
+}
+
+// Predicate-free waiters (more than cores) count every return of wait();
+// a notifier makes notify_one calls, half of them with the lock held,
+// counting each before it makes it. Each notify_one releases at most one
+// waiter, spinning or asleep, so the returns never exceed the notifies
+// issued so far: each waiter checks that when it returns (nothing else here
+// makes a wait return: no stop requests, no destruction; the final
+// notify_all's returns are not counted). `paced`: each notify_one waits
+// until the previous ones have each released a waiter and every waiter is
+// back inside wait() (most spin or sleep then), where a herd would show at
+// once; otherwise the notifier runs ahead of the waiters.
+void notify_one_returns_never_exceed_the_notifies(bool paced, long notifies) {
+  rouse::mutex m;
+  rouse::condition_variable cv;
+  bool done = false;
+  unsigned waiting = 0;  // under m: threads inside wait()
+  long returns = 0;      // under m
+  std::atomic<long> issued{0}, excess{0};
+  unsigned const waiters = rouse_test::oversubscribed(8);
+  std::vector<std::thread> ts;
+  for (unsigned i = 0; i < waiters; ++i)
+    ts.emplace_back([&] {
+      std::unique_lock<rouse::mutex> l(m);
+      for (;;) {
+        ++waiting;
+        cv.wait(l);
+        --waiting;
+        if (done) return;
+        if (++returns > issued.load()) excess.fetch_add(1, std::memory_order_relaxed);
+      }
+    });
+  for (long k = 0; k < notifies; ++k) {
+    std::unique_lock<rouse::mutex> l(m);
+    while (paced && (waiting != waiters || returns < k)) {
+      l.unlock();
+      std::this_thread::yield();
+      l.lock();
+    }
+    issued.fetch_add(1);
+    if (k % 2 == 0) {
+      cv.notify_one();
+      l.unlock();
+    } else {
+      l.unlock();
+      cv.notify_one();
+    }
+    if (!paced && k % 8 == 0) std::this_thread::yield();
+  }
+  long counted;
+  {
+    std::lock_guard<rouse::mutex> l(m);
+    done = true;
+    counted = returns;
+  }
+  cv.notify_all();
+  for (auto& t : ts) t.join();
+  EXPECT_EQ(excess.load(), 0) << "returns that exceeded the notify_one calls made so far";
+  EXPECT_LE(counted, notifies);
+  EXPECT_GT(counted, 0);
+  std::printf("%s: %ld notify_one calls, %ld returns of %u waiters\n", paced ? "paced" : "running ahead", notifies,
+              counted, waiters);
+}
+
+TEST(condition_variable_stress, notify_one_returns_never_exceed_the_notifies) {
+  notify_one_returns_never_exceed_the_notifies(true, rouse_test::scaled(3000));
+}
+
+TEST(condition_variable_stress, notify_one_returns_never_exceed_the_notifies_running_ahead) {
+  notify_one_returns_never_exceed_the_notifies(false, rouse_test::scaled(20000));
 }
 
 }  // namespace

@@ -1,17 +1,27 @@
 // Unit tests of rouse/condition_variable.hpp: each public function with
 // rouse::mutex and with other locks, timeouts (never early, on steady,
 // system and another clock), stop tokens, the cost with nobody waiting, the
-// requeue on notify_all, destruction rules, misuse diagnostics and the size.
+// requeue on notify_all, notify_one releasing exactly one waiter, destruction
+// rules, a failing relock, misuse diagnostics and the size.
 #include "rouse/condition_variable.hpp"
 
 #include <gtest/gtest.h>
+#include <pthread.h>
+#include <sched.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdio>
+#include <fstream>
 #include <memory>
 #include <mutex>
 #include <shared_mutex>
+#include <stdexcept>
 #include <stop_token>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -272,6 +282,201 @@ TEST(condition_variable, requeued_waiters_all_get_the_mutex_round_after_round) {
   for (auto& t : ts) t.join();
 }
 
+// --- notify_one releases exactly one waiter ----------------------------------
+
+// The calling thread's kernel id.
+pid_t this_thread_tid() { return static_cast<pid_t>(::syscall(SYS_gettid)); }
+
+// True when thread `tid` of this process is blocked in the kernel (state S),
+// read from /proc. Evidence that a waiter that can only block on the
+// condition variable's futex is asleep on it.
+bool thread_is_blocked(pid_t tid) {
+  std::ifstream stat("/proc/self/task/" + std::to_string(tid) + "/stat");
+  std::string line;
+  if (!std::getline(stat, line)) return false;
+  auto const paren = line.rfind(')');
+  return paren != std::string::npos && paren + 2 < line.size() && line[paren + 2] == 'S';
+}
+
+// n threads each wait once on a fresh condition variable (counting the
+// return in `returned`, under the lock), then wait on until `done`. The main
+// thread waits until every one is inside wait(), and until `ready(tids)`
+// holds (which waiters are asleep), notifies once with the lock held, waits
+// for one return, gives the others many chances to return as well, and
+// checks that they did not. Then notify_all lets everyone out.
+template <class Ready>
+void notify_one_releases_exactly_one(int n, int rounds, Ready ready) {
+  for (int round = 0; round < rounds; ++round) {
+    rouse::mutex m;
+    condition_variable cv;
+    int registered = 0;
+    bool done = false;
+    std::atomic<int> returned{0};
+    std::vector<std::atomic<pid_t>> tids(static_cast<std::size_t>(n));
+    std::vector<std::thread> ts;
+    for (int i = 0; i < n; ++i)
+      ts.emplace_back([&, i] {
+        tids[static_cast<std::size_t>(i)].store(this_thread_tid());
+        std::unique_lock<rouse::mutex> l(m);
+        ++registered;
+        cv.wait(l);
+        returned.fetch_add(1);
+        while (!done) cv.wait(l);
+      });
+    for (;;) {
+      {
+        std::lock_guard<rouse::mutex> l(m);
+        if (registered == n) break;
+      }
+      std::this_thread::yield();
+    }
+    while (!ready(tids)) std::this_thread::yield();
+    {
+      std::lock_guard<rouse::mutex> l(m);
+      cv.notify_one();
+    }
+    while (returned.load() == 0) std::this_thread::yield();
+    for (int i = 0; i < 4000 && returned.load() == 1; ++i) std::this_thread::yield();
+    EXPECT_EQ(returned.load(), 1) << "round " << round << " of " << n << " waiters";
+    {
+      std::lock_guard<rouse::mutex> l(m);
+      done = true;
+    }
+    cv.notify_all();
+    for (auto& t : ts) t.join();
+    EXPECT_EQ(returned.load(), n);
+    if (::testing::Test::HasFailure()) return;
+  }
+}
+
+// Notified as soon as all are inside wait(): most are still spinning on the
+// sequence (the last one to register surely is), some may be asleep. A
+// waiter that saw the bump used to return: every spinner came out.
+TEST(condition_variable, notify_one_releases_exactly_one_spinning_waiter) {
+  auto const now = [](auto&) { return true; };
+  notify_one_releases_exactly_one(2, 200, now);
+  notify_one_releases_exactly_one(4, 100, now);
+}
+
+// Notified once every waiter is blocked in the kernel (on the futex: nothing
+// else can block it after it registered).
+TEST(condition_variable, notify_one_releases_exactly_one_sleeping_waiter) {
+  auto const asleep = [](auto& tids) {
+    for (auto& tid : tids)
+      if (!thread_is_blocked(tid.load())) return false;
+    return true;
+  };
+  notify_one_releases_exactly_one(2, 50, asleep);
+  notify_one_releases_exactly_one(4, 25, asleep);
+}
+
+// One waiter asleep, the other just registered (spinning): the kernel wakes
+// the sleeper, the spinner sees the bump; only one of them may return.
+TEST(condition_variable, notify_one_releases_exactly_one_of_a_sleeping_and_a_spinning_waiter) {
+  for (int round = 0; round < 100; ++round) {
+    rouse::mutex m;
+    condition_variable cv;
+    int registered = 0;
+    bool done = false;
+    std::atomic<int> returned{0};
+    std::atomic<pid_t> first_tid{0};
+    auto const waiter = [&](bool first) {
+      if (first) first_tid.store(this_thread_tid());
+      std::unique_lock<rouse::mutex> l(m);
+      ++registered;
+      cv.wait(l);
+      returned.fetch_add(1);
+      while (!done) cv.wait(l);
+    };
+    std::thread sleeper(waiter, true);
+    for (;;) {
+      {
+        std::lock_guard<rouse::mutex> l(m);
+        if (registered == 1) break;
+      }
+      std::this_thread::yield();
+    }
+    while (!thread_is_blocked(first_tid.load())) std::this_thread::yield();
+    std::thread spinner(waiter, false);
+    for (;;) {
+      std::unique_lock<rouse::mutex> l(m);
+      if (registered == 2) {
+        cv.notify_one();
+        break;
+      }
+      l.unlock();
+      std::this_thread::yield();
+    }
+    while (returned.load() == 0) std::this_thread::yield();
+    for (int i = 0; i < 4000 && returned.load() == 1; ++i) std::this_thread::yield();
+    EXPECT_EQ(returned.load(), 1) << "round " << round;
+    {
+      std::lock_guard<rouse::mutex> l(m);
+      done = true;
+    }
+    cv.notify_all();
+    sleeper.join();
+    spinner.join();
+    if (HasFailure()) return;
+  }
+}
+
+// With the lock held, a notify_one belongs to the threads already waiting:
+// a thread that starts waiting after it and times out before the notified
+// sleeper has run reports the time-out and leaves the signal to it. The
+// sleeper runs at SCHED_IDLE and the other CPUs are kept busy, so that it
+// does not run (and claim) before the later wait has timed out.
+TEST(condition_variable, notify_one_under_the_lock_is_not_taken_by_a_later_timed_waiter) {
+  unsigned const cpus = std::max(1u, std::thread::hardware_concurrency());
+  for (int round = 0; round < 40; ++round) {
+    rouse::mutex m;
+    condition_variable cv;
+    int registered = 0;
+    std::atomic<int> returned{0};
+    std::atomic<pid_t> tid{0};
+    std::thread sleeper([&] {
+      sched_param const idle{};
+      (void)pthread_setschedparam(pthread_self(), SCHED_IDLE, &idle);
+      tid.store(this_thread_tid());
+      std::unique_lock<rouse::mutex> l(m);
+      ++registered;
+      cv.wait(l);
+      returned.fetch_add(1);
+    });
+    for (;;) {
+      {
+        std::lock_guard<rouse::mutex> l(m);
+        if (registered == 1) break;
+      }
+      std::this_thread::yield();
+    }
+    while (!thread_is_blocked(tid.load())) std::this_thread::yield();
+    std::atomic<bool> busy{true};
+    std::atomic<unsigned> spinning{0};
+    std::vector<std::thread> spinners;
+    for (unsigned i = 1; i < cpus; ++i)
+      spinners.emplace_back([&] {
+        spinning.fetch_add(1);
+        while (busy.load(std::memory_order_relaxed)) {
+        }
+      });
+    while (spinning.load() != cpus - 1) std::this_thread::yield();
+    std::cv_status later;
+    {
+      std::unique_lock<rouse::mutex> l(m);
+      cv.notify_one();
+      later = cv.wait_for(l, 0ms);  // registers after the notify, times out at once
+    }
+    busy.store(false);
+    for (auto& t : spinners) t.join();
+    EXPECT_EQ(later, std::cv_status::timeout) << "round " << round;
+    if (later != std::cv_status::timeout) cv.notify_all();  // the sleeper lost its notification
+    sleeper.join();
+    EXPECT_EQ(returned.load(), 1);
+    if (HasFailure()) return;
+  }
+}
+
 // --- other locks on the same object ------------------------------------------
 
 TEST(condition_variable, a_second_kind_of_lock_switches_requeue_off_safely) {
@@ -390,6 +595,70 @@ TEST(condition_variable, may_be_destroyed_after_notify_all_before_waiters_return
   }
 }
 
+// The destruction rule the header declares: a waiter released by a notify
+// made with the mutex held may destroy the object as soon as its wait
+// returns (the notify call is over by then). Heap objects, so that the
+// asan preset sees any touch after the delete.
+TEST(condition_variable, a_waiter_notified_under_the_lock_may_destroy_it_at_once) {
+  for (int round = 0; round < 2000; ++round) {
+    rouse::mutex m;
+    auto* cv = new condition_variable;
+    bool go = false;
+    std::atomic<bool> waiting{false};
+    std::thread waiter([&] {
+      std::unique_lock<rouse::mutex> l(m);
+      waiting.store(true);
+      while (!go) cv->wait(l);
+      delete cv;
+    });
+    while (!waiting.load()) std::this_thread::yield();
+    {
+      std::lock_guard<rouse::mutex> l(m);
+      go = true;
+      if (round % 2 == 0) {
+        cv->notify_one();
+      } else {
+        cv->notify_all();
+      }
+    }
+    waiter.join();
+  }
+}
+
+// The same with two waiters and notify_all (requeue): the first one out
+// destroys it while the other may still be leaving; the destructor waits
+// for it.
+TEST(condition_variable, a_waiter_released_by_notify_all_under_the_lock_may_destroy_it_at_once) {
+  for (int round = 0; round < 500; ++round) {
+    rouse::mutex m;
+    auto* cv = new condition_variable;
+    bool go = false, destroyed = false;
+    int registered = 0;
+    std::vector<std::thread> ts;
+    for (int i = 0; i < 2; ++i)
+      ts.emplace_back([&] {
+        std::unique_lock<rouse::mutex> l(m);
+        ++registered;
+        while (!go) cv->wait(l);
+        if (!destroyed) {
+          destroyed = true;
+          delete cv;
+        }
+      });
+    for (;;) {
+      std::unique_lock<rouse::mutex> l(m);
+      if (registered == 2) {
+        go = true;
+        cv->notify_all();
+        break;
+      }
+      l.unlock();
+      std::this_thread::yield();
+    }
+    for (auto& t : ts) t.join();
+  }
+}
+
 #if ROUSE_DEBUG_CHECKS && !defined(ROUSE_SANITIZER_thread)
 TEST(condition_variable_death, destroyed_with_a_waiter_never_notified) {
   GTEST_FLAG_SET(death_test_style, "threadsafe");
@@ -436,5 +705,61 @@ TEST(condition_variable, destroyed_after_notify_all_while_a_stoppable_waiter_rel
   }
   waiter.join();
 }
+
+// --- a relock that throws calls std::terminate -------------------------------
+
+#if !defined(ROUSE_SANITIZER_thread)
+// A BasicLockable whose second lock() throws: the first is the test's own,
+// the second the relock on the way out of a wait.
+struct lock_failing_on_relock {
+  std::mutex m;
+  int locks = 0;
+  void lock() {
+    if (++locks == 2) throw std::runtime_error("relock failed");
+    m.lock();
+  }
+  void unlock() { m.unlock(); }
+};
+
+// Runs `wait(cv, lock, token)` with the lock held while another thread
+// notifies for ever; the wait must end in std::terminate.
+template <class Wait>
+void wait_then_fail_to_relock(Wait wait) {
+  condition_variable cv;
+  std::stop_source source;
+  lock_failing_on_relock lock;
+  std::thread([&] {
+    for (;;) {
+      cv.notify_all();
+      std::this_thread::yield();
+    }
+  }).detach();
+  lock.lock();
+  wait(cv, lock, source.get_token());
+  std::fprintf(stderr, "the wait returned\n");
+}
+
+TEST(condition_variable_death, a_relock_that_throws_terminates) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  auto const never = [] { return false; };
+  auto const far = std::chrono::steady_clock::now() + 1h;
+  auto const far_system = std::chrono::system_clock::now() + 1h;
+  char const* const terminated = "terminate called";
+  EXPECT_DEATH(wait_then_fail_to_relock([](auto& cv, auto& l, auto) { cv.wait(l); }), terminated);
+  EXPECT_DEATH(wait_then_fail_to_relock([&](auto& cv, auto& l, auto) { cv.wait(l, never); }), terminated);
+  EXPECT_DEATH(wait_then_fail_to_relock([](auto& cv, auto& l, auto) { (void)cv.wait_for(l, 1ms); }), terminated);
+  EXPECT_DEATH(wait_then_fail_to_relock([&](auto& cv, auto& l, auto) { (void)cv.wait_for(l, 1h, never); }),
+               terminated);
+  EXPECT_DEATH(wait_then_fail_to_relock([&](auto& cv, auto& l, auto) { (void)cv.wait_until(l, far); }), terminated);
+  EXPECT_DEATH(wait_then_fail_to_relock([&](auto& cv, auto& l, auto) { (void)cv.wait_until(l, far_system, never); }),
+               terminated);
+  EXPECT_DEATH(wait_then_fail_to_relock([&](auto& cv, auto& l, auto st) { (void)cv.wait(l, st, never); }), terminated);
+  EXPECT_DEATH(wait_then_fail_to_relock([&](auto& cv, auto& l, auto st) { (void)cv.wait_for(l, st, 1h, never); }),
+               terminated);
+  EXPECT_DEATH(
+      wait_then_fail_to_relock([&](auto& cv, auto& l, auto st) { (void)cv.wait_until(l, st, far, never); }),
+      terminated);
+}
+#endif
 
 }  // namespace

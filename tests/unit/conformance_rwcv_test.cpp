@@ -220,6 +220,47 @@ TYPED_TEST(cv_conformance, notify_all_wakes_every_waiter) {
   EXPECT_EQ(done, 5);
 }
 
+// Two threads wait once each (counted under the lock), then wait on until
+// `done`; one notify_one with the lock held, once both are inside wait():
+// one returns, the other stays until the notify_all.
+TYPED_TEST(cv_conformance, notify_one_releases_one_of_two_waiters) {
+  for (int round = 0; round < 50; ++round) {
+    typename TypeParam::mutex m;
+    typename TypeParam::cv cv;
+    int registered = 0;
+    bool done = false;
+    std::atomic<int> returned{0};
+    std::vector<std::thread> ts;
+    for (int i = 0; i < 2; ++i)
+      ts.emplace_back([&] {
+        std::unique_lock<typename TypeParam::mutex> l(m);
+        ++registered;
+        cv.wait(l);
+        returned.fetch_add(1);
+        while (!done) cv.wait(l);
+      });
+    for (;;) {
+      std::unique_lock<typename TypeParam::mutex> l(m);
+      if (registered == 2) {
+        cv.notify_one();
+        break;
+      }
+      l.unlock();
+      std::this_thread::yield();
+    }
+    while (returned.load() == 0) std::this_thread::yield();
+    for (int i = 0; i < 4000 && returned.load() == 1; ++i) std::this_thread::yield();
+    EXPECT_EQ(returned.load(), 1) << "round " << round;
+    {
+      std::lock_guard<typename TypeParam::mutex> l(m);
+      done = true;
+    }
+    cv.notify_all();
+    for (auto& t : ts) t.join();
+    if (this->HasFailure()) return;
+  }
+}
+
 TYPED_TEST(cv_conformance, notify_with_nobody_waiting_is_harmless) {
   typename TypeParam::cv cv;
   cv.notify_one();
