@@ -96,21 +96,30 @@ void atomic_wait(const std::atomic<T>& a, T old) noexcept {
   detail::atomic_wait_bytes(&a, sizeof(T), &old, nullptr);
 }
 
+// Steady deadlines go to the wait as they are; any other clock waits in
+// steady slices, re-reading Clock::now(). The deadline is converted with
+// platform::clock_deadline() first: one too late to hold in the clock's
+// duration waits without a deadline, one too early times out at once.
 template <class T, class Clock, class Duration>
   requires detail::atomic_waitable<T>
 bool atomic_wait_until(const std::atomic<T>& a, T old, std::chrono::time_point<Clock, Duration> deadline) noexcept {
+  auto const at = platform::clock_deadline(deadline);
+  if (platform::is_unbounded(at)) {
+    atomic_wait(a, old);
+    return true;
+  }
   if constexpr (std::is_same_v<Clock, std::chrono::steady_clock>) {
-    auto const d = std::chrono::time_point_cast<std::chrono::steady_clock::duration>(deadline);
-    return detail::atomic_wait_bytes(&a, sizeof(T), &old, &d);
+    return detail::atomic_wait_bytes(&a, sizeof(T), &old, &at);
   } else {
-    // Other clocks: wait in steady slices, re-reading Clock::now().
     for (;;) {
       T const now_value = a.load(std::memory_order_acquire);
       if (std::memcmp(&now_value, &old, sizeof(T)) != 0) return true;
-      auto const now = Clock::now();
-      if (now >= deadline) return false;
-      auto const slice = std::chrono::steady_clock::now() +
-                         std::chrono::ceil<std::chrono::steady_clock::duration>(deadline - now);
+      if (Clock::now() >= at) return false;
+      auto const slice = platform::steady_slice(at);
+      if (platform::is_unbounded(slice)) {
+        atomic_wait(a, old);
+        return true;
+      }
       if (detail::atomic_wait_bytes(&a, sizeof(T), &old, &slice)) return true;
     }
   }

@@ -191,7 +191,7 @@ class ROUSE_CAPABILITY("mutex") mutex {
     std::uint32_t seen = unlocked;
     // Ordering: acquire, pairs with unlock()'s release.
     if (!word_.compare_exchange_strong(seen, locked, std::memory_order_acquire, std::memory_order_relaxed)) {
-      if (!lock_slow(seen, deadline, false)) return false;
+      if (!lock_slow(seen, platform::clock_deadline(deadline), false)) return false;
     }
     detail::note_acquired(this);
     return true;

@@ -42,10 +42,12 @@ long futex(const word& w, int op, std::uint32_t value, const timespec* timeout,
 
 template <class Duration>
 timespec to_timespec(Duration since_epoch) noexcept {
+  timespec ts{};
+  // A deadline before the epoch: already past. Tested first: for one within a
+  // second of Duration::min(), `since_epoch - secs` below would overflow.
+  if (since_epoch < Duration::zero()) return ts;
   auto const secs = std::chrono::floor<std::chrono::seconds>(since_epoch);
   auto const nanos = std::chrono::duration_cast<std::chrono::nanoseconds>(since_epoch - secs);
-  timespec ts{};
-  if (secs.count() < 0) return ts;  // a deadline before the epoch: already past
   ts.tv_sec = static_cast<time_t>(secs.count());
   ts.tv_nsec = static_cast<long>(nanos.count());
   return ts;

@@ -9,9 +9,11 @@
 #include <atomic>
 #include <chrono>
 #include <functional>
+#include <limits>
 #include <mutex>
 #include <shared_mutex>
 #include <thread>
+#include <type_traits>
 
 #include "rouse/atomic_wait.hpp"
 #include "rouse/channel/channel.hpp"
@@ -55,6 +57,110 @@ TEST(deadline_after, finite_timeouts_are_rounded_up_never_early) {
   auto const d = p::deadline_after(std::chrono::duration<double, std::milli>(1.5));
   EXPECT_GE(d - before, std::chrono::microseconds(1500));
   EXPECT_FALSE(p::is_unbounded(p::deadline_after(hours(24 * 365))));
+}
+
+// deadline_cast: the same instant, rounded up, or max()/min() beyond range.
+using ns_point = steady::time_point;
+template <class Duration>
+using steady_point = std::chrono::time_point<steady, Duration>;
+
+TEST(deadline_cast, converts_exactly_inside_the_range) {
+  EXPECT_EQ(p::deadline_cast<std::chrono::nanoseconds>(steady_point<hours>(hours(2))), ns_point(hours(2)));
+  EXPECT_EQ(p::deadline_cast<std::chrono::nanoseconds>(steady_point<hours>(hours(-2))), ns_point(hours(-2)));
+  // 2,562,047 h is the last whole hour nanoseconds hold (2^63 ns ~ 2,562,047.8 h).
+  EXPECT_EQ(p::deadline_cast<std::chrono::nanoseconds>(steady_point<hours>(hours(2'562'047))),
+            ns_point(hours(2'562'047)));
+  EXPECT_EQ(p::deadline_cast<std::chrono::nanoseconds>(steady_point<hours>(hours(-2'562'047))),
+            ns_point(hours(-2'562'047)));
+  EXPECT_EQ(p::deadline_cast<std::chrono::nanoseconds>(ns_point::max()), ns_point::max());
+  EXPECT_EQ(p::deadline_cast<std::chrono::nanoseconds>(ns_point::min()), ns_point::min());
+}
+
+TEST(deadline_cast, saturates_beyond_the_range) {
+  EXPECT_EQ(p::deadline_cast<std::chrono::nanoseconds>(steady_point<hours>(hours(2'562'048))), ns_point::max());
+  EXPECT_EQ(p::deadline_cast<std::chrono::nanoseconds>(steady_point<hours>(hours(-2'562'048))), ns_point::min());
+  EXPECT_EQ(p::deadline_cast<std::chrono::nanoseconds>(steady_point<hours>::max()), ns_point::max());
+  EXPECT_EQ(p::deadline_cast<std::chrono::nanoseconds>(steady_point<hours>::min()), ns_point::min());
+  using seconds_double = std::chrono::duration<double>;
+  EXPECT_EQ(p::deadline_cast<std::chrono::nanoseconds>(steady_point<seconds_double>(seconds_double(1e30))),
+            ns_point::max());
+  EXPECT_EQ(p::deadline_cast<std::chrono::nanoseconds>(steady_point<seconds_double>(seconds_double(-1e30))),
+            ns_point::min());
+  double const nan = std::numeric_limits<double>::quiet_NaN();
+  EXPECT_EQ(p::deadline_cast<std::chrono::nanoseconds>(steady_point<seconds_double>(seconds_double(nan))),
+            ns_point::max());
+}
+
+TEST(deadline_cast, rounds_up_never_earlier) {
+  using picoseconds = std::chrono::duration<long long, std::pico>;
+  EXPECT_EQ(p::deadline_cast<std::chrono::nanoseconds>(steady_point<picoseconds>(picoseconds(1'500))),
+            ns_point(std::chrono::nanoseconds(2)));
+  EXPECT_EQ(p::deadline_cast<std::chrono::nanoseconds>(steady_point<picoseconds>(picoseconds(-1'500))),
+            ns_point(std::chrono::nanoseconds(-1)));
+  EXPECT_EQ(p::deadline_cast<std::chrono::nanoseconds>(steady_point<picoseconds>(picoseconds(2'000))),
+            ns_point(std::chrono::nanoseconds(2)));
+  using milliseconds_double = std::chrono::duration<double, std::milli>;
+  EXPECT_EQ(p::deadline_cast<std::chrono::nanoseconds>(steady_point<milliseconds_double>(milliseconds_double(1.0000015))),
+            ns_point(std::chrono::nanoseconds(1'000'002)));
+  // To a coarser duration: up to the next whole tick.
+  EXPECT_EQ(p::deadline_cast<std::chrono::seconds>(ns_point(std::chrono::nanoseconds(1'000'000'001))),
+            steady_point<std::chrono::seconds>(std::chrono::seconds(2)));
+}
+
+// A ratio whose conversion to nanoseconds multiplies by 10^9 and divides by
+// 3: std::chrono::duration_cast multiplies first and overflows long before
+// the result does.
+TEST(deadline_cast, odd_ratios_convert_without_intermediate_overflow) {
+  using thirds = std::chrono::duration<long long, std::ratio<1, 3>>;
+  // 27,670,116,110 thirds of a second = 9,223,372,036,666,666,666.67 ns: fits.
+  EXPECT_EQ(p::deadline_cast<std::chrono::nanoseconds>(steady_point<thirds>(thirds(27'670'116'110))),
+            ns_point(std::chrono::nanoseconds(9'223'372'036'666'666'667)));
+  EXPECT_EQ(p::deadline_cast<std::chrono::nanoseconds>(steady_point<thirds>(thirds(-27'670'116'110))),
+            ns_point(std::chrono::nanoseconds(-9'223'372'036'666'666'666)));
+  EXPECT_EQ(p::deadline_cast<std::chrono::nanoseconds>(steady_point<thirds>(thirds(27'670'116'111))), ns_point::max());
+}
+
+TEST(deadline_cast, saturates_at_a_narrow_or_unsigned_count) {
+  using milliseconds_int = std::chrono::duration<int, std::milli>;  // +-24.8 days
+  using point_ms = steady_point<milliseconds_int>;
+  EXPECT_EQ(p::deadline_cast<milliseconds_int>(ns_point(hours(1'000))), point_ms::max());
+  EXPECT_EQ(p::deadline_cast<milliseconds_int>(ns_point(hours(-1'000))), point_ms::min());
+  EXPECT_EQ(p::deadline_cast<milliseconds_int>(ns_point(std::chrono::nanoseconds(1'000'001))),
+            point_ms(milliseconds_int(2)));
+  using microseconds_unsigned = std::chrono::duration<unsigned long long, std::micro>;
+  EXPECT_EQ(p::deadline_cast<std::chrono::nanoseconds>(
+                steady_point<microseconds_unsigned>(microseconds_unsigned(~0ull))),
+            ns_point::max());
+  EXPECT_EQ(p::deadline_cast<std::chrono::nanoseconds>(steady_point<microseconds_unsigned>(microseconds_unsigned(7))),
+            ns_point(std::chrono::nanoseconds(7'000)));
+  using nanoseconds_unsigned = std::chrono::duration<unsigned long long, std::nano>;
+  EXPECT_EQ(p::deadline_cast<nanoseconds_unsigned>(ns_point(-5s)),
+            (std::chrono::time_point<steady, nanoseconds_unsigned>::min()));
+}
+
+TEST(clock_deadline, is_the_deadline_in_its_clock_duration) {
+  auto const system_far = std::chrono::time_point<std::chrono::system_clock, hours>::max();
+  EXPECT_TRUE(p::is_unbounded(p::clock_deadline(system_far)));
+  static_assert(std::is_same_v<decltype(p::clock_deadline(system_far)), std::chrono::system_clock::time_point>);
+  EXPECT_FALSE(p::is_unbounded(p::clock_deadline(steady_point<hours>(hours(1)))));
+}
+
+TEST(time_left, saturates_instead_of_overflowing) {
+  EXPECT_EQ(p::time_left(ns_point(5s), ns_point(7s)), std::chrono::nanoseconds::zero());
+  EXPECT_EQ(p::time_left(ns_point(7s), ns_point(5s)), std::chrono::nanoseconds(2s));
+  // max() - (a now far below the epoch) would overflow.
+  EXPECT_EQ(p::time_left(ns_point::max() - 1s, ns_point::min() + 1s), std::chrono::nanoseconds::max());
+  EXPECT_EQ(p::time_left(ns_point(1s), ns_point::min() + 2s), ns_point(1s) - (ns_point::min() + 2s));
+}
+
+TEST(deadline_after, saturates_at_the_edge_of_the_range) {
+  // Hours just under the room left from now, and just over it.
+  EXPECT_FALSE(p::is_unbounded(p::deadline_after(hours(2'562'047) - std::chrono::duration_cast<hours>(
+                                                                         steady::now().time_since_epoch()) -
+                                                 hours(2))));
+  EXPECT_TRUE(p::is_unbounded(p::deadline_after(hours(2'562'048))));
+  using thirds = std::chrono::duration<long long, std::ratio<1, 3>>;
+  EXPECT_TRUE(p::is_unbounded(p::deadline_after(thirds::max())));
 }
 
 // Runs `release` on another thread after a short pause; `wait` must succeed.

@@ -207,7 +207,9 @@ class handle_base {
 };
 
 // Every timed channel operation converts its timeout here: platform's
-// saturating conversion (duration::max() means no deadline).
+// saturating conversion (duration::max() means no deadline). Every `*_until`
+// converts its deadline with platform::clock_deadline() (as saturating: a
+// deadline too far to hold in the clock's duration means no deadline).
 using platform::deadline_after;
 
 }  // namespace detail
@@ -252,8 +254,9 @@ class sender : public detail::handle_base<T> {
   }
   template <class Clock, class Duration>
   send_result<T> send_until(T value, std::chrono::time_point<Clock, Duration> deadline) noexcept {
-    if (deadline == std::chrono::time_point<Clock, Duration>::max()) return send(std::move(value));
-    detail::until_deadline<Clock, Duration> const d{deadline};
+    auto const at = platform::clock_deadline(deadline);
+    if (platform::is_unbounded(at)) return send(std::move(value));
+    detail::until_deadline<Clock, typename Clock::duration> const d{at};
     return finish(this->visit([&](auto& c) { return c.send(value, d); }), value);
   }
 
@@ -310,8 +313,9 @@ class receiver : public detail::handle_base<T> {
   }
   template <class Clock, class Duration>
   recv_result<T> recv_until(std::chrono::time_point<Clock, Duration> deadline) noexcept {
-    if (deadline == std::chrono::time_point<Clock, Duration>::max()) return recv();
-    detail::until_deadline<Clock, Duration> const d{deadline};
+    auto const at = platform::clock_deadline(deadline);
+    if (platform::is_unbounded(at)) return recv();
+    detail::until_deadline<Clock, typename Clock::duration> const d{at};
     return this->visit([&](auto& c) { return c.recv(d); });
   }
 

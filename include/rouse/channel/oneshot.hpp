@@ -290,7 +290,10 @@ class oneshot_receiver {
     // Ordering: acquire, as in recv().
     std::uint32_t const w = state_->word.load(std::memory_order_acquire);
     if (w & (oneshot_detail::ready | oneshot_detail::closed)) return finish(w);
-    return recv_slow(&deadline);
+    // Saturating (platform/deadline.hpp): too far to hold means no deadline.
+    auto const at = platform::clock_deadline(deadline);
+    if (platform::is_unbounded(at)) return recv();
+    return recv_slow(&at);
   }
 
   template <class Rep, class Period>

@@ -258,9 +258,9 @@ template <class Clock, class Duration, class... Cases>
 std::optional<std::size_t> select_until(std::chrono::time_point<Clock, Duration> deadline,
                                         Cases&... cases) noexcept {
   std::array<detail::select_case_base*, sizeof...(Cases)> const table{&cases...};
-  if (deadline == std::chrono::time_point<Clock, Duration>::max())
-    return detail::run_select(detail::no_deadline{}, table);
-  return detail::run_select(detail::until_deadline<Clock, Duration>{deadline}, table);
+  auto const at = platform::clock_deadline(deadline);
+  if (platform::is_unbounded(at)) return detail::run_select(detail::no_deadline{}, table);
+  return detail::run_select(detail::until_deadline<Clock, typename Clock::duration>{at}, table);
 }
 
 template <class Rep, class Period, class... Cases>

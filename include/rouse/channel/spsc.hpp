@@ -336,7 +336,11 @@ class spsc_sender {
   send_result<T> send_until(T value, const std::chrono::time_point<Clock, Duration>& deadline) {
     if (!usable()) return send_result<T>(status::closed, std::move(value));
     if (try_push(value)) return send_result<T>();
-    return send_slow(std::move(value), &deadline);
+    // Saturating (platform/deadline.hpp): too far to hold means no deadline.
+    auto const at = platform::clock_deadline(deadline);
+    if (platform::is_unbounded(at))
+      return send_slow(std::move(value), static_cast<const spsc_detail::clock_deadline*>(nullptr));
+    return send_slow(std::move(value), &at);
   }
 
   template <class Rep, class Period>
@@ -514,7 +518,10 @@ class spsc_receiver {
   recv_result<T> recv_until(const std::chrono::time_point<Clock, Duration>& deadline) {
     if (!usable()) return recv_result<T>(status::closed);
     if (ready()) return pop();
-    return recv_slow(&deadline);
+    // Saturating (platform/deadline.hpp): too far to hold means no deadline.
+    auto const at = platform::clock_deadline(deadline);
+    if (platform::is_unbounded(at)) return recv_slow(static_cast<const spsc_detail::clock_deadline*>(nullptr));
+    return recv_slow(&at);
   }
 
   template <class Rep, class Period>

@@ -46,6 +46,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <span>
+#include <type_traits>
 
 #include "rouse/platform/deadline.hpp"
 
@@ -69,23 +70,33 @@ wait_result wait_until(const word& w, std::uint32_t expected, steady_deadline de
 wait_result wait_until(const word& w, std::uint32_t expected, system_deadline deadline,
                        scope s = scope::process_private) noexcept;
 
-// Any other clock: waits in steady-clock slices and re-reads Clock::now(), so
+// Any deadline: a steady or system deadline in another duration is
+// converted with deadline_cast() (saturating: one too late to hold in
+// nanoseconds waits without a deadline, one too early times out at once).
+// Any other clock waits in steady-clock slices and re-reads Clock::now(), so
 // the result is never early on the caller's clock.
 template <class Clock, class Duration>
 wait_result wait_until(const word& w, std::uint32_t expected,
                        std::chrono::time_point<Clock, Duration> deadline,
                        scope s = scope::process_private) noexcept {
-  if constexpr (std::is_same_v<Clock, std::chrono::steady_clock>) {
-    return wait_until(w, expected, std::chrono::time_point_cast<steady_deadline::duration>(deadline), s);
-  } else if constexpr (std::is_same_v<Clock, std::chrono::system_clock>) {
-    return wait_until(w, expected, std::chrono::time_point_cast<system_deadline::duration>(deadline), s);
-  } else {
-    auto now = Clock::now();
-    if (now >= deadline) return wait_result::timed_out;
-    auto slice = std::chrono::ceil<std::chrono::nanoseconds>(deadline - now);
-    if (wait_until(w, expected, std::chrono::steady_clock::now() + slice, s) == wait_result::woken)
+  if constexpr (std::is_same_v<Clock, std::chrono::steady_clock> ||
+                std::is_same_v<Clock, std::chrono::system_clock>) {
+    auto const at = clock_deadline(deadline);  // steady_deadline / system_deadline
+    if (is_unbounded(at)) {
+      wait(w, expected, s);
       return wait_result::woken;
-    return Clock::now() >= deadline ? wait_result::timed_out : wait_result::woken;
+    }
+    return wait_until(w, expected, at, s);
+  } else {
+    auto const at = clock_deadline(deadline);
+    if (Clock::now() >= at) return wait_result::timed_out;
+    auto const slice = steady_slice(at);
+    if (is_unbounded(slice)) {
+      wait(w, expected, s);
+      return wait_result::woken;
+    }
+    if (wait_until(w, expected, slice, s) == wait_result::woken) return wait_result::woken;
+    return Clock::now() >= at ? wait_result::timed_out : wait_result::woken;
   }
 }
 
@@ -135,6 +146,16 @@ inline constexpr std::size_t max_wait_entries = 128;  // futex_waitv's limit
 int wait_any(std::span<const wait_entry> entries, scope s = scope::process_private) noexcept;
 int wait_any_until(std::span<const wait_entry> entries, steady_deadline deadline,
                    scope s = scope::process_private) noexcept;
+// A steady deadline in another duration: converted with deadline_cast(), as
+// wait_until() does.
+template <class Duration>
+int wait_any_until(std::span<const wait_entry> entries,
+                   std::chrono::time_point<std::chrono::steady_clock, Duration> deadline,
+                   scope s = scope::process_private) noexcept {
+  auto const at = deadline_cast<steady_deadline::duration>(deadline);
+  if (is_unbounded(at)) return wait_any(entries, s);
+  return wait_any_until(entries, at, s);
+}
 
 // Which backend this build of rouse uses: "futex" or "generic".
 const char* backend_name() noexcept;

@@ -321,6 +321,8 @@ struct now_deadline {
     return d::wait_result::timed_out;
   }
 };
+// `at` is in the clock's own duration (platform::clock_deadline()), so the
+// comparison with Clock::now() cannot overflow.
 template <class Clock, class Duration>
 struct until_deadline {
   std::chrono::time_point<Clock, Duration> at;
