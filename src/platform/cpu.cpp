@@ -1,5 +1,6 @@
 #include "rouse/platform/cpu.hpp"
 
+#include <pthread.h>
 #include <sched.h>
 #include <unistd.h>
 
@@ -7,6 +8,7 @@
 #include <sys/syscall.h>
 #endif
 
+#include <atomic>
 #include <thread>
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -17,17 +19,44 @@ namespace rouse::platform {
 
 void thread_yield() noexcept { ::sched_yield(); }
 
+namespace {
+
+// The calling thread's id, 0 until it is first asked for. Constant-initialized,
+// so reading it is a plain thread-local load (no guard, no TLS wrapper call).
+constinit thread_local std::uint32_t cached_thread_id = 0;
+
+// pthread_atfork child handler. It runs in the child on the thread that
+// called fork(), the only thread the child has: that thread's cached id is
+// the parent's, which the kernel may give to a new thread once the parent's
+// thread has exited; forget it so the next call reads the child's own.
+void forget_thread_id() noexcept { cached_thread_id = 0; }
+
+[[gnu::cold, gnu::noinline]] std::uint32_t read_thread_id() noexcept {
+#if defined(__linux__)
+  // Registered once, before any id is cached (a thread-safe static). Should
+  // the registration fail (ENOMEM), nothing is cached: each call asks the
+  // kernel, and stays right across fork().
+  static bool const forgets_on_fork = ::pthread_atfork(nullptr, nullptr, &forget_thread_id) == 0;
+  auto const id = static_cast<std::uint32_t>(::syscall(SYS_gettid));
+  if (forgets_on_fork) cached_thread_id = id;
+  return id;
+#else
+  // Ids that are never reused: the forking thread's stays unique in the
+  // child, whose new threads draw later numbers.
+  static std::atomic<std::uint32_t> next{1};
+  cached_thread_id = next.fetch_add(1, std::memory_order_relaxed);
+  return cached_thread_id;
+#endif
+}
+
+}  // namespace
+
 std::uint32_t this_thread_id() noexcept {
   // Cached per thread: gettid is a system call.
-  thread_local std::uint32_t const id = [] {
-#if defined(__linux__)
-    return static_cast<std::uint32_t>(::syscall(SYS_gettid));
-#else
-    static std::atomic<std::uint32_t> next{1};
-    return next.fetch_add(1, std::memory_order_relaxed);
-#endif
-  }();
-  return id;
+  std::uint32_t const id = cached_thread_id;
+  if (id != 0) [[likely]]
+    return id;
+  return read_thread_id();
 }
 
 unsigned available_cpus() noexcept {

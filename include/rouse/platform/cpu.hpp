@@ -25,8 +25,12 @@ inline void cpu_relax() noexcept {
 void thread_yield() noexcept;
 
 // A small non-zero id for the calling thread, unique among live threads of
-// this process (the kernel tid on Linux). Used by recursive locks and debug
-// ownership checks.
+// this process (the kernel tid on Linux). Used by recursive locks. Cached in
+// a thread_local (the fast path is one load); in a child made by fork() the
+// forking thread's cache is dropped (a pthread_atfork child handler), so the
+// child's thread reports its own tid, never the parent's, which the kernel
+// may give to another thread once the parent's has exited. Not refreshed
+// where no fork handlers run (a raw clone(), _Fork()).
 std::uint32_t this_thread_id() noexcept;
 
 // How many CPUs this process may run on (its affinity mask), at least 1.
