@@ -1,6 +1,8 @@
 // Unit tests of rouse/mutex.hpp: every public function, timeouts (never
 // early, never hanging), the system calls an uncontended mutex makes (none),
 // the fairness hand-off, the condition-variable hooks, and misuse diagnostics.
+// Waiters are known to wait by evidence (wait calls counted, the kernel's
+// view of a thread), never by a sleep (tests/support/eventually.hpp).
 #include "rouse/mutex.hpp"
 
 #include <gtest/gtest.h>
@@ -12,7 +14,9 @@
 #include <type_traits>
 #include <vector>
 
+#include "eventually.hpp"
 #include "rouse/platform/counters.hpp"
+#include "threads.hpp"
 
 namespace {
 
@@ -39,13 +43,14 @@ class holder {
     t_ = std::thread([this] {
       m_.lock();
       locked_.store(true);
-      while (!release_.load()) std::this_thread::sleep_for(1ms);
+      release_.wait(false);
       m_.unlock();
     });
-    while (!locked_.load()) std::this_thread::yield();
+    rouse_test::eventually([&] { return locked_.load(); });
   }
   void release() {
     release_.store(true);
+    release_.notify_one();
     if (t_.joinable()) t_.join();
   }
   ~holder() { release(); }
@@ -65,9 +70,11 @@ TEST(mutex, lock_then_unlock) {
 }
 
 TEST(mutex, constinit_global_works) {
+  EXPECT_EQ(word_of(global_mutex), 0u);  // constant-initialised unlocked
   global_mutex.lock();
+  EXPECT_NE(word_of(global_mutex), 0u);
   global_mutex.unlock();
-  SUCCEED();
+  EXPECT_EQ(word_of(global_mutex), 0u);
 }
 
 TEST(mutex, try_lock_succeeds_when_free) {
@@ -131,48 +138,65 @@ TEST(mutex, try_lock_until_a_past_deadline_still_takes_a_free_mutex) {
   m.unlock();
 }
 
+// A timed lock that sleeps is woken by the release: the holder lets go only
+// once the timed locker has gone to sleep (its wait call counted), so a
+// release that does not wake it leaves it asleep for an hour (CTest's
+// timeout fails the test).
 TEST(mutex, timed_lock_gets_the_mutex_when_released_before_the_deadline) {
+  if (!rouse::platform::syscall_counters_enabled()) GTEST_SKIP() << "needs the syscall counters to see the sleep";
   rouse::mutex m;
   holder h(m);
+  auto const base = rouse_test::wait_calls();
   std::thread t([&] {
-    std::this_thread::sleep_for(20ms);
+    rouse_test::until_wait_calls(base + 1);
     h.release();
   });
-  EXPECT_TRUE(m.try_lock_for(1h));  // does not hang: released after ~20 ms
+  EXPECT_TRUE(m.try_lock_for(1h));
   m.unlock();
   t.join();
 }
 
 TEST(mutex, timed_out_waiter_leaves_no_sleeper_stranded) {
   // A waiter that times out must not leave the word saying "nobody sleeps"
-  // while another thread sleeps on it.
+  // while another thread sleeps on it: the sleeper is asleep (the kernel
+  // says so) before the timed waiters come and go; if the word lost its
+  // "contended" mark, the release wakes nobody and the sleeper hangs.
+  if (!rouse::platform::syscall_counters_enabled()) GTEST_SKIP() << "needs the syscall counters to see the sleep";
   rouse::mutex m;
   holder h(m);
   std::atomic<bool> got{false};
-  std::thread sleeper([&] {
+  auto const base = rouse_test::wait_calls();
+  rouse_test::thread sleeper([&] {
     m.lock();
     got.store(true);
     m.unlock();
   });
+  rouse_test::until_wait_calls(base + 1);
+  rouse_test::until_asleep(sleeper);
   for (int i = 0; i < 5; ++i) EXPECT_FALSE(m.try_lock_for(2ms));
   h.release();
-  sleeper.join();  // does not hang
+  sleeper.join();
   EXPECT_TRUE(got.load());
 }
 
 TEST(mutex, unlock_wakes_a_sleeping_locker) {
+  // The locker sleeps in the kernel before the unlock: an unlock that does
+  // not wake it leaves it there (a hang, failed by CTest's timeout).
+  if (!rouse::platform::syscall_counters_enabled()) GTEST_SKIP() << "needs the syscall counters to see the sleep";
   rouse::mutex m;
   m.lock();
   std::atomic<int> stage{0};
-  std::thread t([&] {
+  auto const base = rouse_test::wait_calls();
+  rouse_test::thread t([&] {
     stage.store(1);
     m.lock();
     stage.store(2);
     m.unlock();
   });
-  while (stage.load() == 0) std::this_thread::yield();
-  std::this_thread::sleep_for(20ms);  // let it spin out and sleep
+  rouse_test::until_wait_calls(base + 1);  // it marked the word and went to sleep
+  rouse_test::until_asleep(t);
   EXPECT_EQ(stage.load(), 1);
+  EXPECT_EQ(word_of(m), rouse::detail::mutex_access::contended);  // it marked the word before sleeping
   m.unlock();
   t.join();
   EXPECT_EQ(stage.load(), 2);
@@ -183,7 +207,7 @@ TEST(mutex, a_waiter_spins_for_a_bounded_time_then_sleeps) {
   if (!rouse::platform::syscall_counters_enabled()) GTEST_SKIP() << "syscall counters not compiled in";
   rouse::mutex m;
   m.lock();
-  auto const before = rouse::platform::syscall_counters();
+  auto const before = rouse_test::wait_calls();
   std::atomic<bool> got{false};
   std::thread t([&] {
     m.lock();
@@ -191,13 +215,10 @@ TEST(mutex, a_waiter_spins_for_a_bounded_time_then_sleeps) {
     m.unlock();
   });
   // The spin lasts at most mutex::spin_policy.max (200 us): the waiter must
-  // then sleep on the futex. Waited for by its count, not by a time (the
-  // bound only stops a broken spin from hanging the test).
-  auto const give_up = std::chrono::steady_clock::now() + 30s;
-  while (rouse::platform::syscall_counters().waits == before.waits && std::chrono::steady_clock::now() < give_up)
-    std::this_thread::sleep_for(1ms);
+  // then sleep on the futex. A spin that never ends never makes the wait
+  // call: the test hangs and CTest's timeout fails it.
+  rouse_test::until_wait_calls(before + 1);
   EXPECT_FALSE(got.load());
-  EXPECT_GE(rouse::platform::syscall_counters().waits - before.waits, 1u);
   m.unlock();
   t.join();
   EXPECT_TRUE(got.load());
@@ -261,44 +282,93 @@ TEST(mutex, counts_stay_exact_under_contention) {
   EXPECT_EQ(word_of(m), 0u);
 }
 
-// Bounded unfairness: a thread that hammers lock/unlock back to back (it
+// Bounded unfairness: threads that hammer lock/unlock back to back (each
 // re-takes the mutex long before a woken sleeper runs) must not keep a
-// sleeper out forever. Without the hand-off this waits for the scheduler to
-// preempt the hammer at the right instant; with it the sleeper gets the
-// mutex about fairness_threshold after it starts waiting. No time is
-// asserted: only that the sleeper got the mutex while the hammer never paused.
+// sleeper out forever. Without the hand-off a sleeper gets in only when the
+// scheduler preempts the hammers at the right instant; with it, about
+// fairness_threshold after it starts waiting. The hammers never pause and
+// never give up until the main thread has had the mutex 5 times, each time
+// asked for after they took it again (after a hand-off they sleep for a
+// while), so a sleeper that is never let in is a hang, which CTest's timeout
+// fails. No time is asserted. On a machine whose scheduler preempts the
+// hammers often, the sleeper gets in without the hand-off too: the next
+// test checks the hand-off step by step.
 TEST(mutex, long_waiter_is_handed_the_lock_while_other_threads_barge) {
   rouse::mutex m;
   std::atomic<bool> stop{false};
   std::atomic<long> hammer_rounds{0};
-  std::vector<std::thread> hammers;
-  for (int h = 0; h < 2; ++h)
-    hammers.emplace_back([&] {
-      auto const give_up = steady::now() + 60s;  // only so a broken build cannot hang
-      while (!stop.load(std::memory_order_relaxed)) {
-        m.lock();
-        for (int i = 0; i < 50; ++i) rouse::detail::spin_pause();  // a short critical section
-        m.unlock();
-        if ((hammer_rounds.fetch_add(1, std::memory_order_relaxed) & 1023) == 0 && steady::now() > give_up)
-          break;
-      }
-    });
-  while (hammer_rounds.load() < 1000) std::this_thread::yield();
+  rouse_test::threads hammers(2, [&] {
+    while (!stop.load(std::memory_order_relaxed)) {
+      m.lock();
+      for (int i = 0; i < 50; ++i) rouse::detail::spin_pause();  // a short critical section
+      m.unlock();
+      hammer_rounds.fetch_add(1, std::memory_order_relaxed);
+    }
+  });
+  constexpr int acquisitions = 5;
   steady::duration longest{};
-  bool hammers_ran_throughout = true;
-  for (int i = 0; i < 50; ++i) {
+  int past_threshold = 0;
+  for (int i = 0; i < acquisitions; ++i) {
+    long const before = hammer_rounds.load();
+    rouse_test::eventually([&] { return hammer_rounds.load() >= before + 2; });  // they are barging again
     auto const start = steady::now();
     m.lock();
-    longest = std::max(longest, steady::now() - start);
-    hammers_ran_throughout = hammers_ran_throughout && !stop.load();
+    auto const waited = steady::now() - start;
     m.unlock();
-    std::this_thread::sleep_for(200us);
+    longest = std::max(longest, waited);
+    if (waited >= rouse::mutex::fairness_threshold) ++past_threshold;
   }
   stop.store(true);
-  for (auto& t : hammers) t.join();
-  EXPECT_TRUE(hammers_ran_throughout);
-  std::printf("50 acquisitions against 2 barging threads: longest wait %.3f ms; hammer rounds %ld\n",
-              std::chrono::duration<double, std::milli>(longest).count(), hammer_rounds.load());
+  hammers.join();
+  std::printf("%d acquisitions against 2 barging threads: %d waited past fairness_threshold, longest %.3f ms\n",
+              acquisitions, past_threshold, std::chrono::duration<double, std::milli>(longest).count());
+}
+
+// The hand-off, step by step. A sleeper that is woken after waiting
+// fairness_threshold and finds the mutex still held marks it STARVING; the
+// next unlock() then leaves the mutex to the sleepers (HANDOFF), so that a
+// thread that has not slept for it (here a try_lock) cannot take it before
+// the sleeper has. A sleeper that never asks for the hand-off fails the
+// check of the word; an unlock() that frees the mutex for everyone lets the
+// try_lock in (unless the woken sleeper was quicker).
+TEST(mutex, a_sleeper_passed_over_for_fairness_threshold_is_handed_the_lock) {
+  if (!rouse::platform::syscall_counters_enabled()) GTEST_SKIP() << "needs the syscall counters to see the sleeps";
+  using access = rouse::detail::mutex_access;
+  rouse::mutex m;
+  m.lock();
+  std::atomic<bool> got{false};
+  std::atomic<bool> checked{false};
+  auto const base = rouse_test::wait_calls();
+  std::thread sleeper([&] {
+    m.lock();
+    got.store(true);
+    checked.wait(false);  // holds the mutex until the try_lock below was made
+    m.unlock();
+  });
+  rouse_test::until_wait_calls(base + 1);
+  EXPECT_EQ(word_of(m), access::contended);
+  // The behaviour is defined by a time: let fairness_threshold pass since
+  // the sleeper started its sleep (its clock started before its wait call).
+  auto const asleep_since = steady::now();
+  rouse_test::eventually([&] { return steady::now() - asleep_since >= rouse::mutex::fairness_threshold; });
+  // Wake it without unlocking (a spurious wake, which every wait tolerates),
+  // again until it has gone back to sleep: it found the mutex held and, having
+  // waited long enough, asked for the hand-off before sleeping again.
+  auto const woken = rouse_test::wait_calls();
+  rouse_test::eventually([&] {
+    rouse::detail::wake_one(access::word(m));
+    return rouse_test::wait_calls() > woken;
+  });
+  EXPECT_EQ(word_of(m), access::contended | access::starving_bit);
+  m.unlock();
+  bool const barged = m.try_lock();
+  EXPECT_FALSE(barged) << "a thread that never slept took a mutex handed off to a sleeper";
+  if (barged) m.unlock();
+  checked.store(true);
+  checked.notify_one();
+  sleeper.join();
+  EXPECT_TRUE(got.load());
+  EXPECT_EQ(word_of(m), 0u);
 }
 
 TEST(mutex_access, word_reads_the_state) {
@@ -329,15 +399,20 @@ TEST(mutex_access, mark_contended_only_marks_a_locked_mutex) {
 }
 
 TEST(mutex_access, lock_contended_waits_for_the_holder) {
+  // lock_contended() sleeps at once (no spin) while the holder holds it: a
+  // version that does not wait never makes the wait call (a hang) or has
+  // `got` set.
+  if (!rouse::platform::syscall_counters_enabled()) GTEST_SKIP() << "needs the syscall counters to see the sleep";
   rouse::mutex m;
   holder h(m);
   std::atomic<bool> got{false};
+  auto const base = rouse_test::wait_calls();
   std::thread t([&] {
     rouse::detail::mutex_access::lock_contended(m);
     got.store(true);
     m.unlock();
   });
-  std::this_thread::sleep_for(10ms);
+  rouse_test::until_wait_calls(base + 1);
   EXPECT_FALSE(got.load());
   h.release();
   t.join();
