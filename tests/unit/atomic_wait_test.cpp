@@ -1,7 +1,9 @@
 // Unit tests of rouse/atomic_wait.hpp, for 1-, 2-, 4- and 8-byte atomics.
 //
 // Timing rule: timeouts are checked as "never early" and "does not hang";
-// nothing asserts that a call was fast.
+// nothing asserts that a call was fast. A notifier knows that a waiter
+// waits by evidence (its wait call counted, or the kernel's view of the
+// thread: tests/support/eventually.hpp), never by a sleep.
 #include "rouse/atomic_wait.hpp"
 
 #include <gtest/gtest.h>
@@ -13,7 +15,10 @@
 #include <vector>
 
 #include "../../src/platform/parking_table.hpp"
+#include "clocks.hpp"
+#include "eventually.hpp"
 #include "rouse/platform/counters.hpp"
+#include "threads.hpp"
 
 namespace {
 
@@ -27,21 +32,22 @@ class atomic_wait_sized : public ::testing::Test {};
 using sizes = ::testing::Types<std::uint8_t, std::uint16_t, std::uint32_t, std::uint64_t>;
 TYPED_TEST_SUITE(atomic_wait_sized, sizes);
 
-// A clock of its own, at half the speed of steady_clock.
-struct half_speed_clock {
-  using duration = std::chrono::nanoseconds;
-  using rep = duration::rep;
-  using period = duration::period;
-  using time_point = std::chrono::time_point<half_speed_clock>;
-  [[maybe_unused]] static constexpr bool is_steady = true;
-  static time_point now() noexcept { return time_point(steady_clock::now().time_since_epoch() / 2); }
-};
+using rouse_test::half_speed_clock;
 
-// Waits until the wait counter has grown by `n` since `base`: the waiters
-// have reached their sleep (the count is taken just before it).
-void await_parked(std::uint64_t base, std::uint64_t n) {
-  while (p::syscall_counters().waits < base + n) std::this_thread::sleep_for(1ms);
-  std::this_thread::sleep_for(5ms);  // from "about to sleep" to asleep
+// Most tests need to know that a waiter went to sleep.
+#define NEEDS_COUNTERS() \
+  if (!p::syscall_counters_enabled()) GTEST_SKIP() << "needs the syscall counters to see a waiter sleep"
+
+// Runs `change` on another thread once this thread's next wait call has been
+// made (counted from `base`): the change and its notify then find the waiter
+// announced and sleeping, or about to sleep. A notify that wakes nobody
+// leaves it asleep: the test hangs and CTest's timeout fails it.
+template <class Change>
+std::thread after_the_wait_call(std::uint64_t base, Change change) {
+  return std::thread([base, change] {
+    rouse_test::until_wait_calls(base + 1);
+    change();
+  });
 }
 
 TYPED_TEST(atomic_wait_sized, returns_at_once_when_the_value_already_differs) {
@@ -54,9 +60,9 @@ TYPED_TEST(atomic_wait_sized, returns_at_once_when_the_value_already_differs) {
 }
 
 TYPED_TEST(atomic_wait_sized, notify_one_after_store_releases_a_sleeping_waiter) {
+  NEEDS_COUNTERS();
   std::atomic<TypeParam> a{0};
-  std::thread t([&] {
-    std::this_thread::sleep_for(10ms);
+  auto t = after_the_wait_call(rouse_test::wait_calls(), [&] {
     a.store(1, std::memory_order_release);
     rouse::atomic_notify_one(a);
   });
@@ -77,55 +83,89 @@ TYPED_TEST(atomic_wait_sized, store_and_notify_before_the_wait_is_not_lost) {
 }
 
 TYPED_TEST(atomic_wait_sized, notify_all_releases_every_waiter) {
+  // All four made their wait call before the change: a notify_all that
+  // wakes fewer leaves some asleep (a hang).
+  NEEDS_COUNTERS();
   std::atomic<TypeParam> a{0};
   std::atomic<int> done{0};
-  std::vector<std::thread> ts;
-  for (int i = 0; i < 4; ++i)
-    ts.emplace_back([&] {
-      rouse::atomic_wait(a, TypeParam{0});
-      done.fetch_add(1);
-    });
-  std::this_thread::sleep_for(10ms);
+  auto const base = rouse_test::wait_calls();
+  rouse_test::threads ts(4, [&] {
+    rouse::atomic_wait(a, TypeParam{0});
+    done.fetch_add(1);
+  });
+  rouse_test::until_wait_calls(base + 4);
   a.store(2, std::memory_order_release);
   rouse::atomic_notify_all(a);
-  for (auto& t : ts) t.join();
+  ts.join();
   EXPECT_EQ(done.load(), 4);
 }
 
 TYPED_TEST(atomic_wait_sized, notify_one_releases_every_waiter_one_by_one) {
   // Each notify_one after a change must wake at least one waiter; after n
-  // notifies all n have returned.
+  // notifies all n have returned. The waiters made their wait calls first:
+  // a notify_one that wakes nobody leaves one asleep (a hang).
+  NEEDS_COUNTERS();
   std::atomic<TypeParam> a{0};
   std::atomic<int> done{0};
   constexpr int n = 3;
-  std::vector<std::thread> ts;
-  for (int i = 0; i < n; ++i)
-    ts.emplace_back([&] {
-      rouse::atomic_wait(a, TypeParam{0});
-      done.fetch_add(1);
-    });
-  std::this_thread::sleep_for(10ms);
+  auto const base = rouse_test::wait_calls();
+  rouse_test::threads ts(n, [&] {
+    rouse::atomic_wait(a, TypeParam{0});
+    done.fetch_add(1);
+  });
+  rouse_test::until_wait_calls(base + n);
   a.store(1, std::memory_order_release);
   for (int i = 0; i < n; ++i) rouse::atomic_notify_one(a);
   // A waiter not yet asleep at a notify sees the new value on its own.
-  for (auto& t : ts) t.join();
+  ts.join();
   EXPECT_EQ(done.load(), n);
 }
 
-TYPED_TEST(atomic_wait_sized, wait_returns_only_when_the_value_changed) {
-  // A notify without a change does not make atomic_wait return (it loops,
-  // as std::atomic::wait does); a timed wait then times out.
-  std::atomic<TypeParam> a{0};
-  std::atomic<bool> stop{false};
-  std::thread noisy([&] {
-    while (!stop.load()) {
-      rouse::atomic_notify_all(a);
-      std::this_thread::sleep_for(1ms);
-    }
+// A notify without a change does not make atomic_wait return (it loops, as
+// std::atomic::wait does), timed or not. Each notify is repeated until the
+// waiter has slept again (one more wait call: it was woken, re-checked and
+// went back to sleep); a wait that returned on it sets `returned` instead.
+// Then a change releases it, and it must report the change.
+template <class T, class Wait>
+void wait_returns_only_after_a_change(Wait wait) {
+  std::atomic<T> a{0};
+  std::atomic<bool> returned{false};
+  bool changed = false;
+  T seen{};
+  auto const base = rouse_test::wait_calls();
+  std::thread waiter([&] {
+    changed = wait(a);
+    seen = a.load();
+    returned.store(true);
   });
-  EXPECT_FALSE(rouse::atomic_wait_for(a, TypeParam{0}, 20ms));
-  stop.store(true);
-  noisy.join();
+  rouse_test::until_wait_calls(base + 1);
+  for (int notify = 0; notify < 3 && !returned.load(); ++notify) {
+    auto const slept = rouse_test::wait_calls();
+    rouse_test::eventually([&] {
+      if (notify % 2 == 0) rouse::atomic_notify_all(a);
+      else rouse::atomic_notify_one(a);
+      return rouse_test::wait_calls() > slept || returned.load();
+    });
+  }
+  EXPECT_FALSE(returned.load()) << "returned on a notify without a change";
+  a.store(1, std::memory_order_release);
+  rouse::atomic_notify_all(a);
+  waiter.join();
+  EXPECT_TRUE(changed);
+  EXPECT_EQ(seen, T{1});
+}
+
+TYPED_TEST(atomic_wait_sized, wait_returns_only_when_the_value_changed) {
+  NEEDS_COUNTERS();
+  wait_returns_only_after_a_change<TypeParam>([](std::atomic<TypeParam>& a) {
+    rouse::atomic_wait(a, TypeParam{0});
+    return true;
+  });
+  wait_returns_only_after_a_change<TypeParam>(
+      [](std::atomic<TypeParam>& a) { return rouse::atomic_wait_for(a, TypeParam{0}, 1h); });
+  wait_returns_only_after_a_change<TypeParam>([](std::atomic<TypeParam>& a) {
+    return rouse::atomic_wait_until(a, TypeParam{0}, system_clock::now() + 1h);
+  });
 }
 
 TYPED_TEST(atomic_wait_sized, timeouts_are_never_early_on_every_clock) {
@@ -156,18 +196,20 @@ TYPED_TEST(atomic_wait_sized, past_deadlines_time_out_without_sleeping) {
   EXPECT_FALSE(rouse::atomic_wait_for(a, TypeParam{0}, -1s));
 }
 
+// The timed waits sleep before the change (their wait call made): one that
+// misses the notify sleeps for its hour, or wraps its huge timeout into a
+// past deadline and returns false at once.
 TYPED_TEST(atomic_wait_sized, timed_waits_return_true_when_the_value_changes) {
+  NEEDS_COUNTERS();
   std::atomic<TypeParam> a{0};
-  std::thread t([&] {
-    std::this_thread::sleep_for(10ms);
+  auto t = after_the_wait_call(rouse_test::wait_calls(), [&] {
     a.store(1, std::memory_order_release);
     rouse::atomic_notify_one(a);
   });
   EXPECT_TRUE(rouse::atomic_wait_for(a, TypeParam{0}, 1h));
   t.join();
   a.store(0);
-  std::thread t2([&] {
-    std::this_thread::sleep_for(10ms);
+  auto t2 = after_the_wait_call(rouse_test::wait_calls(), [&] {
     a.store(1, std::memory_order_release);
     rouse::atomic_notify_all(a);
   });
@@ -176,17 +218,16 @@ TYPED_TEST(atomic_wait_sized, timed_waits_return_true_when_the_value_changes) {
 }
 
 TYPED_TEST(atomic_wait_sized, wait_for_huge_durations_does_not_overflow) {
+  NEEDS_COUNTERS();
   std::atomic<TypeParam> a{0};
-  std::thread t([&] {
-    std::this_thread::sleep_for(10ms);
+  auto t = after_the_wait_call(rouse_test::wait_calls(), [&] {
     a.store(1, std::memory_order_release);
     rouse::atomic_notify_one(a);
   });
   EXPECT_TRUE(rouse::atomic_wait_for(a, TypeParam{0}, std::chrono::hours::max()));
   t.join();
   a.store(0);
-  std::thread t2([&] {
-    std::this_thread::sleep_for(10ms);
+  auto t2 = after_the_wait_call(rouse_test::wait_calls(), [&] {
     a.store(1, std::memory_order_release);
     rouse::atomic_notify_one(a);
   });
@@ -196,10 +237,11 @@ TYPED_TEST(atomic_wait_sized, wait_for_huge_durations_does_not_overflow) {
 }
 
 TYPED_TEST(atomic_wait_sized, compares_bitwise_and_works_for_non_integer_types) {
+  // Each waiter sleeps (its wait call made) before the change that releases it.
+  NEEDS_COUNTERS();
   if constexpr (sizeof(TypeParam) == 4) {
     std::atomic<float> f{1.5f};
-    std::thread t([&] {
-      std::this_thread::sleep_for(10ms);
+    auto t = after_the_wait_call(rouse_test::wait_calls(), [&] {
       f.store(2.5f);
       rouse::atomic_notify_one(f);
     });
@@ -211,8 +253,7 @@ TYPED_TEST(atomic_wait_sized, compares_bitwise_and_works_for_non_integer_types) 
       std::uint32_t a, b;
     };
     std::atomic<pair32> v{pair32{1, 2}};
-    std::thread t([&] {
-      std::this_thread::sleep_for(10ms);
+    auto t = after_the_wait_call(rouse_test::wait_calls(), [&] {
       v.store(pair32{1, 3});
       rouse::atomic_notify_all(v);
     });
@@ -221,8 +262,7 @@ TYPED_TEST(atomic_wait_sized, compares_bitwise_and_works_for_non_integer_types) 
     t.join();
   } else {
     std::atomic<bool> b{false};
-    std::thread t([&] {
-      std::this_thread::sleep_for(10ms);
+    auto t = after_the_wait_call(rouse_test::wait_calls(), [&] {
       b.store(true);
       rouse::atomic_notify_one(b);
     });
@@ -246,24 +286,27 @@ TYPED_TEST(atomic_wait_sized, a_notify_wakes_exactly_its_address_not_a_neighbour
 
   std::atomic<bool> a_returned{false};
   std::atomic<bool> b_returned{false};
-  auto const base = p::syscall_counters().waits;
-  std::thread ta([&] {
+  auto const base = rouse_test::wait_calls();
+  rouse_test::thread ta([&] {
     rouse::atomic_wait(*a, TypeParam{0});
     a_returned.store(true);
   });
-  std::thread tb([&] {
+  rouse_test::thread tb([&] {
     rouse::atomic_wait(*b, TypeParam{0});
     b_returned.store(true);
   });
-  await_parked(base, 2);
-  auto const parked = p::syscall_counters().waits;
+  rouse_test::until_wait_calls(base + 2);
+  rouse_test::until_asleep(ta);
+  rouse_test::until_asleep(tb);
+  auto const parked = rouse_test::wait_calls();
   b->store(1, std::memory_order_release);
   rouse::atomic_notify_all(*b);
   tb.join();
-  std::this_thread::sleep_for(10ms);
-  // Had a's waiter been woken, it would have re-checked, found 0 and slept
-  // again: one more wait call. Exact wakes leave the count alone.
-  EXPECT_EQ(p::syscall_counters().waits, parked);
+  // Had a's waiter been woken by that notify, it would be running now, or
+  // would have re-checked, found 0 and slept again: one more wait call.
+  // Once it is seen asleep, the count tells which. Exact wakes leave it alone.
+  rouse_test::until_asleep(ta);
+  EXPECT_EQ(rouse_test::wait_calls(), parked);
   EXPECT_FALSE(a_returned.load());
   a->store(1, std::memory_order_release);
   rouse::atomic_notify_one(*a);
