@@ -61,15 +61,17 @@ inline void until_wait_calls(std::uint64_t total) {
 // The calling thread's kernel id.
 inline pid_t kernel_tid() { return static_cast<pid_t>(::syscall(SYS_gettid)); }
 
-// True when thread `tid` of this process sleeps in the kernel in a futex
-// wait (FUTEX_WAIT*, or futex_waitv): its state is S (interruptible sleep)
-// and the system call it sleeps in is the futex call
-// (/proc/self/task/<tid>/stat and /syscall). Where the kernel does not show
-// the system call, its wait channel is asked (/wchan); where that is hidden
-// too, any sleep counts. Every rouse wait (both backends) sleeps in a futex
-// call; so does a std::mutex or std::condition_variable.
-inline bool is_asleep(pid_t tid) {
-  std::string const dir = "/proc/self/task/" + std::to_string(tid) + "/";
+// True when thread `tid` of this process (or of process `process`, e.g. a
+// forked child: its main thread's id is its pid) sleeps in the kernel in a
+// futex wait (FUTEX_WAIT*, or futex_waitv): its state is S (interruptible
+// sleep) and the system call it sleeps in is the futex call
+// (/proc/<process>/task/<tid>/stat and /syscall). Where the kernel does not
+// show the system call, its wait channel is asked (/wchan); where that is
+// hidden too, any sleep counts. Every rouse wait (both backends) sleeps in a
+// futex call; so does a std::mutex or std::condition_variable.
+inline bool is_asleep(pid_t tid, pid_t process = 0) {
+  std::string const dir = (process == 0 ? std::string("/proc/self") : "/proc/" + std::to_string(process)) +
+                          "/task/" + std::to_string(tid) + "/";
   std::string line;
   {
     std::ifstream stat(dir + "stat");
@@ -96,9 +98,9 @@ inline bool is_asleep(pid_t tid) {
   return true;
 }
 
-// Blocks until thread `tid` sleeps in a futex wait.
-inline void until_asleep(pid_t tid) {
-  eventually([&] { return is_asleep(tid); });
+// Blocks until thread `tid` (of `process`, as is_asleep()) sleeps in a futex wait.
+inline void until_asleep(pid_t tid, pid_t process = 0) {
+  eventually([&] { return is_asleep(tid, process); });
 }
 
 }  // namespace rouse_test

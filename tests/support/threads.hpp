@@ -52,6 +52,7 @@ class thread {
   }
   // True when the thread sleeps in a futex wait (see is_asleep()).
   bool asleep() const { return is_asleep(tid()); }
+  std::thread::native_handle_type native_handle() { return t_.native_handle(); }
 
  private:
   std::unique_ptr<std::atomic<pid_t>> id_;

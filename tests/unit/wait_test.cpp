@@ -2,7 +2,9 @@
 // under the debug preset (futex) and the generic preset (parking table)).
 //
 // Timing rule: timeouts are checked as "never early" and "does not hang";
-// nothing asserts that a call was fast.
+// nothing asserts that a call was fast. Whether a waiter sleeps is known by
+// evidence (a requeue that finds it, its wait call counted, the kernel's view
+// of the thread: tests/support/eventually.hpp), never by a sleep.
 #include "rouse/platform/wait.hpp"
 
 #include <gtest/gtest.h>
@@ -23,7 +25,10 @@
 
 #include "../../src/platform/parking_table.hpp"
 #include "../../src/platform/wait_testing.hpp"
+#include "clocks.hpp"
+#include "eventually.hpp"
 #include "rouse/platform/counters.hpp"
+#include "threads.hpp"
 
 namespace {
 
@@ -32,7 +37,12 @@ namespace p = rouse::platform;
 using std::chrono::steady_clock;
 using std::chrono::system_clock;
 
+using rouse_test::half_speed_clock;
+
 bool generic_backend() { return std::string_view(p::backend_name()) == "generic"; }
+
+#define NEEDS_COUNTERS() \
+  if (!p::syscall_counters_enabled()) GTEST_SKIP() << "needs the syscall counters to see a waiter sleep"
 
 // Waits until `n` threads sleep on `from` (which holds `expected`) by moving
 // them, as they arrive, onto `to`. Returns once all n sleep on `to`. A thread
@@ -40,13 +50,27 @@ bool generic_backend() { return std::string_view(p::backend_name()) == "generic"
 // without guessing with sleeps.
 void gather(const p::word& from, std::uint32_t expected, const p::word& to, int n) {
   int moved = 0;
-  while (moved < n) {
+  bool mismatch = false;
+  rouse_test::eventually([&] {
     int const r = p::cmp_requeue(from, expected, to, 0, INT_MAX);
-    ASSERT_GE(r, 0) << "`from` no longer holds the expected value";
-    moved += r;
-    if (moved < n) std::this_thread::sleep_for(1ms);
-  }
+    mismatch = r < 0;
+    if (r > 0) moved += r;
+    return mismatch || moved >= n;
+  });
+  ASSERT_FALSE(mismatch) << "`from` no longer holds the expected value";
   ASSERT_EQ(moved, n);
+}
+
+// Runs `change` on another thread once this thread's next wait call has been
+// made (counted from `base`): the change and its wake then find the waiter
+// sleeping, or about to sleep. A wake that misses it leaves it asleep: the
+// test hangs and CTest's timeout fails it.
+template <class Change>
+std::thread after_the_wait_call(std::uint64_t base, Change change) {
+  return std::thread([base, change] {
+    rouse_test::until_wait_calls(base + 1);
+    change();
+  });
 }
 
 // A waiter that loops until `w` leaves `expected` (tolerating spurious
@@ -69,15 +93,20 @@ TEST(wait, backend_name_is_known) {
 }
 
 TEST(wait, returns_at_once_when_the_word_already_differs) {
+  // Nobody ever wakes these: one that sleeps hangs the test (CTest's
+  // timeout fails it); the timed ones report "woken", not a timeout.
   p::word w{1};
-  p::wait(w, 0);  // must not sleep
-  SUCCEED();
+  p::wait(w, 0);
+  EXPECT_EQ(p::wait_until(w, 0, steady_clock::now() + 1h), p::wait_result::woken);
+  EXPECT_EQ(p::wait_until(w, 0, system_clock::now() + 1h), p::wait_result::woken);
+  EXPECT_EQ(p::wait_for(w, 0, 1h), p::wait_result::woken);
+  EXPECT_EQ(w.load(), 1u);
 }
 
 TEST(wait, wake_after_store_releases_a_sleeping_waiter) {
+  NEEDS_COUNTERS();
   p::word w{0};
-  std::thread t([&] {
-    std::this_thread::sleep_for(10ms);
+  auto t = after_the_wait_call(rouse_test::wait_calls(), [&] {
     w.store(1, std::memory_order_release);
     p::wake_all(w);
   });
@@ -114,17 +143,18 @@ void ignore_signal(int) {}
 TEST(wait, spurious_returns_are_tolerated_by_a_rechecking_caller) {
   // Signals make futex waits return early (EINTR); the generic backend may
   // simply keep sleeping. Either way the caller's loop ends only once the word
-  // really changed, and wait() never reports anything but "re-check".
+  // really changed, and wait() never reports anything but "re-check". Each
+  // signal finds the waiter asleep in the kernel.
   struct sigaction sa {};
   sa.sa_handler = ignore_signal;  // no SA_RESTART
   struct sigaction old {};
   ASSERT_EQ(::sigaction(SIGUSR1, &sa, &old), 0);
   p::word w{0};
   loop_waiter lw;
-  std::thread t([&] { lw.run(w, 0); });
+  rouse_test::thread t([&] { lw.run(w, 0); });
   for (int i = 0; i < 20; ++i) {
+    rouse_test::until_asleep(t);
     ::pthread_kill(t.native_handle(), SIGUSR1);
-    std::this_thread::sleep_for(1ms);
   }
   EXPECT_FALSE(lw.done.load());
   w.store(1, std::memory_order_release);
@@ -230,11 +260,14 @@ TEST(wait, a_wake_is_exact_even_between_words_of_one_parking_bucket) {
   ASSERT_NE(b, nullptr) << "no two words in one bucket among 4096";
   p::word w{0};
   loop_waiter lw;
-  std::thread t([&] { lw.run(w, 0); });
+  rouse_test::thread t([&] { lw.run(w, 0); });
   gather(w, 0, *a, 1);  // now asleep on *a
   EXPECT_EQ(p::wake_all(*b), 0) << "a wake on the neighbour woke nobody";
   EXPECT_EQ(p::requeue(*b, *a, INT_MAX, INT_MAX), 0);
-  std::this_thread::sleep_for(5ms);
+  // Had either call woken it, it would be running now, or would have
+  // returned from wait() (counted in `returns`) and slept again on `w`.
+  rouse_test::until_asleep(t);
+  EXPECT_EQ(lw.returns.load(), 0);
   EXPECT_FALSE(lw.done.load());
   w.store(1, std::memory_order_release);
   EXPECT_EQ(p::wake_all(*a), 1);
@@ -256,17 +289,6 @@ TEST(wait, system_deadline_is_never_early) {
   }
   EXPECT_GE(system_clock::now(), deadline);
 }
-
-// A clock of its own, running at half the speed of steady_clock: a deadline
-// 10 ms ahead on it is 20 ms of real time away.
-struct half_speed_clock {
-  using duration = std::chrono::nanoseconds;
-  using rep = duration::rep;
-  using period = duration::period;
-  using time_point = std::chrono::time_point<half_speed_clock>;
-  [[maybe_unused]] static constexpr bool is_steady = true;
-  static time_point now() noexcept { return time_point(steady_clock::now().time_since_epoch() / 2); }
-};
 
 TEST(wait, custom_clock_deadline_is_never_early) {
   p::word w{0};
@@ -294,10 +316,13 @@ TEST(wait, past_deadlines_time_out_without_sleeping) {
   EXPECT_EQ(p::wait_for(w, 0, -5s), p::wait_result::timed_out);
 }
 
+// The timed waits sleep before the wake (their wait call made): one that
+// misses it sleeps for its hour, or wraps its huge timeout into a past
+// deadline and reports a timeout.
 TEST(wait, timed_waits_return_woken_when_woken) {
+  NEEDS_COUNTERS();
   p::word w{0};
-  std::thread t([&] {
-    std::this_thread::sleep_for(10ms);
+  auto t = after_the_wait_call(rouse_test::wait_calls(), [&] {
     w.store(1, std::memory_order_release);
     p::wake_all(w);
   });
@@ -306,8 +331,7 @@ TEST(wait, timed_waits_return_woken_when_woken) {
     ASSERT_EQ(p::wait_until(w, 0, deadline), p::wait_result::woken);
   t.join();
   w.store(0);
-  std::thread t2([&] {
-    std::this_thread::sleep_for(10ms);
+  auto t2 = after_the_wait_call(rouse_test::wait_calls(), [&] {
     w.store(1, std::memory_order_release);
     p::wake_all(w);
   });
@@ -318,9 +342,9 @@ TEST(wait, timed_waits_return_woken_when_woken) {
 }
 
 TEST(wait, wait_for_huge_durations_does_not_overflow) {
+  NEEDS_COUNTERS();
   p::word w{0};
-  std::thread t([&] {
-    std::this_thread::sleep_for(10ms);
+  auto t = after_the_wait_call(rouse_test::wait_calls(), [&] {
     w.store(1, std::memory_order_release);
     p::wake_all(w);
   });
@@ -357,11 +381,12 @@ TEST_P(wait_any_test, returns_the_index_of_a_word_that_already_differs) {
 }
 
 TEST_P(wait_any_test, returns_the_index_of_the_word_that_was_woken) {
+  // The waiter sleeps (its wait call made) before the wake.
+  NEEDS_COUNTERS();
   for (int target = 0; target < 3; ++target) {
     p::word w[3]{{0}, {0}, {0}};
     p::wait_entry const e[3] = {{&w[0], 0}, {&w[1], 0}, {&w[2], 0}};
-    std::thread t([&] {
-      std::this_thread::sleep_for(10ms);
+    auto t = after_the_wait_call(rouse_test::wait_calls(), [&] {
       w[target].store(1, std::memory_order_release);
       p::wake_all(w[target]);
     });
@@ -398,11 +423,11 @@ TEST_P(wait_any_test, rejects_empty_and_oversized_spans) {
 }
 
 TEST_P(wait_any_test, works_with_the_maximum_number_of_entries) {
+  NEEDS_COUNTERS();
   std::vector<p::word> words(p::max_wait_entries);
   std::vector<p::wait_entry> e;
   for (auto& w : words) e.push_back({&w, 0});
-  std::thread t([&] {
-    std::this_thread::sleep_for(10ms);
+  auto t = after_the_wait_call(rouse_test::wait_calls(), [&] {
     words.back().store(1, std::memory_order_release);
     p::wake_all(words.back());
   });
@@ -449,7 +474,7 @@ TEST(wait, process_shared_wait_and_wake_work_across_fork) {
     p::wake_all(*w, p::scope::process_shared);
     _exit(0);
   }
-  std::this_thread::sleep_for(20ms);
+  rouse_test::until_asleep(child, child);  // the child sleeps on the shared word
   w->store(1, std::memory_order_release);
   p::wake_all(*w, p::scope::process_shared);
   while (w->load(std::memory_order_acquire) == 1) p::wait(*w, 1, p::scope::process_shared);
@@ -469,16 +494,14 @@ TEST(wake_cost, follows_the_wakes_that_woke_a_thread) {
   // A wake with nobody to wake is not a sample.
   for (int i = 0; i < 100; ++i) p::wake_all(w);
   EXPECT_EQ(p::wake_cost(), before);
-  // Wakes that wake a sleeper are. A round whose sleeper had not gone to
-  // sleep yet makes no sample, so rounds go on until one did (bounded).
+  // Wakes that wake a sleeper are. The sleeper is asleep in the kernel
+  // before each wake; a wake slower than 1 ms is dropped as a stall, so
+  // rounds go on until one made a sample (bounded).
   for (int round = 0; round < 200 && p::wake_cost() == before; ++round) {
-    std::atomic<bool> asleep{false};
-    std::thread sleeper([&] {
-      asleep = true;
+    rouse_test::thread sleeper([&] {
       while (w.load() == 0) p::wait(w, 0);
     });
-    while (!asleep.load()) std::this_thread::yield();
-    std::this_thread::sleep_for(2ms);  // most likely asleep by now; a miss only costs a round
+    rouse_test::until_asleep(sleeper);
     w.store(1);
     p::wake_all(w);
     sleeper.join();
