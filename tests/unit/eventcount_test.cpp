@@ -1,4 +1,5 @@
-// Unit tests of rouse/eventcount.hpp.
+// Unit tests of rouse/eventcount.hpp. A notifier knows that a waiter
+// sleeps by its wait call (tests/support/eventually.hpp), never by a sleep.
 #include "rouse/eventcount.hpp"
 
 #include <gtest/gtest.h>
@@ -7,28 +8,47 @@
 #include <thread>
 #include <vector>
 
+#include "eventually.hpp"
 #include "rouse/platform/counters.hpp"
+#include "threads.hpp"
 
 namespace {
 
 using namespace std::chrono_literals;
 
+#define NEEDS_COUNTERS()                                       \
+  if (!rouse::platform::syscall_counters_enabled()) GTEST_SKIP() \
+      << "needs the syscall counters to see a waiter announced or asleep"
+
 TEST(eventcount, size_is_two_words) { EXPECT_EQ(sizeof(rouse::eventcount), 8u); }
 
 TEST(eventcount, prepare_then_cancel_leaves_no_waiter) {
+  // A waiter left announced would make the notifies below wake calls (and
+  // the destructor's debug check abort).
+  NEEDS_COUNTERS();
   rouse::eventcount ec;
   auto k = ec.prepare_wait();
   (void)k;
   ec.cancel_wait();
-  SUCCEED();  // the destructor's check passes
+  auto const wakes = rouse_test::wake_calls();
+  ec.notify_one();
+  ec.notify_all();
+  EXPECT_EQ(rouse_test::wake_calls(), wakes);
 }
 
 TEST(eventcount, notify_after_prepare_makes_wait_return) {
+  // The notify finds the announced waiter (one wake call) and moves the
+  // epoch, so wait() returns without sleeping (no wait call; one that slept
+  // would never be woken: a hang).
+  NEEDS_COUNTERS();
   rouse::eventcount ec;
   auto k = ec.prepare_wait();
+  auto const before = rouse::platform::syscall_counters();
   ec.notify_one();
-  ec.wait(k);  // the epoch changed: returns at once
-  SUCCEED();
+  ec.wait(k);
+  auto const after = rouse::platform::syscall_counters();
+  EXPECT_EQ(after.wakes - before.wakes, 1u);
+  EXPECT_EQ(after.waits, before.waits);
 }
 
 TEST(eventcount, notify_before_prepare_does_not_release_a_later_wait) {
@@ -55,30 +75,45 @@ TEST(eventcount, wait_until_system_clock_never_early) {
 }
 
 TEST(eventcount, notify_one_wakes_a_sleeping_waiter) {
+  // The waiter is asleep in the kernel when notified: a notify that does not
+  // wake it leaves it there (a hang, failed by CTest's timeout). It made one
+  // wake call, and the waiter returned having seen the flag.
+  NEEDS_COUNTERS();
   rouse::eventcount ec;
   std::atomic<bool> flag{false};
-  std::thread t([&] { ec.await([&] { return flag.load(std::memory_order_acquire); }); });
-  std::this_thread::sleep_for(10ms);
+  std::atomic<bool> saw_flag{false};
+  auto const base = rouse_test::wait_calls();
+  rouse_test::thread t([&] {
+    ec.await([&] { return flag.load(std::memory_order_acquire); });
+    saw_flag.store(flag.load(std::memory_order_acquire));
+  });
+  rouse_test::until_wait_calls(base + 1);
+  rouse_test::until_asleep(t);
   flag.store(true, std::memory_order_seq_cst);
+  auto const wakes = rouse_test::wake_calls();
   ec.notify_one();
+  EXPECT_EQ(rouse_test::wake_calls() - wakes, 1u);
   t.join();
-  SUCCEED();
+  EXPECT_TRUE(saw_flag.load());
 }
 
 TEST(eventcount, notify_all_wakes_every_waiter) {
+  // All four sleep in the kernel when notified: a notify_all that wakes
+  // fewer leaves some asleep (a hang).
+  NEEDS_COUNTERS();
   rouse::eventcount ec;
   std::atomic<bool> flag{false};
   std::atomic<int> done{0};
-  std::vector<std::thread> ts;
-  for (int i = 0; i < 4; ++i)
-    ts.emplace_back([&] {
-      ec.await([&] { return flag.load(std::memory_order_acquire); });
-      done.fetch_add(1);
-    });
-  std::this_thread::sleep_for(10ms);
+  auto const base = rouse_test::wait_calls();
+  rouse_test::threads ts(4, [&] {
+    ec.await([&] { return flag.load(std::memory_order_acquire); });
+    done.fetch_add(1);
+  });
+  rouse_test::until_wait_calls(base + 4);
+  rouse_test::until_asleep(ts);
   flag.store(true, std::memory_order_seq_cst);
   ec.notify_all();
-  for (auto& t : ts) t.join();
+  ts.join();
   EXPECT_EQ(done.load(), 4);
 }
 
@@ -99,10 +134,14 @@ TEST(eventcount, await_for_times_out_and_rechecks) {
 }
 
 TEST(eventcount, await_for_true_when_notified) {
+  // The notifier comes once the waiter made its wait call: one that misses
+  // the notify sleeps for its hour (a hang).
+  NEEDS_COUNTERS();
   rouse::eventcount ec;
   std::atomic<bool> flag{false};
+  auto const base = rouse_test::wait_calls();
   std::thread t([&] {
-    std::this_thread::sleep_for(10ms);
+    rouse_test::until_wait_calls(base + 1);
     flag.store(true, std::memory_order_seq_cst);
     ec.notify_all();
   });
