@@ -5,6 +5,7 @@
 //   std::thread t([&] { m.lock(); ... });                 // will block
 //   rouse_test::until_wait_calls(base + 1);               // it reached its sleep
 //   rouse_test::until_asleep(tid);                        // it sleeps in the kernel
+//   ROUSE_TEST_NEEDS_SYSCALL_COUNTERS();                  // first, in a test that counts
 //
 // None has a time limit: a wait that never ends is a hang, and CTest's
 // timeout reports it as a failure.
@@ -52,6 +53,12 @@ inline std::uint64_t wait_calls() { return rouse::platform::syscall_counters().w
 
 // Wake system calls made so far by the whole process.
 inline std::uint64_t wake_calls() { return rouse::platform::syscall_counters().wakes; }
+
+// In a test body: skips the test where the syscall counters are not built
+// in (they are in every rouse test build).
+#define ROUSE_TEST_NEEDS_SYSCALL_COUNTERS()                        \
+  if (!rouse::platform::syscall_counters_enabled()) GTEST_SKIP() \
+      << "needs the syscall counters to see a thread wait (rouse::platform::syscall_counters_enabled())"
 
 // Blocks until the process has made at least `total` wait calls.
 inline void until_wait_calls(std::uint64_t total) {

@@ -8,6 +8,7 @@
 //   rouse_test::until_asleep(ts);                     // every one of them sleeps
 //   ts.join();                                        // joins all; so does the destructor
 //
+//   auto t = rouse_test::after_wait_calls(rouse_test::wait_calls() + 1, [&] { m.unlock(); });
 //   bool const got = rouse_test::on_another_thread([&] { return m.try_lock(); });
 //
 // Both thread types join in their destructors (as std::jthread does), so a
@@ -18,6 +19,7 @@
 #include <sys/types.h>
 
 #include <atomic>
+#include <cstdint>
 #include <memory>
 #include <thread>
 #include <type_traits>
@@ -101,6 +103,17 @@ inline void until_asleep(const threads& ts) {
     for (auto const& t : ts)
       if (!t.asleep()) return false;
     return true;
+  });
+}
+
+// A thread that runs f once the process has made `total` wait calls:
+//   auto t = rouse_test::after_wait_calls(rouse_test::wait_calls() + 1, [&] { ... });
+//   ... this thread's next wait (f then finds it asleep, or about to sleep) ...
+template <class F>
+thread after_wait_calls(std::uint64_t total, F f) {
+  return thread([total, f = std::move(f)]() mutable {
+    until_wait_calls(total);
+    f();
   });
 }
 

@@ -34,22 +34,6 @@ TYPED_TEST_SUITE(atomic_wait_sized, sizes);
 
 using rouse_test::half_speed_clock;
 
-// Most tests need to know that a waiter went to sleep.
-#define NEEDS_COUNTERS() \
-  if (!p::syscall_counters_enabled()) GTEST_SKIP() << "needs the syscall counters to see a waiter sleep"
-
-// Runs `change` on another thread once this thread's next wait call has been
-// made (counted from `base`): the change and its notify then find the waiter
-// announced and sleeping, or about to sleep. A notify that wakes nobody
-// leaves it asleep: the test hangs and CTest's timeout fails it.
-template <class Change>
-std::thread after_the_wait_call(std::uint64_t base, Change change) {
-  return std::thread([base, change] {
-    rouse_test::until_wait_calls(base + 1);
-    change();
-  });
-}
-
 TYPED_TEST(atomic_wait_sized, returns_at_once_when_the_value_already_differs) {
   std::atomic<TypeParam> a{1};
   rouse::atomic_wait(a, TypeParam{0});
@@ -60,9 +44,9 @@ TYPED_TEST(atomic_wait_sized, returns_at_once_when_the_value_already_differs) {
 }
 
 TYPED_TEST(atomic_wait_sized, notify_one_after_store_releases_a_sleeping_waiter) {
-  NEEDS_COUNTERS();
+  ROUSE_TEST_NEEDS_SYSCALL_COUNTERS();
   std::atomic<TypeParam> a{0};
-  auto t = after_the_wait_call(rouse_test::wait_calls(), [&] {
+  auto t = rouse_test::after_wait_calls(rouse_test::wait_calls() + 1, [&] {
     a.store(1, std::memory_order_release);
     rouse::atomic_notify_one(a);
   });
@@ -85,7 +69,7 @@ TYPED_TEST(atomic_wait_sized, store_and_notify_before_the_wait_is_not_lost) {
 TYPED_TEST(atomic_wait_sized, notify_all_releases_every_waiter) {
   // All four made their wait call before the change: a notify_all that
   // wakes fewer leaves some asleep (a hang).
-  NEEDS_COUNTERS();
+  ROUSE_TEST_NEEDS_SYSCALL_COUNTERS();
   std::atomic<TypeParam> a{0};
   std::atomic<int> done{0};
   auto const base = rouse_test::wait_calls();
@@ -104,7 +88,7 @@ TYPED_TEST(atomic_wait_sized, notify_one_releases_every_waiter_one_by_one) {
   // Each notify_one after a change must wake at least one waiter; after n
   // notifies all n have returned. The waiters made their wait calls first:
   // a notify_one that wakes nobody leaves one asleep (a hang).
-  NEEDS_COUNTERS();
+  ROUSE_TEST_NEEDS_SYSCALL_COUNTERS();
   std::atomic<TypeParam> a{0};
   std::atomic<int> done{0};
   constexpr int n = 3;
@@ -156,7 +140,7 @@ void wait_returns_only_after_a_change(Wait wait) {
 }
 
 TYPED_TEST(atomic_wait_sized, wait_returns_only_when_the_value_changed) {
-  NEEDS_COUNTERS();
+  ROUSE_TEST_NEEDS_SYSCALL_COUNTERS();
   wait_returns_only_after_a_change<TypeParam>([](std::atomic<TypeParam>& a) {
     rouse::atomic_wait(a, TypeParam{0});
     return true;
@@ -200,16 +184,16 @@ TYPED_TEST(atomic_wait_sized, past_deadlines_time_out_without_sleeping) {
 // misses the notify sleeps for its hour, or wraps its huge timeout into a
 // past deadline and returns false at once.
 TYPED_TEST(atomic_wait_sized, timed_waits_return_true_when_the_value_changes) {
-  NEEDS_COUNTERS();
+  ROUSE_TEST_NEEDS_SYSCALL_COUNTERS();
   std::atomic<TypeParam> a{0};
-  auto t = after_the_wait_call(rouse_test::wait_calls(), [&] {
+  auto t = rouse_test::after_wait_calls(rouse_test::wait_calls() + 1, [&] {
     a.store(1, std::memory_order_release);
     rouse::atomic_notify_one(a);
   });
   EXPECT_TRUE(rouse::atomic_wait_for(a, TypeParam{0}, 1h));
   t.join();
   a.store(0);
-  auto t2 = after_the_wait_call(rouse_test::wait_calls(), [&] {
+  auto t2 = rouse_test::after_wait_calls(rouse_test::wait_calls() + 1, [&] {
     a.store(1, std::memory_order_release);
     rouse::atomic_notify_all(a);
   });
@@ -218,16 +202,16 @@ TYPED_TEST(atomic_wait_sized, timed_waits_return_true_when_the_value_changes) {
 }
 
 TYPED_TEST(atomic_wait_sized, wait_for_huge_durations_does_not_overflow) {
-  NEEDS_COUNTERS();
+  ROUSE_TEST_NEEDS_SYSCALL_COUNTERS();
   std::atomic<TypeParam> a{0};
-  auto t = after_the_wait_call(rouse_test::wait_calls(), [&] {
+  auto t = rouse_test::after_wait_calls(rouse_test::wait_calls() + 1, [&] {
     a.store(1, std::memory_order_release);
     rouse::atomic_notify_one(a);
   });
   EXPECT_TRUE(rouse::atomic_wait_for(a, TypeParam{0}, std::chrono::hours::max()));
   t.join();
   a.store(0);
-  auto t2 = after_the_wait_call(rouse_test::wait_calls(), [&] {
+  auto t2 = rouse_test::after_wait_calls(rouse_test::wait_calls() + 1, [&] {
     a.store(1, std::memory_order_release);
     rouse::atomic_notify_one(a);
   });
@@ -238,10 +222,10 @@ TYPED_TEST(atomic_wait_sized, wait_for_huge_durations_does_not_overflow) {
 
 TYPED_TEST(atomic_wait_sized, compares_bitwise_and_works_for_non_integer_types) {
   // Each waiter sleeps (its wait call made) before the change that releases it.
-  NEEDS_COUNTERS();
+  ROUSE_TEST_NEEDS_SYSCALL_COUNTERS();
   if constexpr (sizeof(TypeParam) == 4) {
     std::atomic<float> f{1.5f};
-    auto t = after_the_wait_call(rouse_test::wait_calls(), [&] {
+    auto t = rouse_test::after_wait_calls(rouse_test::wait_calls() + 1, [&] {
       f.store(2.5f);
       rouse::atomic_notify_one(f);
     });
@@ -253,7 +237,7 @@ TYPED_TEST(atomic_wait_sized, compares_bitwise_and_works_for_non_integer_types) 
       std::uint32_t a, b;
     };
     std::atomic<pair32> v{pair32{1, 2}};
-    auto t = after_the_wait_call(rouse_test::wait_calls(), [&] {
+    auto t = rouse_test::after_wait_calls(rouse_test::wait_calls() + 1, [&] {
       v.store(pair32{1, 3});
       rouse::atomic_notify_all(v);
     });
@@ -262,7 +246,7 @@ TYPED_TEST(atomic_wait_sized, compares_bitwise_and_works_for_non_integer_types) 
     t.join();
   } else {
     std::atomic<bool> b{false};
-    auto t = after_the_wait_call(rouse_test::wait_calls(), [&] {
+    auto t = rouse_test::after_wait_calls(rouse_test::wait_calls() + 1, [&] {
       b.store(true);
       rouse::atomic_notify_one(b);
     });

@@ -16,16 +16,12 @@ namespace {
 
 using namespace std::chrono_literals;
 
-#define NEEDS_COUNTERS()                                       \
-  if (!rouse::platform::syscall_counters_enabled()) GTEST_SKIP() \
-      << "needs the syscall counters to see a waiter announced or asleep"
-
 TEST(eventcount, size_is_two_words) { EXPECT_EQ(sizeof(rouse::eventcount), 8u); }
 
 TEST(eventcount, prepare_then_cancel_leaves_no_waiter) {
   // A waiter left announced would make the notifies below wake calls (and
   // the destructor's debug check abort).
-  NEEDS_COUNTERS();
+  ROUSE_TEST_NEEDS_SYSCALL_COUNTERS();
   rouse::eventcount ec;
   auto k = ec.prepare_wait();
   (void)k;
@@ -40,7 +36,7 @@ TEST(eventcount, notify_after_prepare_makes_wait_return) {
   // The notify finds the announced waiter (one wake call) and moves the
   // epoch, so wait() returns without sleeping (no wait call; one that slept
   // would never be woken: a hang).
-  NEEDS_COUNTERS();
+  ROUSE_TEST_NEEDS_SYSCALL_COUNTERS();
   rouse::eventcount ec;
   auto k = ec.prepare_wait();
   auto const before = rouse::platform::syscall_counters();
@@ -78,7 +74,7 @@ TEST(eventcount, notify_one_wakes_a_sleeping_waiter) {
   // The waiter is asleep in the kernel when notified: a notify that does not
   // wake it leaves it there (a hang, failed by CTest's timeout). It made one
   // wake call, and the waiter returned having seen the flag.
-  NEEDS_COUNTERS();
+  ROUSE_TEST_NEEDS_SYSCALL_COUNTERS();
   rouse::eventcount ec;
   std::atomic<bool> flag{false};
   std::atomic<bool> saw_flag{false};
@@ -100,7 +96,7 @@ TEST(eventcount, notify_one_wakes_a_sleeping_waiter) {
 TEST(eventcount, notify_all_wakes_every_waiter) {
   // All four sleep in the kernel when notified: a notify_all that wakes
   // fewer leaves some asleep (a hang).
-  NEEDS_COUNTERS();
+  ROUSE_TEST_NEEDS_SYSCALL_COUNTERS();
   rouse::eventcount ec;
   std::atomic<bool> flag{false};
   std::atomic<int> done{0};
@@ -136,7 +132,7 @@ TEST(eventcount, await_for_times_out_and_rechecks) {
 TEST(eventcount, await_for_true_when_notified) {
   // The notifier comes once the waiter made its wait call: one that misses
   // the notify sleeps for its hour (a hang).
-  NEEDS_COUNTERS();
+  ROUSE_TEST_NEEDS_SYSCALL_COUNTERS();
   rouse::eventcount ec;
   std::atomic<bool> flag{false};
   auto const base = rouse_test::wait_calls();

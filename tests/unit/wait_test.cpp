@@ -41,9 +41,6 @@ using rouse_test::half_speed_clock;
 
 bool generic_backend() { return std::string_view(p::backend_name()) == "generic"; }
 
-#define NEEDS_COUNTERS() \
-  if (!p::syscall_counters_enabled()) GTEST_SKIP() << "needs the syscall counters to see a waiter sleep"
-
 // Waits until `n` threads sleep on `from` (which holds `expected`) by moving
 // them, as they arrive, onto `to`. Returns once all n sleep on `to`. A thread
 // only gets here by being asleep, so this proves the waiters are parked
@@ -59,18 +56,6 @@ void gather(const p::word& from, std::uint32_t expected, const p::word& to, int 
   });
   ASSERT_FALSE(mismatch) << "`from` no longer holds the expected value";
   ASSERT_EQ(moved, n);
-}
-
-// Runs `change` on another thread once this thread's next wait call has been
-// made (counted from `base`): the change and its wake then find the waiter
-// sleeping, or about to sleep. A wake that misses it leaves it asleep: the
-// test hangs and CTest's timeout fails it.
-template <class Change>
-std::thread after_the_wait_call(std::uint64_t base, Change change) {
-  return std::thread([base, change] {
-    rouse_test::until_wait_calls(base + 1);
-    change();
-  });
 }
 
 // A waiter that loops until `w` leaves `expected` (tolerating spurious
@@ -104,9 +89,9 @@ TEST(wait, returns_at_once_when_the_word_already_differs) {
 }
 
 TEST(wait, wake_after_store_releases_a_sleeping_waiter) {
-  NEEDS_COUNTERS();
+  ROUSE_TEST_NEEDS_SYSCALL_COUNTERS();
   p::word w{0};
-  auto t = after_the_wait_call(rouse_test::wait_calls(), [&] {
+  auto t = rouse_test::after_wait_calls(rouse_test::wait_calls() + 1, [&] {
     w.store(1, std::memory_order_release);
     p::wake_all(w);
   });
@@ -320,9 +305,9 @@ TEST(wait, past_deadlines_time_out_without_sleeping) {
 // misses it sleeps for its hour, or wraps its huge timeout into a past
 // deadline and reports a timeout.
 TEST(wait, timed_waits_return_woken_when_woken) {
-  NEEDS_COUNTERS();
+  ROUSE_TEST_NEEDS_SYSCALL_COUNTERS();
   p::word w{0};
-  auto t = after_the_wait_call(rouse_test::wait_calls(), [&] {
+  auto t = rouse_test::after_wait_calls(rouse_test::wait_calls() + 1, [&] {
     w.store(1, std::memory_order_release);
     p::wake_all(w);
   });
@@ -331,7 +316,7 @@ TEST(wait, timed_waits_return_woken_when_woken) {
     ASSERT_EQ(p::wait_until(w, 0, deadline), p::wait_result::woken);
   t.join();
   w.store(0);
-  auto t2 = after_the_wait_call(rouse_test::wait_calls(), [&] {
+  auto t2 = rouse_test::after_wait_calls(rouse_test::wait_calls() + 1, [&] {
     w.store(1, std::memory_order_release);
     p::wake_all(w);
   });
@@ -342,9 +327,9 @@ TEST(wait, timed_waits_return_woken_when_woken) {
 }
 
 TEST(wait, wait_for_huge_durations_does_not_overflow) {
-  NEEDS_COUNTERS();
+  ROUSE_TEST_NEEDS_SYSCALL_COUNTERS();
   p::word w{0};
-  auto t = after_the_wait_call(rouse_test::wait_calls(), [&] {
+  auto t = rouse_test::after_wait_calls(rouse_test::wait_calls() + 1, [&] {
     w.store(1, std::memory_order_release);
     p::wake_all(w);
   });
@@ -382,11 +367,11 @@ TEST_P(wait_any_test, returns_the_index_of_a_word_that_already_differs) {
 
 TEST_P(wait_any_test, returns_the_index_of_the_word_that_was_woken) {
   // The waiter sleeps (its wait call made) before the wake.
-  NEEDS_COUNTERS();
+  ROUSE_TEST_NEEDS_SYSCALL_COUNTERS();
   for (int target = 0; target < 3; ++target) {
     p::word w[3]{{0}, {0}, {0}};
     p::wait_entry const e[3] = {{&w[0], 0}, {&w[1], 0}, {&w[2], 0}};
-    auto t = after_the_wait_call(rouse_test::wait_calls(), [&] {
+    auto t = rouse_test::after_wait_calls(rouse_test::wait_calls() + 1, [&] {
       w[target].store(1, std::memory_order_release);
       p::wake_all(w[target]);
     });
@@ -423,11 +408,11 @@ TEST_P(wait_any_test, rejects_empty_and_oversized_spans) {
 }
 
 TEST_P(wait_any_test, works_with_the_maximum_number_of_entries) {
-  NEEDS_COUNTERS();
+  ROUSE_TEST_NEEDS_SYSCALL_COUNTERS();
   std::vector<p::word> words(p::max_wait_entries);
   std::vector<p::wait_entry> e;
   for (auto& w : words) e.push_back({&w, 0});
-  auto t = after_the_wait_call(rouse_test::wait_calls(), [&] {
+  auto t = rouse_test::after_wait_calls(rouse_test::wait_calls() + 1, [&] {
     words.back().store(1, std::memory_order_release);
     p::wake_all(words.back());
   });
