@@ -16,9 +16,12 @@
 // that never ends then shows as a hang, which CTest's timeout fails.
 #pragma once
 
+#include <pthread.h>
 #include <sys/types.h>
+#include <time.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <thread>
@@ -55,6 +58,14 @@ class thread {
   // True when the thread sleeps in a futex wait (see is_asleep()).
   bool asleep() const { return is_asleep(tid()); }
   std::thread::native_handle_type native_handle() { return t_.native_handle(); }
+  // CPU time the thread has used so far (while it runs): evidence that a
+  // thread that cannot sleep has been spinning.
+  std::chrono::nanoseconds cpu_time() {
+    clockid_t id{};
+    timespec ts{};
+    if (::pthread_getcpuclockid(t_.native_handle(), &id) != 0 || ::clock_gettime(id, &ts) != 0) return {};
+    return std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec);
+  }
 
  private:
   std::unique_ptr<std::atomic<pid_t>> id_;

@@ -10,8 +10,19 @@
 #include <vector>
 
 #include "rouse/platform/counters.hpp"
+#include "threads.hpp"
 
 namespace {
+
+using namespace std::chrono_literals;
+
+bool another_thread_gets(rouse::spin_lock& s) {
+  return rouse_test::on_another_thread([&] {
+    if (!s.try_lock()) return false;
+    s.unlock();
+    return true;
+  });
+}
 
 static_assert(sizeof(rouse::spin_lock) == 4);
 static_assert(!std::is_copy_constructible_v<rouse::spin_lock>);
@@ -22,36 +33,41 @@ constinit rouse::spin_lock global_spin;
 TEST(spin_lock, lock_then_unlock) {
   rouse::spin_lock s;
   s.lock();
-  s.unlock();
   global_spin.lock();
+  EXPECT_FALSE(rouse_test::on_another_thread([&] { return s.try_lock() || global_spin.try_lock(); }));
+  s.unlock();
   global_spin.unlock();
-  SUCCEED();
+  EXPECT_TRUE(s.try_lock());  // free again
+  s.unlock();
+  EXPECT_TRUE(global_spin.try_lock());
+  global_spin.unlock();
 }
 
 TEST(spin_lock, try_lock_fails_while_another_thread_holds_it) {
   rouse::spin_lock s;
   ASSERT_TRUE(s.try_lock());
-  bool other = true;
-  std::thread([&] { other = s.try_lock(); }).join();
-  EXPECT_FALSE(other);
+  EXPECT_FALSE(another_thread_gets(s));
   s.unlock();
-  std::thread([&] {
-    other = s.try_lock();
-    if (other) s.unlock();
-  }).join();
-  EXPECT_TRUE(other);
+  EXPECT_TRUE(another_thread_gets(s));
 }
 
 TEST(spin_lock, a_spinning_locker_gets_it_after_unlock) {
+  // The locker has spun inside lock() (100 us of its own CPU time after it
+  // started) while the lock was held, without getting it; a lock() that
+  // took a held lock sets `got`, an unlock() that is never seen hangs.
   rouse::spin_lock s;
   s.lock();
   std::atomic<bool> got{false};
-  std::thread t([&] {
+  std::atomic<bool> locking{false};
+  rouse_test::thread t([&] {
+    locking.store(true);
     s.lock();
     got.store(true);
     s.unlock();
   });
-  std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  rouse_test::eventually([&] { return locking.load(); });
+  auto const spun_from = t.cpu_time();
+  rouse_test::eventually([&] { return got.load() || t.cpu_time() - spun_from >= 100us; });
   EXPECT_FALSE(got.load());
   s.unlock();
   t.join();

@@ -1,4 +1,6 @@
-// Unit tests of rouse/thread_parker.hpp.
+// Unit tests of rouse/thread_parker.hpp. An unparker knows that the parked
+// thread sleeps by its wait call (tests/support/eventually.hpp), never by a
+// sleep.
 #include "rouse/thread_parker.hpp"
 
 #include <gtest/gtest.h>
@@ -6,7 +8,9 @@
 #include <atomic>
 #include <thread>
 
+#include "eventually.hpp"
 #include "rouse/platform/counters.hpp"
+#include "threads.hpp"
 
 namespace {
 
@@ -15,10 +19,17 @@ using namespace std::chrono_literals;
 TEST(thread_parker, size_is_one_word) { EXPECT_EQ(sizeof(rouse::thread_parker), 4u); }
 
 TEST(thread_parker, unpark_before_park_is_not_lost) {
+  // park() takes the token without sleeping (no wait call; one that slept
+  // would never be woken: a hang), and the token is gone afterwards.
+  ROUSE_TEST_NEEDS_SYSCALL_COUNTERS();
   rouse::thread_parker p;
   p.unpark();
-  p.park();  // returns at once: the token is there
-  SUCCEED();
+  auto const before = rouse::platform::syscall_counters();
+  p.park();
+  auto const after = rouse::platform::syscall_counters();
+  EXPECT_EQ(after.waits, before.waits);
+  EXPECT_EQ(after.wakes, before.wakes);
+  EXPECT_FALSE(p.park_for(0ms));
 }
 
 TEST(thread_parker, unparks_do_not_accumulate) {
@@ -30,11 +41,13 @@ TEST(thread_parker, unparks_do_not_accumulate) {
 }
 
 TEST(thread_parker, unpark_wakes_a_parked_thread) {
+  // The unparker comes once this thread has parked (its wait call made): an
+  // unpark that does not wake it leaves it asleep (a hang).
+  ROUSE_TEST_NEEDS_SYSCALL_COUNTERS();
   rouse::thread_parker p;
   std::atomic<bool> flag{false};
   int payload = 0;
-  std::thread t([&] {
-    std::this_thread::sleep_for(10ms);
+  auto t = rouse_test::after_wait_calls(rouse_test::wait_calls() + 1, [&] {
     payload = 42;
     flag.store(true, std::memory_order_relaxed);
     p.unpark();
@@ -59,13 +72,12 @@ TEST(thread_parker, park_until_times_out_never_early_on_system_clock) {
 }
 
 TEST(thread_parker, park_for_returns_true_with_a_token) {
+  // The second token comes while park_for sleeps (its wait call made).
+  ROUSE_TEST_NEEDS_SYSCALL_COUNTERS();
   rouse::thread_parker p;
   p.unpark();
   EXPECT_TRUE(p.park_for(1h));
-  std::thread t([&] {
-    std::this_thread::sleep_for(10ms);
-    p.unpark();
-  });
+  auto t = rouse_test::after_wait_calls(rouse_test::wait_calls() + 1, [&] { p.unpark(); });
   EXPECT_TRUE(p.park_for(1h));
   t.join();
 }
@@ -122,11 +134,13 @@ TEST(thread_parker, many_handoffs_between_two_threads) {
 
 #if ROUSE_DEBUG_CHECKS && !defined(ROUSE_SANITIZER_thread)
 TEST(thread_parker_death, two_threads_parked_at_once_is_diagnosed) {
+  ROUSE_TEST_NEEDS_SYSCALL_COUNTERS();
   EXPECT_DEATH(
       {
         rouse::thread_parker p;
+        auto const base = rouse_test::wait_calls();
         std::thread t([&] { p.park(); });
-        std::this_thread::sleep_for(50ms);
+        rouse_test::until_wait_calls(base + 1);  // parked: the word says so
         p.park();
       },
       "rouse::thread_parker: misuse: park\\(\\) while another thread is parked");
