@@ -1,4 +1,5 @@
-// Unit tests of rouse/barrier.hpp.
+// Unit tests of rouse/barrier.hpp. A waiter is known to sleep by its wait
+// call (tests/support/eventually.hpp), never by a sleep.
 #include "rouse/barrier.hpp"
 
 #include <gtest/gtest.h>
@@ -7,7 +8,9 @@
 #include <thread>
 #include <vector>
 
+#include "eventually.hpp"
 #include "rouse/platform/counters.hpp"
+#include "threads.hpp"
 
 namespace {
 
@@ -38,12 +41,15 @@ TEST(barrier, arrive_with_count_completes_the_phase) {
 }
 
 TEST(barrier, wait_sleeps_until_the_phase_completes) {
+  // This thread arrives first and sleeps (its wait call made) before the
+  // other arrives: a phase change that does not wake it leaves it asleep
+  // (a hang); one that releases it early shows in `payload` or `runs`.
+  ROUSE_TEST_NEEDS_SYSCALL_COUNTERS();
   std::atomic<int> runs{0};
   auto on_done = [&]() noexcept { runs.fetch_add(1, std::memory_order_relaxed); };
   rouse::barrier<decltype(on_done)> b(2, on_done);
   int payload = 0;
-  std::thread t([&] {
-    std::this_thread::sleep_for(20ms);
+  auto t = rouse_test::after_wait_calls(rouse_test::wait_calls() + 1, [&] {
     payload = 9;
     b.arrive_and_wait();
   });
@@ -90,10 +96,15 @@ TEST(barrier, arrive_and_drop_shrinks_later_phases) {
 }
 
 TEST(barrier, all_drop_leaves_an_empty_barrier) {
-  rouse::barrier<> b(2);
+  // The second drop completes the phase (the completion runs once, on it);
+  // nothing is left waiting (the destructor's debug check).
+  int runs = 0;
+  auto on_done = [&]() noexcept { ++runs; };
+  rouse::barrier<decltype(on_done)> b(2, on_done);
   b.arrive_and_drop();
+  EXPECT_EQ(runs, 0);
   b.arrive_and_drop();
-  SUCCEED();
+  EXPECT_EQ(runs, 1);
 }
 
 TEST(barrier, token_of_a_completed_phase_returns_at_once) {
@@ -118,16 +129,19 @@ TEST(barrier, phases_without_sleepers_make_no_system_call) {
 }
 
 TEST(barrier, a_phase_makes_at_most_one_wake_call) {
-  if (!rouse::platform::syscall_counters_enabled()) GTEST_SKIP() << "syscall counters not compiled in";
+  // All three waiters went to sleep (their wait calls made) before the last
+  // arrival: it wakes them all with one call. A wake per sleeper, or none
+  // (then they hang), fails.
+  ROUSE_TEST_NEEDS_SYSCALL_COUNTERS();
   rouse::barrier<> b(4);
-  std::vector<std::thread> ts;
-  for (int i = 0; i < 3; ++i) ts.emplace_back([&] { b.arrive_and_wait(); });
-  std::this_thread::sleep_for(50ms);
+  auto const base = rouse_test::wait_calls();
+  rouse_test::threads ts(3, [&] { b.arrive_and_wait(); });
+  rouse_test::until_wait_calls(base + 3);
   auto const before = rouse::platform::syscall_counters();
   (void)b.arrive();
   auto const after = rouse::platform::syscall_counters();
-  for (auto& t : ts) t.join();
-  EXPECT_LE(after.wakes - before.wakes, 1u);
+  ts.join();
+  EXPECT_EQ(after.wakes - before.wakes, 1u);
 }
 
 #if ROUSE_DEBUG_CHECKS && !defined(ROUSE_SANITIZER_thread)
@@ -148,13 +162,15 @@ TEST(barrier_death, non_positive_update_is_diagnosed) {
       "rouse::barrier: misuse: arrive\\(\\) with an update that is not positive");
 }
 TEST(barrier_death, destroying_with_a_sleeping_waiter_is_diagnosed) {
+  ROUSE_TEST_NEEDS_SYSCALL_COUNTERS();
   EXPECT_DEATH(
       {
         alignas(rouse::barrier<>) unsigned char storage[sizeof(rouse::barrier<>)];
         auto* b = new (storage) rouse::barrier<>(2);
+        auto const base = rouse_test::wait_calls();
         std::thread t([&] { b->arrive_and_wait(); });
         t.detach();
-        std::this_thread::sleep_for(100ms);
+        rouse_test::until_wait_calls(base + 1);  // its sleepers bit is set
         b->~barrier();
       },
       "rouse::barrier: misuse: destroyed while a thread is waiting");

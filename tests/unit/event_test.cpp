@@ -1,4 +1,6 @@
-// Unit tests of rouse/event.hpp.
+// Unit tests of rouse/event.hpp. A waiter is known to sleep by its wait
+// call or by the kernel's view of it (tests/support/eventually.hpp), never
+// by a sleep.
 #include "rouse/event.hpp"
 
 #include <gtest/gtest.h>
@@ -7,7 +9,9 @@
 #include <thread>
 #include <vector>
 
+#include "eventually.hpp"
 #include "rouse/platform/counters.hpp"
+#include "threads.hpp"
 
 namespace {
 
@@ -49,44 +53,61 @@ TEST(event, auto_wait_consumes_the_set) {
 }
 
 TEST(event, manual_set_releases_every_sleeper) {
+  // All four made their wait calls before the set: one that wakes fewer
+  // leaves some asleep (a hang).
+  ROUSE_TEST_NEEDS_SYSCALL_COUNTERS();
   event e;
   std::atomic<int> done{0};
-  std::vector<std::thread> ts;
-  for (int i = 0; i < 4; ++i)
-    ts.emplace_back([&] {
-      e.wait();
-      done.fetch_add(1);
-    });
-  std::this_thread::sleep_for(20ms);
+  auto const base = rouse_test::wait_calls();
+  rouse_test::threads ts(4, [&] {
+    e.wait();
+    done.fetch_add(1);
+  });
+  rouse_test::until_wait_calls(base + 4);
   e.set();
-  for (auto& t : ts) t.join();
+  ts.join();
   EXPECT_EQ(done.load(), 4);
 }
 
 TEST(event, auto_set_releases_one_sleeper_each) {
+  // Three sleepers, asleep in the kernel. After each set, once one more has
+  // returned, every other one is seen either returned or asleep again (a
+  // woken one that found nothing to take sleeps again): then the count of
+  // returns tells whether that set let more than one through. A set that
+  // releases nobody leaves the count short (a hang).
+  ROUSE_TEST_NEEDS_SYSCALL_COUNTERS();
+  constexpr int n = 3;
   event e(event_mode::auto_reset);
   std::atomic<int> done{0};
-  std::vector<std::thread> ts;
-  for (int i = 0; i < 3; ++i)
-    ts.emplace_back([&] {
-      e.wait();
-      done.fetch_add(1);
-    });
-  std::this_thread::sleep_for(20ms);
-  for (int i = 1; i <= 3; ++i) {
+  std::atomic<bool> returned[n] = {};
+  auto const base = rouse_test::wait_calls();
+  rouse_test::threads ts(n, [&](int i) {
+    e.wait();
+    returned[i].store(true);
+    done.fetch_add(1);
+  });
+  rouse_test::until_wait_calls(base + n);
+  rouse_test::until_asleep(ts);
+  for (int i = 1; i <= n; ++i) {
     e.set();
-    while (done.load() < i) std::this_thread::yield();
-    std::this_thread::sleep_for(5ms);
-    EXPECT_EQ(done.load(), i);  // exactly one per set (never more)
+    rouse_test::eventually([&] { return done.load() >= i; });
+    rouse_test::eventually([&] {
+      for (int k = 0; k < n; ++k)
+        if (!returned[k].load() && !ts[k].asleep()) return false;
+      return true;
+    });
+    EXPECT_EQ(done.load(), i) << "a set released more than one waiter";
+    EXPECT_FALSE(e.is_set());
   }
-  for (auto& t : ts) t.join();
+  ts.join();
 }
 
 TEST(event, set_happens_before_wait_returns) {
+  // The setter comes once this thread sleeps (its wait call made).
+  ROUSE_TEST_NEEDS_SYSCALL_COUNTERS();
   event e;
   int payload = 0;
-  std::thread t([&] {
-    std::this_thread::sleep_for(10ms);
+  auto t = rouse_test::after_wait_calls(rouse_test::wait_calls() + 1, [&] {
     payload = 3;
     e.set();
   });
@@ -112,23 +133,30 @@ TEST(event, wait_until_system_clock_never_early) {
 }
 
 TEST(event, wait_for_true_when_set) {
+  // The set comes while wait_for sleeps (its wait call made): one that
+  // misses it sleeps for its hour (a hang).
+  ROUSE_TEST_NEEDS_SYSCALL_COUNTERS();
   event e(event_mode::auto_reset);
-  std::thread t([&] {
-    std::this_thread::sleep_for(10ms);
-    e.set();
-  });
+  auto t = rouse_test::after_wait_calls(rouse_test::wait_calls() + 1, [&] { e.set(); });
   EXPECT_TRUE(e.wait_for(1h));
   t.join();
   EXPECT_FALSE(e.is_set());
 }
 
 TEST(event, auto_timed_out_waiter_does_not_strand_another_sleeper) {
+  // The sleeper is asleep in the kernel before the timed waiter comes and
+  // times out; a timed-out waiter that clears the "sleepers" mark leaves the
+  // set waking nobody (a hang).
+  ROUSE_TEST_NEEDS_SYSCALL_COUNTERS();
   event e(event_mode::auto_reset);
   std::atomic<bool> got{false};
-  std::thread sleeper([&] {
+  auto const base = rouse_test::wait_calls();
+  rouse_test::thread sleeper([&] {
     e.wait();
     got = true;
   });
+  rouse_test::until_wait_calls(base + 1);
+  rouse_test::until_asleep(sleeper);
   EXPECT_FALSE(e.wait_for(30ms));
   e.set();
   sleeper.join();

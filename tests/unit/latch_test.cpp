@@ -1,4 +1,5 @@
-// Unit tests of rouse/latch.hpp.
+// Unit tests of rouse/latch.hpp. A waiter is known to sleep by its wait
+// call (tests/support/eventually.hpp), never by a sleep.
 #include "rouse/latch.hpp"
 
 #include <gtest/gtest.h>
@@ -7,7 +8,9 @@
 #include <thread>
 #include <vector>
 
+#include "eventually.hpp"
 #include "rouse/platform/counters.hpp"
+#include "threads.hpp"
 
 namespace {
 
@@ -43,13 +46,16 @@ TEST(latch, count_down_zero_changes_nothing) {
 }
 
 TEST(latch, wait_sleeps_until_the_last_count_down) {
+  // The waiter sleeps (its wait call made) before either count_down. The
+  // first must not wake it (no wake call); the last must (else a hang).
+  ROUSE_TEST_NEEDS_SYSCALL_COUNTERS();
   rouse::latch l(2);
   int payload = 0;
-  std::thread t([&] {
-    std::this_thread::sleep_for(10ms);
+  auto t = rouse_test::after_wait_calls(rouse_test::wait_calls() + 1, [&] {
+    auto const wakes = rouse_test::wake_calls();
     payload = 1;
     l.count_down();
-    std::this_thread::sleep_for(10ms);
+    EXPECT_EQ(rouse_test::wake_calls(), wakes) << "a count_down that does not open the latch woke somebody";
     payload = 2;
     l.count_down();
   });
@@ -73,17 +79,19 @@ TEST(latch, arrive_and_wait_releases_all_together) {
 }
 
 TEST(latch, many_waiters_one_count_down) {
+  // All five made their wait calls before the count_down: one that wakes
+  // fewer leaves some asleep (a hang).
+  ROUSE_TEST_NEEDS_SYSCALL_COUNTERS();
   rouse::latch l(1);
-  std::vector<std::thread> ts;
   std::atomic<int> done{0};
-  for (int i = 0; i < 5; ++i)
-    ts.emplace_back([&] {
-      l.wait();
-      done.fetch_add(1);
-    });
-  std::this_thread::sleep_for(20ms);
+  auto const base = rouse_test::wait_calls();
+  rouse_test::threads ts(5, [&] {
+    l.wait();
+    done.fetch_add(1);
+  });
+  rouse_test::until_wait_calls(base + 5);
   l.count_down();
-  for (auto& t : ts) t.join();
+  ts.join();
   EXPECT_EQ(done.load(), 5);
 }
 
@@ -104,16 +112,19 @@ TEST(latch, count_down_with_nobody_asleep_makes_no_system_call) {
 }
 
 TEST(latch, last_count_down_wakes_sleepers_with_one_call) {
-  if (!rouse::platform::syscall_counters_enabled()) GTEST_SKIP() << "syscall counters not compiled in";
+  // All three went to sleep (their wait calls made) before the last
+  // count_down: it wakes them all with one call. A wake per sleeper, or
+  // none (then they hang), fails.
+  ROUSE_TEST_NEEDS_SYSCALL_COUNTERS();
   rouse::latch l(1);
-  std::vector<std::thread> ts;
-  for (int i = 0; i < 3; ++i) ts.emplace_back([&] { l.wait(); });
-  std::this_thread::sleep_for(50ms);  // let them fall asleep (not asserted: only counted)
+  auto const base = rouse_test::wait_calls();
+  rouse_test::threads ts(3, [&] { l.wait(); });
+  rouse_test::until_wait_calls(base + 3);
   auto const before = rouse::platform::syscall_counters();
   l.count_down();
   auto const after = rouse::platform::syscall_counters();
-  for (auto& t : ts) t.join();
-  EXPECT_LE(after.wakes - before.wakes, 1u);
+  ts.join();
+  EXPECT_EQ(after.wakes - before.wakes, 1u);
 }
 
 #if ROUSE_DEBUG_CHECKS && !defined(ROUSE_SANITIZER_thread)
@@ -137,13 +148,15 @@ TEST(latch_death, negative_expected_is_diagnosed) {
   EXPECT_DEATH({ rouse::latch l(-1); }, "rouse::latch: misuse: expected count outside");
 }
 TEST(latch_death, destroying_with_a_sleeping_waiter_is_diagnosed) {
+  ROUSE_TEST_NEEDS_SYSCALL_COUNTERS();
   EXPECT_DEATH(
       {
         alignas(rouse::latch) unsigned char storage[sizeof(rouse::latch)];
         auto* l = new (storage) rouse::latch(1);
+        auto const base = rouse_test::wait_calls();
         std::thread t([&] { l->wait(); });
         t.detach();
-        std::this_thread::sleep_for(100ms);
+        rouse_test::until_wait_calls(base + 1);  // it marked the latch before sleeping
         l->~latch();
       },
       "rouse::latch: misuse: destroyed while a thread is waiting");

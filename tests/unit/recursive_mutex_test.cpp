@@ -1,4 +1,5 @@
-// Unit tests of rouse/recursive_mutex.hpp.
+// Unit tests of rouse/recursive_mutex.hpp. A waiter is known to sleep by its
+// wait call (tests/support/eventually.hpp), never by a sleep.
 #include "rouse/recursive_mutex.hpp"
 
 #include <gtest/gtest.h>
@@ -10,7 +11,9 @@
 #include <type_traits>
 #include <vector>
 
+#include "eventually.hpp"
 #include "rouse/platform/counters.hpp"
+#include "threads.hpp"
 
 namespace {
 
@@ -25,12 +28,11 @@ static_assert(std::is_nothrow_default_constructible_v<rouse::recursive_mutex>);
 constinit rouse::recursive_mutex global_recursive;
 
 bool other_thread_try_lock(rouse::recursive_mutex& m) {
-  bool got = false;
-  std::thread([&] {
-    got = m.try_lock();
+  return rouse_test::on_another_thread([&] {
+    bool const got = m.try_lock();
     if (got) m.unlock();
-  }).join();
-  return got;
+    return got;
+  });
 }
 
 TEST(recursive_mutex, lock_nests_and_the_last_unlock_releases) {
@@ -50,8 +52,10 @@ TEST(recursive_mutex, constinit_global_works) {
   global_recursive.lock();
   global_recursive.lock();
   global_recursive.unlock();
+  EXPECT_FALSE(other_thread_try_lock(global_recursive));  // still held once
   global_recursive.unlock();
-  SUCCEED();
+  ASSERT_TRUE(global_recursive.try_lock());  // free again: the owner is forgotten
+  global_recursive.unlock();
 }
 
 TEST(recursive_mutex, try_lock_nests_for_the_owner_and_fails_for_others) {
@@ -94,18 +98,24 @@ TEST(recursive_mutex, try_lock_until_both_clocks) {
 }
 
 TEST(recursive_mutex, a_waiter_gets_it_after_the_last_unlock) {
+  // The waiter sleeps (its wait call made) before either unlock. The inner
+  // unlock must not let it in: it makes no wake call (a release would wake
+  // the sleeper). The last unlock must wake it (else a hang).
+  ROUSE_TEST_NEEDS_SYSCALL_COUNTERS();
   rouse::recursive_mutex m;
   m.lock();
   m.lock();
   std::atomic<bool> got{false};
+  auto const base = rouse_test::wait_calls();
   std::thread t([&] {
     m.lock();
     got.store(true);
     m.unlock();
   });
-  std::this_thread::sleep_for(10ms);
+  rouse_test::until_wait_calls(base + 1);
+  auto const wakes = rouse_test::wake_calls();
   m.unlock();
-  std::this_thread::sleep_for(10ms);
+  EXPECT_EQ(rouse_test::wake_calls(), wakes) << "the inner unlock released the mutex";
   EXPECT_FALSE(got.load());
   m.unlock();
   t.join();
