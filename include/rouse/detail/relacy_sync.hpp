@@ -204,10 +204,13 @@ inline bool futex_wait(const atomic<std::uint32_t>& w, std::uint32_t expected, b
 }
 inline int futex_wake(const atomic<std::uint32_t>& w, int count, location const& l) {
   if (count <= 0) return 0;
-  if (retired().contains(&w)) return 0;  // a wake on a freed address: nobody of ours sleeps there
   rl::context& c = rl::ctx();
   c.sched();
   c.atomic_thread_fence_seq_cst();
+  // After the scheduling points above (the fence is one too), where the
+  // object may have been destroyed: a wake on a freed address finds nobody
+  // of ours sleeping there.
+  if (retired().contains(&w)) return 0;
   return static_cast<int>(w.raw().wake(c, static_cast<rl::thread_id_t>(count), info_of(l)));
 }
 }  // namespace model
