@@ -33,6 +33,15 @@
 //   recorded wins. The pool stays usable.
 // - Misuse, diagnosed in debug builds (ROUSE_CHECK_USAGE, then abort):
 //   destroying the pool from inside one of its own jobs; a grain of 0.
+// - Destruction (std's rule for mutexes, DESIGN rule 7): the destructor
+//   takes the callers' lock (waiting for a job that runs), stops and joins
+//   the workers. So a thread that knows every other call on the pool has
+//   got its turn (its job has started: it saw one of its effects) may
+//   destroy the pool at once, even while those calls are still returning:
+//   once a call has released the callers' lock it touches nothing of the
+//   pool (parallel_reduce's final combine reads only the caller's own
+//   partial results). A call still waiting for its turn when the
+//   destructor runs is invalid.
 //
 // Size: sizeof(rouse::pool) is the 384-byte dispatch core, a vector of
 // threads and the 256-byte piece cursors' header (static_assert in
@@ -422,7 +431,10 @@ class pool {
     using slot = detail::pool_reduce_slot<T>;
     if (unsigned const m = detail::pool_pieces::pieces_per_participant(n, size()); m > 1)
       return reduce_pieces<T>(n, m, first, std::move(init), map, combine);
-    detail::pool_scratch<slot, 16 * 64> scratch(size());  // 16 slots of a small T inline
+    // Read before the job: once run() returns, the pool may be gone (see
+    // "Destruction" above), so the fold below does not call size().
+    unsigned const participants = size();
+    detail::pool_scratch<slot, 16 * 64> scratch(participants);  // 16 slots of a small T inline
     slot* const slots = scratch.data();
     // n and first by value, so that a worker reads them from the closure,
     // not from the caller's stack frame; the closure on a line of its own.
@@ -433,8 +445,8 @@ class pool {
     }};
     run(job.f);
     T result = std::move(init);
-    for (unsigned i = 0; i < size(); ++i) {
-      detail::pool_piece const piece = detail::static_piece(n, i, size());
+    for (unsigned i = 0; i < participants; ++i) {
+      detail::pool_piece const piece = detail::static_piece(n, i, participants);
       if (piece.begin < piece.end) result = combine(std::move(result), std::move(slots[i].get()));
     }
     return result;
@@ -454,14 +466,15 @@ class pool {
   // (whose closure a worker reads from the caller's stack).
   template <class T, class I, class Map, class Combine>
   [[gnu::noinline]] T reduce_pieces(std::uint64_t n, unsigned m, I first, T init, Map& map, Combine& combine) {
-    detail::pool_scratch<detail::pool_piece_results<T>, 2048> groups(size());
+    unsigned const participants = size();  // read before the job, as in parallel_reduce()
+    detail::pool_scratch<detail::pool_piece_results<T>, 2048> groups(participants);
     auto* const g = groups.data();
     run_pieces(n, m, [first, g, m, &map, &combine, this](unsigned q, std::uint64_t begin, std::uint64_t end) {
       g[q / m].piece[q % m].put(*detail::pool_fold<T>(map, combine, first, begin, end, &core_));
     });
     // Every piece is non-empty (m <= n / size() / min_piece), so each has a result.
     T result = std::move(init);
-    for (unsigned owner = 0; owner < size(); ++owner)
+    for (unsigned owner = 0; owner < participants; ++owner)
       for (unsigned k = 0; k < m; ++k) result = combine(std::move(result), std::move(g[owner].piece[k].get()));
     return result;
   }
