@@ -28,6 +28,13 @@
 // address, even one that shares the hash slot or parking bucket; a wait
 // returns only when its own value changed (or on timeout).
 //
+// Destruction: a notify uses only the atomic's address (it hashes it, reads
+// the waiter count of its slot, and wakes the futex or the parking table at
+// that address); it never reads or writes the atomic. So a waiter that saw
+// the new value may destroy the atomic at once, even before the notifier's
+// atomic_notify_one/all() on it has run or returned (std's member
+// notify_one() on a destroyed atomic would be undefined).
+//
 // Misuse: waiting on an atomic that is destroyed while waited on is undefined
 // behaviour, as with std. Across processes: no (the waiter counts and the
 // parking table are per process). Fairness: notify_one wakes the oldest

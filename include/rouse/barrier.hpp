@@ -19,6 +19,15 @@
 // kept unwaited for 1024 phases is not supported). Destroy the barrier only
 // when no thread is inside wait().
 //
+// Destruction (std::barrier only says its destructor must not race with
+// the other calls): "inside wait()" includes arrive_and_wait(); a woken
+// waiter re-reads the generation word. A thread inside arrive() or
+// arrive_and_drop() does not count, not even the one whose arrival completes
+// the phase: after the phase change that releases the waiters it only
+// passes the word's address to the futex wake. So where the other threads
+// leave with arrive_and_drop(), the one thread in arrive_and_wait() may
+// destroy the barrier as soon as it returns.
+//
 // Misuse (diagnosed in debug builds, ROUSE_CHECK_USAGE): more arrivals in a
 // phase than expected ("over-arrival"); arrive(n) with n <= 0; an expected
 // count outside [0, max()]; destroying the barrier while a thread sleeps in

@@ -15,7 +15,10 @@
 // A waiter returns when it observes the event set; a set() immediately
 // undone by reset() may release no waiter at all (wait() waits for the
 // state, not for the call). Destroy the event only when no thread is inside
-// wait().
+// wait() (a woken waiter re-reads the word): a thread whose wait() returned
+// may destroy it at once, even while the set() that released it is still
+// returning (set()'s RMW is its last access; after it, it only passes the
+// word's address to the futex wake). Other calls must have returned.
 //
 // Misuse: destroying an event with sleeping waiters is not detected (the
 // sleepers flag is conservative: it may stay set after the last sleeper

@@ -28,6 +28,16 @@
 // - notify_one() wakes at least one thread sleeping in wait(), if any; threads
 //   that prepared but are not yet asleep return from wait() at once.
 //   notify_all() wakes every such thread.
+// - Destruction: only once no thread is between prepare_wait() and the end
+//   of its wait or cancel_wait() (debug builds check this), and every
+//   notify_*() that may touch the eventcount has returned. A notify is not
+//   a release in DESIGN rule 7's sense: what lets a waiter go on is the
+//   notifier's own condition change, made before notify_*() reads the
+//   eventcount at all, so a waiter that sees the condition cannot tell
+//   whether its notifier is done with the eventcount (std asks the same of
+//   a condition variable's notifiers). Join the notifiers, or have them
+//   signal after notify_*() returns. (Inside notify_*() the epoch increment
+//   is the last access; after it only the epoch's address goes to the wake.)
 //
 // The caller's side of the handshake (the one fence you must get right)
 //   A notifier's condition change must be ordered before the load inside

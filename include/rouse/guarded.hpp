@@ -35,6 +35,10 @@
 // Mutex's own check (rouse::mutex diagnoses destruction while locked).
 // Pitfall (as with every lock guard): `auto& x = *data.lock();` keeps a
 // reference past the end of the statement, when the guard is gone.
+// Destruction: the Mutex's rule. With rouse's locks (and std's), a thread
+// that locks after every other thread's last lock may destroy the guarded
+// at once, even while the guard released before its own is still inside
+// the Mutex's unlock(): a guard's own state lives in the guard.
 //
 // Size: sizeof(Mutex) + sizeof(T) + padding; no extra state.
 // Cost: exactly the Mutex's; a guard is the unique_lock/shared_lock it wraps

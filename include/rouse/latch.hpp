@@ -9,10 +9,17 @@
 // once it is zero every wait() returns at once, forever.
 //
 // Lifecycle and rules (std::latch's): count_down(n) needs 0 <= n <= the
-// current count; the latch may be destroyed once no thread is inside wait()
-// (a thread woken by the last count_down may destroy it while the counting
-// thread is still inside its wake call: that stale wake on a freed address is
-// harmless, see thread_parker.hpp).
+// current count.
+//
+// Destruction (std::latch only says its destructor must not race with the
+// other calls): a thread that saw the count at zero (its wait() returned,
+// or try_wait() returned true) may destroy the latch at once, once no other
+// thread waits in wait() or arrive_and_wait() (a woken waiter re-reads the
+// word), even while count_down() calls are still returning: a count_down()'s
+// last access is its RMW on the count; the one that reaches zero then only
+// passes the word's address to the futex wake (a wake never reads the
+// memory; one that lands on a reused address is a spurious wake-up, which
+// every rouse wait tolerates).
 //
 // Misuse (diagnosed in debug builds, ROUSE_CHECK_USAGE): a count_down() that
 // would take the count below zero; a negative update; an expected count

@@ -12,6 +12,13 @@
 // are called by a thread that does not hold the mutex; unlock() by the
 // thread that holds it.
 //
+// Destruction (std's rule, DESIGN rule 7): a thread that locks the mutex
+// after every other thread's last lock may unlock and destroy it at once,
+// even while the thread that unlocked before it is still inside unlock().
+// unlock()'s last access to the mutex is the compare-exchange that frees it
+// (or hands it off); after it, it only passes the word's address to the
+// futex wake, which never reads the memory.
+//
 // Misuse, diagnosed in debug builds (ROUSE_CHECK_USAGE) with a message that
 // names rouse::mutex and the rule, then abort:
 //   - unlock() of a mutex that is not locked (never locked, unlocked twice),

@@ -13,6 +13,13 @@
 // Lifecycle: constexpr-constructible (constinit globals), not copyable or
 // movable. Destroying a flag while a call_once on it is running is invalid.
 //
+// Destruction ("running" above is the callable; std says nothing more): a
+// thread whose call_once() returned may destroy the flag at once, even while
+// the call that ran the callable is still inside call_once() waking the
+// waiters: its exchange to `done` is its last access, after which it only
+// passes the word's address to the futex wake. Every other call_once() on
+// the flag must have returned (a woken waiter re-reads the word).
+//
 // Misuse, diagnosed in debug builds, abort ("rouse::call_once: misuse: ..."):
 // calling call_once on a flag from inside its own callable (a guaranteed
 // self-deadlock with std::call_once), destroying a flag while its callable

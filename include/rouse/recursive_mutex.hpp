@@ -10,6 +10,11 @@
 //
 // Lifecycle: constexpr-constructible, not copyable or movable.
 //
+// Destruction: rouse::mutex's rule (std's): a thread that locks it after
+// every other thread's last lock may unlock and destroy it at once. The
+// last unlock() clears the owner before it releases the inner mutex, whose
+// release (see mutex.hpp) is its last access to the object.
+//
 // Misuse, diagnosed in debug builds ("rouse::recursive_mutex: misuse: ..."),
 // abort: unlock() by a thread that does not hold it (including one that is
 // not locked at all, or unlocked once too often), destroying it while locked.

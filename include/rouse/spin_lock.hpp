@@ -11,7 +11,9 @@
 // (mutex.oversub32 in docs/locks.md shows what oversubscription does to it.)
 //
 // Lifecycle: constexpr-constructible, not copyable or movable. unlock() by
-// the thread that holds the lock.
+// the thread that holds the lock. Destruction (std's rule for mutexes): a
+// thread that locks it after every other thread's last lock may unlock and
+// destroy it at once: unlock() is one release store, its only access.
 //
 // Misuse, diagnosed in debug builds (rouse::spin_lock: misuse: ...), abort:
 // unlock() of an unlocked spin_lock, unlock() by a thread that does not hold

@@ -20,11 +20,13 @@
 // - park() may return spuriously (the contract allows it; this implementation
 //   only returns with a token). park_for / park_until return true when they
 //   consumed a token, false when the deadline passed first (never early).
-// - The parker may be destroyed once the parked thread has returned from
-//   park(), even while an unparker is still inside unpark(): the unparker
-//   touches the word only before the state change that releases the parker,
-//   and its wake call on a freed address is harmless (at worst a spurious
-//   wake of an unrelated futex waiter, which every rouse wait tolerates).
+// - Destruction: the parker may be destroyed once the parked thread has
+//   returned from park() and every other unpark() on it has returned, even
+//   while the unpark() whose token that park() consumed is still inside its
+//   call: an unpark()'s exchange (the state change that releases the
+//   parker) is its last access to the word, and its wake call on a freed
+//   address is harmless (at worst a spurious wake of an unrelated futex
+//   waiter, which every rouse wait tolerates).
 //
 // Misuse (diagnosed in debug builds, ROUSE_CHECK_USAGE): two threads parked
 // on one parker at the same time ("park() while another thread is parked").

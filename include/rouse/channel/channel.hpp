@@ -20,6 +20,12 @@
 //   when the last receiver goes away. After close: sends fail with `closed`
 //   and hand their value back; receivers first drain every value sent before
 //   the close, then get `closed`; every blocked sender and receiver wakes.
+// - Destruction: handles own the shared state, so a handle may be dropped
+//   at any time, even while another thread is inside an operation that let
+//   it go on. A blocked operation sleeps on a context in its own stack
+//   frame; the thread that claims and wakes it touches it no more once the
+//   operation can return (detail/waiter.hpp), so that frame may be gone at
+//   once.
 // - The shared state is freed by the last handle. Values still buffered then
 //   (possible only once every receiver is gone) are destroyed with it.
 //

@@ -13,7 +13,10 @@
 // - oneshot<T>() allocates one shared state and returns a sender and a
 //   receiver, both move-only handles that own a share of it. The state is
 //   freed by whichever handle lets go last; the value, if it was sent and never
-//   received, is destroyed exactly once, by that handle.
+//   received, is destroyed exactly once, by that handle. Either handle may go
+//   away at any time, even while the other is inside its call: a sender that
+//   must wake the receiver keeps its share across the wake (READY|WAITING
+//   below), so the word outlives every access made to it.
 // - oneshot_sender::send(v) is rvalue-qualified: `std::move(tx).send(v)`. It
 //   either publishes the value (status ok) or, when the receiver is already
 //   gone, hands it back (status closed, value() is the value). Either way the

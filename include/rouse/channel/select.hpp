@@ -29,8 +29,12 @@
 //
 // Lifecycle and misuse: a case refers to its handle and value by reference;
 // both must outlive the select call. A case may be reused in several calls
-// (its result is overwritten). Passing a case built on an empty handle is
-// misuse (diagnosed in debug builds).
+// (its result is overwritten), or destroyed as soon as select returns: a
+// thread that claimed its waiter (a send that delivered into it, a close)
+// is done with it before the call can return (it unlinks the waiter and
+// wakes it last, or holds the channel's lock until select withdraws it).
+// Passing a case built on an empty handle is misuse (diagnosed in debug
+// builds).
 //
 // How it works (crossbeam's design): try every case without blocking,
 // starting at a random one. If none is ready, make one context on the stack,

@@ -30,7 +30,10 @@
 // Lifecycle
 // - spsc<T>(capacity) allocates the shared state and returns a sender and a
 //   receiver: move-only handles, each used by one thread at a time (moving a
-//   handle to another thread is fine). The state is freed when both are gone.
+//   handle to another thread is fine). The state is freed when both are gone:
+//   each handle's last access is the RMW that gives up its share (its close
+//   and its wake of the other side come before it), so either may go away
+//   at any time.
 // - Sender: send (blocks while full), try_send (status full), send_for /
 //   send_until (status timed_out, never early). A failed send hands the value
 //   back (send_result::value()). After close, sends fail with closed.
