@@ -133,7 +133,11 @@ class event {
   static constexpr std::uint32_t sleepers = 2;
   static constexpr std::uint32_t automatic = 4;
 
+  // `v` is the word set()'s RMW replaced: after that RMW the event may be
+  // gone (a released waiter may destroy it), so only its address is used.
   [[gnu::noinline, gnu::cold]] void wake_sleepers(std::uint32_t v) noexcept {
+    if (detail::model_fault_on(detail::model_fault::event_set_reads_word_after_release))
+      v = word_.load(std::memory_order_relaxed);  // BROKEN on purpose, models only
     if ((v & automatic) != 0) detail::wake_one(word_);
     else detail::wake_all(word_);
   }

@@ -54,6 +54,10 @@ enum class model_fault : unsigned {
   // knows a reader woke, and takes it back after (reads the object after a
   // reader may have locked, unlocked and destroyed it).
   shared_mutex_read_turn_taken_back,
+  // event: set() re-reads the word after its RMW to choose between waking
+  // one and waking all (reads the object after the released waiter may have
+  // destroyed it).
+  event_set_reads_word_after_release,
 };
 
 }  // namespace rouse::detail
