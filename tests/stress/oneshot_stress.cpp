@@ -12,6 +12,7 @@
 #include <thread>
 #include <vector>
 
+#include "counted.hpp"
 #include "stress.hpp"
 
 namespace {
@@ -19,14 +20,7 @@ namespace {
 using namespace std::chrono_literals;
 namespace ch = rouse::channel;
 
-struct counted {
-  static inline std::atomic<long> live{0};
-  explicit counted(long v) : value(v) { live.fetch_add(1, std::memory_order_relaxed); }
-  counted(counted&& o) noexcept : value(o.value) { live.fetch_add(1, std::memory_order_relaxed); }
-  counted(const counted&) = delete;
-  ~counted() { live.fetch_sub(1, std::memory_order_relaxed); }
-  long value;
-};
+using rouse_test::counted;
 
 // Receives blocking, timed or polling, by round number.
 ch::recv_result<counted> receive(ch::oneshot_receiver<counted>& rx, long i) {

@@ -11,6 +11,7 @@
 #include <thread>
 #include <vector>
 
+#include "counted.hpp"
 #include "stress.hpp"
 
 namespace {
@@ -18,14 +19,7 @@ namespace {
 using namespace std::chrono_literals;
 namespace ch = rouse::channel;
 
-struct counted {
-  static inline std::atomic<long> live{0};
-  explicit counted(long v) : value(v) { live.fetch_add(1, std::memory_order_relaxed); }
-  counted(counted&& o) noexcept : value(o.value) { live.fetch_add(1, std::memory_order_relaxed); }
-  counted(const counted&) = delete;
-  ~counted() { live.fetch_sub(1, std::memory_order_relaxed); }
-  long value;
-};
+using rouse_test::counted;
 
 // Every pair streams 0..n-1; the consumer checks the exact order. Capacities
 // 1, 2, 3 and 64 make both sides sleep often; the operation kinds rotate
