@@ -1,7 +1,9 @@
 // Unit tests of rouse::channel::bounded / unbounded / rendezvous channels,
 // in crossbeam-channel's shape: smoke, capacity, size/empty/full, timeouts,
 // close wakes the other side, drop counting, per-producer order, rendezvous
-// hand-offs, and "nobody waiting costs no system call".
+// hand-offs, and "nobody waiting costs no system call". A blocked side is
+// known to sleep by its wait call (tests/support/eventually.hpp), never by a
+// sleep.
 #include "rouse/channel/channel.hpp"
 
 #include <gtest/gtest.h>
@@ -13,33 +15,17 @@
 #include <thread>
 #include <vector>
 
+#include "counted.hpp"
+#include "eventually.hpp"
 #include "rouse/platform/counters.hpp"
+#include "threads.hpp"
 
 namespace {
 
 namespace ch = rouse::channel;
 using namespace std::chrono_literals;
 using clock_type = std::chrono::steady_clock;
-
-// A move-only, non-default-constructible message that counts its lives.
-struct counted {
-  static inline std::atomic<long> live{0};
-  static inline std::atomic<long> made{0};
-  int v;
-  explicit counted(int value) : v(value) {
-    live.fetch_add(1);
-    made.fetch_add(1);
-  }
-  counted(counted&& o) noexcept : v(o.v) {
-    o.v = -1;
-    live.fetch_add(1);
-    made.fetch_add(1);
-  }
-  counted(const counted&) = delete;
-  counted& operator=(const counted&) = delete;
-  counted& operator=(counted&&) = delete;
-  ~counted() { live.fetch_sub(1); }
-};
+using rouse_test::counted;  // a move-only, non-default-constructible message that counts its lives
 
 enum class kind { rendezvous, bounded1, bounded16, unbounded };
 
@@ -121,18 +107,25 @@ TEST_P(every_flavour, send_after_close_hands_the_value_back) {
   EXPECT_EQ(rx.recv_for(1ms).status(), ch::status::closed);
 }
 
+// In the tests of a blocked side, the other side acts once the blocked one
+// sleeps (its wait call made): a wake that misses it leaves it asleep (a
+// hang, failed by CTest's timeout).
 TEST_P(every_flavour, close_wakes_a_blocked_receiver) {
+  ROUSE_TEST_NEEDS_SYSCALL_COUNTERS();
   auto [tx, rx] = make<int>(GetParam());
+  auto const base = rouse_test::wait_calls();
   std::thread t([rx = rx]() mutable { EXPECT_EQ(rx.recv().status(), ch::status::closed); });
-  std::this_thread::sleep_for(10ms);
+  rouse_test::until_wait_calls(base + 1);
   tx.close();
   t.join();
 }
 
 TEST_P(every_flavour, dropping_the_last_sender_wakes_a_blocked_receiver) {
+  ROUSE_TEST_NEEDS_SYSCALL_COUNTERS();
   auto [tx, rx] = make<int>(GetParam());
+  auto const base = rouse_test::wait_calls();
   std::thread t([rx = std::move(rx)]() mutable { EXPECT_EQ(rx.recv().status(), ch::status::closed); });
-  std::this_thread::sleep_for(10ms);
+  rouse_test::until_wait_calls(base + 1);
   { auto gone = std::move(tx); }
   t.join();
 }
@@ -170,13 +163,13 @@ TEST_P(every_flavour, a_receiver_is_a_range_until_closed_and_drained) {
 }
 
 TEST_P(every_flavour, move_only_messages_without_default_constructor) {
-  counted::live = 0;
+  rouse_test::counted_scope scope;
   {
     auto [tx, rx] = make<counted>(GetParam());
     std::thread t([tx = tx]() mutable {
       for (int i = 0; i < 200; ++i) ASSERT_TRUE(tx.send(counted(i)));
     });
-    for (int i = 0; i < 200; ++i) EXPECT_EQ(rx.recv()->v, i);
+    for (int i = 0; i < 200; ++i) EXPECT_EQ(rx.recv()->value, i);
     t.join();
     EXPECT_EQ(counted::live.load(), 0);
   }
@@ -185,7 +178,7 @@ TEST_P(every_flavour, move_only_messages_without_default_constructor) {
 
 TEST_P(every_flavour, values_left_in_a_dropped_channel_are_destroyed_once) {
   if (GetParam() == kind::rendezvous) GTEST_SKIP() << "nothing is buffered";
-  counted::live = 0;
+  rouse_test::counted_scope scope;
   {
     auto [tx, rx] = make<counted>(GetParam());
     int sent = 0;
@@ -193,7 +186,7 @@ TEST_P(every_flavour, values_left_in_a_dropped_channel_are_destroyed_once) {
     EXPECT_GE(sent, 1);
     EXPECT_EQ(counted::live.load(), sent);
     if (sent > 1) {
-      EXPECT_EQ(rx.recv()->v, 0);
+      EXPECT_EQ(rx.recv()->value, 0);
     }
   }
   EXPECT_EQ(counted::live.load(), 0);
@@ -291,14 +284,18 @@ TEST(channel_bounded, send_for_on_a_full_channel_times_out_never_early_and_retur
 }
 
 TEST(channel_bounded, a_blocked_sender_proceeds_when_a_slot_frees) {
+  // The sender sleeps on the full channel (its wait call made) and has not
+  // sent; the receive frees the slot and must wake it (else a hang).
+  ROUSE_TEST_NEEDS_SYSCALL_COUNTERS();
   auto [tx, rx] = ch::bounded<int>(1);
   ASSERT_TRUE(tx.send(1));
   std::atomic<bool> sent{false};
+  auto const base = rouse_test::wait_calls();
   std::thread t([tx = tx, &sent]() mutable {
     EXPECT_TRUE(tx.send(2));
     sent = true;
   });
-  std::this_thread::sleep_for(10ms);
+  rouse_test::until_wait_calls(base + 1);
   EXPECT_FALSE(sent.load());
   EXPECT_EQ(*rx.recv(), 1);
   EXPECT_EQ(*rx.recv(), 2);
@@ -307,14 +304,16 @@ TEST(channel_bounded, a_blocked_sender_proceeds_when_a_slot_frees) {
 }
 
 TEST(channel_bounded, close_wakes_a_blocked_sender_with_its_value) {
+  ROUSE_TEST_NEEDS_SYSCALL_COUNTERS();
   auto [tx, rx] = ch::bounded<int>(1);
   ASSERT_TRUE(tx.send(1));
+  auto const base = rouse_test::wait_calls();
   std::thread t([tx = tx]() mutable {
     auto r = tx.send(2);
     EXPECT_EQ(r.status(), ch::status::closed);
     EXPECT_EQ(r.value(), 2);
   });
-  std::this_thread::sleep_for(10ms);
+  rouse_test::until_wait_calls(base + 1);
   rx.close();
   t.join();
   EXPECT_EQ(*rx.recv(), 1);  // drained after close
@@ -374,33 +373,40 @@ TEST(channel_unbounded, send_recv_with_nobody_blocked_makes_no_system_call) {
 // --- rendezvous ----------------------------------------------------------
 
 TEST(channel_rendezvous, capacity_zero_and_try_send_needs_a_blocked_receiver) {
+  ROUSE_TEST_NEEDS_SYSCALL_COUNTERS();
   auto [tx, rx] = ch::bounded<int>(0);
   EXPECT_EQ(tx.capacity(), 0u);
   EXPECT_EQ(tx.size(), 0u);
   auto r = tx.try_send(1);
   EXPECT_EQ(r.status(), ch::status::full);
   EXPECT_EQ(r.value(), 1);
+  // Once the receiver sleeps (its wait call made: it waits on the channel),
+  // try_send hands the value over to it.
+  auto const base = rouse_test::wait_calls();
   std::thread t([rx = rx]() mutable { EXPECT_EQ(*rx.recv(), 5); });
-  // Eventually the receiver blocks and try_send hands the value over.
-  for (int v = 5;;) {
-    auto s = tx.try_send(v);
-    if (s) break;
-    ASSERT_EQ(s.status(), ch::status::full);
-    std::this_thread::sleep_for(1ms);
+  rouse_test::until_wait_calls(base + 1);
+  auto s = tx.try_send(5);
+  EXPECT_TRUE(s) << "a try_send found no blocked receiver";
+  if (!s) {
+    ASSERT_TRUE(tx.send(5));  // lets the receiver go on
   }
   t.join();
 }
 
 TEST(channel_rendezvous, send_returns_only_once_a_receiver_took_the_value) {
+  // The sender sleeps (its wait call made) with no receiver: it has not
+  // returned, and it returns only after the receive (else it sees taken 0).
+  ROUSE_TEST_NEEDS_SYSCALL_COUNTERS();
   auto [tx, rx] = ch::bounded<int>(0);
   std::atomic<int> taken{0};
   std::atomic<bool> returned{false};
+  auto const base = rouse_test::wait_calls();
   std::thread t([tx = tx, &taken, &returned]() mutable {
     ASSERT_TRUE(tx.send(1));
     EXPECT_EQ(taken.load(), 1);  // set by the receiver before its recv()
     returned = true;
   });
-  std::this_thread::sleep_for(20ms);
+  rouse_test::until_wait_calls(base + 1);
   EXPECT_FALSE(returned.load());
   taken = 1;
   EXPECT_EQ(*rx.recv(), 1);
@@ -418,13 +424,15 @@ TEST(channel_rendezvous, send_for_without_a_receiver_times_out_never_early) {
 }
 
 TEST(channel_rendezvous, close_wakes_a_blocked_sender_with_its_value) {
+  ROUSE_TEST_NEEDS_SYSCALL_COUNTERS();
   auto [tx, rx] = ch::bounded<int>(0);
+  auto const base = rouse_test::wait_calls();
   std::thread t([tx = tx]() mutable {
     auto r = tx.send(2);
     EXPECT_EQ(r.status(), ch::status::closed);
     EXPECT_EQ(r.value(), 2);
   });
-  std::this_thread::sleep_for(10ms);
+  rouse_test::until_wait_calls(base + 1);
   rx.close();
   t.join();
 }

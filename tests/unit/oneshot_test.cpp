@@ -1,4 +1,5 @@
-// Unit tests of rouse/channel/oneshot.hpp.
+// Unit tests of rouse/channel/oneshot.hpp. A blocked receiver is known to
+// sleep by its wait call (tests/support/eventually.hpp), never by a sleep.
 #include "rouse/channel/oneshot.hpp"
 
 #include <gtest/gtest.h>
@@ -10,29 +11,26 @@
 #include <thread>
 #include <type_traits>
 
+#include "counted.hpp"
+#include "eventually.hpp"
 #include "rouse/platform/counters.hpp"
+#include "threads.hpp"
 
 namespace {
 
 using namespace std::chrono_literals;
 namespace ch = rouse::channel;
+using rouse_test::counted;
 
-// Counts live instances: constructions (including moves) minus destructions.
-struct counted {
-  static inline std::atomic<long> live{0};
-  explicit counted(int v) : value(v) { live.fetch_add(1, std::memory_order_relaxed); }
-  counted(counted&& o) noexcept : value(o.value) { live.fetch_add(1, std::memory_order_relaxed); }
-  counted(const counted&) = delete;
-  counted& operator=(const counted&) = delete;
-  counted& operator=(counted&&) = delete;
-  ~counted() { live.fetch_sub(1, std::memory_order_relaxed); }
-  int value;
-};
-
-struct live_guard {
-  live_guard() { counted::live.store(0); }
-  ~live_guard() { EXPECT_EQ(counted::live.load(), 0) << "an element leaked or was destroyed twice"; }
-};
+// The handles: one pointer each, move-only; send() consumes the sender.
+static_assert(sizeof(ch::oneshot_sender<std::string>) == sizeof(void*));
+static_assert(sizeof(ch::oneshot_receiver<std::string>) == sizeof(void*));
+static_assert(!std::is_copy_constructible_v<ch::oneshot_sender<int>>);
+static_assert(!std::is_copy_constructible_v<ch::oneshot_receiver<int>>);
+static_assert(std::is_nothrow_move_constructible_v<ch::oneshot_sender<int>>);
+static_assert(std::is_nothrow_move_constructible_v<ch::oneshot_receiver<int>>);
+static_assert(std::is_invocable_v<decltype(&ch::oneshot_sender<int>::send), ch::oneshot_sender<int>&&, int>);
+static_assert(!std::is_invocable_v<decltype(&ch::oneshot_sender<int>::send), ch::oneshot_sender<int>&, int>);
 
 TEST(oneshot, smoke_send_then_recv) {
   auto [tx, rx] = ch::oneshot<int>();
@@ -42,23 +40,6 @@ TEST(oneshot, smoke_send_then_recv) {
   auto r = rx.recv();
   ASSERT_TRUE(r);
   EXPECT_EQ(*r, 42);
-}
-
-TEST(oneshot, handles_are_one_pointer_and_move_only) {
-  static_assert(sizeof(ch::oneshot_sender<std::string>) == sizeof(void*));
-  static_assert(sizeof(ch::oneshot_receiver<std::string>) == sizeof(void*));
-  static_assert(!std::is_copy_constructible_v<ch::oneshot_sender<int>>);
-  static_assert(!std::is_copy_constructible_v<ch::oneshot_receiver<int>>);
-  static_assert(std::is_nothrow_move_constructible_v<ch::oneshot_sender<int>>);
-  static_assert(std::is_nothrow_move_constructible_v<ch::oneshot_receiver<int>>);
-  SUCCEED();
-}
-
-TEST(oneshot, send_is_rvalue_qualified) {
-  using sender = ch::oneshot_sender<int>;
-  static_assert(std::is_invocable_v<decltype(&sender::send), sender&&, int>);
-  static_assert(!std::is_invocable_v<decltype(&sender::send), sender&, int>);
-  SUCCEED();
 }
 
 TEST(oneshot, try_recv_is_empty_before_send_and_ok_after) {
@@ -87,21 +68,23 @@ TEST(oneshot, dropped_sender_closes) {
   EXPECT_EQ(rx.try_recv().status(), ch::status::closed);
 }
 
+// In the tests of a blocked receiver, the other side acts once the
+// receiver sleeps (its wait call made): a wake that misses it leaves it
+// asleep (a hang, failed by CTest's timeout).
 TEST(oneshot, dropped_sender_wakes_a_blocked_receiver) {
+  ROUSE_TEST_NEEDS_SYSCALL_COUNTERS();
   auto [tx, rx] = ch::oneshot<int>();
-  std::thread t([s = std::move(tx)]() mutable {
-    std::this_thread::sleep_for(20ms);
-    auto gone = std::move(s);
-  });
+  auto t = rouse_test::after_wait_calls(rouse_test::wait_calls() + 1,
+                                        [s = std::move(tx)]() mutable { auto gone = std::move(s); });
   auto r = rx.recv();
   EXPECT_EQ(r.status(), ch::status::closed);
   t.join();
 }
 
 TEST(oneshot, send_wakes_a_blocked_receiver) {
+  ROUSE_TEST_NEEDS_SYSCALL_COUNTERS();
   auto [tx, rx] = ch::oneshot<std::string>();
-  std::thread t([s = std::move(tx)]() mutable {
-    std::this_thread::sleep_for(20ms);
+  auto t = rouse_test::after_wait_calls(rouse_test::wait_calls() + 1, [s = std::move(tx)]() mutable {
     EXPECT_TRUE(std::move(s).send(std::string(100, 'x')));
   });
   auto r = rx.recv();
@@ -159,11 +142,10 @@ TEST(oneshot, recv_for_zero_or_negative_does_not_block) {
 }
 
 TEST(oneshot, recv_for_gets_a_value_sent_before_the_deadline) {
+  ROUSE_TEST_NEEDS_SYSCALL_COUNTERS();
   auto [tx, rx] = ch::oneshot<int>();
-  std::thread t([s = std::move(tx)]() mutable {
-    std::this_thread::sleep_for(10ms);
-    EXPECT_TRUE(std::move(s).send(9));
-  });
+  auto t = rouse_test::after_wait_calls(rouse_test::wait_calls() + 1,
+                                        [s = std::move(tx)]() mutable { EXPECT_TRUE(std::move(s).send(9)); });
   auto r = rx.recv_for(100s);
   ASSERT_TRUE(r);
   EXPECT_EQ(*r, 9);
@@ -177,7 +159,7 @@ TEST(oneshot, recv_for_huge_timeout_does_not_overflow) {
 }
 
 TEST(oneshot, value_never_received_is_destroyed_exactly_once) {
-  live_guard guard;
+  rouse_test::counted_scope scope;
   {
     auto [tx, rx] = ch::oneshot<counted>();
     EXPECT_TRUE(std::move(tx).send(counted(1)));
@@ -263,14 +245,17 @@ TEST(oneshot, no_system_call_when_nobody_blocks) {
 }
 
 TEST(oneshot, a_blocked_receiver_costs_the_sender_one_wake) {
-  if (!rouse::platform::syscall_counters_enabled()) GTEST_SKIP() << "syscall counters not compiled in";
+  // The receiver sleeps (its wait call made, its waiting published) before
+  // the send: the send wakes it with exactly one call.
+  ROUSE_TEST_NEEDS_SYSCALL_COUNTERS();
   auto [tx, rx] = ch::oneshot<int>();
+  auto const base = rouse_test::wait_calls();
   std::thread t([r = std::move(rx)]() mutable { EXPECT_EQ(*r.recv(), 6); });
-  std::this_thread::sleep_for(20ms);  // the receiver most likely sleeps by now; either way
+  rouse_test::until_wait_calls(base + 1);
   auto const before = rouse::platform::syscall_counters();
   EXPECT_TRUE(std::move(tx).send(6));
   auto const after = rouse::platform::syscall_counters();
-  EXPECT_LE(after.wakes - before.wakes, 1u);
+  EXPECT_EQ(after.wakes - before.wakes, 1u);
   t.join();
 }
 

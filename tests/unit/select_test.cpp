@@ -1,6 +1,7 @@
 // Unit tests of rouse::channel::select: exactly one case completes, the
 // default (try_select) and timeout forms, closed channels, rendezvous cases,
-// and fair random choice among ready cases.
+// and fair random choice among ready cases. A blocked select is known to
+// sleep by its wait call (tests/support/eventually.hpp), never by a sleep.
 #include "rouse/channel/select.hpp"
 
 #include <gtest/gtest.h>
@@ -9,6 +10,10 @@
 #include <chrono>
 #include <thread>
 #include <vector>
+
+#include "eventually.hpp"
+#include "rouse/platform/counters.hpp"
+#include "threads.hpp"
 
 namespace {
 
@@ -90,13 +95,16 @@ TEST(select, a_closed_channel_completes_its_cases) {
   EXPECT_EQ(v, 3);
 }
 
+// In these tests the other side acts once the select sleeps (its wait call
+// made): a wake that misses it leaves it asleep (a hang, failed by CTest's
+// timeout).
 TEST(select, a_blocked_select_wakes_for_a_send_on_any_flavour) {
+  ROUSE_TEST_NEEDS_SYSCALL_COUNTERS();
   for (std::size_t which = 0; which < 3; ++which) {
     auto [tx1, rx1] = ch::bounded<int>(2);
     auto [tx2, rx2] = ch::bounded<int>(0);
     auto [tx3, rx3] = ch::unbounded<int>();
-    std::thread t([&tx1 = tx1, &tx2 = tx2, &tx3 = tx3, which] {
-      std::this_thread::sleep_for(10ms);
+    auto t = rouse_test::after_wait_calls(rouse_test::wait_calls() + 1, [&tx1 = tx1, &tx2 = tx2, &tx3 = tx3, which] {
       bool ok = false;
       if (which == 0) ok = static_cast<bool>(tx1.send(10));
       if (which == 1) ok = static_cast<bool>(tx2.send(20));
@@ -115,13 +123,12 @@ TEST(select, a_blocked_select_wakes_for_a_send_on_any_flavour) {
 }
 
 TEST(select, a_blocked_send_case_on_a_rendezvous_hands_off_to_a_receiver) {
+  ROUSE_TEST_NEEDS_SYSCALL_COUNTERS();
   auto [tx, rx] = ch::bounded<int>(0);
   auto [tx2, rx2] = ch::bounded<int>(1);
   ASSERT_TRUE(tx2.send(0));  // full: never ready
-  std::thread t([rx = rx]() mutable {
-    std::this_thread::sleep_for(10ms);
-    EXPECT_EQ(*rx.recv(), 5);
-  });
+  auto t = rouse_test::after_wait_calls(rouse_test::wait_calls() + 1,
+                                        [rx = rx]() mutable { EXPECT_EQ(*rx.recv(), 5); });
   int v = 5, w = 6;
   ch::send_case a(tx, v);
   ch::send_case b(tx2, w);
@@ -131,12 +138,10 @@ TEST(select, a_blocked_send_case_on_a_rendezvous_hands_off_to_a_receiver) {
 }
 
 TEST(select, close_wakes_a_blocked_select) {
+  ROUSE_TEST_NEEDS_SYSCALL_COUNTERS();
   auto [tx1, rx1] = ch::bounded<int>(2);
   auto [tx2, rx2] = ch::bounded<int>(0);
-  std::thread t([&tx2 = tx2] {
-    std::this_thread::sleep_for(10ms);
-    tx2.close();
-  });
+  auto t = rouse_test::after_wait_calls(rouse_test::wait_calls() + 1, [&tx2 = tx2] { tx2.close(); });
   ch::recv_case a(rx1);
   ch::recv_case b(rx2);
   EXPECT_EQ(ch::select(a, b), 1u);

@@ -1,6 +1,8 @@
 // Unit tests of rouse/channel/spsc.hpp, in the shape of crossbeam-channel's
 // per-flavour tests: smoke, capacity, len/empty/full, timeouts, close wakes
 // the other side, drop counting, order, move-only values, no system calls.
+// A blocked side is known to sleep by its wait call
+// (tests/support/eventually.hpp), never by a sleep.
 #include "rouse/channel/spsc.hpp"
 
 #include <gtest/gtest.h>
@@ -15,21 +17,25 @@
 #include <type_traits>
 #include <vector>
 
+#include "counted.hpp"
+#include "eventually.hpp"
 #include "rouse/platform/counters.hpp"
+#include "threads.hpp"
 
 namespace {
 
 using namespace std::chrono_literals;
 namespace ch = rouse::channel;
+using rouse_test::counted;
 
-struct counted {
-  static inline std::atomic<long> live{0};
-  explicit counted(long v) : value(v) { live.fetch_add(1, std::memory_order_relaxed); }
-  counted(counted&& o) noexcept : value(o.value) { live.fetch_add(1, std::memory_order_relaxed); }
-  counted(const counted&) = delete;
-  ~counted() { live.fetch_sub(1, std::memory_order_relaxed); }
-  long value;
-};
+// The handles: one pointer each, move-only; the receiver is an input range.
+static_assert(sizeof(ch::spsc_sender<int>) == sizeof(void*));
+static_assert(sizeof(ch::spsc_receiver<int>) == sizeof(void*));
+static_assert(!std::is_copy_constructible_v<ch::spsc_sender<int>>);
+static_assert(!std::is_copy_constructible_v<ch::spsc_receiver<int>>);
+static_assert(std::is_nothrow_move_constructible_v<ch::spsc_sender<int>>);
+static_assert(std::is_nothrow_move_constructible_v<ch::spsc_receiver<int>>);
+static_assert(std::ranges::input_range<ch::spsc_receiver<int>>);
 
 TEST(spsc, smoke) {
   auto [tx, rx] = ch::spsc<int>(4);
@@ -42,17 +48,6 @@ TEST(spsc, smoke) {
   ASSERT_TRUE(b);
   EXPECT_EQ(*b, 2);
   EXPECT_EQ(rx.try_recv().status(), ch::status::empty);
-}
-
-TEST(spsc, handles_are_small_and_move_only) {
-  static_assert(sizeof(ch::spsc_sender<int>) == sizeof(void*));
-  static_assert(sizeof(ch::spsc_receiver<int>) == sizeof(void*));
-  static_assert(!std::is_copy_constructible_v<ch::spsc_sender<int>>);
-  static_assert(!std::is_copy_constructible_v<ch::spsc_receiver<int>>);
-  static_assert(std::is_nothrow_move_constructible_v<ch::spsc_sender<int>>);
-  static_assert(std::is_nothrow_move_constructible_v<ch::spsc_receiver<int>>);
-  static_assert(std::ranges::input_range<ch::spsc_receiver<int>>);
-  SUCCEED();
 }
 
 TEST(spsc, capacity_is_exact_even_when_not_a_power_of_two) {
@@ -144,31 +139,34 @@ TEST(spsc, close_by_receiver_fails_later_sends) {
   EXPECT_TRUE(rx.recv().is_closed());
 }
 
+// In the tests of a blocked side, the other side acts once the blocked one
+// sleeps (its wait call made): a wake that misses it leaves it asleep (a
+// hang, failed by CTest's timeout).
 TEST(spsc, dropped_sender_wakes_a_blocked_receiver) {
+  ROUSE_TEST_NEEDS_SYSCALL_COUNTERS();
   auto [tx, rx] = ch::spsc<int>(4);
-  std::thread t([s = std::move(tx)]() mutable {
-    std::this_thread::sleep_for(20ms);
-    auto gone = std::move(s);
-  });
+  auto t = rouse_test::after_wait_calls(rouse_test::wait_calls() + 1,
+                                        [s = std::move(tx)]() mutable { auto gone = std::move(s); });
   EXPECT_EQ(rx.recv().status(), ch::status::closed);
   t.join();
 }
 
 TEST(spsc, close_wakes_a_blocked_receiver) {
+  ROUSE_TEST_NEEDS_SYSCALL_COUNTERS();
   auto [tx, rx] = ch::spsc<int>(4);
+  auto const base = rouse_test::wait_calls();
   std::thread t([&rx = rx] { EXPECT_EQ(rx.recv().status(), ch::status::closed); });
-  std::this_thread::sleep_for(20ms);
+  rouse_test::until_wait_calls(base + 1);
   tx.close();
   t.join();
 }
 
 TEST(spsc, dropped_receiver_wakes_a_blocked_sender_and_hands_the_value_back) {
+  ROUSE_TEST_NEEDS_SYSCALL_COUNTERS();
   auto [tx, rx] = ch::spsc<std::unique_ptr<int>>(1);
   EXPECT_TRUE(tx.send(std::make_unique<int>(1)));
-  std::thread t([r = std::move(rx)]() mutable {
-    std::this_thread::sleep_for(20ms);
-    auto gone = std::move(r);
-  });
+  auto t = rouse_test::after_wait_calls(rouse_test::wait_calls() + 1,
+                                        [r = std::move(rx)]() mutable { auto gone = std::move(r); });
   auto s = tx.send(std::make_unique<int>(2));  // full: blocks until the receiver goes
   EXPECT_EQ(s.status(), ch::status::closed);
   ASSERT_TRUE(s.has_value());
@@ -177,10 +175,12 @@ TEST(spsc, dropped_receiver_wakes_a_blocked_sender_and_hands_the_value_back) {
 }
 
 TEST(spsc, close_wakes_a_blocked_sender) {
+  ROUSE_TEST_NEEDS_SYSCALL_COUNTERS();
   auto [tx, rx] = ch::spsc<int>(1);
   EXPECT_TRUE(tx.send(0));
+  auto const base = rouse_test::wait_calls();
   std::thread t([&tx = tx] { EXPECT_EQ(tx.send(1).status(), ch::status::closed); });
-  std::this_thread::sleep_for(20ms);
+  rouse_test::until_wait_calls(base + 1);
   rx.close();
   t.join();
 }
@@ -220,20 +220,35 @@ TEST(spsc, send_timeouts_are_never_early_and_hand_the_value_back) {
 }
 
 TEST(spsc, timed_operations_succeed_when_the_other_side_comes_in_time) {
+  // A timed receive sleeps (its wait call made) before the send; then a
+  // timed send with the largest timeout sleeps on the full ring (its wait
+  // call made after `full` was published) before the receive. One that
+  // misses its wake sleeps for its timeout (a hang), or one whose timeout
+  // wrapped reports timed_out.
+  ROUSE_TEST_NEEDS_SYSCALL_COUNTERS();
   auto [tx, rx] = ch::spsc<int>(1);
-  std::thread t([&rx = rx] {
-    std::this_thread::sleep_for(10ms);
+  std::atomic<bool> got_first{false};
+  std::atomic<std::uint64_t> full{0};  // the wait calls made when the ring was full
+  auto const base = rouse_test::wait_calls();
+  std::thread t([&rx = rx, &got_first, &full] {
     EXPECT_EQ(*rx.recv_for(100s), 1);
-    std::this_thread::sleep_for(10ms);
+    got_first.store(true);
+    rouse_test::eventually([&] { return full.load() != 0; });
+    rouse_test::until_wait_calls(full.load() + 1);
     EXPECT_EQ(*rx.recv(), 2);
+    EXPECT_EQ(*rx.recv(), 3);
   });
+  rouse_test::until_wait_calls(base + 1);
   EXPECT_TRUE(tx.send_for(1, 100s));
-  EXPECT_TRUE(tx.send_for(2, std::chrono::nanoseconds::max()));
+  rouse_test::eventually([&] { return got_first.load(); });
+  EXPECT_TRUE(tx.send_for(2, 100s));  // the ring had room
+  full.store(rouse_test::wait_calls());
+  EXPECT_TRUE(tx.send_for(3, std::chrono::nanoseconds::max()));
   t.join();
 }
 
 TEST(spsc, elements_are_constructed_and_destroyed_exactly_as_sent_and_received) {
-  counted::live.store(0);
+  rouse_test::counted_scope scope;
   {
     auto [tx, rx] = ch::spsc<counted>(8);
     for (long i = 0; i < 6; ++i) EXPECT_TRUE(tx.send(counted(i)));
