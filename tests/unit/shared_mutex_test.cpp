@@ -1,6 +1,8 @@
 // Unit tests of rouse/shared_mutex.hpp: each public function, the fairness
 // policy, timeouts (never early, on steady, system and another clock), the
-// cost with nobody waiting, misuse diagnostics and the size.
+// cost with nobody waiting, misuse diagnostics and the size. A waiter is
+// known to sleep by its wait call or the kernel's view of it
+// (tests/support/eventually.hpp), never by a sleep.
 #include "rouse/shared_mutex.hpp"
 
 #include <gtest/gtest.h>
@@ -12,7 +14,10 @@
 #include <thread>
 #include <vector>
 
+#include "clocks.hpp"
+#include "eventually.hpp"
 #include "rouse/platform/counters.hpp"
+#include "threads.hpp"
 
 namespace {
 
@@ -27,19 +32,16 @@ static_assert(!std::is_move_constructible_v<rouse::shared_mutex>);
 
 // A clock that is neither steady_clock nor system_clock: exercises the
 // sliced wait path.
-struct other_clock {
-  using duration = std::chrono::nanoseconds;
-  using rep = duration::rep;
-  using period = duration::period;
-  using time_point = std::chrono::time_point<other_clock>;
-  [[maybe_unused]] static constexpr bool is_steady = true;
-  static time_point now() noexcept { return time_point(std::chrono::steady_clock::now().time_since_epoch()); }
-};
+using rouse_test::other_clock;
+using rouse_test::eventually;
 
-// Spins (yielding) until `done` holds, for handshakes between test threads.
-template <class F>
-void eventually(F done) {
-  while (!done()) std::this_thread::sleep_for(1ms);
+// True while a writer waits: new readers are held off (try_lock_shared fails).
+bool a_writer_waits(shared_mutex& m) {
+  if (m.try_lock_shared()) {
+    m.unlock_shared();
+    return false;
+  }
+  return true;
 }
 
 TEST(shared_mutex, lock_unlock_single_thread) {
@@ -115,15 +117,19 @@ TEST(shared_mutex, lock_excludes_readers_and_writers) {
 }
 
 TEST(shared_mutex, writer_waits_for_readers_then_gets_the_lock) {
+  // The writer sleeps (its wait call made) without the lock; the last
+  // reader's unlock must wake it (else a hang).
+  ROUSE_TEST_NEEDS_SYSCALL_COUNTERS();
   shared_mutex m;
   m.lock_shared();
   std::atomic<bool> locked{false};
+  auto const base = rouse_test::wait_calls();
   std::thread w([&] {
     m.lock();
     locked = true;
     m.unlock();
   });
-  std::this_thread::sleep_for(20ms);
+  rouse_test::until_wait_calls(base + 1);
   EXPECT_FALSE(locked.load());
   m.unlock_shared();
   w.join();
@@ -131,52 +137,50 @@ TEST(shared_mutex, writer_waits_for_readers_then_gets_the_lock) {
 }
 
 TEST(shared_mutex, readers_wait_for_a_writer_then_all_get_in) {
+  // All four readers sleep (their wait calls made) without the lock; the
+  // writer's unlock must let every one in (else a hang).
+  ROUSE_TEST_NEEDS_SYSCALL_COUNTERS();
   shared_mutex m;
   m.lock();
   std::atomic<int> got{0};
-  std::vector<std::thread> ts;
-  for (int i = 0; i < 4; ++i)
-    ts.emplace_back([&] {
-      m.lock_shared();
-      got.fetch_add(1);
-      m.unlock_shared();
-    });
-  std::this_thread::sleep_for(20ms);
+  auto const base = rouse_test::wait_calls();
+  rouse_test::threads ts(4, [&] {
+    m.lock_shared();
+    got.fetch_add(1);
+    m.unlock_shared();
+  });
+  rouse_test::until_wait_calls(base + 4);
   EXPECT_EQ(got.load(), 0);
   m.unlock();
-  for (auto& t : ts) t.join();
+  ts.join();
   EXPECT_EQ(got.load(), 4);
 }
 
 // Writers are not starved: once a writer waits, a new reader does not get in.
+// The writer sleeps (its wait call made, so it has announced itself), then a
+// new reader comes and is seen asleep in the kernel without the lock; it
+// gets in only after the writer (else `writer_in` is false).
 TEST(shared_mutex, a_waiting_writer_holds_off_new_readers) {
+  ROUSE_TEST_NEEDS_SYSCALL_COUNTERS();
   shared_mutex m;
   m.lock_shared();
   std::atomic<bool> writer_in{false};
+  auto const base = rouse_test::wait_calls();
   std::thread w([&] {
     m.lock();
     writer_in = true;
     m.unlock();
   });
-  // Wait until the writer has announced itself (try_lock_shared then fails).
-  bool blocked = false;
-  for (int i = 0; i < 5000 && !blocked; ++i) {
-    if (m.try_lock_shared()) {
-      m.unlock_shared();
-      std::this_thread::sleep_for(1ms);
-    } else {
-      blocked = true;
-    }
-  }
-  EXPECT_TRUE(blocked);
+  rouse_test::until_wait_calls(base + 1);
+  EXPECT_TRUE(a_writer_waits(m));
   std::atomic<bool> reader_in{false};
-  std::thread r([&] {
+  rouse_test::thread r([&] {
     m.lock_shared();
     reader_in = true;
     EXPECT_TRUE(writer_in.load());  // the writer went first
     m.unlock_shared();
   });
-  std::this_thread::sleep_for(20ms);
+  rouse_test::until_asleep(r);
   EXPECT_FALSE(reader_in.load());
   m.unlock_shared();
   w.join();
@@ -185,24 +189,26 @@ TEST(shared_mutex, a_waiting_writer_holds_off_new_readers) {
 
 // Readers are not starved: a writer's unlock with readers waiting hands the
 // lock to them before any other waiting writer.
+// Both sleep (their wait calls made: WR, then WW set) before the unlock.
 TEST(shared_mutex, a_writer_unlock_gives_waiting_readers_a_turn) {
+  ROUSE_TEST_NEEDS_SYSCALL_COUNTERS();
   shared_mutex m;
   m.lock();
   std::atomic<int> order{0};
   std::atomic<int> reader_pos{-1}, writer_pos{-1};
+  auto const base = rouse_test::wait_calls();
   std::thread r([&] {
     m.lock_shared();
     reader_pos = order.fetch_add(1);
-    std::this_thread::sleep_for(5ms);
     m.unlock_shared();
   });
-  std::this_thread::sleep_for(20ms);  // the reader sleeps (WR)
+  rouse_test::until_wait_calls(base + 1);  // the reader sleeps (WR)
   std::thread w([&] {
     m.lock();
     writer_pos = order.fetch_add(1);
     m.unlock();
   });
-  std::this_thread::sleep_for(20ms);  // the writer sleeps (WW)
+  rouse_test::until_wait_calls(base + 2);  // the writer sleeps (WW)
   m.unlock();
   r.join();
   w.join();
@@ -265,15 +271,19 @@ TEST(shared_mutex, try_lock_shared_for_and_until_time_out_never_early) {
 }
 
 TEST(shared_mutex, timed_lock_succeeds_when_released_before_the_deadline) {
+  // The timed reader sleeps (its wait call made) before the unlock: one that
+  // misses the wake sleeps its minute (CTest's timeout fails first).
+  ROUSE_TEST_NEEDS_SYSCALL_COUNTERS();
   shared_mutex m;
   m.lock();
+  auto const base = rouse_test::wait_calls();
   std::thread t([&] {
     EXPECT_TRUE(m.try_lock_shared_for(60s));
     m.unlock_shared();
     EXPECT_TRUE(m.try_lock_until(std::chrono::system_clock::now() + 60s));
     m.unlock();
   });
-  std::this_thread::sleep_for(10ms);
+  rouse_test::until_wait_calls(base + 1);
   m.unlock();
   t.join();
 }
@@ -295,12 +305,16 @@ TEST(shared_mutex, a_timed_out_writer_does_not_block_later_readers) {
   m.unlock();
 }
 
-// Readers held back by a writer that then times out are let in.
+// Readers held back by a writer that then times out are let in. The reader
+// comes once the writer sleeps (its wait call made, WW set), well inside the
+// writer's 40 ms; a reader left behind after the writer left hangs.
 TEST(shared_mutex, readers_behind_a_timed_out_writer_get_in) {
+  ROUSE_TEST_NEEDS_SYSCALL_COUNTERS();
   shared_mutex m;
   m.lock_shared();
+  auto const base = rouse_test::wait_calls();
   std::thread w([&] { EXPECT_FALSE(m.try_lock_for(40ms)); });
-  std::this_thread::sleep_for(10ms);
+  rouse_test::until_wait_calls(base + 1);
   std::atomic<bool> in{false};
   std::thread r([&] {
     m.lock_shared();
@@ -314,18 +328,25 @@ TEST(shared_mutex, readers_behind_a_timed_out_writer_get_in) {
 }
 
 // A writer waiting behind another writer that times out still gets the lock.
+// Both sleep (two wait calls) inside a's 30 ms; after a left, b is seen
+// asleep again before the last reader leaves: an unlock that no longer wakes
+// a writer (the WW mark lost with a) leaves b there (a hang).
 TEST(shared_mutex, writers_behind_a_timed_out_writer_still_wake) {
+  ROUSE_TEST_NEEDS_SYSCALL_COUNTERS();
   shared_mutex m;
   m.lock_shared();
+  auto const base = rouse_test::wait_calls();
   std::thread a([&] { EXPECT_FALSE(m.try_lock_for(30ms)); });
   std::atomic<bool> b_in{false};
-  std::thread b([&] {
+  rouse_test::thread b([&] {
     m.lock();
     b_in = true;
     m.unlock();
   });
+  rouse_test::until_wait_calls(base + 2);
   a.join();
-  std::this_thread::sleep_for(10ms);
+  rouse_test::until_asleep(b);
+  EXPECT_FALSE(b_in.load());
   m.unlock_shared();
   b.join();
   EXPECT_TRUE(b_in.load());
@@ -374,18 +395,14 @@ TEST(shared_mutex, only_the_last_reader_wakes_a_writer) {
     m.unlock();
   });
   // Wait until the writer is announced (new readers are held off).
-  eventually([&] {
-    if (m.try_lock_shared()) {
-      m.unlock_shared();
-      return false;
-    }
-    return true;
-  });
+  eventually([&] { return a_writer_waits(m); });
   auto const before = rouse::platform::syscall_counters();
   m.unlock_shared();  // not the last reader: no wake
   auto const mid = rouse::platform::syscall_counters();
   EXPECT_EQ(mid.wakes, before.wakes);
-  m.unlock_shared();  // the last: wakes the writer
+  m.unlock_shared();  // the last: wakes the writer, with one call
+  auto const last = rouse::platform::syscall_counters();
+  EXPECT_EQ(last.wakes - mid.wakes, 1u);
   w.join();
 }
 
