@@ -17,7 +17,8 @@
 // is always in time). wait(token) takes the token of the current or the
 // immediately preceding phase (tokens carry the phase modulo 1024; a token
 // kept unwaited for 1024 phases is not supported). Destroy the barrier only
-// when no thread is inside wait().
+// when no thread is inside wait(). The constructor is constexpr (constinit
+// barriers) when the completion function's move constructor is.
 //
 // Destruction (std::barrier only says its destructor must not race with
 // the other calls): "inside wait()" includes arrive_and_wait(); a woken
@@ -30,9 +31,10 @@
 //
 // Misuse (diagnosed in debug builds, ROUSE_CHECK_USAGE): more arrivals in a
 // phase than expected ("over-arrival"); arrive(n) with n <= 0; an expected
-// count outside [0, max()]; destroying the barrier while a thread sleeps in
-// wait() (detected whenever a waiter has gone to sleep: its flag is only
-// cleared by the phase change that releases it).
+// count outside [0, max()] (a compile error in a constant initialisation);
+// destroying the barrier while a thread sleeps in wait() (detected whenever
+// a waiter has gone to sleep: its flag is only cleared by the phase change
+// that releases it).
 //
 // Size: 8 bytes of state (two 32-bit words) plus the expected count, the
 // pending drops and the completion function (16 bytes with the default
@@ -107,7 +109,7 @@ class barrier {
 
   static constexpr std::ptrdiff_t max() noexcept { return remaining_mask; }
 
-  explicit barrier(std::ptrdiff_t expected, CompletionFunction f = CompletionFunction()) noexcept(
+  ROUSE_CONSTEXPR explicit barrier(std::ptrdiff_t expected, CompletionFunction f = CompletionFunction()) noexcept(
       std::is_nothrow_move_constructible_v<CompletionFunction>)
       : arrivals_(static_cast<std::uint32_t>(expected) & remaining_mask),
         expected_(static_cast<std::uint32_t>(expected) & remaining_mask),
@@ -116,10 +118,16 @@ class barrier {
   }
   barrier(const barrier&) = delete;
   barrier& operator=(const barrier&) = delete;
-  ~barrier() {
-    ROUSE_CHECK_USAGE((gen_.load(std::memory_order_relaxed) & sleepers) == 0, "rouse::barrier",
-                      "destroyed while a thread is waiting");
+#if ROUSE_DEBUG_CHECKS
+  // constexpr, as a literal type's must be; the check runs outside constant
+  // evaluation only.
+  ROUSE_CONSTEXPR ~barrier() {
+    ROUSE_CHECK_USAGE_AT_RUN_TIME((gen_.load(std::memory_order_relaxed) & sleepers) == 0, "rouse::barrier",
+                                  "destroyed while a thread is waiting");
   }
+#else
+  ~barrier() = default;
+#endif
 
   [[nodiscard]] arrival_token arrive(std::ptrdiff_t update = 1) noexcept {
     ROUSE_CHECK_USAGE(update > 0, "rouse::barrier", "arrive() with an update that is not positive");

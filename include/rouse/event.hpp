@@ -11,7 +11,8 @@
 //   reset as that wait returns). set() on a set event leaves it set (tokens
 //   do not accumulate — use a semaphore to count).
 //
-// Lifecycle and rules: any thread may set, reset or wait at any time.
+// Lifecycle and rules: any thread may set, reset or wait at any time. The
+// constructor is constexpr (constinit events).
 // A waiter returns when it observes the event set; a set() immediately
 // undone by reset() may release no waiter at all (wait() waits for the
 // state, not for the call). Destroy the event only when no thread is inside
@@ -59,6 +60,7 @@
 #include <cstdint>
 
 #include "rouse/detail/coordination_spin.hpp"
+#include "rouse/detail/diagnostics.hpp"  // ROUSE_CONSTEXPR
 #include "rouse/detail/sync_types.hpp"
 #include "rouse/platform/deadline.hpp"
 
@@ -68,7 +70,7 @@ enum class event_mode : std::uint8_t { manual_reset, auto_reset };
 
 class event {
  public:
-  explicit event(event_mode mode = event_mode::manual_reset, bool initially_set = false) noexcept
+  ROUSE_CONSTEXPR explicit event(event_mode mode = event_mode::manual_reset, bool initially_set = false) noexcept
       : word_((mode == event_mode::auto_reset ? automatic : 0u) | (initially_set ? set_bit : 0u)) {}
   event(const event&) = delete;
   event& operator=(const event&) = delete;

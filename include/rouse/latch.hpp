@@ -8,7 +8,8 @@
 // starts at `expected`, goes down with count_down(), and never goes back up;
 // once it is zero every wait() returns at once, forever.
 //
-// Lifecycle and rules (std::latch's): count_down(n) needs 0 <= n <= the
+// Lifecycle and rules (std::latch's): the constructor is constexpr
+// (`constinit rouse::latch ready(4);`); count_down(n) needs 0 <= n <= the
 // current count.
 //
 // Destruction (std::latch only says its destructor must not race with the
@@ -23,8 +24,9 @@
 //
 // Misuse (diagnosed in debug builds, ROUSE_CHECK_USAGE): a count_down() that
 // would take the count below zero; a negative update; an expected count
-// outside [0, max()]; destroying the latch while a thread sleeps in wait()
-// (always detected: waiters only leave when the count reaches zero).
+// outside [0, max()] (a compile error in a constant initialisation);
+// destroying the latch while a thread sleeps in wait() (always detected:
+// waiters only leave when the count reaches zero).
 //
 // Size: 4 bytes (one 32-bit word). max() = 2^31 - 1. Fairness: n/a (all
 // waiters are released together). Wake policy: the count_down that reaches
@@ -65,17 +67,21 @@ class latch {
  public:
   static constexpr std::ptrdiff_t max() noexcept { return 0x7FFFFFFF; }
 
-  explicit latch(std::ptrdiff_t expected) noexcept
+  ROUSE_CONSTEXPR explicit latch(std::ptrdiff_t expected) noexcept
       : word_(static_cast<std::uint32_t>(expected) << 1) {
     ROUSE_CHECK_USAGE(expected >= 0 && expected <= max(), "rouse::latch", "expected count outside [0, max()]");
   }
   latch(const latch&) = delete;
   latch& operator=(const latch&) = delete;
-  ~latch() {
-    [[maybe_unused]] std::uint32_t const v = word_.load(std::memory_order_relaxed);
-    ROUSE_CHECK_USAGE((v >> 1) == 0 || (v & sleepers) == 0, "rouse::latch",
-                      "destroyed while a thread is waiting");
+#if ROUSE_DEBUG_CHECKS
+  // constexpr, as a literal type's must be; the check runs outside constant
+  // evaluation only.
+  ROUSE_CONSTEXPR ~latch() {
+    ROUSE_CHECK_USAGE_AT_RUN_TIME(!may_have_sleeper(), "rouse::latch", "destroyed while a thread is waiting");
   }
+#else
+  ~latch() = default;
+#endif
 
   void count_down(std::ptrdiff_t n = 1) noexcept {
     ROUSE_CHECK_USAGE(n >= 0, "rouse::latch", "count_down() with a negative update");
@@ -117,6 +123,12 @@ class latch {
   static constexpr std::uint32_t sleepers = 1;
 
   [[gnu::noinline, gnu::cold]] void wake_sleepers() noexcept { detail::wake_all(word_); }
+
+  // The count is not zero and a waiter has set the flag (see Misuse).
+  bool may_have_sleeper() const noexcept {
+    std::uint32_t const v = word_.load(std::memory_order_relaxed);
+    return (v >> 1) != 0 && (v & sleepers) != 0;
+  }
 
   [[gnu::noinline]] void wait_slow() const noexcept {
     // Spin only while nobody sleeps: once a waiter has given up and slept,

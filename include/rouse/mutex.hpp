@@ -8,7 +8,8 @@
 // std::condition_variable_any work with it; switching is a rename.
 //
 // Lifecycle: constexpr-constructible (constinit globals need no dynamic
-// initialisation), not copyable or movable. lock() and the try_lock family
+// initialisation) and a literal type in every build (constexpr destructor),
+// not copyable or movable. lock() and the try_lock family
 // are called by a thread that does not hold the mutex; unlock() by the
 // thread that holds it.
 //
@@ -151,9 +152,11 @@ class ROUSE_CAPABILITY("mutex") mutex {
   mutex(const mutex&) = delete;
   mutex& operator=(const mutex&) = delete;
 #if ROUSE_DEBUG_CHECKS
-  ~mutex() {
-    ROUSE_CHECK_USAGE(word_.load(std::memory_order_relaxed) == unlocked, "rouse::mutex",
-                      "destroyed while locked or while a thread waits for it");
+  // constexpr, so that the mutex stays a literal type (`constexpr
+  // rouse::mutex m;`, as std's); the check runs outside constant evaluation only.
+  ROUSE_CONSTEXPR ~mutex() {
+    ROUSE_CHECK_USAGE_AT_RUN_TIME(word_.load(std::memory_order_relaxed) == unlocked, "rouse::mutex",
+                                  "destroyed while locked or while a thread waits for it");
   }
 #else
   ~mutex() = default;

@@ -10,8 +10,9 @@
 // caller, the flag stays unset, and the next caller (or a waiter, woken)
 // runs it again. Only a call that returns normally completes the flag.
 //
-// Lifecycle: constexpr-constructible (constinit globals), not copyable or
-// movable. Destroying a flag while a call_once on it is running is invalid.
+// Lifecycle: constexpr-constructible (constinit globals) and a literal type
+// in every build (constexpr destructor), not copyable or movable.
+// Destroying a flag while a call_once on it is running is invalid.
 //
 // Destruction ("running" above is the callable; std says nothing more): a
 // thread whose call_once() returned may destroy the flag at once, even while
@@ -70,9 +71,12 @@ class once_flag {
   once_flag(const once_flag&) = delete;
   once_flag& operator=(const once_flag&) = delete;
 #if ROUSE_DEBUG_CHECKS
-  ~once_flag() {
-    std::uint32_t const v = word_.load(std::memory_order_relaxed);
-    ROUSE_CHECK_USAGE(v == incomplete || v == done, "rouse::call_once", "once_flag destroyed while its callable runs");
+  // constexpr, so that the flag stays a literal type (`constexpr
+  // rouse::once_flag f;`, as std's); the check runs outside constant
+  // evaluation only.
+  ROUSE_CONSTEXPR ~once_flag() {
+    ROUSE_CHECK_USAGE_AT_RUN_TIME(!running_or_waiting(), "rouse::call_once",
+                                  "once_flag destroyed while its callable runs");
   }
 #else
   ~once_flag() = default;
@@ -86,6 +90,11 @@ class once_flag {
   static constexpr std::uint32_t running = 1;
   static constexpr std::uint32_t waiting = 2;
   static constexpr std::uint32_t done = 3;
+
+  bool running_or_waiting() const noexcept {
+    std::uint32_t const v = word_.load(std::memory_order_relaxed);
+    return v == running || v == waiting;
+  }
 
   // Ends a run: to `done` when the callable returned, back to `incomplete`
   // when it threw; wakes every sleeper if there may be any.

@@ -8,7 +8,8 @@
 // released by the last. Members: lock, try_lock, try_lock_for,
 // try_lock_until, unlock.
 //
-// Lifecycle: constexpr-constructible, not copyable or movable.
+// Lifecycle: constexpr-constructible (constinit globals; std's is not) and a
+// literal type in every build, not copyable or movable.
 //
 // Destruction: rouse::mutex's rule (std's): a thread that locks it after
 // every other thread's last lock may unlock and destroy it at once. The
@@ -68,9 +69,11 @@ class ROUSE_CAPABILITY("mutex") recursive_mutex {
   recursive_mutex(const recursive_mutex&) = delete;
   recursive_mutex& operator=(const recursive_mutex&) = delete;
 #if ROUSE_DEBUG_CHECKS
-  ~recursive_mutex() {
-    ROUSE_CHECK_USAGE(owner_.load(std::memory_order_relaxed) == 0, "rouse::recursive_mutex",
-                      "destroyed while locked");
+  // constexpr, so that the type stays literal; the check runs outside
+  // constant evaluation only.
+  ROUSE_CONSTEXPR ~recursive_mutex() {
+    ROUSE_CHECK_USAGE_AT_RUN_TIME(owner_.load(std::memory_order_relaxed) == 0, "rouse::recursive_mutex",
+                                  "destroyed while locked");
   }
 #else
   ~recursive_mutex() = default;

@@ -244,6 +244,33 @@ TYPED_TEST(timed_lockable, timed_lock_succeeds_when_released_in_time) {
   EXPECT_TRUE(got.load());
 }
 
+// --- constant initialisation ----------------------------------------------
+// std::mutex's constructor is constexpr (std::recursive_mutex's is not;
+// rouse's is): a constinit mutex needs no dynamic initialisation, and the
+// type is literal (constructed and destroyed in a constant expression).
+
+template <class M>
+class constant_initialisation : public ::testing::Test {};
+using constant_types = ::testing::Types<std::mutex, rouse::mutex, rouse::recursive_mutex>;
+TYPED_TEST_SUITE(constant_initialisation, constant_types);
+
+TYPED_TEST(constant_initialisation, a_constinit_mutex_locks) {
+  static constinit TypeParam m;
+  {
+    std::lock_guard g(m);
+    EXPECT_FALSE(other_thread_can_lock(m));
+  }
+  EXPECT_TRUE(other_thread_can_lock(m));
+}
+
+TYPED_TEST(constant_initialisation, constructed_and_destroyed_in_a_constant_expression) {
+  static_assert([] {
+    TypeParam m;
+    (void)m;
+    return true;
+  }());
+}
+
 // --- recursive ------------------------------------------------------------
 
 template <class M>

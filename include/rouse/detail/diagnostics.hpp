@@ -21,9 +21,26 @@
 #endif
 #endif
 
+#include <type_traits>
+
 #if defined(ROUSE_MODEL_RELACY)
 #include <cstdio>
 #include <cstdlib>
+#endif
+
+// ROUSE_CONSTEXPR marks the constructors and destructors that std declares
+// constexpr (and rouse's own that can be): constinit globals, literal types.
+// It is empty under a Relacy model, whose atomics (rl::atomic) are not
+// literal types. ROUSE_CHECK_USAGE in such a constructor checks at run time
+// as anywhere else; in a constant evaluation a failing check calls
+// report_misuse(), which is not constexpr, so the initialisation does not
+// compile. A constexpr destructor checks with ROUSE_CHECK_USAGE_AT_RUN_TIME:
+// not in constant evaluation (where there is no state to check, and its
+// atomic loads could not run).
+#if defined(ROUSE_MODEL_RELACY)
+#define ROUSE_CONSTEXPR
+#else
+#define ROUSE_CONSTEXPR constexpr
 #endif
 
 namespace rouse::detail {
@@ -54,5 +71,16 @@ namespace rouse::detail {
 #else
 #define ROUSE_CHECK_USAGE(condition, primitive, rule) \
   do {                                                \
+  } while (false)
+#endif
+
+// ROUSE_CHECK_USAGE, skipped in constant evaluation (see ROUSE_CONSTEXPR).
+#if defined(ROUSE_MODEL_RELACY)
+#define ROUSE_CHECK_USAGE_AT_RUN_TIME(condition, primitive, rule) ROUSE_CHECK_USAGE(condition, primitive, rule)
+#else
+#define ROUSE_CHECK_USAGE_AT_RUN_TIME(condition, primitive, rule) \
+  do {                                                            \
+    if (!std::is_constant_evaluated())                            \
+      ROUSE_CHECK_USAGE(condition, primitive, rule);              \
   } while (false)
 #endif
