@@ -4,8 +4,19 @@
 //              before the release, and sees every arrival's write
 //   semaphore  release racing an acquire that sleeps; release(1) with two
 //              sleepers wakes one and the other is not stranded
+//   wide semaphore (LeastMaxValue > 2^31 - 1: count word + futex sequence)
+//              the same cases, two releases racing (one inside the other's
+//              RELEASING window), and a broken release without the
+//              RELEASING mark that the model must catch
+//   semaphore destruction (both layouts): the acquirer destroys the
+//              semaphore as soon as acquire() returns, while the release
+//              may still run (DESIGN rule 7); and a broken wide release that
+//              bumps its sequence after the permits, which the model must
+//              catch touching the destroyed semaphore
 //   event      auto-reset set racing a sleeping wait; manual-reset with two
 // No deadlock means no lost wake-up; rl::var accesses check happens-before.
+#include <new>
+
 #include "model.hpp"
 #include "rouse/barrier.hpp"
 #include "rouse/event.hpp"
@@ -137,6 +148,218 @@ struct semaphore_timeout_does_not_strand : rl::test_suite<semaphore_timeout_does
   }
 };
 
+// ---- the wide semaphore ----------------------------------------------------
+
+using wide_semaphore = rouse::counting_semaphore<(std::ptrdiff_t{1} << 40)>;
+
+struct wide_semaphore_release_wakes_sleeper : rl::test_suite<wide_semaphore_release_wakes_sleeper, 2> {
+  wide_semaphore s{0};
+  rl::var<int> payload;
+
+  void thread(unsigned index) {
+    if (index == 0) {
+      payload($) = 4;
+      s.release();
+    } else {
+      s.acquire();
+      RL_ASSERT(payload($) == 4);
+    }
+  }
+};
+
+// Two releases of one permit each, two acquirers: the second release may
+// find FREE (the first cleared the flag) and wake nobody; the woken
+// acquirer then passes the wake on.
+struct wide_semaphore_two_sleepers : rl::test_suite<wide_semaphore_two_sleepers, 3> {
+  wide_semaphore s{0};
+
+  void thread(unsigned index) {
+    if (index == 0) {
+      s.release();
+      s.release();
+    } else {
+      s.acquire();
+    }
+  }
+};
+
+struct wide_semaphore_release_two_two_sleepers : rl::test_suite<wide_semaphore_release_two_two_sleepers, 3> {
+  wide_semaphore s{0};
+
+  void thread(unsigned index) {
+    if (index == 0) s.release(2);
+    else s.acquire();
+  }
+};
+
+// Two releasers race one acquirer that takes both permits: a release may
+// land inside the other's RELEASING window (it adds its permit there, no
+// wake); each payload reaches the acquirer.
+struct wide_semaphore_two_releasers : rl::test_suite<wide_semaphore_two_releasers, 3> {
+  wide_semaphore s{0};
+  rl::var<int> payload[2];
+
+  void thread(unsigned index) {
+    if (index < 2) {
+      payload[index]($) = 1;
+      s.release();
+    } else {
+      s.acquire();
+      s.acquire();
+      RL_ASSERT(payload[0]($) == 1 && payload[1]($) == 1);
+    }
+  }
+};
+
+struct wide_semaphore_timeout_does_not_strand : rl::test_suite<wide_semaphore_timeout_does_not_strand, 3> {
+  wide_semaphore s{0};
+
+  void thread(unsigned index) {
+    if (index == 0) {
+      s.release();
+    } else if (index == 1) {
+      if (s.try_acquire_until(std::chrono::steady_clock::time_point{})) s.release();
+    } else {
+      s.acquire();
+    }
+  }
+};
+
+}  // namespace
+
+// Broken on purpose: a release to sleepers without the RELEASING mark. Its
+// claim clears the flag (SLEEPERS -> FREE(0)), then it bumps the sequence,
+// adds the permit and wakes. A waiter that reads the new sequence before the
+// permit arrives finds FREE(0), sets SLEEPERS and sleeps on a sequence that
+// nobody bumps again: a lost wake-up.
+struct rouse::detail::semaphore_wide_model_access {
+  static void release_without_mark(semaphore_wide& s) {
+    std::uint64_t v = s.word_.load(std::memory_order_relaxed);
+    for (;;) {
+      if (v == semaphore_wide::sleepers) {
+        if (s.word_.compare_exchange_weak(v, semaphore_wide::free_empty, std::memory_order_relaxed,
+                                          std::memory_order_relaxed))
+          break;
+        continue;
+      }
+      if (s.word_.compare_exchange_weak(v, v + 2, std::memory_order_release, std::memory_order_relaxed)) return;
+    }
+    s.seq_.fetch_add(1, std::memory_order_release);
+    v = s.word_.load(std::memory_order_relaxed);
+    while (!s.word_.compare_exchange_weak(v, (semaphore_wide::count_of(v) + 1) << 1, std::memory_order_release,
+                                          std::memory_order_relaxed)) {
+    }
+    wake_one(s.seq_);
+  }
+
+  // Broken on purpose: release(1) to sleepers that bumps the sequence after
+  // the RMW that makes the permit available. The thread that permit lets
+  // through may have destroyed the semaphore by then (DESIGN rule 7).
+  static void release_bump_after_permits(semaphore_wide& s) {
+    std::uint64_t v = s.word_.load(std::memory_order_relaxed);
+    for (;;) {
+      if (v == semaphore_wide::sleepers) {
+        if (s.word_.compare_exchange_weak(v, semaphore_wide::releasing_empty, std::memory_order_relaxed,
+                                          std::memory_order_relaxed))
+          break;
+        continue;
+      }
+      if (s.word_.compare_exchange_weak(v, v + 2, std::memory_order_release, std::memory_order_relaxed)) return;
+    }
+    s.word_.fetch_add(std::uint64_t{2} - 3, std::memory_order_release);
+    s.seq_.fetch_add(1, std::memory_order_release);  // too late
+    wake_one(s.seq_);
+  }
+};
+
+namespace {
+
+struct broken_wide_release_without_mark : rl::test_suite<broken_wide_release_without_mark, 2> {
+  rouse::detail::semaphore_wide s{0};
+
+  void thread(unsigned index) {
+    if (index == 0) {
+      rouse::detail::semaphore_wide_model_access::release_without_mark(s);
+    } else if (!s.try_acquire()) {
+      s.acquire_slow<std::chrono::steady_clock::time_point>(nullptr);
+    }
+  }
+};
+
+// Destruction (DESIGN rule 7): the thread a release lets through may destroy
+// the semaphore at once, while the releasing thread is still inside
+// release(). The semaphore lives in raw storage and that thread destroys it
+// in place; Relacy reports any later access to its words ("access to freed
+// memory"). A futex wake on a destroyed word is allowed (it never reads the
+// memory) and finds nobody. The acquirer first makes a timed attempt that
+// sleeps and times out (the releaser waits for it), which leaves the
+// sleepers flag set, so the release takes its slow path; then it takes the
+// permit by acquire() (woken by the release) or by polling try_acquire() (in
+// the moment the release makes it available), and destroys the semaphore.
+template <class Semaphore, class Ops, bool Poll>
+struct semaphore_destroyed_by_its_acquirer
+    : rl::test_suite<semaphore_destroyed_by_its_acquirer<Semaphore, Ops, Poll>, 2> {
+  alignas(Semaphore) unsigned char storage[sizeof(Semaphore)];
+  Semaphore* s = nullptr;
+  rl::atomic<int> attempted;
+
+  void before() {
+    s = new (storage) Semaphore(0);
+    attempted($) = 0;
+  }
+
+  void thread(unsigned index) {
+    if (index == 0) {
+      while (attempted.load(rl::mo_acquire, $) == 0) rl::yield(1, $);
+      Ops::release(*s);
+    } else {
+      RL_ASSERT(!Ops::timed_acquire(*s));
+      attempted.store(1, rl::mo_release, $);
+      if constexpr (Poll) {
+        while (!s->try_acquire()) rl::yield(1, $);
+      } else {
+        Ops::acquire(*s);
+      }
+      s->~Semaphore();
+    }
+  }
+};
+
+struct public_ops {
+  template <class S>
+  static bool timed_acquire(S& s) {
+    return s.try_acquire_until(std::chrono::steady_clock::time_point{});
+  }
+  template <class S>
+  static void acquire(S& s) {
+    s.acquire();
+  }
+  template <class S>
+  static void release(S& s) {
+    s.release();
+  }
+};
+// The wide layout's own calls (what counting_semaphore's make), with the
+// broken release.
+struct broken_wide_ops {
+  using time_point = std::chrono::steady_clock::time_point;
+  static bool timed_acquire(rouse::detail::semaphore_wide& s) {
+    time_point const deadline{};
+    return s.try_acquire() || s.acquire_slow(&deadline);
+  }
+  static void acquire(rouse::detail::semaphore_wide& s) {
+    if (!s.try_acquire()) s.acquire_slow<time_point>(nullptr);
+  }
+  static void release(rouse::detail::semaphore_wide& s) {
+    rouse::detail::semaphore_wide_model_access::release_bump_after_permits(s);
+  }
+};
+
+template <class Semaphore, bool Poll>
+using destroyed_by_its_acquirer = semaphore_destroyed_by_its_acquirer<Semaphore, public_ops, Poll>;
+using broken_wide_bump_after_permits_destroyed =
+    semaphore_destroyed_by_its_acquirer<rouse::detail::semaphore_wide, broken_wide_ops, true>;
+
 struct event_auto_set_wakes_sleeper : rl::test_suite<event_auto_set_wakes_sleeper, 2> {
   rouse::event e{rouse::event_mode::auto_reset};
   rl::var<int> payload;
@@ -191,6 +414,26 @@ int main() {
   failures += rouse_model::expect_pass<semaphore_two_sleepers>("semaphore.two_sleepers", 1000000);
   failures += rouse_model::expect_pass<semaphore_timeout_does_not_strand>("semaphore.timeout_does_not_strand", 1000000);
   failures += rouse_model::expect_pass<semaphore_release_two_two_sleepers>("semaphore.release_two_two_sleepers", 1000000);
+  failures += rouse_model::expect_pass<wide_semaphore_release_wakes_sleeper>("wide_semaphore.release_wakes_sleeper");
+  failures += rouse_model::expect_pass<wide_semaphore_two_sleepers>("wide_semaphore.two_sleepers", 1000000);
+  failures += rouse_model::expect_pass<wide_semaphore_release_two_two_sleepers>(
+      "wide_semaphore.release_two_two_sleepers", 1000000);
+  failures += rouse_model::expect_pass<wide_semaphore_two_releasers>("wide_semaphore.two_releasers", 1000000);
+  failures += rouse_model::expect_pass<wide_semaphore_timeout_does_not_strand>(
+      "wide_semaphore.timeout_does_not_strand", 1000000);
+  failures += rouse_model::expect_failure<broken_wide_release_without_mark>(
+      "wide_semaphore.broken_release_without_mark", rl::test_result_deadlock);
+  // The destruction models poll: a random search.
+  failures += rouse_model::expect_pass<destroyed_by_its_acquirer<rouse::binary_semaphore, false>>(
+      "semaphore.destroyed_by_its_woken_acquirer", 200000);
+  failures += rouse_model::expect_pass<destroyed_by_its_acquirer<rouse::binary_semaphore, true>>(
+      "semaphore.destroyed_by_its_polling_acquirer", 200000);
+  failures += rouse_model::expect_pass<destroyed_by_its_acquirer<wide_semaphore, false>>(
+      "wide_semaphore.destroyed_by_its_woken_acquirer", 200000);
+  failures += rouse_model::expect_pass<destroyed_by_its_acquirer<wide_semaphore, true>>(
+      "wide_semaphore.destroyed_by_its_polling_acquirer", 200000);
+  failures += rouse_model::expect_failure<broken_wide_bump_after_permits_destroyed>(
+      "wide_semaphore.broken_bump_after_permits", rl::test_result_access_to_freed_memory, 200000);
   failures += rouse_model::expect_pass<event_auto_set_wakes_sleeper>("event.auto_set_wakes_sleeper");
   failures += rouse_model::expect_pass<event_manual_two_waiters>("event.manual_two_waiters", 300000);
   failures += rouse_model::expect_pass<event_auto_two_sets_two_waiters>("event.auto_two_sets_two_waiters", 300000);

@@ -3,7 +3,9 @@
 // wake-up shows as a hang, which CTest's timeout turns into a failure.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <thread>
@@ -124,6 +126,82 @@ TEST(semaphore_stress, binary_semaphore_relay_loses_no_handoff) {
     }
   });
   EXPECT_EQ(counter, laps * static_cast<long>(threads));
+}
+
+// The wide layout (LeastMaxValue > 2^31 - 1) with exact counts: producers
+// release permits in batches of 1 to 4 (some to sleepers, some inside
+// another release's RELEASING window), consumers take a fixed quota each
+// by acquire, try_acquire and try_acquire_for. Every permit is taken exactly
+// once: all quotas are met (a lost wake-up hangs) and none is left over.
+TEST(semaphore_stress, wide_semaphore_hands_every_permit_to_exactly_one_acquirer) {
+  using wide = rouse::counting_semaphore<(std::ptrdiff_t{1} << 40)>;
+  unsigned const threads = std::max(16u, rouse_test::oversubscribed(8));
+  unsigned const producers = threads / 4;
+  unsigned const consumers = threads - producers;
+  long const quota = rouse_test::scaled(20000);
+  long const total = quota * static_cast<long>(consumers);
+  wide s(0);
+  std::atomic<long> released{0};
+  std::atomic<long> taken{0};
+  std::atomic<long> timeouts{0};
+  run_threads(threads, [&](unsigned index) {
+    if (index < producers) {
+      // Producer `index` releases its share of `total`.
+      long share = total / producers + (index < static_cast<unsigned>(total % producers) ? 1 : 0);
+      for (long r = 0; share > 0; ++r) {
+        long const n = std::min<long>(share, 1 + (r + index) % 4);
+        released.fetch_add(n, std::memory_order_relaxed);
+        s.release(n);
+        share -= n;
+        // Slower than the consumers, so that they often find none and sleep.
+        std::this_thread::yield();
+        if (r % 16 == 0) std::this_thread::sleep_for(50us);
+      }
+      return;
+    }
+    for (long got = 0; got < quota;) {
+      switch ((index + got) % 3) {
+        case 0:
+          s.acquire();
+          break;
+        case 1:
+          while (!s.try_acquire()) std::this_thread::yield();
+          break;
+        default:
+          while (!s.try_acquire_for(50us)) timeouts.fetch_add(1, std::memory_order_relaxed);
+          break;
+      }
+      ++got;
+      taken.fetch_add(1, std::memory_order_relaxed);
+    }
+  });
+  EXPECT_EQ(released.load(), total);
+  EXPECT_EQ(taken.load(), total);
+  EXPECT_FALSE(s.try_acquire());  // nothing left, nothing made up
+}
+
+// A released semaphore may vanish at once (Rule 7): the acquirer deletes it
+// as soon as acquire() returns, while the releasing thread may still be
+// inside release(). ASan reports a release that touches it after the RMW
+// that let the acquirer through (the futex wake reads no memory).
+template <class Semaphore>
+void released_semaphore_destroyed_at_once() {
+  long const rounds = rouse_test::scaled(20000);
+  for (long r = 0; r < rounds; ++r) {
+    auto* s = new Semaphore(0);
+    std::thread acquirer([s] {
+      s->acquire();
+      delete s;
+    });
+    if (r % 2 == 0) std::this_thread::yield();  // vary the interleaving: the acquirer asleep or not yet
+    s->release();
+    acquirer.join();
+  }
+}
+
+TEST(semaphore_stress, released_semaphore_may_be_destroyed_by_the_acquirer_at_once) {
+  released_semaphore_destroyed_at_once<rouse::binary_semaphore>();
+  released_semaphore_destroyed_at_once<rouse::counting_semaphore<(std::ptrdiff_t{1} << 40)>>();
 }
 
 TEST(latch_stress, many_latches_many_threads) {

@@ -7,7 +7,9 @@
 #include <atomic>
 #include <barrier>
 #include <chrono>
+#include <cstddef>
 #include <latch>
+#include <limits>
 #include <semaphore>
 #include <thread>
 #include <type_traits>
@@ -175,6 +177,127 @@ TYPED_TEST(semaphore_conformance, release_wakes_a_blocked_acquire) {
   s.release();
   t.join();
   EXPECT_FALSE(s.try_acquire());
+}
+
+// ---- semaphores with the largest maximums ----------------------------------
+// std accepts any non-negative LeastMaxValue, and max() is at least it.
+// libstdc++ 12 stops at INT_MAX (a static_assert, the limit rouse had too),
+// so with it the std side is its largest, counting_semaphore<INT_MAX>;
+// other libraries also run std's 2^40 and PTRDIFF_MAX.
+
+template <class S>
+struct least_max_value;
+template <std::ptrdiff_t N>
+struct least_max_value<std::counting_semaphore<N>> : std::integral_constant<std::ptrdiff_t, N> {};
+template <std::ptrdiff_t N>
+struct least_max_value<rouse::counting_semaphore<N>> : std::integral_constant<std::ptrdiff_t, N> {};
+
+constexpr std::ptrdiff_t int_max = std::numeric_limits<int>::max();
+constexpr std::ptrdiff_t two_40 = std::ptrdiff_t{1} << 40;
+constexpr std::ptrdiff_t ptrdiff_max = std::numeric_limits<std::ptrdiff_t>::max();
+
+template <class S>
+class semaphore_maximum_conformance : public ::testing::Test {};
+#if defined(__GLIBCXX__)
+using large_semaphore_types =
+    ::testing::Types<std::counting_semaphore<int_max>, rouse::counting_semaphore<int_max>,
+                     rouse::counting_semaphore<two_40>, rouse::counting_semaphore<ptrdiff_max>>;
+#else
+using large_semaphore_types =
+    ::testing::Types<std::counting_semaphore<int_max>, rouse::counting_semaphore<int_max>,
+                     std::counting_semaphore<two_40>, rouse::counting_semaphore<two_40>,
+                     std::counting_semaphore<ptrdiff_max>, rouse::counting_semaphore<ptrdiff_max>>;
+#endif
+TYPED_TEST_SUITE(semaphore_maximum_conformance, large_semaphore_types);
+
+TYPED_TEST(semaphore_maximum_conformance, max_is_at_least_least_max_value) {
+  static_assert(noexcept(TypeParam::max()));
+  EXPECT_GE(TypeParam::max(), least_max_value<TypeParam>::value);
+}
+
+TYPED_TEST(semaphore_maximum_conformance, counts_past_2_to_the_32) {
+  std::ptrdiff_t const two_32 = std::ptrdiff_t{1} << 32;
+  if (least_max_value<TypeParam>::value < two_32 + 3) GTEST_SKIP() << "a maximum below 2^32";
+  TypeParam s(0);
+  s.release(two_32 + 3);
+  for (int i = 0; i < 4; ++i) EXPECT_TRUE(s.try_acquire());  // 2^32 - 1 left
+  s.release(2);                                               // 2^32 + 1
+  for (int i = 0; i < 2; ++i) EXPECT_TRUE(s.try_acquire());
+  TypeParam low(two_32 - 1);
+  low.release(2);
+  for (int i = 0; i < 3; ++i) EXPECT_TRUE(low.try_acquire());
+}
+
+TYPED_TEST(semaphore_maximum_conformance, starts_at_least_max_value) {
+  TypeParam s(least_max_value<TypeParam>::value);
+  EXPECT_TRUE(s.try_acquire());
+  s.acquire();
+  EXPECT_TRUE(s.try_acquire_for(1ms));
+  EXPECT_TRUE(s.try_acquire_until(std::chrono::steady_clock::now() + 1ms));
+  s.release(4);  // at LeastMaxValue again
+}
+
+TYPED_TEST(semaphore_maximum_conformance, timed_acquire_of_an_empty_one_times_out_never_early) {
+  TypeParam s(0);
+  auto const start = std::chrono::steady_clock::now();
+  EXPECT_FALSE(s.try_acquire_for(10ms));
+  EXPECT_GE(std::chrono::steady_clock::now() - start, 10ms);
+  auto const deadline = std::chrono::system_clock::now() + 5ms;
+  EXPECT_FALSE(s.try_acquire_until(deadline));
+  EXPECT_GE(std::chrono::system_clock::now(), deadline);
+  EXPECT_FALSE(s.try_acquire_for(0ms));
+}
+
+TYPED_TEST(semaphore_maximum_conformance, a_release_of_all_permits_wakes_a_blocked_acquire) {
+  TypeParam s(0);
+  std::atomic<bool> got{false};
+  std::thread t([&] {
+    s.acquire();
+    got = true;
+  });
+  s.release(least_max_value<TypeParam>::value);
+  t.join();
+  EXPECT_TRUE(got.load());
+  EXPECT_TRUE(s.try_acquire());
+}
+
+// ---- constant initialisation ----------------------------------------------
+// std declares the constructors of latch, barrier and counting_semaphore
+// constexpr. libstdc++ 12 has it for std::latch only (its barrier allocates
+// its tree, its semaphores' constructors are not constexpr), so std::latch
+// is the std side here; rouse's are all constinit-able.
+
+template <class T>
+class constant_initialisation : public ::testing::Test {};
+using constant_types =
+    ::testing::Types<std::latch, rouse::latch, rouse::barrier<>, rouse::counting_semaphore<8>,
+                     rouse::binary_semaphore, rouse::counting_semaphore<two_40>>;
+TYPED_TEST_SUITE(constant_initialisation, constant_types);
+
+TYPED_TEST(constant_initialisation, a_constinit_object_works) {
+  static constinit TypeParam object(1);
+  if constexpr (requires { object.count_down(); }) {
+    object.count_down();
+    EXPECT_TRUE(object.try_wait());
+    object.wait();
+  } else if constexpr (requires { object.arrive_and_wait(); }) {
+    object.arrive_and_wait();
+    object.arrive_and_wait();
+  } else {
+    object.acquire();
+    EXPECT_FALSE(object.try_acquire());
+    object.release();
+    EXPECT_TRUE(object.try_acquire());
+    object.release();
+  }
+}
+
+TYPED_TEST(constant_initialisation, constructed_and_destroyed_in_a_constant_expression) {
+  static_assert([] {
+    TypeParam object(1);
+    (void)object;
+    return true;
+  }());
 }
 
 template <class S>
