@@ -15,6 +15,8 @@
 //                                            same bucket lock after its store
 // so the argument of waiter_count.hpp holds with "the bucket lock" in place
 // of "the futex".
+#include "rouse/config.hpp"
+
 #include <climits>
 #include <cstring>
 
@@ -84,7 +86,7 @@ bool park_wait(const void* address, std::size_t size, const void* old_bytes,
   return changed;
 }
 
-#if !defined(ROUSE_WAIT_BACKEND_GENERIC)
+#if !ROUSE_CONFIG_WAIT_BACKEND_GENERIC
 const platform::word& word_at(const void* address) noexcept {
   // A 4-byte lock-free std::atomic<T> has the size, alignment and
   // representation of the futex word; the kernel only reads it.
@@ -115,7 +117,7 @@ bool atomic_wait_bytes(const void* address, std::size_t size, const void* old_by
     if (deadline && std::chrono::steady_clock::now() >= *deadline)
       return !holds_old(address, size, old_bytes);
   }
-#if !defined(ROUSE_WAIT_BACKEND_GENERIC)
+#if !ROUSE_CONFIG_WAIT_BACKEND_GENERIC
   if (size == 4) {
     std::uint32_t old;
     std::memcpy(&old, old_bytes, 4);
@@ -127,7 +129,7 @@ bool atomic_wait_bytes(const void* address, std::size_t size, const void* old_by
 }
 
 void atomic_notify_bytes(const void* address, std::size_t size, bool all) noexcept {
-#if !defined(ROUSE_WAIT_BACKEND_GENERIC)
+#if !ROUSE_CONFIG_WAIT_BACKEND_GENERIC
   if (size == 4) {
     if (all) {
       platform::wake_all(word_at(address));

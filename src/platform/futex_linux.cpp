@@ -1,5 +1,7 @@
 // The Linux futex backend of rouse/platform/wait.hpp.
-#if !defined(ROUSE_WAIT_BACKEND_GENERIC)
+#include "rouse/config.hpp"
+
+#if !ROUSE_CONFIG_WAIT_BACKEND_GENERIC
 
 #include <linux/futex.h>
 #include <sys/syscall.h>
@@ -241,4 +243,4 @@ bool detail::force_wait_any_polling(bool on) noexcept {
 
 }  // namespace rouse::platform
 
-#endif  // !ROUSE_WAIT_BACKEND_GENERIC
+#endif  // !ROUSE_CONFIG_WAIT_BACKEND_GENERIC

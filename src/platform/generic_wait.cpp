@@ -9,7 +9,9 @@
 // - deadlines are absolute on their own clock and re-checked against that
 //   clock before a wait reports timed_out, so they are never early;
 // - scope::process_shared is treated as private (the table is per process).
-#if defined(ROUSE_WAIT_BACKEND_GENERIC)
+#include "rouse/config.hpp"
+
+#if ROUSE_CONFIG_WAIT_BACKEND_GENERIC
 
 #include <climits>
 
@@ -110,4 +112,4 @@ bool detail::force_wait_any_polling(bool) noexcept { return false; }  // no fall
 
 }  // namespace rouse::platform
 
-#endif  // ROUSE_WAIT_BACKEND_GENERIC
+#endif  // ROUSE_CONFIG_WAIT_BACKEND_GENERIC

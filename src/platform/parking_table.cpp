@@ -1,4 +1,6 @@
 // rouse's parking table: see parking_table.hpp for the protocol.
+#include "rouse/config.hpp"
+
 #include "parking_table.hpp"
 
 #include <atomic>
@@ -8,7 +10,7 @@
 
 #include "counters_internal.hpp"
 
-#if !defined(ROUSE_WAIT_BACKEND_GENERIC)
+#if !ROUSE_CONFIG_WAIT_BACKEND_GENERIC
 #include <linux/futex.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -36,7 +38,7 @@ constexpr std::size_t max_park_keys = 128;  // wait_any's limit (futex_waitv's)
 // wake may hit a reused stack address: a spurious wake-up for whoever sleeps
 // there, which every user of the wait layer tolerates (the state word is the
 // truth). These inner calls are not counted: park/unpark count one each.
-#if defined(ROUSE_WAIT_BACKEND_GENERIC)
+#if ROUSE_CONFIG_WAIT_BACKEND_GENERIC
 struct sleeper {
   std::mutex lock;
   std::condition_variable wakeup;

@@ -8,18 +8,22 @@
 //   ROUSE_CHECK_USAGE(owner_ == me, "rouse::mutex", "unlock() by a thread that does not hold the lock");
 //   -> "rouse::mutex: misuse: unlock() by a thread that does not hold the lock" on stderr, abort()
 //
-// Checks are on when ROUSE_DEBUG_CHECKS is 1, which it is by default when
-// NDEBUG is not defined. In release builds a check compiles to nothing (its
-// condition is not evaluated), so it costs nothing and may not have effects.
+// Checks are on when ROUSE_DEBUG_CHECKS is 1. It is fixed when rouse is
+// configured (rouse/config.hpp: -DROUSE_DEBUG_CHECKS=ON|OFF|AUTO, AUTO being
+// "on unless the build's flags define NDEBUG"), for the library and every
+// translation unit that uses it: a translation unit's own NDEBUG does not
+// change it, so checks that pair up across translation units (the list of
+// locks a thread holds) always agree. With checks off a check compiles to
+// nothing (its condition is not evaluated), so it costs nothing and may not
+// have effects.
 #pragma once
 
-#if !defined(ROUSE_DEBUG_CHECKS)
-#if defined(NDEBUG)
-#define ROUSE_DEBUG_CHECKS 0
-#else
-#define ROUSE_DEBUG_CHECKS 1
+#include "rouse/config.hpp"
+
+#if defined(ROUSE_DEBUG_CHECKS)
+#error "ROUSE_DEBUG_CHECKS is fixed when rouse is configured (rouse/config.hpp): configure with -DROUSE_DEBUG_CHECKS=ON or OFF instead of defining it"
 #endif
-#endif
+#define ROUSE_DEBUG_CHECKS ROUSE_CONFIG_DEBUG_CHECKS
 
 #include <type_traits>
 
