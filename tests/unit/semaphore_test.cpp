@@ -12,6 +12,7 @@
 #include <thread>
 #include <vector>
 
+#include "eventually.hpp"
 #include "rouse/platform/counters.hpp"
 
 namespace {
@@ -56,45 +57,16 @@ TEST(semaphore, acquire_returns_at_once_with_a_permit) {
   EXPECT_FALSE(s.try_acquire());
 }
 
-TEST(semaphore, release_wakes_a_sleeping_acquire) {
-  rouse::binary_semaphore s(0);
-  int payload = 0;
-  std::thread t([&] {
-    std::this_thread::sleep_for(10ms);
-    payload = 7;
-    s.release();
-  });
-  s.acquire();
-  EXPECT_EQ(payload, 7);
-  t.join();
-}
-
-TEST(semaphore, release_n_wakes_n_sleepers) {
-  rouse::counting_semaphore<8> s(0);
-  std::atomic<int> done{0};
-  std::vector<std::thread> ts;
-  for (int i = 0; i < 4; ++i)
-    ts.emplace_back([&] {
-      s.acquire();
-      done.fetch_add(1);
-    });
-  std::this_thread::sleep_for(20ms);
-  s.release(3);
-  while (done.load() < 3) std::this_thread::yield();
-  EXPECT_FALSE(s.try_acquire());
-  s.release();
-  for (auto& t : ts) t.join();
-  EXPECT_EQ(done.load(), 4);
-}
-
 TEST(semaphore, release_zero_changes_nothing_and_strands_no_sleeper) {
+  ROUSE_TEST_NEEDS_SYSCALL_COUNTERS();
   rouse::binary_semaphore s(0);
   std::atomic<bool> got{false};
+  auto const base = rouse_test::wait_calls();
   std::thread sleeper([&] {
     s.acquire();
     got = true;
   });
-  std::this_thread::sleep_for(20ms);
+  rouse_test::until_wait_calls(base + 1);  // the sleepers flag is set
   s.release(0);
   EXPECT_FALSE(s.try_acquire());
   s.release();
@@ -102,96 +74,30 @@ TEST(semaphore, release_zero_changes_nothing_and_strands_no_sleeper) {
   EXPECT_TRUE(got.load());
 }
 
-TEST(semaphore, try_acquire_for_times_out_never_early) {
-  rouse::binary_semaphore s(0);
-  auto const start = std::chrono::steady_clock::now();
-  EXPECT_FALSE(s.try_acquire_for(20ms));
-  EXPECT_GE(std::chrono::steady_clock::now() - start, 20ms);
-}
-
-TEST(semaphore, try_acquire_until_system_clock_never_early) {
-  rouse::binary_semaphore s(0);
-  auto const deadline = std::chrono::system_clock::now() + 20ms;
-  EXPECT_FALSE(s.try_acquire_until(deadline));
-  EXPECT_GE(std::chrono::system_clock::now(), deadline);
-}
-
-TEST(semaphore, try_acquire_for_succeeds_when_released) {
-  rouse::binary_semaphore s(0);
-  std::thread t([&] {
-    std::this_thread::sleep_for(10ms);
-    s.release();
-  });
-  EXPECT_TRUE(s.try_acquire_for(1h));
-  t.join();
-}
-
-TEST(semaphore, timed_out_waiter_does_not_strand_another_sleeper) {
-  rouse::binary_semaphore s(0);
-  std::atomic<bool> got{false};
-  std::thread sleeper([&] {
-    s.acquire();
-    got = true;
-  });
-  EXPECT_FALSE(s.try_acquire_for(30ms));
-  s.release();
-  sleeper.join();
-  EXPECT_TRUE(got.load());
-}
-
-TEST(semaphore, zero_and_negative_timeouts) {
-  rouse::binary_semaphore s(0);
-  EXPECT_FALSE(s.try_acquire_for(0ms));
-  EXPECT_FALSE(s.try_acquire_for(-1ms));
-  s.release();
-  EXPECT_TRUE(s.try_acquire_for(0ms));
-}
-
-TEST(semaphore, release_with_nobody_asleep_makes_no_system_call) {
-  if (!rouse::platform::syscall_counters_enabled()) GTEST_SKIP() << "syscall counters not compiled in";
-  rouse::counting_semaphore<10> s(0);
-  auto const before = rouse::platform::syscall_counters();
-  for (int i = 0; i < 1000; ++i) {
-    s.release(3);
-    s.acquire();
-    EXPECT_TRUE(s.try_acquire());
-    EXPECT_TRUE(s.try_acquire_for(1ms));
-  }
-  auto const after = rouse::platform::syscall_counters();
-  EXPECT_EQ(after.wakes, before.wakes);
-  EXPECT_EQ(after.waits, before.waits);
-}
-
 // ---- both layouts ----------------------------------------------------------
 
 constexpr std::ptrdiff_t wide_max = std::ptrdiff_t{1} << 40;
 using wide_semaphore = rouse::counting_semaphore<wide_max>;
 
-// Waits until `n` more threads than `base` counted have gone to sleep in
-// the futex (the counter is bumped just before the call), then a little
-// more, from "about to sleep" to asleep. Without the counters, only the
-// little more.
-void await_sleepers(std::uint64_t base, std::uint64_t n) {
-  if (rouse::platform::syscall_counters_enabled()) {
-    while (rouse::platform::syscall_counters().waits < base + n) std::this_thread::yield();
-  }
-  std::this_thread::sleep_for(5ms);
-}
-
+// The typed tests below that have a thread block first wait for its wait
+// call (rouse_test::until_wait_calls): it has set the sleepers flag, so the
+// release takes its waking path. Whether it is asleep yet does not change
+// what they check.
 template <class S>
 class semaphore_layout : public ::testing::Test {};
 using semaphore_layouts = ::testing::Types<rouse::counting_semaphore<8>, wide_semaphore>;
 TYPED_TEST_SUITE(semaphore_layout, semaphore_layouts);
 
 TYPED_TEST(semaphore_layout, release_wakes_a_sleeping_acquire_and_publishes) {
+  ROUSE_TEST_NEEDS_SYSCALL_COUNTERS();
   TypeParam s(0);
   int payload = 0;
-  auto const base = rouse::platform::syscall_counters().waits;
+  auto const base = rouse_test::wait_calls();
   std::thread sleeper([&] {
     s.acquire();
     EXPECT_EQ(payload, 7);
   });
-  await_sleepers(base, 1);
+  rouse_test::until_wait_calls(base + 1);
   payload = 7;
   s.release();
   sleeper.join();
@@ -199,16 +105,17 @@ TYPED_TEST(semaphore_layout, release_wakes_a_sleeping_acquire_and_publishes) {
 }
 
 TYPED_TEST(semaphore_layout, release_n_lets_n_of_more_sleepers_through) {
+  ROUSE_TEST_NEEDS_SYSCALL_COUNTERS();
   TypeParam s(0);
   std::atomic<int> done{0};
-  auto const base = rouse::platform::syscall_counters().waits;
+  auto const base = rouse_test::wait_calls();
   std::vector<std::thread> ts;
   for (int i = 0; i < 4; ++i)
     ts.emplace_back([&] {
       s.acquire();
       done.fetch_add(1);
     });
-  await_sleepers(base, 4);
+  rouse_test::until_wait_calls(base + 4);
   s.release(3);
   while (done.load() < 3) std::this_thread::yield();
   EXPECT_FALSE(s.try_acquire());
@@ -219,12 +126,13 @@ TYPED_TEST(semaphore_layout, release_n_lets_n_of_more_sleepers_through) {
 }
 
 TYPED_TEST(semaphore_layout, two_releases_of_one_reach_two_sleepers) {
+  ROUSE_TEST_NEEDS_SYSCALL_COUNTERS();
   TypeParam s(0);
   std::atomic<int> done{0};
-  auto const base = rouse::platform::syscall_counters().waits;
+  auto const base = rouse_test::wait_calls();
   std::thread a([&] { s.acquire(); done.fetch_add(1); });
   std::thread b([&] { s.acquire(); done.fetch_add(1); });
-  await_sleepers(base, 2);
+  rouse_test::until_wait_calls(base + 2);
   s.release();
   s.release();  // may find the flag cleared by the first: the woken one passes the wake on
   a.join();
@@ -250,25 +158,27 @@ TYPED_TEST(semaphore_layout, timed_acquires_time_out_never_early) {
 }
 
 TYPED_TEST(semaphore_layout, timed_acquire_succeeds_when_released) {
+  ROUSE_TEST_NEEDS_SYSCALL_COUNTERS();
   TypeParam s(0);
-  auto const base = rouse::platform::syscall_counters().waits;
+  auto const base = rouse_test::wait_calls();
   std::atomic<bool> got{false};
   std::thread waiter([&] { got = s.try_acquire_for(1h); });
-  await_sleepers(base, 1);
+  rouse_test::until_wait_calls(base + 1);
   s.release();
   waiter.join();
   EXPECT_TRUE(got.load());
 }
 
 TYPED_TEST(semaphore_layout, timed_out_waiter_does_not_strand_another_sleeper) {
+  ROUSE_TEST_NEEDS_SYSCALL_COUNTERS();
   TypeParam s(0);
   std::atomic<bool> got{false};
-  auto const base = rouse::platform::syscall_counters().waits;
+  auto const base = rouse_test::wait_calls();
   std::thread sleeper([&] {
     s.acquire();
     got = true;
   });
-  await_sleepers(base, 1);
+  rouse_test::until_wait_calls(base + 1);
   EXPECT_FALSE(s.try_acquire_for(20ms));
   s.release();
   sleeper.join();
@@ -317,6 +227,7 @@ TEST(wide_semaphore, starts_full_at_its_maximum_and_gives_permits_back) {
 }
 
 TEST(wide_semaphore, the_largest_maximum_ptrdiff_max) {
+  ROUSE_TEST_NEEDS_SYSCALL_COUNTERS();
   constexpr std::ptrdiff_t top = std::numeric_limits<std::ptrdiff_t>::max();
   rouse::counting_semaphore<top> full(top);
   EXPECT_TRUE(full.try_acquire());
@@ -324,9 +235,9 @@ TEST(wide_semaphore, the_largest_maximum_ptrdiff_max) {
   // A release of every permit at once to a sleeper: the wake count is
   // clamped, the count is exact.
   rouse::counting_semaphore<top> s(0);
-  auto const base = rouse::platform::syscall_counters().waits;
+  auto const base = rouse_test::wait_calls();
   std::thread sleeper([&] { s.acquire(); });
-  await_sleepers(base, 1);
+  rouse_test::until_wait_calls(base + 1);
   s.release(top);
   sleeper.join();
   for (int i = 0; i < 3; ++i) EXPECT_TRUE(s.try_acquire());
@@ -334,12 +245,13 @@ TEST(wide_semaphore, the_largest_maximum_ptrdiff_max) {
 }
 
 TEST(wide_semaphore, acquires_of_a_huge_count_sleep_and_wake_like_small_ones) {
+  ROUSE_TEST_NEEDS_SYSCALL_COUNTERS();
   // A waiter asleep on an empty wide semaphore, then a release of 2^33:
   // the waiter takes one, 2^33 - 1 are left.
   wide_semaphore s(0);
-  auto const base = rouse::platform::syscall_counters().waits;
+  auto const base = rouse_test::wait_calls();
   std::thread sleeper([&] { EXPECT_TRUE(s.try_acquire_for(1h)); });
-  await_sleepers(base, 1);
+  rouse_test::until_wait_calls(base + 1);
   s.release(std::ptrdiff_t{1} << 33);
   sleeper.join();
   for (int i = 0; i < 5; ++i) EXPECT_TRUE(s.try_acquire());
@@ -361,13 +273,14 @@ TEST(semaphore_death, wide_release_past_max_is_diagnosed) {
       "rouse::counting_semaphore: misuse: release\\(\\) past max\\(\\)");
 }
 TEST(semaphore_death, wide_release_past_max_to_a_sleeper_is_diagnosed) {
+  ROUSE_TEST_NEEDS_SYSCALL_COUNTERS();
   // The release that finds SLEEPERS checks too (after its permits are in).
   EXPECT_DEATH(
       {
         rouse::counting_semaphore<0x80000000> s(0);
-        auto const base = rouse::platform::syscall_counters().waits;
+        auto const base = rouse_test::wait_calls();
         std::thread sleeper([&] { s.acquire(); });
-        await_sleepers(base, 1);
+        rouse_test::until_wait_calls(base + 1);
         s.release(0x80000001);
         sleeper.join();
       },
