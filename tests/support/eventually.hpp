@@ -19,15 +19,18 @@
 // rouse_test::thread (threads.hpp) knows its kernel id.
 #pragma once
 
+#include <dirent.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cstdint>
+#include <cstdlib>
 #include <fstream>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "rouse/platform/counters.hpp"
 
@@ -103,6 +106,19 @@ inline bool is_asleep(pid_t tid, pid_t process = 0) {
   if (std::ifstream wchan(dir + "wchan"); wchan >> channel && channel != "0")
     return channel.find("futex") != std::string::npos;
   return true;
+}
+
+// The kernel ids of this process's threads now (/proc/self/task): taken
+// before and after a call that starts threads, the difference is the new
+// threads (a pool's workers, say).
+inline std::vector<pid_t> thread_ids() {
+  std::vector<pid_t> ids;
+  if (DIR* const dir = ::opendir("/proc/self/task")) {
+    while (dirent const* const entry = ::readdir(dir))
+      if (entry->d_name[0] != '.') ids.push_back(static_cast<pid_t>(std::atoi(entry->d_name)));
+    ::closedir(dir);
+  }
+  return ids;
 }
 
 // Blocks until thread `tid` (of `process`, as is_asleep()) sleeps in a futex wait.

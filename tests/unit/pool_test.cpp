@@ -1,4 +1,6 @@
-// Unit tests of rouse/pool/pool.hpp.
+// Unit tests of rouse/pool/pool.hpp. Workers and callers are known to sleep
+// by the kernel's view of them (tests/support/eventually.hpp), never by a
+// sleep; the sleeps left are the idle gaps and times a test is about.
 #include "rouse/pool/pool.hpp"
 
 #include <gtest/gtest.h>
@@ -12,6 +14,7 @@
 #include <cstdint>
 #include <ctime>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <numeric>
 #include <set>
@@ -21,12 +24,35 @@
 #include <thread>
 #include <vector>
 
+#include "eventually.hpp"
 #include "rouse/platform/counters.hpp"
 #include "rouse/platform/cpu.hpp"
 
 namespace {
 
 using namespace std::chrono_literals;
+
+// The threads a pool constructed by `make` started: the kernel ids new after
+// it. A thread is started and joined first: ThreadSanitizer starts a helper
+// thread of its own with a process's first thread.
+template <class Make>
+auto with_new_threads(Make make, std::vector<pid_t>& started) {
+  std::thread([] {}).join();
+  auto const before = rouse_test::thread_ids();
+  auto made = make();
+  for (pid_t id : rouse_test::thread_ids())
+    if (std::find(before.begin(), before.end(), id) == before.end()) started.push_back(id);
+  return made;
+}
+
+// Blocks until every thread of `ids` sleeps in a futex wait at once.
+void until_all_asleep(const std::vector<pid_t>& ids) {
+  rouse_test::eventually([&] {
+    for (pid_t id : ids)
+      if (!rouse_test::is_asleep(id)) return false;
+    return true;
+  });
+}
 
 // Counts, per index, how often a parallel_for body ran it.
 struct index_counts {
@@ -71,7 +97,7 @@ TEST(pool_adaptive_spin, grows_to_twice_the_measured_wake_delay_up_to_the_maximu
   pool_adaptive_spin spin(20us, 150us);
   for (int i = 0; i < 20; ++i) {
     spin.sleeping();
-    std::this_thread::sleep_for(200us);
+    std::this_thread::sleep_for(200us);  // the sleep being measured: a stamp 100 us ago falls inside it
     // A wake stamped 100 us ago, after this sleep began: a delay >= 100 us.
     spin.woken(pool_adaptive_spin::now() - 100'000);
   }
@@ -84,7 +110,7 @@ TEST(pool_adaptive_spin, a_wake_stamped_before_the_sleep_is_not_a_sample) {
   using rouse::detail::pool_adaptive_spin;
   pool_adaptive_spin spin(20us, 1ms);
   std::int64_t const old_stamp = pool_adaptive_spin::now();
-  std::this_thread::sleep_for(1ms);
+  std::this_thread::sleep_for(1ms);  // the stamp must be older than the sleep by a clear margin
   spin.sleeping();
   spin.woken(old_stamp);  // an earlier job's wake: would read as >= 1 ms
   EXPECT_EQ(spin.budget(), std::chrono::nanoseconds(20us));
@@ -96,6 +122,8 @@ TEST(pool_adaptive_spin, a_stall_is_not_a_sample) {
   using rouse::detail::pool_adaptive_spin;
   pool_adaptive_spin spin(20us, 1ms);
   spin.sleeping();
+  // The sleep being measured: the wake below is stamped 60 ms ago, inside
+  // it (a stamp before the sleep would be rejected for another reason).
   std::this_thread::sleep_for(70ms);
   spin.woken(pool_adaptive_spin::now() - 60'000'000);  // 60 ms: beyond the 50 ms bound
   EXPECT_EQ(spin.budget(), std::chrono::nanoseconds(20us));
@@ -105,7 +133,7 @@ TEST(pool_adaptive_spin, a_fixed_budget_does_not_adapt) {
   using rouse::detail::pool_adaptive_spin;
   pool_adaptive_spin spin(20us, 10us);  // max below min: fixed at min
   spin.sleeping();
-  std::this_thread::sleep_for(1ms);
+  std::this_thread::sleep_for(1ms);  // the sleep being measured: the stamp below falls inside it
   spin.woken(pool_adaptive_spin::now() - 500'000);
   EXPECT_EQ(spin.budget(), std::chrono::nanoseconds(20us));
 }
@@ -668,18 +696,32 @@ TEST(pool, exception_from_one_worker_is_rethrown_and_the_pool_stays_usable) {
 }
 
 TEST(pool, exception_from_the_caller_share_waits_for_the_workers) {
-  rouse::pool pool(rouse::pool_options{.threads = 3});
-  std::atomic<int> finished{0};
-  EXPECT_THROW(pool.run([&](unsigned index, unsigned) {
-    if (index == 0) throw std::logic_error("caller");
-    std::this_thread::sleep_for(20ms);
+  // The caller's share throws once both workers are inside theirs; they
+  // finish only once the caller sleeps waiting for them (run() has not
+  // returned: the kernel shows it asleep), or once run() returned. A run()
+  // that rethrows before its workers finished is seen with finished < started.
+  rouse::pool pool(rouse::pool_options{.threads = 3, .spin = 0ns, .max_spin = 0ns});
+  std::atomic<int> started{0}, finished{0};
+  std::atomic<bool> release{false}, returned{false};
+  pid_t const caller = rouse_test::kernel_tid();
+  std::thread releaser([&] {
+    rouse_test::eventually([&] { return returned.load() || (started.load() == 2 && rouse_test::is_asleep(caller)); });
+    release.store(true);
+  });
+  EXPECT_THROW(pool.run([&](unsigned index, unsigned count) {
+    if (index == 0) {
+      rouse_test::eventually([&] { return started.load() == static_cast<int>(count) - 1; });
+      throw std::logic_error("caller");
+    }
+    started.fetch_add(1);
+    rouse_test::eventually([&] { return release.load(); });
     finished.fetch_add(1);
   }),
                std::logic_error);
-  // Every worker that started has finished before run() rethrew.
-  int const done = finished.load();
-  std::this_thread::sleep_for(30ms);
-  EXPECT_EQ(finished.load(), done);
+  EXPECT_EQ(finished.load(), started.load()) << "run() rethrew before its workers finished";
+  returned.store(true);
+  releaser.join();
+  EXPECT_EQ(started.load(), 2);
 }
 
 TEST(pool, exceptions_from_several_and_from_all_participants_rethrow_one) {
@@ -808,14 +850,17 @@ TEST(pool, a_job_on_sleeping_workers_makes_one_wake_call_to_dispatch_and_one_to_
   if (!rouse::platform::syscall_counters_enabled()) GTEST_SKIP() << "syscall counters are not compiled in";
   // Spin 0 and max_spin 0: every wait sleeps. One wake_all dispatches to all 3 workers;
   // at most one more wakes the caller if it fell asleep before the last report.
-  rouse::pool pool(rouse::pool_options{.threads = 4, .spin = 0ns, .max_spin = 0ns});
+  std::vector<pid_t> workers;
+  auto pool = with_new_threads(
+      [] { return std::make_unique<rouse::pool>(rouse::pool_options{.threads = 4, .spin = 0ns, .max_spin = 0ns}); },
+      workers);
+  ASSERT_EQ(workers.size(), 3u);
   std::atomic<int> workers_done{0};
   for (int job = 0; job < 20; ++job) {
-    // Let the workers fall asleep.
-    std::this_thread::sleep_for(5ms);
+    until_all_asleep(workers);
     auto const before = rouse::platform::syscall_counters();
     workers_done = 0;
-    pool.run([&](unsigned index, unsigned) {
+    pool->run([&](unsigned index, unsigned) {
       if (index == 0) {
         while (workers_done.load() != 3) std::this_thread::yield();
       } else {
@@ -838,15 +883,17 @@ struct cpu_clock {
 };
 
 TEST(pool, idle_workers_sleep_after_the_spin_budget) {
-  // Budgets between 100 us and 2 ms; jobs with sleeps between them first,
-  // so that the workers measure wake-ups and their budgets may grow.
+  // Budgets between 100 us and 2 ms; jobs with idle gaps between them first
+  // (the gaps are the behaviour: 0.5 and 3 ms of nothing to do), so that the
+  // workers measure wake-ups and their budgets may grow.
   rouse::pool pool(rouse::pool_options{.threads = 3, .spin = 100us, .max_spin = 2ms});
   for (int job = 0; job < 20; ++job) {
     pool.run([](unsigned, unsigned) {});
     std::this_thread::sleep_for(job % 2 == 0 ? 500us : 3ms);
   }
-  // Learn each worker's CPU clock from inside a job.
+  // Learn each worker's CPU clock and kernel id from inside a job.
   std::vector<cpu_clock> clocks(3);
+  std::vector<pid_t> tids(3);
   std::vector<std::atomic<int>> got(3);
   std::atomic<unsigned> others{0};
   pool.run([&](unsigned index, unsigned count) {
@@ -855,20 +902,29 @@ TEST(pool, idle_workers_sleep_after_the_spin_budget) {
       return;
     }
     pthread_getcpuclockid(pthread_self(), &clocks[index].id);
+    tids[index] = rouse_test::kernel_tid();
     got[index] = 1;
     others.fetch_add(1);
   });
   std::vector<cpu_clock> workers;
-  for (unsigned i = 1; i < 3; ++i)
-    if (got[i].load()) workers.push_back(clocks[i]);
+  std::vector<pid_t> worker_tids;
+  for (unsigned i = 1; i < 3; ++i) {
+    if (got[i].load()) {
+      workers.push_back(clocks[i]);
+      worker_tids.push_back(tids[i]);
+    }
+  }
   ASSERT_EQ(workers.size(), 2u);
-  std::this_thread::sleep_for(50ms);  // well past the largest budget, 2 ms
+  // Both workers go to sleep once their budget is spent: the kernel shows
+  // them asleep (workers that spin forever hang the test).
+  until_all_asleep(worker_tids);
   std::vector<double> start;
   for (auto& c : workers) start.push_back(c.seconds());
-  std::this_thread::sleep_for(300ms);
+  // And they stay asleep: the window is the behaviour measured.
+  std::this_thread::sleep_for(100ms);
   for (std::size_t i = 0; i < workers.size(); ++i) {
     double const used = workers[i].seconds() - start[i];
-    // A spinning worker would use ~0.3 s of CPU here; a sleeping one none.
+    // A worker that spins again would use up to 0.1 s of CPU here; a sleeping one none.
     EXPECT_LT(used, 0.03) << "worker " << i << " used " << used << " s of CPU while idle";
   }
 }
@@ -933,8 +989,11 @@ TEST(pool, destroyed_while_idle_or_right_after_a_job) {
     EXPECT_EQ(calls.load(), 3);
   }
   for (int round = 0; round < 20; ++round) {
-    rouse::pool asleep(rouse::pool_options{.threads = 3, .spin = 0ns, .max_spin = 0ns});
-    std::this_thread::sleep_for(2ms);
+    std::vector<pid_t> workers;
+    auto asleep = with_new_threads(
+        [] { return std::make_unique<rouse::pool>(rouse::pool_options{.threads = 3, .spin = 0ns, .max_spin = 0ns}); },
+        workers);
+    until_all_asleep(workers);  // destroyed with both workers asleep, waiting for a first job
   }
 }
 
