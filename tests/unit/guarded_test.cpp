@@ -158,14 +158,16 @@ TEST(guarded, works_over_other_lockables) {
 }
 
 TEST(guarded, as_unique_lock_works_with_a_condition_variable) {
+  // The guard is taken before the producer starts: the producer can set the
+  // value only once the wait has released the lock through
+  // as_unique_lock(), and the wait returns holding it again.
   rouse::guarded<int, std::mutex> value;
   std::condition_variable cv;
+  auto g = value.lock();
   std::thread producer([&] {
-    std::this_thread::sleep_for(5ms);
     *value.lock() = 7;
     cv.notify_one();
   });
-  auto g = value.lock();
   cv.wait(g.as_unique_lock(), [&] { return value.unsafe_get_unlocked() == 7; });
   EXPECT_EQ(*g, 7);
   g.unlock();

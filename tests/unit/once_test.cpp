@@ -1,4 +1,5 @@
-// Unit tests of rouse/once.hpp.
+// Unit tests of rouse/once.hpp. A waiter is known to sleep by its wait call
+// (tests/support/eventually.hpp), never by a sleep.
 #include "rouse/once.hpp"
 
 #include <gtest/gtest.h>
@@ -10,7 +11,9 @@
 #include <type_traits>
 #include <vector>
 
+#include "eventually.hpp"
 #include "rouse/platform/counters.hpp"
+#include "threads.hpp"
 
 namespace {
 
@@ -72,36 +75,45 @@ TEST(call_once, an_exception_leaves_the_flag_unset_and_the_next_caller_retries) 
 }
 
 TEST(call_once, racing_callers_run_it_once_and_all_see_its_effects) {
+  // The one that runs it holds on until the five others sleep (five wait
+  // calls): they must all wait for it, be woken (else a hang), and see
+  // its effect.
+  ROUSE_TEST_NEEDS_SYSCALL_COUNTERS();
+  constexpr int callers = 6;
   for (int round = 0; round < 50; ++round) {
     rouse::once_flag flag;
     std::atomic<int> runs{0};
     int value = 0;  // plain: published by call_once's ordering
-    std::vector<std::thread> pool;
     std::atomic<int> seen_ok{0};
-    for (int t = 0; t < 6; ++t)
-      pool.emplace_back([&] {
-        rouse::call_once(flag, [&] {
-          runs.fetch_add(1);
-          std::this_thread::sleep_for(1ms);  // let the others arrive and sleep
-          value = 99;
-        });
-        if (value == 99) seen_ok.fetch_add(1);
+    auto const base = rouse_test::wait_calls();
+    rouse_test::threads pool(callers, [&] {
+      rouse::call_once(flag, [&] {
+        runs.fetch_add(1);
+        rouse_test::until_wait_calls(base + callers - 1);
+        value = 99;
       });
-    for (auto& t : pool) t.join();
+      if (value == 99) seen_ok.fetch_add(1);
+    });
+    pool.join();
     ASSERT_EQ(runs.load(), 1);
-    ASSERT_EQ(seen_ok.load(), 6);
+    ASSERT_EQ(seen_ok.load(), callers);
   }
 }
 
 TEST(call_once, a_waiter_runs_it_after_the_runner_throws) {
+  // The runner throws only once this thread sleeps (its wait call made): a
+  // throw that does not wake it leaves it asleep (a hang).
+  ROUSE_TEST_NEEDS_SYSCALL_COUNTERS();
   rouse::once_flag flag;
   std::atomic<bool> runner_started{false};
   std::atomic<int> successes{0};
+  std::atomic<std::uint64_t> base{0};
   std::thread runner([&] {
     try {
       rouse::call_once(flag, [&] {
+        base.store(rouse_test::wait_calls());
         runner_started.store(true);
-        std::this_thread::sleep_for(20ms);  // the waiter goes to sleep meanwhile
+        rouse_test::until_wait_calls(base.load() + 1);
         throw std::runtime_error("fails");
       });
     } catch (const std::runtime_error&) {
