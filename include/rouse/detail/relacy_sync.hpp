@@ -36,6 +36,7 @@
 #include <climits>
 #include <cstdint>
 #include <source_location>
+#include <type_traits>
 
 namespace rouse::platform {
 enum class wait_result : std::uint8_t { woken, timed_out };
@@ -261,7 +262,52 @@ inline int requeue_all(const atomic<std::uint32_t>& from, std::uint32_t expected
   return model::futex_wake(from, 1 << 20, l);
 }
 
+// A wait on a deadline object (detail/deadline.hpp): an untimed wait for a
+// no_deadline, a wait that may time out at any point (moving model time on)
+// for a timed one.
+template <class Deadline>
+  requires requires { Deadline::timed(); }
+inline wait_result wait_until(const atomic<std::uint32_t>& w, std::uint32_t expected, const Deadline&,
+                              location l = location::current()) {
+  if (!model::futex_wait(w, expected, Deadline::timed(), l) || !Deadline::timed()) return wait_result::woken;
+  ++model_clock::ticks();
+  return wait_result::timed_out;
+}
+
 inline void spin_pause() { rl::yield(1, RL_INFO); }
+
+// A yield is a scheduling point, as a pause is.
+inline void yield() { rl::yield(1, RL_INFO); }
+
+// Model time (sync_types.hpp, "Time under Relacy"): model_clock's own; any
+// other clock stands still at min(), so its deadlines are never reached by
+// the clock and only a timed wait's time-out ends a wait on one.
+template <class Clock>
+inline typename Clock::time_point now() noexcept {
+  if constexpr (std::is_same_v<Clock, model_clock>) {
+    return model_clock::now();
+  } else {
+    return Clock::time_point::min();
+  }
+}
+inline std::int64_t now_ns() noexcept {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             now<std::chrono::steady_clock>().time_since_epoch())
+      .count();
+}
+
+// sync_types.hpp's wait_timer, in wake-ups: a threshold counts as reached
+// from the second reading on.
+class wait_timer {
+ public:
+  void start() noexcept { readings_ = 0; }
+  bool reached(std::chrono::nanoseconds) noexcept { return ++readings_ >= 2; }
+
+ private:
+  int readings_ = 0;
+};
+
+inline constexpr bool in_model = true;
 
 inline void fence_seq_cst(location l = location::current()) { rl::atomic_thread_fence(rl::mo_seq_cst, info_of(l)); }
 

@@ -14,7 +14,15 @@
 //   detail::wait_until(w, expected, t)     platform::wait_until     futex wait that may time out
 //   detail::wake(w, n) / wake_one / wake_all   platform::wake...    rl futex wake
 //   detail::requeue_all(from, expected, to)    cmp_requeue(1, max)  wake_all(from) (see below)
+//   detail::wait_until(w, expected, d)     d a deadline object (detail/deadline.hpp): no_deadline
+//                                          waits untimed, until_deadline at d.at
 //   detail::spin_pause()                   platform::cpu_relax      rl::yield (lets the scheduler switch)
+//   detail::yield()                        platform::thread_yield   rl::yield (a scheduling point)
+//   detail::now<Clock>()                   Clock::now()             model_clock: model time; any other
+//                                                                   clock stands still at min() (below)
+//   detail::now_ns()                       platform::steady_now_ns  now<steady_clock>() in ns
+//   detail::wait_timer                     steady clock             counts wake-ups (below)
+//   detail::in_model                       false                    true (for size static_asserts only)
 //   detail::fence_seq_cst()                atomic_thread_fence      rl seq_cst fence
 //   detail::asymmetric_light_fence()       platform (compiler fence) seq_cst fence
 //   detail::asymmetric_heavy_fence()       platform (membarrier)    seq_cst fence
@@ -23,6 +31,13 @@
 // Under Relacy, requeue is modelled as "wake everyone on `from`": a requeued
 // waiter and a woken one both re-check their state, so a protocol that is
 // correct with wake-all is correct with requeue; requeue only saves wakes.
+//
+// Time under Relacy: the model controls no real clock, so a real clock
+// stands still (detail::now<steady_clock>() is time_point::min()): a
+// deadline on it is never reached by reading the clock, and a timed wait
+// ends only when Relacy makes it time out, which it may do at any point.
+// model_clock (relacy_sync.hpp) is the model's own time, which moves on one
+// tick at each time-out. A spin is counted in polls instead (detail/spin.hpp).
 //
 // Rules for protocol code:
 // - Declare words as `detail::atomic<std::uint32_t>` (it is `platform::word`
@@ -102,7 +117,55 @@ inline int requeue_all(const atomic<std::uint32_t>& from, std::uint32_t expected
   return platform::cmp_requeue(from, expected, to, 1, INT_MAX);
 }
 
+// A wait on a deadline object (detail/deadline.hpp): untimed for a
+// no_deadline, until `d.at` for a timed one. timed_out only when the
+// deadline has passed on its own clock.
+template <class Deadline>
+  requires requires { Deadline::timed(); }
+inline wait_result wait_until(const atomic<std::uint32_t>& w, std::uint32_t expected, const Deadline& d) noexcept {
+  if constexpr (Deadline::timed()) {
+    return platform::wait_until(w, expected, d.at);
+  } else {
+    (void)d;
+    platform::wait(w, expected);
+    return wait_result::woken;
+  }
+}
+
 inline void spin_pause() noexcept { platform::cpu_relax(); }
+
+// Gives the rest of the time slice away: a spin's yield poll (the thread
+// waited for may need this CPU). Decides only when to re-check, never part
+// of a protocol.
+inline void yield() noexcept { platform::thread_yield(); }
+
+// The time a protocol reads: Clock::now(); now_ns() is the steady clock in
+// nanoseconds (spin budgets, time stamps shared through an atomic).
+template <class Clock>
+inline typename Clock::time_point now() noexcept {
+  return Clock::now();
+}
+inline std::int64_t now_ns() noexcept { return platform::steady_now_ns(); }
+
+// How long a waiter has waited, for a protocol that changes course after a
+// while (rouse::mutex's fairness hand-off): start() before the first sleep,
+// reached(threshold) after each wake. Under a model, where time stands
+// still, it counts wake-ups instead: reached() is true from its second call
+// on, so a model explores both courses.
+class wait_timer {
+ public:
+  void start() noexcept { since_ = platform::steady_now_ns(); }
+  bool reached(std::chrono::nanoseconds threshold) const noexcept {
+    return platform::steady_now_ns() - since_ >= threshold.count();
+  }
+
+ private:
+  std::int64_t since_ = 0;
+};
+
+// True under a model. Only for the static_asserts of a primitive's size
+// (Relacy's atomics are larger); protocol code never branches on it.
+inline constexpr bool in_model = false;
 
 constexpr bool model_fault_on(model_fault) noexcept { return false; }
 
