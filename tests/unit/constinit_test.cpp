@@ -6,9 +6,11 @@
 // misuse in a constant initialisation is a compile error when the checks
 // are on. Each global is then used, so this is not only a compile check.
 //
-// Built twice (tests/CMakeLists.txt): constinit_test with the build's own
-// checks (on in debug builds) and constinit_ndebug_test with NDEBUG (checks
-// off, the destructors defaulted).
+// Built twice (tests/CMakeLists.txt): constinit_test, and
+// constinit_ndebug_test with NDEBUG defined. rouse's misuse checks follow the
+// build's configuration (rouse/config.hpp), not a translation unit's NDEBUG:
+// the checks-off case (destructors defaulted, no constructor check) is what
+// a build configured with them off runs, e.g. the release preset.
 #include <gtest/gtest.h>
 
 #include <chrono>
