@@ -5,8 +5,9 @@
 //   while (!ready()) p.park();        make_ready(); p.unpark();
 //
 // Purpose: the smallest blocking building block. A thread parks on its own
-// parker; other threads unpark it. Channels, pools and queue locks put one in
-// each waiter node.
+// parker; other threads unpark it. Every thread waiter of rouse's waiter
+// queue (detail/waiter_queue.hpp: the channels, select) sleeps on one, and
+// its claimer's release is the unpark().
 //
 // Lifecycle and rules
 // - One thread parks at a time (normally the thread that owns the parker; the
@@ -94,6 +95,17 @@ class thread_parker {
       return true;
     }
     return park_until(deadline);
+  }
+
+  // Whether a token is waiting: a park() now would return at once. For the
+  // thread that parks, to poll before it sleeps (one load, no RMW). Once it
+  // returned true, the unpark() that left the token makes no further access
+  // to the parker (its exchange found nobody parked), so the parker may be
+  // destroyed without the token being consumed.
+  [[nodiscard]] bool has_token() const noexcept {
+    // Ordering: acquire pairs with the release exchange in unpark(), as the
+    // consuming RMW of park() does.
+    return state_.load(std::memory_order_acquire) == notified;
   }
 
   // Makes a token available, waking the parked thread if there is one.

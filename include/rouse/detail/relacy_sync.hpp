@@ -74,15 +74,17 @@ namespace model {
 // the model lets such a wake find nobody, while every other access to a
 // destroyed word is reported by Relacy ("access to freed memory"). A fixed
 // table, not a container: Relacy checks the heap for leaks per iteration.
+// A ring that keeps the most recent `capacity` destructions: entries of
+// earlier iterations and suites are never cleared (only a word built again
+// at the same address leaves), so a table that stopped adding once full
+// would, after enough iterations, forget a word destroyed in this one.
 struct retired_words {
-  static constexpr int capacity = 64;
+  static constexpr int capacity = 256;
   const void* slots[capacity] = {};
+  int next = 0;
   void add(const void* p) noexcept {
-    for (auto& s : slots)
-      if (s == nullptr) {
-        s = p;
-        return;
-      }
+    slots[next] = p;
+    next = (next + 1) % capacity;
   }
   void remove(const void* p) noexcept {
     for (auto& s : slots)

@@ -73,6 +73,12 @@ enum class model_fault : unsigned {
   // one and waking all (reads the object after the released waiter may have
   // destroyed it).
   event_set_reads_word_after_release,
+  // waiter_queue: a claimer releases a waker waiter (the store that lets it
+  // go) before it has taken the waker out of it.
+  waiter_released_before_waker_taken,
+  // waiter_queue: wake_chain() reads a claimed node's link after waking its
+  // waiter (which may have returned and freed the node).
+  waiter_chain_read_after_wake,
 };
 
 }  // namespace rouse::detail

@@ -1,0 +1,524 @@
+// rouse/detail/waiter_queue.hpp — the one intrusive waiter queue.
+//
+// Every primitive of rouse that keeps a list of blocked parties keeps it
+// here (DESIGN, "Shared machinery"): the channels and select, the parking
+// table of the generic wait backend and of the 1/2/8-byte atomic waits, and
+// the async primitives to come. Users never name these types.
+//
+//   waker         a type-erased wake action: a data pointer and a vtable of
+//                 wake / wake_by_ref / drop (a coroutine's waker has this shape)
+//   waiter        one blocked party, in its own stack frame (or coroutine
+//                 frame): a claim word that exactly one party wins, and the
+//                 release its claimer gives it — a thread_parker, which a
+//                 thread sleeps on, or a waker
+//   waiter_node   one registration of a waiter in one list (a select
+//                 registers one per case; a wait on several words one per word)
+//   waiter_list   an intrusive FIFO of nodes; its owner holds a lock
+//   waiter_queue  a list, its lock and an `empty` flag: register, cancel,
+//                 notify one / all, close, and a thread's whole blocking wait
+//
+// The wake action is a parameter of the waiter, not of the queue: a queue
+// holds thread waiters and waker waiters side by side (threads and tasks
+// sharing one channel), and the async layer uses this queue, not a copy.
+//
+// Lifecycle of a wait (ASYNC.md, "One wait, end to end"):
+//   1. The waiter builds a `waiter` and one `waiter_node` per list in its own
+//      frame (DESIGN rule 3: no allocation), links the nodes (push), then
+//      re-checks its condition (the Dekker pairing below).
+//   2. A party that can serve it claims it: one compare-exchange of the claim
+//      word, `waiting` -> the node's id (a notify), `closed` (a close) or
+//      `aborted` (the waiter itself: a timeout, a cancellation, a re-check
+//      that found its condition met). Exactly one claim succeeds (rule 6).
+//      A claimer unlinks the node under the list's lock and calls wake()
+//      after dropping the lock.
+//   3. wake() releases the waiter: for a thread, thread_parker::unpark();
+//      for a waker, it takes the waker out of the waiter, unparks, then
+//      wakes the waker it took.
+//   4. The waiter returns (and may free its frame) only once it has seen
+//      that release, or once it won its own claim and unlinked its nodes.
+//
+// Freed nodes: the one argument. A claimed waiter may return and free its
+// waiter and nodes the moment it sees its release, while the claimer is
+// still inside wake(). So the claimer's last touch of the waiter and its
+// nodes is the release itself: the exchange inside thread_parker::unpark().
+// Everything it needs afterwards it has copied out before: the next node of
+// a chain it wakes, the waker it wakes. What follows the exchange is, at
+// most, a futex wake on the parker's address — a system call that never
+// reads the memory (DESIGN rule 7); if the waiter has returned and the
+// address was reused, it is a spurious wake-up for whoever sleeps there,
+// which every user of a futex tolerates. A waiter that won its own claim is
+// touched by nobody after it has unlinked its nodes under the lock: a claimer
+// that meets one of its nodes first fails its compare-exchange under that
+// lock and unlinks the node (a dead node) without touching the waiter again.
+// A waker's data (a coroutine frame, a sleeper) must outlive its wake; that
+// is the waker's contract, not the queue's.
+//
+// Rule 6 (one winner): a waiter that gives up (timeout, cancellation)
+// either wins its own claim — it left before it was chosen, and cancel()
+// unlinks its node in O(1) (the list is doubly linked) — or loses it, was
+// chosen, and then holds the wake-up: it uses it (a channel operation tries
+// again) or passes it on (cancel_passing_on(): notify_one()).
+//
+// Misuse: none reachable by users. A waiter must not be destroyed while it
+// is linked and claimable (its owner withdraws first); debug builds do not
+// check this (the owner is always rouse code).
+// sizeof: waiter 32 bytes, waiter_node 40 bytes, waiter_queue 24 bytes
+// (static_asserts below).
+// Fairness: FIFO: notify wakes the oldest waiter that can still be claimed.
+// Cost with nobody waiting: notify_one() and has_waiters() are one seq_cst
+// load (a plain load on x86) and take no lock (DESIGN rule 2).
+// Across processes: no (nodes point into thread stacks).
+//
+// waiter::claim (the one-winner word)
+//   waiting  = 0   nobody has claimed it
+//   aborted  = 1   the waiter claimed itself (timeout, cancel, condition met)
+//   closed   = 2   a close() claimed it
+//   else           the address of the node through which a notify claimed it
+//
+// Memory ordering. (A)/(B) Dekker pairing between a party that makes a
+// waiter's condition true and a waiter that registers: the party's seq_cst
+// RMW on its own state (A1) is followed by the seq_cst load of `empty_` in
+// notify_one() (A2); push() stores `empty_ = 0` seq_cst (B1) and the waiter
+// then re-checks its condition with seq_cst loads (B2). In the single total
+// order either A2 sees B1 (the notifier finds the waiter) or B2 sees A1 (the
+// waiter sees its condition and withdraws), so no wake-up is lost.
+// Everything a claimer writes before wake() (a value handed over in a
+// node's packet) happens-before the waiter's return: thread_parker's release
+// exchange pairs with the acquire of park() or has_token().
+#pragma once
+
+#include <chrono>
+#include <climits>
+#include <cstdint>
+#include <utility>
+
+#include "rouse/detail/sync_types.hpp"
+#include "rouse/mutex.hpp"
+#include "rouse/thread_parker.hpp"
+
+namespace rouse::detail {
+
+// ---- wake actions ----------------------------------------------------------
+
+// Rust's RawWakerVTable, in C++: what a waker does with its data.
+struct waker_vtable {
+  void (*wake)(const void* data) noexcept;         // wake, and give up the waker's reference
+  void (*wake_by_ref)(const void* data) noexcept;  // wake, keep the reference
+  void (*drop)(const void* data) noexcept;         // give up the reference without waking
+};
+
+// One owned reference to something that can be woken (a task, a coroutine
+// and its executor, a sleeper). Move-only; empty when default-constructed.
+class waker {
+ public:
+  constexpr waker() noexcept = default;
+  constexpr waker(const void* data, const waker_vtable* vtable) noexcept : data_(data), vtable_(vtable) {}
+  waker(waker&& other) noexcept : data_(other.data_), vtable_(std::exchange(other.vtable_, nullptr)) {}
+  waker& operator=(waker&& other) noexcept {
+    if (this != &other) {
+      reset();
+      data_ = other.data_;
+      vtable_ = std::exchange(other.vtable_, nullptr);
+    }
+    return *this;
+  }
+  waker(const waker&) = delete;
+  waker& operator=(const waker&) = delete;
+  ~waker() { reset(); }
+
+  explicit operator bool() const noexcept { return vtable_ != nullptr; }
+  const void* data() const noexcept { return data_; }
+  const waker_vtable* vtable() const noexcept { return vtable_; }
+
+  // Wakes and gives up the reference (the waker is empty afterwards).
+  void wake() && noexcept {
+    if (const waker_vtable* const vt = std::exchange(vtable_, nullptr)) vt->wake(data_);
+  }
+  void wake_by_ref() const noexcept {
+    if (vtable_) vtable_->wake_by_ref(data_);
+  }
+  // Gives the reference away without dropping it (the caller now owns it).
+  std::pair<const void*, const waker_vtable*> release() noexcept { return {data_, std::exchange(vtable_, nullptr)}; }
+
+ private:
+  void reset() noexcept {
+    if (const waker_vtable* const vt = std::exchange(vtable_, nullptr)) vt->drop(data_);
+  }
+
+  const void* data_ = nullptr;
+  const waker_vtable* vtable_ = nullptr;
+};
+
+// A spin policy for waiter::wait() (the shape of detail/backoff_spin's and
+// the channels' policies): poll once per snooze() until completed().
+struct no_spin {
+  static constexpr bool completed() noexcept { return true; }
+  static constexpr void snooze() noexcept {}
+};
+
+// ---- waiter ---------------------------------------------------------------
+
+class waiter {
+ public:
+  static constexpr std::uintptr_t waiting = 0;
+  static constexpr std::uintptr_t aborted = 1;
+  static constexpr std::uintptr_t closed = 2;
+
+  // A thread waiter: its thread sleeps in wait() until its claimer's wake().
+  waiter() noexcept : waker_data_(nullptr), waker_vtable_(nullptr) {}
+  // A waiter woken through `w` (a coroutine's waker, a sleeper).
+  explicit waiter(waker w) noexcept : waker_data_(w.data()), waker_vtable_(w.release().second) {}
+  waiter(const waiter&) = delete;
+  waiter& operator=(const waiter&) = delete;
+  // Drops the waker if no claimer took it (the waiter won its own claim, or
+  // was never claimed).
+  ~waiter() {
+    if (const waker_vtable* const vt = unsync_ref(waker_vtable_)) vt->drop(unsync_ref(waker_data_));
+  }
+
+  // Claims the waiter for `value` (a node id, aborted or closed). Exactly
+  // one claim succeeds per waiter.
+  bool try_claim(std::uintptr_t value) noexcept {
+    std::uintptr_t expected = waiting;
+    // waiting -> value. Ordering: acq_rel: the winner's later writes reach
+    // the waiter through wake()'s release, not through this word; acquire
+    // keeps the winner's reads of a node's packet after its claim.
+    return claim_.compare_exchange_strong(expected, value, std::memory_order_acq_rel,
+                                          std::memory_order_acquire);
+  }
+
+  // Whether nobody has claimed it yet (a snapshot: a claim confirms it).
+  [[nodiscard]] bool is_waiting() const noexcept {
+    // Ordering: relaxed; a hint for readiness checks, which the CAS confirms.
+    return claim_.load(std::memory_order_relaxed) == waiting;
+  }
+
+  // Who claimed it. For the waiter, once wait() or wait_released() returned
+  // (or its own try_claim() won).
+  [[nodiscard]] std::uintptr_t claim() const noexcept {
+    // Ordering: relaxed: the claim happened-before the release that the
+    // waiter acquired (or is the waiter's own).
+    return claim_.load(std::memory_order_relaxed);
+  }
+
+  // Called once, by the party whose try_claim() won, after it has done its
+  // part (a hand-over into a node's packet) and outside any list lock. Its
+  // last touch of this waiter is the release (see "Freed nodes" above).
+  void wake() noexcept {
+    const waker_vtable* const vt = unsync_ref(waker_vtable_);
+    if (vt == nullptr) {
+      released_.unpark();  // a thread: exchange, and a futex wake if it sleeps
+      return;
+    }
+    if (model_fault_on(model_fault::waiter_released_before_waker_taken)) {
+      // BROKEN on purpose (model tests only): releases, then reads the waker.
+      unsync_ref(waker_vtable_) = nullptr;
+      released_.unpark();
+      waker{unsync_ref(waker_data_), vt}.wake();
+      return;
+    }
+    waker taken{unsync_ref(waker_data_), vt};
+    unsync_ref(waker_vtable_) = nullptr;  // taken: the destructor must not drop it
+    released_.unpark();                   // the release: nothing of *this after it
+    std::move(taken).wake();
+  }
+
+  // A thread waiter sleeps until it is claimed and released; returns the
+  // claim. `deadline`: no deadline (timed() false), or `deadline.at`, a
+  // time_point; at it the waiter claims itself (aborted) unless a claimer
+  // was first, in which case it waits for that claimer's release. `spin`
+  // polls the release before sleeping. Must not be called after the
+  // waiter's own try_claim() succeeded (nobody would release it).
+  template <class Deadline, class Spin>
+  std::uintptr_t wait(const Deadline& deadline, Spin&& spin) noexcept {
+    while (!spin.completed()) {
+      if (released_.has_token()) return claim();
+      spin.snooze();
+    }
+    if constexpr (!Deadline::timed()) {
+      released_.park();
+      return claim();
+    } else {
+      return wait_parked_until(deadline.at);
+    }
+  }
+
+  // After a lost try_claim(): returns once the winner's wake() released the
+  // waiter (it is between its claim and its release: a short wait).
+  void wait_released() noexcept { released_.park(); }
+
+ private:
+  template <class TimePoint>
+  [[gnu::noinline]] std::uintptr_t wait_parked_until(const TimePoint& at) noexcept {
+    if (released_.park_until(at)) return claim();
+    if (try_claim(aborted)) return aborted;  // nobody chose it: nobody will touch it
+    released_.park();                        // chosen at the last moment: the release is coming
+    return claim();
+  }
+
+  atomic<std::uintptr_t> claim_{waiting};
+  thread_parker released_;
+  unsync<const void*> waker_data_;
+  unsync<const waker_vtable*> waker_vtable_;
+};
+
+// ---- waiter_node -----------------------------------------------------------
+
+// One registration of a waiter in one list. `packet` is the owner's data
+// for the claimer (a rendezvous transfer area; nullptr when none).
+class waiter_node {
+ public:
+  waiter_node() noexcept : owner_(nullptr), packet_(nullptr), prev_(nullptr), next_(nullptr), linked_(false) {}
+  explicit waiter_node(waiter* owner, void* packet = nullptr) noexcept
+      : owner_(owner), packet_(packet), prev_(nullptr), next_(nullptr), linked_(false) {}
+  waiter_node(const waiter_node&) = delete;
+  waiter_node& operator=(const waiter_node&) = delete;
+
+  // Points an unlinked node at a new owner (a select case reused by a new call).
+  void reset(waiter* owner, void* packet = nullptr) noexcept {
+    unsync_ref(owner_) = owner;
+    unsync_ref(packet_) = packet;
+  }
+
+  waiter* owner() noexcept { return unsync_ref(owner_); }
+  void* packet() noexcept { return unsync_ref(packet_); }
+  // The claim value of a notify through this node.
+  std::uintptr_t id() const noexcept { return reinterpret_cast<std::uintptr_t>(this); }
+
+ private:
+  friend class waiter_list;
+  // Plain data, handed between threads by the list's lock and the claim;
+  // under a model, race- and lifetime-checked (unsync).
+  unsync<waiter*> owner_;
+  unsync<void*> packet_;
+  unsync<waiter_node*> prev_;
+  unsync<waiter_node*> next_;  // also the chain link of claimed nodes, once unlinked
+  unsync<bool> linked_;
+};
+
+// ---- waiter_list -----------------------------------------------------------
+
+// A FIFO of nodes. Every member function requires the owner's lock, except
+// wake_chain(), which must be called without it.
+class waiter_list {
+ public:
+  // The claim value meaning "the id of the node it was claimed through".
+  static constexpr std::uintptr_t by_node = waiter::waiting;
+
+  waiter_list() noexcept = default;
+  waiter_list(const waiter_list&) = delete;
+  waiter_list& operator=(const waiter_list&) = delete;
+
+  [[nodiscard]] bool empty() const noexcept { return head_ == nullptr; }
+  waiter_node* front() const noexcept { return head_; }
+  static waiter_node* next_of(waiter_node& n) noexcept { return unsync_ref(n.next_); }
+  static bool linked(waiter_node& n) noexcept { return unsync_ref(n.linked_); }
+
+  void push_back(waiter_node& n) noexcept {
+    unsync_ref(n.prev_) = tail_;
+    unsync_ref(n.next_) = nullptr;
+    if (tail_) unsync_ref(tail_->next_) = &n;
+    else head_ = &n;
+    tail_ = &n;
+    unsync_ref(n.linked_) = true;
+  }
+  // O(1): touches only the node and its two neighbours. True when the node
+  // was linked.
+  bool remove(waiter_node& n) noexcept {
+    if (!unsync_ref(n.linked_)) return false;
+    erase(n);
+    return true;
+  }
+  // `n` must be linked.
+  void erase(waiter_node& n) noexcept {
+    waiter_node* const prev = unsync_ref(n.prev_);
+    waiter_node* const next = unsync_ref(n.next_);
+    if (prev) unsync_ref(prev->next_) = next;
+    else head_ = next;
+    if (next) unsync_ref(next->prev_) = prev;
+    else tail_ = prev;
+    unsync_ref(n.prev_) = nullptr;
+    unsync_ref(n.next_) = nullptr;
+    unsync_ref(n.linked_) = false;
+  }
+
+  // Walks the list once, oldest first, over the nodes for which match(node)
+  // holds: unlinks each, and claims its waiter for `value` (by_node: the
+  // node's id) until `count` claims have succeeded. A node whose waiter is
+  // already claimed (through another node, or by itself) is dead: unlinked,
+  // not counted. Claimed nodes are appended to `chain` (linked through
+  // their `next`) for wake_chain() once the lock is dropped. Returns the
+  // number claimed.
+  template <class Match>
+  int claim(int count, std::uintptr_t value, Match&& match, waiter_node*& chain) noexcept {
+    waiter_node* tail = chain;
+    while (tail && unsync_ref(tail->next_)) tail = unsync_ref(tail->next_);
+    int claimed = 0;
+    for (waiter_node* n = head_; n && claimed < count;) {
+      waiter_node* const next = unsync_ref(n->next_);
+      if (match(*n)) {
+        erase(*n);
+        if (unsync_ref(n->owner_)->try_claim(value == by_node ? n->id() : value)) {
+          if (tail) unsync_ref(tail->next_) = n;
+          else chain = n;
+          tail = n;
+          ++claimed;
+        }
+      }
+      n = next;
+    }
+    return claimed;
+  }
+  int claim(int count, std::uintptr_t value, waiter_node*& chain) noexcept {
+    return claim(count, value, [](waiter_node&) { return true; }, chain);
+  }
+
+  // Whether claim() with `match` could find a node now (a snapshot).
+  template <class Match>
+  [[nodiscard]] bool has_claimable(Match&& match) noexcept {
+    for (waiter_node* n = head_; n; n = unsync_ref(n->next_))
+      if (match(*n) && unsync_ref(n->owner_)->is_waiting()) return true;
+    return false;
+  }
+
+  // Releases every waiter of a chain that claim() built. Without the lock.
+  // Each node's link and owner are read before its waiter is woken: after
+  // wake() the node may be gone.
+  static void wake_chain(waiter_node* chain) noexcept {
+    while (chain) {
+      waiter_node* const next = unsync_ref(chain->next_);
+      waiter* const owner = unsync_ref(chain->owner_);
+      if (model_fault_on(model_fault::waiter_chain_read_after_wake)) {
+        // BROKEN on purpose (model tests only): reads the link after the wake.
+        owner->wake();
+        chain = unsync_ref(chain->next_);
+        continue;
+      }
+      owner->wake();
+      chain = next;
+    }
+  }
+
+ private:
+  waiter_node* head_ = nullptr;
+  waiter_node* tail_ = nullptr;
+};
+
+// ---- waiter_queue ----------------------------------------------------------
+
+// A list with its lock and an `empty` flag, so that a notify with nobody
+// registered is one load. The lock is rouse::mutex (a parameter only so that
+// tests can count its use): against the channels' former dedicated lock (a
+// three-state futex lock spinning 64 pauses) the channel workloads measured
+// the same within the noise (docs/channels.md, "The waiter queue's lock").
+template <class Lock = ::rouse::mutex>
+class waiter_queue {
+ public:
+  waiter_queue() noexcept = default;
+  waiter_queue(const waiter_queue&) = delete;
+  waiter_queue& operator=(const waiter_queue&) = delete;
+
+  // Links `n` (B1); the caller re-checks its condition afterwards (B2).
+  void push(waiter_node& n) noexcept {
+    lock_.lock();
+    list_.push_back(n);
+    // (B1) seq_cst: pairs with (A2) in has_waiters().
+    empty_.store(0, std::memory_order_seq_cst);
+    lock_.unlock();
+  }
+  // Unlinks `n` if it is still linked (a claimer unlinks what it claims).
+  // True when it was.
+  bool remove(waiter_node& n) noexcept {
+    lock_.lock();
+    bool const was = list_.remove(n);
+    // Ordering: relaxed; only a hint for notify, re-written under the lock.
+    if (list_.empty()) empty_.store(1, std::memory_order_relaxed);
+    lock_.unlock();
+    return was;
+  }
+
+  // Whether anybody may be registered: one load, no lock (rule 2).
+  [[nodiscard]] bool has_waiters() const noexcept {
+    // (A2) seq_cst: pairs with (B1) in push(); the caller's (A1) comes first.
+    return empty_.load(std::memory_order_seq_cst) == 0;
+  }
+
+  // Claims and releases the oldest claimable waiter, if any. True when one
+  // was woken.
+  bool notify_one() noexcept {
+    if (!has_waiters()) [[likely]] return false;
+    return claim_and_wake(1, waiter_list::by_node) != 0;
+  }
+  // Claims and releases every waiter registered now. Returns how many.
+  int notify_all() noexcept {
+    if (!has_waiters()) return 0;
+    return claim_and_wake(INT_MAX, waiter_list::by_node);
+  }
+  // Claims every waiter for `closed` and releases it. Returns how many.
+  int close() noexcept { return claim_and_wake(INT_MAX, waiter::closed); }
+
+  // A waiter gives up: true when it left before it was chosen (its node is
+  // unlinked, O(1)); false when it had been chosen — then it holds that
+  // wake-up, its claimer has released it, and the caller uses it or passes
+  // it on.
+  bool cancel(waiter_node& n) noexcept {
+    waiter* const w = n.owner();
+    if (w->try_claim(waiter::aborted)) {
+      remove(n);
+      return true;
+    }
+    w->wait_released();
+    return false;
+  }
+  // cancel(), and a wake-up it was given goes to the next waiter (rule 6).
+  bool cancel_passing_on(waiter_node& n) noexcept {
+    if (cancel(n)) return true;
+    notify_one();
+    return false;
+  }
+
+  // The whole blocking wait of a thread: register, re-check with `ready`
+  // (B2: true when the caller's condition now holds), and sleep until a
+  // notify or close claims it or the deadline passes (see waiter::wait()).
+  // Returns the claim: the node's id (notified), closed, or aborted (ready,
+  // or timed out). The caller re-checks its state in every case.
+  template <class Deadline, class Ready, class Spin>
+  std::uintptr_t park(const Deadline& deadline, Ready&& ready, Spin&& spin) noexcept {
+    waiter w;
+    waiter_node n(&w);
+    push(n);
+    // (B2) after (B1) in push().
+    if (ready() && w.try_claim(waiter::aborted)) {
+      remove(n);
+      return waiter::aborted;
+    }
+    std::uintptr_t const c = w.wait(deadline, spin);
+    if (c == waiter::aborted) remove(n);  // a claimer unlinked it otherwise
+    return c;
+  }
+
+ private:
+  [[gnu::noinline]] int claim_and_wake(int count, std::uintptr_t value) noexcept {
+    waiter_node* chain = nullptr;
+    lock_.lock();
+    int const n = list_.claim(count, value, chain);
+    // Ordering: relaxed, as in remove().
+    if (list_.empty()) empty_.store(1, std::memory_order_relaxed);
+    lock_.unlock();
+    // Outside the lock: a claimed waiter stays alive until its release.
+    waiter_list::wake_chain(chain);
+    return n;
+  }
+
+  Lock lock_;
+  atomic<std::uint32_t> empty_{1};
+  waiter_list list_;
+};
+
+#if !defined(ROUSE_MODEL_RELACY)
+static_assert(sizeof(waiter) == 32);
+static_assert(sizeof(waiter_node) == 40);
+static_assert(sizeof(waiter_queue<>) == 24);
+#endif
+
+}  // namespace rouse::detail
