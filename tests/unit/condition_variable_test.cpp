@@ -25,6 +25,8 @@
 #include <thread>
 #include <vector>
 
+#include "clocks.hpp"
+#include "eventually.hpp"
 #include "rouse/mutex.hpp"
 #include "rouse/platform/counters.hpp"
 #include "rouse/shared_mutex.hpp"
@@ -40,19 +42,8 @@ static_assert(!std::is_copy_constructible_v<rouse::condition_variable>);
 static_assert(!std::is_move_constructible_v<rouse::condition_variable>);
 static_assert(std::is_nothrow_default_constructible_v<rouse::condition_variable>);
 
-struct other_clock {
-  using duration = std::chrono::nanoseconds;
-  using rep = duration::rep;
-  using period = duration::period;
-  using time_point = std::chrono::time_point<other_clock>;
-  [[maybe_unused]] static constexpr bool is_steady = true;
-  static time_point now() noexcept { return time_point(std::chrono::steady_clock::now().time_since_epoch()); }
-};
-
-template <class F>
-void eventually(F done) {
-  while (!done()) std::this_thread::sleep_for(1ms);
-}
+using rouse_test::eventually;
+using rouse_test::other_clock;
 
 // Waits until `n` threads have registered as waiters: each increments
 // `registered` under the mutex right before waiting, and the mutex being

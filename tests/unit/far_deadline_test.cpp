@@ -31,6 +31,7 @@
 #include <unistd.h>
 #endif
 
+#include "clocks.hpp"
 #include "rouse/atomic_wait.hpp"
 #include "rouse/channel/channel.hpp"
 #include "rouse/channel/oneshot.hpp"
@@ -59,14 +60,7 @@ namespace p = rouse::platform;
 namespace ch = rouse::channel;
 
 // A clock the OS does not know (rouse waits on it in steady slices).
-struct own_clock {
-  using duration = std::chrono::nanoseconds;
-  using rep = duration::rep;
-  using period = duration::period;
-  using time_point = std::chrono::time_point<own_clock>;
-  [[maybe_unused]] static constexpr bool is_steady = true;
-  static time_point now() noexcept { return time_point(steady::now().time_since_epoch()); }
-};
+using own_clock = rouse_test::other_clock;
 
 template <class Clock>
 time_point<Clock, hours> hours_ahead(long long n) {
