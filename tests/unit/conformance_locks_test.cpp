@@ -18,6 +18,7 @@
 
 #include "rouse/mutex.hpp"
 #include "rouse/recursive_mutex.hpp"
+#include "threads.hpp"
 
 namespace {
 
@@ -26,12 +27,11 @@ using steady = std::chrono::steady_clock;
 
 template <class M>
 bool other_thread_can_lock(M& m) {
-  bool got = false;
-  std::thread([&] {
-    got = m.try_lock();
+  return rouse_test::on_another_thread([&] {
+    bool const got = m.try_lock();
     if (got) m.unlock();
-  }).join();
-  return got;
+    return got;
+  });
 }
 
 // The type traits std's mutexes have.

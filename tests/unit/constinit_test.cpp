@@ -33,6 +33,7 @@
 #include "rouse/shared_mutex.hpp"
 #include "rouse/spin_lock.hpp"
 #include "rouse/thread_parker.hpp"
+#include "threads.hpp"
 
 namespace {
 
@@ -118,12 +119,7 @@ static_assert(!constant_constructible<wide_semaphore, wide_max + 1>);
 
 // --- every global in use ----------------------------------------------------
 
-template <class F>
-bool on_another_thread(F f) {
-  bool result = false;
-  std::thread([&] { result = f(); }).join();
-  return result;
-}
+using rouse_test::on_another_thread;
 
 TEST(constinit, mutexes_lock_and_unlock) {
   {
