@@ -138,10 +138,23 @@ TEST(spinner, yield_polls_keep_coming_while_the_budget_lasts) {
 
 // ---- a caller's budget (the pool's) -----------------------------------------
 
-TEST(spinner, a_given_budget_of_zero_makes_no_poll) {
+TEST(spinner, a_given_budget_of_zero_makes_no_poll_ever) {
+  // rouse::pool with spin = 0 sleeps at once, and again after each wake-up.
   spinner spin(rouse::detail::pool_spin, 0ns);
-  EXPECT_FALSE(spin.next());
+  for (int i = 0; i < 40; ++i) EXPECT_FALSE(spin.next()) << "call " << i;
   EXPECT_EQ(spin.polls(), 0);
+}
+
+TEST(spinner, a_spent_pool_budget_is_checked_again_every_16_calls) {
+  // After its budget, a pool spin used again (a worker woken for nothing)
+  // polls on until its next clock reading, as it always has.
+  spinner spin(rouse::detail::pool_spin, 1ns);
+  std::int64_t first = 0;
+  while (spin.next()) ++first;
+  EXPECT_EQ(first % 16, 15);  // it ends at a reading, every 16th call
+  std::int64_t again = 0;
+  while (spin.next()) ++again;
+  EXPECT_EQ(again, 15);
 }
 
 TEST(spinner, a_given_budget_is_never_cut_short) {

@@ -184,6 +184,18 @@ template <class T>
 inline rl::var_proxy<T> unsync_ref(unsync<T>& v, location l = location::current()) {
   return v(info_of(l));
 }
+template <class T>
+inline T unsync_load(unsync<T>& v, location l = location::current()) {
+  return v(info_of(l));
+}
+template <class T>
+inline void unsync_store(unsync<T>& v, T x, location l = location::current()) {
+  v(info_of(l)) = x;
+}
+template <class T>
+inline T unsync_hint(const unsync<T>&) noexcept {
+  return T{};
+}
 
 using wait_result = platform::wait_result;
 
@@ -308,6 +320,10 @@ class wait_timer {
  private:
   int readings_ = 0;
 };
+
+// sync_types.hpp's placement hints: no CPUs under a model.
+inline int current_cpu() noexcept { return -1; }
+inline bool move_off_cpu(int) noexcept { return false; }
 
 inline constexpr bool in_model = true;
 

@@ -21,7 +21,8 @@
 // long as the sleep it may save would cost, the 2-competitive rule), clamped
 // to [budget_min, budget_max]. The budget starts at the first next() (one
 // clock read); the clock is read again at every `clock_every`-th call, and
-// ends nothing before `min_polls` polls were made. `unbounded` counts never
+// ends nothing before `min_polls` polls were made (with no minimum, a
+// budget of zero or less makes no poll at all). `unbounded` counts never
 // run out; a policy without a budget (budget_max < 0) ends by its counts
 // only, or never: the caller decides (a spin lock).
 //
@@ -114,6 +115,10 @@ inline constexpr spin_policy shared_mutex_hand_over{.pause_polls = 64,
 inline constexpr spin_policy event_spin{.pause_polls = 64, .yield_polls = 64, .model_polls = 1};
 // rouse::counting_semaphore's acquire: semaphore.pingpong fastest at 64 pauses before the yields (docs/tuning.md "semaphore_spin").
 inline constexpr spin_policy semaphore_spin{.pause_polls = 64, .yield_polls = 64, .model_polls = 1};
+// rouse::counting_semaphore's wide layout, waiting out a release between its bump and its permits (never a sleep): the hand-over wait's shape (docs/tuning.md "semaphore_release_wait").
+inline constexpr spin_policy semaphore_release_wait{.pause_polls = 64,
+                                                    .yield_polls = spin_policy::unbounded,
+                                                    .model_polls = spin_policy::unbounded};
 // rouse::condition_variable's waiter before it sleeps: the semaphore's hand-off shape (docs/tuning.md "condvar_spin").
 inline constexpr spin_policy condvar_spin{.pause_polls = 64, .yield_polls = 64, .model_polls = 1};
 // rouse::latch and rouse::barrier: 16 pauses and 4 yields, barrier.cycle2/cycle4 on 2 vCPUs (docs/tuning.md "group_spin").
@@ -196,11 +201,17 @@ class spinner {
 #else
     std::int64_t const call = ++calls_;
     if (policy_.counted() && call > std::int64_t{policy_.pause_polls} + policy_.yield_polls) return false;
-    if (policy_.has_budget() &&
-        (call == 1 || (call > policy_.min_polls && call % policy_.clock_every == 0))) {
-      std::int64_t const now = now_ns();
-      if (call == 1) end_ns_ = now + (budget_given_ ? given_budget_ns_ : budget(policy_).count());
-      if (call > policy_.min_polls && now >= end_ns_) return false;
+    if (policy_.has_budget()) {
+      if (call == 1) {
+        std::int64_t const b = budget_given_ ? given_budget_ns_ : budget(policy_).count();
+        if (b <= 0 && policy_.min_polls == 0) {
+          calls_ = 0;  // a budget of nothing: no poll, now or at any later call
+          return false;
+        }
+        end_ns_ = now_ns() + b;
+      } else if (call > policy_.min_polls && call % policy_.clock_every == 0 && now_ns() >= end_ns_) {
+        return false;
+      }
     }
     if (call <= policy_.pause_polls) {
       for (std::int32_t i = 0; i < gap_; ++i) spin_pause();

@@ -22,11 +22,14 @@
 //                                                                   clock stands still at min() (below)
 //   detail::now_ns()                       platform::steady_now_ns  now<steady_clock>() in ns
 //   detail::wait_timer                     steady clock             counts wake-ups (below)
+//   detail::current_cpu()                  platform::current_cpu    -1 (placement hints: none)
+//   detail::move_off_cpu(cpu)              platform::move_off_cpu   false
 //   detail::in_model                       false                    true (for size static_asserts only)
 //   detail::fence_seq_cst()                atomic_thread_fence      rl seq_cst fence
 //   detail::asymmetric_light_fence()       platform (compiler fence) seq_cst fence
 //   detail::asymmetric_heavy_fence()       platform (membarrier)    seq_cst fence
 //   detail::unsync<T>                      T                        rl::var<T>: plain data checked for races
+//   detail::unsync_load/store/hint(v)      std::atomic_ref, relaxed checked accesses; hint: T{}
 //
 // Under Relacy, requeue is modelled as "wake everyone on `from`": a requeued
 // waiter and a woken one both re-check their state, so a protocol that is
@@ -79,6 +82,26 @@ enum class model_fault : unsigned {
   // waiter_queue: wake_chain() reads a claimed node's link after waking its
   // waiter (which may have returned and freed the node).
   waiter_chain_read_after_wake,
+  // mutex: a waiter sleeps on `locked` without marking it contended (1 -> 2),
+  // so the unlock() that frees it takes the fast path and wakes nobody.
+  mutex_waiter_sleeps_unmarked,
+  // call_once: a waiter sleeps on `running` without setting `waiting`, so
+  // the runner's exchange to `done` wakes nobody.
+  once_waiter_sleeps_unmarked,
+  // latch: count_down() reads the sleepers flag in a load before its RMW, so
+  // the last one skips the wake of a waiter that set the flag in between.
+  latch_count_down_reads_flag_first,
+  // barrier: the completing thread starts the next generation (releasing the
+  // waiters) before it stores the next phase's arrivals word.
+  barrier_generation_before_arrivals,
+  // thread_parker: unpark() wakes the parked thread before it publishes the
+  // token, and makes no wake after it.
+  thread_parker_wakes_before_token,
+  // oneshot: send() publishes READY before it constructs the value.
+  oneshot_ready_before_value,
+  // spsc: the sender's notify of the receiver loads rx_sleep without fence
+  // (A) after its stamp store.
+  spsc_notify_without_fence,
 };
 
 }  // namespace rouse::detail
@@ -101,6 +124,24 @@ template <class T>
 using unsync = T;
 template <class T>
 inline T& unsync_ref(unsync<T>& v) noexcept { return v; }
+
+// Plain data that its owner writes while other threads read it, racily, as
+// a hint (a barrier's expected count): every access goes through
+// std::atomic_ref (relaxed), so that the hint read is no data race. Under
+// Relacy the owner's accesses are checked plain accesses, and a hint read
+// reads nothing (T{}): models ignore hints, which would only add states.
+template <class T>
+inline T unsync_load(unsync<T>& v) noexcept {
+  return std::atomic_ref<T>(v).load(std::memory_order_relaxed);
+}
+template <class T>
+inline void unsync_store(unsync<T>& v, T x) noexcept {
+  std::atomic_ref<T>(v).store(x, std::memory_order_relaxed);
+}
+template <class T>
+inline T unsync_hint(const unsync<T>& v) noexcept {
+  return std::atomic_ref<T>(const_cast<T&>(v)).load(std::memory_order_relaxed);
+}
 
 using wait_result = platform::wait_result;
 
@@ -168,6 +209,12 @@ class wait_timer {
  private:
   std::int64_t since_ = 0;
 };
+
+// Placement hints (rouse::pool keeps a thread off the CPU of the thread it
+// runs beside): the CPU this thread runs on (-1: unknown), and a move off
+// one. Under a model there are no CPUs: -1 and no move.
+inline int current_cpu() noexcept { return platform::current_cpu(); }
+inline bool move_off_cpu(int cpu) noexcept { return platform::move_off_cpu(cpu); }
 
 // True under a model. Only for the static_asserts of a primitive's size
 // (Relacy's atomics are larger); protocol code never branches on it.

@@ -87,11 +87,8 @@
 #include <utility>
 
 #include "rouse/detail/diagnostics.hpp"
+#include "rouse/detail/spin.hpp"
 #include "rouse/detail/sync_types.hpp"
-#if !defined(ROUSE_MODEL_RELACY)
-#include "rouse/platform/cpu.hpp"
-#include "rouse/platform/deadline.hpp"
-#endif
 
 namespace rouse::detail {
 
@@ -101,59 +98,13 @@ struct pool_job {
   void* context = nullptr;
 };
 
-// How long a thread polls a word before it sleeps on it: 64 polls with a
-// pause, then polls with a yield, until the budget (a duration) is spent.
-// Reads the clock only once the first poll failed (a word that is already
-// ready costs no clock read), then every 16 polls. Under Relacy the budget counts polls
-// instead, so a model can explore the spinning path deterministically.
-class pool_spin {
- public:
-  // Polls with a pause first (the awaited thread is running on another
-  // core and answers within ~1 µs), then with a sched_yield per poll until
-  // the budget is spent. On the loaded 2-vCPU VM the scheduler often put a
-  // worker on its caller's CPU, where every pause only delays the thread
-  // being waited for; with 64 pauses then yields, count.breakeven's medians
-  // went from 0.52x to 0.96x of sequential at N = 2^14, 0.85x to 1.02x at
-  // 2^18 and 0.97x to 2.07x at 2^23 (both variants in one run).
-  static constexpr std::int64_t pause_polls = 64;
-
-  explicit pool_spin(std::chrono::nanoseconds budget) noexcept : budget_(budget) {}
-
-  // True once the polls have passed the pause phase (each now yields).
-  bool yielding() const noexcept { return polls_ > pause_polls; }
-
-  // Call after a poll that found nothing: true = poll again (after a pause),
-  // false = the budget is spent, go to sleep.
-  bool again() noexcept {
-#if defined(ROUSE_MODEL_RELACY)
-    if (polls_ >= budget_.count()) return false;
-    ++polls_;
-#else
-    if (polls_ == 0) {
-      if (budget_.count() <= 0) return false;
-      deadline_ = std::chrono::steady_clock::now() + budget_;
-    }
-    ++polls_;
-    if ((polls_ & 15) == 0 && std::chrono::steady_clock::now() >= deadline_) return false;
-    if (polls_ > pause_polls) {
-      // The thread we wait for may be queued behind us on this CPU: give
-      // the CPU away. Not part of the protocol (it only decides when to
-      // re-check), so it calls the platform directly.
-      platform::thread_yield();
-      return true;
-    }
-#endif
-    spin_pause();
-    return true;
-  }
-
- private:
-  std::chrono::nanoseconds budget_;
-  std::int64_t polls_ = 0;
-#if !defined(ROUSE_MODEL_RELACY)
-  std::chrono::steady_clock::time_point deadline_{};
-#endif
-};
+// How long a thread polls a word before it sleeps on it: detail::pool_spin
+// (64 polls with a pause, then polls with a yield, until the budget the
+// caller gives is spent; the clock is read once the first poll failed, then
+// every 16 polls; under Relacy the budget counts polls, so a model can
+// explore the spinning path deterministically). A yield poll only decides
+// when to re-check: the thread waited for may be queued behind this one on
+// its CPU.
 
 // How long a worker polls for the next job before it sleeps: twice the
 // delay it measured, on its recent sleeps, between being woken and running
@@ -184,14 +135,9 @@ class pool_adaptive_spin {
     return std::chrono::nanoseconds(b < min_ ? min_ : b > max_ ? max_ : b);
   }
 
-  // Nanoseconds on the steady clock (0 under Relacy: no sample is taken).
-  static std::int64_t now() noexcept {
-#if defined(ROUSE_MODEL_RELACY)
-    return 0;
-#else
-    return platform::steady_now_ns();
-#endif
-  }
+  // Nanoseconds on the steady clock (under Relacy it stands still: no
+  // sample is taken).
+  static std::int64_t now() noexcept { return detail::now_ns(); }
 
   // Call right before sleeping.
   void sleeping() noexcept { slept_at_ = now(); }
@@ -236,13 +182,7 @@ class pool_placement {
  public:
   static constexpr std::uint32_t max_skip = 64;
 
-  static std::int32_t current_cpu() noexcept {
-#if defined(ROUSE_MODEL_RELACY)
-    return -1;
-#else
-    return platform::current_cpu();
-#endif
-  }
+  static std::int32_t current_cpu() noexcept { return detail::current_cpu(); }
 
   void avoid(std::int32_t caller_cpu) noexcept {
     if (caller_cpu < 0 || current_cpu() != caller_cpu) {
@@ -254,9 +194,7 @@ class pool_placement {
       --skip_;
       return;
     }
-#if !defined(ROUSE_MODEL_RELACY)
-    (void)platform::move_off_cpu(caller_cpu);
-#endif
+    (void)detail::move_off_cpu(caller_cpu);
     skip_ = next_skip_;
     if (next_skip_ < max_skip) next_skip_ *= 2;
   }
@@ -379,13 +317,13 @@ class pool_dispatch {
   // Waits (spin, then sleep) until the word shows a task or the stop;
   // returns what it saw.
   std::uint32_t wait_for_task(pool_adaptive_spin& adaptive, pool_placement& placement) {
-    pool_spin spin(adaptive.budget());
+    spinner spin(detail::pool_spin, adaptive.budget());
     for (;;) {
       // Ordering: relaxed: the claim that follows is the acquire that
       // synchronizes with the publish.
       std::uint32_t v = word_.load(std::memory_order_relaxed);
       if (has_task(v) || is_stop(v)) return v;
-      if (spin.again()) {
+      if (spin.next()) {
         // Polling with yields on the caller's CPU only delays the caller.
         if (spin.yielding()) placement.avoid(caller_cpu_.load(std::memory_order_relaxed));  // Ordering: a hint
         continue;
@@ -460,14 +398,12 @@ class pool_dispatch {
       // Ordering: relaxed: a timing hint for the workers' spin budget.
       wake_stamp_.store(pool_adaptive_spin::now(), std::memory_order_relaxed);
       wake_all(word_);
-#if !defined(ROUSE_MODEL_RELACY)
       // Where the kernel put a woken worker on this CPU (pool_placement),
       // it would wait for this thread's time slice to end (3.6 ms measured)
       // before it could claim its task and move away; the yield lets it run
       // now. Where it went elsewhere, the yield returns at once. Only on
       // this path, which makes a system call anyway.
-      platform::thread_yield();
-#endif
+      detail::yield();
     }
   }
 
@@ -490,14 +426,14 @@ class pool_dispatch {
   // here costs a wake-up on every job and, on machines where the kernel
   // places a woken thread on its waker's CPU, puts it beside the worker.
   void wait_done() {
-    pool_spin spin(max_spin_);
+    spinner spin(detail::pool_spin, max_spin_);
     for (;;) {
       // Ordering: acquire: pairs with the release fetch_sub in report();
       // the reports are read-modify-writes, so reading 0 synchronizes with
       // every one of them.
       std::uint32_t v = pending_.load(std::memory_order_acquire);
       if ((v & pending_mask) == 0) return;
-      if (spin.again()) continue;
+      if (spin.next()) continue;
       if ((v & caller_sleeps_bit) == 0) {
         // n -> n|C. Ordering: relaxed: the acquire load above, after the
         // wake, is what synchronizes with the reports.
@@ -565,8 +501,6 @@ class pool_dispatch {
   std::exception_ptr error_{};
 };
 
-#if !defined(ROUSE_MODEL_RELACY)
-static_assert(sizeof(pool_dispatch) == 3 * 128, "three 128-byte blocks: dispatch, completion, callers");
-#endif
+static_assert(in_model || sizeof(pool_dispatch) == 3 * 128, "three 128-byte blocks: dispatch, completion, callers");
 
 }  // namespace rouse::detail
