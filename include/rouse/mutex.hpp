@@ -40,7 +40,7 @@
 // Contention: a locker that finds the mutex held spins (reading, not
 // writing, with polls spaced exponentially) while the holder has no sleeping
 // waiters, for a time sized from what a wake-up costs on this machine
-// (`spin_policy`: 4 x platform::wake_cost(), within [2, 200] µs); a poll that
+// (detail::mutex_spin: 4 x platform::wake_cost(), within [2, 200] µs); a poll that
 // sees it free tries to take it, and a lost race goes back to spinning.
 // Then it marks the word "contended" and sleeps on the futex.
 //
@@ -99,9 +99,10 @@
 #include <type_traits>
 
 #include "rouse/detail/annotations.hpp"
-#include "rouse/detail/backoff_spin.hpp"
+#include "rouse/detail/deadline.hpp"
 #include "rouse/detail/diagnostics.hpp"
 #include "rouse/detail/held_locks.hpp"
+#include "rouse/detail/spin.hpp"
 #include "rouse/detail/sync_types.hpp"
 #include "rouse/platform/deadline.hpp"
 
@@ -139,12 +140,6 @@ struct mutex_access {
 
 class ROUSE_CAPABILITY("mutex") mutex {
  public:
-  // The spin before sleeping: detail::lock_spin_policy (4 x
-  // platform::wake_cost() within [2, 200] µs, first poll after 64 pauses;
-  // its measurements are in rouse/detail/backoff_spin.hpp and docs/locks.md
-  // "Spin budget"). Two polls under a Relacy model, so that the model
-  // explores a lost race followed by another poll.
-  static constexpr detail::spin_policy spin_policy = detail::lock_spin_policy(2);
   // How long a sleeper waits before it asks for a hand-off (see Fairness).
   static constexpr std::chrono::microseconds fairness_threshold{ROUSE_MUTEX_FAIRNESS_THRESHOLD_US};
 
@@ -168,7 +163,7 @@ class ROUSE_CAPABILITY("mutex") mutex {
     // Ordering: acquire, pairs with the release of the unlock() whose value it reads.
     if (!word_.compare_exchange_strong(seen, locked, std::memory_order_acquire, std::memory_order_relaxed))
         [[unlikely]]
-      lock_slow(seen, no_deadline{}, false);
+      lock_slow(seen, detail::no_deadline{}, false);
     detail::note_acquired(this);
   }
 
@@ -201,7 +196,7 @@ class ROUSE_CAPABILITY("mutex") mutex {
     std::uint32_t seen = unlocked;
     // Ordering: acquire, pairs with unlock()'s release.
     if (!word_.compare_exchange_strong(seen, locked, std::memory_order_acquire, std::memory_order_relaxed)) {
-      if (!lock_slow(seen, platform::clock_deadline(deadline), false)) return false;
+      if (!lock_slow(seen, detail::deadline_at(deadline), false)) return false;
     }
     detail::note_acquired(this);
     return true;
@@ -228,8 +223,6 @@ class ROUSE_CAPABILITY("mutex") mutex {
   static constexpr std::uint32_t starving = contended | starving_bit;  // 6
   static constexpr std::uint32_t handoff = starving_bit;               // 4
 
-  struct no_deadline {};
-
   static constexpr bool is_locked_state(std::uint32_t v) noexcept {
     return v == locked || v == contended || v == starving;
   }
@@ -241,16 +234,14 @@ class ROUSE_CAPABILITY("mutex") mutex {
   // that re-takes the lock back to back, the rare moment it is seen free is
   // usually lost, and sleeping then would cost the holder a wake call on its
   // next unlock. Returns with `seen` the last value read otherwise. A timed
-  // lock stops spinning once its deadline has passed.
+  // lock stops spinning once its deadline has passed. The spin:
+  // detail::mutex_spin (4 x platform::wake_cost() within [2, 200] µs, first
+  // poll after 64 pauses; two polls under a model, so that it explores a
+  // lost race followed by another poll).
   template <class Deadline>
   bool spin_then_take(std::uint32_t& seen, const Deadline& deadline) noexcept {
-    detail::backoff_spin spin(spin_policy);
-    auto const more = [&] {
-      if constexpr (!std::is_same_v<Deadline, no_deadline>) {
-        if (passed(deadline)) return false;
-      }
-      return spin.next();
-    };
+    detail::spinner spin(detail::mutex_spin);
+    auto const more = [&] { return !deadline.expired() && spin.next(); };
     for (;;) {
       while (seen == locked && more()) seen = word_.load(std::memory_order_relaxed);
       if (seen != unlocked) return false;
@@ -268,15 +259,12 @@ class ROUSE_CAPABILITY("mutex") mutex {
   // Returns false only when a deadline passed.
   template <class Deadline>
   [[gnu::noinline, gnu::cold]] bool lock_slow(std::uint32_t seen, Deadline deadline, bool slept) noexcept {
-    constexpr bool timed = !std::is_same_v<Deadline, no_deadline>;
+    constexpr bool timed = Deadline::timed();
     if (!slept && spin_then_take(seen, deadline)) return true;
-    std::chrono::steady_clock::time_point waiting_since{};
-    bool clock_started = false;
+    detail::wait_timer waiting;  // since the first sleep (under a model: wake-ups)
+    bool timer_started = false;
     bool starving_now = false;
     bool marked_starving = false;  // this thread set the STARVING bit
-#if defined(ROUSE_MODEL_RELACY)
-    int wakes_seen = 0;
-#endif
     for (;;) {
       // Take the lock if it is free to us. After this point the thread may
       // have slept (or be a stand-in for requeued sleepers), so it leaves
@@ -291,8 +279,12 @@ class ROUSE_CAPABILITY("mutex") mutex {
       // Make sure the holder's unlock() will wake a sleeper: 1 -> 2, and ask
       // for a hand-off once we have waited long enough: 2 -> 6.
       std::uint32_t mark = seen;
-      if (seen == locked) mark = contended;
-      else if (seen == contended && starving_now) mark = starving;
+      if (seen == locked) {
+        if (detail::model_fault_on(detail::model_fault::mutex_waiter_sleeps_unmarked)) mark = locked;
+        else mark = contended;
+      } else if (seen == contended && starving_now) {
+        mark = starving;
+      }
       if (mark != seen) {
         // Ordering: relaxed; publishes no data. unlock()'s RMW reads it by the
         // RMW total order of the word.
@@ -301,17 +293,11 @@ class ROUSE_CAPABILITY("mutex") mutex {
         if (mark == starving) marked_starving = true;
         seen = mark;
       }
-      if constexpr (timed) {
-        if (passed(deadline)) return give_up(slept, marked_starving);
+      if (deadline.expired()) return give_up(slept, marked_starving);
+      if (!timer_started) {
+        timer_started = true;
+        waiting.start();
       }
-#if !defined(ROUSE_MODEL_RELACY)
-      if (!clock_started) {
-        clock_started = true;
-        waiting_since = std::chrono::steady_clock::now();
-      }
-#else
-      (void)clock_started;
-#endif
       // Sleep while the word still holds `seen`. A newcomer that found a
       // HANDOFF sleeps at most fairness_threshold: the sleepers the hand-off
       // was meant for may all have left (timed out), and then it takes the
@@ -323,48 +309,27 @@ class ROUSE_CAPABILITY("mutex") mutex {
           // A steady deadline earlier than that ends the sleep itself (other
           // clocks may overshoot their deadline by up to fairness_threshold).
           if constexpr (std::is_same_v<typename Deadline::clock, std::chrono::steady_clock>) {
-            if (deadline < until) until = std::chrono::time_point_cast<std::chrono::steady_clock::duration>(deadline);
+            if (deadline.at < until) until = deadline.at;
           }
         }
         r = detail::wait_until(word_, seen, until);
-        if constexpr (timed) {
-          if (r == detail::wait_result::timed_out && passed(deadline)) {
-            slept = true;
-            return give_up(slept, marked_starving);
-          }
+        if (r == detail::wait_result::timed_out && deadline.expired()) {
+          slept = true;
+          return give_up(slept, marked_starving);
         }
         r = detail::wait_result::woken;
-      } else if constexpr (timed) {
-        r = detail::wait_until(word_, seen, deadline);
       } else {
-        detail::wait(word_, seen);
+        r = detail::wait_until(word_, seen, deadline);
       }
       slept = true;
-#if defined(ROUSE_MODEL_RELACY)
-      // Models must be deterministic: a sleeper counts as starving from its
-      // second wake on, so models explore the hand-off too.
-      starving_now = ++wakes_seen >= 2;
-      (void)waiting_since;
-#else
-      if (!starving_now && std::chrono::steady_clock::now() - waiting_since >= fairness_threshold)
-        starving_now = true;
-#endif
+      // Under a model the timer counts wake-ups: a sleeper counts as
+      // starving from its second wake on, so models explore the hand-off too.
+      if (!starving_now && waiting.reached(fairness_threshold)) starving_now = true;
       if constexpr (timed) {
         if (r == detail::wait_result::timed_out) return give_up(slept, marked_starving);
       }
       seen = word_.load(std::memory_order_relaxed);
     }
-  }
-
-  // Under the model, time is the scheduler's: a timed wait times out when
-  // Relacy decides, so only the wait's result ends a timed lock.
-  template <class Clock, class Duration>
-  static bool passed([[maybe_unused]] const std::chrono::time_point<Clock, Duration>& deadline) noexcept {
-#if defined(ROUSE_MODEL_RELACY)
-    return false;
-#else
-    return Clock::now() >= deadline;
-#endif
   }
 
   // A timed waiter whose deadline passed. It may have consumed a wake meant
@@ -414,16 +379,14 @@ class ROUSE_CAPABILITY("mutex") mutex {
   detail::atomic<std::uint32_t> word_{unlocked};
 };
 
-#if !defined(ROUSE_MODEL_RELACY)
-static_assert(sizeof(mutex) == 4 && alignof(mutex) == 4, "rouse::mutex is one futex word");
-#endif
+static_assert(detail::in_model || (sizeof(mutex) == 4 && alignof(mutex) == 4), "rouse::mutex is one futex word");
 
 namespace detail {
 inline detail::atomic<std::uint32_t>& mutex_access::word(rouse::mutex& m) noexcept { return m.word_; }
 
 inline void mutex_access::lock_contended(rouse::mutex& m) noexcept ROUSE_NO_THREAD_SAFETY_ANALYSIS {
   detail::check_not_held(&m, "rouse::mutex");
-  m.lock_slow(m.word_.load(std::memory_order_relaxed), rouse::mutex::no_deadline{}, true);
+  m.lock_slow(m.word_.load(std::memory_order_relaxed), detail::no_deadline{}, true);
   detail::note_acquired(&m);
 }
 
