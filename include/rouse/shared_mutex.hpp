@@ -119,9 +119,9 @@
 #include <type_traits>
 
 #include "rouse/detail/annotations.hpp"
-#include "rouse/detail/backoff_spin.hpp"
-#include "rouse/detail/coordination_spin.hpp"
+#include "rouse/detail/deadline.hpp"
 #include "rouse/detail/diagnostics.hpp"
+#include "rouse/detail/spin.hpp"
 #include "rouse/detail/sync_types.hpp"
 #include "rouse/platform/deadline.hpp"
 
@@ -144,7 +144,7 @@ class ROUSE_CAPABILITY("shared_mutex") shared_mutex {
     if (state_.compare_exchange_weak(expected, write_locked, std::memory_order_acquire,
                                      std::memory_order_relaxed)) [[likely]]
       return;
-    lock_slow(no_deadline{});
+    lock_slow(detail::no_deadline{});
   }
 
   bool try_lock() noexcept ROUSE_TRY_ACQUIRE(true) ROUSE_NO_THREAD_SAFETY_ANALYSIS {
@@ -167,7 +167,7 @@ class ROUSE_CAPABILITY("shared_mutex") shared_mutex {
   bool try_lock_until(const std::chrono::time_point<Clock, Duration>& deadline) noexcept
       ROUSE_TRY_ACQUIRE(true) ROUSE_NO_THREAD_SAFETY_ANALYSIS {
     if (try_lock()) return true;
-    return lock_slow(platform::clock_deadline(deadline));
+    return lock_slow(detail::deadline_at(deadline));
   }
 
   void unlock() noexcept ROUSE_RELEASE() ROUSE_NO_THREAD_SAFETY_ANALYSIS {
@@ -188,7 +188,7 @@ class ROUSE_CAPABILITY("shared_mutex") shared_mutex {
         state_.compare_exchange_weak(s, s + 1, std::memory_order_acquire, std::memory_order_relaxed))
         [[likely]]
       return;
-    lock_shared_slow(no_deadline{});
+    lock_shared_slow(detail::no_deadline{});
   }
 
   bool try_lock_shared() noexcept ROUSE_TRY_ACQUIRE_SHARED(true) ROUSE_NO_THREAD_SAFETY_ANALYSIS {
@@ -213,7 +213,7 @@ class ROUSE_CAPABILITY("shared_mutex") shared_mutex {
   bool try_lock_shared_until(const std::chrono::time_point<Clock, Duration>& deadline) noexcept
       ROUSE_TRY_ACQUIRE_SHARED(true) ROUSE_NO_THREAD_SAFETY_ANALYSIS {
     if (try_lock_shared()) return true;
-    return lock_shared_slow(platform::clock_deadline(deadline));
+    return lock_shared_slow(detail::deadline_at(deadline));
   }
 
   void unlock_shared() noexcept ROUSE_RELEASE_SHARED() ROUSE_NO_THREAD_SAFETY_ANALYSIS {
@@ -236,17 +236,6 @@ class ROUSE_CAPABILITY("shared_mutex") shared_mutex {
   static constexpr std::uint32_t read_turn = std::uint32_t{1} << 29;        // R
   static constexpr std::uint32_t readers_waiting = std::uint32_t{1} << 30;  // WR
   static constexpr std::uint32_t writers_waiting = std::uint32_t{1} << 31;  // WW
-
-  // The spin before sleeping while the lock is held with nobody asleep:
-  // rouse::mutex's (detail::lock_spin_policy; evidence in docs/locks.md).
-  // Under the model one poll keeps the search small.
-  static constexpr detail::spin_policy spin_policy = detail::lock_spin_policy(1);
-  // Waiting out a hand-over: polls with a pause, then with a yield (the
-  // hand-over is a few instructions and at most one wake call; a yield lets
-  // a descheduled releaser run).
-  static constexpr int hand_over_pauses = 64;
-
-  struct no_deadline {};
 
   // P: the last reader left while a writer waits; it is handing over.
   static bool reader_hand_over(std::uint32_t s) noexcept {
@@ -276,29 +265,12 @@ class ROUSE_CAPABILITY("shared_mutex") shared_mutex {
       detail::report_misuse("rouse::shared_mutex", "more than 2^28 - 2 shared holders");
   }
 
-  template <class Deadline>
-  static bool expired(const Deadline& deadline) noexcept {
-    if constexpr (std::is_same_v<Deadline, no_deadline>) {
-      return false;
-    } else {
-      return Deadline::clock::now() >= deadline;
-    }
-  }
-
-  template <class Deadline>
-  static void sleep(const detail::atomic<std::uint32_t>& word, std::uint32_t expected,
-                    const Deadline& deadline) noexcept {
-    if constexpr (std::is_same_v<Deadline, no_deadline>) {
-      detail::wait(word, expected);
-    } else {
-      // A timeout is judged by the caller's loop on the caller's clock.
-      (void)detail::wait_until(word, expected, deadline);
-    }
-  }
-
+  // The spin before sleeping while the lock is held with nobody asleep:
+  // detail::shared_mutex_spin (rouse::mutex's; one poll under a model keeps
+  // the search small).
   std::uint32_t spin_while_held(bool for_writer) const noexcept {
     std::uint32_t s = state_.load(std::memory_order_relaxed);
-    detail::backoff_spin spin(spin_policy);
+    detail::spinner spin(detail::shared_mutex_spin);
     for (;;) {
       bool const free = for_writer ? write_lockable(s) : (s & count_mask) != write_locked;
       if (free || (s & (readers_waiting | writers_waiting | handing_over)) != 0) break;
@@ -308,19 +280,19 @@ class ROUSE_CAPABILITY("shared_mutex") shared_mutex {
     return s;
   }
 
-  // Spins until the state is out of a hand-over (`done(s)` false) and
-  // returns it. A hand-over never waits for another thread, so this ends;
-  // deadlines are not checked here, so a woken waiter always sees the
-  // outcome of the hand-over that woke it (its wake may have been counted).
+  // Spins until the state is out of a hand-over (`in(s)` false) and
+  // returns it: detail::shared_mutex_hand_over, pauses, then yields (the
+  // hand-over is a few instructions and at most one wake call; a yield lets
+  // a descheduled releaser run). A hand-over never waits for another
+  // thread, so this ends; deadlines are not checked here, so a woken waiter
+  // always sees the outcome of the hand-over that woke it (its wake may
+  // have been counted).
   template <class InHandOver>
   std::uint32_t wait_out_hand_over(InHandOver in) const noexcept {
     std::uint32_t s = state_.load(std::memory_order_relaxed);
-    for (int i = 0; in(s); ++i) {
-      if (i < hand_over_pauses) {
-        detail::spin_pause();
-      } else {
-        detail::coordination_yield();
-      }
+    detail::spinner spin(detail::shared_mutex_hand_over);
+    while (in(s)) {
+      (void)spin.next();  // unbounded: always true
       s = state_.load(std::memory_order_relaxed);
     }
     return s;
@@ -346,7 +318,7 @@ class ROUSE_CAPABILITY("shared_mutex") shared_mutex {
         continue;
       }
       check_reader_room(s);
-      if (expired(deadline)) return false;  // a stale WR only costs a later wake call
+      if (deadline.expired()) return false;  // a stale WR only costs a later wake call
       if ((s & readers_waiting) == 0) {
         // Ordering: relaxed; the futex re-checks the word, the unlocker's
         // RMW reads this bit.
@@ -355,7 +327,8 @@ class ROUSE_CAPABILITY("shared_mutex") shared_mutex {
           continue;
         s |= readers_waiting;
       }
-      sleep(state_, s, deadline);
+      // A timeout is judged by the loop, by deadline.expired().
+      (void)detail::wait_until(state_, s, deadline);
       waited = true;
       s = state_.load(std::memory_order_relaxed);
     }
@@ -381,7 +354,7 @@ class ROUSE_CAPABILITY("shared_mutex") shared_mutex {
         s = wait_out_hand_over([](std::uint32_t v) { return in_hand_over(v); });
         continue;
       }
-      if (expired(deadline)) {
+      if (deadline.expired()) {
         if (waited) writer_gives_up();
         return false;
       }
@@ -401,7 +374,7 @@ class ROUSE_CAPABILITY("shared_mutex") shared_mutex {
       std::uint32_t const seq = writer_notify_.load(std::memory_order_acquire);
       s = state_.load(std::memory_order_relaxed);
       if (write_lockable(s) || in_hand_over(s) || (s & writers_waiting) == 0) continue;
-      sleep(writer_notify_, seq, deadline);
+      (void)detail::wait_until(writer_notify_, seq, deadline);  // the loop judges a timeout
       s = spin_while_held(true);
     }
   }
@@ -525,9 +498,7 @@ class ROUSE_CAPABILITY("shared_mutex") shared_mutex {
   detail::atomic<std::uint32_t> writer_notify_{0};
 };
 
-#if !defined(ROUSE_MODEL_RELACY)
-static_assert(sizeof(shared_mutex) == 8, "rouse::shared_mutex is two 32-bit words");
-#endif
+static_assert(detail::in_model || sizeof(shared_mutex) == 8, "rouse::shared_mutex is two 32-bit words");
 
 using shared_timed_mutex = shared_mutex;
 
