@@ -60,7 +60,7 @@
 // waiter; requeueing is switched off for good for this object.
 //
 // Spin before sleeping: after unlocking, a waiter polls the sequence like a
-// semaphore waiter (detail::spin_until with handoff_spin_limit) and sleeps
+// semaphore waiter (detail::spin_until with detail::condvar_spin) and sleeps
 // only if it was not released meanwhile. A notify that comes within that
 // window costs the waiter no futex sleep and no wake-up (the notifier still
 // makes its wake or requeue call: it cannot tell a spinning waiter from a
@@ -155,8 +155,9 @@
 #include <stop_token>
 #include <type_traits>
 
-#include "rouse/detail/coordination_spin.hpp"
+#include "rouse/detail/deadline.hpp"
 #include "rouse/detail/diagnostics.hpp"
+#include "rouse/detail/spin.hpp"
 #include "rouse/detail/sync_types.hpp"
 #include "rouse/platform/deadline.hpp"
 #include "rouse/mutex.hpp"
@@ -240,7 +241,7 @@ class condition_variable {
   // --- wait ----------------------------------------------------------------
   template <class Lock>
   void wait(Lock& lock) {
-    (void)wait_impl(lock, no_deadline{}, nullptr);
+    (void)wait_impl(lock, detail::no_deadline{}, nullptr);
   }
 
   template <class Lock, class Predicate>
@@ -250,7 +251,7 @@ class condition_variable {
 
   template <class Lock, class Clock, class Duration>
   std::cv_status wait_until(Lock& lock, const std::chrono::time_point<Clock, Duration>& deadline) {
-    return wait_impl(lock, platform::clock_deadline(deadline), nullptr);
+    return wait_impl(lock, detail::deadline_at(deadline), nullptr);
   }
 
   template <class Lock, class Clock, class Duration, class Predicate>
@@ -275,19 +276,19 @@ class condition_variable {
   // value at that moment), as std does.
   template <class Lock, class Predicate>
   bool wait(Lock& lock, std::stop_token stop, Predicate pred) {
-    return wait_stoppable(lock, std::move(stop), no_deadline{}, std::move(pred));
+    return wait_stoppable(lock, std::move(stop), detail::no_deadline{}, std::move(pred));
   }
 
   template <class Lock, class Clock, class Duration, class Predicate>
   bool wait_until(Lock& lock, std::stop_token stop, const std::chrono::time_point<Clock, Duration>& deadline,
                   Predicate pred) {
-    return wait_stoppable(lock, std::move(stop), platform::clock_deadline(deadline), std::move(pred));
+    return wait_stoppable(lock, std::move(stop), detail::deadline_at(deadline), std::move(pred));
   }
 
   template <class Lock, class Rep, class Period, class Predicate>
   bool wait_for(Lock& lock, std::stop_token stop, const std::chrono::duration<Rep, Period>& timeout,
                 Predicate pred) {
-    return wait_stoppable(lock, std::move(stop), platform::deadline_after(timeout), std::move(pred));
+    return wait_stoppable(lock, std::move(stop), detail::deadline_at(platform::deadline_after(timeout)), std::move(pred));
   }
 
  private:
@@ -317,8 +318,6 @@ class condition_variable {
   // the wrapped fields say.
   static constexpr std::uint32_t notify_count_wrap_bumps = 16;
   static constexpr std::uint32_t generation_wrap_bumps = std::uint32_t{1} << 16;
-
-  struct no_deadline {};
 
   // A waiter's view: what it read when it registered, and since.
   struct ticket {
@@ -463,25 +462,16 @@ class condition_variable {
     // Ordering: relaxed poll; check() re-reads with acquire. A timed wait
     // stops polling at its deadline (the sleep below then reports the
     // time-out at once).
-    (void)detail::spin_until(
-        [&] {
-          if (seq_.load(std::memory_order_relaxed) != t.held) {
-            v = check(t, stop, false);
-            if (v == verdict::released) return true;
-          }
-#if !defined(ROUSE_MODEL_RELACY)
-          if constexpr (!std::is_same_v<Deadline, no_deadline>) {
-            if (Deadline::clock::now() >= deadline) return true;
-          }
-#endif
-          return false;
-        },
-        detail::handoff_spin_limit);
+    (void)detail::spin_until(detail::condvar_spin, [&] {
+      if (seq_.load(std::memory_order_relaxed) != t.held) {
+        v = check(t, stop, false);
+        if (v == verdict::released) return true;
+      }
+      return deadline.expired();
+    });
     if (v == verdict::released) return false;
     for (;;) {
-      if constexpr (std::is_same_v<Deadline, no_deadline>) {
-        detail::wait(seq_, t.held);
-      } else if (detail::wait_until(seq_, t.held, deadline) == detail::wait_result::timed_out) {
+      if (detail::wait_until(seq_, t.held, deadline) == detail::wait_result::timed_out) {
         // A time-out: claim a signal this waiter may have (it was notified;
         // Rule 6: nothing is lost), else report it.
         return check(t, stop, false) == verdict::waiting;
@@ -627,10 +617,8 @@ class condition_variable {
   word_type signals_{0};
 };
 
-#if !defined(ROUSE_MODEL_RELACY)
-static_assert(sizeof(void*) != 8 || sizeof(condition_variable) == 24,
+static_assert(detail::in_model || sizeof(void*) != 8 || sizeof(condition_variable) == 24,
               "rouse::condition_variable is four 32-bit words and a pointer");
-#endif
 
 using condition_variable_any = condition_variable;
 

@@ -27,8 +27,8 @@ struct rouse::detail::condition_variable_model_access {
     std::uint32_t const seq = cv.seq_.load(std::memory_order_acquire);
     rouse::mutex* const m = lock.release();
     m->unlock();
-    bool const moved = rouse::detail::spin_until([&] { return cv.seq_.load(std::memory_order_relaxed) != seq; },
-                                                 rouse::detail::handoff_spin_limit);
+    bool const moved = rouse::detail::spin_until(rouse::detail::condvar_spin,
+                                                 [&] { return cv.seq_.load(std::memory_order_relaxed) != seq; });
     if (!moved) rouse::detail::wait(cv.seq_, seq);  // BUG (on purpose): any return ends the wait
     cv.leave();
     m->lock();  // no requeue here: nothing set the requeue target
