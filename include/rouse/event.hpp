@@ -33,7 +33,7 @@
 // Cost with nobody waiting: set() is one RMW (a CAS after a load) and no
 // system call; reset() one RMW; is_set() one load; wait() on a set event one
 // load (manual) or one RMW (auto). wait() spins briefly
-// (detail/coordination_spin.hpp) before it sleeps. Across processes: no.
+// (detail::event_spin) before it sleeps. Across processes: no.
 //
 // State word
 //   set       (bit 0)  the event is set
@@ -59,8 +59,9 @@
 #include <chrono>
 #include <cstdint>
 
-#include "rouse/detail/coordination_spin.hpp"
+#include "rouse/detail/deadline.hpp"
 #include "rouse/detail/diagnostics.hpp"  // ROUSE_CONSTEXPR
+#include "rouse/detail/spin.hpp"
 #include "rouse/detail/sync_types.hpp"
 #include "rouse/platform/deadline.hpp"
 
@@ -110,13 +111,13 @@ class event {
 
   void wait() noexcept {
     if (try_wait()) return;
-    wait_slow<std::chrono::steady_clock::time_point>(nullptr);
+    (void)wait_slow(detail::no_deadline{});
   }
 
   template <class Clock, class Duration>
   [[nodiscard]] bool wait_until(std::chrono::time_point<Clock, Duration> deadline) noexcept {
     if (try_wait()) return true;
-    return wait_slow(&deadline);
+    return wait_slow(detail::deadline_at(deadline));
   }
 
   template <class Rep, class Period>
@@ -124,10 +125,10 @@ class event {
     if (try_wait()) return true;
     auto const deadline = platform::deadline_after(timeout);
     if (platform::is_unbounded(deadline)) {
-      wait_slow<std::chrono::steady_clock::time_point>(nullptr);
+      (void)wait_slow(detail::no_deadline{});
       return true;
     }
-    return wait_slow(&deadline);
+    return wait_slow(detail::deadline_at(deadline));
   }
 
  private:
@@ -157,10 +158,11 @@ class event {
     }
   }
 
+  // False only when the deadline passed (never early).
   template <class Deadline>
-  [[gnu::noinline]] bool wait_slow(const Deadline* deadline) noexcept {
-    if (detail::spin_until([this] { return (word_.load(std::memory_order_relaxed) & set_bit) != 0; },
-                           detail::handoff_spin_limit) &&
+  [[gnu::noinline]] bool wait_slow(const Deadline& deadline) noexcept {
+    if (detail::spin_until(detail::event_spin,
+                           [this] { return (word_.load(std::memory_order_relaxed) & set_bit) != 0; }) &&
         try_wait())
       return true;
     std::uint32_t flag = 0;
@@ -177,11 +179,7 @@ class event {
         v |= sleepers;
       }
       if ((v & automatic) != 0) flag = sleepers;
-      if (deadline == nullptr) {
-        detail::wait(word_, v);
-      } else if (detail::wait_until(word_, v, *deadline) == detail::wait_result::timed_out) {
-        return leave_after_timeout(flag);
-      }
+      if (detail::wait_until(word_, v, deadline) == detail::wait_result::timed_out) return leave_after_timeout(flag);
       // Ordering: acquire; pairs with the release in set().
       v = word_.load(std::memory_order_acquire);
     }
@@ -204,8 +202,6 @@ class event {
   detail::atomic<std::uint32_t> word_;
 };
 
-#if !defined(ROUSE_MODEL_RELACY)
-static_assert(sizeof(event) == 4);
-#endif
+static_assert(detail::in_model || sizeof(event) == 4);
 
 }  // namespace rouse

@@ -82,6 +82,7 @@
 #include <chrono>
 #include <cstdint>
 
+#include "rouse/detail/deadline.hpp"
 #include "rouse/detail/diagnostics.hpp"
 #include "rouse/detail/sync_types.hpp"
 #include "rouse/platform/deadline.hpp"
@@ -130,26 +131,13 @@ class eventcount {
   void cancel_wait() noexcept { leave(); }
 
   // Sleeps until a notify after prepare_wait() (may return spuriously).
-  void wait(key k) noexcept {
-    // Ordering: acquire pairs with the seq_cst increment in notify_*().
-    while (epoch_.load(std::memory_order_acquire) == k.epoch_) detail::wait(epoch_, k.epoch_);
-    leave();
-  }
+  void wait(key k) noexcept { (void)sleep(k, detail::no_deadline{}); }
 
   // As wait(), with a deadline. False when the deadline passed with no
   // notify seen (never early); true otherwise.
   template <class Clock, class Duration>
   bool wait_until(key k, std::chrono::time_point<Clock, Duration> deadline) noexcept {
-    bool notified = true;
-    // Ordering: acquire pairs with the seq_cst increment in notify_*().
-    while (epoch_.load(std::memory_order_acquire) == k.epoch_) {
-      if (detail::wait_until(epoch_, k.epoch_, deadline) == detail::wait_result::timed_out) {
-        notified = epoch_.load(std::memory_order_acquire) != k.epoch_;
-        break;
-      }
-    }
-    leave();
-    return notified;
+    return sleep(k, detail::deadline_at(deadline));
   }
 
   template <class Rep, class Period>
@@ -217,6 +205,20 @@ class eventcount {
   }
 
  private:
+  template <class Deadline>
+  bool sleep(key k, const Deadline& deadline) noexcept {
+    bool notified = true;
+    // Ordering: acquire pairs with the seq_cst increment in notify_*().
+    while (epoch_.load(std::memory_order_acquire) == k.epoch_) {
+      if (detail::wait_until(epoch_, k.epoch_, deadline) == detail::wait_result::timed_out) {
+        notified = epoch_.load(std::memory_order_acquire) != k.epoch_;
+        break;
+      }
+    }
+    leave();
+    return notified;
+  }
+
   void leave() noexcept {
     // Ordering: relaxed. A late decrement only costs a notifier a useless
     // wake; it cannot hide a newer waiter, whose own increment (B) is what
@@ -239,8 +241,6 @@ class eventcount {
   detail::atomic<std::uint32_t> waiters_{0};
 };
 
-#if !defined(ROUSE_MODEL_RELACY)
-static_assert(sizeof(eventcount) == 8);
-#endif
+static_assert(detail::in_model || sizeof(eventcount) == 8);
 
 }  // namespace rouse

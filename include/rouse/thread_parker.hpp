@@ -55,6 +55,7 @@
 #include <chrono>
 #include <cstdint>
 
+#include "rouse/detail/deadline.hpp"
 #include "rouse/detail/diagnostics.hpp"
 #include "rouse/detail/sync_types.hpp"
 #include "rouse/platform/deadline.hpp"
@@ -74,7 +75,7 @@ class thread_parker {
     std::uint32_t const before = state_.fetch_sub(1, std::memory_order_acquire);
     if (before == notified) return;
     ROUSE_CHECK_USAGE(before == empty, "rouse::thread_parker", "park() while another thread is parked");
-    park_slow();
+    (void)park_slow(detail::no_deadline{});
   }
 
   // As park(), but gives up at `deadline`. True when a token was consumed.
@@ -84,7 +85,7 @@ class thread_parker {
     std::uint32_t const before = state_.fetch_sub(1, std::memory_order_acquire);
     if (before == notified) return true;
     ROUSE_CHECK_USAGE(before == empty, "rouse::thread_parker", "park() while another thread is parked");
-    return park_until_slow(deadline);
+    return park_slow(detail::deadline_at(deadline));
   }
 
   template <class Rep, class Period>
@@ -113,7 +114,12 @@ class thread_parker {
     // any -> notified.
     // Ordering: release pairs with the acquire RMW in park()/park_slow() that
     // consumes the token.
-    if (state_.exchange(notified, std::memory_order_release) == parked) wake_parked();
+    if (detail::model_fault_on(detail::model_fault::thread_parker_wakes_before_token)) {
+      wake_parked();
+      (void)state_.exchange(notified, std::memory_order_release);
+    } else if (state_.exchange(notified, std::memory_order_release) == parked) {
+      wake_parked();
+    }
   }
 
  private:
@@ -123,20 +129,10 @@ class thread_parker {
 
   [[gnu::noinline, gnu::cold]] void wake_parked() noexcept { detail::wake_one(state_); }
 
-  [[gnu::noinline]] void park_slow() noexcept {
-    for (;;) {
-      detail::wait(state_, parked);
-      // parked: notified -> empty (return), else a spurious wake: sleep again.
-      // Ordering: acquire pairs with the release exchange in unpark().
-      std::uint32_t expected = notified;
-      if (state_.compare_exchange_strong(expected, empty, std::memory_order_acquire,
-                                         std::memory_order_relaxed))
-        return;
-    }
-  }
-
-  template <class Clock, class Duration>
-  [[gnu::noinline]] bool park_until_slow(std::chrono::time_point<Clock, Duration> deadline) noexcept {
+  // Sleeps until a token comes (true) or the deadline passes (false; never
+  // for no_deadline).
+  template <class Deadline>
+  [[gnu::noinline]] bool park_slow(const Deadline& deadline) noexcept {
     for (;;) {
       bool const timed_out = detail::wait_until(state_, parked, deadline) == detail::wait_result::timed_out;
       if (timed_out) {
@@ -145,6 +141,7 @@ class thread_parker {
         // Ordering: acquire pairs with the release exchange in unpark().
         return state_.exchange(empty, std::memory_order_acquire) == notified;
       }
+      // parked: notified -> empty (return), else a spurious wake: sleep again.
       // Ordering: acquire pairs with the release exchange in unpark().
       std::uint32_t expected = notified;
       if (state_.compare_exchange_strong(expected, empty, std::memory_order_acquire,
@@ -156,8 +153,6 @@ class thread_parker {
   detail::atomic<std::uint32_t> state_{empty};
 };
 
-#if !defined(ROUSE_MODEL_RELACY)
-static_assert(sizeof(thread_parker) == 4);
-#endif
+static_assert(detail::in_model || sizeof(thread_parker) == 4);
 
 }  // namespace rouse
