@@ -43,7 +43,7 @@
 // completing thread, and only if some waiter went to sleep; none otherwise.
 // Cost: each arrival is one RMW on the arrivals word; the completing thread
 // adds one store and one RMW on the generation word. wait() spins before it
-// sleeps (detail/coordination_spin.hpp, group_spin_until: briefly when the
+// sleeps (detail/spin.hpp, group_spin_until: briefly when the
 // expected count exceeds the CPUs, up to ~4 wake-up costs when it fits), so
 // short phases finish without a system call. Across processes: no.
 //
@@ -78,8 +78,8 @@
 #include <type_traits>
 #include <utility>
 
-#include "rouse/detail/coordination_spin.hpp"
 #include "rouse/detail/diagnostics.hpp"
+#include "rouse/detail/spin.hpp"
 #include "rouse/detail/sync_types.hpp"
 
 namespace rouse {
@@ -176,6 +176,13 @@ class barrier {
     // as a spin heuristic (group_size()), hence the atomic_ref accesses.
     std::uint32_t const next_expected = load_expected() - drops;
     store_expected(next_expected);
+    if (detail::model_fault_on(detail::model_fault::barrier_generation_before_arrivals)) {
+      std::uint32_t const old_gen = gen_.load(std::memory_order_relaxed);
+      std::uint32_t const before = gen_.exchange(((old_gen >> 1) + 1) << 1, std::memory_order_release);
+      arrivals_.store((((tag + 1) & tag_mask) << tag_shift) | next_expected, std::memory_order_release);
+      if ((before & sleepers) != 0) detail::wake_all(gen_);
+      return;
+    }
     // The next phase's count. Ordering: release, so that the completing
     // thread of the next phase (whose acquire arrival reads this store's
     // release sequence) sees expected_ as written here.
@@ -192,37 +199,19 @@ class barrier {
   }
 
   // The expected count, for waiters (a hint: a completing thread may be
-  // changing it after drops). Ordering: relaxed, through std::atomic_ref, so
-  // that the read is not a data race with store_expected(). Under a Relacy
-  // model the spin ignores the size, and the read would only add states.
-  std::uint32_t group_size() const noexcept {
-#if defined(ROUSE_MODEL_RELACY)
-    return 0;
-#else
-    return std::atomic_ref<std::uint32_t>(const_cast<std::uint32_t&>(expected_)).load(std::memory_order_relaxed);
-#endif
-  }
+  // changing it after drops). Ordering: relaxed, through std::atomic_ref
+  // (detail::unsync_hint), so that the read is not a data race with
+  // store_expected(). Under a Relacy model it reads nothing: the spin
+  // ignores the size, and the read would only add states.
+  std::uint32_t group_size() const noexcept { return detail::unsync_hint(expected_); }
   // The completing thread's own accesses. Outside the model they go through
   // std::atomic_ref too (relaxed: their order comes from the arrivals
-  // word), since an object that atomic_refs may be reading at the same time
-  // must only be accessed through atomic_refs; under the model they are the
-  // checked plain accesses of the protocol.
-  std::uint32_t load_expected() noexcept {
-#if defined(ROUSE_MODEL_RELACY)
-    return detail::unsync_ref(expected_);
-#else
-    return std::atomic_ref<std::uint32_t>(expected_).load(std::memory_order_relaxed);
-#endif
-  }
-  void store_expected(std::uint32_t v) noexcept {
-#if defined(ROUSE_MODEL_RELACY)
-    detail::unsync_ref(expected_) = v;
-#else
-    // Ordering: relaxed, as load_expected(); group_size() needs no more
-    // than a whole value.
-    std::atomic_ref<std::uint32_t>(expected_).store(v, std::memory_order_relaxed);
-#endif
-  }
+  // word; group_size() needs no more than a whole value), since an object
+  // that atomic_refs may be reading at the same time must only be accessed
+  // through atomic_refs; under the model they are the checked plain
+  // accesses of the protocol.
+  std::uint32_t load_expected() noexcept { return detail::unsync_load(expected_); }
+  void store_expected(std::uint32_t v) noexcept { detail::unsync_store(expected_, v); }
 
   [[gnu::noinline]] void wait_slow(std::uint32_t tag) const noexcept {
     // How long to spin depends on the group's size.
@@ -260,8 +249,6 @@ class barrier {
   [[no_unique_address]] CompletionFunction completion_;
 };
 
-#if !defined(ROUSE_MODEL_RELACY)
-static_assert(sizeof(barrier<>) == 16);
-#endif
+static_assert(detail::in_model || sizeof(barrier<>) == 16);
 
 }  // namespace rouse

@@ -33,7 +33,7 @@
 // zero wakes every sleeper with one wake call, and makes none when no waiter
 // went to sleep. Cost with nobody waiting: count_down() is one RMW and no
 // system call; try_wait() is one load. wait() spins before it
-// sleeps (detail/coordination_spin.hpp, group_spin_until; the group is the
+// sleeps (detail/spin.hpp, group_spin_until; the group is the
 // count still to come down plus the waiter: briefly when that exceeds the
 // CPUs, up to ~4 wake-up costs when it fits). Across processes: no.
 //
@@ -57,8 +57,8 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "rouse/detail/coordination_spin.hpp"
 #include "rouse/detail/diagnostics.hpp"
+#include "rouse/detail/spin.hpp"
 #include "rouse/detail/sync_types.hpp"
 
 namespace rouse {
@@ -85,6 +85,12 @@ class latch {
 
   void count_down(std::ptrdiff_t n = 1) noexcept {
     ROUSE_CHECK_USAGE(n >= 0, "rouse::latch", "count_down() with a negative update");
+    if (detail::model_fault_on(detail::model_fault::latch_count_down_reads_flag_first)) {
+      std::uint32_t const flag = word_.load(std::memory_order_relaxed) & sleepers;
+      std::uint32_t const before = word_.fetch_sub(static_cast<std::uint32_t>(n) << 1, std::memory_order_release);
+      if (n != 0 && static_cast<std::ptrdiff_t>(before >> 1) == n && flag != 0) wake_sleepers();
+      return;
+    }
     // Ordering: release; pairs with the acquire loads in wait()/try_wait().
     std::uint32_t const before = word_.fetch_sub(static_cast<std::uint32_t>(n) << 1, std::memory_order_release);
     ROUSE_CHECK_USAGE(static_cast<std::ptrdiff_t>(before >> 1) >= n, "rouse::latch",
@@ -162,8 +168,6 @@ class latch {
   mutable detail::atomic<std::uint32_t> word_;
 };
 
-#if !defined(ROUSE_MODEL_RELACY)
-static_assert(sizeof(latch) == 4);
-#endif
+static_assert(detail::in_model || sizeof(latch) == 4);
 
 }  // namespace rouse
