@@ -136,6 +136,11 @@ class once_flag {
         return;  // ~run_end publishes `done`
       }
       if (seen == running) {
+        if (detail::model_fault_on(detail::model_fault::once_waiter_sleeps_unmarked)) {
+          detail::wait(word_, running);
+          seen = word_.load(std::memory_order_acquire);
+          continue;
+        }
         // Ordering: the mark publishes nothing (the runner's exchange reads it
         // by the RMW total order of the word, then wakes us), but the
         // compare-exchange may instead read `done` and return: so acquire,
@@ -152,9 +157,7 @@ class once_flag {
   detail::atomic<std::uint32_t> word_{incomplete};
 };
 
-#if !defined(ROUSE_MODEL_RELACY)
-static_assert(sizeof(once_flag) == 4, "rouse::once_flag is one futex word");
-#endif
+static_assert(detail::in_model || sizeof(once_flag) == 4, "rouse::once_flag is one futex word");
 
 template <class Callable, class... Args>
 inline void call_once(once_flag& flag, Callable&& f, Args&&... args) {

@@ -149,8 +149,6 @@ class ROUSE_CAPABILITY("mutex") recursive_mutex {
 
 using recursive_timed_mutex = recursive_mutex;
 
-#if !defined(ROUSE_MODEL_RELACY)
-static_assert(sizeof(recursive_mutex) == 12, "rouse::recursive_mutex: word, owner, depth");
-#endif
+static_assert(detail::in_model || sizeof(recursive_mutex) == 12, "rouse::recursive_mutex: word, owner, depth");
 
 }  // namespace rouse

@@ -42,17 +42,17 @@
 #include "rouse/detail/annotations.hpp"
 #include "rouse/detail/diagnostics.hpp"
 #include "rouse/detail/held_locks.hpp"
+#include "rouse/detail/spin.hpp"
 #include "rouse/detail/sync_types.hpp"
 
 namespace rouse {
 
 class ROUSE_CAPABILITY("mutex") spin_lock {
  public:
-  // Backoff doubles from 1 pause up to this many between reads of the word:
-  // 64 pauses are ~0.3-2 us depending on the CPU's pause latency, about one
-  // critical section of the sizes a spin lock is meant for; longer backoff
-  // only delays the hand-over once the lock is free.
-  static constexpr int max_backoff = 64;
+  // Backoff doubles from 1 pause up to this many between reads of the word
+  // (detail::spin_lock_spin: about one critical section of the sizes a spin
+  // lock is meant for; docs/tuning.md).
+  static constexpr int max_backoff = detail::spin_lock_spin.max_gap;
 
   constexpr spin_lock() noexcept = default;
   spin_lock(const spin_lock&) = delete;
@@ -93,14 +93,11 @@ class ROUSE_CAPABILITY("mutex") spin_lock {
 
  private:
   [[gnu::noinline]] void lock_slow() noexcept {
-    int backoff = 1;
+    detail::spinner spin(detail::spin_lock_spin);  // never spent: a spin lock does not sleep
     do {
       // Test before test-and-set: wait with plain reads (the line stays
       // shared) until the lock looks free.
-      while (word_.load(std::memory_order_relaxed) != 0) {
-        for (int i = 0; i < backoff; ++i) detail::spin_pause();
-        if (backoff < max_backoff) backoff *= 2;
-      }
+      while (word_.load(std::memory_order_relaxed) != 0) (void)spin.next();
       // Ordering: acquire, pairs with unlock()'s release store.
     } while (word_.exchange(1, std::memory_order_acquire) != 0);
   }
@@ -108,8 +105,6 @@ class ROUSE_CAPABILITY("mutex") spin_lock {
   detail::atomic<std::uint32_t> word_{0};
 };
 
-#if !defined(ROUSE_MODEL_RELACY)
-static_assert(sizeof(spin_lock) == 4, "rouse::spin_lock is one word");
-#endif
+static_assert(detail::in_model || sizeof(spin_lock) == 4, "rouse::spin_lock is one word");
 
 }  // namespace rouse
