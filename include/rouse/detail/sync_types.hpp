@@ -82,26 +82,6 @@ enum class model_fault : unsigned {
   // waiter_queue: wake_chain() reads a claimed node's link after waking its
   // waiter (which may have returned and freed the node).
   waiter_chain_read_after_wake,
-  // mutex: a waiter sleeps on `locked` without marking it contended (1 -> 2),
-  // so the unlock() that frees it takes the fast path and wakes nobody.
-  mutex_waiter_sleeps_unmarked,
-  // call_once: a waiter sleeps on `running` without setting `waiting`, so
-  // the runner's exchange to `done` wakes nobody.
-  once_waiter_sleeps_unmarked,
-  // latch: count_down() reads the sleepers flag in a load before its RMW, so
-  // the last one skips the wake of a waiter that set the flag in between.
-  latch_count_down_reads_flag_first,
-  // barrier: the completing thread starts the next generation (releasing the
-  // waiters) before it stores the next phase's arrivals word.
-  barrier_generation_before_arrivals,
-  // thread_parker: unpark() wakes the parked thread before it publishes the
-  // token, and makes no wake after it.
-  thread_parker_wakes_before_token,
-  // oneshot: send() publishes READY before it constructs the value.
-  oneshot_ready_before_value,
-  // spsc: the sender's notify of the receiver loads rx_sleep without fence
-  // (A) after its stamp store.
-  spsc_notify_without_fence,
 };
 
 }  // namespace rouse::detail
