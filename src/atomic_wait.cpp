@@ -22,6 +22,7 @@
 
 #include "platform/parking_table.hpp"
 #include "rouse/atomic_wait.hpp"
+#include "rouse/detail/spin.hpp"
 #include "rouse/platform/cpu.hpp"
 #include "rouse/platform/wait.hpp"
 
@@ -32,10 +33,6 @@ atomic_wait_slot atomic_wait_slots[atomic_wait_slot_count];
 namespace {
 
 namespace table = rouse::platform::detail;
-
-// The spin phase of atomic_wait_bytes(): pauses, then yields.
-constexpr int spin_pauses = 32;
-constexpr int spin_yields = 8;
 
 // The atomic's bytes, read with one seq_cst atomic load of its size ((A')).
 // std::atomic<T> of these sizes is lock-free with sizeof(T) alignment, so the
@@ -66,13 +63,13 @@ bool park_check_holds(const void* context, std::size_t) noexcept {
   return holds_old(c->address, c->size, c->old_bytes);
 }
 
-bool park_wait(const void* address, std::size_t size, const void* old_bytes,
-               const std::chrono::steady_clock::time_point* deadline) noexcept {
+template <class Deadline>
+bool park_wait(const void* address, std::size_t size, const void* old_bytes, const Deadline& deadline) noexcept {
   atomic<std::uint32_t>& count = atomic_wait_slots[atomic_wait_slot_index(address)].waiters;
   waiter_enter(count);  // (A)
   park_check const check{address, size, old_bytes};
-  table::park_deadline const d =
-      deadline ? table::park_deadline::at(*deadline) : table::park_deadline::none();
+  table::park_deadline d = table::park_deadline::none();
+  if constexpr (Deadline::timed()) d = table::park_deadline::at(deadline.at);
   bool changed = true;
   // (A') before taking the bucket lock, then again under it.
   while (holds_old(address, size, old_bytes)) {
@@ -94,28 +91,19 @@ const platform::word& word_at(const void* address) noexcept {
 }
 #endif
 
-}  // namespace
-
-bool atomic_wait_bytes(const void* address, std::size_t size, const void* old_bytes,
-                       const std::chrono::steady_clock::time_point* deadline) noexcept {
+template <class Deadline>
+bool wait_bytes(const void* address, std::size_t size, const void* old_bytes, const Deadline& deadline) noexcept {
   // Already changed: no counter traffic at all.
   if (!holds_old(address, size, old_bytes)) return true;
-  if (deadline && std::chrono::steady_clock::now() >= *deadline)
-    return !holds_old(address, size, old_bytes);
-  // Spin, then yield, before announcing a waiter: a partner that answers
-  // within a few microseconds (ping-pong hand-offs) is seen here without the
-  // waiter count traffic and the membarrier of waiter_enter(). The budget is
-  // libstdc++'s order of magnitude (it spins 12 pauses then 4 yields);
-  // measured with rouse-bench atomic_wait.pingpong, see docs/wait.md.
-  for (int i = 0; i < spin_pauses; ++i) {
-    platform::cpu_relax();
+  if (deadline.expired()) return !holds_old(address, size, old_bytes);
+  // Spin (detail::atomic_wait_spin: pauses, then yields) before announcing
+  // a waiter: a partner that answers within a few microseconds (ping-pong
+  // hand-offs) is seen here without the waiter count traffic and the
+  // membarrier of waiter_enter(). The deadline is checked in the yield polls.
+  spinner spin(atomic_wait_spin);
+  while (spin.next()) {
     if (!holds_old(address, size, old_bytes)) return true;
-  }
-  for (int i = 0; i < spin_yields; ++i) {
-    platform::thread_yield();
-    if (!holds_old(address, size, old_bytes)) return true;
-    if (deadline && std::chrono::steady_clock::now() >= *deadline)
-      return !holds_old(address, size, old_bytes);
+    if (spin.yielding() && deadline.expired()) return !holds_old(address, size, old_bytes);
   }
 #if !ROUSE_CONFIG_WAIT_BACKEND_GENERIC
   if (size == 4) {
@@ -126,6 +114,17 @@ bool atomic_wait_bytes(const void* address, std::size_t size, const void* old_by
   }
 #endif
   return park_wait(address, size, old_bytes, deadline);
+}
+
+}  // namespace
+
+bool atomic_wait_bytes(const void* address, std::size_t size, const void* old_bytes, no_deadline d) noexcept {
+  return wait_bytes(address, size, old_bytes, d);
+}
+
+bool atomic_wait_bytes(const void* address, std::size_t size, const void* old_bytes,
+                       const until_deadline<std::chrono::steady_clock>& d) noexcept {
+  return wait_bytes(address, size, old_bytes, d);
 }
 
 void atomic_notify_bytes(const void* address, std::size_t size, bool all) noexcept {

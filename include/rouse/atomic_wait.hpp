@@ -50,17 +50,20 @@
 #include <cstring>
 #include <type_traits>
 
-#include "rouse/platform/deadline.hpp"
+#include "rouse/detail/deadline.hpp"
 #include "rouse/detail/waiter_count.hpp"
+#include "rouse/platform/deadline.hpp"
 
 namespace rouse {
 namespace detail {
 
 // Out of line (src/atomic_wait.cpp). `address`/`size` name the atomic;
 // `old_bytes` holds the value to wait on, compared bitwise. Returns true once
-// the value differs, false when the deadline (if any) passed first.
+// the value differs, false when the deadline passed first (never for
+// no_deadline).
+bool atomic_wait_bytes(const void* address, std::size_t size, const void* old_bytes, no_deadline) noexcept;
 bool atomic_wait_bytes(const void* address, std::size_t size, const void* old_bytes,
-                       const std::chrono::steady_clock::time_point* deadline) noexcept;
+                       const until_deadline<std::chrono::steady_clock>& deadline) noexcept;
 // The wake half of a notify, called only once the inline check below saw a
 // possible waiter: wakes one (or all) waiters of exactly `address`.
 [[gnu::cold, gnu::noinline]] void atomic_notify_bytes(const void* address, std::size_t size,
@@ -100,7 +103,7 @@ inline constexpr bool atomic_waitable =
 template <class T>
   requires detail::atomic_waitable<T>
 void atomic_wait(const std::atomic<T>& a, T old) noexcept {
-  detail::atomic_wait_bytes(&a, sizeof(T), &old, nullptr);
+  detail::atomic_wait_bytes(&a, sizeof(T), &old, detail::no_deadline{});
 }
 
 // Steady deadlines go to the wait as they are; any other clock waits in
@@ -110,24 +113,24 @@ void atomic_wait(const std::atomic<T>& a, T old) noexcept {
 template <class T, class Clock, class Duration>
   requires detail::atomic_waitable<T>
 bool atomic_wait_until(const std::atomic<T>& a, T old, std::chrono::time_point<Clock, Duration> deadline) noexcept {
-  auto const at = platform::clock_deadline(deadline);
-  if (platform::is_unbounded(at)) {
+  auto const at = detail::deadline_at(deadline);
+  if (platform::is_unbounded(at.at)) {
     atomic_wait(a, old);
     return true;
   }
   if constexpr (std::is_same_v<Clock, std::chrono::steady_clock>) {
-    return detail::atomic_wait_bytes(&a, sizeof(T), &old, &at);
+    return detail::atomic_wait_bytes(&a, sizeof(T), &old, at);
   } else {
     for (;;) {
       T const now_value = a.load(std::memory_order_acquire);
       if (std::memcmp(&now_value, &old, sizeof(T)) != 0) return true;
-      if (Clock::now() >= at) return false;
-      auto const slice = platform::steady_slice(at);
+      if (at.expired()) return false;
+      auto const slice = platform::steady_slice(at.at);
       if (platform::is_unbounded(slice)) {
         atomic_wait(a, old);
         return true;
       }
-      if (detail::atomic_wait_bytes(&a, sizeof(T), &old, &slice)) return true;
+      if (detail::atomic_wait_bytes(&a, sizeof(T), &old, detail::deadline_at(slice))) return true;
     }
   }
 }

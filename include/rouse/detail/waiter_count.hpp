@@ -112,19 +112,18 @@ inline bool may_have_waiters(atomic<std::uint32_t>& counter) noexcept {
 }
 
 // The 4-byte wait on the futex, gated by `counter`: sleeps while `word` holds
-// `old`; returns true once it differs, false when `deadline` (if not null)
-// passed first with the value unchanged. Loops over spurious wake-ups.
+// `old`; returns true once it differs, false when `deadline` (a deadline
+// object, detail/deadline.hpp) passed first with the value unchanged. Loops
+// over spurious wake-ups.
 template <class Deadline>
 bool counted_wait_u32(atomic<std::uint32_t>& counter, const atomic<std::uint32_t>& word,
-                      std::uint32_t old, const Deadline* deadline) noexcept {
+                      std::uint32_t old, const Deadline& deadline) noexcept {
   waiter_enter(counter);  // (A)
   bool changed = true;
   for (;;) {
     // (A') seq_cst: pairs with the fence (B) of a notifier (see above).
     if (word.load(std::memory_order_seq_cst) != old) break;
-    if (deadline == nullptr) {
-      wait(word, old);
-    } else if (wait_until(word, old, *deadline) == wait_result::timed_out) {
+    if (wait_until(word, old, deadline) == wait_result::timed_out) {
       // Ordering: acquire — a late change still counts as a wake, and its
       // writer's data must be visible to the caller.
       changed = word.load(std::memory_order_acquire) != old;
