@@ -46,7 +46,7 @@
 // sender wakes only when the receiver announced sleep (WAITING), and then it
 // makes exactly one FUTEX_WAKE.
 // Across processes: no (the state is heap memory of this process).
-// Blocking: recv() spins about `spin_limit` pauses, then sleeps on the state
+// Blocking: recv() spins (rouse::detail::oneshot_spin: 100 pauses), then sleeps on the state
 // word through the wait layer (detail/sync_types.hpp).
 //
 // State word (32 bits, one per channel):
@@ -102,7 +102,9 @@
 
 #include "rouse/channel/result.hpp"
 #include "rouse/detail/channel_slot.hpp"
+#include "rouse/detail/deadline.hpp"
 #include "rouse/detail/diagnostics.hpp"
+#include "rouse/detail/spin.hpp"
 #include "rouse/detail/sync_types.hpp"
 #include "rouse/platform/deadline.hpp"
 
@@ -121,16 +123,6 @@ inline constexpr std::uint32_t closed = 1u << 2;
 inline constexpr std::uint32_t tx_done = 1u << 3;
 inline constexpr std::uint32_t rx_done = 1u << 4;
 inline constexpr std::uint32_t waiting = 1u << 5;
-
-// How many pauses recv() polls before it sleeps: about 1-3 µs on current x86
-// (a pause is 10-40 ns), below the ~5 µs a futex sleep and wake cost together,
-// so a value that is a few microseconds away is taken without a system call.
-// Model tests poll once: each poll is a scheduling point Relacy must explore.
-#if defined(ROUSE_MODEL_RELACY)
-inline constexpr int spin_limit = 1;
-#else
-inline constexpr int spin_limit = 100;
-#endif
 
 template <class T>
 struct state {
@@ -274,7 +266,7 @@ class oneshot_receiver {
     // CLOSED: the value is fully written before we move it out.
     std::uint32_t const w = state_->word.load(std::memory_order_acquire);
     if (w & (oneshot_detail::ready | oneshot_detail::closed)) return finish(w);
-    return recv_slow(static_cast<const std::chrono::steady_clock::time_point*>(nullptr));
+    return recv_slow(rouse::detail::no_deadline{});
   }
 
   // Never blocks: ok, empty (nothing yet, the sender is still there), or closed.
@@ -294,9 +286,9 @@ class oneshot_receiver {
     std::uint32_t const w = state_->word.load(std::memory_order_acquire);
     if (w & (oneshot_detail::ready | oneshot_detail::closed)) return finish(w);
     // Saturating (platform/deadline.hpp): too far to hold means no deadline.
-    auto const at = platform::clock_deadline(deadline);
-    if (platform::is_unbounded(at)) return recv();
-    return recv_slow(&at);
+    auto const at = rouse::detail::deadline_at(deadline);
+    if (platform::is_unbounded(at.at)) return recv();
+    return recv_slow(at);
   }
 
   template <class Rep, class Period>
@@ -370,12 +362,12 @@ class oneshot_receiver {
   // Spin, then announce WAITING and sleep on the word until READY or CLOSED
   // (or the deadline, when there is one).
   template <class Deadline>
-  [[gnu::noinline, gnu::cold]] recv_result<T> recv_slow(const Deadline* deadline) {
+  [[gnu::noinline, gnu::cold]] recv_result<T> recv_slow(const Deadline& deadline) {
     constexpr std::uint32_t done = oneshot_detail::ready | oneshot_detail::closed;
     state* const s = state_;
     std::uint32_t w = 0;
-    for (int i = 0; i < oneshot_detail::spin_limit; ++i) {
-      rouse::detail::spin_pause();
+    rouse::detail::spinner spin(rouse::detail::oneshot_spin);
+    while (spin.next()) {
       // Ordering: acquire, as in recv().
       w = s->word.load(std::memory_order_acquire);
       if (w & done) return finish(w);
@@ -389,16 +381,8 @@ class oneshot_receiver {
         w = s->word.fetch_or(oneshot_detail::waiting, std::memory_order_acquire) | oneshot_detail::waiting;
         if (w & done) return finish(w);
       }
-      if constexpr (std::is_same_v<Deadline, std::chrono::steady_clock::time_point>) {
-        if (deadline == nullptr) {
-          rouse::detail::wait(s->word, w);
-        } else if (rouse::detail::wait_until(s->word, w, *deadline) == rouse::detail::wait_result::timed_out) {
-          return timed_out(s);
-        }
-      } else {
-        if (rouse::detail::wait_until(s->word, w, *deadline) == rouse::detail::wait_result::timed_out)
-          return timed_out(s);
-      }
+      if (rouse::detail::wait_until(s->word, w, deadline) == rouse::detail::wait_result::timed_out)
+        return timed_out(s);
       // Ordering: acquire, as in recv().
       w = s->word.load(std::memory_order_acquire);
       if (w & done) return finish(w);

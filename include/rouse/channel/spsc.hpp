@@ -130,18 +130,12 @@
 #include <utility>
 
 #include "rouse/channel/result.hpp"
-#include "rouse/detail/backoff_spin.hpp"
 #include "rouse/detail/channel_slot.hpp"
+#include "rouse/detail/deadline.hpp"
 #include "rouse/detail/diagnostics.hpp"
+#include "rouse/detail/spin.hpp"
 #include "rouse/detail/sync_types.hpp"
 #include "rouse/platform/deadline.hpp"
-
-#ifndef ROUSE_SPSC_SPIN_STEPS
-#define ROUSE_SPSC_SPIN_STEPS 1
-#endif
-#ifndef ROUSE_SPSC_YIELD_STEPS
-#define ROUSE_SPSC_YIELD_STEPS 16
-#endif
 
 namespace rouse::channel {
 
@@ -157,51 +151,12 @@ namespace spsc_detail {
 // same way).
 inline constexpr std::size_t line = 128;
 
-// How long a side polls before it sleeps: one check after a pause, then at
-// least `yield_steps` checks each after a sched_yield, and more until the
-// time budget of `yield_policy` below has passed (a timed operation stops at
-// its deadline instead). The yields matter more than
-// the pauses on the 2-vCPU AMD EPYC VMs rouse is measured on: the peer is
-// often on this side's own CPU (the kernel puts a woken thread beside its
-// waker), where a pause spin burns the time slice the peer needs and a
-// yield hands it over; on the other CPU a yield is a system call (0.3-1.2 us
-// on these VMs, depending on the day) that spaces the polls and lets a
-// batch build up. Going to sleep costs far
-// more there (~100-250 us per announce: membarrier, a wake of a halted vCPU,
-// the waker's system call), and a side that slept once tends to make the
-// two sleep in turn. Measured in a standalone harness on the cached-index
-// version of this channel (the channel.spsc shape, 4M messages, medians,
-// variants interleaved, vCPUs ~100 ns apart): 1, 2, 4, 8 pauses then 4
-// yields (the previous shape) 61-73 M msgs/s with 100-300 announces a run;
-// 16 yields without pauses 104-153 M msgs/s with 0-10; in the ~400 ns
-// placement the previous shape slept up to 2,200 times a run (7-12 M msgs/s).
-#if defined(ROUSE_MODEL_RELACY)
-inline constexpr int spin_steps = 1;  // each poll is a point Relacy must explore
-inline constexpr int yield_steps = 0;
-#else
-inline constexpr int spin_steps = ROUSE_SPSC_SPIN_STEPS;
-inline constexpr int yield_steps = ROUSE_SPSC_YIELD_STEPS;
-#endif
-
-// The pause steps before the yields: 2^step pauses before a re-check.
-inline void pause(int step) noexcept {
-  for (int i = 0; i < (1 << step); ++i) rouse::detail::spin_pause();
-}
-
-// The yield phase: at least `yield_steps` polls, each after a yield, and
-// more until 4 x platform::wake_cost() (within [2, 200] us) has passed —
-// the locks' budget (detail::lock_spin_policy). A side that has just woken
-// the other must outlast the other's wake-up, or the two sleep by turns.
-inline constexpr rouse::detail::spin_policy yield_policy{
-    4, std::chrono::microseconds(2), std::chrono::microseconds(200), 0, 0, 0};
-
-using clock_deadline = std::chrono::steady_clock::time_point;
-
-// True when a timed operation's deadline has passed (never for untimed ones).
-template <class Deadline>
-bool passed(const Deadline* deadline) {
-  return deadline != nullptr && Deadline::clock::now() >= *deadline;
-}
+// How long a side polls before it sleeps: rouse::detail::spsc_spin (one
+// check after a pause, then at least 16 checks each after a sched_yield, and
+// more until 4 x platform::wake_cost() within [2, 200] us has passed: a side
+// that has just woken the other must outlast the other's wake-up, or the two
+// sleep by turns; docs/tuning.md). A timed operation stops at its deadline
+// instead, checked in the yield polls.
 
 // A slot: its stamp (see "Words") and storage for one value.
 template <class T>
@@ -322,7 +277,7 @@ class spsc_sender {
   send_result<T> send(T value) {
     if (!usable()) return send_result<T>(status::closed, std::move(value));
     if (try_push(value)) return send_result<T>();
-    return send_slow(std::move(value), static_cast<const spsc_detail::clock_deadline*>(nullptr));
+    return send_slow(std::move(value), rouse::detail::no_deadline{});
   }
 
   // Never blocks: ok, full, or closed (value back on failure).
@@ -340,10 +295,9 @@ class spsc_sender {
     if (!usable()) return send_result<T>(status::closed, std::move(value));
     if (try_push(value)) return send_result<T>();
     // Saturating (platform/deadline.hpp): too far to hold means no deadline.
-    auto const at = platform::clock_deadline(deadline);
-    if (platform::is_unbounded(at))
-      return send_slow(std::move(value), static_cast<const spsc_detail::clock_deadline*>(nullptr));
-    return send_slow(std::move(value), &at);
+    auto const at = rouse::detail::deadline_at(deadline);
+    if (platform::is_unbounded(at.at)) return send_slow(std::move(value), rouse::detail::no_deadline{});
+    return send_slow(std::move(value), at);
   }
 
   template <class Rep, class Period>
@@ -356,9 +310,8 @@ class spsc_sender {
       return send_result<T>(status::timed_out, std::move(value));
     }
     auto const deadline = platform::deadline_after(timeout);
-    if (platform::is_unbounded(deadline))
-      return send_slow(std::move(value), static_cast<const spsc_detail::clock_deadline*>(nullptr));
-    return send_slow(std::move(value), &deadline);
+    if (platform::is_unbounded(deadline)) return send_slow(std::move(value), rouse::detail::no_deadline{});
+    return send_slow(std::move(value), rouse::detail::deadline_at(deadline));
   }
 
   // Closes the channel: later sends fail, the receiver drains then gets closed.
@@ -426,20 +379,14 @@ class spsc_sender {
   // Spin, then sleep on tx_sleep until there is room, the channel closes, or
   // the deadline passes.
   template <class Deadline>
-  [[gnu::noinline, gnu::cold]] send_result<T> send_slow(T value, const Deadline* deadline) {
+  [[gnu::noinline, gnu::cold]] send_result<T> send_slow(T value, const Deadline& deadline) {
     shared* const s = shared_;
-    for (int step = 0; step < spsc_detail::spin_steps; ++step) {
-      spsc_detail::pause(step);
-      if (try_push(value)) return send_result<T>();
-      // Ordering: acquire pairs with close()'s release.
-      if (s->closed.load(std::memory_order_acquire) != 0) return send_result<T>(status::closed, std::move(value));
-    }
-    rouse::detail::yield_spin spin(spsc_detail::yield_policy, spsc_detail::yield_steps);
+    rouse::detail::spinner spin(rouse::detail::spsc_spin);
     while (spin.next()) {
       if (try_push(value)) return send_result<T>();
       // Ordering: acquire pairs with close()'s release.
       if (s->closed.load(std::memory_order_acquire) != 0) return send_result<T>(status::closed, std::move(value));
-      if (spsc_detail::passed(deadline)) break;  // the sleep loop reports timed_out
+      if (spin.yielding() && deadline.expired()) break;  // the sleep loop reports timed_out
     }
     for (;;) {
       s->tx_sleep.store(1, std::memory_order_relaxed);  // (D) store
@@ -447,9 +394,7 @@ class spsc_sender {
       // Ordering: acquire, as in try_push() and for close().
       bool const closed = s->closed.load(std::memory_order_acquire) != 0;
       if (!room() && !closed) {
-        if (deadline == nullptr) {
-          rouse::detail::wait(s->tx_sleep, 1);
-        } else if (rouse::detail::wait_until(s->tx_sleep, 1, *deadline) == rouse::detail::wait_result::timed_out) {
+        if (rouse::detail::wait_until(s->tx_sleep, 1, deadline) == rouse::detail::wait_result::timed_out) {
           s->tx_sleep.store(0, std::memory_order_relaxed);
           if (try_push(value)) return send_result<T>();
           // Ordering: acquire pairs with close()'s release.
@@ -507,7 +452,7 @@ class spsc_receiver {
   recv_result<T> recv() {
     if (!usable()) return recv_result<T>(status::closed);
     if (ready()) return pop();
-    return recv_slow(static_cast<const spsc_detail::clock_deadline*>(nullptr));
+    return recv_slow(rouse::detail::no_deadline{});
   }
 
   // Never blocks: ok, empty, or closed (closed and drained).
@@ -522,9 +467,9 @@ class spsc_receiver {
     if (!usable()) return recv_result<T>(status::closed);
     if (ready()) return pop();
     // Saturating (platform/deadline.hpp): too far to hold means no deadline.
-    auto const at = platform::clock_deadline(deadline);
-    if (platform::is_unbounded(at)) return recv_slow(static_cast<const spsc_detail::clock_deadline*>(nullptr));
-    return recv_slow(&at);
+    auto const at = rouse::detail::deadline_at(deadline);
+    if (platform::is_unbounded(at.at)) return recv_slow(rouse::detail::no_deadline{});
+    return recv_slow(at);
   }
 
   template <class Rep, class Period>
@@ -536,9 +481,8 @@ class spsc_receiver {
       return recv_result<T>(status::timed_out);
     }
     auto const deadline = platform::deadline_after(timeout);
-    if (platform::is_unbounded(deadline))
-      return recv_slow(static_cast<const spsc_detail::clock_deadline*>(nullptr));
-    return recv_slow(&deadline);
+    if (platform::is_unbounded(deadline)) return recv_slow(rouse::detail::no_deadline{});
+    return recv_slow(rouse::detail::deadline_at(deadline));
   }
 
   // Closes the channel: later sends fail; values already sent stay receivable.
@@ -643,26 +587,19 @@ class spsc_receiver {
   }
 
   template <class Deadline>
-  [[gnu::noinline, gnu::cold]] recv_result<T> recv_slow(const Deadline* deadline) {
+  [[gnu::noinline, gnu::cold]] recv_result<T> recv_slow(const Deadline& deadline) {
     shared* const s = shared_;
-    for (int step = 0; step < spsc_detail::spin_steps; ++step) {
-      spsc_detail::pause(step);
-      if (ready()) return pop();
-      if (drained_and_closed()) return recv_result<T>(status::closed);
-    }
-    rouse::detail::yield_spin spin(spsc_detail::yield_policy, spsc_detail::yield_steps);
+    rouse::detail::spinner spin(rouse::detail::spsc_spin);
     while (spin.next()) {
       if (ready()) return pop();
       if (drained_and_closed()) return recv_result<T>(status::closed);
-      if (spsc_detail::passed(deadline)) break;  // the sleep loop reports timed_out
+      if (spin.yielding() && deadline.expired()) break;  // the sleep loop reports timed_out
     }
     for (;;) {
       s->rx_sleep.store(1, std::memory_order_relaxed);  // (2) store
       rouse::detail::asymmetric_heavy_fence();           // (B) pairs with (A) and (E)
       if (!ready() && !drained_and_closed_after_fence()) {
-        if (deadline == nullptr) {
-          rouse::detail::wait(s->rx_sleep, 1);
-        } else if (rouse::detail::wait_until(s->rx_sleep, 1, *deadline) == rouse::detail::wait_result::timed_out) {
+        if (rouse::detail::wait_until(s->rx_sleep, 1, deadline) == rouse::detail::wait_result::timed_out) {
           s->rx_sleep.store(0, std::memory_order_relaxed);
           if (ready()) return pop();
           if (drained_and_closed()) return recv_result<T>(status::closed);
