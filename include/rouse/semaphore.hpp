@@ -42,7 +42,7 @@
 // finds nobody after a burst of contention.
 // Cost with nobody waiting (both layouts): release() is one RMW (a CAS after
 // a load) and no system call; acquire() with a permit available is one RMW.
-// acquire() spins briefly (detail/coordination_spin.hpp) before it sleeps.
+// acquire() spins briefly (detail::semaphore_spin) before it sleeps.
 // The wide layout adds, only when the flag says a thread may sleep, one RMW
 // on each word before the wake. Across processes: no.
 //
@@ -125,8 +125,9 @@
 #include <cstdint>
 #include <type_traits>
 
-#include "rouse/detail/coordination_spin.hpp"
+#include "rouse/detail/deadline.hpp"
 #include "rouse/detail/diagnostics.hpp"
+#include "rouse/detail/spin.hpp"
 #include "rouse/detail/sync_types.hpp"
 #include "rouse/platform/deadline.hpp"
 
@@ -176,12 +177,12 @@ class semaphore_word {
     return false;
   }
 
-  // deadline == nullptr: no deadline. False only on timeout (never early:
-  // wait_until reports a timeout only once the deadline has passed).
+  // False only on timeout (never early: wait_until reports a timeout only
+  // once the deadline has passed; never for no_deadline).
   template <class Deadline>
-  [[gnu::noinline]] bool acquire_slow(const Deadline* deadline) noexcept {
-    if (detail::spin_until([this] { return (word_.load(std::memory_order_relaxed) >> 1) != 0; },
-                           detail::handoff_spin_limit) &&
+  [[gnu::noinline]] bool acquire_slow(const Deadline& deadline) noexcept {
+    if (detail::spin_until(detail::semaphore_spin,
+                           [this] { return (word_.load(std::memory_order_relaxed) >> 1) != 0; }) &&
         try_acquire())
       return true;
     std::uint32_t flag = 0;
@@ -197,11 +198,7 @@ class semaphore_word {
         v |= sleepers;
       }
       flag = sleepers;
-      if (deadline == nullptr) {
-        detail::wait(word_, v);
-      } else if (detail::wait_until(word_, v, *deadline) == detail::wait_result::timed_out) {
-        return leave_after_timeout();
-      }
+      if (detail::wait_until(word_, v, deadline) == detail::wait_result::timed_out) return leave_after_timeout();
       v = word_.load(std::memory_order_relaxed);
     }
   }
@@ -291,15 +288,15 @@ class semaphore_wide {
     return false;
   }
 
-  // deadline == nullptr: no deadline. False only on timeout (never early).
+  // False only on timeout (never early; never for no_deadline).
   template <class Deadline>
-  [[gnu::noinline]] bool acquire_slow(const Deadline* deadline) noexcept {
-    if (detail::spin_until([this] { return has_permit(word_.load(std::memory_order_relaxed)); },
-                           detail::handoff_spin_limit) &&
+  [[gnu::noinline]] bool acquire_slow(const Deadline& deadline) noexcept {
+    if (detail::spin_until(detail::semaphore_spin, [this] { return has_permit(word_.load(std::memory_order_relaxed)); }) &&
         try_acquire())
       return true;
     bool slept = false;
-    for (int polls = 0;;) {
+    detail::spinner releasing(detail::semaphore_release_wait);  // never spent: a release never waits
+    for (;;) {
       // (S) Ordering: acquire; pairs with the release bumps (R1) and of
       // pass_wake_on(): a waiter that reads a bump sees the claim before it.
       std::uint32_t const seen = seq_.load(std::memory_order_acquire);
@@ -309,9 +306,8 @@ class semaphore_wide {
         // A release is between its bump and its permits: never sleep on a
         // sequence that may already be bumped. A timed waiter may give up
         // here even if it slept: that release's wake restarts the chain.
-        if (deadline != nullptr && passed(*deadline)) return false;
-        if (polls++ < detail::handoff_spin_limit) detail::spin_pause();
-        else detail::coordination_yield();
+        if (deadline.expired()) return false;
+        (void)releasing.next();
         continue;
       }
       if (v == free_empty) {
@@ -323,11 +319,7 @@ class semaphore_wide {
       }
       // SLEEPERS, read after (S): sleep while seq_ holds what (S) read.
       slept = true;
-      if (deadline == nullptr) {
-        detail::wait(seq_, seen);
-      } else if (detail::wait_until(seq_, seen, *deadline) == detail::wait_result::timed_out) {
-        return leave_after_timeout();
-      }
+      if (detail::wait_until(seq_, seen, deadline) == detail::wait_result::timed_out) return leave_after_timeout();
     }
   }
 
@@ -346,15 +338,6 @@ class semaphore_wide {
   // For the misuse check: the count before a release of `update` plus update <= max.
   static constexpr bool within_max(std::uint64_t before, std::ptrdiff_t update, std::ptrdiff_t max) noexcept {
     return update <= max && count_of(before) <= static_cast<std::uint64_t>(max - update);
-  }
-
-  template <class Clock, class Duration>
-  static bool passed([[maybe_unused]] const std::chrono::time_point<Clock, Duration>& deadline) noexcept {
-#if defined(ROUSE_MODEL_RELACY)
-    return false;  // under a model, time is the scheduler's (timed waits time out at its choice)
-#else
-    return Clock::now() >= deadline;
-#endif
   }
 
   // (R1)-(R3): this release claimed SLEEPERS (the word is RELEASING).
@@ -417,9 +400,7 @@ class semaphore_wide {
   detail::atomic<std::uint32_t> seq_{0};
 };
 
-#if !defined(ROUSE_MODEL_RELACY)
-static_assert(std::atomic<std::uint64_t>::is_always_lock_free, "the wide semaphore's count word");
-#endif
+static_assert(in_model || std::atomic<std::uint64_t>::is_always_lock_free, "the wide semaphore's count word");
 
 }  // namespace detail
 
@@ -443,7 +424,7 @@ class counting_semaphore {
 
   void acquire() noexcept {
     if (impl_.try_acquire()) return;
-    impl_.template acquire_slow<std::chrono::steady_clock::time_point>(nullptr);
+    (void)impl_.acquire_slow(detail::no_deadline{});
   }
 
   [[nodiscard]] bool try_acquire() noexcept { return impl_.try_acquire(); }
@@ -451,8 +432,7 @@ class counting_semaphore {
   template <class Clock, class Duration>
   [[nodiscard]] bool try_acquire_until(std::chrono::time_point<Clock, Duration> deadline) noexcept {
     if (impl_.try_acquire()) return true;
-    auto const at = platform::clock_deadline(deadline);
-    return impl_.acquire_slow(&at);
+    return impl_.acquire_slow(detail::deadline_at(deadline));
   }
 
   template <class Rep, class Period>
@@ -460,10 +440,10 @@ class counting_semaphore {
     if (impl_.try_acquire()) return true;
     auto const deadline = platform::deadline_after(timeout);
     if (platform::is_unbounded(deadline)) {
-      impl_.template acquire_slow<std::chrono::steady_clock::time_point>(nullptr);
+      (void)impl_.acquire_slow(detail::no_deadline{});
       return true;
     }
-    return impl_.acquire_slow(&deadline);
+    return impl_.acquire_slow(detail::deadline_at(deadline));
   }
 
  private:
@@ -472,9 +452,7 @@ class counting_semaphore {
 
 using binary_semaphore = counting_semaphore<1>;
 
-#if !defined(ROUSE_MODEL_RELACY)
-static_assert(sizeof(counting_semaphore<>) == 4 && sizeof(binary_semaphore) == 4);
-static_assert(sizeof(counting_semaphore<detail::semaphore_word_max + 1>) == 16);
-#endif
+static_assert(detail::in_model || (sizeof(counting_semaphore<>) == 4 && sizeof(binary_semaphore) == 4));
+static_assert(detail::in_model || sizeof(counting_semaphore<detail::semaphore_word_max + 1>) == 16);
 
 }  // namespace rouse

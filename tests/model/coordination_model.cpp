@@ -281,7 +281,7 @@ struct broken_wide_release_without_mark : rl::test_suite<broken_wide_release_wit
     if (index == 0) {
       rouse::detail::semaphore_wide_model_access::release_without_mark(s);
     } else if (!s.try_acquire()) {
-      s.acquire_slow<std::chrono::steady_clock::time_point>(nullptr);
+      (void)s.acquire_slow(rouse::detail::no_deadline{});
     }
   }
 };
@@ -344,11 +344,10 @@ struct public_ops {
 struct broken_wide_ops {
   using time_point = std::chrono::steady_clock::time_point;
   static bool timed_acquire(rouse::detail::semaphore_wide& s) {
-    time_point const deadline{};
-    return s.try_acquire() || s.acquire_slow(&deadline);
+    return s.try_acquire() || s.acquire_slow(rouse::detail::deadline_at(time_point{}));
   }
   static void acquire(rouse::detail::semaphore_wide& s) {
-    if (!s.try_acquire()) s.acquire_slow<time_point>(nullptr);
+    if (!s.try_acquire()) (void)s.acquire_slow(rouse::detail::no_deadline{});
   }
   static void release(rouse::detail::semaphore_wide& s) {
     rouse::detail::semaphore_wide_model_access::release_bump_after_permits(s);
