@@ -56,13 +56,10 @@
 // about them) (B)+(B') become one seq_cst fetch_add(0) on the counter.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 
 #include "rouse/detail/sync_types.hpp"
-
-#if !defined(ROUSE_MODEL_RELACY)
-#include <atomic>
-#endif
 
 #if defined(__SANITIZE_THREAD__)
 #define ROUSE_DETAIL_TSAN 1
@@ -94,17 +91,15 @@ inline void waiter_leave(atomic<std::uint32_t>& counter) noexcept {
 // (B): after the caller changed the value. False means no waiter can be
 // asleep on (or about to sleep on) the old value of any address of this slot.
 inline bool may_have_waiters(atomic<std::uint32_t>& counter) noexcept {
-#if defined(ROUSE_MODEL_RELACY)
-  rl::atomic_thread_fence(rl::mo_seq_cst, RL_INFO);  // (B)
-  return counter.load(std::memory_order_relaxed) != 0;  // (B')
-#elif defined(ROUSE_DETAIL_TSAN)
+#if defined(ROUSE_DETAIL_TSAN)
   // (B) + (B') as one seq_cst RMW; see the header comment for why this is
   // only for TSan builds.
   return counter.fetch_add(0, std::memory_order_seq_cst) != 0;
 #else
   // (B) the light half of an asymmetric fence: a compiler barrier where the
-  // heavy half (A2) is a process-wide barrier, else a seq_cst fence. Pairs
-  // with (A2) in waiter_enter().
+  // heavy half (A2) is a process-wide barrier, else a seq_cst fence (under a
+  // model, a seq_cst fence: the alias point models the pair as what it
+  // guarantees). Pairs with (A2) in waiter_enter().
   asymmetric_light_fence();
   // (B') Ordering: relaxed — ordered by the fence pair (A2)/(B).
   return counter.load(std::memory_order_relaxed) != 0;
