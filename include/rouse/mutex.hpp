@@ -279,8 +279,12 @@ class ROUSE_CAPABILITY("mutex") mutex {
       // Make sure the holder's unlock() will wake a sleeper: 1 -> 2, and ask
       // for a hand-off once we have waited long enough: 2 -> 6.
       std::uint32_t mark = seen;
-      if (seen == locked) mark = contended;
-      else if (seen == contended && starving_now) mark = starving;
+      if (seen == locked) {
+        if (detail::model_fault_on(detail::model_fault::mutex_waiter_sleeps_unmarked)) mark = locked;
+        else mark = contended;
+      } else if (seen == contended && starving_now) {
+        mark = starving;
+      }
       if (mark != seen) {
         // Ordering: relaxed; publishes no data. unlock()'s RMW reads it by the
         // RMW total order of the word.

@@ -136,6 +136,11 @@ class once_flag {
         return;  // ~run_end publishes `done`
       }
       if (seen == running) {
+        if (detail::model_fault_on(detail::model_fault::once_waiter_sleeps_unmarked)) {
+          detail::wait(word_, running);
+          seen = word_.load(std::memory_order_acquire);
+          continue;
+        }
         // Ordering: the mark publishes nothing (the runner's exchange reads it
         // by the RMW total order of the word, then wakes us), but the
         // compare-exchange may instead read `done` and return: so acquire,

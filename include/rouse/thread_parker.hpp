@@ -114,7 +114,12 @@ class thread_parker {
     // any -> notified.
     // Ordering: release pairs with the acquire RMW in park()/park_slow() that
     // consumes the token.
-    if (state_.exchange(notified, std::memory_order_release) == parked) wake_parked();
+    if (detail::model_fault_on(detail::model_fault::thread_parker_wakes_before_token)) {
+      wake_parked();
+      (void)state_.exchange(notified, std::memory_order_release);
+    } else if (state_.exchange(notified, std::memory_order_release) == parked) {
+      wake_parked();
+    }
   }
 
  private:

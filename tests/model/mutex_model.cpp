@@ -4,12 +4,25 @@
 // mutual exclusion (the protected counter is an rl::var: overlapping
 // critical sections are reported as a data race), that every locker finishes
 // (no lost wake-up: Relacy reports a deadlock otherwise), and the final count.
+//
+// A broken variant, switched on in the real code (detail::model_fault), that
+// the model must catch:
+//   broken_waiter_sleeps_unmarked   a waiter sleeps without marking the word
+//                                   contended; the unlock takes the fast path
+//                                   and wakes nobody: a deadlock
 #include <cstdint>
+#include <cstdio>
 
 #include "model.hpp"
 #include "rouse/mutex.hpp"
 
 namespace {
+
+using clock = rouse::detail::model_clock;
+
+// Timed calls that gave up, over a whole search: main() checks that the
+// give-up path was explored at all.
+unsigned long timeouts = 0;
 
 // Two threads: the second locker finds the mutex held and parks; unlock must
 // wake it. Exhaustive (fair full search).
@@ -56,23 +69,29 @@ struct three_lockers : rl::test_suite<three_lockers, 3> {
   void after() { RL_ASSERT(counter($) == 3); }
 };
 
-// A timed locker may time out at any point Relacy chooses. Whether it got the
-// mutex or not, the other two lockers must still finish: a waiter that gives
-// up after consuming a wake must pass it on.
+// A timed locker may time out at any point Relacy chooses (model time: its
+// deadline passes when one of its waits times out; model_clock is not
+// steady_clock, so the lock goes the generic clock's way through
+// detail::deadline_at()). Whether it got the mutex or not, the other two
+// lockers must still finish: a waiter that gives up after consuming a wake
+// must pass it on.
 struct timed_locker_gives_up : rl::test_suite<timed_locker_gives_up, 3> {
   rouse::mutex m;
   rl::var<int> counter;
   rl::var<int> timed_got;
   void before() {
+    clock::reset();
     counter($) = 0;
     timed_got($) = 0;
   }
   void thread(unsigned index) {
     if (index == 0) {
-      if (m.try_lock_until(std::chrono::steady_clock::time_point{})) {
+      if (m.try_lock_until(clock::now() + clock::duration(1))) {
         counter($) = counter($) + 1;
         timed_got($) = 1;
         m.unlock();
+      } else {
+        ++timeouts;
       }
     } else {
       m.lock();
@@ -107,6 +126,16 @@ int main() {
   failures += rouse_model::expect_pass<two_lockers_repeat>("mutex.two_lockers_repeat", iterations);
   failures += rouse_model::expect_pass<three_lockers>("mutex.three_lockers", iterations);
   failures += rouse_model::expect_pass<timed_locker_gives_up>("mutex.timed_locker_gives_up", iterations);
+  std::printf("model mutex.timed_locker_gives_up: %lu try_lock_until() calls timed out\n", timeouts);
+  if (timeouts == 0) ++failures;
   failures += rouse_model::expect_pass<contended_locker>("mutex.contended_locker", iterations);
+  {
+    rouse::detail::model_fault_scope fault(rouse::detail::model_fault::mutex_waiter_sleeps_unmarked);
+    // Random search: under the fair full search of two_lockers the holder
+    // always unlocks within the waiter's spin (each poll yields to it), so
+    // no waiter ever sleeps there.
+    failures += rouse_model::expect_failure<two_lockers_repeat>("mutex.broken_waiter_sleeps_unmarked",
+                                                                rl::test_result_deadlock, iterations);
+  }
   return failures == 0 ? 0 : 1;
 }

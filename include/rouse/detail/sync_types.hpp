@@ -82,6 +82,15 @@ enum class model_fault : unsigned {
   // waiter_queue: wake_chain() reads a claimed node's link after waking its
   // waiter (which may have returned and freed the node).
   waiter_chain_read_after_wake,
+  // mutex: a waiter sleeps on `locked` without marking it contended (1 -> 2),
+  // so the unlock() that frees it takes the fast path and wakes nobody.
+  mutex_waiter_sleeps_unmarked,
+  // call_once: a waiter sleeps on `running` without setting `waiting`, so
+  // the runner's exchange to `done` wakes nobody.
+  once_waiter_sleeps_unmarked,
+  // thread_parker: unpark() wakes the parked thread before it publishes the
+  // token, and makes no wake after it.
+  thread_parker_wakes_before_token,
 };
 
 }  // namespace rouse::detail
