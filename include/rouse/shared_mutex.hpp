@@ -39,7 +39,9 @@
 //
 // Fairness policy (phase alternation, no FIFO inside a phase):
 // - Writers are not starved by readers: once a writer waits (WW), new
-//   readers queue behind it; the last reader out wakes one writer.
+//   readers queue behind it; the last reader out wakes one writer and hands
+//   it a write turn (W), which no reader may take, so readers cannot slip in
+//   while the woken writer gets back on a CPU.
 // - Readers are not starved by writers: a writer that unlocks while readers
 //   sleep hands the lock to the readers (the read turn R): no writer can take
 //   the lock until a woken reader has, and every reader that had to wait may
@@ -48,10 +50,18 @@
 // - Among writers the lock is barging (an arriving writer may take a free
 //   lock before a woken one), as rouse::mutex.
 // try_lock() and try_lock_shared() fail during a hand-over (a few
-// instructions, or one wake call) although nobody holds the lock: std
-// allows try_lock to fail spuriously.
+// instructions, or one wake call) although nobody holds the lock, and
+// try_lock_shared() during a write turn: std allows try_lock to fail
+// spuriously.
+// A hand-over ends only when the thread in it has run a few more
+// instructions and at most one wake call; waiters spin through it (pauses,
+// then yields) and check no deadline meanwhile, so a releasing thread that
+// is descheduled inside one delays them, and a timed lock can return that
+// much after its deadline. (With real-time priorities, a waiter that yields
+// does not let a lower-priority releaser on its CPU run: do not mix
+// SCHED_FIFO priorities on one shared_mutex.)
 //
-// Cost with nobody waiting: lock/lock_shared are one load and one CAS;
+// Cost with nobody waiting: lock is one CAS, lock_shared one load and one CAS;
 // unlock is one CAS, unlock_shared one fetch_sub; no system call. A system
 // call is made only to sleep, or to wake a thread that sleeps: unlock_shared
 // wakes a writer only when it is the last reader and a writer waits. A
@@ -60,8 +70,9 @@
 // State word `state_`:
 //   bits 0..27   C   number of shared holders; C == write_locked (all ones)
 //                    means held exclusively
-//   bit 28       H   hand-over by the unlocking writer (only with C ==
-//                    write_locked): the lock stays closed while it finishes
+//   bit 28       H   with C == write_locked: hand-over by the unlocking
+//                    writer, the lock stays closed while it finishes; with
+//                    C == 0: the write turn W
 //   bit 29       R   read turn: a writer unlocked while readers slept and
 //                    woke at least one; writers may not lock until a reader
 //                    has (only with C == 0)
@@ -70,19 +81,28 @@
 //
 //   state                  meaning
 //   0                      unlocked, nobody waits
-//   0 | WR                 unlocked; readers may sleep behind a woken writer
+//   0 | WR                 unlocked; readers may sleep (behind a writer woken
+//                          before, which has since gone or timed out)
 //   n (1..max_readers)     n readers hold it, nobody waits
+//   n | WR                 n readers hold it; readers sleep behind a writer
+//                          that gave up (it clears WR and wakes them next)
 //   n | WW [| WR]          n readers hold it, a writer waits: new readers wait
 //   write_locked [|WR|WW]  one writer holds it [readers / writers wait]
 //   write_locked | H ...   (hand-over) the writer is unlocking: closed to all
 //   R [| WW]               handed to the woken readers [writers wait]
 //   0 | WW [| WR]          (hand-over P) the last reader left while a writer
 //                          waits, and is waking one: closed to all
+//   H [| WR]               (write turn W) the last reader woke a writer:
+//                          writers may lock, readers may not (they sleep,
+//                          WR, until that writer's unlock hands them R)
 //
 // The hand-over states close the lock to everybody and are left only by the
 // thread that entered them, with one RMW that is its release. Writers wait
 // them out spinning (never sleep on them); readers spin through H and may
-// sleep through P (after setting WR, which P's last step reads).
+// sleep through P (after setting WR, which P's last step reads). A write
+// turn is given only when a writer actually woke, and that writer re-checks
+// the state before its deadline, so some writer always takes it (a writer
+// that gives up drops it).
 //
 // writer_notify_ is a sequence counter: bumped (release) and woken whenever
 // a writer should re-check the state; writers sleep on it, not on state_,
@@ -98,7 +118,7 @@
 //                           n > 0: -> R[|WW]; wake all readers
 //                           n = 0: [bump;] -> 0 [; wake one writer]
 //   last reader, writer     1|WW[|WR] -fetch_sub-> P; bump; wake one writer (n);
-//                           n > 0: -> 0[|WR]   n = 0: -> 0 [; wake all readers]
+//                           n > 0: -> W[|WR]   n = 0: -> 0 [; wake all readers]
 //   last reader, readers    1|WR -fetch_sub-> 0|WR; wake all readers
 // (n is what the wake call returned: the number of threads it woke.)
 //
@@ -151,7 +171,7 @@ class ROUSE_CAPABILITY("shared_mutex") shared_mutex {
     std::uint32_t s = state_.load(std::memory_order_relaxed);
     while (write_lockable(s)) {
       // Ordering: acquire pairs with the release in unlock()/unlock_shared().
-      if (state_.compare_exchange_strong(s, s | write_locked, std::memory_order_acquire,
+      if (state_.compare_exchange_strong(s, (s & ~handing_over) | write_locked, std::memory_order_acquire,
                                          std::memory_order_relaxed))
         return true;
     }
@@ -241,13 +261,19 @@ class ROUSE_CAPABILITY("shared_mutex") shared_mutex {
   static bool reader_hand_over(std::uint32_t s) noexcept {
     return (s & (count_mask | read_turn | writers_waiting)) == writers_waiting;
   }
+  // W: a write turn (H with C == 0): the last reader woke a writer; writers
+  // may lock, readers may not.
+  static bool write_turn(std::uint32_t s) noexcept {
+    return (s & handing_over) != 0 && (s & count_mask) == 0;
+  }
   static bool in_hand_over(std::uint32_t s) noexcept {
-    return (s & handing_over) != 0 || reader_hand_over(s);
+    return ((s & handing_over) != 0 && !write_turn(s)) || reader_hand_over(s);
   }
 
-  // Free for a writer: no holder, no read turn, no hand-over.
+  // Free for a writer: no holder, no read turn, no hand-over (a write turn
+  // is free for writers).
   static bool write_lockable(std::uint32_t s) noexcept {
-    return (s & (count_mask | read_turn)) == 0 && (s & writers_waiting) == 0;
+    return (s & (count_mask | read_turn)) == 0 && ((s & writers_waiting) == 0 || (s & handing_over) != 0);
   }
 
   // A reader that never waited yields to a waiting writer unless the read
@@ -256,6 +282,7 @@ class ROUSE_CAPABILITY("shared_mutex") shared_mutex {
   static bool read_lockable(std::uint32_t s, bool waited) noexcept {
     std::uint32_t const c = s & count_mask;
     if (c >= max_readers) return false;  // write-locked (H included), or full
+    if (write_turn(s)) return false;
     if ((s & writers_waiting) == 0 || (s & read_turn) != 0) return true;
     return waited && c != 0;
   }
@@ -268,13 +295,16 @@ class ROUSE_CAPABILITY("shared_mutex") shared_mutex {
   // The spin before sleeping while the lock is held with nobody asleep:
   // detail::shared_mutex_spin (rouse::mutex's; one poll under a model keeps
   // the search small).
-  std::uint32_t spin_while_held(bool for_writer) const noexcept {
+  // A timed call stops spinning at its deadline (try_lock_for(0) on a held
+  // lock fails at once).
+  template <class Deadline>
+  std::uint32_t spin_while_held(bool for_writer, const Deadline& deadline) const noexcept {
     std::uint32_t s = state_.load(std::memory_order_relaxed);
     detail::spinner spin(detail::shared_mutex_spin);
     for (;;) {
       bool const free = for_writer ? write_lockable(s) : (s & count_mask) != write_locked;
       if (free || (s & (readers_waiting | writers_waiting | handing_over)) != 0) break;
-      if (!spin.next()) break;
+      if (deadline.expired() || !spin.next()) break;
       s = state_.load(std::memory_order_relaxed);
     }
     return s;
@@ -301,7 +331,7 @@ class ROUSE_CAPABILITY("shared_mutex") shared_mutex {
   template <class Deadline>
   [[gnu::noinline, gnu::cold]] bool lock_shared_slow(const Deadline& deadline) noexcept {
     bool waited = false;
-    std::uint32_t s = spin_while_held(false);
+    std::uint32_t s = spin_while_held(false, deadline);
     for (;;) {
       if (read_lockable(s, waited)) {
         // Taking the read turn clears R: from here writers are held off by C.
@@ -311,10 +341,10 @@ class ROUSE_CAPABILITY("shared_mutex") shared_mutex {
           return true;
         continue;
       }
-      if ((s & handing_over) != 0) {
+      if ((s & handing_over) != 0 && !write_turn(s)) {
         // A writer is handing over, perhaps to the readers, and may have
         // counted this reader's wake: see its outcome before anything else.
-        s = wait_out_hand_over([](std::uint32_t v) { return (v & handing_over) != 0; });
+        s = wait_out_hand_over([](std::uint32_t v) { return (v & handing_over) != 0 && !write_turn(v); });
         continue;
       }
       check_reader_room(s);
@@ -340,12 +370,13 @@ class ROUSE_CAPABILITY("shared_mutex") shared_mutex {
     // it keeps WW set when it locks: other writers may still sleep.
     std::uint32_t other_writers = 0;
     bool waited = false;
-    std::uint32_t s = spin_while_held(true);
+    std::uint32_t s = spin_while_held(true, deadline);
     for (;;) {
       if (write_lockable(s)) {
         // Ordering: acquire pairs with the release in unlock()/unlock_shared().
-        if (state_.compare_exchange_weak(s, s | write_locked | other_writers, std::memory_order_acquire,
-                                         std::memory_order_relaxed))
+        // Taking a write turn clears its H.
+        if (state_.compare_exchange_weak(s, (s & ~handing_over) | write_locked | other_writers,
+                                         std::memory_order_acquire, std::memory_order_relaxed))
           return true;
         continue;
       }
@@ -375,7 +406,9 @@ class ROUSE_CAPABILITY("shared_mutex") shared_mutex {
       s = state_.load(std::memory_order_relaxed);
       if (write_lockable(s) || in_hand_over(s) || (s & writers_waiting) == 0) continue;
       (void)detail::wait_until(writer_notify_, seq, deadline);  // the loop judges a timeout
-      s = spin_while_held(true);
+      // Woken: re-check at once, without the spin, which would run with WW
+      // clear and let readers come and go meanwhile.
+      s = state_.load(std::memory_order_relaxed);
     }
   }
 
@@ -398,6 +431,12 @@ class ROUSE_CAPABILITY("shared_mutex") shared_mutex {
                                        std::memory_order_relaxed))
         break;
     }
+    // A write turn this writer may have been woken for is dropped (the lock
+    // is then plainly free; readers held back by it are released below).
+    s = state_.load(std::memory_order_relaxed);
+    while (write_turn(s) && !state_.compare_exchange_weak(s, s & ~handing_over, std::memory_order_relaxed,
+                                                          std::memory_order_relaxed)) {
+    }
     // Even when another thread cleared WW first: that may have been the
     // hand-over that woke this writer, and the wake must not end here.
     bump_writers();
@@ -407,7 +446,7 @@ class ROUSE_CAPABILITY("shared_mutex") shared_mutex {
     // its unlock hands over; with R set they are awake already; a hand-over
     // P reads WR when it ends.
     while ((s & readers_waiting) != 0 && (s & count_mask) != write_locked && (s & read_turn) == 0 &&
-           !reader_hand_over(s)) {
+           !reader_hand_over(s) && !write_turn(s)) {
       if (state_.compare_exchange_weak(s, s & ~readers_waiting, std::memory_order_relaxed,
                                        std::memory_order_relaxed)) {
         detail::wake_all(state_);
@@ -484,11 +523,12 @@ class ROUSE_CAPABILITY("shared_mutex") shared_mutex {
     int const woken = detail::wake_one(writer_notify_);
     std::uint32_t next;
     do {
-      // A writer woke: readers keep sleeping behind it (WR stays; its
-      // unlock hands them the read turn). Nobody woke (the writers that set
-      // WW are spinning, about to re-check, or timing out): clear both and
-      // wake the readers.
-      next = woken > 0 ? (s & ~writers_waiting) : 0;
+      // A writer woke: a write turn W, so that readers arriving meanwhile
+      // cannot take the lock from it; readers keep sleeping behind it (WR
+      // stays; its unlock hands them the read turn). Nobody woke (the
+      // writers that set WW are spinning, about to re-check, or timing
+      // out): clear both and wake the readers.
+      next = woken > 0 ? ((s & ~writers_waiting) | handing_over) : 0;  // W, or free
       // Ordering: release pairs with the next locker's acquire CAS.
     } while (!state_.compare_exchange_weak(s, next, std::memory_order_release, std::memory_order_relaxed));
     if (woken == 0 && (s & readers_waiting) != 0) detail::wake_all(state_);

@@ -147,6 +147,75 @@ struct timed_reader_gives_up : rl::test_suite<timed_reader_gives_up, 3> {
   void after() { RL_ASSERT(value($) == 2); }
 };
 
+// Four threads, timed and untimed of both kinds: the write turn given by the
+// last reader, the read turn given by a writer, and timed parties giving up
+// around both.
+struct four_mixed_with_timeouts : rl::test_suite<four_mixed_with_timeouts, 4> {
+  rouse::shared_mutex m;
+  rl::var<int> value;
+
+  void before() {
+    clock::reset();
+    value($) = 0;
+  }
+  void thread(unsigned index) {
+    switch (index) {
+      case 0:
+        m.lock();
+        value($) = value($) + 1;
+        m.unlock();
+        break;
+      case 1:
+        if (m.try_lock_until(clock::now() + clock::duration(1))) {
+          value($) = value($) + 1;
+          m.unlock();
+        }
+        break;
+      case 2:
+        m.lock_shared();
+        (void)value($).load();
+        m.unlock_shared();
+        break;
+      default:
+        if (m.try_lock_shared_until(clock::now() + clock::duration(1))) {
+          (void)value($).load();
+          m.unlock_shared();
+        }
+        m.lock_shared();
+        (void)value($).load();
+        m.unlock_shared();
+        break;
+    }
+  }
+};
+
+// Two writers that then read, two readers that then write: turns in both
+// directions, each party waiting in both modes.
+struct two_writers_two_readers_swapping : rl::test_suite<two_writers_two_readers_swapping, 4> {
+  rouse::shared_mutex m;
+  rl::var<int> value;
+
+  void before() { value($) = 0; }
+  void thread(unsigned index) {
+    if (index < 2) {
+      m.lock();
+      value($) = value($) + 1;
+      m.unlock();
+      m.lock_shared();
+      (void)value($).load();
+      m.unlock_shared();
+    } else {
+      m.lock_shared();
+      (void)value($).load();
+      m.unlock_shared();
+      m.lock();
+      value($) = value($) + 1;
+      m.unlock();
+    }
+  }
+  void after() { RL_ASSERT(value($) == 4); }
+};
+
 // Destruction (std's rule, DESIGN rule 7): a thread that locks after every
 // other thread's last lock may unlock and destroy the mutex at once, while
 // the others may still be inside unlock() / unlock_shared(). The mutex
@@ -277,6 +346,9 @@ int main() {
   failures += rouse_model::expect_pass<two_writers_one_reader>("shared_mutex.two_writers_one_reader", iterations);
   failures += rouse_model::expect_pass<timed_writer_gives_up>("shared_mutex.timed_writer_gives_up", iterations);
   failures += rouse_model::expect_pass<timed_reader_gives_up>("shared_mutex.timed_reader_gives_up", iterations);
+  failures += rouse_model::expect_pass<four_mixed_with_timeouts>("shared_mutex.four_mixed_with_timeouts", iterations);
+  failures += rouse_model::expect_pass<two_writers_two_readers_swapping>("shared_mutex.two_writers_two_readers_swapping",
+                                                                        iterations);
   failures += rouse_model::expect_pass<destroy_after_reader_timeout>("shared_mutex.destroy_after_reader_timeout", iterations);
   failures += rouse_model::expect_pass<destroy_after_read_turn>("shared_mutex.destroy_after_read_turn", iterations);
   failures += rouse_model::expect_pass<destroy_after_writer_hand_over>("shared_mutex.destroy_after_writer_hand_over",

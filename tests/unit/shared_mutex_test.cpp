@@ -187,6 +187,34 @@ TEST(shared_mutex, a_waiting_writer_holds_off_new_readers) {
   r.join();
 }
 
+// The last reader out wakes the waiting writer and hands it a write turn:
+// the same reader, coming straight back, cannot take the lock before the
+// writer it woke (which takes microseconds to get back on a CPU). Without
+// the turn a reader stream starved writers: each woken writer found the lock
+// read-held again and went back to sleep.
+TEST(shared_mutex, the_last_reader_cannot_take_the_lock_back_from_the_writer_it_woke) {
+  ROUSE_TEST_NEEDS_SYSCALL_COUNTERS();
+  for (int round = 0; round < 50; ++round) {
+    shared_mutex m;
+    m.lock_shared();
+    std::atomic<bool> writer_in{false};
+    auto const base = rouse_test::wait_calls();
+    std::thread w([&] {
+      m.lock();
+      writer_in = true;
+      m.unlock();
+    });
+    rouse_test::until_wait_calls(base + 1);  // the writer announced itself (WW)
+    m.unlock_shared();                       // wakes it
+    bool const got = m.try_lock_shared();
+    if (got) {
+      EXPECT_TRUE(writer_in.load()) << "round " << round << ": a reader took the lock before the woken writer";
+      m.unlock_shared();
+    }
+    w.join();
+  }
+}
+
 // Readers are not starved: a writer's unlock with readers waiting hands the
 // lock to them before any other waiting writer.
 // Both sleep (their wait calls made: WR, then WW set) before the unlock.
