@@ -35,9 +35,11 @@
 // notify_all keeps the requeue count after its system call), so a thread
 // released by it must not destroy the object until that call has returned.
 //
-// Misuse (debug builds): destroying it while a thread waits on it that was
-// never notified: "rouse::condition_variable: misuse: destroyed while threads
-// wait on it", abort.
+// Misuse (debug builds): destroying it while a thread that was never
+// notified sleeps in a wait on it: "rouse::condition_variable: misuse:
+// destroyed while threads wait on it", abort. (A never-notified waiter that
+// is still spinning, not yet asleep, is released by the destructor's flush
+// instead, undiagnosed.)
 //
 // sizeof: 24 bytes on 64-bit targets (four 32-bit words and a pointer to
 // the mutex word for requeueing); static_asserted. Process-private only.
@@ -48,7 +50,12 @@
 // notify_one releases one waiter: it publishes one signal, and a waiter
 // returns from a notify_one only by claiming a signal (a compare-exchange),
 // whether it was spinning or asleep; the others go on waiting. notify_all
-// releases every waiter registered before it (a new generation).
+// releases every waiter registered before it (a new generation). Two
+// exceptions let a notify_one be followed by more returns than one: signals
+// left unclaimed by waiters that left (below: with k of them, one notify_one
+// can be followed by up to k + 1 returns), and a waiter that registered
+// while a notify_all's requeue was in flight, which returns on any wake
+// without claiming (it may be on the mutex's wake chain).
 //
 // No thundering herd: with std::unique_lock<rouse::mutex>, notify_all() with
 // two or more waiters bumps the sequence, wakes one waiter and requeues the
@@ -75,7 +82,8 @@
 // it. A signal that no registered waiter claims (its waiter timed out or
 // left for a stop request just before it came, or the notifier counted a
 // thread that was already leaving) stays until a later waiter claims it,
-// which is then one more return than that later notify_one asked for. A
+// which is then one more return than that later notify_one asked for (k
+// such signals: up to k more). A
 // waiter that registered after such a signal claims it only after a
 // notify_one made since, or on a return from its futex sleep (below); the
 // first thread to register while nobody waits drops any leftovers.
@@ -86,8 +94,11 @@
 // held across notify_one, its signal goes to a thread that was waiting when
 // it was called, except in two races, both with the notified thread not yet
 // run: (1) a thread that started waiting later returns from its futex sleep
-// for another reason (a stop request for some waiter, the first wait with
-// another kind of lock, a spurious return) and takes the signal; (2) two or
+// for another reason (a stop request for ANY waiter of this object — its
+// callback wakes every sleeper —, the first wait with another kind of lock,
+// a spurious return) and takes the signal; so a condition variable whose
+// waiters use stop tokens and several predicates can leave the thread a
+// notify_one was meant for asleep until the next notify; (2) two or
 // more threads start waiting later and a further notify_one comes: they may
 // take both signals. A notify_one made without the lock can also lose its
 // signal to a thread that starts waiting while it runs and is the sleeper
@@ -100,8 +111,8 @@
 //
 // Words:
 //   seq_       notification sequence: waiters spin and sleep on it with the
-//              value they last read; every notify (with waiters), stop request
-//              and the destructor add 1.
+//              value they last read; every notify (with waiters), stop request,
+//              the destructor and disable_requeue() add 1.
 //   signals_   bits 0..11: signals published by notify_one and not yet
 //              claimed (at most one per registered waiter); bits 12..15:
 //              notify_one count; bits 16..31: broadcast generation (notify_all

@@ -73,7 +73,8 @@
 //                                          on seq_
 //     RELEASING(c)   flag 1, field c + 1   c permits (they may be taken); a
 //                                          release that claimed SLEEPERS is
-//                                          between its bump and its permits
+//                                          between its claim (R0) and its
+//                                          permits (R2)
 //   The flag costs no count bit: SLEEPERS only exists with no permit, and a
 //   RELEASING release still holds at least one permit of its own, so c <=
 //   max() - 1 and field <= max() <= 2^63 - 1 in every state. Taking a permit
@@ -271,7 +272,8 @@ class semaphore_wide {
       // FREE(c) -> FREE(c + update), RELEASING(c) -> RELEASING(c + update).
       // Ordering: release; pairs with the acquire CAS that takes the permit.
       if (word_.compare_exchange_weak(v, v + add, std::memory_order_release, std::memory_order_relaxed)) {
-        ROUSE_CHECK_USAGE(within_max(v, update, max), "rouse::counting_semaphore", "release() past max()");
+        ROUSE_CHECK_USAGE(within_max_counting_pending(v, update, max), "rouse::counting_semaphore",
+                          "release() past max()");
         return;
       }
     }
@@ -303,7 +305,7 @@ class semaphore_wide {
       std::uint64_t v = word_.load(std::memory_order_relaxed);
       if (take(v, slept)) return true;
       if (v == releasing_empty) {
-        // A release is between its bump and its permits: never sleep on a
+        // A release is between its claim and its permits: never sleep on a
         // sequence that may already be bumped. A timed waiter may give up
         // here even if it slept: that release's wake restarts the chain.
         if (deadline.expired()) return false;
@@ -338,6 +340,14 @@ class semaphore_wide {
   // For the misuse check: the count before a release of `update` plus update <= max.
   static constexpr bool within_max(std::uint64_t before, std::ptrdiff_t update, std::ptrdiff_t max) noexcept {
     return update <= max && count_of(before) <= static_cast<std::uint64_t>(max - update);
+  }
+  // The same for a release that found FREE or RELEASING: it also counts the
+  // permit a RELEASING release has still to add (the field's + 1), so the
+  // release that overflows is the one diagnosed, before the word can wrap
+  // into another state.
+  static constexpr bool within_max_counting_pending(std::uint64_t before, std::ptrdiff_t update,
+                                                    std::ptrdiff_t max) noexcept {
+    return update <= max && (before >> 1) <= static_cast<std::uint64_t>(max - update);
   }
 
   // (R1)-(R3): this release claimed SLEEPERS (the word is RELEASING).

@@ -15,6 +15,12 @@
 #include "eventually.hpp"
 #include "rouse/platform/counters.hpp"
 
+// Test access to the wide layout's word, to put it in the state a release
+// is in between its claim and its permits (RELEASING) without a race.
+struct rouse::detail::semaphore_wide_model_access {
+  static void set_word(semaphore_wide& s, std::uint64_t v) { s.word_.store(v, std::memory_order_relaxed); }
+};
+
 namespace {
 
 using namespace std::chrono_literals;
@@ -297,6 +303,21 @@ TEST(semaphore_death, wide_count_is_exact_past_2_to_the_32) {
         for (int i = 0; i < 4; ++i) s.acquire();
         s.release(4);
         s.release();
+      },
+      "rouse::counting_semaphore: misuse: release\\(\\) past max\\(\\)");
+}
+// Another thread's release(1) has claimed the sleepers' wake (RELEASING(0):
+// its permit is still to come) when this release(max()) lands: together
+// they pass max(), and this one is the culprit. Counting only the permits
+// already there, the check passed, the word wrapped into SLEEPERS and every
+// permit vanished without a diagnostic.
+TEST(semaphore_death, wide_release_past_max_while_another_release_hands_over_is_diagnosed) {
+  constexpr std::ptrdiff_t top = std::numeric_limits<std::ptrdiff_t>::max();
+  EXPECT_DEATH(
+      {
+        rouse::detail::semaphore_wide s(0);
+        rouse::detail::semaphore_wide_model_access::set_word(s, 3);  // RELEASING(0)
+        s.release(top, top);
       },
       "rouse::counting_semaphore: misuse: release\\(\\) past max\\(\\)");
 }
