@@ -8,31 +8,23 @@
 // One probe: a thread pinned to the CPU runs 2^20 steps of the
 // count.breakeven loop (a dependent add per step, one cycle each on the
 // machines measured here), 5 times; the best time counts. 2 CPUs: ~5 ms.
-#include <sched.h>
-
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <thread>
 
+#include "rouse/platform/cpu.hpp"
 #include "runner.hpp"
 
 namespace rouse::bench {
 
 std::vector<cpu_speed> probe_cpu_speeds() {
   std::vector<cpu_speed> out;
-#if defined(__linux__)
-  cpu_set_t mask;
-  CPU_ZERO(&mask);
-  if (::sched_getaffinity(0, sizeof mask, &mask) != 0) return out;
-  for (int cpu = 0; cpu < CPU_SETSIZE && out.size() < 256; ++cpu) {
-    if (!CPU_ISSET(cpu, &mask)) continue;
+  for (int const cpu : rouse::platform::allowed_cpu_list()) {
+    if (out.size() >= 256) break;
     double best = -1;
     std::thread probe([cpu, &best] {
-      cpu_set_t one;
-      CPU_ZERO(&one);
-      CPU_SET(cpu, &one);
-      if (::sched_setaffinity(0, sizeof one, &one) != 0) return;
+      if (!rouse::platform::pin_this_thread(cpu)) return;
       for (int k = 0; k < 5; ++k) {
         auto const start = std::chrono::steady_clock::now();
         std::uint64_t const got = count_steps(std::uint64_t{1} << 20);
@@ -43,7 +35,6 @@ std::vector<cpu_speed> probe_cpu_speeds() {
     probe.join();
     if (best > 0) out.push_back({cpu, best});
   }
-#endif
   return out;
 }
 

@@ -59,31 +59,60 @@ std::uint32_t this_thread_id() noexcept {
   return read_thread_id();
 }
 
-unsigned available_cpus() noexcept {
+namespace {
+
+#if defined(__linux__)
+// The affinity mask of thread `tid` (0: the caller); false if unreadable.
+bool read_mask(pid_t tid, cpu_set_t& set) noexcept {
+  CPU_ZERO(&set);
+  return ::sched_getaffinity(tid, sizeof set, &set) == 0;
+}
+#endif
+
+// How many CPUs the mask of `tid` allows, at least 1 (the hardware's count
+// where the mask cannot be read).
+unsigned count_cpus([[maybe_unused]] int tid) noexcept {
 #if defined(__linux__)
   cpu_set_t set;
-  if (::sched_getaffinity(0, sizeof set, &set) == 0) {
+  if (read_mask(static_cast<pid_t>(tid), set)) {
     int const n = CPU_COUNT(&set);
     if (n > 0) return static_cast<unsigned>(n);
   }
 #endif
   unsigned const n = std::thread::hardware_concurrency();
-  return n == 0 ? 1 : n;
+  return n == 0 ? 1u : n;
 }
 
+}  // namespace
+
+unsigned available_cpus() noexcept { return count_cpus(0); }
+
 unsigned process_cpus() noexcept {
-  static unsigned const cpus = [] {
-#if defined(__linux__)
-    cpu_set_t set;
-    if (::sched_getaffinity(::getpid(), sizeof set, &set) == 0) {
-      int const n = CPU_COUNT(&set);
-      if (n > 0) return static_cast<unsigned>(n);
-    }
-#endif
-    unsigned const n = std::thread::hardware_concurrency();
-    return n == 0 ? 1u : n;
-  }();
+  static unsigned const cpus = count_cpus(static_cast<int>(::getpid()));
   return cpus;
+}
+
+std::vector<int> allowed_cpu_list() {
+  std::vector<int> cpus;
+#if defined(__linux__)
+  cpu_set_t set;
+  if (read_mask(0, set))
+    for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu)
+      if (CPU_ISSET(cpu, &set)) cpus.push_back(cpu);
+#endif
+  return cpus;
+}
+
+bool pin_this_thread([[maybe_unused]] int cpu) noexcept {
+#if defined(__linux__)
+  if (cpu < 0 || cpu >= CPU_SETSIZE) return false;
+  cpu_set_t one;
+  CPU_ZERO(&one);
+  CPU_SET(cpu, &one);
+  return ::sched_setaffinity(0, sizeof one, &one) == 0;
+#else
+  return false;
+#endif
 }
 
 bool has_prefetchw() noexcept {
@@ -110,7 +139,7 @@ bool move_off_cpu(int cpu) noexcept {
 #if defined(__linux__)
   if (cpu < 0 || cpu >= CPU_SETSIZE) return false;
   cpu_set_t allowed;
-  if (::sched_getaffinity(0, sizeof allowed, &allowed) != 0) return false;
+  if (!read_mask(0, allowed)) return false;
   if (!CPU_ISSET(cpu, &allowed) || CPU_COUNT(&allowed) < 2) return false;
   cpu_set_t elsewhere = allowed;
   CPU_CLR(cpu, &elsewhere);

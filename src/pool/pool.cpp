@@ -2,8 +2,6 @@
 // The protocol itself is header code (rouse/pool/dispatch.hpp).
 #include "rouse/pool/pool.hpp"
 
-#include <sched.h>
-
 #include <vector>
 
 #include "rouse/platform/cpu.hpp"
@@ -21,38 +19,13 @@ unsigned participants_for(const pool_options& options) noexcept {
   return n == 0 ? 1 : n;
 }
 
-// The CPUs this process may run on, in ascending order.
-std::vector<int> allowed_cpus() {
-  std::vector<int> cpus;
-#if defined(__linux__)
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  if (::sched_getaffinity(0, sizeof set, &set) == 0)
-    for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu)
-      if (CPU_ISSET(cpu, &set)) cpus.push_back(cpu);
-#endif
-  return cpus;
-}
-
-void pin_this_thread(int cpu) noexcept {
-#if defined(__linux__)
-  if (cpu < 0) return;
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  CPU_SET(cpu, &set);
-  (void)::sched_setaffinity(0, sizeof set, &set);  // best effort (see pool_options::pin)
-#else
-  (void)cpu;
-#endif
-}
-
 }  // namespace
 
 pool::pool() : pool(pool_options{}) {}
 
 pool::pool(pool_options options)
     : core_(participants_for(options) - 1, options.spin, options.max_spin), pieces_(core_.participants()) {
-  std::vector<int> const cpus = options.pin ? allowed_cpus() : std::vector<int>{};
+  std::vector<int> const cpus = options.pin ? platform::allowed_cpu_list() : std::vector<int>{};
   threads_.reserve(core_.workers());
   try {
     for (unsigned worker = 1; worker <= core_.workers(); ++worker) {
@@ -74,7 +47,7 @@ pool::~pool() {
 }
 
 void pool::worker_main(int cpu) {
-  pin_this_thread(cpu);
+  (void)platform::pin_this_thread(cpu);  // best effort (see pool_options::pin)
   detail::pool_current = this;
   core_.worker_loop();
 }

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -36,6 +37,16 @@ std::uint32_t this_thread_id() noexcept;
 // How many CPUs this process may run on (its affinity mask), at least 1.
 // On Linux the mask read is the calling thread's (sched_getaffinity(0)).
 unsigned available_cpus() noexcept;
+
+// The CPUs the calling thread may run on (its affinity mask), in ascending
+// order; empty where that cannot be told (then nothing should be pinned).
+std::vector<int> allowed_cpu_list();
+
+// Pins the calling thread to `cpu` (its affinity mask becomes that one CPU).
+// Best effort: false, and the mask unchanged, where that is not possible
+// (a CPU outside the process's cpuset, a platform without affinity);
+// a negative `cpu` does nothing and returns false.
+bool pin_this_thread(int cpu) noexcept;
 
 // The same for the process as a whole: the mask of its main thread (the
 // thread whose id is the process id), read once, on the first call, and
