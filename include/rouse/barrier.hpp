@@ -176,6 +176,13 @@ class barrier {
     // as a spin heuristic (group_size()), hence the atomic_ref accesses.
     std::uint32_t const next_expected = load_expected() - drops;
     store_expected(next_expected);
+    if (detail::model_fault_on(detail::model_fault::barrier_generation_before_arrivals)) {
+      std::uint32_t const old_gen = gen_.load(std::memory_order_relaxed);
+      std::uint32_t const before = gen_.exchange(((old_gen >> 1) + 1) << 1, std::memory_order_release);
+      arrivals_.store((((tag + 1) & tag_mask) << tag_shift) | next_expected, std::memory_order_release);
+      if ((before & sleepers) != 0) detail::wake_all(gen_);
+      return;
+    }
     // The next phase's count. Ordering: release, so that the completing
     // thread of the next phase (whose acquire arrival reads this store's
     // release sequence) sees expected_ as written here.

@@ -85,6 +85,12 @@ class latch {
 
   void count_down(std::ptrdiff_t n = 1) noexcept {
     ROUSE_CHECK_USAGE(n >= 0, "rouse::latch", "count_down() with a negative update");
+    if (detail::model_fault_on(detail::model_fault::latch_count_down_reads_flag_first)) {
+      std::uint32_t const flag = word_.load(std::memory_order_relaxed) & sleepers;
+      std::uint32_t const before = word_.fetch_sub(static_cast<std::uint32_t>(n) << 1, std::memory_order_release);
+      if (n != 0 && static_cast<std::ptrdiff_t>(before >> 1) == n && flag != 0) wake_sleepers();
+      return;
+    }
     // Ordering: release; pairs with the acquire loads in wait()/try_wait().
     std::uint32_t const before = word_.fetch_sub(static_cast<std::uint32_t>(n) << 1, std::memory_order_release);
     ROUSE_CHECK_USAGE(static_cast<std::ptrdiff_t>(before >> 1) >= n, "rouse::latch",

@@ -15,6 +15,20 @@
 //              catch touching the destroyed semaphore
 //   event      auto-reset set racing a sleeping wait; manual-reset with two
 // No deadlock means no lost wake-up; rl::var accesses check happens-before.
+//
+// Broken variants of the latch and the barrier, switched on in the real code
+// (detail::model_fault), that the models must catch:
+//   latch.broken_count_down_reads_flag_first   the last count_down() decides
+//              on its wake from a load of the sleepers flag made before its
+//              RMW; a waiter that set the flag in between sleeps for good
+//   barrier.broken_generation_before_arrivals  the completing thread releases
+//              the waiters before it stores the next phase's arrivals word; a
+//              released thread's next arrival lands on the spent count
+//
+// Timed calls wait on model time (model_clock: the deadline passes when a
+// wait times out); the timeout suites count the calls that gave up, and
+// main() fails if none did.
+#include <cstdio>
 #include <new>
 
 #include "model.hpp"
@@ -24,6 +38,12 @@
 #include "rouse/semaphore.hpp"
 
 namespace {
+
+using clock = rouse::detail::model_clock;
+
+// try_acquire_until() calls that gave up, over a whole search.
+unsigned long semaphore_timeouts = 0;
+unsigned long wide_semaphore_timeouts = 0;
 
 struct latch_count_down_wakes_waiter : rl::test_suite<latch_count_down_wakes_waiter, 2> {
   rouse::latch l{1};
@@ -134,13 +154,17 @@ struct semaphore_timeout_does_not_strand : rl::test_suite<semaphore_timeout_does
   rouse::binary_semaphore s{0};
   rouse::detail::atomic<int> taken{0};
 
+  void before() { clock::reset(); }
+
   void thread(unsigned index) {
     if (index == 0) {
       s.release();
     } else if (index == 1) {
-      if (s.try_acquire_until(std::chrono::steady_clock::time_point{})) {
+      if (s.try_acquire_until(clock::now() + clock::duration(1))) {
         taken.store(1, std::memory_order_relaxed);
         s.release();  // hand it on so thread 2 can finish
+      } else {
+        ++semaphore_timeouts;
       }
     } else {
       s.acquire();
@@ -214,11 +238,14 @@ struct wide_semaphore_two_releasers : rl::test_suite<wide_semaphore_two_releaser
 struct wide_semaphore_timeout_does_not_strand : rl::test_suite<wide_semaphore_timeout_does_not_strand, 3> {
   wide_semaphore s{0};
 
+  void before() { clock::reset(); }
+
   void thread(unsigned index) {
     if (index == 0) {
       s.release();
     } else if (index == 1) {
-      if (s.try_acquire_until(std::chrono::steady_clock::time_point{})) s.release();
+      if (s.try_acquire_until(clock::now() + clock::duration(1))) s.release();
+      else ++wide_semaphore_timeouts;
     } else {
       s.acquire();
     }
@@ -304,6 +331,7 @@ struct semaphore_destroyed_by_its_acquirer
   rl::atomic<int> attempted;
 
   void before() {
+    clock::reset();
     s = new (storage) Semaphore(0);
     attempted($) = 0;
   }
@@ -328,7 +356,7 @@ struct semaphore_destroyed_by_its_acquirer
 struct public_ops {
   template <class S>
   static bool timed_acquire(S& s) {
-    return s.try_acquire_until(std::chrono::steady_clock::time_point{});
+    return s.try_acquire_until(clock::now() + clock::duration(1));
   }
   template <class S>
   static void acquire(S& s) {
@@ -342,9 +370,8 @@ struct public_ops {
 // The wide layout's own calls (what counting_semaphore's make), with the
 // broken release.
 struct broken_wide_ops {
-  using time_point = std::chrono::steady_clock::time_point;
   static bool timed_acquire(rouse::detail::semaphore_wide& s) {
-    return s.try_acquire() || s.acquire_slow(rouse::detail::deadline_at(time_point{}));
+    return s.try_acquire() || s.acquire_slow(rouse::detail::deadline_at(clock::now() + clock::duration(1)));
   }
   static void acquire(rouse::detail::semaphore_wide& s) {
     if (!s.try_acquire()) (void)s.acquire_slow(rouse::detail::no_deadline{});
@@ -409,9 +436,24 @@ int main() {
   failures += rouse_model::expect_pass<latch_two_arrive_and_wait>("latch.two_arrive_and_wait");
   failures += rouse_model::expect_pass<barrier_phase_change>("barrier.phase_change");
   failures += rouse_model::expect_pass<barrier_two_phases>("barrier.two_phases", 300000);
+  {
+    rouse::detail::model_fault_scope fault(rouse::detail::model_fault::latch_count_down_reads_flag_first);
+    failures += rouse_model::expect_failure<latch_count_down_wakes_waiter>("latch.broken_count_down_reads_flag_first",
+                                                                          rl::test_result_deadlock);
+  }
+  {
+    rouse::detail::model_fault_scope fault(rouse::detail::model_fault::barrier_generation_before_arrivals);
+    // Random search, as barrier.two_phases (the full search reaches the
+    // failure only after ~60M schedules).
+    failures += rouse_model::expect_failure<barrier_two_phases>("barrier.broken_generation_before_arrivals",
+                                                                rl::test_result_user_assert_failed, 300000);
+  }
   failures += rouse_model::expect_pass<semaphore_release_wakes_sleeper>("semaphore.release_wakes_sleeper");
   failures += rouse_model::expect_pass<semaphore_two_sleepers>("semaphore.two_sleepers", 1000000);
   failures += rouse_model::expect_pass<semaphore_timeout_does_not_strand>("semaphore.timeout_does_not_strand", 1000000);
+  std::printf("model semaphore.timeout_does_not_strand: %lu try_acquire_until() calls timed out\n",
+              semaphore_timeouts);
+  if (semaphore_timeouts == 0) ++failures;
   failures += rouse_model::expect_pass<semaphore_release_two_two_sleepers>("semaphore.release_two_two_sleepers", 1000000);
   failures += rouse_model::expect_pass<wide_semaphore_release_wakes_sleeper>("wide_semaphore.release_wakes_sleeper");
   failures += rouse_model::expect_pass<wide_semaphore_two_sleepers>("wide_semaphore.two_sleepers", 1000000);
@@ -420,6 +462,9 @@ int main() {
   failures += rouse_model::expect_pass<wide_semaphore_two_releasers>("wide_semaphore.two_releasers", 1000000);
   failures += rouse_model::expect_pass<wide_semaphore_timeout_does_not_strand>(
       "wide_semaphore.timeout_does_not_strand", 1000000);
+  std::printf("model wide_semaphore.timeout_does_not_strand: %lu try_acquire_until() calls timed out\n",
+              wide_semaphore_timeouts);
+  if (wide_semaphore_timeouts == 0) ++failures;
   failures += rouse_model::expect_failure<broken_wide_release_without_mark>(
       "wide_semaphore.broken_release_without_mark", rl::test_result_deadlock);
   // The destruction models poll: a random search.

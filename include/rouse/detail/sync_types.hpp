@@ -91,6 +91,12 @@ enum class model_fault : unsigned {
   // thread_parker: unpark() wakes the parked thread before it publishes the
   // token, and makes no wake after it.
   thread_parker_wakes_before_token,
+  // latch: count_down() reads the sleepers flag in a load before its RMW, so
+  // the last one skips the wake of a waiter that set the flag in between.
+  latch_count_down_reads_flag_first,
+  // barrier: the completing thread starts the next generation (releasing the
+  // waiters) before it stores the next phase's arrivals word.
+  barrier_generation_before_arrivals,
 };
 
 }  // namespace rouse::detail
