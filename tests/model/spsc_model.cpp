@@ -3,6 +3,18 @@
 // empty), and close racing a blocked side. A lost wake-up shows as a deadlock,
 // an unordered slot access as a data race, a value lost or duplicated as an
 // assertion failure, a slot destroyed twice or never as a double free or leak.
+//
+// A broken variant, switched on in the real code (detail::model_fault), that
+// the model must catch:
+//   broken_notify_without_fence   the sender's notify loads rx_sleep without
+//                                 fence (A) after its stamp store: with the
+//                                 receiver's (B) alone, the sender may miss
+//                                 rx_sleep = 1 while the receiver misses the
+//                                 stamp, and both end up asleep
+//
+// The timed receive waits on model time (model_clock: the deadline passes
+// when a wait times out); main() fails if no receive timed out.
+#include <cstdio>
 #include <cstdlib>
 #include <memory>
 
@@ -18,6 +30,10 @@ namespace {
 
 namespace ch = rouse::channel;
 using value = std::unique_ptr<int>;
+using clock = rouse::detail::model_clock;
+
+// recv_until() calls that timed out, over a whole search.
+unsigned long timeouts = 0;
 
 template <class Suite>
 struct channel_suite {
@@ -92,14 +108,21 @@ struct receiver_close_vs_blocked_sender : rl::test_suite<receiver_close_vs_block
 // Timed receive (Relacy may time out at any wait) racing a send: the value is
 // received or left for the channel to destroy; no race, no leak.
 struct send_vs_timed_recv : rl::test_suite<send_vs_timed_recv, 2>, channel_suite<send_vs_timed_recv> {
-  void before() { make(1); }
+  void before() {
+    clock::reset();
+    make(1);
+  }
   void thread(unsigned index) {
     if (index == 0) {
       RL_ASSERT(tx.send(std::make_unique<int>(3)).ok());
     } else {
-      auto r = rx.recv_until(std::chrono::steady_clock::time_point{});
-      if (r) RL_ASSERT(**r == 3);
-      else RL_ASSERT(r.is_timed_out() || r.is_closed());
+      auto r = rx.recv_until(clock::now() + clock::duration(1));
+      if (r) {
+        RL_ASSERT(**r == 3);
+      } else {
+        RL_ASSERT(r.is_timed_out() || r.is_closed());
+        if (r.is_timed_out()) ++timeouts;
+      }
     }
   }
   void after() {
@@ -118,5 +141,12 @@ int main() {
   failures += rouse_model::expect_pass<close_vs_blocked_receiver>("spsc.close_vs_blocked_receiver", 500000);
   failures += rouse_model::expect_pass<receiver_close_vs_blocked_sender>("spsc.receiver_close_vs_blocked_sender", 500000);
   failures += rouse_model::expect_pass<send_vs_timed_recv>("spsc.send_vs_timed_recv", 500000);
+  std::printf("model spsc.send_vs_timed_recv: %lu recv_until() calls timed out\n", timeouts);
+  if (timeouts == 0) ++failures;
+  {
+    rouse::detail::model_fault_scope fault(rouse::detail::model_fault::spsc_notify_without_fence);
+    failures += rouse_model::expect_failure<both_sides_block>("spsc.broken_notify_without_fence",
+                                                              rl::test_result_deadlock, 1000000);
+  }
   return failures == 0 ? 0 : 1;
 }

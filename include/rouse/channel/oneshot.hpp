@@ -204,6 +204,14 @@ class oneshot_sender {
       delete s;
       return send_result<T>(status::closed, std::move(value));
     }
+    if (rouse::detail::model_fault_on(rouse::detail::model_fault::oneshot_ready_before_value)) {
+      if (!s->publish(oneshot_detail::ready)) {
+        delete s;
+        return send_result<T>(status::closed, std::move(value));
+      }
+      s->slot.construct(std::move(value));
+      return send_result<T>();
+    }
     // WRITING: the slot is the sender's alone until READY is published.
     s->slot.construct(std::move(value));
     if (s->publish(oneshot_detail::ready)) return send_result<T>();

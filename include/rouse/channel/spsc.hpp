@@ -194,7 +194,8 @@ struct shared {
   // Wakes the receiver if it announced sleep. Called after every publication
   // of a full slot (and by close()).
   void notify_receiver() noexcept {
-    rouse::detail::asymmetric_light_fence();  // (A) pairs with (B) in wait_for_data()
+    if (!rouse::detail::model_fault_on(rouse::detail::model_fault::spsc_notify_without_fence))
+      rouse::detail::asymmetric_light_fence();  // (A) pairs with (B) in wait_for_data()
     // Ordering: relaxed — the fence pair orders it (see the header).
     if (rx_sleep.load(std::memory_order_relaxed) != 0) [[unlikely]]
       wake(rx_sleep);

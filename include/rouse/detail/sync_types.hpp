@@ -97,6 +97,11 @@ enum class model_fault : unsigned {
   // barrier: the completing thread starts the next generation (releasing the
   // waiters) before it stores the next phase's arrivals word.
   barrier_generation_before_arrivals,
+  // oneshot: send() publishes READY before it constructs the value.
+  oneshot_ready_before_value,
+  // spsc: the sender's notify of the receiver loads rx_sleep without fence
+  // (A) after its stamp store.
+  spsc_notify_without_fence,
 };
 
 }  // namespace rouse::detail
