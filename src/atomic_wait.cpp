@@ -20,10 +20,10 @@
 #include <climits>
 #include <cstring>
 
-#include "platform/parking_table.hpp"
 #include "rouse/atomic_wait.hpp"
 #include "rouse/detail/spin.hpp"
 #include "rouse/platform/cpu.hpp"
+#include "rouse/platform/park.hpp"
 #include "rouse/platform/wait.hpp"
 
 namespace rouse::detail {

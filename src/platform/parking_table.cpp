@@ -4,11 +4,13 @@
 #include "parking_table.hpp"
 
 #include <atomic>
+#include <climits>
 #include <condition_variable>
 #include <mutex>
 #include <type_traits>
 
 #include "counters_internal.hpp"
+#include "rouse/detail/waiter_queue.hpp"
 
 #if !ROUSE_CONFIG_WAIT_BACKEND_GENERIC
 #include <linux/futex.h>
@@ -21,18 +23,19 @@
 namespace rouse::platform::detail {
 namespace {
 
-constexpr int state_waiting = -1;
-constexpr int state_cancelled = -2;
+namespace wq = ::rouse::detail;
+
 constexpr std::size_t max_park_keys = 128;  // wait_any's limit (futex_waitv's)
 
-// How a parked thread sleeps until its claiming waker signals it.
+// How a parked thread sleeps until its claimer signals it: the wake action
+// of the table's waiters (a waker: see sleeper_vtable).
 //
 // Generic backend: a std::mutex and std::condition_variable; the waker sets
 // `signaled` and notifies under the mutex, so the waiter (which returns only
 // after seeing `signaled` under that mutex) cannot destroy them under it.
 //
 // Futex backend (the 1/2/8-byte atomic waits): a private futex on the
-// parker's own word — one system call to sleep and one to wake, and no mutex
+// sleeper's own word — one system call to sleep and one to wake, and no mutex
 // for the woken thread to collide with its waker on. The waker stores 1, then
 // wakes the address; the waiter may already have returned by then, so the
 // wake may hit a reused stack address: a spurious wake-up for whoever sleeps
@@ -71,8 +74,8 @@ struct sleeper {
                      FUTEX_BITSET_MATCH_ANY);
   }
   void signal() noexcept {
-    // Ordering: release — pairs with the acquire loads below: the claim (the
-    // state CAS) is visible to the waiter once it sees 1.
+    // Ordering: release — pairs with the acquire loads below: the claim is
+    // visible to the waiter once it sees 1.
     signaled.store(1, std::memory_order_release);
     futex(&signaled, FUTEX_WAKE_BITSET | FUTEX_PRIVATE_FLAG, 1, nullptr);
   }
@@ -97,47 +100,27 @@ struct sleeper {
 };
 #endif
 
-struct parker {
-  sleeper sleep;
-  // Who won this park (see the state table in parking_table.hpp). CAS-ed by
-  // wakers under a bucket lock and by the waiter.
-  std::atomic<int> state{state_waiting};
-  parker* next_to_signal = nullptr;   // owned by the waker that claimed this parker
-};
+// The sleeper as the waiter's waker. The queue releases the waiter, then
+// calls this with the waker it took; the sleeper lives in the parked
+// thread's frame, which does not return before it has been signalled.
+void sleeper_wake(const void* data) noexcept { static_cast<sleeper*>(const_cast<void*>(data))->signal(); }
+void sleeper_drop(const void*) noexcept {}
+constexpr wq::waker_vtable sleeper_vtable{sleeper_wake, sleeper_wake, sleeper_drop};
 
-struct park_node {
+struct park_node : wq::waiter_node {
   // Written only under the lock of the bucket it names (and, in requeue, the
   // new bucket's); read without a lock only to guess which lock to take.
   std::atomic<std::uintptr_t> key{0};
-  park_node* prev = nullptr;   // guarded by the bucket lock
-  park_node* next = nullptr;   // guarded by the bucket lock
-  parker* owner = nullptr;
   int index = 0;
-  bool linked = false;         // guarded by the bucket lock
 };
 
 // 64 bytes: one cache line per bucket, so parking on one bucket does not slow
 // a neighbour's.
 struct alignas(64) bucket {
   std::mutex lock;
-  park_node* head = nullptr;
-  park_node* tail = nullptr;
-
-  void push_back(park_node* n) noexcept {
-    n->prev = tail;
-    n->next = nullptr;
-    if (tail) tail->next = n; else head = n;
-    tail = n;
-    n->linked = true;
-  }
-  void erase(park_node* n) noexcept {
-    if (n->prev) n->prev->next = n->next; else head = n->next;
-    if (n->next) n->next->prev = n->prev; else tail = n->prev;
-    n->prev = n->next = nullptr;
-    n->linked = false;
-  }
+  wq::waiter_list list;  // guarded by `lock`
 };
-static_assert(alignof(bucket) == 64, "buckets start on cache lines");
+static_assert(sizeof(bucket) == 64, "one cache line per bucket");
 
 bucket table[parking_buckets];
 
@@ -146,26 +129,12 @@ bucket& bucket_of(std::uintptr_t key) noexcept {
   return table[parking_bucket_index(reinterpret_cast<const void*>(key))];
 }
 
-// Tries to make `n`'s owner ours (waiting -> n->index). Called under n's
-// bucket lock, after unlinking n. False when the owner was already claimed
-// through another node or cancelled: then n was a dead node.
-bool claim(park_node* n) noexcept {
-  int expected = state_waiting;
-  // Ordering: acq_rel — the one-winner decision against the waiter's
-  // cancelling CAS and other wakers' claims; the waiter reads the claimed
-  // index after it sees the sleeper's signal, which is sequenced after this.
-  return n->owner->state.compare_exchange_strong(expected, n->index, std::memory_order_acq_rel,
-                                                 std::memory_order_acquire);
-}
-
-// After the bucket lock is dropped: tell each claimed parker. Reads the chain
-// link before signalling, since the parker may be gone once signalled.
-void signal_all(parker* chain) noexcept {
-  while (chain) {
-    parker* const next = chain->next_to_signal;
-    chain->sleep.signal();
-    chain = next;
-  }
+// Matches the nodes parked on exactly `key` (under the bucket lock).
+auto parked_on(std::uintptr_t key) noexcept {
+  return [key](wq::waiter_node& n) {
+    // Ordering: relaxed — guarded by the bucket lock.
+    return static_cast<park_node&>(n).key.load(std::memory_order_relaxed) == key;
+  };
 }
 
 // Locks the bucket that `n` is currently on and returns it: re-reads the key
@@ -185,85 +154,84 @@ bucket& lock_bucket_of(park_node& n) noexcept {
 void unlink_own(park_node* nodes, std::size_t count) noexcept {
   for (std::size_t i = 0; i < count; ++i) {
     bucket& b = lock_bucket_of(nodes[i]);
-    if (nodes[i].linked) b.erase(&nodes[i]);
+    b.list.remove(nodes[i]);
     b.lock.unlock();
   }
 }
 
-// Waits until the waker that claimed `p` has signalled it.
-void await_signal(parker& p) noexcept { p.sleep.await(); }
+// The key through which a waker claimed `w`.
+int index_of_claim(wq::waiter& w) noexcept {
+  auto* const n = reinterpret_cast<wq::waiter_node*>(w.claim());
+  return static_cast<park_node*>(n)->index;
+}
 
 // Sleeps until signalled, or until the deadline passes on `Clock` (then
-// cancels, unless a waker claimed us first). True when it timed out.
+// claims itself, unless a waker claimed it first). True when it timed out.
 template <class Clock>
-bool sleep_until(parker& p, typename Clock::time_point deadline) noexcept {
+bool sleep_until(wq::waiter& w, sleeper& s, typename Clock::time_point deadline) noexcept {
   for (;;) {
-    if (p.sleep.template await_until<Clock>(deadline)) return false;
+    if (s.template await_until<Clock>(deadline)) return false;
     if (Clock::now() >= deadline) {
-      int expected = state_waiting;
-      // Ordering: acq_rel — see claim().
-      if (p.state.compare_exchange_strong(expected, state_cancelled, std::memory_order_acq_rel,
-                                          std::memory_order_acquire))
-        return true;
+      if (w.try_claim(wq::waiter::aborted)) return true;
       // A waker claimed us at the last moment: it will signal soon.
-      p.sleep.await();
+      s.await();
       return false;
     }
   }
 }
 
-bool sleep(parker& p, const park_deadline& d) noexcept {
+bool sleep(wq::waiter& w, sleeper& s, const park_deadline& d) noexcept {
   switch (d.kind) {
-    case park_deadline::clock::steady: return sleep_until<std::chrono::steady_clock>(p, d.steady);
-    case park_deadline::clock::system: return sleep_until<std::chrono::system_clock>(p, d.system);
+    case park_deadline::clock::steady: return sleep_until<std::chrono::steady_clock>(w, s, d.steady);
+    case park_deadline::clock::system: return sleep_until<std::chrono::system_clock>(w, s, d.system);
     case park_deadline::clock::none: break;
   }
-  await_signal(p);
+  s.await();
   return false;
 }
 
 park_outcome park_nodes(park_node* nodes, std::span<const void* const> keys, park_validate validate,
                         const park_deadline& deadline) noexcept {
   count_wait();
-  parker p;
+  sleeper s;
+  wq::waiter w(wq::waker(&s, &sleeper_vtable));
   std::size_t enqueued = 0;
   int invalid_at = -1;
   for (std::size_t i = 0; i < keys.size(); ++i) {
     park_node& n = nodes[i];
-    n.owner = &p;
+    n.reset(&w);
     n.index = static_cast<int>(i);
     n.key.store(key_of(keys[i]), std::memory_order_relaxed);
     bucket& b = bucket_of(key_of(keys[i]));
     std::lock_guard<std::mutex> g(b.lock);
-    // Ordering: relaxed — a waker that claimed us did so under a bucket
-    // lock; seeing it late only costs enqueueing nodes that will be dead.
-    if (p.state.load(std::memory_order_relaxed) != state_waiting) break;  // already woken
+    // A waker that claimed us did so under a bucket lock; seeing it late
+    // only costs enqueueing nodes that will be dead.
+    if (!w.is_waiting()) break;  // already woken
     if (!validate(i)) {
       invalid_at = static_cast<int>(i);
       break;
     }
-    b.push_back(&n);
+    b.list.push_back(n);
     ++enqueued;
   }
 
   park_outcome out{park_result::unparked, -1};
   if (invalid_at >= 0) {
-    int expected = state_waiting;
-    // Ordering: acq_rel — see claim().
-    if (p.state.compare_exchange_strong(expected, state_cancelled, std::memory_order_acq_rel,
-                                        std::memory_order_acquire)) {
+    if (w.try_claim(wq::waiter::aborted)) {
       out = {park_result::invalid, invalid_at};
     } else {
-      await_signal(p);  // an earlier key was woken first: report that wake
-      out = {park_result::unparked, expected};
+      s.await();  // an earlier key was woken first: report that wake
+      out = {park_result::unparked, index_of_claim(w)};
     }
-  } else if (sleep(p, deadline)) {
+  } else if (enqueued < keys.size()) {
+    s.await();  // woken while still enqueueing
+    out = {park_result::unparked, index_of_claim(w)};
+  } else if (sleep(w, s, deadline)) {
     out = {park_result::timed_out, -1};
   } else {
-    // Ordering: relaxed — the waiter saw `signaled` (under the sleeper's
-    // mutex, or by an acquire load), which the claiming waker set after its
-    // CAS, so the CAS is visible.
-    out = {park_result::unparked, p.state.load(std::memory_order_relaxed)};
+    // The waiter saw `signaled` (under the sleeper's mutex, or by an acquire
+    // load), which the claiming waker set after its claim.
+    out = {park_result::unparked, index_of_claim(w)};
   }
   unlink_own(nodes, enqueued);
   return out;
@@ -293,25 +261,13 @@ int unpark(const void* key, int count) noexcept {
   count_wake();
   std::uintptr_t const k = key_of(key);
   bucket& b = bucket_of(k);
-  parker* chain = nullptr;
-  int woken = 0;
+  wq::waiter_node* chain = nullptr;
+  int woken;
   {
     std::lock_guard<std::mutex> g(b.lock);
-    park_node* n = b.head;
-    while (n && woken < count) {
-      park_node* const next = n->next;
-      if (n->key.load(std::memory_order_relaxed) == k) {  // Ordering: relaxed — guarded by b.lock
-        b.erase(n);
-        if (claim(n)) {
-          n->owner->next_to_signal = chain;
-          chain = n->owner;
-          ++woken;
-        }
-      }
-      n = next;
-    }
+    woken = b.list.claim(count, wq::waiter_list::by_node, parked_on(k), chain);
   }
-  signal_all(chain);
+  wq::waiter_list::wake_chain(chain);
   return woken;
 }
 
@@ -333,46 +289,37 @@ int requeue(const void* from, const void* to, int wake_count, int requeue_count,
   if (second != first) g2 = std::unique_lock<std::mutex>(second->lock);
   if (!validate(0)) return -1;
 
-  parker* chain = nullptr;
-  park_node* moved_head = nullptr;  // moved nodes, in order, linked through `next`
-  park_node* moved_tail = nullptr;
-  int woken = 0;
-  int moved = 0;
-  park_node* n = bf.head;
-  while (n && (woken < wake_count || moved < requeue_count)) {
-    park_node* const next = n->next;
-    if (n->key.load(std::memory_order_relaxed) == kf) {  // Ordering: relaxed — guarded by bf.lock
-      bf.erase(n);
-      if (woken < wake_count) {
-        if (claim(n)) {
-          n->owner->next_to_signal = chain;
-          chain = n->owner;
-          ++woken;
-        }
-      } else if (n->owner->state.load(std::memory_order_relaxed) == state_waiting) {
-        // Ordering: relaxed — a stale "waiting" only moves a dead node,
-        // which the next wake on `to` unlinks without counting.
-        n->next = nullptr;
-        if (moved_tail) moved_tail->next = n; else moved_head = n;
-        moved_tail = n;
-        ++moved;
+  wq::waiter_node* chain = nullptr;
+  int const woken = wake_count > 0 ? bf.list.claim(wake_count, wq::waiter_list::by_node, parked_on(kf), chain) : 0;
+  // Then move up to requeue_count of the rest, oldest first, onto `to`:
+  // gathered first, appended after the scan, so that a node moved within
+  // one bucket is not met again. Dead nodes of `from` met on the way go.
+  wq::waiter_list moved;
+  int moving = 0;
+  for (wq::waiter_node* n = bf.list.front(); n && moving < requeue_count;) {
+    wq::waiter_node* const next = wq::waiter_list::next_of(*n);
+    if (parked_on(kf)(*n)) {
+      bf.list.erase(*n);
+      // A stale "waiting" only moves a dead node, which the next wake on
+      // `to` unlinks without counting.
+      if (n->owner()->is_waiting()) {
+        moved.push_back(*n);
+        ++moving;
       }
     }
     n = next;
   }
-  // Append after the scan, so a node moved within one bucket is not met again.
-  while (moved_head) {
-    park_node* const next = moved_head->next;
+  while (wq::waiter_node* n = moved.front()) {
+    moved.erase(*n);
     // Ordering: relaxed — both bucket locks are held; a waiter re-reads the
     // key under the lock it takes.
-    moved_head->key.store(kt, std::memory_order_relaxed);
-    bt.push_back(moved_head);
-    moved_head = next;
+    static_cast<park_node*>(n)->key.store(kt, std::memory_order_relaxed);
+    bt.list.push_back(*n);
   }
   if (g2.owns_lock()) g2.unlock();
   g1.unlock();
-  signal_all(chain);
-  return woken + moved;
+  wq::waiter_list::wake_chain(chain);
+  return woken + moving;
 }
 
 }  // namespace rouse::platform::detail
