@@ -28,7 +28,10 @@
 // pairs 64-byte lines, which would make the words share traffic again.
 //
 // Fairness: outside callers queue on a plain futex lock (no FIFO order).
-// Tasks go to whoever claims first.
+// Tasks go to whoever claims first. The lock is not rouse::mutex: it is
+// held for a whole job, which runs on every CPU the pool has, so a second
+// caller sleeps at once instead of spinning rouse::mutex's wake cost's worth
+// (up to 200 µs) on a CPU a worker needs.
 //
 // Cost of a job when every worker is spinning: the caller makes one
 // exchange on the dispatch word and a lock/unlock pair; each worker makes
