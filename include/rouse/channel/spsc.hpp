@@ -20,12 +20,8 @@
 // keeps up with the sender, a cached copy of the sender's index runs out
 // after every message or two, and each refresh takes the index's line from
 // the sender, whose next store takes it back; the receiver never sees
-// "empty", so it never backs off. Measured on the 2-vCPU VM in a standalone
-// harness (rouse-bench's channel.spsc shape: 4M messages, both channels in
-// one process, interleaved, medians of 9, vCPUs ~450 ns apart): the
-// cached-index channel 6.3-8.7 M msgs/s, this one 47.7-50.6 M; a bare stamp ring
-// without closing, sleeping or size() 71-125 M beside them. rouse-bench's
-// figures are in docs/benchmarks.md.
+// "empty", so it never backs off (the measurements:
+// docs/channels-oneshot-spsc.md).
 //
 // Lifecycle
 // - spsc<T>(capacity) allocates the shared state and returns a sender and a

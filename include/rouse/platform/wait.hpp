@@ -167,12 +167,10 @@ const char* backend_name() noexcept;
 // system call). Starts at `initial_wake_cost`, before any such call.
 //
 // Why: a waiter should spin for about as long as sleeping would cost, and
-// that cost is not a constant. A FUTEX_WAKE that wakes a thread on another
-// CPU took 2-5 µs on the machines rouse was designed on, but 29 µs on
-// average (70 µs at worst) on the 2-vCPU VM of docs/benchmarks.md, where the
-// sleeper's vCPU is halted and the wake goes through the hypervisor; the
-// same call with nobody to wake took 1 µs there. The spinning phases of
-// rouse's primitives size themselves from this figure (docs/wait.md).
+// that cost is not a constant: it differs by 10x between a machine whose
+// CPUs run and a VM whose sleeping vCPU the hypervisor halts (figures:
+// docs/wait.md, "What a wake costs"). The spinning phases of rouse's
+// primitives size themselves from this figure.
 //
 // A hint: read with a relaxed load, updated without a lock (concurrent
 // updates may drop a sample); samples above 1 ms (a preempted waker) are

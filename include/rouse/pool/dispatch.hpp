@@ -115,14 +115,12 @@ struct pool_job {
 //
 // Why: spinning for about as long as sleeping and being woken costs is the
 // classic 2-competitive rule: never more than twice the better of the two.
-// That cost is not a constant: a futex hand-off between two running CPUs
-// takes 4-13 µs, while waking an idle vCPU took 75-175 µs on the 2-vCPU VM
-// of docs/benchmarks.md (the hypervisor halts it). With a fixed 20 µs
-// budget there, a worker that sleeps between jobs shorter than its own
-// wake-up never catches up: by the time it runs, the caller has taken its
-// task, so it spins 20 µs, sleeps again, and the pool stays at sequential
-// speed (count.breakeven 1.00-1.07x of sequential from 2^14 to 2^23). The
-// measured budget lets it spin through the next gap and stay in step.
+// That cost is not a constant (a hand-off between two running CPUs against
+// the wake-up of an idle vCPU differ by 10x or more), and with a fixed
+// budget below its own wake-up a worker that sleeps between jobs never
+// catches up and the pool runs at sequential speed; the measured budget
+// lets it spin through the next gap and stay in step (evidence:
+// docs/pool.md, "Spin budget").
 //
 // Measuring: the waker stamps the time (one clock read, only on the path
 // that makes the wake system call anyway); the woken thread takes a sample
@@ -168,10 +166,9 @@ class pool_adaptive_spin {
 // CPU only among those that share the waker's last-level cache. Where the
 // kernel sees no shared cache between CPUs (some VMs, multi-die parts), a
 // worker woken by the caller, or started by it, lands on the caller's CPU,
-// waits there for the rest of the caller's time slice (3.6 ms measured),
-// then time-shares it while the other CPUs idle: every job runs at
-// sequential speed (measured on the 2-vCPU VM of docs/benchmarks.md: 34-36
-// jobs of 36 co-located, docs/pool.md "Placement").
+// waits there for the rest of the caller's time slice, then time-shares it
+// while the other CPUs idle: every job runs at sequential speed (evidence:
+// docs/pool.md, "Placement").
 //
 // What: a thread that finds itself on the other's CPU (recorded by that
 // thread with a relaxed store: a hint) moves itself off it
@@ -402,7 +399,7 @@ class pool_dispatch {
       wake_stamp_.store(pool_adaptive_spin::now(), std::memory_order_relaxed);
       wake_all(word_);
       // Where the kernel put a woken worker on this CPU (pool_placement),
-      // it would wait for this thread's time slice to end (3.6 ms measured)
+      // it would wait for this thread's time slice to end (docs/pool.md, "Placement")
       // before it could claim its task and move away; the yield lets it run
       // now. Where it went elsewhere, the yield returns at once. Only on
       // this path, which makes a system call anyway.

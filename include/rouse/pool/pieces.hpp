@@ -10,13 +10,10 @@
 // when its slowest participant does. On a machine whose CPUs run at
 // different speeds (a vCPU sharing its core with another guest, hybrid
 // performance and efficiency cores, a CPU taking interrupts, a worker
-// descheduled mid-job) that is the slow CPU's time, not the average. On the
-// 2-vCPU VM of docs/pool.md, in stretches when one vCPU ran at ~55% of the
-// other's speed, count.breakeven at 2^18 and 2^19 ran 1.16x faster than
-// sequential with a static split and 1.55-1.56x with pieces (ideal 1.55x;
-// side harness, interleaved in one process, 21 rounds). With both vCPUs at
-// equal speed, pieces cost 1-9% at 2^17, 1-4% at 2^18 and nothing
-// measurable from 2^19, depending on the runs. See docs/pool.md, "Pieces".
+// descheduled mid-job) that is the slow CPU's time, not the average. Pieces
+// taken over from a slower participant bring such a run close to the ideal
+// and cost a few percent at the smallest ranges cut when the CPUs are even
+// (the measurements: docs/pool.md, "Pieces").
 //
 // The plan. A range of n indices split over `count` participants is cut
 // into count * m pieces of nearly equal size, m = pieces_per_participant(n,
@@ -88,14 +85,13 @@ namespace rouse::detail {
 
 class pool_pieces {
  public:
-  // Every piece has at least this many indices. 2^14 steps of the
-  // count.breakeven loop take ~5 µs on the VM of docs/pool.md, the cheapest
-  // per-index work there is: a claim (a local CAS, or a line moved by a
-  // steal, under 0.5 µs there) stays a small part of a piece.
+  // Every piece has at least this many indices: with the cheapest per-index
+  // work there is (count.breakeven's loop), a claim (a local CAS, or a line
+  // moved by a steal) stays a small part of a piece (docs/pool.md, "Pieces").
   static constexpr std::uint64_t min_piece = std::uint64_t{1} << 14;
   // Pieces per participant at least, when a range is cut at all. With 2, a
   // participant at half the others' speed is still inside its last piece
-  // when they run out: nothing is left to take (measured: no gain at 2).
+  // when they run out: nothing is left to take (no gain measured at 2).
   static constexpr unsigned min_pieces = 4;
   // Pieces per participant at most. What a slow participant holds back is
   // at most the piece it is in, 1/m of its share; with many participants

@@ -144,16 +144,16 @@ struct pool_options {
   // started). 0: the number of CPUs this process may run on.
   unsigned threads = 0;
   // The least a waiting worker polls for the next job before it sleeps on
-  // the futex. The default, 20 µs, is 2-4 futex sleep-to-running
-  // hand-offs between running CPUs (4-13 µs measured; docs/pool.md, "Spin
-  // budget"): spinning much longer than the cost of sleeping and being
+  // the futex. The default, 20 µs, is a few futex sleep-to-running
+  // hand-offs between running CPUs (docs/pool.md, "Spin budget"): spinning
+  // much longer than the cost of sleeping and being
   // woken cannot save more than it burns, much shorter puts a wake-up on
   // the critical path of jobs issued in quick succession.
   std::chrono::nanoseconds spin = std::chrono::microseconds(20);
   // The most a waiting thread polls. A worker polls for twice its recently
   // measured wake-up delay (a running average), at least `spin`, at most
-  // `max_spin`: waking an idle vCPU took 75-175 µs on the VM of
-  // docs/benchmarks.md. The caller, waiting for its job's last report,
+  // `max_spin` (room for the wake-up of an idle vCPU on a VM; docs/pool.md).
+  // The caller, waiting for its job's last report,
   // polls for `max_spin` (yielding its CPU after 64 polls). At or below
   // `spin`: every budget is `spin`, fixed (0 and 0: always sleep).
   std::chrono::nanoseconds max_spin = std::chrono::milliseconds(1);
