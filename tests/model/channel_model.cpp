@@ -16,6 +16,14 @@
 //                              receive took its value
 //   unbounded_close            the list flavour: send, send, close against a
 //                              blocking receiver
+//
+// A broken variant, switched on in the real code (detail::model_fault), that
+// the model must catch:
+//   broken_park_skips_recheck  a blocked send or receive registers its waiter
+//                              and sleeps without re-checking the channel
+//                              (B2): a notify that looked for waiters just
+//                              before the registration wakes nobody, and
+//                              bounded_both_sides_block deadlocks
 #include <cstdint>
 
 #include "model.hpp"
@@ -134,5 +142,10 @@ int main() {
   failures += rouse_model::expect_pass<rendezvous_hand_off>("channel.rendezvous_hand_off", iterations);
   failures += rouse_model::expect_pass<unbounded_close>("channel.unbounded_close", iterations);
   failures += rouse_model::expect_pass<bounded_both_sides_block>("channel.bounded_both_sides_block", iterations);
+  {
+    rouse::detail::model_fault_scope fault(rouse::detail::model_fault::channel_park_skips_recheck);
+    failures += rouse_model::expect_failure<bounded_both_sides_block>("channel.broken_park_skips_recheck",
+                                                                      rl::test_result_deadlock, iterations);
+  }
   return failures == 0 ? 0 : 1;
 }

@@ -22,6 +22,7 @@
 #include <new>
 
 #include "model.hpp"
+#include "rouse/detail/deadline.hpp"
 #include "rouse/detail/waiter_queue.hpp"
 
 namespace {
@@ -29,13 +30,8 @@ namespace {
 namespace d = rouse::detail;
 using clock = d::model_clock;
 
-struct forever {
-  static constexpr bool timed() noexcept { return false; }
-};
-struct until {
-  clock::time_point at;
-  static constexpr bool timed() noexcept { return true; }
-};
+// A waiter that sleeps at once, without polling its release first.
+constexpr d::spin_policy no_spin{.model_polls = 0};
 
 struct parked {
   d::waiter w;
@@ -93,7 +89,7 @@ struct notify_vs_timeout : rl::test_suite<notify_vs_timeout, 2> {
       q.push(f.p->n);
       pushed.store(1, rl::mo_release, $);
       std::uintptr_t const id = f.p->n.id();
-      std::uintptr_t const c = f.p->w.wait(until{clock::now() + clock::duration(1)}, d::no_spin{});
+      std::uintptr_t const c = f.p->w.wait(d::deadline_at(clock::now() + clock::duration(1)), no_spin);
       if (c == d::waiter::aborted) q.remove(f.p->n);
       notified_it($) = c == id ? 1 : 0;
       claim_kind($) = c == id ? 3 : c;
@@ -156,7 +152,7 @@ struct close_vs_two_waiters : rl::test_suite<close_vs_two_waiters, 3> {
       frame& mine = f[index];
       q.push(mine.p->n);
       pushed.fetch_add(1, rl::mo_release, $);
-      std::uintptr_t const got = mine.p->w.wait(forever{}, d::no_spin{});
+      std::uintptr_t const got = mine.p->w.wait(d::no_deadline{}, no_spin);
       RL_ASSERT(got == d::waiter::closed);
       mine.destroy();
     } else {
@@ -186,7 +182,7 @@ struct notify_close_timeout : rl::test_suite<notify_close_timeout, 3> {
       q.push(f.p->n);
       pushed.store(1, rl::mo_release, $);
       std::uintptr_t const id = f.p->n.id();
-      std::uintptr_t const c = f.p->w.wait(until{clock::now() + clock::duration(1)}, d::no_spin{});
+      std::uintptr_t const c = f.p->w.wait(d::deadline_at(clock::now() + clock::duration(1)), no_spin);
       if (c == d::waiter::aborted) q.remove(f.p->n);
       result($) = c == id ? 0 : c;
       f.destroy();

@@ -2,6 +2,7 @@
 // clang++ -Wthread-safety -Werror (tests/CMakeLists.txt, label unit).
 #include <chrono>
 
+#include "rouse/channel/select.hpp"
 #include "rouse/detail/annotations.hpp"
 #include "rouse/guarded.hpp"
 #include "rouse/mutex.hpp"
@@ -48,7 +49,18 @@ class account {
   int level_ ROUSE_GUARDED_BY(r_) = 0;
 };
 
+// The channels lock internally (the rendezvous flavour's lock and the
+// waiter queues' are rouse::mutex): using them must stay clean too.
+void use_channels() {
+  auto [tx, rx] = rouse::channel::bounded<int>(0);  // a rendezvous channel
+  (void)tx.try_send(1);
+  (void)rx.try_recv();
+  rouse::channel::recv_case<int> r(rx);
+  (void)rouse::channel::try_select(r);
+}
+
 int main() {
+  use_channels();
   account a;
   a.deposit(1);
   (void)a.try_deposit(2);

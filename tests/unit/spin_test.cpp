@@ -249,7 +249,7 @@ TEST(spin_policies, the_shared_mutex_hand_over_yields_after_64_pauses) {
   EXPECT_TRUE(spin.yielding());
 }
 
-// ---- the channels' shapes (channel/detail/waiter.hpp's backoff) --------------
+// ---- the channels' shapes (channel/detail/waiter.hpp) ------------------------
 
 TEST(spin_policies, a_channel_wait_polls_once_after_a_pause_then_after_16_yields) {
   EXPECT_EQ(rouse::detail::channel_wait_spin.pause_polls, 1);

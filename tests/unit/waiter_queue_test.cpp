@@ -26,6 +26,7 @@
 
 #include "eventually.hpp"
 #include "guarded_object.hpp"
+#include "rouse/detail/deadline.hpp"
 #include "rouse/platform/counters.hpp"
 
 namespace {
@@ -33,14 +34,8 @@ namespace {
 namespace d = rouse::detail;
 using claim_value = std::uintptr_t;
 
-// Deadlines for waiter::wait().
-struct forever {
-  static constexpr bool timed() noexcept { return false; }
-};
-struct until {
-  std::chrono::steady_clock::time_point at;
-  static constexpr bool timed() noexcept { return true; }
-};
+// A waiter that sleeps at once, without polling its release first.
+constexpr d::spin_policy no_spin{.model_polls = 0};
 
 // A waiter and its one node, as a blocking call keeps them in its frame.
 struct parked {
@@ -158,7 +153,7 @@ TEST(waiter_queue, one_queue_type_wakes_a_thread_and_a_callback_waker) {
   std::atomic<claim_value> got{d::waiter::waiting};
   std::thread t([&] {
     tid.store(rouse_test::kernel_tid());
-    got.store(thread_waiter.w.wait(forever{}, d::no_spin{}));
+    got.store(thread_waiter.w.wait(d::no_deadline{}, no_spin));
   });
   rouse_test::eventually([&] { return tid.load() != 0 && rouse_test::is_asleep(tid.load()); });
 
@@ -232,7 +227,7 @@ TEST(waiter_queue, a_thread_waiter_is_claimed_once_by_a_notify_a_close_or_its_ti
     std::thread waiter_thread([&] {
       q.push(p.n);
       pushed.store(true);
-      result = p.w.wait(until{std::chrono::steady_clock::now() + delay}, d::no_spin{});
+      result = p.w.wait(d::deadline_at(std::chrono::steady_clock::now() + delay), no_spin);
       if (result == d::waiter::aborted) q.remove(p.n);
     });
     std::thread notifier([&] {
@@ -388,7 +383,7 @@ TEST(waiter_queue, a_thread_waiter_that_times_out_after_it_was_chosen_reports_th
   parked p;
   q.push(p.n);
   EXPECT_TRUE(q.notify_one());
-  EXPECT_EQ(p.w.wait(until{std::chrono::steady_clock::now() - std::chrono::hours(1)}, d::no_spin{}), p.n.id());
+  EXPECT_EQ(p.w.wait(d::deadline_at(std::chrono::steady_clock::now() - std::chrono::hours(1)), no_spin), p.n.id());
 }
 
 TEST(waiter_queue, a_timed_wait_is_never_early) {
@@ -396,7 +391,7 @@ TEST(waiter_queue, a_timed_wait_is_never_early) {
   parked p;
   q.push(p.n);
   auto const deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(20);
-  EXPECT_EQ(p.w.wait(until{deadline}, d::no_spin{}), d::waiter::aborted);
+  EXPECT_EQ(p.w.wait(d::deadline_at(deadline), no_spin), d::waiter::aborted);
   EXPECT_GE(std::chrono::steady_clock::now(), deadline);
   EXPECT_TRUE(q.remove(p.n));
 }
@@ -414,7 +409,7 @@ TEST(waiter_queue, nothing_touches_a_thread_waiter_after_it_saw_its_release) {
     std::thread waiter_thread([&] {
       q.push((*frame)->n);
       pushed.store(true);
-      claim_value const c = (*frame)->w.wait(forever{}, d::no_spin{});
+      claim_value const c = (*frame)->w.wait(d::no_deadline{}, no_spin);
       if (c == d::waiter::aborted) q.remove((*frame)->n);
       frame->destroy();
     });
@@ -442,7 +437,7 @@ TEST(waiter_queue, a_chain_of_released_waiters_is_never_touched_after_each_relea
       threads.emplace_back([&, i] {
         q.push((*frames[i])->n);
         pushed.fetch_add(1);
-        (void)(*frames[i])->w.wait(forever{}, d::no_spin{});
+        (void)(*frames[i])->w.wait(d::no_deadline{}, no_spin);
         frames[i]->destroy();
       });
     }
@@ -513,7 +508,7 @@ TEST(waiter_queue, releasing_a_thread_that_does_not_sleep_makes_no_system_call) 
   q.push(p.n);
   auto const calls = rouse::platform::syscall_counters();
   EXPECT_TRUE(q.notify_one());  // the waiter is not parked: the release is one exchange
-  EXPECT_EQ(p.w.wait(forever{}, d::no_spin{}), p.n.id());  // the token is there: no sleep
+  EXPECT_EQ(p.w.wait(d::no_deadline{}, no_spin), p.n.id());  // the token is there: no sleep
   auto const now = rouse::platform::syscall_counters();
   EXPECT_EQ(now.waits, calls.waits);
   EXPECT_EQ(now.wakes, calls.wakes);

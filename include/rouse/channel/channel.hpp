@@ -22,10 +22,10 @@
 //   the close, then get `closed`; every blocked sender and receiver wakes.
 // - Destruction: handles own the shared state, so a handle may be dropped
 //   at any time, even while another thread is inside an operation that let
-//   it go on. A blocked operation sleeps on a context in its own stack
-//   frame; the thread that claims and wakes it touches it no more once the
-//   operation can return (detail/waiter.hpp), so that frame may be gone at
-//   once.
+//   it go on. A blocked operation waits in rouse's one waiter queue, on a
+//   waiter in its own stack frame; the thread that claims and releases it
+//   touches it no more once the operation can return
+//   (rouse/detail/waiter_queue.hpp), so that frame may be gone at once.
 // - The shared state is freed by the last handle. Values still buffered then
 //   (possible only once every receiver is gone) are destroyed with it.
 //
@@ -61,16 +61,17 @@
 // Cost with nobody waiting: bounded/unbounded send and receive are one CAS
 // on an index, one store (or fetch_or) on a slot word and one seq_cst load of
 // the other side's waiter flag: no lock, no system call. A blocked operation
-// spins briefly, yields, then sleeps on a futex word in its own stack frame;
-// waking it costs its waker one lock, one CAS and one futex wake. Rendezvous
-// operations take a small lock per operation.
+// spins briefly, yields, then sleeps on a thread_parker in its own stack
+// frame; waking it costs its waker one lock, one CAS and one futex wake.
+// Rendezvous operations take a lock (a rouse::mutex) per operation.
 // Across processes: no.
 //
 // Memory ordering: everything a thread did before a successful send
 // happens-before everything the receiver does after the receive that got
 // that value; close() happens-before any operation that reports `closed`.
 // The per-flavour protocols are in detail/array.hpp, detail/list.hpp,
-// detail/zero.hpp and detail/waiter.hpp.
+// detail/zero.hpp and detail/waiter.hpp; the waiter queue's in
+// rouse/detail/waiter_queue.hpp.
 #pragma once
 
 #include <chrono>
@@ -87,8 +88,9 @@
 #include "rouse/channel/detail/waiter.hpp"
 #include "rouse/channel/detail/zero.hpp"
 #include "rouse/channel/result.hpp"
-#include "rouse/platform/deadline.hpp"
+#include "rouse/detail/deadline.hpp"
 #include "rouse/detail/diagnostics.hpp"
+#include "rouse/platform/deadline.hpp"
 
 namespace rouse::channel {
 
@@ -214,8 +216,9 @@ class handle_base {
 
 // Every timed channel operation converts its timeout here: platform's
 // saturating conversion (duration::max() means no deadline). Every `*_until`
-// converts its deadline with platform::clock_deadline() (as saturating: a
-// deadline too far to hold in the clock's duration means no deadline).
+// makes its deadline with rouse::detail::deadline_at() (detail/deadline.hpp:
+// platform::clock_deadline(), saturating: a deadline too far to hold in the
+// clock's duration means no deadline).
 using platform::deadline_after;
 
 }  // namespace detail
@@ -223,7 +226,7 @@ using platform::deadline_after;
 // The sending handle. Copyable: every copy is another producer.
 template <class T>
 class sender : public detail::handle_base<T> {
-  static_assert(detail::message_type<T>,
+  static_assert(rouse::detail::message_type<T>,
                 "channel messages must be object types, nothrow move-constructible and nothrow destructible");
   using base = detail::handle_base<T>;
 
@@ -248,7 +251,7 @@ class sender : public detail::handle_base<T> {
 
   // Blocks while the channel is full (rendezvous: until a receiver takes it).
   send_result<T> send(T value) noexcept {
-    return finish(this->visit([&](auto& c) { return c.send(value, detail::no_deadline{}); }), value);
+    return finish(this->visit([&](auto& c) { return c.send(value, rouse::detail::no_deadline{}); }), value);
   }
   // Never blocks.
   send_result<T> try_send(T value) noexcept {
@@ -260,9 +263,8 @@ class sender : public detail::handle_base<T> {
   }
   template <class Clock, class Duration>
   send_result<T> send_until(T value, std::chrono::time_point<Clock, Duration> deadline) noexcept {
-    auto const at = platform::clock_deadline(deadline);
-    if (platform::is_unbounded(at)) return send(std::move(value));
-    detail::until_deadline<Clock, typename Clock::duration> const d{at};
+    auto const d = rouse::detail::deadline_at(deadline);
+    if (platform::is_unbounded(d.at)) return send(std::move(value));
     return finish(this->visit([&](auto& c) { return c.send(value, d); }), value);
   }
 
@@ -283,7 +285,7 @@ class sender : public detail::handle_base<T> {
 // `for (T& v : rx)` receives until the channel is closed and drained.
 template <class T>
 class receiver : public detail::handle_base<T> {
-  static_assert(detail::message_type<T>,
+  static_assert(rouse::detail::message_type<T>,
                 "channel messages must be object types, nothrow move-constructible and nothrow destructible");
   using base = detail::handle_base<T>;
 
@@ -308,7 +310,7 @@ class receiver : public detail::handle_base<T> {
 
   // Blocks while the channel is empty and open.
   recv_result<T> recv() noexcept {
-    return this->visit([](auto& c) { return c.recv(detail::no_deadline{}); });
+    return this->visit([](auto& c) { return c.recv(rouse::detail::no_deadline{}); });
   }
   recv_result<T> try_recv() noexcept {
     return this->visit([](auto& c) { return c.try_recv(); });
@@ -319,9 +321,8 @@ class receiver : public detail::handle_base<T> {
   }
   template <class Clock, class Duration>
   recv_result<T> recv_until(std::chrono::time_point<Clock, Duration> deadline) noexcept {
-    auto const at = platform::clock_deadline(deadline);
-    if (platform::is_unbounded(at)) return recv();
-    detail::until_deadline<Clock, typename Clock::duration> const d{at};
+    auto const d = rouse::detail::deadline_at(deadline);
+    if (platform::is_unbounded(d.at)) return recv();
     return this->visit([&](auto& c) { return c.recv(d); });
   }
 

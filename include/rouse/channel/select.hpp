@@ -31,23 +31,24 @@
 // both must outlive the select call. A case may be reused in several calls
 // (its result is overwritten), or destroyed as soon as select returns: a
 // thread that claimed its waiter (a send that delivered into it, a close)
-// is done with it before the call can return (it unlinks the waiter and
-// wakes it last, or holds the channel's lock until select withdraws it).
+// is done with it before the call can return: it unlinks the case's node
+// under the channel's lock, and its release of the waiter is its last
+// access (rouse/detail/waiter_queue.hpp).
 // Passing a case built on an empty handle is misuse (diagnosed in debug
 // builds).
 //
 // How it works (crossbeam's design): try every case without blocking,
-// starting at a random one. If none is ready, make one context on the stack,
-// register one waiter per case in its channel (the same waiter queues that
-// blocking send and recv use), re-check every case, and sleep. The first
-// thread that can serve a case claims the whole context with one CAS, so at
-// most one case is chosen. On wake-up, the chosen case completes (for a
-// rendezvous the value was already handed over; for a buffered channel the
-// case retries, and if another thread won the race the select starts over),
-// and every other waiter is withdrawn.
+// starting at a random one. If none is ready, make one waiter on the stack
+// (rouse/detail/waiter_queue.hpp), register one node per case in its
+// channel (the same waiter lists that blocking send and recv use), re-check
+// every case, and sleep. The first thread that can serve a case claims the
+// whole waiter with one CAS, so at most one case is chosen. On wake-up, the
+// chosen case completes (for a rendezvous the value was already handed
+// over; for a buffered channel the case retries, and if another thread won
+// the race the select starts over), and every other node is withdrawn.
 //
 // sizeof: recv_case<T> and send_case<T> hold a handle pointer, a waiter
-// (40 bytes) and their result. Cost: a select that finds a ready case costs
+// node (40 bytes) and their result. Cost: a select that finds a ready case costs
 // its try operations; one that sleeps costs a registration per case.
 // Across processes: no.
 //
@@ -74,22 +75,22 @@ class select_case_base {
  public:
   // Non-blocking attempt; true when the case completed.
   virtual bool attempt() noexcept = 0;
-  // Registers this case's waiter in its channel under `cx`.
-  virtual void enroll(context& cx) noexcept = 0;
+  // Registers this case's node in its channel, for the waiter `w`.
+  virtual void enroll(waiter& w) noexcept = 0;
   // After enroll: could the case go ahead now? (the (B2) re-check)
-  virtual bool ready(const context& cx) noexcept = 0;
-  // Unregisters the waiter (no-op if a claimer unlinked it).
+  virtual bool ready(const waiter& w) noexcept = 0;
+  // Unregisters the node (no-op if a claimer unlinked it).
   virtual void withdraw() noexcept = 0;
-  // The waiter was claimed: finish the case; false when a race was lost
+  // The node was claimed: finish the case; false when a race was lost
   // (buffered channels) and select must start over.
   virtual bool accept() noexcept = 0;
 
-  [[nodiscard]] std::uintptr_t id() const noexcept { return waiter_.id(); }
+  [[nodiscard]] std::uintptr_t id() const noexcept { return node_.id(); }
 
  protected:
   select_case_base() = default;
   ~select_case_base() = default;
-  waiter waiter_{};
+  waiter_node node_{};
 };
 
 // A small per-thread generator for the random start.
@@ -113,16 +114,16 @@ std::optional<std::size_t> run_select(const Deadline& deadline, const std::array
     }
     if (deadline.expired()) return std::nullopt;
 
-    context cx;
-    for (select_case_base* c : cases) c->enroll(cx);
-    std::uintptr_t sel = context::waiting;
+    waiter w;
+    for (select_case_base* c : cases) c->enroll(w);
+    std::uintptr_t sel = waiter::waiting;
     for (std::size_t k = 0; k < N; ++k) {
-      if (cases[(start + k) % N]->ready(cx)) {
-        if (cx.try_select(context::aborted)) sel = context::aborted;
+      if (cases[(start + k) % N]->ready(w)) {
+        if (w.try_claim(waiter::aborted)) sel = waiter::aborted;
         break;
       }
     }
-    if (sel == context::waiting) sel = cx.wait(deadline);
+    if (sel == waiter::waiting) sel = block_on(w, deadline);
     std::optional<std::size_t> chosen;
     for (std::size_t i = 0; i < N; ++i) {
       if (cases[i]->id() == sel) chosen = i;
@@ -159,18 +160,18 @@ class recv_case final : public detail::select_case_base {
     result_.emplace(std::move(r));
     return true;
   }
-  void enroll(detail::context& cx) noexcept override {
-    waiter_ = detail::waiter{&cx, &packet_};
-    rx_.visit([&](auto& c) { c.register_receiver(waiter_); });
+  void enroll(detail::waiter& w) noexcept override {
+    node_.reset(&w, &packet_);
+    rx_.visit([&](auto& c) { c.register_receiver(node_); });
   }
-  bool ready(const detail::context& cx) noexcept override {
+  bool ready(const detail::waiter& w) noexcept override {
     return rx_.visit([&](auto& c) -> bool {
-      if constexpr (requires { c.recv_ready(&cx); }) return c.recv_ready(&cx);
+      if constexpr (requires { c.recv_ready(&w); }) return c.recv_ready(&w);
       else return c.recv_ready();
     });
   }
   void withdraw() noexcept override {
-    rx_.visit([&](auto& c) { c.unregister_receiver(waiter_); });
+    rx_.visit([&](auto& c) { c.unregister_receiver(node_); });
   }
   bool accept() noexcept override {
     if (rx_.kind_ == detail::flavor::zero) {
@@ -205,23 +206,23 @@ class send_case final : public detail::select_case_base {
     status_ = s;
     return true;
   }
-  void enroll(detail::context& cx) noexcept override {
+  void enroll(detail::waiter& w) noexcept override {
     packet_.source = &value_;
-    waiter_ = detail::waiter{&cx, &packet_};
+    node_.reset(&w, &packet_);
     tx_.visit([&](auto& c) {
-      if constexpr (requires { c.register_sender(waiter_); }) c.register_sender(waiter_);
+      if constexpr (requires { c.register_sender(node_); }) c.register_sender(node_);
     });
   }
-  bool ready(const detail::context& cx) noexcept override {
+  bool ready(const detail::waiter& w) noexcept override {
     return tx_.visit([&](auto& c) -> bool {
-      if constexpr (requires { c.send_ready(&cx); }) return c.send_ready(&cx);
+      if constexpr (requires { c.send_ready(&w); }) return c.send_ready(&w);
       else if constexpr (requires { c.send_ready(); }) return c.send_ready();
       else return true;  // unbounded: always ready
     });
   }
   void withdraw() noexcept override {
     tx_.visit([&](auto& c) {
-      if constexpr (requires { c.unregister_sender(waiter_); }) c.unregister_sender(waiter_);
+      if constexpr (requires { c.unregister_sender(node_); }) c.unregister_sender(node_);
     });
   }
   bool accept() noexcept override {
@@ -262,9 +263,9 @@ template <class Clock, class Duration, class... Cases>
 std::optional<std::size_t> select_until(std::chrono::time_point<Clock, Duration> deadline,
                                         Cases&... cases) noexcept {
   std::array<detail::select_case_base*, sizeof...(Cases)> const table{&cases...};
-  auto const at = platform::clock_deadline(deadline);
-  if (platform::is_unbounded(at)) return detail::run_select(detail::no_deadline{}, table);
-  return detail::run_select(detail::until_deadline<Clock, typename Clock::duration>{at}, table);
+  auto const d = rouse::detail::deadline_at(deadline);
+  if (platform::is_unbounded(d.at)) return detail::run_select(detail::no_deadline{}, table);
+  return detail::run_select(d, table);
 }
 
 template <class Rep, class Period, class... Cases>

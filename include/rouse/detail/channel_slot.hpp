@@ -1,12 +1,15 @@
 // rouse/detail/channel_slot.hpp — raw storage for one channel element.
 //
-// A slot is uninitialized storage that a channel protocol fills with
-// construct(), reads with get(), and empties with destroy() or take(). The
-// protocol, not the slot, knows whether it holds a value; the slot only makes
-// the element's lifetime explicit and, under Relacy (ROUSE_MODEL_RELACY), marks
-// every access on a race-checked variable so that a model test reports an
-// element touched by two threads without a happens-before edge, exactly as it
-// would for the element itself.
+// The one slot type of rouse's channels: a buffer slot of the bounded and
+// unbounded channels, a rendezvous packet, a oneshot's and an spsc ring's
+// element. A slot is uninitialized storage that a channel protocol fills
+// with construct(), reads with get(), and empties with destroy(); the
+// protocol (a stamp, a state word), not the slot, knows whether it holds a
+// value, so every element is constructed and destroyed exactly once inside
+// the channel. The slot only makes the element's lifetime explicit and,
+// under Relacy (ROUSE_MODEL_RELACY), marks every access on a race-checked
+// variable, so that a model test reports an element touched by two threads
+// without a happens-before edge, exactly as it would for the element itself.
 #pragma once
 
 #include <cstddef>
@@ -56,5 +59,11 @@ class channel_slot {
 #endif
   alignas(T) std::byte bytes_[sizeof(T)];
 };
+
+// What the channels require of an element type.
+template <class T>
+inline constexpr bool message_type = std::is_object_v<T> && !std::is_array_v<T> &&
+                                     std::is_nothrow_move_constructible_v<T> &&
+                                     std::is_nothrow_destructible_v<T>;
 
 }  // namespace rouse::detail

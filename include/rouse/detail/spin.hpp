@@ -160,6 +160,8 @@ inline constexpr spin_policy channel_cas_spin{.pause_polls = spin_policy::unboun
                                               .model_polls = spin_policy::unbounded};
 // The channels, waiting for another thread: 1 pause then 16 yields, bounded 1024 channel 1/1, 4/1, 4/4 (docs/tuning.md "channel_wait_spin").
 inline constexpr spin_policy channel_wait_spin{.pause_polls = 1, .yield_polls = 16, .model_polls = 2};
+// The rendezvous channel's lock, before rouse::mutex's own lock(): 16 polls after 1, 2, 4 ... 16 pauses, channel.rendezvous (docs/tuning.md "channel_lock_spin").
+inline constexpr spin_policy channel_lock_spin{.pause_polls = 16, .max_gap = 16, .model_polls = 1};
 // The channels, waiting for a hand-off under way: 1, 2 ... 64 pauses then 4 yields, channel.rendezvous (docs/tuning.md "channel_hand_off_spin").
 inline constexpr spin_policy channel_hand_off_spin{.pause_polls = 7, .max_gap = 64, .yield_polls = 4, .model_polls = 2};
 
@@ -213,7 +215,7 @@ class spinner {
         return false;
       }
     }
-    if (call <= policy_.pause_polls) {
+    if (policy_.pause_polls == spin_policy::unbounded || call <= policy_.pause_polls) {
       for (std::int32_t i = 0; i < gap_; ++i) spin_pause();
       if (gap_ < policy_.max_gap) gap_ = gap_ * 2 > policy_.max_gap ? policy_.max_gap : gap_ * 2;
       if (policy_.pause_yield_every > 0 && call % policy_.pause_yield_every == 0) yield();
@@ -233,7 +235,7 @@ class spinner {
 #if defined(ROUSE_MODEL_RELACY)
     return false;
 #else
-    return calls_ > policy_.pause_polls;
+    return policy_.pause_polls != spin_policy::unbounded && calls_ > policy_.pause_polls;
 #endif
   }
 

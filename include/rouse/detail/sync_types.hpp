@@ -102,6 +102,10 @@ enum class model_fault : unsigned {
   // spsc: the sender's notify of the receiver loads rx_sleep without fence
   // (A) after its stamp store.
   spsc_notify_without_fence,
+  // channels: a blocking send or receive registers its waiter and sleeps
+  // without re-checking the channel (B2), so a notify that looked for
+  // waiters just before the registration wakes nobody.
+  channel_park_skips_recheck,
 };
 
 }  // namespace rouse::detail

@@ -46,7 +46,10 @@
 // most, a futex wake on the parker's address — a system call that never
 // reads the memory (DESIGN rule 7); if the waiter has returned and the
 // address was reused, it is a spurious wake-up for whoever sleeps there,
-// which every user of a futex tolerates. A waiter that won its own claim is
+// which every user of a futex tolerates. (The other answer, a `waking` state
+// and a last store after the system call so that no wake reaches a freed
+// address, makes a woken waiter wait for its claimer to come back from the
+// kernel; rule 7 says it need not.) A waiter that won its own claim is
 // touched by nobody after it has unlinked its nodes under the lock: a claimer
 // that meets one of its nodes first fails its compare-exchange under that
 // lock and unlinks the node (a dead node) without touching the waiter again.
@@ -92,6 +95,7 @@
 #include <cstdint>
 #include <utility>
 
+#include "rouse/detail/spin.hpp"
 #include "rouse/detail/sync_types.hpp"
 #include "rouse/mutex.hpp"
 #include "rouse/thread_parker.hpp"
@@ -147,13 +151,6 @@ class waker {
 
   const void* data_ = nullptr;
   const waker_vtable* vtable_ = nullptr;
-};
-
-// A spin policy for waiter::wait() (the shape of detail/backoff_spin's and
-// the channels' policies): poll once per snooze() until completed().
-struct no_spin {
-  static constexpr bool completed() noexcept { return true; }
-  static constexpr void snooze() noexcept {}
 };
 
 // ---- waiter ---------------------------------------------------------------
@@ -224,17 +221,17 @@ class waiter {
   }
 
   // A thread waiter sleeps until it is claimed and released; returns the
-  // claim. `deadline`: no deadline (timed() false), or `deadline.at`, a
-  // time_point; at it the waiter claims itself (aborted) unless a claimer
-  // was first, in which case it waits for that claimer's release. `spin`
-  // polls the release before sleeping. Must not be called after the
-  // waiter's own try_claim() succeeded (nobody would release it).
-  template <class Deadline, class Spin>
-  std::uintptr_t wait(const Deadline& deadline, Spin&& spin) noexcept {
-    while (!spin.completed()) {
+  // claim. `deadline` (detail/deadline.hpp): at it the waiter claims itself
+  // (aborted) unless a claimer was first, in which case it waits for that
+  // claimer's release. `spin` (detail/spin.hpp): how it polls the release
+  // before it sleeps. Must not be called after the waiter's own try_claim()
+  // succeeded (nobody would release it).
+  template <class Deadline>
+  std::uintptr_t wait(const Deadline& deadline, const spin_policy& spin) noexcept {
+    if (released_.has_token()) return claim();
+    spinner polls(spin);
+    while (polls.next())
       if (released_.has_token()) return claim();
-      spin.snooze();
-    }
     if constexpr (!Deadline::timed()) {
       released_.park();
       return claim();
@@ -482,8 +479,8 @@ class waiter_queue {
   // notify or close claims it or the deadline passes (see waiter::wait()).
   // Returns the claim: the node's id (notified), closed, or aborted (ready,
   // or timed out). The caller re-checks its state in every case.
-  template <class Deadline, class Ready, class Spin>
-  std::uintptr_t park(const Deadline& deadline, Ready&& ready, Spin&& spin) noexcept {
+  template <class Deadline, class Ready>
+  std::uintptr_t park(const Deadline& deadline, Ready&& ready, const spin_policy& spin) noexcept {
     waiter w;
     waiter_node n(&w);
     push(n);

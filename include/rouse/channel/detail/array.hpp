@@ -34,16 +34,17 @@
 // the message's construction before its move-out and its destruction before
 // the slot's reuse. The CASes on head_/tail_ and the re-check loads in
 // is_empty()/is_full() are seq_cst: they are (A1)/(B2) of the Dekker pairing
-// with sync_waker (see waiter.hpp). close() is a seq_cst fetch_or on tail_.
+// with the waiter queue (detail/waiter_queue.hpp). close() is a seq_cst
+// fetch_or on tail_.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <memory>
 
-#include "rouse/channel/detail/cell.hpp"
 #include "rouse/channel/detail/waiter.hpp"
 #include "rouse/channel/result.hpp"
+#include "rouse/detail/channel_slot.hpp"
 
 namespace rouse::channel::detail {
 
@@ -71,12 +72,12 @@ class array_channel {
   // Moves from `v` only when it returns ok.
   status try_send(T& v) noexcept {
     status const s = start_send(v);
-    if (s == status::ok) receivers_.notify();
+    if (s == status::ok) receivers_.notify_one();
     return s;
   }
   recv_result<T> try_recv() noexcept {
     recv_result<T> r = start_recv();
-    if (r.has_value()) senders_.notify();
+    if (r.has_value()) senders_.notify_one();
     return r;
   }
 
@@ -85,30 +86,28 @@ class array_channel {
   template <class Deadline>
   status send(T& v, const Deadline& deadline) noexcept {
     for (;;) {
-      backoff b;
+      d::spinner b(d::channel_wait_spin);
       for (;;) {
         status const s = try_send(v);
         if (s != status::full) return s;
-        if (b.completed()) break;
-        b.snooze();
+        if (!b.next()) break;
       }
       if (deadline.expired()) return status::timed_out;
-      senders_.park(deadline, [&] { return !is_full() || is_closed(); });
+      park(senders_, deadline, [&] { return !is_full() || is_closed(); });
     }
   }
 
   template <class Deadline>
   recv_result<T> recv(const Deadline& deadline) noexcept {
     for (;;) {
-      backoff b;
+      d::spinner b(d::channel_wait_spin);
       for (;;) {
         recv_result<T> r = try_recv();
         if (r.status() != status::empty) return r;
-        if (b.completed()) break;
-        b.snooze();
+        if (!b.next()) break;
       }
       if (deadline.expired()) return recv_result<T>(status::timed_out);
-      receivers_.park(deadline, [&] { return !is_empty() || is_closed(); });
+      park(receivers_, deadline, [&] { return !is_empty() || is_closed(); });
     }
   }
 
@@ -117,8 +116,8 @@ class array_channel {
     // Ordering: seq_cst, an (A1) for both sides' waiters.
     std::size_t const tail = tail_.fetch_or(mark_bit_, std::memory_order_seq_cst);
     if (tail & mark_bit_) return false;
-    senders_.disconnect();
-    receivers_.disconnect();
+    senders_.close();
+    receivers_.close();
     return true;
   }
 
@@ -152,17 +151,17 @@ class array_channel {
 
   // select's hooks: register / unregister a waiter on one side, and the
   // (B2) re-check that says whether the operation could go ahead now.
-  void register_sender(waiter& w) noexcept { senders_.register_waiter(w); }
-  void unregister_sender(waiter& w) noexcept { senders_.unregister(w); }
-  void register_receiver(waiter& w) noexcept { receivers_.register_waiter(w); }
-  void unregister_receiver(waiter& w) noexcept { receivers_.unregister(w); }
+  void register_sender(waiter_node& n) noexcept { senders_.push(n); }
+  void unregister_sender(waiter_node& n) noexcept { senders_.remove(n); }
+  void register_receiver(waiter_node& n) noexcept { receivers_.push(n); }
+  void unregister_receiver(waiter_node& n) noexcept { receivers_.remove(n); }
   [[nodiscard]] bool send_ready() const noexcept { return !is_full() || is_closed(); }
   [[nodiscard]] bool recv_ready() const noexcept { return !is_empty() || is_closed(); }
 
  private:
   struct slot {
     d::atomic<std::size_t> stamp{0};
-    cell<T> value;
+    d::channel_slot<T> value;
   };
 
   static std::size_t pow2_above(std::size_t n) noexcept {
@@ -188,7 +187,8 @@ class array_channel {
   }
 
   status start_send(T& v) noexcept {
-    backoff b;
+    d::spinner cas(d::channel_cas_spin);  // after a lost compare-exchange
+    d::spinner b(d::channel_wait_spin);   // while another thread acts
     // Ordering: relaxed; the stamp's acquire load below validates it.
     std::size_t tail = tail_.load(std::memory_order_relaxed);
     for (;;) {
@@ -201,29 +201,30 @@ class array_channel {
         // (A1) seq_cst: the receivers' Dekker partner (B2) in is_empty().
         if (tail_.compare_exchange_weak(tail, next_position(tail), std::memory_order_seq_cst,
                                         std::memory_order_relaxed)) {
-          s.value.put(std::move(v));
+          s.value.construct(std::move(v));
           // Ordering: release pairs with the acquire stamp load in start_recv().
           s.stamp.store(tail + 1, std::memory_order_release);
           return status::ok;
         }
-        b.spin();
+        (void)cas.next();
       } else if (stamp + one_lap_ == tail + 1) {
         // The slot still holds last lap's message: full, or a receive of it
         // is in progress. Ordering: seq_cst, so `full` is linearizable.
         std::size_t const head = head_.load(std::memory_order_seq_cst);
         if (head + one_lap_ == tail) return status::full;
-        b.snooze();
+        snooze(b);
         tail = tail_.load(std::memory_order_relaxed);
       } else {
         // Another sender claimed this position and moved tail_ on.
-        b.snooze();
+        snooze(b);
         tail = tail_.load(std::memory_order_relaxed);
       }
     }
   }
 
   recv_result<T> start_recv() noexcept {
-    backoff b;
+    d::spinner cas(d::channel_cas_spin);  // after a lost compare-exchange
+    d::spinner b(d::channel_wait_spin);   // while another thread acts
     // Ordering: relaxed; the stamp's acquire load below validates it.
     std::size_t head = head_.load(std::memory_order_relaxed);
     for (;;) {
@@ -240,17 +241,17 @@ class array_channel {
           s.stamp.store(head + one_lap_, std::memory_order_release);
           return r;
         }
-        b.spin();
+        (void)cas.next();
       } else if (stamp == head) {
         // The slot is empty for this lap: the channel is empty, or a send
         // of it is in progress. Ordering: seq_cst, so `empty` is linearizable.
         std::size_t const tail = tail_.load(std::memory_order_seq_cst);
         if ((tail & ~mark_bit_) == head)
           return recv_result<T>((tail & mark_bit_) ? status::closed : status::empty);
-        b.snooze();
+        snooze(b);
         head = head_.load(std::memory_order_relaxed);
       } else {
-        b.snooze();
+        snooze(b);
         head = head_.load(std::memory_order_relaxed);
       }
     }

@@ -30,15 +30,16 @@
 // acquire load of the slot state; a block's `next` pointer is published with
 // release and read with acquire; `read`/`destroy` are acq_rel fetch_ors so
 // exactly one thread frees a block, after every use of it. The CASes on
-// tail_/head_ and is_empty() are (A1)/(B2) of the sync_waker pairing.
+// tail_/head_ and is_empty() are (A1)/(B2) of the waiter queue's pairing
+// (detail/waiter_queue.hpp).
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 
-#include "rouse/channel/detail/cell.hpp"
 #include "rouse/channel/detail/waiter.hpp"
 #include "rouse/channel/result.hpp"
+#include "rouse/detail/channel_slot.hpp"
 
 namespace rouse::channel::detail {
 
@@ -70,7 +71,7 @@ class list_channel {
 
   status try_send(T& v) noexcept {
     status const s = start_send(v);
-    if (s == status::ok) receivers_.notify();
+    if (s == status::ok) receivers_.notify_one();
     return s;
   }
   recv_result<T> try_recv() noexcept { return start_recv(); }
@@ -83,15 +84,14 @@ class list_channel {
   template <class Deadline>
   recv_result<T> recv(const Deadline& deadline) noexcept {
     for (;;) {
-      backoff b;
+      d::spinner b(d::channel_wait_spin);
       for (;;) {
         recv_result<T> r = start_recv();
         if (r.status() != status::empty) return r;
-        if (b.completed()) break;
-        b.snooze();
+        if (!b.next()) break;
       }
       if (deadline.expired()) return recv_result<T>(status::timed_out);
-      receivers_.park(deadline, [&] { return !is_empty() || is_closed(); });
+      park(receivers_, deadline, [&] { return !is_empty() || is_closed(); });
     }
   }
 
@@ -99,7 +99,7 @@ class list_channel {
     // Ordering: seq_cst, an (A1) for the receivers' waiters.
     std::size_t const tail = tail_.index.fetch_or(flag, std::memory_order_seq_cst);
     if (tail & flag) return false;
-    receivers_.disconnect();
+    receivers_.close();
     return true;
   }
 
@@ -133,8 +133,8 @@ class list_channel {
     }
   }
 
-  void register_receiver(waiter& w) noexcept { receivers_.register_waiter(w); }
-  void unregister_receiver(waiter& w) noexcept { receivers_.unregister(w); }
+  void register_receiver(waiter_node& n) noexcept { receivers_.push(n); }
+  void unregister_receiver(waiter_node& n) noexcept { receivers_.remove(n); }
   [[nodiscard]] bool recv_ready() const noexcept { return !is_empty() || is_closed(); }
 
  private:
@@ -146,12 +146,12 @@ class list_channel {
 
   struct slot {
     d::atomic<std::uint32_t> state{0};
-    cell<T> value;
+    d::channel_slot<T> value;
 
     void wait_written() const noexcept {
-      backoff b;
+      d::spinner b(d::channel_wait_spin);
       // Ordering: acquire pairs with the release fetch_or in start_send().
-      while ((state.load(std::memory_order_acquire) & written) == 0) b.snooze();
+      while ((state.load(std::memory_order_acquire) & written) == 0) snooze(b);
     }
   };
 
@@ -160,11 +160,11 @@ class list_channel {
     slot slots[block_cap];
 
     block* wait_next() const noexcept {
-      backoff b;
+      d::spinner b(d::channel_wait_spin);
       for (;;) {
         // Ordering: acquire pairs with the release store of next in start_send().
         if (block* n = next.load(std::memory_order_acquire)) return n;
-        b.snooze();
+        snooze(b);
       }
     }
 
@@ -191,7 +191,8 @@ class list_channel {
   };
 
   status start_send(T& v) noexcept {
-    backoff b;
+    d::spinner cas(d::channel_cas_spin);  // after a lost compare-exchange
+    d::spinner b(d::channel_wait_spin);   // while another thread acts
     // Ordering: acquire pairs with the release stores of the index and the
     // block by the sender that installed the current block.
     std::size_t tail = tail_.index.load(std::memory_order_acquire);
@@ -204,7 +205,7 @@ class list_channel {
       }
       std::size_t const offset = (tail >> shift) % lap;
       if (offset == block_cap) {  // another sender is installing the next block
-        b.snooze();
+        snooze(b);
         tail = tail_.index.load(std::memory_order_acquire);
         blk = tail_.blk.load(std::memory_order_acquire);
         continue;
@@ -240,18 +241,19 @@ class list_channel {
           delete next_block;
         }
         slot& s = blk->slots[offset];
-        s.value.put(std::move(v));
+        s.value.construct(std::move(v));
         // Ordering: release pairs with the acquire load in wait_written().
         s.state.fetch_or(written, std::memory_order_release);
         return status::ok;
       }
       blk = tail_.blk.load(std::memory_order_acquire);
-      b.spin();
+      (void)cas.next();
     }
   }
 
   recv_result<T> start_recv() noexcept {
-    backoff b;
+    d::spinner cas(d::channel_cas_spin);  // after a lost compare-exchange
+    d::spinner b(d::channel_wait_spin);   // while another thread acts
     // Ordering: acquire pairs with the release stores of the receiver that
     // moved head_ to the current block.
     std::size_t head = head_.index.load(std::memory_order_acquire);
@@ -259,7 +261,7 @@ class list_channel {
     for (;;) {
       std::size_t const offset = (head >> shift) % lap;
       if (offset == block_cap) {  // another receiver is moving to the next block
-        b.snooze();
+        snooze(b);
         head = head_.index.load(std::memory_order_acquire);
         blk = head_.blk.load(std::memory_order_acquire);
         continue;
@@ -273,7 +275,7 @@ class list_channel {
         if ((head >> shift) / lap != (tail >> shift) / lap) new_head |= flag;
       }
       if (blk == nullptr) {  // the first send is installing the first block
-        b.snooze();
+        snooze(b);
         head = head_.index.load(std::memory_order_acquire);
         blk = head_.blk.load(std::memory_order_acquire);
         continue;
@@ -304,7 +306,7 @@ class list_channel {
         return r;
       }
       blk = head_.blk.load(std::memory_order_acquire);
-      b.spin();
+      (void)cas.next();
     }
   }
 
