@@ -115,17 +115,17 @@ class oneshot_sender;
 template <class T>
 class oneshot_receiver;
 
-namespace oneshot_detail {
-
-inline constexpr std::uint32_t ready = 1u << 0;
-inline constexpr std::uint32_t taken = 1u << 1;
-inline constexpr std::uint32_t closed = 1u << 2;
-inline constexpr std::uint32_t tx_done = 1u << 3;
-inline constexpr std::uint32_t rx_done = 1u << 4;
-inline constexpr std::uint32_t waiting = 1u << 5;
+namespace detail {
 
 template <class T>
-struct state {
+struct oneshot_state {
+  static constexpr std::uint32_t ready = 1u << 0;
+  static constexpr std::uint32_t taken = 1u << 1;
+  static constexpr std::uint32_t closed = 1u << 2;
+  static constexpr std::uint32_t tx_done = 1u << 3;
+  static constexpr std::uint32_t rx_done = 1u << 4;
+  static constexpr std::uint32_t waiting = 1u << 5;
+
   rouse::detail::atomic<std::uint32_t> word{0};
   rouse::detail::channel_slot<T> slot;
 
@@ -167,14 +167,14 @@ struct state {
   }
 };
 
-}  // namespace oneshot_detail
+}  // namespace detail
 
 // The sending half. Move-only; one pointer.
 template <class T>
 class oneshot_sender {
   static_assert(std::is_nothrow_move_constructible_v<T> && std::is_nothrow_destructible_v<T>,
                 "rouse::channel::oneshot<T> needs a nothrow move constructor and destructor");
-  using state = oneshot_detail::state<T>;
+  using state = detail::oneshot_state<T>;
 
  public:
   // An empty sender (as if moved from); send() on it is misuse.
@@ -200,12 +200,12 @@ class oneshot_sender {
     if (state_ == nullptr) return send_result<T>(status::closed, std::move(value));
     state* const s = std::exchange(state_, nullptr);
     // Ordering: acquire, as in publish(): a gone receiver lets us free at once.
-    if (s->word.load(std::memory_order_acquire) & oneshot_detail::rx_done) {
+    if (s->word.load(std::memory_order_acquire) & state::rx_done) {
       delete s;
       return send_result<T>(status::closed, std::move(value));
     }
     if (rouse::detail::model_fault_on(rouse::detail::model_fault::oneshot_ready_before_value)) {
-      if (!s->publish(oneshot_detail::ready)) {
+      if (!s->publish(state::ready)) {
         delete s;
         return send_result<T>(status::closed, std::move(value));
       }
@@ -214,7 +214,7 @@ class oneshot_sender {
     }
     // WRITING: the slot is the sender's alone until READY is published.
     s->slot.construct(std::move(value));
-    if (s->publish(oneshot_detail::ready)) return send_result<T>();
+    if (s->publish(state::ready)) return send_result<T>();
     // The receiver left while we wrote: take the value back, free the state.
     send_result<T> back(status::closed, std::move(s->slot.get()));
     s->slot.destroy();
@@ -226,7 +226,7 @@ class oneshot_sender {
   // sender is empty. A hint: the receiver may leave right after it returns false.
   [[nodiscard]] bool is_closed() const noexcept {
     // Ordering: relaxed — a snapshot; send() re-reads with acquire.
-    return state_ == nullptr || (state_->word.load(std::memory_order_relaxed) & oneshot_detail::rx_done) != 0;
+    return state_ == nullptr || (state_->word.load(std::memory_order_relaxed) & state::rx_done) != 0;
   }
 
  private:
@@ -238,7 +238,7 @@ class oneshot_sender {
   void close() noexcept {
     if (state_ == nullptr) return;
     state* const s = std::exchange(state_, nullptr);
-    if (!s->publish(oneshot_detail::closed)) delete s;
+    if (!s->publish(state::closed)) delete s;
   }
 
   state* state_ = nullptr;
@@ -249,7 +249,7 @@ template <class T>
 class oneshot_receiver {
   static_assert(std::is_nothrow_move_constructible_v<T> && std::is_nothrow_destructible_v<T>,
                 "rouse::channel::oneshot<T> needs a nothrow move constructor and destructor");
-  using state = oneshot_detail::state<T>;
+  using state = detail::oneshot_state<T>;
 
  public:
   // An empty receiver (as if moved from); receives report closed.
@@ -273,7 +273,7 @@ class oneshot_receiver {
     // Ordering: acquire pairs with the sender's release CAS that set READY or
     // CLOSED: the value is fully written before we move it out.
     std::uint32_t const w = state_->word.load(std::memory_order_acquire);
-    if (w & (oneshot_detail::ready | oneshot_detail::closed)) return finish(w);
+    if (w & (state::ready | state::closed)) return finish(w);
     return recv_slow(rouse::detail::no_deadline{});
   }
 
@@ -282,7 +282,7 @@ class oneshot_receiver {
     if (state_ == nullptr) return recv_result<T>(status::closed);
     // Ordering: acquire, as in recv().
     std::uint32_t const w = state_->word.load(std::memory_order_acquire);
-    if (w & (oneshot_detail::ready | oneshot_detail::closed)) return finish(w);
+    if (w & (state::ready | state::closed)) return finish(w);
     return recv_result<T>(status::empty);
   }
 
@@ -292,7 +292,7 @@ class oneshot_receiver {
     if (state_ == nullptr) return recv_result<T>(status::closed);
     // Ordering: acquire, as in recv().
     std::uint32_t const w = state_->word.load(std::memory_order_acquire);
-    if (w & (oneshot_detail::ready | oneshot_detail::closed)) return finish(w);
+    if (w & (state::ready | state::closed)) return finish(w);
     // Saturating (platform/deadline.hpp): too far to hold means no deadline.
     auto const at = rouse::detail::deadline_at(deadline);
     if (platform::is_unbounded(at.at)) return recv();
@@ -313,7 +313,7 @@ class oneshot_receiver {
   [[nodiscard]] bool is_ready() const noexcept {
     // Ordering: relaxed — a snapshot; the receive re-reads with acquire.
     return state_ == nullptr ||
-           (state_->word.load(std::memory_order_relaxed) & (oneshot_detail::ready | oneshot_detail::closed)) != 0;
+           (state_->word.load(std::memory_order_relaxed) & (state::ready | state::closed)) != 0;
   }
 
  private:
@@ -324,14 +324,14 @@ class oneshot_receiver {
   // `w` has READY or CLOSED: take the value or report closed, and let go.
   recv_result<T> finish(std::uint32_t w) {
     state* const s = std::exchange(state_, nullptr);
-    if (w & oneshot_detail::ready) {
+    if (w & state::ready) {
       // READING: the sender never touches the slot after READY.
       recv_result<T> r(std::in_place, std::move(s->slot.get()));
       s->slot.destroy();
-      let_go_after(s, w, oneshot_detail::taken | oneshot_detail::rx_done);
+      let_go_after(s, w, state::taken | state::rx_done);
       return r;
     }
-    let_go_after(s, w, oneshot_detail::rx_done);
+    let_go_after(s, w, state::rx_done);
     return recv_result<T>(status::closed);
   }
 
@@ -339,7 +339,7 @@ class oneshot_receiver {
   // outright and free it without an atomic; otherwise the sender is between
   // its publish and its wake and whoever sets the second DONE bit frees.
   static void let_go_after(state* s, std::uint32_t seen, std::uint32_t bits) noexcept {
-    if (seen & oneshot_detail::tx_done) {
+    if (seen & state::tx_done) {
       delete s;  // the slot is already empty here
       return;
     }
@@ -347,7 +347,7 @@ class oneshot_receiver {
     // the sender frees. Acquire: pairs with the sender's acq_rel fetch_or of
     // TX_DONE, so its wake happens-before we free.
     std::uint32_t const prev = s->word.fetch_or(bits, std::memory_order_acq_rel);
-    if (prev & oneshot_detail::tx_done) delete s;
+    if (prev & state::tx_done) delete s;
   }
 
   // Destroying the receiver (or assigning over it) without receiving.
@@ -357,21 +357,21 @@ class oneshot_receiver {
     // Ordering: acquire pairs with the sender's release that set TX_DONE: its
     // value is complete and it is done with the state, which is ours alone.
     std::uint32_t const w = s->word.load(std::memory_order_acquire);
-    if (w & oneshot_detail::tx_done) {
+    if (w & state::tx_done) {
       s->destroy_as_last(w);
       return;
     }
     // Ordering: acq_rel, as in let_go_after(); if the sender finished first,
     // its value (READY) is ours to destroy.
-    std::uint32_t const prev = s->word.fetch_or(oneshot_detail::rx_done, std::memory_order_acq_rel);
-    if (prev & oneshot_detail::tx_done) s->destroy_as_last(prev);
+    std::uint32_t const prev = s->word.fetch_or(state::rx_done, std::memory_order_acq_rel);
+    if (prev & state::tx_done) s->destroy_as_last(prev);
   }
 
   // Spin, then announce WAITING and sleep on the word until READY or CLOSED
   // (or the deadline, when there is one).
   template <class Deadline>
   [[gnu::noinline, gnu::cold]] recv_result<T> recv_slow(const Deadline& deadline) {
-    constexpr std::uint32_t done = oneshot_detail::ready | oneshot_detail::closed;
+    constexpr std::uint32_t done = state::ready | state::closed;
     state* const s = state_;
     std::uint32_t w = 0;
     rouse::detail::spinner spin(rouse::detail::oneshot_spin);
@@ -381,12 +381,12 @@ class oneshot_receiver {
       if (w & done) return finish(w);
     }
     for (;;) {
-      if (!(w & oneshot_detail::waiting)) {
+      if (!(w & state::waiting)) {
         // EMPTY -> WAITING. Both this RMW and the sender's CAS act on the
         // one word, so one comes first in its modification order: either the
         // sender sees WAITING and wakes us, or this sees READY/CLOSED.
         // Ordering: acquire — if READY is already set we read the slot next.
-        w = s->word.fetch_or(oneshot_detail::waiting, std::memory_order_acquire) | oneshot_detail::waiting;
+        w = s->word.fetch_or(state::waiting, std::memory_order_acquire) | state::waiting;
         if (w & done) return finish(w);
       }
       if (rouse::detail::wait_until(s->word, w, deadline) == rouse::detail::wait_result::timed_out)
@@ -401,8 +401,8 @@ class oneshot_receiver {
   // anybody), unless the value or the close arrived meanwhile.
   recv_result<T> timed_out(state* s) {
     // Ordering: acquire — if READY arrived we take the value after all.
-    std::uint32_t const prev = s->word.fetch_and(~oneshot_detail::waiting, std::memory_order_acquire);
-    if (prev & (oneshot_detail::ready | oneshot_detail::closed)) return finish(prev & ~oneshot_detail::waiting);
+    std::uint32_t const prev = s->word.fetch_and(~state::waiting, std::memory_order_acquire);
+    if (prev & (state::ready | state::closed)) return finish(prev & ~state::waiting);
     return recv_result<T>(status::timed_out);
   }
 
@@ -416,7 +416,7 @@ static_assert(sizeof(oneshot_receiver<int>) == sizeof(void*));
 //   auto [tx, rx] = rouse::channel::oneshot<int>();
 template <class T>
 std::pair<oneshot_sender<T>, oneshot_receiver<T>> oneshot() {
-  auto* const s = new oneshot_detail::state<T>();
+  auto* const s = new detail::oneshot_state<T>();
   return {oneshot_sender<T>(s), oneshot_receiver<T>(s)};
 }
 

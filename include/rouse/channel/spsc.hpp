@@ -140,12 +140,12 @@ class spsc_sender;
 template <class T>
 class spsc_receiver;
 
-namespace spsc_detail {
+namespace detail {
 
 // 128 bytes, not 64: Intel's adjacent-line prefetcher pulls cache lines in
 // pairs, so two hot words 64 bytes apart still ping-pong (rigtorp pads the
 // same way).
-inline constexpr std::size_t line = 128;
+inline constexpr std::size_t spsc_line = 128;
 
 // How long a side polls before it sleeps: rouse::detail::spsc_spin (one
 // check after a pause, then at least 16 checks each after a sched_yield, and
@@ -156,24 +156,24 @@ inline constexpr std::size_t line = 128;
 
 // A slot: its stamp (see "Words") and storage for one value.
 template <class T>
-struct slot {
+struct spsc_slot {
   rouse::detail::atomic<std::size_t> stamp{0};
   rouse::detail::channel_slot<T> value;
 };
 
 template <class T>
-struct shared {
-  explicit shared(std::size_t cap) : capacity(cap), slots(new slot<T>[cap]) {
+struct spsc_shared {
+  explicit spsc_shared(std::size_t cap) : capacity(cap), slots(new spsc_slot<T>[cap]) {
     // Ordering: relaxed — the handles reach other threads through a
     // happens-before edge (thread start, a mutex) the user provides.
     for (std::size_t i = 0; i < cap; ++i) slots[i].stamp.store(2 * i, std::memory_order_relaxed);
   }
 
-  shared(const shared&) = delete;
-  shared& operator=(const shared&) = delete;
+  spsc_shared(const spsc_shared&) = delete;
+  spsc_shared& operator=(const spsc_shared&) = delete;
 
   // Destroys the values sent and never received, once.
-  ~shared() {
+  ~spsc_shared() {
     // Ordering: relaxed — the last handle's acq_rel decrement of `handles`
     // ordered both sides' accesses before this.
     std::size_t const end = tail.load(std::memory_order_relaxed);
@@ -232,28 +232,28 @@ struct shared {
   // Producer line: the sender's position (written after every send, read
   // by the receiver only in size()) and slot index (sender only). It stays
   // in the sender's cache.
-  alignas(line) rouse::detail::atomic<std::size_t> tail{0};
+  alignas(spsc_line) rouse::detail::atomic<std::size_t> tail{0};
   std::size_t tx_index = 0;  // tail % capacity
   // Consumer line: the same for the receiver.
-  alignas(line) rouse::detail::atomic<std::size_t> head{0};
+  alignas(spsc_line) rouse::detail::atomic<std::size_t> head{0};
   std::size_t rx_index = 0;  // head % capacity
   // Control line: read on every operation, written rarely.
-  alignas(line) rouse::detail::atomic<std::uint32_t> rx_sleep{0};
+  alignas(spsc_line) rouse::detail::atomic<std::uint32_t> rx_sleep{0};
   rouse::detail::atomic<std::uint32_t> tx_sleep{0};
   rouse::detail::atomic<std::uint32_t> closed{0};
   rouse::detail::atomic<std::uint32_t> handles{2};
   std::size_t const capacity;
-  slot<T>* const slots;
+  spsc_slot<T>* const slots;
 };
 
-}  // namespace spsc_detail
+}  // namespace detail
 
 // The sending half. Move-only; used by one thread at a time.
 template <class T>
 class spsc_sender {
   static_assert(std::is_nothrow_move_constructible_v<T> && std::is_nothrow_destructible_v<T>,
                 "rouse::channel::spsc<T> needs a nothrow move constructor and destructor");
-  using shared = spsc_detail::shared<T>;
+  using shared = detail::spsc_shared<T>;
 
  public:
   spsc_sender() noexcept = default;
@@ -428,7 +428,7 @@ template <class T>
 class spsc_receiver {
   static_assert(std::is_nothrow_move_constructible_v<T> && std::is_nothrow_destructible_v<T>,
                 "rouse::channel::spsc<T> needs a nothrow move constructor and destructor");
-  using shared = spsc_detail::shared<T>;
+  using shared = detail::spsc_shared<T>;
 
  public:
   spsc_receiver() noexcept = default;
@@ -631,14 +631,14 @@ class spsc_receiver {
 
 static_assert(sizeof(spsc_sender<int>) == sizeof(void*));
 static_assert(sizeof(spsc_receiver<int>) == sizeof(void*));
-static_assert(alignof(spsc_detail::shared<int>) == spsc_detail::line);
+static_assert(alignof(detail::spsc_shared<int>) == detail::spsc_line);
 
 // Creates a channel of `capacity` (>= 1) values for one sender and one receiver.
 template <class T>
 std::pair<spsc_sender<T>, spsc_receiver<T>> spsc(std::size_t capacity) {
   ROUSE_CHECK_USAGE(capacity >= 1, "rouse::channel::spsc", "capacity must be at least 1");
   if (capacity == 0) capacity = 1;
-  auto* const s = new spsc_detail::shared<T>(capacity);
+  auto* const s = new detail::spsc_shared<T>(capacity);
   return {spsc_sender<T>(s), spsc_receiver<T>(s)};
 }
 
