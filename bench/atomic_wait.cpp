@@ -24,10 +24,10 @@
 #include <unistd.h>
 
 #include <atomic>
-#include <cstdlib>
-#include <ctime>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
+#include <ctime>
 #include <fstream>
 #include <string>
 #include <thread>
@@ -110,7 +110,7 @@ struct alignas(64) neighbour_words {
 
 // What /proc says about one thread of this process.
 struct thread_status {
-  char state = '?';          // R running, S sleeping, ...
+  char state = '?';  // R running, S sleeping, ...
   long voluntary_switches = -1;
 };
 
@@ -234,8 +234,7 @@ ROUSE_BENCH_REGISTER(atomic_wait_workloads) {
       .name = "atomic_wait.neighbours8",
       .unit = "ns/op",
       .baseline = "std::atomic<u64>::wait",
-      .impls = {{"rouse::atomic_wait<u64>", neighbours8<rouse_ops>},
-                {"std::atomic<u64>::wait", neighbours8<std_ops>}},
+      .impls = {{"rouse::atomic_wait<u64>", neighbours8<rouse_ops>}, {"std::atomic<u64>::wait", neighbours8<std_ops>}},
       .description = "A thread sleeps on one 8-byte atomic while another stores to and notifies a different "
                      "8-byte atomic 64 bytes away (the same libstdc++ wait bucket): 100,000 notifies back to "
                      "back give ns per notify and the sleeper's CPU time per notify; 100 more, one at a time "

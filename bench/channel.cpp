@@ -202,9 +202,8 @@ double run_transfer(std::size_t capacity, unsigned producers, unsigned consumers
       sum.fetch_add(local, std::memory_order_relaxed);
     }
   });
-  std::uint64_t const expected =
-      static_cast<std::uint64_t>(producers) * static_cast<std::uint64_t>(per_producer) *
-      static_cast<std::uint64_t>(per_producer + 1) / 2;
+  std::uint64_t const expected = static_cast<std::uint64_t>(producers) * static_cast<std::uint64_t>(per_producer) *
+                                 static_cast<std::uint64_t>(per_producer + 1) / 2;
   if (sum.load() != expected) {
     std::fprintf(stderr, "channel bench: lost or duplicated messages\n");
     std::abort();
@@ -287,17 +286,30 @@ std::vector<rouse::bench::impl> bounded_impls() {
 
 ROUSE_BENCH_REGISTER(channel_workloads) {
   using rouse::bench::add;
-  add({.name = "channel.spsc", .unit = "msgs/s", .baseline = "mutex+condvar ring", .impls = bounded_impls<1, 1>(),
+  add({.name = "channel.spsc",
+       .unit = "msgs/s",
+       .baseline = "mutex+condvar ring",
+       .impls = bounded_impls<1, 1>(),
        .description = "bounded 1024, 1 producer, 1 consumer, 4M 64-bit messages, blocking send/recv"});
-  add({.name = "channel.mpsc4", .unit = "msgs/s", .baseline = "mutex+condvar ring", .impls = bounded_impls<4, 1>(),
+  add({.name = "channel.mpsc4",
+       .unit = "msgs/s",
+       .baseline = "mutex+condvar ring",
+       .impls = bounded_impls<4, 1>(),
        .description = "bounded 1024, 4 producers, 1 consumer, 4M messages in total"});
-  add({.name = "channel.mpmc4x4", .unit = "msgs/s", .baseline = "mutex+condvar ring",
+  add({.name = "channel.mpmc4x4",
+       .unit = "msgs/s",
+       .baseline = "mutex+condvar ring",
        .impls = bounded_impls<4, 4>(),
        .description = "bounded 1024, 4 producers, 4 consumers, 4M messages in total"});
-  add({.name = "channel.mpmc8x8", .unit = "msgs/s", .baseline = "mutex+condvar ring",
+  add({.name = "channel.mpmc8x8",
+       .unit = "msgs/s",
+       .baseline = "mutex+condvar ring",
        .impls = bounded_impls<8, 8>(),
-       .description = "bounded 1024, 8 producers, 8 consumers, 4M messages in total (--scale)", .scale = true});
-  add({.name = "channel.rendezvous", .unit = "ns/op", .baseline = "mutex+condvar ring",
+       .description = "bounded 1024, 8 producers, 8 consumers, 4M messages in total (--scale)",
+       .scale = true});
+  add({.name = "channel.rendezvous",
+       .unit = "ns/op",
+       .baseline = "mutex+condvar ring",
        .impls = {{"rouse::channel::bounded", rendezvous_ns<rouse_queue>},
                  {"mutex+condvar ring", rendezvous_ns<mutex_ring>}},
        .description = "capacity 0 (send returns once the value is taken), 1 producer, 1 consumer, 1M messages"});
@@ -309,7 +321,9 @@ ROUSE_BENCH_REGISTER(channel_workloads) {
   unbounded.push_back({"moodycamel::BlockingConcurrentQueue", unbounded_rate<moodycamel_queue>});
 #endif
   unbounded.push_back({"mutex+condvar ring", unbounded_rate<mutex_ring>});
-  add({.name = "channel.unbounded_mpsc4", .unit = "msgs/s", .baseline = "mutex+condvar ring",
+  add({.name = "channel.unbounded_mpsc4",
+       .unit = "msgs/s",
+       .baseline = "mutex+condvar ring",
        .impls = std::move(unbounded),
        .description = "unbounded, 4 producers, 1 consumer, 4M messages in total"});
 #if !ROUSE_BENCH_HAVE_TBB

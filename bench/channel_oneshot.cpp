@@ -27,7 +27,6 @@ struct rouse_oneshot {
     auto [tx, rx] = rouse::channel::oneshot<std::uint64_t>();
     hand_over(std::move(rx));
     if (!std::move(tx).send(v)) std::abort();
-
   }
   static std::uint64_t receive(receiver& rx) {
     auto r = rx.recv();
@@ -42,7 +41,6 @@ struct std_promise {
     std::promise<std::uint64_t> p;
     hand_over(p.get_future());
     p.set_value(v);
-
   }
   static std::uint64_t receive(receiver& f) { return f.get(); }
 };

@@ -152,13 +152,15 @@ ROUSE_BENCH_REGISTER(condvar_workloads) {
       .name = "condvar.pingpong",
       .unit = "ns/roundtrip",
       .baseline = "std::condition_variable",
-      .impls = {{"rouse::condition_variable", pingpong<rouse_pair>},
-                {"std::condition_variable", pingpong<std_pair>},
-                {"std::condition_variable_any", pingpong<std_any_pair>},
+      .impls =
+          {
+              {"rouse::condition_variable", pingpong<rouse_pair>},
+              {"std::condition_variable", pingpong<std_pair>},
+              {"std::condition_variable_any", pingpong<std_any_pair>},
 #if defined(ROUSE_BENCH_HAVE_ABSL)
-                {"absl::CondVar", pingpong<absl_pair>},
+              {"absl::CondVar", pingpong<absl_pair>},
 #endif
-      },
+          },
       .description = "2 threads pass a turn flag under one mutex + condvar (notify after unlock), "
                      "100,000 round trips.",
   });
@@ -166,13 +168,15 @@ ROUSE_BENCH_REGISTER(condvar_workloads) {
       .name = "condvar.broadcast16",
       .unit = "us/generation",
       .baseline = "std::condition_variable",
-      .impls = {{"rouse::condition_variable", broadcast16<rouse_pair>},
-                {"std::condition_variable", broadcast16<std_pair>},
-                {"std::condition_variable_any", broadcast16<std_any_pair>},
+      .impls =
+          {
+              {"rouse::condition_variable", broadcast16<rouse_pair>},
+              {"std::condition_variable", broadcast16<std_pair>},
+              {"std::condition_variable_any", broadcast16<std_any_pair>},
 #if defined(ROUSE_BENCH_HAVE_ABSL)
-                {"absl::CondVar", broadcast16<absl_pair>},
+              {"absl::CondVar", broadcast16<absl_pair>},
 #endif
-      },
+          },
       .description = "16 threads wait for a generation counter; one thread bumps it under the mutex and "
                      "notifies all, then waits until all 16 have acknowledged; 5,000 generations.",
   });

@@ -97,8 +97,8 @@ sample timed(const run_context& ctx, Job&& job) {
 
 u64 rouse_count(u64 n) {
   static rouse::pool pool;  // all CPUs, default spin budget
-  return pool.parallel_reduce(u64{0}, n, u64{0}, [](rouse::index_range<u64> r) { return count(r.size()); },
-                              std::plus<>{});
+  return pool.parallel_reduce(
+      u64{0}, n, u64{0}, [](rouse::index_range<u64> r) { return count(r.size()); }, std::plus<>{});
 }
 
 // The same pool with a static split: run() and one share per participant

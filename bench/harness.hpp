@@ -36,16 +36,16 @@
 namespace rouse::bench {
 
 struct run_context {
-  bool quick = false;          // --quick: scale the work down (each run < ~0.2 s)
-  std::int64_t param = 0;      // the x value, for workloads with `params`
+  bool quick = false;      // --quick: scale the work down (each run < ~0.2 s)
+  std::int64_t param = 0;  // the x value, for workloads with `params`
   // Scales a count for --quick (divides by 10 unless the count is small).
   std::int64_t scaled(std::int64_t full) const { return quick ? std::max<std::int64_t>(full / 10, 1) : full; }
 };
 
 struct sample {
-  double value = 0;                      // this run's result, in the workload's unit
-  double ops = 1;                        // operations done: divides csw and syscall counts
-  std::map<std::string, double> extra{}; // anything else worth reporting (averaged per round)
+  double value = 0;                       // this run's result, in the workload's unit
+  double ops = 1;                         // operations done: divides csw and syscall counts
+  std::map<std::string, double> extra{};  // anything else worth reporting (averaged per round)
 };
 
 using run_fn = std::function<sample(const run_context&)>;
@@ -65,9 +65,9 @@ struct impl_result {
 };
 
 struct workload {
-  std::string name;                 // "family.case"
-  std::string unit;                 // ns/op, ns/roundtrip, ns/generation, us/generation, ns/job, msgs/s, ops/s
-  std::string baseline;             // the impl ratios are taken against (the std peer)
+  std::string name;      // "family.case"
+  std::string unit;      // ns/op, ns/roundtrip, ns/generation, us/generation, ns/job, msgs/s, ops/s
+  std::string baseline;  // the impl ratios are taken against (the std peer)
   std::vector<impl> impls;
   std::vector<std::int64_t> params{};  // empty: one point; else one result per param (x axis)
   std::string param_name{};            // e.g. "N" (shown in tables and charts)
@@ -132,7 +132,7 @@ struct registrar {
 
 }  // namespace rouse::bench
 
-#define ROUSE_BENCH_REGISTER(name)                                      \
-  static void rouse_bench_register_##name();                            \
+#define ROUSE_BENCH_REGISTER(name)                                                             \
+  static void rouse_bench_register_##name();                                                   \
   static ::rouse::bench::registrar rouse_bench_registrar_##name{&rouse_bench_register_##name}; \
   static void rouse_bench_register_##name()

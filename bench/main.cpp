@@ -53,8 +53,8 @@ std::vector<skip_note>& skip_notes() {
 
 namespace {
 bool known_unit(const std::string& unit) {
-  static const char* const units[] = {"ns/op",         "ns/roundtrip", "ns/generation", "us/generation",
-                                      "ns/job",        "msgs/s",       "ops/s"};
+  static const char* const units[] = {"ns/op",  "ns/roundtrip", "ns/generation", "us/generation",
+                                      "ns/job", "msgs/s",       "ops/s"};
   return std::any_of(std::begin(units), std::end(units), [&](const char* u) { return unit == u; });
 }
 }  // namespace
@@ -116,11 +116,16 @@ std::string fmt(double v) {
   if (!std::isfinite(v)) return "-";
   char buf[64];
   double const a = std::abs(v);
-  if (v != 0 && (a >= 1e7 || a < 1e-3)) std::snprintf(buf, sizeof buf, "%.3g", v);
-  else if (a >= 1000) std::snprintf(buf, sizeof buf, "%.0f", v);
-  else if (a >= 100) std::snprintf(buf, sizeof buf, "%.1f", v);
-  else if (a >= 1) std::snprintf(buf, sizeof buf, "%.2f", v);
-  else std::snprintf(buf, sizeof buf, "%.4f", v);
+  if (v != 0 && (a >= 1e7 || a < 1e-3))
+    std::snprintf(buf, sizeof buf, "%.3g", v);
+  else if (a >= 1000)
+    std::snprintf(buf, sizeof buf, "%.0f", v);
+  else if (a >= 100)
+    std::snprintf(buf, sizeof buf, "%.1f", v);
+  else if (a >= 1)
+    std::snprintf(buf, sizeof buf, "%.2f", v);
+  else
+    std::snprintf(buf, sizeof buf, "%.4f", v);
   std::string s = buf;
   if (s.find('.') != std::string::npos && s.find('e') == std::string::npos) {
     while (s.back() == '0') s.pop_back();
@@ -223,8 +228,10 @@ std::string verdict(const summary_line& s) {
   double const sp = s.higher_better ? s.ratio : 1 / s.ratio;
   char buf[64];
   if (std::abs(sp - 1) < 0.005) return "same";
-  if (sp > 1) std::snprintf(buf, sizeof buf, "%.2fx better", sp);
-  else std::snprintf(buf, sizeof buf, "%.2fx worse", 1 / sp);
+  if (sp > 1)
+    std::snprintf(buf, sizeof buf, "%.2fx better", sp);
+  else
+    std::snprintf(buf, sizeof buf, "%.2fx worse", 1 / sp);
   return buf;
 }
 
@@ -367,8 +374,10 @@ void print_table(const workload_result& r) {
     std::printf("  %-40s median %10s  min %10s  max %10s", label.c_str(), fmt(x.median).c_str(), fmt(x.min).c_str(),
                 fmt(x.max).c_str());
     double const base = baseline_median(r, x);
-    if (base > 0 && std::isfinite(x.median)) std::printf("  x%-6s", fmt(x.median / base).c_str());
-    else std::printf("  %-7s", "");
+    if (base > 0 && std::isfinite(x.median))
+      std::printf("  x%-6s", fmt(x.median / base).c_str());
+    else
+      std::printf("  %-7s", "");
     auto csw = x.extra.find("csw_per_op");
     if (csw != x.extra.end()) std::printf("  csw/op %s", fmt(csw->second).c_str());
     auto wt = x.extra.find("wait_calls_per_op");
@@ -434,10 +443,9 @@ bool write_json(const std::string& file, const run_info& info, const std::vector
   if (!parent.empty()) std::filesystem::create_directories(parent, ec);
   std::ofstream f(file);
   if (!f) return false;
-  f << "{\n  \"machine\": {\"cpus\": " << m.cpus << ", \"model\": \"" << json_escape(m.model)
-    << "\", \"kernel\": \"" << json_escape(m.kernel) << "\", \"compiler\": \"" << json_escape(m.compiler)
-    << "\", \"wait_backend\": \"" << json_escape(m.backend)
-    << "\", \"cpu_speed_us_start\": " << json_speeds(info.speeds_start)
+  f << "{\n  \"machine\": {\"cpus\": " << m.cpus << ", \"model\": \"" << json_escape(m.model) << "\", \"kernel\": \""
+    << json_escape(m.kernel) << "\", \"compiler\": \"" << json_escape(m.compiler) << "\", \"wait_backend\": \""
+    << json_escape(m.backend) << "\", \"cpu_speed_us_start\": " << json_speeds(info.speeds_start)
     << ", \"cpu_speed_us_end\": " << json_speeds(info.speeds_end) << "},\n  \"results\": [";
   bool first = true;
   for (const workload_result& r : all) {
@@ -516,16 +524,26 @@ int main(int argc, char** argv) {
       }
       return d;
     };
-    if (a == "--quick") o.quick = true;
-    else if (a == "--scale") o.scale = true;
-    else if (a == "--list") o.list = true;
-    else if (a == "--filter") o.filter = value();
-    else if (a == "--rounds") o.rounds = static_cast<int>(number(1));
-    else if (a == "--time-limit") o.time_limit = number(0);
-    else if (a == "--json") o.json = value();
-    else if (a == "--report") o.report = value();
-    else if (a == "--help" || a == "-h") return usage(argv[0], stdout);
-    else return usage(argv[0], stderr);
+    if (a == "--quick")
+      o.quick = true;
+    else if (a == "--scale")
+      o.scale = true;
+    else if (a == "--list")
+      o.list = true;
+    else if (a == "--filter")
+      o.filter = value();
+    else if (a == "--rounds")
+      o.rounds = static_cast<int>(number(1));
+    else if (a == "--time-limit")
+      o.time_limit = number(0);
+    else if (a == "--json")
+      o.json = value();
+    else if (a == "--report")
+      o.report = value();
+    else if (a == "--help" || a == "-h")
+      return usage(argv[0], stdout);
+    else
+      return usage(argv[0], stderr);
   }
   std::regex filter;
   try {

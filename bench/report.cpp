@@ -142,15 +142,15 @@ std::string terminal(int width, int height) {
 // --- charts -------------------------------------------------------------
 
 struct chart {
-  std::string svg;   // file name in DIR
-  std::string gp;    // the script that draws it
+  std::string svg;  // file name in DIR
+  std::string gp;   // the script that draws it
   std::string title;
 };
 
 // Bar chart: one cluster per point workload of the family, one bar per
 // implementation, height = speed relative to the workload's baseline.
-bool write_bar_chart(const std::string& dir, const std::string& family,
-                     const std::vector<const workload_result*>& rs, chart& out) {
+bool write_bar_chart(const std::string& dir, const std::string& family, const std::vector<const workload_result*>& rs,
+                     chart& out) {
   std::vector<std::string> const impls = drawable_impls(rs);
   std::string const stem = file_part(family);
   std::ofstream dat(dir + "/" + stem + ".dat");
@@ -188,8 +188,10 @@ bool write_bar_chart(const std::string& dir, const std::string& family,
      << "set style data histograms\nset style histogram clustered gap 1\n"
      << "set style fill solid 0.85 border -1\nset boxwidth 0.9 relative\n"
      << "set grid ytics\nset key outside bottom center horizontal\nset xtics nomirror\n";
-  if (log) gp << "set logscale y\nset yrange [" << gp_number(lo / 2) << ":" << gp_number(hi * 2) << "]\n";
-  else gp << "set yrange [0:" << gp_number(hi * 1.18) << "]\n";
+  if (log)
+    gp << "set logscale y\nset yrange [" << gp_number(lo / 2) << ":" << gp_number(hi * 2) << "]\n";
+  else
+    gp << "set yrange [0:" << gp_number(hi * 1.18) << "]\n";
   gp << "set arrow from graph 0, first 1 to graph 1, first 1 nohead dt 2 lw 1.5 lc rgb \"#444444\"\n"
      << "n = " << n << ".0\ngap = 1.0\n"
      << "plot ";
@@ -197,8 +199,8 @@ bool write_bar_chart(const std::string& dir, const std::string& family,
     gp << (i ? ", \\\n     " : "") << gp_string(stem + ".dat") << " using " << i + 2 << (i == 0 ? ":xtic(1)" : "")
        << " title " << gp_string(impls[static_cast<std::size_t>(i)]);
   for (int i = 0; i < n; ++i)
-    gp << ", \\\n     " << gp_string(stem + ".dat") << " using ($0 + (" << i << " - (n - 1) / 2) / (n + gap)):"
-       << i + 2 << ":(sprintf(\"%.2f\", column(" << i + 2 << "))) with labels font \",9\" offset 0,0.6 notitle";
+    gp << ", \\\n     " << gp_string(stem + ".dat") << " using ($0 + (" << i << " - (n - 1) / 2) / (n + gap)):" << i + 2
+       << ":(sprintf(\"%.2f\", column(" << i + 2 << "))) with labels font \",9\" offset 0,0.6 notitle";
   gp << "\n";
   if (!gp) return false;
   out = {stem + ".svg", stem + ".gp", family + ": speed relative to the baseline"};
@@ -240,8 +242,9 @@ bool write_line_chart(const std::string& dir, const workload_result& r, chart& o
      << terminal(900, 500) << "set output " << gp_string(stem + ".svg") << "\n"
      << "set datafile separator \"\\t\"\n"
      << "set datafile missing \"NaN\"\n"
-     << "set title " << gp_string(w.name + ": median " + w.unit + " against " + param_name(w) +
-                                  (higher_is_better(w.unit) ? " (higher is better)" : " (lower is better)"))
+     << "set title "
+     << gp_string(w.name + ": median " + w.unit + " against " + param_name(w) +
+                  (higher_is_better(w.unit) ? " (higher is better)" : " (lower is better)"))
      << "\n"
      << "set xlabel " << gp_string(param_name(w)) << "\nset ylabel " << gp_string(w.unit) << "\n"
      << "set grid xtics ytics mxtics mytics\nset key outside right top\n";
@@ -249,8 +252,8 @@ bool write_line_chart(const std::string& dir, const workload_result& r, chart& o
   if (all_positive) gp << "set logscale y 10\n";
   gp << "plot ";
   for (std::size_t i = 0; i < impls.size(); ++i)
-    gp << (i ? ", \\\n     " : "") << gp_string(stem + ".dat") << " using 1:" << i + 2
-       << " with linespoints lw 2 pt " << (i % 10) + 4 << " title " << gp_string(impls[i]);
+    gp << (i ? ", \\\n     " : "") << gp_string(stem + ".dat") << " using 1:" << i + 2 << " with linespoints lw 2 pt "
+       << (i % 10) + 4 << " title " << gp_string(impls[i]);
   gp << "\n";
   if (!gp) return false;
   out = {stem + ".svg", stem + ".gp", w.name + ": " + w.unit + " against " + param_name(w)};
@@ -279,8 +282,10 @@ std::string ratio_cell(const workload_result& r, const impl_result& x) {
   double const ratio = x.median / base;
   double const sp = speedup(r, x);
   std::string s = fmt(ratio);
-  if (sp >= 1.005) s += " (" + fmt(sp) + "x better)";
-  else if (sp > 0 && sp <= 0.995) s += " (" + fmt(1 / sp) + "x worse)";
+  if (sp >= 1.005)
+    s += " (" + fmt(sp) + "x better)";
+  else if (sp > 0 && sp <= 0.995)
+    s += " (" + fmt(1 / sp) + "x worse)";
   return s;
 }
 
@@ -353,8 +358,8 @@ void write_param_tables(std::ostream& f, const workload_result& r) {
   f << "\n<details><summary>every run of " << code(w.name) << "</summary>\n\n| " << param_name(w)
     << " | impl | median | min | max | ratio | csw/op | waits/op | wakes/op |\n|--:|---|--:|--:|--:|--:|--:|--:|--:|\n";
   for (const impl_result& x : r.results)
-    f << "| " << param_label(x.param) << " | " << code(x.impl) << " | " << fmt(x.median) << " | " << fmt(x.min)
-      << " | " << fmt(x.max) << " | " << ratio_cell(r, x) << " | " << extra_cell(x, "csw_per_op") << " | "
+    f << "| " << param_label(x.param) << " | " << code(x.impl) << " | " << fmt(x.median) << " | " << fmt(x.min) << " | "
+      << fmt(x.max) << " | " << ratio_cell(r, x) << " | " << extra_cell(x, "csw_per_op") << " | "
       << extra_cell(x, "wait_calls_per_op") << " | " << extra_cell(x, "wake_calls_per_op") << " |\n";
   f << "\n</details>\n";
 }
@@ -403,10 +408,10 @@ bool write_report(const std::string& dir, const run_info& info, const std::vecto
   for (const workload_result& r : all) {
     summary_line const s = summarize(r);
     f << "| " << code(s.workload) << (s.at.empty() ? "" : " at " + s.at) << " | " << s.unit << " | "
-      << (s.higher_better ? "higher" : "lower") << " | " << (s.rouse_impl.empty() ? "-" : code(s.rouse_impl))
-      << " | " << (s.rouse_impl.empty() ? "-" : fmt(s.rouse_median)) << " | "
-      << (s.baseline.empty() ? "-" : code(s.baseline)) << " | " << (s.baseline.empty() ? "-" : fmt(s.baseline_median))
-      << " | " << (s.ratio > 0 ? fmt(s.ratio) : "-") << " | " << verdict(s) << " | " << s.note << " |\n";
+      << (s.higher_better ? "higher" : "lower") << " | " << (s.rouse_impl.empty() ? "-" : code(s.rouse_impl)) << " | "
+      << (s.rouse_impl.empty() ? "-" : fmt(s.rouse_median)) << " | " << (s.baseline.empty() ? "-" : code(s.baseline))
+      << " | " << (s.baseline.empty() ? "-" : fmt(s.baseline_median)) << " | " << (s.ratio > 0 ? fmt(s.ratio) : "-")
+      << " | " << verdict(s) << " | " << s.note << " |\n";
   }
   if (!info.skipped.empty()) {
     f << "\n### Peers skipped\n\nNot installed or not buildable here, so not run (never faked):\n\n";
@@ -454,9 +459,11 @@ bool write_report(const std::string& dir, const run_info& info, const std::vecto
           std::fprintf(stderr, "rouse-bench: gnuplot failed on %s/%s\n", dir.c_str(), ch.gp.c_str());
         }
       }
-      if (drawn) f << "\n![" << ch.title << "](" << ch.svg << ")\n";
-      else f << "\n*Chart not drawn (" << (gnuplot ? "gnuplot failed" : "gnuplot is not installed") << "): `gnuplot "
-             << ch.gp << "` in this folder draws " << ch.svg << ".*\n";
+      if (drawn)
+        f << "\n![" << ch.title << "](" << ch.svg << ")\n";
+      else
+        f << "\n*Chart not drawn (" << (gnuplot ? "gnuplot failed" : "gnuplot is not installed") << "): `gnuplot "
+          << ch.gp << "` in this folder draws " << ch.svg << ".*\n";
     }
     for (const workload_result* rp : points) {
       const workload_result& r = *rp;
@@ -464,7 +471,8 @@ bool write_report(const std::string& dir, const run_info& info, const std::vecto
         << (higher_is_better(r.w->unit) ? "higher" : "lower") << " is better)\n\n";
       if (!r.w->description.empty()) f << r.w->description << "\n\n";
       write_point_table(f, r);
-      f << "\n" << rounds_of(r) << " rounds, " << secs(r.seconds)
+      f << "\n"
+        << rounds_of(r) << " rounds, " << secs(r.seconds)
         << (r.scaled_down ? "; scaled down as with --quick (time limit)" : "") << ".\n";
     }
     for (const workload_result* rp : lines) {
@@ -473,15 +481,17 @@ bool write_report(const std::string& dir, const run_info& info, const std::vecto
         << (higher_is_better(r.w->unit) ? "higher" : "lower") << " is better)\n\n";
       if (!r.w->description.empty()) f << r.w->description << "\n\n";
       write_param_tables(f, r);
-      f << "\n" << rounds_of(r) << " rounds per " << param_name(*r.w) << ", " << secs(r.seconds)
+      f << "\n"
+        << rounds_of(r) << " rounds per " << param_name(*r.w) << ", " << secs(r.seconds)
         << (r.scaled_down ? "; scaled down as with --quick (time limit)" : "") << ".\n";
     }
   }
   f.close();
   if (!gnuplot)
-    std::printf("note: gnuplot is not installed, so %s/report.md has no charts (scripts/setup installs "
-                "gnuplot-nox; the .gp scripts beside the report draw them)\n",
-                dir.c_str());
+    std::printf(
+        "note: gnuplot is not installed, so %s/report.md has no charts (scripts/setup installs "
+        "gnuplot-nox; the .gp scripts beside the report draw them)\n",
+        dir.c_str());
   else if (charts_failed)
     std::printf("note: some charts could not be drawn (see above)\n");
   return static_cast<bool>(f);

@@ -43,13 +43,13 @@ std::string describe_cpu_speeds(const std::vector<cpu_speed>& speeds);
 // What the report says about the run as a whole.
 struct run_info {
   machine_info machine;
-  std::string date;                  // UTC, ISO 8601
+  std::string date;  // UTC, ISO 8601
   bool quick = false;
-  double elapsed_s = 0;              // the whole run
-  double time_limit_s = 0;           // 0: none
-  std::vector<std::string> scaled_down;  // workloads run as with --quick because the limit was near
-  std::vector<std::string> not_run;  // workloads dropped because the time limit was reached
-  std::vector<skip_note> skipped;    // peers not built here
+  double elapsed_s = 0;                             // the whole run
+  double time_limit_s = 0;                          // 0: none
+  std::vector<std::string> scaled_down;             // workloads run as with --quick because the limit was near
+  std::vector<std::string> not_run;                 // workloads dropped because the time limit was reached
+  std::vector<skip_note> skipped;                   // peers not built here
   std::vector<cpu_speed> speeds_start, speeds_end;  // probe_cpu_speeds() before and after
 };
 
@@ -57,13 +57,13 @@ struct run_info {
 struct summary_line {
   std::string workload, unit;
   bool higher_better = false;
-  std::string rouse_impl;            // empty: no rouse implementation ran
+  std::string rouse_impl;  // empty: no rouse implementation ran
   double rouse_median = 0;
-  std::string baseline;              // the workload's baseline; empty if it did not run
+  std::string baseline;  // the workload's baseline; empty if it did not run
   double baseline_median = 0;
-  double ratio = 0;                  // rouse_median / baseline_median; 0 when either is missing
-  std::string at;                    // for param workloads: the param the numbers are taken at
-  std::string note;                  // notable extras, the ratio at the other end of the params
+  double ratio = 0;  // rouse_median / baseline_median; 0 when either is missing
+  std::string at;    // for param workloads: the param the numbers are taken at
+  std::string note;  // notable extras, the ratio at the other end of the params
 };
 
 std::vector<workload>& registry();
@@ -71,8 +71,8 @@ std::vector<skip_note>& skip_notes();
 machine_info describe_machine();
 
 // Formatting shared by the console and the report.
-std::string fmt(double v);                        // a short human number; "-" if not finite
-std::string param_label(std::int64_t p);          // 1024 -> "2^10", 1000 -> "1000"
+std::string fmt(double v);                           // a short human number; "-" if not finite
+std::string param_label(std::int64_t p);             // 1024 -> "2^10", 1000 -> "1000"
 std::string family_of(const std::string& workload);  // "mutex.contended4" -> "mutex"
 std::string case_of(const std::string& workload);    // "mutex.contended4" -> "contended4"
 // The baseline's median for the same param as `x`, or 0 when there is none.

@@ -85,13 +85,15 @@ ROUSE_BENCH_REGISTER(rwlock_workloads) {
       .name = "rwlock.read95",
       .unit = "ns/op",
       .baseline = "std::shared_mutex",
-      .impls = {{"rouse::shared_mutex", read95<std_style<rouse::shared_mutex>>},
-                {"std::shared_mutex", read95<std_style<std::shared_mutex>>},
-                {"std::shared_timed_mutex", read95<std_style<std::shared_timed_mutex>>},
+      .impls =
+          {
+              {"rouse::shared_mutex", read95<std_style<rouse::shared_mutex>>},
+              {"std::shared_mutex", read95<std_style<std::shared_mutex>>},
+              {"std::shared_timed_mutex", read95<std_style<std::shared_timed_mutex>>},
 #if defined(ROUSE_BENCH_HAVE_ABSL)
-                {"absl::Mutex", read95<absl_style>},
+              {"absl::Mutex", read95<absl_style>},
 #endif
-      },
+          },
       .description = "4 threads x 500,000 ops: 95% shared lock + read a 64-byte struct, "
                      "5% exclusive lock + update; wall time / all ops.",
   });

@@ -61,9 +61,9 @@ int main(int argc, char** argv) {
   rouse::pool pool(options);
 
   auto parallel = [&](std::uint64_t n) {
-    return pool.parallel_reduce(std::uint64_t{0}, n, std::uint64_t{0},
-                                [](rouse::index_range<std::uint64_t> r) { return count(r.size()); },
-                                std::plus<>{});
+    return pool.parallel_reduce(
+        std::uint64_t{0}, n, std::uint64_t{0}, [](rouse::index_range<std::uint64_t> r) { return count(r.size()); },
+        std::plus<>{});
   };
 
   std::printf("rouse::pool of %u threads, spin budget %lld us\n", pool.size(),

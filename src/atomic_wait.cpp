@@ -45,10 +45,14 @@ bool holds(const void* address, const void* old_bytes) noexcept {
 
 bool holds_old(const void* address, std::size_t size, const void* old_bytes) noexcept {
   switch (size) {
-    case 1: return holds<std::uint8_t>(address, old_bytes);
-    case 2: return holds<std::uint16_t>(address, old_bytes);
-    case 4: return holds<std::uint32_t>(address, old_bytes);
-    default: return holds<std::uint64_t>(address, old_bytes);
+    case 1:
+      return holds<std::uint8_t>(address, old_bytes);
+    case 2:
+      return holds<std::uint16_t>(address, old_bytes);
+    case 4:
+      return holds<std::uint32_t>(address, old_bytes);
+    default:
+      return holds<std::uint64_t>(address, old_bytes);
   }
 }
 
@@ -109,8 +113,8 @@ bool wait_bytes(const void* address, std::size_t size, const void* old_bytes, co
   if (size == 4) {
     std::uint32_t old;
     std::memcpy(&old, old_bytes, 4);
-    return counted_wait_u32(atomic_wait_slots[atomic_wait_slot_index(address)].waiters,
-                            word_at(address), old, deadline);
+    return counted_wait_u32(atomic_wait_slots[atomic_wait_slot_index(address)].waiters, word_at(address), old,
+                            deadline);
   }
 #endif
   return park_wait(address, size, old_bytes, deadline);

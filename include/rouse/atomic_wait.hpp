@@ -66,8 +66,7 @@ bool atomic_wait_bytes(const void* address, std::size_t size, const void* old_by
                        const until_deadline<std::chrono::steady_clock>& deadline) noexcept;
 // The wake half of a notify, called only once the inline check below saw a
 // possible waiter: wakes one (or all) waiters of exactly `address`.
-[[gnu::cold, gnu::noinline]] void atomic_notify_bytes(const void* address, std::size_t size,
-                                                      bool all) noexcept;
+[[gnu::cold, gnu::noinline]] void atomic_notify_bytes(const void* address, std::size_t size, bool all) noexcept;
 
 // Waiter counts, one per hash slot of addresses (waiter_count.hpp). A cache
 // line each: waiters write them, every notify reads one.
@@ -93,15 +92,14 @@ inline void atomic_notify(const void* address, std::size_t size, bool all) noexc
 }
 
 template <class T>
-inline constexpr bool atomic_waitable =
-    std::is_trivially_copyable_v<T> &&
-    (sizeof(T) == 1 || sizeof(T) == 2 || sizeof(T) == 4 || sizeof(T) == 8) &&
-    sizeof(std::atomic<T>) == sizeof(T);
+inline constexpr bool atomic_waitable = std::is_trivially_copyable_v<T> &&
+                                        (sizeof(T) == 1 || sizeof(T) == 2 || sizeof(T) == 4 || sizeof(T) == 8) &&
+                                        sizeof(std::atomic<T>) == sizeof(T);
 
 }  // namespace detail
 
 template <class T>
-  requires detail::atomic_waitable<T>
+requires detail::atomic_waitable<T>
 void atomic_wait(const std::atomic<T>& a, T old) noexcept {
   detail::atomic_wait_bytes(&a, sizeof(T), &old, detail::no_deadline{});
 }
@@ -111,7 +109,7 @@ void atomic_wait(const std::atomic<T>& a, T old) noexcept {
 // platform::clock_deadline() first: one too late to hold in the clock's
 // duration waits without a deadline, one too early times out at once.
 template <class T, class Clock, class Duration>
-  requires detail::atomic_waitable<T>
+requires detail::atomic_waitable<T>
 bool atomic_wait_until(const std::atomic<T>& a, T old, std::chrono::time_point<Clock, Duration> deadline) noexcept {
   auto const at = detail::deadline_at(deadline);
   if (platform::is_unbounded(at.at)) {
@@ -136,7 +134,7 @@ bool atomic_wait_until(const std::atomic<T>& a, T old, std::chrono::time_point<C
 }
 
 template <class T, class Rep, class Period>
-  requires detail::atomic_waitable<T>
+requires detail::atomic_waitable<T>
 bool atomic_wait_for(const std::atomic<T>& a, T old, std::chrono::duration<Rep, Period> timeout) noexcept {
   auto const deadline = platform::deadline_after(timeout);
   if (platform::is_unbounded(deadline)) {
@@ -147,15 +145,11 @@ bool atomic_wait_for(const std::atomic<T>& a, T old, std::chrono::duration<Rep, 
 }
 
 template <class T>
-  requires detail::atomic_waitable<T>
-void atomic_notify_one(const std::atomic<T>& a) noexcept {
-  detail::atomic_notify(&a, sizeof(T), false);
-}
+requires detail::atomic_waitable<T>
+void atomic_notify_one(const std::atomic<T>& a) noexcept { detail::atomic_notify(&a, sizeof(T), false); }
 
 template <class T>
-  requires detail::atomic_waitable<T>
-void atomic_notify_all(const std::atomic<T>& a) noexcept {
-  detail::atomic_notify(&a, sizeof(T), true);
-}
+requires detail::atomic_waitable<T>
+void atomic_notify_all(const std::atomic<T>& a) noexcept { detail::atomic_notify(&a, sizeof(T), true); }
 
 }  // namespace rouse

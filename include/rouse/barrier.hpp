@@ -215,8 +215,7 @@ class barrier {
 
   [[gnu::noinline]] void wait_slow(std::uint32_t tag) const noexcept {
     // How long to spin depends on the group's size.
-    if (detail::group_spin_until([&] { return tag_of(gen_.load(std::memory_order_relaxed)) != tag; },
-                                 group_size())) {
+    if (detail::group_spin_until([&] { return tag_of(gen_.load(std::memory_order_relaxed)) != tag; }, group_size())) {
       // Ordering: acquire; pairs with the release exchange in complete_phase().
       (void)gen_.load(std::memory_order_acquire);
       return;

@@ -170,8 +170,8 @@
 #include "rouse/detail/diagnostics.hpp"
 #include "rouse/detail/spin.hpp"
 #include "rouse/detail/sync_types.hpp"
-#include "rouse/platform/deadline.hpp"
 #include "rouse/mutex.hpp"
+#include "rouse/platform/deadline.hpp"
 
 namespace rouse {
 
@@ -297,9 +297,9 @@ class condition_variable {
   }
 
   template <class Lock, class Rep, class Period, class Predicate>
-  bool wait_for(Lock& lock, std::stop_token stop, const std::chrono::duration<Rep, Period>& timeout,
-                Predicate pred) {
-    return wait_stoppable(lock, std::move(stop), detail::deadline_at(platform::deadline_after(timeout)), std::move(pred));
+  bool wait_for(Lock& lock, std::stop_token stop, const std::chrono::duration<Rep, Period>& timeout, Predicate pred) {
+    return wait_stoppable(lock, std::move(stop), detail::deadline_at(platform::deadline_after(timeout)),
+                          std::move(pred));
   }
 
  private:
@@ -332,11 +332,11 @@ class condition_variable {
 
   // A waiter's view: what it read when it registered, and since.
   struct ticket {
-    std::uint32_t seq;       // seq_ at registration
-    std::uint32_t signals;   // signals_ at registration (notify_one count, generation)
-    std::uint32_t epoch;     // epoch_ at registration (requeue-capable waits only)
-    std::uint32_t held;      // seq_ as of the last check: the value to wait on
-    bool notified = false;   // a notify_one came after the registration
+    std::uint32_t seq;      // seq_ at registration
+    std::uint32_t signals;  // signals_ at registration (notify_one count, generation)
+    std::uint32_t epoch;    // epoch_ at registration (requeue-capable waits only)
+    std::uint32_t held;     // seq_ as of the last check: the value to wait on
+    bool notified = false;  // a notify_one came after the registration
   };
 
   template <class Lock>

@@ -99,8 +99,7 @@ class event {
   }
 
   event_mode mode() const noexcept {
-    return (word_.load(std::memory_order_relaxed) & automatic) != 0 ? event_mode::auto_reset
-                                                                     : event_mode::manual_reset;
+    return (word_.load(std::memory_order_relaxed) & automatic) != 0 ? event_mode::auto_reset : event_mode::manual_reset;
   }
 
   // Returns at once if the event is set (consuming it if auto-reset).
@@ -141,8 +140,10 @@ class event {
   [[gnu::noinline, gnu::cold]] void wake_sleepers(std::uint32_t v) noexcept {
     if (detail::model_fault_on(detail::model_fault::event_set_reads_word_after_release))
       v = word_.load(std::memory_order_relaxed);  // BROKEN on purpose, models only
-    if ((v & automatic) != 0) detail::wake_one(word_);
-    else detail::wake_all(word_);
+    if ((v & automatic) != 0)
+      detail::wake_one(word_);
+    else
+      detail::wake_all(word_);
   }
 
   // True if the event is set in `v` (re-read on CAS failure), consuming it if
@@ -152,8 +153,7 @@ class event {
       if ((v & set_bit) == 0) return false;
       if ((v & automatic) == 0) return true;  // manual: v was loaded with acquire
       // auto: set -> unset (| sleepers). Ordering: acquire; pairs with set().
-      if (word_.compare_exchange_weak(v, (v & ~set_bit) | flag, std::memory_order_acquire,
-                                      std::memory_order_acquire))
+      if (word_.compare_exchange_weak(v, (v & ~set_bit) | flag, std::memory_order_acquire, std::memory_order_acquire))
         return true;
     }
   }

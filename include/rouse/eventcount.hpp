@@ -233,8 +233,10 @@ class eventcount {
     // announcement (A) saw read its key before this increment and will not
     // sleep on the new epoch. Pairs with the acquire loads in wait().
     epoch_.fetch_add(1, std::memory_order_seq_cst);
-    if (count == 1) detail::wake_one(epoch_);
-    else detail::wake_all(epoch_);
+    if (count == 1)
+      detail::wake_one(epoch_);
+    else
+      detail::wake_all(epoch_);
   }
 
   detail::atomic<std::uint32_t> epoch_{0};

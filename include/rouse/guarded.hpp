@@ -137,13 +137,13 @@ class guarded {
   guarded() = default;
   // Constructs the data from `args` (as T(args...)).
   template <class... Args>
-    requires std::constructible_from<T, Args...>
+  requires std::constructible_from<T, Args...>
   explicit guarded(std::in_place_t, Args&&... args) : data_(std::forward<Args>(args)...) {}
   // Constructs the data from one value.
   template <class U>
-    requires(std::constructible_from<T, U> && !std::same_as<std::remove_cvref_t<U>, guarded> &&
-             !std::same_as<std::remove_cvref_t<U>, std::in_place_t>)
-  explicit guarded(U&& value) : data_(std::forward<U>(value)) {}
+  requires(std::constructible_from<T, U> && !std::same_as<std::remove_cvref_t<U>, guarded> &&
+           !std::same_as<std::remove_cvref_t<U>, std::in_place_t>) explicit guarded(U&& value)
+      : data_(std::forward<U>(value)) {}
 
   guarded(const guarded&) = delete;
   guarded& operator=(const guarded&) = delete;
@@ -153,26 +153,22 @@ class guarded {
   [[nodiscard]] guard try_lock() { return guard(std::unique_lock<Mutex>(mutex_, std::try_to_lock), &data_); }
 
   template <class Rep, class Period>
-    requires detail::timed_lockable<Mutex>
+  requires detail::timed_lockable<Mutex>
   [[nodiscard]] guard try_lock_for(const std::chrono::duration<Rep, Period>& timeout) {
     return guard(std::unique_lock<Mutex>(mutex_, timeout), &data_);
   }
 
   template <class Clock, class Duration>
-    requires detail::timed_lockable<Mutex>
+  requires detail::timed_lockable<Mutex>
   [[nodiscard]] guard try_lock_until(const std::chrono::time_point<Clock, Duration>& deadline) {
     return guard(std::unique_lock<Mutex>(mutex_, deadline), &data_);
   }
 
-  [[nodiscard]] shared_guard lock_shared()
-    requires detail::shared_lockable<Mutex>
-  {
+  [[nodiscard]] shared_guard lock_shared() requires detail::shared_lockable<Mutex> {
     return shared_guard(std::shared_lock<Mutex>(mutex_), &data_);
   }
 
-  [[nodiscard]] shared_guard try_lock_shared()
-    requires detail::shared_lockable<Mutex>
-  {
+  [[nodiscard]] shared_guard try_lock_shared() requires detail::shared_lockable<Mutex> {
     return shared_guard(std::shared_lock<Mutex>(mutex_, std::try_to_lock), &data_);
   }
 
@@ -185,7 +181,7 @@ class guarded {
 
   // Calls f(const T&) while holding a shared lock; returns what f returns.
   template <class F>
-    requires detail::shared_lockable<Mutex>
+  requires detail::shared_lockable<Mutex>
   decltype(auto) with_lock_shared(F&& f) {
     shared_guard g = lock_shared();
     return std::invoke(std::forward<F>(f), *g);

@@ -67,8 +67,7 @@ class latch {
  public:
   static constexpr std::ptrdiff_t max() noexcept { return 0x7FFFFFFF; }
 
-  ROUSE_CONSTEXPR explicit latch(std::ptrdiff_t expected) noexcept
-      : word_(static_cast<std::uint32_t>(expected) << 1) {
+  ROUSE_CONSTEXPR explicit latch(std::ptrdiff_t expected) noexcept : word_(static_cast<std::uint32_t>(expected) << 1) {
     ROUSE_CHECK_USAGE(expected >= 0 && expected <= max(), "rouse::latch", "expected count outside [0, max()]");
   }
   latch(const latch&) = delete;
@@ -93,8 +92,7 @@ class latch {
     }
     // Ordering: release; pairs with the acquire loads in wait()/try_wait().
     std::uint32_t const before = word_.fetch_sub(static_cast<std::uint32_t>(n) << 1, std::memory_order_release);
-    ROUSE_CHECK_USAGE(static_cast<std::ptrdiff_t>(before >> 1) >= n, "rouse::latch",
-                      "count_down() below zero");
+    ROUSE_CHECK_USAGE(static_cast<std::ptrdiff_t>(before >> 1) >= n, "rouse::latch", "count_down() below zero");
     if (n != 0 && static_cast<std::ptrdiff_t>(before >> 1) == n && (before & sleepers) != 0) [[unlikely]]
       wake_sleepers();
   }
@@ -115,8 +113,7 @@ class latch {
     // thread whose arrival reaches zero sees every other arrival's writes
     // when it returns without waiting.
     std::uint32_t const before = word_.fetch_sub(static_cast<std::uint32_t>(n) << 1, std::memory_order_acq_rel);
-    ROUSE_CHECK_USAGE(static_cast<std::ptrdiff_t>(before >> 1) >= n, "rouse::latch",
-                      "count_down() below zero");
+    ROUSE_CHECK_USAGE(static_cast<std::ptrdiff_t>(before >> 1) >= n, "rouse::latch", "count_down() below zero");
     if (static_cast<std::ptrdiff_t>(before >> 1) == n) {
       if (n != 0 && (before & sleepers) != 0) [[unlikely]]
         wake_sleepers();

@@ -161,8 +161,7 @@ class ROUSE_CAPABILITY("mutex") mutex {
     detail::check_not_held(this, "rouse::mutex");
     std::uint32_t seen = unlocked;
     // Ordering: acquire, pairs with the release of the unlock() whose value it reads.
-    if (!word_.compare_exchange_strong(seen, locked, std::memory_order_acquire, std::memory_order_relaxed))
-        [[unlikely]]
+    if (!word_.compare_exchange_strong(seen, locked, std::memory_order_acquire, std::memory_order_relaxed)) [[unlikely]]
       lock_slow(seen, detail::no_deadline{}, false);
     detail::note_acquired(this);
   }
@@ -280,16 +279,17 @@ class ROUSE_CAPABILITY("mutex") mutex {
       // for a hand-off once we have waited long enough: 2 -> 6.
       std::uint32_t mark = seen;
       if (seen == locked) {
-        if (detail::model_fault_on(detail::model_fault::mutex_waiter_sleeps_unmarked)) mark = locked;
-        else mark = contended;
+        if (detail::model_fault_on(detail::model_fault::mutex_waiter_sleeps_unmarked))
+          mark = locked;
+        else
+          mark = contended;
       } else if (seen == contended && starving_now) {
         mark = starving;
       }
       if (mark != seen) {
         // Ordering: relaxed; publishes no data. unlock()'s RMW reads it by the
         // RMW total order of the word.
-        if (!word_.compare_exchange_strong(seen, mark, std::memory_order_relaxed, std::memory_order_relaxed))
-          continue;
+        if (!word_.compare_exchange_strong(seen, mark, std::memory_order_relaxed, std::memory_order_relaxed)) continue;
         if (mark == starving) marked_starving = true;
         seen = mark;
       }

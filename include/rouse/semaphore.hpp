@@ -159,8 +159,8 @@ class semaphore_word {
     std::uint32_t v = word_.load(std::memory_order_relaxed);
     // count += update, sleepers -> 0.
     // Ordering: release; pairs with the acquire CAS that takes the permit.
-    while (!word_.compare_exchange_weak(v, (v + add) & ~sleepers, std::memory_order_release,
-                                        std::memory_order_relaxed)) {
+    while (
+        !word_.compare_exchange_weak(v, (v + add) & ~sleepers, std::memory_order_release, std::memory_order_relaxed)) {
     }
     ROUSE_CHECK_USAGE(static_cast<std::ptrdiff_t>(v >> 1) <= max - update, "rouse::counting_semaphore",
                       "release() past max()");
@@ -172,8 +172,7 @@ class semaphore_word {
     std::uint32_t v = word_.load(std::memory_order_relaxed);
     while ((v >> 1) != 0) {
       // count -= 1. Ordering: acquire; pairs with the release in release().
-      if (word_.compare_exchange_weak(v, v - 2, std::memory_order_acquire, std::memory_order_relaxed))
-        return true;
+      if (word_.compare_exchange_weak(v, v - 2, std::memory_order_acquire, std::memory_order_relaxed)) return true;
     }
     return false;
   }
@@ -284,8 +283,7 @@ class semaphore_wide {
     std::uint64_t v = word_.load(std::memory_order_relaxed);
     while (has_permit(v)) {
       // field -= 1. Ordering: acquire; pairs with the release RMWs that add permits.
-      if (word_.compare_exchange_weak(v, v - 2, std::memory_order_acquire, std::memory_order_relaxed))
-        return true;
+      if (word_.compare_exchange_weak(v, v - 2, std::memory_order_acquire, std::memory_order_relaxed)) return true;
     }
     return false;
   }
@@ -293,7 +291,8 @@ class semaphore_wide {
   // False only on timeout (never early; never for no_deadline).
   template <class Deadline>
   [[gnu::noinline]] bool acquire_slow(const Deadline& deadline) noexcept {
-    if (detail::spin_until(detail::semaphore_spin, [this] { return has_permit(word_.load(std::memory_order_relaxed)); }) &&
+    if (detail::spin_until(detail::semaphore_spin,
+                           [this] { return has_permit(word_.load(std::memory_order_relaxed)); }) &&
         try_acquire())
       return true;
     bool slept = false;
@@ -316,8 +315,7 @@ class semaphore_wide {
         // FREE(0) -> SLEEPERS. Ordering: relaxed; the flag and the count
         // share the word, so a release that comes later in its modification
         // order reads the flag (no store->load race).
-        if (!word_.compare_exchange_weak(v, sleepers, std::memory_order_relaxed, std::memory_order_relaxed))
-          continue;
+        if (!word_.compare_exchange_weak(v, sleepers, std::memory_order_relaxed, std::memory_order_relaxed)) continue;
       }
       // SLEEPERS, read after (S): sleep while seq_ holds what (S) read.
       slept = true;
@@ -334,9 +332,7 @@ class semaphore_wide {
 
   // A permit to take: FREE(c > 0) or RELEASING(c > 0), i.e. field > flag.
   static constexpr bool has_permit(std::uint64_t v) noexcept { return (v >> 1) > (v & 1); }
-  static constexpr std::uint64_t count_of(std::uint64_t v) noexcept {
-    return v == sleepers ? 0 : (v >> 1) - (v & 1);
-  }
+  static constexpr std::uint64_t count_of(std::uint64_t v) noexcept { return v == sleepers ? 0 : (v >> 1) - (v & 1); }
   // For the misuse check: the count before a release of `update` plus update <= max.
   static constexpr bool within_max(std::uint64_t before, std::ptrdiff_t update, std::ptrdiff_t max) noexcept {
     return update <= max && count_of(before) <= static_cast<std::uint64_t>(max - update);
@@ -401,8 +397,7 @@ class semaphore_wide {
       if (take(v, true)) return true;
       if (v != free_empty) return false;
       // FREE(0) -> SLEEPERS. Ordering: relaxed (one word, see above).
-      if (word_.compare_exchange_weak(v, sleepers, std::memory_order_relaxed, std::memory_order_relaxed))
-        return false;
+      if (word_.compare_exchange_weak(v, sleepers, std::memory_order_relaxed, std::memory_order_relaxed)) return false;
     }
   }
 
@@ -417,8 +412,8 @@ static_assert(in_model || std::atomic<std::uint64_t>::is_always_lock_free, "the 
 template <std::ptrdiff_t LeastMaxValue = detail::semaphore_word_max>
 class counting_semaphore {
   static_assert(LeastMaxValue >= 0, "rouse::counting_semaphore: LeastMaxValue must not be negative");
-  using layout = std::conditional_t<(LeastMaxValue <= detail::semaphore_word_max), detail::semaphore_word,
-                                    detail::semaphore_wide>;
+  using layout =
+      std::conditional_t<(LeastMaxValue <= detail::semaphore_word_max), detail::semaphore_word, detail::semaphore_wide>;
 
  public:
   static constexpr std::ptrdiff_t max() noexcept { return LeastMaxValue; }

@@ -161,8 +161,8 @@ class ROUSE_CAPABILITY("shared_mutex") shared_mutex {
   void lock() noexcept ROUSE_ACQUIRE() ROUSE_NO_THREAD_SAFETY_ANALYSIS {
     std::uint32_t expected = 0;
     // Ordering: acquire pairs with the release in unlock()/unlock_shared().
-    if (state_.compare_exchange_weak(expected, write_locked, std::memory_order_acquire,
-                                     std::memory_order_relaxed)) [[likely]]
+    if (state_.compare_exchange_weak(expected, write_locked, std::memory_order_acquire, std::memory_order_relaxed))
+        [[likely]]
       return;
     lock_slow(detail::no_deadline{});
   }
@@ -179,7 +179,8 @@ class ROUSE_CAPABILITY("shared_mutex") shared_mutex {
   }
 
   template <class Rep, class Period>
-  bool try_lock_for(const std::chrono::duration<Rep, Period>& timeout) noexcept ROUSE_TRY_ACQUIRE(true) ROUSE_NO_THREAD_SAFETY_ANALYSIS {
+  bool try_lock_for(const std::chrono::duration<Rep, Period>& timeout) noexcept
+      ROUSE_TRY_ACQUIRE(true) ROUSE_NO_THREAD_SAFETY_ANALYSIS {
     return try_lock_until(platform::deadline_after(timeout));
   }
 
@@ -193,8 +194,7 @@ class ROUSE_CAPABILITY("shared_mutex") shared_mutex {
   void unlock() noexcept ROUSE_RELEASE() ROUSE_NO_THREAD_SAFETY_ANALYSIS {
     std::uint32_t expected = write_locked;
     // Ordering: release pairs with the acquire of the next lock()/lock_shared().
-    if (state_.compare_exchange_strong(expected, 0, std::memory_order_release, std::memory_order_relaxed))
-        [[likely]]
+    if (state_.compare_exchange_strong(expected, 0, std::memory_order_release, std::memory_order_relaxed)) [[likely]]
       return;
     unlock_slow(expected);
   }
@@ -204,8 +204,7 @@ class ROUSE_CAPABILITY("shared_mutex") shared_mutex {
     std::uint32_t s = state_.load(std::memory_order_relaxed);
     // s < max_readers: no flag set and the count has room.
     // Ordering: acquire pairs with the release in unlock().
-    if (s < max_readers &&
-        state_.compare_exchange_weak(s, s + 1, std::memory_order_acquire, std::memory_order_relaxed))
+    if (s < max_readers && state_.compare_exchange_weak(s, s + 1, std::memory_order_acquire, std::memory_order_relaxed))
         [[likely]]
       return;
     lock_shared_slow(detail::no_deadline{});
@@ -215,8 +214,7 @@ class ROUSE_CAPABILITY("shared_mutex") shared_mutex {
     std::uint32_t s = state_.load(std::memory_order_relaxed);
     while (read_lockable(s, false)) {
       // Ordering: acquire pairs with the release in unlock().
-      if (state_.compare_exchange_strong(s, (s + 1) & ~read_turn, std::memory_order_acquire,
-                                         std::memory_order_relaxed))
+      if (state_.compare_exchange_strong(s, (s + 1) & ~read_turn, std::memory_order_acquire, std::memory_order_relaxed))
         return true;
     }
     check_reader_room(s);
@@ -239,8 +237,8 @@ class ROUSE_CAPABILITY("shared_mutex") shared_mutex {
   void unlock_shared() noexcept ROUSE_RELEASE_SHARED() ROUSE_NO_THREAD_SAFETY_ANALYSIS {
     // Ordering: release pairs with the acquire of the next writer's lock().
     std::uint32_t const before = state_.fetch_sub(1, std::memory_order_release);
-    ROUSE_CHECK_USAGE((before & count_mask) != 0 && (before & count_mask) != write_locked,
-                      "rouse::shared_mutex", "unlock_shared() without a shared lock held");
+    ROUSE_CHECK_USAGE((before & count_mask) != 0 && (before & count_mask) != write_locked, "rouse::shared_mutex",
+                      "unlock_shared() without a shared lock held");
     std::uint32_t const s = before - 1;
     // The last reader out, with somebody waiting. (R is never set while
     // readers hold the lock: the first reader of a turn clears it.)
@@ -263,9 +261,7 @@ class ROUSE_CAPABILITY("shared_mutex") shared_mutex {
   }
   // W: a write turn (H with C == 0): the last reader woke a writer; writers
   // may lock, readers may not.
-  static bool write_turn(std::uint32_t s) noexcept {
-    return (s & handing_over) != 0 && (s & count_mask) == 0;
-  }
+  static bool write_turn(std::uint32_t s) noexcept { return (s & handing_over) != 0 && (s & count_mask) == 0; }
   static bool in_hand_over(std::uint32_t s) noexcept {
     return ((s & handing_over) != 0 && !write_turn(s)) || reader_hand_over(s);
   }
@@ -336,8 +332,7 @@ class ROUSE_CAPABILITY("shared_mutex") shared_mutex {
       if (read_lockable(s, waited)) {
         // Taking the read turn clears R: from here writers are held off by C.
         // Ordering: acquire pairs with the release in unlock() / unlock_slow().
-        if (state_.compare_exchange_weak(s, (s + 1) & ~read_turn, std::memory_order_acquire,
-                                         std::memory_order_relaxed))
+        if (state_.compare_exchange_weak(s, (s + 1) & ~read_turn, std::memory_order_acquire, std::memory_order_relaxed))
           return true;
         continue;
       }
@@ -352,8 +347,7 @@ class ROUSE_CAPABILITY("shared_mutex") shared_mutex {
       if ((s & readers_waiting) == 0) {
         // Ordering: relaxed; the futex re-checks the word, the unlocker's
         // RMW reads this bit.
-        if (!state_.compare_exchange_weak(s, s | readers_waiting, std::memory_order_relaxed,
-                                          std::memory_order_relaxed))
+        if (!state_.compare_exchange_weak(s, s | readers_waiting, std::memory_order_relaxed, std::memory_order_relaxed))
           continue;
         s |= readers_waiting;
       }
@@ -390,8 +384,7 @@ class ROUSE_CAPABILITY("shared_mutex") shared_mutex {
         return false;
       }
       if ((s & writers_waiting) == 0) {
-        if (!state_.compare_exchange_weak(s, s | writers_waiting, std::memory_order_relaxed,
-                                          std::memory_order_relaxed))
+        if (!state_.compare_exchange_weak(s, s | writers_waiting, std::memory_order_relaxed, std::memory_order_relaxed))
           continue;
       }
       other_writers = writers_waiting;
@@ -427,15 +420,14 @@ class ROUSE_CAPABILITY("shared_mutex") shared_mutex {
         s = wait_out_hand_over(in);
         continue;
       }
-      if (state_.compare_exchange_weak(s, s & ~writers_waiting, std::memory_order_relaxed,
-                                       std::memory_order_relaxed))
+      if (state_.compare_exchange_weak(s, s & ~writers_waiting, std::memory_order_relaxed, std::memory_order_relaxed))
         break;
     }
     // A write turn this writer may have been woken for is dropped (the lock
     // is then plainly free; readers held back by it are released below).
     s = state_.load(std::memory_order_relaxed);
-    while (write_turn(s) && !state_.compare_exchange_weak(s, s & ~handing_over, std::memory_order_relaxed,
-                                                          std::memory_order_relaxed)) {
+    while (write_turn(s) &&
+           !state_.compare_exchange_weak(s, s & ~handing_over, std::memory_order_relaxed, std::memory_order_relaxed)) {
     }
     // Even when another thread cleared WW first: that may have been the
     // hand-over that woke this writer, and the wake must not end here.
@@ -447,8 +439,7 @@ class ROUSE_CAPABILITY("shared_mutex") shared_mutex {
     // P reads WR when it ends.
     while ((s & readers_waiting) != 0 && (s & count_mask) != write_locked && (s & read_turn) == 0 &&
            !reader_hand_over(s) && !write_turn(s)) {
-      if (state_.compare_exchange_weak(s, s & ~readers_waiting, std::memory_order_relaxed,
-                                       std::memory_order_relaxed)) {
+      if (state_.compare_exchange_weak(s, s & ~readers_waiting, std::memory_order_relaxed, std::memory_order_relaxed)) {
         detail::wake_all(state_);
         return;
       }
@@ -469,8 +460,7 @@ class ROUSE_CAPABILITY("shared_mutex") shared_mutex {
     // write_locked|... -> write_locked|H|...: closed to everybody; waiters
     // that arrive now spin until the last RMW, so the bits are stable.
     // Ordering: relaxed; the lock is still held.
-    while (!state_.compare_exchange_weak(s, s | handing_over, std::memory_order_relaxed,
-                                         std::memory_order_relaxed)) {
+    while (!state_.compare_exchange_weak(s, s | handing_over, std::memory_order_relaxed, std::memory_order_relaxed)) {
     }
     s |= handing_over;
     if ((s & readers_waiting) != 0 && model_fault_on_release()) {

@@ -77,8 +77,7 @@ class ROUSE_CAPABILITY("mutex") spin_lock {
     detail::check_not_held(this, "rouse::spin_lock");
     // Read first: a failing exchange would still take the cache line exclusively.
     // Ordering: acquire on the exchange, pairs with unlock()'s release store.
-    if (word_.load(std::memory_order_relaxed) != 0 || word_.exchange(1, std::memory_order_acquire) != 0)
-      return false;
+    if (word_.load(std::memory_order_relaxed) != 0 || word_.exchange(1, std::memory_order_acquire) != 0) return false;
     detail::note_acquired(this);
     return true;
   }

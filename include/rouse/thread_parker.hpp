@@ -144,8 +144,7 @@ class thread_parker {
       // parked: notified -> empty (return), else a spurious wake: sleep again.
       // Ordering: acquire pairs with the release exchange in unpark().
       std::uint32_t expected = notified;
-      if (state_.compare_exchange_strong(expected, empty, std::memory_order_acquire,
-                                         std::memory_order_relaxed))
+      if (state_.compare_exchange_strong(expected, empty, std::memory_order_acquire, std::memory_order_relaxed))
         return true;
     }
   }

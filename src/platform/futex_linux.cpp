@@ -13,9 +13,9 @@
 #include <ctime>
 
 #include "counters_internal.hpp"
-#include "wake_cost_internal.hpp"
 #include "rouse/platform/wait.hpp"
 #include "wait_testing.hpp"
+#include "wake_cost_internal.hpp"
 
 #ifndef SYS_futex_waitv
 #define SYS_futex_waitv 449  // Linux 5.16, same number on every architecture
@@ -36,10 +36,9 @@ std::uint32_t* address(const word& w) noexcept {
   return reinterpret_cast<std::uint32_t*>(const_cast<word*>(&w));
 }
 
-long futex(const word& w, int op, std::uint32_t value, const timespec* timeout,
-           const word* second, std::uint32_t value3) noexcept {
-  return ::syscall(SYS_futex, address(w), op, value, timeout,
-                   second ? address(*second) : nullptr, value3);
+long futex(const word& w, int op, std::uint32_t value, const timespec* timeout, const word* second,
+           std::uint32_t value3) noexcept {
+  return ::syscall(SYS_futex, address(w), op, value, timeout, second ? address(*second) : nullptr, value3);
 }
 
 template <class Duration>
@@ -57,12 +56,11 @@ timespec to_timespec(Duration since_epoch) noexcept {
 
 // One absolute-deadline wait. `clock_flag` is 0 for CLOCK_MONOTONIC or
 // FUTEX_CLOCK_REALTIME. Returns true when the kernel reported ETIMEDOUT.
-bool wait_bitset(const word& w, std::uint32_t expected, const timespec& deadline, int clock_flag,
-                 scope s) noexcept {
+bool wait_bitset(const word& w, std::uint32_t expected, const timespec& deadline, int clock_flag, scope s) noexcept {
   for (;;) {
     detail::count_wait();
-    long const r = futex(w, FUTEX_WAIT_BITSET | clock_flag | private_flag(s), expected, &deadline,
-                         nullptr, FUTEX_BITSET_MATCH_ANY);
+    long const r = futex(w, FUTEX_WAIT_BITSET | clock_flag | private_flag(s), expected, &deadline, nullptr,
+                         FUTEX_BITSET_MATCH_ANY);
     if (r == 0) return false;
     int const e = errno;
     if (e == EINTR) {
@@ -83,8 +81,7 @@ void wait(const word& w, std::uint32_t expected, scope s) noexcept {
   futex(w, FUTEX_WAIT | private_flag(s), expected, nullptr, nullptr, 0);
 }
 
-wait_result wait_until(const word& w, std::uint32_t expected, steady_deadline deadline,
-                       scope s) noexcept {
+wait_result wait_until(const word& w, std::uint32_t expected, steady_deadline deadline, scope s) noexcept {
   // libstdc++'s steady_clock is CLOCK_MONOTONIC, the clock FUTEX_WAIT_BITSET
   // uses without FUTEX_CLOCK_REALTIME: the kernel compares against the same
   // clock the caller will read, so ETIMEDOUT is never early.
@@ -93,8 +90,7 @@ wait_result wait_until(const word& w, std::uint32_t expected, steady_deadline de
   return wait_result::timed_out;
 }
 
-wait_result wait_until(const word& w, std::uint32_t expected, system_deadline deadline,
-                       scope s) noexcept {
+wait_result wait_until(const word& w, std::uint32_t expected, system_deadline deadline, scope s) noexcept {
   timespec const ts = to_timespec(deadline.time_since_epoch());
   if (!wait_bitset(w, expected, ts, FUTEX_CLOCK_REALTIME, s)) return wait_result::woken;
   return wait_result::timed_out;
@@ -104,8 +100,7 @@ int wake(const word& w, int count, scope s) noexcept {
   if (count <= 0) return 0;
   detail::count_wake();
   std::int64_t const started = steady_now_ns();
-  long const r = futex(w, FUTEX_WAKE | private_flag(s), static_cast<std::uint32_t>(count), nullptr,
-                       nullptr, 0);
+  long const r = futex(w, FUTEX_WAKE | private_flag(s), static_cast<std::uint32_t>(count), nullptr, nullptr, 0);
   detail::note_wake_cost(started, r);
   return r < 0 ? 0 : static_cast<int>(r);
 }
@@ -124,8 +119,8 @@ int requeue(const word& from, const word& to, int wake_count, int requeue_count,
   return r < 0 ? 0 : static_cast<int>(r);
 }
 
-int cmp_requeue(const word& from, std::uint32_t expected, const word& to, int wake_count,
-                int requeue_count, scope s) noexcept {
+int cmp_requeue(const word& from, std::uint32_t expected, const word& to, int wake_count, int requeue_count,
+                scope s) noexcept {
   if (wake_count < 0) wake_count = 0;
   if (requeue_count < 0) requeue_count = 0;
   detail::count_wake();
@@ -146,14 +141,13 @@ struct waitv_entry {  // struct futex_waitv of <linux/futex.h> (5.16+)
   std::uint32_t reserved;
 };
 
-std::atomic<int> waitv_supported{-1};  // -1 unknown, 0 no (ENOSYS), 1 yes
+std::atomic<int> waitv_supported{-1};     // -1 unknown, 0 no (ENOSYS), 1 yes
 std::atomic<bool> polling_forced{false};  // detail::force_wait_any_polling (tests)
 
 // Index of the first entry whose word no longer holds its expected value.
 int first_changed(std::span<const wait_entry> entries) noexcept {
   for (std::size_t i = 0; i < entries.size(); ++i)
-    if (entries[i].address->load(std::memory_order_acquire) != entries[i].expected)
-      return static_cast<int>(i);
+    if (entries[i].address->load(std::memory_order_acquire) != entries[i].expected) return static_cast<int>(i);
   return -1;
 }
 
@@ -162,14 +156,13 @@ int waitv(std::span<const wait_entry> entries, const steady_deadline* deadline, 
   waitv_entry v[max_wait_entries];
   std::uint32_t const flags = FUTEX_32 | (s == scope::process_private ? FUTEX_PRIVATE_FLAG : 0);
   for (std::size_t i = 0; i < entries.size(); ++i)
-    v[i] = {entries[i].expected, reinterpret_cast<std::uintptr_t>(address(*entries[i].address)),
-            flags, 0};
+    v[i] = {entries[i].expected, reinterpret_cast<std::uintptr_t>(address(*entries[i].address)), flags, 0};
   timespec ts{};
   if (deadline) ts = to_timespec(deadline->time_since_epoch());
   for (;;) {
     detail::count_wait();
-    long const r = ::syscall(SYS_futex_waitv, v, static_cast<unsigned>(entries.size()), 0u,
-                             deadline ? &ts : nullptr, CLOCK_MONOTONIC);
+    long const r = ::syscall(SYS_futex_waitv, v, static_cast<unsigned>(entries.size()), 0u, deadline ? &ts : nullptr,
+                             CLOCK_MONOTONIC);
     if (r >= 0) return static_cast<int>(r);
     int const e = errno;
     if (e == ENOSYS) return -2;
@@ -190,8 +183,7 @@ int waitv(std::span<const wait_entry> entries, const steady_deadline* deadline, 
 // Fallback for kernels without futex_waitv: check every word, then sleep on
 // the first one with a short timeout that doubles up to 1 ms. A wake on the
 // first word is seen at once; any other within the current slice.
-int wait_any_polling(std::span<const wait_entry> entries, const steady_deadline* deadline,
-                     scope s) noexcept {
+int wait_any_polling(std::span<const wait_entry> entries, const steady_deadline* deadline, scope s) noexcept {
   auto slice = std::chrono::microseconds(20);
   for (;;) {
     int const i = first_changed(entries);
@@ -207,13 +199,11 @@ int wait_any_polling(std::span<const wait_entry> entries, const steady_deadline*
   }
 }
 
-int wait_any_impl(std::span<const wait_entry> entries, const steady_deadline* deadline,
-                  scope s) noexcept {
+int wait_any_impl(std::span<const wait_entry> entries, const steady_deadline* deadline, scope s) noexcept {
   if (entries.empty() || entries.size() > max_wait_entries) return -1;
   // Ordering: relaxed — independent flags; a stale value only picks the
   // other (equally correct) path once.
-  if (waitv_supported.load(std::memory_order_relaxed) != 0 &&
-      !polling_forced.load(std::memory_order_relaxed)) {
+  if (waitv_supported.load(std::memory_order_relaxed) != 0 && !polling_forced.load(std::memory_order_relaxed)) {
     int const r = waitv(entries, deadline, s);
     if (r != -2) {
       waitv_supported.store(1, std::memory_order_relaxed);
@@ -226,9 +216,7 @@ int wait_any_impl(std::span<const wait_entry> entries, const steady_deadline* de
 
 }  // namespace
 
-int wait_any(std::span<const wait_entry> entries, scope s) noexcept {
-  return wait_any_impl(entries, nullptr, s);
-}
+int wait_any(std::span<const wait_entry> entries, scope s) noexcept { return wait_any_impl(entries, nullptr, s); }
 
 int wait_any_until(std::span<const wait_entry> entries, steady_deadline deadline, scope s) noexcept {
   return wait_any_impl(entries, &deadline, s);

@@ -42,12 +42,10 @@ bool entry_still_expected(const void* context, std::size_t index) noexcept {
   return e->address->load(std::memory_order_relaxed) == e->expected;
 }
 
-wait_result park_word(const word& w, std::uint32_t expected,
-                      const detail::park_deadline& deadline) noexcept {
+wait_result park_word(const word& w, std::uint32_t expected, const detail::park_deadline& deadline) noexcept {
   word_check const c{&w, expected};
-  return detail::park(&w, {still_expected, &c}, deadline) == detail::park_result::timed_out
-             ? wait_result::timed_out
-             : wait_result::woken;
+  return detail::park(&w, {still_expected, &c}, deadline) == detail::park_result::timed_out ? wait_result::timed_out
+                                                                                            : wait_result::woken;
 }
 
 int wait_any_impl(std::span<const wait_entry> entries, const detail::park_deadline& deadline) noexcept {
@@ -89,8 +87,8 @@ int requeue(const word& from, const word& to, int wake_count, int requeue_count,
   return r;
 }
 
-int cmp_requeue(const word& from, std::uint32_t expected, const word& to, int wake_count,
-                int requeue_count, scope) noexcept {
+int cmp_requeue(const word& from, std::uint32_t expected, const word& to, int wake_count, int requeue_count,
+                scope) noexcept {
   word_check const c{&from, expected};
   std::int64_t const started = steady_now_ns();
   int const r = detail::requeue(&from, &to, wake_count, requeue_count, {still_expected, &c});

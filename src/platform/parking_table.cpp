@@ -70,8 +70,7 @@ struct sleeper {
   std::atomic<std::uint32_t> signaled{0};
 
   static long futex(std::atomic<std::uint32_t>* w, int op, std::uint32_t value, const timespec* ts) noexcept {
-    return ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(w), op, value, ts, nullptr,
-                     FUTEX_BITSET_MATCH_ANY);
+    return ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(w), op, value, ts, nullptr, FUTEX_BITSET_MATCH_ANY);
   }
   void signal() noexcept {
     // Ordering: release — pairs with the acquire loads below: the claim is
@@ -182,9 +181,12 @@ bool sleep_until(wq::waiter& w, sleeper& s, typename Clock::time_point deadline)
 
 bool sleep(wq::waiter& w, sleeper& s, const park_deadline& d) noexcept {
   switch (d.kind) {
-    case park_deadline::clock::steady: return sleep_until<std::chrono::steady_clock>(w, s, d.steady);
-    case park_deadline::clock::system: return sleep_until<std::chrono::system_clock>(w, s, d.system);
-    case park_deadline::clock::none: break;
+    case park_deadline::clock::steady:
+      return sleep_until<std::chrono::steady_clock>(w, s, d.steady);
+    case park_deadline::clock::system:
+      return sleep_until<std::chrono::system_clock>(w, s, d.system);
+    case park_deadline::clock::none:
+      break;
   }
   s.await();
   return false;
@@ -271,8 +273,7 @@ int unpark(const void* key, int count) noexcept {
   return woken;
 }
 
-int requeue(const void* from, const void* to, int wake_count, int requeue_count,
-            park_validate validate) noexcept {
+int requeue(const void* from, const void* to, int wake_count, int requeue_count, park_validate validate) noexcept {
   if (wake_count < 0) wake_count = 0;
   if (requeue_count < 0) requeue_count = 0;
   count_wake();

@@ -64,7 +64,6 @@ park_outcome park_any(std::span<const void* const> keys, park_validate validate,
 // Under the locks of both keys' buckets: if validate(0) fails return -1;
 // else wake up to `wake_count` parked on `from` and move up to
 // `requeue_count` more to wait on `to`. Returns woken + moved.
-int requeue(const void* from, const void* to, int wake_count, int requeue_count,
-            park_validate validate) noexcept;
+int requeue(const void* from, const void* to, int wake_count, int requeue_count, park_validate validate) noexcept;
 
 }  // namespace rouse::platform::detail

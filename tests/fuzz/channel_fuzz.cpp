@@ -78,7 +78,9 @@ void run(const std::uint8_t* data, std::size_t size) {
         break;
       }
       case 2:
-      case 3: expect_recv(rx.try_recv(), ch::status::empty); break;
+      case 3:
+        expect_recv(rx.try_recv(), ch::status::empty);
+        break;
       case 4: {
         std::uint32_t const v = next++;
         auto r = tx.send_for(counted(v), std::chrono::nanoseconds(0));
@@ -89,7 +91,9 @@ void run(const std::uint8_t* data, std::size_t size) {
         }
         break;
       }
-      case 5: expect_recv(rx.recv_for(std::chrono::nanoseconds(0)), ch::status::timed_out); break;
+      case 5:
+        expect_recv(rx.recv_for(std::chrono::nanoseconds(0)), ch::status::timed_out);
+        break;
       case 6:
         check(rx.size() == model.size());
         check(tx.empty() == model.empty());
@@ -104,12 +108,16 @@ void run(const std::uint8_t* data, std::size_t size) {
         }
         break;
       case 8:  // another sender / receiver comes and goes: no effect
-        if (extra_tx) extra_tx.reset();
-        else extra_tx.emplace(tx);
+        if (extra_tx)
+          extra_tx.reset();
+        else
+          extra_tx.emplace(tx);
         break;
       case 9:
-        if (extra_rx) extra_rx.reset();
-        else extra_rx.emplace(rx);
+        if (extra_rx)
+          extra_rx.reset();
+        else
+          extra_rx.emplace(rx);
         break;
       case 10: {  // try_select over a receive and a send: exactly one or none
         counted v(next++);

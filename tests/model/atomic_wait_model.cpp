@@ -38,8 +38,7 @@ struct notify_one_after_store_wakes_the_waiter : rl::test_suite<notify_one_after
 
 // The notifier's store is relaxed: the fence (B), not the store's order,
 // is what keeps the handshake; the waiter only checks it was woken.
-struct relaxed_store_is_enough_for_the_handshake
-    : rl::test_suite<relaxed_store_is_enough_for_the_handshake, 2> {
+struct relaxed_store_is_enough_for_the_handshake : rl::test_suite<relaxed_store_is_enough_for_the_handshake, 2> {
   d::atomic<std::uint32_t> waiters{0};
   d::atomic<std::uint32_t> value{0};
 
@@ -129,7 +128,7 @@ int main() {
   // these run a random search of a fixed number of schedules.
   failures += rouse_model::expect_pass<two_words_sharing_a_count>("atomic_wait.two_words_sharing_a_count",
                                                                   three_thread_iterations);
-  failures += rouse_model::expect_pass<notify_all_wakes_both_waiters>(
-      "atomic_wait.notify_all_wakes_both_waiters", three_thread_iterations);
+  failures += rouse_model::expect_pass<notify_all_wakes_both_waiters>("atomic_wait.notify_all_wakes_both_waiters",
+                                                                      three_thread_iterations);
   return failures == 0 ? 0 : 1;
 }

@@ -232,15 +232,16 @@ int main() {
   // mutex's spin and hand-off paths included) runs for over ten minutes.
   constexpr unsigned long iterations = 200000;
   int failures = 0;
-  failures += rouse_model::expect_pass<notify_one_after_unlock>("condition_variable.notify_one_after_unlock", iterations);
+  failures +=
+      rouse_model::expect_pass<notify_one_after_unlock>("condition_variable.notify_one_after_unlock", iterations);
   failures += rouse_model::expect_pass<notify_one_under_lock>("condition_variable.notify_one_under_lock", iterations);
-  failures += rouse_model::expect_pass<timed_wait_races_notify>("condition_variable.timed_wait_races_notify", iterations);
-  failures += rouse_model::expect_pass<notify_all_two_waiters>("condition_variable.notify_all_two_waiters",
-                                                                iterations);
-  failures += rouse_model::expect_pass<two_notify_ones_two_waiters>(
-      "condition_variable.two_notify_ones_two_waiters", iterations);
-  failures += rouse_model::expect_pass<two_notify_ones_after_unlock>(
-      "condition_variable.two_notify_ones_after_unlock", iterations);
+  failures +=
+      rouse_model::expect_pass<timed_wait_races_notify>("condition_variable.timed_wait_races_notify", iterations);
+  failures += rouse_model::expect_pass<notify_all_two_waiters>("condition_variable.notify_all_two_waiters", iterations);
+  failures += rouse_model::expect_pass<two_notify_ones_two_waiters>("condition_variable.two_notify_ones_two_waiters",
+                                                                    iterations);
+  failures += rouse_model::expect_pass<two_notify_ones_after_unlock>("condition_variable.two_notify_ones_after_unlock",
+                                                                     iterations);
   failures += rouse_model::expect_pass<one_notify_one_two_waiters<false>>(
       "condition_variable.one_notify_one_two_waiters", iterations);
   failures += rouse_model::expect_failure<one_notify_one_two_waiters<true>>(

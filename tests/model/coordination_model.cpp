@@ -143,8 +143,10 @@ struct semaphore_release_two_two_sleepers : rl::test_suite<semaphore_release_two
   rouse::counting_semaphore<2> s{0};
 
   void thread(unsigned index) {
-    if (index == 0) s.release(2);
-    else s.acquire();
+    if (index == 0)
+      s.release(2);
+    else
+      s.acquire();
   }
 };
 
@@ -211,8 +213,10 @@ struct wide_semaphore_release_two_two_sleepers : rl::test_suite<wide_semaphore_r
   wide_semaphore s{0};
 
   void thread(unsigned index) {
-    if (index == 0) s.release(2);
-    else s.acquire();
+    if (index == 0)
+      s.release(2);
+    else
+      s.acquire();
   }
 };
 
@@ -244,8 +248,10 @@ struct wide_semaphore_timeout_does_not_strand : rl::test_suite<wide_semaphore_ti
     if (index == 0) {
       s.release();
     } else if (index == 1) {
-      if (s.try_acquire_until(clock::now() + clock::duration(1))) s.release();
-      else ++wide_semaphore_timeouts;
+      if (s.try_acquire_until(clock::now() + clock::duration(1)))
+        s.release();
+      else
+        ++wide_semaphore_timeouts;
     } else {
       s.acquire();
     }
@@ -405,8 +411,10 @@ struct event_manual_two_waiters : rl::test_suite<event_manual_two_waiters, 3> {
   rouse::event e;
 
   void thread(unsigned index) {
-    if (index == 0) e.set();
-    else e.wait();
+    if (index == 0)
+      e.set();
+    else
+      e.wait();
   }
 };
 
@@ -439,7 +447,7 @@ int main() {
   {
     rouse::detail::model_fault_scope fault(rouse::detail::model_fault::latch_count_down_reads_flag_first);
     failures += rouse_model::expect_failure<latch_count_down_wakes_waiter>("latch.broken_count_down_reads_flag_first",
-                                                                          rl::test_result_deadlock);
+                                                                           rl::test_result_deadlock);
   }
   {
     rouse::detail::model_fault_scope fault(rouse::detail::model_fault::barrier_generation_before_arrivals);
@@ -451,17 +459,17 @@ int main() {
   failures += rouse_model::expect_pass<semaphore_release_wakes_sleeper>("semaphore.release_wakes_sleeper");
   failures += rouse_model::expect_pass<semaphore_two_sleepers>("semaphore.two_sleepers", 1000000);
   failures += rouse_model::expect_pass<semaphore_timeout_does_not_strand>("semaphore.timeout_does_not_strand", 1000000);
-  std::printf("model semaphore.timeout_does_not_strand: %lu try_acquire_until() calls timed out\n",
-              semaphore_timeouts);
+  std::printf("model semaphore.timeout_does_not_strand: %lu try_acquire_until() calls timed out\n", semaphore_timeouts);
   if (semaphore_timeouts == 0) ++failures;
-  failures += rouse_model::expect_pass<semaphore_release_two_two_sleepers>("semaphore.release_two_two_sleepers", 1000000);
+  failures +=
+      rouse_model::expect_pass<semaphore_release_two_two_sleepers>("semaphore.release_two_two_sleepers", 1000000);
   failures += rouse_model::expect_pass<wide_semaphore_release_wakes_sleeper>("wide_semaphore.release_wakes_sleeper");
   failures += rouse_model::expect_pass<wide_semaphore_two_sleepers>("wide_semaphore.two_sleepers", 1000000);
   failures += rouse_model::expect_pass<wide_semaphore_release_two_two_sleepers>(
       "wide_semaphore.release_two_two_sleepers", 1000000);
   failures += rouse_model::expect_pass<wide_semaphore_two_releasers>("wide_semaphore.two_releasers", 1000000);
-  failures += rouse_model::expect_pass<wide_semaphore_timeout_does_not_strand>(
-      "wide_semaphore.timeout_does_not_strand", 1000000);
+  failures += rouse_model::expect_pass<wide_semaphore_timeout_does_not_strand>("wide_semaphore.timeout_does_not_strand",
+                                                                               1000000);
   std::printf("model wide_semaphore.timeout_does_not_strand: %lu try_acquire_until() calls timed out\n",
               wide_semaphore_timeouts);
   if (wide_semaphore_timeouts == 0) ++failures;

@@ -220,8 +220,7 @@ struct event_destroyed_by_the_waiter : rl::test_suite<event_destroyed_by_the_wai
 };
 
 // thread_parker: thread 0 unparks, thread 1 parks and destroys the parker.
-struct thread_parker_destroyed_by_the_parked_thread
-    : rl::test_suite<thread_parker_destroyed_by_the_parked_thread, 2> {
+struct thread_parker_destroyed_by_the_parked_thread : rl::test_suite<thread_parker_destroyed_by_the_parked_thread, 2> {
   in_storage<rouse::thread_parker> p;
   rl::var<int> value;
 
@@ -247,17 +246,16 @@ int main() {
   constexpr unsigned long iterations = 200000;  // random search for the larger models
   int failures = 0;
   failures += rouse_model::expect_pass<mutex_destroyed>("destroy.mutex_by_the_last_locker", iterations);
-  failures += rouse_model::expect_pass<lock_destroyed_by_the_woken_locker<rouse::mutex>>(
-      "destroy.mutex_by_the_woken_locker");
-  failures += rouse_model::expect_pass<recursive_mutex_destroyed>("destroy.recursive_mutex_by_the_last_locker",
-                                                                  iterations);
+  failures +=
+      rouse_model::expect_pass<lock_destroyed_by_the_woken_locker<rouse::mutex>>("destroy.mutex_by_the_woken_locker");
+  failures +=
+      rouse_model::expect_pass<recursive_mutex_destroyed>("destroy.recursive_mutex_by_the_last_locker", iterations);
   failures += rouse_model::expect_pass<lock_destroyed_by_the_woken_locker<rouse::recursive_mutex>>(
       "destroy.recursive_mutex_by_the_woken_locker", iterations);
   failures += rouse_model::expect_pass<spin_lock_destroyed>("destroy.spin_lock_by_the_last_locker");
   failures += rouse_model::expect_pass<once_flag_destroyed_by_a_waiter>("destroy.once_flag_by_a_waiter");
   failures += rouse_model::expect_pass<latch_destroyed_by_the_waiter<1>>("destroy.latch_by_the_waiter");
-  failures += rouse_model::expect_pass<latch_destroyed_by_the_waiter<2>>("destroy.latch_by_the_waiter_2",
-                                                                        iterations);
+  failures += rouse_model::expect_pass<latch_destroyed_by_the_waiter<2>>("destroy.latch_by_the_waiter_2", iterations);
   failures += rouse_model::expect_pass<barrier_destroyed_by_the_waiter>("destroy.barrier_by_the_waiter", iterations);
   failures += rouse_model::expect_pass<event_destroyed_by_the_waiter<rouse::event_mode::manual_reset>>(
       "destroy.event_manual_by_the_waiter");

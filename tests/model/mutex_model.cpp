@@ -127,8 +127,10 @@ struct contended_locker : rl::test_suite<contended_locker, 3> {
   rl::var<int> counter;
   void before() { counter($) = 0; }
   void thread(unsigned index) {
-    if (index == 0) rouse::detail::mutex_access::lock_contended(m);
-    else m.lock();
+    if (index == 0)
+      rouse::detail::mutex_access::lock_contended(m);
+    else
+      m.lock();
     counter($) = counter($) + 1;
     m.unlock();
   }

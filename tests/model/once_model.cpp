@@ -42,8 +42,8 @@ int main() {
   failures += rouse_model::expect_pass<racing_callers<3>>("once.three_racing_callers", 200000);
   {
     rouse::detail::model_fault_scope fault(rouse::detail::model_fault::once_waiter_sleeps_unmarked);
-    failures += rouse_model::expect_failure<racing_callers<2>>("once.broken_waiter_sleeps_unmarked",
-                                                               rl::test_result_deadlock);
+    failures +=
+        rouse_model::expect_failure<racing_callers<2>>("once.broken_waiter_sleeps_unmarked", rl::test_result_deadlock);
   }
   return failures == 0 ? 0 : 1;
 }

@@ -130,8 +130,10 @@ struct stop_idle_suite : rl::test_suite<stop_idle_suite, participants> {
   d::pool_dispatch core{participants - 1, nanoseconds(0)};
 
   void thread(unsigned index) {
-    if (index == 0) core.stop();
-    else core.worker_loop();
+    if (index == 0)
+      core.stop();
+    else
+      core.worker_loop();
   }
 };
 
@@ -244,8 +246,8 @@ int main() {
   failures += rouse_model::expect_pass<two_jobs_suite>("pool.two_jobs", 200000);
   failures += rouse_model::expect_pass<failed_job_suite>("pool.failed_job", 200000);
   failures += rouse_model::expect_pass<pieces_suite<true>>("pool.pieces", 200000);
-  failures += rouse_model::expect_failure<pieces_suite<false>>("pool.stale_stamp", rl::test_result_user_assert_failed,
-                                                              200000);
+  failures +=
+      rouse_model::expect_failure<pieces_suite<false>>("pool.stale_stamp", rl::test_result_user_assert_failed, 200000);
   failures += rouse_model::expect_failure<no_wait_done_suite>("pool.no_wait_done", rl::test_result_data_race, 200000);
   return failures == 0 ? 0 : 1;
 }

@@ -347,14 +347,15 @@ int main() {
   failures += rouse_model::expect_pass<timed_writer_gives_up>("shared_mutex.timed_writer_gives_up", iterations);
   failures += rouse_model::expect_pass<timed_reader_gives_up>("shared_mutex.timed_reader_gives_up", iterations);
   failures += rouse_model::expect_pass<four_mixed_with_timeouts>("shared_mutex.four_mixed_with_timeouts", iterations);
-  failures += rouse_model::expect_pass<two_writers_two_readers_swapping>("shared_mutex.two_writers_two_readers_swapping",
-                                                                        iterations);
-  failures += rouse_model::expect_pass<destroy_after_reader_timeout>("shared_mutex.destroy_after_reader_timeout", iterations);
+  failures += rouse_model::expect_pass<two_writers_two_readers_swapping>(
+      "shared_mutex.two_writers_two_readers_swapping", iterations);
+  failures +=
+      rouse_model::expect_pass<destroy_after_reader_timeout>("shared_mutex.destroy_after_reader_timeout", iterations);
   failures += rouse_model::expect_pass<destroy_after_read_turn>("shared_mutex.destroy_after_read_turn", iterations);
   failures += rouse_model::expect_pass<destroy_after_writer_hand_over>("shared_mutex.destroy_after_writer_hand_over",
-                                                                      iterations);
+                                                                       iterations);
   failures += rouse_model::expect_pass<destroy_after_reader_hand_over>("shared_mutex.destroy_after_reader_hand_over",
-                                                                      iterations);
+                                                                       iterations);
   {
     // BROKEN on purpose: the read turn handed over first and taken back
     // after (the reported use-after-free); the model must see the access to

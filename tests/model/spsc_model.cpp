@@ -139,7 +139,8 @@ int main() {
   int failures = 0;
   failures += rouse_model::expect_pass<both_sides_block>("spsc.both_sides_block", 1000000);
   failures += rouse_model::expect_pass<close_vs_blocked_receiver>("spsc.close_vs_blocked_receiver", 500000);
-  failures += rouse_model::expect_pass<receiver_close_vs_blocked_sender>("spsc.receiver_close_vs_blocked_sender", 500000);
+  failures +=
+      rouse_model::expect_pass<receiver_close_vs_blocked_sender>("spsc.receiver_close_vs_blocked_sender", 500000);
   failures += rouse_model::expect_pass<send_vs_timed_recv>("spsc.send_vs_timed_recv", 500000);
   std::printf("model spsc.send_vs_timed_recv: %lu recv_until() calls timed out\n", timeouts);
   if (timeouts == 0) ++failures;

@@ -32,7 +32,7 @@ struct unpark_before_or_after_park : rl::test_suite<unpark_before_or_after_park,
       payload($) = 1;
       parker.unpark();
     } else {
-      parker.park();  // this implementation returns only with a token
+      parker.park();               // this implementation returns only with a token
       RL_ASSERT(payload($) == 1);  // happens-before through the token
     }
   }
@@ -81,7 +81,8 @@ int main() {
   failures += rouse_model::expect_pass<unpark_before_or_after_park>("thread_parker.unpark_before_or_after_park");
   // Three threads: a random search (the exhaustive one is too large).
   failures += rouse_model::expect_pass<two_unparkers>("thread_parker.two_unparkers", 200000);
-  failures += rouse_model::expect_pass<timed_park_keeps_or_takes_token>("thread_parker.timed_park_keeps_or_takes_token");
+  failures +=
+      rouse_model::expect_pass<timed_park_keeps_or_takes_token>("thread_parker.timed_park_keeps_or_takes_token");
   std::printf("model thread_parker.timed_park_keeps_or_takes_token: %lu park_until() calls timed out\n", timeouts);
   if (timeouts == 0) ++failures;
   {

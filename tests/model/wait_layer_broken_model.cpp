@@ -30,6 +30,6 @@ struct notifier_skips_state_change : rl::test_suite<notifier_skips_state_change,
 }  // namespace
 
 int main() {
-  return rouse_model::expect_failure<notifier_skips_state_change>(
-      "wait_layer.notifier_skips_state_change", rl::test_result_deadlock);
+  return rouse_model::expect_failure<notifier_skips_state_change>("wait_layer.notifier_skips_state_change",
+                                                                  rl::test_result_deadlock);
 }

@@ -188,8 +188,10 @@ struct notify_close_timeout : rl::test_suite<notify_close_timeout, 3> {
       f.destroy();
     } else {
       while (pushed.load(rl::mo_acquire, $) == 0) rl::yield(1, $);
-      if (index == 1) woke($) = q.notify_one() ? 1 : 0;
-      else closed_count($) = q.close();
+      if (index == 1)
+        woke($) = q.notify_one() ? 1 : 0;
+      else
+        closed_count($) = q.close();
     }
   }
   void after() {

@@ -21,10 +21,14 @@ using namespace std::chrono_literals;
 
 std::pair<ch::sender<std::uint64_t>, ch::receiver<std::uint64_t>> make(int flavour) {
   switch (flavour) {
-    case 0: return ch::bounded<std::uint64_t>(0);
-    case 1: return ch::bounded<std::uint64_t>(1);
-    case 2: return ch::bounded<std::uint64_t>(64);
-    default: return ch::unbounded<std::uint64_t>();
+    case 0:
+      return ch::bounded<std::uint64_t>(0);
+    case 1:
+      return ch::bounded<std::uint64_t>(1);
+    case 2:
+      return ch::bounded<std::uint64_t>(64);
+    default:
+      return ch::unbounded<std::uint64_t>();
   }
 }
 
@@ -114,8 +118,10 @@ TEST(channel_stress, close_racing_blocked_operations_loses_nothing) {
       });
     }
     std::this_thread::sleep_for(std::chrono::microseconds(100 * (round % 7)));
-    if (round % 2) tx.close();
-    else rx.close();
+    if (round % 2)
+      tx.close();
+    else
+      rx.close();
     for (auto& t : threads) t.join();
     // Every sender got its last value back; every value sent before the
     // close was drained by the receivers (a close from either side).

@@ -183,7 +183,6 @@ TEST(destroy_at_once, shared_mutex_after_a_read_turn) {
   }
 }
 
-
 // The shape of most tests below: a waiter sleeps in `wait` until `release`
 // (on the main thread) lets it go, and destroys the object the moment its
 // wait returns, while the releasing thread may still be inside the release.
@@ -325,14 +324,13 @@ TEST(destroy_at_once, barrier_after_the_completing_arrival) {
 
 TEST(destroy_at_once, event_manual_reset_after_set) {
   ROUSE_TEST_NEEDS_SYSCALL_COUNTERS();
-  waiter_destroys_after_release<rouse::event>([](rouse::event& e) { e.wait(); },
-                                              [](rouse::event& e) { e.set(); });
+  waiter_destroys_after_release<rouse::event>([](rouse::event& e) { e.wait(); }, [](rouse::event& e) { e.set(); });
 }
 
 TEST(destroy_at_once, event_auto_reset_after_set) {
   ROUSE_TEST_NEEDS_SYSCALL_COUNTERS();
-  waiter_destroys_after_release<rouse::event>([](rouse::event& e) { e.wait(); },
-                                              [](rouse::event& e) { e.set(); }, rouse::event_mode::auto_reset);
+  waiter_destroys_after_release<rouse::event>([](rouse::event& e) { e.wait(); }, [](rouse::event& e) { e.set(); },
+                                              rouse::event_mode::auto_reset);
 }
 
 TEST(destroy_at_once, thread_parker_after_unpark) {
@@ -346,13 +344,12 @@ TEST(destroy_at_once, thread_parker_after_unpark) {
 // table for other sizes), so the waiter may destroy the atomic under it.
 template <class U>
 void atomic_waiter_destroys_after_notify() {
-  waiter_destroys_after_release<std::atomic<U>>(
-      [](std::atomic<U>& a) { rouse::atomic_wait(a, U{0}); },
-      [](std::atomic<U>& a) {
-        a.store(U{1});
-        rouse::atomic_notify_one(a);
-      },
-      U{0});
+  waiter_destroys_after_release<std::atomic<U>>([](std::atomic<U>& a) { rouse::atomic_wait(a, U{0}); },
+                                                [](std::atomic<U>& a) {
+                                                  a.store(U{1});
+                                                  rouse::atomic_notify_one(a);
+                                                },
+                                                U{0});
 }
 
 TEST(destroy_at_once, atomic_wait_32_after_notify) {
@@ -430,7 +427,8 @@ TEST(destroy_at_once, pool_during_parallel_reduce_final_fold) {
   pool_destroyed_during_the_final_fold([](rouse::pool& p, auto combine) {
     // As many indices as participants: a static split, one index each, so
     // no combine runs inside the job.
-    return p.parallel_reduce(0L, static_cast<long>(p.size()), -1L, [](long i) { return i + 1; }, combine);
+    return p.parallel_reduce(
+        0L, static_cast<long>(p.size()), -1L, [](long i) { return i + 1; }, combine);
   });
 }
 
@@ -439,7 +437,8 @@ TEST(destroy_at_once, pool_during_parallel_reduce_final_fold_of_pieces) {
     // Large enough to be cut into pieces (pool/pieces.hpp); the job's folds
     // never see the initial value.
     long const n = 64L << 14;
-    return p.parallel_reduce(0L, n, -1L, [](long) { return 1L; }, combine);
+    return p.parallel_reduce(
+        0L, n, -1L, [](long) { return 1L; }, combine);
   });
 }
 
@@ -560,8 +559,8 @@ void select_case_destroyed_after(std::size_t capacity, Release release, rouse::c
 
 TEST(destroy_at_once, select_case_after_close) {
   ROUSE_TEST_NEEDS_SYSCALL_COUNTERS();
-  select_case_destroyed_after(1, [](rouse::channel::sender<int>& tx) { tx.close(); },
-                              rouse::channel::status::closed);
+  select_case_destroyed_after(
+      1, [](rouse::channel::sender<int>& tx) { tx.close(); }, rouse::channel::status::closed);
 }
 
 TEST(destroy_at_once, select_case_after_a_rendezvous_send) {

@@ -136,8 +136,8 @@ TEST(mutex_stress, no_thread_starves_under_barging) {
   }
   EXPECT_EQ(shared, total);
   auto const [fewest, most] = std::minmax_element(acquisitions.begin(), acquisitions.end());
-  std::printf("fairness: %ld acquisitions, per thread min %ld max %ld, longest wait %.3f ms\n", total, *fewest,
-              *most, std::chrono::duration<double, std::milli>(worst).count());
+  std::printf("fairness: %ld acquisitions, per thread min %ld max %ld, longest wait %.3f ms\n", total, *fewest, *most,
+              std::chrono::duration<double, std::milli>(worst).count());
 }
 
 TEST(recursive_mutex_stress, nested_locking_with_more_threads_than_cores) {

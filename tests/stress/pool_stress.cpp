@@ -4,10 +4,10 @@
 // index is lost or run twice.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
-#include <algorithm>
 #include <functional>
 #include <thread>
 #include <vector>
@@ -82,11 +82,13 @@ TEST(pool_stress, parallel_for_and_reduce_oversubscribed_count_every_index) {
   for (long round = 0; round < rounds; ++round) {
     std::size_t const n = static_cast<std::size_t>(round * 37 % 4099) + 1;
     for (std::size_t i = 0; i < n; ++i) hits[i].store(0, std::memory_order_relaxed);
-    if (round % 2 == 0) pool.parallel_for(std::size_t{0}, n, [&](std::size_t i) { hits[i].fetch_add(1); });
-    else pool.parallel_for(std::size_t{0}, n, std::size_t{7}, [&](std::size_t i) { hits[i].fetch_add(1); });
+    if (round % 2 == 0)
+      pool.parallel_for(std::size_t{0}, n, [&](std::size_t i) { hits[i].fetch_add(1); });
+    else
+      pool.parallel_for(std::size_t{0}, n, std::size_t{7}, [&](std::size_t i) { hits[i].fetch_add(1); });
     for (std::size_t i = 0; i < n; ++i) ASSERT_EQ(hits[i].load(), 1) << "round " << round << " index " << i;
-    auto const sum = pool.parallel_reduce(std::size_t{0}, n, std::size_t{0}, [](std::size_t i) { return i; },
-                                          std::plus<>{});
+    auto const sum = pool.parallel_reduce(
+        std::size_t{0}, n, std::size_t{0}, [](std::size_t i) { return i; }, std::plus<>{});
     ASSERT_EQ(sum, n * (n - 1) / 2);
   }
 }
@@ -129,8 +131,9 @@ TEST(pool_stress, large_ranges_oversubscribed_run_every_piece_once) {
       ASSERT_EQ(first_of[q], q == 0 ? 0 : last_of[q - 1]) << "round " << round << " piece " << q;
     }
     ASSERT_EQ(last_of[pieces - 1], n);
-    auto const sum = pool.parallel_reduce(std::uint64_t{0}, n, std::uint64_t{0},
-                                          [](rouse::index_range<std::uint64_t> r) { return r.size(); }, std::plus<>{});
+    auto const sum = pool.parallel_reduce(
+        std::uint64_t{0}, n, std::uint64_t{0}, [](rouse::index_range<std::uint64_t> r) { return r.size(); },
+        std::plus<>{});
     ASSERT_EQ(sum, n) << "round " << round;
   }
 }

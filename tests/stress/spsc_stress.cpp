@@ -36,7 +36,9 @@ TEST(spsc_stress, many_pairs_keep_order_and_lose_nothing) {
     threads.emplace_back([&, p, t = std::move(tx)]() mutable {
       for (long i = 0; i < n; ++i) {
         switch ((i + p) % 3) {
-          case 0: ASSERT_TRUE(t.send(counted(i))); break;
+          case 0:
+            ASSERT_TRUE(t.send(counted(i)));
+            break;
           case 1: {
             auto r = t.send_for(counted(i), 1ms);
             while (!r) {

@@ -59,9 +59,9 @@ inline std::uint64_t wake_calls() { return rouse::platform::syscall_counters().w
 
 // In a test body: skips the test where the syscall counters are not built
 // in (they are in every rouse test build).
-#define ROUSE_TEST_NEEDS_SYSCALL_COUNTERS()                        \
-  if (!rouse::platform::syscall_counters_enabled()) GTEST_SKIP() \
-      << "needs the syscall counters to see a thread wait (rouse::platform::syscall_counters_enabled())"
+#define ROUSE_TEST_NEEDS_SYSCALL_COUNTERS()         \
+  if (!rouse::platform::syscall_counters_enabled()) \
+  GTEST_SKIP() << "needs the syscall counters to see a thread wait (rouse::platform::syscall_counters_enabled())"
 
 // Blocks until the process has made at least `total` wait calls.
 inline void until_wait_calls(std::uint64_t total) {
@@ -80,8 +80,8 @@ inline pid_t kernel_tid() { return static_cast<pid_t>(::syscall(SYS_gettid)); }
 // hidden too, any sleep counts. Every rouse wait (both backends) sleeps in a
 // futex call; so does a std::mutex or std::condition_variable.
 inline bool is_asleep(pid_t tid, pid_t process = 0) {
-  std::string const dir = (process == 0 ? std::string("/proc/self") : "/proc/" + std::to_string(process)) +
-                          "/task/" + std::to_string(tid) + "/";
+  std::string const dir = (process == 0 ? std::string("/proc/self") : "/proc/" + std::to_string(process)) + "/task/" +
+                          std::to_string(tid) + "/";
   std::string line;
   {
     std::ifstream stat(dir + "stat");

@@ -44,8 +44,7 @@ int expect_failure(const char* name, rl::test_result_e expected, unsigned long i
   p.output_history = false;
   bool const ok = simulate<Suite>(name, p, iterations);
   if (ok) {
-    std::printf("model %s: expected failure '%s' but the model passed\n", name,
-                rl::test_result_str(expected));
+    std::printf("model %s: expected failure '%s' but the model passed\n", name, rl::test_result_str(expected));
     return 1;
   }
   if (p.test_result != expected) {

@@ -126,8 +126,10 @@ void wait_returns_only_after_a_change(Wait wait) {
   for (int notify = 0; notify < 3 && !returned.load(); ++notify) {
     auto const slept = rouse_test::wait_calls();
     rouse_test::eventually([&] {
-      if (notify % 2 == 0) rouse::atomic_notify_all(a);
-      else rouse::atomic_notify_one(a);
+      if (notify % 2 == 0)
+        rouse::atomic_notify_all(a);
+      else
+        rouse::atomic_notify_one(a);
       return rouse_test::wait_calls() > slept || returned.load();
     });
   }
@@ -147,9 +149,8 @@ TYPED_TEST(atomic_wait_sized, wait_returns_only_when_the_value_changed) {
   });
   wait_returns_only_after_a_change<TypeParam>(
       [](std::atomic<TypeParam>& a) { return rouse::atomic_wait_for(a, TypeParam{0}, 1h); });
-  wait_returns_only_after_a_change<TypeParam>([](std::atomic<TypeParam>& a) {
-    return rouse::atomic_wait_until(a, TypeParam{0}, system_clock::now() + 1h);
-  });
+  wait_returns_only_after_a_change<TypeParam>(
+      [](std::atomic<TypeParam>& a) { return rouse::atomic_wait_until(a, TypeParam{0}, system_clock::now() + 1h); });
 }
 
 TYPED_TEST(atomic_wait_sized, timeouts_are_never_early_on_every_clock) {

@@ -32,26 +32,33 @@ enum class kind { rendezvous, bounded1, bounded16, unbounded };
 template <class T>
 std::pair<ch::sender<T>, ch::receiver<T>> make(kind k) {
   switch (k) {
-    case kind::rendezvous: return ch::bounded<T>(0);
-    case kind::bounded1: return ch::bounded<T>(1);
-    case kind::bounded16: return ch::bounded<T>(16);
-    default: return ch::unbounded<T>();
+    case kind::rendezvous:
+      return ch::bounded<T>(0);
+    case kind::bounded1:
+      return ch::bounded<T>(1);
+    case kind::bounded16:
+      return ch::bounded<T>(16);
+    default:
+      return ch::unbounded<T>();
   }
 }
 
 std::string name_of(const testing::TestParamInfo<kind>& info) {
   switch (info.param) {
-    case kind::rendezvous: return "rendezvous";
-    case kind::bounded1: return "bounded1";
-    case kind::bounded16: return "bounded16";
-    default: return "unbounded";
+    case kind::rendezvous:
+      return "rendezvous";
+    case kind::bounded1:
+      return "bounded1";
+    case kind::bounded16:
+      return "bounded16";
+    default:
+      return "unbounded";
   }
 }
 
 class every_flavour : public testing::TestWithParam<kind> {};
 INSTANTIATE_TEST_SUITE_P(channel, every_flavour,
-                         testing::Values(kind::rendezvous, kind::bounded1, kind::bounded16, kind::unbounded),
-                         name_of);
+                         testing::Values(kind::rendezvous, kind::bounded1, kind::bounded16, kind::unbounded), name_of);
 
 TEST_P(every_flavour, smoke_send_then_recv_across_threads) {
   auto [tx, rx] = make<int>(GetParam());

@@ -691,8 +691,8 @@ TEST(condition_variable, destroyed_after_notify_all_while_a_stoppable_waiter_rel
     std::lock_guard guard(m);  // the waiter is asleep: it released m in wait()
     flag = true;
     cv->notify_all();
-    delete cv;               // waits for the notified waiter to deregister; it then blocks on m
-    source.request_stop();   // must not touch the destroyed object
+    delete cv;              // waits for the notified waiter to deregister; it then blocks on m
+    source.request_stop();  // must not touch the destroyed object
   }
   waiter.join();
 }
@@ -739,17 +739,15 @@ TEST(condition_variable_death, a_relock_that_throws_terminates) {
   EXPECT_DEATH(wait_then_fail_to_relock([](auto& cv, auto& l, auto) { cv.wait(l); }), terminated);
   EXPECT_DEATH(wait_then_fail_to_relock([&](auto& cv, auto& l, auto) { cv.wait(l, never); }), terminated);
   EXPECT_DEATH(wait_then_fail_to_relock([](auto& cv, auto& l, auto) { (void)cv.wait_for(l, 1ms); }), terminated);
-  EXPECT_DEATH(wait_then_fail_to_relock([&](auto& cv, auto& l, auto) { (void)cv.wait_for(l, 1h, never); }),
-               terminated);
+  EXPECT_DEATH(wait_then_fail_to_relock([&](auto& cv, auto& l, auto) { (void)cv.wait_for(l, 1h, never); }), terminated);
   EXPECT_DEATH(wait_then_fail_to_relock([&](auto& cv, auto& l, auto) { (void)cv.wait_until(l, far); }), terminated);
   EXPECT_DEATH(wait_then_fail_to_relock([&](auto& cv, auto& l, auto) { (void)cv.wait_until(l, far_system, never); }),
                terminated);
   EXPECT_DEATH(wait_then_fail_to_relock([&](auto& cv, auto& l, auto st) { (void)cv.wait(l, st, never); }), terminated);
   EXPECT_DEATH(wait_then_fail_to_relock([&](auto& cv, auto& l, auto st) { (void)cv.wait_for(l, st, 1h, never); }),
                terminated);
-  EXPECT_DEATH(
-      wait_then_fail_to_relock([&](auto& cv, auto& l, auto st) { (void)cv.wait_until(l, st, far, never); }),
-      terminated);
+  EXPECT_DEATH(wait_then_fail_to_relock([&](auto& cv, auto& l, auto st) { (void)cv.wait_until(l, st, far, never); }),
+               terminated);
 }
 #endif
 

@@ -221,7 +221,7 @@ TYPED_TEST(semaphore_maximum_conformance, counts_past_2_to_the_32) {
   TypeParam s(0);
   s.release(two_32 + 3);
   for (int i = 0; i < 4; ++i) EXPECT_TRUE(s.try_acquire());  // 2^32 - 1 left
-  s.release(2);                                               // 2^32 + 1
+  s.release(2);                                              // 2^32 + 1
   for (int i = 0; i < 2; ++i) EXPECT_TRUE(s.try_acquire());
   TypeParam low(two_32 - 1);
   low.release(2);
@@ -269,9 +269,8 @@ TYPED_TEST(semaphore_maximum_conformance, a_release_of_all_permits_wakes_a_block
 
 template <class T>
 class constant_initialisation : public ::testing::Test {};
-using constant_types =
-    ::testing::Types<std::latch, rouse::latch, rouse::barrier<>, rouse::counting_semaphore<8>,
-                     rouse::binary_semaphore, rouse::counting_semaphore<two_40>>;
+using constant_types = ::testing::Types<std::latch, rouse::latch, rouse::barrier<>, rouse::counting_semaphore<8>,
+                                        rouse::binary_semaphore, rouse::counting_semaphore<two_40>>;
 TYPED_TEST_SUITE(constant_initialisation, constant_types);
 
 TYPED_TEST(constant_initialisation, a_constinit_object_works) {

@@ -36,9 +36,9 @@ bool other_thread_can_lock(M& m) {
 
 // The type traits std's mutexes have.
 template <class M>
-constexpr bool std_mutex_traits = std::is_default_constructible_v<M> && std::is_nothrow_destructible_v<M> &&
-                                  !std::is_copy_constructible_v<M> && !std::is_move_constructible_v<M> &&
-                                  !std::is_copy_assignable_v<M> && !std::is_move_assignable_v<M>;
+constexpr bool std_mutex_traits =
+    std::is_default_constructible_v<M>&& std::is_nothrow_destructible_v<M> && !std::is_copy_constructible_v<M> &&
+    !std::is_move_constructible_v<M> && !std::is_copy_assignable_v<M> && !std::is_move_assignable_v<M>;
 
 // --- Lockable -------------------------------------------------------------
 
@@ -230,9 +230,7 @@ TYPED_TEST(timed_lockable, timed_locks_time_out_never_early_while_held) {
 TYPED_TEST(timed_lockable, timed_lock_succeeds_when_released_in_time) {
   TypeParam m;
   m.lock();
-  std::thread releaser([&] {
-    std::this_thread::sleep_for(10ms);
-  });
+  std::thread releaser([&] { std::this_thread::sleep_for(10ms); });
   std::atomic<bool> got{false};
   std::thread waiter([&] {
     got.store(m.try_lock_for(1h));  // does not hang

@@ -63,10 +63,22 @@ TYPED_TEST(shared_mutex_conformance, shared_lock_admits_readers_not_writers) {
 
 TYPED_TEST(shared_mutex_conformance, std_lock_types_work) {
   TypeParam m;
-  { std::unique_lock<TypeParam> l(m); EXPECT_TRUE(l.owns_lock()); }
-  { std::shared_lock<TypeParam> l(m); EXPECT_TRUE(l.owns_lock()); }
-  { std::unique_lock<TypeParam> l(m, std::try_to_lock); EXPECT_TRUE(l.owns_lock()); }
-  { std::shared_lock<TypeParam> l(m, std::try_to_lock); EXPECT_TRUE(l.owns_lock()); }
+  {
+    std::unique_lock<TypeParam> l(m);
+    EXPECT_TRUE(l.owns_lock());
+  }
+  {
+    std::shared_lock<TypeParam> l(m);
+    EXPECT_TRUE(l.owns_lock());
+  }
+  {
+    std::unique_lock<TypeParam> l(m, std::try_to_lock);
+    EXPECT_TRUE(l.owns_lock());
+  }
+  {
+    std::shared_lock<TypeParam> l(m, std::try_to_lock);
+    EXPECT_TRUE(l.owns_lock());
+  }
   { std::lock_guard<TypeParam> l(m); }
   { std::scoped_lock l(m); }
 }
@@ -120,8 +132,14 @@ TYPED_TEST(shared_timed_mutex_conformance, timed_locks_succeed_when_free) {
   m.unlock_shared();
   EXPECT_TRUE(m.try_lock_until(std::chrono::system_clock::now() + 10ms));
   m.unlock();
-  { std::unique_lock<TypeParam> l(m, 10ms); EXPECT_TRUE(l.owns_lock()); }
-  { std::shared_lock<TypeParam> l(m, 10ms); EXPECT_TRUE(l.owns_lock()); }
+  {
+    std::unique_lock<TypeParam> l(m, 10ms);
+    EXPECT_TRUE(l.owns_lock());
+  }
+  {
+    std::shared_lock<TypeParam> l(m, 10ms);
+    EXPECT_TRUE(l.owns_lock());
+  }
 }
 
 TYPED_TEST(shared_timed_mutex_conformance, timed_lock_gets_the_lock_released_in_time) {
@@ -146,12 +164,10 @@ struct cv_pair {
 
 template <class P>
 struct cv_conformance : ::testing::Test {};
-using cv_pairs = ::testing::Types<cv_pair<std::condition_variable, std::mutex>,
-                                  cv_pair<rouse::condition_variable, rouse::mutex>,
-                                  cv_pair<std::condition_variable_any, std::mutex>,
-                                  cv_pair<rouse::condition_variable_any, std::mutex>,
-                                  cv_pair<std::condition_variable_any, rouse::mutex>,
-                                  cv_pair<rouse::condition_variable_any, rouse::mutex>>;
+using cv_pairs = ::testing::Types<
+    cv_pair<std::condition_variable, std::mutex>, cv_pair<rouse::condition_variable, rouse::mutex>,
+    cv_pair<std::condition_variable_any, std::mutex>, cv_pair<rouse::condition_variable_any, std::mutex>,
+    cv_pair<std::condition_variable_any, rouse::mutex>, cv_pair<rouse::condition_variable_any, rouse::mutex>>;
 TYPED_TEST_SUITE(cv_conformance, cv_pairs);
 
 TYPED_TEST(cv_conformance, meets_the_type_requirements) {

@@ -103,7 +103,9 @@ static_assert(sizeof(wide_semaphore) == 16);
 // --- misuse in a constant initialisation does not compile ------------------
 // (A requires-expression turns "not a constant expression" into false.)
 template <class T, std::ptrdiff_t Arg>
-concept constant_constructible = requires { typename std::bool_constant<constant_lifetime<T>(Arg)>; };
+concept constant_constructible = requires {
+  typename std::bool_constant<constant_lifetime<T>(Arg)>;
+};
 static_assert(constant_constructible<rouse::latch, 0>);
 static_assert(constant_constructible<rouse::counting_semaphore<8>, 8>);
 static_assert(constant_constructible<wide_semaphore, wide_max>);

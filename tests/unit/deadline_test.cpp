@@ -100,8 +100,9 @@ TEST(deadline_cast, rounds_up_never_earlier) {
   EXPECT_EQ(p::deadline_cast<std::chrono::nanoseconds>(steady_point<picoseconds>(picoseconds(2'000))),
             ns_point(std::chrono::nanoseconds(2)));
   using milliseconds_double = std::chrono::duration<double, std::milli>;
-  EXPECT_EQ(p::deadline_cast<std::chrono::nanoseconds>(steady_point<milliseconds_double>(milliseconds_double(1.0000015))),
-            ns_point(std::chrono::nanoseconds(1'000'002)));
+  EXPECT_EQ(
+      p::deadline_cast<std::chrono::nanoseconds>(steady_point<milliseconds_double>(milliseconds_double(1.0000015))),
+      ns_point(std::chrono::nanoseconds(1'000'002)));
   // To a coarser duration: up to the next whole tick.
   EXPECT_EQ(p::deadline_cast<std::chrono::seconds>(ns_point(std::chrono::nanoseconds(1'000'000'001))),
             steady_point<std::chrono::seconds>(std::chrono::seconds(2)));
@@ -128,9 +129,9 @@ TEST(deadline_cast, saturates_at_a_narrow_or_unsigned_count) {
   EXPECT_EQ(p::deadline_cast<milliseconds_int>(ns_point(std::chrono::nanoseconds(1'000'001))),
             point_ms(milliseconds_int(2)));
   using microseconds_unsigned = std::chrono::duration<unsigned long long, std::micro>;
-  EXPECT_EQ(p::deadline_cast<std::chrono::nanoseconds>(
-                steady_point<microseconds_unsigned>(microseconds_unsigned(~0ull))),
-            ns_point::max());
+  EXPECT_EQ(
+      p::deadline_cast<std::chrono::nanoseconds>(steady_point<microseconds_unsigned>(microseconds_unsigned(~0ull))),
+      ns_point::max());
   EXPECT_EQ(p::deadline_cast<std::chrono::nanoseconds>(steady_point<microseconds_unsigned>(microseconds_unsigned(7))),
             ns_point(std::chrono::nanoseconds(7'000)));
   using nanoseconds_unsigned = std::chrono::duration<unsigned long long, std::nano>;
@@ -155,9 +156,8 @@ TEST(time_left, saturates_instead_of_overflowing) {
 
 TEST(deadline_after, saturates_at_the_edge_of_the_range) {
   // Hours just under the room left from now, and just over it.
-  EXPECT_FALSE(p::is_unbounded(p::deadline_after(hours(2'562'047) - std::chrono::duration_cast<hours>(
-                                                                         steady::now().time_since_epoch()) -
-                                                 hours(2))));
+  EXPECT_FALSE(p::is_unbounded(p::deadline_after(
+      hours(2'562'047) - std::chrono::duration_cast<hours>(steady::now().time_since_epoch()) - hours(2))));
   EXPECT_TRUE(p::is_unbounded(p::deadline_after(hours(2'562'048))));
   using thirds = std::chrono::duration<long long, std::ratio<1, 3>>;
   EXPECT_TRUE(p::is_unbounded(p::deadline_after(thirds::max())));
@@ -293,8 +293,7 @@ TEST(endless_timeout, oneshot_recv_for) {
   auto channel = rouse::channel::oneshot<int>();  // not a structured binding: clang 14
   auto& tx = channel.first;                       // cannot capture those in a lambda
   auto& rx = channel.second;
-  expect_waits_for_release([&] { return rx.recv_for(hours::max()).has_value(); },
-                           [&] { (void)std::move(tx).send(7); });
+  expect_waits_for_release([&] { return rx.recv_for(hours::max()).has_value(); }, [&] { (void)std::move(tx).send(7); });
 }
 
 TEST(endless_timeout, channel_recv_for) {
@@ -309,8 +308,7 @@ TEST(endless_timeout, spsc_send_for) {
   auto& tx = channel.first;
   auto& rx = channel.second;
   ASSERT_TRUE(static_cast<bool>(tx.send(1)));
-  expect_waits_for_release([&] { return static_cast<bool>(tx.send_for(2, hours::max())); },
-                           [&] { (void)rx.recv(); });
+  expect_waits_for_release([&] { return static_cast<bool>(tx.send_for(2, hours::max())); }, [&] { (void)rx.recv(); });
 }
 
 TEST(endless_timeout, spsc_recv_for) {

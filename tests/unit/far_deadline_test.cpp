@@ -613,8 +613,7 @@ TEST(far_future_deadline, oneshot_recv_until) {
     auto channel = ch::oneshot<int>();
     auto& tx = channel.first;
     auto& rx = channel.second;
-    expect_waits_for_release([&] { return rx.recv_until(deadline).has_value(); },
-                             [&] { (void)std::move(tx).send(7); });
+    expect_waits_for_release([&] { return rx.recv_until(deadline).has_value(); }, [&] { (void)std::move(tx).send(7); });
   });
 }
 
@@ -640,8 +639,7 @@ TEST(far_future_deadline, spsc_send_until) {
     auto& tx = channel.first;
     auto& rx = channel.second;
     ASSERT_TRUE(static_cast<bool>(tx.send(1)));
-    expect_waits_for_release([&] { return static_cast<bool>(tx.send_until(2, deadline)); },
-                             [&] { (void)rx.recv(); });
+    expect_waits_for_release([&] { return static_cast<bool>(tx.send_until(2, deadline)); }, [&] { (void)rx.recv(); });
   });
 }
 

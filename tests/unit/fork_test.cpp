@@ -44,7 +44,7 @@ TEST(fork, the_child_gets_its_own_thread_id) {
   ASSERT_EQ(parent_id, kernel_tid());
   EXPECT_EQ(in_child([&] {
               std::uint32_t const id = p::this_thread_id();
-              if (id == parent_id) return 1;    // the parent's id, kept across the fork
+              if (id == parent_id) return 1;     // the parent's id, kept across the fork
               if (id != kernel_tid()) return 2;  // not the child's own
               if (p::this_thread_id() != id) return 3;
               return 0;

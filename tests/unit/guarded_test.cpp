@@ -23,9 +23,13 @@ using int_vector = rouse::guarded<std::vector<int>>;
 
 // The data is reachable only through a guard or the named unsafe accessor.
 template <class G>
-concept exposes_data = requires(G& g) { g.data_; };
+concept exposes_data = requires(G& g) {
+  g.data_;
+};
 template <class G>
-concept exposes_mutex = requires(G& g) { g.mutex_; };
+concept exposes_mutex = requires(G& g) {
+  g.mutex_;
+};
 static_assert(!exposes_data<int_vector> && !exposes_mutex<int_vector>);
 // Guards move but do not copy; the guarded object does neither.
 static_assert(std::is_nothrow_move_constructible_v<int_vector::guard>);
@@ -35,7 +39,9 @@ static_assert(!std::is_copy_constructible_v<int_vector>);
 using shared_string = rouse::guarded<std::string, std::shared_mutex>;
 static_assert(std::is_same_v<decltype(*std::declval<shared_string::shared_guard&>()), const std::string&>);
 template <class G>
-concept has_lock_shared = requires(G& g) { g.lock_shared(); };
+concept has_lock_shared = requires(G& g) {
+  g.lock_shared();
+};
 static_assert(has_lock_shared<shared_string> && !has_lock_shared<int_vector>);
 // No size overhead beyond the mutex and the data.
 static_assert(sizeof(rouse::guarded<int>) == sizeof(rouse::mutex) + sizeof(int));
@@ -80,7 +86,7 @@ TEST(guarded, guards_move_and_the_lock_moves_with_them) {
   EXPECT_TRUE(g2);
   g2->push_back(5);
   auto g3 = std::move(g2);  // move assignment chain keeps one owner
-  EXPECT_FALSE(g2);        // NOLINT(bugprone-use-after-move)
+  EXPECT_FALSE(g2);         // NOLINT(bugprone-use-after-move)
   EXPECT_EQ(g3->size(), 1u);
 }
 

@@ -32,9 +32,7 @@ static_assert(noexcept(std::declval<rouse::mutex&>().lock()) && noexcept(std::de
 
 constinit rouse::mutex global_mutex;  // constexpr constructor: no dynamic initialisation
 
-std::uint32_t word_of(rouse::mutex& m) {
-  return rouse::detail::mutex_access::word(m).load(std::memory_order_relaxed);
-}
+std::uint32_t word_of(rouse::mutex& m) { return rouse::detail::mutex_access::word(m).load(std::memory_order_relaxed); }
 
 // Holds `m` on another thread until release() is called.
 class holder {
@@ -257,9 +255,7 @@ TEST(mutex, works_with_std_guards) {
     l.unlock();
     EXPECT_TRUE(l.try_lock_until(steady::now() + 1s));
   }
-  {
-    std::scoped_lock s(a, b);
-  }
+  { std::scoped_lock s(a, b); }
   EXPECT_EQ(word_of(a), 0u);
   EXPECT_EQ(word_of(b), 0u);
 }

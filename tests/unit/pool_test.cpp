@@ -12,6 +12,7 @@
 #include <atomic>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <ctime>
 #include <functional>
 #include <memory>
@@ -20,7 +21,6 @@
 #include <set>
 #include <stdexcept>
 #include <string>
-#include <cstring>
 #include <thread>
 #include <vector>
 
@@ -159,7 +159,8 @@ TEST(pool_placement, move_off_cpu_moves_the_thread_and_keeps_its_mask) {
     EXPECT_NE(rouse::platform::current_cpu(), cpu);
     cpu_set_t const after = affinity_of_this_thread();
     EXPECT_TRUE(CPU_EQUAL(&before, &after));
-  }).join();
+  })
+      .join();
 }
 
 TEST(pool_placement, move_off_cpu_refuses_when_the_mask_has_no_other_cpu) {
@@ -375,12 +376,12 @@ TEST(pool, parallel_reduce_is_exact_for_every_size) {
   for (unsigned threads : {2u, 3u, 4u}) {
     rouse::pool pool(rouse::pool_options{.threads = threads});
     for (std::uint64_t n : {0u, 1u, 2u, 3u, 7u, 1000u, 1025u, 99999u}) {
-      auto const sum = pool.parallel_reduce(std::uint64_t{0}, n, std::uint64_t{5}, [](std::uint64_t i) { return i; },
-                                            std::plus<>{});
+      auto const sum = pool.parallel_reduce(
+          std::uint64_t{0}, n, std::uint64_t{5}, [](std::uint64_t i) { return i; }, std::plus<>{});
       ASSERT_EQ(sum, 5 + n * (n - (n > 0 ? 1 : 0)) / 2) << n;
       auto const ranged = pool.parallel_reduce(
-          std::uint64_t{0}, n, std::uint64_t{0},
-          [](rouse::index_range<std::uint64_t> r) { return r.size(); }, std::plus<>{});
+          std::uint64_t{0}, n, std::uint64_t{0}, [](rouse::index_range<std::uint64_t> r) { return r.size(); },
+          std::plus<>{});
       ASSERT_EQ(ranged, n);
     }
   }
@@ -406,7 +407,8 @@ void expect_reproducible_in_documented_order(std::size_t n, unsigned m) {
   std::vector<double> x(n);
   for (std::size_t i = 0; i < x.size(); ++i) x[i] = 1.0 / (1.0 + static_cast<double>(i) * 0.37);
   auto sum = [&] {
-    return pool.parallel_reduce(std::size_t{0}, x.size(), 0.0, [&](std::size_t i) { return x[i]; }, std::plus<>{});
+    return pool.parallel_reduce(
+        std::size_t{0}, x.size(), 0.0, [&](std::size_t i) { return x[i]; }, std::plus<>{});
   };
   double const first = sum();
   for (int run = 0; run < 30; ++run) {
@@ -476,7 +478,8 @@ TEST(pool, parallel_reduce_of_a_large_result_keeps_the_slots_off_the_stack) {
     return a;
   };
   rouse::pool pool(rouse::pool_options{.threads = 2});
-  for (std::uint64_t n : {std::uint64_t{5}, 2 * rouse::detail::pool_pieces::max_pieces * rouse::detail::pool_pieces::min_piece}) {
+  for (std::uint64_t n :
+       {std::uint64_t{5}, 2 * rouse::detail::pool_pieces::max_pieces * rouse::detail::pool_pieces::min_piece}) {
     auto zero = std::make_unique<histogram>();
     zero->fill(0);
     auto const total = std::make_unique<histogram>(pool.parallel_reduce(std::uint64_t{0}, n, *zero, count_into, add));
@@ -491,7 +494,8 @@ static_assert(sizeof(rouse::detail::pool_scratch<std::array<char, (1 << 20)>, 10
 
 TEST(pool, parallel_reduce_works_with_more_participants_than_inline_slots) {
   rouse::pool pool(rouse::pool_options{.threads = 20});
-  auto const n = pool.parallel_reduce(0, 1000, 0, [](int) { return 1; }, std::plus<>{});
+  auto const n = pool.parallel_reduce(
+      0, 1000, 0, [](int) { return 1; }, std::plus<>{});
   EXPECT_EQ(n, 1000);
 }
 
@@ -505,8 +509,7 @@ TEST(pool_pieces, a_range_is_cut_only_when_every_participant_gets_at_least_min_p
   for (unsigned count : {1u, 2u, 3u, 16u}) {
     EXPECT_EQ(pool_pieces::pieces_per_participant(0, count), 1u);
     EXPECT_EQ(pool_pieces::pieces_per_participant(count * pool_pieces::min_pieces * p - 1, count), 1u) << count;
-    EXPECT_EQ(pool_pieces::pieces_per_participant(count * pool_pieces::min_pieces * p, count),
-              pool_pieces::min_pieces)
+    EXPECT_EQ(pool_pieces::pieces_per_participant(count * pool_pieces::min_pieces * p, count), pool_pieces::min_pieces)
         << count;
     EXPECT_EQ(pool_pieces::pieces_per_participant(std::uint64_t{1} << 40, count), pool_pieces::max_pieces);
   }
@@ -527,7 +530,8 @@ TEST(pool_pieces, the_owner_runs_piece_0_and_claims_the_rest_once_per_stamp) {
   EXPECT_NE(first, second);
   EXPECT_NE(first, 0u);  // a never used cursor (0) matches no job
   std::vector<unsigned> got;
-  cursors.run_pieces(1, first, 4, [&](unsigned q) { got.push_back(q); }, [] { return false; });
+  cursors.run_pieces(
+      1, first, 4, [&](unsigned q) { got.push_back(q); }, [] { return false; });
   // Its own pieces 4..7 in order, then participant 0's, 0 excluded (the owner's).
   EXPECT_EQ(got, (std::vector<unsigned>{4, 5, 6, 7, 1, 2, 3}));
   EXPECT_EQ(cursors.claim(1, first, 4), pool_pieces::no_piece);
@@ -536,7 +540,8 @@ TEST(pool_pieces, the_owner_runs_piece_0_and_claims_the_rest_once_per_stamp) {
   EXPECT_EQ(cursors.claim(0, second, 4), 1u);
   // stop() is checked before every piece.
   int runs = 0;
-  cursors.run_pieces(0, cursors.next_stamp(), 4, [&](unsigned) { ++runs; }, [&] { return runs == 2; });
+  cursors.run_pieces(
+      0, cursors.next_stamp(), 4, [&](unsigned) { ++runs; }, [&] { return runs == 2; });
   EXPECT_EQ(runs, 2);
 }
 
@@ -639,11 +644,14 @@ TEST(pool, parallel_reduce_of_a_large_range_combines_its_pieces_in_order) {
       for (int job = 0; job < 20; ++job) {
         interval const all = pool.parallel_reduce(
             std::uint64_t{0}, n, interval{},
-            [](rouse::index_range<std::uint64_t> r) { return interval{r.first, r.last, {}}; }, join);
+            [](rouse::index_range<std::uint64_t> r) {
+              return interval{r.first, r.last, {}};
+            },
+            join);
         ASSERT_EQ(all.broken, "") << n;
         ASSERT_EQ(all.last, n);
-        auto const sum = pool.parallel_reduce(std::uint64_t{0}, n, std::uint64_t{0},
-                                              [](std::uint64_t i) { return i; }, std::plus<>{});
+        auto const sum = pool.parallel_reduce(
+            std::uint64_t{0}, n, std::uint64_t{0}, [](std::uint64_t i) { return i; }, std::plus<>{});
         ASSERT_EQ(sum, n * (n - 1) / 2);
       }
     }
@@ -675,8 +683,8 @@ TEST(pool, exception_in_a_piece_of_a_large_range_is_rethrown) {
                                    }),
                  std::out_of_range);
   }
-  EXPECT_EQ(pool.parallel_reduce(std::uint64_t{0}, n, std::uint64_t{0}, [](std::uint64_t) { return std::uint64_t{1}; },
-                                 std::plus<>{}),
+  EXPECT_EQ(pool.parallel_reduce(
+                std::uint64_t{0}, n, std::uint64_t{0}, [](std::uint64_t) { return std::uint64_t{1}; }, std::plus<>{}),
             n);
 }
 
@@ -775,7 +783,9 @@ TEST(pool, exception_in_parallel_reduce_is_rethrown) {
                    },
                    std::plus<>{}),
                std::out_of_range);
-  EXPECT_EQ(pool.parallel_reduce(0, 100, 0, [](int) { return 1; }, std::plus<>{}), 100);
+  EXPECT_EQ(pool.parallel_reduce(
+                0, 100, 0, [](int) { return 1; }, std::plus<>{}),
+            100);
 }
 
 // --- nesting and several callers ------------------------------------------
@@ -800,7 +810,8 @@ TEST(pool, nested_parallel_for_and_reduce_complete) {
   std::atomic<long> total{0};
   pool.parallel_for(0, 30, [&](int) {
     pool.parallel_for(0, 100, [&](int) { total.fetch_add(1); });
-    total.fetch_add(pool.parallel_reduce(0, 10, 0L, [](int) { return 1L; }, std::plus<>{}));
+    total.fetch_add(pool.parallel_reduce(
+        0, 10, 0L, [](int) { return 1L; }, std::plus<>{}));
   });
   EXPECT_EQ(total.load(), 30 * 110);
 }

@@ -147,9 +147,7 @@ TEST(recursive_mutex, works_with_std_guards) {
     std::unique_lock l(b, std::defer_lock);
     EXPECT_TRUE(l.try_lock_for(1s));
   }
-  {
-    std::scoped_lock s(a, b);
-  }
+  { std::scoped_lock s(a, b); }
   EXPECT_TRUE(other_thread_try_lock(a));
   EXPECT_TRUE(other_thread_try_lock(b));
 }

@@ -127,8 +127,8 @@ TEST(select, a_blocked_send_case_on_a_rendezvous_hands_off_to_a_receiver) {
   auto [tx, rx] = ch::bounded<int>(0);
   auto [tx2, rx2] = ch::bounded<int>(1);
   ASSERT_TRUE(tx2.send(0));  // full: never ready
-  auto t = rouse_test::after_wait_calls(rouse_test::wait_calls() + 1,
-                                        [rx = rx]() mutable { EXPECT_EQ(*rx.recv(), 5); });
+  auto t =
+      rouse_test::after_wait_calls(rouse_test::wait_calls() + 1, [rx = rx]() mutable { EXPECT_EQ(*rx.recv(), 5); });
   int v = 5, w = 6;
   ch::send_case a(tx, v);
   ch::send_case b(tx2, w);
@@ -208,9 +208,12 @@ TEST(select, each_message_is_taken_by_exactly_one_of_many_selecting_receivers) {
       bool open[2] = {true, true};
       while (open[0] || open[1]) {
         std::size_t i;
-        if (open[0] && open[1]) i = ch::select(a, b);
-        else if (open[0]) i = ch::select(a);
-        else i = ch::select(b) + 1;
+        if (open[0] && open[1])
+          i = ch::select(a, b);
+        else if (open[0])
+          i = ch::select(a);
+        else
+          i = ch::select(b) + 1;
         auto& r = i == 0 ? a.result() : b.result();
         if (!r) {  // closed and drained
           open[i] = false;

@@ -136,8 +136,14 @@ TYPED_TEST(semaphore_layout, two_releases_of_one_reach_two_sleepers) {
   TypeParam s(0);
   std::atomic<int> done{0};
   auto const base = rouse_test::wait_calls();
-  std::thread a([&] { s.acquire(); done.fetch_add(1); });
-  std::thread b([&] { s.acquire(); done.fetch_add(1); });
+  std::thread a([&] {
+    s.acquire();
+    done.fetch_add(1);
+  });
+  std::thread b([&] {
+    s.acquire();
+    done.fetch_add(1);
+  });
   rouse_test::until_wait_calls(base + 2);
   s.release();
   s.release();  // may find the flag cleared by the first: the woken one passes the wake on

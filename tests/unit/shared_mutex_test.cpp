@@ -32,8 +32,8 @@ static_assert(!std::is_move_constructible_v<rouse::shared_mutex>);
 
 // A clock that is neither steady_clock nor system_clock: exercises the
 // sliced wait path.
-using rouse_test::other_clock;
 using rouse_test::eventually;
+using rouse_test::other_clock;
 
 // True while a writer waits: new readers are held off (try_lock_shared fails).
 bool a_writer_waits(shared_mutex& m) {
@@ -384,9 +384,18 @@ TEST(shared_mutex, works_with_std_lock_types) {
   shared_mutex m;
   { std::lock_guard<shared_mutex> g(m); }
   { std::scoped_lock g(m); }
-  { std::unique_lock<shared_mutex> g(m, 10ms); EXPECT_TRUE(g.owns_lock()); }
-  { std::shared_lock<shared_mutex> g(m, 10ms); EXPECT_TRUE(g.owns_lock()); }
-  { std::shared_lock<shared_mutex> g(m, std::try_to_lock); EXPECT_TRUE(g.owns_lock()); }
+  {
+    std::unique_lock<shared_mutex> g(m, 10ms);
+    EXPECT_TRUE(g.owns_lock());
+  }
+  {
+    std::shared_lock<shared_mutex> g(m, 10ms);
+    EXPECT_TRUE(g.owns_lock());
+  }
+  {
+    std::shared_lock<shared_mutex> g(m, std::try_to_lock);
+    EXPECT_TRUE(g.owns_lock());
+  }
 }
 
 TEST(shared_mutex, nobody_waiting_makes_no_system_call) {

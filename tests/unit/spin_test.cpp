@@ -175,8 +175,8 @@ TEST(spinner, the_pool_yields_after_64_pause_polls) {
 // ---- counted shapes ---------------------------------------------------------
 
 TEST(spin_policies, the_hand_off_waits_make_64_pause_then_64_yield_polls) {
-  for (spin_policy const* p : {&rouse::detail::event_spin, &rouse::detail::semaphore_spin,
-                               &rouse::detail::condvar_spin}) {
+  for (spin_policy const* p :
+       {&rouse::detail::event_spin, &rouse::detail::semaphore_spin, &rouse::detail::condvar_spin}) {
     EXPECT_EQ(p->pause_polls, 64);
     EXPECT_EQ(p->yield_polls, 64);
     EXPECT_EQ(polls_until_spent(*p), 128);
@@ -234,8 +234,8 @@ TEST(spin_policies, the_lock_spins_poll_64_pauses_apart_at_first_for_4_wake_cost
 
 TEST(spin_policies, endless_shapes_never_run_out) {
   // The spin lock's and the channels' CAS spin: the caller decides.
-  for (spin_policy const* p : {&rouse::detail::spin_lock_spin, &rouse::detail::channel_cas_spin,
-                               &rouse::detail::shared_mutex_hand_over}) {
+  for (spin_policy const* p :
+       {&rouse::detail::spin_lock_spin, &rouse::detail::channel_cas_spin, &rouse::detail::shared_mutex_hand_over}) {
     spinner spin(*p);
     for (int i = 0; i < 1000; ++i) ASSERT_TRUE(spin.next()) << "poll " << i;
   }

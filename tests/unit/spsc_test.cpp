@@ -359,15 +359,13 @@ TEST(spsc, busy_sides_make_almost_no_system_calls) {
 }
 
 #if ROUSE_DEBUG_CHECKS && !defined(ROUSE_SANITIZER_thread)
-TEST(spsc_death, zero_capacity_is_diagnosed) {
-  EXPECT_DEATH((void)ch::spsc<int>(0), "spsc: misuse");
-}
+TEST(spsc_death, zero_capacity_is_diagnosed) { EXPECT_DEATH((void)ch::spsc<int>(0), "spsc: misuse"); }
 TEST(spsc_death, moved_from_handles_are_diagnosed) {
   auto [tx, rx] = ch::spsc<int>(1);
   auto t2 = std::move(tx);
   auto r2 = std::move(rx);
-  EXPECT_DEATH((void)tx.send(1), "spsc_sender: misuse");     // NOLINT(bugprone-use-after-move)
-  EXPECT_DEATH((void)rx.recv(), "spsc_receiver: misuse");    // NOLINT(bugprone-use-after-move)
+  EXPECT_DEATH((void)tx.send(1), "spsc_sender: misuse");   // NOLINT(bugprone-use-after-move)
+  EXPECT_DEATH((void)rx.recv(), "spsc_receiver: misuse");  // NOLINT(bugprone-use-after-move)
 }
 #endif
 

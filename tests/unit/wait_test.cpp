@@ -312,8 +312,7 @@ TEST(wait, timed_waits_return_woken_when_woken) {
     p::wake_all(w);
   });
   auto const deadline = steady_clock::now() + 1h;
-  while (w.load(std::memory_order_acquire) == 0)
-    ASSERT_EQ(p::wait_until(w, 0, deadline), p::wait_result::woken);
+  while (w.load(std::memory_order_acquire) == 0) ASSERT_EQ(p::wait_until(w, 0, deadline), p::wait_result::woken);
   t.join();
   w.store(0);
   auto t2 = rouse_test::after_wait_calls(rouse_test::wait_calls() + 1, [&] {
@@ -321,8 +320,7 @@ TEST(wait, timed_waits_return_woken_when_woken) {
     p::wake_all(w);
   });
   auto const sys_deadline = system_clock::now() + 1h;
-  while (w.load(std::memory_order_acquire) == 0)
-    ASSERT_EQ(p::wait_until(w, 0, sys_deadline), p::wait_result::woken);
+  while (w.load(std::memory_order_acquire) == 0) ASSERT_EQ(p::wait_until(w, 0, sys_deadline), p::wait_result::woken);
   t2.join();
 }
 
@@ -431,7 +429,7 @@ TEST(wait, each_call_counts_one_wait_or_wake) {
   if (!p::syscall_counters_enabled()) GTEST_SKIP() << "syscall counters not compiled in";
   p::word w{1};
   auto const before = p::syscall_counters();
-  p::wait(w, 0);                                           // word differs: one call, no sleep
+  p::wait(w, 0);  // word differs: one call, no sleep
   p::wake_one(w);
   p::wake_all(w);
   auto const after = p::syscall_counters();
@@ -499,4 +497,3 @@ TEST(wake_cost, follows_the_wakes_that_woke_a_thread) {
 }
 
 }  // namespace
-

@@ -507,7 +507,7 @@ TEST(waiter_queue, releasing_a_thread_that_does_not_sleep_makes_no_system_call) 
   parked p;
   q.push(p.n);
   auto const calls = rouse::platform::syscall_counters();
-  EXPECT_TRUE(q.notify_one());  // the waiter is not parked: the release is one exchange
+  EXPECT_TRUE(q.notify_one());                               // the waiter is not parked: the release is one exchange
   EXPECT_EQ(p.w.wait(d::no_deadline{}, no_spin), p.n.id());  // the token is there: no sleep
   auto const now = rouse::platform::syscall_counters();
   EXPECT_EQ(now.waits, calls.waits);

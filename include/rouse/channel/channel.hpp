@@ -140,9 +140,12 @@ class handle_base {
   decltype(auto) visit(F&& f) const {
     ROUSE_CHECK_USAGE(ctl_ != nullptr, "rouse::channel", "operation on an empty (moved-from) handle");
     switch (kind_) {
-      case flavor::array: return f(static_cast<control<array_channel<T>>*>(ctl_)->chan);
-      case flavor::list: return f(static_cast<control<list_channel<T>>*>(ctl_)->chan);
-      default: return f(static_cast<control<zero_channel<T>>*>(ctl_)->chan);
+      case flavor::array:
+        return f(static_cast<control<array_channel<T>>*>(ctl_)->chan);
+      case flavor::list:
+        return f(static_cast<control<list_channel<T>>*>(ctl_)->chan);
+      default:
+        return f(static_cast<control<zero_channel<T>>*>(ctl_)->chan);
     }
   }
 
@@ -162,9 +165,15 @@ class handle_base {
 
   void destroy() noexcept {
     switch (kind_) {
-      case flavor::array: delete static_cast<control<array_channel<T>>*>(ctl_); break;
-      case flavor::list: delete static_cast<control<list_channel<T>>*>(ctl_); break;
-      default: delete static_cast<control<zero_channel<T>>*>(ctl_); break;
+      case flavor::array:
+        delete static_cast<control<array_channel<T>>*>(ctl_);
+        break;
+      case flavor::list:
+        delete static_cast<control<list_channel<T>>*>(ctl_);
+        break;
+      default:
+        delete static_cast<control<zero_channel<T>>*>(ctl_);
+        break;
     }
   }
 
@@ -181,8 +190,10 @@ class handle_base {
   [[nodiscard]] std::size_t capacity() const noexcept {
     if (kind_ == flavor::list) return unbounded_capacity;
     return visit([](auto& c) -> std::size_t {
-      if constexpr (requires { c.capacity(); }) return c.capacity();
-      else return unbounded_capacity;
+      if constexpr (requires { c.capacity(); })
+        return c.capacity();
+      else
+        return unbounded_capacity;
     });
   }
   [[nodiscard]] bool empty() const noexcept {
@@ -190,8 +201,10 @@ class handle_base {
   }
   [[nodiscard]] bool full() const noexcept {
     return visit([](auto& c) -> bool {
-      if constexpr (requires { c.is_full(); }) return c.is_full();
-      else return false;
+      if constexpr (requires { c.is_full(); })
+        return c.is_full();
+      else
+        return false;
     });
   }
   [[nodiscard]] bool is_closed() const noexcept {
@@ -342,8 +355,10 @@ class receiver : public detail::handle_base<T> {
     T* operator->() const noexcept { return &*current_; }
     iterator& operator++() {
       auto r = rx_->recv();
-      if (r.has_value()) current_.emplace(std::move(*r));
-      else current_.reset();
+      if (r.has_value())
+        current_.emplace(std::move(*r));
+      else
+        current_.reset();
       return *this;
     }
     void operator++(int) { ++*this; }

@@ -312,8 +312,7 @@ class oneshot_receiver {
   // True when a receive would not block (a value or closed is there). A hint.
   [[nodiscard]] bool is_ready() const noexcept {
     // Ordering: relaxed — a snapshot; the receive re-reads with acquire.
-    return state_ == nullptr ||
-           (state_->word.load(std::memory_order_relaxed) & (state::ready | state::closed)) != 0;
+    return state_ == nullptr || (state_->word.load(std::memory_order_relaxed) & (state::ready | state::closed)) != 0;
   }
 
  private:
@@ -389,8 +388,7 @@ class oneshot_receiver {
         w = s->word.fetch_or(state::waiting, std::memory_order_acquire) | state::waiting;
         if (w & done) return finish(w);
       }
-      if (rouse::detail::wait_until(s->word, w, deadline) == rouse::detail::wait_result::timed_out)
-        return timed_out(s);
+      if (rouse::detail::wait_until(s->word, w, deadline) == rouse::detail::wait_result::timed_out) return timed_out(s);
       // Ordering: acquire, as in recv().
       w = s->word.load(std::memory_order_acquire);
       if (w & done) return finish(w);

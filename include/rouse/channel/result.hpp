@@ -57,11 +57,16 @@ enum class status : std::uint8_t {
 // A short lower-case name of a status, for messages and test output.
 constexpr const char* to_string(status s) noexcept {
   switch (s) {
-    case status::ok: return "ok";
-    case status::empty: return "empty";
-    case status::full: return "full";
-    case status::closed: return "closed";
-    case status::timed_out: return "timed_out";
+    case status::ok:
+      return "ok";
+    case status::empty:
+      return "empty";
+    case status::full:
+      return "full";
+    case status::closed:
+      return "closed";
+    case status::timed_out:
+      return "timed_out";
   }
   return "unknown";
 }
@@ -100,9 +105,7 @@ class recv_result {
     }
     return *this;
   }
-  recv_result& operator=(const recv_result& other)
-    requires std::is_copy_constructible_v<T>
-  {
+  recv_result& operator=(const recv_result& other) requires std::is_copy_constructible_v<T> {
     if (this != &other) {
       value_.reset();
       if (other.value_) value_.emplace(*other.value_);
@@ -174,8 +177,7 @@ class send_result {
   template <class U>
   send_result(channel::status why, U&& returned) noexcept(std::is_nothrow_constructible_v<T, U>)
       : value_(std::in_place, std::forward<U>(returned)), status_(why) {
-    ROUSE_CHECK_USAGE(why != channel::status::ok, "rouse::channel::send_result",
-                      "a failed send cannot have status ok");
+    ROUSE_CHECK_USAGE(why != channel::status::ok, "rouse::channel::send_result", "a failed send cannot have status ok");
   }
 
   send_result(send_result&&) = default;
@@ -190,9 +192,7 @@ class send_result {
     }
     return *this;
   }
-  send_result& operator=(const send_result& other)
-    requires std::is_copy_constructible_v<T>
-  {
+  send_result& operator=(const send_result& other) requires std::is_copy_constructible_v<T> {
     if (this != &other) {
       value_.reset();
       if (other.value_) value_.emplace(*other.value_);

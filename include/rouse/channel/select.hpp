@@ -126,8 +126,10 @@ std::optional<std::size_t> run_select(const Deadline& deadline, const std::array
     if (sel == waiter::waiting) sel = block_on(w, deadline);
     std::optional<std::size_t> chosen;
     for (std::size_t i = 0; i < N; ++i) {
-      if (cases[i]->id() == sel) chosen = i;
-      else cases[i]->withdraw();
+      if (cases[i]->id() == sel)
+        chosen = i;
+      else
+        cases[i]->withdraw();
     }
     if (chosen && cases[*chosen]->accept()) return chosen;
     // aborted (ready, or timed out: the next round's attempts decide),
@@ -166,8 +168,10 @@ class recv_case final : public detail::select_case_base {
   }
   bool ready(const detail::waiter& w) noexcept override {
     return rx_.visit([&](auto& c) -> bool {
-      if constexpr (requires { c.recv_ready(&w); }) return c.recv_ready(&w);
-      else return c.recv_ready();
+      if constexpr (requires { c.recv_ready(&w); })
+        return c.recv_ready(&w);
+      else
+        return c.recv_ready();
     });
   }
   void withdraw() noexcept override {
@@ -215,9 +219,12 @@ class send_case final : public detail::select_case_base {
   }
   bool ready(const detail::waiter& w) noexcept override {
     return tx_.visit([&](auto& c) -> bool {
-      if constexpr (requires { c.send_ready(&w); }) return c.send_ready(&w);
-      else if constexpr (requires { c.send_ready(); }) return c.send_ready();
-      else return true;  // unbounded: always ready
+      if constexpr (requires { c.send_ready(&w); })
+        return c.send_ready(&w);
+      else if constexpr (requires { c.send_ready(); })
+        return c.send_ready();
+      else
+        return true;  // unbounded: always ready
     });
   }
   void withdraw() noexcept override {
@@ -260,8 +267,7 @@ std::optional<std::size_t> try_select(Cases&... cases) noexcept {
 }
 
 template <class Clock, class Duration, class... Cases>
-std::optional<std::size_t> select_until(std::chrono::time_point<Clock, Duration> deadline,
-                                        Cases&... cases) noexcept {
+std::optional<std::size_t> select_until(std::chrono::time_point<Clock, Duration> deadline, Cases&... cases) noexcept {
   std::array<detail::select_case_base*, sizeof...(Cases)> const table{&cases...};
   auto const d = rouse::detail::deadline_at(deadline);
   if (platform::is_unbounded(d.at)) return detail::run_select(detail::no_deadline{}, table);

@@ -257,8 +257,7 @@ class spsc_sender {
 
  public:
   spsc_sender() noexcept = default;
-  spsc_sender(spsc_sender&& other) noexcept
-      : shared_(std::exchange(other.shared_, nullptr)) {}
+  spsc_sender(spsc_sender&& other) noexcept : shared_(std::exchange(other.shared_, nullptr)) {}
   spsc_sender& operator=(spsc_sender&& other) noexcept {
     if (this != &other) {
       let_go();
@@ -387,7 +386,7 @@ class spsc_sender {
     }
     for (;;) {
       s->tx_sleep.store(1, std::memory_order_relaxed);  // (D) store
-      rouse::detail::asymmetric_heavy_fence();           // (D) pairs with (C) and (E)
+      rouse::detail::asymmetric_heavy_fence();          // (D) pairs with (C) and (E)
       // Ordering: acquire, as in try_push() and for close().
       bool const closed = s->closed.load(std::memory_order_acquire) != 0;
       if (!room() && !closed) {
@@ -395,8 +394,7 @@ class spsc_sender {
           s->tx_sleep.store(0, std::memory_order_relaxed);
           if (try_push(value)) return send_result<T>();
           // Ordering: acquire pairs with close()'s release.
-          if (s->closed.load(std::memory_order_acquire) != 0)
-            return send_result<T>(status::closed, std::move(value));
+          if (s->closed.load(std::memory_order_acquire) != 0) return send_result<T>(status::closed, std::move(value));
           return send_result<T>(status::timed_out, std::move(value));
         }
       }
@@ -432,8 +430,7 @@ class spsc_receiver {
 
  public:
   spsc_receiver() noexcept = default;
-  spsc_receiver(spsc_receiver&& other) noexcept
-      : shared_(std::exchange(other.shared_, nullptr)) {}
+  spsc_receiver(spsc_receiver&& other) noexcept : shared_(std::exchange(other.shared_, nullptr)) {}
   spsc_receiver& operator=(spsc_receiver&& other) noexcept {
     if (this != &other) {
       let_go();
@@ -594,7 +591,7 @@ class spsc_receiver {
     }
     for (;;) {
       s->rx_sleep.store(1, std::memory_order_relaxed);  // (2) store
-      rouse::detail::asymmetric_heavy_fence();           // (B) pairs with (A) and (E)
+      rouse::detail::asymmetric_heavy_fence();          // (B) pairs with (A) and (E)
       if (!ready() && !drained_and_closed_after_fence()) {
         if (rouse::detail::wait_until(s->rx_sleep, 1, deadline) == rouse::detail::wait_result::timed_out) {
           s->rx_sleep.store(0, std::memory_order_relaxed);

@@ -63,7 +63,6 @@ class channel_slot {
 // What the channels require of an element type.
 template <class T>
 inline constexpr bool message_type = std::is_object_v<T> && !std::is_array_v<T> &&
-                                     std::is_nothrow_move_constructible_v<T> &&
-                                     std::is_nothrow_destructible_v<T>;
+                                     std::is_nothrow_move_constructible_v<T> && std::is_nothrow_destructible_v<T>;
 
 }  // namespace rouse::detail

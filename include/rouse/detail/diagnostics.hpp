@@ -21,7 +21,8 @@
 #include "rouse/config.hpp"
 
 #if defined(ROUSE_DEBUG_CHECKS)
-#error "ROUSE_DEBUG_CHECKS is fixed when rouse is configured (rouse/config.hpp): configure with -DROUSE_DEBUG_CHECKS=ON or OFF instead of defining it"
+#error \
+    "ROUSE_DEBUG_CHECKS is fixed when rouse is configured (rouse/config.hpp): configure with -DROUSE_DEBUG_CHECKS=ON or OFF instead of defining it"
 #endif
 #define ROUSE_DEBUG_CHECKS ROUSE_CONFIG_DEBUG_CHECKS
 
@@ -67,10 +68,10 @@ namespace rouse::detail {
 // interleaving that caused it (model tests link none of rouse's library).
 #define ROUSE_CHECK_USAGE(condition, primitive, rule) RL_ASSERT(condition)
 #elif ROUSE_DEBUG_CHECKS
-#define ROUSE_CHECK_USAGE(condition, primitive, rule)                      \
-  do {                                                                     \
-    if (!(condition)) [[unlikely]]                                         \
-      ::rouse::detail::report_misuse((primitive), (rule));                 \
+#define ROUSE_CHECK_USAGE(condition, primitive, rule)      \
+  do {                                                     \
+    if (!(condition)) [[unlikely]]                         \
+      ::rouse::detail::report_misuse((primitive), (rule)); \
   } while (false)
 #else
 #define ROUSE_CHECK_USAGE(condition, primitive, rule) \
@@ -82,9 +83,8 @@ namespace rouse::detail {
 #if defined(ROUSE_MODEL_RELACY)
 #define ROUSE_CHECK_USAGE_AT_RUN_TIME(condition, primitive, rule) ROUSE_CHECK_USAGE(condition, primitive, rule)
 #else
-#define ROUSE_CHECK_USAGE_AT_RUN_TIME(condition, primitive, rule) \
-  do {                                                            \
-    if (!std::is_constant_evaluated())                            \
-      ROUSE_CHECK_USAGE(condition, primitive, rule);              \
+#define ROUSE_CHECK_USAGE_AT_RUN_TIME(condition, primitive, rule)                     \
+  do {                                                                                \
+    if (!std::is_constant_evaluated()) ROUSE_CHECK_USAGE(condition, primitive, rule); \
   } while (false)
 #endif

@@ -43,8 +43,10 @@ class held_locks {
     return false;
   }
   void add(const void* lock) noexcept {
-    if (count_ < capacity) held_[count_++] = lock;
-    else ++untracked_;
+    if (count_ < capacity)
+      held_[count_++] = lock;
+    else
+      ++untracked_;
   }
   // False when this thread does not hold `lock` (as far as the list knows).
   bool remove(const void* lock) noexcept {
@@ -87,8 +89,7 @@ inline void note_released([[maybe_unused]] const void* lock, [[maybe_unused]] bo
                           [[maybe_unused]] const char* primitive) noexcept {
 #if ROUSE_TRACK_HELD_LOCKS
   ROUSE_CHECK_USAGE(locked, primitive, "unlock() of a lock that is not locked (never locked, or unlocked twice)");
-  ROUSE_CHECK_USAGE(held_locks::mine().remove(lock), primitive,
-                    "unlock() by a thread that does not hold the lock");
+  ROUSE_CHECK_USAGE(held_locks::mine().remove(lock), primitive, "unlock() by a thread that does not hold the lock");
 #endif
 }
 

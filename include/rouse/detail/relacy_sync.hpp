@@ -52,12 +52,18 @@ inline rl::debug_info info_of(location const& l) noexcept {
 
 inline rl::memory_order to_rl(std::memory_order mo) noexcept {
   switch (mo) {
-    case std::memory_order_relaxed: return rl::mo_relaxed;
-    case std::memory_order_consume: return rl::mo_consume;
-    case std::memory_order_acquire: return rl::mo_acquire;
-    case std::memory_order_release: return rl::mo_release;
-    case std::memory_order_acq_rel: return rl::mo_acq_rel;
-    default: return rl::mo_seq_cst;
+    case std::memory_order_relaxed:
+      return rl::mo_relaxed;
+    case std::memory_order_consume:
+      return rl::mo_consume;
+    case std::memory_order_acquire:
+      return rl::mo_acquire;
+    case std::memory_order_release:
+      return rl::mo_release;
+    case std::memory_order_acq_rel:
+      return rl::mo_acq_rel;
+    default:
+      return rl::mo_seq_cst;
   }
 }
 
@@ -123,7 +129,9 @@ template <class T>
 class atomic {
  public:
   atomic() noexcept { model::retired().remove(this); }
-  atomic(T v) noexcept : a_(v) { model::retired().remove(this); }  // NOLINT: mirrors std::atomic's converting constructor
+  atomic(T v) noexcept : a_(v) {
+    model::retired().remove(this);
+  }  // NOLINT: mirrors std::atomic's converting constructor
   ~atomic() { model::retired().add(this); }
   atomic(const atomic&) = delete;
   atomic& operator=(const atomic&) = delete;
@@ -141,19 +149,17 @@ class atomic {
                                location l = location::current()) {
     return compare_exchange_strong(expected, desired, mo, failure_of(mo), l);
   }
-  bool compare_exchange_strong(T& expected, T desired, std::memory_order success,
-                               std::memory_order failure, location l = location::current()) {
-    return a_.compare_exchange_strong(expected, desired, to_rl(success), info_of(l), to_rl(failure),
-                                      info_of(l));
+  bool compare_exchange_strong(T& expected, T desired, std::memory_order success, std::memory_order failure,
+                               location l = location::current()) {
+    return a_.compare_exchange_strong(expected, desired, to_rl(success), info_of(l), to_rl(failure), info_of(l));
   }
   bool compare_exchange_weak(T& expected, T desired, std::memory_order mo = std::memory_order_seq_cst,
                              location l = location::current()) {
     return compare_exchange_weak(expected, desired, mo, failure_of(mo), l);
   }
-  bool compare_exchange_weak(T& expected, T desired, std::memory_order success,
-                             std::memory_order failure, location l = location::current()) {
-    return a_.compare_exchange_weak(expected, desired, to_rl(success), info_of(l), to_rl(failure),
-                                    info_of(l));
+  bool compare_exchange_weak(T& expected, T desired, std::memory_order success, std::memory_order failure,
+                             location l = location::current()) {
+    return a_.compare_exchange_weak(expected, desired, to_rl(success), info_of(l), to_rl(failure), info_of(l));
   }
   T fetch_add(T v, std::memory_order mo = std::memory_order_seq_cst, location l = location::current()) {
     return a_.fetch_add(v, to_rl(mo), info_of(l));
@@ -203,8 +209,7 @@ namespace model {
 // The same steps as Relacy's own futex model: a seq_cst fence, an atomic
 // check of the value, then park in the word's waitset (which may also wake
 // spuriously, or time out when `timed`).
-inline bool futex_wait(const atomic<std::uint32_t>& w, std::uint32_t expected, bool timed,
-                       location const& l) {
+inline bool futex_wait(const atomic<std::uint32_t>& w, std::uint32_t expected, bool timed, location const& l) {
   rl::context& c = rl::ctx();
   rl::debug_info const info = info_of(l);
   c.sched();
@@ -270,8 +275,8 @@ inline int wake_all(const atomic<std::uint32_t>& w, location l = location::curre
   // Relacy's thread ids are small; any count above the thread count wakes all.
   return model::futex_wake(w, 1 << 20, l);
 }
-inline int requeue_all(const atomic<std::uint32_t>& from, std::uint32_t expected,
-                       const atomic<std::uint32_t>&, location l = location::current()) {
+inline int requeue_all(const atomic<std::uint32_t>& from, std::uint32_t expected, const atomic<std::uint32_t>&,
+                       location l = location::current()) {
   if (from.load(std::memory_order_relaxed, l) != expected) return -1;
   return model::futex_wake(from, 1 << 20, l);
 }
@@ -280,7 +285,7 @@ inline int requeue_all(const atomic<std::uint32_t>& from, std::uint32_t expected
 // no_deadline, a wait that may time out at any point (moving model time on)
 // for a timed one.
 template <class Deadline>
-  requires requires { Deadline::timed(); }
+requires requires { Deadline::timed(); }
 inline wait_result wait_until(const atomic<std::uint32_t>& w, std::uint32_t expected, const Deadline&,
                               location l = location::current()) {
   if (!model::futex_wait(w, expected, Deadline::timed(), l) || !Deadline::timed()) return wait_result::woken;
@@ -305,8 +310,7 @@ inline typename Clock::time_point now() noexcept {
   }
 }
 inline std::int64_t now_ns() noexcept {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             now<std::chrono::steady_clock>().time_since_epoch())
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(now<std::chrono::steady_clock>().time_since_epoch())
       .count();
 }
 

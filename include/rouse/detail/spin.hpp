@@ -79,9 +79,9 @@ struct spin_policy {
   std::int32_t budget_multiple = 0;    // budget: multiple x wake_cost() ...
   std::chrono::nanoseconds budget_min{0};
   std::chrono::nanoseconds budget_max{-1};  // ... within [min, max]; max < 0: no budget
-  std::int32_t min_polls = 0;    // polls made whatever the budget says
-  std::int32_t clock_every = 1;  // the budget is checked at the first and every n-th call
-  std::int32_t model_polls = 1;  // under a Relacy model: this many polls, nothing else
+  std::int32_t min_polls = 0;               // polls made whatever the budget says
+  std::int32_t clock_every = 1;             // the budget is checked at the first and every n-th call
+  std::int32_t model_polls = 1;             // under a Relacy model: this many polls, nothing else
 
   constexpr bool has_budget() const noexcept { return budget_max.count() >= 0; }
   constexpr bool counted() const noexcept { return pause_polls != unbounded && yield_polls != unbounded; }
@@ -108,17 +108,15 @@ inline constexpr spin_policy shared_mutex_spin{.pause_polls = spin_policy::unbou
                                                .min_polls = 1,
                                                .model_polls = 1};
 // rouse::shared_mutex's wait for a hand-over to end (never a sleep): 64 pauses cover its few instructions, then yields for a preempted releaser (docs/tuning.md "shared_mutex_hand_over").
-inline constexpr spin_policy shared_mutex_hand_over{.pause_polls = 64,
-                                                    .yield_polls = spin_policy::unbounded,
-                                                    .model_polls = spin_policy::unbounded};
+inline constexpr spin_policy shared_mutex_hand_over{
+    .pause_polls = 64, .yield_polls = spin_policy::unbounded, .model_polls = spin_policy::unbounded};
 // rouse::event's wait: 64 pauses then 64 yields, semaphore.pingpong's shape (docs/tuning.md "event_spin").
 inline constexpr spin_policy event_spin{.pause_polls = 64, .yield_polls = 64, .model_polls = 1};
 // rouse::counting_semaphore's acquire: semaphore.pingpong fastest at 64 pauses before the yields (docs/tuning.md "semaphore_spin").
 inline constexpr spin_policy semaphore_spin{.pause_polls = 64, .yield_polls = 64, .model_polls = 1};
 // rouse::counting_semaphore's wide layout, waiting out a release between its bump and its permits (never a sleep): the hand-over wait's shape (docs/tuning.md "semaphore_release_wait").
-inline constexpr spin_policy semaphore_release_wait{.pause_polls = 64,
-                                                    .yield_polls = spin_policy::unbounded,
-                                                    .model_polls = spin_policy::unbounded};
+inline constexpr spin_policy semaphore_release_wait{
+    .pause_polls = 64, .yield_polls = spin_policy::unbounded, .model_polls = spin_policy::unbounded};
 // rouse::condition_variable's waiter before it sleeps: the semaphore's hand-off shape (docs/tuning.md "condvar_spin").
 inline constexpr spin_policy condvar_spin{.pause_polls = 64, .yield_polls = 64, .model_polls = 1};
 // rouse::latch and rouse::barrier: 16 pauses and 4 yields, barrier.cycle2/cycle4 on 2 vCPUs (docs/tuning.md "group_spin").
@@ -151,13 +149,11 @@ inline constexpr spin_policy oneshot_spin{.pause_polls = 100, .model_polls = 1};
 // rouse::atomic_wait: 32 pauses then 8 yields, libstdc++'s order of magnitude, atomic_wait.pingpong (docs/tuning.md "atomic_wait_spin").
 inline constexpr spin_policy atomic_wait_spin{.pause_polls = 32, .yield_polls = 8, .model_polls = 1};
 // rouse::spin_lock: reads 1, 2, 4 ... 64 pauses apart, about one short critical section (docs/tuning.md "spin_lock_spin").
-inline constexpr spin_policy spin_lock_spin{.pause_polls = spin_policy::unbounded,
-                                            .max_gap = 64,
-                                            .model_polls = spin_policy::unbounded};
+inline constexpr spin_policy spin_lock_spin{
+    .pause_polls = spin_policy::unbounded, .max_gap = 64, .model_polls = spin_policy::unbounded};
 // The channels, after a lost compare-exchange: 1, 2, 4 ... 64 pauses, never a yield, crossbeam's (docs/tuning.md "channel_cas_spin").
-inline constexpr spin_policy channel_cas_spin{.pause_polls = spin_policy::unbounded,
-                                              .max_gap = 64,
-                                              .model_polls = spin_policy::unbounded};
+inline constexpr spin_policy channel_cas_spin{
+    .pause_polls = spin_policy::unbounded, .max_gap = 64, .model_polls = spin_policy::unbounded};
 // The channels, waiting for another thread: 1 pause then 16 yields, bounded 1024 channel 1/1, 4/1, 4/4 (docs/tuning.md "channel_wait_spin").
 inline constexpr spin_policy channel_wait_spin{.pause_polls = 1, .yield_polls = 16, .model_polls = 2};
 // The rendezvous channel's lock, before rouse::mutex's own lock(): 16 polls after 1, 2, 4 ... 16 pauses, channel.rendezvous (docs/tuning.md "channel_lock_spin").
@@ -171,15 +167,14 @@ class spinner {
  public:
   explicit spinner(const spin_policy& policy) noexcept
 #if defined(ROUSE_MODEL_RELACY)
-      : model_polls_(policy.model_polls) {
-  }
+      : model_polls_(policy.model_polls){}
 #else
       : policy_(policy) {
   }
 #endif
-  // With a budget the caller measured (rouse::pool's) in place of the
-  // policy's. Under a model the budget's count is the number of polls.
-  spinner(const spin_policy& policy, std::chrono::nanoseconds budget) noexcept
+        // With a budget the caller measured (rouse::pool's) in place of the
+        // policy's. Under a model the budget's count is the number of polls.
+        spinner(const spin_policy& policy, std::chrono::nanoseconds budget) noexcept
 #if defined(ROUSE_MODEL_RELACY)
       : model_polls_(budget.count() > spin_policy::unbounded ? spin_policy::unbounded
                                                              : static_cast<std::int32_t>(budget.count())) {

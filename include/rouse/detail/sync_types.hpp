@@ -127,7 +127,9 @@ using atomic = std::atomic<T>;
 template <class T>
 using unsync = T;
 template <class T>
-inline T& unsync_ref(unsync<T>& v) noexcept { return v; }
+inline T& unsync_ref(unsync<T>& v) noexcept {
+  return v;
+}
 
 // Plain data that its owner writes while other threads read it, racily, as
 // a hint (a barrier's expected count): every access goes through
@@ -149,9 +151,7 @@ inline T unsync_hint(const unsync<T>& v) noexcept {
 
 using wait_result = platform::wait_result;
 
-inline void wait(const atomic<std::uint32_t>& w, std::uint32_t expected) noexcept {
-  platform::wait(w, expected);
-}
+inline void wait(const atomic<std::uint32_t>& w, std::uint32_t expected) noexcept { platform::wait(w, expected); }
 template <class Clock, class Duration>
 inline wait_result wait_until(const atomic<std::uint32_t>& w, std::uint32_t expected,
                               std::chrono::time_point<Clock, Duration> deadline) noexcept {
@@ -172,7 +172,7 @@ inline int requeue_all(const atomic<std::uint32_t>& from, std::uint32_t expected
 // no_deadline, until `d.at` for a timed one. timed_out only when the
 // deadline has passed on its own clock.
 template <class Deadline>
-  requires requires { Deadline::timed(); }
+requires requires { Deadline::timed(); }
 inline wait_result wait_until(const atomic<std::uint32_t>& w, std::uint32_t expected, const Deadline& d) noexcept {
   if constexpr (Deadline::timed()) {
     return platform::wait_until(w, expected, d.at);

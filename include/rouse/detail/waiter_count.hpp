@@ -111,8 +111,8 @@ inline bool may_have_waiters(atomic<std::uint32_t>& counter) noexcept {
 // object, detail/deadline.hpp) passed first with the value unchanged. Loops
 // over spurious wake-ups.
 template <class Deadline>
-bool counted_wait_u32(atomic<std::uint32_t>& counter, const atomic<std::uint32_t>& word,
-                      std::uint32_t old, const Deadline& deadline) noexcept {
+bool counted_wait_u32(atomic<std::uint32_t>& counter, const atomic<std::uint32_t>& word, std::uint32_t old,
+                      const Deadline& deadline) noexcept {
   waiter_enter(counter);  // (A)
   bool changed = true;
   for (;;) {
@@ -130,8 +130,7 @@ bool counted_wait_u32(atomic<std::uint32_t>& counter, const atomic<std::uint32_t
 }
 
 // Wakes one or all waiters of `word` if the counter says anybody might wait.
-inline void counted_notify_u32(atomic<std::uint32_t>& counter, const atomic<std::uint32_t>& word,
-                               bool all) noexcept {
+inline void counted_notify_u32(atomic<std::uint32_t>& counter, const atomic<std::uint32_t>& word, bool all) noexcept {
   if (!may_have_waiters(counter)) return;
   if (all) {
     wake_all(word);

@@ -180,8 +180,7 @@ class waiter {
     // waiting -> value. Ordering: acq_rel: the winner's later writes reach
     // the waiter through wake()'s release, not through this word; acquire
     // keeps the winner's reads of a node's packet after its claim.
-    return claim_.compare_exchange_strong(expected, value, std::memory_order_acq_rel,
-                                          std::memory_order_acquire);
+    return claim_.compare_exchange_strong(expected, value, std::memory_order_acq_rel, std::memory_order_acquire);
   }
 
   // Whether nobody has claimed it yet (a snapshot: a claim confirms it).
@@ -314,8 +313,10 @@ class waiter_list {
   void push_back(waiter_node& n) noexcept {
     unsync_ref(n.prev_) = tail_;
     unsync_ref(n.next_) = nullptr;
-    if (tail_) unsync_ref(tail_->next_) = &n;
-    else head_ = &n;
+    if (tail_)
+      unsync_ref(tail_->next_) = &n;
+    else
+      head_ = &n;
     tail_ = &n;
     unsync_ref(n.linked_) = true;
   }
@@ -330,10 +331,14 @@ class waiter_list {
   void erase(waiter_node& n) noexcept {
     waiter_node* const prev = unsync_ref(n.prev_);
     waiter_node* const next = unsync_ref(n.next_);
-    if (prev) unsync_ref(prev->next_) = next;
-    else head_ = next;
-    if (next) unsync_ref(next->prev_) = prev;
-    else tail_ = prev;
+    if (prev)
+      unsync_ref(prev->next_) = next;
+    else
+      head_ = next;
+    if (next)
+      unsync_ref(next->prev_) = prev;
+    else
+      tail_ = prev;
     unsync_ref(n.prev_) = nullptr;
     unsync_ref(n.next_) = nullptr;
     unsync_ref(n.linked_) = false;
@@ -356,8 +361,10 @@ class waiter_list {
       if (match(*n)) {
         erase(*n);
         if (unsync_ref(n->owner_)->try_claim(value == by_node ? n->id() : value)) {
-          if (tail) unsync_ref(tail->next_) = n;
-          else chain = n;
+          if (tail)
+            unsync_ref(tail->next_) = n;
+          else
+            chain = n;
           tail = n;
           ++claimed;
         }
@@ -367,7 +374,8 @@ class waiter_list {
     return claimed;
   }
   int claim(int count, std::uintptr_t value, waiter_node*& chain) noexcept {
-    return claim(count, value, [](waiter_node&) { return true; }, chain);
+    return claim(
+        count, value, [](waiter_node&) { return true; }, chain);
   }
 
   // Whether claim() with `match` could find a node now (a snapshot).
@@ -443,7 +451,8 @@ class waiter_queue {
   // Claims and releases the oldest claimable waiter, if any. True when one
   // was woken.
   bool notify_one() noexcept {
-    if (!has_waiters()) [[likely]] return false;
+    if (!has_waiters()) [[likely]]
+      return false;
     return claim_and_wake(1, waiter_list::by_node) != 0;
   }
   // Claims and releases every waiter registered now. Returns how many.

@@ -17,8 +17,8 @@
 namespace rouse::platform {
 
 struct syscall_counts {
-  std::uint64_t waits = 0;     // calls that asked to sleep (FUTEX_WAIT*, futex_waitv, parks)
-  std::uint64_t wakes = 0;     // calls that asked to wake (FUTEX_WAKE, requeue, unparks)
+  std::uint64_t waits = 0;  // calls that asked to sleep (FUTEX_WAIT*, futex_waitv, parks)
+  std::uint64_t wakes = 0;  // calls that asked to wake (FUTEX_WAKE, requeue, unparks)
 };
 
 // True when this build counts; when false, syscall_counters() returns zeros.

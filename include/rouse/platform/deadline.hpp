@@ -150,8 +150,8 @@ std::chrono::steady_clock::time_point deadline_after(const std::chrono::duration
   auto const now = steady::now();
   if (timeout <= timeout.zero()) return now;
   auto const ticks = saturating_ceil<steady::duration>(timeout);
-  auto const room = now.time_since_epoch() >= steady::duration::zero() ? steady::time_point::max() - now
-                                                                        : steady::duration::max();
+  auto const room =
+      now.time_since_epoch() >= steady::duration::zero() ? steady::time_point::max() - now : steady::duration::max();
   if (ticks >= room) return steady::time_point::max();
   return now + ticks;
 }

@@ -52,12 +52,8 @@ struct park_deadline {
   std::chrono::system_clock::time_point system{};
 
   static park_deadline none() noexcept { return {}; }
-  static park_deadline at(std::chrono::steady_clock::time_point t) noexcept {
-    return {clock::steady, t, {}};
-  }
-  static park_deadline at(std::chrono::system_clock::time_point t) noexcept {
-    return {clock::system, {}, t};
-  }
+  static park_deadline at(std::chrono::steady_clock::time_point t) noexcept { return {clock::steady, t, {}}; }
+  static park_deadline at(std::chrono::system_clock::time_point t) noexcept { return {clock::system, {}, t}; }
 };
 
 // The condition a waiter checks under the bucket lock of key `index`

@@ -76,11 +76,9 @@ wait_result wait_until(const word& w, std::uint32_t expected, system_deadline de
 // Any other clock waits in steady-clock slices and re-reads Clock::now(), so
 // the result is never early on the caller's clock.
 template <class Clock, class Duration>
-wait_result wait_until(const word& w, std::uint32_t expected,
-                       std::chrono::time_point<Clock, Duration> deadline,
+wait_result wait_until(const word& w, std::uint32_t expected, std::chrono::time_point<Clock, Duration> deadline,
                        scope s = scope::process_private) noexcept {
-  if constexpr (std::is_same_v<Clock, std::chrono::steady_clock> ||
-                std::is_same_v<Clock, std::chrono::system_clock>) {
+  if constexpr (std::is_same_v<Clock, std::chrono::steady_clock> || std::is_same_v<Clock, std::chrono::system_clock>) {
     auto const at = clock_deadline(deadline);  // steady_deadline / system_deadline
     if (is_unbounded(at)) {
       wait(w, expected, s);
@@ -126,8 +124,8 @@ int requeue(const word& from, const word& to, int wake_count, int requeue_count,
 
 // As requeue(), but only if `from` still holds `expected` (FUTEX_CMP_REQUEUE):
 // returns -1 and does nothing when it does not, so the caller can re-check.
-int cmp_requeue(const word& from, std::uint32_t expected, const word& to, int wake_count,
-                int requeue_count, scope s = scope::process_private) noexcept;
+int cmp_requeue(const word& from, std::uint32_t expected, const word& to, int wake_count, int requeue_count,
+                scope s = scope::process_private) noexcept;
 
 // Waiting on several words at once.
 struct wait_entry {

@@ -461,8 +461,7 @@ class pool_dispatch {
     std::uint32_t expected = unlocked;
     // unlocked -> locked. Ordering: acquire: pairs with the release
     // exchange in unlock_callers().
-    if (caller_lock_.compare_exchange_strong(expected, locked, std::memory_order_acquire,
-                                             std::memory_order_relaxed))
+    if (caller_lock_.compare_exchange_strong(expected, locked, std::memory_order_acquire, std::memory_order_relaxed))
       return;
     lock_callers_slow();
   }

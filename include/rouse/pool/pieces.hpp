@@ -198,7 +198,6 @@ class pool_pieces {
 #endif
   }
 
-
   // 128 bytes: see dispatch.hpp ("Size") on the adjacent-line prefetcher.
   struct alignas(128) cursor {
     detail::atomic<std::uint64_t> word{0};

@@ -89,11 +89,11 @@
 #include <array>
 #include <chrono>
 #include <concepts>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <new>
 #include <optional>
-#include <cstddef>
 #include <thread>
 #include <type_traits>
 #include <utility>
@@ -342,7 +342,7 @@ class pool {
   // thread and 1..count-1 on the workers, and returns when all have
   // returned. Nested inside a job of this pool: f(0, 1) inline.
   template <class F>
-    requires std::invocable<F&, unsigned, unsigned>
+  requires std::invocable<F&, unsigned, unsigned>
   void run(F&& f) {
     if (nested()) {
       f(0u, 1u);
@@ -350,9 +350,7 @@ class pool {
     }
     using body = std::remove_reference_t<F>;
     detail::pool_job job;
-    job.invoke = [](void* context, unsigned index, unsigned count) {
-      (*static_cast<body*>(context))(index, count);
-    };
+    job.invoke = [](void* context, unsigned index, unsigned count) { (*static_cast<body*>(context))(index, count); };
     job.context = const_cast<void*>(static_cast<const void*>(std::addressof(f)));
     dispatch(job);
   }
@@ -394,7 +392,8 @@ class pool {
     if (n == 0) return;
     std::uint64_t const g = grain > 0 ? static_cast<std::uint64_t>(grain) : 1;
     if (n <= g || size() == 1 || nested()) {
-      for (std::uint64_t b = 0; b < n; b += std::min(g, n - b)) detail::pool_apply(f, first, b, b + std::min(g, n - b), nullptr);
+      for (std::uint64_t b = 0; b < n; b += std::min(g, n - b))
+        detail::pool_apply(f, first, b, b + std::min(g, n - b), nullptr);
       return;
     }
     std::uint64_t const chunks = (n - 1) / g + 1;

@@ -246,8 +246,7 @@ class array_channel {
         // The slot is empty for this lap: the channel is empty, or a send
         // of it is in progress. Ordering: seq_cst, so `empty` is linearizable.
         std::size_t const tail = tail_.load(std::memory_order_seq_cst);
-        if ((tail & ~mark_bit_) == head)
-          return recv_result<T>((tail & mark_bit_) ? status::closed : status::empty);
+        if ((tail & ~mark_bit_) == head) return recv_result<T>((tail & mark_bit_) ? status::closed : status::empty);
         snooze(b);
         head = head_.load(std::memory_order_relaxed);
       } else {

@@ -217,8 +217,7 @@ class list_channel {
         block* first = new block;
         block* expected = nullptr;
         // Ordering: release publishes the block's construction.
-        if (tail_.blk.compare_exchange_strong(expected, first, std::memory_order_release,
-                                              std::memory_order_relaxed)) {
+        if (tail_.blk.compare_exchange_strong(expected, first, std::memory_order_release, std::memory_order_relaxed)) {
           // Ordering: release pairs with the acquire load in start_recv().
           head_.blk.store(first, std::memory_order_release);
           blk = first;
@@ -270,8 +269,7 @@ class list_channel {
       if ((new_head & flag) == 0) {
         // Ordering: seq_cst, so `empty` is linearizable and (B2)-like.
         std::size_t const tail = tail_.index.load(std::memory_order_seq_cst);
-        if ((head >> shift) == (tail >> shift))
-          return recv_result<T>((tail & flag) ? status::closed : status::empty);
+        if ((head >> shift) == (tail >> shift)) return recv_result<T>((tail & flag) ? status::closed : status::empty);
         if ((head >> shift) / lap != (tail >> shift) / lap) new_head |= flag;
       }
       if (blk == nullptr) {  // the first send is installing the first block
@@ -282,8 +280,7 @@ class list_channel {
       }
       // (A1) seq_cst for the (future) senders' side; acquire on failure
       // pairs with the release stores below by another receiver.
-      if (head_.index.compare_exchange_weak(head, new_head, std::memory_order_seq_cst,
-                                            std::memory_order_acquire)) {
+      if (head_.index.compare_exchange_weak(head, new_head, std::memory_order_seq_cst, std::memory_order_acquire)) {
         if (offset + 1 == block_cap) {  // move head_ to the next block
           block* next = blk->wait_next();
           std::size_t next_index = (new_head & ~flag) + (1 << shift);

@@ -90,7 +90,8 @@ std::uintptr_t block_on(waiter& w, const Deadline& deadline) noexcept {
 template <class Deadline, class Ready>
 void park(sync_waker& q, const Deadline& deadline, Ready&& ready) noexcept {
   if (d::model_fault_on(d::model_fault::channel_park_skips_recheck)) {
-    (void)q.park(deadline, [] { return false; }, d::channel_hand_off_spin);
+    (void)q.park(
+        deadline, [] { return false; }, d::channel_hand_off_spin);
     return;
   }
   (void)q.park(deadline, ready, d::channel_hand_off_spin);

@@ -100,7 +100,7 @@ class zero_channel {
       return status::ok;
     }
     std::uintptr_t const claim = block_on(w, deadline);
-    if (claim == me.id()) return status::ok;  // a receiver took the value
+    if (claim == me.id()) return status::ok;              // a receiver took the value
     if (claim == waiter::aborted) unregister_sender(me);  // a close unlinked it otherwise
     return claim == waiter::closed ? status::closed : status::timed_out;
   }
