@@ -276,9 +276,15 @@ class sender : public detail::handle_base<T> {
   }
   template <class Clock, class Duration>
   send_result<T> send_until(T value, std::chrono::time_point<Clock, Duration> deadline) noexcept {
+    // One path to finish(): g++ 12 at -O2 otherwise warns that the result's
+    // optional value may be used uninitialized (-Wmaybe-uninitialized, a
+    // false positive) where the result is assigned to an existing one.
     auto const d = rouse::detail::deadline_at(deadline);
-    if (platform::is_unbounded(d.at)) return send(std::move(value));
-    return finish(this->visit([&](auto& c) { return c.send(value, d); }), value);
+    bool const unbounded = platform::is_unbounded(d.at);
+    status const s = this->visit([&](auto& c) {
+      return unbounded ? c.send(value, rouse::detail::no_deadline{}) : c.send(value, d);
+    });
+    return finish(s, value);
   }
 
  private:
