@@ -199,12 +199,15 @@ TEST(shared_mutex, the_last_reader_cannot_take_the_lock_back_from_the_writer_it_
     m.lock_shared();
     std::atomic<bool> writer_in{false};
     auto const base = rouse_test::wait_calls();
-    std::thread w([&] {
+    rouse_test::thread w([&] {
       m.lock();
       writer_in = true;
       m.unlock();
     });
-    rouse_test::until_wait_calls(base + 1);  // the writer announced itself (WW)
+    rouse_test::until_wait_calls(base + 1);  // the writer announced itself (WW) ...
+    rouse_test::until_asleep(w);             // ... and sleeps in the kernel (a wait call
+                                             // counted may not have entered it yet: then
+                                             // the unlock wakes nobody and frees the lock)
     m.unlock_shared();                       // wakes it
     bool const got = m.try_lock_shared();
     if (got) {
