@@ -98,15 +98,12 @@ inline constexpr spin_policy mutex_spin{.pause_polls = spin_policy::unbounded,
                                         .budget_max = std::chrono::microseconds(ROUSE_MUTEX_SPIN_MAX_US),
                                         .min_polls = 1,
                                         .model_polls = 2};
-// rouse::shared_mutex's lock and lock_shared: mutex_spin's, measured again with rwlock.read95 (docs/tuning.md "shared_mutex_spin").
-inline constexpr spin_policy shared_mutex_spin{.pause_polls = spin_policy::unbounded,
-                                               .first_gap = ROUSE_MUTEX_SPIN_FIRST_GAP,
-                                               .max_gap = ROUSE_MUTEX_SPIN_MAX_GAP,
-                                               .budget_multiple = ROUSE_MUTEX_SPIN_MULTIPLE,
-                                               .budget_min = std::chrono::microseconds(2),
-                                               .budget_max = std::chrono::microseconds(ROUSE_MUTEX_SPIN_MAX_US),
-                                               .min_polls = 1,
-                                               .model_polls = 1};
+// rouse::shared_mutex's lock and lock_shared: mutex_spin's, measured again with rwlock.read95 (docs/tuning.md "shared_mutex_spin"); one poll under a model.
+inline constexpr spin_policy shared_mutex_spin = [] {
+  spin_policy p = mutex_spin;
+  p.model_polls = 1;
+  return p;
+}();
 // rouse::shared_mutex's wait for a hand-over to end (never a sleep): 64 pauses cover its few instructions, then yields for a preempted releaser (docs/tuning.md "shared_mutex_hand_over").
 inline constexpr spin_policy shared_mutex_hand_over{
     .pause_polls = 64, .yield_polls = spin_policy::unbounded, .model_polls = spin_policy::unbounded};
