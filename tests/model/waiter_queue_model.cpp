@@ -53,6 +53,19 @@ struct frame {
   }
 };
 
+// A thread waiter's whole timed wait, as a blocking call makes it: register,
+// announce (`pushed`), sleep until claimed or one tick of model time, and
+// unlink the node if the waiter claimed itself. Returns the claim; `id` is
+// the node's id (a notify's claim).
+std::uintptr_t timed_wait(d::waiter_queue<>& q, frame& f, rl::atomic<int>& pushed, std::uintptr_t& id) {
+  q.push(f.p->n);
+  pushed.store(1, rl::mo_release, $);
+  id = f.p->n.id();
+  std::uintptr_t const c = f.p->w.wait(d::deadline_at(clock::now() + clock::duration(1)), no_spin);
+  if (c == d::waiter::aborted) q.remove(f.p->n);
+  return c;
+}
+
 // A waker that counts its wakes and drops (its data outlives every frame).
 struct counts {
   rl::atomic<int> wakes;
@@ -86,11 +99,8 @@ struct notify_vs_timeout : rl::test_suite<notify_vs_timeout, 2> {
   }
   void thread(unsigned index) {
     if (index == 0) {
-      q.push(f.p->n);
-      pushed.store(1, rl::mo_release, $);
-      std::uintptr_t const id = f.p->n.id();
-      std::uintptr_t const c = f.p->w.wait(d::deadline_at(clock::now() + clock::duration(1)), no_spin);
-      if (c == d::waiter::aborted) q.remove(f.p->n);
+      std::uintptr_t id = 0;
+      std::uintptr_t const c = timed_wait(q, f, pushed, id);
       notified_it($) = c == id ? 1 : 0;
       claim_kind($) = c == id ? 3 : c;
       f.destroy();
@@ -179,11 +189,8 @@ struct notify_close_timeout : rl::test_suite<notify_close_timeout, 3> {
   }
   void thread(unsigned index) {
     if (index == 0) {
-      q.push(f.p->n);
-      pushed.store(1, rl::mo_release, $);
-      std::uintptr_t const id = f.p->n.id();
-      std::uintptr_t const c = f.p->w.wait(d::deadline_at(clock::now() + clock::duration(1)), no_spin);
-      if (c == d::waiter::aborted) q.remove(f.p->n);
+      std::uintptr_t id = 0;
+      std::uintptr_t const c = timed_wait(q, f, pushed, id);
       result($) = c == id ? 0 : c;
       f.destroy();
     } else {
