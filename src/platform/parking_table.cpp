@@ -104,7 +104,8 @@ struct sleeper {
 // thread's frame, which does not return before it has been signalled.
 void sleeper_wake(const void* data) noexcept { static_cast<sleeper*>(const_cast<void*>(data))->signal(); }
 void sleeper_drop(const void*) noexcept {}
-constexpr wq::waker_vtable sleeper_vtable{sleeper_wake, sleeper_wake, sleeper_drop};
+const void* sleeper_clone(const void* data) noexcept { return data; }
+constexpr wq::waker_vtable sleeper_vtable{sleeper_clone, sleeper_wake, sleeper_wake, sleeper_drop};
 
 struct park_node : wq::waiter_node {
   // Written only under the lock of the bucket it names (and, in requeue, the

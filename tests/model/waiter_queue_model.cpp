@@ -81,7 +81,8 @@ void count_wake(const void* data) noexcept {
 void count_drop(const void* data) noexcept {
   static_cast<counts*>(const_cast<void*>(data))->drops.fetch_add(1, rl::mo_relaxed, $);
 }
-constexpr d::waker_vtable counting_vtable{count_wake, count_wake, count_drop};
+const void* count_clone(const void* data) noexcept { return data; }
+constexpr d::waker_vtable counting_vtable{count_clone, count_wake, count_wake, count_drop};
 
 // A thread waiter that may time out, against a notify: exactly one claims it.
 struct notify_vs_timeout : rl::test_suite<notify_vs_timeout, 2> {

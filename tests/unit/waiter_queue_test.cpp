@@ -65,7 +65,8 @@ void record_wake(const void* data) noexcept {
 }
 void record_drop(const void* data) noexcept { static_cast<recorder*>(const_cast<void*>(data))->drops.fetch_add(1); }
 
-constexpr d::waker_vtable recording_vtable{record_wake, record_wake, record_drop};
+const void* record_clone(const void* data) noexcept { return data; }
+constexpr d::waker_vtable recording_vtable{record_clone, record_wake, record_wake, record_drop};
 
 d::waker waker_of(recorder& r) { return d::waker(&r, &recording_vtable); }
 

@@ -106,6 +106,24 @@ enum class model_fault : unsigned {
   // without re-checking the channel (B2), so a notify that looked for
   // waiters just before the registration wakes nobody.
   channel_park_skips_recheck,
+  // async::atomic_waker: wake() clears WAKING before it has taken the waker,
+  // so a concurrent register() may overwrite (and drop) the one being woken.
+  atomic_waker_releases_before_take,
+  // async::diatomic_waker: a notifier that fails to take the notification
+  // lock while a waker is registered returns without asking the holder to
+  // notify again (no N bit).
+  diatomic_notify_drops_retry,
+  // async::diatomic_waker: the load-only idle notify is used without the
+  // fence its contract asks of the notifier.
+  diatomic_idle_notify_without_fence,
+  // async::waiter_list: a cancelled waiter that had already been notified
+  // does not pass the notification on.
+  async_cancel_drops_notification,
+  // async::thread_pool: a spawn pushes its task and does not look for a
+  // sleeping worker (the sleep/spawn handshake's wake is skipped).
+  pool_spawn_skips_wake,
+  // async timers: the timer queue fires an entry one slot early.
+  timer_fires_early,
 };
 
 }  // namespace rouse::detail

@@ -97,61 +97,11 @@
 
 #include "rouse/detail/spin.hpp"
 #include "rouse/detail/sync_types.hpp"
+#include "rouse/detail/waker.hpp"
 #include "rouse/mutex.hpp"
 #include "rouse/thread_parker.hpp"
 
 namespace rouse::detail {
-
-// ---- wake actions ----------------------------------------------------------
-
-// Rust's RawWakerVTable, in C++: what a waker does with its data.
-struct waker_vtable {
-  void (*wake)(const void* data) noexcept;         // wake, and give up the waker's reference
-  void (*wake_by_ref)(const void* data) noexcept;  // wake, keep the reference
-  void (*drop)(const void* data) noexcept;         // give up the reference without waking
-};
-
-// One owned reference to something that can be woken (a task, a coroutine
-// and its executor, a sleeper). Move-only; empty when default-constructed.
-class waker {
- public:
-  constexpr waker() noexcept = default;
-  constexpr waker(const void* data, const waker_vtable* vtable) noexcept : data_(data), vtable_(vtable) {}
-  waker(waker&& other) noexcept : data_(other.data_), vtable_(std::exchange(other.vtable_, nullptr)) {}
-  waker& operator=(waker&& other) noexcept {
-    if (this != &other) {
-      reset();
-      data_ = other.data_;
-      vtable_ = std::exchange(other.vtable_, nullptr);
-    }
-    return *this;
-  }
-  waker(const waker&) = delete;
-  waker& operator=(const waker&) = delete;
-  ~waker() { reset(); }
-
-  explicit operator bool() const noexcept { return vtable_ != nullptr; }
-  const void* data() const noexcept { return data_; }
-  const waker_vtable* vtable() const noexcept { return vtable_; }
-
-  // Wakes and gives up the reference (the waker is empty afterwards).
-  void wake() && noexcept {
-    if (const waker_vtable* const vt = std::exchange(vtable_, nullptr)) vt->wake(data_);
-  }
-  void wake_by_ref() const noexcept {
-    if (vtable_) vtable_->wake_by_ref(data_);
-  }
-  // Gives the reference away without dropping it (the caller now owns it).
-  std::pair<const void*, const waker_vtable*> release() noexcept { return {data_, std::exchange(vtable_, nullptr)}; }
-
- private:
-  void reset() noexcept {
-    if (const waker_vtable* const vt = std::exchange(vtable_, nullptr)) vt->drop(data_);
-  }
-
-  const void* data_ = nullptr;
-  const waker_vtable* vtable_ = nullptr;
-};
 
 // ---- waiter ---------------------------------------------------------------
 

@@ -1,0 +1,111 @@
+// rouse/async/executor.hpp — what runs coroutines, and the scheduler that names it.
+//
+//   executor          the interface every rouse executor implements: a queue
+//                     of ready coroutines (schedule) and a timer queue
+//                     (add_timer / cancel_timer). run_loop and thread_pool
+//                     are the two; users rarely call it directly.
+//   scheduler         a copyable handle to an executor (C++26's scheduler
+//                     shape): `co_await sched.schedule()` moves the awaiting
+//                     coroutine onto the executor; equal when the executor is.
+//   current_executor  the executor running the calling thread's code now
+//                     (nullptr on a thread no executor drives).
+//   timer_entry       one pending timer, in the sleeping coroutine's frame.
+//
+// Contract of schedule(h): h is resumed later, on a thread of the executor,
+// exactly once; never inside schedule() itself (DESIGN rule 5: a waker never
+// resumes a coroutine on the waker's stack). Thread-safe: any thread may
+// schedule onto any executor. While the executor's threads run, a schedule
+// makes no system call; when they sleep it wakes one.
+//
+// Contract of timers: add_timer(e) arranges for e.fire(&e) to be called on
+// one of the executor's threads once steady_clock has reached e.deadline
+// (never before it), unless cancel_timer(e) returns true first. cancel_timer
+// returns false when the timer has fired or is firing: then fire() runs (or
+// ran) exactly once, and the entry must stay alive until it has. Any thread
+// may add or cancel.
+#pragma once
+
+#include <chrono>
+#include <coroutine>
+#include <cstdint>
+
+namespace rouse::async {
+
+class executor;
+
+namespace detail {
+// Thread-local pointer to the executor whose loop runs on this thread.
+executor*& current_executor_slot() noexcept;
+}  // namespace detail
+
+// The executor running code on this thread now, or nullptr.
+inline executor* current_executor() noexcept { return detail::current_executor_slot(); }
+
+// One pending timer. The executor owns the link fields while it is added.
+struct timer_entry {
+  using clock = std::chrono::steady_clock;
+  clock::time_point deadline{};
+  void (*fire)(timer_entry* self) noexcept = nullptr;
+  // Owned by the executor's timer queue (rouse/async/detail/timer_queue.hpp).
+  timer_entry* queue_next = nullptr;
+  timer_entry* queue_prev = nullptr;
+  std::uint64_t queue_slot = 0;
+  std::uint32_t queue_level = 0;
+  bool queued = false;
+};
+
+class executor {
+ public:
+  // Resumes `h` later, on this executor (see the contract above).
+  virtual void schedule(std::coroutine_handle<> h) noexcept = 0;
+  virtual void add_timer(timer_entry& e) noexcept = 0;
+  virtual bool cancel_timer(timer_entry& e) noexcept = 0;
+
+ protected:
+  executor() = default;
+  executor(const executor&) = default;
+  executor& operator=(const executor&) = default;
+  ~executor() = default;
+};
+
+// RAII: makes `ex` the calling thread's current executor for a scope.
+class current_executor_scope {
+ public:
+  explicit current_executor_scope(executor* ex) noexcept : saved_(detail::current_executor_slot()) {
+    detail::current_executor_slot() = ex;
+  }
+  current_executor_scope(const current_executor_scope&) = delete;
+  current_executor_scope& operator=(const current_executor_scope&) = delete;
+  ~current_executor_scope() { detail::current_executor_slot() = saved_; }
+
+ private:
+  executor* saved_;
+};
+
+class scheduler {
+ public:
+  explicit scheduler(executor& ex) noexcept : ex_(&ex) {}
+
+  executor& get_executor() const noexcept { return *ex_; }
+  friend bool operator==(const scheduler&, const scheduler&) = default;
+
+  // `co_await sched.schedule()`: the awaiting coroutine continues on this
+  // executor (a rouse task also adopts it as its executor from then on).
+  class schedule_awaitable {
+   public:
+    explicit schedule_awaitable(executor* ex) noexcept : ex_(ex) {}
+    static constexpr bool await_ready() noexcept { return false; }
+    void await_suspend(std::coroutine_handle<> h) const noexcept { ex_->schedule(h); }
+    static constexpr void await_resume() noexcept {}
+    executor* target() const noexcept { return ex_; }
+
+   private:
+    executor* ex_;
+  };
+  schedule_awaitable schedule() const noexcept { return schedule_awaitable(ex_); }
+
+ private:
+  executor* ex_;
+};
+
+}  // namespace rouse::async

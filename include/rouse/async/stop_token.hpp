@@ -1,0 +1,338 @@
+// rouse/async/stop_token.hpp — stop tokens: the in-place one, and any other.
+//
+//   inplace_stop_source    owns the stop state, in place (no allocation,
+//                          not movable): C++26's std::inplace_stop_source
+//   inplace_stop_token     a view of one; copyable, two words
+//   inplace_stop_callback  registers a callback in the source's list (in the
+//                          callback object: no allocation)
+//   never_stop_token       a token that is never stopped (stop_possible() false)
+//   stop_callback_for_t<Token, F>   the callback type of any token: std's,
+//                          rouse's in-place one, or a token that names its own
+//                          `callback_type` (C++26's stoppable-token concept)
+//
+// rouse's async operations accept any of these from the awaiting promise's
+// environment (rouse/async/env.hpp, get_stop_token). A rouse task carries an
+// inplace_stop_token: stopping costs no allocation and no reference count.
+//
+// Lifecycle and rules (as std::stop_source / std::stop_callback):
+// - request_stop() runs every registered callback on the calling thread, once,
+//   and returns true for the call that made the request. A callback
+//   registered after the request runs at once in its constructor.
+// - A callback's destructor unregisters it. If request_stop() is running it
+//   on another thread, the destructor waits for it to return; on the same
+//   thread (the callback destroys itself), it does not wait.
+// - The source must outlive its tokens' use and its callbacks.
+//
+// Size: inplace_stop_source 24 bytes (a state word, the list head, the
+// running callback's owner), inplace_stop_token 8 bytes. Cost: a token's
+// stop_requested() is one acquire load; registering and unregistering a
+// callback take the source's small spin lock (a bit in the state word),
+// which is only ever held for a list link or unlink.
+//
+// State word of the source
+//   bit 0 (S)  stop requested
+//   bit 1 (L)  the list lock: held while a callback is linked or unlinked
+// Memory ordering: everything before request_stop() happens-before a
+// stop_requested() that returns true (release RMW / acquire load), and
+// before every callback runs (same thread, or the lock's acquire).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <stop_token>
+#include <thread>
+#include <type_traits>
+#include <utility>
+
+#include "rouse/detail/diagnostics.hpp"
+#include "rouse/platform/cpu.hpp"
+#include "rouse/platform/wait.hpp"
+
+namespace rouse::async {
+
+class inplace_stop_token;
+template <class F>
+class inplace_stop_callback;
+
+namespace detail {
+
+// The list node of an inplace_stop_callback; its fields belong to the
+// source's list and are written under the source's lock.
+class stop_callback_base {
+ public:
+  void run() noexcept { run_(this); }
+
+  explicit stop_callback_base(void (*run)(stop_callback_base*) noexcept) noexcept : run_(run) {}
+
+  void (*run_)(stop_callback_base*) noexcept;
+  stop_callback_base* next_ = nullptr;
+  stop_callback_base** prev_next_ = nullptr;  // where the pointer to this node lives; null: not linked
+  bool* removed_during_run_ = nullptr;        // set when the callback destroys itself while running
+  platform::word done_{0};        // 1 once request_stop() has finished running it
+};
+
+}  // namespace detail
+
+class inplace_stop_source {
+ public:
+  inplace_stop_source() noexcept = default;
+  inplace_stop_source(const inplace_stop_source&) = delete;
+  inplace_stop_source& operator=(const inplace_stop_source&) = delete;
+  ~inplace_stop_source() {
+    ROUSE_CHECK_USAGE(head_ == nullptr, "rouse::async::inplace_stop_source",
+                      "destroyed while a stop callback is registered");
+  }
+
+  [[nodiscard]] inplace_stop_token get_token() const noexcept;
+  [[nodiscard]] static constexpr bool stop_possible() noexcept { return true; }
+  [[nodiscard]] bool stop_requested() const noexcept {
+    // Ordering: acquire: pairs with the release in request_stop().
+    return (state_.load(std::memory_order_acquire) & stop_bit) != 0;
+  }
+
+  // Requests stop and runs every registered callback here. True for the call
+  // that made the request, false if stop was already requested.
+  bool request_stop() noexcept {
+    if (!lock_unless_stopped()) return false;
+    running_thread_ = std::this_thread::get_id();
+    // Set S while holding L. Ordering: release (with L's acquire): pairs with
+    // the acquire of stop_requested() and of lock_unless_stopped().
+    state_.fetch_or(stop_bit, std::memory_order_release);
+    while (detail::stop_callback_base* cb = head_) {
+      head_ = cb->next_;
+      if (head_) head_->prev_next_ = &head_;
+      cb->prev_next_ = nullptr;  // unlinked: its destructor will not touch the list
+      bool removed = false;
+      cb->removed_during_run_ = &removed;
+      unlock();
+      cb->run();
+      if (!removed) {
+        cb->removed_during_run_ = nullptr;
+        // Ordering: release: the destructor waiting on another thread sees the
+        // callback finished (acquire in remove()).
+        cb->done_.store(1, std::memory_order_release);
+        platform::wake_all(cb->done_);  // an address only: the callback may be gone (rule 7)
+      }
+      lock();
+    }
+    unlock();
+    return true;
+  }
+
+ private:
+  friend class inplace_stop_token;
+  template <class F>
+  friend class inplace_stop_callback;
+  static constexpr std::uint8_t stop_bit = 1;
+  static constexpr std::uint8_t lock_bit = 2;
+
+  void lock() const noexcept {
+    // Ordering: acquire: the list written under the previous holder.
+    while (state_.fetch_or(lock_bit, std::memory_order_acquire) & lock_bit) platform::cpu_relax();
+  }
+  void unlock() const noexcept {
+    // Ordering: release: the list changes to the next holder.
+    state_.fetch_and(static_cast<std::uint8_t>(~lock_bit), std::memory_order_release);
+  }
+  // Takes L unless S is set; false (lock not taken) when stop was requested.
+  bool lock_unless_stopped() const noexcept {
+    std::uint8_t s = state_.load(std::memory_order_relaxed);
+    for (;;) {
+      if (s & stop_bit) {
+        std::atomic_thread_fence(std::memory_order_acquire);
+        return false;
+      }
+      if (s & lock_bit) {
+        platform::cpu_relax();
+        s = state_.load(std::memory_order_relaxed);
+        continue;
+      }
+      // unlocked, not stopped -> locked. Ordering: acquire, as lock().
+      if (state_.compare_exchange_weak(s, s | lock_bit, std::memory_order_acquire, std::memory_order_relaxed))
+        return true;
+    }
+  }
+
+  // Links `cb`, or returns false when stop was already requested (the caller
+  // runs it at once).
+  bool add(detail::stop_callback_base* cb) const noexcept {
+    if (!lock_unless_stopped()) return false;
+    cb->next_ = head_;
+    cb->prev_next_ = &head_;
+    if (head_) head_->prev_next_ = &cb->next_;
+    head_ = cb;
+    unlock();
+    return true;
+  }
+  void remove(detail::stop_callback_base* cb) const noexcept {
+    lock();
+    if (cb->prev_next_) {  // still linked: nobody runs it
+      *cb->prev_next_ = cb->next_;
+      if (cb->next_) cb->next_->prev_next_ = cb->prev_next_;
+      unlock();
+      return;
+    }
+    std::thread::id const runner = running_thread_;
+    unlock();
+    // request_stop() has taken it: it runs, or has run.
+    if (runner == std::this_thread::get_id()) {
+      // Destroyed from inside its own run (or after it, on the requesting
+      // thread): request_stop() must not touch it again.
+      if (cb->removed_during_run_) *cb->removed_during_run_ = true;
+      return;
+    }
+    // Ordering: acquire: pairs with the release store of done_.
+    while (cb->done_.load(std::memory_order_acquire) == 0) platform::wait(cb->done_, 0u);
+  }
+
+  mutable std::atomic<std::uint8_t> state_{0};
+  mutable detail::stop_callback_base* head_ = nullptr;
+  std::thread::id running_thread_{};
+};
+
+class inplace_stop_token {
+ public:
+  template <class F>
+  using callback_type = inplace_stop_callback<F>;
+
+  inplace_stop_token() noexcept = default;
+  [[nodiscard]] bool stop_requested() const noexcept { return source_ && source_->stop_requested(); }
+  [[nodiscard]] bool stop_possible() const noexcept { return source_ != nullptr; }
+  friend bool operator==(const inplace_stop_token&, const inplace_stop_token&) = default;
+  void swap(inplace_stop_token& other) noexcept { std::swap(source_, other.source_); }
+
+ private:
+  friend class inplace_stop_source;
+  template <class F>
+  friend class inplace_stop_callback;
+  explicit inplace_stop_token(const inplace_stop_source* s) noexcept : source_(s) {}
+  const inplace_stop_source* source_ = nullptr;
+};
+
+inline inplace_stop_token inplace_stop_source::get_token() const noexcept { return inplace_stop_token(this); }
+
+template <class F>
+class inplace_stop_callback : private detail::stop_callback_base {
+ public:
+  template <class Init>
+    requires std::is_constructible_v<F, Init>
+  explicit inplace_stop_callback(inplace_stop_token token, Init&& init) noexcept(
+      std::is_nothrow_constructible_v<F, Init>)
+      : stop_callback_base(&invoke), f_(std::forward<Init>(init)), source_(token.source_) {
+    if (source_ && !source_->add(this)) {
+      source_ = nullptr;
+      std::move(f_)();  // stop was already requested: run now, here
+    }
+  }
+  inplace_stop_callback(const inplace_stop_callback&) = delete;
+  inplace_stop_callback& operator=(const inplace_stop_callback&) = delete;
+  ~inplace_stop_callback() {
+    if (source_) source_->remove(this);
+  }
+
+ private:
+  static void invoke(stop_callback_base* self) noexcept { std::move(static_cast<inplace_stop_callback*>(self)->f_)(); }
+  F f_;
+  const inplace_stop_source* source_;
+};
+
+template <class Token, class Init>
+inplace_stop_callback(Token, Init) -> inplace_stop_callback<Init>;
+
+// A token that is never stopped: operations skip their stop callbacks.
+class never_stop_token {
+  struct callback {
+    template <class Init>
+    explicit callback(never_stop_token, Init&&) noexcept {}
+  };
+
+ public:
+  template <class F>
+  using callback_type = callback;
+  [[nodiscard]] static constexpr bool stop_requested() noexcept { return false; }
+  [[nodiscard]] static constexpr bool stop_possible() noexcept { return false; }
+  friend constexpr bool operator==(never_stop_token, never_stop_token) noexcept { return true; }
+};
+
+namespace detail {
+template <class Token, class F>
+struct stop_callback_for {
+  using type = typename Token::template callback_type<F>;
+};
+template <class F>
+struct stop_callback_for<std::stop_token, F> {
+  using type = std::stop_callback<F>;
+};
+}  // namespace detail
+
+// The callback type that `Token` runs `F` with on a stop request.
+template <class Token, class F>
+using stop_callback_for_t = typename detail::stop_callback_for<Token, F>::type;
+
+// What rouse accepts as a stop token (C++26's stoppable_token, in short).
+template <class Token>
+concept stoppable_token = std::copy_constructible<Token> && requires(const Token& t) {
+  { t.stop_requested() } -> std::same_as<bool>;
+  { t.stop_possible() } -> std::same_as<bool>;
+};
+
+}  // namespace rouse::async
+
+namespace rouse::async::detail {
+
+// Room for one stop callback `F` on whatever token an awaiting promise
+// offers, decided in await_suspend (when the token type is known): in place
+// for rouse's inplace_stop_token, nothing for a token that cannot stop, one
+// allocation for any other token type (std::stop_token included).
+template <class F>
+class stop_slot {
+ public:
+  stop_slot() noexcept = default;
+  stop_slot(const stop_slot&) = delete;
+  stop_slot& operator=(const stop_slot&) = delete;
+  ~stop_slot() { reset(); }
+
+  // Registers `f` with `token` (runs it at once if stop was requested).
+  template <class Token>
+  void emplace(const Token& token, F f) {
+    if constexpr (std::is_same_v<Token, inplace_stop_token>) {
+      if (token.stop_possible()) {
+        new (&inplace_) inplace_stop_callback<F>(token, std::move(f));
+        has_inplace_ = true;
+      }
+    } else if constexpr (std::is_same_v<Token, never_stop_token>) {
+      (void)token;
+      (void)f;
+    } else {
+      if (token.stop_possible()) other_ = new holder<stop_callback_for_t<Token, F>>(token, std::move(f));
+    }
+  }
+  // Unregisters; waits for a run of the callback on another thread to end.
+  void reset() noexcept {
+    if (has_inplace_) {
+      has_inplace_ = false;
+      reinterpret_cast<inplace_stop_callback<F>*>(&inplace_)->~inplace_stop_callback<F>();
+    }
+    if (other_) {
+      holder_base* const o = other_;
+      other_ = nullptr;
+      delete o;
+    }
+  }
+
+ private:
+  struct holder_base {
+    virtual ~holder_base() = default;
+  };
+  template <class Callback>
+  struct holder final : holder_base {
+    template <class Token>
+    holder(const Token& t, F f) : cb(t, std::move(f)) {}
+    Callback cb;
+  };
+  alignas(inplace_stop_callback<F>) unsigned char inplace_[sizeof(inplace_stop_callback<F>)];
+  bool has_inplace_ = false;
+  holder_base* other_ = nullptr;
+};
+
+}  // namespace rouse::async::detail
