@@ -1,0 +1,285 @@
+// rouse/async/run_loop.hpp — a single-thread executor that the caller drives.
+//
+//   rouse::async::run_loop loop;
+//   int v = loop.run_until_complete(compute());   // runs ready coroutines and
+//                                                 // timers until compute() ends
+//
+//   parker        the loop's idle wait: park(deadline) / unpark(). The default
+//                 is a futex word (rouse::thread_parker); the I/O reactor plugs
+//                 epoll or io_uring in here without changing the loop.
+//   run_loop      the executor: a ready queue, a timer queue, a parker.
+//
+// Lifecycle: one thread at a time drives the loop (run(), run_once(),
+// run_until_complete()); any thread may schedule onto it, add or cancel
+// timers, or call finish(). run() returns once finish() has been called and
+// nothing is ready; run_until_complete(t) returns t's value (rethrows its
+// exception; throws operation_stopped if it completed as stopped) once t is
+// done, leaving other work queued. Destroying a loop that still has ready
+// coroutines or pending timers is misuse: they would never run (debug
+// builds: a message naming run_loop and the rule, then abort).
+//
+// Costs: a schedule from the loop's own thread (a woken coroutine resuming a
+// neighbour) is a push on a private ring: no atomic RMW, no lock. From
+// another thread: a short lock (rouse::mutex) and one seq_cst load of the
+// loop's `sleeping` flag; a system call (the parker's unpark) only when the
+// loop is asleep. An idle loop sleeps in the parker until the next timer.
+//
+// Sleep handshake (no lost wake-up; Dekker):
+//   scheduler (another thread)          loop, before parking
+//   (A1) remote_ready_ = 1  seq_cst      (B1) sleeping_ = 1     seq_cst
+//   (A2) load sleeping_     seq_cst      (B2) load remote_ready_ seq_cst
+//        == 1: unpark()                       == 1: do not park
+// In the single total order, either A2 sees B1 (the scheduler unparks: the
+// parker keeps the token until park) or B2 sees A1 (the loop takes the
+// work). Timers added from other threads follow the same pattern
+// (timers_changed_ stands for remote_ready_).
+//
+// sizeof: a few hundred bytes (queues, timer queue); no allocation per
+// schedule once the private ring has grown to the loop's peak.
+#pragma once
+
+#include <chrono>
+#include <coroutine>
+#include <cstdint>
+#include <optional>
+#include <utility>
+#include <vector>
+
+#include "rouse/async/detail/timer_queue.hpp"
+#include "rouse/async/executor.hpp"
+#include "rouse/async/task.hpp"
+#include "rouse/detail/diagnostics.hpp"
+#include "rouse/mutex.hpp"
+#include "rouse/thread_parker.hpp"
+
+namespace rouse::async {
+
+// The idle wait of a loop. park() returns when unpark() was called (before
+// or during the park), at the deadline, or spuriously.
+class parker {
+ public:
+  using clock = std::chrono::steady_clock;
+  virtual void park(clock::time_point deadline) noexcept = 0;  // time_point::max(): no deadline
+  virtual void unpark() noexcept = 0;
+
+ protected:
+  ~parker() = default;
+};
+
+// The default parker: one futex word (rouse::thread_parker).
+class futex_parker final : public parker {
+ public:
+  void park(clock::time_point deadline) noexcept override {
+    if (deadline == clock::time_point::max())
+      word_.park();
+    else
+      (void)word_.park_until(deadline);
+  }
+  void unpark() noexcept override { word_.unpark(); }
+
+ private:
+  thread_parker word_;
+};
+
+namespace detail {
+
+// A growable ring of coroutine handles, for one thread.
+class handle_ring {
+ public:
+  bool empty() const noexcept { return head_ == tail_; }
+  std::size_t size() const noexcept { return tail_ - head_; }
+  void push(std::coroutine_handle<> h) {
+    if (tail_ - head_ == buf_.size()) grow();
+    buf_[tail_++ & (buf_.size() - 1)] = h;
+  }
+  std::coroutine_handle<> pop() noexcept { return buf_[head_++ & (buf_.size() - 1)]; }
+
+ private:
+  [[gnu::noinline]] void grow() {
+    std::vector<std::coroutine_handle<>> bigger(buf_.empty() ? 64 : buf_.size() * 2);
+    std::size_t n = 0;
+    while (!empty()) bigger[n++] = pop();
+    buf_.swap(bigger);
+    head_ = 0;
+    tail_ = n;
+  }
+  std::vector<std::coroutine_handle<>> buf_;
+  std::size_t head_ = 0;
+  std::size_t tail_ = 0;
+};
+
+}  // namespace detail
+
+class run_loop final : public executor {
+ public:
+  using clock = std::chrono::steady_clock;
+
+  run_loop() noexcept : parker_(&own_parker_) {}
+  // Parks in `p` (which must outlive the loop) instead of a futex word.
+  explicit run_loop(parker& p) noexcept : parker_(&p) {}
+  run_loop(const run_loop&) = delete;
+  run_loop& operator=(const run_loop&) = delete;
+  ~run_loop() {
+    bool const idle = ready_.empty() && remote_.empty() && timers_.empty();
+    ROUSE_CHECK_USAGE(idle, "rouse::async::run_loop", "destroyed with coroutines or timers still pending");
+  }
+
+  scheduler get_scheduler() noexcept { return scheduler(*this); }
+
+  void schedule(std::coroutine_handle<> h) noexcept override {
+    if (current_executor() == this) {
+      ready_.push(h);
+      return;
+    }
+    remote_lock_.lock();
+    remote_.push_back(h);
+    // (A1) seq_cst: pairs with (B2) in wait_for_work().
+    remote_ready_.store(1, std::memory_order_seq_cst);
+    remote_lock_.unlock();
+    wake_if_sleeping();
+  }
+
+  void add_timer(timer_entry& e) noexcept override {
+    timer_lock_.lock();
+    timers_.insert(e);
+    // (A1) for timers, as in schedule().
+    timers_changed_.store(1, std::memory_order_seq_cst);
+    timer_lock_.unlock();
+    if (current_executor() != this) wake_if_sleeping();
+  }
+  bool cancel_timer(timer_entry& e) noexcept override {
+    timer_lock_.lock();
+    bool const removed = timers_.erase(e);
+    timer_lock_.unlock();
+    return removed;
+  }
+
+  // Runs what is ready now (and expired timers), without sleeping. Returns
+  // how many coroutines it resumed.
+  std::size_t run_once() {
+    current_executor_scope scope(this);
+    return drain();
+  }
+
+  // Runs until finish() was called and nothing is ready. Pending timers do
+  // not keep it running after finish().
+  void run() {
+    current_executor_scope scope(this);
+    for (;;) {
+      drain();
+      // Ordering: acquire: pairs with the release in finish().
+      if (finishing_.load(std::memory_order_acquire) && ready_.empty()) {
+        finishing_.store(0, std::memory_order_relaxed);
+        return;
+      }
+      wait_for_work([this] { return finishing_.load(std::memory_order_acquire) != 0; });
+    }
+  }
+  // Makes run() return once nothing is ready. Any thread.
+  void finish() noexcept {
+    // Ordering: release: pairs with the acquire in run().
+    finishing_.store(1, std::memory_order_release);
+    // (A1)-like: the flag is what the loop re-checks before parking.
+    remote_ready_.store(1, std::memory_order_seq_cst);
+    wake_if_sleeping();
+  }
+
+  // Runs `t` on this loop, and the loop until `t` is done. Returns its value;
+  // rethrows its exception; throws operation_stopped if it completed as
+  // stopped (`stop` is the token it sees).
+  template <class T>
+  T run_until_complete(task<T> t, inplace_stop_token stop = {});
+
+  // Runs the loop until done() is true (checked after each batch of work).
+  template <class Done>
+  void run_until(Done&& done) {
+    current_executor_scope scope(this);
+    for (;;) {
+      drain();
+      if (done()) return;
+      wait_for_work(done);
+    }
+  }
+
+ private:
+  std::size_t drain() {
+    std::size_t resumed = 0;
+    for (;;) {
+      // Ordering: relaxed: the lock orders the handles themselves.
+      if (remote_ready_.load(std::memory_order_relaxed)) take_remote();
+      if (timers_changed_.load(std::memory_order_relaxed) || !timers_empty_hint_) fire_timers();
+      if (ready_.empty()) return resumed;
+      // Run what is ready now; what it schedules runs in the next round, so
+      // remote work and timers are not starved by a busy ping-pong.
+      for (std::size_t n = ready_.size(); n > 0; --n) {
+        ready_.pop().resume();
+        ++resumed;
+      }
+    }
+  }
+
+  [[gnu::noinline]] void take_remote() {
+    remote_lock_.lock();
+    remote_ready_.store(0, std::memory_order_relaxed);
+    for (std::coroutine_handle<> h : remote_) ready_.push(h);
+    remote_.clear();
+    remote_lock_.unlock();
+  }
+
+  void fire_timers() {
+    timer_lock_.lock();
+    timers_changed_.store(0, std::memory_order_relaxed);
+    timer_entry* expired = timers_.empty() ? nullptr : timers_.take_expired(clock::now());
+    timers_empty_hint_ = timers_.empty();
+    timer_lock_.unlock();
+    while (expired) {
+      timer_entry* const next = expired->queue_next;
+      expired->fire(expired);  // the entry may be gone after this
+      expired = next;
+    }
+  }
+
+  clock::time_point next_deadline() {
+    timer_lock_.lock();
+    clock::time_point const d = timers_.empty() ? clock::time_point::max() : timers_.next_deadline();
+    timer_lock_.unlock();
+    return d;
+  }
+
+  template <class Stop>
+  void wait_for_work(Stop&& stop) {
+    clock::time_point const deadline = next_deadline();
+    if (deadline != clock::time_point::max() && deadline <= clock::now()) return;
+    // (B1) seq_cst: pairs with (A2) in wake_if_sleeping().
+    sleeping_.store(1, std::memory_order_seq_cst);
+    // (B2) seq_cst: pairs with (A1) in schedule() / add_timer().
+    bool const work = remote_ready_.load(std::memory_order_seq_cst) != 0 ||
+                      timers_changed_.load(std::memory_order_seq_cst) != 0 || stop();
+    if (!work) parker_->park(deadline);
+    // Ordering: relaxed: a stale 1 only costs a scheduler one needless unpark.
+    sleeping_.store(0, std::memory_order_relaxed);
+  }
+
+  void wake_if_sleeping() noexcept {
+    // (A2) seq_cst: pairs with (B1) in wait_for_work().
+    if (sleeping_.load(std::memory_order_seq_cst)) parker_->unpark();
+  }
+
+  detail::handle_ring ready_;  // the loop thread's own
+  bool timers_empty_hint_ = true;
+  futex_parker own_parker_;
+  parker* parker_;
+  std::atomic<std::uint32_t> sleeping_{0};
+  std::atomic<std::uint32_t> remote_ready_{0};
+  std::atomic<std::uint32_t> timers_changed_{0};
+  std::atomic<std::uint32_t> finishing_{0};
+  mutex remote_lock_;
+  std::vector<std::coroutine_handle<>> remote_;
+  mutex timer_lock_;
+  detail::timer_queue timers_;
+};
+
+}  // namespace rouse::async
+
+// run_until_complete() is defined with the spawn machinery it uses.
+#include "rouse/async/spawn.hpp"

@@ -1,0 +1,413 @@
+// rouse/async/spawn.hpp — starting tasks: spawn, join_handle, task_scope, sync_wait.
+//
+//   auto h = spawn(pool.get_scheduler(), work());  // runs on the pool
+//   int v = co_await std::move(h);                 // or h.join() from a thread
+//   std::optional<int> r = sync_wait(work());      // blocking code: runs a
+//                                                  // run_loop on this thread
+//   task_scope scope;                              // a counting scope
+//   scope.spawn(sched, a()); scope.spawn(sched, b());
+//   co_await scope.join();                         // waits for everything spawned
+//
+// spawn(s, t): schedules t on s's executor (never runs it inline) and
+// returns a join_handle: await it or join() it from a thread (the value;
+// t's exception rethrown; operation_stopped thrown if t completed as
+// stopped), request_stop() it, or detach() it. Destroying a handle detaches (tokio's rule): the task runs on.
+// Cost: one allocation (the shared state) plus the task's frame.
+//
+// sync_wait(t): runs t on a fresh run_loop driven by the calling thread
+// (std::this_thread::sync_wait's shape). Returns the value, an empty
+// optional if t completed as stopped (for task<void>: std::monostate);
+// rethrows t's exception.
+//
+// task_scope: spawn() counts a task in, its completion counts it out;
+// join() (awaited, or join_blocking() from a thread) returns once the count
+// is zero; request_stop() asks every task spawned into it to stop. A scope
+// must not be destroyed before join() returned (debug builds check it).
+//
+// Join state word of a handle: running = 0, done = 1, joiner = 2 (a waker
+// is stored, waiting for done). running -> joiner by the joiner's CAS
+// (release: publishes the stored waker), running|joiner -> done by the
+// completion's exchange (acq_rel: takes the waker; publishes the result).
+#pragma once
+
+#include <atomic>
+#include <coroutine>
+#include <cstdint>
+#include <exception>
+#include <optional>
+#include <type_traits>
+#include <utility>
+#include <variant>
+
+#include "rouse/async/executor.hpp"
+#include "rouse/async/run_loop.hpp"
+#include "rouse/async/stop_token.hpp"
+#include "rouse/async/task.hpp"
+#include "rouse/async/waker.hpp"
+#include "rouse/detail/diagnostics.hpp"
+#include "rouse/thread_parker.hpp"
+
+namespace rouse::async {
+
+class task_scope;
+
+namespace detail {
+
+template <class T>
+using non_void_t = std::conditional_t<std::is_void_v<T>, std::monostate, T>;
+
+// A single-joiner completion flag: a coroutine or a thread waits for done.
+class completion {
+ public:
+  static constexpr std::uint32_t running = 0;
+  static constexpr std::uint32_t done = 1;
+  static constexpr std::uint32_t joiner = 2;
+
+  bool is_done() const noexcept {
+    // Ordering: acquire: pairs with the exchange in complete().
+    return state_.load(std::memory_order_acquire) == done;
+  }
+  // Registers `w`; false when already done (w is dropped, do not wait).
+  bool register_joiner(waker w) noexcept {
+    joiner_ = std::move(w);
+    std::uint32_t expected = running;
+    // running -> joiner. Ordering: release: publishes joiner_; acquire on
+    // failure: the result of a completion that came first.
+    if (state_.compare_exchange_strong(expected, joiner, std::memory_order_acq_rel, std::memory_order_acquire))
+      return true;
+    joiner_.reset();
+    return false;
+  }
+  // Called once. Everything before it happens-before is_done() seeing done.
+  void complete() noexcept {
+    // any -> done. Ordering: acq_rel: release publishes the result; acquire
+    // takes the joiner's stored waker.
+    if (state_.exchange(done, std::memory_order_acq_rel) == joiner) {
+      waker w = std::move(joiner_);
+      std::move(w).wake();
+    }
+  }
+  // A thread's whole join.
+  void wait_blocking() noexcept {
+    if (is_done()) return;
+    thread_parker p;
+    if (register_joiner(thread_waker(p))) p.park();  // returns with the completion's token
+  }
+
+ private:
+  std::atomic<std::uint32_t> state_{running};
+  waker joiner_;
+};
+
+template <class T>
+struct spawn_state {
+  std::atomic<int> refs{2};  // the driver and the handle
+  completion done;
+  std::variant<std::monostate, non_void_t<T>, std::exception_ptr> result;
+  bool stopped = false;
+  inplace_stop_source stop;
+  std::coroutine_handle<> driver{};
+  task_scope* scope = nullptr;
+
+  void release() noexcept {
+    // Ordering: acq_rel: the last owner sees every other owner's use.
+    if (refs.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+      if (driver) driver.destroy();
+      delete this;
+    }
+  }
+  non_void_t<T> take() {
+    if (stopped) throw operation_stopped();
+    if (result.index() == 2) std::rethrow_exception(std::get<2>(result));
+    return std::move(std::get<1>(result));
+  }
+};
+
+void scope_count_out(task_scope* scope) noexcept;
+
+template <class T>
+struct driver {
+  struct promise_type : task_promise_base {
+    spawn_state<T>* st = nullptr;
+
+    driver get_return_object() noexcept { return driver{std::coroutine_handle<promise_type>::from_promise(*this)}; }
+    void return_void() noexcept {}
+    void unhandled_exception() noexcept { std::terminate(); }  // the body catches
+
+    struct final_awaiter {
+      static constexpr bool await_ready() noexcept { return false; }
+      void await_suspend(std::coroutine_handle<promise_type> h) noexcept { h.promise().finish(); }
+      static constexpr void await_resume() noexcept {}
+    };
+    final_awaiter final_suspend() noexcept { return {}; }
+
+    // The task completed as stopped: the frames stay suspended, their owner
+    // (this state) destroys them when the last reference goes.
+    std::coroutine_handle<> unhandled_stopped() noexcept {
+      st->stopped = true;
+      finish();
+      return std::noop_coroutine();
+    }
+
+    void finish() noexcept {
+      spawn_state<T>* const s = st;
+      task_scope* const scope = s->scope;
+      s->done.complete();
+      s->release();  // may destroy this frame
+      if (scope) scope_count_out(scope);
+    }
+  };
+  std::coroutine_handle<promise_type> h;
+};
+
+template <class T>
+driver<T> drive(task<T> t, spawn_state<T>* st) {
+  try {
+    if constexpr (std::is_void_v<T>) {
+      co_await std::move(t);
+      st->result.template emplace<1>();
+    } else {
+      st->result.template emplace<1>(co_await std::move(t));
+    }
+  } catch (...) {
+    st->result.template emplace<2>(std::current_exception());
+  }
+}
+
+// Creates the shared state and the driver, bound to `ex`; not started.
+template <class T>
+spawn_state<T>* make_spawn(executor* ex, task<T> t, task_scope* scope, inplace_stop_token token = {}) {
+  ROUSE_CHECK_USAGE(t.valid(), "rouse::async::spawn", "spawn of an empty or moved-from task");
+  auto* st = new spawn_state<T>();
+  st->scope = scope;
+  driver<T> d = drive<T>(std::move(t), st);
+  d.h.promise().st = st;
+  d.h.promise().bind(std::noop_coroutine(), ex, token.stop_possible() ? token : st->stop.get_token(), nullptr,
+                     nullptr);
+  st->driver = d.h;
+  return st;
+}
+
+}  // namespace detail
+
+template <class T>
+class [[nodiscard]] join_handle {
+ public:
+  join_handle() noexcept = default;
+  join_handle(join_handle&& o) noexcept : st_(std::exchange(o.st_, nullptr)) {}
+  join_handle& operator=(join_handle&& o) noexcept {
+    if (this != &o) {
+      detach();
+      st_ = std::exchange(o.st_, nullptr);
+    }
+    return *this;
+  }
+  ~join_handle() { detach(); }
+
+  [[nodiscard]] bool valid() const noexcept { return st_ != nullptr; }
+  [[nodiscard]] bool is_done() const noexcept { return st_ && st_->done.is_done(); }
+  // Asks the task to stop (its stop token); it completes as stopped if an
+  // operation it awaits honours the request.
+  void request_stop() noexcept {
+    if (st_) st_->stop.request_stop();
+  }
+  // The task runs on; nobody will see its result.
+  void detach() noexcept {
+    if (auto* s = std::exchange(st_, nullptr)) s->release();
+  }
+  // Blocks the calling thread until the task is done. Returns its value;
+  // rethrows its exception; throws operation_stopped if it stopped.
+  detail::non_void_t<T> join() {
+    ROUSE_CHECK_USAGE(st_ != nullptr, "rouse::async::join_handle", "join() on an empty handle");
+    st_->done.wait_blocking();
+    auto* s = std::exchange(st_, nullptr);
+    struct releaser {
+      detail::spawn_state<T>* s;
+      ~releaser() { s->release(); }
+    } r{s};
+    return s->take();
+  }
+
+  // co_await std::move(handle): the value; rethrows; throws
+  // operation_stopped if the task completed as stopped.
+  class awaiter {
+   public:
+    using rouse_affine = void;
+    explicit awaiter(detail::spawn_state<T>* s) noexcept : st_(s) {}
+    awaiter(awaiter&&) = delete;
+    ~awaiter() {
+      if (st_) st_->release();
+    }
+    bool await_ready() const noexcept { return st_->done.is_done(); }
+    template <class P>
+    std::coroutine_handle<> await_suspend(std::coroutine_handle<P> h) noexcept {
+      target_ = resume_target(h);
+      if (st_->done.register_joiner(coroutine_waker(target_))) return std::noop_coroutine();
+      return h;  // done meanwhile: continue at once
+    }
+    T await_resume() {
+      if constexpr (std::is_void_v<T>)
+        st_->take();
+      else
+        return st_->take();
+    }
+   private:
+    detail::spawn_state<T>* st_;
+    resume_target target_;
+  };
+  awaiter operator co_await() && noexcept {
+    ROUSE_CHECK_USAGE(st_ != nullptr, "rouse::async::join_handle", "co_await of an empty handle");
+    return awaiter(std::exchange(st_, nullptr));
+  }
+
+ private:
+  template <class U>
+  friend join_handle<U> spawn(executor& ex, task<U> t);
+  explicit join_handle(detail::spawn_state<T>* s) noexcept : st_(s) {}
+  detail::spawn_state<T>* st_ = nullptr;
+};
+
+// Runs `t` on `ex`, starting later on one of its threads.
+template <class T>
+join_handle<T> spawn(executor& ex, task<T> t) {
+  auto* st = detail::make_spawn<T>(&ex, std::move(t), nullptr);
+  join_handle<T> h(st);
+  ex.schedule(st->driver);
+  return h;
+}
+template <class T>
+join_handle<T> spawn(scheduler s, task<T> t) {
+  return spawn(s.get_executor(), std::move(t));
+}
+
+class task_scope {
+ public:
+  task_scope() noexcept = default;
+  task_scope(const task_scope&) = delete;
+  task_scope& operator=(const task_scope&) = delete;
+  ~task_scope() {
+    ROUSE_CHECK_USAGE(count_.load(std::memory_order_relaxed) == 0, "rouse::async::task_scope",
+                      "destroyed while tasks spawned into it are running (join() first)");
+  }
+
+  // Runs `t` on `s`'s executor, counted in; its result is dropped (an
+  // exception it throws terminates: catch inside the task).
+  template <class T>
+  void spawn(scheduler s, task<T> t) {
+    // Ordering: relaxed: the count's decrement is what join() synchronizes with.
+    count_.fetch_add(2, std::memory_order_relaxed);
+    auto* st = detail::make_spawn<T>(&s.get_executor(), std::move(t), this, stop_.get_token());
+    st->release();  // detached: the driver holds the only reference
+    s.get_executor().schedule(st->driver);
+  }
+  // Tasks spawned and not yet completed (a snapshot).
+  [[nodiscard]] std::size_t size() const noexcept { return count_.load(std::memory_order_relaxed) >> 1; }
+  // Asks every task spawned into the scope (before or after) to stop.
+  void request_stop() noexcept { stop_.request_stop(); }
+
+  // Awaitable: returns once every task spawned so far has completed.
+  class join_awaiter {
+   public:
+    using rouse_affine = void;
+    explicit join_awaiter(task_scope* s) noexcept : scope_(s) {}
+    bool await_ready() const noexcept { return scope_->count_.load(std::memory_order_acquire) == 0; }
+    template <class P>
+    bool await_suspend(std::coroutine_handle<P> h) noexcept {
+      target_ = resume_target(h);
+      return scope_->register_joiner(coroutine_waker(target_));
+    }
+    void await_resume() const noexcept {}
+
+   private:
+    task_scope* scope_;
+    resume_target target_;
+  };
+  join_awaiter join() noexcept { return join_awaiter(this); }
+  void join_blocking() noexcept {
+    if (count_.load(std::memory_order_acquire) == 0) return;
+    thread_parker p;
+    if (register_joiner(thread_waker(p))) p.park();
+  }
+
+ private:
+  friend void detail::scope_count_out(task_scope*) noexcept;
+  // Counts: bit 0 = a joiner waits; the rest = tasks running (<< 1).
+  bool register_joiner(waker w) noexcept {
+    joiner_ = std::move(w);
+    // Ordering: acq_rel: publishes joiner_; sees the completions so far.
+    std::size_t const before = count_.fetch_or(1, std::memory_order_acq_rel);
+    if ((before >> 1) != 0) return true;
+    // Nothing runs: withdraw, unless a task was spawned meanwhile (then its
+    // completion will wake us).
+    std::size_t expected = 1;
+    if (!count_.compare_exchange_strong(expected, 0, std::memory_order_acq_rel, std::memory_order_relaxed))
+      return true;
+    joiner_.reset();
+    return false;
+  }
+  void count_out() noexcept {
+    // Ordering: acq_rel: the task's effects reach the joiner; acquire takes joiner_.
+    std::size_t const before = count_.fetch_sub(2, std::memory_order_acq_rel);
+    if (before == 3) {  // the last task, and a joiner waits
+      count_.fetch_and(~std::size_t{1}, std::memory_order_relaxed);
+      waker w = std::move(joiner_);
+      std::move(w).wake();
+    }
+  }
+
+  std::atomic<std::size_t> count_{0};
+  waker joiner_;
+  inplace_stop_source stop_;
+};
+
+namespace detail {
+inline void scope_count_out(task_scope* scope) noexcept { scope->count_out(); }
+}  // namespace detail
+
+// Runs `t` on a run_loop driven by the calling thread until it completes.
+template <class T>
+std::optional<detail::non_void_t<T>> sync_wait(task<T> t, inplace_stop_token stop = {}) {
+  run_loop loop;
+  auto* st = detail::make_spawn<T>(&loop, std::move(t), nullptr);
+  if (stop.stop_possible()) {
+    // Forward an outside stop request to the task.
+    struct forward {
+      inplace_stop_source* s;
+      void operator()() noexcept { s->request_stop(); }
+    };
+    inplace_stop_callback<forward> link(stop, forward{&st->stop});
+    loop.schedule(st->driver);
+    loop.run_until([st] { return st->done.is_done(); });
+  } else {
+    loop.schedule(st->driver);
+    loop.run_until([st] { return st->done.is_done(); });
+  }
+  struct releaser {
+    detail::spawn_state<T>* s;
+    ~releaser() { s->release(); }
+  } r{st};
+  if (st->stopped) return std::nullopt;
+  return st->take();
+}
+
+template <class T>
+T run_loop::run_until_complete(task<T> t, inplace_stop_token stop) {
+  auto* st = detail::make_spawn<T>(this, std::move(t), nullptr);
+  struct releaser {
+    detail::spawn_state<T>* s;
+    ~releaser() { s->release(); }
+  } r{st};
+  struct forward {
+    inplace_stop_source* s;
+    void operator()() noexcept { s->request_stop(); }
+  };
+  inplace_stop_callback<forward> link(stop, forward{&st->stop});
+  schedule(st->driver);
+  run_until([st] { return st->done.is_done(); });
+  if constexpr (std::is_void_v<T>)
+    st->take();
+  else
+    return st->take();
+}
+
+}  // namespace rouse::async

@@ -1,0 +1,428 @@
+// rouse/async/task.hpp — task<T>: a lazy coroutine that runs on an executor.
+//
+//   rouse::async::task<int> answer() { co_return 42; }
+//   rouse::async::task<> run(rouse::async::notify& n) {
+//     int v = co_await answer();                  // runs answer() now, here
+//     co_await n.notified();                      // resumes on this task's executor
+//     auto token = co_await this_task::stop_token();
+//   }
+//
+// Lifecycle: a task does nothing until it is awaited (by another task or any
+// coroutine), spawned (rouse/async/spawn.hpp: spawn, sync_wait, when_all,
+// when_any) or run by run_loop::run_until_complete(). It is move-only and
+// owns its coroutine frame: destroying a task that has not finished destroys
+// the frame (its locals' destructors run; rouse awaitables in it withdraw
+// their waiters). Awaiting a task twice, or a moved-from task, is misuse
+// (debug builds: a message naming task and the rule, then abort).
+//
+// Completion, three ways (C++26's std::execution): a value (co_return), an
+// error (an exception leaving the body, rethrown to the awaiter), or
+// *stopped*: an operation that saw a stop request completes the task as
+// stopped — not an exception. The awaiting task then completes as stopped
+// too, without resuming (its promise's unhandled_stopped()), up to the root:
+// sync_wait returns an empty optional, a join_handle reports stopped. A
+// coroutine that is not a rouse task and has no unhandled_stopped() gets an
+// operation_stopped exception from the co_await instead.
+//
+// Symmetric transfer: awaiting a task starts it by tail transfer, and its
+// end transfers back, so chains of any length (1,000,000 nested or in a
+// row) run in constant stack.
+//
+// Environment (rouse/async/env.hpp): a task's promise answers
+// get_scheduler (its executor) and get_stop_token (an inplace_stop_token).
+// An awaited task inherits both from the awaiting rouse task; from a foreign
+// coroutine it takes the scheduler if that is rouse's and adapts any
+// stoppable token (one allocation per await for a token that is not
+// rouse's in-place one).
+//
+// Executor affinity: after any co_await, a task continues on its executor.
+// rouse's awaitables resume it there by construction (they mark themselves
+// with `using rouse_affine = void;`); any other awaitable is wrapped so that,
+// if it resumes the task on another thread, the task hops back to its
+// executor (one small coroutine frame per such await). `co_await
+// sched.schedule()` moves the task to that scheduler's executor for good.
+//
+// sizeof(task<T>) is one pointer. The frame holds the promise: the
+// continuation, executor, stop token, stopped path and the result.
+#pragma once
+
+#include <coroutine>
+#include <exception>
+#include <memory>
+#include <type_traits>
+#include <utility>
+#include <variant>
+
+#include "rouse/async/env.hpp"
+#include "rouse/async/executor.hpp"
+#include "rouse/async/stop_token.hpp"
+#include "rouse/async/waker.hpp"
+#include "rouse/detail/diagnostics.hpp"
+
+namespace rouse::async {
+
+template <class T = void>
+class task;
+
+namespace this_task {
+// `co_await this_task::stop_token()` inside a task: the task's stop token.
+struct stop_token_t {};
+inline constexpr stop_token_t stop_token() noexcept { return {}; }
+// `co_await this_task::get_scheduler()`: the task's scheduler.
+struct scheduler_t {};
+inline constexpr scheduler_t get_scheduler() noexcept { return {}; }
+}  // namespace this_task
+
+// An awaitable that resumes its awaiter on the awaiter's executor by itself.
+template <class A>
+concept executor_affine = requires { typename std::remove_cvref_t<A>::rouse_affine; };
+
+namespace detail {
+
+class task_promise_base;
+
+struct task_env {
+  executor* ex;
+  inplace_stop_token token;
+  scheduler query(get_scheduler_t) const noexcept {
+    ROUSE_CHECK_USAGE(ex != nullptr, "rouse::async::task", "get_scheduler asked of a task that has no executor");
+    return scheduler(*ex);
+  }
+  inplace_stop_token query(get_stop_token_t) const noexcept { return token; }
+};
+
+// Makes a foreign awaitable resume its task on the task's executor.
+template <class A>
+class affine_awaitable;
+// Hands an executor-affine awaitable through unchanged (a wrapper, so that
+// no compiler copies the awaitable into the frame).
+template <class A>
+class pass_through;
+
+class task_promise_base {
+ public:
+  std::suspend_always initial_suspend() noexcept { return {}; }
+
+  struct final_awaiter {
+    static constexpr bool await_ready() noexcept { return false; }
+    template <class P>
+    std::coroutine_handle<> await_suspend(std::coroutine_handle<P> h) noexcept {
+      return h.promise().continuation_;
+    }
+    static constexpr void await_resume() noexcept {}
+  };
+  final_awaiter final_suspend() noexcept { return {}; }
+
+  // C++26's stopped path: a child of this task (or an operation it awaits)
+  // completed as stopped. Returns what runs next: the awaiter's own stopped
+  // path, or the awaiter itself when it cannot take one (it then throws
+  // operation_stopped from its co_await).
+  std::coroutine_handle<> unhandled_stopped() noexcept {
+    stopped_ = true;
+    if (on_stopped_) return on_stopped_(on_stopped_arg_);
+    return continuation_;
+  }
+
+  executor* rouse_executor() const noexcept { return ex_; }
+  inplace_stop_token stop_token() const noexcept { return token_; }
+  task_env get_env() const noexcept { return {ex_, token_}; }
+  bool stopped() const noexcept { return stopped_; }
+
+  // What a co_await in a task may await.
+  auto await_transform(this_task::stop_token_t) noexcept { return ready_value<inplace_stop_token>{token_}; }
+  auto await_transform(this_task::scheduler_t) noexcept {
+    ROUSE_CHECK_USAGE(ex_ != nullptr, "rouse::async::task", "get_scheduler() in a task that has no executor");
+    return ready_value<scheduler>{scheduler(*ex_)};
+  }
+  scheduler::schedule_awaitable await_transform(scheduler::schedule_awaitable a) noexcept {
+    ex_ = a.target();  // the task now belongs to that executor
+    return a;
+  }
+  template <class A>
+  decltype(auto) await_transform(A&& a) noexcept {
+    if constexpr (executor_affine<A>)
+      return pass_through<A>(std::forward<A>(a));
+    else
+      return affine_awaitable<A>(std::forward<A>(a), ex_);
+  }
+
+  // Wiring, by whoever starts the task (an awaiter, spawn, sync_wait).
+  void bind(std::coroutine_handle<> continuation, executor* ex, inplace_stop_token token,
+            std::coroutine_handle<> (*on_stopped)(void*) noexcept, void* on_stopped_arg) noexcept {
+    continuation_ = continuation;
+    ex_ = ex;
+    token_ = token;
+    on_stopped_ = on_stopped;
+    on_stopped_arg_ = on_stopped_arg;
+  }
+
+ private:
+  template <class V>
+  struct ready_value {
+    V v;
+    static constexpr bool await_ready() noexcept { return true; }
+    static constexpr void await_suspend(std::coroutine_handle<>) noexcept {}
+    V await_resume() noexcept { return v; }
+  };
+
+  std::coroutine_handle<> continuation_{};
+  executor* ex_ = nullptr;
+  inplace_stop_token token_{};
+  std::coroutine_handle<> (*on_stopped_)(void*) noexcept = nullptr;
+  void* on_stopped_arg_ = nullptr;
+  bool stopped_ = false;
+};
+
+template <class T>
+class task_promise final : public task_promise_base {
+ public:
+  task<T> get_return_object() noexcept;
+  template <class U>
+    requires std::is_convertible_v<U&&, T>
+  void return_value(U&& v) noexcept(std::is_nothrow_constructible_v<T, U&&>) {
+    result_.template emplace<1>(std::forward<U>(v));
+  }
+  void unhandled_exception() noexcept { result_.template emplace<2>(std::current_exception()); }
+  T take() {
+    if (result_.index() == 2) std::rethrow_exception(std::get<2>(result_));
+    return std::move(std::get<1>(result_));
+  }
+
+ private:
+  std::variant<std::monostate, T, std::exception_ptr> result_;
+};
+
+template <>
+class task_promise<void> final : public task_promise_base {
+ public:
+  task<void> get_return_object() noexcept;
+  void return_void() noexcept {}
+  void unhandled_exception() noexcept { error_ = std::current_exception(); }
+  void take() {
+    if (error_) std::rethrow_exception(error_);
+  }
+
+ private:
+  std::exception_ptr error_;
+};
+
+// A foreign awaiter's token, forwarded into an in-place source for the task.
+struct token_adapter_base {
+  inplace_stop_source source;
+  virtual ~token_adapter_base() = default;
+};
+template <class Token>
+struct token_adapter final : token_adapter_base {
+  struct forward {
+    inplace_stop_source* s;
+    void operator()() noexcept { s->request_stop(); }
+  };
+  stop_callback_for_t<Token, forward> callback;
+  explicit token_adapter(const Token& t) : callback(t, forward{&source}) {}
+};
+
+}  // namespace detail
+
+template <class T>
+class [[nodiscard]] task {
+ public:
+  using promise_type = detail::task_promise<T>;
+  using value_type = T;
+  using handle_type = std::coroutine_handle<promise_type>;
+  using rouse_affine = void;  // awaiting it resumes the awaiter by symmetric transfer, in place
+
+  task() noexcept = default;
+  task(task&& other) noexcept : h_(std::exchange(other.h_, {})) {}
+  task& operator=(task&& other) noexcept {
+    if (this != &other) {
+      if (h_) h_.destroy();
+      h_ = std::exchange(other.h_, {});
+    }
+    return *this;
+  }
+  ~task() {
+    if (h_) h_.destroy();
+  }
+
+  [[nodiscard]] bool valid() const noexcept { return static_cast<bool>(h_); }
+
+  class awaiter {
+   public:
+    using rouse_affine = void;  // the task ends on the executor it started on
+    explicit awaiter(handle_type h) noexcept : h_(h) {}
+    awaiter(awaiter&&) = delete;
+    static constexpr bool await_ready() noexcept { return false; }
+
+    template <class P>
+    std::coroutine_handle<> await_suspend(std::coroutine_handle<P> parent) noexcept {
+      auto& child = h_.promise();
+      if constexpr (std::is_base_of_v<detail::task_promise_base, P>) {
+        auto& pp = parent.promise();
+        child.bind(parent, pp.rouse_executor(), pp.stop_token(), &detail::stopped_continuation<P>, parent.address());
+      } else {
+        using token_t = stop_token_of_t<env_of_t<P>>;
+        auto const token = get_stop_token(get_env(parent.promise()));
+        inplace_stop_token inner{};
+        if constexpr (std::is_same_v<token_t, inplace_stop_token>) {
+          inner = token;
+        } else if constexpr (!std::is_same_v<token_t, never_stop_token>) {
+          if (token.stop_possible()) {
+            adapter_ = std::make_unique<detail::token_adapter<token_t>>(token);
+            inner = adapter_->source.get_token();
+          }
+        }
+        std::coroutine_handle<> (*on_stopped)(void*) noexcept = nullptr;
+        if constexpr (requires { { parent.promise().unhandled_stopped() } -> std::convertible_to<std::coroutine_handle<>>; })
+          on_stopped = &detail::stopped_continuation<P>;
+        child.bind(parent, detail::executor_of(parent.promise()), inner, on_stopped, parent.address());
+      }
+      return h_;
+    }
+
+    T await_resume() {
+      if (h_.promise().stopped()) throw operation_stopped();
+      return h_.promise().take();
+    }
+
+   private:
+    handle_type h_;
+    std::unique_ptr<detail::token_adapter_base> adapter_;
+  };
+
+  awaiter operator co_await() && noexcept {
+    ROUSE_CHECK_USAGE(static_cast<bool>(h_), "rouse::async::task", "co_await of an empty or moved-from task");
+    return awaiter(h_);
+  }
+
+  // For rouse's own drivers (spawn, sync_wait, when_all): gives up the frame.
+  handle_type release() noexcept { return std::exchange(h_, {}); }
+  handle_type handle() const noexcept { return h_; }
+
+ private:
+  friend promise_type;
+  explicit task(handle_type h) noexcept : h_(h) {}
+  handle_type h_{};
+};
+
+template <class T>
+task<T> detail::task_promise<T>::get_return_object() noexcept {
+  return task<T>(task<T>::handle_type::from_promise(*this));
+}
+inline task<void> detail::task_promise<void>::get_return_object() noexcept {
+  return task<void>(task<void>::handle_type::from_promise(*this));
+}
+
+namespace detail {
+
+template <class A>
+decltype(auto) get_awaiter(A&& a) noexcept {
+  if constexpr (requires { std::forward<A>(a).operator co_await(); })
+    return std::forward<A>(a).operator co_await();
+  else if constexpr (requires { operator co_await(std::forward<A>(a)); })
+    return operator co_await(std::forward<A>(a));
+  else
+    return std::forward<A>(a);
+}
+
+template <class A>
+class pass_through {
+  static constexpr bool is_awaiter = requires(std::remove_reference_t<A>& a) { a.await_ready(); };
+  static decltype(auto) convert(A&& a) noexcept {
+    if constexpr (is_awaiter)
+      return static_cast<std::remove_reference_t<A>&>(a);
+    else
+      return get_awaiter(std::forward<A>(a));
+  }
+  using stored_t = std::conditional_t<is_awaiter, std::remove_reference_t<A>&,
+                                      std::remove_cvref_t<decltype(get_awaiter(std::declval<A&&>()))>>;
+
+ public:
+  explicit pass_through(A&& a) noexcept : inner_(convert(std::forward<A>(a))) {}
+  pass_through(pass_through&&) = delete;
+  decltype(auto) await_ready() noexcept(noexcept(std::declval<stored_t&>().await_ready())) {
+    return inner_.await_ready();
+  }
+  template <class H>
+  decltype(auto) await_suspend(H h) noexcept(noexcept(std::declval<stored_t&>().await_suspend(h))) {
+    return inner_.await_suspend(h);
+  }
+  decltype(auto) await_resume() { return inner_.await_resume(); }
+
+ private:
+  stored_t inner_;
+};
+
+// The hop back: a small coroutine awaits the foreign awaitable; if it was
+// resumed away from the task's executor it schedules itself there; then it
+// transfers to the task. One frame allocation per such co_await.
+struct hop {
+  struct promise_type {
+    std::coroutine_handle<> parent;
+    hop get_return_object() noexcept { return hop{std::coroutine_handle<promise_type>::from_promise(*this)}; }
+    std::suspend_always initial_suspend() noexcept { return {}; }
+    struct final_awaiter {
+      static constexpr bool await_ready() noexcept { return false; }
+      std::coroutine_handle<> await_suspend(std::coroutine_handle<promise_type> h) noexcept {
+        return h.promise().parent;
+      }
+      static constexpr void await_resume() noexcept {}
+    };
+    final_awaiter final_suspend() noexcept { return {}; }
+    void return_void() noexcept {}
+    void unhandled_exception() noexcept { std::terminate(); }  // the body catches everything
+  };
+  std::coroutine_handle<promise_type> h;
+};
+
+template <class R>
+struct hop_result {
+  std::variant<std::monostate, std::conditional_t<std::is_void_v<R>, std::monostate, R>, std::exception_ptr> v;
+};
+
+template <class A, class R>
+hop hop_body(A& awaitable, hop_result<R>& out, executor* ex) {
+  try {
+    if constexpr (std::is_void_v<R>) {
+      co_await std::forward<A>(awaitable);
+      out.v.template emplace<1>();
+    } else {
+      out.v.template emplace<1>(co_await std::forward<A>(awaitable));
+    }
+  } catch (...) {
+    out.v.template emplace<2>(std::current_exception());
+  }
+  if (ex != nullptr && current_executor() != ex) co_await scheduler(*ex).schedule();
+}
+
+template <class A>
+class affine_awaitable {
+  using awaiter_t = decltype(get_awaiter(std::declval<A&&>()));
+  using result_t = decltype(std::declval<std::remove_cvref_t<awaiter_t>&>().await_resume());
+
+ public:
+  affine_awaitable(A&& a, executor* ex) noexcept : a_(std::forward<A>(a)), ex_(ex) {}
+  affine_awaitable(affine_awaitable&&) = delete;
+  ~affine_awaitable() {
+    if (hop_.h) hop_.h.destroy();
+  }
+  static constexpr bool await_ready() noexcept { return false; }
+  std::coroutine_handle<> await_suspend(std::coroutine_handle<> task) {
+    hop_ = hop_body<A, result_t>(a_, result_, ex_);
+    hop_.h.promise().parent = task;
+    return hop_.h;
+  }
+  result_t await_resume() {
+    if (result_.v.index() == 2) std::rethrow_exception(std::get<2>(result_.v));
+    if constexpr (!std::is_void_v<result_t>) return std::forward<result_t>(std::get<1>(result_.v));
+  }
+
+ private:
+  A&& a_;
+  executor* ex_;
+  hop hop_{};
+  hop_result<result_t> result_;
+};
+
+}  // namespace detail
+
+}  // namespace rouse::async

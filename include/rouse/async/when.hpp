@@ -1,0 +1,240 @@
+// rouse/async/when.hpp — when_all and when_any: run tasks concurrently, join them all.
+//
+//   auto [a, b] = co_await when_all(fetch(1), fetch(2));     // both values
+//   std::variant<int, std::string> first = co_await when_any(fast(), slow());
+//
+// Both start every task at once on the awaiting task's executor (each runs
+// inline until its first suspension, in argument order) and complete only
+// when every one of them has completed: nothing outlives the co_await.
+//
+// when_all(ts...) -> task<std::tuple<V...>> (V = T, std::monostate for
+// void). The first task to fail (an exception) or stop asks the others to
+// stop (through their stop tokens) and, once all are done, decides the
+// result: the first exception is rethrown, else a stop completes the
+// awaiting task as stopped, else the tuple of values.
+//
+// when_any(ts...) -> task<std::variant<V...>>: the first task to complete
+// with a value or an exception wins (the variant's index says which); the
+// others are asked to stop and awaited, and what they return is dropped.
+// If every task completed as stopped, when_any completes as stopped.
+//
+// Every child runs with a stop token linked to the awaiting task's: a stop
+// request from outside reaches all of them. Cost: one coroutine frame per
+// child (its driver) besides the tasks' own; no lock.
+#pragma once
+
+#include <atomic>
+#include <coroutine>
+#include <cstddef>
+#include <exception>
+#include <optional>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <variant>
+
+#include "rouse/async/spawn.hpp"
+#include "rouse/async/task.hpp"
+
+namespace rouse::async {
+
+namespace detail {
+
+enum class join_kind { all, any };
+
+template <join_kind Kind, class... Ts>
+class join_op {
+ public:
+  using rouse_affine = void;
+  using values_t = std::tuple<std::optional<non_void_t<Ts>>...>;
+  static constexpr std::size_t count = sizeof...(Ts);
+
+  explicit join_op(task<Ts>... ts) : tasks_(std::move(ts)...) {}
+  join_op(join_op&&) = delete;
+  ~join_op() {
+    for (std::coroutine_handle<> d : drivers_)
+      if (d) d.destroy();
+  }
+
+  static constexpr bool await_ready() noexcept { return false; }
+
+  template <class P>
+  std::coroutine_handle<> await_suspend(std::coroutine_handle<P> parent) noexcept {
+    target_ = resume_target(parent);
+    link_.emplace(parent.promise().stop_token(), forward_stop{&stop_});
+    start(std::index_sequence_for<Ts...>{});
+    // Our own share of the count. Ordering: acq_rel: the children's results.
+    if (pending_.fetch_sub(1, std::memory_order_acq_rel) != 1) return std::noop_coroutine();
+    // Every child finished inline: continue here.
+    if (completes_stopped() && target_.stops_in_place()) return target_.on_stopped(parent.address());
+    return parent;
+  }
+
+  auto await_resume() {
+    link_.reset();
+    if (error_) std::rethrow_exception(error_);
+    if constexpr (Kind == join_kind::all) {
+      if (stopped_any_) throw operation_stopped();
+      return std::apply([](auto&... v) { return std::tuple<non_void_t<Ts>...>(std::move(*v)...); }, values_);
+    } else {
+      if (winner_ == no_winner) throw operation_stopped();
+      return take_winner(std::index_sequence_for<Ts...>{});
+    }
+  }
+
+  // Called by the child drivers.
+  template <std::size_t I, class V>
+  void set_value(V&& v) {
+    if constexpr (Kind == join_kind::all) {
+      std::get<I>(values_).emplace(std::forward<V>(v));
+    } else {
+      if (claim_winner(I)) std::get<I>(values_).emplace(std::forward<V>(v));
+    }
+  }
+  void set_error(std::size_t i, std::exception_ptr e) noexcept {
+    if constexpr (Kind == join_kind::all) {
+      if (!first_done_.exchange(true, std::memory_order_acq_rel)) error_ = std::move(e);
+      stop_.request_stop();
+    } else {
+      if (claim_winner(i)) error_ = std::move(e);
+    }
+  }
+  void set_stopped() noexcept {
+    if constexpr (Kind == join_kind::all) {
+      stopped_any_flag_.store(true, std::memory_order_relaxed);
+      first_done_.exchange(true, std::memory_order_acq_rel);
+      stop_.request_stop();
+    }
+  }
+  void child_done() noexcept {
+    // Ordering: acq_rel: each child's result reaches the last one, which
+    // resumes the awaiter.
+    if (pending_.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+    resume_target const t = target_;
+    if (completes_stopped() && t.stops_in_place())
+      t.resume_stopped();
+    else
+      t.resume();
+  }
+
+ private:
+  static constexpr std::size_t no_winner = static_cast<std::size_t>(-1);
+
+  struct forward_stop {
+    inplace_stop_source* s;
+    void operator()() noexcept { s->request_stop(); }
+  };
+
+  bool claim_winner(std::size_t i) noexcept {
+    std::size_t expected = no_winner;
+    if (!winner_atomic_.compare_exchange_strong(expected, i, std::memory_order_acq_rel)) return false;
+    winner_ = i;
+    stop_.request_stop();
+    return true;
+  }
+
+  bool completes_stopped() noexcept {
+    stopped_any_ = stopped_any_flag_.load(std::memory_order_relaxed);
+    if constexpr (Kind == join_kind::all)
+      return stopped_any_ && !error_;
+    else
+      return winner_atomic_.load(std::memory_order_acquire) == no_winner;
+  }
+
+  template <std::size_t... I>
+  auto take_winner(std::index_sequence<I...>) {
+    using result_t = std::variant<non_void_t<Ts>...>;
+    std::optional<result_t> out;
+    ((winner_ == I ? (void)out.emplace(std::in_place_index<I>, std::move(*std::get<I>(values_))) : (void)0), ...);
+    return std::move(*out);
+  }
+
+  template <std::size_t... I>
+  void start(std::index_sequence<I...>) noexcept {
+    (make_driver<I>(), ...);
+    for (std::coroutine_handle<> d : drivers_) d.resume();  // each runs to its first suspension
+  }
+
+  template <std::size_t I>
+  void make_driver();
+
+  std::tuple<task<Ts>...> tasks_;
+  values_t values_;
+  std::coroutine_handle<> drivers_[count]{};
+  std::exception_ptr error_;
+  resume_target target_;
+  inplace_stop_source stop_;
+  std::optional<inplace_stop_callback<forward_stop>> link_;
+  std::atomic<std::size_t> pending_{count + 1};
+  std::atomic<bool> first_done_{false};
+  std::atomic<bool> stopped_any_flag_{false};
+  bool stopped_any_ = false;
+  std::atomic<std::size_t> winner_atomic_{no_winner};
+  std::size_t winner_ = no_winner;
+
+  template <class Op, std::size_t I, class T>
+  friend struct child_driver;
+};
+
+// Runs one child task to completion and reports to the join_op.
+template <class Op, std::size_t I, class T>
+struct child_driver {
+  struct promise_type : task_promise_base {
+    Op* op = nullptr;
+    child_driver get_return_object() noexcept {
+      return child_driver{std::coroutine_handle<promise_type>::from_promise(*this)};
+    }
+    void return_void() noexcept {}
+    void unhandled_exception() noexcept { std::terminate(); }  // the body catches
+    struct final_awaiter {
+      static constexpr bool await_ready() noexcept { return false; }
+      void await_suspend(std::coroutine_handle<promise_type> h) noexcept { h.promise().op->child_done(); }
+      static constexpr void await_resume() noexcept {}
+    };
+    final_awaiter final_suspend() noexcept { return {}; }
+    std::coroutine_handle<> unhandled_stopped() noexcept {
+      op->set_stopped();
+      op->child_done();
+      return std::noop_coroutine();
+    }
+  };
+  std::coroutine_handle<promise_type> h;
+};
+
+template <class Op, std::size_t I, class T>
+child_driver<Op, I, T> run_child(Op* op, task<T>& t) {
+  try {
+    if constexpr (std::is_void_v<T>) {
+      co_await std::move(t);
+      op->template set_value<I>(std::monostate{});
+    } else {
+      op->template set_value<I>(co_await std::move(t));
+    }
+  } catch (...) {
+    op->set_error(I, std::current_exception());
+  }
+}
+
+template <join_kind Kind, class... Ts>
+template <std::size_t I>
+void join_op<Kind, Ts...>::make_driver() {
+  using T = std::tuple_element_t<I, std::tuple<Ts...>>;
+  auto d = run_child<join_op, I, T>(this, std::get<I>(tasks_));
+  d.h.promise().op = this;
+  d.h.promise().bind(std::noop_coroutine(), target_.ex, stop_.get_token(), nullptr, nullptr);
+  drivers_[I] = d.h;
+}
+
+}  // namespace detail
+
+template <class... Ts>
+task<std::tuple<detail::non_void_t<Ts>...>> when_all(task<Ts>... ts) {
+  co_return co_await detail::join_op<detail::join_kind::all, Ts...>(std::move(ts)...);
+}
+
+template <class... Ts>
+task<std::variant<detail::non_void_t<Ts>...>> when_any(task<Ts>... ts) {
+  co_return co_await detail::join_op<detail::join_kind::any, Ts...>(std::move(ts)...);
+}
+
+}  // namespace rouse::async
