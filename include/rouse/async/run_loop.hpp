@@ -110,6 +110,10 @@ class handle_ring {
 
 }  // namespace detail
 
+namespace detail {
+struct run_loop_access;
+}
+
 class run_loop final : public executor {
  public:
   using clock = std::chrono::steady_clock;
@@ -202,6 +206,15 @@ class run_loop final : public executor {
   }
 
  private:
+  friend struct detail::run_loop_access;
+
+  // Makes a sleeping loop look again (any thread).
+  void interrupt() noexcept {
+    // (A1), as in schedule().
+    remote_ready_.store(1, std::memory_order_seq_cst);
+    wake_if_sleeping();
+  }
+
   std::size_t drain() {
     std::size_t resumed = 0;
     for (;;) {
@@ -280,6 +293,12 @@ class run_loop final : public executor {
 };
 
 }  // namespace rouse::async
+
+namespace rouse::async::detail {
+struct run_loop_access {
+  static void interrupt(run_loop& loop) noexcept { loop.interrupt(); }
+};
+}  // namespace rouse::async::detail
 
 // run_until_complete() is defined with the spawn machinery it uses.
 #include "rouse/async/spawn.hpp"

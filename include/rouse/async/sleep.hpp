@@ -163,7 +163,10 @@ template <class Rep, class Period>
 sleep_awaitable sleep_for(std::chrono::duration<Rep, Period> d) noexcept {
   auto const now = std::chrono::steady_clock::now();
   auto const max_left = std::chrono::steady_clock::time_point::max() - now;
-  if (d >= max_left) return sleep_awaitable(std::chrono::steady_clock::time_point::max());
+  // Compared in floating point: converting hours::max() to nanoseconds
+  // would overflow. A wait too long to represent waits forever.
+  if (std::chrono::duration<double>(d) >= std::chrono::duration<double>(max_left))
+    return sleep_awaitable(std::chrono::steady_clock::time_point::max());
   return sleep_awaitable(now + std::chrono::ceil<std::chrono::steady_clock::duration>(d));
 }
 

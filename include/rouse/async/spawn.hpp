@@ -35,6 +35,7 @@
 #include <cstdint>
 #include <exception>
 #include <optional>
+#include <thread>
 #include <type_traits>
 #include <utility>
 #include <variant>
@@ -112,7 +113,7 @@ struct spawn_state {
   void release() noexcept {
     // Ordering: acq_rel: the last owner sees every other owner's use.
     if (refs.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-      if (driver) driver.destroy();
+      if (driver) driver.destroy();  // never started (a spawn that failed)
       delete this;
     }
   }
@@ -141,19 +142,24 @@ struct driver {
     };
     final_awaiter final_suspend() noexcept { return {}; }
 
-    // The task completed as stopped: the frames stay suspended, their owner
-    // (this state) destroys them when the last reference goes.
+    // The task completed as stopped: its frames are suspended where they
+    // stopped; finish() destroys them.
     std::coroutine_handle<> unhandled_stopped() noexcept {
       st->stopped = true;
       finish();
       return std::noop_coroutine();
     }
 
+    // Destroys the frames (the task's parameters and any frame still
+    // suspended die here, before anyone can see the task done), then
+    // completes the state and drops the driver's reference.
     void finish() noexcept {
       spawn_state<T>* const s = st;
       task_scope* const scope = s->scope;
+      std::coroutine_handle<> const self = std::exchange(s->driver, {});
+      self.destroy();  // this promise is gone from here on
       s->done.complete();
-      s->release();  // may destroy this frame
+      s->release();
       if (scope) scope_count_out(scope);
     }
   };
@@ -348,11 +354,13 @@ class task_scope {
   void count_out() noexcept {
     // Ordering: acq_rel: the task's effects reach the joiner; acquire takes joiner_.
     std::size_t const before = count_.fetch_sub(2, std::memory_order_acq_rel);
-    if (before == 3) {  // the last task, and a joiner waits
-      count_.fetch_and(~std::size_t{1}, std::memory_order_relaxed);
-      waker w = std::move(joiner_);
-      std::move(w).wake();
-    }
+    if (before != 3) return;  // not the last task, or no joiner
+    // The last task and a joiner waits: wake it, unless a new spawn came in
+    // meanwhile (its completion will).
+    std::size_t expected = 1;
+    if (!count_.compare_exchange_strong(expected, 0, std::memory_order_acq_rel, std::memory_order_relaxed)) return;
+    waker w = std::move(joiner_);
+    std::move(w).wake();
   }
 
   std::atomic<std::size_t> count_{0};
@@ -364,28 +372,62 @@ namespace detail {
 inline void scope_count_out(task_scope* scope) noexcept { scope->count_out(); }
 }  // namespace detail
 
+namespace detail {
+
+// The loop's side of a root task's completion, which may happen on any
+// thread (the task moved to another executor; a stop request from another
+// thread completed it as stopped): the completion's joiner waker
+// interrupts the loop, and the loop does not return (and maybe destroy
+// itself) before that wake has finished with it.
+struct loop_joiner {
+  run_loop* loop;
+  std::atomic<std::uint32_t> woken{0};
+
+  static void wake(const void* data) noexcept {
+    auto* const self = static_cast<loop_joiner*>(const_cast<void*>(data));
+    run_loop_access::interrupt(*self->loop);
+    // Ordering: release: the last touch; pairs with the acquire in wait_done().
+    self->woken.store(1, std::memory_order_release);
+  }
+  static constexpr waker_vtable vtable{view_clone, wake, wake, view_drop};
+
+  // Runs the loop until the root `st` is done.
+  template <class T>
+  void run(spawn_state<T>* st) {
+    bool const registered = st->done.register_joiner(waker(this, &vtable));
+    loop->run_until([st] { return st->done.is_done(); });
+    if (registered)
+      // Ordering: acquire: pairs with the release in wake(). The waker is
+      // between the completion's exchange and this store: a short wait.
+      while (woken.load(std::memory_order_acquire) == 0) std::this_thread::yield();
+  }
+};
+
+// Runs `st`'s task on `loop` (driven here) until done, with `stop` linked.
+template <class T>
+void run_root(run_loop& loop, spawn_state<T>* st, inplace_stop_token stop) {
+  struct forward {
+    inplace_stop_source* s;
+    void operator()() noexcept { s->request_stop(); }
+  };
+  inplace_stop_callback<forward> link(stop, forward{&st->stop});
+  loop.schedule(st->driver);
+  loop_joiner j{&loop};
+  j.run(st);
+}
+
+}  // namespace detail
+
 // Runs `t` on a run_loop driven by the calling thread until it completes.
 template <class T>
 std::optional<detail::non_void_t<T>> sync_wait(task<T> t, inplace_stop_token stop = {}) {
   run_loop loop;
   auto* st = detail::make_spawn<T>(&loop, std::move(t), nullptr);
-  if (stop.stop_possible()) {
-    // Forward an outside stop request to the task.
-    struct forward {
-      inplace_stop_source* s;
-      void operator()() noexcept { s->request_stop(); }
-    };
-    inplace_stop_callback<forward> link(stop, forward{&st->stop});
-    loop.schedule(st->driver);
-    loop.run_until([st] { return st->done.is_done(); });
-  } else {
-    loop.schedule(st->driver);
-    loop.run_until([st] { return st->done.is_done(); });
-  }
   struct releaser {
     detail::spawn_state<T>* s;
     ~releaser() { s->release(); }
   } r{st};
+  detail::run_root(loop, st, stop);
   if (st->stopped) return std::nullopt;
   return st->take();
 }
@@ -397,13 +439,7 @@ T run_loop::run_until_complete(task<T> t, inplace_stop_token stop) {
     detail::spawn_state<T>* s;
     ~releaser() { s->release(); }
   } r{st};
-  struct forward {
-    inplace_stop_source* s;
-    void operator()() noexcept { s->request_stop(); }
-  };
-  inplace_stop_callback<forward> link(stop, forward{&st->stop});
-  schedule(st->driver);
-  run_until([st] { return st->done.is_done(); });
+  detail::run_root(*this, st, stop);
   if constexpr (std::is_void_v<T>)
     st->take();
   else

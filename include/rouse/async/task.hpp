@@ -99,6 +99,22 @@ class affine_awaitable;
 template <class A>
 class pass_through;
 
+// A foreign awaiter's token, forwarded into an in-place source for the task.
+struct token_adapter_base {
+  inplace_stop_source source;
+  virtual ~token_adapter_base() = default;
+};
+template <class Token>
+struct token_adapter final : token_adapter_base {
+  struct forward {
+    inplace_stop_source* s;
+    void operator()() noexcept { s->request_stop(); }
+  };
+  stop_callback_for_t<Token, forward> callback;
+  explicit token_adapter(const Token& t) : callback(t, forward{&source}) {}
+};
+
+
 class task_promise_base {
  public:
   std::suspend_always initial_suspend() noexcept { return {}; }
@@ -107,7 +123,14 @@ class task_promise_base {
     static constexpr bool await_ready() noexcept { return false; }
     template <class P>
     std::coroutine_handle<> await_suspend(std::coroutine_handle<P> h) noexcept {
-      return h.promise().continuation_;
+      task_promise_base& p = h.promise();
+      // The task moved to another executor (co_await sched.schedule()): its
+      // awaiter goes back to its own.
+      if (p.ex_ != p.awaiter_ex_ && p.awaiter_ex_ != nullptr) {
+        p.awaiter_ex_->schedule(p.continuation_);
+        return std::noop_coroutine();
+      }
+      return p.continuation_;
     }
     static constexpr void await_resume() noexcept {}
   };
@@ -143,7 +166,7 @@ class task_promise_base {
     if constexpr (executor_affine<A>)
       return pass_through<A>(std::forward<A>(a));
     else
-      return affine_awaitable<A>(std::forward<A>(a), ex_);
+      return affine_awaitable<A>(std::forward<A>(a), ex_, token_);
   }
 
   // Wiring, by whoever starts the task (an awaiter, spawn, sync_wait).
@@ -151,6 +174,7 @@ class task_promise_base {
             std::coroutine_handle<> (*on_stopped)(void*) noexcept, void* on_stopped_arg) noexcept {
     continuation_ = continuation;
     ex_ = ex;
+    awaiter_ex_ = ex;
     token_ = token;
     on_stopped_ = on_stopped;
     on_stopped_arg_ = on_stopped_arg;
@@ -167,10 +191,16 @@ class task_promise_base {
 
   std::coroutine_handle<> continuation_{};
   executor* ex_ = nullptr;
+  executor* awaiter_ex_ = nullptr;  // where the awaiter runs (ex_ may change)
   inplace_stop_token token_{};
   std::coroutine_handle<> (*on_stopped_)(void*) noexcept = nullptr;
   void* on_stopped_arg_ = nullptr;
   bool stopped_ = false;
+
+ public:
+  // A foreign awaiter's stop token adapted to this task's in-place one;
+  // owned here so that it outlives the frame's locals (their callbacks).
+  std::unique_ptr<token_adapter_base> adapter_;
 };
 
 template <class T>
@@ -204,21 +234,6 @@ class task_promise<void> final : public task_promise_base {
 
  private:
   std::exception_ptr error_;
-};
-
-// A foreign awaiter's token, forwarded into an in-place source for the task.
-struct token_adapter_base {
-  inplace_stop_source source;
-  virtual ~token_adapter_base() = default;
-};
-template <class Token>
-struct token_adapter final : token_adapter_base {
-  struct forward {
-    inplace_stop_source* s;
-    void operator()() noexcept { s->request_stop(); }
-  };
-  stop_callback_for_t<Token, forward> callback;
-  explicit token_adapter(const Token& t) : callback(t, forward{&source}) {}
 };
 
 }  // namespace detail
@@ -267,8 +282,8 @@ class [[nodiscard]] task {
           inner = token;
         } else if constexpr (!std::is_same_v<token_t, never_stop_token>) {
           if (token.stop_possible()) {
-            adapter_ = std::make_unique<detail::token_adapter<token_t>>(token);
-            inner = adapter_->source.get_token();
+            child.adapter_ = std::make_unique<detail::token_adapter<token_t>>(token);
+            inner = child.adapter_->source.get_token();
           }
         }
         std::coroutine_handle<> (*on_stopped)(void*) noexcept = nullptr;
@@ -286,7 +301,6 @@ class [[nodiscard]] task {
 
    private:
     handle_type h_;
-    std::unique_ptr<detail::token_adapter_base> adapter_;
   };
 
   awaiter operator co_await() && noexcept {
@@ -358,6 +372,8 @@ class pass_through {
 struct hop {
   struct promise_type {
     std::coroutine_handle<> parent;
+    task_env env{nullptr, {}};  // the task's, for the foreign awaitable to see
+    task_env get_env() const noexcept { return env; }
     hop get_return_object() noexcept { return hop{std::coroutine_handle<promise_type>::from_promise(*this)}; }
     std::suspend_always initial_suspend() noexcept { return {}; }
     struct final_awaiter {
@@ -400,7 +416,8 @@ class affine_awaitable {
   using result_t = decltype(std::declval<std::remove_cvref_t<awaiter_t>&>().await_resume());
 
  public:
-  affine_awaitable(A&& a, executor* ex) noexcept : a_(std::forward<A>(a)), ex_(ex) {}
+  affine_awaitable(A&& a, executor* ex, inplace_stop_token token) noexcept
+      : a_(std::forward<A>(a)), ex_(ex), token_(token) {}
   affine_awaitable(affine_awaitable&&) = delete;
   ~affine_awaitable() {
     if (hop_.h) hop_.h.destroy();
@@ -409,6 +426,7 @@ class affine_awaitable {
   std::coroutine_handle<> await_suspend(std::coroutine_handle<> task) {
     hop_ = hop_body<A, result_t>(a_, result_, ex_);
     hop_.h.promise().parent = task;
+    hop_.h.promise().env = task_env{ex_, token_};
     return hop_.h;
   }
   result_t await_resume() {
@@ -419,6 +437,7 @@ class affine_awaitable {
  private:
   A&& a_;
   executor* ex_;
+  inplace_stop_token token_;
   hop hop_{};
   hop_result<result_t> result_;
 };

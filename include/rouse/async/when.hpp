@@ -93,7 +93,8 @@ class join_op {
   }
   void set_error(std::size_t i, std::exception_ptr e) noexcept {
     if constexpr (Kind == join_kind::all) {
-      if (!first_done_.exchange(true, std::memory_order_acq_rel)) error_ = std::move(e);
+      // The first error wins, even over an earlier stop.
+      if (!error_claimed_.exchange(true, std::memory_order_acq_rel)) error_ = std::move(e);
       stop_.request_stop();
     } else {
       if (claim_winner(i)) error_ = std::move(e);
@@ -102,7 +103,6 @@ class join_op {
   void set_stopped() noexcept {
     if constexpr (Kind == join_kind::all) {
       stopped_any_flag_.store(true, std::memory_order_relaxed);
-      first_done_.exchange(true, std::memory_order_acq_rel);
       stop_.request_stop();
     }
   }
@@ -158,15 +158,17 @@ class join_op {
   template <std::size_t I>
   void make_driver();
 
+  // stop_ first: members die in reverse order, and the tasks' frames
+  // (which may hold callbacks on stop_'s token) must die before it.
+  inplace_stop_source stop_;
+  std::optional<inplace_stop_callback<forward_stop>> link_;
   std::tuple<task<Ts>...> tasks_;
   values_t values_;
   std::coroutine_handle<> drivers_[count]{};
   std::exception_ptr error_;
   resume_target target_;
-  inplace_stop_source stop_;
-  std::optional<inplace_stop_callback<forward_stop>> link_;
   std::atomic<std::size_t> pending_{count + 1};
-  std::atomic<bool> first_done_{false};
+  std::atomic<bool> error_claimed_{false};
   std::atomic<bool> stopped_any_flag_{false};
   bool stopped_any_ = false;
   std::atomic<std::size_t> winner_atomic_{no_winner};

@@ -1,0 +1,580 @@
+// rouse::async::task<T>: values, errors, laziness, frame ownership, constant
+// stack through symmetric transfer, the environment (stop token, scheduler),
+// executor affinity (the hop back after a foreign awaitable, moving with
+// schedule()), and being awaited by a foreign coroutine type.
+#include "rouse/async/task.hpp"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <coroutine>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <stdexcept>
+#include <stop_token>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "counted.hpp"
+#include "eventually.hpp"
+#include "rouse/async/run_loop.hpp"
+#include "rouse/async/sleep.hpp"
+#include "rouse/async/spawn.hpp"
+
+namespace {
+using namespace std::chrono_literals;
+using rouse::async::current_executor;
+using rouse::async::run_loop;
+using rouse::async::task;
+
+// A run_loop driven by a thread of its own until the destructor.
+struct loop_thread {
+  run_loop loop;
+  std::thread t;
+  loop_thread() : t([this] { loop.run(); }) {}
+  loop_thread(const loop_thread&) = delete;
+  ~loop_thread() {
+    loop.finish();
+    t.join();
+  }
+  std::thread::id id() const { return t.get_id(); }
+};
+
+task<int> leaf(int v) { co_return v; }
+task<> nothing() { co_return; }
+
+TEST(async_task, size_is_one_pointer) { EXPECT_EQ(sizeof(task<int>), sizeof(void*)); }
+
+TEST(async_task, returns_a_value) {
+  run_loop loop;
+  EXPECT_EQ(loop.run_until_complete(leaf(42)), 42);
+}
+
+task<int> add_children() {
+  int const a = co_await leaf(40);
+  int const b = co_await leaf(2);
+  co_await nothing();
+  co_return a + b;
+}
+
+TEST(async_task, awaits_values_and_void) {
+  run_loop loop;
+  EXPECT_EQ(loop.run_until_complete(add_children()), 42);
+  bool ran = false;
+  auto body = [](bool& r) -> task<> {
+    co_await nothing();
+    r = true;
+  };
+  loop.run_until_complete(body(ran));
+  EXPECT_TRUE(ran);
+}
+
+task<std::unique_ptr<int>> make_unique_value(int v) { co_return std::make_unique<int>(v); }
+task<int> unwrap_unique() {
+  std::unique_ptr<int> p = co_await make_unique_value(9);
+  co_return *p;
+}
+task<rouse_test::counted> make_counted(long v) { co_return rouse_test::counted(v); }
+
+TEST(async_task, move_only_values) {
+  rouse_test::counted_scope scope;
+  run_loop loop;
+  EXPECT_EQ(loop.run_until_complete(unwrap_unique()), 9);
+  rouse_test::counted c = loop.run_until_complete(make_counted(5));
+  EXPECT_EQ(c.value, 5);
+}
+
+task<int> throws_logic() {
+  co_await nothing();
+  throw std::logic_error("boom");
+}
+task<std::string> catches_child() {
+  try {
+    (void)co_await throws_logic();
+  } catch (const std::logic_error& e) {
+    co_return std::string("caught ") + e.what();
+  }
+  co_return "not thrown";
+}
+task<> rethrows_child() { (void)co_await throws_logic(); }
+
+TEST(async_task, exceptions_are_carried_to_the_awaiter) {
+  run_loop loop;
+  EXPECT_EQ(loop.run_until_complete(catches_child()), "caught boom");
+  EXPECT_THROW(loop.run_until_complete(rethrows_child()), std::logic_error);
+  EXPECT_THROW(loop.run_until_complete(throws_logic()), std::logic_error);
+}
+
+[[gnu::noinline]] std::uintptr_t stack_here() {
+  return reinterpret_cast<std::uintptr_t>(__builtin_frame_address(0));
+}
+std::uintptr_t distance(std::uintptr_t a, std::uintptr_t b) { return a > b ? a - b : b - a; }
+
+task<long> many_in_a_row(long n, std::uintptr_t* deepest_distance) {
+  std::uintptr_t const base = stack_here();
+  long sum = 0;
+  for (long i = 0; i < n; ++i) {
+    sum += co_await leaf(1);
+    if (i % 4096 == 0) *deepest_distance = std::max(*deepest_distance, distance(base, stack_here()));
+  }
+  co_return sum;
+}
+
+TEST(async_task, a_million_co_awaits_in_a_row_run_in_constant_stack) {
+  run_loop loop;
+  std::uintptr_t deepest = 0;
+  EXPECT_EQ(loop.run_until_complete(many_in_a_row(1'000'000, &deepest)), 1'000'000);
+  EXPECT_LT(deepest, 64u * 1024);
+}
+
+task<long> nested(long depth, std::uintptr_t root, std::uintptr_t* leaf_distance) {
+  if (depth == 0) {
+    *leaf_distance = distance(root, stack_here());
+    co_return 0;
+  }
+  co_return 1 + co_await nested(depth - 1, root, leaf_distance);
+}
+task<long> nested_root(long depth, std::uintptr_t* leaf_distance) {
+  co_return co_await nested(depth, stack_here(), leaf_distance);
+}
+
+TEST(async_task, deeply_nested_awaits_run_in_constant_stack) {
+  run_loop loop;
+#if defined(ROUSE_SANITIZER_address) || defined(ROUSE_SANITIZER_thread)
+  constexpr long deepest_depth = 200'000;
+#else
+  constexpr long deepest_depth = 1'000'000;
+#endif
+  for (long depth : {1000L, 100'000L, deepest_depth}) {
+    std::uintptr_t leaf_distance = ~std::uintptr_t{0};
+    EXPECT_EQ(loop.run_until_complete(nested_root(depth, &leaf_distance)), depth);
+    // Frames live on the heap; the stack at the leaf is as deep as at the root.
+    EXPECT_LT(leaf_distance, 64u * 1024) << "depth " << depth;
+  }
+}
+
+task<int> sets_flag(bool& flag) {
+  flag = true;
+  co_return 1;
+}
+
+TEST(async_task, is_lazy_nothing_runs_before_it_is_awaited) {
+  bool ran = false;
+  run_loop loop;
+  {
+    task<int> t = sets_flag(ran);
+    EXPECT_TRUE(t.valid());
+    EXPECT_FALSE(ran);
+    task<int> moved = std::move(t);
+    EXPECT_FALSE(t.valid());  // NOLINT(bugprone-use-after-move)
+    EXPECT_FALSE(ran);
+    EXPECT_EQ(loop.run_until_complete(std::move(moved)), 1);
+  }
+  EXPECT_TRUE(ran);
+  ran = false;
+  { task<int> never = sets_flag(ran); }
+  EXPECT_FALSE(ran);
+}
+
+task<long> holds_counted(rouse_test::counted c) {
+  rouse_test::counted local(2);
+  co_return c.value + local.value;
+}
+
+TEST(async_task, destroying_an_unstarted_task_destroys_its_frame) {
+  rouse_test::counted_scope scope;
+  {
+    task<long> t = holds_counted(rouse_test::counted(1));
+    EXPECT_GE(rouse_test::counted::live.load(), 1);  // the parameter, in the frame
+  }
+  EXPECT_EQ(rouse_test::counted::live.load(), 0);
+  {
+    task<long> a = holds_counted(rouse_test::counted(1));
+    task<long> b = holds_counted(rouse_test::counted(3));
+    a = std::move(b);  // assignment destroys a's frame
+    run_loop loop;
+    EXPECT_EQ(loop.run_until_complete(std::move(a)), 5);
+  }
+}
+
+// Suspends and never resumes by itself.
+struct suspend_forever {
+  bool await_ready() const noexcept { return false; }
+  void await_suspend(std::coroutine_handle<>) const noexcept {}
+  void await_resume() const noexcept {}
+};
+
+// A minimal foreign coroutine type (no get_env): starts at once; the owner
+// destroys the frame (final_suspend suspends).
+struct owned_coro {
+  struct promise_type {
+    owned_coro get_return_object() { return {std::coroutine_handle<promise_type>::from_promise(*this)}; }
+    std::suspend_never initial_suspend() noexcept { return {}; }
+    std::suspend_always final_suspend() noexcept { return {}; }
+    void return_void() noexcept {}
+    void unhandled_exception() noexcept { std::terminate(); }
+  };
+  std::coroutine_handle<promise_type> h;
+  owned_coro(std::coroutine_handle<promise_type> handle) : h(handle) {}  // NOLINT
+  owned_coro(owned_coro&& o) noexcept : h(std::exchange(o.h, {})) {}
+  ~owned_coro() {
+    if (h) h.destroy();
+  }
+};
+
+task<> suspended_with_locals(int& reached) {
+  rouse_test::counted a(1), b(2);
+  reached = 1;
+  co_await suspend_forever{};
+  reached = 2;
+}
+owned_coro awaits_forever(int& reached) { co_await suspended_with_locals(reached); }
+
+TEST(async_task, destroying_a_suspended_task_runs_its_locals_destructors) {
+  rouse_test::counted_scope scope;
+  int reached = 0;
+  {
+    owned_coro c = awaits_forever(reached);
+    EXPECT_EQ(reached, 1);
+    EXPECT_EQ(rouse_test::counted::live.load(), 2);
+  }
+  EXPECT_EQ(reached, 1);
+  EXPECT_EQ(rouse_test::counted::live.load(), 0);
+}
+
+
+// ---- environment -----------------------------------------------------------
+
+using rouse::async::inplace_stop_source;
+using rouse::async::inplace_stop_token;
+namespace this_task = rouse::async::this_task;
+
+task<inplace_stop_token> child_token() { co_return co_await this_task::stop_token(); }
+task<bool> same_token_as_child() {
+  inplace_stop_token const mine = co_await this_task::stop_token();
+  inplace_stop_token const childs = co_await child_token();
+  co_return mine == childs && mine.stop_possible();
+}
+task<bool> token_stopped() { co_return (co_await this_task::stop_token()).stop_requested(); }
+
+TEST(async_task, this_task_stop_token_is_the_awaiters_token) {
+  run_loop loop;
+  EXPECT_TRUE(loop.run_until_complete(same_token_as_child()));
+  inplace_stop_source src;
+  EXPECT_FALSE(loop.run_until_complete(token_stopped(), src.get_token()));
+  src.request_stop();
+  EXPECT_TRUE(loop.run_until_complete(token_stopped(), src.get_token()));
+}
+
+TEST(async_task, this_task_stop_token_is_the_spawners_token) {
+  run_loop loop;
+  auto h = rouse::async::spawn(loop, token_stopped());
+  h.request_stop();  // before it runs
+  while (!h.is_done()) loop.run_once();
+  EXPECT_TRUE(h.join());
+  auto h2 = rouse::async::spawn(loop, token_stopped());
+  while (!h2.is_done()) loop.run_once();
+  EXPECT_FALSE(h2.join());
+}
+
+task<bool> scheduler_is(rouse::async::scheduler expected) {
+  rouse::async::scheduler const s = co_await this_task::get_scheduler();
+  co_return s == expected && current_executor() == &expected.get_executor();
+}
+
+TEST(async_task, this_task_get_scheduler_is_the_executor_it_runs_on) {
+  run_loop loop;
+  EXPECT_TRUE(loop.run_until_complete(scheduler_is(loop.get_scheduler())));
+}
+
+// ---- executor affinity ------------------------------------------------------
+
+// A foreign awaitable (not rouse-affine): resumes the awaiter on a new
+// std::thread, with a value.
+struct thread_spawner {
+  std::mutex m;
+  std::vector<std::thread> threads;
+  ~thread_spawner() {
+    for (auto& t : threads) t.join();
+  }
+};
+struct resume_on_new_thread {
+  thread_spawner* s;
+  int value;
+  bool await_ready() const noexcept { return false; }
+  void await_suspend(std::coroutine_handle<> h) const {
+    std::lock_guard<std::mutex> lock(s->m);
+    s->threads.emplace_back([h] { h.resume(); });
+  }
+  int await_resume() const noexcept { return value; }
+};
+struct throw_on_new_thread {
+  thread_spawner* s;
+  bool await_ready() const noexcept { return false; }
+  void await_suspend(std::coroutine_handle<> h) const {
+    std::lock_guard<std::mutex> lock(s->m);
+    s->threads.emplace_back([h] { h.resume(); });
+  }
+  int await_resume() const { throw std::runtime_error("from the foreign awaitable"); }
+};
+
+struct where {
+  rouse::async::executor* ex = nullptr;
+  std::thread::id id{};
+  // Out of line: clang may reuse a thread id (pthread_self() is declared
+  // const) read before a suspension point in a coroutine after it.
+  [[gnu::noinline]] static where now() { return {current_executor(), std::this_thread::get_id()}; }
+};
+
+task<int> hops_back(thread_spawner& s, std::vector<where>& seen) {
+  seen.push_back(where::now());
+  int const v = co_await resume_on_new_thread{&s, 7};
+  seen.push_back(where::now());
+  try {
+    (void)co_await throw_on_new_thread{&s};
+  } catch (const std::runtime_error&) {
+    seen.push_back(where::now());
+  }
+  co_return v;
+}
+
+TEST(async_task, after_a_foreign_awaitable_resumes_on_another_thread_the_task_is_back_on_its_executor) {
+  thread_spawner s;
+  run_loop loop;
+  std::vector<where> seen;
+  EXPECT_EQ(loop.run_until_complete(hops_back(s, seen)), 7);
+  ASSERT_EQ(seen.size(), 3u);
+  for (const where& w : seen) {
+    EXPECT_EQ(w.ex, &loop);
+    EXPECT_EQ(w.id, std::this_thread::get_id());
+  }
+}
+
+struct ready_foreign {
+  bool await_ready() const noexcept { return true; }
+  void await_suspend(std::coroutine_handle<>) const noexcept {}
+  int await_resume() const noexcept { return 3; }
+};
+struct no_suspend_foreign {
+  bool await_ready() const noexcept { return false; }
+  bool await_suspend(std::coroutine_handle<>) const noexcept { return false; }
+  int await_resume() const noexcept { return 4; }
+};
+task<int> synchronous_foreign() {
+  int a = co_await ready_foreign{};
+  int b = co_await no_suspend_foreign{};
+  co_await std::suspend_never{};
+  co_return a + b;
+}
+
+TEST(async_task, foreign_awaitables_that_complete_synchronously) {
+  run_loop loop;
+  EXPECT_EQ(loop.run_until_complete(synchronous_foreign()), 7);
+}
+
+task<int> moves_to(run_loop& other, thread_spawner& s, std::vector<where>& seen) {
+  seen.push_back(where::now());
+  co_await other.get_scheduler().schedule();
+  seen.push_back(where::now());
+  int const v = co_await resume_on_new_thread{&s, 5};
+  seen.push_back(where::now());  // the hop returns to the new executor
+  bool const s_ok = (co_await this_task::get_scheduler()) == other.get_scheduler();
+  co_await rouse::async::sleep_for(1ms);
+  seen.push_back(where::now());
+  co_return s_ok ? v : -1;
+}
+
+TEST(async_task, co_await_schedule_moves_the_task_to_that_executor) {
+  thread_spawner s;
+  loop_thread home, other;
+  std::vector<where> seen;
+  auto h = rouse::async::spawn(home.loop, moves_to(other.loop, s, seen));
+  EXPECT_EQ(h.join(), 5);
+  ASSERT_EQ(seen.size(), 4u);
+  EXPECT_EQ(seen[0].ex, &home.loop);
+  EXPECT_EQ(seen[0].id, home.id());
+  for (std::size_t i = 1; i < seen.size(); ++i) {
+    EXPECT_EQ(seen[i].ex, &other.loop) << i;
+    EXPECT_EQ(seen[i].id, other.id()) << i;
+  }
+}
+
+task<> child_moves(run_loop& other) {
+  co_await other.get_scheduler().schedule();
+  co_return;
+}
+task<> parent_of_a_moving_child(run_loop& other, std::vector<where>& seen) {
+  seen.push_back(where::now());
+  co_await child_moves(other);
+  seen.push_back(where::now());  // the parent did not move: it continues on its executor
+}
+
+TEST(async_task, a_child_that_moves_executor_does_not_take_its_awaiter_along) {
+  loop_thread home, other;
+  std::vector<where> seen;
+  auto h = rouse::async::spawn(home.loop, parent_of_a_moving_child(other.loop, seen));
+  h.join();
+  ASSERT_EQ(seen.size(), 2u);
+  EXPECT_EQ(seen[0].ex, &home.loop);
+  EXPECT_EQ(seen[1].ex, &home.loop) << "the parent resumed on the child's new executor";
+  EXPECT_EQ(seen[1].id, home.id());
+}
+
+TEST(async_task, run_until_complete_returns_when_the_task_ends_on_another_executor) {
+  loop_thread other;
+  run_loop home;
+  auto body = [](run_loop& o) -> task<int> {
+    co_await o.get_scheduler().schedule();
+    co_return 11;
+  };
+  EXPECT_EQ(home.run_until_complete(body(other.loop)), 11);
+}
+
+// A foreign awaitable that asks its awaiter's environment for a stop token.
+struct reads_env {
+  bool* possible;
+  bool await_ready() const noexcept { return false; }
+  template <class P>
+  bool await_suspend(std::coroutine_handle<P> h) const noexcept {
+    *possible = rouse::async::get_stop_token(rouse::async::get_env(h.promise())).stop_possible();
+    return false;
+  }
+  void await_resume() const noexcept {}
+};
+task<bool> foreign_sees_env() {
+  bool possible = false;
+  co_await reads_env{&possible};
+  co_return possible;
+}
+
+TEST(async_task, a_foreign_awaitable_sees_the_tasks_environment) {
+  run_loop loop;
+  inplace_stop_source src;
+  EXPECT_TRUE(loop.run_until_complete(foreign_sees_env(), src.get_token()))
+      << "the hop coroutine's promise hides the task's get_env()";
+}
+
+// ---- awaited by a foreign coroutine type -----------------------------------
+
+// Starts at once, destroys itself at the end; no get_env.
+struct bare_coro {
+  struct promise_type {
+    bare_coro get_return_object() noexcept { return {}; }
+    std::suspend_never initial_suspend() noexcept { return {}; }
+    std::suspend_never final_suspend() noexcept { return {}; }
+    void return_void() noexcept {}
+    void unhandled_exception() noexcept { std::terminate(); }
+  };
+};
+
+bare_coro bare_awaits(loop_thread& lt, std::atomic<int>& out, std::atomic<bool>& done) {
+  {
+    int const a = co_await leaf(20);  // runs inline here, no executor
+    auto h = rouse::async::spawn(lt.loop, leaf(22));
+    int const b = co_await std::move(h);  // resumes on the loop's thread (no executor of its own)
+    int c = 0;
+    try {
+      (void)co_await throws_logic();
+    } catch (const std::logic_error&) {
+      c = 100;
+    }
+    out.store(a + b + c);
+  }
+  done.store(true);
+}
+
+TEST(async_task, a_foreign_coroutine_awaits_tasks_and_rouse_awaitables) {
+  loop_thread lt;
+  std::atomic<int> out{0};
+  std::atomic<bool> done{false};
+  bare_awaits(lt, out, done);
+  rouse_test::eventually([&] { return done.load(); });
+  EXPECT_EQ(out.load(), 142);
+}
+
+// A foreign coroutine whose environment answers get_stop_token with a
+// std::stop_token and get_scheduler with a rouse scheduler.
+struct std_env {
+  std::stop_token token;
+  rouse::async::executor* ex;
+  std::stop_token query(rouse::async::get_stop_token_t) const noexcept { return token; }
+  rouse::async::scheduler query(rouse::async::get_scheduler_t) const noexcept { return rouse::async::scheduler(*ex); }
+};
+struct env_coro {
+  struct promise_type {
+    std::stop_token token;
+    rouse::async::executor* ex = nullptr;
+    env_coro get_return_object() noexcept { return {std::coroutine_handle<promise_type>::from_promise(*this)}; }
+    std::suspend_always initial_suspend() noexcept { return {}; }
+    std::suspend_never final_suspend() noexcept { return {}; }
+    void return_void() noexcept {}
+    void unhandled_exception() noexcept { std::terminate(); }
+    std_env get_env() const noexcept { return {token, ex}; }
+  };
+  std::coroutine_handle<promise_type> h;
+  void start(std::stop_token t, rouse::async::executor& e) {
+    h.promise().token = std::move(t);
+    h.promise().ex = &e;
+    h.resume();
+  }
+};
+
+task<int> sleeps_long(std::atomic<bool>& asleep) {
+  asleep.store(true);
+  co_await rouse::async::sleep_for(1h);
+  co_return 1;
+}
+env_coro env_awaits(std::atomic<bool>& asleep, std::atomic<int>& result, std::atomic<bool>& done) {
+  try {
+    result.store(co_await sleeps_long(asleep));
+  } catch (const rouse::async::operation_stopped&) {
+    result.store(-1);
+  }
+  done.store(true);
+}
+
+TEST(async_task, a_foreign_std_stop_token_stops_the_awaited_task) {
+  loop_thread lt;
+  std::stop_source src;
+  std::atomic<bool> asleep{false}, done{false};
+  std::atomic<int> result{0};
+  env_awaits(asleep, result, done).start(src.get_token(), lt.loop);
+  EXPECT_TRUE(asleep.load());
+  EXPECT_FALSE(done.load());
+  src.request_stop();
+  rouse_test::eventually([&] { return done.load(); });
+  EXPECT_EQ(result.load(), -1);
+}
+
+TEST(async_task, a_foreign_std_stop_token_stopped_before_the_await) {
+  loop_thread lt;
+  std::stop_source src;
+  src.request_stop();
+  std::atomic<bool> asleep{false}, done{false};
+  std::atomic<int> result{0};
+  env_awaits(asleep, result, done).start(src.get_token(), lt.loop);
+  rouse_test::eventually([&] { return done.load(); });
+  EXPECT_EQ(result.load(), -1);
+}
+
+#if ROUSE_DEBUG_CHECKS && !defined(ROUSE_SANITIZER_thread)
+task<int> awaits_moved_from() {
+  task<int> a = leaf(1);
+  task<int> b = std::move(a);
+  co_return co_await std::move(a);  // NOLINT(bugprone-use-after-move)
+}
+
+TEST(async_task_death, awaiting_a_moved_from_task_is_diagnosed) {
+  EXPECT_DEATH(
+      {
+        run_loop loop;
+        (void)loop.run_until_complete(awaits_moved_from());
+      },
+      "rouse::async::task: misuse: co_await of an empty or moved-from task");
+}
+#endif
+
+}  // namespace
