@@ -1,0 +1,543 @@
+// rouse/async/waiter_list.hpp — the waiter list of the async primitives, and the
+// awaitable that waits on it.
+//
+//   waiter_list         the one waiter queue (detail/waiter_queue.hpp: its
+//                       waiter, node, list and claim) behind a lock and an
+//                       `empty` flag, with the claims the async primitives
+//                       need: notify one (a permit, transferable), notify all
+//                       the waiters a predicate picks (not transferable)
+//   check_result        what a primitive's check found: wait, go on, or go on
+//                       holding a permit it consumed
+//   list_wait<P>        one wait on primitive P's list: a detail::waiter (a
+//                       thread parker, or a waker) and its node, in the
+//                       waiting frame; the register / re-check / withdraw
+//                       protocol, cancellation with pass-on
+//   list_awaitable<P>   the awaitable every async primitive returns
+//                       (event.wait(), notify.notified(); semaphore, mutex and
+//                       channels later): a list_wait woken through
+//                       coroutine_waker(target), its resume_target and its
+//                       stop callback, all in the awaiting coroutine's frame
+//   wait_blocking(...)  a plain thread's wait on the same list
+//
+// A primitive P names, for list_wait and list_awaitable (friends):
+//   check_result try_acquire(std::uintptr_t tag) noexcept
+//       the check (await_ready) and the re-check (B2); consumes a permit when
+//       it returns ready_with_permit. `tag` is the wait's own word (notify:
+//       the notify_all generation it started in), kept in the node's packet.
+//   void pass_on() noexcept
+//       gives one permit back to the primitive (notify: notify_one(); an
+//       auto-reset event: set()). Called only by a waiter that holds a permit
+//       it will not use (rule 6). A primitive whose wake-ups are not
+//       transferable (a manual-reset event, notify_all) is never asked.
+//   waiter_list& waiters() noexcept
+//
+// One wait, end to end (ASYNC.md): check (await_ready: the primitive's word,
+// no lock) -> push (B1) -> re-check (B2) -> withdraw (the re-check found it
+// ready and the waiter claimed itself) or suspend. A notifier claims the
+// waiter (one compare-exchange, detail::waiter::try_claim), unlinks it under
+// the lock and wakes it after dropping the lock; the waker schedules the
+// coroutine on the executor of its promise's environment (never inside the
+// notifier's call; without an executor the coroutine resumes on the
+// notifier's thread, inside the notify: the documented fallback of
+// coroutine_waker).
+//
+// The arming guard. Between the push and the moment await_suspend returns,
+// the coroutine is not yet suspended for good: await_suspend still reads and
+// writes the awaitable (the re-check, the stop callback's registration). A
+// notifier may claim the waiter in that window, and a waker that resumed the
+// coroutine then (on a pool thread, or inline without an executor) would run
+// it twice, or free the awaitable under await_suspend. So the waiter's waker
+// is a guard in front of coroutine_waker(target): one word, `phase`:
+//   arming  = 0   await_suspend runs (from the push on)
+//   armed   = 1   await_suspend is done; the coroutine waits: a wake resumes it
+//   woken   = 2   a wake came while arming: await_suspend resumes it itself
+//   await_suspend, at its end:  arming -> armed (suspend) | woken -> resume here
+//   a wake (notify, stop):      arming -> woken (touch nothing more)
+//                               | armed -> woken, then resume (coroutine_waker)
+// Each side makes one exchange; whoever comes second resumes. The guard is
+// the one RMW a suspending wait pays on top of the queue's.
+//
+// Cancellation (rule 6: one winner). await_suspend registers a stop callback
+// for get_stop_token(get_env(promise)) (any token: stop_callback_for_t;
+// skipped when !stop_possible()). The callback tries to claim the waiter
+// (aborted): if it wins it unlinks the node (O(1), doubly linked) and
+// completes the coroutine as stopped: the promise's unhandled_stopped() when
+// it has one (resume_target::resume_stopped), else the coroutine resumes and
+// await_resume throws operation_stopped. If a notify won first, the wake
+// stands and the coroutine resumes normally, holding what it was given. A
+// stop requested before await_suspend completes it as stopped at once.
+//   - The callback lives in the awaitable (64 bytes of storage; a token whose
+//     callback is larger allocates it, the only allocation here: rouse's
+//     inplace_stop_token and std::stop_token fit). It is destroyed
+//     (deregistered) before the awaitable's storage can be reused: in
+//     await_resume, in await_suspend before a stopped completion it makes
+//     itself, and in the destructor. A stop token's callback destructor waits
+//     for a run of the callback on another thread to return, and does not wait
+//     when the callback destroys itself (its run resumed a continuation that
+//     freed the frame on the same thread): both std's rule and
+//     inplace_stop_callback's.
+//   - A stop callback may run on the stopping thread while a notify wakes the
+//     waiter on a third: the claim has one winner; the loser touches nothing
+//     after its failed compare-exchange (the callback returns; a notify's
+//     claim pass unlinks and skips a node whose waiter is already claimed).
+//     The winner's wake goes through the guard like any wake. The coroutine,
+//     resumed by the notify, destroys the callback in await_resume: if the
+//     losing callback is still inside its run, that destructor waits for it.
+// A coroutine destroyed while suspended (its owner destroys the frame) runs
+// the awaitable's destructor: it deregisters the stop callback, then claims
+// its waiter (aborted): won, it unlinks the node and nothing will wake it;
+// lost, it was chosen and woken (the coroutine was scheduled and will never
+// run) and a transferable notification it received is passed on to the next
+// waiter (P::pass_on(): notify_one's permit, a semaphore's permits). A frame
+// must not be destroyed while a wake of it is still in flight on another
+// thread (the waker would resume a destroyed coroutine): as for any
+// coroutine, its owner destroys it only once nothing can resume it.
+//
+// Fairness: FIFO among the waiters in the list (notify_one claims the oldest
+// that can still be claimed). A waiter that arrives while a permit is stored
+// takes it in await_ready without queueing: a permit is only stored when no
+// waiter could be claimed, so that barging takes nothing from a queued one.
+// Wakers are called outside any lock. sizeof: waiter_list 24 bytes,
+// list_wait 80, list_awaitable 184 (in the awaiting frame; static_asserts
+// below); no allocation per wait. Cost with nobody waiting: has_waiters(),
+// and so a notify, is one seq_cst load (a plain load on x86), no lock.
+// Across processes: no.
+//
+// Memory ordering. (A)/(B) is waiter_queue's Dekker pairing: a primitive's
+// notifier makes its seq_cst RMW on its state word (A1), then loads `empty`
+// seq_cst (A2, has_waiters); push() stores `empty = 0` seq_cst (B1) and the
+// waiter re-checks the primitive's word with a seq_cst load or RMW (B2).
+// Either A2 sees B1 (the notifier finds the node) or B2 sees A1 (the waiter
+// withdraws). A woken coroutine sees everything its notifier did before the
+// notify: the claim and the waker's schedule() are ordered by the claim
+// word's acq_rel compare-exchange and the guard's acq_rel exchange, and the
+// executor's queue hands the handle over with release/acquire.
+#pragma once
+
+#include <climits>
+#include <coroutine>
+#include <cstddef>
+#include <cstdint>
+#include <new>
+#include <type_traits>
+#include <utility>
+
+#include "rouse/detail/diagnostics.hpp"
+#include "rouse/detail/spin.hpp"
+#include "rouse/detail/sync_types.hpp"
+#include "rouse/detail/waiter_queue.hpp"
+#include "rouse/detail/waker.hpp"
+#include "rouse/mutex.hpp"
+
+// The coroutine half (list_awaitable: resume_target, stop callbacks) needs
+// the async environment (stop_token.hpp is not model-ready); a model test
+// compiles the protocol without it: the list, list_wait (register, re-check,
+// withdraw, abort, cancel with pass-on) and the blocking wait, which the
+// coroutine half only wraps.
+#if !defined(ROUSE_MODEL_RELACY)
+#define ROUSE_DETAIL_ASYNC_LIST_COROUTINES 1
+#include "rouse/async/env.hpp"
+#include "rouse/async/stop_token.hpp"
+#include "rouse/async/waker.hpp"
+#else
+#define ROUSE_DETAIL_ASYNC_LIST_COROUTINES 0
+#endif
+
+namespace rouse::async {
+
+namespace detail {
+using waiter = ::rouse::detail::waiter;
+using waiter_node = ::rouse::detail::waiter_node;
+using node_list = ::rouse::detail::waiter_list;
+}  // namespace detail
+
+// What a primitive's check found.
+enum class check_result : std::uint8_t {
+  not_ready,          // wait
+  ready,              // go on; nothing was taken (an event seen set, a notify_all seen)
+  ready_with_permit,  // go on; a permit was taken from the primitive (transferable)
+};
+
+// ---- waiter_list -------------------------------------------------------------
+
+class waiter_list {
+ public:
+  // The claim of a notify_all. Not a node's address (nodes are 8-aligned),
+  // not waiting / aborted / closed.
+  static constexpr std::uintptr_t broadcast = 3;
+  // Whether a claim hands the waiter a permit it must pass on if unused:
+  // a notify_one's (claimed through the node: its address).
+  static constexpr bool transferable(std::uintptr_t claim) noexcept { return claim > broadcast; }
+
+  waiter_list() noexcept = default;
+  waiter_list(const waiter_list&) = delete;
+  waiter_list& operator=(const waiter_list&) = delete;
+  ~waiter_list() {
+    ROUSE_CHECK_USAGE(list_.empty(), "rouse::async::waiter_list", "destroyed while a waiter is registered");
+  }
+
+  // Links `n` (B1); the caller re-checks its condition afterwards (B2).
+  void push(detail::waiter_node& n) noexcept {
+    lock_.lock();
+    list_.push_back(n);
+    // (B1) seq_cst: pairs with (A2) in has_waiters().
+    empty_.store(0, std::memory_order_seq_cst);
+    lock_.unlock();
+  }
+  // Unlinks `n` if it is still linked. True when it was.
+  bool remove(detail::waiter_node& n) noexcept {
+    lock_.lock();
+    bool const was = list_.remove(n);
+    // Ordering: relaxed; a hint for notifiers, re-written under the lock.
+    if (list_.empty()) empty_.store(1, std::memory_order_relaxed);
+    lock_.unlock();
+    return was;
+  }
+
+  // Whether anybody may be registered: one load, no lock (rule 2).
+  [[nodiscard]] bool has_waiters() const noexcept {
+    // (A2) seq_cst: pairs with (B1) in push(); the caller's (A1) comes first.
+    return empty_.load(std::memory_order_seq_cst) == 0;
+  }
+
+  // Claims (through its node: transferable) and wakes the oldest claimable
+  // waiter. True when one was woken.
+  bool notify_one() noexcept {
+    if (!has_waiters()) [[likely]]
+      return false;
+    return notify_one_locked([] { return true; }, [] {});
+  }
+  // Under the lock: if before() returns true, claims the oldest claimable
+  // waiter through its node, or, when there is none, calls otherwise() (still
+  // under the lock). Wakes the claimed waiter after the lock is dropped.
+  // True when one was woken. A primitive's slow path moves a permit between
+  // its word and a waiter here, serialized with push().
+  template <class Before, class Otherwise>
+  [[gnu::noinline]] bool notify_one_locked(Before&& before, Otherwise&& otherwise) noexcept {
+    detail::waiter_node* chain = nullptr;
+    bool claimed = false;
+    lock_.lock();
+    if (before()) {
+      claimed = list_.claim(1, detail::node_list::by_node, chain) != 0;
+      if (!claimed) otherwise();
+    }
+    // Ordering: relaxed, as in remove().
+    if (list_.empty()) empty_.store(1, std::memory_order_relaxed);
+    lock_.unlock();
+    detail::node_list::wake_chain(chain);  // outside the lock
+    return claimed;
+  }
+
+  // Claims (broadcast: not transferable) and wakes every waiter registered
+  // now for which match(node) holds. Returns how many.
+  template <class Match>
+  int notify_all(Match&& match) noexcept {
+    if (!has_waiters()) return 0;
+    return notify_all_slow(match);
+  }
+  int notify_all() noexcept {
+    return notify_all([](detail::waiter_node&) { return true; });
+  }
+
+  // A waiter gives up (a cancellation, a destroyed frame, a timeout): true
+  // when it left before it was chosen (its node is unlinked, O(1)); false
+  // when it had been claimed: then it waits for its claimer's release (short)
+  // and, when the claim handed it a permit, passes it on with pass_on()
+  // (rule 6; the fault below is the model's broken variant).
+  template <class PassOn>
+  bool cancel_passing_on(detail::waiter_node& n, PassOn&& pass_on) noexcept {
+    detail::waiter* const w = n.owner();
+    if (w->try_claim(detail::waiter::aborted)) {
+      remove(n);
+      return true;
+    }
+    w->wait_released();
+    if (transferable(w->claim()) &&
+        !::rouse::detail::model_fault_on(::rouse::detail::model_fault::async_cancel_drops_notification))
+      pass_on();
+    return false;
+  }
+
+ private:
+  template <class Match>
+  [[gnu::noinline]] int notify_all_slow(Match& match) noexcept {
+    detail::waiter_node* chain = nullptr;
+    lock_.lock();
+    int const n = list_.claim(INT_MAX, broadcast, match, chain);
+    // Ordering: relaxed, as in remove().
+    if (list_.empty()) empty_.store(1, std::memory_order_relaxed);
+    lock_.unlock();
+    detail::node_list::wake_chain(chain);
+    return n;
+  }
+
+  ::rouse::mutex lock_;
+  ::rouse::detail::atomic<std::uint32_t> empty_{1};
+  detail::node_list list_;
+};
+
+// ---- list_wait ---------------------------------------------------------------
+
+// One wait on primitive P's list, in the waiting frame: the waiter (a thread
+// waiter, or one woken through a waker) and its node. Not movable: the list
+// points at it while it is registered.
+template <class P>
+class list_wait {
+ public:
+  // What start() found.
+  enum class start_result : std::uint8_t {
+    suspended,  // registered: a notify (or a cancel) ends the wait
+    withdrew,   // ready at the re-check, unlinked: nobody will wake it
+    claimed,    // ready at the re-check, but a notify chose it first: its
+                // wake is coming (a permit it held twice was passed on)
+  };
+
+  // A thread's wait: its thread sleeps in wait().
+  list_wait(P& p, std::uintptr_t tag) noexcept : p_(&p), waiter_(), node_(&waiter_, to_packet(tag)) {}
+  // A wait woken through `w`.
+  list_wait(P& p, std::uintptr_t tag, ::rouse::detail::waker w) noexcept
+      : p_(&p), waiter_(std::move(w)), node_(&waiter_, to_packet(tag)) {}
+  list_wait(const list_wait&) = delete;
+  list_wait& operator=(const list_wait&) = delete;
+
+  // The wait's word, as the primitive gave it (also the node's packet).
+  static std::uintptr_t tag_of(detail::waiter_node& n) noexcept { return reinterpret_cast<std::uintptr_t>(n.packet()); }
+  std::uintptr_t tag() noexcept { return tag_of(node_); }
+  P& primitive() const noexcept { return *p_; }
+
+  check_result try_acquire() noexcept { return p_->try_acquire(tag()); }
+
+  // Registers (B1) and re-checks (B2).
+  start_result start() noexcept {
+    list().push(node_);
+    check_result const r = p_->try_acquire(tag());  // (B2) after (B1)
+    if (r == check_result::not_ready) return start_result::suspended;
+    if (waiter_.try_claim(detail::waiter::aborted)) {
+      list().remove(node_);
+      return start_result::withdrew;
+    }
+    // Chosen meanwhile: two reasons to go on. It keeps one; if either is a
+    // permit, one permit goes back (a notify_all seen twice is one).
+    if (r == check_result::ready_with_permit || waiter_list::transferable(waiter_.claim())) p_->pass_on();
+    return start_result::claimed;
+  }
+
+  // A stop request: claims the waiter itself. True when it won: the node is
+  // unlinked, won() runs, and the waiter is released (its waker woken): the
+  // wait ends as stopped. False when a notify won first: the wake stands,
+  // and nothing of the wait is touched again.
+  template <class Won>
+  bool try_abort(Won&& won) noexcept {
+    if (!waiter_.try_claim(detail::waiter::aborted)) return false;
+    list().remove(node_);
+    won();
+    waiter_.wake();
+    return true;
+  }
+  bool try_abort() noexcept {
+    return try_abort([] {});
+  }
+
+  // The waiter gives up (see waiter_list::cancel_passing_on). Not after a
+  // withdraw. True when it left before it was chosen.
+  bool cancel() noexcept {
+    return list().cancel_passing_on(node_, [this] { p_->pass_on(); });
+  }
+
+  // A thread's sleep after start() returned suspended: until claimed, or
+  // until the deadline, at which it claims itself (aborted) and leaves.
+  // Returns the claim.
+  template <class Deadline>
+  std::uintptr_t wait(const Deadline& deadline, const ::rouse::detail::spin_policy& spin) noexcept {
+    std::uintptr_t const c = waiter_.wait(deadline, spin);
+    if (c == detail::waiter::aborted) list().remove(node_);
+    return c;
+  }
+  // After start() returned claimed (a thread): until the claimer's release.
+  void wait_released() noexcept { waiter_.wait_released(); }
+
+  // Who claimed it (once it was released, or its own claim won).
+  std::uintptr_t claim() const noexcept { return waiter_.claim(); }
+
+ private:
+  static void* to_packet(std::uintptr_t tag) noexcept { return reinterpret_cast<void*>(tag); }
+  waiter_list& list() noexcept { return p_->waiters(); }
+
+  P* p_;
+  detail::waiter waiter_;
+  detail::waiter_node node_;
+};
+
+// A plain thread's wait on P: check, register, re-check, sleep until notified
+// or the deadline. True when it was notified (or found P ready), false on a
+// timeout. `tag` as in list_wait.
+template <class P, class Deadline>
+bool wait_blocking(P& p, std::uintptr_t tag, const Deadline& deadline) noexcept {
+  if (p.try_acquire(tag) != check_result::not_ready) return true;
+  if (deadline.expired()) return false;
+  list_wait<P> w(p, tag);
+  switch (w.start()) {
+    case list_wait<P>::start_result::withdrew:
+      return true;
+    case list_wait<P>::start_result::claimed:
+      w.wait_released();
+      return true;
+    case list_wait<P>::start_result::suspended:
+      break;
+  }
+  if (w.wait(deadline, ::rouse::detail::event_spin) != detail::waiter::aborted) return true;
+  // Timed out and left: a last look (a permit stored just after is taken).
+  return p.try_acquire(tag) != check_result::not_ready;
+}
+
+// ---- list_awaitable ----------------------------------------------------------
+
+#if ROUSE_DETAIL_ASYNC_LIST_COROUTINES
+
+// The awaitable of an async primitive P: `co_await` it in any coroutine (its
+// promise's environment names the executor and the stop token, env.hpp).
+// Lives in the awaiting frame; not copyable; movable only before it is
+// awaited (an adaptor that stores awaitables may move it in; a move after
+// await_suspend began is misuse, diagnosed in debug builds). await_resume
+// returns nothing, or throws operation_stopped when the wait was stopped and
+// the promise has no unhandled_stopped().
+template <class P>
+class list_awaitable {
+ public:
+  using rouse_affine = void;  // resumes its awaiter on the awaiter's executor
+  list_awaitable(P& p, std::uintptr_t tag) noexcept : wait_(p, tag, waker(this, &guard_vtable)) {}
+  // A fresh awaitable for the same wait (its waker names the new address).
+  list_awaitable(list_awaitable&& other) noexcept : list_awaitable(other.wait_.primitive(), other.wait_.tag()) {
+    ROUSE_CHECK_USAGE(other.stage_ == stage::idle && !other.stopped_, "rouse::async::list_awaitable",
+                      "moved after it was awaited");
+  }
+  list_awaitable(const list_awaitable&) = delete;
+  list_awaitable& operator=(const list_awaitable&) = delete;
+  ~list_awaitable() {
+    if (stage_ == stage::linked) abandon();
+  }
+
+  bool await_ready() noexcept { return wait_.try_acquire() != check_result::not_ready; }
+
+  template <class Promise>
+  std::coroutine_handle<> await_suspend(std::coroutine_handle<Promise> h) noexcept {
+    target_ = resume_target(h);
+    auto const token = get_stop_token(get_env(h.promise()));
+    if (token.stop_requested()) {  // before anything is linked
+      stopped_ = true;
+      return stopped_here(h);
+    }
+    stage_ = stage::linked;
+    switch (wait_.start()) {
+      case list_wait<P>::start_result::withdrew:
+        stage_ = stage::done;
+        return h;  // ready: go on at once
+      case list_wait<P>::start_result::claimed:
+        break;  // its wake is coming, or came: the guard says who resumes
+      case list_wait<P>::start_result::suspended:
+        if (token.stop_possible()) register_stop(token);
+        break;
+    }
+    // arming -> armed, or woken (a wake came while arming).
+    // Ordering: acq_rel: release: target_ and the callback before a later
+    // wake reads them; acquire: a wake that came first (stopped_, claim).
+    if (phase_.exchange(armed, std::memory_order_acq_rel) == arming) return std::noop_coroutine();
+    if (!stopped_) return h;  // notified: await_resume deregisters the callback
+    // The stop callback won while we were arming: deregister it (it may be
+    // returning on the stopping thread) and complete as stopped from here.
+    destroy_stop_callback();
+    stage_ = stage::done;
+    return stopped_here(h);
+  }
+
+  void await_resume() {
+    destroy_stop_callback();
+    stage_ = stage::done;
+    if (stopped_) throw operation_stopped();
+  }
+
+ private:
+  enum class stage : std::uint8_t { idle, linked, done };
+  static constexpr std::uint32_t arming = 0;
+  static constexpr std::uint32_t armed = 1;
+  static constexpr std::uint32_t woken = 2;
+  static constexpr std::size_t stop_storage = 64;
+
+  // The guard waker (see "The arming guard").
+  static const void* guard_clone(const void* d) noexcept { return d; }
+  static void guard_drop(const void*) noexcept {}
+  static void guard_wake(const void* d) noexcept {
+    auto* const a = static_cast<list_awaitable*>(const_cast<void*>(d));
+    // arming -> woken (await_suspend resumes) | armed -> woken (we resume).
+    // Ordering: acq_rel: pairs with await_suspend's exchange.
+    if (a->phase_.exchange(woken, std::memory_order_acq_rel) == armed) a->complete();
+  }
+  static constexpr waker_vtable guard_vtable{guard_clone, guard_wake, guard_wake, guard_drop};
+
+  // The coroutine waits (armed) and a wake came: resume it. Reads target_
+  // before anything can free the awaitable; touches nothing after.
+  void complete() noexcept {
+    if (stopped_ && target_.stops_in_place())
+      target_.resume_stopped();
+    else
+      coroutine_waker(target_).wake();
+  }
+
+  // A stop completion made by await_suspend itself.
+  std::coroutine_handle<> stopped_here(std::coroutine_handle<> h) noexcept {
+    if (!target_.stops_in_place()) return h;  // await_resume throws
+    return target_.on_stopped(h.address());
+  }
+
+  // The stop callback. It writes stopped_ only after it won the claim (a
+  // loser touches nothing more) and before the waiter's release and the
+  // guard's exchange, which order it before await_suspend / complete() read it.
+  void stop_requested() noexcept {
+    wait_.try_abort([this]() noexcept { stopped_ = true; });
+  }
+
+  template <class Token>
+  void register_stop(const Token& token) noexcept {
+    struct callback {
+      list_awaitable* self;
+      void operator()() noexcept { self->stop_requested(); }
+    };
+    using cb = stop_callback_for_t<Token, callback>;
+    if constexpr (sizeof(cb) <= stop_storage && alignof(cb) <= alignof(void*)) {
+      new (static_cast<void*>(stop_)) cb(token, callback{this});
+      stop_destroy_ = [](void* s) noexcept { static_cast<cb*>(s)->~cb(); };
+    } else {
+      cb* const heap = new cb(token, callback{this});
+      new (static_cast<void*>(stop_)) cb*(heap);
+      stop_destroy_ = [](void* s) noexcept { delete *static_cast<cb**>(s); };
+    }
+  }
+  void destroy_stop_callback() noexcept {
+    if (void (*const destroy)(void*) noexcept = std::exchange(stop_destroy_, nullptr)) destroy(stop_);
+  }
+
+  // The frame is destroyed while the coroutine waits here.
+  // Its stop callback goes first (it can no longer claim); then the waiter
+  // leaves, or, chosen, passes a permit on. A stop that won is a claim too
+  // (aborted, released, not transferable): nothing to pass on.
+  void abandon() noexcept {
+    destroy_stop_callback();
+    wait_.cancel();
+    stage_ = stage::done;
+  }
+
+  list_wait<P> wait_;
+  resume_target target_;
+  ::rouse::detail::atomic<std::uint32_t> phase_{arming};
+  stage stage_ = stage::idle;
+  bool stopped_ = false;
+  void (*stop_destroy_)(void*) noexcept = nullptr;
+  alignas(void*) unsigned char stop_[stop_storage];
+};
+#endif  // ROUSE_DETAIL_ASYNC_LIST_COROUTINES
+
+#if !defined(ROUSE_MODEL_RELACY)
+static_assert(sizeof(waiter_list) == 24);
+#endif
+
+}  // namespace rouse::async

@@ -1,0 +1,271 @@
+// Relacy models of rouse/async/waiter_list.hpp through rouse::async::notify:
+// the register / re-check / withdraw handshake, the permit moved between the
+// state word and a queued waiter, notify_all's generation match, a stop
+// (try_abort) against a notify, and cancel with pass-on. Waiters are
+// list_wait objects woken through a waker whose wake sets a flag the owning
+// thread sleeps on (no coroutines needed); each lives in raw storage its
+// owner destroys right after its wait, so a late touch is reported.
+//
+//   notify_one_vs_cancel_of_first   two queued waiters; notify_one against a
+//                                   cancel of the first: the second is woken
+//                                   exactly when needed, no permit is left
+//   notify_one_vs_register          a waiter registers while notify_one runs
+//   two_notify_one_one_waiter       both notifies count: one wake, one permit
+//   notify_all_then_await_again     one notify_all completes one await, never
+//                                   the next one (tokio #5396)
+//   stop_vs_notify_one              try_abort against notify_one: one winner,
+//                                   the permit stored iff the stop won
+//   thread_wait_vs_notify_one       the blocking form against notify_one
+//
+// A lost wake-up shows as a deadlock (a thread asleep on its flag forever),
+// a double claim or a lost / doubled permit as an assertion failure.
+//
+// Broken variant (detail::model_fault) the model must catch:
+//   async_cancel_drops_notification  a cancelled waiter that had been chosen
+//                                    does not pass the permit on: in
+//                                    notify_one_vs_cancel_of_first the second
+//                                    waiter is never woken (deadlock)
+#include <cstdint>
+#include <new>
+
+#include "model.hpp"
+#include "rouse/async/notify.hpp"
+
+namespace {
+
+namespace rd = rouse::detail;
+namespace ra = rouse::async;
+using wait_t = ra::list_wait<ra::notify>;
+using start = wait_t::start_result;
+
+// A waker whose wake sets a flag its owner sleeps on (a futex word).
+struct flag_waker {
+  rd::atomic<std::uint32_t> woken{0};
+  static flag_waker* self(const void* d) { return static_cast<flag_waker*>(const_cast<void*>(d)); }
+  static const void* clone(const void* d) noexcept { return d; }
+  static void wake(const void* d) noexcept {
+    flag_waker* const f = self(d);
+    // Ordering: release: pairs with sleep()'s acquire.
+    f->woken.fetch_add(1, std::memory_order_release);
+    rd::wake_all(f->woken);
+  }
+  static void drop(const void*) noexcept {}
+  static constexpr rd::waker_vtable vtable{clone, wake, wake, drop};
+  rd::waker make() noexcept { return rd::waker(this, &vtable); }
+  void sleep() {
+    while (woken.load(std::memory_order_acquire) == 0) rd::wait(woken, 0);
+  }
+  std::uint32_t count() { return woken.load(std::memory_order_acquire); }
+};
+
+// Raw storage for a T its owner constructs and destroys in place.
+template <class T>
+struct slot {
+  alignas(T) unsigned char storage[sizeof(T)];
+  T* p = nullptr;
+  template <class... A>
+  T& make(A&&... a) {
+    p = new (storage) T(std::forward<A>(a)...);
+    return *p;
+  }
+  void destroy() {
+    p->~T();
+    p = nullptr;
+  }
+  T* operator->() { return p; }
+  T& operator*() { return *p; }
+};
+
+// Takes a stored permit, if any (a blocking wait that does not wait; the
+// generation is 0: these models make notify_all calls only where noted).
+bool take_permit(ra::notify& n, std::uintptr_t generation = 0) {
+  return ra::wait_blocking(n, generation, rd::now_deadline{});
+}
+
+struct notify_one_vs_cancel_of_first : rl::test_suite<notify_one_vs_cancel_of_first, 3> {
+  slot<ra::notify> n;
+  flag_waker f[2];
+  slot<wait_t> w[2];
+  rl::var<int> first_left;
+
+  void before() {
+    n.make();
+    for (int i = 0; i < 2; ++i) {
+      f[i].woken.store(0, std::memory_order_relaxed);
+      w[i].make(*n, 0, f[i].make());
+      RL_ASSERT(w[i]->start() == start::suspended);
+    }
+  }
+  void thread(unsigned index) {
+    if (index == 0) {
+      n->notify_one();
+    } else if (index == 1) {
+      first_left($) = w[0]->cancel() ? 1 : 0;
+      w[0].destroy();
+    } else {
+      f[1].sleep();  // the notify, directly or passed on
+      w[1].destroy();
+    }
+  }
+  void after() {
+    RL_ASSERT(f[0].count() == (first_left($) ? 0u : 1u));
+    RL_ASSERT(f[1].count() == 1);
+    RL_ASSERT(!take_permit(*n));  // consumed once, not stored as well
+    n.destroy();
+  }
+};
+
+struct notify_one_vs_register : rl::test_suite<notify_one_vs_register, 2> {
+  slot<ra::notify> n;
+  flag_waker f;
+  slot<wait_t> w;
+  rl::var<int> how;
+
+  void before() {
+    n.make();
+    f.woken.store(0, std::memory_order_relaxed);
+  }
+  void thread(unsigned index) {
+    if (index == 0) {
+      wait_t& mine = w.make(*n, 0, f.make());
+      start const r = mine.try_acquire() != ra::check_result::not_ready ? start::withdrew : mine.start();
+      if (r != start::withdrew) f.sleep();  // suspended or claimed: the wake comes
+      how($) = static_cast<int>(r);
+      w.destroy();
+    } else {
+      n->notify_one();
+    }
+  }
+  void after() {
+    RL_ASSERT(!take_permit(*n));  // the one permit went to the waiter
+    RL_ASSERT(f.count() == (how($) == static_cast<int>(start::withdrew) ? 0u : 1u));
+    n.destroy();
+  }
+};
+
+struct two_notify_one_one_waiter : rl::test_suite<two_notify_one_one_waiter, 3> {
+  slot<ra::notify> n;
+  flag_waker f;
+  slot<wait_t> w;
+
+  void before() {
+    n.make();
+    f.woken.store(0, std::memory_order_relaxed);
+    w.make(*n, 0, f.make());
+    RL_ASSERT(w->start() == start::suspended);
+  }
+  void thread(unsigned index) {
+    if (index == 0) {
+      f.sleep();
+      w.destroy();
+    } else {
+      n->notify_one();
+    }
+  }
+  void after() {
+    RL_ASSERT(f.count() == 1);
+    RL_ASSERT(take_permit(*n));  // the other notify is stored, not lost
+    RL_ASSERT(!take_permit(*n));
+    n.destroy();
+  }
+};
+
+struct notify_all_then_await_again : rl::test_suite<notify_all_then_await_again, 2> {
+  slot<ra::notify> n;
+  flag_waker f[2];
+  slot<wait_t> w[2];
+  rl::var<int> second;
+
+  void before() {
+    n.make();
+    f[0].woken.store(0, std::memory_order_relaxed);
+    f[1].woken.store(0, std::memory_order_relaxed);
+  }
+  void thread(unsigned index) {
+    if (index == 0) {
+      // The first await, created before notify_all (generation 0).
+      wait_t& a = w[0].make(*n, 0, f[0].make());
+      start const r = a.try_acquire() != ra::check_result::not_ready ? start::withdrew : a.start();
+      if (r != start::withdrew) f[0].sleep();
+      w[0].destroy();
+      // The next await, created after the first completed: generation 1
+      // (one notify_all, counted in units of 2). It must wait.
+      wait_t& b = w[1].make(*n, 2, f[1].make());
+      RL_ASSERT(b.try_acquire() == ra::check_result::not_ready);
+      second($) = static_cast<int>(b.start());
+    } else {
+      n->notify_all();
+    }
+  }
+  void after() {
+    RL_ASSERT(second($) == static_cast<int>(start::suspended));
+    RL_ASSERT(f[1].count() == 0);
+    RL_ASSERT(w[1]->cancel());  // it left, never chosen
+    w[1].destroy();
+    RL_ASSERT(!take_permit(*n, 2));  // notify_all stores nothing
+    n.destroy();
+  }
+};
+
+struct stop_vs_notify_one : rl::test_suite<stop_vs_notify_one, 2> {
+  slot<ra::notify> n;
+  flag_waker f;
+  slot<wait_t> w;
+  rl::var<int> stopped;
+
+  void before() {
+    n.make();
+    f.woken.store(0, std::memory_order_relaxed);
+    w.make(*n, 0, f.make());
+    RL_ASSERT(w->start() == start::suspended);
+  }
+  void thread(unsigned index) {
+    if (index == 0)
+      stopped($) = w->try_abort() ? 1 : 0;
+    else
+      n->notify_one();
+  }
+  void after() {
+    RL_ASSERT(f.count() == 1);  // released once, by the one winner
+    if (stopped($)) RL_ASSERT(w->claim() == rd::waiter::aborted);
+    RL_ASSERT(ra::waiter_list::transferable(w->claim()) == !stopped($));
+    RL_ASSERT(take_permit(*n) == (stopped($) == 1));  // stored iff the stop won
+    w.destroy();
+    n.destroy();
+  }
+};
+
+struct thread_wait_vs_notify_one : rl::test_suite<thread_wait_vs_notify_one, 2> {
+  slot<ra::notify> n;
+
+  void before() { n.make(); }
+  void thread(unsigned index) {
+    if (index == 0)
+      ra::wait_blocking(*n, 0, rd::no_deadline{});
+    else
+      n->notify_one();
+  }
+  void after() {
+    RL_ASSERT(!take_permit(*n));
+    n.destroy();
+  }
+};
+
+}  // namespace
+
+int main() {
+  constexpr unsigned long iterations = 300000;  // random search (a fair full search is too large)
+  int failures = 0;
+  failures += rouse_model::expect_pass<notify_one_vs_cancel_of_first>("async_waiter_list.notify_one_vs_cancel_of_first", iterations);
+  failures += rouse_model::expect_pass<notify_one_vs_register>("async_waiter_list.notify_one_vs_register", iterations);
+  failures += rouse_model::expect_pass<two_notify_one_one_waiter>("async_waiter_list.two_notify_one_one_waiter", iterations);
+  failures += rouse_model::expect_pass<notify_all_then_await_again>("async_waiter_list.notify_all_then_await_again", iterations);
+  failures += rouse_model::expect_pass<stop_vs_notify_one>("async_waiter_list.stop_vs_notify_one", iterations);
+  failures += rouse_model::expect_pass<thread_wait_vs_notify_one>("async_waiter_list.thread_wait_vs_notify_one", iterations);
+  {
+    rd::model_fault_scope fault(rd::model_fault::async_cancel_drops_notification);
+    failures += rouse_model::expect_failure<notify_one_vs_cancel_of_first>(
+        "async_waiter_list.broken_cancel_drops_notification", rl::test_result_deadlock, iterations);
+  }
+  return failures == 0 ? 0 : 1;
+}

@@ -1,0 +1,382 @@
+// rouse::async::manual_reset_event and auto_reset_event: set before and
+// after the wait, set releases every waiter (manual) or exactly one (auto),
+// reset, sets do not accumulate, waiters resume on their executor and never
+// inside set(), cancellation of a waiter (before, while waiting, after the
+// wake: an auto-reset token is never lost or doubled), the blocking and
+// timed forms, a thread and a coroutine signalling each other, misuse.
+#include "rouse/async/event.hpp"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <coroutine>
+#include <deque>
+#include <exception>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "rouse/async/executor.hpp"
+#include "rouse/async/stop_token.hpp"
+
+namespace {
+namespace ra = rouse::async;
+
+// ---- a loop and a coroutine type (until run_loop / task exist) ---------------
+
+class test_loop final : public ra::executor {
+ public:
+  void schedule(std::coroutine_handle<> h) noexcept override {
+    std::lock_guard<std::mutex> g(m_);
+    q_.push_back(h);
+    cv_.notify_one();
+  }
+  void add_timer(ra::timer_entry&) noexcept override { std::terminate(); }
+  bool cancel_timer(ra::timer_entry&) noexcept override { return false; }
+  // Resumes queued coroutines until none is left; returns how many ran.
+  int drain() {
+    int n = 0;
+    while (std::coroutine_handle<> h = pop(false)) {
+      h.resume();
+      ++n;
+    }
+    return n;
+  }
+  // Runs (sleeping when idle) until done() holds after a resumption.
+  template <class Done>
+  void run_until(Done done) {
+    while (!done()) pop(true).resume();
+  }
+  bool discard(std::coroutine_handle<> h) {
+    std::lock_guard<std::mutex> g(m_);
+    for (auto it = q_.begin(); it != q_.end(); ++it)
+      if (*it == h) {
+        q_.erase(it);
+        return true;
+      }
+    return false;
+  }
+
+ private:
+  std::coroutine_handle<> pop(bool block) {
+    std::unique_lock<std::mutex> g(m_);
+    if (block) cv_.wait(g, [&] { return !q_.empty(); });
+    if (q_.empty()) return {};
+    std::coroutine_handle<> h = q_.front();
+    q_.pop_front();
+    return h;
+  }
+  std::mutex m_;
+  std::condition_variable cv_;
+  std::deque<std::coroutine_handle<>> q_;
+};
+
+struct env_on_loop {
+  test_loop* loop;
+  ra::inplace_stop_token token;
+  ra::scheduler query(ra::get_scheduler_t) const noexcept { return ra::scheduler(*loop); }
+  ra::inplace_stop_token query(ra::get_stop_token_t) const noexcept { return token; }
+};
+
+template <bool StopsInPlace = false>
+struct task {
+  struct promise_type {
+    test_loop* loop = nullptr;
+    ra::inplace_stop_token token{};
+    bool stopped = false;
+    bool finished = false;
+    std::exception_ptr error;
+    task get_return_object() { return task{std::coroutine_handle<promise_type>::from_promise(*this)}; }
+    std::suspend_always initial_suspend() noexcept { return {}; }
+    std::suspend_always final_suspend() noexcept {
+      finished = true;
+      return {};
+    }
+    void return_void() {}
+    void unhandled_exception() { error = std::current_exception(); }
+    env_on_loop get_env() const noexcept { return {loop, token}; }
+    std::coroutine_handle<> unhandled_stopped() noexcept
+      requires StopsInPlace
+    {
+      stopped = true;
+      return std::noop_coroutine();
+    }
+  };
+  std::coroutine_handle<promise_type> h;
+  explicit task(std::coroutine_handle<promise_type> x) : h(x) {}
+  task(task&& o) noexcept : h(std::exchange(o.h, {})) {}
+  ~task() {
+    if (h) h.destroy();
+  }
+  void start(test_loop& l, ra::inplace_stop_token t = {}) {
+    h.promise().loop = &l;
+    h.promise().token = t;
+    l.schedule(h);
+  }
+  bool finished() const { return h.promise().finished; }
+  bool stopped() const { return h.promise().stopped; }
+  bool threw_stopped() const {
+    if (!h.promise().error) return false;
+    try {
+      std::rethrow_exception(h.promise().error);
+    } catch (const ra::operation_stopped&) {
+      return true;
+    } catch (...) {
+      return false;
+    }
+  }
+  void destroy() { std::exchange(h, {}).destroy(); }
+};
+
+template <class Event>
+task<> wait_once(Event& ev, std::vector<int>& order, int id) {
+  co_await ev.wait();
+  order.push_back(id);
+}
+
+TEST(async_event, sizes_are_documented) {
+  EXPECT_EQ(sizeof(ra::manual_reset_event), 32u);
+  EXPECT_EQ(sizeof(ra::auto_reset_event), 32u);
+  EXPECT_EQ(sizeof(ra::manual_reset_event::awaitable), 184u);
+  EXPECT_EQ(sizeof(ra::auto_reset_event::awaitable), 184u);
+}
+
+// ---- manual reset --------------------------------------------------------------
+
+TEST(async_manual_reset_event, a_set_event_completes_every_wait_at_once) {
+  ra::manual_reset_event ev(true);
+  EXPECT_TRUE(ev.is_set());
+  test_loop loop;
+  std::vector<int> order;
+  auto a = wait_once(ev, order, 1);
+  auto b = wait_once(ev, order, 2);
+  a.start(loop);
+  b.start(loop);
+  EXPECT_EQ(loop.drain(), 2);  // the starts only: nobody suspended
+  EXPECT_EQ(order, (std::vector<int>{1, 2}));
+  EXPECT_TRUE(ev.is_set());  // waits do not change it
+}
+
+TEST(async_manual_reset_event, set_releases_every_waiter_on_its_executor_not_inside_set) {
+  ra::manual_reset_event ev;
+  test_loop loop;
+  std::vector<int> order;
+  auto a = wait_once(ev, order, 1);
+  auto b = wait_once(ev, order, 2);
+  a.start(loop);
+  b.start(loop);
+  loop.drain();
+  EXPECT_TRUE(order.empty());
+  ev.set();
+  EXPECT_TRUE(order.empty());  // scheduled, not resumed inside set()
+  EXPECT_EQ(loop.drain(), 2);
+  EXPECT_EQ(order, (std::vector<int>{1, 2}));
+}
+
+TEST(async_manual_reset_event, reset_makes_later_waits_suspend_but_keeps_released_ones) {
+  ra::manual_reset_event ev;
+  test_loop loop;
+  std::vector<int> order;
+  auto a = wait_once(ev, order, 1);
+  a.start(loop);
+  loop.drain();
+  ev.set();
+  ev.reset();  // a was chosen by set(): it completes anyway
+  EXPECT_FALSE(ev.is_set());
+  auto b = wait_once(ev, order, 2);
+  b.start(loop);
+  loop.drain();
+  EXPECT_EQ(order, (std::vector<int>{1}));
+  EXPECT_FALSE(b.finished());
+  ev.set();
+  loop.drain();
+  EXPECT_EQ(order, (std::vector<int>{1, 2}));
+}
+
+TEST(async_manual_reset_event, a_stopped_waiter_leaves_and_set_still_releases_the_others) {
+  ra::manual_reset_event ev;
+  test_loop loop;
+  ra::inplace_stop_source s;
+  std::vector<int> order;
+  auto a = wait_once(ev, order, 1);
+  auto b = wait_once(ev, order, 2);
+  a.start(loop, s.get_token());
+  b.start(loop);
+  loop.drain();
+  s.request_stop();
+  loop.drain();
+  EXPECT_TRUE(a.threw_stopped());
+  ev.set();
+  loop.drain();
+  EXPECT_EQ(order, (std::vector<int>{2}));
+}
+
+TEST(async_manual_reset_event, blocking_and_timed_waits) {
+  ra::manual_reset_event ev;
+  EXPECT_FALSE(ev.wait_blocking_for(std::chrono::milliseconds(1)));
+  std::thread th([&] { ev.wait_blocking(); });
+  ev.set();
+  th.join();
+  EXPECT_TRUE(ev.wait_blocking_until(std::chrono::steady_clock::now()));
+  EXPECT_TRUE(ev.is_set());
+}
+
+// ---- auto reset ----------------------------------------------------------------
+
+TEST(async_auto_reset_event, set_with_nobody_waiting_stays_set_and_does_not_accumulate) {
+  ra::auto_reset_event ev;
+  ev.set();
+  ev.set();
+  EXPECT_TRUE(ev.is_set());
+  test_loop loop;
+  std::vector<int> order;
+  auto a = wait_once(ev, order, 1);
+  auto b = wait_once(ev, order, 2);
+  a.start(loop);
+  b.start(loop);
+  loop.drain();
+  EXPECT_EQ(order, (std::vector<int>{1}));  // one token for two sets
+  EXPECT_FALSE(ev.is_set());
+  ev.set();
+  loop.drain();
+  EXPECT_EQ(order, (std::vector<int>{1, 2}));
+  EXPECT_FALSE(ev.is_set());
+}
+
+TEST(async_auto_reset_event, each_set_releases_exactly_one_waiter_oldest_first) {
+  ra::auto_reset_event ev;
+  test_loop loop;
+  std::vector<int> order;
+  auto a = wait_once(ev, order, 1);
+  auto b = wait_once(ev, order, 2);
+  auto c = wait_once(ev, order, 3);
+  a.start(loop);
+  b.start(loop);
+  c.start(loop);
+  loop.drain();
+  ev.set();
+  EXPECT_TRUE(order.empty());  // not inside set()
+  loop.drain();
+  EXPECT_EQ(order, (std::vector<int>{1}));
+  EXPECT_FALSE(ev.is_set());
+  ev.set();
+  ev.set();
+  loop.drain();
+  EXPECT_EQ(order, (std::vector<int>{1, 2, 3}));
+  EXPECT_FALSE(ev.is_set());
+}
+
+TEST(async_auto_reset_event, reset_drops_a_stored_token) {
+  ra::auto_reset_event ev(true);
+  EXPECT_TRUE(ev.is_set());
+  ev.reset();
+  EXPECT_FALSE(ev.is_set());
+  EXPECT_FALSE(ev.wait_blocking_for(std::chrono::milliseconds(1)));
+}
+
+TEST(async_auto_reset_event, a_stopped_waiter_takes_no_token) {
+  ra::auto_reset_event ev;
+  test_loop loop;
+  ra::inplace_stop_source s;
+  std::vector<int> order;
+  auto a = wait_once(ev, order, 1);
+  a.start(loop, s.get_token());
+  loop.drain();
+  s.request_stop();
+  loop.drain();
+  EXPECT_TRUE(a.threw_stopped());
+  ev.set();
+  EXPECT_TRUE(ev.is_set());  // stored, not lost on the stopped waiter
+}
+
+TEST(async_auto_reset_event, a_waiter_stopped_after_the_set_keeps_the_token) {
+  ra::auto_reset_event ev;
+  test_loop loop;
+  ra::inplace_stop_source s;
+  std::vector<int> order;
+  auto a = wait_once(ev, order, 1);
+  a.start(loop, s.get_token());
+  loop.drain();
+  ev.set();
+  s.request_stop();
+  loop.drain();
+  EXPECT_EQ(order, (std::vector<int>{1}));
+  EXPECT_FALSE(ev.is_set());  // consumed once, not stored again
+}
+
+TEST(async_auto_reset_event, a_destroyed_chosen_waiter_hands_the_token_to_the_next) {
+  ra::auto_reset_event ev;
+  test_loop loop;
+  std::vector<int> order;
+  auto a = wait_once(ev, order, 1);
+  auto b = wait_once(ev, order, 2);
+  a.start(loop);
+  b.start(loop);
+  loop.drain();
+  ev.set();
+  ASSERT_TRUE(loop.discard(a.h));
+  a.destroy();
+  loop.drain();
+  EXPECT_EQ(order, (std::vector<int>{2}));
+  EXPECT_FALSE(ev.is_set());
+}
+
+// A thread and a coroutine take turns through two auto-reset events and a
+// manual one that ends the game.
+task<> player(ra::auto_reset_event& to_thread, ra::auto_reset_event& to_task, int rounds, int& done) {
+  for (int i = 0; i < rounds; ++i) {
+    to_thread.set();
+    co_await to_task.wait();
+    ++done;
+  }
+}
+task<> finisher(ra::manual_reset_event& over, bool& seen) {
+  co_await over.wait();
+  seen = true;
+}
+
+TEST(async_event, a_thread_and_a_coroutine_signal_each_other) {
+  ra::auto_reset_event to_thread, to_task;
+  ra::manual_reset_event over;
+  test_loop loop;
+  constexpr int rounds = 2000;
+  int done = 0;
+  bool seen = false;
+  auto t = player(to_thread, to_task, rounds, done);
+  auto f = finisher(over, seen);
+  f.start(loop);
+  t.start(loop);
+  std::thread th([&] {
+    for (int i = 0; i < rounds; ++i) {
+      to_thread.wait_blocking();
+      to_task.set();
+    }
+    over.set();
+  });
+  loop.run_until([&] { return t.finished() && f.finished(); });
+  th.join();
+  EXPECT_EQ(done, rounds);
+  EXPECT_TRUE(seen);
+  EXPECT_FALSE(to_thread.is_set());
+  EXPECT_FALSE(to_task.is_set());
+}
+
+#if ROUSE_DEBUG_CHECKS && !defined(ROUSE_SANITIZER_thread)
+TEST(async_event_death, destroying_an_event_with_a_waiter_is_diagnosed) {
+  EXPECT_DEATH(
+      {
+        auto* ev = new ra::manual_reset_event;
+        test_loop loop;
+        std::vector<int> order;
+        auto t = wait_once(*ev, order, 1);
+        t.start(loop);
+        loop.drain();
+        delete ev;
+      },
+      "rouse::async::waiter_list: misuse: destroyed while a waiter is registered");
+}
+#endif
+
+}  // namespace
