@@ -124,7 +124,7 @@ class run_loop final : public executor {
   run_loop(const run_loop&) = delete;
   run_loop& operator=(const run_loop&) = delete;
   ~run_loop() {
-    bool const idle = ready_.empty() && remote_.empty() && timers_.empty();
+    [[maybe_unused]] bool const idle = ready_.empty() && remote_.empty() && timers_.empty();
     ROUSE_CHECK_USAGE(idle, "rouse::async::run_loop", "destroyed with coroutines or timers still pending");
   }
 
