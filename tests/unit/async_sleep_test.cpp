@@ -130,7 +130,8 @@ TEST(async_sleep, a_stop_from_the_loops_own_thread_while_sleeping) {
   auto h = rouse::async::spawn(loop, sleeps(1h, entered));
   loop.run_once();
   ASSERT_EQ(entered.load(), 1);
-  h.request_stop();  // the stop callback completes it here
+  h.request_stop();  // the stop callback cancels the timer; the loop finishes the task
+  loop.run_once();
   EXPECT_TRUE(h.is_done());
   EXPECT_THROW(h.join(), operation_stopped);
   loop.run_once();

@@ -142,12 +142,14 @@ struct driver {
     };
     final_awaiter final_suspend() noexcept { return {}; }
 
-    // The task completed as stopped: its frames are suspended where they
-    // stopped; finish() destroys them.
+    // The task completed as stopped. This runs inside the stop path (maybe
+    // inside a stop callback whose source lives in one of the frames), so
+    // nothing is destroyed here: the driver itself is resumed next, on its
+    // executor; its co_await then throws operation_stopped, which the body
+    // drops, and its end destroys the frames and completes the state.
     std::coroutine_handle<> unhandled_stopped() noexcept {
       st->stopped = true;
-      finish();
-      return std::noop_coroutine();
+      return std::coroutine_handle<promise_type>::from_promise(*this);
     }
 
     // Destroys the frames (the task's parameters and any frame still
@@ -175,6 +177,8 @@ driver<T> drive(task<T> t, spawn_state<T>* st) {
     } else {
       st->result.template emplace<1>(co_await std::move(t));
     }
+  } catch (const operation_stopped&) {
+    if (!st->stopped) st->result.template emplace<2>(std::current_exception());
   } catch (...) {
     st->result.template emplace<2>(std::current_exception());
   }

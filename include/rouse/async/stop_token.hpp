@@ -32,6 +32,9 @@
 // State word of the source
 //   bit 0 (S)  stop requested
 //   bit 1 (L)  the list lock: held while a callback is linked or unlinked
+//   bit 2 (R)  request_stop() is running: a destructor on another thread
+//              waits for it to end (a callback may have completed the work
+//              that owns the source)
 // Memory ordering: everything before request_stop() happens-before a
 // stop_requested() that returns true (release RMW / acquire load), and
 // before every callback runs (same thread, or the lock's acquire).
@@ -78,7 +81,17 @@ class inplace_stop_source {
   inplace_stop_source() noexcept = default;
   inplace_stop_source(const inplace_stop_source&) = delete;
   inplace_stop_source& operator=(const inplace_stop_source&) = delete;
+  // A request_stop() still running on another thread (its callbacks may
+  // have let the owner go on and destroy this source) is waited for.
   ~inplace_stop_source() {
+    // Ordering: acquire: pairs with the release that ends request_stop().
+    if (state_.load(std::memory_order_acquire) & running_bit) {
+      lock();
+      std::thread::id const runner = running_thread_;
+      unlock();
+      if (runner != std::this_thread::get_id())
+        while (state_.load(std::memory_order_acquire) & running_bit) std::this_thread::yield();
+    }
     ROUSE_CHECK_USAGE(head_ == nullptr, "rouse::async::inplace_stop_source",
                       "destroyed while a stop callback is registered");
   }
@@ -95,9 +108,10 @@ class inplace_stop_source {
   bool request_stop() noexcept {
     if (!lock_unless_stopped()) return false;
     running_thread_ = std::this_thread::get_id();
-    // Set S while holding L. Ordering: release (with L's acquire): pairs with
-    // the acquire of stop_requested() and of lock_unless_stopped().
-    state_.fetch_or(stop_bit, std::memory_order_release);
+    // Set S (and R, until the end) while holding L. Ordering: release (with
+    // L's acquire): pairs with the acquire of stop_requested() and of
+    // lock_unless_stopped().
+    state_.fetch_or(stop_bit | running_bit, std::memory_order_release);
     while (detail::stop_callback_base* cb = head_) {
       head_ = cb->next_;
       if (head_) head_->prev_next_ = &head_;
@@ -115,7 +129,9 @@ class inplace_stop_source {
       }
       lock();
     }
-    unlock();
+    // The last touch of the source: L and R go in one RMW. Ordering:
+    // release: pairs with the acquire in the destructor.
+    state_.fetch_and(static_cast<std::uint8_t>(~(lock_bit | running_bit)), std::memory_order_release);
     return true;
   }
 
@@ -125,6 +141,7 @@ class inplace_stop_source {
   friend class inplace_stop_callback;
   static constexpr std::uint8_t stop_bit = 1;
   static constexpr std::uint8_t lock_bit = 2;
+  static constexpr std::uint8_t running_bit = 4;  // request_stop() is running its callbacks
 
   void lock() const noexcept {
     // Ordering: acquire: the list written under the previous holder.
@@ -136,15 +153,14 @@ class inplace_stop_source {
   }
   // Takes L unless S is set; false (lock not taken) when stop was requested.
   bool lock_unless_stopped() const noexcept {
-    std::uint8_t s = state_.load(std::memory_order_relaxed);
+    // Ordering: acquire: a stop seen here happened-before (request_stop()'s
+    // release); relaxed re-reads are confirmed by the CAS's acquire.
+    std::uint8_t s = state_.load(std::memory_order_acquire);
     for (;;) {
-      if (s & stop_bit) {
-        std::atomic_thread_fence(std::memory_order_acquire);
-        return false;
-      }
+      if (s & stop_bit) return false;
       if (s & lock_bit) {
         platform::cpu_relax();
-        s = state_.load(std::memory_order_relaxed);
+        s = state_.load(std::memory_order_acquire);
         continue;
       }
       // unlocked, not stopped -> locked. Ordering: acquire, as lock().
