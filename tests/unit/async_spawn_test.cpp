@@ -285,6 +285,32 @@ TEST(async_scope, concurrent_spawn_and_join) {
   EXPECT_EQ(done.load(), spawners * each);
 }
 
+// task_scope's contract: results are dropped, and a task that throws ends
+// the program (as an exception leaving a std::thread does), never silently.
+TEST(async_scope_death, a_task_that_throws_terminates) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_DEATH(
+      {
+        run_loop loop;
+        task_scope scope;
+        scope.spawn(loop.get_scheduler(), fails());
+        loop.run_until_complete([](task_scope& s) -> task<> { co_await s.join(); }(scope));
+      },
+      "");
+}
+
+TEST(async_scope, a_task_that_throws_operation_stopped_counts_as_stopped) {
+  run_loop loop;
+  task_scope scope;
+  auto stops = []() -> task<> {
+    co_await rouse::async::sleep_for(0ms);
+    throw operation_stopped();
+  };
+  scope.spawn(loop.get_scheduler(), stops());
+  loop.run_until_complete([](task_scope& s) -> task<> { co_await s.join(); }(scope));
+  EXPECT_EQ(scope.size(), 0u);
+}
+
 TEST(async_sync_wait, returns_the_value_or_rethrows) {
   EXPECT_EQ(rouse::async::sync_wait(value(5)), std::optional<int>(5));
   auto v = rouse::async::sync_wait([]() -> task<> { co_await rouse::async::sleep_for(1ms); }());

@@ -12,7 +12,8 @@
 // returns a join_handle: await it or join() it from a thread (the value;
 // t's exception rethrown; operation_stopped thrown if t completed as
 // stopped), request_stop() it, or detach() it. Destroying a handle detaches (tokio's rule): the task runs on.
-// Cost: one allocation (the shared state) plus the task's frame.
+// Cost: one frame (the driver, which holds the shared state) besides the
+// task's own; frames come from rouse's frame pool (detail/frame_pool.hpp).
 //
 // sync_wait(t): runs t on a fresh run_loop driven by the calling thread
 // (std::this_thread::sync_wait's shape). Returns the value, an empty
@@ -23,6 +24,10 @@
 // join() (awaited, or join_blocking() from a thread) returns once the count
 // is zero; request_stop() asks every task spawned into it to stop. A scope
 // must not be destroyed before join() returned (debug builds check it).
+// Results are dropped; a task that ends with an exception (other than
+// completing as stopped) terminates the program, as an exception leaving a
+// std::thread does: catch inside the task. Cost: one frame besides the
+// task's (the driver, with the scope pointer only), and the scope's count.
 //
 // Join state word of a handle: running = 0, done = 1, joiner = 2 (a waker
 // is stored, waiting for done). running -> joiner by the joiner's CAS
@@ -100,6 +105,9 @@ class completion {
   waker joiner_;
 };
 
+// The shared state of a spawned task: the handle's and the driver's. It
+// lives in the driver's frame (one allocation for both), and the last of
+// the two owners destroys that frame.
 template <class T>
 struct spawn_state {
   std::atomic<int> refs{2};  // the driver and the handle
@@ -107,15 +115,11 @@ struct spawn_state {
   std::variant<std::monostate, non_void_t<T>, std::exception_ptr> result;
   bool stopped = false;
   inplace_stop_source stop;
-  std::coroutine_handle<> driver{};
-  task_scope* scope = nullptr;
+  std::coroutine_handle<> self{};  // the driver's frame, which holds this state
 
   void release() noexcept {
     // Ordering: acq_rel: the last owner sees every other owner's use.
-    if (refs.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-      if (driver) driver.destroy();  // never started (a spawn that failed)
-      delete this;
-    }
+    if (refs.fetch_sub(1, std::memory_order_acq_rel) == 1) self.destroy();  // this state is gone with it
   }
   non_void_t<T> take() {
     if (stopped) throw operation_stopped();
@@ -126,14 +130,28 @@ struct spawn_state {
 
 void scope_count_out(task_scope* scope) noexcept;
 
+// `co_await own_state{}` in the driver's body: its promise's spawn state.
+struct own_state {};
+
 template <class T>
 struct driver {
   struct promise_type : task_promise_base {
-    spawn_state<T>* st = nullptr;
+    spawn_state<T> st;
 
     driver get_return_object() noexcept { return driver{std::coroutine_handle<promise_type>::from_promise(*this)}; }
     void return_void() noexcept {}
     void unhandled_exception() noexcept { std::terminate(); }  // the body catches
+
+    using task_promise_base::await_transform;
+    auto await_transform(own_state) noexcept {
+      struct ready {
+        spawn_state<T>* s;
+        static constexpr bool await_ready() noexcept { return true; }
+        static constexpr void await_suspend(std::coroutine_handle<>) noexcept {}
+        spawn_state<T>& await_resume() const noexcept { return *s; }
+      };
+      return ready{&st};
+    }
 
     struct final_awaiter {
       static constexpr bool await_ready() noexcept { return false; }
@@ -146,56 +164,97 @@ struct driver {
     // inside a stop callback whose source lives in one of the frames), so
     // nothing is destroyed here: the driver itself is resumed next, on its
     // executor; its co_await then throws operation_stopped, which the body
-    // drops, and its end destroys the frames and completes the state.
+    // drops, and the body's end destroys the task's frames.
     std::coroutine_handle<> unhandled_stopped() noexcept {
-      st->stopped = true;
+      st.stopped = true;
       return std::coroutine_handle<promise_type>::from_promise(*this);
     }
 
-    // Destroys the frames (the task's parameters and any frame still
-    // suspended die here, before anyone can see the task done), then
-    // completes the state and drops the driver's reference.
+    // At the final suspend point: the task's frames are gone (the body
+    // destroyed them before anyone can see the task done). Completes the
+    // state and drops the driver's reference (the frame may be gone then).
     void finish() noexcept {
-      spawn_state<T>* const s = st;
-      task_scope* const scope = s->scope;
-      std::coroutine_handle<> const self = std::exchange(s->driver, {});
-      self.destroy();  // this promise is gone from here on
-      s->done.complete();
-      s->release();
-      if (scope) scope_count_out(scope);
+      st.done.complete();
+      st.release();
     }
   };
   std::coroutine_handle<promise_type> h;
 };
 
 template <class T>
-driver<T> drive(task<T> t, spawn_state<T>* st) {
+driver<T> drive(task<T> t) {
+  spawn_state<T>& st = co_await own_state{};
   try {
+    task<T> child = std::move(t);  // its frame dies at the end of this block
     if constexpr (std::is_void_v<T>) {
-      co_await std::move(t);
-      st->result.template emplace<1>();
+      co_await std::move(child);
+      st.result.template emplace<1>();
     } else {
-      st->result.template emplace<1>(co_await std::move(t));
+      st.result.template emplace<1>(co_await std::move(child));
     }
   } catch (const operation_stopped&) {
-    if (!st->stopped) st->result.template emplace<2>(std::current_exception());
+    if (!st.stopped) st.result.template emplace<2>(std::current_exception());
   } catch (...) {
-    st->result.template emplace<2>(std::current_exception());
+    st.result.template emplace<2>(std::current_exception());
   }
 }
 
-// Creates the shared state and the driver, bound to `ex`; not started.
+// Creates the driver (its frame holds the shared state), bound to `ex`; not
+// started. The driver's and the caller's references are both counted.
 template <class T>
-spawn_state<T>* make_spawn(executor* ex, task<T> t, task_scope* scope, inplace_stop_token token = {}) {
+spawn_state<T>* make_spawn(executor* ex, task<T> t) {
   ROUSE_CHECK_USAGE(t.valid(), "rouse::async::spawn", "spawn of an empty or moved-from task");
-  auto* st = new spawn_state<T>();
-  st->scope = scope;
-  driver<T> d = drive<T>(std::move(t), st);
-  d.h.promise().st = st;
-  d.h.promise().bind(std::noop_coroutine(), ex, token.stop_possible() ? token : st->stop.get_token(), nullptr,
-                     nullptr);
-  st->driver = d.h;
+  driver<T> d = drive<T>(std::move(t));
+  spawn_state<T>* const st = &d.h.promise().st;
+  st->self = d.h;
+  d.h.promise().bind(std::noop_coroutine(), ex, st->stop.get_token(), nullptr, nullptr);
   return st;
+}
+
+// The driver of a task spawned into a task_scope: no handle and no result,
+// so no shared state: its frame holds the scope pointer, and its end counts
+// the task out of the scope.
+struct scope_driver {
+  struct promise_type : task_promise_base {
+    task_scope* scope = nullptr;
+
+    scope_driver get_return_object() noexcept {
+      return scope_driver{std::coroutine_handle<promise_type>::from_promise(*this)};
+    }
+    void return_void() noexcept {}
+    // The task threw: task_scope's contract (catch inside the task).
+    [[noreturn]] void unhandled_exception() noexcept { std::terminate(); }
+
+    struct final_awaiter {
+      static constexpr bool await_ready() noexcept { return false; }
+      void await_suspend(std::coroutine_handle<promise_type> h) noexcept {
+        task_scope* const scope = h.promise().scope;
+        h.destroy();  // the task's frames died in the body; now this one
+        scope_count_out(scope);
+      }
+      static constexpr void await_resume() noexcept {}
+    };
+    final_awaiter final_suspend() noexcept { return {}; }
+
+    // Completed as stopped: resume the driver (on its executor, outside the
+    // stop path); its co_await throws operation_stopped, which it drops.
+    std::coroutine_handle<> unhandled_stopped() noexcept {
+      return std::coroutine_handle<promise_type>::from_promise(*this);
+    }
+  };
+  std::coroutine_handle<promise_type> h;
+};
+
+template <class T>
+scope_driver scope_drive(task<T> t) {
+  try {
+    task<T> child = std::move(t);  // its frame dies at the end of this block
+    co_await std::move(child);
+  } catch (const operation_stopped&) {
+    // Stopped (the driver's unhandled_stopped), or the task threw
+    // operation_stopped itself: either way it ends as stopped.
+  }
+  // Any other exception leaves the body: unhandled_exception() terminates.
 }
 
 }  // namespace detail
@@ -203,6 +262,9 @@ spawn_state<T>* make_spawn(executor* ex, task<T> t, task_scope* scope, inplace_s
 template <class T>
 class [[nodiscard]] join_handle {
  public:
+  // Awaiting it resumes the awaiter on the awaiter's executor (its awaiter's
+  // waker does): a task awaits it without a hop frame.
+  using rouse_affine = void;
   join_handle() noexcept = default;
   join_handle(join_handle&& o) noexcept : st_(std::exchange(o.st_, nullptr)) {}
   join_handle& operator=(join_handle&& o) noexcept {
@@ -280,9 +342,9 @@ class [[nodiscard]] join_handle {
 // Runs `t` on `ex`, starting later on one of its threads.
 template <class T>
 join_handle<T> spawn(executor& ex, task<T> t) {
-  auto* st = detail::make_spawn<T>(&ex, std::move(t), nullptr);
+  auto* st = detail::make_spawn<T>(&ex, std::move(t));
   join_handle<T> h(st);
-  ex.schedule(st->driver);
+  ex.schedule(st->self);
   return h;
 }
 template <class T>
@@ -304,11 +366,13 @@ class task_scope {
   // exception it throws terminates: catch inside the task).
   template <class T>
   void spawn(scheduler s, task<T> t) {
+    ROUSE_CHECK_USAGE(t.valid(), "rouse::async::task_scope", "spawn of an empty or moved-from task");
+    detail::scope_driver d = detail::scope_drive<T>(std::move(t));
+    d.h.promise().scope = this;
+    d.h.promise().bind(std::noop_coroutine(), &s.get_executor(), stop_.get_token(), nullptr, nullptr);
     // Ordering: relaxed: the count's decrement is what join() synchronizes with.
     count_.fetch_add(2, std::memory_order_relaxed);
-    auto* st = detail::make_spawn<T>(&s.get_executor(), std::move(t), this, stop_.get_token());
-    st->release();  // detached: the driver holds the only reference
-    s.get_executor().schedule(st->driver);
+    s.get_executor().schedule(d.h);
   }
   // Tasks spawned and not yet completed (a snapshot).
   [[nodiscard]] std::size_t size() const noexcept { return count_.load(std::memory_order_relaxed) >> 1; }
@@ -415,7 +479,7 @@ void run_root(run_loop& loop, spawn_state<T>* st, inplace_stop_token stop) {
     void operator()() noexcept { s->request_stop(); }
   };
   inplace_stop_callback<forward> link(stop, forward{&st->stop});
-  loop.schedule(st->driver);
+  loop.schedule(st->self);
   loop_joiner j{&loop};
   j.run(st);
 }
@@ -426,7 +490,7 @@ void run_root(run_loop& loop, spawn_state<T>* st, inplace_stop_token stop) {
 template <class T>
 std::optional<detail::non_void_t<T>> sync_wait(task<T> t, inplace_stop_token stop = {}) {
   run_loop loop;
-  auto* st = detail::make_spawn<T>(&loop, std::move(t), nullptr);
+  auto* st = detail::make_spawn<T>(&loop, std::move(t));
   struct releaser {
     detail::spawn_state<T>* s;
     ~releaser() { s->release(); }
@@ -438,7 +502,7 @@ std::optional<detail::non_void_t<T>> sync_wait(task<T> t, inplace_stop_token sto
 
 template <class T>
 T run_loop::run_until_complete(task<T> t, inplace_stop_token stop) {
-  auto* st = detail::make_spawn<T>(this, std::move(t), nullptr);
+  auto* st = detail::make_spawn<T>(this, std::move(t));
   struct releaser {
     detail::spawn_state<T>* s;
     ~releaser() { s->release(); }

@@ -26,8 +26,9 @@
 // Size: inplace_stop_source 24 bytes (a state word, the list head, the
 // running callback's owner), inplace_stop_token 8 bytes. Cost: a token's
 // stop_requested() is one acquire load; registering and unregistering a
-// callback take the source's small spin lock (a bit in the state word),
-// which is only ever held for a list link or unlink.
+// callback take the source's small spin lock (a bit in the state word:
+// one RMW to take, a store to release), which is only ever held for a list
+// link or unlink.
 //
 // State word of the source
 //   bit 0 (S)  stop requested
@@ -148,8 +149,12 @@ class inplace_stop_source {
     while (state_.fetch_or(lock_bit, std::memory_order_acquire) & lock_bit) platform::cpu_relax();
   }
   void unlock() const noexcept {
-    // Ordering: release: the list changes to the next holder.
-    state_.fetch_and(static_cast<std::uint8_t>(~lock_bit), std::memory_order_release);
+    // A store, not an RMW: every change of the word is made under L (a
+    // spinner's fetch_or of L rewrites the locked value it read), so the
+    // holder's load sees the value to keep. Ordering: release: the list
+    // changes to the next holder.
+    state_.store(static_cast<std::uint8_t>(state_.load(std::memory_order_relaxed) & ~lock_bit),
+                 std::memory_order_release);
   }
   // Takes L unless S is set; false (lock not taken) when stop was requested.
   bool lock_unless_stopped() const noexcept {

@@ -53,6 +53,7 @@
 #include <utility>
 #include <variant>
 
+#include "rouse/async/detail/frame_pool.hpp"
 #include "rouse/async/env.hpp"
 #include "rouse/async/executor.hpp"
 #include "rouse/async/stop_token.hpp"
@@ -63,6 +64,12 @@ namespace rouse::async {
 
 template <class T = void>
 class task;
+
+// Gives the coroutine frames cached by the calling thread and by the shared
+// depot back to the system allocator (rouse's frame pool, docs/async.md
+// "Costs"): for a program that ends a burst of tasks and wants its memory
+// now. Frames in use are not affected.
+inline void trim_frame_pool() noexcept { detail::frame_pool_trim(); }
 
 namespace this_task {
 // `co_await this_task::stop_token()` inside a task: the task's stop token.
@@ -115,7 +122,7 @@ struct token_adapter final : token_adapter_base {
 };
 
 
-class task_promise_base {
+class task_promise_base : public pooled_frame {
  public:
   std::suspend_always initial_suspend() noexcept { return {}; }
 
@@ -370,7 +377,7 @@ class pass_through {
 // resumed away from the task's executor it schedules itself there; then it
 // transfers to the task. One frame allocation per such co_await.
 struct hop {
-  struct promise_type {
+  struct promise_type : pooled_frame {
     std::coroutine_handle<> parent;
     task_env env{nullptr, {}};  // the task's, for the foreign awaitable to see
     task_env get_env() const noexcept { return env; }
