@@ -19,7 +19,7 @@ namespace rouse::async::detail {
 #if defined(ROUSE_FRAME_POOL_OFF)
 
 void* frame_allocate(std::size_t n) { return ::operator new(n); }
-void frame_deallocate(void* p, std::size_t n) noexcept { ::operator delete(p, n); }
+void frame_deallocate(void* p, std::size_t) noexcept { ::operator delete(p); }
 void frame_pool_trim() noexcept {}
 bool frame_pool_enabled() noexcept { return false; }
 
@@ -44,11 +44,13 @@ static_assert(sizeof(block) <= granule);
 
 std::size_t class_of(std::size_t n) noexcept { return (n + granule - 1) / granule - 1; }
 std::size_t class_bytes(std::size_t c) noexcept { return (c + 1) * granule; }
+// (Blocks are freed with the unsized operator delete: clang 14 does not
+// declare the sized one without -fsized-deallocation.)
 
-void free_list(block* b, std::size_t c) noexcept {
+void free_list(block* b) noexcept {
   while (b != nullptr) {
     block* const next = b->next;
-    ::operator delete(static_cast<void*>(b), class_bytes(c));
+    ::operator delete(static_cast<void*>(b));
     b = next;
   }
 }
@@ -69,7 +71,7 @@ class depot {
       b = nullptr;
     }
     s.lock.unlock();
-    free_list(b, c);
+    free_list(b);
   }
   // A list of blocks (its length in the first), or nullptr.
   block* take(std::size_t c) noexcept {
@@ -93,7 +95,7 @@ class depot {
       s.lock.unlock();
       while (b != nullptr) {
         block* const next = b->next_batch;
-        free_list(b, c);
+        free_list(b);
         b = next;
       }
     }
@@ -183,13 +185,13 @@ void* frame_allocate(std::size_t n) {
 
 void frame_deallocate(void* p, std::size_t n) noexcept {
   if (n == 0 || n > classes * granule) {
-    ::operator delete(p, n);
+    ::operator delete(p);
     return;
   }
   std::size_t const c = class_of(n);
   thread_cache* const tc = my_cache();
   if (tc == nullptr) {
-    ::operator delete(p, class_bytes(c));
+    ::operator delete(p);
     return;
   }
   auto* const b = static_cast<block*>(p);
