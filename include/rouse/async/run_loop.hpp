@@ -286,9 +286,9 @@ class run_loop final : public executor {
   std::atomic<std::uint32_t> remote_ready_{0};
   std::atomic<std::uint32_t> timers_changed_{0};
   std::atomic<std::uint32_t> finishing_{0};
-  mutex remote_lock_;
+  ::rouse::mutex remote_lock_;
   std::vector<std::coroutine_handle<>> remote_;
-  mutex timer_lock_;
+  ::rouse::mutex timer_lock_;
   detail::timer_queue timers_;
 };
 

@@ -239,6 +239,32 @@ class waiter_list {
     return notify_all([](detail::waiter_node&) { return true; });
   }
 
+  // A release that may let a waiter destroy the primitive (rouse::async::latch,
+  // barrier): claims every waiter registered now for which match(node)
+  // holds, drops the lock, calls release() (the primitive's state change that
+  // lets others go on: its last touch of the primitive), then wakes the
+  // claimed waiters from a chain it holds (nothing of the list is read after
+  // release()). The caller's (A1) comes first; a waiter that registers after
+  // the claim must find, in its re-check, that the release is under way and
+  // wait for release() (a short spin: the primitive's own state says so).
+  // Returns how many were woken.
+  template <class Match, class Release>
+  int notify_all_releasing(Match&& match, Release&& release) noexcept {
+    if (!has_waiters()) {  // (A2)
+      release();
+      return 0;
+    }
+    detail::waiter_node* chain = nullptr;
+    lock_.lock();
+    int const n = list_.claim(INT_MAX, broadcast, match, chain);
+    // Ordering: relaxed, as in remove().
+    if (list_.empty()) empty_.store(1, std::memory_order_relaxed);
+    lock_.unlock();
+    release();
+    detail::node_list::wake_chain(chain);
+    return n;
+  }
+
   // A waiter gives up (a cancellation, a destroyed frame, a timeout): true
   // when it left before it was chosen (its node is unlinked, O(1)); false
   // when it had been claimed: then it waits for its claimer's release (short)
@@ -401,7 +427,13 @@ bool wait_blocking(P& p, std::uintptr_t tag, const Deadline& deadline) noexcept 
 // await_suspend began is misuse, diagnosed in debug builds). await_resume
 // returns nothing, or throws operation_stopped when the wait was stopped and
 // the promise has no unhandled_stopped().
-template <class P>
+//
+// `Wait` is the wait it drives: list_wait<P> (the default), or a primitive's
+// own wait with the same members (a constructor (P&, tag, waker),
+// try_acquire(), start() -> Wait::start_result (suspended, withdrew,
+// claimed), try_abort(won), cancel(), primitive(), tag()): the semaphore's,
+// whose waiters hold partially assigned permits (rouse/async/semaphore.hpp).
+template <class P, class Wait = list_wait<P>>
 class list_awaitable {
  public:
   using rouse_affine = void;  // resumes its awaiter on the awaiter's executor
@@ -421,20 +453,29 @@ class list_awaitable {
 
   template <class Promise>
   std::coroutine_handle<> await_suspend(std::coroutine_handle<Promise> h) noexcept {
-    target_ = resume_target(h);
-    auto const token = get_stop_token(get_env(h.promise()));
+    return await_suspend_with(h, resume_target(h), get_stop_token(get_env(h.promise())));
+  }
+
+  // For adaptors (rouse/async/timeout.hpp): await_suspend with the resume
+  // target and the stop token given instead of those of h's promise (an
+  // adaptor substitutes its own stop source and an executor that sees the
+  // completion first). Returns what await_suspend returns.
+  template <class Token>
+  std::coroutine_handle<> await_suspend_with(std::coroutine_handle<> h, const resume_target& target,
+                                             const Token& token) noexcept {
+    target_ = target;
     if (token.stop_requested()) {  // before anything is linked
       stopped_ = true;
       return stopped_here(h);
     }
     stage_ = stage::linked;
     switch (wait_.start()) {
-      case list_wait<P>::start_result::withdrew:
+      case Wait::start_result::withdrew:
         stage_ = stage::done;
         return h;  // ready: go on at once
-      case list_wait<P>::start_result::claimed:
+      case Wait::start_result::claimed:
         break;  // its wake is coming, or came: the guard says who resumes
-      case list_wait<P>::start_result::suspended:
+      case Wait::start_result::suspended:
         if (token.stop_possible()) register_stop(token);
         break;
     }
@@ -454,6 +495,29 @@ class list_awaitable {
     destroy_stop_callback();
     stage_ = stage::done;
     if (stopped_) throw operation_stopped();
+  }
+
+  // Who claimed the wait (waiter_list::transferable(claim()): a notify_one
+  // handed it a permit), once the wait is over; 0 when it never suspended.
+  // For primitives that must know whether they hold a permit (channels).
+  [[nodiscard]] std::uintptr_t claim() const noexcept { return wait_.claim(); }
+
+  // Ends a linked wait from outside, as a timer does: claims the waiter
+  // (aborted), unlinks it and resumes the coroutine normally (not stopped;
+  // through the arming guard like any wake). False when a notify or a stop
+  // won first (then nothing is touched). Only while the node is linked: from
+  // the primitive's re-check (B2) on, until the coroutine resumes.
+  bool try_end_wait() noexcept { return wait_.try_abort(); }
+
+  // Whether the wait completed as stopped (read by an adaptor once the
+  // wait has completed: its resume, or its await_suspend returned h).
+  [[nodiscard]] bool completed_stopped() const noexcept { return stopped_; }
+  // await_resume for an adaptor that reads completed_stopped() itself:
+  // never throws. True when the wait completed normally.
+  bool await_resume_nothrow() noexcept {
+    destroy_stop_callback();
+    stage_ = stage::done;
+    return !stopped_;
   }
 
  private:
@@ -526,7 +590,7 @@ class list_awaitable {
     stage_ = stage::done;
   }
 
-  list_wait<P> wait_;
+  Wait wait_;
   resume_target target_;
   ::rouse::detail::atomic<std::uint32_t> phase_{arming};
   stage stage_ = stage::idle;

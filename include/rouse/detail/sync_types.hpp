@@ -124,6 +124,27 @@ enum class model_fault : unsigned {
   pool_spawn_skips_wake,
   // async timers: the timer queue fires an entry one slot early.
   timer_fires_early,
+  // async::semaphore: a serve that cannot fully serve the oldest waiter
+  // gives it nothing (no partial assignment) and drops what it holds.
+  async_semaphore_serve_skips_partial,
+  // async::semaphore: a waiter that leaves (stop, destroyed frame, timeout)
+  // does not return the permits already assigned to it.
+  async_semaphore_leave_keeps_assigned,
+  // async::semaphore (async::mutex's unlock): release() adds its permits to
+  // the word and does not serve the queue when it finds Q set, so a queued
+  // waiter (the mutex's next owner) is never handed its permits.
+  async_semaphore_release_ignores_queued,
+  // async::semaphore: the queue's unlock publishes its permits and drops the
+  // lock, then reads the word again (a released semaphore may already be
+  // destroyed, rule 7).
+  async_semaphore_unlock_rereads_word,
+  // async channels: a sender wait that was handed a permit and gives up
+  // (cancelled, timed out, destroyed) keeps it instead of passing it on.
+  async_channel_cancel_keeps_permit,
+  // async::barrier: the last arriver publishes the next phase before it
+  // claims the queued waiters (it reads the list after a waiter the new
+  // phase let through may have destroyed the barrier).
+  async_barrier_releases_before_claim,
 };
 
 }  // namespace rouse::detail

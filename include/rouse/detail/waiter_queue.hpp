@@ -328,6 +328,20 @@ class waiter_list {
         count, value, [](waiter_node&) { return true; }, chain);
   }
 
+  // Appends `n`, unlinked and claimed by the caller, to a chain for
+  // wake_chain() (`tail`: the chain's last node, nullptr for a new chain).
+  // For a primitive that claims nodes one at a time under its lock
+  // (rouse/async/semaphore.hpp: a serve claims a waiter once it is fully
+  // served).
+  static void chain_append(waiter_node*& chain, waiter_node*& tail, waiter_node& n) noexcept {
+    unsync_ref(n.next_) = nullptr;
+    if (tail)
+      unsync_ref(tail->next_) = &n;
+    else
+      chain = &n;
+    tail = &n;
+  }
+
   // Whether claim() with `match` could find a node now (a snapshot).
   template <class Match>
   [[nodiscard]] bool has_claimable(Match&& match) noexcept {

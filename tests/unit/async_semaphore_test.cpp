@@ -1,0 +1,532 @@
+// rouse::async::semaphore: strict FIFO with partial assignment (a large
+// request is not starved by small ones; permits assigned to a queued waiter
+// never show in available(), and try_acquire cannot barge past the queue);
+// close wakes every waiter with "closed" (a result); permits; try_ and
+// blocking forms (a timeout is never early); a thread and a task sharing one
+// semaphore; cancellation at every suspension point with the permits
+// conserved (destroyed while queued, with and without partially assigned
+// permits; destroyed after being served; stopped before, while queued, and
+// racing a release); no allocation per wait. Coroutines run on the
+// single-thread test loop (tests/support/async_test_loop.hpp).
+#include "rouse/async/semaphore.hpp"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <new>
+#include <thread>
+#include <vector>
+
+#include "async_test_loop.hpp"
+#include "rouse/async/stop_token.hpp"
+#if __has_include("rouse/async/timeout.hpp")
+#include "rouse/async/run_loop.hpp"
+#include "rouse/async/spawn.hpp"
+#include "rouse/async/task.hpp"
+#include "rouse/async/timeout.hpp"
+#define ASYNC_SEMAPHORE_TEST_TIMEOUT 1
+#endif
+
+// ---- a counting global operator new (this executable only) ---------------------
+// Not under the sanitizers: their runtimes define the global operator new.
+#if !defined(ROUSE_SANITIZER_thread) && !defined(ROUSE_SANITIZER_address)
+#define ASYNC_SEMAPHORE_TEST_COUNTS_NEW 1
+namespace {
+std::atomic<long> g_allocations{0};
+}  // namespace
+
+// GCC pairs the inlined malloc / free of these replacements with the
+// new-expressions of the test and warns; they are the same allocator.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+#endif
+void* operator new(std::size_t n) {
+  g_allocations.fetch_add(1, std::memory_order_relaxed);
+  if (void* p = std::malloc(n ? n : 1)) return p;
+  throw std::bad_alloc();
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+#endif  // counting operator new
+
+namespace {
+namespace ra = rouse::async;
+using namespace std::chrono_literals;
+
+// Acquires n, records id (negative when closed) and keeps the permit.
+task<> acquire_and_keep(ra::semaphore& s, std::size_t n, std::vector<int>& order, int id,
+                        std::vector<ra::semaphore::permit>& kept) {
+  ra::semaphore::permit p = co_await s.acquire(n);
+  order.push_back(p ? id : -id);
+  kept.push_back(std::move(p));
+}
+task<> acquire_and_drop(ra::semaphore& s, std::size_t n, int& done) {
+  ra::semaphore::permit p = co_await s.acquire(n);
+  if (p) ++done;
+}
+task<true> acquire_in_place(ra::semaphore& s, std::size_t n, int& done) {
+  ra::semaphore::permit p = co_await s.acquire(n);
+  if (p) ++done;
+}
+
+// ---- permits ---------------------------------------------------------------------
+
+TEST(async_semaphore, sizes_are_documented) {
+  EXPECT_EQ(sizeof(ra::semaphore), 24u);
+  EXPECT_EQ(sizeof(ra::semaphore::acquire_awaitable), 224u);
+}
+
+TEST(async_semaphore, try_acquire_takes_what_is_free_and_the_permit_gives_it_back) {
+  ra::semaphore s(3);
+  {
+    auto a = s.try_acquire(2);
+    ASSERT_TRUE(a);
+    EXPECT_EQ(a.count(), 2u);
+    EXPECT_EQ(s.available(), 1u);
+    EXPECT_FALSE(s.try_acquire(2));
+    EXPECT_FALSE(s.is_closed());
+    auto b = std::move(a);
+    EXPECT_FALSE(a);
+    EXPECT_EQ(s.available(), 1u);
+  }
+  EXPECT_EQ(s.available(), 3u);
+  {
+    auto c = s.try_acquire(1);
+    c.forget();
+  }
+  EXPECT_EQ(s.available(), 2u);
+  auto d = s.try_acquire(2);
+  d.release();
+  EXPECT_FALSE(d);
+  EXPECT_EQ(s.available(), 2u);
+  s.release(5);
+  EXPECT_EQ(s.available(), 7u);
+}
+
+TEST(async_semaphore, an_acquire_with_free_permits_completes_without_suspending) {
+  ra::semaphore s(1);
+  test_loop loop;
+  std::vector<int> order;
+  std::vector<ra::semaphore::permit> kept;
+  auto t = acquire_and_keep(s, 1, order, 1, kept);
+  t.start(loop);
+  EXPECT_EQ(loop.drain(), 1);
+  EXPECT_TRUE(t.finished());
+  EXPECT_EQ(order, std::vector<int>{1});
+  EXPECT_EQ(s.available(), 0u);
+  kept.clear();
+  EXPECT_EQ(s.available(), 1u);
+}
+
+// ---- FIFO and partial assignment ---------------------------------------------------
+
+TEST(async_semaphore, waiters_are_served_in_order_on_their_executor) {
+  ra::semaphore s(0);
+  test_loop loop;
+  std::vector<int> order;
+  std::vector<ra::semaphore::permit> kept;
+  auto a = acquire_and_keep(s, 1, order, 1, kept);
+  auto b = acquire_and_keep(s, 1, order, 2, kept);
+  auto c = acquire_and_keep(s, 1, order, 3, kept);
+  a.start(loop);
+  b.start(loop);
+  c.start(loop);
+  loop.drain();
+  s.release(1);
+  EXPECT_TRUE(order.empty());  // not resumed inside release()
+  loop.drain();
+  EXPECT_EQ(order, std::vector<int>{1});
+  s.release(2);
+  loop.drain();
+  EXPECT_EQ(order, (std::vector<int>{1, 2, 3}));
+  EXPECT_EQ(s.available(), 0u);
+  kept.clear();
+  EXPECT_EQ(s.available(), 3u);
+}
+
+TEST(async_semaphore, a_large_request_is_not_starved_by_small_ones) {
+  ra::semaphore s(0);
+  test_loop loop;
+  std::vector<int> order;
+  std::vector<ra::semaphore::permit> kept;
+  auto big = acquire_and_keep(s, 3, order, 1, kept);
+  auto small1 = acquire_and_keep(s, 1, order, 2, kept);
+  auto small2 = acquire_and_keep(s, 1, order, 3, kept);
+  big.start(loop);
+  small1.start(loop);
+  small2.start(loop);
+  loop.drain();
+  // Partial assignment: the big one keeps what it gets while it waits.
+  s.release(1);
+  loop.drain();
+  EXPECT_TRUE(order.empty());
+  EXPECT_EQ(s.available(), 0u);    // assigned to the oldest, not shown
+  EXPECT_FALSE(s.try_acquire(1));  // and nobody barges past the queue
+  s.release(1);
+  loop.drain();
+  EXPECT_TRUE(order.empty());
+  s.release(2);  // one completes the big request, one serves small1
+  loop.drain();
+  EXPECT_EQ(order, (std::vector<int>{1, 2}));
+  s.release(1);
+  loop.drain();
+  EXPECT_EQ(order, (std::vector<int>{1, 2, 3}));
+  kept.clear();
+  EXPECT_EQ(s.available(), 5u);
+}
+
+TEST(async_semaphore, a_queuer_takes_the_free_permits_as_a_partial_assignment) {
+  ra::semaphore s(2);
+  test_loop loop;
+  std::vector<int> order;
+  std::vector<ra::semaphore::permit> kept;
+  auto big = acquire_and_keep(s, 3, order, 1, kept);
+  big.start(loop);
+  loop.drain();
+  EXPECT_FALSE(big.finished());
+  EXPECT_EQ(s.available(), 0u);  // the 2 free ones are assigned to it
+  s.release(1);
+  loop.drain();
+  EXPECT_EQ(order, std::vector<int>{1});
+  ASSERT_EQ(kept.size(), 1u);
+  EXPECT_EQ(kept[0].count(), 3u);
+  kept.clear();
+  EXPECT_EQ(s.available(), 3u);
+}
+
+TEST(async_semaphore, one_release_serves_a_batch) {
+  ra::semaphore s(0);
+  test_loop loop;
+  std::vector<int> order;
+  std::vector<ra::semaphore::permit> kept;
+  std::vector<task<>> ts;
+  for (int i = 1; i <= 5; ++i) ts.push_back(acquire_and_keep(s, 1, order, i, kept));
+  for (auto& t : ts) t.start(loop);
+  loop.drain();
+  s.release(7);
+  loop.drain();
+  EXPECT_EQ(order, (std::vector<int>{1, 2, 3, 4, 5}));
+  EXPECT_EQ(s.available(), 2u);
+  kept.clear();
+  EXPECT_EQ(s.available(), 7u);
+}
+
+// ---- close -------------------------------------------------------------------
+
+TEST(async_semaphore, close_wakes_every_waiter_with_closed_and_returns_assigned_permits) {
+  ra::semaphore s(1);
+  test_loop loop;
+  std::vector<int> order;
+  std::vector<ra::semaphore::permit> kept;
+  auto a = acquire_and_keep(s, 3, order, 1, kept);  // takes 1 as a partial assignment
+  auto b = acquire_and_keep(s, 1, order, 2, kept);
+  a.start(loop);
+  b.start(loop);
+  loop.drain();
+  EXPECT_EQ(s.available(), 0u);
+  s.close();
+  EXPECT_TRUE(s.is_closed());
+  loop.drain();
+  EXPECT_EQ(order, (std::vector<int>{-1, -2}));
+  EXPECT_EQ(s.available(), 1u);  // the partial assignment came back
+  // Later acquires: closed, at once.
+  auto c = acquire_and_keep(s, 1, order, 3, kept);
+  c.start(loop);
+  loop.drain();
+  EXPECT_EQ(order, (std::vector<int>{-1, -2, -3}));
+  EXPECT_FALSE(s.try_acquire(1));
+  EXPECT_FALSE(s.acquire_blocking(1));
+  EXPECT_FALSE(s.try_acquire_for(1, 1h));
+  s.release(2);  // still counted
+  EXPECT_EQ(s.available(), 3u);
+  s.close();  // twice is harmless
+  EXPECT_TRUE(s.is_closed());
+  EXPECT_EQ(s.available(), 3u);
+}
+
+// ---- cancellation -----------------------------------------------------------------
+
+TEST(async_semaphore, a_task_destroyed_while_queued_leaves_without_taking_anything) {
+  ra::semaphore s(0);
+  test_loop loop;
+  int done = 0;
+  auto a = acquire_and_drop(s, 1, done);
+  auto b = acquire_and_drop(s, 1, done);
+  a.start(loop);
+  b.start(loop);
+  loop.drain();
+  a.destroy();
+  s.release(1);
+  loop.drain();
+  EXPECT_EQ(done, 1);
+  EXPECT_TRUE(b.finished());
+  EXPECT_EQ(s.available(), 1u);
+}
+
+TEST(async_semaphore, a_task_destroyed_with_a_partial_assignment_returns_it_to_the_next) {
+  ra::semaphore s(0);
+  test_loop loop;
+  int done = 0;
+  auto big = acquire_and_drop(s, 4, done);
+  auto small = acquire_and_drop(s, 2, done);
+  big.start(loop);
+  small.start(loop);
+  loop.drain();
+  s.release(3);  // all three assigned to big
+  loop.drain();
+  EXPECT_EQ(s.available(), 0u);
+  big.destroy();  // its 3 go on: 2 to small, 1 free
+  loop.drain();
+  EXPECT_EQ(done, 1);
+  EXPECT_TRUE(small.finished());
+  EXPECT_EQ(s.available(), 3u);
+}
+
+TEST(async_semaphore, a_task_destroyed_after_it_was_served_passes_the_permits_on) {
+  ra::semaphore s(0);
+  test_loop loop;
+  int done = 0;
+  auto a = acquire_and_drop(s, 2, done);
+  auto b = acquire_and_drop(s, 2, done);
+  a.start(loop);
+  b.start(loop);
+  loop.drain();
+  s.release(2);  // serves a: scheduled, not yet run
+  ASSERT_TRUE(loop.discard(a.h));
+  a.destroy();  // never resumed: its 2 permits go to b
+  loop.drain();
+  EXPECT_EQ(done, 1);
+  EXPECT_TRUE(b.finished());
+  EXPECT_EQ(s.available(), 2u);
+}
+
+TEST(async_semaphore, a_stop_before_the_wait_completes_as_stopped_and_takes_nothing) {
+  ra::semaphore s(0);
+  test_loop loop;
+  ra::inplace_stop_source src;
+  src.request_stop();
+  int done = 0;
+  auto t = acquire_in_place(s, 1, done);
+  t.start(loop, src.get_token());
+  loop.drain();
+  EXPECT_TRUE(t.stopped());
+  s.release(1);
+  EXPECT_EQ(s.available(), 1u);
+}
+
+TEST(async_semaphore, a_stop_while_queued_with_a_partial_assignment_returns_it) {
+  ra::semaphore s(1);
+  test_loop loop;
+  ra::inplace_stop_source src;
+  int done = 0;
+  auto big = acquire_in_place(s, 3, done);
+  auto small = acquire_in_place(s, 1, done);
+  big.start(loop, src.get_token());
+  small.start(loop);
+  loop.drain();
+  EXPECT_EQ(s.available(), 0u);
+  src.request_stop();  // big leaves: its 1 permit serves small
+  loop.drain();
+  EXPECT_TRUE(big.stopped());
+  EXPECT_TRUE(small.finished());
+  EXPECT_EQ(done, 1);
+  EXPECT_EQ(s.available(), 1u);
+}
+
+TEST(async_semaphore, a_foreign_coroutine_gets_operation_stopped) {
+  ra::semaphore s(0);
+  test_loop loop;
+  ra::inplace_stop_source src;
+  int done = 0;
+  auto t = acquire_and_drop(s, 1, done);
+  t.start(loop, src.get_token());
+  loop.drain();
+  src.request_stop();
+  loop.drain();
+  EXPECT_TRUE(t.threw_stopped());
+  EXPECT_EQ(done, 0);
+  s.release(1);
+  EXPECT_EQ(s.available(), 1u);
+}
+
+// A stop racing a release, many times: the permits are conserved whoever
+// wins (the stopped wait took nothing; the served one released on exit).
+TEST(async_semaphore, a_stop_racing_a_release_loses_and_doubles_nothing) {
+  for (int round = 0; round < 300; ++round) {
+    ra::semaphore s(0);
+    test_loop loop;
+    ra::inplace_stop_source src;
+    int done = 0;
+    auto t = acquire_in_place(s, 2, done);
+    t.start(loop, src.get_token());
+    loop.drain();
+    s.release(1);  // partial
+    // Both start together (a gate), so that the stop often lands while
+    // the wake is under way.
+    std::atomic<int> gate{0};
+    auto together = [&gate] {
+      gate.fetch_add(1);
+      while (gate.load() < 2) std::this_thread::yield();
+    };
+    std::thread stopper([&] {
+      together();
+      src.request_stop();
+    });
+    std::thread releaser([&] {
+      together();
+      s.release(1);
+    });
+    stopper.join();
+    releaser.join();
+    loop.drain();
+    ASSERT_TRUE(t.finished() || t.stopped());
+    EXPECT_EQ(done, t.stopped() ? 0 : 1);
+    EXPECT_EQ(s.available(), 2u) << "round " << round;
+  }
+}
+
+#if defined(ASYNC_SEMAPHORE_TEST_TIMEOUT)
+// A timeout is a cancellation by a timer: the permits assigned to the timed
+// out acquire go back, and it is never early.
+TEST(async_semaphore, a_timed_out_acquire_returns_its_partial_assignment_never_early) {
+  ra::semaphore s(2);
+  ra::run_loop loop;
+  auto body = [](ra::semaphore& sem) -> ra::task<bool> {
+    auto const t0 = std::chrono::steady_clock::now();
+    auto r = co_await ra::with_timeout(sem.acquire(3), 2ms);  // 2 assigned, 1 never comes
+    EXPECT_GE(std::chrono::steady_clock::now(), t0 + 2ms);
+    co_return r.has_value();
+  };
+  EXPECT_FALSE(loop.run_until_complete(body(s)));
+  EXPECT_EQ(s.available(), 2u);
+  auto served = [](ra::semaphore& sem) -> ra::task<std::size_t> {
+    auto r = co_await ra::with_timeout(sem.acquire(2), 1h);
+    co_return r&&* r ? r->count() : 0;
+  };
+  EXPECT_EQ(loop.run_until_complete(served(s)), 2u);
+  EXPECT_EQ(s.available(), 2u);
+}
+#endif
+
+// ---- threads ---------------------------------------------------------------------
+
+TEST(async_semaphore, blocking_forms_from_plain_threads) {
+  ra::semaphore s(0);
+  EXPECT_FALSE(s.try_acquire_for(2, 1ms));
+  auto const t0 = std::chrono::steady_clock::now();
+  EXPECT_FALSE(s.try_acquire_until(1, t0 + 2ms));
+  EXPECT_GE(std::chrono::steady_clock::now(), t0 + 2ms);  // never early
+  std::thread waiter([&] {
+    auto p = s.acquire_blocking(3);
+    EXPECT_TRUE(p);
+    EXPECT_EQ(p.count(), 3u);
+  });
+  s.release(1);
+  s.release(1);
+  s.release(1);
+  waiter.join();
+  EXPECT_EQ(s.available(), 3u);
+}
+
+TEST(async_semaphore, a_timed_out_thread_returns_its_partial_assignment) {
+  ra::semaphore s(1);
+  auto p = s.try_acquire_for(2, 1ms);
+  EXPECT_FALSE(p);
+  EXPECT_EQ(s.available(), 1u);
+}
+
+TEST(async_semaphore, close_wakes_a_blocked_thread) {
+  ra::semaphore s(0);
+  std::atomic<bool> closed_seen{false};
+  std::thread waiter([&] { closed_seen = !s.acquire_blocking(1); });
+  s.close();  // queued or not yet: either way the acquire sees "closed"
+  waiter.join();
+  EXPECT_TRUE(closed_seen);
+}
+
+TEST(async_semaphore, a_thread_and_a_task_share_one_semaphore) {
+  ra::semaphore s(1);
+  test_loop loop;
+  int done = 0;
+  auto held = s.acquire_blocking(1);
+  std::vector<task<>> ts;
+  for (int i = 0; i < 3; ++i) ts.push_back(acquire_and_drop(s, 1, done));
+  for (auto& t : ts) t.start(loop);
+  loop.drain();
+  std::thread th([&] {
+    for (int i = 0; i < 100; ++i) auto p = s.acquire_blocking(1);
+  });
+  held.release();
+  loop.run_until([&] { return done == 3; });
+  th.join();
+  EXPECT_EQ(s.available(), 1u);
+}
+
+// ---- allocations -----------------------------------------------------------------
+
+TEST(async_semaphore, no_allocation_per_wait) {
+#if !defined(ASYNC_SEMAPHORE_TEST_COUNTS_NEW)
+  GTEST_SKIP() << "the sanitizer's runtime owns operator new";
+#else
+  ra::semaphore s(0);
+  test_loop loop;
+  ra::inplace_stop_source src;  // a stop callback is registered by every wait
+  int done = 0;
+  std::vector<task<>> ts;
+  ts.reserve(8);
+  long const frames_before = g_allocations.load();
+  for (int i = 0; i < 8; ++i) ts.push_back(acquire_and_drop(s, 1, done));  // the frames
+  EXPECT_GE(g_allocations.load() - frames_before, 8);                      // the counter counts
+  for (auto& t : ts) t.start(loop, src.get_token());
+  long const before = g_allocations.load();
+  loop.drain();  // every task queues (waiter, node, stop callback: in its frame)
+  EXPECT_EQ(done, 0);
+  for (int i = 0; i < 8; ++i) s.release(1);
+  while (loop.drain() > 0) {
+  }
+  EXPECT_EQ(done, 8);
+  // The test loop's deque may allocate a block when handles are queued;
+  // the waits themselves must not: at most one deque block.
+  EXPECT_LE(g_allocations.load() - before, 1);
+  // A ready acquire allocates nothing at all.
+  long const ready_before = g_allocations.load();
+  for (int i = 0; i < 100; ++i) {
+    auto a = s.acquire(1);
+    ASSERT_TRUE(a.await_ready());
+    auto p = a.await_resume();
+  }
+  EXPECT_EQ(g_allocations.load(), ready_before);
+#endif
+}
+
+#if ROUSE_DEBUG_CHECKS && !defined(ROUSE_SANITIZER_thread)
+TEST(async_semaphore_death, more_than_max_permits_is_diagnosed) {
+  EXPECT_DEATH(
+      {
+        ra::semaphore s(ra::semaphore::max_permits);
+        s.release(1);
+      },
+      "rouse::async::semaphore: misuse: more than max_permits permits");
+}
+TEST(async_semaphore_death, destroying_a_semaphore_with_a_waiter_is_diagnosed) {
+  EXPECT_DEATH(
+      {
+        auto* s = new ra::semaphore(0);
+        test_loop loop;
+        int done = 0;
+        auto t = acquire_and_drop(*s, 1, done);
+        t.start(loop);
+        loop.drain();
+        delete s;
+      },
+      "rouse::async::semaphore: misuse: destroyed while a waiter is queued");
+}
+#endif
+
+}  // namespace
