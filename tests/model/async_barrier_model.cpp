@@ -1,0 +1,189 @@
+// Relacy models of rouse/async/barrier.hpp's phase hand-over (and
+// rouse/async/latch.hpp's release, which is the same handshake): the last
+// arriver runs the completion, marks the release (R), claims the queued
+// waiters of the phase under the list's lock, drops the lock, publishes the
+// next phase (its last touch of the object) and only then wakes the waiters
+// it claimed; a waiter that registers after the claim sees R in its
+// re-check and waits for the new phase. Waiters are list_wait objects woken
+// through a waker that sets a flag their thread sleeps on, or the blocking
+// wait; objects live in raw storage and are destroyed in place by the
+// waiter the release lets through, so a late touch by the last arriver is
+// reported as access to freed memory.
+//
+//   waiter_destroys_after_release   the waiter (queued, or seeing the new
+//                                   phase at once) destroys the barrier
+//   two_parties_two_phases          both arrive and wait (blocking form),
+//                                   twice: the completion happens-before
+//                                   every return of its phase, runs once
+//   latch_waiter_destroys           the latch's release, the same way
+//
+// A lost wake-up shows as a deadlock, a missing happens-before as a data
+// race on the completion's counter, a late touch as freed-memory access.
+//
+// Broken variant (detail::model_fault) the model must catch:
+//   async_barrier_releases_before_claim   the last arriver publishes the new
+//                                         phase, then claims and wakes: in
+//                                         waiter_destroys_after_release the
+//                                         list is read after the waiter
+//                                         destroyed the barrier
+#include <cstdint>
+#include <new>
+#include <utility>
+
+#include "model.hpp"
+#include "rouse/async/barrier.hpp"
+#include "rouse/async/latch.hpp"
+
+namespace {
+
+namespace rd = rouse::detail;
+namespace ra = rouse::async;
+
+// A waker whose wake sets a flag its owner sleeps on (a futex word).
+struct flag_waker {
+  rd::atomic<std::uint32_t> woken{0};
+  static flag_waker* self(const void* d) { return static_cast<flag_waker*>(const_cast<void*>(d)); }
+  static const void* clone(const void* d) noexcept { return d; }
+  static void wake(const void* d) noexcept {
+    flag_waker* const f = self(d);
+    // Ordering: release: pairs with sleep()'s acquire.
+    f->woken.fetch_add(1, std::memory_order_release);
+    rd::wake_all(f->woken);
+  }
+  static void drop(const void*) noexcept {}
+  static constexpr rd::waker_vtable vtable{clone, wake, wake, drop};
+  rd::waker make() noexcept { return rd::waker(this, &vtable); }
+  void sleep() {
+    while (woken.load(std::memory_order_acquire) == 0) rd::wait(woken, 0);
+  }
+};
+
+// Raw storage for a T its owner constructs and destroys in place.
+template <class T>
+struct slot {
+  alignas(T) unsigned char storage[sizeof(T)];
+  T* p = nullptr;
+  template <class... A>
+  T& make(A&&... a) {
+    p = new (storage) T(std::forward<A>(a)...);
+    return *p;
+  }
+  void destroy() {
+    p->~T();
+    p = nullptr;
+  }
+  T* operator->() { return p; }
+  T& operator*() { return *p; }
+};
+
+struct count_runs {
+  rl::var<int>* runs;
+  void operator()() noexcept { (*runs)($) = (*runs)($) + 1; }
+};
+using barrier_t = ra::barrier<count_runs>;
+using barrier_wait = ra::list_wait<barrier_t>;
+
+// One party's wait through a list_wait woken by a flag (the coroutine
+// form's protocol without the coroutine), then nothing more of the wait.
+template <class P, class Wait>
+void wait_with_flag(P& p, std::uintptr_t tag, slot<Wait>& w, flag_waker& f) {
+  Wait& wait = w.make(p, tag, f.make());
+  if (wait.try_acquire() == ra::check_result::not_ready) {
+    if (wait.start() != Wait::start_result::withdrew) f.sleep();
+  }
+  w.destroy();
+}
+
+struct waiter_destroys_after_release : rl::test_suite<waiter_destroys_after_release, 2> {
+  slot<barrier_t> b;
+  slot<barrier_wait> w;
+  flag_waker f;
+  rl::var<int> runs;
+  rl::var<int> before_arrival;
+
+  void before() {
+    runs($) = 0;
+    before_arrival($) = 0;
+    f.woken.store(0, std::memory_order_relaxed);
+    b.make(2, count_runs{&runs});
+  }
+  void thread(unsigned index) {
+    if (index == 0) {
+      auto token = b->arrive();
+      (void)token;
+      // The token's phase is 0 (a fresh barrier).
+      wait_with_flag(*b, 0, w, f);
+      RL_ASSERT(runs($) == 1);
+      RL_ASSERT(before_arrival($) == 1);
+      b.destroy();  // at once: the last arriver may still be returning
+    } else {
+      before_arrival($) = 1;
+      (void)b->arrive();
+    }
+  }
+};
+
+struct two_parties_two_phases : rl::test_suite<two_parties_two_phases, 2> {
+  slot<barrier_t> b;
+  rl::var<int> runs;
+  rl::var<int> written[2];
+
+  void before() {
+    runs($) = 0;
+    written[0]($) = 0;
+    written[1]($) = 0;
+    b.make(2, count_runs{&runs});
+  }
+  void thread(unsigned index) {
+    written[index]($) = 1;
+    b->arrive_and_wait_blocking();
+    RL_ASSERT(runs($) >= 1);
+    RL_ASSERT(written[1 - index]($) == 1);  // the other's write before its arrival
+    b->arrive_and_wait_blocking();
+    RL_ASSERT(runs($) == 2);
+  }
+  void after() {
+    RL_ASSERT(runs($) == 2);
+    b.destroy();
+  }
+};
+
+struct latch_waiter_destroys : rl::test_suite<latch_waiter_destroys, 2> {
+  slot<ra::latch> l;
+  slot<ra::list_wait<ra::latch>> w;
+  flag_waker f;
+  rl::var<int> value;
+
+  void before() {
+    value($) = 0;
+    f.woken.store(0, std::memory_order_relaxed);
+    l.make(1);
+  }
+  void thread(unsigned index) {
+    if (index == 0) {
+      wait_with_flag(*l, 0, w, f);
+      RL_ASSERT(value($) == 1);
+      l.destroy();
+    } else {
+      value($) = 1;
+      l->count_down();
+    }
+  }
+};
+
+}  // namespace
+
+int main() {
+  constexpr unsigned long iterations = 200000;  // random search (a fair full search is too large)
+  int failures = 0;
+  failures += rouse_model::expect_pass<waiter_destroys_after_release>("async_barrier.waiter_destroys_after_release",
+                                                                      iterations);
+  failures += rouse_model::expect_pass<two_parties_two_phases>("async_barrier.two_parties_two_phases", iterations);
+  failures += rouse_model::expect_pass<latch_waiter_destroys>("async_latch.waiter_destroys_after_release", iterations);
+  {
+    rd::model_fault_scope fault(rd::model_fault::async_barrier_releases_before_claim);
+    failures += rouse_model::expect_failure<waiter_destroys_after_release>(
+        "async_barrier.broken_releases_before_claim", rl::test_result_access_to_freed_memory, iterations);
+  }
+  return failures == 0 ? 0 : 1;
+}

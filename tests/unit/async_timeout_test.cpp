@@ -1,0 +1,294 @@
+// rouse::async::with_timeout / with_deadline: the result types (void ->
+// bool, T -> optional<T>), never early, a timed-out wait leaves its list and
+// takes nothing (a later notification is stored, not lost), a completion
+// that beats the timer keeps its value, exceptions go through, the outer
+// stop token still stops the operation (completing as stopped), a stop
+// already requested, the three shapes (waiter-list awaitable, task, any
+// other awaitable), zero allocations for a waiter-list awaitable, and the
+// no-executor error.
+#include "rouse/async/timeout.hpp"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <coroutine>
+#include <cstdlib>
+#include <new>
+#include <optional>
+#include <stdexcept>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "rouse/async/event.hpp"
+#include "rouse/async/latch.hpp"
+#include "rouse/async/notify.hpp"
+#include "rouse/async/run_loop.hpp"
+#include "rouse/async/semaphore.hpp"
+#include "rouse/async/sleep.hpp"
+#include "rouse/async/spawn.hpp"
+#include "rouse/async/stop_token.hpp"
+#include "rouse/async/task.hpp"
+#include "rouse/async/thread_pool.hpp"
+
+// ---- a counting global operator new (this executable only) ---------------------
+// The sanitizers replace operator new themselves: there the counting tests skip.
+
+namespace {
+std::atomic<long> g_allocations{0};
+}  // namespace
+
+#if defined(ROUSE_SANITIZER_thread) || defined(ROUSE_SANITIZER_address) || defined(__SANITIZE_ADDRESS__)
+#define ROUSE_TEST_COUNTS_ALLOCATIONS 0
+#else
+#define ROUSE_TEST_COUNTS_ALLOCATIONS 1
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+#endif
+void* operator new(std::size_t n) {
+  g_allocations.fetch_add(1, std::memory_order_relaxed);
+  if (void* p = std::malloc(n ? n : 1)) return p;
+  throw std::bad_alloc();
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+#endif  // counting operator new
+
+namespace {
+namespace ra = rouse::async;
+using namespace std::chrono_literals;
+using clk = std::chrono::steady_clock;
+using ra::task;
+
+static_assert(std::is_same_v<ra::timeout_result_t<void>, bool>);
+static_assert(std::is_same_v<ra::timeout_result_t<int>, std::optional<int>>);
+
+TEST(async_timeout, a_void_wait_yields_false_on_timeout_never_early) {
+  ra::run_loop loop;
+  ra::notify n;
+  for (auto d : {clk::duration(0), clk::duration(50us), clk::duration(2ms)}) {
+    auto const took = loop.run_until_complete([](ra::notify& n, clk::duration d) -> task<clk::duration> {
+      auto const start = clk::now();
+      bool const notified = co_await ra::with_timeout(n.notified(), d);
+      EXPECT_FALSE(notified);
+      co_return clk::now() - start;
+    }(n, d));
+    EXPECT_GE(took, d);
+  }
+}
+
+TEST(async_timeout, with_deadline_is_never_early) {
+  ra::run_loop loop;
+  ra::manual_reset_event ev;
+  auto const deadline = clk::now() + 3ms;
+  auto const woke = loop.run_until_complete([](ra::manual_reset_event& ev, clk::time_point t) -> task<clk::time_point> {
+    bool const set = co_await ra::with_deadline(ev.wait(), t);
+    EXPECT_FALSE(set);
+    co_return clk::now();
+  }(ev, deadline));
+  EXPECT_GE(woke, deadline);
+  // Another clock's deadline is converted once.
+  EXPECT_FALSE(loop.run_until_complete([](ra::manual_reset_event& ev) -> task<bool> {
+    co_return co_await ra::with_deadline(ev.wait(), std::chrono::system_clock::now() + 1ms);
+  }(ev)));
+}
+
+TEST(async_timeout, a_timed_out_waiter_leaves_the_list_and_a_later_notify_is_stored) {
+  ra::run_loop loop;
+  ra::notify n;
+  EXPECT_FALSE(loop.run_until_complete([](ra::notify& n) -> task<bool> {
+    co_return co_await ra::with_timeout(n.notified(), 1ms);
+  }(n)));
+  n.notify_one();  // nobody waits: stored as the permit, not given to a gone waiter
+  EXPECT_TRUE(n.wait_blocking_for(0s));
+}
+
+TEST(async_timeout, a_completion_before_the_timer_yields_true_and_a_ready_op_never_suspends) {
+  ra::run_loop loop;
+  ra::notify n;
+  n.notify_one();
+  EXPECT_TRUE(loop.run_until_complete([](ra::notify& n) -> task<bool> {
+    co_return co_await ra::with_timeout(n.notified(), 0s);  // ready at once: the permit
+  }(n)));
+  ra::latch l(1);
+  EXPECT_TRUE(loop.run_until_complete([](ra::latch& l) -> task<bool> {
+    std::thread t([&l] { l.count_down(); });
+    bool const r = co_await ra::with_timeout(l.wait(), 1h);
+    t.join();
+    co_return r;
+  }(l)));
+}
+
+task<int> answer_after(ra::manual_reset_event& ev, int v) {
+  co_await ev.wait();
+  co_return v;
+}
+task<int> answer_now(int v) { co_return v; }
+task<int> throws_now() {
+  throw std::runtime_error("boom");
+  co_return 0;
+}
+TEST(async_timeout, a_task_yields_its_value_or_nullopt_and_is_cancelled_through_its_stop_token) {
+  ra::run_loop loop;
+  ra::manual_reset_event never;
+  std::optional<int> const timed_out = loop.run_until_complete([](ra::manual_reset_event& ev) -> task<std::optional<int>> {
+    co_return co_await ra::with_timeout(answer_after(ev, 7), 1ms);
+  }(never));
+  EXPECT_FALSE(timed_out.has_value());
+  ra::manual_reset_event set(true);
+  std::optional<int> const value = loop.run_until_complete([](ra::manual_reset_event& ev) -> task<std::optional<int>> {
+    co_return co_await ra::with_timeout(answer_after(ev, 7), 1h);
+  }(set));
+  EXPECT_EQ(value, 7);
+  // A value produced before the timer had a chance is kept, even with no time at all.
+  EXPECT_EQ(loop.run_until_complete([]() -> task<std::optional<int>> {
+    co_return co_await ra::with_timeout(answer_now(5), 0s);
+  }()),
+            5);
+  // `never` is destroyed at the end of the test: debug builds check that the
+  // timed-out task's wait left its list.
+}
+
+TEST(async_timeout, an_exception_of_the_operation_is_rethrown) {
+  ra::run_loop loop;
+  EXPECT_THROW(loop.run_until_complete([]() -> task<std::optional<int>> {
+    co_return co_await ra::with_timeout(throws_now(), 1h);
+  }()),
+               std::runtime_error);
+}
+
+TEST(async_timeout, any_other_awaitable_is_awaited_in_a_task) {
+  ra::run_loop loop;
+  EXPECT_FALSE(loop.run_until_complete([]() -> task<bool> {
+    co_return co_await ra::with_timeout(ra::sleep_for(1h), 1ms);
+  }()));
+  EXPECT_TRUE(loop.run_until_complete([]() -> task<bool> {
+    co_return co_await ra::with_timeout(ra::sleep_for(0s), 1h);
+  }()));
+  // A semaphore's acquire (its own awaitable type): a timed-out acquire takes
+  // no permit; a released one is there for the next acquire.
+  ra::semaphore s(0);
+  EXPECT_FALSE(loop.run_until_complete([](ra::semaphore& s) -> task<bool> {
+    auto p = co_await ra::with_timeout(s.acquire(1), 1ms);
+    co_return p.has_value();
+  }(s)));
+  s.release(1);
+  EXPECT_TRUE(loop.run_until_complete([](ra::semaphore& s) -> task<bool> {
+    auto p = co_await ra::with_timeout(s.acquire(1), 1h);
+    co_return p.has_value() && static_cast<bool>(*p);
+  }(s)));
+}
+
+TEST(async_timeout, the_outer_stop_token_still_stops_the_operation_as_stopped) {
+  for (int shape = 0; shape < 3; ++shape) {
+    ra::manual_reset_event never;
+    ra::inplace_stop_source s;
+    std::atomic<bool> go{false};
+    std::thread stopper([&] {
+      while (!go.load()) std::this_thread::yield();
+      s.request_stop();
+    });
+    auto body = [](ra::manual_reset_event& ev, std::atomic<bool>& go, int shape) -> task<int> {
+      go.store(true);
+      if (shape == 0) (void)co_await ra::with_timeout(ev.wait(), 1h);
+      if (shape == 1) (void)co_await ra::with_timeout(answer_after(ev, 1), 1h);
+      if (shape == 2) (void)co_await ra::with_timeout(ra::sleep_for(1h), 1h);
+      co_return 1;  // not reached: completes as stopped
+    };
+    std::optional<int> const r = ra::sync_wait(body(never, go, shape), s.get_token());
+    stopper.join();
+    EXPECT_FALSE(r.has_value()) << shape;
+  }
+}
+
+TEST(async_timeout, a_stop_requested_before_the_co_await_completes_it_stopped_at_once) {
+  ra::manual_reset_event never;
+  ra::inplace_stop_source s;
+  s.request_stop();
+  auto body = [](ra::manual_reset_event& ev) -> task<int> {
+    (void)co_await ra::with_timeout(ev.wait(), 1h);
+    co_return 1;
+  };
+  EXPECT_FALSE(ra::sync_wait(body(never), s.get_token()).has_value());
+}
+
+TEST(async_timeout, a_frame_destroyed_while_it_waits_withdraws_timer_and_waiter) {
+  ra::run_loop loop;
+  ra::notify n;
+  {
+    auto t = [](ra::notify& n) -> task<bool> { co_return co_await ra::with_timeout(n.notified(), 1h); }(n);
+    auto h = t.handle();
+    h.promise().bind(std::noop_coroutine(), &loop, {}, nullptr, nullptr);
+    ra::current_executor_scope scope(&loop);
+    h.resume();  // suspends in the notify's list, with a timer on the loop
+    EXPECT_FALSE(h.done());
+  }  // the task (and its frame) is destroyed here
+  n.notify_one();  // stored: the destroyed waiter left the list
+  EXPECT_TRUE(n.wait_blocking_for(0s));
+}
+
+TEST(async_timeout, a_waiter_list_awaitable_allocates_nothing) {
+  if (!ROUSE_TEST_COUNTS_ALLOCATIONS) GTEST_SKIP() << "a sanitizer owns operator new";
+  ra::run_loop loop;
+  ra::notify n;
+  long const allocated = loop.run_until_complete([](ra::notify& n) -> task<long> {
+    (void)co_await ra::with_timeout(n.notified(), 10us);  // warms the loop up
+    long const before = g_allocations.load();
+    for (int i = 0; i < 10; ++i) (void)co_await ra::with_timeout(n.notified(), 10us);
+    co_return g_allocations.load() - before;
+  }(n));
+  EXPECT_EQ(allocated, 0);
+}
+
+TEST(async_timeout, timeouts_race_completions_without_losing_a_notification) {
+  // One permit at a time goes to tasks that wait with short timeouts: each
+  // must be received exactly once (a lost one hangs the producer, CTest's
+  // timeout fails it; a doubled one shows in the count).
+  ra::thread_pool pool(2);
+  ra::notify n;
+  constexpr int notifications = 1000;
+  std::atomic<int> received{0};
+  std::atomic<bool> done{false};
+  std::vector<ra::join_handle<void>> hs;
+  for (int i = 0; i < 4; ++i)
+    hs.push_back(ra::spawn(pool.get_scheduler(),
+                           [](ra::notify& n, std::atomic<int>& received, std::atomic<bool>& done) -> task<> {
+                             while (!done.load())
+                               if (co_await ra::with_timeout(n.notified(), 20us)) received.fetch_add(1);
+                           }(n, received, done)));
+  for (int i = 1; i <= notifications; ++i) {
+    n.notify_one();
+    while (received.load() < i) std::this_thread::yield();
+  }
+  done.store(true);
+  for (auto& h : hs) h.join();
+  EXPECT_EQ(received.load(), notifications);
+  EXPECT_FALSE(n.wait_blocking_for(0s));  // nothing left over
+}
+
+TEST(async_timeout, without_an_executor_the_co_await_throws_logic_error) {
+  struct bare {
+    struct promise_type {
+      std::exception_ptr error;
+      bare get_return_object() { return bare{std::coroutine_handle<promise_type>::from_promise(*this)}; }
+      std::suspend_always initial_suspend() noexcept { return {}; }
+      std::suspend_always final_suspend() noexcept { return {}; }
+      void return_void() {}
+      void unhandled_exception() { error = std::current_exception(); }
+    };
+    std::coroutine_handle<promise_type> h;
+  };
+  ra::notify n;
+  auto b = [](ra::notify& n) -> bare { (void)co_await ra::with_timeout(n.notified(), 1ms); }(n);
+  b.h.resume();
+  ASSERT_TRUE(b.h.promise().error != nullptr);
+  EXPECT_THROW(std::rethrow_exception(b.h.promise().error), std::logic_error);
+  b.h.destroy();
+}
+
+}  // namespace
