@@ -436,6 +436,64 @@ class diatomic_waker {
     return box.take();
   }
 
+  // wait_until_blocking with a deadline, for a predicate that returns bool:
+  // true once pred() held, false when `deadline` passed first (the wait then
+  // withdrew: armed -> idle, one CAS; if a wake-up claimed it first, the
+  // thread takes that wake-up's unpark and polls once more).
+  template <class Pred, class Clock, class Duration>
+  bool wait_until_blocking_until(Pred pred, std::chrono::time_point<Clock, Duration> deadline) {
+    detail::predicate_box<Pred> box(pred);
+    if (box.try_pred()) {
+      box.take();
+      return true;
+    }
+    thread_record<Pred> rec(box);
+    begin_wait(rec);
+    for (poll_outcome o = poll(rec, true); o == poll_outcome::suspended; o = poll(rec, false)) {
+      if (rec.parker.park_until(deadline)) continue;
+      std::uint32_t s = claim_armed;
+      // armed -> idle: we withdraw. Ordering: acquire: as claim_for_stop().
+      if (claim_.compare_exchange_strong(s, claim_idle, std::memory_order_acquire, std::memory_order_relaxed)) {
+        unregister();
+        return false;
+      }
+      rec.parker.park();  // a relay released us: its unpark is on its way
+    }
+    box.take();
+    return true;
+  }
+
+  // ---- an external wait (a select over several wakers) ----------------------
+  // The consumer drives the wait itself instead of wait_until: arm_external()
+  // checks `ready` (a bool predicate without side effects on what it
+  // checks), registers the relay, re-checks, and arms: false when `ready`
+  // held (the wait is over, nothing registered), true when armed. A
+  // notification while armed calls rec.release(&rec) once, on the notifier's
+  // thread (its last touch of rec; rec.repoll is never called). The consumer
+  // then (or to give up) calls end_external(): true when no release was made
+  // (armed -> idle); false when a release came or is in progress: the caller
+  // must not free rec before that release call returned (its own flag).
+  template <class Ready>
+  bool arm_external(detail::wait_record& rec, Ready& ready) noexcept {
+    struct record {
+      Ready& ready;
+      bool try_pred() noexcept { return ready(); }
+    } r{ready};
+    begin_wait(rec);
+    return poll(r, false) == poll_outcome::suspended;
+  }
+  bool end_external() noexcept {
+    std::uint32_t s = claim_armed;
+    // armed -> idle: nobody will release. Ordering: acquire: as claim_for_stop().
+    bool const quiet =
+        claim_.compare_exchange_strong(s, claim_idle, std::memory_order_acquire, std::memory_order_relaxed);
+    // notified -> idle (a relay released us): the relay is done with the word.
+    // Ordering: relaxed, as finish().
+    if (!quiet) claim_.store(claim_idle, std::memory_order_relaxed);
+    unregister();
+    return quiet;
+  }
+
   // The state words (relaxed loads), for tests and diagnostics.
   [[nodiscard]] std::uint32_t state_for_testing() const noexcept { return state_.load(std::memory_order_relaxed); }
   [[nodiscard]] std::uint32_t claim_for_testing() const noexcept { return claim_.load(std::memory_order_relaxed); }

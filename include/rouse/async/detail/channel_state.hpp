@@ -1,0 +1,312 @@
+// rouse/async/detail/channel_state.hpp — the shared state of an async
+// channel, and the protocol its awaitables and blocking calls share. Internal
+// to rouse::async::channel (rouse/async/channel.hpp has the contract); it
+// compiles without the coroutine half so that tests/model runs it.
+//
+//   wait_record       one sender wait's own word, in the waiting frame: the
+//                     list tag points at it. timed_out (set by the wait's
+//                     timer) and took (its re-check took a permit)
+//   channel_state<T>  handle counts; the buffer (channel_ring for bounded and
+//                     rendezvous, the blocking channels' list for
+//                     unbounded); the permit count and the waiter list of
+//                     blocked senders; the receiver's diatomic_waker
+//
+// Permits. A bounded channel of capacity n holds n permits; a send takes one
+// (reserve) before it writes, and the receive gives it back once the slot is
+// free again, so a write never finds the buffer full. A rendezvous channel
+// holds none: a receive that finds nothing gives one (a *demand*, at most one
+// outstanding), so a send completes only into a receive that asked for it.
+// An unbounded channel needs none (try_take_permit always succeeds).
+//
+// The receiver gives freed slots back at once while senders wait, when the
+// channel is small (capacity < 32), and before it reports empty (so before it
+// sleeps); otherwise in batches of capacity/16 (at most 64): while both ends
+// run, up to a batch of free slots may not be visible to try_send yet.
+//
+// Permit word: permits_ = the number of free permits (>= 0).
+//   take (sender)          n > 0: n -> n-1 (CAS); else wait in the list
+//   give back, nobody      n -> n+1 (A1), then has_waiters (A2): if somebody
+//   queued                 queued meanwhile, move it to the oldest waiter
+//                          under the list's lock (take it back, claim)
+//   give back, queued      under the lock: claim the oldest (a notify_one:
+//                          the claim is transferable) or n -> n+1
+// A waiter's re-check (B2) is try_acquire(): closed -> ready; a permit ->
+// ready_with_permit (rec.took); its deadline passed -> ready; else
+// not_ready. A waiter woken by a notify_one holds a permit (transferable
+// claim); woken by close() (broadcast) or its timer (which claims it
+// `aborted`, O(1), armed only once the node is linked) it holds none. A waiter that
+// gives up after it was handed a permit passes it on (waiter_list's
+// cancel_passing_on -> pass_on() -> give_back_permit()).
+//
+// Memory ordering. (A)/(B) as in rouse/async/waiter_list.hpp: give_back's
+// RMW on permits_ and close()'s fetch_or are seq_cst (A1) before
+// has_waiters (A2); a sender pushes (B1) and re-checks with
+// seq_cst loads (B2). A value's construction happens-before its receipt
+// (channel_ring's stamps; list.hpp's slot states). The receiver waits on a
+// diatomic_waker: every push is followed by notify() (an RMW that orders the
+// push before the receiver's next register-and-re-check).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <utility>
+
+#include "rouse/async/detail/channel_ring.hpp"
+#include "rouse/async/diatomic_waker.hpp"
+#include "rouse/async/waiter_list.hpp"
+#include "rouse/channel/detail/list.hpp"
+#include "rouse/channel/result.hpp"
+#include "rouse/detail/spin.hpp"
+#include "rouse/detail/sync_types.hpp"
+
+namespace rouse::async::channel::detail {
+
+using ::rouse::channel::recv_result;
+using ::rouse::channel::send_result;
+using ::rouse::channel::status;
+
+enum class kind : std::uint8_t { bounded, rendezvous, unbounded };
+
+// One sender wait's word (see above). Lives in the waiting frame.
+struct wait_record {
+  rd::atomic<std::uint32_t> timed_out{0};
+  bool took = false;
+  // Called once by the re-check (B2) that finds nothing, after the push (B1):
+  // a timed coroutine wait arms its timer there, once its node is linked.
+  void (*on_linked)(wait_record*) noexcept = nullptr;
+};
+inline std::uintptr_t tag_of(wait_record& r) noexcept { return reinterpret_cast<std::uintptr_t>(&r); }
+inline wait_record& record_of(std::uintptr_t tag) noexcept { return *reinterpret_cast<wait_record*>(tag); }
+
+template <class T>
+class channel_state {
+ public:
+  channel_state(kind k, std::size_t capacity)
+      : kind_(k),
+        capacity_(capacity),
+        batch_(capacity / 16 < 1 ? 1 : capacity / 16 > 64 ? 64 : static_cast<std::int64_t>(capacity / 16)),
+        permits_(k == kind::bounded ? static_cast<std::int64_t>(capacity) : 0),
+        ring_(k == kind::unbounded ? nullptr : new channel_ring<T>(capacity == 0 ? 1 : capacity)),
+        list_(k == kind::unbounded ? new ::rouse::channel::detail::list_channel<T>() : nullptr) {}
+  channel_state(const channel_state&) = delete;
+  channel_state& operator=(const channel_state&) = delete;
+
+  // ---- handles ----------------------------------------------------------
+  rd::atomic<std::size_t> senders{1};
+  rd::atomic<std::uint32_t> one_side_gone{0};
+
+  [[nodiscard]] kind flavour() const noexcept { return kind_; }
+  [[nodiscard]] std::size_t capacity() const noexcept { return capacity_; }
+
+  // ---- senders ----------------------------------------------------------
+
+  // A permit without waiting (fast path: one CAS). Barging is allowed only
+  // onto a free permit, which exists only when no queued sender could take it.
+  bool try_take_permit() noexcept {
+    if (kind_ == kind::unbounded) return true;
+    // (B2) seq_cst when it is a waiter's re-check.
+    std::int64_t n = permits_.load(std::memory_order_seq_cst);
+    while (n > 0) {
+      // n -> n-1. Ordering: seq_cst (acquire: the receive that freed the
+      // slot, through the give back's release).
+      if (permits_.compare_exchange_weak(n, n - 1, std::memory_order_seq_cst, std::memory_order_seq_cst)) return true;
+    }
+    return false;
+  }
+
+  // Gives a permit back (a receive freed a slot, a rendezvous receive asks
+  // for a value, an unused permit is dropped, a chosen waiter gave up).
+  void give_back_permit() noexcept {
+    if (kind_ == kind::unbounded) return;
+    if (senders_waiting_.has_waiters()) return give_back_slow(false);
+    // (A1) seq_cst: pairs with (B2) in try_acquire().
+    permits_.fetch_add(1, std::memory_order_seq_cst);
+    if (!senders_waiting_.has_waiters()) [[likely]]  // (A2)
+      return;
+    give_back_slow(true);
+  }
+
+  // With a permit: ok (moved from v) or closed (v untouched). Wakes the
+  // receiver.
+  status push(T& v) noexcept {
+    status const s = kind_ == kind::unbounded ? list_->try_send(v) : ring_->push(v);
+    if (s == status::ok) rx_.notify();
+    return s;
+  }
+
+  // Whether a wait that ended holds a permit, given its record and claim.
+  static bool holds_permit(const wait_record& rec, std::uintptr_t claim) noexcept {
+    return rec.took || waiter_list::transferable(claim);
+  }
+
+  // ---- the receiver (one at a time) ---------------------------------------
+
+  // One attempt: a value, empty, or closed (and drained). `ask`: a rendezvous
+  // receive that finds nothing gives a demand (a waiting receive asks; a
+  // try_recv does not).
+  recv_result<T> try_recv(bool ask) noexcept {
+    if (kind_ == kind::unbounded) return list_->try_recv();
+    ::rouse::detail::spinner spin(::rouse::detail::channel_wait_spin);
+    for (;;) {
+      std::optional<recv_result<T>> out;
+      switch (ring_->take([&](T&& v) noexcept { out.emplace(std::in_place, std::move(v)); })) {
+        case ring_take::value:
+          if (kind_ == kind::bounded) {
+            // The slot goes back at once when senders wait, else in a batch.
+            if (++unreturned_ >= batch_ || senders_waiting_.has_waiters()) return_slots();
+          } else {
+            demand_out_ = false;  // the value answered our demand
+          }
+          return std::move(*out);
+        case ring_take::empty:
+          if (unreturned_ != 0) return_slots();  // before the receiver may sleep
+          if (ask && kind_ == kind::rendezvous && !demand_out_) {
+            demand_out_ = true;
+            give_back_permit();
+          }
+          return recv_result<T>(status::empty);
+        case ring_take::closed:
+          return recv_result<T>(status::closed);
+        case ring_take::pending:
+          if (!spin.next()) ::rouse::detail::yield();  // a send between its two steps
+          break;
+      }
+    }
+  }
+
+  // The receiver's check without taking (select): a value, or closed. `ask`
+  // as in try_recv (a rendezvous gives its demand).
+  bool recv_ready(bool ask) noexcept {
+    if (kind_ == kind::unbounded) return !list_->is_empty() || list_->is_closed();
+    if (ring_->has_news()) return true;
+    if (unreturned_ != 0) return_slots();
+    if (ask && kind_ == kind::rendezvous && !demand_out_) {
+      demand_out_ = true;
+      give_back_permit();
+    }
+    return false;
+  }
+
+  diatomic_waker& receiver_waker() noexcept { return rx_; }
+
+  // ---- both ---------------------------------------------------------------
+
+  // True for the call that closed it. Wakes every blocked sender (broadcast:
+  // no permit) and the receiver.
+  bool close() noexcept {
+    bool const closed = kind_ == kind::unbounded ? list_->close() : ring_->close();  // (A1)
+    if (!closed) return false;
+    senders_waiting_.notify_all();  // (A2) inside
+    rx_.notify();
+    return true;
+  }
+  [[nodiscard]] bool is_closed() const noexcept {
+    return kind_ == kind::unbounded ? list_->is_closed() : ring_->is_closed();
+  }
+  [[nodiscard]] std::size_t size() const noexcept { return kind_ == kind::unbounded ? list_->size() : ring_->size(); }
+
+  // ---- the waiter list's primitive interface (list_wait, list_awaitable) ---
+  check_result try_acquire(std::uintptr_t tag) noexcept {
+    wait_record& rec = record_of(tag);
+    if (is_closed()) return check_result::ready;
+    if (try_take_permit()) {
+      rec.took = true;
+      return check_result::ready_with_permit;
+    }
+    // (B2) seq_cst: pairs with (A1) in time_out_sender().
+    if (rec.timed_out.load(std::memory_order_seq_cst) != 0) return check_result::ready;
+    if (is_closed()) return check_result::ready;
+    if (rec.on_linked != nullptr) std::exchange(rec.on_linked, nullptr)(&rec);
+    return check_result::not_ready;
+  }
+  void pass_on() noexcept {
+    if (!rd::model_fault_on(rd::model_fault::async_channel_cancel_keeps_permit)) give_back_permit();
+  }
+  waiter_list& waiters() noexcept { return senders_waiting_; }
+
+  // For tests and the model.
+  [[nodiscard]] std::int64_t permits_for_testing() const noexcept {
+    return permits_.load(std::memory_order_relaxed);
+  }
+
+ private:
+  // The receiver gives back the slots it freed and kept (a batch).
+  void return_slots() noexcept {
+    std::int64_t const n = std::exchange(unreturned_, 0);
+    if (n == 1 || senders_waiting_.has_waiters()) {
+      for (std::int64_t i = 0; i < n; ++i) give_back_permit();
+      return;
+    }
+    // (A1) seq_cst: as give_back_permit()'s.
+    permits_.fetch_add(n, std::memory_order_seq_cst);
+    if (!senders_waiting_.has_waiters()) [[likely]]  // (A2)
+      return;
+    for (std::int64_t i = 0; i < n; ++i) give_back_slow(true);
+  }
+
+  // `in_word`: our permit is in the word (we added it, then found waiters):
+  // take it back if no barging sender took it, then hand it to the oldest
+  // waiter, or put it back when none can be claimed.
+  [[gnu::noinline]] void give_back_slow(bool in_word) noexcept {
+    senders_waiting_.notify_one_locked(
+        [this, in_word]() noexcept {
+          if (!in_word) return true;
+          std::int64_t n = permits_.load(std::memory_order_seq_cst);
+          while (n > 0)
+            // n -> n-1: ours back. Ordering: seq_cst as every RMW of the word.
+            if (permits_.compare_exchange_weak(n, n - 1, std::memory_order_seq_cst, std::memory_order_seq_cst))
+              return true;
+          return false;  // a sender's re-check took it: it is served
+        },
+        [this]() noexcept {
+          // Nobody claimable: store it, under the lock, so that a sender that
+          // queues next sees it in its re-check. Ordering: seq_cst (A1).
+          permits_.fetch_add(1, std::memory_order_seq_cst);
+        });
+  }
+
+  kind const kind_;
+  std::size_t const capacity_;
+  bool demand_out_ = false;  // the receiver's: a rendezvous demand is outstanding
+  // The receiver's: slots freed but not given back yet, and the batch size
+  // (capacity / 16, 1..64: a receive that keeps up with its senders makes one
+  // RMW on the contended permit word per batch instead of one per value).
+  std::int64_t unreturned_ = 0;
+  std::int64_t const batch_;
+  alignas(64) rd::atomic<std::int64_t> permits_;
+  waiter_list senders_waiting_;
+  std::unique_ptr<channel_ring<T>> ring_;
+  std::unique_ptr<::rouse::channel::detail::list_channel<T>> list_;
+  alignas(64) diatomic_waker rx_;
+};
+
+// A thread's wait for a permit (the blocking sends): check, register,
+// re-check, sleep until a permit, close or the deadline. True when it holds
+// a permit.
+template <class T, class Deadline>
+bool acquire_blocking(channel_state<T>& st, const Deadline& deadline) noexcept {
+  wait_record rec;
+  check_result const r = st.try_acquire(tag_of(rec));
+  if (r != check_result::not_ready) return rec.took;
+  if (deadline.expired()) return false;
+  using wait = list_wait<channel_state<T>>;
+  wait w(st, tag_of(rec));
+  switch (w.start()) {
+    case wait::start_result::withdrew:
+      return rec.took;
+    case wait::start_result::claimed:
+      w.wait_released();
+      return channel_state<T>::holds_permit(rec, w.claim());
+    case wait::start_result::suspended:
+      break;
+  }
+  std::uintptr_t const c = w.wait(deadline, ::rouse::detail::event_spin);
+  if (c != async::detail::waiter::aborted) return channel_state<T>::holds_permit(rec, c);
+  // Timed out and left: a last look.
+  (void)st.try_acquire(tag_of(rec));
+  return rec.took;
+}
+
+}  // namespace rouse::async::channel::detail

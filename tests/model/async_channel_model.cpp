@@ -1,0 +1,247 @@
+// Relacy models of the async channel's protocol (rouse/async/detail/
+// channel_state.hpp), compiled without the coroutine half: sender waits are
+// list_wait objects woken through a flag waker (as in
+// async_waiter_list_model.cpp), the receiver a thread in the diatomic
+// waker's blocking wait. Each waiter lives in raw storage its owner destroys
+// right after its wait, so a late touch is reported.
+//
+//   send_cancel_vs_recv        a full channel, two queued senders; a receive
+//                              frees the slot (its permit goes to the oldest
+//                              sender) while the first sender cancels: the
+//                              second gets the slot exactly when the first
+//                              left after it was chosen; no permit lost or
+//                              doubled
+//   queued_send_vs_recv        a sender registers while the receive frees
+//                              the slot: it gets the permit, or it is stored
+//   send_vs_waiting_recv       a push against the receiver's register /
+//                              re-check: the value is received exactly once
+//   close_vs_queued_send       close() wakes a queued sender with no permit
+//
+// A lost wake-up shows as a deadlock, a lost or doubled permit or value as an
+// assertion failure.
+//
+// Broken variant (detail::model_fault) the model must catch:
+//   async_channel_cancel_keeps_permit   a sender that was handed a permit and
+//                                       cancels keeps it: in
+//                                       send_cancel_vs_recv the second sender
+//                                       is never woken (deadlock)
+#include <cstdint>
+#include <new>
+#include <utility>
+
+#include "model.hpp"
+#include "rouse/async/detail/channel_state.hpp"
+
+namespace {
+
+namespace rd = rouse::detail;
+namespace ra = rouse::async;
+namespace cd = rouse::async::channel::detail;
+using state = cd::channel_state<int>;
+using wait_t = ra::list_wait<state>;
+using start = wait_t::start_result;
+using rouse::channel::status;
+
+struct flag_waker {
+  rd::atomic<std::uint32_t> woken{0};
+  static flag_waker* self(const void* d) { return static_cast<flag_waker*>(const_cast<void*>(d)); }
+  static const void* clone(const void* d) noexcept { return d; }
+  static void wake(const void* d) noexcept {
+    flag_waker* const f = self(d);
+    // Ordering: release: pairs with sleep()'s acquire.
+    f->woken.fetch_add(1, std::memory_order_release);
+    rd::wake_all(f->woken);
+  }
+  static void drop(const void*) noexcept {}
+  static constexpr rd::waker_vtable vtable{clone, wake, wake, drop};
+  rd::waker make() noexcept { return rd::waker(this, &vtable); }
+  void sleep() {
+    while (woken.load(std::memory_order_acquire) == 0) rd::wait(woken, 0);
+  }
+  std::uint32_t count() { return woken.load(std::memory_order_acquire); }
+};
+
+template <class T>
+struct slot {
+  alignas(T) unsigned char storage[sizeof(T)];
+  T* p = nullptr;
+  template <class... A>
+  T& make(A&&... a) {
+    p = new (storage) T(std::forward<A>(a)...);
+    return *p;
+  }
+  void destroy() {
+    p->~T();
+    p = nullptr;
+  }
+  T* operator->() { return p; }
+  T& operator*() { return *p; }
+};
+
+// One sender's wait: its record, its list_wait.
+struct sender_waiter {
+  cd::wait_record rec;
+  flag_waker f;
+  slot<wait_t> w;
+  void make(state& st) {
+    rec.took = false;
+    rec.timed_out.store(0, std::memory_order_relaxed);
+    f.woken.store(0, std::memory_order_relaxed);
+    w.make(st, cd::tag_of(rec), f.make());
+  }
+  bool holds() { return state::holds_permit(rec, w->claim()); }
+};
+
+bool push(state& st, int v) {
+  int x = v;
+  return st.push(x) == status::ok;
+}
+
+struct send_cancel_vs_recv : rl::test_suite<send_cancel_vs_recv, 3> {
+  slot<state> st;
+  sender_waiter s[2];
+  rl::var<int> first_left;
+  rl::var<int> received;
+
+  void before() {
+    st.make(cd::kind::bounded, 1);
+    RL_ASSERT(st->try_take_permit());
+    RL_ASSERT(push(*st, 1));
+    for (auto& x : s) {
+      x.make(*st);
+      RL_ASSERT(x.w->start() == start::suspended);
+    }
+  }
+  void thread(unsigned index) {
+    if (index == 0) {
+      auto r = st->try_recv(false);  // frees the slot: a permit for the oldest
+      RL_ASSERT(r.has_value() && *r == 1);
+      received($) = 1;
+    } else if (index == 1) {
+      first_left($) = s[0].w->cancel() ? 1 : 0;  // a chosen one passes its permit on
+      s[0].w.destroy();
+    } else {
+      s[1].f.sleep();
+      RL_ASSERT(s[1].holds());
+      RL_ASSERT(push(*st, 2));
+      s[1].w.destroy();
+    }
+  }
+  void after() {
+    RL_ASSERT(s[0].f.count() == (first_left($) ? 0u : 1u));
+    RL_ASSERT(s[1].f.count() == 1);
+    RL_ASSERT(st->permits_for_testing() == 0);  // the one slot holds value 2
+    auto r = st->try_recv(false);
+    RL_ASSERT(r.has_value() && *r == 2);
+    RL_ASSERT(st->permits_for_testing() == 1);
+    st.destroy();
+  }
+};
+
+struct queued_send_vs_recv : rl::test_suite<queued_send_vs_recv, 2> {
+  slot<state> st;
+  sender_waiter s;
+
+  void before() {
+    st.make(cd::kind::bounded, 1);
+    RL_ASSERT(st->try_take_permit());
+    RL_ASSERT(push(*st, 1));
+  }
+  void thread(unsigned index) {
+    if (index == 0) {
+      s.make(*st);
+      if (s.w->try_acquire() == ra::check_result::not_ready) {
+        start const r = s.w->start();
+        if (r != start::withdrew) s.f.sleep();
+      }
+      RL_ASSERT(s.holds());
+      RL_ASSERT(push(*st, 2));
+      s.w.destroy();
+    } else {
+      auto r = st->try_recv(false);
+      RL_ASSERT(r.has_value() && *r == 1);
+    }
+  }
+  void after() {
+    RL_ASSERT(st->permits_for_testing() == 0);
+    auto r = st->try_recv(false);
+    RL_ASSERT(r.has_value() && *r == 2);
+    st.destroy();
+  }
+};
+
+struct send_vs_waiting_recv : rl::test_suite<send_vs_waiting_recv, 2> {
+  slot<state> st;
+  rl::var<int> got;
+
+  void before() { st.make(cd::kind::bounded, 2); }
+  void thread(unsigned index) {
+    if (index == 0) {
+      int v = 0;
+      st->receiver_waker().wait_until_blocking([&]() noexcept {
+        auto r = st->try_recv(true);
+        if (!r.has_value()) return false;
+        v = *r;
+        return true;
+      });
+      got($) = v;
+    } else {
+      RL_ASSERT(st->try_take_permit());
+      RL_ASSERT(push(*st, 7));
+    }
+  }
+  void after() {
+    RL_ASSERT(got($) == 7);
+    RL_ASSERT(st->try_recv(false).status() == status::empty);
+    RL_ASSERT(st->permits_for_testing() == 2);
+    st.destroy();
+  }
+};
+
+struct close_vs_queued_send : rl::test_suite<close_vs_queued_send, 2> {
+  slot<state> st;
+  sender_waiter s;
+
+  void before() {
+    st.make(cd::kind::bounded, 1);
+    RL_ASSERT(st->try_take_permit());
+    RL_ASSERT(push(*st, 1));
+  }
+  void thread(unsigned index) {
+    if (index == 0) {
+      s.make(*st);
+      if (s.w->try_acquire() == ra::check_result::not_ready) {
+        start const r = s.w->start();
+        if (r != start::withdrew) s.f.sleep();
+      }
+      RL_ASSERT(!s.holds());
+      RL_ASSERT(!push(*st, 2));
+      s.w.destroy();
+    } else {
+      st->close();
+    }
+  }
+  void after() {
+    auto r = st->try_recv(false);
+    RL_ASSERT(r.has_value() && *r == 1);
+    RL_ASSERT(st->try_recv(false).status() == status::closed);
+    st.destroy();
+  }
+};
+
+}  // namespace
+
+int main() {
+  constexpr unsigned long iterations = 200000;  // random search (a fair full search is too large)
+  int failures = 0;
+  failures += rouse_model::expect_pass<send_cancel_vs_recv>("async_channel.send_cancel_vs_recv", iterations);
+  failures += rouse_model::expect_pass<queued_send_vs_recv>("async_channel.queued_send_vs_recv", iterations);
+  failures += rouse_model::expect_pass<send_vs_waiting_recv>("async_channel.send_vs_waiting_recv", iterations);
+  failures += rouse_model::expect_pass<close_vs_queued_send>("async_channel.close_vs_queued_send", iterations);
+  {
+    rd::model_fault_scope fault(rd::model_fault::async_channel_cancel_keeps_permit);
+    failures += rouse_model::expect_failure<send_cancel_vs_recv>("async_channel.broken_cancel_keeps_permit",
+                                                                 rl::test_result_deadlock, iterations);
+  }
+  return failures == 0 ? 0 : 1;
+}

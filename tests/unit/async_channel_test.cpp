@@ -1,0 +1,656 @@
+// rouse::async::channel: bounded, rendezvous and unbounded channels from
+// coroutines and threads. Smoke and order; try_ forms; close (drain, then
+// closed; the value handed back); the last sender or the receiver going away;
+// reserve and permits (a dropped permit gives its slot back); blocked senders
+// woken in FIFO order; rendezvous; the unbounded channel's memory returning
+// after a burst; cancellation at every suspension point (stop while queued,
+// frame destroyed while queued, a chosen sender that gives up passes its
+// permit on) with counted elements; timeouts never early; a thread and a
+// coroutine on the two ends.
+#include "rouse/async/channel.hpp"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <new>
+#include <thread>
+#include <vector>
+
+#include "async_test_loop.hpp"
+#include "counted.hpp"
+#include "rouse/async/run_loop.hpp"
+#include "rouse/async/spawn.hpp"
+#include "rouse/async/task.hpp"
+
+// Counts live heap allocations (for the memory-returns test); the
+// sanitizers replace operator new themselves, so there the test is skipped.
+#if defined(ROUSE_SANITIZER_thread) || defined(ROUSE_SANITIZER_address) || defined(__SANITIZE_ADDRESS__)
+#define ROUSE_TEST_COUNTS_ALLOCATIONS 0
+namespace {
+std::atomic<long> live_allocations{0};
+}
+#else
+#define ROUSE_TEST_COUNTS_ALLOCATIONS 1
+namespace {
+std::atomic<long> live_allocations{0};
+}
+void* operator new(std::size_t n) {
+  live_allocations.fetch_add(1, std::memory_order_relaxed);
+  if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
+  throw std::bad_alloc();
+}
+void operator delete(void* p) noexcept {
+  if (p == nullptr) return;
+  live_allocations.fetch_sub(1, std::memory_order_relaxed);
+  std::free(p);
+}
+void operator delete(void* p, std::size_t) noexcept { operator delete(p); }
+#endif
+
+namespace {
+namespace ch = rouse::async::channel;
+using namespace std::chrono_literals;
+using clk = std::chrono::steady_clock;
+using rouse::async::run_loop;
+using rouse::channel::send_result;
+using rouse::channel::status;
+using rouse_test::counted;
+using rouse_test::counted_scope;
+template <class T = void>
+using rtask = rouse::async::task<T>;
+
+// ---- basics --------------------------------------------------------------------
+
+TEST(async_channel, sizes_are_documented) {
+  EXPECT_EQ(sizeof(ch::sender<int>), sizeof(void*));
+  EXPECT_EQ(sizeof(ch::receiver<int>), sizeof(void*));
+  EXPECT_EQ(sizeof(ch::permit<int>), 16u);
+}
+
+TEST(async_channel, bounded_try_forms_report_full_and_empty) {
+  auto pair_63 = ch::bounded<int>(2);
+  auto& tx = pair_63.first;
+  auto& rx = pair_63.second;
+  EXPECT_EQ(rx.try_recv().status(), status::empty);
+  EXPECT_TRUE(tx.try_send(1));
+  EXPECT_TRUE(tx.try_send(2));
+  auto r = tx.try_send(3);
+  EXPECT_EQ(r.status(), status::full);
+  EXPECT_EQ(r.value(), 3);
+  EXPECT_EQ(tx.size(), 2u);
+  EXPECT_EQ(*rx.try_recv(), 1);
+  EXPECT_EQ(*rx.try_recv(), 2);
+  EXPECT_EQ(rx.try_recv().status(), status::empty);
+}
+
+rtask<std::vector<int>> receive_all(ch::receiver<int>& rx) {
+  std::vector<int> got;
+  for (;;) {
+    auto r = co_await rx.recv();
+    if (!r) {
+      EXPECT_EQ(r.status(), status::closed);
+      break;
+    }
+    got.push_back(*r);
+  }
+  co_return got;
+}
+rtask<> send_range(ch::sender<int> tx, int from, int to) {
+  for (int i = from; i < to; ++i) EXPECT_TRUE(co_await tx.send(i));
+}
+
+TEST(async_channel, tasks_send_and_receive_in_order_through_a_small_buffer) {
+  for (std::size_t cap : {0u, 1u, 3u, 64u}) {
+    run_loop loop;
+    auto pair_95 = ch::bounded<int>(cap);
+    auto& tx = pair_95.first;
+    auto& rx = pair_95.second;
+    auto h = rouse::async::spawn(loop, send_range(std::move(tx), 0, 500));
+    auto got = loop.run_until_complete(receive_all(rx));
+    h.join();
+    ASSERT_EQ(got.size(), 500u) << "capacity " << cap;
+    for (int i = 0; i < 500; ++i) EXPECT_EQ(got[static_cast<std::size_t>(i)], i);
+  }
+}
+
+TEST(async_channel, unbounded_send_never_waits_and_keeps_order) {
+  run_loop loop;
+  auto pair_106 = ch::unbounded<int>();
+  auto& tx = pair_106.first;
+  auto& rx = pair_106.second;
+  for (int i = 0; i < 1000; ++i) EXPECT_TRUE(tx.try_send(i));
+  tx = ch::sender<int>();  // the last sender: closes
+  auto got = loop.run_until_complete(receive_all(rx));
+  ASSERT_EQ(got.size(), 1000u);
+  for (int i = 0; i < 1000; ++i) EXPECT_EQ(got[static_cast<std::size_t>(i)], i);
+}
+
+// ---- close -------------------------------------------------------------------------
+
+TEST(async_channel, close_drains_then_reports_closed_and_hands_sends_back) {
+  for (std::size_t cap : {1u, 4u}) {
+    auto pair_118 = ch::bounded<int>(cap);
+    auto& tx = pair_118.first;
+    auto& rx = pair_118.second;
+    EXPECT_TRUE(tx.try_send(7));
+    EXPECT_TRUE(tx.close());
+    EXPECT_FALSE(rx.close());
+    auto s = tx.try_send(8);
+    EXPECT_EQ(s.status(), status::closed);
+    EXPECT_EQ(s.value(), 8);
+    EXPECT_EQ(tx.send_blocking(9).status(), status::closed);
+    EXPECT_EQ(*rx.recv_blocking(), 7);
+    EXPECT_EQ(rx.recv_blocking().status(), status::closed);
+    EXPECT_EQ(rx.try_recv().status(), status::closed);
+  }
+  auto pair_130 = ch::unbounded<int>();
+  auto& tx = pair_130.first;
+  auto& rx = pair_130.second;
+  EXPECT_TRUE(tx.try_send(1));
+  rx.close();
+  EXPECT_EQ(tx.try_send(2).status(), status::closed);
+  EXPECT_EQ(*rx.try_recv(), 1);
+  EXPECT_EQ(rx.try_recv().status(), status::closed);
+}
+
+TEST(async_channel, the_last_sender_going_away_closes_after_the_values) {
+  auto pair_139 = ch::bounded<int>(4);
+  auto& tx = pair_139.first;
+  auto& rx = pair_139.second;
+  {
+    auto tx2 = tx;
+    EXPECT_TRUE(tx2.try_send(1));
+    tx = ch::sender<int>();
+    EXPECT_FALSE(rx.is_closed());
+  }
+  EXPECT_TRUE(rx.is_closed());
+  EXPECT_EQ(*rx.recv_blocking(), 1);
+  EXPECT_EQ(rx.recv_blocking().status(), status::closed);
+}
+
+TEST(async_channel, the_receiver_going_away_closes_and_destroys_what_is_buffered) {
+  counted_scope scope;
+  auto pair_153 = ch::bounded<counted>(4);
+  auto& tx = pair_153.first;
+  auto& rx = pair_153.second;
+  EXPECT_TRUE(tx.try_send(counted(1)));
+  rx = ch::receiver<counted>();
+  auto r = tx.try_send(counted(2));
+  EXPECT_EQ(r.status(), status::closed);
+  EXPECT_EQ(r.value().value, 2);
+}
+
+rtask<status> send_one(ch::sender<int>& tx, int v) { co_return (co_await tx.send(v)).status(); }
+
+TEST(async_channel, close_wakes_a_blocked_sender_with_its_value_back) {
+  run_loop loop;
+  auto pair_165 = ch::bounded<int>(1);
+  auto& tx = pair_165.first;
+  auto& rx = pair_165.second;
+  EXPECT_TRUE(tx.try_send(0));
+  auto h = rouse::async::spawn(loop, send_one(tx, 1));
+  loop.run_until_complete([]() -> rtask<> { co_return; }());
+  EXPECT_FALSE(h.is_done());
+  rx.close();
+  EXPECT_EQ(loop.run_until_complete([](rouse::async::join_handle<status> j) -> rtask<status> {
+              co_return co_await std::move(j);
+            }(std::move(h))),
+            status::closed);
+}
+
+// ---- reserve and permits -----------------------------------------------------------
+
+TEST(async_channel, a_permit_sends_without_waiting_and_a_dropped_one_gives_its_slot_back) {
+  auto pair_180 = ch::bounded<int>(1);
+  auto& tx = pair_180.first;
+  auto& rx = pair_180.second;
+  {
+    auto p = tx.try_reserve();
+    ASSERT_TRUE(p);
+    EXPECT_EQ(tx.try_reserve().status(), status::full);
+    EXPECT_EQ(tx.try_send(5).status(), status::full);
+  }  // dropped unused
+  auto p = tx.try_reserve();
+  ASSERT_TRUE(p);
+  EXPECT_TRUE(p.send(3));
+  EXPECT_EQ(*rx.try_recv(), 3);
+  EXPECT_EQ(rx.permits_for_testing(), 1);
+}
+
+TEST(async_channel, a_permit_sends_closed_after_a_close_and_hands_the_value_back) {
+  auto pair_195 = ch::bounded<int>(2);
+  auto& tx = pair_195.first;
+  auto& rx = pair_195.second;
+  auto p = tx.try_reserve();
+  ASSERT_TRUE(p);
+  rx.close();
+  auto r = p.send(4);
+  EXPECT_EQ(r.status(), status::closed);
+  EXPECT_EQ(r.value(), 4);
+  EXPECT_EQ(tx.try_reserve().status(), status::closed);
+}
+
+rtask<> reserve_then_send(ch::sender<int>& tx, int v, std::vector<int>& order) {
+  auto p = co_await tx.reserve();
+  EXPECT_TRUE(p);
+  order.push_back(v);
+  EXPECT_TRUE(p.send(v));
+}
+
+TEST(async_channel, blocked_senders_get_freed_slots_in_fifo_order) {
+  run_loop loop;
+  auto pair_214 = ch::bounded<int>(1);
+  auto& tx = pair_214.first;
+  auto& rx = pair_214.second;
+  EXPECT_TRUE(tx.try_send(0));
+  std::vector<int> order;
+  std::vector<rouse::async::join_handle<void>> hs;
+  for (int i = 1; i <= 5; ++i) {
+    hs.push_back(rouse::async::spawn(loop, reserve_then_send(tx, i, order)));
+    loop.run_until_complete([]() -> rtask<> { co_return; }());  // let it queue
+  }
+  EXPECT_TRUE(order.empty());
+  std::vector<int> got;
+  for (int i = 0; i <= 5; ++i) {
+    got.push_back(*rx.try_recv());
+    loop.run_until_complete([]() -> rtask<> { co_return; }());
+    // A newcomer cannot take the slot a queued sender is owed.
+    if (i < 5) {
+      EXPECT_EQ(tx.try_send(99).status(), status::full);
+    }
+  }
+  for (auto& h : hs) h.join();
+  EXPECT_EQ(order, (std::vector<int>{1, 2, 3, 4, 5}));
+  EXPECT_EQ(got, (std::vector<int>{0, 1, 2, 3, 4, 5}));
+}
+
+TEST(async_channel, a_large_channel_gives_slots_back_in_batches_and_all_before_it_reports_empty) {
+  auto pair = ch::bounded<int>(64);  // batches of 4
+  auto& tx = pair.first;
+  auto& rx = pair.second;
+  for (int i = 0; i < 64; ++i) EXPECT_TRUE(tx.try_send(i));
+  EXPECT_EQ(tx.try_send(64).status(), status::full);
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(*rx.try_recv(), i);
+  EXPECT_EQ(rx.permits_for_testing(), 0);  // kept: a batch is not complete
+  EXPECT_EQ(*rx.try_recv(), 3);
+  EXPECT_EQ(rx.permits_for_testing(), 4);
+  for (int i = 4; i < 64; ++i) EXPECT_EQ(*rx.try_recv(), i);
+  EXPECT_EQ(rx.try_recv().status(), status::empty);
+  EXPECT_EQ(rx.permits_for_testing(), 64);  // all back before `empty`
+}
+
+TEST(async_channel, a_freed_slot_goes_to_a_waiting_sender_at_once_even_in_a_large_channel) {
+  run_loop loop;
+  auto pair = ch::bounded<int>(64);
+  auto& tx = pair.first;
+  auto& rx = pair.second;
+  for (int i = 0; i < 64; ++i) EXPECT_TRUE(tx.try_send(i));
+  auto h = rouse::async::spawn(loop, send_one(tx, 64));
+  loop.run_until_complete([]() -> rtask<> { co_return; }());
+  EXPECT_FALSE(h.is_done());
+  EXPECT_EQ(*rx.try_recv(), 0);  // a sender waits: its slot goes at once
+  EXPECT_EQ(loop.run_until_complete([](rouse::async::join_handle<status> j) -> rtask<status> {
+              co_return co_await std::move(j);
+            }(std::move(h))),
+            status::ok);
+}
+
+// ---- rendezvous ----------------------------------------------------------------------
+
+TEST(async_channel, rendezvous_try_send_needs_a_waiting_receive) {
+  auto pair_240 = ch::bounded<int>(0);
+  auto& tx = pair_240.first;
+  auto& rx = pair_240.second;
+  EXPECT_EQ(tx.capacity(), 0u);
+  EXPECT_EQ(tx.try_send(1).status(), status::full);
+  EXPECT_EQ(rx.try_recv().status(), status::empty);
+  std::thread t([&rx] { EXPECT_EQ(*rx.recv_blocking(), 2); });
+  // Only once the receive waits does a send go through.
+  while (!tx.try_send(2)) std::this_thread::yield();
+  t.join();
+  EXPECT_EQ(tx.try_send(3).status(), status::full);
+}
+
+// ---- threads -------------------------------------------------------------------------
+
+TEST(async_channel, threads_use_the_blocking_forms) {
+  for (std::size_t cap : {0u, 1u, 16u}) {
+    auto pair_255 = ch::bounded<int>(cap);
+    auto& tx = pair_255.first;
+    auto& rx = pair_255.second;
+    std::thread p([tx = tx]() mutable {
+      for (int i = 0; i < 2000; ++i) EXPECT_TRUE(tx.send_blocking(i));
+    });
+    tx = ch::sender<int>();
+    int expect = 0;
+    for (;;) {
+      auto r = rx.recv_blocking();
+      if (!r) break;
+      EXPECT_EQ(*r, expect++);
+    }
+    EXPECT_EQ(expect, 2000);
+    p.join();
+  }
+}
+
+TEST(async_channel, a_thread_sends_and_a_task_receives_and_back) {
+  for (std::size_t cap : {0u, 2u}) {
+    run_loop loop;
+    auto pair_274 = ch::bounded<int>(cap);
+    auto& tx = pair_274.first;
+    auto& rx = pair_274.second;
+    auto pair_275 = ch::unbounded<int>();
+    auto& back_tx = pair_275.first;
+    auto& back_rx = pair_275.second;
+    std::thread p([tx = std::move(tx), back_rx = std::move(back_rx)]() mutable {
+      for (int i = 0; i < 3000; ++i) EXPECT_TRUE(tx.send_blocking(i));
+      tx = ch::sender<int>();
+      int n = 0;
+      while (back_rx.recv_blocking()) ++n;
+      EXPECT_EQ(n, 3000);
+    });
+    auto got = loop.run_until_complete([](ch::receiver<int>& rx, ch::sender<int> out) -> rtask<std::vector<int>> {
+      std::vector<int> v;
+      while (auto r = co_await rx.recv()) {
+        v.push_back(*r);
+        EXPECT_TRUE(co_await out.send(*r));
+      }
+      co_return v;
+    }(rx, std::move(back_tx)));
+    p.join();
+    ASSERT_EQ(got.size(), 3000u);
+    for (int i = 0; i < 3000; ++i) EXPECT_EQ(got[static_cast<std::size_t>(i)], i);
+  }
+}
+
+// ---- timeouts ---------------------------------------------------------------------------
+
+TEST(async_channel, blocking_timeouts_are_never_early) {
+  auto pair_300 = ch::bounded<int>(1);
+  auto& tx = pair_300.first;
+  auto& rx = pair_300.second;
+  for (auto d : {0us, 100us, 2000us}) {
+    auto const start = clk::now();
+    EXPECT_EQ(rx.recv_blocking_for(d).status(), status::timed_out);
+    EXPECT_GE(clk::now() - start, d);
+  }
+  EXPECT_TRUE(tx.try_send(1));
+  for (auto d : {0us, 100us, 2000us}) {
+    auto const start = clk::now();
+    auto r = tx.send_blocking_for(2, d);
+    EXPECT_EQ(r.status(), status::timed_out);
+    EXPECT_EQ(r.value(), 2);
+    EXPECT_GE(clk::now() - start, d);
+  }
+  EXPECT_EQ(rx.permits_for_testing(), 0);
+  EXPECT_EQ(*rx.recv_blocking_for(1ms), 1);
+  EXPECT_EQ(rx.permits_for_testing(), 1);
+}
+
+rtask<clk::duration> timed_recv(ch::receiver<int>& rx, clk::duration d, status& s) {
+  auto const start = clk::now();
+  s = (co_await rx.recv_for(d)).status();
+  co_return clk::now() - start;
+}
+rtask<clk::duration> timed_send(ch::sender<int>& tx, clk::duration d, status& s, int& back) {
+  auto const start = clk::now();
+  auto r = co_await tx.send_for(5, d);
+  s = r.status();
+  if (r.has_value()) back = r.value();
+  co_return clk::now() - start;
+}
+
+TEST(async_channel, coroutine_timeouts_are_never_early) {
+  run_loop loop;
+  auto pair_334 = ch::bounded<int>(1);
+  auto& tx = pair_334.first;
+  auto& rx = pair_334.second;
+  for (clk::duration d : {clk::duration(0us), clk::duration(200us), clk::duration(3ms)}) {
+    status s = status::ok;
+    EXPECT_GE(loop.run_until_complete(timed_recv(rx, d, s)), d);
+    EXPECT_EQ(s, status::timed_out);
+  }
+  EXPECT_TRUE(tx.try_send(1));
+  for (clk::duration d : {clk::duration(0us), clk::duration(200us), clk::duration(3ms)}) {
+    status s = status::ok;
+    int back = 0;
+    EXPECT_GE(loop.run_until_complete(timed_send(tx, d, s, back)), d);
+    EXPECT_EQ(s, status::timed_out);
+    EXPECT_EQ(back, 5);
+  }
+  // The timed-out senders left no permit behind and took none.
+  EXPECT_EQ(*rx.try_recv(), 1);
+  EXPECT_EQ(rx.permits_for_testing(), 1);
+}
+
+// ---- cancellation (counted elements: nothing lost, nothing doubled) ------------------
+
+// Foreign coroutines (tests/support/async_test_loop.hpp) on a test_loop.
+task<> send_counted(ch::sender<counted>& tx, long v, std::vector<long>& sent) {
+  auto r = co_await tx.send(counted(v));
+  if (r) sent.push_back(v);
+}
+task<true> send_counted_in_place(ch::sender<counted>& tx, long v, std::vector<long>& sent) {
+  auto r = co_await tx.send(counted(v));
+  if (r) sent.push_back(v);
+}
+task<> recv_counted(ch::receiver<counted>& rx, std::vector<long>& got) {
+  auto r = co_await rx.recv();
+  if (r) got.push_back(r->value);
+}
+
+TEST(async_channel, a_task_destroyed_while_queued_in_send_sends_nothing_and_destroys_its_value) {
+  counted_scope scope;
+  test_loop loop;
+  auto pair_372 = ch::bounded<counted>(1);
+  auto& tx = pair_372.first;
+  auto& rx = pair_372.second;
+  std::vector<long> sent;
+  EXPECT_TRUE(tx.try_send(counted(0)));
+  auto a = send_counted(tx, 1, sent);
+  auto b = send_counted(tx, 2, sent);
+  a.start(loop);
+  b.start(loop);
+  loop.drain();
+  a.destroy();  // queued, not chosen: leaves, its value destroyed with its frame
+  EXPECT_EQ(rx.try_recv()->value, 0);  // frees a slot: goes to b
+  loop.drain();
+  EXPECT_EQ(sent, (std::vector<long>{2}));
+  EXPECT_EQ(rx.try_recv()->value, 2);
+  EXPECT_EQ(rx.try_recv().status(), status::empty);
+  EXPECT_EQ(rx.permits_for_testing(), 1);
+}
+
+TEST(async_channel, a_sender_chosen_and_then_destroyed_passes_its_slot_on) {
+  counted_scope scope;
+  test_loop loop;
+  auto pair_392 = ch::bounded<counted>(1);
+  auto& tx = pair_392.first;
+  auto& rx = pair_392.second;
+  std::vector<long> sent;
+  EXPECT_TRUE(tx.try_send(counted(0)));
+  auto a = send_counted(tx, 1, sent);
+  auto b = send_counted(tx, 2, sent);
+  a.start(loop);
+  b.start(loop);
+  loop.drain();
+  EXPECT_EQ(rx.try_recv()->value, 0);  // chooses a: a is scheduled
+  ASSERT_TRUE(loop.discard(a.h));
+  a.destroy();  // a never runs: its permit goes to b
+  loop.drain();
+  EXPECT_EQ(sent, (std::vector<long>{2}));
+  EXPECT_EQ(rx.try_recv()->value, 2);
+  EXPECT_EQ(rx.permits_for_testing(), 1);
+}
+
+TEST(async_channel, the_last_sender_chosen_and_destroyed_stores_the_slot) {
+  counted_scope scope;
+  test_loop loop;
+  auto pair_412 = ch::bounded<counted>(1);
+  auto& tx = pair_412.first;
+  auto& rx = pair_412.second;
+  std::vector<long> sent;
+  EXPECT_TRUE(tx.try_send(counted(0)));
+  auto a = send_counted(tx, 1, sent);
+  a.start(loop);
+  loop.drain();
+  EXPECT_EQ(rx.try_recv()->value, 0);
+  ASSERT_TRUE(loop.discard(a.h));
+  a.destroy();
+  EXPECT_EQ(rx.permits_for_testing(), 1);
+  EXPECT_TRUE(tx.try_send(counted(3)));
+}
+
+TEST(async_channel, stop_while_queued_in_send_completes_stopped_and_sends_nothing) {
+  counted_scope scope;
+  test_loop loop;
+  auto pair_428 = ch::bounded<counted>(1);
+  auto& tx = pair_428.first;
+  auto& rx = pair_428.second;
+  std::vector<long> sent;
+  EXPECT_TRUE(tx.try_send(counted(0)));
+  ra::inplace_stop_source s1, s2;
+  auto a = send_counted(tx, 1, sent);
+  auto b = send_counted_in_place(tx, 2, sent);
+  a.start(loop, s1.get_token());
+  b.start(loop, s2.get_token());
+  loop.drain();
+  s1.request_stop();
+  s2.request_stop();
+  loop.drain();
+  EXPECT_TRUE(a.threw_stopped());
+  EXPECT_TRUE(b.stopped());
+  EXPECT_TRUE(sent.empty());
+  EXPECT_EQ(rx.try_recv()->value, 0);
+  EXPECT_EQ(rx.try_recv().status(), status::empty);
+  EXPECT_EQ(rx.permits_for_testing(), 1);
+}
+
+TEST(async_channel, stop_after_the_sender_was_chosen_lets_the_send_stand) {
+  counted_scope scope;
+  test_loop loop;
+  auto pair_451 = ch::bounded<counted>(1);
+  auto& tx = pair_451.first;
+  auto& rx = pair_451.second;
+  std::vector<long> sent;
+  EXPECT_TRUE(tx.try_send(counted(0)));
+  ra::inplace_stop_source s;
+  auto a = send_counted(tx, 1, sent);
+  a.start(loop, s.get_token());
+  loop.drain();
+  EXPECT_EQ(rx.try_recv()->value, 0);  // chooses a
+  s.request_stop();                    // too late: the permit stands
+  loop.drain();
+  EXPECT_FALSE(a.threw_stopped());
+  EXPECT_EQ(sent, (std::vector<long>{1}));
+  EXPECT_EQ(rx.try_recv()->value, 1);
+}
+
+TEST(async_channel, stop_while_waiting_in_recv_takes_no_value) {
+  counted_scope scope;
+  test_loop loop;
+  auto pair_469 = ch::bounded<counted>(2);
+  auto& tx = pair_469.first;
+  auto& rx = pair_469.second;
+  std::vector<long> got;
+  ra::inplace_stop_source s;
+  auto a = recv_counted(rx, got);
+  a.start(loop, s.get_token());
+  loop.drain();
+  s.request_stop();
+  loop.drain();
+  EXPECT_TRUE(a.threw_stopped());
+  EXPECT_TRUE(tx.try_send(counted(5)));
+  EXPECT_TRUE(got.empty());
+  auto b = recv_counted(rx, got);
+  b.start(loop);
+  loop.drain();
+  EXPECT_EQ(got, (std::vector<long>{5}));
+}
+
+TEST(async_channel, a_task_destroyed_while_waiting_in_recv_takes_no_value) {
+  counted_scope scope;
+  test_loop loop;
+  for (std::size_t cap : {0u, 2u}) {
+    auto pair_490 = ch::bounded<counted>(cap);
+    auto& tx = pair_490.first;
+    auto& rx = pair_490.second;
+    std::vector<long> got;
+    auto a = recv_counted(rx, got);
+    a.start(loop);
+    loop.drain();
+    a.destroy();
+    // Rendezvous: the destroyed receive's demand lets one send through; the
+    // value waits for the next receive.
+    EXPECT_TRUE(tx.try_send(counted(6)));
+    auto b = recv_counted(rx, got);
+    b.start(loop);
+    loop.drain();
+    EXPECT_EQ(got, (std::vector<long>{6}));
+  }
+}
+
+TEST(async_channel, a_woken_recv_takes_the_value_on_its_executor_not_in_the_send) {
+  counted_scope scope;
+  test_loop loop;
+  auto pair_509 = ch::bounded<counted>(2);
+  auto& tx = pair_509.first;
+  auto& rx = pair_509.second;
+  std::vector<long> got;
+  auto a = recv_counted(rx, got);
+  a.start(loop);
+  loop.drain();
+  EXPECT_TRUE(tx.try_send(counted(8)));  // wakes a: its poll is scheduled, not run here
+  EXPECT_TRUE(got.empty());
+  EXPECT_EQ(rx.size(), 1u);
+  loop.drain();  // the poll takes the value and resumes a
+  EXPECT_EQ(got, (std::vector<long>{8}));
+}
+
+TEST(async_channel, a_timed_send_racing_a_free_slot_never_loses_or_doubles_the_value) {
+  counted_scope scope;
+  run_loop loop;
+  for (int round = 0; round < 200; ++round) {
+    auto pair_525 = ch::bounded<counted>(1);
+    auto& tx = pair_525.first;
+    auto& rx = pair_525.second;
+    EXPECT_TRUE(tx.try_send(counted(-1)));
+    std::thread t([&rx] {
+      std::this_thread::yield();
+      EXPECT_EQ(rx.recv_blocking()->value, -1);
+    });
+    auto r = loop.run_until_complete([](ch::sender<counted>& tx, int round) -> rtask<send_result<counted>> {
+      co_return co_await tx.send_for(counted(round), std::chrono::microseconds(round % 50));
+    }(tx, round));
+    t.join();
+    auto left = rx.try_recv();
+    if (r) {
+      EXPECT_EQ(left->value, round);
+    } else {
+      EXPECT_EQ(r.status(), status::timed_out);
+      EXPECT_EQ(r.value().value, round);
+      EXPECT_EQ(left.status(), status::empty);
+      EXPECT_EQ(rx.permits_for_testing(), 1);
+    }
+  }
+}
+
+// ---- memory ---------------------------------------------------------------------------
+
+TEST(async_channel, an_unbounded_channel_gives_its_memory_back_after_a_burst) {
+  if (!ROUSE_TEST_COUNTS_ALLOCATIONS) GTEST_SKIP() << "the sanitizer owns operator new";
+  auto pair_550 = ch::unbounded<std::uint64_t>();
+  auto& tx = pair_550.first;
+  auto& rx = pair_550.second;
+  EXPECT_TRUE(tx.try_send(0));
+  EXPECT_EQ(*rx.try_recv(), 0u);
+  long const before = live_allocations.load();
+  for (std::uint64_t i = 0; i < 100000; ++i) EXPECT_TRUE(tx.try_send(i));
+  EXPECT_GT(live_allocations.load() - before, 1000);  // a block per 31 values
+  for (std::uint64_t i = 0; i < 100000; ++i) EXPECT_EQ(*rx.try_recv(), i);
+  EXPECT_LE(live_allocations.load() - before, 2);  // at most the current block
+}
+
+}  // namespace

@@ -1,0 +1,196 @@
+// rouse::async::channel::select: exactly one branch completes; a ready branch
+// completes without waiting; ready branches are chosen fairly (random); a
+// waiting select wakes for the first value, slot or deadline; a losing recv
+// takes no value; a losing reserve or send holds no slot and moves nothing;
+// the timeout branch is never early; a stopped select takes nothing; closed
+// channels complete their branches.
+#include "rouse/async/select.hpp"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <thread>
+#include <variant>
+
+#include "counted.hpp"
+#include "rouse/async/run_loop.hpp"
+#include "rouse/async/sleep.hpp"
+#include "rouse/async/spawn.hpp"
+#include "rouse/async/task.hpp"
+
+namespace {
+namespace ch = rouse::async::channel;
+using namespace std::chrono_literals;
+using clk = std::chrono::steady_clock;
+using rouse::async::run_loop;
+using rouse::async::task;
+using rouse::channel::status;
+using rouse_test::counted;
+using rouse_test::counted_scope;
+
+template <class T>
+T run(run_loop& loop, task<T> t) {
+  return loop.run_until_complete(std::move(t));
+}
+
+TEST(async_select, a_ready_recv_completes_at_once_and_the_other_takes_nothing) {
+  run_loop loop;
+  auto a = ch::bounded<int>(4);
+  auto b = ch::unbounded<int>();
+  EXPECT_TRUE(b.first.try_send(7));
+  auto r = run(loop, ch::select(ch::recv(a.second), ch::recv(b.second)));
+  ASSERT_EQ(r.index(), 1u);
+  EXPECT_EQ(*std::get<1>(r), 7);
+  EXPECT_TRUE(a.first.try_send(1));
+  EXPECT_EQ(*a.second.try_recv(), 1);
+}
+
+TEST(async_select, ready_branches_are_chosen_fairly_and_exactly_one_completes) {
+  run_loop loop;
+  auto a = ch::bounded<int>(4);
+  auto b = ch::bounded<int>(4);
+  int wins[2] = {0, 0};
+  for (int i = 0; i < 2000; ++i) {
+    if (a.second.size() == 0) {
+      EXPECT_TRUE(a.first.try_send(i));
+    }
+    if (b.second.size() == 0) {
+      EXPECT_TRUE(b.first.try_send(i));
+    }
+    auto r = run(loop, ch::select(ch::recv(a.second), ch::recv(b.second)));
+    ++wins[r.index()];
+  }
+  EXPECT_GT(wins[0], 700);
+  EXPECT_GT(wins[1], 700);
+  // One value taken per select: the loser of the last round keeps its value.
+  EXPECT_EQ(a.second.size() + b.second.size(), 1u);
+  EXPECT_EQ(wins[0] + wins[1], 2000);
+}
+
+task<std::size_t> select_two(ch::receiver<int>& a, ch::receiver<int>& b, int& got) {
+  auto r = co_await ch::select(ch::recv(a), ch::recv(b));
+  got = r.index() == 0 ? *std::get<0>(r) : *std::get<1>(r);
+  co_return r.index();
+}
+
+TEST(async_select, a_waiting_select_wakes_for_the_first_value) {
+  for (std::size_t cap : {0u, 1u}) {
+    run_loop loop;
+    auto a = ch::bounded<int>(cap);
+    auto b = ch::bounded<int>(cap);
+    int got = 0;
+    auto h = rouse::async::spawn(loop, select_two(a.second, b.second, got));
+    run(loop, []() -> task<> { co_return; }());
+    EXPECT_FALSE(h.is_done());
+    std::thread t([&b] { EXPECT_TRUE(b.first.send_blocking(42)); });
+    auto idx = run(loop, [](rouse::async::join_handle<std::size_t> h) -> task<std::size_t> {
+      co_return co_await std::move(h);
+    }(std::move(h)));
+    t.join();
+    EXPECT_EQ(idx, 1u);
+    EXPECT_EQ(got, 42);
+    EXPECT_EQ(a.second.try_recv().status(), status::empty);
+  }
+}
+
+TEST(async_select, the_timeout_branch_is_never_early) {
+  run_loop loop;
+  auto a = ch::bounded<int>(1);
+  for (auto d : {0us, 200us, 3000us}) {
+    auto const start = clk::now();
+    auto r = run(loop, ch::select(ch::recv(a.second), ch::timeout(d)));
+    EXPECT_GE(clk::now() - start, d);
+    EXPECT_EQ(r.index(), 1u);
+  }
+  EXPECT_TRUE(a.first.try_send(3));
+  auto r = run(loop, ch::select(ch::recv(a.second), ch::timeout(1h)));
+  EXPECT_EQ(r.index(), 0u);
+}
+
+TEST(async_select, a_losing_reserve_holds_no_slot) {
+  run_loop loop;
+  auto full = ch::bounded<int>(1);
+  auto other = ch::bounded<int>(1);
+  EXPECT_TRUE(full.first.try_send(0));
+  auto h = rouse::async::spawn(loop, [](ch::sender<int>& tx, ch::receiver<int>& rx) -> task<std::size_t> {
+    auto r = co_await ch::select(ch::reserve(tx), ch::recv(rx));
+    co_return r.index();
+  }(full.first, other.second));
+  run(loop, []() -> task<> { co_return; }());
+  EXPECT_TRUE(other.first.try_send(5));
+  EXPECT_EQ(*full.second.try_recv(), 0);  // a slot for the reserve, if it is still waiting
+  auto idx = run(loop, [](rouse::async::join_handle<std::size_t> h) -> task<std::size_t> {
+    co_return co_await std::move(h);
+  }(std::move(h)));
+  if (idx == 1) {
+    EXPECT_EQ(full.second.permits_for_testing(), 1);  // given back
+  } else {
+    EXPECT_EQ(*other.second.try_recv(), 5);  // the value stayed
+    EXPECT_EQ(full.second.permits_for_testing(), 1);  // the permit was dropped unused
+  }
+}
+
+TEST(async_select, a_send_branch_moves_its_value_only_when_it_wins) {
+  counted_scope scope;
+  run_loop loop;
+  auto full = ch::bounded<counted>(1);
+  auto other = ch::bounded<counted>(1);
+  EXPECT_TRUE(full.first.try_send(counted(0)));
+  EXPECT_TRUE(other.first.try_send(counted(1)));
+  counted v(9);
+  auto r = run(loop, ch::select(ch::send(full.first, v), ch::recv(other.second)));
+  EXPECT_EQ(r.index(), 1u);
+  EXPECT_EQ(v.value, 9);  // untouched
+  auto r2 = run(loop, ch::select(ch::send(other.first, v), ch::recv(full.second)));
+  // Both are ready: either the send went (v moved into the channel) or the
+  // receive got 0 and v is untouched.
+  if (r2.index() == 0) {
+    EXPECT_TRUE(std::get<0>(r2));
+    EXPECT_EQ(v.value, counted::moved_from);
+    EXPECT_EQ(other.second.try_recv()->value, 9);
+  } else {
+    EXPECT_EQ(std::get<1>(r2)->value, 0);
+    EXPECT_EQ(v.value, 9);
+  }
+}
+
+TEST(async_select, a_closed_channel_completes_its_branch) {
+  run_loop loop;
+  auto a = ch::bounded<int>(1);
+  auto b = ch::bounded<int>(1);
+  b.first.close();
+  auto r = run(loop, ch::select(ch::recv(a.second), ch::recv(b.second)));
+  ASSERT_EQ(r.index(), 1u);
+  EXPECT_EQ(std::get<1>(r).status(), status::closed);
+  auto r2 = run(loop, ch::select(ch::reserve(b.first), ch::recv(a.second)));
+  ASSERT_EQ(r2.index(), 0u);
+  EXPECT_EQ(std::get<0>(r2).status(), status::closed);
+}
+
+TEST(async_select, a_stopped_select_takes_nothing) {
+  run_loop loop;
+  auto a = ch::bounded<int>(1);
+  auto full = ch::bounded<int>(1);
+  EXPECT_TRUE(full.first.try_send(0));
+  auto h = rouse::async::spawn(loop, [](ch::receiver<int>& rx, ch::sender<int>& tx) -> task<std::size_t> {
+    auto r = co_await ch::select(ch::recv(rx), ch::reserve(tx));
+    co_return r.index();
+  }(a.second, full.first));
+  run(loop, []() -> task<> { co_return; }());
+  h.request_stop();
+  bool stopped = false;
+  run(loop, [](rouse::async::join_handle<std::size_t> h, bool& stopped) -> task<> {
+    try {
+      (void)co_await std::move(h);
+    } catch (const rouse::async::operation_stopped&) {
+      stopped = true;
+    }
+  }(std::move(h), stopped));
+  EXPECT_TRUE(stopped);
+  EXPECT_TRUE(a.first.try_send(1));
+  EXPECT_EQ(*a.second.try_recv(), 1);
+  EXPECT_EQ(*full.second.try_recv(), 0);
+  EXPECT_EQ(full.second.permits_for_testing(), 1);
+}
+
+}  // namespace
