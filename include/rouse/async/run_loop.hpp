@@ -61,6 +61,11 @@ class parker {
   using clock = std::chrono::steady_clock;
   virtual void park(clock::time_point deadline) noexcept = 0;  // time_point::max(): no deadline
   virtual void unpark() noexcept = 0;
+  // Handles what became ready without sleeping (the I/O reactor completes
+  // the operations whose descriptors are ready). The loop calls it between
+  // rounds of ready work, so that a loop that never idles still sees I/O;
+  // the parker may skip most calls to bound the cost. Default: nothing.
+  virtual void poll() noexcept {}
 
  protected:
   ~parker() = default;
@@ -228,6 +233,8 @@ class run_loop final : public executor {
         ready_.pop().resume();
         ++resumed;
       }
+      // A busy loop never parks: give the parker its chance between rounds.
+      parker_->poll();
     }
   }
 

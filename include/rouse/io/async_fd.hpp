@@ -1,0 +1,30 @@
+// rouse/io/async_fd.hpp — any pollable descriptor (pipe end, eventfd, tty,
+// socket made elsewhere) driven by the reactor.
+//
+//   auto p = rouse::io::async_fd::adopt(loop, pipe_read_end);  // takes ownership
+//   io_result<std::size_t> n = co_await p->read_some(buf);
+//   co_await p->write_all(bytes);
+//
+// The descriptor is made non-blocking and registered once; read/write(2)
+// move the bytes. Regular files are not pollable (epoll refuses them:
+// adopt() returns EPERM). Same conventions as tcp.hpp.
+#pragma once
+
+#include "rouse/io/handle.hpp"
+
+namespace rouse::io {
+
+class async_fd : public byte_stream_ops<false> {
+ public:
+  async_fd() noexcept = default;
+  static io_result<async_fd> adopt(reactor& r, int fd) {
+    io_result<io_handle> h = io_handle::adopt(r, fd);
+    if (!h) return h.error();
+    return async_fd(std::move(*h));
+  }
+
+ private:
+  explicit async_fd(io_handle h) noexcept : byte_stream_ops<false>(std::move(h)) {}
+};
+
+}  // namespace rouse::io

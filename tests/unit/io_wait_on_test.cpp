@@ -1,0 +1,209 @@
+// rouse::io::wait_on: a coroutine waits on a futex word; a FUTEX_WAKE from a
+// thread resumes it. On both backends: io_uring uses IORING_OP_FUTEX_WAIT
+// where the kernel has it (6.7), epoll (or an older kernel) the helper
+// thread. Cancellation (timeout, destroyed frame) leaves no waiter on the
+// word, and a ring closed while a wait is pending leaves no stale waiter.
+#include "rouse/io/wait_on.hpp"
+
+#include <gtest/gtest.h>
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <climits>
+#include <coroutine>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "rouse/async/sleep.hpp"
+#include "rouse/async/spawn.hpp"
+#include "rouse/async/task.hpp"
+#include "rouse/async/timeout.hpp"
+#include "rouse/io/reactor.hpp"
+
+namespace {
+using namespace std::chrono_literals;
+using rouse::async::task;
+using rouse::io::event_loop;
+using rouse::io::wait_on;
+
+std::vector<rouse::io::backend> backends() {
+  std::vector<rouse::io::backend> b{rouse::io::backend::epoll};
+  if (rouse::io::reactor::io_uring_available()) b.push_back(rouse::io::backend::io_uring);
+  return b;
+}
+std::string backend_param_name(const ::testing::TestParamInfo<rouse::io::backend>& info) {
+  return info.param == rouse::io::backend::io_uring ? "io_uring" : "epoll";
+}
+
+class io_wait_on : public ::testing::TestWithParam<rouse::io::backend> {};
+
+// How many waiters a wake-all finds on the word (0: none left).
+long wake_all(std::atomic<std::uint32_t>& word) {
+  return ::syscall(SYS_futex, &word, FUTEX_WAKE_PRIVATE, INT_MAX, nullptr, nullptr, 0);
+}
+
+TEST_P(io_wait_on, returns_at_once_when_the_word_differs) {
+  event_loop loop(GetParam());
+  std::atomic<std::uint32_t> word{7};
+  loop.run_until_complete([](event_loop& loop, std::atomic<std::uint32_t>& w) -> task<void> {
+    co_await wait_on(loop, w, 0);  // 7 != 0: no wait
+  }(loop, word));
+}
+
+TEST_P(io_wait_on, a_futex_wake_from_a_thread_resumes_it) {
+  event_loop loop(GetParam());
+  std::atomic<std::uint32_t> word{0};
+  std::atomic<bool> waiting{false};
+  std::thread waker([&] {
+    while (!waiting.load()) std::this_thread::yield();
+    word.store(1);
+    (void)wake_all(word);
+  });
+  int rounds = loop.run_until_complete(
+      [](event_loop& loop, std::atomic<std::uint32_t>& w, std::atomic<bool>& waiting) -> task<int> {
+        int n = 0;
+        waiting.store(true);
+        while (w.load() == 0) {  // a futex wait may return spuriously
+          co_await wait_on(loop, w, 0);
+          ++n;
+        }
+        co_return n;
+      }(loop, word, waiting));
+  waker.join();
+  EXPECT_GE(rounds, 0);
+  EXPECT_EQ(word.load(), 1u);
+}
+
+TEST_P(io_wait_on, many_coroutines_wait_on_one_word) {
+  event_loop loop(GetParam());
+  std::atomic<std::uint32_t> word{0};
+  std::atomic<int> started{0};
+  constexpr int waiters = 8;  // the helper path costs a thread each
+  std::thread waker([&] {
+    while (started.load() < waiters) std::this_thread::yield();
+    word.store(1);
+    (void)wake_all(word);
+  });
+  loop.run_until_complete([](event_loop& loop, std::atomic<std::uint32_t>& w, std::atomic<int>& started) -> task<void> {
+    rouse::async::task_scope scope;
+    for (int i = 0; i < waiters; ++i)
+      scope.spawn(loop.get_scheduler(), [](event_loop& loop, std::atomic<std::uint32_t>& w,
+                                           std::atomic<int>& started) -> task<void> {
+        started.fetch_add(1);
+        while (w.load() == 0) co_await wait_on(loop, w, 0);
+      }(loop, w, started));
+    co_await scope.join();
+  }(loop, word, started));
+  waker.join();
+}
+
+TEST_P(io_wait_on, timeout_cancels_and_leaves_no_waiter) {
+  event_loop loop(GetParam());
+  std::atomic<std::uint32_t> word{0};
+  loop.run_until_complete([](event_loop& loop, std::atomic<std::uint32_t>& w) -> task<void> {
+    for (int i = 0; i < 5; ++i) {
+      bool const woken = co_await rouse::async::with_timeout(wait_on(loop, w, 0), 2ms);
+      EXPECT_FALSE(woken);
+      EXPECT_EQ(wake_all(w), 0) << "a cancelled wait left a waiter on the word";
+    }
+  }(loop, word));
+}
+
+// A coroutine that is not a rouse task, destroyed by hand while it waits.
+struct handmade {
+  struct promise_type {
+    handmade get_return_object() { return {std::coroutine_handle<promise_type>::from_promise(*this)}; }
+    std::suspend_always initial_suspend() noexcept { return {}; }
+    std::suspend_always final_suspend() noexcept { return {}; }
+    void return_void() noexcept {}
+    void unhandled_exception() noexcept { std::terminate(); }
+  };
+  std::coroutine_handle<promise_type> h;
+};
+
+handmade wait_once(rouse::io::reactor& r, std::atomic<std::uint32_t>& w, bool& resumed) {
+  co_await wait_on(r, w, 0);
+  resumed = true;
+}
+
+TEST_P(io_wait_on, destroyed_frame_leaves_no_waiter) {
+  event_loop loop(GetParam());
+  std::atomic<std::uint32_t> word{0};
+  bool resumed = false;
+  handmade c = wait_once(loop, word, resumed);
+  c.h.resume();  // waits (the kernel's request, or the helper thread)
+  EXPECT_FALSE(resumed);
+  c.h.destroy();
+  EXPECT_EQ(wake_all(word), 0);
+  loop.run_once();  // the cancelled request's completion is reaped quietly
+  EXPECT_FALSE(resumed);
+}
+
+// A coroutine without an executor resumes where the wake lands: on the
+// helper thread (epoll) or the loop's thread (io_uring). Its frame then ends
+// there (final_suspend never suspends), joining nothing of its own.
+struct self_ending {
+  struct promise_type {
+    self_ending get_return_object() { return {}; }
+    std::suspend_never initial_suspend() noexcept { return {}; }
+    std::suspend_never final_suspend() noexcept { return {}; }
+    void return_void() noexcept {}
+    void unhandled_exception() noexcept { std::terminate(); }
+  };
+};
+
+self_ending wait_then_flag(rouse::io::reactor& r, std::atomic<std::uint32_t>& w, std::atomic<bool>& resumed) {
+  while (w.load() == 0) co_await wait_on(r, w, 0);
+  resumed.store(true);
+}
+
+TEST_P(io_wait_on, coroutine_without_an_executor_resumes_on_the_waking_side) {
+  event_loop loop(GetParam());
+  std::atomic<std::uint32_t> word{0};
+  std::atomic<bool> resumed{false};
+  wait_then_flag(loop, word, resumed);  // runs to the wait
+  EXPECT_FALSE(resumed.load());
+  word.store(1);
+  (void)wake_all(word);
+  if (loop.get_reactor().futex_wait_native())
+    loop.executor().run_until([&] { return resumed.load(); });  // the ring reports it
+  else
+    while (!resumed.load()) std::this_thread::yield();  // the helper resumes it
+  EXPECT_TRUE(resumed.load());
+}
+
+// Regression: closing the ring (destroying the reactor) while a futex wait
+// is pending must not leave the kernel's waiter on the word, and the frame
+// destroyed afterwards must not reach the dead reactor.
+TEST_P(io_wait_on, ring_closed_while_waiting_leaves_no_stale_waiter) {
+  auto loop = std::make_unique<event_loop>(GetParam());
+  if (!loop->get_reactor().futex_wait_native()) GTEST_SKIP() << "no IORING_OP_FUTEX_WAIT here: no ring to close";
+  std::atomic<std::uint32_t> word{0};
+  bool resumed = false;
+  handmade c = wait_once(*loop, word, resumed);
+  c.h.resume();
+  loop.reset();  // the ring closes with the wait pending
+  EXPECT_EQ(wake_all(word), 0) << "a stale waiter survived the ring";
+  EXPECT_FALSE(resumed);
+  c.h.destroy();
+}
+
+TEST_P(io_wait_on, native_path_is_used_where_the_kernel_has_it) {
+  event_loop loop(GetParam());
+  if (GetParam() == rouse::io::backend::epoll) {
+    EXPECT_FALSE(loop.get_reactor().futex_wait_native());
+  } else {
+    // Linux 6.7 added IORING_OP_FUTEX_WAIT; the reactor probed for it.
+    std::printf("io_uring futex wait: %s\n", loop.get_reactor().futex_wait_native() ? "native" : "helper thread");
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(backends, io_wait_on, ::testing::ValuesIn(backends()), backend_param_name);
+
+}  // namespace
