@@ -193,4 +193,34 @@ TEST(async_select, a_stopped_select_takes_nothing) {
   EXPECT_EQ(full.second.permits_for_testing(), 1);
 }
 
+
+// A branch that turns ready while the select arms its branches (a timeout
+// expiring in that window, a value arriving) resumes the select once: the
+// other branches, still armed until it resumes, must not schedule a second
+// resume when they fire. ASan and TSan builds report the double resume
+// (a use of the freed select frame); in plain builds the count checks.
+TEST(async_select, a_branch_ready_while_arming_resumes_the_select_once) {
+  constexpr long n = 20'000;
+  auto [tx, rx] = ch::unbounded<int>();
+  auto consumer = [](ch::receiver<int>& r, long want) -> task<long> {
+    long got = 0, i = 0;
+    while (got < want) {
+      // Timeouts of 0-3 us: many expire while the select arms.
+      auto v = co_await ch::select(ch::recv(r), ch::timeout(std::chrono::nanoseconds(++i % 3000)));
+      if (v.index() == 0) {
+        EXPECT_TRUE(std::get<0>(v));
+        ++got;
+      }
+    }
+    co_return got;
+  };
+  std::thread producer([tx = tx]() mutable {
+    for (long i = 0; i < n; ++i) {
+      EXPECT_TRUE(tx.try_send(static_cast<int>(i)));
+      if (i % 4 == 0) std::this_thread::sleep_for(1us);
+    }
+  });
+  EXPECT_EQ(rouse::async::sync_wait(consumer(rx, n)), std::optional<long>(n));
+  producer.join();
+}
 }  // namespace

@@ -375,8 +375,15 @@ class wait_any {
     std::apply([&](auto&... b) { ((ready = ready || !b.arm(&core_)), ...); }, *bs_);
     if (ready) core_.fire();  // arming -> woken
     stop_.emplace(token, on_stop{this});
-    // arming -> armed, or woken. Ordering: acq_rel: pairs with fire().
-    if (core_.phase.exchange(select_core::armed, std::memory_order_acq_rel) == select_core::arming)
+    // arming -> armed, or woken. A compare-exchange, not an exchange: a
+    // branch that fired while arming left `woken`, and `woken` must stay,
+    // or another branch (still armed until await_resume disarms it) that
+    // fires before we resume would find `armed` and schedule a second
+    // resume. Ordering: acq_rel: pairs with fire(); acquire on failure:
+    // the fire that came first.
+    std::uint32_t expected = select_core::arming;
+    if (core_.phase.compare_exchange_strong(expected, select_core::armed, std::memory_order_acq_rel,
+                                            std::memory_order_acquire))
       return std::noop_coroutine();
     if (core_.stopped.load(std::memory_order_relaxed)) {
       stop_.reset();
