@@ -27,10 +27,8 @@
 //                                         list is read after the waiter
 //                                         destroyed the barrier
 #include <cstdint>
-#include <new>
-#include <utility>
 
-#include "model.hpp"
+#include "async_model.hpp"
 #include "rouse/async/barrier.hpp"
 #include "rouse/async/latch.hpp"
 
@@ -38,43 +36,8 @@ namespace {
 
 namespace rd = rouse::detail;
 namespace ra = rouse::async;
-
-// A waker whose wake sets a flag its owner sleeps on (a futex word).
-struct flag_waker {
-  rd::atomic<std::uint32_t> woken{0};
-  static flag_waker* self(const void* d) { return static_cast<flag_waker*>(const_cast<void*>(d)); }
-  static const void* clone(const void* d) noexcept { return d; }
-  static void wake(const void* d) noexcept {
-    flag_waker* const f = self(d);
-    // Ordering: release: pairs with sleep()'s acquire.
-    f->woken.fetch_add(1, std::memory_order_release);
-    rd::wake_all(f->woken);
-  }
-  static void drop(const void*) noexcept {}
-  static constexpr rd::waker_vtable vtable{clone, wake, wake, drop};
-  rd::waker make() noexcept { return rd::waker(this, &vtable); }
-  void sleep() {
-    while (woken.load(std::memory_order_acquire) == 0) rd::wait(woken, 0);
-  }
-};
-
-// Raw storage for a T its owner constructs and destroys in place.
-template <class T>
-struct slot {
-  alignas(T) unsigned char storage[sizeof(T)];
-  T* p = nullptr;
-  template <class... A>
-  T& make(A&&... a) {
-    p = new (storage) T(std::forward<A>(a)...);
-    return *p;
-  }
-  void destroy() {
-    p->~T();
-    p = nullptr;
-  }
-  T* operator->() { return p; }
-  T& operator*() { return *p; }
-};
+using rouse_model::flag_waker;
+using rouse_model::slot;
 
 struct count_runs {
   rl::var<int>* runs;
@@ -87,10 +50,7 @@ using barrier_wait = ra::list_wait<barrier_t>;
 // form's protocol without the coroutine), then nothing more of the wait.
 template <class P, class Wait>
 void wait_with_flag(P& p, std::uintptr_t tag, slot<Wait>& w, flag_waker& f) {
-  Wait& wait = w.make(p, tag, f.make());
-  if (wait.try_acquire() == ra::check_result::not_ready) {
-    if (wait.start() != Wait::start_result::withdrew) f.sleep();
-  }
+  rouse_model::await_with_flag(w.make(p, tag, f.make()), f);
   w.destroy();
 }
 

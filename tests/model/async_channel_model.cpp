@@ -1,7 +1,7 @@
 // Relacy models of the async channel's protocol (rouse/async/detail/
 // channel_state.hpp), compiled without the coroutine half: sender waits are
-// list_wait objects woken through a flag waker (as in
-// async_waiter_list_model.cpp), the receiver a thread in the diatomic
+// list_wait objects woken through a flag waker (tests/support/
+// async_model.hpp), the receiver a thread in the diatomic
 // waker's blocking wait. Each waiter lives in raw storage its owner destroys
 // right after its wait, so a late touch is reported.
 //
@@ -26,57 +26,21 @@
 //                                       send_cancel_vs_recv the second sender
 //                                       is never woken (deadlock)
 #include <cstdint>
-#include <new>
-#include <utility>
 
-#include "model.hpp"
+#include "async_model.hpp"
 #include "rouse/async/detail/channel_state.hpp"
 
 namespace {
 
 namespace rd = rouse::detail;
 namespace ra = rouse::async;
+using rouse_model::flag_waker;
+using rouse_model::slot;
 namespace cd = rouse::async::channel::detail;
 using state = cd::channel_state<int>;
 using wait_t = ra::list_wait<state>;
 using start = wait_t::start_result;
 using rouse::channel::status;
-
-struct flag_waker {
-  rd::atomic<std::uint32_t> woken{0};
-  static flag_waker* self(const void* d) { return static_cast<flag_waker*>(const_cast<void*>(d)); }
-  static const void* clone(const void* d) noexcept { return d; }
-  static void wake(const void* d) noexcept {
-    flag_waker* const f = self(d);
-    // Ordering: release: pairs with sleep()'s acquire.
-    f->woken.fetch_add(1, std::memory_order_release);
-    rd::wake_all(f->woken);
-  }
-  static void drop(const void*) noexcept {}
-  static constexpr rd::waker_vtable vtable{clone, wake, wake, drop};
-  rd::waker make() noexcept { return rd::waker(this, &vtable); }
-  void sleep() {
-    while (woken.load(std::memory_order_acquire) == 0) rd::wait(woken, 0);
-  }
-  std::uint32_t count() { return woken.load(std::memory_order_acquire); }
-};
-
-template <class T>
-struct slot {
-  alignas(T) unsigned char storage[sizeof(T)];
-  T* p = nullptr;
-  template <class... A>
-  T& make(A&&... a) {
-    p = new (storage) T(std::forward<A>(a)...);
-    return *p;
-  }
-  void destroy() {
-    p->~T();
-    p = nullptr;
-  }
-  T* operator->() { return p; }
-  T& operator*() { return *p; }
-};
 
 // One sender's wait: its record, its list_wait.
 struct sender_waiter {
@@ -150,10 +114,7 @@ struct queued_send_vs_recv : rl::test_suite<queued_send_vs_recv, 2> {
   void thread(unsigned index) {
     if (index == 0) {
       s.make(*st);
-      if (s.w->try_acquire() == ra::check_result::not_ready) {
-        start const r = s.w->start();
-        if (r != start::withdrew) s.f.sleep();
-      }
+      rouse_model::await_with_flag(*s.w, s.f);
       RL_ASSERT(s.holds());
       RL_ASSERT(push(*st, 2));
       s.w.destroy();
@@ -210,10 +171,7 @@ struct close_vs_queued_send : rl::test_suite<close_vs_queued_send, 2> {
   void thread(unsigned index) {
     if (index == 0) {
       s.make(*st);
-      if (s.w->try_acquire() == ra::check_result::not_ready) {
-        start const r = s.w->start();
-        if (r != start::withdrew) s.f.sleep();
-      }
+      rouse_model::await_with_flag(*s.w, s.f);
       RL_ASSERT(!s.holds());
       RL_ASSERT(!push(*st, 2));
       s.w.destroy();

@@ -28,33 +28,17 @@
 //                                             unlock_then_destroy reports
 //                                             the access to freed memory
 #include <cstdint>
-#include <new>
 
-#include "model.hpp"
+#include "async_model.hpp"
 #include "rouse/async/mutex.hpp"
 
 namespace {
 
 namespace rd = rouse::detail;
 namespace ra = rouse::async;
-
-struct flag_waker {
-  rd::atomic<std::uint32_t> woken{0};
-  static flag_waker* self(const void* d) { return static_cast<flag_waker*>(const_cast<void*>(d)); }
-  static const void* clone(const void* d) noexcept { return d; }
-  static void wake(const void* d) noexcept {
-    flag_waker* const f = self(d);
-    // Ordering: release: pairs with sleep()'s acquire.
-    f->woken.fetch_add(1, std::memory_order_release);
-    rd::wake_all(f->woken);
-  }
-  static void drop(const void*) noexcept {}
-  static constexpr rd::waker_vtable vtable{clone, wake, wake, drop};
-  rd::waker make() noexcept { return rd::waker(this, &vtable); }
-  void sleep() {
-    while (woken.load(std::memory_order_acquire) == 0) rd::wait(woken, 0);
-  }
-};
+using rouse_model::flag_waker;
+using rouse_model::slot;
+using wait_t = ra::detail::semaphore_wait;
 
 struct three_lockers : rl::test_suite<three_lockers, 3> {
   ra::mutex m;
@@ -78,8 +62,7 @@ struct hand_off_to_waker : rl::test_suite<hand_off_to_waker, 3> {
   ra::semaphore s{1};
   ra::detail::semaphore_request req;
   flag_waker f;
-  alignas(ra::detail::semaphore_wait) unsigned char storage[sizeof(ra::detail::semaphore_wait)];
-  ra::detail::semaphore_wait* w = nullptr;
+  slot<wait_t> w;
   rl::var<int> counter;
   void before() {
     counter($) = 0;
@@ -94,11 +77,9 @@ struct hand_off_to_waker : rl::test_suite<hand_off_to_waker, 3> {
       req.n = 1;
       rd::unsync_ref(req.remaining) = 1;
       rd::unsync_ref(req.closed) = false;
-      w = new (storage) ra::detail::semaphore_wait(s, reinterpret_cast<std::uintptr_t>(&req), f.make());
-      if (w->try_acquire() == ra::check_result::not_ready &&
-          w->start() == ra::detail::semaphore_wait::start_result::suspended)
-        f.sleep();
-      w->~semaphore_wait();
+      w.make(s, reinterpret_cast<std::uintptr_t>(&req), f.make());
+      if (w->try_acquire() == ra::check_result::not_ready && w->start() == wait_t::start_result::suspended) f.sleep();
+      w.destroy();
       counter($) = counter($) + 1;
       s.release(1);  // its unlock
     } else {
@@ -113,37 +94,35 @@ struct hand_off_to_waker : rl::test_suite<hand_off_to_waker, 3> {
 };
 
 struct unlock_then_destroy : rl::test_suite<unlock_then_destroy, 3> {
-  alignas(ra::semaphore) unsigned char bytes[sizeof(ra::semaphore)];
-  ra::semaphore* s = nullptr;
+  slot<ra::semaphore> s;
   ra::detail::semaphore_request req;
   flag_waker f;
-  alignas(ra::detail::semaphore_wait) unsigned char storage[sizeof(ra::detail::semaphore_wait)];
-  ra::detail::semaphore_wait* w = nullptr;
+  slot<wait_t> w;
   rd::atomic<std::uint32_t> left{0};
   void before() {
-    s = new (bytes) ra::semaphore(1);
+    s.make(1);
     s->try_acquire(1).forget();  // thread 0 owns the lock
     req.n = 1;
     rd::unsync_ref(req.remaining) = 1;
     rd::unsync_ref(req.closed) = false;
     f.woken.store(0, std::memory_order_relaxed);
     left.store(0, std::memory_order_relaxed);
-    w = new (storage) ra::detail::semaphore_wait(*s, reinterpret_cast<std::uintptr_t>(&req), f.make());
-    RL_ASSERT(w->start() == ra::detail::semaphore_wait::start_result::suspended);  // Q is set
+    w.make(*s, reinterpret_cast<std::uintptr_t>(&req), f.make());
+    RL_ASSERT(w->start() == wait_t::start_result::suspended);  // Q is set
   }
   void thread(unsigned index) {
     if (index == 0) {
       s->release(1);  // the unlock: serves the queue
     } else if (index == 1) {
       (void)w->cancel();  // leaves, or passes the hand-off on
-      w->~semaphore_wait();
+      w.destroy();
       // Ordering: release: pairs with the destroyer's acquire.
       left.store(1, std::memory_order_release);
       rd::wake_all(left);
     } else {
       s->acquire_blocking(1).release();  // locks after the unlock, unlocks
       while (left.load(std::memory_order_acquire) == 0) rd::wait(left, 0);
-      s->~semaphore();  // the last user: destroys it at once
+      s.destroy();  // the last user: destroys it at once
     }
   }
 };

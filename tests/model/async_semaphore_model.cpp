@@ -35,53 +35,18 @@
 //                                         release_vs_leave_of_first a permit
 //                                         is lost (assertion)
 #include <cstdint>
-#include <new>
 
-#include "model.hpp"
+#include "async_model.hpp"
 #include "rouse/async/semaphore.hpp"
 
 namespace {
 
 namespace rd = rouse::detail;
 namespace ra = rouse::async;
+using rouse_model::flag_waker;
+using rouse_model::slot;
 using wait_t = ra::detail::semaphore_wait;
 using start = wait_t::start_result;
-
-struct flag_waker {
-  rd::atomic<std::uint32_t> woken{0};
-  static flag_waker* self(const void* d) { return static_cast<flag_waker*>(const_cast<void*>(d)); }
-  static const void* clone(const void* d) noexcept { return d; }
-  static void wake(const void* d) noexcept {
-    flag_waker* const f = self(d);
-    // Ordering: release: pairs with sleep()'s acquire.
-    f->woken.fetch_add(1, std::memory_order_release);
-    rd::wake_all(f->woken);
-  }
-  static void drop(const void*) noexcept {}
-  static constexpr rd::waker_vtable vtable{clone, wake, wake, drop};
-  rd::waker make() noexcept { return rd::waker(this, &vtable); }
-  void sleep() {
-    while (woken.load(std::memory_order_acquire) == 0) rd::wait(woken, 0);
-  }
-  std::uint32_t count() { return woken.load(std::memory_order_acquire); }
-};
-
-template <class T>
-struct slot {
-  alignas(T) unsigned char storage[sizeof(T)];
-  T* p = nullptr;
-  template <class... A>
-  T& make(A&&... a) {
-    p = new (storage) T(std::forward<A>(a)...);
-    return *p;
-  }
-  void destroy() {
-    p->~T();
-    p = nullptr;
-  }
-  T* operator->() { return p; }
-  T& operator*() { return *p; }
-};
 
 // A queued request: its request record, its waker, its wait.
 struct queued {

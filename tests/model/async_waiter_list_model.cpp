@@ -26,55 +26,18 @@
 //                                    notify_one_vs_cancel_of_first the second
 //                                    waiter is never woken (deadlock)
 #include <cstdint>
-#include <new>
 
-#include "model.hpp"
+#include "async_model.hpp"
 #include "rouse/async/notify.hpp"
 
 namespace {
 
 namespace rd = rouse::detail;
 namespace ra = rouse::async;
+using rouse_model::flag_waker;
+using rouse_model::slot;
 using wait_t = ra::list_wait<ra::notify>;
 using start = wait_t::start_result;
-
-// A waker whose wake sets a flag its owner sleeps on (a futex word).
-struct flag_waker {
-  rd::atomic<std::uint32_t> woken{0};
-  static flag_waker* self(const void* d) { return static_cast<flag_waker*>(const_cast<void*>(d)); }
-  static const void* clone(const void* d) noexcept { return d; }
-  static void wake(const void* d) noexcept {
-    flag_waker* const f = self(d);
-    // Ordering: release: pairs with sleep()'s acquire.
-    f->woken.fetch_add(1, std::memory_order_release);
-    rd::wake_all(f->woken);
-  }
-  static void drop(const void*) noexcept {}
-  static constexpr rd::waker_vtable vtable{clone, wake, wake, drop};
-  rd::waker make() noexcept { return rd::waker(this, &vtable); }
-  void sleep() {
-    while (woken.load(std::memory_order_acquire) == 0) rd::wait(woken, 0);
-  }
-  std::uint32_t count() { return woken.load(std::memory_order_acquire); }
-};
-
-// Raw storage for a T its owner constructs and destroys in place.
-template <class T>
-struct slot {
-  alignas(T) unsigned char storage[sizeof(T)];
-  T* p = nullptr;
-  template <class... A>
-  T& make(A&&... a) {
-    p = new (storage) T(std::forward<A>(a)...);
-    return *p;
-  }
-  void destroy() {
-    p->~T();
-    p = nullptr;
-  }
-  T* operator->() { return p; }
-  T& operator*() { return *p; }
-};
 
 // Takes a stored permit, if any (a blocking wait that does not wait; the
 // generation is 0: these models make notify_all calls only where noted).

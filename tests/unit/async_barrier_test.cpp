@@ -12,47 +12,19 @@
 #include <atomic>
 #include <chrono>
 #include <coroutine>
-#include <cstdlib>
-#include <new>
 #include <optional>
 #include <thread>
 #include <utility>
 #include <vector>
 
+#include "async_test_loop.hpp"
+#include "counting_new.hpp"
 #include "rouse/async/run_loop.hpp"
 #include "rouse/async/spawn.hpp"
 #include "rouse/async/stop_token.hpp"
 #include "rouse/async/task.hpp"
 #include "rouse/async/thread_pool.hpp"
 #include "rouse/async/timeout.hpp"
-#include "async_test_loop.hpp"
-
-// ---- a counting global operator new (this executable only) ---------------------
-// The sanitizers replace operator new themselves: there the counting tests skip.
-
-namespace {
-std::atomic<long> g_allocations{0};
-}  // namespace
-
-#if defined(ROUSE_SANITIZER_thread) || defined(ROUSE_SANITIZER_address) || defined(__SANITIZE_ADDRESS__)
-#define ROUSE_TEST_COUNTS_ALLOCATIONS 0
-#else
-#define ROUSE_TEST_COUNTS_ALLOCATIONS 1
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-#endif
-void* operator new(std::size_t n) {
-  g_allocations.fetch_add(1, std::memory_order_relaxed);
-  if (void* p = std::malloc(n ? n : 1)) return p;
-  throw std::bad_alloc();
-}
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
-#endif  // counting operator new
 
 namespace {
 using namespace std::chrono_literals;
@@ -292,7 +264,7 @@ bare bare_cycle(ra::barrier<>& b, int rounds) {
 }
 
 TEST(async_barrier, a_wait_allocates_nothing) {
-  if (!ROUSE_TEST_COUNTS_ALLOCATIONS) GTEST_SKIP() << "a sanitizer owns operator new";
+  if (!rouse_test::counts_allocations) GTEST_SKIP() << "a sanitizer owns operator new";
   constexpr int parties = 4;
   ra::barrier<> b(parties);
   ra::inplace_stop_source s;
@@ -302,10 +274,10 @@ TEST(async_barrier, a_wait_allocates_nothing) {
     cycles.push_back(bare_cycle(b, 10));
     cycles.back().h.promise().token = s.get_token();
   }
-  long const before = g_allocations.load();
+  long const before = rouse_test::allocations();
   // Resumed inline (no executor): the last arrival of each phase runs the others.
   for (auto& c : cycles) c.h.resume();
-  long const after = g_allocations.load();
+  long const after = rouse_test::allocations();
   EXPECT_EQ(after - before, 0);
   for (auto& c : cycles) EXPECT_TRUE(c.h.promise().done);
 }

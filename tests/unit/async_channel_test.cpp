@@ -11,43 +11,16 @@
 
 #include <gtest/gtest.h>
 
-#include <atomic>
 #include <chrono>
-#include <cstdlib>
-#include <new>
 #include <thread>
 #include <vector>
 
 #include "async_test_loop.hpp"
 #include "counted.hpp"
+#include "counting_new.hpp"
 #include "rouse/async/run_loop.hpp"
 #include "rouse/async/spawn.hpp"
 #include "rouse/async/task.hpp"
-
-// Counts live heap allocations (for the memory-returns test); the
-// sanitizers replace operator new themselves, so there the test is skipped.
-#if defined(ROUSE_SANITIZER_thread) || defined(ROUSE_SANITIZER_address) || defined(__SANITIZE_ADDRESS__)
-#define ROUSE_TEST_COUNTS_ALLOCATIONS 0
-namespace {
-std::atomic<long> live_allocations{0};
-}
-#else
-#define ROUSE_TEST_COUNTS_ALLOCATIONS 1
-namespace {
-std::atomic<long> live_allocations{0};
-}
-void* operator new(std::size_t n) {
-  live_allocations.fetch_add(1, std::memory_order_relaxed);
-  if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
-  throw std::bad_alloc();
-}
-void operator delete(void* p) noexcept {
-  if (p == nullptr) return;
-  live_allocations.fetch_sub(1, std::memory_order_relaxed);
-  std::free(p);
-}
-void operator delete(void* p, std::size_t) noexcept { operator delete(p); }
-#endif
 
 namespace {
 namespace ch = rouse::async::channel;
@@ -60,6 +33,9 @@ using rouse_test::counted;
 using rouse_test::counted_scope;
 template <class T = void>
 using rtask = rouse::async::task<T>;
+
+// Heap blocks not yet given back: operator new calls not matched by a delete.
+long live_allocations() { return rouse_test::allocations() - rouse_test::deallocations(); }
 
 // ---- basics --------------------------------------------------------------------
 
@@ -640,17 +616,17 @@ TEST(async_channel, a_timed_send_racing_a_free_slot_never_loses_or_doubles_the_v
 // ---- memory ---------------------------------------------------------------------------
 
 TEST(async_channel, an_unbounded_channel_gives_its_memory_back_after_a_burst) {
-  if (!ROUSE_TEST_COUNTS_ALLOCATIONS) GTEST_SKIP() << "the sanitizer owns operator new";
+  if (!rouse_test::counts_allocations) GTEST_SKIP() << "the sanitizer owns operator new";
   auto pair_550 = ch::unbounded<std::uint64_t>();
   auto& tx = pair_550.first;
   auto& rx = pair_550.second;
   EXPECT_TRUE(tx.try_send(0));
   EXPECT_EQ(*rx.try_recv(), 0u);
-  long const before = live_allocations.load();
+  long const before = live_allocations();
   for (std::uint64_t i = 0; i < 100000; ++i) EXPECT_TRUE(tx.try_send(i));
-  EXPECT_GT(live_allocations.load() - before, 1000);  // a block per 31 values
+  EXPECT_GT(live_allocations() - before, 1000);  // a block per 31 values
   for (std::uint64_t i = 0; i < 100000; ++i) EXPECT_EQ(*rx.try_recv(), i);
-  EXPECT_LE(live_allocations.load() - before, 2);  // at most the current block
+  EXPECT_LE(live_allocations() - before, 2);  // at most the current block
 }
 
 }  // namespace

@@ -13,48 +13,20 @@
 #include <atomic>
 #include <chrono>
 #include <coroutine>
-#include <cstdlib>
 #include <deque>
-#include <new>
 #include <optional>
 #include <thread>
 #include <utility>
 #include <vector>
 
+#include "async_test_loop.hpp"
+#include "counting_new.hpp"
 #include "rouse/async/mutex.hpp"
 #include "rouse/async/run_loop.hpp"
 #include "rouse/async/spawn.hpp"
 #include "rouse/async/stop_token.hpp"
 #include "rouse/async/task.hpp"
 #include "rouse/async/thread_pool.hpp"
-#include "async_test_loop.hpp"
-
-// ---- a counting global operator new (this executable only) ---------------------
-// The sanitizers replace operator new themselves: there the counting tests skip.
-
-namespace {
-std::atomic<long> g_allocations{0};
-}  // namespace
-
-#if defined(ROUSE_SANITIZER_thread) || defined(ROUSE_SANITIZER_address) || defined(__SANITIZE_ADDRESS__)
-#define ROUSE_TEST_COUNTS_ALLOCATIONS 0
-#else
-#define ROUSE_TEST_COUNTS_ALLOCATIONS 1
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-#endif
-void* operator new(std::size_t n) {
-  g_allocations.fetch_add(1, std::memory_order_relaxed);
-  if (void* p = std::malloc(n ? n : 1)) return p;
-  throw std::bad_alloc();
-}
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
-#endif  // counting operator new
 
 namespace {
 using namespace std::chrono_literals;
@@ -383,15 +355,15 @@ bare bare_wait(shared& s, int rounds) {
 }
 
 TEST(async_condition_variable, a_wait_allocates_nothing) {
-  if (!ROUSE_TEST_COUNTS_ALLOCATIONS) GTEST_SKIP() << "a sanitizer owns operator new";
+  if (!rouse_test::counts_allocations) GTEST_SKIP() << "a sanitizer owns operator new";
   shared s;
   bare a = bare_wait(s, 5);
   bare b = bare_wait(s, 5);
-  long const before = g_allocations.load();
+  long const before = rouse_test::allocations();
   a.h.resume();  // no executor: everything resumes inline on the notifier's thread
   b.h.resume();
   for (int i = 0; i < 20 && !(a.h.promise().done && b.h.promise().done); ++i) s.cv.notify_all();
-  long const after = g_allocations.load();
+  long const after = rouse_test::allocations();
   EXPECT_TRUE(a.h.promise().done && b.h.promise().done);
   EXPECT_EQ(after - before, 0);
   EXPECT_EQ(ra::detail::cv_heap_frames().load(), 0);

@@ -11,46 +11,18 @@
 #include <atomic>
 #include <chrono>
 #include <coroutine>
-#include <cstdlib>
-#include <new>
 #include <optional>
 #include <thread>
 #include <utility>
 #include <vector>
 
+#include "async_test_loop.hpp"
+#include "counting_new.hpp"
 #include "rouse/async/run_loop.hpp"
 #include "rouse/async/spawn.hpp"
 #include "rouse/async/stop_token.hpp"
 #include "rouse/async/task.hpp"
 #include "rouse/async/timeout.hpp"
-#include "async_test_loop.hpp"
-
-// ---- a counting global operator new (this executable only) ---------------------
-// The sanitizers replace operator new themselves: there the counting tests skip.
-
-namespace {
-std::atomic<long> g_allocations{0};
-}  // namespace
-
-#if defined(ROUSE_SANITIZER_thread) || defined(ROUSE_SANITIZER_address) || defined(__SANITIZE_ADDRESS__)
-#define ROUSE_TEST_COUNTS_ALLOCATIONS 0
-#else
-#define ROUSE_TEST_COUNTS_ALLOCATIONS 1
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-#endif
-void* operator new(std::size_t n) {
-  g_allocations.fetch_add(1, std::memory_order_relaxed);
-  if (void* p = std::malloc(n ? n : 1)) return p;
-  throw std::bad_alloc();
-}
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
-#endif  // counting operator new
 
 namespace {
 using namespace std::chrono_literals;
@@ -319,7 +291,7 @@ struct bare {
 bare bare_wait(ra::latch& l) { co_await l.wait(); }
 
 TEST(async_latch, a_wait_allocates_nothing) {
-  if (!ROUSE_TEST_COUNTS_ALLOCATIONS) GTEST_SKIP() << "a sanitizer owns operator new";
+  if (!rouse_test::counts_allocations) GTEST_SKIP() << "a sanitizer owns operator new";
   ra::latch l(1);
   ra::inplace_stop_source s;
   std::vector<bare> waits;
@@ -328,10 +300,10 @@ TEST(async_latch, a_wait_allocates_nothing) {
     waits.push_back(bare_wait(l));
     waits.back().h.promise().token = s.get_token();
   }
-  long const before = g_allocations.load();
+  long const before = rouse_test::allocations();
   for (auto& w : waits) w.h.resume();  // each suspends in the list, with a stop callback
   l.count_down();                      // resumes them all, inline (no executor)
-  long const after = g_allocations.load();
+  long const after = rouse_test::allocations();
   EXPECT_EQ(after - before, 0);
   for (auto& w : waits) EXPECT_TRUE(w.h.promise().done);
 }

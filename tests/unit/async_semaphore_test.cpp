@@ -14,12 +14,11 @@
 
 #include <atomic>
 #include <chrono>
-#include <cstdlib>
-#include <new>
 #include <thread>
 #include <vector>
 
 #include "async_test_loop.hpp"
+#include "counting_new.hpp"
 #include "rouse/async/stop_token.hpp"
 #if __has_include("rouse/async/timeout.hpp")
 #include "rouse/async/run_loop.hpp"
@@ -28,32 +27,6 @@
 #include "rouse/async/timeout.hpp"
 #define ASYNC_SEMAPHORE_TEST_TIMEOUT 1
 #endif
-
-// ---- a counting global operator new (this executable only) ---------------------
-// Not under the sanitizers: their runtimes define the global operator new.
-#if !defined(ROUSE_SANITIZER_thread) && !defined(ROUSE_SANITIZER_address)
-#define ASYNC_SEMAPHORE_TEST_COUNTS_NEW 1
-namespace {
-std::atomic<long> g_allocations{0};
-}  // namespace
-
-// GCC pairs the inlined malloc / free of these replacements with the
-// new-expressions of the test and warns; they are the same allocator.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-#endif
-void* operator new(std::size_t n) {
-  g_allocations.fetch_add(1, std::memory_order_relaxed);
-  if (void* p = std::malloc(n ? n : 1)) return p;
-  throw std::bad_alloc();
-}
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
-#endif  // counting operator new
 
 namespace {
 namespace ra = rouse::async;
@@ -471,20 +444,18 @@ TEST(async_semaphore, a_thread_and_a_task_share_one_semaphore) {
 // ---- allocations -----------------------------------------------------------------
 
 TEST(async_semaphore, no_allocation_per_wait) {
-#if !defined(ASYNC_SEMAPHORE_TEST_COUNTS_NEW)
-  GTEST_SKIP() << "the sanitizer's runtime owns operator new";
-#else
+  if (!rouse_test::counts_allocations) GTEST_SKIP() << "the sanitizer's runtime owns operator new";
   ra::semaphore s(0);
   test_loop loop;
   ra::inplace_stop_source src;  // a stop callback is registered by every wait
   int done = 0;
   std::vector<task<>> ts;
   ts.reserve(8);
-  long const frames_before = g_allocations.load();
+  long const frames_before = rouse_test::allocations();
   for (int i = 0; i < 8; ++i) ts.push_back(acquire_and_drop(s, 1, done));  // the frames
-  EXPECT_GE(g_allocations.load() - frames_before, 8);                      // the counter counts
+  EXPECT_GE(rouse_test::allocations() - frames_before, 8);                 // the counter counts
   for (auto& t : ts) t.start(loop, src.get_token());
-  long const before = g_allocations.load();
+  long const before = rouse_test::allocations();
   loop.drain();  // every task queues (waiter, node, stop callback: in its frame)
   EXPECT_EQ(done, 0);
   for (int i = 0; i < 8; ++i) s.release(1);
@@ -493,16 +464,15 @@ TEST(async_semaphore, no_allocation_per_wait) {
   EXPECT_EQ(done, 8);
   // The test loop's deque may allocate a block when handles are queued;
   // the waits themselves must not: at most one deque block.
-  EXPECT_LE(g_allocations.load() - before, 1);
+  EXPECT_LE(rouse_test::allocations() - before, 1);
   // A ready acquire allocates nothing at all.
-  long const ready_before = g_allocations.load();
+  long const ready_before = rouse_test::allocations();
   for (int i = 0; i < 100; ++i) {
     auto a = s.acquire(1);
     ASSERT_TRUE(a.await_ready());
     auto p = a.await_resume();
   }
-  EXPECT_EQ(g_allocations.load(), ready_before);
-#endif
+  EXPECT_EQ(rouse_test::allocations(), ready_before);
 }
 
 #if ROUSE_DEBUG_CHECKS && !defined(ROUSE_SANITIZER_thread)

@@ -13,8 +13,6 @@
 #include <atomic>
 #include <chrono>
 #include <coroutine>
-#include <cstdlib>
-#include <new>
 #include <optional>
 #include <stdexcept>
 #include <thread>
@@ -32,32 +30,7 @@
 #include "rouse/async/task.hpp"
 #include "rouse/async/thread_pool.hpp"
 
-// ---- a counting global operator new (this executable only) ---------------------
-// The sanitizers replace operator new themselves: there the counting tests skip.
-
-namespace {
-std::atomic<long> g_allocations{0};
-}  // namespace
-
-#if defined(ROUSE_SANITIZER_thread) || defined(ROUSE_SANITIZER_address) || defined(__SANITIZE_ADDRESS__)
-#define ROUSE_TEST_COUNTS_ALLOCATIONS 0
-#else
-#define ROUSE_TEST_COUNTS_ALLOCATIONS 1
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-#endif
-void* operator new(std::size_t n) {
-  g_allocations.fetch_add(1, std::memory_order_relaxed);
-  if (void* p = std::malloc(n ? n : 1)) return p;
-  throw std::bad_alloc();
-}
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
-#endif  // counting operator new
+#include "counting_new.hpp"
 
 namespace {
 namespace ra = rouse::async;
@@ -233,14 +206,14 @@ TEST(async_timeout, a_frame_destroyed_while_it_waits_withdraws_timer_and_waiter)
 }
 
 TEST(async_timeout, a_waiter_list_awaitable_allocates_nothing) {
-  if (!ROUSE_TEST_COUNTS_ALLOCATIONS) GTEST_SKIP() << "a sanitizer owns operator new";
+  if (!rouse_test::counts_allocations) GTEST_SKIP() << "a sanitizer owns operator new";
   ra::run_loop loop;
   ra::notify n;
   long const allocated = loop.run_until_complete([](ra::notify& n) -> task<long> {
     (void)co_await ra::with_timeout(n.notified(), 10us);  // warms the loop up
-    long const before = g_allocations.load();
+    long const before = rouse_test::allocations();
     for (int i = 0; i < 10; ++i) (void)co_await ra::with_timeout(n.notified(), 10us);
-    co_return g_allocations.load() - before;
+    co_return rouse_test::allocations() - before;
   }(n));
   EXPECT_EQ(allocated, 0);
 }
