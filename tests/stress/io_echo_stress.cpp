@@ -15,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include "io_test.hpp"
 #include "rouse/async/spawn.hpp"
 #include "rouse/async/task.hpp"
 #include "rouse/async/thread_pool.hpp"
@@ -30,15 +31,6 @@ using rouse::io::endpoint;
 using rouse::io::event_loop;
 using rouse::io::tcp_listener;
 using rouse::io::tcp_stream;
-
-std::vector<rouse::io::backend> backends() {
-  std::vector<rouse::io::backend> b{rouse::io::backend::epoll};
-  if (rouse::io::reactor::io_uring_available()) b.push_back(rouse::io::backend::io_uring);
-  return b;
-}
-std::string backend_param_name(const ::testing::TestParamInfo<rouse::io::backend>& info) {
-  return info.param == rouse::io::backend::io_uring ? "io_uring" : "epoll";
-}
 
 class io_echo_stress : public ::testing::TestWithParam<rouse::io::backend> {};
 
@@ -158,12 +150,14 @@ TEST_P(io_echo_stress, thousand_connections_on_one_loop) {
 
 TEST_P(io_echo_stress, thousand_connections_from_a_thread_pool) {
   raise_fd_limit();
+  // The pool outlives the loop's thread, which schedules completions onto
+  // it (see io_reactor_test's operations_from_pool_threads_resume_on_the_pool).
+  rouse::async::thread_pool pool(rouse_test::oversubscribed(4));
   event_loop loop(GetParam());
   std::thread driver([&] { loop.run(); });
   std::size_t const bytes = bytes_per_connection() / 4;
   totals t;
   {
-    rouse::async::thread_pool pool(rouse_test::oversubscribed(4));
     auto l = tcp_listener::bind(loop, endpoint::loopback_v4(0), 4096);
     ASSERT_TRUE(l);
     endpoint const addr = *l->local_endpoint();
@@ -182,6 +176,7 @@ TEST_P(io_echo_stress, thousand_connections_from_a_thread_pool) {
   EXPECT_EQ(t.verified.load(), std::uint64_t(connections) * bytes);
 }
 
-INSTANTIATE_TEST_SUITE_P(backends, io_echo_stress, ::testing::ValuesIn(backends()), backend_param_name);
+INSTANTIATE_TEST_SUITE_P(backends, io_echo_stress, ::testing::ValuesIn(rouse_test::io_backends()),
+                         rouse_test::io_backend_name);
 
 }  // namespace

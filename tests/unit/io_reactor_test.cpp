@@ -14,10 +14,10 @@
 #include <cstring>
 #include <memory>
 #include <string>
-#include <string_view>
 #include <thread>
 #include <vector>
 
+#include "io_test.hpp"
 #include "rouse/async/sleep.hpp"
 #include "rouse/async/spawn.hpp"
 #include "rouse/async/task.hpp"
@@ -37,20 +37,10 @@ using rouse::io::async_fd;
 using rouse::io::endpoint;
 using rouse::io::event_loop;
 using rouse::io::udp_socket;
-
-std::vector<rouse::io::backend> backends() {
-  std::vector<rouse::io::backend> b{rouse::io::backend::epoll};
-  if (rouse::io::reactor::io_uring_available()) b.push_back(rouse::io::backend::io_uring);
-  return b;
-}
-std::string backend_param_name(const ::testing::TestParamInfo<rouse::io::backend>& info) {
-  return info.param == rouse::io::backend::io_uring ? "io_uring" : "epoll";
-}
+using rouse_test::bytes_of;
+using rouse_test::text_of;
 
 class io_reactor : public ::testing::TestWithParam<rouse::io::backend> {};
-
-std::span<const std::byte> bytes_of(std::string_view s) { return std::as_bytes(std::span(s.data(), s.size())); }
-std::string text_of(std::span<const std::byte> b) { return std::string(reinterpret_cast<const char*>(b.data()), b.size()); }
 
 struct pipe_pair {
   async_fd read_end;
@@ -292,10 +282,14 @@ TEST(io_endpoint, parse_and_print) {
 // thread: operations start on pool threads, the reactor completes them on
 // the loop's thread, and they resume on the pool.
 TEST_P(io_reactor, operations_from_pool_threads_resume_on_the_pool) {
+  // The pool outlives the loop's thread: that thread schedules completions
+  // onto the pool, and a schedule() from another thread may still be
+  // running (waking a worker) when the task it scheduled has already ended
+  // and let join() return. The pool is destroyed only after that thread.
+  rouse::async::thread_pool pool(2);
   event_loop loop(GetParam());
   std::thread driver([&] { loop.run(); });
   {
-    rouse::async::thread_pool pool(2);
     auto l = rouse::io::tcp_listener::bind(loop, endpoint::loopback_v4(0));
     ASSERT_TRUE(l);
     auto const addr = *l->local_endpoint();
@@ -333,6 +327,7 @@ TEST_P(io_reactor, operations_from_pool_threads_resume_on_the_pool) {
   driver.join();
 }
 
-INSTANTIATE_TEST_SUITE_P(backends, io_reactor, ::testing::ValuesIn(backends()), backend_param_name);
+INSTANTIATE_TEST_SUITE_P(backends, io_reactor, ::testing::ValuesIn(rouse_test::io_backends()),
+                         rouse_test::io_backend_name);
 
 }  // namespace

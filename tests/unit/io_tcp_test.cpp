@@ -15,10 +15,10 @@
 #include <memory>
 #include <optional>
 #include <string>
-#include <string_view>
 #include <thread>
 #include <vector>
 
+#include "io_test.hpp"
 #include "rouse/async/sleep.hpp"
 #include "rouse/async/spawn.hpp"
 #include "rouse/async/task.hpp"
@@ -37,21 +37,11 @@ using rouse::io::event_loop;
 using rouse::io::io_result;
 using rouse::io::tcp_listener;
 using rouse::io::tcp_stream;
-
-std::vector<rouse::io::backend> backends() {
-  std::vector<rouse::io::backend> b{rouse::io::backend::epoll};
-  if (rouse::io::reactor::io_uring_available()) b.push_back(rouse::io::backend::io_uring);
-  return b;
-}
-std::string backend_param_name(const ::testing::TestParamInfo<rouse::io::backend>& info) {
-  return info.param == rouse::io::backend::io_uring ? "io_uring" : "epoll";
-}
+using rouse_test::bytes_of;
+using rouse_test::text_of;
 
 class io_tcp : public ::testing::TestWithParam<rouse::io::backend> {};
 class io_tcp_cancel : public ::testing::TestWithParam<rouse::io::backend> {};
-
-std::span<const std::byte> bytes_of(std::string_view s) { return std::as_bytes(std::span(s.data(), s.size())); }
-std::string text_of(std::span<const std::byte> b) { return std::string(reinterpret_cast<const char*>(b.data()), b.size()); }
 
 struct connected_pair {
   tcp_stream client;
@@ -485,17 +475,7 @@ TEST_P(io_tcp_cancel, stop_from_another_thread_wakes_the_parked_loop) {
   stopper.join();
 }
 
-// A coroutine that is not a rouse task, destroyed by hand while it waits.
-struct handmade {
-  struct promise_type {
-    handmade get_return_object() { return {std::coroutine_handle<promise_type>::from_promise(*this)}; }
-    std::suspend_always initial_suspend() noexcept { return {}; }
-    std::suspend_always final_suspend() noexcept { return {}; }
-    void return_void() noexcept {}
-    void unhandled_exception() noexcept { std::terminate(); }
-  };
-  std::coroutine_handle<promise_type> h;
-};
+using rouse_test::handmade;
 
 handmade read_into(tcp_stream& s, std::span<std::byte> buf, bool& resumed) {
   (void)co_await s.read_some(buf);
@@ -540,7 +520,8 @@ TEST_P(io_tcp_cancel, foreign_coroutine_gets_operation_stopped_from_when_any_los
   }(loop));
 }
 
-INSTANTIATE_TEST_SUITE_P(backends, io_tcp, ::testing::ValuesIn(backends()), backend_param_name);
-INSTANTIATE_TEST_SUITE_P(backends, io_tcp_cancel, ::testing::ValuesIn(backends()), backend_param_name);
+INSTANTIATE_TEST_SUITE_P(backends, io_tcp, ::testing::ValuesIn(rouse_test::io_backends()), rouse_test::io_backend_name);
+INSTANTIATE_TEST_SUITE_P(backends, io_tcp_cancel, ::testing::ValuesIn(rouse_test::io_backends()),
+                         rouse_test::io_backend_name);
 
 }  // namespace

@@ -20,6 +20,7 @@
 #include <thread>
 #include <vector>
 
+#include "io_test.hpp"
 #include "rouse/async/sleep.hpp"
 #include "rouse/async/spawn.hpp"
 #include "rouse/async/task.hpp"
@@ -31,15 +32,6 @@ using namespace std::chrono_literals;
 using rouse::async::task;
 using rouse::io::event_loop;
 using rouse::io::wait_on;
-
-std::vector<rouse::io::backend> backends() {
-  std::vector<rouse::io::backend> b{rouse::io::backend::epoll};
-  if (rouse::io::reactor::io_uring_available()) b.push_back(rouse::io::backend::io_uring);
-  return b;
-}
-std::string backend_param_name(const ::testing::TestParamInfo<rouse::io::backend>& info) {
-  return info.param == rouse::io::backend::io_uring ? "io_uring" : "epoll";
-}
 
 class io_wait_on : public ::testing::TestWithParam<rouse::io::backend> {};
 
@@ -115,17 +107,7 @@ TEST_P(io_wait_on, timeout_cancels_and_leaves_no_waiter) {
   }(loop, word));
 }
 
-// A coroutine that is not a rouse task, destroyed by hand while it waits.
-struct handmade {
-  struct promise_type {
-    handmade get_return_object() { return {std::coroutine_handle<promise_type>::from_promise(*this)}; }
-    std::suspend_always initial_suspend() noexcept { return {}; }
-    std::suspend_always final_suspend() noexcept { return {}; }
-    void return_void() noexcept {}
-    void unhandled_exception() noexcept { std::terminate(); }
-  };
-  std::coroutine_handle<promise_type> h;
-};
+using rouse_test::handmade;
 
 handmade wait_once(rouse::io::reactor& r, std::atomic<std::uint32_t>& w, bool& resumed) {
   co_await wait_on(r, w, 0);
@@ -204,6 +186,7 @@ TEST_P(io_wait_on, native_path_is_used_where_the_kernel_has_it) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(backends, io_wait_on, ::testing::ValuesIn(backends()), backend_param_name);
+INSTANTIATE_TEST_SUITE_P(backends, io_wait_on, ::testing::ValuesIn(rouse_test::io_backends()),
+                         rouse_test::io_backend_name);
 
 }  // namespace
