@@ -32,6 +32,10 @@ thread_pool::~thread_pool() {
   ROUSE_CHECK_USAGE(detail::thread_pool_worker_slot() == nullptr ||
                         !core_.owns(*static_cast<core::worker*>(detail::thread_pool_worker_slot())),
                     "rouse::async::thread_pool", "destroyed by one of its own workers (it would join itself)");
+  // A schedule() from another thread may have pushed a coroutine that ran
+  // and let the owner go on, and still be waking a worker: wait for it to
+  // leave (a few instructions). Ordering: acquire: pairs with its release.
+  while (remote_callers_.load(std::memory_order_acquire) != 0) std::this_thread::yield();
   core_.stop();
   for (auto& t : threads_) t.join();
   ROUSE_CHECK_USAGE(core_.global_empty(), "rouse::async::thread_pool",

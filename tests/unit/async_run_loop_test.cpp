@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "eventually.hpp"
+#include "rouse/async/event.hpp"
 #include "rouse/async/sleep.hpp"
 #include "rouse/async/spawn.hpp"
 #include "threads.hpp"
@@ -319,5 +320,20 @@ TEST(async_run_loop_death, destroying_a_loop_with_remote_work_is_diagnosed) {
       "rouse::async::run_loop: misuse: destroyed with coroutines or timers still pending");
 }
 #endif
+
+// As for the pool: a thread outside the loop wakes the root task, the loop
+// returns, and the loop is destroyed at once while that schedule() may still
+// be waking it. The destructor waits for it.
+TEST(async_run_loop, destroyed_at_once_after_a_task_woken_from_outside_ends) {
+  for (int i = 0; i < 200; ++i) {
+    rouse::async::manual_reset_event ready;
+    auto loop = std::make_unique<run_loop>();
+    auto waiter = [](rouse::async::manual_reset_event& e) -> task<> { co_await e.wait(); };
+    std::thread setter([&ready] { ready.set(); });
+    loop->run_until_complete(waiter(ready));
+    loop.reset();
+    setter.join();
+  }
+}
 
 }  // namespace

@@ -21,6 +21,8 @@
 #include <vector>
 
 #include "eventually.hpp"
+#include "rouse/async/event.hpp"
+#include "rouse/async/spawn.hpp"
 #include "rouse/config.hpp"
 #include "rouse/detail/diagnostics.hpp"
 
@@ -542,5 +544,22 @@ TEST(async_thread_pool_death, destroying_the_pool_from_its_own_worker_is_diagnos
       "rouse::async::thread_pool: misuse: destroyed by one of its own workers");
 }
 #endif
+
+// A thread outside the pool wakes a task (its schedule() pushes the task
+// onto the pool); the task ends, join() returns, and the pool is destroyed
+// at once, while that schedule() may still be waking a worker. The
+// destructor waits for it (ThreadSanitizer and ASan builds report it if not).
+TEST(async_thread_pool, destroyed_at_once_after_a_task_woken_from_outside_ends) {
+  for (int i = 0; i < 200; ++i) {
+    rouse::async::manual_reset_event ready;
+    auto pool = std::make_unique<thread_pool>(2);
+    auto waiter = [](rouse::async::manual_reset_event& e) -> rouse::async::task<> { co_await e.wait(); };
+    auto h = rouse::async::spawn(pool->get_scheduler(), waiter(ready));
+    std::thread setter([&ready] { ready.set(); });
+    h.join();
+    pool.reset();
+    setter.join();
+  }
+}
 
 }  // namespace

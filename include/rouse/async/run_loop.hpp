@@ -20,8 +20,10 @@
 //
 // Costs: a schedule from the loop's own thread (a woken coroutine resuming a
 // neighbour) is a push on a private ring: no atomic RMW, no lock. From
-// another thread: a short lock (rouse::mutex) and one seq_cst load of the
-// loop's `sleeping` flag; a system call (the parker's unpark) only when the
+// another thread: a short lock (rouse::mutex), one seq_cst load of the
+// loop's `sleeping` flag and a count of the call in progress (two RMWs: the
+// destructor waits for a call still waking the loop after the coroutine it
+// pushed has run and let the owner go on); a system call (the parker's unpark) only when the
 // loop is asleep. An idle loop sleeps in the parker until the next timer.
 //
 // Sleep handshake (no lost wake-up; Dekker):
@@ -43,6 +45,7 @@
 #include <cstdint>
 #include <optional>
 #include <utility>
+#include <thread>
 #include <vector>
 
 #include "rouse/async/detail/timer_queue.hpp"
@@ -129,6 +132,11 @@ class run_loop final : public executor {
   run_loop(const run_loop&) = delete;
   run_loop& operator=(const run_loop&) = delete;
   ~run_loop() {
+    // A schedule() from another thread may have pushed a coroutine that ran
+    // and let this loop's owner go on, and still be waking the loop: wait
+    // for it to leave (a few instructions).
+    // Ordering: acquire: pairs with the release decrement in schedule().
+    while (remote_callers_.load(std::memory_order_acquire) != 0) std::this_thread::yield();
     [[maybe_unused]] bool const idle = ready_.empty() && remote_.empty() && timers_.empty();
     ROUSE_CHECK_USAGE(idle, "rouse::async::run_loop", "destroyed with coroutines or timers still pending");
   }
@@ -140,12 +148,20 @@ class run_loop final : public executor {
       ready_.push(h);
       return;
     }
+    // Counted while inside: the coroutine pushed here may run, end, and let
+    // the loop's owner destroy the loop before the wake below is done.
+    // Ordering: relaxed: the push's release carries it to whoever the
+    // coroutine lets through.
+    remote_callers_.fetch_add(1, std::memory_order_relaxed);
     remote_lock_.lock();
     remote_.push_back(h);
     // (A1) seq_cst: pairs with (B2) in wait_for_work().
     remote_ready_.store(1, std::memory_order_seq_cst);
     remote_lock_.unlock();
     wake_if_sleeping();
+    // The last touch of the loop. Ordering: release: pairs with the
+    // destructor's acquire.
+    remote_callers_.fetch_sub(1, std::memory_order_release);
   }
 
   void add_timer(timer_entry& e) noexcept override {
@@ -290,6 +306,7 @@ class run_loop final : public executor {
   futex_parker own_parker_;
   parker* parker_;
   std::atomic<std::uint32_t> sleeping_{0};
+  std::atomic<std::uint32_t> remote_callers_{0};  // schedule() calls from other threads in progress
   std::atomic<std::uint32_t> remote_ready_{0};
   std::atomic<std::uint32_t> timers_changed_{0};
   std::atomic<std::uint32_t> finishing_{0};

@@ -130,6 +130,7 @@
 // happens-before fire(&e) (the lock).
 #pragma once
 
+#include <atomic>
 #include <bit>
 #include <chrono>
 #include <coroutine>
@@ -778,7 +779,14 @@ class thread_pool final : public executor {
     if (core::worker* const w = this_worker()) {
       core_.schedule_local(*w, h.address());
     } else {
+      // Counted while inside: the coroutine pushed here may run, end, and
+      // let the pool's owner destroy the pool while this call still wakes a
+      // worker. Ordering: relaxed: the push's release carries it.
+      remote_callers_.fetch_add(1, std::memory_order_relaxed);
       core_.schedule_remote(h.address());
+      // The last touch of the pool. Ordering: release: pairs with the
+      // destructor's acquire.
+      remote_callers_.fetch_sub(1, std::memory_order_release);
     }
   }
   void add_timer(timer_entry& e) noexcept override { core_.add_timer(e); }
@@ -797,6 +805,7 @@ class thread_pool final : public executor {
 
   core core_;
   std::vector<std::thread> threads_;
+  std::atomic<std::uint32_t> remote_callers_{0};  // schedule() calls from other threads in progress
 };
 
 static_assert(alignof(detail::pool_core<detail::pool_local_capacity>::worker) == 128);
