@@ -150,8 +150,7 @@ TEST_P(io_echo_stress, thousand_connections_on_one_loop) {
 
 TEST_P(io_echo_stress, thousand_connections_from_a_thread_pool) {
   raise_fd_limit();
-  // The pool outlives the loop's thread, which schedules completions onto
-  // it (see io_reactor_test's operations_from_pool_threads_resume_on_the_pool).
+  // The pool outlives the loop's thread, which schedules completions onto it.
   rouse::async::thread_pool pool(rouse_test::oversubscribed(4));
   event_loop loop(GetParam());
   std::thread driver([&] { loop.run(); });

@@ -282,10 +282,9 @@ TEST(io_endpoint, parse_and_print) {
 // thread: operations start on pool threads, the reactor completes them on
 // the loop's thread, and they resume on the pool.
 TEST_P(io_reactor, operations_from_pool_threads_resume_on_the_pool) {
-  // The pool outlives the loop's thread: that thread schedules completions
-  // onto the pool, and a schedule() from another thread may still be
-  // running (waking a worker) when the task it scheduled has already ended
-  // and let join() return. The pool is destroyed only after that thread.
+  // The pool outlives the loop's thread, which schedules completions onto
+  // it (destroying the pool first is covered by async_thread_pool_test's
+  // destroyed_at_once_after_a_task_woken_from_outside_ends).
   rouse::async::thread_pool pool(2);
   event_loop loop(GetParam());
   std::thread driver([&] { loop.run(); });
