@@ -23,8 +23,10 @@
 // another thread: a short lock (rouse::mutex), one seq_cst load of the
 // loop's `sleeping` flag and a count of the call in progress (two RMWs: the
 // destructor waits for a call still waking the loop after the coroutine it
-// pushed has run and let the owner go on); a system call (the parker's unpark) only when the
-// loop is asleep. An idle loop sleeps in the parker until the next timer.
+// pushed has run and let the owner go on); a system call (the parker's
+// unpark) only when the loop is asleep. An idle loop sleeps in the parker
+// until the next timer. add_timer() from another thread is not counted (it
+// wakes the loop after its lock): the loop must outlive such a call.
 //
 // Sleep handshake (no lost wake-up; Dekker):
 //   scheduler (another thread)          loop, before parking

@@ -49,7 +49,10 @@
 //
 // Cost with nobody waiting: a schedule from a worker into its empty LIFO
 // slot is two thread-local reads and two stores; otherwise one ring push
-// (one release store) or one global-queue push (a rouse::mutex), then one
+// (one release store) or, from a thread outside the pool, one global-queue
+// push (a rouse::mutex) inside a count of calls in progress (two RMWs: the
+// destructor waits for a call still waking a worker after the coroutine it
+// pushed has run), then one
 // seq_cst fence and one load of the idle state word: no system call while
 // every worker is awake or one of them is searching for work. A schedule
 // while workers sleep and none searches wakes exactly one (one futex wake).
