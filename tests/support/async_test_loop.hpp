@@ -126,4 +126,33 @@ struct task {
   void destroy() { std::exchange(h, {}).destroy(); }
 };
 
+// A bare foreign coroutine: no executor in its environment, only a stop
+// token (none by default); started and destroyed by hand. For waits that
+// must work, and allocate nothing, without any executor.
+struct bare {
+  struct promise_type {
+    ra::inplace_stop_token token{};
+    bool done = false;
+    struct env {
+      ra::inplace_stop_token token;
+      ra::inplace_stop_token query(ra::get_stop_token_t) const noexcept { return token; }
+    };
+    env get_env() const noexcept { return {token}; }
+    bare get_return_object() { return bare{std::coroutine_handle<promise_type>::from_promise(*this)}; }
+    std::suspend_always initial_suspend() noexcept { return {}; }
+    std::suspend_always final_suspend() noexcept {
+      done = true;
+      return {};
+    }
+    void return_void() {}
+    void unhandled_exception() { std::terminate(); }
+  };
+  std::coroutine_handle<promise_type> h;
+  explicit bare(std::coroutine_handle<promise_type> x) noexcept : h(x) {}
+  bare(bare&& o) noexcept : h(std::exchange(o.h, {})) {}
+  ~bare() {
+    if (h) h.destroy();
+  }
+};
+
 }  // namespace

@@ -233,31 +233,6 @@ TEST(async_barrier, timed_waits_are_never_early_and_keep_the_token) {
 
 // ---- allocations ---------------------------------------------------------------
 
-struct bare {
-  struct promise_type {
-    ra::inplace_stop_token token{};
-    bool done = false;
-    struct env {
-      ra::inplace_stop_token token;
-      ra::inplace_stop_token query(ra::get_stop_token_t) const noexcept { return token; }
-    };
-    env get_env() const noexcept { return {token}; }
-    bare get_return_object() { return bare{std::coroutine_handle<promise_type>::from_promise(*this)}; }
-    std::suspend_always initial_suspend() noexcept { return {}; }
-    std::suspend_always final_suspend() noexcept {
-      done = true;
-      return {};
-    }
-    void return_void() {}
-    void unhandled_exception() { std::terminate(); }
-  };
-  std::coroutine_handle<promise_type> h;
-  explicit bare(std::coroutine_handle<promise_type> x) noexcept : h(x) {}
-  bare(bare&& o) noexcept : h(std::exchange(o.h, {})) {}
-  ~bare() {
-    if (h) h.destroy();
-  }
-};
 
 bare bare_cycle(ra::barrier<>& b, int rounds) {
   for (int i = 0; i < rounds; ++i) co_await b.arrive_and_wait();

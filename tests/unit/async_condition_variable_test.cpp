@@ -327,25 +327,6 @@ TEST(async_condition_variable, a_timed_wait_notified_in_time_yields_true) {
 
 // ---- allocations ---------------------------------------------------------------
 
-struct bare {
-  struct promise_type {
-    bool done = false;
-    bare get_return_object() { return bare{std::coroutine_handle<promise_type>::from_promise(*this)}; }
-    std::suspend_always initial_suspend() noexcept { return {}; }
-    std::suspend_always final_suspend() noexcept {
-      done = true;
-      return {};
-    }
-    void return_void() {}
-    void unhandled_exception() { std::terminate(); }
-  };
-  std::coroutine_handle<promise_type> h;
-  explicit bare(std::coroutine_handle<promise_type> x) noexcept : h(x) {}
-  bare(bare&& o) noexcept : h(std::exchange(o.h, {})) {}
-  ~bare() {
-    if (h) h.destroy();
-  }
-};
 
 bare bare_wait(shared& s, int rounds) {
   for (int i = 0; i < rounds; ++i) {
