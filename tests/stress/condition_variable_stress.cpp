@@ -209,7 +209,8 @@ TEST(condition_variable_stress, timed_waiters_take_every_token_once) {
 // waiter, spinning or asleep, so the returns never exceed the notifies
 // issued so far: each waiter checks that when it returns (nothing else here
 // makes a wait return: no stop requests, no destruction; the final
-// notify_all's returns are not counted). `paced`: each notify_one waits
+// notify_all's returns are not counted; a waiter that starts after it does
+// not wait). `paced`: each notify_one waits
 // until the previous ones have each released a waiter and every waiter is
 // back inside wait() (most spin or sleep then), where a herd would show at
 // once; otherwise the notifier runs ahead of the waiters.
@@ -225,7 +226,9 @@ void notify_one_returns_never_exceed_the_notifies(bool paced, long notifies) {
   for (unsigned i = 0; i < waiters; ++i)
     ts.emplace_back([&] {
       std::unique_lock<rouse::mutex> l(m);
-      for (;;) {
+      // `done` is checked before the first wait too: a thread that starts
+      // only after the final notify_all (a loaded machine) must not wait.
+      while (!done) {
         ++waiting;
         cv.wait(l);
         --waiting;
@@ -233,6 +236,16 @@ void notify_one_returns_never_exceed_the_notifies(bool paced, long notifies) {
         if (++returns > issued.load()) excess.fetch_add(1, std::memory_order_relaxed);
       }
     });
+  // Every waiter is inside its first wait before the first notify, so the
+  // notifies have someone to release however late the threads start.
+  {
+    std::unique_lock<rouse::mutex> l(m);
+    while (waiting != waiters) {
+      l.unlock();
+      std::this_thread::yield();
+      l.lock();
+    }
+  }
   for (long k = 0; k < notifies; ++k) {
     std::unique_lock<rouse::mutex> l(m);
     while (paced && (waiting != waiters || returns < k)) {

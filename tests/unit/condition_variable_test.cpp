@@ -30,6 +30,7 @@
 #include "rouse/mutex.hpp"
 #include "rouse/platform/counters.hpp"
 #include "rouse/shared_mutex.hpp"
+#include "threads.hpp"
 
 namespace {
 
@@ -657,12 +658,12 @@ TEST(condition_variable_death, destroyed_with_a_waiter_never_notified) {
       {
         rouse::mutex m;
         auto* cv = new condition_variable;
-        std::thread t([&] {
+        // Never joined: the delete below ends the process.
+        auto* t = new rouse_test::thread([&] {
           std::unique_lock<rouse::mutex> l(m);
           cv->wait(l);
         });
-        t.detach();
-        std::this_thread::sleep_for(50ms);
+        rouse_test::until_asleep(*t);  // past its spin, asleep on the sequence word
         delete cv;
       },
       "rouse::condition_variable: misuse: destroyed while threads wait on it");
