@@ -336,4 +336,26 @@ TEST(async_run_loop, destroyed_at_once_after_a_task_woken_from_outside_ends) {
   }
 }
 
+// The same for a timer added from another thread: it fires at once on the
+// loop, the root task ends, and the loop is destroyed while that add_timer()
+// may still be waking it. The destructor waits for it.
+TEST(async_run_loop, destroyed_at_once_after_a_timer_added_from_outside_fires) {
+  struct entry : rouse::async::timer_entry {
+    rouse::async::manual_reset_event* fired = nullptr;
+  };
+  for (int i = 0; i < 200; ++i) {
+    rouse::async::manual_reset_event fired;
+    entry e;
+    e.fired = &fired;
+    e.deadline = std::chrono::steady_clock::now();
+    e.fire = [](rouse::async::timer_entry* self) noexcept { static_cast<entry*>(self)->fired->set(); };
+    auto loop = std::make_unique<run_loop>();
+    auto waiter = [](rouse::async::manual_reset_event& ev) -> task<> { co_await ev.wait(); };
+    std::thread adder([&e, l = loop.get()] { l->add_timer(e); });
+    loop->run_until_complete(waiter(fired));
+    loop.reset();
+    adder.join();
+  }
+}
+
 }  // namespace

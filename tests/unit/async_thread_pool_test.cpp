@@ -49,9 +49,7 @@ struct job {
 // The same, but it stays suspended at its end; its owner destroys it.
 struct kept_job {
   struct promise_type {
-    kept_job get_return_object() noexcept {
-      return kept_job{std::coroutine_handle<promise_type>::from_promise(*this)};
-    }
+    kept_job get_return_object() noexcept { return kept_job{std::coroutine_handle<promise_type>::from_promise(*this)}; }
     std::suspend_always initial_suspend() noexcept { return {}; }
     std::suspend_always final_suspend() noexcept { return {}; }
     void return_void() noexcept {}
@@ -176,10 +174,11 @@ TEST(async_thread_pool, one_worker_runs_the_lifo_slot_first_then_the_ring_in_ord
   std::vector<int> order;  // only the one worker touches it until `ran` says all 5 ran
   std::atomic<int> ran{0};
   pool.schedule(call([&] {
-                  for (int i = 1; i <= 5; ++i) pool.schedule(call([&, i] {
-                                                 order.push_back(i);
-                                                 ran.fetch_add(1);
-                                               }).handle);
+                  for (int i = 1; i <= 5; ++i)
+                    pool.schedule(call([&, i] {
+                                    order.push_back(i);
+                                    ran.fetch_add(1);
+                                  }).handle);
                 }).handle);
   rouse_test::eventually([&] { return ran.load() == 5; });
   // 5 went to the LIFO slot; 1..4 were pushed out of it to the ring in order.
@@ -559,6 +558,29 @@ TEST(async_thread_pool, destroyed_at_once_after_a_task_woken_from_outside_ends) 
     h.join();
     pool.reset();
     setter.join();
+  }
+}
+
+// The same for a timer added from a thread outside the pool: it fires at
+// once on a worker, the task waiting for it ends, join() returns, and the
+// pool is destroyed while that add_timer() may still be waking a worker.
+TEST(async_thread_pool, destroyed_at_once_after_a_timer_added_from_outside_fires) {
+  struct entry : rouse::async::timer_entry {
+    rouse::async::manual_reset_event* fired = nullptr;
+  };
+  for (int i = 0; i < 200; ++i) {
+    rouse::async::manual_reset_event fired;
+    entry e;
+    e.fired = &fired;
+    e.deadline = std::chrono::steady_clock::now();
+    e.fire = [](rouse::async::timer_entry* self) noexcept { static_cast<entry*>(self)->fired->set(); };
+    auto pool = std::make_unique<thread_pool>(2);
+    auto waiter = [](rouse::async::manual_reset_event& ev) -> rouse::async::task<> { co_await ev.wait(); };
+    auto h = rouse::async::spawn(pool->get_scheduler(), waiter(fired));
+    std::thread adder([&e, p = pool.get()] { p->add_timer(e); });
+    h.join();
+    pool.reset();
+    adder.join();
   }
 }
 

@@ -25,8 +25,8 @@
 // destructor waits for a call still waking the loop after the coroutine it
 // pushed has run and let the owner go on); a system call (the parker's
 // unpark) only when the loop is asleep. An idle loop sleeps in the parker
-// until the next timer. add_timer() from another thread is not counted (it
-// wakes the loop after its lock): the loop must outlive such a call.
+// until the next timer. add_timer() from another thread is counted the same
+// way (it wakes the loop after its lock).
 //
 // Sleep handshake (no lost wake-up; Dekker):
 //   scheduler (another thread)          loop, before parking
@@ -167,12 +167,21 @@ class run_loop final : public executor {
   }
 
   void add_timer(timer_entry& e) noexcept override {
+    bool const remote = current_executor() != this;
+    // Counted while inside, as schedule(): the timer may fire at once, its
+    // coroutine end and the loop be destroyed before the wake below is done.
+    // Ordering: relaxed, as in schedule() (the lock's release carries it).
+    if (remote) remote_callers_.fetch_add(1, std::memory_order_relaxed);
     timer_lock_.lock();
     timers_.insert(e);
     // (A1) for timers, as in schedule().
     timers_changed_.store(1, std::memory_order_seq_cst);
     timer_lock_.unlock();
-    if (current_executor() != this) wake_if_sleeping();
+    if (remote) {
+      wake_if_sleeping();
+      // The last touch of the loop. Ordering: release, as in schedule().
+      remote_callers_.fetch_sub(1, std::memory_order_release);
+    }
   }
   bool cancel_timer(timer_entry& e) noexcept override {
     timer_lock_.lock();
@@ -308,7 +317,7 @@ class run_loop final : public executor {
   futex_parker own_parker_;
   parker* parker_;
   std::atomic<std::uint32_t> sleeping_{0};
-  std::atomic<std::uint32_t> remote_callers_{0};  // schedule() calls from other threads in progress
+  std::atomic<std::uint32_t> remote_callers_{0};  // schedule()/add_timer() calls from other threads in progress
   std::atomic<std::uint32_t> remote_ready_{0};
   std::atomic<std::uint32_t> timers_changed_{0};
   std::atomic<std::uint32_t> finishing_{0};

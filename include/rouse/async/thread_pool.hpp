@@ -792,7 +792,18 @@ class thread_pool final : public executor {
       remote_callers_.fetch_sub(1, std::memory_order_release);
     }
   }
-  void add_timer(timer_entry& e) noexcept override { core_.add_timer(e); }
+  void add_timer(timer_entry& e) noexcept override {
+    if (this_worker() != nullptr) {
+      core_.add_timer(e);
+      return;
+    }
+    // Counted as a remote schedule(): the timer may fire at once and the
+    // pool be destroyed while this call still wakes a worker.
+    // Ordering: relaxed / release, as in schedule().
+    remote_callers_.fetch_add(1, std::memory_order_relaxed);
+    core_.add_timer(e);
+    remote_callers_.fetch_sub(1, std::memory_order_release);
+  }
   bool cancel_timer(timer_entry& e) noexcept override { return core_.cancel_timer(e); }
 
  private:
@@ -808,7 +819,7 @@ class thread_pool final : public executor {
 
   core core_;
   std::vector<std::thread> threads_;
-  std::atomic<std::uint32_t> remote_callers_{0};  // schedule() calls from other threads in progress
+  std::atomic<std::uint32_t> remote_callers_{0};  // schedule()/add_timer() calls from other threads in progress
 };
 
 static_assert(alignof(detail::pool_core<detail::pool_local_capacity>::worker) == 128);
