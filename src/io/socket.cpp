@@ -252,11 +252,16 @@ io_result<endpoint> tcp_stream::peer_endpoint() const {
 }
 
 io_result<tcp_listener> tcp_listener::bind(reactor& r, const endpoint& local, int backlog) {
+  return bind(r, local, options{.backlog = backlog});
+}
+
+io_result<tcp_listener> tcp_listener::bind(reactor& r, const endpoint& local, const options& opts) {
   int const fd = ::socket(local.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return errno_code(errno);
   int const one = 1;
   if (::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
-      ::bind(fd, local.data(), local.size()) < 0 || ::listen(fd, backlog) < 0) {
+      (opts.reuse_port && ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0) ||
+      ::bind(fd, local.data(), local.size()) < 0 || ::listen(fd, opts.backlog) < 0) {
     int const err = errno;
     ::close(fd);
     return errno_code(err);

@@ -121,6 +121,18 @@ class tcp_listener {
   // (local_endpoint() says which).
   static io_result<tcp_listener> bind(reactor& r, const endpoint& local, int backlog = 1024);
 
+  // What bind() may be asked besides the address.
+  struct options {
+    int backlog = 1024;
+    // SO_REUSEPORT: several listeners (one per thread, each on its own
+    // reactor) bind the same address and the kernel spreads incoming
+    // connections among them by a hash of the connection's addresses, so
+    // no accept is shared (rouse/io/per_core.hpp). Every listener of the
+    // group must ask for it, under the same user.
+    bool reuse_port = false;
+  };
+  static io_result<tcp_listener> bind(reactor& r, const endpoint& local, const options& opts);
+
   // co_await yields io_result<tcp_stream> (registered with the same reactor).
   io_operation<detail::accept_action> accept() noexcept {
     return {handle_.registration(), detail::accept_action{handle_.get_reactor()}};
