@@ -3,7 +3,13 @@
 // waiting select wakes for the first value, slot or deadline; a losing recv
 // takes no value; a losing reserve or send holds no slot and moves nothing;
 // the timeout branch is never early; a stopped select takes nothing; closed
-// channels complete their branches.
+// channels complete their branches. Generic branches (op): a semaphore
+// acquire, a sleep, a join handle or a task wins; a losing acquire leaves
+// the semaphore's count exact (its child is stopped and awaited, a permit
+// it got anyway is released); a stop of the select stops and awaits its
+// children; an op's exception is rethrown. select_blocking: a thread waits
+// on the same branches, with a task on the other end; its deadline is never
+// early.
 #include "rouse/async/select.hpp"
 
 #include <gtest/gtest.h>
@@ -13,7 +19,9 @@
 #include <variant>
 
 #include "counted.hpp"
+#include "rouse/async/mutex.hpp"
 #include "rouse/async/run_loop.hpp"
+#include "rouse/async/semaphore.hpp"
 #include "rouse/async/sleep.hpp"
 #include "rouse/async/spawn.hpp"
 #include "rouse/async/task.hpp"
@@ -125,7 +133,7 @@ TEST(async_select, a_losing_reserve_holds_no_slot) {
   if (idx == 1) {
     EXPECT_EQ(full.second.permits_for_testing(), 1);  // given back
   } else {
-    EXPECT_EQ(*other.second.try_recv(), 5);  // the value stayed
+    EXPECT_EQ(*other.second.try_recv(), 5);           // the value stayed
     EXPECT_EQ(full.second.permits_for_testing(), 1);  // the permit was dropped unused
   }
 }
@@ -193,7 +201,6 @@ TEST(async_select, a_stopped_select_takes_nothing) {
   EXPECT_EQ(full.second.permits_for_testing(), 1);
 }
 
-
 // A branch that turns ready while the select arms its branches (a timeout
 // expiring in that window, a value arriving) resumes the select once: the
 // other branches, still armed until it resumes, must not schedule a second
@@ -222,5 +229,271 @@ TEST(async_select, a_branch_ready_while_arming_resumes_the_select_once) {
   });
   EXPECT_EQ(rouse::async::sync_wait(consumer(rx, n)), std::optional<long>(n));
   producer.join();
+}
+
+// ---- generic branches ---------------------------------------------------------
+
+using rouse::async::join_handle;
+using rouse::async::semaphore;
+
+// Runs the loop until nothing is ready (the spawned tasks are asleep).
+void settle(run_loop& loop) {
+  run(loop, []() -> task<> { co_return; }());
+}
+
+template <class T>
+T join(run_loop& loop, join_handle<T> h) {
+  return run(loop, [](join_handle<T> h) -> task<T> { co_return co_await std::move(h); }(std::move(h)));
+}
+
+task<int> answer(int v) { co_return v; }
+
+TEST(async_select, an_op_branch_wins_with_a_semaphore_permit) {
+  run_loop loop;
+  semaphore sem(0);
+  auto a = ch::bounded<int>(1);
+  auto h = rouse::async::spawn(loop, [](ch::receiver<int>& rx, semaphore& s) -> task<std::size_t> {
+    auto r = co_await ch::select(ch::recv(rx), ch::op(s.acquire()));
+    if (r.index() == 1) {
+      EXPECT_TRUE(std::get<1>(r));
+      EXPECT_EQ(std::get<1>(r).count(), 1u);
+      EXPECT_EQ(s.available(), 0u);
+    }
+    co_return r.index();  // the permit is released here
+  }(a.second, sem));
+  settle(loop);
+  EXPECT_FALSE(h.is_done());
+  sem.release(1);
+  EXPECT_EQ(join(loop, std::move(h)), 1u);
+  EXPECT_EQ(sem.available(), 1u);
+  // Ready at once: the child completes inside the first round.
+  {
+    auto r = run(loop, ch::select(ch::recv(a.second), ch::op(sem.acquire())));
+    EXPECT_EQ(r.index(), 1u);
+    EXPECT_EQ(sem.available(), 0u);
+  }
+  EXPECT_EQ(sem.available(), 1u);
+}
+
+TEST(async_select, an_op_branch_wins_with_a_sleep_that_is_never_early) {
+  run_loop loop;
+  auto a = ch::bounded<int>(1);
+  for (auto d : {0us, 300us, 2000us}) {
+    auto const start = clk::now();
+    auto r = run(loop, [](ch::receiver<int>& rx, std::chrono::microseconds d) -> task<std::size_t> {
+      auto v = co_await ch::select(ch::recv(rx), ch::op(rouse::async::sleep_for(d)));
+      co_return v.index();
+    }(a.second, d));
+    EXPECT_GE(clk::now() - start, d);
+    EXPECT_EQ(r, 1u);
+  }
+}
+
+TEST(async_select, an_op_branch_wins_with_a_join_handle_or_a_task) {
+  run_loop loop;
+  auto a = ch::bounded<int>(1);
+  auto r = run(loop, [](run_loop& l, ch::receiver<int>& rx) -> task<int> {
+    auto v = co_await ch::select(ch::recv(rx), ch::op(rouse::async::spawn(l, answer(5))));
+    EXPECT_EQ(v.index(), 1u);
+    co_return v.index() == 1 ? std::get<1>(v) : -1;
+  }(loop, a.second));
+  EXPECT_EQ(r, 5);
+  auto r2 = run(loop, ch::select(ch::recv(a.second), ch::op(answer(7))));
+  ASSERT_EQ(r2.index(), 1u);
+  EXPECT_EQ(std::get<1>(r2), 7);
+}
+
+TEST(async_select, an_op_branch_locks_a_mutex_and_a_losing_lock_leaves_it_free) {
+  run_loop loop;
+  rouse::async::mutex m;
+  auto a = ch::bounded<int>(1);
+  auto body = [](ch::receiver<int>& rx, rouse::async::mutex& mx) -> task<std::size_t> {
+    auto r = co_await ch::select(ch::recv(rx), ch::op(mx.lock()));
+    if (r.index() == 1) {
+      EXPECT_FALSE(mx.try_lock());  // ours, through the guard
+    }
+    co_return r.index();  // the guard unlocks here
+  };
+  ASSERT_TRUE(m.try_lock());
+  auto h = rouse::async::spawn(loop, body(a.second, m));
+  settle(loop);
+  m.unlock();  // the waiting lock gets it
+  EXPECT_EQ(join(loop, std::move(h)), 1u);
+  ASSERT_TRUE(m.try_lock());
+  auto h2 = rouse::async::spawn(loop, body(a.second, m));
+  settle(loop);
+  EXPECT_TRUE(a.first.try_send(1));
+  EXPECT_EQ(join(loop, std::move(h2)), 0u);
+  m.unlock();  // nobody is queued any more: the mutex is free
+  EXPECT_TRUE(m.try_lock());
+  m.unlock();
+}
+
+TEST(async_select, a_losing_acquire_leaves_the_count_exact) {
+  run_loop loop;
+  semaphore sem(0);
+  auto a = ch::bounded<int>(1);
+  auto h = rouse::async::spawn(loop, [](ch::receiver<int>& rx, semaphore& s) -> task<std::size_t> {
+    auto r = co_await ch::select(ch::recv(rx), ch::op(s.acquire()));
+    co_return r.index();
+  }(a.second, sem));
+  settle(loop);
+  EXPECT_TRUE(a.first.try_send(1));
+  EXPECT_EQ(join(loop, std::move(h)), 0u);
+  // The child's wait left the queue: a release now stays in the count.
+  sem.release(1);
+  EXPECT_EQ(sem.available(), 1u);
+}
+
+// Both ready when the select wakes: whichever wins, the loser's permit (it
+// was granted before the stop) is released and the channel's value stays.
+TEST(async_select, a_loser_that_completed_anyway_releases_its_permit) {
+  run_loop loop;
+  semaphore sem(0);
+  auto a = ch::bounded<int>(1);
+  int wins[2] = {0, 0};
+  for (int i = 0; i < 400; ++i) {
+    auto h = rouse::async::spawn(loop, [](ch::receiver<int>& rx, semaphore& s) -> task<std::size_t> {
+      auto r = co_await ch::select(ch::recv(rx), ch::op(s.acquire()));
+      co_return r.index();
+    }(a.second, sem));
+    settle(loop);
+    sem.release(1);
+    EXPECT_TRUE(a.first.try_send(i));
+    std::size_t const idx = join(loop, std::move(h));
+    ++wins[idx];
+    EXPECT_EQ(sem.available(), 1u);
+    if (idx == 1) {
+      EXPECT_EQ(*a.second.try_recv(), i);  // the value stayed
+    }
+    EXPECT_EQ(a.second.try_recv().status(), status::empty);
+    auto p = sem.try_acquire(1);  // back to 0
+    EXPECT_TRUE(p);
+    p.forget();
+  }
+  EXPECT_GT(wins[0], 50);  // both orders happen: the choice is random
+  EXPECT_GT(wins[1], 50);
+}
+
+TEST(async_select, a_stopped_select_stops_and_awaits_its_op_children) {
+  run_loop loop;
+  semaphore sem(0);
+  auto a = ch::bounded<int>(1);
+  bool child_ended = false;
+  auto h = rouse::async::spawn(loop, [](ch::receiver<int>& rx, semaphore& s, bool& ended) -> task<std::size_t> {
+    auto child = [](semaphore& s, bool& ended) -> task<int> {
+      struct mark {
+        bool& e;
+        ~mark() { e = true; }
+      } m{ended};
+      auto p = co_await s.acquire();
+      co_return 1;
+    };
+    auto r = co_await ch::select(ch::recv(rx), ch::op(child(s, ended)));
+    co_return r.index();
+  }(a.second, sem, child_ended));
+  settle(loop);
+  EXPECT_FALSE(child_ended);
+  h.request_stop();
+  bool stopped = false;
+  run(loop, [](join_handle<std::size_t> h, bool& stopped, bool& ended) -> task<> {
+    try {
+      (void)co_await std::move(h);
+    } catch (const rouse::async::operation_stopped&) {
+      stopped = true;
+      EXPECT_TRUE(ended);  // the child's frame was gone before the select completed
+    }
+  }(std::move(h), stopped, child_ended));
+  EXPECT_TRUE(stopped);
+  EXPECT_TRUE(child_ended);
+  sem.release(1);
+  EXPECT_EQ(sem.available(), 1u);
+  EXPECT_TRUE(a.first.try_send(3));
+  EXPECT_EQ(*a.second.try_recv(), 3);
+}
+
+TEST(async_select, an_op_exception_is_rethrown_by_the_select) {
+  run_loop loop;
+  auto a = ch::bounded<int>(1);
+  auto boom = []() -> task<int> {
+    throw std::runtime_error("boom");
+    co_return 0;
+  };
+  EXPECT_THROW(run(loop, ch::select(ch::recv(a.second), ch::op(boom()))), std::runtime_error);
+}
+
+// ---- select_blocking ----------------------------------------------------------
+
+TEST(async_select, select_blocking_from_a_thread_with_a_task_on_the_other_end) {
+  run_loop loop;
+  auto a = ch::bounded<int>(0);
+  auto b = ch::bounded<int>(0);
+  std::size_t idx = 9;
+  int got = 0;
+  std::thread t([&] {
+    auto r = ch::select_blocking(ch::recv(a.second), ch::recv(b.second));
+    idx = r.index();
+    got = r.index() == 0 ? *std::get<0>(r) : *std::get<1>(r);
+  });
+  auto s =
+      run(loop, [](ch::sender<int>& tx) -> task<bool> { co_return static_cast<bool>(co_await tx.send(42)); }(b.first));
+  t.join();
+  EXPECT_TRUE(s);
+  EXPECT_EQ(idx, 1u);
+  EXPECT_EQ(got, 42);
+  EXPECT_EQ(a.second.try_recv().status(), status::empty);
+
+  // A reserve on a full channel, freed by a task's receive.
+  auto full = ch::bounded<int>(1);
+  EXPECT_TRUE(full.first.try_send(0));
+  std::thread t2([&] {
+    auto r = ch::select_blocking(ch::reserve(full.first), ch::recv(a.second));
+    ASSERT_EQ(r.index(), 0u);
+    EXPECT_TRUE(std::get<0>(r).send(1));
+  });
+  auto v = run(loop, [](ch::receiver<int>& rx) -> task<int> { co_return *co_await rx.recv(); }(full.second));
+  EXPECT_EQ(v, 0);
+  t2.join();
+  EXPECT_EQ(*full.second.try_recv(), 1);
+}
+
+TEST(async_select, select_blocking_deadline_is_never_early) {
+  auto a = ch::bounded<int>(1);
+  for (auto d : {0us, 200us, 3000us}) {
+    auto const start = clk::now();
+    auto r = ch::select_blocking(ch::recv(a.second), ch::timeout(d));
+    EXPECT_GE(clk::now() - start, d);
+    EXPECT_EQ(r.index(), 1u);
+  }
+  auto const until = clk::now() + 2ms;
+  auto r = ch::select_blocking(ch::recv(a.second), ch::deadline(until));
+  EXPECT_GE(clk::now(), until);
+  EXPECT_EQ(r.index(), 1u);
+  EXPECT_TRUE(a.first.try_send(3));
+  auto r2 = ch::select_blocking(ch::recv(a.second), ch::timeout(1h));
+  ASSERT_EQ(r2.index(), 0u);
+  EXPECT_EQ(*std::get<0>(r2), 3);
+}
+
+TEST(async_select, select_blocking_a_losing_reserve_passes_its_slot_on) {
+  auto full = ch::bounded<int>(1);
+  auto other = ch::bounded<int>(1);
+  EXPECT_TRUE(full.first.try_send(0));
+  for (int i = 0; i < 200; ++i) {
+    std::thread rx([&] {
+      EXPECT_EQ(*full.second.recv_blocking(), 0);  // frees the slot: maybe handed to the waiting reserve
+    });
+    EXPECT_TRUE(other.first.try_send(i));
+    auto r = ch::select_blocking(ch::reserve(full.first), ch::recv(other.second));
+    rx.join();
+    if (r.index() == 0) {
+      EXPECT_TRUE(std::get<0>(r).send(0));
+      EXPECT_EQ(*other.second.try_recv(), i);
+    } else {
+      EXPECT_EQ(*std::get<1>(r), i);
+      EXPECT_EQ(full.second.permits_for_testing(), 1);  // passed on, not lost
+      EXPECT_TRUE(full.first.try_send(0));
+    }
+  }
 }
 }  // namespace

@@ -1,4 +1,5 @@
-// rouse/async/select.hpp — wait for the first of several channel operations.
+// rouse/async/select.hpp — wait for the first of several channel operations
+// (or any rouse awaitable), from a task or from a thread.
 //
 //   namespace ch = rouse::async::channel;
 //   auto r = co_await ch::select(ch::recv(rx1), ch::recv(rx2), ch::reserve(tx), ch::timeout(5ms));
@@ -9,6 +10,8 @@
 //     case 3: break;                          // timed_out: nothing was ready in 5 ms
 //   }
 //   auto r = co_await ch::select(ch::send(tx, value), ch::recv(rx));  // value moved from only if sent
+//   auto r = co_await ch::select(ch::recv(rx), ch::op(sem.acquire()));  // any awaitable as a branch
+//   auto r = ch::select_blocking(ch::recv(rx), ch::timeout(5ms));       // a plain thread
 //
 // Branches
 //   recv(rx)           completes with recv_result<T>: a value, or closed
@@ -20,13 +23,20 @@
 //                      a losing send branch leaves v untouched
 //   timeout(d) / deadline(t)   completes with timed_out_t once the steady
 //                      clock reached the deadline (never early)
+//   op(a)              any rouse awaitable or task: a semaphore's acquire(),
+//                      a mutex's lock(), sleep_for(d), a join_handle, a
+//                      task<T>... Completes with what `co_await a` returns
+//                      (std::monostate for void); its exception is rethrown
+//                      by the select. Tasks only (see "Generic branches").
 // The result is a std::variant with one alternative per branch, in order
 // (index() names the branch that completed).
 //
 // Contract
-// - Exactly one branch completes. A losing recv took no value; a losing
+// - Exactly one branch completes, and only its result is returned. The
+//   channel branches are exact: a losing recv took no value; a losing
 //   reserve or send holds no slot (a slot that was handed to it while the
-//   select waited is passed on); a losing send moved nothing.
+//   select waited is passed on to the next sender); a losing send moved
+//   nothing.
 // - Fairness: the branches ready at the moment of a check are tried from a
 //   random one on (a per-thread xorshift), so none starves another.
 // - Rendezvous: a recv branch on a rendezvous channel gives its demand while
@@ -39,20 +49,61 @@
 //   executor (a wake never resumes it on the notifier's stack).
 // - The receivers named in recv branches are waited on by this select alone
 //   while it runs (one consumer); the same receiver twice is misuse.
-// - Cost: one task frame per select (rouse's frame pool); when nothing is
-//   ready at once, one registration per branch (a diatomic_waker arm per
-//   recv, a waiter-list node per reserve/send, a timer), and the same
-//   withdrawals when it wakes; no allocation per wait beyond the frame.
-//   A wake that finds nothing ready (a stale notification) waits again.
+//
+// Generic branches: op(a)
+// - The select runs `co_await a` as a child coroutine on its own executor,
+//   with its own stop source chained to the select's stop token. The child
+//   starts when the select first has to wait (a select that finds a channel
+//   branch ready at once never starts it), and runs inline until its first
+//   suspension, as when_any's children do.
+// - When another branch wins (or the select is stopped, or another op
+//   throws), each running child is asked to stop and is awaited before the
+//   select returns: nothing the select started outlives it. A child that
+//   does not honour stop requests (awaiting a join_handle, a task that
+//   ignores its token) keeps the select waiting until it completes.
+// - "Nothing lost" for op branches means: a losing child that completed
+//   anyway (its completion raced the stop request) has its result
+//   destroyed before the select returns. For an RAII result that is the
+//   right outcome: a semaphore permit is released, a mutex guard unlocks,
+//   a join_handle's task ran to its end. For a value that must not be lost,
+//   use a channel branch (recv / reserve / send): those are exact.
+// - A child that completes as stopped on its own (not because it lost)
+//   completes the select as stopped; one that throws makes the select throw
+//   that exception (after the other children were stopped and awaited).
+// - `a` is moved into the select when it can be (tasks, join_handles, a
+//   semaphore's acquire(), a mutex's lock()); an awaitable that cannot be
+//   moved (sleep_for's) and any lvalue are referred to: it must outlive the
+//   select, which holds when the select is awaited in the same expression
+//   (`co_await ch::select(ch::op(sleep_for(d)), ...)`).
+// - op branches need an executor: select_blocking() refuses them (a
+//   compile-time error).
+// - Cost: none unless an op branch is present (the channel branches' code is
+//   the same). Per op branch that has to wait: one child coroutine frame
+//   (rouse's frame pool), one stop callback on the select's token, one RMW
+//   per round to arm and one to disarm.
+//
+// From a thread: select_blocking(branches...)
+//   Blocks the calling thread (its thread_parker) until one branch
+//   completes and returns the same variant. Branches: recv, reserve, send,
+//   timeout / deadline (the deadline form: the thread parks with a kernel
+//   deadline, never early). The same receiver must not be waited on by a
+//   task at the same time.
+//
+// Cost: one task frame per select (rouse's frame pool); when nothing is
+// ready at once, one registration per branch (a diatomic_waker arm per
+// recv, a waiter-list node per reserve/send, a timer), and the same
+// withdrawals when it wakes; no allocation per wait beyond the frame.
+// A wake that finds nothing ready (a stale notification) waits again.
 // How it waits: every branch registers a wake on its channel (recv: the
 // receiver's diatomic_waker through arm_external; reserve/send: a node in the
 // senders' waiter list, whose claim may hand it a slot; timeout: a timer).
-// The first wake resumes the select (an arming guard, as list_awaitable's,
-// decides who resumes); it withdraws every registration (waiting for a wake
-// in flight on another thread to return before the frame can go), keeps a
-// slot a reserve/send branch was handed, then checks the branches in random
-// order and completes the first that is ready, giving back the slots of the
-// others.
+// The first wake resumes the select (an arming guard decides who resumes:
+// detail/select_core.hpp has the table); it withdraws every registration
+// (waiting for a wake in flight on another thread to return before the
+// frame can go), keeps a slot a reserve/send branch was handed, then checks
+// the branches in random order and completes the first that is ready,
+// giving back the slots of the others. tests/model/async_select_model.cpp
+// checks this handshake.
 #pragma once
 
 #include <array>
@@ -61,18 +112,22 @@
 #include <coroutine>
 #include <cstddef>
 #include <cstdint>
+#include <exception>
 #include <optional>
 #include <stdexcept>
 #include <thread>
 #include <tuple>
+#include <type_traits>
 #include <utility>
 #include <variant>
 
 #include "rouse/async/channel.hpp"
+#include "rouse/async/detail/select_core.hpp"
 #include "rouse/async/env.hpp"
 #include "rouse/async/stop_token.hpp"
 #include "rouse/async/task.hpp"
 #include "rouse/async/waker.hpp"
+#include "rouse/thread_parker.hpp"
 
 namespace rouse::async::channel {
 
@@ -81,46 +136,32 @@ struct timed_out_t {};
 
 namespace detail {
 
-struct select_core;
+// A task's round: resumes the select on its executor; without op branches
+// a stop completes it as stopped in place (it holds nothing to join).
+struct task_core : select_core {
+  resume_target target{};
+  inplace_stop_token token{};  // the select's: op children chain to it
+  bool joins = false;          // op branches: a stop resumes the select, which joins them
 
-// What every branch's registration calls when it fires (on any thread). Its
-// last touch of the branch is the `done` store.
-struct fire_flag {
-  std::atomic<std::uint32_t> done{0};
-  void reset() noexcept { done.store(0, std::memory_order_relaxed); }
-  void wait() const noexcept {
-    // Ordering: acquire: pairs with the release in fired().
-    while (done.load(std::memory_order_acquire) == 0) std::this_thread::yield();
+  task_core() noexcept { resume = &resume_task; }
+  static void resume_task(select_core* c) noexcept {
+    auto* const self = static_cast<task_core*>(c);
+    // Ordering: relaxed: fire()'s acq_rel exchange ordered the stop's store.
+    if (!self->joins && self->stopped.load(std::memory_order_relaxed) != 0 && self->target.stops_in_place())
+      self->target.resume_stopped();
+    else
+      self->target.resume();
   }
 };
 
-// The wait of one round: the arming guard and the stop callback.
-struct select_core {
-  static constexpr std::uint32_t arming = 0;
-  static constexpr std::uint32_t armed = 1;
-  static constexpr std::uint32_t woken = 2;
+// A thread's round: a fire unparks it; timeout branches lend it their
+// deadline (no timer).
+struct thread_core : select_core {
+  thread_parker parker;
+  clock::time_point deadline = clock::time_point::max();
 
-  std::atomic<std::uint32_t> phase{arming};
-  resume_target target{};
-  std::atomic<bool> stopped{false};  // set by the stop callback before its fire()
-
-  // A branch fired: arming -> woken (await_suspend resumes) | armed -> woken
-  // (we schedule the resume) | woken: nothing.
-  void fire() noexcept {
-    // Ordering: acq_rel: pairs with await_suspend's exchange.
-    if (phase.exchange(woken, std::memory_order_acq_rel) == armed) {
-      // Ordering: relaxed: the exchange above ordered the stop's write.
-      if (stopped.load(std::memory_order_relaxed) && target.stops_in_place())
-        target.resume_stopped();
-      else
-        target.resume();
-    }
-  }
-  static void fired(select_core* core, fire_flag& f) noexcept {
-    core->fire();
-    // Ordering: release: pairs with fire_flag::wait().
-    f.done.store(1, std::memory_order_release);
-  }
+  thread_core() noexcept { resume = &unpark; }
+  static void unpark(select_core* c) noexcept { static_cast<thread_core*>(c)->parker.unpark(); }
 };
 
 inline std::uint32_t select_random() noexcept {
@@ -150,143 +191,14 @@ struct select_access {
   }
 };
 
-// ---- branches ---------------------------------------------------------------
-// Each branch: result_type; poll() (consumer side: completes it now, or
-// nullopt); arm(core) (registers; false: ready now, nothing registered);
-// disarm() (withdraws; waits for a wake in flight; keeps a slot it was
-// handed); lose() (another branch won: gives back what it holds).
-
-struct branch_record : ::rouse::async::detail::wait_record {
-  void* owner = nullptr;
-};
-
-template <class T>
-class recv_branch {
- public:
-  using result_type = recv_result<T>;
-  explicit recv_branch(receiver<T>& rx) noexcept : st_(&select_access::of(rx)) {}
-  recv_branch(recv_branch&& o) noexcept : st_(o.st_) {}
-
-  std::optional<result_type> poll() noexcept {
-    recv_result<T> r = st_->try_recv(true);
-    if (r.status() == status::empty) return std::nullopt;
-    return std::optional<result_type>(std::move(r));
-  }
-  bool arm(select_core* core) noexcept {
-    core_ = core;
-    flag_.reset();
-    rec_.owner = this;
-    rec_.release = &on_release;
-    auto ready = [this]() noexcept { return st_->recv_ready(true); };
-    armed_ = st_->receiver_waker().arm_external(rec_, ready);
-    return armed_;
-  }
-  void disarm() noexcept {
-    if (!armed_) return;
-    armed_ = false;
-    if (!st_->receiver_waker().end_external()) flag_.wait();  // a release in flight
-  }
-  void lose() noexcept {}
-
- private:
-  static void on_release(::rouse::async::detail::wait_record* r) noexcept {
-    auto* const self = static_cast<recv_branch*>(static_cast<branch_record*>(r)->owner);
-    select_core::fired(self->core_, self->flag_);
-  }
-
-  channel_state<T>* st_;
-  select_core* core_ = nullptr;
-  bool armed_ = false;
-  branch_record rec_{};
-  fire_flag flag_;
-};
-
-// A slot in a sender's channel: the base of reserve and send branches.
-template <class T>
-class slot_branch {
- public:
-  explicit slot_branch(sender<T>& tx) noexcept : st_(&select_access::of(tx)) {}
-  slot_branch(slot_branch&& o) noexcept : st_(o.st_) {}
-  ~slot_branch() { lose(); }
-
-  // A slot now: held, or taken; or closed. nullopt: nothing yet.
-  std::optional<status> poll_slot() noexcept {
-    if (held_) return st_->is_closed() ? (lose(), status::closed) : status::ok;
-    if (st_->is_closed()) return status::closed;
-    if (st_->try_take_permit()) {
-      held_ = true;
-      return status::ok;
-    }
-    return std::nullopt;
-  }
-  bool arm(select_core* core) noexcept {
-    core_ = core;
-    flag_.reset();
-    self_abort_ = false;
-    rec_.took = false;
-    rec_.timed_out.store(0, std::memory_order_relaxed);
-    wait_.emplace(*st_, tag_of(rec_), waker(this, &vtable));
-    using start = typename list_wait<channel_state<T>>::start_result;
-    if (st_->try_acquire(tag_of(rec_)) != check_result::not_ready) {
-      held_ = rec_.took;
-      wait_.reset();
-      return false;
-    }
-    switch (wait_->start()) {
-      case start::withdrew:
-        held_ = rec_.took;
-        wait_.reset();
-        return false;
-      case start::claimed:  // the claimer's wake is coming
-      case start::suspended:
-        break;
-    }
-    return true;
-  }
-  void disarm() noexcept {
-    if (!wait_) return;
-    if (!wait_->try_abort([this]() noexcept { self_abort_ = true; })) {
-      // Claimed (a slot, or a close): the claimer wakes us; wait for it.
-      wait_->wait_released();
-      flag_.wait();
-      if (channel_state<T>::holds_permit(rec_, wait_->claim())) held_ = true;
-    }
-    wait_.reset();
-  }
-  // Gives back a slot this branch holds.
-  void lose() noexcept {
-    if (std::exchange(held_, false)) st_->give_back_permit();
-  }
-
- protected:
-  channel_state<T>* st_;
-  bool held_ = false;
-
- private:
-  static const void* clone(const void* d) noexcept { return d; }
-  static void drop(const void*) noexcept {}
-  static void wake(const void* d) noexcept {
-    auto* const self = static_cast<slot_branch*>(const_cast<void*>(d));
-    if (self->self_abort_) {  // our own disarm: nothing to resume
-      self->flag_.done.store(1, std::memory_order_relaxed);
-      return;
-    }
-    select_core::fired(self->core_, self->flag_);
-  }
-  static constexpr waker_vtable vtable{clone, wake, wake, drop};
-
-  select_core* core_ = nullptr;
-  bool self_abort_ = false;
-  wait_record rec_{};
-  std::optional<list_wait<channel_state<T>>> wait_;
-  fire_flag flag_;
-};
+// ---- channel branches (recv_branch, slot_branch: detail/select_core.hpp) ------
 
 template <class T>
 class reserve_branch : public slot_branch<T> {
  public:
   using result_type = permit<T>;
-  using slot_branch<T>::slot_branch;
+  explicit reserve_branch(sender<T>& tx) noexcept : slot_branch<T>(select_access::of(tx)) {}
+  reserve_branch(reserve_branch&&) noexcept = default;
   std::optional<result_type> poll() noexcept {
     std::optional<status> const s = this->poll_slot();
     if (!s) return std::nullopt;
@@ -300,7 +212,7 @@ template <class T>
 class send_branch : public slot_branch<T> {
  public:
   using result_type = send_result<T>;
-  send_branch(sender<T>& tx, T& v) noexcept : slot_branch<T>(tx), v_(&v) {}
+  send_branch(sender<T>& tx, T& v) noexcept : slot_branch<T>(select_access::of(tx)), v_(&v) {}
   send_branch(send_branch&& o) noexcept : slot_branch<T>(std::move(o)), v_(o.v_) {}
   std::optional<result_type> poll() noexcept {
     std::optional<status> const s = this->poll_slot();
@@ -322,30 +234,249 @@ class timeout_branch {
   explicit timeout_branch(clock::time_point deadline) noexcept : deadline_(deadline) {}
   timeout_branch(timeout_branch&& o) noexcept : deadline_(o.deadline_) {}
 
+  // Its timer fired (the executor's clock reached the deadline), or the
+  // steady clock did.
   std::optional<result_type> poll() noexcept {
-    if (clock::now() >= deadline_) return timed_out_t{};
+    // Ordering: acquire: pairs with on_timeout's release.
+    if (fired_.load(std::memory_order_acquire) || clock::now() >= deadline_) return timed_out_t{};
     return std::nullopt;
   }
-  bool arm(select_core* core) noexcept {
-    if (clock::now() >= deadline_) return false;
+  bool arm(task_core* core) {
+    if (fired_.load(std::memory_order_acquire) || clock::now() >= deadline_) return false;
     core_ = core;
     timer_.start(core->target.ex, deadline_, this);
+    return true;
+  }
+  // A thread: no timer; the thread parks until the earliest deadline.
+  bool arm(thread_core* core) noexcept {
+    if (clock::now() >= deadline_) return false;
+    if (deadline_ < core->deadline) core->deadline = deadline_;
     return true;
   }
   void disarm() noexcept { timer_.finish(); }
   void lose() noexcept {}
 
  private:
-  static void on_timeout(timeout_branch* self) noexcept { self->core_->fire(); }
+  static void on_timeout(timeout_branch* self) noexcept {
+    // Ordering: release: pairs with poll()'s acquire.
+    self->fired_.store(true, std::memory_order_release);
+    self->core_->fire();
+  }
   clock::time_point deadline_;
+  std::atomic<bool> fired_{false};
   select_core* core_ = nullptr;
   wait_timer<timeout_branch, &timeout_branch::on_timeout> timer_;
 };
 
-// One round's wait on every branch. Single-shot: resumes on the first wake
-// (or at once when a branch turned ready while arming); the select re-polls.
-template <class... B>
+// ---- the generic branch ---------------------------------------------------------
+
+template <class S>
+using op_awaiter_t = decltype(::rouse::async::detail::get_awaiter(std::declval<S&&>()));
+template <class S>
+using op_value_t = decltype(std::declval<std::remove_cvref_t<op_awaiter_t<S>>&>().await_resume());
+template <class V>
+using op_result_t = std::conditional_t<std::is_void_v<V>, std::monostate, std::decay_t<V>>;
+
+// A child that completed as stopped on its own: the select completes as
+// stopped (thrown by poll(), caught by select()).
+struct op_stopped {};
+
+class op_base;
+
+// The child coroutine of an op branch: runs `co_await a` on the select's
+// executor with the branch's stop token, and reports to its branch.
+struct op_child {
+  struct promise_type : ::rouse::async::detail::task_promise_base {
+    op_base* owner = nullptr;
+    op_child get_return_object() noexcept { return op_child{std::coroutine_handle<promise_type>::from_promise(*this)}; }
+    void return_void() noexcept {}
+    void unhandled_exception() noexcept { std::terminate(); }  // the body catches
+    struct final_awaiter {
+      static constexpr bool await_ready() noexcept { return false; }
+      inline void await_suspend(std::coroutine_handle<promise_type> h) noexcept;
+      static constexpr void await_resume() noexcept {}
+    };
+    final_awaiter final_suspend() noexcept { return {}; }
+    // Completed as stopped (inside a stop path: nothing is reported here):
+    // the child itself runs next, on its executor; its co_await throws
+    // operation_stopped, which the body records.
+    inline std::coroutine_handle<> unhandled_stopped() noexcept;
+  };
+  std::coroutine_handle<promise_type> h;
+};
+
+// The branch's side of the child: its word, its stop source, its flag.
+//   idle  = 0   the child runs (or has not started); no round armed
+//   armed = 1   a round armed: the child's completion fires core_
+//   done  = 2   the child completed (value, error or stopped): its result is set
+class op_base {
+ public:
+  static constexpr std::uint32_t idle = 0;   // running, no round armed
+  static constexpr std::uint32_t armed = 1;  // a round waits on the child
+  static constexpr std::uint32_t done = 2;   // completed: the result is set
+
+  op_base() noexcept = default;
+  op_base(op_base&&) noexcept {}  // before the child started: nothing to move
+  op_base(const op_base&) = delete;
+  op_base& operator=(const op_base&) = delete;
+  ~op_base() {
+    // A select destroyed while its child runs (its frame destroyed while it
+    // waits): the child's frame goes as any suspended task's does.
+    if (child_) child_.destroy();
+  }
+
+  // The child completed: idle -> done (the next round's arm finds it) |
+  // armed -> done (fire the round). Its last touch of the branch.
+  void child_done() noexcept {
+    // Ordering: acq_rel: release publishes the result to poll()'s acquire;
+    // acquire reads core_ and the flag's reset (arm's release).
+    if (phase_.exchange(done, std::memory_order_acq_rel) == armed) select_core::fired(core_, flag_);
+  }
+  void child_stopped() noexcept { stopped_ = true; }
+  [[nodiscard]] bool child_was_stopped() const noexcept { return stopped_; }
+
+  // A join round after the select chose: waits for a running child only.
+  bool arm_join(task_core* core) noexcept {
+    if (!child_) return false;
+    return arm_round(core);
+  }
+  void disarm() noexcept {
+    if (!armed_) return;
+    armed_ = false;
+    std::uint32_t expected = armed;
+    // armed -> idle: the child will not touch core_. Ordering: acquire (on
+    // failure: the child completed, its fire is in flight: wait for it).
+    if (!phase_.compare_exchange_strong(expected, idle, std::memory_order_acquire, std::memory_order_acquire))
+      flag_.wait();
+  }
+  // Another branch won: ask the child to stop (it is awaited afterwards).
+  void lose() noexcept {
+    if (child_) stop_.request_stop();
+  }
+  [[nodiscard]] bool running() const noexcept {
+    // Ordering: acquire: pairs with child_done()'s exchange.
+    return child_ && phase_.load(std::memory_order_acquire) != done;
+  }
+  // After the join: the child's frame goes, and a loser's result with it.
+  void finish() noexcept {
+    if (child_) std::exchange(child_, {}).destroy();
+    link_.reset();
+  }
+
+ protected:
+  bool arm_round(task_core* core) noexcept {
+    core_ = core;
+    flag_.reset();
+    std::uint32_t expected = idle;
+    // idle -> armed. Ordering: release: publishes core_ and the flag's reset
+    // to child_done()'s exchange; acquire on failure: the child's result.
+    armed_ = phase_.compare_exchange_strong(expected, armed, std::memory_order_acq_rel, std::memory_order_acquire);
+    return armed_;
+  }
+  bool completed() const noexcept {
+    // Ordering: acquire: pairs with child_done()'s exchange.
+    return phase_.load(std::memory_order_acquire) == done;
+  }
+
+  struct forward_stop {
+    inplace_stop_source* s;
+    void operator()() noexcept { s->request_stop(); }
+  };
+
+  inplace_stop_source stop_;  // first: the child's frame (callbacks on it) dies before it
+  ::rouse::async::detail::stop_slot<forward_stop> link_;
+  std::coroutine_handle<op_child::promise_type> child_{};
+  std::atomic<std::uint32_t> phase_{idle};
+  task_core* core_ = nullptr;
+  bool armed_ = false;
+  bool stopped_ = false;  // the child completed as stopped
+  fire_flag flag_;
+};
+
+inline void op_child::promise_type::final_awaiter::await_suspend(std::coroutine_handle<promise_type> h) noexcept {
+  h.promise().owner->child_done();
+}
+inline std::coroutine_handle<> op_child::promise_type::unhandled_stopped() noexcept {
+  owner->child_stopped();
+  return std::coroutine_handle<promise_type>::from_promise(*this);
+}
+
+template <class S, class R>
+op_child run_op(S& a, std::optional<R>& value, std::exception_ptr& error, const bool& stopped) {
+  try {
+    if constexpr (std::is_void_v<op_value_t<S>>) {
+      co_await static_cast<S&&>(a);
+      value.emplace();
+    } else {
+      value.emplace(co_await static_cast<S&&>(a));
+    }
+  } catch (const operation_stopped&) {
+    if (!stopped) error = std::current_exception();
+  } catch (...) {
+    error = std::current_exception();
+  }
+}
+
+// S: the awaitable as stored (a value, or a reference: see the header).
+template <class S>
+class op_branch : public op_base {
+ public:
+  using result_type = op_result_t<op_value_t<S>>;
+
+  explicit op_branch(S&& a) noexcept(std::is_nothrow_constructible_v<S, S&&>) : a_(static_cast<S&&>(a)) {}
+  op_branch(op_branch&& o) noexcept(std::is_nothrow_constructible_v<S, S&&>)
+      : op_base(std::move(o)), a_(static_cast<S&&>(o.a_)) {}
+  ~op_branch() {
+    if (child_) std::exchange(child_, {}).destroy();  // before a_ and value_ go
+  }
+
+  // The child's result once it completed: its value; its exception
+  // rethrown; op_stopped when it completed as stopped.
+  std::optional<result_type> poll() {
+    if (!completed()) return std::nullopt;
+    if (error_) std::rethrow_exception(std::exchange(error_, nullptr));
+    if (stopped_) throw op_stopped{};
+    return std::move(value_);
+  }
+  // Registers on the child; the first round starts it (inline, to its first
+  // suspension). False: it completed.
+  bool arm(task_core* core) {
+    if (!arm_round(core)) return false;
+    if (!child_) start(core);
+    return true;
+  }
+  void finish() noexcept {
+    op_base::finish();
+    value_.reset();
+  }
+
+ private:
+  void start(task_core* core) noexcept {
+    link_.emplace(core->token, forward_stop{&stop_});  // the select's stop reaches the child
+    op_child c = run_op<S, result_type>(a_, value_, error_, stopped_);
+    c.h.promise().owner = this;
+    c.h.promise().bind(std::noop_coroutine(), core->target.ex, stop_.get_token(), nullptr, nullptr);
+    child_ = c.h;
+    c.h.resume();  // may complete inline: then it fired this round
+  }
+
+  S a_;
+  std::optional<result_type> value_;
+  std::exception_ptr error_;
+};
+
+template <class B>
+inline constexpr bool is_op_v = std::is_base_of_v<op_base, B>;
+
+// One round's wait on every branch (Join: on the running op children only,
+// after the select chose; no stop). Single-shot: resumes on the first wake
+// (or at once when a branch turned ready while arming); the select
+// re-polls. await_resume: true when the select was stopped (only with op
+// branches: without them a stop completes the select in place).
+template <bool Join, class... B>
 class wait_any {
+  static constexpr bool has_ops = (is_op_v<B> || ...);
+
  public:
   using rouse_affine = void;
   explicit wait_any(std::tuple<B...>& bs) noexcept : bs_(&bs) {}
@@ -366,26 +497,37 @@ class wait_any {
   template <class P>
   std::coroutine_handle<> await_suspend(std::coroutine_handle<P> h) {
     core_.target = resume_target(h);
+    core_.joins = has_ops;
     if (core_.target.ex == nullptr)
       throw std::logic_error("rouse::async::channel::select: the awaiting coroutine has no executor");
-    auto const token = get_stop_token(get_env(h.promise()));
-    if (token.stop_requested()) return stopped_now(h);
+    inplace_stop_token token{};
+    if constexpr (!Join) {
+      token = get_stop_token(get_env(h.promise()));
+      core_.token = token;
+      if (token.stop_requested()) return stopped_now(h);
+    }
     armed_ = true;
     bool ready = false;
-    std::apply([&](auto&... b) { ((ready = ready || !b.arm(&core_)), ...); }, *bs_);
+    if constexpr (Join) {
+      std::apply(
+          [&](auto&... b) {
+            ((ready = ready ||
+                      [&](auto& x) {
+                        if constexpr (is_op_v<std::remove_cvref_t<decltype(x)>>)
+                          return !x.arm_join(&core_);
+                        else
+                          return false;
+                      }(b)),
+             ...);
+          },
+          *bs_);
+    } else {
+      std::apply([&](auto&... b) { ((ready = ready || !b.arm(&core_)), ...); }, *bs_);
+    }
     if (ready) core_.fire();  // arming -> woken
-    stop_.emplace(token, on_stop{this});
-    // arming -> armed, or woken. A compare-exchange, not an exchange: a
-    // branch that fired while arming left `woken`, and `woken` must stay,
-    // or another branch (still armed until await_resume disarms it) that
-    // fires before we resume would find `armed` and schedule a second
-    // resume. Ordering: acq_rel: pairs with fire(); acquire on failure:
-    // the fire that came first.
-    std::uint32_t expected = select_core::arming;
-    if (core_.phase.compare_exchange_strong(expected, select_core::armed, std::memory_order_acq_rel,
-                                            std::memory_order_acquire))
-      return std::noop_coroutine();
-    if (core_.stopped.load(std::memory_order_relaxed)) {
+    if constexpr (!Join) stop_.emplace(token, on_stop{this});
+    if (core_.finish_arming()) return std::noop_coroutine();
+    if (!Join && core_.stopped.load(std::memory_order_relaxed) != 0) {
       stop_.reset();
       disarm_all();
       return stopped_now(h);
@@ -393,10 +535,14 @@ class wait_any {
     return h;
   }
 
-  void await_resume() {
+  bool await_resume() {
     stop_.reset();
     if (armed_) disarm_all();
-    if (core_.stopped.load(std::memory_order_relaxed)) throw operation_stopped();
+    bool const stopped = core_.stopped.load(std::memory_order_relaxed) != 0;
+    if constexpr (!has_ops) {
+      if (stopped) throw operation_stopped();
+    }
+    return stopped;
   }
 
  private:
@@ -404,14 +550,14 @@ class wait_any {
     wait_any* self;
     void operator()() noexcept {
       // Ordering: relaxed: fire()'s acq_rel exchange orders it.
-      self->core_.stopped.store(true, std::memory_order_relaxed);
+      self->core_.stopped.store(1, std::memory_order_relaxed);
       self->core_.fire();
     }
   };
 
   std::coroutine_handle<> stopped_now(std::coroutine_handle<> h) noexcept {
-    core_.stopped.store(true, std::memory_order_relaxed);
-    if (!core_.target.stops_in_place()) return h;  // await_resume throws
+    core_.stopped.store(1, std::memory_order_relaxed);
+    if (has_ops || !core_.target.stops_in_place()) return h;  // await_resume reports it
     return core_.target.on_stopped(h.address());
   }
   void disarm_all() noexcept {
@@ -420,9 +566,20 @@ class wait_any {
   }
 
   std::tuple<B...>* bs_;
-  select_core core_;
+  task_core core_;
   bool armed_ = false;
   ::rouse::async::detail::stop_slot<on_stop> stop_;
+};
+
+// Completes the awaiting rouse task as stopped (its promise's stopped path).
+struct complete_stopped {
+  using rouse_affine = void;
+  static constexpr bool await_ready() noexcept { return false; }
+  template <class P>
+  std::coroutine_handle<> await_suspend(std::coroutine_handle<P> h) noexcept {
+    return h.promise().unhandled_stopped();
+  }
+  [[noreturn]] void await_resume() { throw operation_stopped(); }  // the awaiter cannot take a stop
 };
 
 template <class Result, std::size_t I, class Tuple>
@@ -439,13 +596,49 @@ bool poll_at(Tuple& bs, std::size_t which, std::optional<Result>& out, std::inde
   return (poll_one<Result, I>(bs, which, out) || ...);
 }
 
+// Checks every branch once, from a random one on.
+template <class Result, class... B>
+void poll_all(std::tuple<B...>& bs, std::optional<Result>& out) {
+  std::size_t const n = sizeof...(B);
+  std::size_t const first = select_random() % n;
+  for (std::size_t k = 0; k < n && !out; ++k)
+    poll_at<Result>(bs, (first + k) % n, out, std::index_sequence_for<B...>{});
+}
+
+template <class... B>
+bool children_running(std::tuple<B...>& bs) noexcept {
+  return std::apply(
+      [](auto&... b) {
+        return ([](auto& x) {
+          if constexpr (is_op_v<std::remove_cvref_t<decltype(x)>>)
+            return x.running();
+          else
+            return false;
+        }(b) || ...);
+      },
+      bs);
+}
+
+template <class... B>
+void finish_children(std::tuple<B...>& bs) noexcept {
+  std::apply(
+      [](auto&... b) {
+        (
+            [](auto& x) {
+              if constexpr (is_op_v<std::remove_cvref_t<decltype(x)>>) x.finish();
+            }(b),
+            ...);
+      },
+      bs);
+}
+
 }  // namespace detail
 
 // ---- branch makers -------------------------------------------------------------
 
 template <class T>
 detail::recv_branch<T> recv(receiver<T>& rx) noexcept {
-  return detail::recv_branch<T>(rx);
+  return detail::recv_branch<T>(detail::select_access::of(rx));
 }
 template <class T>
 detail::reserve_branch<T> reserve(sender<T>& tx) noexcept {
@@ -463,6 +656,14 @@ template <class Clock, class Duration>
 detail::timeout_branch deadline(std::chrono::time_point<Clock, Duration> t) {
   return detail::timeout_branch(detail::to_steady(t));
 }
+// Any rouse awaitable or task as a branch: moved in when it is an rvalue
+// that can be moved, else referred to (it must outlive the select).
+template <class A>
+auto op(A&& a) {
+  using V = std::remove_cvref_t<A>;
+  using S = std::conditional_t<!std::is_lvalue_reference_v<A> && std::is_move_constructible_v<V>, V, A &&>;
+  return detail::op_branch<S>(static_cast<S&&>(a));
+}
 
 // `co_await select(branches...)`: see the header.
 template <class... B>
@@ -470,17 +671,74 @@ task<std::variant<typename B::result_type...>> select(B... branches) {
   static_assert(sizeof...(B) > 0, "select needs at least one branch");
   using result = std::variant<typename B::result_type...>;
   std::tuple<B...> bs(std::move(branches)...);
+  if constexpr (!(detail::is_op_v<B> || ...)) {
+    for (;;) {
+      std::optional<result> out;
+      detail::poll_all<result>(bs, out);
+      if (out) {
+        std::apply([](auto&... b) { (b.lose(), ...); }, bs);  // the losers give back what they hold
+        co_return std::move(*out);
+      }
+      co_await detail::wait_any<false, B...>(bs);
+    }
+  } else {
+    std::optional<result> out;
+    std::exception_ptr error;
+    bool stopped = false;
+    for (;;) {
+      try {
+        detail::poll_all<result>(bs, out);
+      } catch (const detail::op_stopped&) {
+        stopped = true;
+      } catch (...) {
+        error = std::current_exception();
+      }
+      if (out || error || stopped) break;
+      if (co_await detail::wait_any<false, B...>(bs)) {
+        stopped = true;
+        break;
+      }
+    }
+    // The losers give back what they hold; running children are asked to
+    // stop, then awaited; their results (if they completed anyway) dropped.
+    std::apply([](auto&... b) { (b.lose(), ...); }, bs);
+    while (detail::children_running(bs)) co_await detail::wait_any<true, B...>(bs);
+    detail::finish_children(bs);
+    if (error) std::rethrow_exception(error);
+    if (stopped) co_await detail::complete_stopped{};
+    co_return std::move(*out);
+  }
+}
+
+// A plain thread's select: blocks until one branch completes (see the
+// header). Branches: recv, reserve, send, timeout / deadline.
+template <class... B>
+std::variant<typename B::result_type...> select_blocking(B... branches) {
+  static_assert(sizeof...(B) > 0, "select_blocking needs at least one branch");
+  static_assert(!(detail::is_op_v<B> || ...),
+                "select_blocking: op() branches run on an executor; co_await select(...) from a task instead");
+  using result = std::variant<typename B::result_type...>;
+  std::tuple<B...> bs(std::move(branches)...);
   for (;;) {
     std::optional<result> out;
-    std::size_t const n = sizeof...(B);
-    std::size_t const first = detail::select_random() % n;
-    for (std::size_t k = 0; k < n && !out; ++k)
-      detail::poll_at<result>(bs, (first + k) % n, out, std::index_sequence_for<B...>{});
+    detail::poll_all<result>(bs, out);
     if (out) {
-      std::apply([](auto&... b) { (b.lose(), ...); }, bs);  // the losers give back what they hold
-      co_return std::move(*out);
+      std::apply([](auto&... b) { (b.lose(), ...); }, bs);
+      return std::move(*out);
     }
-    co_await detail::wait_any<B...>(bs);
+    detail::thread_core core;
+    bool ready = false;
+    std::apply([&](auto&... b) { ((ready = ready || !b.arm(&core)), ...); }, bs);
+    if (ready) core.fire();  // arming -> woken
+    if (core.finish_arming()) {
+      while (!core.is_woken()) {
+        if (core.deadline == detail::clock::time_point::max())
+          core.parker.park();
+        else if (!core.parker.park_until(core.deadline))
+          core.fire();  // the deadline: end the round ourselves (a wake that came first stands)
+      }
+    }
+    std::apply([](auto&... b) { (b.disarm(), ...); }, bs);
   }
 }
 

@@ -145,6 +145,15 @@ enum class model_fault : unsigned {
   // claims the queued waiters (it reads the list after a waiter the new
   // phase let through may have destroyed the barrier).
   async_barrier_releases_before_claim,
+  // async select: the arming guard is a plain store (arming -> armed), not a
+  // compare-exchange: a branch that fired while the select armed (woken) is
+  // overwritten, and its wake is lost.
+  async_select_arming_plain_store,
+  // async word waits (async/detail/word_wait.hpp): a completion of the
+  // carrier's futex wait that finds a stop requested ends the wait as
+  // stopped without stepping the protocol, so a wake-one its request
+  // consumed is dropped.
+  word_wait_completion_skips_step,
 };
 
 }  // namespace rouse::detail
