@@ -43,7 +43,12 @@
 // runs at most pool_lifo_run_cap coroutines in a row before the ring gets a
 // turn, and a worker looks at the global queue first every
 // pool_global_interval runs, so neither local ping-pong nor local work
-// starves the rest. Allocation: none per schedule (the global queue grows
+// starves the rest. The LIFO slot is not stealable and filling it wakes
+// nobody: a coroutine woken by one that then runs on without suspending (a
+// loop over operations that are always ready, a blocking call) waits for
+// it to suspend even while other workers sleep. Long work belongs in its
+// own task; a loop that may never suspend should co_await schedule() now
+// and then. Allocation: none per schedule (the global queue grows
 // by doubling, from 1024 slots, under its lock; a failed growth
 // terminates, schedule() being noexcept).
 //
