@@ -11,8 +11,10 @@
 //   async.futex_await     a coroutine and a thread alternate through one
 //                         32-bit word, 100,000 round trips                ns/roundtrip
 //
-// Echo: the server is one thread — a rouse::io::event_loop (epoll, and a
-// second row with io_uring), or an asio::io_context (concurrency hint 1) run
+// Echo: the server is one thread — a rouse::io::event_loop (epoll; io_uring
+// with completion-based operations, the default, then with the other
+// try-first choices, then with readiness-based operations), or an
+// asio::io_context (concurrency hint 1) run
 // by one thread with a C++20 coroutine per connection (co_spawn,
 // use_awaitable; as_tuple, so no exception is thrown at end of stream). Both
 // read up to 4 KiB and write back what they read, with TCP_NODELAY. The
@@ -31,7 +33,9 @@
 // limit is too low echo_1k_conns is skipped with a note.
 //
 // System calls: the runner's wait/wake_calls_per_op count rouse's futex
-// calls only (not epoll_wait, io_uring_enter, recv or send). The rouse rows
+// calls only (not epoll_wait, io_uring_enter, recv or send). The io_uring
+// completion rows add server_kernel_requests_per_op (recv / send requests
+// handed to the kernel per round trip). The rouse rows
 // add server_reactor_waits_per_op: how many of the server reactor's waits
 // (epoll_wait / io_uring completion waits) returned readiness, per round
 // trip — below 1 means one wait served several connections.
@@ -56,6 +60,9 @@
 // net.http_hello runs `wrk -t1 -c64 -dNs --latency` as a subprocess (2 s;
 // 1 s with --quick: wrk counts whole seconds) and parses Requests/sec and
 // the 99% latency. Without wrk on PATH the workload is skipped with a note.
+// Every server row reports server_cpu_us_per_op: the CPU time its thread
+// used per round trip or request (CLOCK_THREAD_CPUTIME_ID over the window),
+// which load on a shared machine disturbs far less than throughput.
 // g++ 12 at -O1 (the debug preset builds rouse-bench too) reports Asio's
 // awaitable frames as freed by a mismatched operator delete: a false
 // positive on Asio's own class-specific new / delete pair once inlined.
@@ -65,10 +72,12 @@
 
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <spawn.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <arpa/inet.h>
@@ -88,6 +97,7 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "harness.hpp"
@@ -198,7 +208,18 @@ ra::task<void> client_load(rio::event_loop& loop, rio::endpoint server, int conn
 
 // Runs the clients against a started server on `port`, counts the round
 // trips of a fixed window, stops the clients and calls join_server().
-sample drive_echo(const run_context& ctx, int conns, std::uint16_t port, const std::function<void()>& join_server) {
+// CPU time (µs) a thread has used so far: the server's cost, which load on
+// the machine does not change the way it changes throughput.
+double thread_cpu_us(std::thread& t) {
+  clockid_t id;
+  if (::pthread_getcpuclockid(t.native_handle(), &id) != 0) return -1;
+  timespec ts{};
+  if (::clock_gettime(id, &ts) != 0) return -1;
+  return static_cast<double>(ts.tv_sec) * 1e6 + static_cast<double>(ts.tv_nsec) * 1e-3;
+}
+
+sample drive_echo(const run_context& ctx, int conns, std::uint16_t port, const std::function<void()>& join_server,
+                  std::thread* server = nullptr) {
   load_state st;
   std::atomic<bool> client_threw{false};
   std::thread clients([&] {
@@ -212,11 +233,13 @@ sample drive_echo(const run_context& ctx, int conns, std::uint16_t port, const s
   });
   while (st.settled.load(std::memory_order_acquire) < conns) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   std::this_thread::sleep_for(std::chrono::milliseconds(ctx.quick ? 5 : 20));  // warm-up
+  double const cpu0 = server ? thread_cpu_us(*server) : -1;
   auto const t0 = clock::now();
   std::uint64_t const c0 = st.trips.load(std::memory_order_relaxed);
   std::this_thread::sleep_for(echo_window(ctx));
   std::uint64_t const c1 = st.trips.load(std::memory_order_relaxed);
   auto const t1 = clock::now();
+  double const cpu1 = server ? thread_cpu_us(*server) : -1;
   st.stop.store(true, std::memory_order_relaxed);
   clients.join();
   // Connections the server never saw would keep it waiting in accept.
@@ -227,7 +250,9 @@ sample drive_echo(const run_context& ctx, int conns, std::uint16_t port, const s
     throw std::runtime_error(std::to_string(f) + " echo clients failed (connect, I/O or a wrong echo)");
   double const trips = static_cast<double>(c1 - c0);
   if (trips <= 0) throw std::runtime_error("no round trips in the window");
-  return {trips / (ns_between(t0, t1) * 1e-9), trips};
+  sample out{trips / (ns_between(t0, t1) * 1e-9), trips};
+  if (cpu0 >= 0 && cpu1 >= 0) out.extra["server_cpu_us_per_op"] = (cpu1 - cpu0) / trips;
+  return out;
 }
 
 // --- rouse::io echo server ----------------------------------------------
@@ -251,14 +276,32 @@ ra::task<void> rouse_echo_server(rio::event_loop& loop, rio::tcp_listener& l, in
   co_await scope.join();
 }
 
-sample echo_rouse(const run_context& ctx, int conns, rio::backend b) {
-  rio::event_loop loop(b);
-  if (loop.get_reactor().backend() != b) throw std::runtime_error("the reactor cannot run this backend here");
+// How the server's reactor is set up: the backend, and for io_uring how the
+// byte-stream operations run (completion: the kernel moves the bytes;
+// readiness: a multishot poll and the reactor's own recv/send) and which
+// directions first try the system call before handing the request over.
+struct server_setup {
+  rio::backend backend = rio::backend::epoll;
+  rio::uring_operations ops = rio::uring_operations::completion;
+  bool read_tries_first = false;
+  bool write_tries_first = false;
+};
+
+void configure(rio::event_loop& loop, const server_setup& setup) {
+  if (loop.get_reactor().backend() != setup.backend)
+    throw std::runtime_error("the reactor cannot run this backend here");
+  loop.get_reactor().set_completion_tries_first(setup.read_tries_first, setup.write_tries_first);
+}
+
+sample echo_rouse(const run_context& ctx, int conns, const server_setup& setup) {
+  rio::event_loop loop(setup.backend, setup.ops);
+  configure(loop, setup);
   auto l = rio::tcp_listener::bind(loop, rio::endpoint::loopback_v4(0));
   if (!l) throw std::runtime_error("bind: " + l.error().message());
   auto const ep = l->local_endpoint();
   if (!ep) throw std::runtime_error("local_endpoint: " + ep.error().message());
   std::uint64_t const w0 = loop.get_reactor().readiness_wakeups();
+  std::uint64_t const k0 = loop.get_reactor().kernel_requests();
   std::atomic<bool> server_threw{false};
   std::thread server([&] {
     try {
@@ -267,10 +310,13 @@ sample echo_rouse(const run_context& ctx, int conns, rio::backend b) {
       server_threw.store(true);
     }
   });
-  sample s = drive_echo(ctx, conns, ep->port(), [&] { server.join(); });
+  sample s = drive_echo(
+      ctx, conns, ep->port(), [&] { server.join(); }, &server);
   if (server_threw.load()) throw std::runtime_error("the rouse server's loop threw");
   // Includes connection set-up and tear-down: a small share of the window.
   s.extra["server_reactor_waits_per_op"] = static_cast<double>(loop.get_reactor().readiness_wakeups() - w0) / s.ops;
+  if (setup.backend == rio::backend::io_uring && setup.ops == rio::uring_operations::completion)
+    s.extra["server_kernel_requests_per_op"] = static_cast<double>(loop.get_reactor().kernel_requests() - k0) / s.ops;
   return s;
 }
 
@@ -307,7 +353,8 @@ sample echo_asio(const run_context& ctx, int conns) {
   auto const port = a.local_endpoint().port();
   asio::co_spawn(io, asio_echo_server(a, conns), asio::detached);
   std::thread server([&] { io.run(); });
-  return drive_echo(ctx, conns, port, [&] { server.join(); });
+  return drive_echo(
+      ctx, conns, port, [&] { server.join(); }, &server);
 }
 #endif
 
@@ -414,15 +461,18 @@ ra::task<void> rouse_http_server(rio::event_loop& loop, rio::tcp_listener& l, co
   co_await scope.join();
 }
 
-bool on_path(const char* program) {
+// Not inlined: g++ 12 -O3 then warns (-Wrestrict, a false positive) on the
+// string building below.
+[[gnu::noinline]] bool on_path(const char* program) {
   const char* path = std::getenv("PATH");
   std::string_view rest = path ? path : "/usr/bin:/bin";
   while (!rest.empty()) {
     std::size_t const colon = rest.find(':');
-    std::string dir(rest.substr(0, colon));
+    std::string_view const dir = rest.substr(0, colon);
     rest = colon == std::string_view::npos ? std::string_view{} : rest.substr(colon + 1);
-    if (dir.empty()) dir = ".";
-    if (::access((dir + "/" + program).c_str(), X_OK) == 0) return true;
+    std::string candidate(dir.empty() ? std::string_view(".") : dir);
+    candidate.append(1, '/').append(program);
+    if (::access(candidate.c_str(), X_OK) == 0) return true;
   }
   return false;
 }
@@ -501,8 +551,9 @@ sample run_wrk(const run_context& ctx, std::uint16_t port) {
   return s;
 }
 
-sample http_rouse(const run_context& ctx) {
-  rio::event_loop loop;
+sample http_rouse(const run_context& ctx, const server_setup& setup) {
+  rio::event_loop loop(setup.backend, setup.ops);
+  configure(loop, setup);
   auto l = rio::tcp_listener::bind(loop, rio::endpoint::loopback_v4(0));
   if (!l) throw std::runtime_error("bind: " + l.error().message());
   auto const ep = l->local_endpoint();
@@ -515,6 +566,7 @@ sample http_rouse(const run_context& ctx) {
     }
   });
   sample s;
+  double const cpu0 = thread_cpu_us(server);
   try {
     s = run_wrk(ctx, ep->port());
   } catch (...) {
@@ -523,6 +575,8 @@ sample http_rouse(const run_context& ctx) {
     server.join();
     throw;
   }
+  double const cpu1 = thread_cpu_us(server);
+  if (cpu0 >= 0 && cpu1 >= 0) s.extra["server_cpu_us_per_op"] = (cpu1 - cpu0) / s.ops;
   done.store(true, std::memory_order_release);
   poke(ep->port());
   server.join();
@@ -562,6 +616,7 @@ sample http_asio(const run_context& ctx) {
   asio::co_spawn(io, asio_http_server(a, done), asio::detached);
   std::thread server([&] { io.run(); });
   sample s;
+  double const cpu0 = thread_cpu_us(server);
   try {
     s = run_wrk(ctx, port);
   } catch (...) {
@@ -570,6 +625,8 @@ sample http_asio(const run_context& ctx) {
     server.join();
     throw;
   }
+  double const cpu1 = thread_cpu_us(server);
+  if (cpu0 >= 0 && cpu1 >= 0) s.extra["server_cpu_us_per_op"] = (cpu1 - cpu0) / s.ops;
   done.store(true, std::memory_order_release);
   poke(port);
   server.join();
@@ -596,13 +653,26 @@ ROUSE_BENCH_REGISTER(net_workloads) {
   std::string const asio_echo_name = "rouse::io::event_loop (epoll)";
   skipped("net\\..*", "boost::asio", "Boost 1.81 (asio/as_tuple.hpp) not installed");
 #endif
+  // The io_uring rows: the default (completion-based; every read and write
+  // handed to the kernel at once), the other try-first choices, and
+  // the readiness-based operations (a multishot poll, the reactor's own
+  // recv/send).
+  std::vector<std::pair<std::string, server_setup>> uring_rows;
+  if (uring) {
+    using ops = rio::uring_operations;
+    uring_rows.push_back({"rouse::io::event_loop (io_uring)", {rio::backend::io_uring, ops::completion, false, false}});
+    uring_rows.push_back({"rouse::io::event_loop (io_uring, writes tried first)",
+                          {rio::backend::io_uring, ops::completion, false, true}});
+    uring_rows.push_back({"rouse::io::event_loop (io_uring, every call tried first)",
+                          {rio::backend::io_uring, ops::completion, true, true}});
+    uring_rows.push_back({"rouse::io::event_loop (io_uring readiness)", {rio::backend::io_uring, ops::readiness}});
+  }
   auto echo_impls = [&](int conns) {
     std::vector<rouse::bench::impl> v;
     v.push_back({"rouse::io::event_loop (epoll)",
-                 [conns](const run_context& c) { return echo_rouse(c, conns, rio::backend::epoll); }});
-    if (uring)
-      v.push_back({"rouse::io::event_loop (io_uring)",
-                   [conns](const run_context& c) { return echo_rouse(c, conns, rio::backend::io_uring); }});
+                 [conns](const run_context& c) { return echo_rouse(c, conns, server_setup{}); }});
+    for (auto const& [name, setup] : uring_rows)
+      v.push_back({name, [conns, setup = setup](const run_context& c) { return echo_rouse(c, conns, setup); }});
 #if defined(ROUSE_BENCH_NET_ASIO)
     v.push_back({asio_echo_name, [conns](const run_context& c) { return echo_asio(c, conns); }});
 #endif
@@ -652,7 +722,10 @@ ROUSE_BENCH_REGISTER(net_workloads) {
   });
 
   if (on_path("wrk")) {
-    std::vector<rouse::bench::impl> http_impls = {{"rouse::io::event_loop (epoll)", http_rouse}};
+    std::vector<rouse::bench::impl> http_impls = {
+        {"rouse::io::event_loop (epoll)", [](const run_context& c) { return http_rouse(c, server_setup{}); }}};
+    for (auto const& [name, setup] : uring_rows)
+      http_impls.push_back({name, [setup = setup](const run_context& c) { return http_rouse(c, setup); }});
 #if defined(ROUSE_BENCH_NET_ASIO)
     http_impls.push_back({"boost::asio::io_context (coroutines)", http_asio});
 #endif

@@ -24,11 +24,12 @@ namespace {
 constexpr int max_events = 256;
 }  // namespace
 
-reactor::reactor(io::backend requested) {
+reactor::reactor(io::backend requested, io::uring_operations ops) {
   wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (wake_fd_ < 0) throw std::system_error(errno, std::system_category(), "rouse::io::reactor: eventfd");
   if (requested == io::backend::io_uring && uring_start()) {
     backend_ = io::backend::io_uring;
+    completion_ops_ = ops == io::uring_operations::completion;
     return;
   }
   epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
@@ -59,6 +60,8 @@ io_result<detail::registration*> reactor::add(int fd) {
   if (backend_ == io::backend::io_uring) return uring_add(fd);
   auto* const r = new detail::registration;
   r->fd = fd;
+  r->owner = this;
+  r->poll_armed = true;  // registered once, below
   epoll_event ev{};
   // Edge-triggered, both directions, once for the descriptor's life.
   ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
@@ -83,6 +86,10 @@ void reactor::remove(detail::registration* r) noexcept {
       done = op;
     }
   }
+  // Requests the kernel holds: cancelled now (before the descriptor is
+  // closed); each completes with operation_canceled when its completion
+  // comes (or with its data, if that came first).
+  for (detail::op_base* op = r->in_kernel.head; op; op = op->next) request_cancel(op);
   r->lock.unlock();
   if (backend_ == io::backend::io_uring)
     uring_remove(r);
@@ -104,9 +111,16 @@ void reactor::free_deferred() noexcept {
   detail::registration* keep = nullptr;
   while (r) {
     detail::registration* const next = r->free_next;
-    // io_uring: a registration whose poll has not ended yet may still be
-    // named by a completion; it waits for that (or for the ring's close).
-    if (backend_ == io::backend::io_uring && !r->poll_done && uring_ != nullptr) {
+    // io_uring: a registration whose poll has not ended yet, or whose
+    // operations' requests the kernel still holds, may still be named by a
+    // completion; it waits for that (or for the ring's close).
+    bool busy = false;
+    if (backend_ == io::backend::io_uring && uring_ != nullptr) {
+      r->lock.lock();
+      busy = !r->poll_done || !r->in_kernel.empty();
+      r->lock.unlock();
+    }
+    if (busy) {
       r->free_next = keep;
       keep = r;
     } else {
@@ -166,6 +180,14 @@ void reactor::complete_all(detail::op_base* done) noexcept {
 void reactor::park(clock::time_point deadline) noexcept { wait(deadline, false); }
 
 void reactor::poll() noexcept {
+  if (backend_ == io::backend::io_uring) {
+    // Every round: submits what the round queued (one system call for the
+    // whole round) and handles the completions already in the ring (no
+    // system call).
+    if ((++poll_ticks_ & 15u) == 0) free_deferred();
+    uring_park(clock::time_point::max(), true);
+    return;
+  }
   // 16: a system call per 16 rounds of ready work keeps the cost of a busy
   // loop's checks small against the work itself.
   if ((++poll_ticks_ & 15u) != 0) return;

@@ -1,16 +1,17 @@
 // The io_uring backend of the reactor (rouse/io/reactor.hpp). Built when
 // liburing was found (ROUSE_HAVE_LIBURING); otherwise asking for io_uring
 // falls back to epoll.
-#include <poll.h>
 #include <linux/futex.h>
+#include <poll.h>
+#include <sys/epoll.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
-#include <sys/epoll.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <chrono>
 #include <cstdint>
+#include <vector>
 
 #include "rouse/io/reactor.hpp"
 
@@ -54,18 +55,49 @@ void futex_wake_one(const std::atomic<std::uint32_t>* word) noexcept {
 }  // namespace
 
 namespace {
-// user_data of requests whose completions carry nothing (poll removals).
+// user_data of requests whose completions carry nothing (poll removals,
+// cancellations).
 char ignore_marker;
 constexpr unsigned ring_entries = 256;
 constexpr unsigned completion_entries = 4096;
 // Each registration's poll: both directions, edge-triggered (the default
 // of a multishot poll), hang-ups of the reading side too.
 constexpr unsigned poll_mask = POLLIN | POLLOUT | POLLRDHUP;
+// An abandoning destructor waits for its request's completion in slices:
+// the loop may take that completion from the ring meanwhile (and release
+// the operation), which does not wake this waiter. 200 µs: well above a
+// cancellation's round trip (a few µs), rare enough to cost nothing.
+constexpr long abandon_wait_ns = 200'000;
+
+// user_data of an operation's request: its address with bit 1 set
+// (operations are 8-aligned; records use bit 0).
+constexpr std::uintptr_t op_tag = 2;
+std::uint64_t tag_op(const detail::op_base* op) noexcept { return reinterpret_cast<std::uintptr_t>(op) | op_tag; }
+bool is_op(void* data) noexcept { return (reinterpret_cast<std::uintptr_t>(data) & 3u) == op_tag; }
+detail::op_base* op_of(void* data) noexcept {
+  return reinterpret_cast<detail::op_base*>(reinterpret_cast<std::uintptr_t>(data) & ~std::uintptr_t{3});
+}
+
+// A thread's tag for reactor::driver_.
+thread_local char this_thread_tag;
+
+// A completion copied out of the ring.
+struct completion {
+  std::uint64_t data;
+  std::int32_t res;
+  std::uint32_t flags;
+};
 }  // namespace
 
 struct reactor::uring_state {
   io_uring ring{};
-  ::rouse::mutex lock;  // the submission queue: any thread may add or remove
+  // The submission queue (any thread may add), the completion queue's head
+  // (the loop, or an abandoning destructor, takes completions) and backlog.
+  ::rouse::mutex lock;
+  // Completions taken from the ring, not handled yet (under lock): an
+  // abandoning destructor takes every completion to find its own.
+  std::vector<completion> backlog;
+  std::vector<completion> batch;  // the loop's: the completions it handles now
 
   // A free submission entry; submits what is queued when there is none.
   io_uring_sqe* sqe() noexcept {
@@ -81,7 +113,49 @@ struct reactor::uring_state {
     io_uring_prep_poll_multishot(s, fd, poll_mask);
     io_uring_sqe_set_data(s, data);
   }
+  // Under lock: makes the prepared entries visible to the kernel; returns
+  // how many it has not consumed yet (what an io_uring_enter should submit).
+  // The enter itself may run outside the lock: the kernel consumes entries
+  // under its own lock, so each flusher's count covers what it published.
+  unsigned flush() noexcept {
+    io_uring_sq& sq = ring.sq;
+    unsigned const tail = sq.sqe_tail;
+    if (sq.sqe_head != tail) {
+      sq.sqe_head = tail;
+      io_uring_smp_store_release(sq.ktail, tail);
+    }
+    return tail - io_uring_smp_load_acquire(sq.khead);
+  }
+  // Submits `to_submit` and waits for `wait_nr` completions (bounded by
+  // `ts` when given). No lock.
+  int enter(unsigned to_submit, unsigned wait_nr, __kernel_timespec* ts) noexcept {
+    unsigned flags = wait_nr > 0 || ts != nullptr ? IORING_ENTER_GETEVENTS : 0u;
+    if (ts != nullptr) {
+      io_uring_getevents_arg arg{};
+      arg.sigmask_sz = _NSIG / 8;
+      arg.ts = reinterpret_cast<std::uint64_t>(ts);
+      return io_uring_enter2(static_cast<unsigned>(ring.ring_fd), to_submit, wait_nr, flags | IORING_ENTER_EXT_ARG,
+                             reinterpret_cast<sigset_t*>(&arg), sizeof arg);
+    }
+    return io_uring_enter(static_cast<unsigned>(ring.ring_fd), to_submit, wait_nr, flags, nullptr);
+  }
+  // Under lock: moves the ring's completions to the backlog.
+  void take_completions() {
+    unsigned head;
+    unsigned n = 0;
+    io_uring_cqe* cqe;
+    io_uring_for_each_cqe(&ring, head, cqe) {
+      backlog.push_back({cqe->user_data, cqe->res, cqe->flags});
+      ++n;
+    }
+    if (n > 0) io_uring_cq_advance(&ring, n);
+  }
+  // Under lock: the kernel holds completions it could not post (a full
+  // completion queue); an enter with GETEVENTS flushes them.
+  bool overflowed() const noexcept { return (IO_URING_READ_ONCE(*ring.sq.kflags) & IORING_SQ_CQ_OVERFLOW) != 0; }
 };
+
+bool reactor::driven_here() const noexcept { return driver_.load(std::memory_order_relaxed) == &this_thread_tag; }
 
 bool reactor::io_uring_available() noexcept {
   io_uring ring;
@@ -112,6 +186,8 @@ bool reactor::uring_start() noexcept {
     futex_native_ = io_uring_opcode_supported(probe, op_futex_wait) != 0;
     io_uring_free_probe(probe);
   }
+  u->backlog.reserve(2 * completion_entries);
+  u->batch.reserve(2 * completion_entries);
   u->arm_poll(wake_fd_, &detail::wake_marker);
   if (io_uring_submit(&u->ring) < 0) {
     io_uring_queue_exit(&u->ring);
@@ -143,18 +219,43 @@ void reactor::uring_stop() noexcept {
     io_uring_sqe_set_data(s, &ignore_marker);
     ++pending;
   }
-  if (pending > 0) (void)io_uring_submit(&uring_->ring);
+  unsigned const to_submit = uring_->flush();
   uring_->lock.unlock();
-  while (pending > 0) {
-    io_uring_cqe* cqe = nullptr;
-    if (io_uring_wait_cqe(&uring_->ring, &cqe) != 0 || cqe == nullptr) break;
-    void* const data = io_uring_cqe_get_data(cqe);
-    if (data != &ignore_marker && data != &detail::wake_marker && is_record(data)) {
-      --pending;
-      auto* const rec = reinterpret_cast<futex_record*>(reinterpret_cast<std::uintptr_t>(data) & ~std::uintptr_t{1});
-      if (cqe->res == 0) futex_wake_one(rec->word);  // woken meanwhile: pass it on
+  // Operations' requests: a closed object's were cancelled at its close;
+  // wait for their completions too, so that the kernel writes into no
+  // buffer after this destructor. Their coroutines are never resumed
+  // (detached: their frames may be destroyed later without touching this
+  // reactor).
+  if (to_submit > 0) (void)uring_->enter(to_submit, 0, nullptr);
+  for (;;) {
+    uring_->lock.lock();
+    uring_->take_completions();
+    uring_->batch.swap(uring_->backlog);
+    uring_->lock.unlock();
+    for (completion const& c : uring_->batch) {
+      void* const data = reinterpret_cast<void*>(c.data);
+      if (data == &ignore_marker || data == &detail::wake_marker) continue;
+      if (is_op(data)) {
+        detail::op_base* const op = op_of(data);
+        kernel_in_flight_.fetch_sub(1, std::memory_order_relaxed);
+        detail::registration* const r = op->reg;
+        r->lock.lock();
+        if (op->in_kernel.load(std::memory_order_relaxed)) {
+          if (op->discard) op->discard(op, c.res);
+          r->in_kernel.remove(op);
+          op->detached = true;
+          op->in_kernel.store(false, std::memory_order_release);
+        }
+        r->lock.unlock();
+      } else if (is_record(data)) {
+        --pending;
+        auto* const rec = reinterpret_cast<futex_record*>(reinterpret_cast<std::uintptr_t>(data) & ~std::uintptr_t{1});
+        if (c.res == 0) futex_wake_one(rec->word);  // woken meanwhile: pass it on
+      }
     }
-    io_uring_cqe_seen(&uring_->ring, cqe);
+    uring_->batch.clear();
+    if (pending == 0 && !kernel_ops_pending()) break;
+    if (uring_->enter(0, 1, nullptr) < 0 && errno != EINTR && errno != EAGAIN && errno != EBUSY) break;
   }
   // Closing the ring ends every other request: no completion will name a
   // registration any more.
@@ -227,23 +328,34 @@ bool reactor::futex_wait_cancel(detail::futex_wait_node* n) noexcept {
 io_result<detail::registration*> reactor::uring_add(int fd) {
   // Refused as epoll refuses it (EPERM): a regular file or a directory is
   // always "ready", never worth a poll.
-  struct stat st{};
+  struct stat st {};
   if (::fstat(fd, &st) != 0) return errno_code(errno);
   if (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode)) return errno_code(EPERM);
   auto* const r = new detail::registration;
   r->fd = fd;
-  uring_->lock.lock();
-  uring_->arm_poll(fd, r);
-  int const rc = io_uring_submit(&uring_->ring);
-  uring_->lock.unlock();
-  if (rc < 0) {
-    delete r;
-    return errno_code(-rc);
-  }
+  r->owner = this;
+  // The poll is armed when a readiness operation first waits
+  // (arm_readiness).
   return r;
 }
 
+void reactor::arm_readiness(detail::registration* r) noexcept {
+  // Under r->lock.
+  if (r->poll_armed) return;
+  r->poll_armed = true;
+  r->poll_done = false;
+  uring_->lock.lock();
+  uring_->arm_poll(r->fd, r);
+  unsigned const n = driven_here() ? 0 : uring_->flush();
+  uring_->lock.unlock();
+  if (n > 0) (void)uring_->enter(n, 0, nullptr);
+}
+
 void reactor::uring_remove(detail::registration* r) noexcept {
+  r->lock.lock();
+  bool const armed = r->poll_armed;
+  r->lock.unlock();
+  if (!armed) return;
   uring_->lock.lock();
   io_uring_sqe* const s = uring_->sqe();
   io_uring_prep_poll_remove(s, reinterpret_cast<std::uintptr_t>(r));
@@ -252,51 +364,241 @@ void reactor::uring_remove(detail::registration* r) noexcept {
   uring_->lock.unlock();
 }
 
-void reactor::uring_park(clock::time_point deadline, bool nonblocking) noexcept {
-  io_uring_cqe* cqe = nullptr;
-  int rc;
-  if (nonblocking) {
-    // A zero timeout still enters the kernel, which runs the task work
-    // that posts poll completions.
+bool reactor::kernel_ops_pending() noexcept {
+  bool any = false;
+  free_lock_.lock();
+  for (detail::registration* r = to_free_; r && !any; r = r->free_next) {
+    r->lock.lock();
+    any = !r->in_kernel.empty();
+    r->lock.unlock();
+  }
+  free_lock_.unlock();
+  return any;
+}
+
+void reactor::request_start(detail::op_base* op) noexcept {
+  // Under op->reg->lock.
+  detail::registration* const r = op->reg;
+  detail::kernel_request k;
+  op->describe(op, k);
+  uring_->lock.lock();
+  io_uring_sqe* const s = uring_->sqe();
+  switch (k.opcode) {
+    case detail::kernel_opcode::recv:
+      io_uring_prep_recv(s, r->fd, k.data, k.size, k.flags);
+      break;
+    case detail::kernel_opcode::send:
+      io_uring_prep_send(s, r->fd, k.data, k.size, k.flags);
+      break;
+    case detail::kernel_opcode::read:
+      io_uring_prep_read(s, r->fd, k.data, k.size, static_cast<std::uint64_t>(-1));
+      break;
+    case detail::kernel_opcode::write:
+      io_uring_prep_write(s, r->fd, k.data, k.size, static_cast<std::uint64_t>(-1));
+      break;
+    case detail::kernel_opcode::accept:
+      io_uring_prep_accept(s, r->fd, nullptr, nullptr, k.flags);
+      break;
+    case detail::kernel_opcode::recvmsg:
+      io_uring_prep_recvmsg(s, r->fd, static_cast<msghdr*>(k.data), static_cast<unsigned>(k.flags));
+      break;
+    case detail::kernel_opcode::sendmsg:
+      io_uring_prep_sendmsg(s, r->fd, static_cast<const msghdr*>(k.data), static_cast<unsigned>(k.flags));
+      break;
+  }
+  io_uring_sqe_set_data64(s, tag_op(op));
+  // The loop's own requests go with its next poll() or park(), together.
+  unsigned const n = driven_here() ? 0 : uring_->flush();
+  uring_->lock.unlock();
+  if (n > 0) (void)uring_->enter(n, 0, nullptr);
+  kernel_requests_.fetch_add(1, std::memory_order_relaxed);
+  kernel_in_flight_.fetch_add(1, std::memory_order_relaxed);
+}
+
+void reactor::request_cancel(detail::op_base* op) noexcept {
+  // Under op->reg->lock, while op->in_kernel. Submitted at once, together
+  // with the request itself if it is still queued.
+  uring_->lock.lock();
+  io_uring_sqe* const s = uring_->sqe();
+  io_uring_prep_cancel64(s, tag_op(op), 0);
+  io_uring_sqe_set_data(s, &ignore_marker);
+  unsigned const n = uring_->flush();
+  uring_->lock.unlock();
+  if (n > 0) (void)uring_->enter(n, 0, nullptr);
+}
+
+void reactor::request_abandon(detail::op_base* op) noexcept {
+  std::uint64_t const mine = tag_op(op);
+  for (;;) {
+    // Ordering: acquire: pairs with the release of whoever handled the
+    // completion; the kernel is done with the buffer.
+    if (!op->in_kernel.load(std::memory_order_acquire)) return;
+    bool found = false;
+    bool others = false;
+    uring_->lock.lock();
+    uring_->take_completions();
+    int res = 0;
+    for (std::size_t i = 0; i < uring_->backlog.size(); ++i) {
+      if (uring_->backlog[i].data == mine) {
+        res = uring_->backlog[i].res;
+        uring_->backlog.erase(uring_->backlog.begin() + static_cast<std::ptrdiff_t>(i));
+        found = true;
+        break;
+      }
+    }
+    others = !uring_->backlog.empty();
+    uring_->lock.unlock();
+    if (found) {
+      kernel_in_flight_.fetch_sub(1, std::memory_order_relaxed);
+      detail::registration* const r = op->reg;
+      r->lock.lock();
+      if (op->in_kernel.load(std::memory_order_relaxed)) {
+        if (op->discard) op->discard(op, res);
+        r->in_kernel.remove(op);
+        op->in_kernel.store(false, std::memory_order_release);
+      }
+      r->lock.unlock();
+    }
+    // Completions taken for the loop: a parked loop would not see them.
+    if (others && !driven_here()) unpark();
+    if (found) return;
     __kernel_timespec ts{};
-    rc = io_uring_wait_cqe_timeout(&uring_->ring, &cqe, &ts);
+    ts.tv_nsec = abandon_wait_ns;
+    (void)uring_->enter(0, 1, &ts);
+  }
+}
+
+void reactor::uring_handle_op(detail::op_base* op, int res, detail::op_base**& done_tail) noexcept {
+  kernel_in_flight_.fetch_sub(1, std::memory_order_relaxed);
+  detail::registration* const r = op->reg;
+  r->lock.lock();
+  if (!op->in_kernel.load(std::memory_order_relaxed)) {  // an abandoning destructor took it
+    r->lock.unlock();
+    return;
+  }
+  bool done = true;
+  if (op->abandoned) {
+    done = false;  // released below, never completed
+  } else if (res == -ECANCELED) {
+    if (op->stop_wanted)
+      op->stopped = true;
+    else if (r->closed)
+      op->fail(op, ECANCELED);
+    else
+      done = false;  // nobody here asked: its submitting thread exited, or a
+                     // cancellation meant for an earlier request at this
+                     // address came late. Ask again.
+  } else if (res == -EAGAIN) {
+    // The kernel would not wait (a descriptor it does not poll): wait for
+    // readiness instead, as the readiness backend does.
+    if (op->stop_wanted) {
+      op->stopped = true;
+    } else if (r->closed) {
+      op->fail(op, ECANCELED);
+    } else if (!op->perform(op, r->fd)) {
+      r->in_kernel.remove(op);
+      op->in_kernel.store(false, std::memory_order_release);
+      r->waiting[op->direction].push_back(op);
+      arm_readiness(r);
+      r->lock.unlock();
+      return;
+    }
+  } else {
+    done = op->finish(op, res);
+  }
+  if (op->abandoned) {
+    if (op->discard) op->discard(op, res);
+    r->in_kernel.remove(op);
+    op->in_kernel.store(false, std::memory_order_release);
+    r->lock.unlock();
+    return;
+  }
+  if (!done) {
+    // The rest of a read_exact / write_all, or a retry.
+    if (op->stop_wanted) {
+      op->stopped = true;
+      done = true;
+    } else if (r->closed) {
+      op->fail(op, ECANCELED);
+      done = true;
+    } else {
+      request_start(op);
+      r->lock.unlock();
+      return;
+    }
+  }
+  r->in_kernel.remove(op);
+  // Ordering: release: pairs with the acquire in request_abandon (not
+  // waited on here: the operation completes through its gate).
+  op->in_kernel.store(false, std::memory_order_release);
+  op->done_next = nullptr;
+  *done_tail = op;
+  done_tail = &op->done_next;
+  r->lock.unlock();
+}
+
+void reactor::uring_park(clock::time_point deadline, bool nonblocking) noexcept {
+  uring_state& u = *uring_;
+  // Ordering: relaxed: only this thread compares with its own tag.
+  if (driver_.load(std::memory_order_relaxed) != &this_thread_tag)
+    driver_.store(&this_thread_tag, std::memory_order_relaxed);
+  u.lock.lock();
+  unsigned const to_submit = u.flush();
+  bool const overflow = u.overflowed();
+  bool const ready = !u.backlog.empty() || io_uring_cq_ready(&u.ring) != 0;
+  u.lock.unlock();
+  // A busy round that queued nothing and has nothing to handle: no system
+  // call, no second lock.
+  if (nonblocking && !ready && to_submit == 0 && !overflow) return;
+  if (nonblocking || ready) {
+    // One system call submits the round's requests; completions already
+    // in the ring need none.
+    if (to_submit > 0 || overflow)
+      (void)io_uring_enter(static_cast<unsigned>(u.ring.ring_fd), to_submit, 0, overflow ? IORING_ENTER_GETEVENTS : 0u,
+                           nullptr);
   } else if (deadline == clock::time_point::max()) {
-    rc = io_uring_wait_cqe(&uring_->ring, &cqe);
+    (void)u.enter(to_submit, 1, nullptr);
   } else {
     auto left = deadline - clock::now();
     if (left < clock::duration::zero()) left = clock::duration::zero();
-    auto const s = std::chrono::duration_cast<std::chrono::seconds>(left);
+    auto const secs = std::chrono::duration_cast<std::chrono::seconds>(left);
     __kernel_timespec ts{};
-    ts.tv_sec = s.count();
-    ts.tv_nsec = std::chrono::duration_cast<std::chrono::nanoseconds>(left - s).count();
-    rc = io_uring_wait_cqe_timeout(&uring_->ring, &cqe, &ts);
+    ts.tv_sec = secs.count();
+    ts.tv_nsec = std::chrono::duration_cast<std::chrono::nanoseconds>(left - secs).count();
+    (void)u.enter(to_submit, 1, &ts);
   }
-  if (rc < 0 && io_uring_cq_ready(&uring_->ring) == 0) return;  // timeout, EINTR
-  // A completion names a registration that another thread made and
-  // submitted under this lock; taking the lock once orders its
+  // A completion names a registration or an operation that another thread
+  // made and submitted under this lock; taking the lock orders its
   // construction before our use (the kernel's ring orders it too, but
   // ThreadSanitizer cannot see through it).
-  // Only the completions counted while holding it are handled in this
-  // batch (later ones wait for the next wait).
-  uring_->lock.lock();
-  unsigned const ready = io_uring_cq_ready(&uring_->ring);
-  uring_->lock.unlock();
+  u.lock.lock();
+  u.take_completions();
+  u.batch.swap(u.backlog);
+  u.lock.unlock();
+  if (u.batch.empty()) return;
 
   detail::op_base* done = nullptr;
   detail::op_base** done_tail = &done;
   bool io = false;
   bool rearm_wake = false;
   detail::futex_wait_node* futex_done = nullptr;
-  for (unsigned seen = 0; seen < ready; ++seen) {
-    if (io_uring_peek_cqe(&uring_->ring, &cqe) != 0 || cqe == nullptr) break;
-    struct advance {
-      io_uring* ring;
-      ~advance() { io_uring_cq_advance(ring, 1); }
-    } const advance_one{&uring_->ring};
-    void* const data = io_uring_cqe_get_data(cqe);
-    bool const more = (cqe->flags & IORING_CQE_F_MORE) != 0;
+  for (completion const& c : u.batch) {
+    void* const data = reinterpret_cast<void*>(c.data);
+    bool const more = (c.flags & IORING_CQE_F_MORE) != 0;
     if (data == &ignore_marker) continue;
-    if (data != &detail::wake_marker && is_record(data)) {
+    if (data == &detail::wake_marker) {
+      std::uint64_t count;
+      while (::read(wake_fd_, &count, sizeof count) < 0 && errno == EINTR) {
+      }
+      if (!more) rearm_wake = true;
+      continue;
+    }
+    if (is_op(data)) {
+      io = true;
+      uring_handle_op(op_of(data), c.res, done_tail);
+      continue;
+    }
+    if (is_record(data)) {
       auto* const rec = reinterpret_cast<futex_record*>(reinterpret_cast<std::uintptr_t>(data) & ~std::uintptr_t{1});
       futex_lock_.lock();
       detail::futex_wait_node* const node = rec->node;
@@ -308,27 +610,20 @@ void reactor::uring_park(clock::time_point deadline, bool nonblocking) noexcept 
       if (node) node->record = nullptr;
       futex_lock_.unlock();
       if (node) {
-        node->result = cqe->res;
+        node->result = c.res;
         node->done_next = futex_done;
         futex_done = node;
-      } else if (cqe->res == 0) {
+      } else if (c.res == 0) {
         futex_wake_one(rec->word);  // a wake the withdrawn wait took: pass it on
       }
       delete rec;
       continue;
     }
-    if (data == &detail::wake_marker) {
-      std::uint64_t count;
-      while (::read(wake_fd_, &count, sizeof count) < 0 && errno == EINTR) {
-      }
-      if (!more) rearm_wake = true;
-      continue;
-    }
     auto* const r = static_cast<detail::registration*>(data);
-    if (cqe->res > 0) {
+    if (c.res > 0) {
       io = true;
-      dispatch(r, static_cast<std::uint32_t>(cqe->res), done_tail);
-    } else if (cqe->res < 0 && cqe->res != -ECANCELED && !more) {
+      dispatch(r, static_cast<std::uint32_t>(c.res), done_tail);
+    } else if (c.res < 0 && c.res != -ECANCELED && !more) {
       // The poll failed: let the operations find the error themselves.
       dispatch(r, EPOLLIN | EPOLLOUT | EPOLLERR, done_tail);
     }
@@ -341,21 +636,21 @@ void reactor::uring_park(clock::time_point deadline, bool nonblocking) noexcept 
       if (r->closed) {
         r->poll_done = true;
       } else {
-        uring_->lock.lock();
-        uring_->arm_poll(r->fd, r);
-        uring_->lock.unlock();
+        u.lock.lock();
+        u.arm_poll(r->fd, r);
+        u.lock.unlock();
       }
       r->lock.unlock();
     }
   }
+  u.batch.clear();
   if (rearm_wake) {
-    uring_->lock.lock();
-    uring_->arm_poll(wake_fd_, &detail::wake_marker);
-    uring_->lock.unlock();
+    u.lock.lock();
+    u.arm_poll(wake_fd_, &detail::wake_marker);
+    u.lock.unlock();
   }
-  uring_->lock.lock();
-  (void)io_uring_submit(&uring_->ring);  // the re-arms
-  uring_->lock.unlock();
+  // Re-arms and the rest of read_exact / write_all requests are submitted
+  // with the next poll() or park().
   if (io) readiness_wakeups_.fetch_add(1, std::memory_order_relaxed);
   complete_all(done);
   while (futex_done) {
@@ -374,6 +669,13 @@ void reactor::uring_stop() noexcept {}
 io_result<detail::registration*> reactor::uring_add(int) { return errno_code(ENOSYS); }
 void reactor::uring_remove(detail::registration*) noexcept {}
 void reactor::uring_park(clock::time_point, bool) noexcept {}
+void reactor::arm_readiness(detail::registration*) noexcept {}
+void reactor::request_start(detail::op_base*) noexcept {}
+void reactor::request_cancel(detail::op_base*) noexcept {}
+void reactor::request_abandon(detail::op_base*) noexcept {}
+void reactor::uring_handle_op(detail::op_base*, int, detail::op_base**&) noexcept {}
+bool reactor::kernel_ops_pending() noexcept { return false; }
+bool reactor::driven_here() const noexcept { return false; }
 bool reactor::futex_wait_start(detail::futex_wait_node*, const std::atomic<std::uint32_t>*, std::uint32_t) noexcept {
   return false;
 }

@@ -7,7 +7,9 @@
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <coroutine>
@@ -23,6 +25,7 @@
 #include "rouse/async/spawn.hpp"
 #include "rouse/async/task.hpp"
 #include "rouse/async/timeout.hpp"
+#include "rouse/io/handle.hpp"
 #include "rouse/io/reactor.hpp"
 #include "rouse/io/tcp.hpp"
 
@@ -198,8 +201,7 @@ TEST_P(io_tcp, write_to_a_reset_peer_fails_without_a_signal) {
     io_result<std::size_t> r;
     for (int i = 0; i < 64 && r; ++i) r = co_await p.server.write_all(big);
     EXPECT_FALSE(r);
-    EXPECT_TRUE(r.error() == std::errc::broken_pipe || r.error() == std::errc::connection_reset)
-        << r.error().message();
+    EXPECT_TRUE(r.error() == std::errc::broken_pipe || r.error() == std::errc::connection_reset) << r.error().message();
   }(loop));
 }
 
@@ -435,12 +437,12 @@ TEST_P(io_tcp_cancel, stop_token_from_the_loop_completes_as_stopped) {
   inplace_stop_source source;
   std::atomic<bool> waiting{false};
   // A neighbour task on the same loop requests the stop once the read waits.
-  auto stopper = rouse::async::spawn(loop.get_scheduler(), [](std::atomic<bool>& waiting, event_loop& loop,
-                                                              inplace_stop_source& s) -> task<void> {
-    while (!waiting.load()) co_await loop.get_scheduler().schedule();
-    co_await yield_a_few(loop);
-    s.request_stop();
-  }(waiting, loop, source));
+  auto stopper = rouse::async::spawn(
+      loop.get_scheduler(), [](std::atomic<bool>& waiting, event_loop& loop, inplace_stop_source& s) -> task<void> {
+        while (!waiting.load()) co_await loop.get_scheduler().schedule();
+        co_await yield_a_few(loop);
+        s.request_stop();
+      }(waiting, loop, source));
   EXPECT_THROW(loop.run_until_complete(
                    [](event_loop& loop, std::atomic<bool>& waiting) -> task<void> {
                      auto p = co_await make_pair(loop);
@@ -518,6 +520,355 @@ TEST_P(io_tcp_cancel, foreign_coroutine_gets_operation_stopped_from_when_any_los
     EXPECT_TRUE(r.has_value());
     EXPECT_TRUE(*r);
   }(loop));
+}
+
+// ---- the kernel holds the buffer (io_uring), cancellation mid-flight -------
+
+bool is_uring(event_loop& loop) { return loop.get_reactor().backend() == rouse::io::backend::io_uring; }
+
+// A connected pair made without the loop running (AF_UNIX: recv and send
+// behave as on TCP), for tests that drive the loop from another thread.
+struct unix_pair {
+  tcp_stream a;
+  tcp_stream b;
+};
+unix_pair make_unix_pair(event_loop& loop) {
+  int sv[2];
+  EXPECT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+  auto a = rouse::io::io_handle::adopt(loop, sv[0]);
+  auto b = rouse::io::io_handle::adopt(loop, sv[1]);
+  EXPECT_TRUE(a);
+  EXPECT_TRUE(b);
+  return {tcp_stream(std::move(*a)), tcp_stream(std::move(*b))};
+}
+
+constexpr std::byte sentinel{0xee};  // never in the streams below (bytes < 200)
+bool all_sentinel(std::span<const std::byte> b) {
+  for (std::byte x : b)
+    if (x != sentinel) return false;
+  return true;
+}
+
+TEST_P(io_tcp_cancel, a_waiting_read_is_carried_out_by_the_kernel_on_io_uring) {
+  event_loop loop(GetParam());
+  loop.run_until_complete([](event_loop& loop) -> task<void> {
+    auto p = co_await make_pair(loop);
+    rouse::async::task_scope scope;
+    scope.spawn(loop.get_scheduler(), [](tcp_stream& s, event_loop& loop) -> task<void> {
+      co_await yield_a_few(loop);
+      (void)co_await s.write_all(bytes_of("kernel"));
+    }(p.client, loop));
+    std::byte buf[6];
+    auto r = co_await p.server.read_exact(buf);
+    co_await scope.join();
+    EXPECT_TRUE(r);
+    EXPECT_EQ(text_of(buf), "kernel");
+  }(loop));
+  auto& r = loop.get_reactor();
+  if (is_uring(loop))
+    EXPECT_GT(r.kernel_requests(), 0u);  // a reactor that made the call itself would show none
+  else
+    EXPECT_EQ(r.kernel_requests(), 0u);
+  EXPECT_EQ(r.kernel_requests_in_flight(), 0);
+}
+
+// A thread writes a numbered byte stream in small pieces while the loop
+// reads it with reads that time out after 0-39 µs (most are cancelled while
+// the kernel holds them; some complete as the timer fires). Every byte is
+// reported exactly once, in order; every buffer of a cancelled read is
+// filled with a sentinel right after the cancellation returns and must
+// still hold it at the end (a kernel write after the cancellation would
+// show); half of them are freed at once instead (AddressSanitizer).
+constexpr std::size_t cancelled_stream_bytes = 60000;
+
+TEST_P(io_tcp_cancel, cancelled_reads_lose_no_bytes_and_their_buffers_are_not_written_afterwards) {
+  event_loop loop(GetParam());
+  loop.run_until_complete([](event_loop& loop) -> task<void> {
+    auto p = co_await make_pair(loop);
+    (void)p.client.set_nodelay(true);
+    int const fd = p.client.native_handle();
+    std::thread writer([fd] {
+      constexpr std::size_t total = cancelled_stream_bytes;
+      std::byte chunk[7];
+      std::size_t sent = 0;
+      while (sent < total) {
+        std::size_t const n = std::min<std::size_t>(1 + sent % 7, total - sent);
+        for (std::size_t k = 0; k < n; ++k) chunk[k] = static_cast<std::byte>((sent + k) % 200);
+        ssize_t const w = ::send(fd, chunk, n, MSG_NOSIGNAL);
+        if (w > 0) sent += static_cast<std::size_t>(w);
+        if ((sent & 63) == 0) std::this_thread::sleep_for(std::chrono::microseconds(20));
+        if (w < 0) std::this_thread::yield();
+      }
+      ::shutdown(fd, SHUT_WR);
+    });
+    std::vector<std::unique_ptr<std::byte[]>> kept;
+    std::size_t next = 0;
+    int timed_out = 0;
+    bool in_order = true;
+    for (int i = 0;; ++i) {
+      constexpr std::size_t size = 16;
+      auto buf = std::make_unique<std::byte[]>(size);
+      auto r = co_await with_timeout(p.server.read_some(std::span(buf.get(), size)), std::chrono::microseconds(i % 40));
+      if (!r.has_value()) {
+        ++timed_out;
+        std::fill_n(buf.get(), size, sentinel);
+        if (i % 2 == 0 && kept.size() < 20000) kept.push_back(std::move(buf));
+        continue;
+      }
+      EXPECT_TRUE(*r) << r->error().message();
+      if (!*r || **r == 0) break;
+      for (std::size_t k = 0; k < **r; ++k, ++next)
+        if (buf[k] != static_cast<std::byte>(next % 200)) in_order = false;
+    }
+    writer.join();
+    EXPECT_EQ(next, cancelled_stream_bytes);  // nothing lost, nothing twice
+    EXPECT_TRUE(in_order);
+    EXPECT_GT(timed_out, 0);
+    std::size_t touched = 0;
+    for (auto& b : kept)
+      if (!all_sentinel(std::span(b.get(), 16))) ++touched;
+    EXPECT_EQ(touched, 0u) << "buffers written after their read was cancelled";
+  }(loop));
+  EXPECT_EQ(loop.get_reactor().kernel_requests_in_flight(), 0);
+}
+
+// Frames destroyed (on the loop's thread) while their read waits, as a
+// thread keeps writing: each destructor returns only once the kernel has
+// given the buffer back, so the sentinel written right after stays.
+TEST_P(io_tcp_cancel, destroyed_frames_give_their_buffers_back_while_the_peer_writes) {
+  event_loop loop(GetParam());
+  loop.run_until_complete([](event_loop& loop) -> task<void> {
+    auto p = co_await make_pair(loop);
+    int const fd = p.client.native_handle();
+    std::atomic<bool> stop{false};
+    std::thread writer([fd, &stop] {
+      std::byte b[3] = {std::byte{1}, std::byte{2}, std::byte{3}};
+      while (!stop.load()) {
+        (void)::send(fd, b, sizeof b, MSG_NOSIGNAL);
+        std::this_thread::sleep_for(std::chrono::microseconds(5));
+      }
+    });
+    std::vector<std::unique_ptr<std::byte[]>> kept;
+    int never_resumed = 0;
+    for (int i = 0; i < 2000; ++i) {
+      constexpr std::size_t size = 8;
+      auto buf = std::make_unique<std::byte[]>(size);
+      bool resumed = false;
+      handmade c = read_into(p.server, std::span(buf.get(), size), resumed);
+      c.h.resume();                                              // runs to the read
+      if (i % 3 == 0) co_await loop.get_scheduler().schedule();  // the request reaches the kernel
+      if (!resumed) {
+        ++never_resumed;
+        c.h.destroy();
+        std::fill_n(buf.get(), size, sentinel);
+        if (i % 2 == 0) kept.push_back(std::move(buf));
+      } else {
+        c.h.destroy();  // completed (data was there at once, or the frame ran on)
+      }
+    }
+    stop.store(true);
+    writer.join();
+    EXPECT_GT(never_resumed, 0);
+    std::size_t touched = 0;
+    for (auto& b : kept)
+      if (!all_sentinel(std::span(b.get(), 8))) ++touched;
+    EXPECT_EQ(touched, 0u) << "buffers written after their frame was destroyed";
+    std::byte b[1];  // the stream still works
+    (void)co_await p.client.write_all(bytes_of("z"));
+    EXPECT_TRUE(co_await with_timeout(p.server.read_some(b), 1h));
+  }(loop));
+  EXPECT_EQ(loop.get_reactor().kernel_requests_in_flight(), 0);
+}
+
+// Frames destroyed on another thread while the loop runs a ping-pong on a
+// second connection (on its own thread, often parked): the destroying
+// thread takes completions from the ring to find its own and must leave the
+// others to the loop (and wake it), or the ping-pong would stall.
+TEST_P(io_tcp_cancel, frames_destroyed_on_another_thread_leave_other_completions_to_the_loop) {
+  event_loop loop(GetParam());
+  auto busy = make_unix_pair(loop);
+  auto idle = make_unix_pair(loop);
+  constexpr int rounds = 3000;
+  auto pong = rouse::async::spawn(loop.get_scheduler(), [](tcp_stream& s) -> task<int> {
+    std::byte b[1];
+    int n = 0;
+    while (co_await s.read_exact(b)) {
+      if (!co_await s.write_all(b)) break;
+      ++n;
+    }
+    co_return n;
+  }(busy.b));
+  auto ping = rouse::async::spawn(loop.get_scheduler(), [](tcp_stream& s) -> task<int> {
+    int ok = 0;
+    for (int i = 0; i < rounds; ++i) {
+      std::byte b[1] = {static_cast<std::byte>(i)};
+      if (!co_await s.write_all(b)) break;
+      std::byte e[1];
+      if (co_await s.read_exact(e) && e[0] == b[0]) ++ok;
+    }
+    (void)s.shutdown(SHUT_WR);
+    co_return ok;
+  }(busy.a));
+  std::thread driver([&] { loop.run(); });
+  std::vector<std::unique_ptr<std::byte[]>> kept;
+  for (int i = 0; i < 300; ++i) {
+    auto buf = std::make_unique<std::byte[]>(8);
+    bool resumed = false;
+    handmade c = read_into(idle.b, std::span(buf.get(), 8), resumed);  // nobody writes to idle
+    c.h.resume();  // the read starts on this thread: submitted at once
+    if (i % 4 == 0) std::this_thread::sleep_for(std::chrono::microseconds(50));
+    EXPECT_FALSE(resumed);
+    c.h.destroy();
+    std::fill_n(buf.get(), 8, sentinel);
+    kept.push_back(std::move(buf));
+  }
+  EXPECT_EQ(ping.join(), rounds);
+  EXPECT_EQ(pong.join(), rounds);
+  loop.finish();
+  driver.join();
+  for (auto& b : kept) EXPECT_TRUE(all_sentinel(std::span(b.get(), 8)));
+  EXPECT_EQ(loop.get_reactor().kernel_requests_in_flight(), 0);
+}
+
+TEST_P(io_tcp_cancel, write_all_stopped_from_another_thread_on_a_full_buffer) {
+  event_loop loop(GetParam());
+  inplace_stop_source source;
+  std::atomic<bool> writing{false};
+  std::thread stopper([&] {
+    while (!writing.load()) std::this_thread::yield();
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    source.request_stop();
+  });
+  auto p = loop.run_until_complete(make_pair(loop));
+  (void)p.client.set_buffer_sizes(16384, 0);
+  auto big = std::make_unique<std::vector<std::byte>>(8u << 20);
+  EXPECT_THROW(loop.run_until_complete(
+                   [](tcp_stream& s, std::span<const std::byte> b, std::atomic<bool>& writing) -> task<void> {
+                     writing.store(true);
+                     (void)co_await s.write_all(b);  // nobody reads: stopped here
+                     ADD_FAILURE() << "resumed after stop";
+                   }(p.client, *big, writing),
+                   source.get_token()),
+               operation_stopped);
+  stopper.join();
+  big.reset();
+  // The stream still carries a fresh write after the reader drains.
+  loop.run_until_complete([](connected_pair& p) -> task<void> {
+    std::vector<std::byte> sink(1 << 16);
+    (void)co_await p.server.read_some(sink);
+    auto w = co_await with_timeout(p.client.write_some(bytes_of("x")), 1h);
+    EXPECT_TRUE(w.has_value());
+  }(p));
+  EXPECT_EQ(loop.get_reactor().kernel_requests_in_flight(), 0);
+}
+
+TEST_P(io_tcp, close_completes_a_write_all_waiting_on_a_full_buffer_with_operation_canceled) {
+  event_loop loop(GetParam());
+  loop.run_until_complete([](event_loop& loop) -> task<void> {
+    auto p = co_await make_pair(loop);
+    (void)p.client.set_buffer_sizes(16384, 0);
+    std::vector<std::byte> big(8u << 20);
+    rouse::async::task_scope scope;
+    scope.spawn(loop.get_scheduler(), [](tcp_stream& s, event_loop& loop) -> task<void> {
+      co_await yield_a_few(loop, 5);
+      co_await rouse::async::sleep_for(1ms);
+      s.close();
+    }(p.client, loop));
+    auto w = co_await p.client.write_all(big);
+    co_await scope.join();
+    EXPECT_FALSE(w);
+    EXPECT_EQ(w.error(), std::errc::operation_canceled);
+  }(loop));
+  EXPECT_EQ(loop.get_reactor().kernel_requests_in_flight(), 0);
+}
+
+// The reactor is destroyed while a read's request is in the kernel (its
+// object closed first, as the lifetime rule asks; the frame never resumed
+// afterwards): the frame, destroyed later, must not reach the reactor.
+TEST_P(io_tcp_cancel, reactor_destroyed_with_a_request_in_flight_detaches_the_frame) {
+  auto loop = std::make_unique<event_loop>(GetParam());
+  auto p = make_unix_pair(*loop);
+  auto buf = std::make_unique<std::byte[]>(8);
+  bool resumed = false;
+  handmade c = read_into(p.b, std::span(buf.get(), 8), resumed);
+  c.h.resume();
+  EXPECT_FALSE(resumed);
+  p.b.close();  // epoll: completes it here (resumed inline: no executor); io_uring: cancels the request
+  p.a.close();
+  loop.reset();   // io_uring: waits for the request's completion, detaches the operation
+  c.h.destroy();  // must not touch the destroyed reactor
+  std::fill_n(buf.get(), 8, sentinel);
+  EXPECT_TRUE(all_sentinel(std::span(buf.get(), 8)));
+}
+
+handmade accept_into(tcp_listener& l, bool& resumed) {
+  (void)co_await l.accept();
+  resumed = true;
+}
+
+// An accept whose frame is destroyed after the kernel accepted a connection
+// (io_uring: the completion carries the new descriptor): the connection is
+// closed, not leaked — the client sees its end. On epoll the connection was
+// never taken and waits for the next accept.
+TEST_P(io_tcp_cancel, connection_taken_by_an_abandoned_accept_is_closed_not_leaked) {
+  event_loop loop(GetParam());
+  auto l = tcp_listener::bind(loop, endpoint::loopback_v4(0));
+  ASSERT_TRUE(l);
+  bool resumed = false;
+  handmade c = accept_into(*l, resumed);
+  c.h.resume();  // the accept waits (io_uring: its request is in the kernel)
+  int const client = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(client, 0);
+  auto const addr = *l->local_endpoint();
+  ASSERT_EQ(::connect(client, addr.data(), addr.size()), 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(2));  // the kernel's accept completes meanwhile
+  EXPECT_FALSE(resumed);                                      // nobody ran the loop
+  c.h.destroy();
+  if (is_uring(loop)) {
+    char b;
+    ssize_t const n = ::recv(client, &b, 1, 0);  // blocking: the server side was closed
+    EXPECT_TRUE(n == 0 || (n < 0 && errno == ECONNRESET)) << n;
+  } else {
+    auto s = loop.run_until_complete([](tcp_listener& l) -> task<io_result<tcp_stream>> {
+      co_return co_await l.accept();  // the connection is still queued: at once
+    }(*l));
+    EXPECT_TRUE(s);
+  }
+  ::close(client);
+  EXPECT_EQ(loop.get_reactor().kernel_requests_in_flight(), 0);
+}
+
+handmade read_result_into(tcp_stream& s, std::span<std::byte> buf, io_result<std::size_t>& out, bool& resumed) {
+  out = co_await s.read_some(buf);
+  resumed = true;
+}
+
+// A read started on a thread that then exits (io_uring: the kernel cancels
+// the requests of an exiting thread): the read still waits for its data,
+// which the loop's thread delivers; it is not failed or lost.
+TEST_P(io_tcp, a_read_started_on_a_thread_that_exits_still_gets_its_data) {
+  event_loop loop(GetParam());
+  auto p = make_unix_pair(loop);
+  std::byte buf[8];
+  io_result<std::size_t> got;
+  bool resumed = false;
+  handmade c = read_result_into(p.b, buf, got, resumed);
+  std::thread([&] { c.h.resume(); }).join();  // the read starts there; the thread ends
+  EXPECT_FALSE(resumed);
+  loop.run_until_complete([](tcp_stream& a, bool& resumed, event_loop& loop) -> task<void> {
+    co_await rouse::async::sleep_for(1ms);  // the loop handles whatever the exit caused
+    EXPECT_FALSE(resumed);
+    (void)co_await a.write_all(bytes_of("data"));
+    while (!resumed) co_await loop.get_scheduler().schedule();
+  }(p.a, resumed, loop));
+  EXPECT_TRUE(got) << got.error().message();
+  EXPECT_EQ(text_of(std::span(buf, got ? *got : 0)), "data");
+  c.h.destroy();
+  EXPECT_EQ(loop.get_reactor().kernel_requests_in_flight(), 0);
+  // io_uring: the exiting thread's request was cancelled and asked again.
+  if (is_uring(loop)) {
+    EXPECT_GE(loop.get_reactor().kernel_requests(), 2u);
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(backends, io_tcp, ::testing::ValuesIn(rouse_test::io_backends()), rouse_test::io_backend_name);

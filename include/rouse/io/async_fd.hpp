@@ -6,7 +6,8 @@
 //   co_await p->write_all(bytes);
 //
 // The descriptor is made non-blocking and registered once; read/write(2)
-// move the bytes. Regular files are not pollable (epoll refuses them:
+// move the bytes (on io_uring: IORING_OP_READ / WRITE, at the descriptor's
+// current position). Regular files are not pollable (epoll refuses them:
 // adopt() returns EPERM). Same conventions as tcp.hpp.
 #pragma once
 

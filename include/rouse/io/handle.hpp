@@ -8,6 +8,8 @@
 //                    some (one call's worth) or exact (until the span is
 //                    full; partial transfers accumulate across readiness
 //                    edges, in the operation, without a coroutine frame).
+//                    On io_uring they describe their request instead
+//                    (IORING_OP_RECV / SEND / READ / WRITE; see operation.hpp).
 //                    Sockets use recv/send(MSG_NOSIGNAL): a write to a reset
 //                    peer yields EPIPE, never SIGPIPE; other descriptors use
 //                    read/write (a pipe whose reader is gone raises SIGPIPE
@@ -20,6 +22,7 @@
 
 #include <cerrno>
 #include <cstddef>
+#include <cstdint>
 #include <span>
 #include <utility>
 
@@ -33,7 +36,9 @@ class io_handle {
  public:
   io_handle() noexcept = default;
   io_handle(io_handle&& o) noexcept
-      : reactor_(std::exchange(o.reactor_, nullptr)), reg_(std::exchange(o.reg_, nullptr)), fd_(std::exchange(o.fd_, -1)) {}
+      : reactor_(std::exchange(o.reactor_, nullptr)),
+        reg_(std::exchange(o.reg_, nullptr)),
+        fd_(std::exchange(o.fd_, -1)) {}
   io_handle& operator=(io_handle&& o) noexcept {
     if (this != &o) {
       close();
@@ -66,7 +71,16 @@ class io_handle {
 
 namespace detail {
 
-inline void set_errno_result(io_result<std::size_t>& r, int err) noexcept { r = io_result<std::size_t>(errno_code(err)); }
+inline void set_errno_result(io_result<std::size_t>& r, int err) noexcept {
+  r = io_result<std::size_t>(errno_code(err));
+}
+
+// The most one kernel request asks to move (its length is 32 bits); a
+// larger read_exact / write_all asks again for the rest.
+inline constexpr std::size_t max_request_bytes = std::size_t{1} << 30;
+inline std::uint32_t request_size(std::size_t left) noexcept {
+  return static_cast<std::uint32_t>(left < max_request_bytes ? left : max_request_bytes);
+}
 
 template <bool Exact, bool Socket>
 struct read_action {
@@ -101,6 +115,31 @@ struct read_action {
   }
   void fail(int err) noexcept { set_errno_result(result, err); }
   io_result<std::size_t> take() noexcept { return result; }
+
+  // Completion-based (io_uring): IORING_OP_RECV / READ of what is left.
+  void describe(kernel_request& k) noexcept {
+    k.opcode = Socket ? kernel_opcode::recv : kernel_opcode::read;
+    k.data = buffer.data() + done;
+    k.size = request_size(buffer.size() - done);
+    k.flags = 0;
+  }
+  bool finish(int res) noexcept {
+    if (res > 0) {
+      done += static_cast<std::size_t>(res);
+      if (Exact && done < buffer.size()) return false;  // ask for the rest
+    } else if (res == 0) {
+      if (Exact && done < buffer.size()) {
+        result = io_result<std::size_t>(make_error_code(io_errc::eof));
+        return true;
+      }
+    } else {
+      if (res == -EINTR) return false;
+      set_errno_result(result, -res);
+      return true;
+    }
+    result = io_result<std::size_t>(done);
+    return true;
+  }
 };
 
 template <bool Exact, bool Socket>
@@ -129,6 +168,26 @@ struct write_action {
   }
   void fail(int err) noexcept { set_errno_result(result, err); }
   io_result<std::size_t> take() noexcept { return result; }
+
+  // Completion-based (io_uring): IORING_OP_SEND (MSG_NOSIGNAL) / WRITE of
+  // what is left.
+  void describe(kernel_request& k) noexcept {
+    k.opcode = Socket ? kernel_opcode::send : kernel_opcode::write;
+    k.data = const_cast<std::byte*>(buffer.data() + done);
+    k.size = request_size(buffer.size() - done);
+    k.flags = Socket ? MSG_NOSIGNAL : 0;
+  }
+  bool finish(int res) noexcept {
+    if (res < 0) {
+      if (res == -EINTR) return false;
+      set_errno_result(result, -res);
+      return true;
+    }
+    done += static_cast<std::size_t>(res);
+    if (Exact && done < buffer.size()) return false;  // ask for the rest
+    result = io_result<std::size_t>(done);
+    return true;
+  }
 };
 
 }  // namespace detail

@@ -7,23 +7,51 @@
 //                                              (result stored), false = EAGAIN
 //   void fail(int err) noexcept;               store errno `err` as the result
 //   result_type take();                        the result, for await_resume
+// and, for an operation the kernel can carry out itself (io_uring):
+//   void describe(kernel_request&) noexcept;   the request for what is left
+//   bool finish(int res) noexcept;             apply the request's result:
+//                                              true = complete, false = ask
+//                                              again for the rest
+//   void discard(int res) noexcept;            (optional) release what a
+//                                              result nobody takes holds
 //
-// Steps: await_ready tries the call (no lock, no allocation). On EAGAIN,
-// await_suspend links the operation (a node in this awaitable, in the
-// awaiting frame) into the registration, re-trying first if an edge came in
-// since the first try. The reactor retries and completes it (see
-// reactor.hpp); the coroutine resumes on its executor.
+// Two ways to wait, chosen by the reactor (reactor.hpp):
 //
-// Cancellation (one winner, under the registration's lock): a stop request
-// from the awaiting promise's stop token (get_stop_token(get_env(promise)))
-// unlinks the node if it is still linked and completes the operation as
-// *stopped*; if the reactor unlinked it first, the completion stands (the
-// bytes it moved are reported, never lost). Either way, once the stop
-// callback has returned (or the frame's destruction has withdrawn the node)
-// the reactor never touches the operation's buffer again: every system call
-// on it runs under the lock, while it is linked. A frame destroyed while
-// the operation waits unlinks it in the destructor. Timeouts: wrap the
-// operation in async::with_timeout (a timer's stop).
+// Readiness (epoll; io_uring with uring_operations::readiness; actions
+// without describe): await_ready tries the call (no lock, no allocation).
+// On EAGAIN, await_suspend links the operation (a node in this awaitable,
+// in the awaiting frame) into the registration, re-trying first if an edge
+// came in since the first try. The reactor retries and completes it; the
+// coroutine resumes on its executor.
+//
+// Completion (io_uring, the default): await_ready tries the call only where
+// the reactor is told to (by default never: measured, docs/io.md); await_suspend
+// links the operation into the registration's in_kernel list and queues an
+// IORING_OP_RECV / SEND / READ / WRITE naming the operation (submitted with
+// the loop's next poll() or park(), one system call for all of a round's
+// requests; at once from a thread that does not drive the loop). The
+// completion carries the result; read_exact / write_all ask again for the
+// rest; the coroutine resumes on its executor.
+//
+// Cancellation (one winner, under the registration's lock):
+// - readiness: a stop request from the awaiting promise's stop token
+//   (get_stop_token(get_env(promise))) unlinks the node if it is still
+//   linked and completes the operation as *stopped*; if the reactor
+//   unlinked it first, the completion stands (the bytes it moved are
+//   reported, never lost). Every system call on the buffer runs under the
+//   lock while the node is linked.
+// - completion: a stop request submits IORING_OP_ASYNC_CANCEL for the
+//   request (at once, from the stopping thread); the operation completes
+//   when the request's own completion comes: -ECANCELED completes it as
+//   stopped, data that came first stands. A frame destroyed while the
+//   kernel holds the request cancels it and waits, in the destructor, for
+//   the request's completion (taking it from the ring itself; other
+//   completions are kept for the loop, nobody is resumed inline).
+// Either way, once the stop has completed the operation (or the frame's
+// destructor has returned) nothing touches the operation's buffer again.
+// Closing the object completes waiting operations with operation_canceled
+// (requests in the kernel: cancelled, and completed by their completion).
+// Timeouts: wrap the operation in async::with_timeout (a timer's stop).
 //
 // Gate: await_suspend and the completion are the two parties that must be
 // done before the coroutine may resume (2 -> 0; whoever reaches 0 resumes),
@@ -33,6 +61,7 @@
 #pragma once
 
 #include <atomic>
+#include <concepts>
 #include <coroutine>
 #include <utility>
 
@@ -44,6 +73,14 @@
 
 namespace rouse::io {
 
+namespace detail {
+template <class Action>
+concept kernel_action = requires(Action& a, kernel_request& k, int res) {
+  a.describe(k);
+  { a.finish(res) } -> std::same_as<bool>;
+};
+}  // namespace detail
+
 template <class Action>
 class io_operation : detail::op_base {
  public:
@@ -51,34 +88,48 @@ class io_operation : detail::op_base {
   using result_type = decltype(std::declval<Action&>().take());
 
   // `r` null: the object is not open; the operation fails with EBADF.
-  io_operation(detail::registration* r, Action action) noexcept : reg_(r), action_(std::move(action)) { bind(); }
+  io_operation(detail::registration* r, Action action) noexcept : action_(std::move(action)) { bind(r); }
   // Movable until awaited (with_timeout moves it into its own frame).
-  io_operation(io_operation&& o) noexcept : reg_(o.reg_), action_(std::move(o.action_)) {
+  io_operation(io_operation&& o) noexcept : action_(std::move(o.action_)) {
     ROUSE_CHECK_USAGE(!o.armed_, "rouse::io::io_operation", "moved after it was awaited");
-    bind();
+    bind(o.reg);
   }
   io_operation(const io_operation&) = delete;
   io_operation& operator=(const io_operation&) = delete;
   io_operation& operator=(io_operation&&) = delete;
 
-  // A frame destroyed while the operation waits: withdraw the node.
+  // A frame destroyed while the operation waits: withdraw the node, or
+  // take the request back from the kernel.
   ~io_operation() {
     if (!armed_ || gate_.load(std::memory_order_acquire) == 0) return;
-    stop_.reset();  // waits for a stop callback running on another thread
-    reg_->lock.lock();
-    if (linked) reg_->waiting[Action::direction].remove(this);
-    reg_->lock.unlock();
+    stop_.reset();         // waits for a stop callback running on another thread
+    if (detached) return;  // the reactor is gone (its ring closed)
+    reg->lock.lock();
+    if (in_kernel.load(std::memory_order_relaxed)) {
+      abandoned = true;
+      reactor* const owner = reg->owner;
+      if (!stop_wanted) owner->request_cancel(this);
+      reg->lock.unlock();
+      owner->request_abandon(this);  // returns once the kernel gave the request back
+      return;
+    }
+    if (linked) reg->waiting[Action::direction].remove(this);
+    reg->lock.unlock();
   }
 
   bool await_ready() noexcept {
-    if (reg_ == nullptr) {
+    if (reg == nullptr) {
       action_.fail(EBADF);
       return true;
     }
+    if constexpr (detail::kernel_action<Action>) {
+      kernel_ = reg->owner->completion_ops();
+      if (kernel_ && !reg->owner->completion_tries_first(Action::direction)) return false;
+    }
     // Ordering: acquire: an edge counted after this load is seen by
     // await_suspend's re-check.
-    seen_ = reg_->ready_count[Action::direction].load(std::memory_order_acquire);
-    return action_.perform(reg_->fd);
+    seen_ = reg->ready_count[Action::direction].load(std::memory_order_acquire);
+    return action_.perform(reg->fd);
   }
 
   template <class P>
@@ -86,58 +137,85 @@ class io_operation : detail::op_base {
     target_ = async::resume_target(h);
     auto const token = async::get_stop_token(async::get_env(h.promise()));
     if (token.stop_requested()) return stopped_now(h);
-    reg_->lock.lock();
-    if (reg_->closed) {
+    detail::registration* const r = reg;
+    r->lock.lock();
+    if (r->closed) {
       action_.fail(ECANCELED);
-      reg_->lock.unlock();
+      r->lock.unlock();
       return h;
     }
-    // An edge since the first try: the data it announced may be there.
-    if (reg_->ready_count[Action::direction].load(std::memory_order_relaxed) != seen_ &&
-        action_.perform(reg_->fd)) {
-      reg_->lock.unlock();
-      return h;
+    if (kernel_) {
+      // The kernel takes the request (and the buffer) from here on.
+      r->in_kernel.push_back(this);
+      in_kernel.store(true, std::memory_order_relaxed);
+      r->owner->request_start(this);
+    } else {
+      // An edge since the first try: the data it announced may be there.
+      if (r->ready_count[Action::direction].load(std::memory_order_relaxed) != seen_ && action_.perform(r->fd)) {
+        r->lock.unlock();
+        return h;
+      }
+      r->waiting[Action::direction].push_back(this);
+      if (!r->poll_armed) r->owner->arm_readiness(r);
     }
-    reg_->waiting[Action::direction].push_back(this);
     armed_ = true;
-    reg_->lock.unlock();
+    r->lock.unlock();
     stop_.emplace(token, on_stop{this});
     // Our part done. Ordering: acq_rel: pairs with complete_op().
     if (gate_.fetch_sub(1, std::memory_order_acq_rel) != 1) return std::noop_coroutine();
-    if (stopped_) return stopped_now(h);
+    if (stopped) return stopped_now(h);
     return h;
   }
 
   result_type await_resume() {
     stop_.reset();
-    if (stopped_) throw async::operation_stopped();
+    if (stopped) throw async::operation_stopped();
     return action_.take();
   }
 
   // Whether the operation completed as stopped (tests).
-  bool completed_stopped() const noexcept { return stopped_; }
+  bool completed_stopped() const noexcept { return stopped; }
 
  private:
   struct on_stop {
     io_operation* self;
     void operator()() noexcept {
-      detail::registration* const r = self->reg_;
+      detail::registration* const r = self->reg;
       r->lock.lock();
+      if (self->in_kernel.load(std::memory_order_relaxed)) {
+        // The request's completion decides: -ECANCELED (stopped) or data.
+        if (!self->stop_wanted) {
+          self->stop_wanted = true;
+          r->owner->request_cancel(self);
+        }
+        r->lock.unlock();
+        return;
+      }
       if (!self->linked) {  // the reactor completed it first: that stands
         r->lock.unlock();
         return;
       }
       r->waiting[Action::direction].remove(self);
-      self->stopped_ = true;
+      self->stopped = true;
       r->lock.unlock();
       complete_op(self);
     }
   };
 
-  void bind() noexcept {
+  void bind(detail::registration* r) noexcept {
+    reg = r;
+    direction = Action::direction;
     perform = [](op_base* self, int fd) noexcept { return static_cast<io_operation*>(self)->action_.perform(fd); };
     fail = [](op_base* self, int err) noexcept { static_cast<io_operation*>(self)->action_.fail(err); };
     complete = &complete_op;
+    if constexpr (detail::kernel_action<Action>) {
+      describe = [](op_base* self, detail::kernel_request& k) noexcept {
+        static_cast<io_operation*>(self)->action_.describe(k);
+      };
+      finish = [](op_base* self, int res) noexcept { return static_cast<io_operation*>(self)->action_.finish(res); };
+      if constexpr (requires(Action & a, int res) { a.discard(res); })
+        discard = [](op_base* self, int res) noexcept { static_cast<io_operation*>(self)->action_.discard(res); };
+    }
   }
 
   static void complete_op(op_base* base) noexcept {
@@ -145,23 +223,22 @@ class io_operation : detail::op_base {
     if (self->gate_.fetch_sub(1, std::memory_order_acq_rel) != 1) return;  // await_suspend finishes it
     // Last party: resume. Nothing of *self is touched after the hand-over.
     async::resume_target const t = self->target_;
-    if (self->stopped_ && t.stops_in_place())
+    if (self->stopped && t.stops_in_place())
       t.resume_stopped();
     else
       t.resume();
   }
 
   std::coroutine_handle<> stopped_now(std::coroutine_handle<> h) noexcept {
-    stopped_ = true;
+    stopped = true;
     if (target_.stops_in_place()) return target_.on_stopped(h.address());
     return h;  // await_resume throws operation_stopped
   }
 
-  detail::registration* reg_;
   Action action_;
   std::uint32_t seen_ = 0;
   bool armed_ = false;
-  bool stopped_ = false;
+  bool kernel_ = false;  // the kernel carries the operation out (io_uring)
   std::atomic<int> gate_{2};
   async::resume_target target_{};
   async::detail::stop_slot<on_stop> stop_;

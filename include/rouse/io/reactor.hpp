@@ -40,14 +40,25 @@
 //             timeout rounded up to the next millisecond (never early).
 //   io_uring  asked for explicitly; needs rouse built with liburing and a
 //             kernel with multishot poll (5.13; IORING_FEAT_RSRC_TAGS is the
-//             probe). Each descriptor is one multishot, edge-triggered
-//             IORING_OP_POLL_ADD (re-armed only if the kernel ends it); the
-//             idle wait is io_uring_wait_cqe_timeout; unpark is the same
-//             eventfd, polled by the ring. Operations stay readiness-based
-//             (the reactor makes the system call), so cancellation and the
-//             buffer rule are identical. Asking for io_uring where it is
-//             missing (compiled out, kernel too old, io_uring disabled by
-//             sysctl or seccomp) falls back to epoll: backend() and
+//             probe). Reads and writes (read_some / write_some and what is
+//             built on them, recv_from / send_to) and accept are
+//             completion-based by default (uring_operations::completion):
+//             the kernel carries them out (IORING_OP_RECV / SEND, READ /
+//             WRITE for other descriptors, RECVMSG / SENDMSG, ACCEPT), the
+//             completion carries the result. Requests the loop's thread
+//             makes are queued and submitted together at its next poll() or
+//             park() (one io_uring_enter, which is also the idle wait, with
+//             the timeout as an argument); other threads submit at once.
+//             Cancellation: IORING_OP_ASYNC_CANCEL, and the operation ends
+//             with the request's own completion (operation.hpp). connect
+//             stays readiness-based: a multishot, edge-triggered
+//             IORING_OP_POLL_ADD per descriptor, armed when such an
+//             operation first waits (re-armed only if the kernel ends it).
+//             uring_operations::readiness makes every operation
+//             readiness-based (the reactor makes the system call). unpark is
+//             the same eventfd, polled by the ring. Asking for io_uring where
+//             it is missing (compiled out, kernel too old, io_uring disabled
+//             by sysctl or seccomp) falls back to epoll: backend() and
 //             backend_name() say which one runs.
 //
 // The io_uring backend also carries wait_on()'s futex waits
@@ -57,11 +68,15 @@
 // A loop that always has ready work never parks: the reactor's poll()
 // (called by the loop between rounds) looks for readiness without sleeping
 // every 16th round, so I/O is not starved (tokio's event interval idea).
+// io_uring: poll() runs every round, but makes a system call only to submit
+// what the round queued; completions already in the ring need none.
 //
 // Costs: an operation that can complete at once makes one system call and
 // no lock. A waiting one: one uncontended lock to link, one to be completed
-// by the reactor, and the retried system call. unpark(): one write(2), only
-// when the loop sleeps.
+// by the reactor, and the retried system call (io_uring, completion-based:
+// no retried call; the request's share of one io_uring_enter and two
+// uncontended locks, the registration's and the ring's). unpark(): one
+// write(2), only when the loop sleeps.
 #pragma once
 
 #include <atomic>
@@ -79,13 +94,59 @@ namespace detail {
 
 enum direction : int { read_direction = 0, write_direction = 1 };
 
+// What a completion-based operation asks the kernel to do (io_uring:
+// IORING_OP_RECV / SEND / READ / WRITE / ACCEPT / RECVMSG / SENDMSG on the
+// registration's descriptor).
+enum class kernel_opcode : std::uint8_t { recv, send, read, write, accept, recvmsg, sendmsg };
+struct kernel_request {
+  kernel_opcode opcode = kernel_opcode::recv;
+  void* data = nullptr;  // the buffer; recvmsg / sendmsg: the msghdr
+  std::uint32_t size = 0;
+  int flags = 0;  // recv / send flags (MSG_NOSIGNAL)
+};
+
 // One waiting operation: a node in the awaiting coroutine's frame. The list
 // fields belong to the registration's lock while linked.
+//
+// A completion-based operation (io_uring, an action with a kernel request)
+// is linked into the registration's `in_kernel` list instead, while the
+// kernel holds its request (and so its buffer):
+//   in_kernel   a request is in flight: its completion has not been handled.
+//               Written under the registration's lock; the destructor of an
+//               abandoned operation waits for it to become false.
+//   stop_wanted a stop asked for the request's cancellation: -ECANCELED
+//               completes the operation as stopped; data that came first
+//               stands.
+//   abandoned   the frame is being destroyed: the completion only releases
+//               the node (no result, no resumption).
+//   detached    the reactor was destroyed while the request was in flight:
+//               the frame must not reach back into it.
+struct registration;
+
 struct op_base {
+  registration* reg = nullptr;  // null: the object was not open
+  int direction = read_direction;
   op_base* next = nullptr;
   op_base* prev = nullptr;
   op_base* done_next = nullptr;  // the reactor's batch of completed operations
   bool linked = false;
+  bool stop_wanted = false;
+  bool abandoned = false;
+  bool detached = false;
+  bool stopped = false;  // completes as stopped
+  // Ordering: release (under the lock) when the completion is handled;
+  // acquire in an abandoning destructor's wait.
+  std::atomic<bool> in_kernel{false};
+  // Null: readiness only. Otherwise fills the request for what is left to
+  // move (called under the registration's lock).
+  void (*describe)(op_base* self, kernel_request& out) noexcept = nullptr;
+  // Applies a completion's result (bytes >= 0, or -errno other than
+  // ECANCELED): true when the operation is complete (result stored), false
+  // when the rest must be requested again (read_exact / write_all).
+  bool (*finish)(op_base* self, int res) noexcept = nullptr;
+  // Null, or releases what a completion nobody will take carries (an
+  // accepted descriptor of an abandoned accept).
+  void (*discard)(op_base* self, int res) noexcept = nullptr;
   // Retries the system call: true when the operation is complete (its
   // result stored), false on EAGAIN. Called under the registration's lock.
   bool (*perform)(op_base* self, int fd) noexcept = nullptr;
@@ -127,16 +188,24 @@ struct op_list {
 // (stable while I/O objects move), freed by the reactor.
 struct registration {
   int fd = -1;
+  reactor* owner = nullptr;
   ::rouse::mutex lock;
   bool closed = false;  // under lock: no operation may link any more
+  // io_uring: the operations whose requests the kernel holds (under lock),
+  // and whether the readiness poll is armed (under lock; armed when a
+  // readiness operation first waits, so streams whose operations all go
+  // through the kernel get no poll completions).
+  op_list in_kernel;
+  bool poll_armed = false;
   // Readiness edges seen per direction. Ordering: written under lock;
   // operations read it (acquire) before their first system call.
   std::atomic<std::uint32_t> ready_count[2] = {0, 0};
   op_list waiting[2];
   registration* free_next = nullptr;  // the reactor's deferred-free list
-  // io_uring: the multishot poll has ended (its last completion came), so
-  // the kernel will not name this registration again. Loop thread only.
-  bool poll_done = false;
+  // io_uring: no poll is armed, or the multishot poll has ended (its last
+  // completion came), so no poll completion will name this registration
+  // again. Under lock.
+  bool poll_done = true;
 };
 
 // A coroutine waiting on a futex word through the reactor (wait_on.hpp).
@@ -155,12 +224,24 @@ enum class backend {
   io_uring,
 };
 
+// How the io_uring backend carries out reads, writes and accept:
+//   completion  the kernel does (IORING_OP_RECV / SEND, READ / WRITE,
+//               RECVMSG / SENDMSG, ACCEPT); the default.
+//   readiness   the kernel reports readiness (a multishot poll) and the
+//               reactor makes the system call, as epoll does.
+// Ignored by the epoll backend.
+enum class uring_operations {
+  completion,
+  readiness,
+};
+
 // The reactor, an async::parker. Construct, then hand it to a run_loop
 // (event_loop does both). Throws std::system_error if epoll or the eventfd
 // cannot be created.
 class reactor final : public async::parker {
  public:
-  explicit reactor(io::backend requested = io::backend::epoll);
+  explicit reactor(io::backend requested = io::backend::epoll,
+                   io::uring_operations ops = io::uring_operations::completion);
   reactor(const reactor&) = delete;
   reactor& operator=(const reactor&) = delete;
   ~reactor();
@@ -200,6 +281,35 @@ class reactor final : public async::parker {
   // How many idle waits returned because of readiness (tests).
   std::uint64_t readiness_wakeups() const noexcept { return readiness_wakeups_.load(std::memory_order_relaxed); }
 
+  // Whether reads, writes and accept go through the kernel (io_uring
+  // backend, uring_operations::completion), and whether such an operation in
+  // `direction` first makes the system call itself.
+  bool completion_ops() const noexcept { return completion_ops_; }
+  bool completion_tries_first(int direction) const noexcept { return try_first_[direction]; }
+  // Tuning and measurement (bench/net.cpp): whether a completion-based
+  // operation first tries its system call, per direction. Before any I/O.
+  void set_completion_tries_first(bool read, bool write) noexcept {
+    try_first_[0] = read;
+    try_first_[1] = write;
+  }
+  // operation.hpp's side of completion-based operations; each is called
+  // with the operation's registration locked.
+  // Queues the request `op` describes (submitted at the loop's next poll()
+  // or park(); at once from a thread that does not drive the loop).
+  void request_start(detail::op_base* op) noexcept;
+  // Submits IORING_OP_ASYNC_CANCEL for op's request at once.
+  void request_cancel(detail::op_base* op) noexcept;
+  // Arms the registration's readiness poll (io_uring; once).
+  void arm_readiness(detail::registration* r) noexcept;
+  // Called without the lock, after marking op abandoned: cancels its
+  // request and returns once the kernel has given it back (its completion
+  // taken from the ring; other completions are kept for the loop).
+  void request_abandon(detail::op_base* op) noexcept;
+  // How many completion-based requests were submitted (tests).
+  std::uint64_t kernel_requests() const noexcept { return kernel_requests_.load(std::memory_order_relaxed); }
+  // How many of them the kernel still holds (their completion not taken).
+  std::int64_t kernel_requests_in_flight() const noexcept { return kernel_in_flight_.load(std::memory_order_relaxed); }
+
  private:
   struct uring_state;
   struct futex_record;
@@ -212,6 +322,9 @@ class reactor final : public async::parker {
   void uring_remove(detail::registration* r) noexcept;
   void uring_park(clock::time_point deadline, bool nonblocking) noexcept;
   void wait(clock::time_point deadline, bool nonblocking) noexcept;
+  void uring_handle_op(detail::op_base* op, int res, detail::op_base**& done_tail) noexcept;
+  bool kernel_ops_pending() noexcept;
+  bool driven_here() const noexcept;
 
   io::backend backend_ = io::backend::epoll;
   uring_state* uring_ = nullptr;
@@ -225,12 +338,23 @@ class reactor final : public async::parker {
   ::rouse::mutex free_lock_;
   detail::registration* to_free_ = nullptr;
   std::atomic<std::uint64_t> readiness_wakeups_{0};
+  bool completion_ops_ = false;
+  // Read, write: handed to the kernel at once (measured: docs/io.md, Backends).
+  bool try_first_[2] = {false, false};
+  // The thread that last called park() or poll(): it submits what it
+  // queues at its next call (tag of a thread_local; relaxed: a thread only
+  // needs to recognise its own value).
+  std::atomic<const void*> driver_{nullptr};
+  std::atomic<std::uint64_t> kernel_requests_{0};
+  std::atomic<std::int64_t> kernel_in_flight_{0};
 };
 
 // A run_loop parked in a reactor: the event loop users write.
 class event_loop {
  public:
-  explicit event_loop(io::backend requested = io::backend::epoll) : reactor_(requested), loop_(reactor_) {}
+  explicit event_loop(io::backend requested = io::backend::epoll,
+                      io::uring_operations ops = io::uring_operations::completion)
+      : reactor_(requested, ops), loop_(reactor_) {}
   event_loop(const event_loop&) = delete;
   event_loop& operator=(const event_loop&) = delete;
 

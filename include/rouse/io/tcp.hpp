@@ -8,7 +8,9 @@
 //   c->shutdown(SHUT_WR);
 //
 // Every call returns an awaitable (rouse/io/operation.hpp) that tries the
-// system call at once and waits on the reactor only on EAGAIN; results are
+// system call at once and waits on the reactor only on EAGAIN (on io_uring,
+// reads and writes of a stream are handed to the kernel instead, see
+// reactor.hpp); results are
 // io_result<T> (rouse/io/result.hpp); every operation is cancellable through
 // the awaiting promise's stop token and so by async::with_timeout.
 // Descriptors are non-blocking and close-on-exec. Objects are move-only,
@@ -19,6 +21,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <utility>
@@ -52,6 +55,27 @@ struct accept_action {
   }
   void fail(int err) noexcept { fd = io_result<int>(errno_code(err)); }
   io_result<tcp_stream> take();
+
+  // Completion-based (io_uring): IORING_OP_ACCEPT.
+  void describe(kernel_request& k) noexcept {
+    k.opcode = kernel_opcode::accept;
+    k.data = nullptr;
+    k.size = 0;
+    k.flags = SOCK_NONBLOCK | SOCK_CLOEXEC;
+  }
+  bool finish(int res) noexcept {
+    if (res >= 0) {
+      fd = io_result<int>(res);
+      return true;
+    }
+    if (res == -EINTR || res == -ECONNABORTED) return false;  // ask again
+    fd = io_result<int>(errno_code(-res));
+    return true;
+  }
+  // An accepted connection nobody will take (its frame was destroyed).
+  void discard(int res) noexcept {
+    if (res >= 0) ::close(res);
+  }
 };
 
 // The connect() call is made before the operation starts; this finishes it.
@@ -93,8 +117,7 @@ class tcp_stream::connect_operation {
   using rouse_affine = void;
   connect_operation(tcp_stream s, detail::connect_action a) noexcept
       : stream_(std::move(s)), op_(stream_.handle_.registration(), a) {}
-  connect_operation(connect_operation&& o) noexcept
-      : stream_(std::move(o.stream_)), op_(std::move(o.op_)) {}
+  connect_operation(connect_operation&& o) noexcept : stream_(std::move(o.stream_)), op_(std::move(o.op_)) {}
   connect_operation(const connect_operation&) = delete;
 
   bool await_ready() noexcept { return op_.await_ready(); }

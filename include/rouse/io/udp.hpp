@@ -5,9 +5,14 @@
 //   io_result<datagram> d = co_await s->recv_from(buf);  // d->size, d->from
 //
 // A datagram larger than the buffer is truncated (the rest is dropped, as
-// recvfrom does). Same conventions as tcp.hpp: io_result, cancellable,
+// recvfrom does). On io_uring both calls are handed to the kernel
+// (IORING_OP_RECVMSG / SENDMSG; the message header lives in the awaiting
+// frame), as tcp_stream's reads and writes are. Same conventions as tcp.hpp: io_result, cancellable,
 // move-only, outlives its operations.
 #pragma once
+
+#include <sys/socket.h>
+#include <sys/uio.h>
 
 #include <span>
 
@@ -19,7 +24,7 @@ namespace rouse::io {
 
 struct datagram {
   std::size_t size = 0;
-  endpoint from;
+  endpoint from{};
 };
 
 namespace detail {
@@ -44,6 +49,31 @@ struct send_to_action {
   }
   void fail(int err) noexcept { set_errno_result(result, err); }
   io_result<std::size_t> take() noexcept { return result; }
+
+  // Completion-based (io_uring): IORING_OP_SENDMSG. The message header
+  // lives here, in the awaiting frame, while the kernel holds the request.
+  msghdr message{};
+  iovec piece{};
+  void describe(kernel_request& k) noexcept {
+    piece = {const_cast<std::byte*>(buffer.data()), buffer.size()};
+    message = {};
+    message.msg_name = const_cast<sockaddr*>(to.data());
+    message.msg_namelen = to.size();
+    message.msg_iov = &piece;
+    message.msg_iovlen = 1;
+    k.opcode = kernel_opcode::sendmsg;
+    k.data = &message;
+    k.size = 0;
+    k.flags = MSG_NOSIGNAL;
+  }
+  bool finish(int res) noexcept {
+    if (res == -EINTR) return false;
+    if (res < 0)
+      set_errno_result(result, -res);
+    else
+      result = io_result<std::size_t>(static_cast<std::size_t>(res));
+    return true;
+  }
 };
 
 struct recv_from_action {
@@ -69,6 +99,37 @@ struct recv_from_action {
   }
   void fail(int err) noexcept { result = io_result<datagram>(errno_code(err)); }
   io_result<datagram> take() noexcept { return result; }
+
+  // Completion-based (io_uring): IORING_OP_RECVMSG; the sender's address
+  // is written into `from`, here, in the awaiting frame.
+  msghdr message{};
+  iovec piece{};
+  endpoint from{};
+  void describe(kernel_request& k) noexcept {
+    piece = {buffer.data(), buffer.size()};
+    message = {};
+    message.msg_name = from.data();
+    message.msg_namelen = endpoint::capacity();
+    message.msg_iov = &piece;
+    message.msg_iovlen = 1;
+    k.opcode = kernel_opcode::recvmsg;
+    k.data = &message;
+    k.size = 0;
+    k.flags = 0;
+  }
+  bool finish(int res) noexcept {
+    if (res == -EINTR) return false;
+    if (res < 0) {
+      result = io_result<datagram>(errno_code(-res));
+      return true;
+    }
+    datagram d;
+    d.size = static_cast<std::size_t>(res);
+    d.from = from;
+    d.from.resize(message.msg_namelen);
+    result = io_result<datagram>(d);
+    return true;
+  }
 };
 
 }  // namespace detail
