@@ -101,6 +101,7 @@
 #include <vector>
 
 #include "harness.hpp"
+#include "net_echo_client.hpp"
 #include "rouse/async/spawn.hpp"
 #include "rouse/async/task.hpp"
 #include "rouse/atomic_wait.hpp"
@@ -133,7 +134,6 @@ using rouse::bench::sample;
 namespace ra = rouse::async;
 namespace rio = rouse::io;
 
-constexpr std::size_t message_bytes = 64;
 constexpr int http_connections = 64;
 
 std::chrono::duration<double> echo_window(const run_context& ctx) {
@@ -166,45 +166,10 @@ void poke(std::uint16_t port) {
   ::close(fd);
 }
 
-// --- the echo clients (the same for every row) ---------------------------
+// --- the echo clients (the same for every row): net_echo_client.hpp -----
 
-struct load_state {
-  std::atomic<int> settled{0};    // clients connected or failed to
-  std::atomic<int> connected{0};  // clients the server will see
-  std::atomic<int> failures{0};   // connect, I/O or mismatch failures
-  std::atomic<bool> stop{false};
-  std::atomic<std::uint64_t> trips{0};
-};
-
-ra::task<void> echo_client(rio::event_loop& loop, rio::endpoint server, load_state& st, int id) {
-  auto c = co_await rio::tcp_stream::connect(loop, server);
-  if (!c) {
-    st.failures.fetch_add(1, std::memory_order_relaxed);
-    st.settled.fetch_add(1, std::memory_order_release);
-    co_return;
-  }
-  st.connected.fetch_add(1, std::memory_order_relaxed);
-  st.settled.fetch_add(1, std::memory_order_release);
-  (void)c->set_nodelay(true);
-  std::array<std::byte, message_bytes> out{};
-  std::array<std::byte, message_bytes> in{};
-  for (std::size_t i = 0; i < out.size(); ++i)
-    out[i] = static_cast<std::byte>((i * 7 + static_cast<std::size_t>(id)) & 0xff);
-  while (!st.stop.load(std::memory_order_relaxed)) {
-    if (!co_await c->write_all(out) || !co_await c->read_exact(in) || in != out) {
-      st.failures.fetch_add(1, std::memory_order_relaxed);
-      break;
-    }
-    st.trips.fetch_add(1, std::memory_order_relaxed);
-  }
-  (void)c->shutdown();
-}
-
-ra::task<void> client_load(rio::event_loop& loop, rio::endpoint server, int conns, load_state& st) {
-  ra::task_scope scope;
-  for (int i = 0; i < conns; ++i) scope.spawn(loop.get_scheduler(), echo_client(loop, server, st, i));
-  co_await scope.join();
-}
+using rouse::bench::net::client_load;
+using rouse::bench::net::load_state;
 
 // Runs the clients against a started server on `port`, counts the round
 // trips of a fixed window, stops the clients and calls join_server().

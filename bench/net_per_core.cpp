@@ -74,6 +74,7 @@
 #include <vector>
 
 #include "harness.hpp"
+#include "net_echo_client.hpp"
 #include "rouse/async/spawn.hpp"
 #include "rouse/async/stop_token.hpp"
 #include "rouse/async/task.hpp"
@@ -104,7 +105,6 @@ using rouse::bench::sample;
 namespace ra = rouse::async;
 namespace rio = rouse::io;
 
-constexpr std::size_t message_bytes = 64;
 constexpr int echo_connections = 64;
 constexpr std::size_t server_cores = 2;
 
@@ -149,42 +149,10 @@ struct reserved_port {
   ~reserved_port() { ::close(fd); }
 };
 
-// --- the clients (net.echo64's) ----------------------------------------
+// --- the clients (net.echo64's): net_echo_client.hpp ---------------------
 
-struct load_state {
-  std::atomic<int> settled{0};
-  std::atomic<int> failures{0};
-  std::atomic<bool> stop{false};
-  std::atomic<std::uint64_t> trips{0};
-};
-
-ra::task<void> echo_client(rio::event_loop& loop, std::uint16_t port, load_state& st, int id) {
-  auto c = co_await rio::tcp_stream::connect(loop, rio::endpoint::loopback_v4(port));
-  st.settled.fetch_add(1, std::memory_order_release);
-  if (!c) {
-    st.failures.fetch_add(1, std::memory_order_relaxed);
-    co_return;
-  }
-  (void)c->set_nodelay(true);
-  std::array<std::byte, message_bytes> out{};
-  std::array<std::byte, message_bytes> in{};
-  for (std::size_t i = 0; i < out.size(); ++i)
-    out[i] = static_cast<std::byte>((i * 7 + static_cast<std::size_t>(id)) & 0xff);
-  while (!st.stop.load(std::memory_order_relaxed)) {
-    if (!co_await c->write_all(out) || !co_await c->read_exact(in) || in != out) {
-      st.failures.fetch_add(1, std::memory_order_relaxed);
-      break;
-    }
-    st.trips.fetch_add(1, std::memory_order_relaxed);
-  }
-  (void)c->shutdown();
-}
-
-ra::task<void> client_load(rio::event_loop& loop, std::uint16_t port, load_state& st) {
-  ra::task_scope scope;
-  for (int i = 0; i < echo_connections; ++i) scope.spawn(loop.get_scheduler(), echo_client(loop, port, st, i));
-  co_await scope.join();
-}
+using rouse::bench::net::client_load;
+using rouse::bench::net::load_state;
 
 // The servers' side of a run: started listening before drive() is called;
 // stop() ends them and joins their threads; cpu() their CPU time then.
@@ -200,7 +168,7 @@ sample drive(const run_context& ctx, std::uint16_t port, server_handle& server) 
   std::thread clients([&] {
     try {
       rio::event_loop loop;
-      loop.run_until_complete(client_load(loop, port, st));
+      loop.run_until_complete(client_load(loop, rio::endpoint::loopback_v4(port), echo_connections, st));
     } catch (...) {
       client_threw.store(true);
       st.settled.store(echo_connections, std::memory_order_release);
