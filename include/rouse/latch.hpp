@@ -63,6 +63,23 @@
 
 namespace rouse {
 
+class latch;
+
+namespace detail {
+// For a waiter that cannot sleep inside a call (a coroutine,
+// rouse/async/blocking.hpp): wait_slow()'s loop one wait at a time, the
+// waits made by the caller on word().
+struct latch_access {
+  static const detail::atomic<std::uint32_t>& word(const rouse::latch& l) noexcept;
+  // True when the count is zero. Else sets the sleepers flag, as a thread
+  // does before it sleeps (so that the count_down reaching zero wakes), and
+  // returns false with `value` the word to wait on. A waiter that leaves
+  // (stopped) leaves the flag set: the flag is never cleared (see Misuse:
+  // destroy such a latch only once its count reached zero).
+  static bool wait_step(const rouse::latch& l, std::uint32_t& value) noexcept;
+};
+}  // namespace detail
+
 class latch {
  public:
   static constexpr std::ptrdiff_t max() noexcept { return 0x7FFFFFFF; }
@@ -123,6 +140,7 @@ class latch {
   }
 
  private:
+  friend struct detail::latch_access;
   static constexpr std::uint32_t sleepers = 1;
 
   [[gnu::noinline, gnu::cold]] void wake_sleepers() noexcept { detail::wake_all(word_); }
@@ -166,5 +184,26 @@ class latch {
 };
 
 static_assert(detail::in_model || sizeof(latch) == 4);
+
+namespace detail {
+inline const detail::atomic<std::uint32_t>& latch_access::word(const rouse::latch& l) noexcept { return l.word_; }
+
+inline bool latch_access::wait_step(const rouse::latch& l, std::uint32_t& value) noexcept {
+  // Ordering: acquire; pairs with the release count_downs.
+  std::uint32_t v = l.word_.load(std::memory_order_acquire);
+  for (;;) {
+    if ((v >> 1) == 0) return true;
+    if ((v & rouse::latch::sleepers) == 0) {
+      // count > 0, no sleepers -> sleepers. Ordering: as in wait_slow().
+      if (!l.word_.compare_exchange_weak(v, v | rouse::latch::sleepers, std::memory_order_acquire,
+                                         std::memory_order_acquire))
+        continue;
+      v |= rouse::latch::sleepers;
+    }
+    value = v;
+    return false;
+  }
+}
+}  // namespace detail
 
 }  // namespace rouse

@@ -135,6 +135,34 @@ struct mutex_access {
   // (1 -> 2). Returns false when the mutex is not locked at all. (Not needed
   // by condition_variable, see above; for other requeueing waiters.)
   static bool mark_contended(rouse::mutex& m) noexcept;
+
+  // For a waiter that cannot sleep inside a call (a coroutine,
+  // rouse/async/blocking.hpp): lock_slow()'s loop one wait at a time, the
+  // waits made by the caller. None of these checks or notes the calling
+  // thread's held locks (a coroutine is not a thread).
+  struct stepwise_lock {
+    std::uint32_t seen = 0;        // after a step that did not take the lock: the value to wait on
+    bool slept = false;            // has waited for the word: may take a HANDOFF
+    bool starving = false;         // has waited fairness_threshold or more: asks for a hand-off
+    bool marked_starving = false;  // this waiter set the STARVING bit
+    bool timer_started = false;
+    detail::wait_timer waiting;  // since the first wait
+  };
+  // 0 -> 1, as try_lock().
+  static bool try_lock_stepwise(rouse::mutex& m) noexcept;
+  // One pass of lock_slow()'s loop: takes the lock (true; the word is left
+  // contended, 0 -> 2 or, after a wait, 4 -> 2), or marks the word as a
+  // thread does before it sleeps (1 -> 2; 2 -> 6 once starving) and returns
+  // false: wait while the word holds s.seen, call lock_woke(s), step again.
+  // (A newcomer that finds a HANDOFF waits for a wake, not at most
+  // fairness_threshold as a thread does: it counts as having slept after it.)
+  static bool lock_step(rouse::mutex& m, stepwise_lock& s) noexcept;
+  // After each wait (woken, the word changed, or spuriously).
+  static void lock_woke(stepwise_lock& s) noexcept;
+  // A stepwise waiter that leaves without the lock (stopped): give_up()'s
+  // rule. Takes the lock if it is free to the waiter (true), else leaves
+  // the word contended if it had waited, and withdraws its STARVING bit.
+  static bool lock_leave(rouse::mutex& m, const stepwise_lock& s) noexcept;
 };
 }  // namespace detail
 
@@ -388,6 +416,56 @@ inline void mutex_access::lock_contended(rouse::mutex& m) noexcept ROUSE_NO_THRE
   detail::check_not_held(&m, "rouse::mutex");
   m.lock_slow(m.word_.load(std::memory_order_relaxed), detail::no_deadline{}, true);
   detail::note_acquired(&m);
+}
+
+inline bool mutex_access::try_lock_stepwise(rouse::mutex& m) noexcept {
+  std::uint32_t seen = rouse::mutex::unlocked;
+  // Ordering: acquire, pairs with unlock()'s release.
+  return m.word_.compare_exchange_strong(seen, rouse::mutex::locked, std::memory_order_acquire,
+                                         std::memory_order_relaxed);
+}
+
+inline bool mutex_access::lock_step(rouse::mutex& m, stepwise_lock& s) noexcept {
+  std::uint32_t seen = m.word_.load(std::memory_order_relaxed);
+  for (;;) {
+    // Free to us: 0 -> 2, or 4 -> 2 after a wait (lock_slow()'s take).
+    if (seen == rouse::mutex::unlocked || (seen == rouse::mutex::handoff && s.slept)) {
+      // Ordering: acquire, pairs with the release compare-exchange of the
+      // unlock() that wrote 0 or 4.
+      if (m.word_.compare_exchange_strong(seen, rouse::mutex::contended, std::memory_order_acquire,
+                                          std::memory_order_relaxed))
+        return true;
+      continue;  // `seen` was reloaded
+    }
+    // Make sure the holder's unlock() wakes a sleeper (1 -> 2), and ask for
+    // a hand-off once starving (2 -> 6), as lock_slow() does.
+    std::uint32_t mark = seen;
+    if (seen == rouse::mutex::locked)
+      mark = rouse::mutex::contended;
+    else if (seen == rouse::mutex::contended && s.starving)
+      mark = rouse::mutex::starving;
+    if (mark != seen) {
+      // Ordering: relaxed, as the marks in lock_slow().
+      if (!m.word_.compare_exchange_strong(seen, mark, std::memory_order_relaxed, std::memory_order_relaxed)) continue;
+      if (mark == rouse::mutex::starving) s.marked_starving = true;
+      seen = mark;
+    }
+    if (!s.timer_started) {
+      s.timer_started = true;
+      s.waiting.start();
+    }
+    s.seen = seen;
+    return false;
+  }
+}
+
+inline void mutex_access::lock_woke(stepwise_lock& s) noexcept {
+  s.slept = true;
+  if (!s.starving && s.waiting.reached(rouse::mutex::fairness_threshold)) s.starving = true;
+}
+
+inline bool mutex_access::lock_leave(rouse::mutex& m, const stepwise_lock& s) noexcept {
+  return m.give_up(s.slept, s.marked_starving);
 }
 
 inline bool mutex_access::mark_contended(rouse::mutex& m) noexcept {

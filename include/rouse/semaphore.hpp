@@ -144,6 +144,8 @@ constexpr int semaphore_wake_count(std::ptrdiff_t update) noexcept {
   return update > INT_MAX ? INT_MAX : static_cast<int>(update);
 }
 
+struct semaphore_access;
+
 // The one-word layout: count << 1 | sleepers (see the table above).
 class semaphore_word {
  public:
@@ -204,6 +206,7 @@ class semaphore_word {
   }
 
  private:
+  friend struct semaphore_access;
   static constexpr std::uint32_t sleepers = 1;
 
   [[gnu::noinline, gnu::cold]] void wake_sleepers(std::ptrdiff_t update) noexcept {
@@ -452,10 +455,53 @@ class counting_semaphore {
   }
 
  private:
+  friend struct detail::semaphore_access;
   layout impl_;
 };
 
 using binary_semaphore = counting_semaphore<1>;
+
+namespace detail {
+// For a waiter that cannot sleep inside a call (a coroutine,
+// rouse/async/blocking.hpp): acquire_slow()'s loop one wait at a time, the
+// waits made by the caller on word(). The one-word layout only
+// (LeastMaxValue <= 2^31 - 1): the wide layout's RELEASING state asks a
+// waiter to poll, not to wait.
+struct semaphore_access {
+  template <std::ptrdiff_t N>
+  static semaphore_word& one_word(counting_semaphore<N>& s) noexcept {
+    static_assert(N <= semaphore_word_max, "the wide layout (LeastMaxValue > 2^31 - 1) has no stepwise acquire");
+    return s.impl_;
+  }
+  static const detail::atomic<std::uint32_t>& word(semaphore_word& s) noexcept { return s.word_; }
+  // One pass of acquire_slow()'s loop: takes a permit (true), or sets the
+  // sleepers flag and returns false with `value` the word to wait on.
+  // `slept`: the caller has waited before; it then takes over the wake
+  // bookkeeping of the release that may have woken it, as a woken thread
+  // does (puts the flag back with the last permit, or passes the wake on).
+  static bool acquire_step(semaphore_word& s, std::uint32_t& value, bool slept) noexcept {
+    std::uint32_t v = s.word_.load(std::memory_order_relaxed);
+    std::uint32_t const flag = slept ? semaphore_word::sleepers : 0;
+    for (;;) {
+      if (s.take(v, flag)) return true;
+      if ((v & semaphore_word::sleepers) == 0) {
+        // count == 0, no sleepers -> sleepers. Ordering: relaxed, as in
+        // acquire_slow() (one word: no store->load race).
+        if (!s.word_.compare_exchange_weak(v, v | semaphore_word::sleepers, std::memory_order_relaxed,
+                                           std::memory_order_relaxed))
+          continue;
+        v |= semaphore_word::sleepers;
+      }
+      value = v;
+      return false;
+    }
+  }
+  // A stepwise waiter that leaves without a permit (stopped): the timed
+  // thread's rule (leave_after_timeout()): takes a permit if one is there
+  // (true), else puts the sleepers flag back.
+  static bool acquire_leave(semaphore_word& s) noexcept { return s.leave_after_timeout(); }
+};
+}  // namespace detail
 
 static_assert(detail::in_model || (sizeof(counting_semaphore<>) == 4 && sizeof(binary_semaphore) == 4));
 static_assert(detail::in_model || sizeof(counting_semaphore<detail::semaphore_word_max + 1>) == 16);

@@ -1,97 +1,75 @@
-// wait_on (rouse/io/wait_on.hpp): the kernel's futex wait through the
-// reactor's ring, or a helper thread.
+// wait_on (rouse/io/wait_on.hpp): the reactor's ring carries the wait
+// (rouse/async/wait_on.hpp's driver); where it cannot, the helper thread
+// sleeps in the kernel's futex wait. With the futex wait backend that is
+// rouse's own two-word wait (futex_waitv); with the generic backend, whose
+// wakes are not kernel futex wakes, it is made here.
 #include "rouse/io/wait_on.hpp"
 
+#include "rouse/config.hpp"
+
+#if ROUSE_CONFIG_WAIT_BACKEND_GENERIC
 #include <linux/futex.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cerrno>
-#include <climits>
+#include <ctime>
+#endif
 
-namespace rouse::io {
+namespace rouse::io::detail {
 
+#if ROUSE_CONFIG_WAIT_BACKEND_GENERIC
 namespace {
-long futex_call(const std::atomic<std::uint32_t>* word, int op, std::uint32_t value) noexcept {
-  return ::syscall(SYS_futex, word, op, value, nullptr, nullptr, 0);
+using word_type = async::detail::word_wait::word_type;
+
+// futex_waitv(2)'s entry (Linux 5.16).
+struct waitv_entry {
+  std::uint64_t val;
+  std::uint64_t uaddr;
+  std::uint32_t flags;
+  std::uint32_t reserved;
+};
+#if !defined(SYS_futex_waitv)
+constexpr long sys_futex_waitv = 449;
+#else
+constexpr long sys_futex_waitv = SYS_futex_waitv;
+#endif
+constexpr std::uint32_t futex2_size_u32 = 0x02;
+constexpr std::uint32_t futex2_private = 128;
+
+// 0: the word was woken or changed, 1: the stop word; either spuriously.
+int wait_pair_kernel(const word_type& word, std::uint32_t value, const word_type& stop) noexcept {
+  waitv_entry v[2] = {
+      {value, reinterpret_cast<std::uintptr_t>(&word), futex2_size_u32 | futex2_private, 0},
+      {0, reinterpret_cast<std::uintptr_t>(&stop), futex2_size_u32 | futex2_private, 0},
+  };
+  long const r = ::syscall(sys_futex_waitv, v, 2u, 0u, nullptr, CLOCK_MONOTONIC);
+  if (r >= 0) return static_cast<int>(r);
+  if (errno != ENOSYS) return stop.load(std::memory_order_acquire) != 0 ? 1 : 0;  // EAGAIN, EINTR: re-check
+  // No futex_waitv (before 5.16): sleep on the word in 1 ms slices and look
+  // at the stop word between them.
+  timespec const slice{0, 1000000};
+  for (;;) {
+    if (stop.load(std::memory_order_acquire) != 0) return 1;
+    long const w = ::syscall(SYS_futex, &word, FUTEX_WAIT_PRIVATE, value, &slice, nullptr, 0);
+    if (w == 0 || errno == EAGAIN) return 0;
+  }
 }
+
+void wake_stop_kernel(const word_type& stop) noexcept {
+  (void)::syscall(SYS_futex, &stop, FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0);
+}
+
+constexpr async::detail::word_wait::fallback_ops kernel_ops{
+    &async::detail::start_wait_helper, &async::detail::reap_wait_helper, &wait_pair_kernel, &wake_stop_kernel};
 }  // namespace
 
-// Helper thread states (helper_state_): waiting = 0 -> woken = 1 (the helper
-// completes the wait) | stopping = 2 (cancel() completes it). One winner.
-namespace {
-constexpr int helper_waiting = 0;
-constexpr int helper_woken = 1;
-constexpr int helper_stopping = 2;
-}  // namespace
-
-void wait_on_awaitable::start() {
-  if (reactor_->futex_wait_start(this, word_, expected_)) return;
-  helper_ = std::thread([this] { helper_main(); });
+const async::detail::word_wait::fallback_ops& kernel_futex_fallback() noexcept { return kernel_ops; }
+#else
+// The wait layer is the kernel futex: its helper is the same.
+const async::detail::word_wait::fallback_ops& kernel_futex_fallback() noexcept {
+  return async::detail::wait_layer_fallback();
 }
+#endif
 
-void wait_on_awaitable::helper_main() noexcept {
-  long rc = -1;
-  do {
-    // Returns on a wake, when the word no longer holds expected_ (EAGAIN),
-    // or on a signal (EINTR: wait again).
-    rc = futex_call(word_, FUTEX_WAIT_PRIVATE, expected_);
-  } while (rc < 0 && errno == EINTR && helper_state_.load(std::memory_order_acquire) == helper_waiting);
-  int expected = helper_waiting;
-  // waiting -> woken. Ordering: acq_rel: one winner against cancel().
-  if (helper_state_.compare_exchange_strong(expected, helper_woken, std::memory_order_acq_rel)) {
-    // Ordering: release: pairs with the acquire in cancel(). Set before the
-    // completion: after it the awaitable may be gone.
-    helper_done_.store(true, std::memory_order_release);
-    complete_node(this);
-    return;
-  }
-  // Told to stop. A wake-one this wait consumed would be lost: pass it on
-  // (it may also have been cancel()'s own wake: a spurious wake-up for
-  // another waiter, which futex waiters tolerate).
-  if (rc == 0) futex_call(word_, FUTEX_WAKE_PRIVATE, 1);
-  helper_done_.store(true, std::memory_order_release);
-}
-
-void wait_on_awaitable::cancel(bool complete_stopped) noexcept {
-  if (detached) return;  // the reactor is gone: nothing of it may be touched
-  if (helper_.joinable()) {
-    int expected = helper_waiting;
-    // waiting -> stopping. Ordering: acq_rel: one winner against the helper.
-    if (!helper_state_.compare_exchange_strong(expected, helper_stopping, std::memory_order_acq_rel)) return;
-    // Wake the helper out of its futex wait (and, spuriously, the word's
-    // other waiters) until it has left: it may enter the wait just after a
-    // wake. Then no waiter of ours is left on the word.
-    // Ordering: acquire: pairs with the release at the helper's end.
-    while (!helper_done_.load(std::memory_order_acquire)) {
-      futex_call(word_, FUTEX_WAKE_PRIVATE, INT_MAX);
-      std::this_thread::yield();
-    }
-    helper_.join();
-  } else if (!reactor_->futex_wait_cancel(this)) {
-    return;  // the ring's completion was taken first: it stands
-  }
-  if (complete_stopped) {
-    stopped_ = true;
-    complete_node(this);
-  }
-}
-
-void wait_on_awaitable::reap_helper() noexcept {
-  if (!helper_.joinable()) return;
-  if (helper_.get_id() == std::this_thread::get_id())
-    helper_.detach();  // it touches nothing of ours after the resume
-  else
-    helper_.join();
-}
-
-wait_on_awaitable::~wait_on_awaitable() {
-  if (armed_ && gate_.load(std::memory_order_acquire) != 0) {
-    // The frame goes away while the wait is pending: withdraw it.
-    stop_.reset();
-    cancel(false);
-  }
-  reap_helper();
-}
-
-}  // namespace rouse::io
+}  // namespace rouse::io::detail

@@ -32,6 +32,7 @@
 namespace rouse::async {
 
 class executor;
+class parker;  // rouse/async/run_loop.hpp
 
 namespace detail {
 // Thread-local pointer to the executor whose loop runs on this thread.
@@ -60,6 +61,10 @@ class executor {
   virtual void schedule(std::coroutine_handle<> h) noexcept = 0;
   virtual void add_timer(timer_entry& e) noexcept = 0;
   virtual bool cancel_timer(timer_entry& e) noexcept = 0;
+  // The parker this executor's one thread idles in (run_loop: its own, or
+  // the I/O reactor), or null. Lets an awaitable hand a futex wait to the
+  // parker (rouse/async/wait_on.hpp) instead of a thread. Default: none.
+  virtual parker* idle_parker() noexcept { return nullptr; }
 
  protected:
   executor() = default;

@@ -51,6 +51,7 @@
 #include <vector>
 
 #include "rouse/async/detail/timer_queue.hpp"
+#include "rouse/async/detail/word_wait.hpp"
 #include "rouse/async/executor.hpp"
 #include "rouse/async/task.hpp"
 #include "rouse/detail/diagnostics.hpp"
@@ -71,6 +72,34 @@ class parker {
   // rounds of ready work, so that a loop that never idles still sees I/O;
   // the parker may skip most calls to bound the cost. Default: nothing.
   virtual void poll() noexcept {}
+
+  // Optional: futex waits carried by the parker's own wait, so that a
+  // coroutine waits on a futex word with no thread (the io_uring reactor:
+  // IORING_OP_FUTEX_WAIT, Linux >= 6.7; rouse/async/wait_on.hpp).
+  //   futex_wait_native()  whether the others work here.
+  //   futex_wait_start(n, word, expected)  queues a kernel wait on `word`
+  //       while it holds `expected` (a private futex, 32 bits); n->complete(n)
+  //       is called once, on the parker's thread, when it ends (woken, the
+  //       word changed, spuriously). False: not queued, wait otherwise.
+  //   futex_wait_cancel(n)  withdraws it: true when withdrawn before its
+  //       completion was taken (complete is then never called, and a wake
+  //       the request consumed meanwhile is passed on to the word's next
+  //       waiter), false when the completion comes (or came) anyway.
+  // A parker destroyed with waits pending removes their kernel waiters and
+  // sets n->detached; they are never completed. Any thread may start or
+  // cancel. Default: not available.
+  virtual bool futex_wait_native() const noexcept { return false; }
+  virtual bool futex_wait_start(detail::futex_wait_node* n, const std::atomic<std::uint32_t>* word,
+                                std::uint32_t expected) noexcept {
+    (void)n;
+    (void)word;
+    (void)expected;
+    return false;
+  }
+  virtual bool futex_wait_cancel(detail::futex_wait_node* n) noexcept {
+    (void)n;
+    return false;
+  }
 
  protected:
   ~parker() = default;
@@ -144,6 +173,9 @@ class run_loop final : public executor {
   }
 
   scheduler get_scheduler() noexcept { return scheduler(*this); }
+
+  // The parker the loop idles in (its futex waits serve rouse/async/wait_on.hpp).
+  parker* idle_parker() noexcept override { return parker_; }
 
   void schedule(std::coroutine_handle<> h) noexcept override {
     if (current_executor() == this) {

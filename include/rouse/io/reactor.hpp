@@ -208,14 +208,9 @@ struct registration {
   bool poll_done = true;
 };
 
-// A coroutine waiting on a futex word through the reactor (wait_on.hpp).
-struct futex_wait_node {
-  void (*complete)(futex_wait_node* self) noexcept = nullptr;
-  void* record = nullptr;   // the reactor's record of the request (io_uring)
-  int result = 0;           // the request's completion (0: woken)
-  bool detached = false;    // the reactor was destroyed while it waited
-  futex_wait_node* done_next = nullptr;
-};
+// A coroutine waiting on a futex word through the reactor (the parker's
+// futex waits, rouse/async/run_loop.hpp and rouse/async/wait_on.hpp).
+using futex_wait_node = async::detail::futex_wait_node;
 
 }  // namespace detail
 
@@ -270,13 +265,13 @@ class reactor final : public async::parker {
 
   // Whether wait_on() uses the ring's IORING_OP_FUTEX_WAIT (io_uring
   // backend, Linux >= 6.7) rather than a helper thread per wait.
-  bool futex_wait_native() const noexcept { return futex_native_; }
+  bool futex_wait_native() const noexcept override { return futex_native_; }
   // wait_on's side (wait_on.hpp): start a kernel futex wait for `n`
   // (false: not available, use the helper thread), and withdraw it (true:
   // withdrawn before its completion was taken; false: it completes).
   bool futex_wait_start(detail::futex_wait_node* n, const std::atomic<std::uint32_t>* word,
-                        std::uint32_t expected) noexcept;
-  bool futex_wait_cancel(detail::futex_wait_node* n) noexcept;
+                        std::uint32_t expected) noexcept override;
+  bool futex_wait_cancel(detail::futex_wait_node* n) noexcept override;
 
   // How many idle waits returned because of readiness (tests).
   std::uint64_t readiness_wakeups() const noexcept { return readiness_wakeups_.load(std::memory_order_relaxed); }
