@@ -506,6 +506,11 @@ TEST_P(async_blocking, a_destroyed_frame_leaves_no_waiter_on_the_semaphore) {
 // Native: the coroutine waits with no thread of its own; elsewhere a helper
 // thread waits for it (and is gone once the wait ended).
 TEST_P(async_blocking, the_native_path_waits_without_a_thread_the_fallback_with_one) {
+#if defined(ROUSE_SANITIZER_thread)
+  // ThreadSanitizer starts a background thread of its own when it chooses
+  // (in a process running this test alone: during it), so counts are not exact.
+  GTEST_SKIP() << "thread counts are not exact under ThreadSanitizer";
+#endif
   rouse::mutex m;
   std::atomic<bool> held{false};
   int const before = thread_count();
