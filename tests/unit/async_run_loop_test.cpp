@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "eventually.hpp"
+#include "outside_wake.hpp"
 #include "rouse/async/event.hpp"
 #include "rouse/async/sleep.hpp"
 #include "rouse/async/spawn.hpp"
@@ -321,41 +322,21 @@ TEST(async_run_loop_death, destroying_a_loop_with_remote_work_is_diagnosed) {
 }
 #endif
 
-// As for the pool: a thread outside the loop wakes the root task, the loop
-// returns, and the loop is destroyed at once while that schedule() may still
-// be waking it. The destructor waits for it.
-TEST(async_run_loop, destroyed_at_once_after_a_task_woken_from_outside_ends) {
-  for (int i = 0; i < 200; ++i) {
-    rouse::async::manual_reset_event ready;
-    auto loop = std::make_unique<run_loop>();
-    auto waiter = [](rouse::async::manual_reset_event& e) -> task<> { co_await e.wait(); };
-    std::thread setter([&ready] { ready.set(); });
-    loop->run_until_complete(waiter(ready));
-    loop.reset();
-    setter.join();
-  }
+// A thread outside the loop wakes the root task (its schedule(), or a timer
+// it adds that fires at once), the loop returns and is destroyed at once
+// while that call may still be waking it. The destructor waits for it.
+void destroy_loop_at_once_after(rouse_test::outside_wake how) {
+  rouse_test::destroy_at_once_after_outside_wake(
+      how, [] { return std::make_unique<run_loop>(); },
+      [](run_loop& l, task<> t) { l.run_until_complete(std::move(t)); });
 }
 
-// The same for a timer added from another thread: it fires at once on the
-// loop, the root task ends, and the loop is destroyed while that add_timer()
-// may still be waking it. The destructor waits for it.
+TEST(async_run_loop, destroyed_at_once_after_a_task_woken_from_outside_ends) {
+  destroy_loop_at_once_after(rouse_test::outside_wake::schedule);
+}
+
 TEST(async_run_loop, destroyed_at_once_after_a_timer_added_from_outside_fires) {
-  struct entry : rouse::async::timer_entry {
-    rouse::async::manual_reset_event* fired = nullptr;
-  };
-  for (int i = 0; i < 200; ++i) {
-    rouse::async::manual_reset_event fired;
-    entry e;
-    e.fired = &fired;
-    e.deadline = std::chrono::steady_clock::now();
-    e.fire = [](rouse::async::timer_entry* self) noexcept { static_cast<entry*>(self)->fired->set(); };
-    auto loop = std::make_unique<run_loop>();
-    auto waiter = [](rouse::async::manual_reset_event& ev) -> task<> { co_await ev.wait(); };
-    std::thread adder([&e, l = loop.get()] { l->add_timer(e); });
-    loop->run_until_complete(waiter(fired));
-    loop.reset();
-    adder.join();
-  }
+  destroy_loop_at_once_after(rouse_test::outside_wake::add_timer);
 }
 
 }  // namespace

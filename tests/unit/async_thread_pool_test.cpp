@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "eventually.hpp"
+#include "outside_wake.hpp"
 #include "rouse/async/event.hpp"
 #include "rouse/async/spawn.hpp"
 #include "rouse/config.hpp"
@@ -545,43 +546,21 @@ TEST(async_thread_pool_death, destroying_the_pool_from_its_own_worker_is_diagnos
 #endif
 
 // A thread outside the pool wakes a task (its schedule() pushes the task
-// onto the pool); the task ends, join() returns, and the pool is destroyed
-// at once, while that schedule() may still be waking a worker. The
-// destructor waits for it (ThreadSanitizer and ASan builds report it if not).
-TEST(async_thread_pool, destroyed_at_once_after_a_task_woken_from_outside_ends) {
-  for (int i = 0; i < 200; ++i) {
-    rouse::async::manual_reset_event ready;
-    auto pool = std::make_unique<thread_pool>(2);
-    auto waiter = [](rouse::async::manual_reset_event& e) -> rouse::async::task<> { co_await e.wait(); };
-    auto h = rouse::async::spawn(pool->get_scheduler(), waiter(ready));
-    std::thread setter([&ready] { ready.set(); });
-    h.join();
-    pool.reset();
-    setter.join();
-  }
+// onto the pool, or a timer it adds fires at once on a worker); the task
+// ends, join() returns, and the pool is destroyed at once while that call
+// may still be waking a worker. The destructor waits for it.
+void destroy_pool_at_once_after(rouse_test::outside_wake how) {
+  rouse_test::destroy_at_once_after_outside_wake(
+      how, [] { return std::make_unique<thread_pool>(2); },
+      [](thread_pool& p, rouse::async::task<> t) { rouse::async::spawn(p.get_scheduler(), std::move(t)).join(); });
 }
 
-// The same for a timer added from a thread outside the pool: it fires at
-// once on a worker, the task waiting for it ends, join() returns, and the
-// pool is destroyed while that add_timer() may still be waking a worker.
+TEST(async_thread_pool, destroyed_at_once_after_a_task_woken_from_outside_ends) {
+  destroy_pool_at_once_after(rouse_test::outside_wake::schedule);
+}
+
 TEST(async_thread_pool, destroyed_at_once_after_a_timer_added_from_outside_fires) {
-  struct entry : rouse::async::timer_entry {
-    rouse::async::manual_reset_event* fired = nullptr;
-  };
-  for (int i = 0; i < 200; ++i) {
-    rouse::async::manual_reset_event fired;
-    entry e;
-    e.fired = &fired;
-    e.deadline = std::chrono::steady_clock::now();
-    e.fire = [](rouse::async::timer_entry* self) noexcept { static_cast<entry*>(self)->fired->set(); };
-    auto pool = std::make_unique<thread_pool>(2);
-    auto waiter = [](rouse::async::manual_reset_event& ev) -> rouse::async::task<> { co_await ev.wait(); };
-    auto h = rouse::async::spawn(pool->get_scheduler(), waiter(fired));
-    std::thread adder([&e, p = pool.get()] { p->add_timer(e); });
-    h.join();
-    pool.reset();
-    adder.join();
-  }
+  destroy_pool_at_once_after(rouse_test::outside_wake::add_timer);
 }
 
 }  // namespace
