@@ -17,6 +17,15 @@
 // schedule onto any executor. While the executor's threads run, a schedule
 // makes no system call; when they sleep it wakes one.
 //
+// Cooperative scheduling: a coroutine whose operations keep completing at
+// once never suspends, so without help it would keep its thread from the
+// executor's other work (a loop over a channel that always has a value, a
+// coroutine woken into a pool worker's LIFO slot behind it). rouse tasks
+// count their ready operations (task.hpp, "Budget"); after
+// detail::coop_budget in a row they ask others_waiting() and, if so, go to
+// the back through schedule_yield(). Executors refill the budget before
+// each resume.
+//
 // Contract of timers: add_timer(e) arranges for e.fire(&e) to be called on
 // one of the executor's threads once steady_clock has reached e.deadline
 // (never before it), unless cancel_timer(e) returns true first. cancel_timer
@@ -37,6 +46,13 @@ class parker;  // rouse/async/run_loop.hpp
 namespace detail {
 // Thread-local pointer to the executor whose loop runs on this thread.
 executor*& current_executor_slot() noexcept;
+}  // namespace detail
+
+namespace detail {
+// tokio's budget: a coroutine offers its executor's other work a turn after at most 128 ready operations in a row.
+inline constexpr std::uint32_t coop_budget = 128;
+// Ready operations left to the coroutine running on this thread (its executor refills it before each resume).
+inline constinit thread_local std::uint32_t coop_left = coop_budget;
 }  // namespace detail
 
 // The executor running code on this thread now, or nullptr.
@@ -65,6 +81,14 @@ class executor {
   // the I/O reactor), or null. Lets an awaitable hand a futex wait to the
   // parker (rouse/async/wait_on.hpp) instead of a thread. Default: none.
   virtual parker* idle_parker() noexcept { return nullptr; }
+  // Asked on one of this executor's threads by a coroutine that has used
+  // up its budget: whether other work of this executor waits for the
+  // thread. Default: false (a custom executor gets no budget yields).
+  virtual bool others_waiting() noexcept { return false; }
+  // Resumes `h` later, behind the work waiting now (the budget's yield and
+  // `co_await this_task::yield()`); schedule()'s contract otherwise.
+  // Default: schedule(h).
+  virtual void schedule_yield(std::coroutine_handle<> h) noexcept { schedule(h); }
 
  protected:
   executor() = default;

@@ -198,6 +198,11 @@ class run_loop final : public executor {
     remote_callers_.fetch_sub(1, std::memory_order_release);
   }
 
+  // A coroutine out of budget always yields here: its yield ends the
+  // round, so timers, other threads' work and the parker's poll (I/O) get
+  // their turn too.
+  bool others_waiting() noexcept override { return true; }
+
   void add_timer(timer_entry& e) noexcept override {
     bool const remote = current_executor() != this;
     // Counted while inside, as schedule(): the timer may fire at once, its
@@ -281,6 +286,7 @@ class run_loop final : public executor {
 
   std::size_t drain() {
     std::size_t resumed = 0;
+    std::uint32_t& budget = detail::coop_left;  // (the thread's, looked up once)
     for (;;) {
       // Ordering: relaxed: the lock orders the handles themselves.
       if (remote_ready_.load(std::memory_order_relaxed)) take_remote();
@@ -289,6 +295,7 @@ class run_loop final : public executor {
       // Run what is ready now; what it schedules runs in the next round, so
       // remote work and timers are not starved by a busy ping-pong.
       for (std::size_t n = ready_.size(); n > 0; --n) {
+        budget = detail::coop_budget;
         ready_.pop().resume();
         ++resumed;
       }

@@ -42,13 +42,30 @@
 // executor (one small coroutine frame per such await). `co_await
 // sched.schedule()` moves the task to that scheduler's executor for good.
 //
+// Budget (tokio's cooperative scheduling): a task whose awaits keep
+// completing at once never suspends, and would keep its thread from the
+// rest of its executor's work. So a ready rouse operation counts against a
+// per-thread budget of detail::coop_budget (128), refilled whenever the
+// executor resumes a coroutine; when it runs out and the executor has other
+// work waiting, the task's next operation yields first (the task goes behind
+// the waiting work and performs the operation when it runs again, so
+// nothing is held across the yield). On a run_loop the yield also lets
+// timers and I/O be looked at. A long computation or a blocking
+// call between awaits is not covered: give it its own task, or
+// `co_await this_task::yield()` now and then. So every co_await of a rouse
+// awaitable in a task may suspend, even one whose operation is ready, and
+// on a thread_pool the task may continue on another worker: hold no
+// thread-affine state (a blocking lock, a thread-local) across one.
+//
 // sizeof(task<T>) is one pointer. The frame holds the promise: the
 // continuation, executor, stop token, stopped path and the result.
 #pragma once
 
 #include <coroutine>
+#include <cstdint>
 #include <exception>
 #include <memory>
+#include <new>
 #include <type_traits>
 #include <utility>
 #include <variant>
@@ -78,6 +95,11 @@ inline constexpr stop_token_t stop_token() noexcept { return {}; }
 // `co_await this_task::get_scheduler()`: the task's scheduler.
 struct scheduler_t {};
 inline constexpr scheduler_t get_scheduler() noexcept { return {}; }
+// `co_await this_task::yield()`: the task goes behind the work its executor
+// has waiting now, then continues (on a thread_pool, possibly on another
+// worker). A task without an executor continues at once.
+struct yield_t {};
+inline constexpr yield_t yield() noexcept { return {}; }
 }  // namespace this_task
 
 // An awaitable that resumes its awaiter on the awaiter's executor by itself.
@@ -164,6 +186,7 @@ class task_promise_base : public pooled_frame {
     ROUSE_CHECK_USAGE(ex_ != nullptr, "rouse::async::task", "get_scheduler() in a task that has no executor");
     return ready_value<scheduler>{scheduler(*ex_)};
   }
+  auto await_transform(this_task::yield_t) noexcept { return yield_awaitable{ex_}; }
   scheduler::schedule_awaitable await_transform(scheduler::schedule_awaitable a) noexcept {
     ex_ = a.target();  // the task now belongs to that executor
     return a;
@@ -171,7 +194,7 @@ class task_promise_base : public pooled_frame {
   template <class A>
   decltype(auto) await_transform(A&& a) noexcept {
     if constexpr (executor_affine<A>)
-      return pass_through<A>(std::forward<A>(a));
+      return pass_through<A>(std::forward<A>(a), ex_);
     else
       return affine_awaitable<A>(std::forward<A>(a), ex_, token_);
   }
@@ -188,6 +211,12 @@ class task_promise_base : public pooled_frame {
   }
 
  private:
+  struct yield_awaitable {
+    executor* ex;
+    bool await_ready() const noexcept { return ex == nullptr; }
+    void await_suspend(std::coroutine_handle<> h) const noexcept { ex->schedule_yield(h); }
+    static constexpr void await_resume() noexcept {}
+  };
   template <class V>
   struct ready_value {
     V v;
@@ -345,6 +374,54 @@ decltype(auto) get_awaiter(A&& a) noexcept {
     return std::forward<A>(a);
 }
 
+// The budget's yield: a small coroutine that the executor resumes in the
+// task's place; it then performs the task's operation (attempt) and
+// transfers to what that returns. One frame-pool allocation per yield
+// (none left: no yield).
+struct yield_trampoline {
+  struct promise_type {
+    std::coroutine_handle<> (*attempt)(void* ctx, void* task) noexcept = nullptr;
+    void* ctx = nullptr;
+    void* task = nullptr;
+    static void* operator new(std::size_t n) noexcept {
+      try {
+        return frame_allocate(n);
+      } catch (...) {
+        return nullptr;
+      }
+    }
+    static void operator delete(void* p, std::size_t n) noexcept { frame_deallocate(p, n); }
+    static yield_trampoline get_return_object_on_allocation_failure() noexcept { return {}; }
+    yield_trampoline get_return_object() noexcept {
+      return {std::coroutine_handle<promise_type>::from_promise(*this)};
+    }
+    std::suspend_always initial_suspend() noexcept { return {}; }
+    struct final_awaiter {
+      static constexpr bool await_ready() noexcept { return false; }
+      std::coroutine_handle<> await_suspend(std::coroutine_handle<promise_type> h) noexcept {
+        promise_type const p = h.promise();
+        h.destroy();
+        return p.attempt(p.ctx, p.task);
+      }
+      static constexpr void await_resume() noexcept {}
+    };
+    final_awaiter final_suspend() noexcept { return {}; }
+    void return_void() noexcept {}
+    void unhandled_exception() noexcept { std::terminate(); }  // the body is empty
+  };
+  std::coroutine_handle<promise_type> h{};
+};
+inline yield_trampoline make_yield_trampoline() { co_return; }
+
+// Budget (the header's "Budget"): each ready operation takes one unit of the
+// thread's detail::coop_left. With none left, the next operation first asks
+// the task's executor whether other work waits (executor::others_waiting);
+// if so the task yields before performing it (schedule_yield of a
+// trampoline that performs it when it runs), so nothing the operation
+// acquires is held across the yield; if not (or no memory for the
+// trampoline), the budget is refilled and the operation goes on. Cost: a
+// thread-local decrement per ready operation; a virtual call every
+// coop_budget of them; an allocation per yield.
 template <class A>
 class pass_through {
   static constexpr bool is_awaiter = requires(std::remove_reference_t<A>& a) { a.await_ready(); };
@@ -356,21 +433,111 @@ class pass_through {
   }
   using stored_t = std::conditional_t<is_awaiter, std::remove_reference_t<A>&,
                                       std::remove_cvref_t<decltype(get_awaiter(std::declval<A&&>()))>>;
+  static constexpr bool ready_noexcept = noexcept(std::declval<stored_t&>().await_ready());
+  template <class H>
+  static constexpr bool suspend_noexcept = noexcept(std::declval<stored_t&>().await_suspend(std::declval<H>()));
+  // An awaiter that always suspends (a task, a join) takes no budget: the
+  // resume after it refills it anyway.
+  static constexpr bool never_ready = requires { requires !std::remove_cvref_t<stored_t>::await_ready(); };
+  using trampoline_handle = std::coroutine_handle<yield_trampoline::promise_type>;
 
  public:
-  explicit pass_through(A&& a) noexcept : inner_(convert(std::forward<A>(a))) {}
+  pass_through(A&& a, executor* ex) noexcept : inner_(convert(std::forward<A>(a))), ex_(ex) {}
   pass_through(pass_through&&) = delete;
-  decltype(auto) await_ready() noexcept(noexcept(std::declval<stored_t&>().await_ready())) {
-    return inner_.await_ready();
+  ~pass_through() {
+    ROUSE_CHECK_USAGE(!yield_, "rouse::async::task",
+                      "a task destroyed while its budget yield is queued (destroy a task only when no resumption "
+                      "of it is in flight)");
+  }
+  bool await_ready() noexcept(ready_noexcept) {
+    if constexpr (never_ready) return false;
+    std::uint32_t& left = coop_left;
+    if (left == 0) [[unlikely]] {
+      left = coop_budget;
+      if (ex_ != nullptr && ex_->others_waiting()) {
+        yield_ = make_yield_trampoline().h;
+        if (yield_) return false;
+      }
+    }
+    if (!inner_.await_ready()) return false;
+    --left;
+    return true;
   }
   template <class H>
-  decltype(auto) await_suspend(H h) noexcept(noexcept(std::declval<stored_t&>().await_suspend(h))) {
+  decltype(auto) await_suspend(H h) noexcept(suspend_noexcept<H>) {
+    using result = decltype(inner_.await_suspend(h));
+    if (!never_ready && yield_) [[unlikely]] {
+      trampoline_handle const t = yield_;
+      t.promise().attempt = &attempt<H>;
+      t.promise().ctx = this;
+      t.promise().task = h.address();
+      // The last touch of this frame: the trampoline may run at once.
+      ex_->schedule_yield(t);
+      if constexpr (std::is_void_v<result>)
+        return;
+      else if constexpr (std::is_same_v<result, bool>)
+        return true;
+      else
+        return result(std::noop_coroutine());
+    }
     return inner_.await_suspend(h);
   }
-  decltype(auto) await_resume() { return inner_.await_resume(); }
+  decltype(auto) await_resume() {
+    if constexpr (!never_ready) {
+      if (error_ != nullptr) [[unlikely]]
+        rethrow_error();
+    }
+    return inner_.await_resume();
+  }
 
  private:
+  // On the executor, after the yield: the operation, then the task (at once
+  // if it was ready, else when the operation wakes it).
+  template <class H>
+  static std::coroutine_handle<> attempt(void* ctx, void* task) noexcept {
+    auto* const self = static_cast<pass_through*>(ctx);
+    self->yield_ = {};
+    H const h = H::from_address(task);
+    if constexpr (ready_noexcept && suspend_noexcept<H>) {
+      return self->attempt_now(h);
+    } else {
+      try {
+        return self->attempt_now(h);
+      } catch (...) {
+        self->error_ = new std::exception_ptr(std::current_exception());  // await_resume rethrows it
+        return h;
+      }
+    }
+  }
+  template <class H>
+  std::coroutine_handle<> attempt_now(H h) noexcept(ready_noexcept && suspend_noexcept<H>) {
+    if (inner_.await_ready()) {
+      --coop_left;  // (refilled by the executor that ran the trampoline)
+      return h;
+    }
+    using result = decltype(inner_.await_suspend(h));
+    if constexpr (std::is_void_v<result>) {
+      inner_.await_suspend(h);
+      return std::noop_coroutine();
+    } else if constexpr (std::is_same_v<result, bool>) {
+      if (inner_.await_suspend(h)) return std::noop_coroutine();
+      return h;
+    } else {
+      return inner_.await_suspend(h);
+    }
+  }
+  [[noreturn]] void rethrow_error() {
+    std::exception_ptr const e = std::move(*error_);
+    delete std::exchange(error_, nullptr);
+    std::rethrow_exception(e);
+  }
+  // (A failed allocation here, while handling an exception in a noexcept
+  // function, terminates.)
+
   stored_t inner_;
+  executor* ex_;
+  trampoline_handle yield_{};               // made by await_ready, scheduled by await_suspend
+  std::exception_ptr* error_ = nullptr;     // the operation's await_suspend threw after a yield
 };
 
 // The hop back: a small coroutine awaits the foreign awaitable; if it was

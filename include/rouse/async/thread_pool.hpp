@@ -44,11 +44,16 @@
 // turn, and a worker looks at the global queue first every
 // pool_global_interval runs, so neither local ping-pong nor local work
 // starves the rest. The LIFO slot is not stealable and filling it wakes
-// nobody: a coroutine woken by one that then runs on without suspending (a
-// loop over operations that are always ready, a blocking call) waits for
-// it to suspend even while other workers sleep. Long work belongs in its
-// own task; a loop that may never suspend should co_await schedule() now
-// and then. Allocation: none per schedule (the global queue grows
+// nobody: a coroutine woken by one that runs on without suspending waits
+// for it, even while other workers sleep. A rouse task whose awaits keep
+// completing at once yields after detail::coop_budget of them when its
+// worker has other work (task.hpp, "Budget": others_waiting() looks at the
+// LIFO slot, the ring, the global queue and the timers; schedule_yield()
+// puts the task at the back of the ring, where others may steal it, and
+// makes the worker's next pick look at the global queue and fire due
+// timers first); a long computation
+// or a blocking call between awaits still holds the slot: it belongs in its
+// own task, or should `co_await this_task::yield()` now and then. Allocation: none per schedule (the global queue grows
 // by doubling, from 1024 slots, under its lock; a failed growth
 // terminates, schedule() being noexcept).
 //
@@ -396,6 +401,7 @@ class pool_core {
     std::uint32_t ticks = 0;         // coroutines run
     std::uint32_t random = 0;        // xorshift state: where a steal starts
     bool searching = false;          // counted in state_'s searching
+    bool yielded = false;            // a budget yield: the next pick looks at the global queue and the timers first
     std::uint32_t index = 0;
     const pool_core* owner = nullptr;
   };
@@ -425,6 +431,23 @@ class pool_core {
     self.lifo = task;
     if (previous == nullptr) return;  // the slot was free: self runs it next, nobody else need look
     push_local(self, previous);
+    // A searching worker re-checks when it stops searching (B').
+    if (!self.searching) notify_parked();
+  }
+
+  // From worker `self`: whether other work waits for its thread (the LIFO
+  // slot, its ring) or for any worker (the global queue).
+  // A due timer counts (a clock read): the worker fires timers only between
+  // resumes.
+  bool others_waiting(const worker& self) const noexcept {
+    return self.lifo != nullptr || !self.queue.looks_empty() || !global_.looks_empty() || timer_due();
+  }
+
+  // From worker `self`: `task` goes behind the LIFO slot and the ring's
+  // work, where idle workers may steal it.
+  void schedule_yield(worker& self, void* task) noexcept {
+    self.yielded = true;
+    push_local(self, task);
     // A searching worker re-checks when it stops searching (B').
     if (!self.searching) notify_parked();
   }
@@ -461,6 +484,7 @@ class pool_core {
 
   // The worker's loop: returns once stop() was called and it finds no work.
   void run_worker(worker& w) noexcept {
+    std::uint32_t& budget = ::rouse::async::detail::coop_left;  // (the thread's, looked up once)
     for (;;) {
       void* task = next_local(w);
       if (task == nullptr) {
@@ -472,7 +496,11 @@ class pool_core {
         }
       }
       if (w.searching) stop_searching(w);
-      if (++w.ticks % pool_global_interval == 0) fire_due_timers();
+      if (++w.ticks % pool_global_interval == 0 || w.yielded) {
+        w.yielded = false;
+        fire_due_timers();
+      }
+      budget = ::rouse::async::detail::coop_budget;
       std::coroutine_handle<>::from_address(task).resume();
     }
   }
@@ -501,7 +529,7 @@ class pool_core {
   // ---- the worker's own work ----
 
   void* next_local(worker& w) noexcept {
-    if (w.ticks % pool_global_interval == 0 && !global_.looks_empty()) {
+    if ((w.ticks % pool_global_interval == 0 || w.yielded) && !global_.looks_empty()) {
       if (void* const t = take_global(w)) return t;
     }
     if (w.lifo != nullptr) {
@@ -724,11 +752,14 @@ class pool_core {
     next_timer_ns_.store(timers_.next_deadline().time_since_epoch().count(), std::memory_order_relaxed);
   }
 
+  bool timer_due() const noexcept {
+    // Ordering: relaxed, a hint (see publish_next_timer_locked()).
+    return ::rouse::detail::now<clock>().time_since_epoch().count() >= next_timer_ns_.load(std::memory_order_relaxed);
+  }
+
   // Fires the expired timers (outside the lock); true when it fired any.
   bool fire_due_timers() noexcept {
-    // Ordering: relaxed, a hint (see publish_next_timer_locked()).
-    if (::rouse::detail::now<clock>().time_since_epoch().count() < next_timer_ns_.load(std::memory_order_relaxed))
-      return false;
+    if (!timer_due()) return false;
     timer_entry* due;
     {
       std::lock_guard<rouse::mutex> g(idle_lock_);
@@ -810,6 +841,16 @@ class thread_pool final : public executor {
     remote_callers_.fetch_sub(1, std::memory_order_release);
   }
   bool cancel_timer(timer_entry& e) noexcept override { return core_.cancel_timer(e); }
+  bool others_waiting() noexcept override {
+    core::worker* const w = this_worker();
+    return w != nullptr && core_.others_waiting(*w);
+  }
+  void schedule_yield(std::coroutine_handle<> h) noexcept override {
+    if (core::worker* const w = this_worker())
+      core_.schedule_yield(*w, h.address());
+    else
+      schedule(h);
+  }
 
  private:
   // The calling thread's worker when it is one of this pool's and runs this
