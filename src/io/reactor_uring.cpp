@@ -405,6 +405,12 @@ void reactor::request_start(detail::op_base* op) noexcept {
     case detail::kernel_opcode::sendmsg:
       io_uring_prep_sendmsg(s, r->fd, static_cast<const msghdr*>(k.data), static_cast<unsigned>(k.flags));
       break;
+    case detail::kernel_opcode::connect:
+      io_uring_prep_connect(s, r->fd, static_cast<const sockaddr*>(k.data), static_cast<socklen_t>(k.size));
+      break;
+    case detail::kernel_opcode::poll_out:
+      io_uring_prep_poll_add(s, r->fd, POLLOUT);
+      break;
   }
   io_uring_sqe_set_data64(s, tag_op(op));
   // The loop's own requests go with its next poll() or park(), together.

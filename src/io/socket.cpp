@@ -183,6 +183,15 @@ io_result<tcp_stream> detail::accept_action::take() {
 }
 
 bool detail::connect_action::perform(int fd) noexcept {
+  if (!called) {  // an operation tried first on io_uring: make the call here
+    called = true;
+    int rc;
+    do {
+      rc = ::connect(fd, peer.data(), peer.size());
+    } while (rc < 0 && errno == EINTR);
+    first_errno = rc == 0 ? 0 : errno;
+    if (first_errno == EALREADY) first_errno = EINPROGRESS;
+  }
   if (first_errno != EINPROGRESS) {
     if (first_errno != 0) result = io_result<void>(errno_code(first_errno));
     return true;
@@ -204,6 +213,25 @@ bool detail::connect_action::perform(int fd) noexcept {
   return true;
 }
 
+bool detail::connect_action::finish(int res) noexcept {
+  if (polling) {
+    if (res < 0) {
+      result = io_result<void>(errno_code(-res));
+      return true;
+    }
+    return perform(fd);  // writable: connected or failed (a spurious wake: poll again)
+  }
+  // The kernel's connect().
+  if (res == 0) return true;
+  if (res == -EINPROGRESS || res == -EALREADY || res == -EINTR) {
+    first_errno = EINPROGRESS;  // under way: the next request polls for it
+    return false;
+  }
+  first_errno = -res;
+  result = io_result<void>(errno_code(-res));
+  return true;
+}
+
 tcp_stream::connect_operation tcp_stream::connect(reactor& r, const endpoint& peer) {
   detail::connect_action action;
   int const fd = ::socket(peer.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -211,11 +239,19 @@ tcp_stream::connect_operation tcp_stream::connect(reactor& r, const endpoint& pe
     action.first_errno = errno;
     return connect_operation(tcp_stream(), action);  // no registration: fails with first_errno
   }
-  int rc;
-  do {
-    rc = ::connect(fd, peer.data(), peer.size());
-  } while (rc < 0 && errno == EINTR);
-  action.first_errno = rc == 0 ? 0 : errno;
+  action.fd = fd;
+  if (r.completion_ops()) {
+    // The kernel makes the call when the operation starts.
+    action.called = false;
+    action.first_errno = EINPROGRESS;
+    action.peer = peer;
+  } else {
+    int rc;
+    do {
+      rc = ::connect(fd, peer.data(), peer.size());
+    } while (rc < 0 && errno == EINTR);
+    action.first_errno = rc == 0 ? 0 : errno;
+  }
   io_result<io_handle> h = io_handle::adopt(r, fd);
   if (!h) {
     detail::connect_action failed;

@@ -14,6 +14,7 @@
 #include <chrono>
 #include <coroutine>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
@@ -412,23 +413,49 @@ TEST_P(io_tcp_cancel, accept_times_out) {
   }(loop));
 }
 
+// Connects to `addr` (a listener with backlog 0 that nobody accepts from)
+// until one does not complete within 20 ms: the accept queue is full and
+// later SYNs are dropped, so a connect stays in progress. True once one
+// timed out (it was cancelled mid-flight).
+task<bool> fill_backlog(event_loop& loop, endpoint addr, std::vector<tcp_stream>& fillers) {
+  for (int i = 0; i < 16; ++i) {
+    auto r = co_await with_timeout(tcp_stream::connect(loop, addr), 20ms);
+    if (!r.has_value()) co_return true;
+    if (*r) fillers.push_back(std::move(**r));
+  }
+  co_return false;
+}
+
 TEST_P(io_tcp_cancel, connect_to_a_full_backlog_times_out) {
   event_loop loop(GetParam());
   loop.run_until_complete([](event_loop& loop) -> task<void> {
     auto l = tcp_listener::bind(loop, endpoint::loopback_v4(0), 0);
-    auto const addr = *l->local_endpoint();
-    // Fill the accept queue (nobody accepts); later SYNs are dropped, so a
-    // connect stays in progress.
     std::vector<tcp_stream> fillers;
-    bool hung = false;
-    for (int i = 0; i < 16 && !hung; ++i) {
-      auto r = co_await with_timeout(tcp_stream::connect(loop, addr), 20ms);
-      if (!r.has_value())
-        hung = true;
-      else if (*r)
-        fillers.push_back(std::move(**r));
-    }
-    EXPECT_TRUE(hung) << "the backlog never filled: connect could not be cancelled mid-flight";
+    EXPECT_TRUE(co_await fill_backlog(loop, *l->local_endpoint(), fillers))
+        << "the backlog never filled: connect could not be cancelled mid-flight";
+  }(loop));
+}
+
+rouse_test::handmade connect_into(event_loop& loop, endpoint addr, bool& resumed) {
+  (void)co_await tcp_stream::connect(loop, addr);
+  resumed = true;
+}
+
+TEST_P(io_tcp_cancel, destroyed_frame_abandons_its_connect) {
+  event_loop loop(GetParam());
+  loop.run_until_complete([](event_loop& loop) -> task<void> {
+    auto l = tcp_listener::bind(loop, endpoint::loopback_v4(0), 0);
+    endpoint const addr = *l->local_endpoint();
+    std::vector<tcp_stream> fillers;
+    EXPECT_TRUE(co_await fill_backlog(loop, addr, fillers));
+    bool resumed = false;
+    rouse_test::handmade c = connect_into(loop, addr, resumed);
+    c.h.resume();  // to the connect, which waits: the backlog is full
+    EXPECT_FALSE(resumed);
+    c.h.destroy();  // io_uring: returns once the kernel gave the request back
+    EXPECT_EQ(loop.get_reactor().kernel_requests_in_flight(), 0);
+    co_await rouse::async::sleep_for(1ms);
+    EXPECT_FALSE(resumed);
   }(loop));
 }
 
@@ -869,6 +896,62 @@ TEST_P(io_tcp, a_read_started_on_a_thread_that_exits_still_gets_its_data) {
   if (is_uring(loop)) {
     EXPECT_GE(loop.get_reactor().kernel_requests(), 2u);
   }
+}
+
+// connect on io_uring, in each of the reactor's ways to carry it out: the
+// kernel's IORING_OP_CONNECT (default), a call tried first and then a
+// writability poll in the kernel, and readiness (the reactor's own call).
+// Each connects and exchanges, is refused by a closed port, and shows in
+// the reactor's count of kernel requests only where the kernel makes it.
+struct connect_mode {
+  const char* name;
+  rouse::io::uring_operations ops;
+  bool write_tried_first;
+};
+
+void check_connect_modes_on_io_uring() {
+  connect_mode const modes[] = {{"completion", rouse::io::uring_operations::completion, false},
+                                {"completion, writes tried first", rouse::io::uring_operations::completion, true},
+                                {"readiness", rouse::io::uring_operations::readiness, false}};
+  for (connect_mode const& m : modes) {
+    SCOPED_TRACE(m.name);
+    event_loop loop(rouse::io::backend::io_uring, m.ops);
+    loop.get_reactor().set_completion_tries_first(false, m.write_tried_first);
+    auto l = tcp_listener::bind(loop, endpoint::loopback_v4(0));
+    ASSERT_TRUE(l);
+    endpoint const addr = *l->local_endpoint();
+    std::uint64_t const before = loop.get_reactor().kernel_requests();
+    auto c = loop.run_until_complete([](event_loop& loop, endpoint a) -> task<io_result<tcp_stream>> {
+      co_return co_await tcp_stream::connect(loop, a);
+    }(loop, addr));
+    ASSERT_TRUE(c) << c.error().message();
+    std::uint64_t const made = loop.get_reactor().kernel_requests() - before;
+    if (m.ops == rouse::io::uring_operations::completion && !m.write_tried_first) {
+      EXPECT_EQ(made, 1u);  // the connect itself
+    } else if (m.ops == rouse::io::uring_operations::readiness) {
+      EXPECT_EQ(made, 0u);
+    }
+    loop.run_until_complete([](tcp_listener& l, tcp_stream& c) -> task<void> {
+      auto s = co_await l.accept();
+      EXPECT_TRUE(s);
+      EXPECT_TRUE(co_await c.write_all(bytes_of("hello")));
+      std::byte buf[5];
+      EXPECT_TRUE(co_await s->read_exact(buf));
+      EXPECT_EQ(text_of(buf), "hello");
+    }(*l, *c));
+    l->close();
+    auto refused = loop.run_until_complete([](event_loop& loop, endpoint a) -> task<io_result<tcp_stream>> {
+      co_return co_await tcp_stream::connect(loop, a);
+    }(loop, addr));
+    ASSERT_FALSE(refused);
+    EXPECT_EQ(refused.error(), std::errc::connection_refused);
+    EXPECT_EQ(loop.get_reactor().kernel_requests_in_flight(), 0);
+  }
+}
+
+TEST(io_tcp_uring, connect_in_every_operation_mode) {
+  if (!rouse::io::reactor::io_uring_available()) GTEST_SKIP() << "io_uring is not available here";
+  check_connect_modes_on_io_uring();
 }
 
 INSTANTIATE_TEST_SUITE_P(backends, io_tcp, ::testing::ValuesIn(rouse_test::io_backends()), rouse_test::io_backend_name);

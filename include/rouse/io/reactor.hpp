@@ -41,19 +41,22 @@
 //   io_uring  asked for explicitly; needs rouse built with liburing and a
 //             kernel with multishot poll (5.13; IORING_FEAT_RSRC_TAGS is the
 //             probe). Reads and writes (read_some / write_some and what is
-//             built on them, recv_from / send_to) and accept are
+//             built on them, recv_from / send_to), accept and connect are
 //             completion-based by default (uring_operations::completion):
 //             the kernel carries them out (IORING_OP_RECV / SEND, READ /
-//             WRITE for other descriptors, RECVMSG / SENDMSG, ACCEPT), the
-//             completion carries the result. Requests the loop's thread
+//             WRITE for other descriptors, RECVMSG / SENDMSG, ACCEPT,
+//             CONNECT), the completion carries the result. Requests the loop's thread
 //             makes are queued and submitted together at its next poll() or
 //             park() (one io_uring_enter, which is also the idle wait, with
 //             the timeout as an argument); other threads submit at once.
 //             Cancellation: IORING_OP_ASYNC_CANCEL, and the operation ends
-//             with the request's own completion (operation.hpp). connect
-//             stays readiness-based: a multishot, edge-triggered
-//             IORING_OP_POLL_ADD per descriptor, armed when such an
-//             operation first waits (re-armed only if the kernel ends it).
+//             with the request's own completion (operation.hpp). What
+//             waits for readiness instead (other descriptor types, a
+//             request the kernel answers with EAGAIN, every operation
+//             under uring_operations::readiness) uses a multishot,
+//             edge-triggered IORING_OP_POLL_ADD per descriptor, armed
+//             when such an operation first waits (re-armed only if the
+//             kernel ends it).
 //             uring_operations::readiness makes every operation
 //             readiness-based (the reactor makes the system call). unpark is
 //             the same eventfd, polled by the ring. Asking for io_uring where
@@ -95,12 +98,13 @@ namespace detail {
 enum direction : int { read_direction = 0, write_direction = 1 };
 
 // What a completion-based operation asks the kernel to do (io_uring:
-// IORING_OP_RECV / SEND / READ / WRITE / ACCEPT / RECVMSG / SENDMSG on the
-// registration's descriptor).
-enum class kernel_opcode : std::uint8_t { recv, send, read, write, accept, recvmsg, sendmsg };
+// IORING_OP_RECV / SEND / READ / WRITE / ACCEPT / RECVMSG / SENDMSG /
+// CONNECT, or a one-shot POLL_ADD for writability, on the registration's
+// descriptor).
+enum class kernel_opcode : std::uint8_t { recv, send, read, write, accept, recvmsg, sendmsg, connect, poll_out };
 struct kernel_request {
   kernel_opcode opcode = kernel_opcode::recv;
-  void* data = nullptr;  // the buffer; recvmsg / sendmsg: the msghdr
+  void* data = nullptr;  // the buffer; recvmsg / sendmsg: the msghdr; connect: the sockaddr
   std::uint32_t size = 0;
   int flags = 0;  // recv / send flags (MSG_NOSIGNAL)
 };
@@ -276,7 +280,7 @@ class reactor final : public async::parker {
   // How many idle waits returned because of readiness (tests).
   std::uint64_t readiness_wakeups() const noexcept { return readiness_wakeups_.load(std::memory_order_relaxed); }
 
-  // Whether reads, writes and accept go through the kernel (io_uring
+  // Whether reads, writes, accept and connect go through the kernel (io_uring
   // backend, uring_operations::completion), and whether such an operation in
   // `direction` first makes the system call itself.
   bool completion_ops() const noexcept { return completion_ops_; }

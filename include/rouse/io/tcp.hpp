@@ -78,10 +78,20 @@ struct accept_action {
   }
 };
 
-// The connect() call is made before the operation starts; this finishes it.
+// A connection being made. On a readiness backend connect() is called
+// before the operation starts and perform() finishes it (writability, then
+// SO_ERROR). On io_uring with completion-based operations the kernel makes
+// the call (IORING_OP_CONNECT, with `peer` kept here); if connect() was
+// called already (an operation tried first, or a request the kernel gave
+// back) the kernel is asked for writability instead (a one-shot POLL_ADD)
+// and perform() finishes it as on the readiness path.
 struct connect_action {
   static constexpr int direction = write_direction;
-  int first_errno = 0;  // connect()'s own: 0, EINPROGRESS, or a failure
+  int first_errno = 0;    // connect()'s own: 0, EINPROGRESS, or a failure
+  bool called = true;     // connect() made (false: the kernel is to make it)
+  bool polling = false;   // the request in flight is the writability poll
+  int fd = -1;
+  endpoint peer{};
   io_result<void> result{};
   bool perform(int fd) noexcept;
   // A socket that could not be made has no registration: the operation
@@ -90,6 +100,16 @@ struct connect_action {
     result = io_result<void>(errno_code(first_errno != 0 && first_errno != EINPROGRESS ? first_errno : err));
   }
   io_result<void> take() noexcept { return result; }
+
+  void describe(kernel_request& k) noexcept {
+    polling = called;
+    k.opcode = called ? kernel_opcode::poll_out : kernel_opcode::connect;
+    k.data = peer.data();
+    k.size = peer.size();
+    k.flags = 0;
+    called = true;
+  }
+  bool finish(int res) noexcept;
 };
 
 }  // namespace detail
