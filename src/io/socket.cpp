@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -205,9 +206,9 @@ bool detail::connect_action::perform(int fd) noexcept {
   }
   // Still connecting, or connected? (a spurious edge shows neither error
   // nor peer).
-  sockaddr_storage peer;
-  socklen_t plen = sizeof peer;
-  if (::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &plen) == 0) return true;
+  sockaddr_storage connected_to;
+  socklen_t plen = sizeof connected_to;
+  if (::getpeername(fd, reinterpret_cast<sockaddr*>(&connected_to), &plen) == 0) return true;
   if (errno == ENOTCONN) return false;
   result = io_result<void>(errno_code(errno));
   return true;
@@ -219,11 +220,18 @@ bool detail::connect_action::finish(int res) noexcept {
       result = io_result<void>(errno_code(-res));
       return true;
     }
-    return perform(fd);  // writable: connected or failed (a spurious wake: poll again)
+    if (perform(fd)) return true;  // writable: connected or failed
+    if ((res & POLLHUP) != 0) {    // never for a connecting socket: do not poll it again
+      result = io_result<void>(errno_code(ENOTCONN));
+      return true;
+    }
+    return false;  // a spurious wake: poll again
   }
   // The kernel's connect().
-  if (res == 0) return true;
-  if (res == -EINPROGRESS || res == -EALREADY || res == -EINTR) {
+  if (res == -EINTR) return false;  // it did not run: ask again
+  called = true;
+  if (res == 0 || res == -EISCONN) return true;  // (EISCONN: it completed since an earlier call)
+  if (res == -EINPROGRESS || res == -EALREADY) {
     first_errno = EINPROGRESS;  // under way: the next request polls for it
     return false;
   }

@@ -954,6 +954,50 @@ TEST(io_tcp_uring, connect_in_every_operation_mode) {
   check_connect_modes_on_io_uring();
 }
 
+task<bool> fill_backlog(event_loop& loop, endpoint addr, std::vector<tcp_stream>& fillers);
+
+// A connect that stays in progress (its SYN dropped by a full backlog) and
+// then completes when the listener makes room (the SYN's retransmission,
+// about a second later), or is refused when the listener closes: on
+// io_uring as the kernel's own CONNECT, and with the call tried first (then
+// a writability poll in the kernel finishes it).
+TEST(io_tcp_uring, a_connect_in_progress_completes_or_is_refused_in_every_operation_mode) {
+  if (!rouse::io::reactor::io_uring_available()) GTEST_SKIP() << "io_uring is not available here";
+  for (bool write_tried_first : {false, true}) {
+    for (bool refuse : {false, true}) {
+      SCOPED_TRACE(std::string(write_tried_first ? "tried first" : "kernel") + (refuse ? ", refused" : ", accepted"));
+      event_loop loop(rouse::io::backend::io_uring);
+      loop.get_reactor().set_completion_tries_first(false, write_tried_first);
+      loop.run_until_complete([](event_loop& loop, bool refuse) -> task<void> {
+        auto l = tcp_listener::bind(loop, endpoint::loopback_v4(0), 0);
+        endpoint const addr = *l->local_endpoint();
+        std::vector<tcp_stream> fillers;
+        EXPECT_TRUE(co_await fill_backlog(loop, addr, fillers));
+        auto pending = rouse::async::spawn(loop.get_scheduler(), [](event_loop& loop, endpoint a) -> task<io_result<tcp_stream>> {
+          co_return co_await tcp_stream::connect(loop, a);
+        }(loop, addr));
+        co_await rouse::async::sleep_for(50ms);  // (its first SYN is dropped)
+        if (refuse) {
+          l->close();
+        } else {
+          auto taken = co_await l->accept();  // room in the accept queue
+          EXPECT_TRUE(taken);
+        }
+        io_result<tcp_stream> r = co_await std::move(pending);
+        if (refuse) {
+          EXPECT_FALSE(r);
+          if (!r) {
+            EXPECT_EQ(r.error(), std::errc::connection_refused) << r.error().message();
+          }
+        } else {
+          EXPECT_TRUE(r) << (r ? "" : r.error().message());
+        }
+      }(loop, refuse));
+      EXPECT_EQ(loop.get_reactor().kernel_requests_in_flight(), 0);
+    }
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(backends, io_tcp, ::testing::ValuesIn(rouse_test::io_backends()), rouse_test::io_backend_name);
 INSTANTIATE_TEST_SUITE_P(backends, io_tcp_cancel, ::testing::ValuesIn(rouse_test::io_backends()),
                          rouse_test::io_backend_name);

@@ -101,13 +101,16 @@ struct connect_action {
   }
   io_result<void> take() noexcept { return result; }
 
+  // `called` turns true only once connect() has run (here, or the kernel
+  // said so: 0, EINPROGRESS, EALREADY): a CONNECT that never ran (EINTR, a
+  // request given back) is asked again, never polled for (an unconnected
+  // socket is writable at once).
   void describe(kernel_request& k) noexcept {
     polling = called;
     k.opcode = called ? kernel_opcode::poll_out : kernel_opcode::connect;
     k.data = peer.data();
     k.size = peer.size();
     k.flags = 0;
-    called = true;
   }
   bool finish(int res) noexcept;
 };
