@@ -328,6 +328,7 @@ class semaphore_wide {
 
  private:
   friend struct semaphore_wide_model_access;
+  friend struct semaphore_access;
 
   static constexpr std::uint64_t free_empty = 0;       // FREE(0)
   static constexpr std::uint64_t sleepers = 1;         // SLEEPERS
@@ -464,13 +465,18 @@ using binary_semaphore = counting_semaphore<1>;
 namespace detail {
 // For a waiter that cannot sleep inside a call (a coroutine,
 // rouse/async/blocking.hpp): acquire_slow()'s loop one wait at a time, the
-// waits made by the caller on word(). The one-word layout only
-// (LeastMaxValue <= 2^31 - 1): the wide layout's RELEASING state asks a
-// waiter to poll, not to wait.
+// waits made by the caller on word(). Both layouts; the wide layout's
+// RELEASING state, where a thread polls, becomes a wait on a value its
+// sequence word no longer holds (it returns at once, and the caller steps
+// again).
 struct semaphore_access {
   template <std::ptrdiff_t N>
+  static auto& impl(counting_semaphore<N>& s) noexcept {
+    return s.impl_;
+  }
+  template <std::ptrdiff_t N>
   static semaphore_word& one_word(counting_semaphore<N>& s) noexcept {
-    static_assert(N <= semaphore_word_max, "the wide layout (LeastMaxValue > 2^31 - 1) has no stepwise acquire");
+    static_assert(N <= semaphore_word_max, "the one-word layout (LeastMaxValue <= 2^31 - 1)");
     return s.impl_;
   }
   static const detail::atomic<std::uint32_t>& word(semaphore_word& s) noexcept { return s.word_; }
@@ -500,6 +506,37 @@ struct semaphore_access {
   // thread's rule (leave_after_timeout()): takes a permit if one is there
   // (true), else puts the sleepers flag back.
   static bool acquire_leave(semaphore_word& s) noexcept { return s.leave_after_timeout(); }
+
+  // The wide layout: the futex word is the sequence word.
+  static const detail::atomic<std::uint32_t>& word(semaphore_wide& s) noexcept { return s.seq_; }
+  static const detail::atomic<std::uint64_t>& count_word(semaphore_wide& s) noexcept { return s.word_; }
+  // One pass of semaphore_wide::acquire_slow()'s loop (its table's rows).
+  static bool acquire_step(semaphore_wide& s, std::uint32_t& value, bool slept) noexcept {
+    for (;;) {
+      // (S) Ordering: acquire, as in acquire_slow().
+      std::uint32_t const seen = s.seq_.load(std::memory_order_acquire);
+      std::uint64_t v = s.word_.load(std::memory_order_relaxed);
+      if (s.take(v, slept)) return true;
+      if (v == semaphore_wide::releasing_empty) {
+        // A release is between its claim and its permits: never wait on a
+        // sequence it may already have bumped. seen - 1 is a value seq_
+        // held before (it only grows, and 2^32 bumps would have to come
+        // first): the wait returns at once.
+        value = seen - 1;
+        return false;
+      }
+      if (v == semaphore_wide::free_empty) {
+        // FREE(0) -> SLEEPERS. Ordering: relaxed, as in acquire_slow().
+        if (!s.word_.compare_exchange_weak(v, semaphore_wide::sleepers, std::memory_order_relaxed,
+                                           std::memory_order_relaxed))
+          continue;
+      }
+      // SLEEPERS, read after (S): wait while seq_ holds what (S) read.
+      value = seen;
+      return false;
+    }
+  }
+  static bool acquire_leave(semaphore_wide& s) noexcept { return s.leave_after_timeout(); }
 };
 }  // namespace detail
 

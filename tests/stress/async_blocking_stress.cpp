@@ -224,16 +224,24 @@ TEST_P(async_blocking_stress, threads_and_coroutines_share_one_mutex) {
 
 constexpr std::ptrdiff_t permits = 3;
 
+// The wide layout (a 64-bit count, waiters on a sequence word).
+using wide_semaphore = rouse::counting_semaphore<(std::ptrdiff_t{1} << 40)>;
+
+template <class S>
 struct permit_count {
-  rouse::counting_semaphore<> s{permits};
+  S s{permits};
   std::atomic<int> holders{0};
   std::atomic<bool> too_many{false};
   std::atomic<long> uses{0};
   std::atomic<long> found_empty{0};  // coroutine acquires that found no permit (a hint: the slow path ran)
   void note_attempt() {
     using access = rouse::detail::semaphore_access;
-    if ((access::word(access::one_word(s)).load(std::memory_order_relaxed) >> 1) == 0)
-      found_empty.fetch_add(1, std::memory_order_relaxed);
+    bool empty;
+    if constexpr (sizeof(s) == 4)  // one word: count << 1 | sleepers
+      empty = (access::word(access::impl(s)).load(std::memory_order_relaxed) >> 1) == 0;
+    else  // field << 1 | flag, the field holding count + flag
+      empty = (access::count_word(access::impl(s)).load(std::memory_order_relaxed) >> 1) <= 1;
+    if (empty) found_empty.fetch_add(1, std::memory_order_relaxed);
   }
   void use(bool linger) {
     // Ordering: relaxed: counts holders only; the semaphore orders the rest.
@@ -245,7 +253,8 @@ struct permit_count {
 };
 
 // As mutex_worker: at least `rounds`, and on while the threads run.
-task<void> semaphore_worker(permit_count& p, long rounds, int id, std::atomic<int>& go) {
+template <class S>
+task<void> semaphore_worker(permit_count<S>& p, long rounds, int id, std::atomic<int>& go) {
   ra::scheduler const s = co_await ra::this_task::get_scheduler();
   while (go.load() == 0) co_await s.schedule();  // start with the threads
   for (long r = 0; r < rounds || go.load() == 1; ++r) {
@@ -262,14 +271,15 @@ task<void> semaphore_worker(permit_count& p, long rounds, int id, std::atomic<in
   }
 }
 
-TEST_P(async_blocking_stress, threads_and_coroutines_share_one_counting_semaphore) {
-  permit_count p;
+template <class S>
+void share_one_semaphore(runner& run) {
+  permit_count<S> p;
   unsigned const threads = rouse_test::oversubscribed();
   constexpr int coroutines = 6;
   long const rounds = rouse_test::scaled(3000);
   std::atomic<int> go{0};  // 0 before, 1 while the threads run, 2 after
   std::vector<ra::join_handle<void>> handles;
-  for (int i = 0; i < coroutines; ++i) handles.push_back(ra::spawn(run().executor(), semaphore_worker(p, rounds, i, go)));
+  for (int i = 0; i < coroutines; ++i) handles.push_back(ra::spawn(run.executor(), semaphore_worker(p, rounds, i, go)));
   std::vector<std::thread> ts;
   for (unsigned t = 0; t < threads; ++t)
     ts.emplace_back([&, t] {
@@ -291,8 +301,16 @@ TEST_P(async_blocking_stress, threads_and_coroutines_share_one_counting_semaphor
   EXPECT_FALSE(p.too_many.load()) << "more holders than permits";
   for (std::ptrdiff_t i = 0; i < permits; ++i) EXPECT_TRUE(p.s.try_acquire()) << "a permit was lost";
   EXPECT_FALSE(p.s.try_acquire()) << "a permit was doubled";
-  std::printf("semaphore: %ld uses, %ld coroutine acquires found no permit (%s)\n", p.uses.load(),
-              p.found_empty.load(), run().native() ? "native" : "helper");
+  std::printf("semaphore (%zu bytes): %ld uses, %ld coroutine acquires found no permit (%s)\n", sizeof(S),
+              p.uses.load(), p.found_empty.load(), run.native() ? "native" : "helper");
+}
+
+TEST_P(async_blocking_stress, threads_and_coroutines_share_one_counting_semaphore) {
+  share_one_semaphore<rouse::counting_semaphore<>>(run());
+}
+
+TEST_P(async_blocking_stress, threads_and_coroutines_share_one_wide_counting_semaphore) {
+  share_one_semaphore<wide_semaphore>(run());
 }
 
 // ---- rouse::latch ------------------------------------------------------------

@@ -112,8 +112,19 @@ const std::atomic<std::uint32_t>& futex_of(const rouse::latch& l) { return rouse
 template <std::ptrdiff_t N>
 const std::atomic<std::uint32_t>& futex_of(rouse::counting_semaphore<N>& s) {
   using access = rouse::detail::semaphore_access;
-  return access::word(access::one_word(s));
+  return access::word(access::impl(s));
 }
+// The semaphore's sleepers flag is set (a waiter marked it before waiting).
+template <std::ptrdiff_t N>
+bool sleepers_marked(rouse::counting_semaphore<N>& s) {
+  using access = rouse::detail::semaphore_access;
+  if constexpr (N <= rouse::detail::semaphore_word_max)
+    return (futex_of(s).load() & 1u) != 0;
+  else
+    return access::count_word(access::impl(s)).load() == 1;  // SLEEPERS
+}
+// The wide layout (a 64-bit count, waiters on a sequence word).
+using wide_semaphore = rouse::counting_semaphore<(std::ptrdiff_t{1} << 40)>;
 
 // Spins until pred() (a thread waiting for the coroutine to reach its wait).
 template <class Pred>
@@ -398,21 +409,110 @@ TEST_P(async_blocking, latch_wait_stopped_or_timed_out_leaves_no_waiter) {
 
 // ---- rouse::counting_semaphore / binary_semaphore ----------------------------
 
-TEST_P(async_blocking, the_coroutine_acquires_what_a_thread_releases) {
-  rouse::counting_semaphore<> s(0);
+template <class S>
+void the_coroutine_acquires_what_a_thread_releases_on(any_loop& loop) {
+  S s(0);
   std::thread releaser([&] {
-    until([&] { return (futex_of(s).load() & 1u) != 0; });  // the coroutine set the sleepers flag
+    until([&] { return sleepers_marked(s); });  // the coroutine set the sleepers flag
     s.release();
   });
-  loop().run([](rouse::counting_semaphore<>& s) -> task<void> { co_await ra::acquire(s); }(s));
+  loop.run([](S& s) -> task<void> { co_await ra::acquire(s); }(s));
   releaser.join();
   EXPECT_FALSE(s.try_acquire());  // the one permit was taken, once
   s.release(2);
-  loop().run([](rouse::counting_semaphore<>& s) -> task<void> {
+  loop.run([](S& s) -> task<void> {
     co_await ra::acquire(s);  // the fast path
     co_await ra::acquire(s);
   }(s));
   EXPECT_FALSE(s.try_acquire());
+}
+
+template <class S>
+void a_stopped_acquire_does_not_lose_the_release_meant_for_a_sleeping_thread_on(any_loop& loop) {
+  for (int round = 0; round < 20; ++round) {
+    S s(0);
+    ra::inplace_stop_source stop;
+    std::atomic<bool> thread_got_it{false};
+    std::thread sleeper;
+    std::thread racer([&] {
+      until([&] { return sleepers_marked(s); });
+      sleeper = std::thread([&] {
+        s.acquire();
+        thread_got_it.store(true);
+      });
+      std::this_thread::sleep_for(1ms);
+      if (round % 2 == 0) {
+        s.release();
+        stop.request_stop();
+      } else {
+        stop.request_stop();
+        s.release();
+      }
+    });
+    bool took = false;
+    try {
+      loop.run([](S& s, bool& took) -> task<void> {
+        co_await ra::acquire(s);  // may win the race with the stop
+        took = true;
+      }(s, took), stop.get_token());
+    } catch (const ra::operation_stopped&) {
+    }
+    racer.join();
+    if (took) s.release();  // the coroutine's permit, for the sleeper
+    sleeper.join();         // hangs (CTest's timeout) if the release was lost
+    EXPECT_TRUE(thread_got_it.load());
+    EXPECT_FALSE(s.try_acquire());  // one permit, taken once
+  }
+}
+
+template <class S>
+void acquire_with_timeout_times_out_and_leaves_no_waiter_on(any_loop& loop) {
+  S s(0);
+  loop.run([](S& s) -> task<void> {
+    EXPECT_FALSE(co_await ra::with_timeout(ra::acquire(s), 3ms));
+  }(s));
+  EXPECT_EQ(wake_all(futex_of(s)), 0);
+  s.release();
+  EXPECT_TRUE(s.try_acquire());
+}
+
+template <class S>
+void a_destroyed_frame_leaves_no_waiter_on_the_semaphore_on(any_loop&) {
+  S s(0);
+  struct body {
+    static handmade run(S& s, bool& got) {
+      co_await ra::acquire(s);
+      got = true;
+    }
+  };
+  bool got = false;
+  handmade c = body::run(s, got);
+  c.h.resume();
+  c.h.destroy();
+  EXPECT_EQ(wake_all(futex_of(s)), 0);
+  s.release();
+  EXPECT_TRUE(s.try_acquire());  // the permit is there: nobody took it
+  EXPECT_FALSE(got);
+}
+
+TEST_P(async_blocking, the_coroutine_acquires_what_a_thread_releases) {
+  the_coroutine_acquires_what_a_thread_releases_on<rouse::counting_semaphore<>>(loop());
+  the_coroutine_acquires_what_a_thread_releases_on<wide_semaphore>(loop());
+}
+
+TEST_P(async_blocking, a_stopped_acquire_does_not_lose_the_release_meant_for_a_sleeping_thread) {
+  a_stopped_acquire_does_not_lose_the_release_meant_for_a_sleeping_thread_on<rouse::counting_semaphore<>>(loop());
+  a_stopped_acquire_does_not_lose_the_release_meant_for_a_sleeping_thread_on<wide_semaphore>(loop());
+}
+
+TEST_P(async_blocking, acquire_with_timeout_times_out_and_leaves_no_waiter) {
+  acquire_with_timeout_times_out_and_leaves_no_waiter_on<rouse::counting_semaphore<>>(loop());
+  acquire_with_timeout_times_out_and_leaves_no_waiter_on<wide_semaphore>(loop());
+}
+
+TEST_P(async_blocking, a_destroyed_frame_leaves_no_waiter_on_the_semaphore) {
+  a_destroyed_frame_leaves_no_waiter_on_the_semaphore_on<rouse::counting_semaphore<>>(loop());
+  a_destroyed_frame_leaves_no_waiter_on_the_semaphore_on<wide_semaphore>(loop());
 }
 
 TEST_P(async_blocking, a_binary_semaphore_hands_over_between_a_thread_and_a_coroutine) {
@@ -434,71 +534,6 @@ TEST_P(async_blocking, a_binary_semaphore_hands_over_between_a_thread_and_a_coro
   t.join();
   EXPECT_FALSE(ping.try_acquire());
   EXPECT_FALSE(pong.try_acquire());
-}
-
-TEST_P(async_blocking, a_stopped_acquire_does_not_lose_the_release_meant_for_a_sleeping_thread) {
-  for (int round = 0; round < 20; ++round) {
-    rouse::counting_semaphore<> s(0);
-    ra::inplace_stop_source stop;
-    std::atomic<bool> thread_got_it{false};
-    std::thread sleeper;
-    std::thread racer([&] {
-      until([&] { return (futex_of(s).load() & 1u) != 0; });
-      sleeper = std::thread([&] {
-        s.acquire();
-        thread_got_it.store(true);
-      });
-      std::this_thread::sleep_for(1ms);
-      if (round % 2 == 0) {
-        s.release();
-        stop.request_stop();
-      } else {
-        stop.request_stop();
-        s.release();
-      }
-    });
-    bool took = false;
-    try {
-      loop().run([](rouse::counting_semaphore<>& s, bool& took) -> task<void> {
-        co_await ra::acquire(s);  // may win the race with the stop
-        took = true;
-      }(s, took), stop.get_token());
-    } catch (const ra::operation_stopped&) {
-    }
-    racer.join();
-    if (took) s.release();  // the coroutine's permit, for the sleeper
-    sleeper.join();         // hangs (CTest's timeout) if the release was lost
-    EXPECT_TRUE(thread_got_it.load());
-    EXPECT_FALSE(s.try_acquire());  // one permit, taken once
-  }
-}
-
-TEST_P(async_blocking, acquire_with_timeout_times_out_and_leaves_no_waiter) {
-  rouse::counting_semaphore<> s(0);
-  loop().run([](rouse::counting_semaphore<>& s) -> task<void> {
-    EXPECT_FALSE(co_await ra::with_timeout(ra::acquire(s), 3ms));
-  }(s));
-  EXPECT_EQ(wake_all(futex_of(s)), 0);
-  s.release();
-  EXPECT_TRUE(s.try_acquire());
-}
-
-TEST_P(async_blocking, a_destroyed_frame_leaves_no_waiter_on_the_semaphore) {
-  rouse::counting_semaphore<> s(0);
-  struct body {
-    static handmade run(rouse::counting_semaphore<>& s, bool& got) {
-      co_await ra::acquire(s);
-      got = true;
-    }
-  };
-  bool got = false;
-  handmade c = body::run(s, got);
-  c.h.resume();
-  c.h.destroy();
-  EXPECT_EQ(wake_all(futex_of(s)), 0);
-  s.release();
-  EXPECT_TRUE(s.try_acquire());  // the permit is there: nobody took it
-  EXPECT_FALSE(got);
 }
 
 // ---- the paths ---------------------------------------------------------------

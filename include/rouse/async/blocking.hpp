@@ -30,8 +30,12 @@
 //                 after a wait takes over the wake bookkeeping of the
 //                 release that woke it (puts the flag back, or passes the
 //                 wake on), as a woken thread does. Returns with a permit.
-//                 One-word semaphores only (LeastMaxValue <= 2^31 - 1, the
-//                 default and binary_semaphore; a compile error above).
+//                 Both layouts; on the wide one (LeastMaxValue > 2^31 - 1)
+//                 the coroutine waits on the sequence word, and while a
+//                 release is between its claim and its permits (where a
+//                 thread polls) each wait returns at once and it steps
+//                 again: a few such rounds, for as long as that release
+//                 takes.
 // The primitives' behaviour and fast paths are unchanged: a coroutine is one
 // more waiter of the word.
 //
@@ -148,14 +152,12 @@ class semaphore_acquire_protocol : public wait_protocol {
 
  public:
   explicit semaphore_acquire_protocol(::rouse::counting_semaphore<N>& s) noexcept : s_(&s) {
-    word = &access::word(access::one_word(s));
+    word = &access::word(access::impl(s));
   }
   bool ready() noexcept { return s_->try_acquire(); }
-  bool step(std::uint32_t& value) noexcept override {
-    return access::acquire_step(access::one_word(*s_), value, slept_);
-  }
+  bool step(std::uint32_t& value) noexcept override { return access::acquire_step(access::impl(*s_), value, slept_); }
   void woke() noexcept override { slept_ = true; }
-  bool leave() noexcept override { return access::acquire_leave(access::one_word(*s_)); }
+  bool leave() noexcept override { return access::acquire_leave(access::impl(*s_)); }
   void give_back() noexcept override { s_->release(); }
   void result() const noexcept {}
 
