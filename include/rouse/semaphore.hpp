@@ -522,7 +522,7 @@ struct semaphore_access {
         // sequence it may already have bumped. seen - 1 is a value seq_
         // held before (it only grows, and 2^32 bumps would have to come
         // first): the wait returns at once.
-        value = seen - 1;
+        value = model_fault_on(model_fault::wide_semaphore_step_waits_in_releasing) ? seen : seen - 1;
         return false;
       }
       if (v == semaphore_wide::free_empty) {

@@ -7,7 +7,11 @@
 //   wide semaphore (LeastMaxValue > 2^31 - 1: count word + futex sequence)
 //              the same cases, two releases racing (one inside the other's
 //              RELEASING window), and a broken release without the
-//              RELEASING mark that the model must catch
+//              RELEASING mark that the model must catch; a coroutine's
+//              stepwise acquire (semaphore_access, the waits its driver
+//              makes) beside a thread's, and a broken step that waits on
+//              the sequence it read in RELEASING(0) (it may sleep past the
+//              release's wake)
 //   semaphore destruction (both layouts): the acquirer destroys the
 //              semaphore as soon as acquire() returns, while the release
 //              may still run (DESIGN rule 7); and a broken wide release that
@@ -258,6 +262,52 @@ struct wide_semaphore_timeout_does_not_strand : rl::test_suite<wide_semaphore_ti
   }
 };
 
+// A coroutine's acquire (rouse/async/blocking.hpp), as its driver makes it:
+// semaphore_access's steps, each "wait" a futex wait on the value the step
+// returned (any return counts as woken, as the driver's completion does).
+template <class S>
+void acquire_stepwise(S& sem) {
+  using access = rouse::detail::semaphore_access;
+  auto& s = access::impl(sem);
+  bool slept = false;
+  std::uint32_t value = 0;
+  while (!access::acquire_step(s, value, slept)) {
+    rouse::detail::wait(access::word(s), value);
+    slept = true;
+  }
+}
+
+// Threads release one permit each to a stepwise (coroutine) acquirer and a
+// thread acquirer: the releases' RELEASING windows are where the stepwise
+// waiter must not sleep on a sequence already bumped.
+struct wide_semaphore_stepwise_and_thread : rl::test_suite<wide_semaphore_stepwise_and_thread, 4> {
+  wide_semaphore s{0};
+  rl::var<int> payload[2];
+
+  void thread(unsigned index) {
+    if (index < 2) {
+      payload[index]($) = 1;
+      s.release();
+    } else if (index == 2) {
+      acquire_stepwise(s);
+    } else {
+      s.acquire();
+    }
+  }
+};
+
+// One release of two permits, two stepwise acquirers.
+struct wide_semaphore_two_stepwise : rl::test_suite<wide_semaphore_two_stepwise, 3> {
+  wide_semaphore s{0};
+
+  void thread(unsigned index) {
+    if (index == 0)
+      s.release(2);
+    else
+      acquire_stepwise(s);
+  }
+};
+
 }  // namespace
 
 // Broken on purpose: a release to sleepers without the RELEASING mark. Its
@@ -475,6 +525,14 @@ int main() {
   if (wide_semaphore_timeouts == 0) ++failures;
   failures += rouse_model::expect_failure<broken_wide_release_without_mark>(
       "wide_semaphore.broken_release_without_mark", rl::test_result_deadlock);
+  failures += rouse_model::expect_pass<wide_semaphore_stepwise_and_thread>("wide_semaphore.stepwise_and_thread",
+                                                                           1000000);
+  failures += rouse_model::expect_pass<wide_semaphore_two_stepwise>("wide_semaphore.two_stepwise", 1000000);
+  {
+    rouse::detail::model_fault_scope fault(rouse::detail::model_fault::wide_semaphore_step_waits_in_releasing);
+    failures += rouse_model::expect_failure<wide_semaphore_stepwise_and_thread>(
+        "wide_semaphore.broken_step_waits_in_releasing", rl::test_result_deadlock, 1000000);
+  }
   // The destruction models poll: a random search.
   failures += rouse_model::expect_pass<destroyed_by_its_acquirer<rouse::binary_semaphore, false>>(
       "semaphore.destroyed_by_its_woken_acquirer", 200000);

@@ -154,6 +154,10 @@ enum class model_fault : unsigned {
   // stopped without stepping the protocol, so a wake-one its request
   // consumed is dropped.
   word_wait_completion_skips_step,
+  // semaphore (wide layout), the stepwise acquire of a coroutine: in
+  // RELEASING(0) it waits on the sequence it read, not on one it no longer
+  // holds, so it may sleep past the release's wake.
+  wide_semaphore_step_waits_in_releasing,
 };
 
 }  // namespace rouse::detail
