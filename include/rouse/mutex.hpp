@@ -293,34 +293,7 @@ class ROUSE_CAPABILITY("mutex") mutex {
     bool starving_now = false;
     bool marked_starving = false;  // this thread set the STARVING bit
     for (;;) {
-      // Take the lock if it is free to us. After this point the thread may
-      // have slept (or be a stand-in for requeued sleepers), so it leaves
-      // the word contended: 0 -> 2, or 4 -> 2 (a hand-off; only after sleeping).
-      if (seen == unlocked || (seen == handoff && slept)) {
-        // Ordering: acquire, pairs with the release compare-exchange of the
-        // unlock() that wrote 0 or 4.
-        if (word_.compare_exchange_strong(seen, contended, std::memory_order_acquire, std::memory_order_relaxed))
-          return true;
-        continue;  // `seen` was reloaded
-      }
-      // Make sure the holder's unlock() will wake a sleeper: 1 -> 2, and ask
-      // for a hand-off once we have waited long enough: 2 -> 6.
-      std::uint32_t mark = seen;
-      if (seen == locked) {
-        if (detail::model_fault_on(detail::model_fault::mutex_waiter_sleeps_unmarked))
-          mark = locked;
-        else
-          mark = contended;
-      } else if (seen == contended && starving_now) {
-        mark = starving;
-      }
-      if (mark != seen) {
-        // Ordering: relaxed; publishes no data. unlock()'s RMW reads it by the
-        // RMW total order of the word.
-        if (!word_.compare_exchange_strong(seen, mark, std::memory_order_relaxed, std::memory_order_relaxed)) continue;
-        if (mark == starving) marked_starving = true;
-        seen = mark;
-      }
+      if (take_or_mark(seen, slept, starving_now, marked_starving)) return true;
       if (deadline.expired()) return give_up(slept, marked_starving);
       if (!timer_started) {
         timer_started = true;
@@ -357,6 +330,42 @@ class ROUSE_CAPABILITY("mutex") mutex {
         if (r == detail::wait_result::timed_out) return give_up(slept, marked_starving);
       }
       seen = word_.load(std::memory_order_relaxed);
+    }
+  }
+
+  // One pass of the contended loop before a wait (lock_slow(), and the
+  // stepwise lock of rouse/async/blocking.hpp). Takes the lock if it is free
+  // to the waiter (true). After this point the waiter may have slept (or be
+  // a stand-in for requeued sleepers), so it leaves the word contended: 0 ->
+  // 2, or 4 -> 2 (a hand-off; only after sleeping). Otherwise makes sure the
+  // holder's unlock() will wake a sleeper (1 -> 2) and, once the waiter is
+  // starving, asks for a hand-off (2 -> 6); `seen` is then what to wait on.
+  bool take_or_mark(std::uint32_t& seen, bool slept, bool starving_now, bool& marked_starving) noexcept {
+    for (;;) {
+      if (seen == unlocked || (seen == handoff && slept)) {
+        // Ordering: acquire, pairs with the release compare-exchange of the
+        // unlock() that wrote 0 or 4.
+        if (word_.compare_exchange_strong(seen, contended, std::memory_order_acquire, std::memory_order_relaxed))
+          return true;
+        continue;  // `seen` was reloaded
+      }
+      std::uint32_t mark = seen;
+      if (seen == locked) {
+        if (detail::model_fault_on(detail::model_fault::mutex_waiter_sleeps_unmarked))
+          mark = locked;
+        else
+          mark = contended;
+      } else if (seen == contended && starving_now) {
+        mark = starving;
+      }
+      if (mark != seen) {
+        // Ordering: relaxed; publishes no data. unlock()'s RMW reads it by the
+        // RMW total order of the word.
+        if (!word_.compare_exchange_strong(seen, mark, std::memory_order_relaxed, std::memory_order_relaxed)) continue;
+        if (mark == starving) marked_starving = true;
+        seen = mark;
+      }
+      return false;
     }
   }
 
@@ -427,36 +436,13 @@ inline bool mutex_access::try_lock_stepwise(rouse::mutex& m) noexcept {
 
 inline bool mutex_access::lock_step(rouse::mutex& m, stepwise_lock& s) noexcept {
   std::uint32_t seen = m.word_.load(std::memory_order_relaxed);
-  for (;;) {
-    // Free to us: 0 -> 2, or 4 -> 2 after a wait (lock_slow()'s take).
-    if (seen == rouse::mutex::unlocked || (seen == rouse::mutex::handoff && s.slept)) {
-      // Ordering: acquire, pairs with the release compare-exchange of the
-      // unlock() that wrote 0 or 4.
-      if (m.word_.compare_exchange_strong(seen, rouse::mutex::contended, std::memory_order_acquire,
-                                          std::memory_order_relaxed))
-        return true;
-      continue;  // `seen` was reloaded
-    }
-    // Make sure the holder's unlock() wakes a sleeper (1 -> 2), and ask for
-    // a hand-off once starving (2 -> 6), as lock_slow() does.
-    std::uint32_t mark = seen;
-    if (seen == rouse::mutex::locked)
-      mark = rouse::mutex::contended;
-    else if (seen == rouse::mutex::contended && s.starving)
-      mark = rouse::mutex::starving;
-    if (mark != seen) {
-      // Ordering: relaxed, as the marks in lock_slow().
-      if (!m.word_.compare_exchange_strong(seen, mark, std::memory_order_relaxed, std::memory_order_relaxed)) continue;
-      if (mark == rouse::mutex::starving) s.marked_starving = true;
-      seen = mark;
-    }
-    if (!s.timer_started) {
-      s.timer_started = true;
-      s.waiting.start();
-    }
-    s.seen = seen;
-    return false;
+  if (m.take_or_mark(seen, s.slept, s.starving, s.marked_starving)) return true;
+  if (!s.timer_started) {
+    s.timer_started = true;
+    s.waiting.start();
   }
+  s.seen = seen;
+  return false;
 }
 
 inline void mutex_access::lock_woke(stepwise_lock& s) noexcept {
