@@ -213,12 +213,21 @@ struct wide_semaphore_two_sleepers : rl::test_suite<wide_semaphore_two_sleepers,
   }
 };
 
-struct wide_semaphore_release_two_two_sleepers : rl::test_suite<wide_semaphore_release_two_two_sleepers, 3> {
+template <class S>
+void acquire_stepwise(S& sem);
+
+// One release of two permits, two acquirers: threads, or coroutines (their
+// stepwise acquire).
+template <bool Stepwise>
+struct wide_semaphore_release_two_two_sleepers
+    : rl::test_suite<wide_semaphore_release_two_two_sleepers<Stepwise>, 3> {
   wide_semaphore s{0};
 
   void thread(unsigned index) {
     if (index == 0)
       s.release(2);
+    else if (Stepwise)
+      acquire_stepwise(s);
     else
       s.acquire();
   }
@@ -293,18 +302,6 @@ struct wide_semaphore_stepwise_and_thread : rl::test_suite<wide_semaphore_stepwi
     } else {
       s.acquire();
     }
-  }
-};
-
-// One release of two permits, two stepwise acquirers.
-struct wide_semaphore_two_stepwise : rl::test_suite<wide_semaphore_two_stepwise, 3> {
-  wide_semaphore s{0};
-
-  void thread(unsigned index) {
-    if (index == 0)
-      s.release(2);
-    else
-      acquire_stepwise(s);
   }
 };
 
@@ -515,7 +512,7 @@ int main() {
       rouse_model::expect_pass<semaphore_release_two_two_sleepers>("semaphore.release_two_two_sleepers", 1000000);
   failures += rouse_model::expect_pass<wide_semaphore_release_wakes_sleeper>("wide_semaphore.release_wakes_sleeper");
   failures += rouse_model::expect_pass<wide_semaphore_two_sleepers>("wide_semaphore.two_sleepers", 1000000);
-  failures += rouse_model::expect_pass<wide_semaphore_release_two_two_sleepers>(
+  failures += rouse_model::expect_pass<wide_semaphore_release_two_two_sleepers<false>>(
       "wide_semaphore.release_two_two_sleepers", 1000000);
   failures += rouse_model::expect_pass<wide_semaphore_two_releasers>("wide_semaphore.two_releasers", 1000000);
   failures += rouse_model::expect_pass<wide_semaphore_timeout_does_not_strand>("wide_semaphore.timeout_does_not_strand",
@@ -527,7 +524,8 @@ int main() {
       "wide_semaphore.broken_release_without_mark", rl::test_result_deadlock);
   failures += rouse_model::expect_pass<wide_semaphore_stepwise_and_thread>("wide_semaphore.stepwise_and_thread",
                                                                            1000000);
-  failures += rouse_model::expect_pass<wide_semaphore_two_stepwise>("wide_semaphore.two_stepwise", 1000000);
+  failures += rouse_model::expect_pass<wide_semaphore_release_two_two_sleepers<true>>(
+      "wide_semaphore.release_two_two_stepwise", 1000000);
   {
     rouse::detail::model_fault_scope fault(rouse::detail::model_fault::wide_semaphore_step_waits_in_releasing);
     failures += rouse_model::expect_failure<wide_semaphore_stepwise_and_thread>(
