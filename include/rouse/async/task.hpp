@@ -504,7 +504,9 @@ class pass_through {
       try {
         return self->attempt_now(h);
       } catch (...) {
-        self->error_ = new std::exception_ptr(std::current_exception());  // await_resume rethrows it
+        // await_resume rethrows it. (A failed allocation here terminates:
+        // attempt() is noexcept, it runs on the executor's thread.)
+        self->error_ = new std::exception_ptr(std::current_exception());
         return h;
       }
     }
@@ -531,8 +533,6 @@ class pass_through {
     delete std::exchange(error_, nullptr);
     std::rethrow_exception(e);
   }
-  // (A failed allocation here, while handling an exception in a noexcept
-  // function, terminates.)
 
   stored_t inner_;
   executor* ex_;
