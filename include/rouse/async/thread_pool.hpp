@@ -51,11 +51,11 @@
 // LIFO slot, the ring, the global queue and the timers; schedule_yield()
 // puts the task at the back of the ring, where others may steal it, and
 // makes the worker's next pick look at the global queue and fire due
-// timers first); a long computation
-// or a blocking call between awaits still holds the slot: it belongs in its
-// own task, or should `co_await this_task::yield()` now and then. Allocation: none per schedule (the global queue grows
-// by doubling, from 1024 slots, under its lock; a failed growth
-// terminates, schedule() being noexcept).
+// timers first); a long computation or a blocking call between awaits
+// still holds the slot: it belongs in its own task, or should `co_await
+// this_task::yield()` now and then. Allocation: none per schedule (the
+// global queue grows by doubling, from 1024 slots, under its lock; a failed
+// growth terminates, schedule() being noexcept).
 //
 // Cost with nobody waiting: a schedule from a worker into its empty LIFO
 // slot is two thread-local reads and two stores; otherwise one ring push
