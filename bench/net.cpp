@@ -250,12 +250,14 @@ struct server_setup {
   rio::uring_operations ops = rio::uring_operations::completion;
   bool read_tries_first = false;
   bool write_tries_first = false;
+  bool submit_at_once = false;
 };
 
 void configure(rio::event_loop& loop, const server_setup& setup) {
   if (loop.get_reactor().backend() != setup.backend)
     throw std::runtime_error("the reactor cannot run this backend here");
   loop.get_reactor().set_completion_tries_first(setup.read_tries_first, setup.write_tries_first);
+  loop.get_reactor().set_submit_at_once(setup.submit_at_once);
 }
 
 sample echo_rouse(const run_context& ctx, int conns, const server_setup& setup) {
@@ -630,6 +632,8 @@ ROUSE_BENCH_REGISTER(net_workloads) {
                           {rio::backend::io_uring, ops::completion, false, true}});
     uring_rows.push_back({"rouse::io::event_loop (io_uring, every call tried first)",
                           {rio::backend::io_uring, ops::completion, true, true}});
+    uring_rows.push_back({"rouse::io::event_loop (io_uring, submitted at once)",
+                          {rio::backend::io_uring, ops::completion, false, false, true}});
     uring_rows.push_back({"rouse::io::event_loop (io_uring readiness)", {rio::backend::io_uring, ops::readiness}});
   }
   auto echo_impls = [&](int conns) {

@@ -413,8 +413,9 @@ void reactor::request_start(detail::op_base* op) noexcept {
       break;
   }
   io_uring_sqe_set_data64(s, tag_op(op));
-  // The loop's own requests go with its next poll() or park(), together.
-  unsigned const n = driven_here() ? 0 : uring_->flush();
+  // The loop's own requests go with its next poll() or park(), together
+  // (unless set_submit_at_once()).
+  unsigned const n = driven_here() && !submit_at_once_ ? 0 : uring_->flush();
   uring_->lock.unlock();
   if (n > 0) (void)uring_->enter(n, 0, nullptr);
   kernel_requests_.fetch_add(1, std::memory_order_relaxed);

@@ -907,16 +907,19 @@ struct connect_mode {
   const char* name;
   rouse::io::uring_operations ops;
   bool write_tried_first;
+  bool submit_at_once = false;
 };
 
 void check_connect_modes_on_io_uring() {
   connect_mode const modes[] = {{"completion", rouse::io::uring_operations::completion, false},
+                                {"completion, submitted at once", rouse::io::uring_operations::completion, false, true},
                                 {"completion, writes tried first", rouse::io::uring_operations::completion, true},
                                 {"readiness", rouse::io::uring_operations::readiness, false}};
   for (connect_mode const& m : modes) {
     SCOPED_TRACE(m.name);
     event_loop loop(rouse::io::backend::io_uring, m.ops);
     loop.get_reactor().set_completion_tries_first(false, m.write_tried_first);
+    loop.get_reactor().set_submit_at_once(m.submit_at_once);
     auto l = tcp_listener::bind(loop, endpoint::loopback_v4(0));
     ASSERT_TRUE(l);
     endpoint const addr = *l->local_endpoint();

@@ -291,6 +291,10 @@ class reactor final : public async::parker {
     try_first_[0] = read;
     try_first_[1] = write;
   }
+  // Tuning and measurement: whether the loop thread's kernel requests are
+  // submitted at once (one io_uring_enter each) instead of together at the
+  // loop's next poll() or park() (the default). Before any I/O.
+  void set_submit_at_once(bool at_once) noexcept { submit_at_once_ = at_once; }
   // operation.hpp's side of completion-based operations; each is called
   // with the operation's registration locked.
   // Queues the request `op` describes (submitted at the loop's next poll()
@@ -338,6 +342,7 @@ class reactor final : public async::parker {
   detail::registration* to_free_ = nullptr;
   std::atomic<std::uint64_t> readiness_wakeups_{0};
   bool completion_ops_ = false;
+  bool submit_at_once_ = false;
   // Read, write: handed to the kernel at once (measured: docs/io.md, Backends).
   bool try_first_[2] = {false, false};
   // The thread that last called park() or poll(): it submits what it
