@@ -9,7 +9,6 @@
 #include <atomic>
 #include <chrono>
 #include <coroutine>
-#include <cstdint>
 #include <deque>
 #include <exception>
 #include <string>
