@@ -43,6 +43,7 @@
 #include "rouse/mutex.hpp"
 #include "rouse/platform/wait.hpp"
 #include "rouse/semaphore.hpp"
+#include "self_ending.hpp"
 
 namespace {
 using namespace std::chrono_literals;
@@ -602,17 +603,7 @@ TEST(async_wait_on, returns_at_once_when_the_word_differs) {
   loop.run_until_complete([](rouse::platform::word& w) -> task<void> { co_await ra::wait_on(w, 0); }(word));
 }
 
-// A coroutine that is not a rouse task, has no executor, and ends (its frame
-// freed) wherever it finishes: final_suspend never suspends.
-struct self_ending {
-  struct promise_type {
-    self_ending get_return_object() { return {}; }
-    std::suspend_never initial_suspend() noexcept { return {}; }
-    std::suspend_never final_suspend() noexcept { return {}; }
-    void return_void() noexcept {}
-    void unhandled_exception() noexcept { std::terminate(); }
-  };
-};
+using rouse_test::self_ending;  // (a coroutine that is not a rouse task; support/self_ending.hpp)
 
 self_ending wait_then_flag(rouse::platform::word& w, std::atomic<bool>& resumed, std::thread::id& where) {
   while (w.load() == 0) co_await ra::wait_on(w, 0);

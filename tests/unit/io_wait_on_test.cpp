@@ -26,6 +26,7 @@
 #include "rouse/async/task.hpp"
 #include "rouse/async/timeout.hpp"
 #include "rouse/io/reactor.hpp"
+#include "self_ending.hpp"
 
 namespace {
 using namespace std::chrono_literals;
@@ -130,15 +131,7 @@ TEST_P(io_wait_on, destroyed_frame_leaves_no_waiter) {
 // A coroutine without an executor resumes where the wake lands: on the
 // helper thread (epoll) or the loop's thread (io_uring). Its frame then ends
 // there (final_suspend never suspends), joining nothing of its own.
-struct self_ending {
-  struct promise_type {
-    self_ending get_return_object() { return {}; }
-    std::suspend_never initial_suspend() noexcept { return {}; }
-    std::suspend_never final_suspend() noexcept { return {}; }
-    void return_void() noexcept {}
-    void unhandled_exception() noexcept { std::terminate(); }
-  };
-};
+using rouse_test::self_ending;
 
 self_ending wait_then_flag(rouse::io::reactor& r, std::atomic<std::uint32_t>& w, std::atomic<bool>& resumed) {
   while (w.load() == 0) co_await wait_on(r, w, 0);
