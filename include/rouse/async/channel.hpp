@@ -92,7 +92,9 @@
 // A receive gives its slot back at once while senders wait, and all kept
 // slots before it reports empty (so before it sleeps); while both ends run,
 // try_send may report `full` with up to a batch of slots not yet given back. Unbounded: the
-// blocking list's CAS and fetch_or, and the waker's RMW. A woken sender costs
+// blocking list's CAS and fetch_or, and the waker's RMW. A thread's blocking
+// send that finds no permit polls for one a few microseconds before it
+// queues (detail/spin.hpp's async_send_spin). A woken sender costs
 // the waiter list's lock and one claim; a woken receiver the waker's 2 RMWs
 // and its executor's schedule. Across processes: no.
 //

@@ -153,6 +153,8 @@ inline constexpr spin_policy channel_cas_spin{
     .pause_polls = spin_policy::unbounded, .max_gap = 64, .model_polls = spin_policy::unbounded};
 // The channels, waiting for another thread: 1 pause then 16 yields, bounded 1024 channel 1/1, 4/1, 4/4 (docs/tuning.md "channel_wait_spin").
 inline constexpr spin_policy channel_wait_spin{.pause_polls = 1, .yield_polls = 16, .model_polls = 2};
+// The async channels' blocking send, before it queues: 16 polls after 1, 2, 4 ... 64 pauses, then 16 yields, async.thread_to_task (docs/tuning.md "async_send_spin").
+inline constexpr spin_policy async_send_spin{.pause_polls = 16, .max_gap = 64, .yield_polls = 16, .model_polls = 1};
 // The rendezvous channel's lock, before rouse::mutex's own lock(): 16 polls after 1, 2, 4 ... 16 pauses, channel.rendezvous (docs/tuning.md "channel_lock_spin").
 inline constexpr spin_policy channel_lock_spin{.pause_polls = 16, .max_gap = 16, .model_polls = 1};
 // The channels, waiting for a hand-off under way: 1, 2 ... 64 pauses then 4 yields, channel.rendezvous (docs/tuning.md "channel_hand_off_spin").

@@ -154,12 +154,14 @@ class channel_ring {
     return p;
   }
 
+  // Read by both ends, written by neither: a line of its own, apart from
+  // the producers' tail and the consumer's head.
+  alignas(64) std::size_t const size_;
+  std::unique_ptr<slot[]> slots_;
   alignas(64) rd::atomic<std::size_t> tail_{0};
   rd::atomic<std::size_t> closed_at_{0};
   alignas(64) std::size_t head_ = 0;
   rd::atomic<std::size_t> head_snapshot_{0};  // for size() from other threads
-  std::size_t const size_;
-  std::unique_ptr<slot[]> slots_;
 };
 
 }  // namespace rouse::async::channel::detail

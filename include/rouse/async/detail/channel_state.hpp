@@ -87,9 +87,9 @@ class channel_state {
       : kind_(k),
         capacity_(capacity),
         batch_(capacity / 16 < 1 ? 1 : capacity / 16 > 64 ? 64 : static_cast<std::int64_t>(capacity / 16)),
-        permits_(k == kind::bounded ? static_cast<std::int64_t>(capacity) : 0),
         ring_(k == kind::unbounded ? nullptr : new channel_ring<T>(capacity == 0 ? 1 : capacity)),
-        list_(k == kind::unbounded ? new ::rouse::channel::detail::list_channel<T>() : nullptr) {}
+        list_(k == kind::unbounded ? new ::rouse::channel::detail::list_channel<T>() : nullptr),
+        permits_(k == kind::bounded ? static_cast<std::int64_t>(capacity) : 0) {}
   channel_state(const channel_state&) = delete;
   channel_state& operator=(const channel_state&) = delete;
 
@@ -267,18 +267,22 @@ class channel_state {
         });
   }
 
-  kind const kind_;
+  // Layout: one line each for what both ends only read, the receiver's own
+  // counters, the permit word (senders' RMWs), the blocked senders' list
+  // (read by every receive) and the receiver's waker: a write by one end
+  // never evicts a line the other reads on every message.
+  alignas(64) kind const kind_;
   std::size_t const capacity_;
-  bool demand_out_ = false;  // the receiver's: a rendezvous demand is outstanding
-  // The receiver's: slots freed but not given back yet, and the batch size
-  // (capacity / 16, 1..64: a receive that keeps up with its senders makes one
-  // RMW on the contended permit word per batch instead of one per value).
-  std::int64_t unreturned_ = 0;
+  // The batch size (capacity / 16, 1..64: a receive that keeps up with its
+  // senders makes one RMW on the contended permit word per batch instead of
+  // one per value).
   std::int64_t const batch_;
-  alignas(64) rd::atomic<std::int64_t> permits_;
-  waiter_list senders_waiting_;
   std::unique_ptr<channel_ring<T>> ring_;
   std::unique_ptr<::rouse::channel::detail::list_channel<T>> list_;
+  alignas(64) bool demand_out_ = false;  // the receiver's: a rendezvous demand is outstanding
+  std::int64_t unreturned_ = 0;          // the receiver's: slots freed, not given back yet
+  alignas(64) rd::atomic<std::int64_t> permits_;
+  alignas(64) waiter_list senders_waiting_;
   alignas(64) diatomic_waker rx_;
 };
 
@@ -288,9 +292,19 @@ class channel_state {
 template <class T, class Deadline>
 bool acquire_blocking(channel_state<T>& st, const Deadline& deadline) noexcept {
   wait_record rec;
-  check_result const r = st.try_acquire(tag_of(rec));
+  check_result r = st.try_acquire(tag_of(rec));
   if (r != check_result::not_ready) return rec.took;
   if (deadline.expired()) return false;
+  // Poll before queueing: while no sender is queued the receiver gives
+  // slots back a batch at a time, so a thread that keeps up with it finds a
+  // batch here and sends it without the list (a queued sender would make
+  // every receive hand over its one slot through the list's lock).
+  ::rouse::detail::spinner spin(::rouse::detail::async_send_spin);
+  while (spin.next()) {
+    if (deadline.expired()) return false;
+    r = st.try_acquire(tag_of(rec));
+    if (r != check_result::not_ready) return rec.took;
+  }
   using wait = list_wait<channel_state<T>>;
   wait w(st, tag_of(rec));
   switch (w.start()) {
