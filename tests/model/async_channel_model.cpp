@@ -15,6 +15,12 @@
 //                              the slot: it gets the permit, or it is stored
 //   send_vs_waiting_recv       a push against the receiver's register /
 //                              re-check: the value is received exactly once
+//                              (the push's seq_cst idle notify: a load)
+//   batch_vs_queued_senders    the receiver gives freed slots back (a batch
+//                              of 2, or one at once while senders wait)
+//                              while two senders queue and re-check: each
+//                              sender gets one permit, none is lost or
+//                              doubled (all 32 are back once it drains)
 //   close_vs_queued_send       close() wakes a queued sender with no permit
 //
 // A lost wake-up shows as a deadlock, a lost or doubled permit or value as an
@@ -25,6 +31,10 @@
 //                                       cancels keeps it: in
 //                                       send_cancel_vs_recv the second sender
 //                                       is never woken (deadlock)
+//   diatomic_seq_cst_notify_relaxed     the push's idle notify loads the
+//                                       waker's state relaxed: in
+//                                       send_vs_waiting_recv the receiver
+//                                       sleeps through the push (deadlock)
 #include <cstdint>
 
 #include "async_model.hpp"
@@ -159,6 +169,49 @@ struct send_vs_waiting_recv : rl::test_suite<send_vs_waiting_recv, 2> {
   }
 };
 
+struct batch_vs_queued_senders : rl::test_suite<batch_vs_queued_senders, 3> {
+  static constexpr int capacity = 32;  // gives slots back 2 at a time
+  slot<state> st;
+  sender_waiter s[2];
+
+  void before() {
+    st.make(cd::kind::bounded, capacity);
+    for (int i = 0; i < capacity; ++i) {
+      RL_ASSERT(st->try_take_permit());
+      RL_ASSERT(push(*st, i));
+    }
+  }
+  void thread(unsigned index) {
+    if (index == 0) {
+      // Three receives free three slots and give back at least two (a
+      // receive keeps at most batch - 1 = 1 while nobody waits).
+      for (int i = 0; i < 3; ++i) {
+        auto r = st->try_recv(false);
+        RL_ASSERT(r.has_value() && *r == i);
+      }
+    } else {
+      sender_waiter& me = s[index - 1];
+      me.make(*st);
+      rouse_model::await_with_flag(*me.w, me.f);
+      RL_ASSERT(me.holds());
+      RL_ASSERT(push(*st, 100 + static_cast<int>(index)));
+      me.w.destroy();
+    }
+  }
+  void after() {
+    RL_ASSERT(!st->waiters().has_waiters());
+    int left = 0;
+    for (;;) {
+      auto r = st->try_recv(false);
+      if (!r.has_value()) break;
+      ++left;
+    }
+    RL_ASSERT(left == capacity - 3 + 2);
+    RL_ASSERT(st->permits_for_testing() == capacity);  // every slot back, once
+    st.destroy();
+  }
+};
+
 struct close_vs_queued_send : rl::test_suite<close_vs_queued_send, 2> {
   slot<state> st;
   sender_waiter s;
@@ -195,11 +248,17 @@ int main() {
   failures += rouse_model::expect_pass<send_cancel_vs_recv>("async_channel.send_cancel_vs_recv", iterations);
   failures += rouse_model::expect_pass<queued_send_vs_recv>("async_channel.queued_send_vs_recv", iterations);
   failures += rouse_model::expect_pass<send_vs_waiting_recv>("async_channel.send_vs_waiting_recv", iterations);
+  failures += rouse_model::expect_pass<batch_vs_queued_senders>("async_channel.batch_vs_queued_senders", iterations);
   failures += rouse_model::expect_pass<close_vs_queued_send>("async_channel.close_vs_queued_send", iterations);
   {
     rd::model_fault_scope fault(rd::model_fault::async_channel_cancel_keeps_permit);
     failures += rouse_model::expect_failure<send_cancel_vs_recv>("async_channel.broken_cancel_keeps_permit",
                                                                  rl::test_result_deadlock, iterations);
+  }
+  {
+    rd::model_fault_scope fault(rd::model_fault::diatomic_seq_cst_notify_relaxed);
+    failures += rouse_model::expect_failure<send_vs_waiting_recv>("async_channel.broken_notify_load_relaxed",
+                                                                  rl::test_result_deadlock, iterations);
   }
   return failures == 0 ? 0 : 1;
 }

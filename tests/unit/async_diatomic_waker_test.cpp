@@ -255,6 +255,23 @@ TEST(async_diatomic_waker, idle_notify_is_a_load_and_still_wakes_a_registrant) {
   EXPECT_EQ(c.wakes_by_ref, 1);
 }
 
+TEST(async_diatomic_waker, seq_cst_idle_notify_is_a_load_on_either_mode_and_still_wakes) {
+  for (idle_notify mode : {idle_notify::rmw, idle_notify::load}) {
+    counting c;
+    diatomic_waker dw(mode);
+    waker const w = c.make();
+    dw.notify_after_seq_cst_rmw();  // nobody: a load, no change
+    EXPECT_EQ(dw.state_for_testing(), 0u);
+    EXPECT_EQ(c.wakes_by_ref, 0);
+    dw.register_waker(w);
+    dw.notify_after_seq_cst_rmw();  // R: the full notify
+    EXPECT_EQ(c.wakes_by_ref, 1);
+    EXPECT_EQ(dw.state_for_testing(), I);
+    dw.notify_after_seq_cst_rmw();  // served: nobody again
+    EXPECT_EQ(c.wakes_by_ref, 1);
+  }
+}
+
 TEST(async_diatomic_waker, destruction_drops_both_slots) {
   counting a, b;
   {

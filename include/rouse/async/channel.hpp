@@ -85,16 +85,22 @@
 // Fairness: blocked senders get freed slots in FIFO order (a slot freed while
 // senders wait goes to the oldest, never to a newcomer). One consumer.
 // Costs with both ends running (nobody waiting): a bounded send is one CAS
-// (permit), one fetch_add and one store (the slot) and one RMW (the
-// receiver's waker); a receive one load and one store, one load (are
-// senders waiting?) and one RMW per batch of freed slots (capacity/16, at
-// most 64; 1 below capacity 32) to give them back: no lock, no system call.
-// A receive gives its slot back at once while senders wait, and all kept
-// slots before it reports empty (so before it sleeps); while both ends run,
-// try_send may report `full` with up to a batch of slots not yet given back. Unbounded: the
-// blocking list's CAS and fetch_or, and the waker's RMW. A thread's blocking
-// send that finds no permit polls for one a few microseconds before it
-// queues (detail/spin.hpp's async_send_spin). A woken sender costs
+// (permit), one fetch_add and one store (the slot) and one load (is the
+// receiver waiting? the waker's seq_cst idle notify); a receive one load and
+// one store, one load (are senders waiting?) and one RMW per batch of freed
+// slots (capacity/16, at most 64; 1 below capacity 32) to give them back: no
+// lock, no system call. A receive gives its kept slots back at once while
+// senders wait (one lock of the senders' list for the batch), and before it
+// reports empty (so before it sleeps); while both ends run, try_send may
+// report `full` with up to a batch of slots not yet given back, and a
+// receiver that stops receiving keeps the slots it freed while nobody was
+// queued (at most a batch less one): a sender may then wait with that many
+// slots free until the receiver's next receive or try_recv returns them
+// (tokio and Go return each slot at once; rouse trades that slack for one
+// contended RMW per batch instead of per message). Unbounded:
+// the blocking list's CAS and fetch_or, and the waker's RMW. A thread's
+// blocking send that finds no permit polls for one a few microseconds
+// before it queues (detail/spin.hpp's async_send_spin). A woken sender costs
 // the waiter list's lock and one claim; a woken receiver the waker's 2 RMWs
 // and its executor's schedule. Across processes: no.
 //

@@ -69,6 +69,8 @@
 //                                          changes nothing: it orders the
 //                                          publish against the next register)
 //   notify_if_registered(), nobody         0 RMW: one load (idle_notify::load)
+//   notify_after_seq_cst_rmw(), nobody     0 RMW: one seq_cst load (a plain
+//                                          load on x86; either mode)
 //   notify(), registered                   2 RMW + 1 wake_by_ref; +1 RMW and
 //                                          +1 wake_by_ref per N served
 //   register_waker(), cached waker         1 RMW, no clone
@@ -161,6 +163,23 @@
 //   wakers;
 // - notify() stays valid on such a waker (it does not need (A2)).
 // Under a model both fences are seq_cst fences (detail/sync_types.hpp).
+//
+// The seq_cst idle notify: notify_after_seq_cst_rmw() is a seq_cst load of
+// the state (B'') and no fence, on either mode, for a producer whose publish
+// contains a seq_cst RMW (P) sequenced before it, on a word M that the
+// consumer's re-check (A') reads with a seq_cst load after registering.
+// Every registration RMW (A) is seq_cst, so (A), (A'), (P) and (B'') are all
+// in the single total order S of seq_cst operations:
+// - (A') before (P) in S: then (A) < (A') < (P) < (B'') and (B'') reads (A)
+//   or a later change: R set (notify), or cleared by a lock holder that
+//   serves (A)'s waker; the consumer it wakes registers again (A2nd) before
+//   it re-checks, and (B'') read a value before (A2nd) in the word's order,
+//   so (B'') < (A2nd) in S (coherence), and that re-check sees (P);
+// - (P) before (A') in S: (A') reads (P) or later and sees the publish (or
+//   that it is under way: rouse's channel ring reports `pending` and
+//   re-reads until the value is there).
+// rouse's channel ring is the user: (P) is the tail's fetch_add, (A') the
+// receiver's load of the tail when the next slot is not written yet.
 #pragma once
 
 #include <coroutine>
@@ -366,6 +385,21 @@ class diatomic_waker {
     notify();
   }
 
+  // (B'') The seq_cst idle notify: one seq_cst load when no waker is
+  // registered, else notify(). Only after the caller's seq_cst RMW on a
+  // word the registrant's re-check reads with a seq_cst load; see "The
+  // seq_cst idle notify". Either idle_notify mode.
+  void notify_after_seq_cst_rmw() noexcept {
+    if (::rouse::detail::model_fault_on(::rouse::detail::model_fault::diatomic_seq_cst_notify_relaxed)) {
+      // BROKEN on purpose (model tests only): a relaxed load.
+      if ((state_.load(std::memory_order_relaxed) & registered_bit) == 0) return;
+      return notify();
+    }
+    // (B'') Ordering: seq_cst: in S after the caller's RMW (P).
+    if ((state_.load(std::memory_order_seq_cst) & registered_bit) == 0) return;
+    notify();
+  }
+
   // The producer's helper: (B) then (B'). Call it right after the publish.
   void notify_after_publish() noexcept {
     if (!::rouse::detail::model_fault_on(::rouse::detail::model_fault::diatomic_idle_notify_without_fence)) {
@@ -385,13 +419,14 @@ class diatomic_waker {
     std::uint32_t s = state_.load(std::memory_order_acquire);
     unsigned const recent = (s & update_bit) ? ((s & index_bit) ^ 1u) : (s & index_bit);
     if (slots_[recent].will_wake(w)) {
-      // (A) Ordering: acq_rel: acquire pairs with a notifier's release RMW
+      // (A) Ordering: seq_cst: acquire pairs with a notifier's release RMW
       // (its publish reaches our re-check); release publishes what we wrote
       // before registering to the lock holder that reads R (a wait's claim
       // word, `arming`, which the relay then reads: without it the relay may
-      // read a stale `idle` and drop the wake-up; the model found this). A
-      // stale N stays: at most one spurious wake.
-      state_.fetch_or(registered_bit, std::memory_order_acq_rel);
+      // read a stale `idle` and drop the wake-up; the model found this);
+      // seq_cst for the seq_cst idle notify (B''). A stale N stays: at most
+      // one spurious wake.
+      state_.fetch_or(registered_bit, std::memory_order_seq_cst);
     } else {
       if ((s & (update_bit | registered_bit)) == (update_bit | registered_bit)) {
         // U && R: a lock taker may flip I to slot[1-I] now. Unregister
@@ -399,10 +434,10 @@ class diatomic_waker {
         s = state_.fetch_and(~(registered_bit | notify_again_bit), std::memory_order_acquire);
       }
       slots_[(s & index_bit) ^ 1u].assign(w);
-      // (A) Ordering: acq_rel: release publishes the slot (and, as above,
-      // the claim word) to the next lock taker (its acquire); acquire: as
-      // above.
-      state_.fetch_or(update_bit | registered_bit, std::memory_order_acq_rel);
+      // (A) Ordering: seq_cst: release publishes the slot (and, as above,
+      // the claim word) to the next lock taker (its acquire); acquire and
+      // seq_cst: as above.
+      state_.fetch_or(update_bit | registered_bit, std::memory_order_seq_cst);
     }
     if (mode_ == idle_notify::load) {
       // (A2) the heavy half: pairs with (B) in notify_after_publish().

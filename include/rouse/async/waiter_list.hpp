@@ -213,13 +213,24 @@ class waiter_list {
   // True when one was woken. A primitive's slow path moves a permit between
   // its word and a waiter here, serialized with push().
   template <class Before, class Otherwise>
-  [[gnu::noinline]] bool notify_one_locked(Before&& before, Otherwise&& otherwise) noexcept {
+  bool notify_one_locked(Before&& before, Otherwise&& otherwise) noexcept {
+    return notify_some_locked([&]() noexcept { return before() ? 1 : 0; },
+                              [&](int) noexcept { otherwise(); }) != 0;
+  }
+  // The same for several permits at once: under the lock, take() returns how
+  // many to hand out (h); the h oldest claimable waiters are claimed through
+  // their nodes (one permit each), and rest(k) (still under the lock) gets
+  // the k < h left when fewer were waiting. Wakes the claimed after the lock
+  // is dropped. Returns how many were woken.
+  template <class Take, class Rest>
+  [[gnu::noinline]] int notify_some_locked(Take&& take, Rest&& rest) noexcept {
     detail::waiter_node* chain = nullptr;
-    bool claimed = false;
+    int claimed = 0;
     lock_.lock();
-    if (before()) {
-      claimed = list_.claim(1, detail::node_list::by_node, chain) != 0;
-      if (!claimed) otherwise();
+    int const h = take();
+    if (h > 0) {
+      claimed = list_.claim(h, detail::node_list::by_node, chain);
+      if (claimed < h) rest(h - claimed);
     }
     // Ordering: relaxed, as in remove().
     if (list_.empty()) empty_.store(1, std::memory_order_relaxed);

@@ -116,6 +116,9 @@ enum class model_fault : unsigned {
   // async::diatomic_waker: the load-only idle notify is used without the
   // fence its contract asks of the notifier.
   diatomic_idle_notify_without_fence,
+  // async::diatomic_waker: the seq_cst idle notify (notify_after_seq_cst_rmw)
+  // loads the state relaxed.
+  diatomic_seq_cst_notify_relaxed,
   // async::waiter_list: a cancelled waiter that had already been notified
   // does not pass the notification on.
   async_cancel_drops_notification,

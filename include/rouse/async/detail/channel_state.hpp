@@ -43,8 +43,13 @@
 // has_waiters (A2); a sender pushes (B1) and re-checks with
 // seq_cst loads (B2). A value's construction happens-before its receipt
 // (channel_ring's stamps; list.hpp's slot states). The receiver waits on a
-// diatomic_waker: every push is followed by notify() (an RMW that orders the
-// push before the receiver's next register-and-re-check).
+// diatomic_waker: every push is followed by a notify. The ring's push is a
+// seq_cst fetch_add on the tail before it writes the slot, and the
+// receiver's re-check reads the tail with a seq_cst load when the slot is
+// not written yet, so the push notifies with the waker's seq_cst idle
+// notify (notify_after_seq_cst_rmw: a load while the receiver runs); the
+// unbounded list's push with notify() (an RMW that orders the push before
+// the receiver's next register-and-re-check).
 #pragma once
 
 #include <cstddef>
@@ -120,19 +125,24 @@ class channel_state {
   // for a value, an unused permit is dropped, a chosen waiter gave up).
   void give_back_permit() noexcept {
     if (kind_ == kind::unbounded) return;
-    if (senders_waiting_.has_waiters()) return give_back_slow(false);
+    if (senders_waiting_.has_waiters()) return give_back_slow(1, false);
     // (A1) seq_cst: pairs with (B2) in try_acquire().
     permits_.fetch_add(1, std::memory_order_seq_cst);
     if (!senders_waiting_.has_waiters()) [[likely]]  // (A2)
       return;
-    give_back_slow(true);
+    give_back_slow(1, true);
   }
 
   // With a permit: ok (moved from v) or closed (v untouched). Wakes the
   // receiver.
   status push(T& v) noexcept {
-    status const s = kind_ == kind::unbounded ? list_->try_send(v) : ring_->push(v);
-    if (s == status::ok) rx_.notify();
+    if (kind_ == kind::unbounded) {
+      status const s = list_->try_send(v);
+      if (s == status::ok) rx_.notify();
+      return s;
+    }
+    status const s = ring_->push(v);  // (P): the tail's seq_cst fetch_add
+    if (s == status::ok) rx_.notify_after_seq_cst_rmw();
     return s;
   }
 
@@ -235,35 +245,39 @@ class channel_state {
   // The receiver gives back the slots it freed and kept (a batch).
   void return_slots() noexcept {
     std::int64_t const n = std::exchange(unreturned_, 0);
-    if (n == 1 || senders_waiting_.has_waiters()) {
-      for (std::int64_t i = 0; i < n; ++i) give_back_permit();
-      return;
-    }
+    if (n == 1) return give_back_permit();
+    if (senders_waiting_.has_waiters()) return give_back_slow(n, false);
     // (A1) seq_cst: as give_back_permit()'s.
     permits_.fetch_add(n, std::memory_order_seq_cst);
     if (!senders_waiting_.has_waiters()) [[likely]]  // (A2)
       return;
-    for (std::int64_t i = 0; i < n; ++i) give_back_slow(true);
+    give_back_slow(n, true);
   }
 
-  // `in_word`: our permit is in the word (we added it, then found waiters):
-  // take it back if no barging sender took it, then hand it to the oldest
-  // waiter, or put it back when none can be claimed.
-  [[gnu::noinline]] void give_back_slow(bool in_word) noexcept {
-    senders_waiting_.notify_one_locked(
-        [this, in_word]() noexcept {
-          if (!in_word) return true;
-          std::int64_t n = permits_.load(std::memory_order_seq_cst);
-          while (n > 0)
-            // n -> n-1: ours back. Ordering: seq_cst as every RMW of the word.
-            if (permits_.compare_exchange_weak(n, n - 1, std::memory_order_seq_cst, std::memory_order_seq_cst))
-              return true;
-          return false;  // a sender's re-check took it: it is served
+  // Hands `n` permits to the oldest waiters under the list's lock (one lock
+  // for the batch), the rest to the word. `in_word`: they are in the word
+  // already (we added them, then found waiters): take back what no barging
+  // sender took first, and hand that out.
+  [[gnu::noinline]] void give_back_slow(std::int64_t n, bool in_word) noexcept {
+    senders_waiting_.notify_some_locked(
+        [this, n, in_word]() noexcept -> int {
+          if (!in_word) return static_cast<int>(n);
+          std::int64_t have = permits_.load(std::memory_order_seq_cst);
+          while (have > 0) {
+            std::int64_t const take = have < n ? have : n;
+            // have -> have - take: ours back. Ordering: seq_cst as every RMW
+            // of the word.
+            if (permits_.compare_exchange_weak(have, have - take, std::memory_order_seq_cst,
+                                               std::memory_order_seq_cst))
+              return static_cast<int>(take);
+          }
+          return 0;  // senders' re-checks took them all: they are served
         },
-        [this]() noexcept {
-          // Nobody claimable: store it, under the lock, so that a sender that
-          // queues next sees it in its re-check. Ordering: seq_cst (A1).
-          permits_.fetch_add(1, std::memory_order_seq_cst);
+        [this](int left) noexcept {
+          // Nobody claimable for these: store them, under the lock, so that a
+          // sender that queues next sees them in its re-check. Ordering:
+          // seq_cst (A1).
+          permits_.fetch_add(left, std::memory_order_seq_cst);
         });
   }
 
