@@ -405,11 +405,7 @@ class recv_awaitable {
 
  private:
   bool try_now() noexcept {
-    recv_result<T> r = st_->try_recv(true);
-    if (r.status() != channel::status::empty) {
-      result_.emplace(std::move(r));
-      return true;
-    }
+    if (st_->try_recv_into(true, result_)) return true;
     // Ordering: acquire: pairs with on_timeout's release (the waker's RMWs
     // order it anyway).
     if (timed_out_.load(std::memory_order_acquire) != 0) {
@@ -647,10 +643,7 @@ class receiver {
   explicit receiver(detail::channel_state<T>* st) noexcept : st_(st) {}
 
   static bool poll_into(detail::channel_state<T>& st, std::optional<recv_result<T>>& out) noexcept {
-    recv_result<T> r = st.try_recv(true);
-    if (r.status() == channel::status::empty) return false;
-    out.emplace(std::move(r));
-    return true;
+    return st.try_recv_into(true, out);
   }
   detail::channel_state<T>& state() const noexcept {
     ROUSE_CHECK_USAGE(st_ != nullptr, "rouse::async::channel::receiver", "operation on an empty (moved-from) handle");

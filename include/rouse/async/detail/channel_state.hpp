@@ -157,10 +157,22 @@ class channel_state {
   // receive that finds nothing gives a demand (a waiting receive asks; a
   // try_recv does not).
   recv_result<T> try_recv(bool ask) noexcept {
-    if (kind_ == kind::unbounded) return list_->try_recv();
+    std::optional<recv_result<T>> out;
+    if (!try_recv_into(ask, out)) return recv_result<T>(status::empty);
+    return std::move(*out);
+  }
+  // The same, built in place: false on empty (out untouched), else out holds
+  // the value or `closed`. The awaitables' form: a result built in the
+  // caller's storage, not returned through registers twice.
+  bool try_recv_into(bool ask, std::optional<recv_result<T>>& out) noexcept {
+    if (kind_ == kind::unbounded) {
+      recv_result<T> r = list_->try_recv();
+      if (r.status() == status::empty) return false;
+      out.emplace(std::move(r));
+      return true;
+    }
     ::rouse::detail::spinner spin(::rouse::detail::channel_wait_spin);
     for (;;) {
-      std::optional<recv_result<T>> out;
       switch (ring_->take([&](T&& v) noexcept { out.emplace(std::in_place, std::move(v)); })) {
         case ring_take::value:
           if (kind_ == kind::bounded) {
@@ -169,16 +181,17 @@ class channel_state {
           } else {
             demand_out_ = false;  // the value answered our demand
           }
-          return std::move(*out);
+          return true;
         case ring_take::empty:
           if (unreturned_ != 0) return_slots();  // before the receiver may sleep
           if (ask && kind_ == kind::rendezvous && !demand_out_) {
             demand_out_ = true;
             give_back_permit();
           }
-          return recv_result<T>(status::empty);
+          return false;
         case ring_take::closed:
-          return recv_result<T>(status::closed);
+          out.emplace(status::closed);
+          return true;
         case ring_take::pending:
           if (!spin.next()) ::rouse::detail::yield();  // a send between its two steps
           break;

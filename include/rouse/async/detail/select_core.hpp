@@ -128,9 +128,9 @@ class recv_branch {
   recv_branch(recv_branch&& o) noexcept : st_(o.st_) {}
 
   std::optional<result_type> poll() noexcept {
-    recv_result<T> r = st_->try_recv(true);
-    if (r.status() == status::empty) return std::nullopt;
-    return std::optional<result_type>(std::move(r));
+    std::optional<result_type> r;
+    st_->try_recv_into(true, r);
+    return r;
   }
   bool arm(select_core* core) noexcept {
     core_ = core;
