@@ -16,6 +16,10 @@
 //   send_vs_waiting_recv       a push against the receiver's register /
 //                              re-check: the value is received exactly once
 //                              (the push's seq_cst idle notify: a load)
+//   two_sends_vs_waiting_recv  two pushes against a receiver that waits
+//                              twice: one push's notify may hold the
+//                              waker's lock and clear R while the other's
+//                              idle load runs; both values are received
 //   batch_vs_queued_senders    the receiver gives freed slots back (a batch
 //                              of 2, or one at once while senders wait)
 //                              while two senders queue and re-check: each
@@ -34,8 +38,10 @@
 //   diatomic_seq_cst_notify_relaxed     the push's idle notify loads the
 //                                       waker's state relaxed: in
 //                                       send_vs_waiting_recv the receiver
-//                                       sleeps through the push (deadlock)
+//                                       sleeps through the push (deadlock),
+//                                       also in two_sends_vs_waiting_recv
 #include <cstdint>
+#include <optional>
 
 #include "async_model.hpp"
 #include "rouse/async/detail/channel_state.hpp"
@@ -169,6 +175,32 @@ struct send_vs_waiting_recv : rl::test_suite<send_vs_waiting_recv, 2> {
   }
 };
 
+struct two_sends_vs_waiting_recv : rl::test_suite<two_sends_vs_waiting_recv, 3> {
+  slot<state> st;
+  rl::var<int> sum;
+
+  void before() { st.make(cd::kind::bounded, 2); }
+  void thread(unsigned index) {
+    if (index == 0) {
+      int total = 0;
+      for (int k = 0; k < 2; ++k) {
+        std::optional<rouse::channel::recv_result<int>> out;
+        st->receiver_waker().wait_until_blocking([&]() noexcept { return st->try_recv_into(true, out); });
+        RL_ASSERT(out.has_value() && out->has_value());
+        total += **out;
+      }
+      sum($) = total;
+    } else {
+      RL_ASSERT(st->try_take_permit());
+      RL_ASSERT(push(*st, static_cast<int>(index)));
+    }
+  }
+  void after() {
+    RL_ASSERT(sum($) == 1 + 2);
+    st.destroy();
+  }
+};
+
 struct batch_vs_queued_senders : rl::test_suite<batch_vs_queued_senders, 3> {
   static constexpr int capacity = 32;  // gives slots back 2 at a time
   slot<state> st;
@@ -248,6 +280,7 @@ int main() {
   failures += rouse_model::expect_pass<send_cancel_vs_recv>("async_channel.send_cancel_vs_recv", iterations);
   failures += rouse_model::expect_pass<queued_send_vs_recv>("async_channel.queued_send_vs_recv", iterations);
   failures += rouse_model::expect_pass<send_vs_waiting_recv>("async_channel.send_vs_waiting_recv", iterations);
+  failures += rouse_model::expect_pass<two_sends_vs_waiting_recv>("async_channel.two_sends_vs_waiting_recv", iterations);
   failures += rouse_model::expect_pass<batch_vs_queued_senders>("async_channel.batch_vs_queued_senders", iterations);
   failures += rouse_model::expect_pass<close_vs_queued_send>("async_channel.close_vs_queued_send", iterations);
   {
@@ -259,6 +292,8 @@ int main() {
     rd::model_fault_scope fault(rd::model_fault::diatomic_seq_cst_notify_relaxed);
     failures += rouse_model::expect_failure<send_vs_waiting_recv>("async_channel.broken_notify_load_relaxed",
                                                                   rl::test_result_deadlock, iterations);
+    failures += rouse_model::expect_failure<two_sends_vs_waiting_recv>(
+        "async_channel.broken_notify_load_relaxed_two_sends", rl::test_result_deadlock, iterations);
   }
   return failures == 0 ? 0 : 1;
 }
