@@ -6,6 +6,8 @@
 //   channel.mpmc4x4          bounded 1024, 4 producers, 4 consumers, 4,000,000      msgs/s
 //   channel.rendezvous       capacity 0, 1 producer, 1 consumer, 1,000,000          ns/op
 //   channel.unbounded_mpsc4  unbounded, 4 producers, 1 consumer, 4,000,000          msgs/s
+//   --scale: channel.mpsc8, channel.mpsc16 (8 / 16 producers, 1 consumer),
+//   channel.mpmc8x8, channel.mpmc16x16; bounded 1024, 4,000,000     msgs/s
 //
 // Messages are 64-bit integers; every operation is the blocking form
 // (send/recv, push/pop, enqueue/wait_dequeue). The consumers check the sum
@@ -306,6 +308,24 @@ ROUSE_BENCH_REGISTER(channel_workloads) {
        .baseline = "mutex+condvar ring",
        .impls = bounded_impls<8, 8>(),
        .description = "bounded 1024, 8 producers, 8 consumers, 4M messages in total (--scale)",
+       .scale = true});
+  add({.name = "channel.mpsc8",
+       .unit = "msgs/s",
+       .baseline = "mutex+condvar ring",
+       .impls = bounded_impls<8, 1>(),
+       .description = "bounded 1024, 8 producers, 1 consumer, 4M messages in total (--scale)",
+       .scale = true});
+  add({.name = "channel.mpsc16",
+       .unit = "msgs/s",
+       .baseline = "mutex+condvar ring",
+       .impls = bounded_impls<16, 1>(),
+       .description = "bounded 1024, 16 producers, 1 consumer, 4M messages in total (--scale)",
+       .scale = true});
+  add({.name = "channel.mpmc16x16",
+       .unit = "msgs/s",
+       .baseline = "mutex+condvar ring",
+       .impls = bounded_impls<16, 16>(),
+       .description = "bounded 1024, 16 producers, 16 consumers, 4M messages in total (--scale)",
        .scale = true});
   add({.name = "channel.rendezvous",
        .unit = "ns/op",

@@ -18,6 +18,12 @@
 // pool keeps its threads between jobs: only dispatch and completion are
 // measured, as in the book.
 //
+// --scale adds count.breakeven8 and count.breakeven16: the same with every
+// pool sized to 8 and 16 participants, and count.imbalance: a parallel_for
+// over 4,096 indices where index i counts to 16 x (1 + 99 i / 4095) (its
+// cost rises 100x across the range, a triangular loop), against oneTBB's
+// parallel_for and OpenMP's static and dynamic schedules.
+//
 // One sample: a 40 ms pause so that the previous implementation's threads
 // stop spinning (libgomp and oneTBB spin for milliseconds after a job), two
 // untimed jobs, then jobs back to back until 10 ms (1 ms with --quick) have
@@ -40,6 +46,7 @@
 #endif
 #if defined(ROUSE_BENCH_HAVE_TBB)
 #include <tbb/blocked_range.h>
+#include <tbb/parallel_for.h>
 #include <tbb/parallel_reduce.h>
 #include <tbb/task_arena.h>
 #endif
@@ -67,6 +74,11 @@ using u64 = std::uint64_t;
 constexpr auto count = &count_steps;
 
 unsigned cpus() { return rouse::platform::available_cpus(); }
+// Participants of a pool of `Threads` (0: every CPU the process may use).
+template <unsigned Threads>
+unsigned participants() {
+  return Threads == 0 ? cpus() : Threads;
+}
 
 // Runs job(n) back to back for at least `target`, returns ns per job.
 template <class Job>
@@ -95,8 +107,9 @@ sample timed(const run_context& ctx, Job&& job) {
 
 // --- rouse::pool ----------------------------------------------------------
 
+template <unsigned Threads>
 u64 rouse_count(u64 n) {
-  static rouse::pool pool;  // all CPUs, default spin budget
+  static rouse::pool pool(rouse::pool_options{.threads = Threads});  // default spin budget
   return pool.parallel_reduce(
       u64{0}, n, u64{0}, [](rouse::index_range<u64> r) { return count(r.size()); }, std::plus<>{});
 }
@@ -105,8 +118,9 @@ u64 rouse_count(u64 n) {
 // (up to 64), each written to its own cache line, as parallel_reduce does
 // below its pieces' threshold. A pool of its own, so that the two
 // implementations' adaptive spin budgets do not shape each other.
+template <unsigned Threads>
 u64 rouse_static_count(u64 n) {
-  static rouse::pool pool;
+  static rouse::pool pool(rouse::pool_options{.threads = Threads});
   struct alignas(64) share {
     u64 value;
   };
@@ -230,9 +244,10 @@ class barrier_pool {
 // --- peers --------------------------------------------------------------------
 
 #if defined(ROUSE_BENCH_HAVE_OPENMP)
+template <unsigned Threads>
 u64 omp_count(u64 n) {
   u64 x = 0;
-#pragma omp parallel for reduction(+ : x) schedule(static) num_threads(cpus())
+#pragma omp parallel for reduction(+ : x) schedule(static) num_threads(participants<Threads>())
   for (u64 i = 0; i < n; ++i) {
     x += 1;
     asm volatile("" : "+r"(x));
@@ -242,8 +257,9 @@ u64 omp_count(u64 n) {
 #endif
 
 #if defined(ROUSE_BENCH_HAVE_TBB)
+template <unsigned Threads>
 u64 tbb_count(u64 n) {
-  static tbb::task_arena arena(static_cast<int>(cpus()));
+  static tbb::task_arena arena(static_cast<int>(participants<Threads>()));
   return arena.execute([n] {
     return tbb::parallel_reduce(
         tbb::blocked_range<u64>(0, n), u64{0},
@@ -277,44 +293,169 @@ void add_breakeven(std::vector<impl_result>& results) {
   }
 }
 
+// --- count.imbalance --------------------------------------------------------
+
+constexpr u64 imbalance_indices = 4096;
+constexpr u64 imbalance_base = 16;  // steps of the cheapest index
+// Index i's steps: 16 x (1 + 99 i / 4095), from 16 to 1,600.
+u64 imbalance_steps(u64 i) { return imbalance_base * (1 + 99 * i / (imbalance_indices - 1)); }
+u64 imbalance_total() {
+  u64 t = 0;
+  for (u64 i = 0; i < imbalance_indices; ++i) t += imbalance_steps(i);
+  return t;
+}
+
+// A job: every index counted once, each result written to its own slot; the
+// sum of the slots is checked against the sequential total.
+struct alignas(64) imbalance_slot {
+  u64 value;
+};
+template <class Run>
+sample imbalance_job(const run_context& ctx, Run&& run) {
+  static std::vector<imbalance_slot> out(imbalance_indices);
+  static u64 const expected = imbalance_total();
+  run_context c = ctx;
+  c.param = 0;
+  return timed(c, [&](u64) {
+    run(out);
+    u64 sum = 0;
+    for (const imbalance_slot& s : out) sum += s.value;
+    if (sum != expected) std::abort();  // an index lost or counted twice
+    return u64{0};
+  });
+}
+
+template <unsigned Threads>
+void add_imbalance_impls(std::vector<impl>& impls) {
+  using slots = std::vector<imbalance_slot>;
+  impls.push_back({"sequential", [](const run_context& c) {
+                     return imbalance_job(c, [](slots& out) {
+                       for (u64 i = 0; i < imbalance_indices; ++i) out[i].value = count(imbalance_steps(i));
+                     });
+                   }});
+  impls.push_back({"rouse::pool parallel_for", [](const run_context& c) {
+                     static rouse::pool pool(rouse::pool_options{.threads = Threads});
+                     return imbalance_job(c, [](slots& out) {
+                       pool.parallel_for(u64{0}, imbalance_indices,
+                                         [&out](u64 i) { out[i].value = count(imbalance_steps(i)); });
+                     });
+                   }});
+  impls.push_back({"rouse::pool parallel_for, grain 16", [](const run_context& c) {
+                     static rouse::pool pool(rouse::pool_options{.threads = Threads});
+                     return imbalance_job(c, [](slots& out) {
+                       pool.parallel_for(u64{0}, imbalance_indices, u64{16},
+                                         [&out](u64 i) { out[i].value = count(imbalance_steps(i)); });
+                     });
+                   }});
+#if defined(ROUSE_BENCH_HAVE_OPENMP)
+  impls.push_back({"omp schedule(static)", [](const run_context& c) {
+                     return imbalance_job(c, [](slots& out) {
+#pragma omp parallel for schedule(static) num_threads(participants<Threads>())
+                       for (u64 i = 0; i < imbalance_indices; ++i) out[i].value = count(imbalance_steps(i));
+                     });
+                   }});
+  impls.push_back({"omp schedule(dynamic, 16)", [](const run_context& c) {
+                     return imbalance_job(c, [](slots& out) {
+#pragma omp parallel for schedule(dynamic, 16) num_threads(participants<Threads>())
+                       for (u64 i = 0; i < imbalance_indices; ++i) out[i].value = count(imbalance_steps(i));
+                     });
+                   }});
+#endif
+#if defined(ROUSE_BENCH_HAVE_TBB)
+  impls.push_back({"tbb::parallel_for", [](const run_context& c) {
+                     static tbb::task_arena arena(static_cast<int>(participants<Threads>()));
+                     return imbalance_job(c, [](slots& out) {
+                       arena.execute([&out] {
+                         tbb::parallel_for(tbb::blocked_range<u64>(0, imbalance_indices),
+                                           [&out](const tbb::blocked_range<u64>& r) {
+                                             for (u64 i = r.begin(); i != r.end(); ++i)
+                                               out[i].value = count(imbalance_steps(i));
+                                           });
+                       });
+                     });
+                   }});
+#endif
+}
+
+template <unsigned Threads>
+std::vector<impl> breakeven_impls() {
+  std::vector<impl> impls;
+  impls.push_back({"sequential", [](const run_context& c) { return timed(c, count); }});
+  impls.push_back({"rouse::pool", [](const run_context& c) { return timed(c, rouse_count<Threads>); }});
+  impls.push_back(
+      {"rouse::pool, static split", [](const run_context& c) { return timed(c, rouse_static_count<Threads>); }});
+#if defined(ROUSE_BENCH_HAVE_OPENMP)
+  impls.push_back({"omp", [](const run_context& c) { return timed(c, omp_count<Threads>); }});
+#endif
+#if defined(ROUSE_BENCH_HAVE_TBB)
+  impls.push_back({"tbb::parallel_reduce", [](const run_context& c) { return timed(c, tbb_count<Threads>); }});
+#endif
+  impls.push_back({"std::condition_variable pool", [](const run_context& c) {
+                     static condvar_pool pool(participants<Threads>());
+                     return timed(c, [](u64 n) { return pool(n); });
+                   }});
+  impls.push_back({"std::barrier pool", [](const run_context& c) {
+                     static barrier_pool pool(participants<Threads>());
+                     return timed(c, [](u64 n) { return pool(n); });
+                   }});
+  return impls;
+}
+
 }  // namespace
 
 ROUSE_BENCH_REGISTER(count_workloads) {
   std::vector<std::int64_t> params;
   for (int k = 10; k <= 24; ++k) params.push_back(std::int64_t{1} << k);
-
-  std::vector<impl> impls;
-  impls.push_back({"sequential", [](const run_context& c) { return timed(c, count); }});
-  impls.push_back({"rouse::pool", [](const run_context& c) { return timed(c, rouse_count); }});
-  impls.push_back({"rouse::pool, static split", [](const run_context& c) { return timed(c, rouse_static_count); }});
-#if defined(ROUSE_BENCH_HAVE_OPENMP)
-  impls.push_back({"omp", [](const run_context& c) { return timed(c, omp_count); }});
-#else
-  skipped("count.breakeven", "omp", "OpenMP not found at build time");
+#if !defined(ROUSE_BENCH_HAVE_OPENMP)
+  skipped("count\\..*", "omp", "OpenMP not found at build time");
 #endif
-#if defined(ROUSE_BENCH_HAVE_TBB)
-  impls.push_back({"tbb::parallel_reduce", [](const run_context& c) { return timed(c, tbb_count); }});
-#else
-  skipped("count.breakeven", "tbb::parallel_reduce", "oneTBB not found at build time");
+#if !defined(ROUSE_BENCH_HAVE_TBB)
+  skipped("count\\..*", "tbb", "oneTBB not found at build time");
 #endif
-  impls.push_back({"std::condition_variable pool", [](const run_context& c) {
-                     static condvar_pool pool(cpus());
-                     return timed(c, [](u64 n) { return pool(n); });
-                   }});
-  impls.push_back({"std::barrier pool", [](const run_context& c) {
-                     static barrier_pool pool(cpus());
-                     return timed(c, [](u64 n) { return pool(n); });
-                   }});
-
+  char const* const description =
+      "a job counts to N in a register (optimization barrier per step), split over all CPUs; "
+      "breakeven_n = smallest N from which the pool beats sequential at every larger N";
   rouse::bench::add({
       .name = "count.breakeven",
       .unit = "ns/job",
       .baseline = "sequential",
-      .impls = std::move(impls),
-      .params = std::move(params),
+      .impls = breakeven_impls<0>(),
+      .params = params,
       .param_name = "N",
-      .description = "a job counts to N in a register (optimization barrier per step), split over all CPUs; "
-                     "breakeven_n = smallest N from which the pool beats sequential at every larger N",
+      .description = description,
       .summarize = add_breakeven,
+  });
+  rouse::bench::add({
+      .name = "count.breakeven8",
+      .unit = "ns/job",
+      .baseline = "sequential",
+      .impls = breakeven_impls<8>(),
+      .params = params,
+      .param_name = "N",
+      .description = "count.breakeven with every pool of 8 participants (--scale)",
+      .summarize = add_breakeven,
+      .scale = true,
+  });
+  rouse::bench::add({
+      .name = "count.breakeven16",
+      .unit = "ns/job",
+      .baseline = "sequential",
+      .impls = breakeven_impls<16>(),
+      .params = params,
+      .param_name = "N",
+      .description = "count.breakeven with every pool of 16 participants (--scale)",
+      .summarize = add_breakeven,
+      .scale = true,
+  });
+  std::vector<impl> imbalance;
+  add_imbalance_impls<0>(imbalance);
+  rouse::bench::add({
+      .name = "count.imbalance",
+      .unit = "ns/job",
+      .baseline = "sequential",
+      .impls = std::move(imbalance),
+      .description = "parallel_for over 4,096 indices, index i counts to 16 x (1 + 99 i / 4095) (cost rising "
+                     "100x across the range), all CPUs (--scale)",
+      .scale = true,
   });
 }

@@ -4,6 +4,8 @@
 //   mutex.contended2    2 threads x 2,000,000 ops                ns/op (total time / total ops)
 //   mutex.contended4    4 threads x 1,000,000 ops                ns/op
 //   mutex.oversub32     32 threads x 50,000 ops                  ns/op
+//   --scale: mutex.contended8 / 16 / 32, 8 x 500,000, 16 x 250,000,
+//   32 x 125,000 ops                                             ns/op
 //
 // Implementations: rouse::mutex, std::mutex (baseline), absl::Mutex,
 // tbb::spin_mutex, tbb::queuing_mutex, rouse::spin_lock.
@@ -154,19 +156,20 @@ sample contended(const run_context& ctx, unsigned threads, std::int64_t per_thre
 }
 
 template <class Lock>
-void add_impl(std::vector<rouse::bench::impl> (&impls)[6], const char* name) {
+void add_impl(std::vector<rouse::bench::impl> (&impls)[7], const char* name) {
   impls[0].push_back({name, [](const run_context& c) { return uncontended<Lock>(c); }});
   impls[1].push_back({name, [](const run_context& c) { return contended<Lock>(c, 2, 2'000'000); }});
   impls[2].push_back({name, [](const run_context& c) { return contended<Lock>(c, 4, 1'000'000); }});
   impls[3].push_back({name, [](const run_context& c) { return contended<Lock>(c, 32, 50'000); }});
   impls[4].push_back({name, [](const run_context& c) { return contended<Lock>(c, 8, 500'000); }});
   impls[5].push_back({name, [](const run_context& c) { return contended<Lock>(c, 16, 250'000); }});
+  impls[6].push_back({name, [](const run_context& c) { return contended<Lock>(c, 32, 125'000); }});
 }
 
 }  // namespace
 
 ROUSE_BENCH_REGISTER(mutex_workloads) {
-  std::vector<rouse::bench::impl> impls[6];
+  std::vector<rouse::bench::impl> impls[7];
   add_impl<lockable<rouse::mutex>>(impls, "rouse::mutex");
   add_impl<lockable<std::mutex>>(impls, "std::mutex");
 #if defined(ROUSE_BENCH_HAVE_ABSL)
@@ -183,17 +186,18 @@ ROUSE_BENCH_REGISTER(mutex_workloads) {
 #endif
   add_impl<lockable<rouse::spin_lock>>(impls, "rouse::spin_lock");
 
-  const char* names[6] = {"mutex.uncontended", "mutex.contended2", "mutex.contended4",
-                          "mutex.oversub32",   "mutex.contended8", "mutex.contended16"};
-  const char* descriptions[6] = {
+  const char* names[7] = {"mutex.uncontended", "mutex.contended2",  "mutex.contended4", "mutex.oversub32",
+                          "mutex.contended8",  "mutex.contended16", "mutex.contended32"};
+  const char* descriptions[7] = {
       "1 thread, 5,000,000 x (lock; ++counter; unlock)",
       "2 threads x 2,000,000 x (lock; ++shared; unlock); total time / total ops",
       "4 threads x 1,000,000, same",
       "32 threads x 50,000, same (threads outnumber cores)",
       "8 threads x 500,000, same (--scale)",
       "16 threads x 250,000, same (--scale)",
+      "32 threads x 125,000, same (--scale)",
   };
-  for (int w = 0; w < 6; ++w) {
+  for (int w = 0; w < 7; ++w) {
     rouse::bench::add({
         .name = names[w],
         .unit = "ns/op",
