@@ -25,11 +25,13 @@
 //
 // Permit word: permits_ = the number of free permits (>= 0).
 //   take (sender)          n > 0: n -> n-1 (CAS); else wait in the list
-//   give back, nobody      n -> n+1 (A1), then has_waiters (A2): if somebody
-//   queued                 queued meanwhile, move it to the oldest waiter
-//                          under the list's lock (take it back, claim)
-//   give back, queued      under the lock: claim the oldest (a notify_one:
-//                          the claim is transferable) or n -> n+1
+//   give back k, nobody    n -> n+k (A1), then has_waiters (A2): if somebody
+//   queued                 queued meanwhile, move them to the oldest waiters
+//                          under the list's lock (take back what is left of
+//                          them, claim)
+//   give back k, queued    under the lock (once for the k): claim up to k
+//                          oldest waiters (each claim transferable: one
+//                          permit), the rest n -> n+rest
 // A waiter's re-check (B2) is try_acquire(): closed -> ready; a permit ->
 // ready_with_permit (rec.took); its deadline passed -> ready; else
 // not_ready. A waiter woken by a notify_one holds a permit (transferable
