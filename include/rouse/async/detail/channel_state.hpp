@@ -330,9 +330,9 @@ bool acquire_blocking(channel_state<T>& st, const Deadline& deadline) noexcept {
   // every receive hand over its one slot through the list's lock).
   ::rouse::detail::spinner spin(::rouse::detail::async_send_spin);
   while (spin.next()) {
-    if (deadline.expired()) return false;
     r = st.try_acquire(tag_of(rec));
     if (r != check_result::not_ready) return rec.took;
+    if (deadline.expired()) return false;  // after a last look, as below
   }
   using wait = list_wait<channel_state<T>>;
   wait w(st, tag_of(rec));
