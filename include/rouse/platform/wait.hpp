@@ -137,7 +137,10 @@ inline constexpr std::size_t max_wait_entries = 128;  // futex_waitv's limit
 // Sleeps until one of the words is woken (or no longer holds its expected
 // value), or the deadline passes. Returns the index of an entry that was
 // woken or found changed (spurious returns report some index too; re-check),
-// or -1 on timeout. entries.size() must be 1..max_wait_entries.
+// or -1 on timeout. Wakes of two entries that reach the sleeper at the same
+// moment are both taken and one index is reported (futex_waitv: the last):
+// a caller that passes a taken wake on must treat the others as possibly
+// taken too. entries.size() must be 1..max_wait_entries.
 // futex backend: futex_waitv(2) where the kernel has it (5.16+); on older
 // kernels, a polling fallback that checks every word and sleeps on the first
 // with exponentially growing timeouts (capped at 1 ms): correct, not cheap.

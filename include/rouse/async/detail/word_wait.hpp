@@ -41,9 +41,12 @@
 // The helper thread waits on two words at once (platform::wait_any, or the
 // kernel-futex form io::wait_on passes): the protocol's word and stop_word_.
 // A stop stores stop_word_ and wakes it: the helper, and only it, leaves its
-// wait (no wake of the protocol's word, so its other waiters see nothing);
-// the index the wait returns tells whether it was the word (a wake taken:
-// step) or the stop (leave).
+// wait (no wake of the protocol's word, so its other waiters see nothing).
+// The index the wait returns says the word (a wake taken: step) or the stop;
+// a stop may come with a wake of the word taken in the same moment (the
+// kernel reports one index), so the helper leaves a stop as a woken waiter
+// (woke(), then leave()): a lost hand-off otherwise (a rouse::mutex's
+// unlock to a starving waiter) leaves every other sleeper asleep.
 //
 // Memory ordering: lock_ (a rouse::mutex) orders everything the phases hand
 // over; the carrier orders its completion after its start (its own lock);
@@ -227,7 +230,12 @@ class basic_word_wait : public futex_wait_node {
       int const which = fallback_->wait_pair(*protocol_->word, value, stop_word_);
       // Ordering: acquire: pairs with the release stores of stop_word_.
       if (which != 0 && stop_word_.load(std::memory_order_acquire) != 0) {
-        // The stop woke it, not the word: no wake of the word was taken.
+        // The stop woke it. A wake of the word may have reached it in the
+        // same moment and been taken too (futex_waitv reports one index:
+        // the last of the words woken), so leave as a woken waiter does:
+        // the protocol's give-up path then takes what that wake was for
+        // (a mutex's hand-off) or passes it on.
+        protocol_->woke();
         o = protocol_->leave() ? wait_outcome::done : wait_outcome::stopped;
         break;
       }
