@@ -36,6 +36,7 @@
 #include <deque>
 #include <mutex>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "harness.hpp"
@@ -309,24 +310,18 @@ ROUSE_BENCH_REGISTER(channel_workloads) {
        .impls = bounded_impls<8, 8>(),
        .description = "bounded 1024, 8 producers, 8 consumers, 4M messages in total (--scale)",
        .scale = true});
-  add({.name = "channel.mpsc8",
-       .unit = "msgs/s",
-       .baseline = "mutex+condvar ring",
-       .impls = bounded_impls<8, 1>(),
-       .description = "bounded 1024, 8 producers, 1 consumer, 4M messages in total (--scale)",
-       .scale = true});
-  add({.name = "channel.mpsc16",
-       .unit = "msgs/s",
-       .baseline = "mutex+condvar ring",
-       .impls = bounded_impls<16, 1>(),
-       .description = "bounded 1024, 16 producers, 1 consumer, 4M messages in total (--scale)",
-       .scale = true});
-  add({.name = "channel.mpmc16x16",
-       .unit = "msgs/s",
-       .baseline = "mutex+condvar ring",
-       .impls = bounded_impls<16, 16>(),
-       .description = "bounded 1024, 16 producers, 16 consumers, 4M messages in total (--scale)",
-       .scale = true});
+  // The many-core shapes (--scale): producers x consumers.
+  auto const scaled = [](const char* name, std::vector<rouse::bench::impl> impls, const char* shape) {
+    add({.name = name,
+         .unit = "msgs/s",
+         .baseline = "mutex+condvar ring",
+         .impls = std::move(impls),
+         .description = std::string("bounded 1024, ") + shape + ", 4M messages in total (--scale)",
+         .scale = true});
+  };
+  scaled("channel.mpsc8", bounded_impls<8, 1>(), "8 producers, 1 consumer");
+  scaled("channel.mpsc16", bounded_impls<16, 1>(), "16 producers, 1 consumer");
+  scaled("channel.mpmc16x16", bounded_impls<16, 16>(), "16 producers, 16 consumers");
   add({.name = "channel.rendezvous",
        .unit = "ns/op",
        .baseline = "mutex+condvar ring",

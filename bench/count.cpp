@@ -34,6 +34,7 @@
 #include <cstdint>
 #include <functional>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -412,41 +413,28 @@ ROUSE_BENCH_REGISTER(count_workloads) {
 #if !defined(ROUSE_BENCH_HAVE_TBB)
   skipped("count\\..*", "tbb", "oneTBB not found at build time");
 #endif
-  char const* const description =
-      "a job counts to N in a register (optimization barrier per step), split over all CPUs; "
-      "breakeven_n = smallest N from which the pool beats sequential at every larger N";
-  rouse::bench::add({
-      .name = "count.breakeven",
-      .unit = "ns/job",
-      .baseline = "sequential",
-      .impls = breakeven_impls<0>(),
-      .params = params,
-      .param_name = "N",
-      .description = description,
-      .summarize = add_breakeven,
-  });
-  rouse::bench::add({
-      .name = "count.breakeven8",
-      .unit = "ns/job",
-      .baseline = "sequential",
-      .impls = breakeven_impls<8>(),
-      .params = params,
-      .param_name = "N",
-      .description = "count.breakeven with every pool of 8 participants (--scale)",
-      .summarize = add_breakeven,
-      .scale = true,
-  });
-  rouse::bench::add({
-      .name = "count.breakeven16",
-      .unit = "ns/job",
-      .baseline = "sequential",
-      .impls = breakeven_impls<16>(),
-      .params = params,
-      .param_name = "N",
-      .description = "count.breakeven with every pool of 16 participants (--scale)",
-      .summarize = add_breakeven,
-      .scale = true,
-  });
+  auto const breakeven = [&params](std::string name, std::vector<impl> impls, std::string description,
+                                   bool scale) {
+    rouse::bench::add({
+        .name = std::move(name),
+        .unit = "ns/job",
+        .baseline = "sequential",
+        .impls = std::move(impls),
+        .params = params,
+        .param_name = "N",
+        .description = std::move(description),
+        .summarize = add_breakeven,
+        .scale = scale,
+    });
+  };
+  breakeven("count.breakeven", breakeven_impls<0>(),
+            "a job counts to N in a register (optimization barrier per step), split over all CPUs; "
+            "breakeven_n = smallest N from which the pool beats sequential at every larger N",
+            false);
+  breakeven("count.breakeven8", breakeven_impls<8>(),
+            "count.breakeven with every pool of 8 participants (--scale)", true);
+  breakeven("count.breakeven16", breakeven_impls<16>(),
+            "count.breakeven with every pool of 16 participants (--scale)", true);
   std::vector<impl> imbalance;
   add_imbalance_impls<0>(imbalance);
   rouse::bench::add({

@@ -110,6 +110,7 @@
 //   notify            R, L                | N                      the holder wakes again
 //   notify            !R                  unchanged (the RMW still runs)
 //   notify_if_reg.    !R                  (a load: no change)
+//   notify_after_seq_cst_rmw  !R          (a seq_cst load: no change)
 //   unlock            L, !N               & ~L                     -
 //   unlock            L, N                & ~(N|R), U: ^ (U|I)     wake_by_ref slot[I] again
 //
