@@ -13,6 +13,9 @@
 // (send/recv, push/pop, enqueue/wait_dequeue). The consumers check the sum
 // of what they received, so a lost or duplicated message aborts the run.
 //
+// rouse rows: the default ring (ring::automatic) and each ring named, so
+// that one run shows which ring wins on the machine at hand.
+//
 // Peers: tbb::concurrent_bounded_queue (set_capacity(1024); unbounded for
 // channel.unbounded_mpsc4), moodycamel::BlockingConcurrentQueue (it has no
 // bound and no blocking enqueue; in the bounded workloads a semaphore of 1024
@@ -62,11 +65,12 @@ constexpr std::size_t ring_capacity = 1024;
 // Each queue type Q offers: Q(capacity) (0 = rendezvous, SIZE_MAX =
 // unbounded), push(v), pop() -> msg.
 
+template <rouse::channel::ring Ring = rouse::channel::ring::automatic>
 struct rouse_queue {
   rouse::channel::sender<msg> tx;
   rouse::channel::receiver<msg> rx;
   explicit rouse_queue(std::size_t cap) {
-    auto [t, r] = cap == SIZE_MAX ? rouse::channel::unbounded<msg>() : rouse::channel::bounded<msg>(cap);
+    auto [t, r] = cap == SIZE_MAX ? rouse::channel::unbounded<msg>() : rouse::channel::bounded<msg>(cap, Ring);
     tx = std::move(t);
     rx = std::move(r);
   }
@@ -273,7 +277,10 @@ sample rendezvous_ns(const run_context& ctx) {
 template <unsigned P, unsigned C>
 std::vector<rouse::bench::impl> bounded_impls() {
   std::vector<rouse::bench::impl> v;
-  v.push_back({"rouse::channel::bounded", bounded_rate<rouse_queue, P, C>});
+  using rouse::channel::ring;
+  v.push_back({"rouse::channel::bounded", bounded_rate<rouse_queue<>, P, C>});
+  v.push_back({"rouse bounded, ring::compare_exchange", bounded_rate<rouse_queue<ring::compare_exchange>, P, C>});
+  v.push_back({"rouse bounded, ring::ticket", bounded_rate<rouse_queue<ring::ticket>, P, C>});
 #if ROUSE_BENCH_HAVE_TBB
   v.push_back({"tbb::concurrent_bounded_queue", bounded_rate<tbb_queue, P, C>});
 #endif
@@ -325,10 +332,10 @@ ROUSE_BENCH_REGISTER(channel_workloads) {
   add({.name = "channel.rendezvous",
        .unit = "ns/op",
        .baseline = "mutex+condvar ring",
-       .impls = {{"rouse::channel::bounded", rendezvous_ns<rouse_queue>},
+       .impls = {{"rouse::channel::bounded", rendezvous_ns<rouse_queue<>>},
                  {"mutex+condvar ring", rendezvous_ns<mutex_ring>}},
        .description = "capacity 0 (send returns once the value is taken), 1 producer, 1 consumer, 1M messages"});
-  std::vector<rouse::bench::impl> unbounded{{"rouse::channel::unbounded", unbounded_rate<rouse_queue>}};
+  std::vector<rouse::bench::impl> unbounded{{"rouse::channel::unbounded", unbounded_rate<rouse_queue<>>}};
 #if ROUSE_BENCH_HAVE_TBB
   unbounded.push_back({"tbb::concurrent_bounded_queue", unbounded_rate<tbb_queue>});
 #endif

@@ -43,7 +43,8 @@ void run(const std::uint8_t* data, std::size_t size) {
   bool const rendezvous = shape == 0;
   bool const is_unbounded = shape == 9;
   std::size_t const cap = is_unbounded ? SIZE_MAX : shape;
-  auto [tx, rx] = is_unbounded ? ch::unbounded<counted>() : ch::bounded<counted>(cap);
+  ch::ring const ring = (data[0] / 10) % 2 ? ch::ring::ticket : ch::ring::compare_exchange;
+  auto [tx, rx] = is_unbounded ? ch::unbounded<counted>() : ch::bounded<counted>(cap, ring);
   std::deque<std::uint32_t> model;
   bool closed = false;
   std::uint32_t next = 1;

@@ -24,9 +24,13 @@ std::pair<ch::sender<std::uint64_t>, ch::receiver<std::uint64_t>> make(int flavo
     case 0:
       return ch::bounded<std::uint64_t>(0);
     case 1:
-      return ch::bounded<std::uint64_t>(1);
+      return ch::bounded<std::uint64_t>(1, ch::ring::compare_exchange);
     case 2:
-      return ch::bounded<std::uint64_t>(64);
+      return ch::bounded<std::uint64_t>(64, ch::ring::compare_exchange);
+    case 4:
+      return ch::bounded<std::uint64_t>(1, ch::ring::ticket);
+    case 5:
+      return ch::bounded<std::uint64_t>(64, ch::ring::ticket);
     default:
       return ch::unbounded<std::uint64_t>();
   }
@@ -87,6 +91,8 @@ TEST(channel_stress, rendezvous_8x8_each_message_exactly_once) { exactly_once(0,
 TEST(channel_stress, bounded1_8x8_each_message_exactly_once) { exactly_once(1, rouse_test::scaled(10000)); }
 TEST(channel_stress, bounded64_8x8_each_message_exactly_once) { exactly_once(2, rouse_test::scaled(40000)); }
 TEST(channel_stress, unbounded_8x8_each_message_exactly_once) { exactly_once(3, rouse_test::scaled(40000)); }
+TEST(channel_stress, ticket1_8x8_each_message_exactly_once) { exactly_once(4, rouse_test::scaled(10000)); }
+TEST(channel_stress, ticket64_8x8_each_message_exactly_once) { exactly_once(5, rouse_test::scaled(40000)); }
 
 // Close races blocked senders and receivers: every send either was received
 // or handed its value back; nothing is lost, nobody hangs.
@@ -94,7 +100,7 @@ TEST(channel_stress, close_racing_blocked_operations_loses_nothing) {
   long const rounds = rouse_test::scaled(200);
   unsigned const threads_per_side = rouse_test::oversubscribed(8) / 2;
   for (long round = 0; round < rounds; ++round) {
-    int const flavour = static_cast<int>(round % 4);
+    int const flavour = static_cast<int>((round / 2) % 6);
     auto [tx, rx] = make(flavour);
     std::atomic<long> sent{0}, returned{0}, received{0};
     std::vector<std::thread> threads;
@@ -130,11 +136,11 @@ TEST(channel_stress, close_racing_blocked_operations_loses_nothing) {
   }
 }
 
-// Selecting consumers over a bounded and a rendezvous channel, plain and
-// selecting producers: every message exactly once.
-TEST(channel_stress, select_consumers_take_each_message_exactly_once) {
+// Selecting consumers over a bounded (either ring) and a rendezvous channel,
+// plain and selecting producers: every message exactly once.
+void select_consumers(ch::ring ring) {
   long const per = rouse_test::scaled(5000);
-  auto [tx1, rx1] = ch::bounded<std::uint64_t>(4);
+  auto [tx1, rx1] = ch::bounded<std::uint64_t>(4, ring);
   auto [tx2, rx2] = ch::bounded<std::uint64_t>(0);
   std::atomic<long> count{0};
   std::atomic<std::uint64_t> sum{0};
@@ -174,6 +180,8 @@ TEST(channel_stress, select_consumers_take_each_message_exactly_once) {
         if (p == 0) {
           std::size_t const k = ch::select(a, b);
           ASSERT_EQ(k == 0 ? a.status() : b.status(), ch::status::ok);
+        } else if (i % 2) {
+          ASSERT_TRUE(tx1.send(v));  // plain blocking sends (the ticket ring's ticketed path)
         } else {
           ASSERT_TRUE(tx2.send(v));
         }
@@ -186,6 +194,11 @@ TEST(channel_stress, select_consumers_take_each_message_exactly_once) {
   for (auto& t : threads) t.join();
   EXPECT_EQ(count.load(), 2 * per);
   EXPECT_EQ(sum.load(), static_cast<std::uint64_t>(per * (per + 1)));
+}
+
+TEST(channel_stress, select_consumers_take_each_message_exactly_once) { select_consumers(ch::ring::compare_exchange); }
+TEST(channel_stress, select_consumers_over_a_ticket_ring_take_each_message_exactly_once) {
+  select_consumers(ch::ring::ticket);
 }
 
 }  // namespace

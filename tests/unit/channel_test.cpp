@@ -27,7 +27,7 @@ using namespace std::chrono_literals;
 using clock_type = std::chrono::steady_clock;
 using rouse_test::counted;  // a move-only, non-default-constructible message that counts its lives
 
-enum class kind { rendezvous, bounded1, bounded16, unbounded };
+enum class kind { rendezvous, bounded1, bounded16, ticket1, ticket16, unbounded };
 
 template <class T>
 std::pair<ch::sender<T>, ch::receiver<T>> make(kind k) {
@@ -35,9 +35,13 @@ std::pair<ch::sender<T>, ch::receiver<T>> make(kind k) {
     case kind::rendezvous:
       return ch::bounded<T>(0);
     case kind::bounded1:
-      return ch::bounded<T>(1);
+      return ch::bounded<T>(1, ch::ring::compare_exchange);
     case kind::bounded16:
-      return ch::bounded<T>(16);
+      return ch::bounded<T>(16, ch::ring::compare_exchange);
+    case kind::ticket1:
+      return ch::bounded<T>(1, ch::ring::ticket);
+    case kind::ticket16:
+      return ch::bounded<T>(16, ch::ring::ticket);
     default:
       return ch::unbounded<T>();
   }
@@ -51,6 +55,10 @@ std::string name_of(const testing::TestParamInfo<kind>& info) {
       return "bounded1";
     case kind::bounded16:
       return "bounded16";
+    case kind::ticket1:
+      return "ticket1";
+    case kind::ticket16:
+      return "ticket16";
     default:
       return "unbounded";
   }
@@ -58,7 +66,9 @@ std::string name_of(const testing::TestParamInfo<kind>& info) {
 
 class every_flavour : public testing::TestWithParam<kind> {};
 INSTANTIATE_TEST_SUITE_P(channel, every_flavour,
-                         testing::Values(kind::rendezvous, kind::bounded1, kind::bounded16, kind::unbounded), name_of);
+                         testing::Values(kind::rendezvous, kind::bounded1, kind::bounded16, kind::ticket1,
+                                         kind::ticket16, kind::unbounded),
+                         name_of);
 
 TEST_P(every_flavour, smoke_send_then_recv_across_threads) {
   auto [tx, rx] = make<int>(GetParam());

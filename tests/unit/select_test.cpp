@@ -100,23 +100,27 @@ TEST(select, a_closed_channel_completes_its_cases) {
 // timeout).
 TEST(select, a_blocked_select_wakes_for_a_send_on_any_flavour) {
   ROUSE_TEST_NEEDS_SYSCALL_COUNTERS();
-  for (std::size_t which = 0; which < 3; ++which) {
-    auto [tx1, rx1] = ch::bounded<int>(2);
+  for (std::size_t which = 0; which < 4; ++which) {
+    auto [tx1, rx1] = ch::bounded<int>(2, ch::ring::compare_exchange);
     auto [tx2, rx2] = ch::bounded<int>(0);
     auto [tx3, rx3] = ch::unbounded<int>();
-    auto t = rouse_test::after_wait_calls(rouse_test::wait_calls() + 1, [&tx1 = tx1, &tx2 = tx2, &tx3 = tx3, which] {
-      bool ok = false;
-      if (which == 0) ok = static_cast<bool>(tx1.send(10));
-      if (which == 1) ok = static_cast<bool>(tx2.send(20));
-      if (which == 2) ok = static_cast<bool>(tx3.send(30));
-      EXPECT_TRUE(ok);
-    });
+    auto [tx4, rx4] = ch::bounded<int>(2, ch::ring::ticket);
+    auto t = rouse_test::after_wait_calls(rouse_test::wait_calls() + 1,
+                                          [&tx1 = tx1, &tx2 = tx2, &tx3 = tx3, &tx4 = tx4, which] {
+                                            bool ok = false;
+                                            if (which == 0) ok = static_cast<bool>(tx1.send(10));
+                                            if (which == 1) ok = static_cast<bool>(tx2.send(20));
+                                            if (which == 2) ok = static_cast<bool>(tx3.send(30));
+                                            if (which == 3) ok = static_cast<bool>(tx4.send(40));
+                                            EXPECT_TRUE(ok);
+                                          });
     ch::recv_case a(rx1);
     ch::recv_case b(rx2);
     ch::recv_case c(rx3);
-    std::size_t const i = ch::select(a, b, c);
+    ch::recv_case e(rx4);
+    std::size_t const i = ch::select(a, b, c, e);
     EXPECT_EQ(i, which);
-    int const got = i == 0 ? *a.result() : i == 1 ? *b.result() : *c.result();
+    int const got = i == 0 ? *a.result() : i == 1 ? *b.result() : i == 2 ? *c.result() : *e.result();
     EXPECT_EQ(got, static_cast<int>(10 * (which + 1)));
     t.join();
   }

@@ -1,6 +1,7 @@
 // rouse/channel/channel.hpp — multi-producer multi-consumer channels.
 //
 //   auto [tx, rx] = rouse::channel::bounded<int>(1024);   // capacity >= 1: a ring
+//   auto [tx, rx] = rouse::channel::bounded<int>(1024, rouse::channel::ring::ticket);
 //   auto [tx, rx] = rouse::channel::bounded<int>(0);      // rendezvous
 //   auto [tx, rx] = rouse::channel::unbounded<int>();     // a linked list of blocks
 //   tx.send(42);                   // blocks while full; send_result says why it failed
@@ -20,6 +21,9 @@
 //   when the last receiver goes away. After close: sends fail with `closed`
 //   and hand their value back; receivers first drain every value sent before
 //   the close, then get `closed`; every blocked sender and receiver wakes.
+//   (In the ticket ring a blocked send already holds its position: woken by
+//   the close, it gives its value back, unless a receive freed its slot
+//   first, in which case it completes and its value is drained.)
 // - Destruction: handles own the shared state, so a handle may be dropped
 //   at any time, even while another thread is inside an operation that let
 //   it go on. A blocked operation waits in rouse's one waiter queue, on a
@@ -41,9 +45,9 @@
 // A rendezvous send returns ok only once a receiver has taken its value.
 //
 // Ordering: each flavour is linearizable: a send takes effect at one atomic
-// step (a CAS on the tail index, or, rendezvous, the claim of a blocked
-// receiver), a receive likewise, and receivers get values in the order
-// their sends took effect. In particular one producer's values arrive in the
+// step (a CAS on the tail index; in the ticket ring, the publish of its slot;
+// rendezvous, the claim of a blocked receiver), a receive likewise, and
+// receivers get values in the order of the positions their sends took. In particular one producer's values arrive in the
 // order it sent them. try_send/try_recv do not fail spuriously: `full` and
 // `empty` are reported only after seeing the indices say so.
 //
@@ -60,7 +64,9 @@
 // thread competes with running ones (no hand-off), like crossbeam and Go.
 // Cost with nobody waiting: bounded/unbounded send and receive are one CAS
 // on an index, one store (or fetch_or) on a slot word and one seq_cst load of
-// the other side's waiter flag: no lock, no system call. A blocked operation
+// the other side's waiter flag: no lock, no system call. The ticket ring's
+// blocking forms: one fetch_add on an index, one CAS on the slot word, one
+// load. A blocked operation
 // spins briefly, yields, then sleeps on a thread_parker in its own stack
 // frame; waking it costs its waker one lock, one CAS and one futex wake.
 // Rendezvous operations take a lock (a rouse::mutex) per operation.
@@ -85,6 +91,7 @@
 
 #include "rouse/channel/detail/array.hpp"
 #include "rouse/channel/detail/list.hpp"
+#include "rouse/channel/detail/ticket.hpp"
 #include "rouse/channel/detail/waiter.hpp"
 #include "rouse/channel/detail/zero.hpp"
 #include "rouse/channel/result.hpp"
@@ -105,14 +112,33 @@ template <class T>
 class recv_case;
 template <class T>
 class send_case;
+
+// How a bounded channel's ring hands out positions (capacity >= 1; a
+// rendezvous channel has no ring). Both keep every property this header
+// names; they differ in speed only (docs/channels.md "Choosing a ring").
+//   compare_exchange  a position is claimed by a compare-exchange that sees
+//                     its slot ready: one atomic read-modify-write per send
+//                     and per receive; fastest while few threads run at once
+//                     (and with more threads than cores)
+//   ticket            a blocking send or receive takes its position with one
+//                     fetch_add and waits on its own slot: two per value,
+//                     but no retried compare-exchange on a shared line when
+//                     many threads on many cores contend (folly's MPMCQueue
+//                     design); a ticket holder that is descheduled holds up
+//                     the next lap of its slot, so it suffers when threads
+//                     outnumber cores
+//   automatic         compare_exchange, until measurements on many cores say
+//                     where the ticket ring wins
+enum class ring : std::uint8_t { automatic, compare_exchange, ticket };
+
 template <class T>
-std::pair<sender<T>, receiver<T>> bounded(std::size_t capacity);
+std::pair<sender<T>, receiver<T>> bounded(std::size_t capacity, ring r = ring::automatic);
 template <class T>
 std::pair<sender<T>, receiver<T>> unbounded();
 
 namespace detail {
 
-enum class flavor : std::uint8_t { array, list, zero };
+enum class flavor : std::uint8_t { array, ticket, list, zero };
 
 // The shared state: handle counts, then the flavour's channel.
 struct control_base {
@@ -142,6 +168,8 @@ class handle_base {
     switch (kind_) {
       case flavor::array:
         return f(static_cast<control<array_channel<T>>*>(ctl_)->chan);
+      case flavor::ticket:
+        return f(static_cast<control<ticket_channel<T>>*>(ctl_)->chan);
       case flavor::list:
         return f(static_cast<control<list_channel<T>>*>(ctl_)->chan);
       default:
@@ -167,6 +195,9 @@ class handle_base {
     switch (kind_) {
       case flavor::array:
         delete static_cast<control<array_channel<T>>*>(ctl_);
+        break;
+      case flavor::ticket:
+        delete static_cast<control<ticket_channel<T>>*>(ctl_);
         break;
       case flavor::list:
         delete static_cast<control<list_channel<T>>*>(ctl_);
@@ -281,15 +312,14 @@ class sender : public detail::handle_base<T> {
     // false positive) where the result is assigned to an existing one.
     auto const d = rouse::detail::deadline_at(deadline);
     bool const unbounded = platform::is_unbounded(d.at);
-    status const s = this->visit([&](auto& c) {
-      return unbounded ? c.send(value, rouse::detail::no_deadline{}) : c.send(value, d);
-    });
+    status const s = this->visit(
+        [&](auto& c) { return unbounded ? c.send(value, rouse::detail::no_deadline{}) : c.send(value, d); });
     return finish(s, value);
   }
 
  private:
   template <class U>
-  friend std::pair<sender<U>, receiver<U>> bounded(std::size_t);
+  friend std::pair<sender<U>, receiver<U>> bounded(std::size_t, ring);
   template <class U>
   friend std::pair<sender<U>, receiver<U>> unbounded();
   sender(detail::control_base* c, detail::flavor f) noexcept : base(c, f) {}
@@ -379,7 +409,7 @@ class receiver : public detail::handle_base<T> {
 
  private:
   template <class U>
-  friend std::pair<sender<U>, receiver<U>> bounded(std::size_t);
+  friend std::pair<sender<U>, receiver<U>> bounded(std::size_t, ring);
   template <class U>
   friend std::pair<sender<U>, receiver<U>> unbounded();
   receiver(detail::control_base* c, detail::flavor f) noexcept : base(c, f) {}
@@ -388,14 +418,17 @@ class receiver : public detail::handle_base<T> {
 static_assert(sizeof(sender<int>) == 16 && sizeof(receiver<int>) == 16);
 
 // A channel that holds at most `capacity` values; capacity 0 is a rendezvous
-// channel (every send waits for a receive).
+// channel (every send waits for a receive). `r`: the ring (see `ring`).
 template <class T>
-std::pair<sender<T>, receiver<T>> bounded(std::size_t capacity) {
+std::pair<sender<T>, receiver<T>> bounded(std::size_t capacity, ring r) {
   detail::control_base* c;
   detail::flavor f;
   if (capacity == 0) {
     c = new detail::control<detail::zero_channel<T>>();
     f = detail::flavor::zero;
+  } else if (r == ring::ticket) {
+    c = new detail::control<detail::ticket_channel<T>>(capacity);
+    f = detail::flavor::ticket;
   } else {
     c = new detail::control<detail::array_channel<T>>(capacity);
     f = detail::flavor::array;

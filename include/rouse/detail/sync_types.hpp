@@ -106,6 +106,10 @@ enum class model_fault : unsigned {
   // without re-checking the channel (B2), so a notify that looked for
   // waiters just before the registration wakes nobody.
   channel_park_skips_recheck,
+  // channel ticket ring: a send publishes its value with a plain store
+  // instead of a compare-exchange, so it can overwrite the kill of its slot
+  // by a receiver after the close (the value is then never received).
+  ticket_publish_blind_store,
   // async::atomic_waker: wake() clears WAKING before it has taken the waker,
   // so a concurrent register() may overwrite (and drop) the one being woken.
   atomic_waker_releases_before_take,

@@ -1,0 +1,495 @@
+// rouse/channel/detail/ticket.hpp — the bounded flavour for many cores.
+//
+// A ring of `capacity` slots where a blocking send or receive takes its
+// position with one fetch_add on its side's ticket counter and then waits on
+// its own slot (the turn-sequencer idea of folly's MPMCQueue and of the
+// ticket rings of LCRQ / SCQ). array.hpp's ring claims a position with a
+// compare-exchange that must see the slot ready first: with many producers
+// (or consumers) on many cores those compare-exchanges fail and retry on one
+// cache line. Here the blocking operations never retry on a shared line;
+// they meet their partner on a slot that only the two of them touch.
+//
+// Tickets: tail_ (sends) and head_ (receives) count up forever. Ticket t
+// uses slot t % capacity in lap t / capacity. tail_'s top bit (mark_) is
+// `closed`; closed_at_ holds the tail count at the close.
+//
+// Slot word (32 bits, a futex word):   lap << 4 | phase << 2 | C << 1 | W
+//   phase empty(L)  waiting for the send of lap L
+//         full(L)   holds the value of the send of lap L
+//         dead      closed, and no send of this or any later lap will come
+//   W     a ticket holder sleeps on this word: whoever changes the phase
+//         clears W and wakes every sleeper
+//   C     close() passed here while ticket holders slept (see below)
+// Laps are counted modulo 2^28: a ticket holder is never more than a few
+// laps from its slot, so the compare is exact.
+//
+// Transitions (each one CAS on the slot word, which also reads W):
+//   empty(L) -> full(L)       the sender of lap L publishes (after writing
+//                             the value into the slot)
+//   full(L)  -> empty(L+1)    the receiver of lap L, after moving it out
+//   empty(L) -> dead          a receiver of lap L, only once the channel is
+//                             closed: its sender has given up (or is too
+//                             late); the sender's publish then fails and it
+//                             takes its value back
+// Who uses tickets: blocking send and recv without a deadline take a ticket
+// at once (their A1 is the fetch_add). try_send / try_recv, timed waits and
+// select claim a ticket with a compare-exchange only when its slot is ready,
+// exactly as array.hpp does, so they can give up; they park on the sides'
+// sync_wakers (waiter.hpp) as array.hpp's do, and every send and receive
+// notifies them (one seq_cst load while nobody is parked).
+//
+// Close: tail_.fetch_or(mark_), then closed_at_. Sends after that fail.
+// A receiver whose ticket is at or past closed_at_ gets `closed` (no sender
+// holds it). Below it a sender exists: the receiver takes its value, or,
+// finding its slot empty for its lap, kills the slot (dead) and takes the
+// next ticket. A sender blocked on its slot gives its value back. So every
+// value published before the close is received, and after it nothing is.
+//
+// Sleeping on a slot (sleep_on): set W, and, while the channel is open,
+// count itself in sleepers_ and re-check the mark before the futex wait.
+// close() reads sleepers_ after its fetch_or and, if any, sets C in every
+// slot (fetch_or) and wakes those with W: a Dekker pairing on (sleepers_,
+// tail_), both seq_cst, so either the sleeper sees the mark or close() sees
+// the sleeper; the C bit changes the word the sleeper waits on, so its wait
+// cannot miss the wake. After the close no close wake is owed and a sleeper
+// waits for its partner's transition only.
+//
+// Memory ordering: the publish CAS (release) pairs with the receiver's
+// acquire load of the word, which orders the value's construction before
+// its move-out; the receiver's CAS (release) pairs with the next lap's
+// sender's acquire load, which orders the move-out and destruction before
+// the slot's reuse. Tickets and the re-checks of is_empty()/is_full() are
+// seq_cst, the (A1)/(B2) of the Dekker pairing with the sync_wakers, as in
+// array.hpp.
+//
+// Linearizability: a send takes effect at its publish and a receive at its
+// take; values leave in ticket order, so a send that returned before another
+// began is received first (one producer's values keep their order).
+// try_send says `full` only after seeing the tail a capacity ahead of the
+// head, try_recv `empty` only after seeing the tail at or behind the head.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <new>
+
+#include "rouse/channel/detail/waiter.hpp"
+#include "rouse/channel/result.hpp"
+#include "rouse/detail/channel_slot.hpp"
+
+namespace rouse::channel::detail {
+
+template <class T>
+class ticket_channel {
+ public:
+  explicit ticket_channel(std::size_t capacity)
+      : cap_(capacity), shift_(log2_if_power_of_two(capacity)), slots_(new slot[capacity]) {
+    for (std::size_t i = 0; i < cap_; ++i) slots_[i].word.store(empty_word(0), std::memory_order_relaxed);
+  }
+  ticket_channel(const ticket_channel&) = delete;
+  ticket_channel& operator=(const ticket_channel&) = delete;
+
+  // Only once every handle is gone: destroys the values nobody received.
+  ~ticket_channel() {
+    for (std::size_t i = 0; i < cap_; ++i) {
+      std::uint32_t const w = slots_[i].word.load(std::memory_order_relaxed);
+      if (phase(w) == phase_full) slots_[i].value.destroy();
+    }
+  }
+
+  // Moves from `v` only when it returns ok.
+  status try_send(T& v) noexcept {
+    status const s = claim_send(v);
+    if (s == status::ok) receivers_.notify_one();
+    return s;
+  }
+  recv_result<T> try_recv() noexcept {
+    recv_result<T> r = claim_recv();
+    if (r.has_value()) senders_.notify_one();
+    return r;
+  }
+
+  // Blocking send until `deadline` (no_deadline: forever, on a ticket).
+  // Moves from `v` only when it returns ok.
+  template <class Deadline>
+  status send(T& v, const Deadline& deadline) noexcept {
+    if constexpr (!Deadline::timed()) {
+      // Ordering: relaxed; a hint that spares a ticket once closed.
+      if (tail_.load(std::memory_order_relaxed) & mark_) return status::closed;
+      // (A1) seq_cst: the receivers' Dekker partner (B2) in is_empty().
+      std::uint64_t const t = tail_.fetch_add(1, std::memory_order_seq_cst);
+      if (t & mark_) return status::closed;  // closed first: the ticket is never used
+      status const s = put(t, v);
+      if (s == status::ok) receivers_.notify_one();
+      return s;
+    } else {
+      for (;;) {
+        d::spinner b(d::channel_wait_spin);
+        for (;;) {
+          status const s = try_send(v);
+          if (s != status::full) return s;
+          if (!b.next()) break;
+        }
+        if (deadline.expired()) return status::timed_out;
+        park(senders_, deadline, [&] { return !is_full() || is_closed(); });
+      }
+    }
+  }
+
+  template <class Deadline>
+  recv_result<T> recv(const Deadline& deadline) noexcept {
+    if constexpr (!Deadline::timed()) {
+      for (;;) {
+        // (A1) seq_cst: the senders' Dekker partner (B2) in is_full().
+        std::uint64_t const h = head_.fetch_add(1, std::memory_order_seq_cst);
+        taken r = take(h);
+        if (r.outcome == taken::value) {
+          senders_.notify_one();
+          return std::move(r.result);
+        }
+        if (r.outcome == taken::closed) return recv_result<T>(status::closed);
+        // A hole left by a send that gave up at the close: the next ticket.
+      }
+    } else {
+      for (;;) {
+        d::spinner b(d::channel_wait_spin);
+        for (;;) {
+          recv_result<T> r = try_recv();
+          if (r.status() != status::empty) return r;
+          if (!b.next()) break;
+        }
+        if (deadline.expired()) return recv_result<T>(status::timed_out);
+        park(receivers_, deadline, [&] { return !is_empty() || is_closed(); });
+      }
+    }
+  }
+
+  // Returns true for the call that closed it. Wakes every blocked operation.
+  bool close() noexcept {
+    // Ordering: seq_cst, an (A1) for both sides' waiters, and the closer's
+    // half of the Dekker pairing with sleep_on() on (sleepers_, tail_).
+    std::uint64_t const tail = tail_.fetch_or(mark_, std::memory_order_seq_cst);
+    if (tail & mark_) return false;
+    // Ordering: release pairs with closed_at()'s acquire load.
+    closed_at_.store(tail, std::memory_order_release);
+    if (sleepers_.load(std::memory_order_seq_cst) != 0) {
+      for (std::size_t i = 0; i < cap_; ++i) {
+        // Ordering: seq_cst; sees the W of every sleeper close() counted.
+        std::uint32_t const w = slots_[i].word.fetch_or(closed_bit, std::memory_order_seq_cst);
+        if (w & wait_bit) d::wake_all(slots_[i].word);
+      }
+    }
+    senders_.close();
+    receivers_.close();
+    return true;
+  }
+
+  [[nodiscard]] bool is_closed() const noexcept {
+    // Ordering: seq_cst, a (B2) re-check.
+    return (tail_.load(std::memory_order_seq_cst) & mark_) != 0;
+  }
+  [[nodiscard]] bool is_empty() const noexcept {
+    // Ordering: seq_cst (B2) re-checks; head first, so a stale head can only
+    // make the channel look non-empty (a harmless retry).
+    std::uint64_t const head = head_.load(std::memory_order_seq_cst);
+    std::uint64_t const tail = tail_.load(std::memory_order_seq_cst) & ~mark_;
+    return ahead(head, tail) >= 0;
+  }
+  [[nodiscard]] bool is_full() const noexcept {
+    // Ordering: seq_cst (B2) re-checks; tail first, so a stale tail can only
+    // make the channel look non-full (a harmless retry).
+    std::uint64_t const tail = tail_.load(std::memory_order_seq_cst) & ~mark_;
+    std::uint64_t const head = head_.load(std::memory_order_seq_cst);
+    return ahead(tail, head) >= static_cast<std::int64_t>(cap_);
+  }
+  [[nodiscard]] std::size_t size() const noexcept {
+    for (;;) {
+      // Ordering: seq_cst so the two loads see one moment when tail_ is stable.
+      std::uint64_t tail = tail_.load(std::memory_order_seq_cst);
+      std::uint64_t const head = head_.load(std::memory_order_seq_cst);
+      if (tail_.load(std::memory_order_seq_cst) != tail) continue;
+      if (tail & mark_) tail = closed_at();
+      std::int64_t const n = ahead(tail, head);
+      if (n <= 0) return 0;
+      return static_cast<std::uint64_t>(n) < cap_ ? static_cast<std::size_t>(n) : cap_;
+    }
+  }
+  [[nodiscard]] std::size_t capacity() const noexcept { return cap_; }
+
+  // select's hooks, as array.hpp's.
+  void register_sender(waiter_node& n) noexcept { senders_.push(n); }
+  void unregister_sender(waiter_node& n) noexcept { senders_.remove(n); }
+  void register_receiver(waiter_node& n) noexcept { receivers_.push(n); }
+  void unregister_receiver(waiter_node& n) noexcept { receivers_.remove(n); }
+  [[nodiscard]] bool send_ready() const noexcept { return !is_full() || is_closed(); }
+  [[nodiscard]] bool recv_ready() const noexcept { return !is_empty() || is_closed(); }
+
+ private:
+  static constexpr std::uint64_t mark_ = std::uint64_t{1} << 63;
+  static constexpr std::uint64_t not_closed = ~std::uint64_t{0};
+  static constexpr std::uint32_t wait_bit = 1;
+  static constexpr std::uint32_t closed_bit = 2;
+  static constexpr std::uint32_t phase_empty = 0;
+  static constexpr std::uint32_t phase_full = 1;
+  static constexpr std::uint32_t phase_dead = 2;
+  static constexpr std::uint32_t lap_mask = (std::uint32_t{1} << 28) - 1;
+
+  static constexpr std::uint32_t empty_word(std::uint32_t lap) noexcept { return (lap & lap_mask) << 4; }
+  static constexpr std::uint32_t full_word(std::uint32_t lap) noexcept {
+    return (lap & lap_mask) << 4 | phase_full << 2;
+  }
+  static constexpr std::uint32_t dead_word = phase_dead << 2;
+  // The word without W and C: lap and phase.
+  static constexpr std::uint32_t state(std::uint32_t w) noexcept { return w & ~(wait_bit | closed_bit); }
+  static constexpr std::uint32_t phase(std::uint32_t w) noexcept { return (w >> 2) & 3; }
+
+  // How far `a` is ahead of `b` (counts that never come within 2^63).
+  static std::int64_t ahead(std::uint64_t a, std::uint64_t b) noexcept { return static_cast<std::int64_t>(a - b); }
+
+  struct slot {
+    d::atomic<std::uint32_t> word{0};
+    d::channel_slot<T> value;
+  };
+
+  struct position {
+    slot& s;
+    std::uint32_t lap;
+  };
+  position at(std::uint64_t ticket) noexcept {
+    if (shift_ >= 0)  // a power-of-two capacity: no division
+      return {slots_[ticket & (cap_ - 1)], static_cast<std::uint32_t>(ticket >> shift_)};
+    return {slots_[ticket % cap_], static_cast<std::uint32_t>(ticket / cap_)};
+  }
+  static int log2_if_power_of_two(std::size_t n) noexcept {
+    if ((n & (n - 1)) != 0) return -1;
+    int k = 0;
+    while ((std::size_t{1} << k) != n) ++k;
+    return k;
+  }
+
+  struct taken {
+    enum kind : std::uint8_t { value, closed, hole };
+    kind outcome;
+    recv_result<T> result;
+  };
+
+  // The tail count at the close; only called once the mark is seen.
+  std::uint64_t closed_at() const noexcept {
+    for (;;) {
+      // Ordering: acquire pairs with close()'s release store.
+      std::uint64_t const c = closed_at_.load(std::memory_order_acquire);
+      if (c != not_closed) return c;
+      d::spin_pause();  // the closer is between its fetch_or and this store
+      d::yield();
+    }
+  }
+
+  // Sleeps on `s` whose word was `w` (not the phase this thread waits for),
+  // unless the word changes first. `closed`: the mark was seen already, so
+  // no close wake is owed.
+  void sleep_on(slot& s, std::uint32_t w, bool closed) noexcept {
+    if (!(w & wait_bit)) {
+      // Ordering: seq_cst; close() sees this W if it sees the count below.
+      if (!s.word.compare_exchange_strong(w, w | wait_bit, std::memory_order_seq_cst, std::memory_order_relaxed))
+        return;  // changed: the caller re-reads
+      w |= wait_bit;
+    }
+    if (closed || (w & closed_bit)) {
+      d::wait(s.word, w);
+      return;
+    }
+    // Ordering: seq_cst, the sleeper's half of the pairing with close().
+    sleepers_.fetch_add(1, std::memory_order_seq_cst);
+    if (!(tail_.load(std::memory_order_seq_cst) & mark_)) d::wait(s.word, w);
+    // Ordering: relaxed; a stale count only makes a close scan the slots.
+    sleepers_.fetch_sub(1, std::memory_order_relaxed);
+  }
+
+  // Puts `v` in the slot of ticket t, waiting for its lap (a ticket claimed
+  // by compare-exchange finds its slot ready). ok, or closed with `v` kept.
+  status put(std::uint64_t t, T& v) noexcept {
+    auto [s, lap] = at(t);
+    std::uint32_t const want = empty_word(lap);
+    d::spinner b(d::channel_hand_off_spin);
+    bool written = false;
+    // Ordering: acquire pairs with the release CAS of the receiver of the
+    // previous lap: its move-out is done before this write.
+    std::uint32_t w = s.word.load(std::memory_order_acquire);
+    for (;;) {
+      if (state(w) == want) {
+        if (!written) {
+          s.value.construct(std::move(v));
+          written = true;
+        }
+        if (d::model_fault_on(d::model_fault::ticket_publish_blind_store)) {
+          s.word.store(full_word(lap) | (w & closed_bit), std::memory_order_release);
+          if (w & wait_bit) d::wake_all(s.word);
+          return status::ok;
+        }
+        // Ordering: release pairs with take()'s acquire load: the value
+        // before the phase. A failure reloads `w` (W set, or killed).
+        if (s.word.compare_exchange_weak(w, full_word(lap) | (w & closed_bit), std::memory_order_release,
+                                         std::memory_order_acquire)) {
+          if (w & wait_bit) d::wake_all(s.word);
+          return status::ok;
+        }
+        continue;
+      }
+      if (phase(w) == phase_dead) {
+        if (written) {  // killed between the write and the publish: take it back
+          std::destroy_at(std::addressof(v));
+          std::construct_at(std::addressof(v), std::move(s.value.get()));
+          s.value.destroy();
+        }
+        return status::closed;
+      }
+      // The previous lap's value is still here (the channel is full).
+      if (b.next()) {
+        w = s.word.load(std::memory_order_acquire);
+        continue;
+      }
+      // Ordering: seq_cst; a blocked sender gives up once closed (the
+      // receiver of this ticket kills the slot).
+      bool const closed = (w & closed_bit) || (tail_.load(std::memory_order_seq_cst) & mark_);
+      if (closed) return status::closed;
+      sleep_on(s, w, false);
+      w = s.word.load(std::memory_order_acquire);
+    }
+  }
+
+  // Takes the value of ticket h, waiting for it: value, closed (h is at or
+  // past the close), or hole (its send gave up at the close).
+  taken take(std::uint64_t h) noexcept {
+    auto [s, lap] = at(h);
+    std::uint32_t const want = full_word(lap);
+    d::spinner b(d::channel_hand_off_spin);
+    bool first_miss = true;
+    // Ordering: acquire pairs with put()'s release CAS.
+    std::uint32_t w = s.word.load(std::memory_order_acquire);
+    for (;;) {
+      if (state(w) == want) {
+        taken r{taken::value, recv_result<T>(std::in_place, std::move(s.value.get()))};
+        s.value.destroy();
+        // Ordering: release pairs with the next lap's put(): the move-out
+        // and destruction before its write. Keeps C; clears W.
+        while (!s.word.compare_exchange_weak(w, empty_word(lap + 1) | (w & closed_bit), std::memory_order_release,
+                                             std::memory_order_relaxed)) {
+        }
+        if (w & wait_bit) d::wake_all(s.word);
+        return r;
+      }
+      if (phase(w) == phase_dead) {  // closed: a hole, or past the last send
+        if (ahead(h, closed_at()) >= 0) return {taken::closed, recv_result<T>(status::closed)};
+        return {taken::hole, recv_result<T>(status::closed)};
+      }
+      // Spin, then sleep; the mark is looked at on the first miss (so that a
+      // receive after the close does not spin first) and before a sleep.
+      bool closed = (w & closed_bit) != 0;
+      if (!closed && !first_miss && b.next()) {
+        w = s.word.load(std::memory_order_acquire);
+        continue;
+      }
+      // Ordering: seq_cst, against close()'s fetch_or.
+      if (!closed) closed = (tail_.load(std::memory_order_seq_cst) & mark_) != 0;
+      if (!closed && first_miss) {
+        first_miss = false;
+        w = s.word.load(std::memory_order_acquire);
+        continue;
+      }
+      first_miss = false;
+      if (closed) {
+        if (ahead(h, closed_at()) >= 0) return {taken::closed, recv_result<T>(status::closed)};
+        if (state(w) == empty_word(lap)) {
+          // Its sender gave up, or is too late: nothing more comes to this slot.
+          // Ordering: release, so that whoever reads `dead` sees the mark.
+          if (s.word.compare_exchange_strong(w, dead_word | (w & closed_bit), std::memory_order_acq_rel,
+                                             std::memory_order_acquire)) {
+            if (w & wait_bit) d::wake_all(s.word);
+            return {taken::hole, recv_result<T>(status::closed)};
+          }
+          continue;
+        }
+        // An earlier lap's receiver is still on this slot: it resolves it.
+      }
+      sleep_on(s, w, closed);
+      w = s.word.load(std::memory_order_acquire);
+    }
+  }
+
+  // try_send's claim: a ticket by compare-exchange, only when its slot is
+  // ready, so that it never waits for a receiver.
+  status claim_send(T& v) noexcept {
+    d::spinner cas(d::channel_cas_spin);  // after a lost compare-exchange
+    d::spinner b(d::channel_wait_spin);   // while another thread acts
+    // Ordering: relaxed; the slot's acquire load below validates it.
+    std::uint64_t tail = tail_.load(std::memory_order_relaxed);
+    for (;;) {
+      if (tail & mark_) return status::closed;
+      auto [s, lap] = at(tail);
+      // Ordering: acquire, as put()'s.
+      std::uint32_t const w = s.word.load(std::memory_order_acquire);
+      if (state(w) == empty_word(lap)) {
+        // (A1) seq_cst: the receivers' Dekker partner (B2) in is_empty().
+        if (tail_.compare_exchange_weak(tail, tail + 1, std::memory_order_seq_cst, std::memory_order_relaxed))
+          return put(tail, v);
+        (void)cas.next();
+        continue;
+      }
+      if (phase(w) != phase_dead) {
+        // Ordering: seq_cst, so `full` is linearizable.
+        std::uint64_t const head = head_.load(std::memory_order_seq_cst);
+        if (ahead(tail, head) >= static_cast<std::int64_t>(cap_)) return status::full;
+      }
+      // A receive of the previous lap, or a ticketed send, is under way.
+      snooze(b);
+      tail = tail_.load(std::memory_order_relaxed);
+    }
+  }
+
+  // try_recv's claim: a ticket by compare-exchange, only when its value is
+  // there; once closed, any ticket below the close, to resolve it.
+  recv_result<T> claim_recv() noexcept {
+    d::spinner cas(d::channel_cas_spin);
+    d::spinner b(d::channel_wait_spin);
+    // Ordering: relaxed; the slot's acquire load below validates it.
+    std::uint64_t head = head_.load(std::memory_order_relaxed);
+    for (;;) {
+      auto [s, lap] = at(head);
+      // Ordering: acquire, as take()'s.
+      std::uint32_t const w = s.word.load(std::memory_order_acquire);
+      bool const ready = state(w) == full_word(lap);
+      // Ordering: seq_cst, so `empty` is linearizable.
+      std::uint64_t const tail = ready ? 0 : tail_.load(std::memory_order_seq_cst);
+      if (ready || (tail & mark_)) {
+        if (!ready && ahead(head, closed_at()) >= 0) return recv_result<T>(status::closed);
+        // (A1) seq_cst: the senders' Dekker partner (B2) in is_full().
+        if (head_.compare_exchange_weak(head, head + 1, std::memory_order_seq_cst, std::memory_order_relaxed)) {
+          taken r = take(head);
+          if (r.outcome == taken::value) return std::move(r.result);
+          if (r.outcome == taken::closed) return recv_result<T>(status::closed);
+          head = head_.load(std::memory_order_relaxed);  // a hole: on to the next
+          continue;
+        }
+        (void)cas.next();
+        continue;
+      }
+      if (ahead(tail, head) <= 0) return recv_result<T>(status::empty);
+      // A send of this ticket (or a receive of the previous lap) is under way.
+      snooze(b);
+      head = head_.load(std::memory_order_relaxed);
+    }
+  }
+
+  alignas(64) d::atomic<std::uint64_t> head_{0};
+  alignas(64) d::atomic<std::uint64_t> tail_{0};
+  alignas(64) std::size_t const cap_;
+  int const shift_;  // log2(cap_) for a power of two, else -1
+  std::unique_ptr<slot[]> slots_;
+  d::atomic<std::uint64_t> closed_at_{not_closed};
+  alignas(64) d::atomic<std::uint32_t> sleepers_{0};
+  alignas(64) sync_waker senders_;
+  alignas(64) sync_waker receivers_;
+};
+
+}  // namespace rouse::channel::detail
