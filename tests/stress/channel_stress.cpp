@@ -31,6 +31,8 @@ std::pair<ch::sender<std::uint64_t>, ch::receiver<std::uint64_t>> make(int flavo
       return ch::bounded<std::uint64_t>(1, ch::ring::ticket);
     case 5:
       return ch::bounded<std::uint64_t>(64, ch::ring::ticket);
+    case 6:
+      return ch::bounded<std::uint64_t>(3, ch::ring::ticket);  // positions by division
     default:
       return ch::unbounded<std::uint64_t>();
   }
@@ -93,6 +95,7 @@ TEST(channel_stress, bounded64_8x8_each_message_exactly_once) { exactly_once(2, 
 TEST(channel_stress, unbounded_8x8_each_message_exactly_once) { exactly_once(3, rouse_test::scaled(40000)); }
 TEST(channel_stress, ticket1_8x8_each_message_exactly_once) { exactly_once(4, rouse_test::scaled(10000)); }
 TEST(channel_stress, ticket64_8x8_each_message_exactly_once) { exactly_once(5, rouse_test::scaled(40000)); }
+TEST(channel_stress, ticket3_8x8_each_message_exactly_once) { exactly_once(6, rouse_test::scaled(10000)); }
 
 // Close races blocked senders and receivers: every send either was received
 // or handed its value back; nothing is lost, nobody hangs.
@@ -100,7 +103,7 @@ TEST(channel_stress, close_racing_blocked_operations_loses_nothing) {
   long const rounds = rouse_test::scaled(200);
   unsigned const threads_per_side = rouse_test::oversubscribed(8) / 2;
   for (long round = 0; round < rounds; ++round) {
-    int const flavour = static_cast<int>((round / 2) % 6);
+    int const flavour = static_cast<int>((round / 2) % 7);
     auto [tx, rx] = make(flavour);
     std::atomic<long> sent{0}, returned{0}, received{0};
     std::vector<std::thread> threads;

@@ -27,7 +27,7 @@ using namespace std::chrono_literals;
 using clock_type = std::chrono::steady_clock;
 using rouse_test::counted;  // a move-only, non-default-constructible message that counts its lives
 
-enum class kind { rendezvous, bounded1, bounded16, ticket1, ticket16, unbounded };
+enum class kind { rendezvous, bounded1, bounded16, ticket1, ticket3, ticket16, unbounded };
 
 template <class T>
 std::pair<ch::sender<T>, ch::receiver<T>> make(kind k) {
@@ -40,6 +40,8 @@ std::pair<ch::sender<T>, ch::receiver<T>> make(kind k) {
       return ch::bounded<T>(16, ch::ring::compare_exchange);
     case kind::ticket1:
       return ch::bounded<T>(1, ch::ring::ticket);
+    case kind::ticket3:  // not a power of two: positions by division
+      return ch::bounded<T>(3, ch::ring::ticket);
     case kind::ticket16:
       return ch::bounded<T>(16, ch::ring::ticket);
     default:
@@ -57,6 +59,8 @@ std::string name_of(const testing::TestParamInfo<kind>& info) {
       return "bounded16";
     case kind::ticket1:
       return "ticket1";
+    case kind::ticket3:
+      return "ticket3";
     case kind::ticket16:
       return "ticket16";
     default:
@@ -67,7 +71,7 @@ std::string name_of(const testing::TestParamInfo<kind>& info) {
 class every_flavour : public testing::TestWithParam<kind> {};
 INSTANTIATE_TEST_SUITE_P(channel, every_flavour,
                          testing::Values(kind::rendezvous, kind::bounded1, kind::bounded16, kind::ticket1,
-                                         kind::ticket16, kind::unbounded),
+                                         kind::ticket3, kind::ticket16, kind::unbounded),
                          name_of);
 
 TEST_P(every_flavour, smoke_send_then_recv_across_threads) {
@@ -304,37 +308,48 @@ TEST(channel_bounded, a_blocked_sender_proceeds_when_a_slot_frees) {
   // The sender sleeps on the full channel (its wait call made) and has not
   // sent; the receive frees the slot and must wake it (else a hang).
   ROUSE_TEST_NEEDS_SYSCALL_COUNTERS();
-  auto [tx, rx] = ch::bounded<int>(1);
-  ASSERT_TRUE(tx.send(1));
-  std::atomic<bool> sent{false};
-  auto const base = rouse_test::wait_calls();
-  std::thread t([tx = tx, &sent]() mutable {
-    EXPECT_TRUE(tx.send(2));
-    sent = true;
-  });
-  rouse_test::until_wait_calls(base + 1);
-  EXPECT_FALSE(sent.load());
-  EXPECT_EQ(*rx.recv(), 1);
-  EXPECT_EQ(*rx.recv(), 2);
-  t.join();
-  EXPECT_TRUE(sent.load());
+  for (ch::ring const ring : {ch::ring::compare_exchange, ch::ring::ticket}) {
+    auto [tx, rx] = ch::bounded<int>(1, ring);
+    ASSERT_TRUE(tx.send(1));
+    std::atomic<bool> sent{false};
+    auto const base = rouse_test::wait_calls();
+    std::thread t([tx = tx, &sent]() mutable {
+      EXPECT_TRUE(tx.send(2));
+      sent = true;
+    });
+    rouse_test::until_wait_calls(base + 1);
+    EXPECT_FALSE(sent.load());
+    EXPECT_EQ(*rx.recv(), 1);
+    EXPECT_EQ(*rx.recv(), 2);
+    t.join();
+    EXPECT_TRUE(sent.load());
+  }
 }
 
 TEST(channel_bounded, close_wakes_a_blocked_sender_with_its_value) {
   ROUSE_TEST_NEEDS_SYSCALL_COUNTERS();
-  auto [tx, rx] = ch::bounded<int>(1);
-  ASSERT_TRUE(tx.send(1));
-  auto const base = rouse_test::wait_calls();
-  std::thread t([tx = tx]() mutable {
-    auto r = tx.send(2);
-    EXPECT_EQ(r.status(), ch::status::closed);
-    EXPECT_EQ(r.value(), 2);
-  });
-  rouse_test::until_wait_calls(base + 1);
-  rx.close();
-  t.join();
-  EXPECT_EQ(*rx.recv(), 1);  // drained after close
-  EXPECT_EQ(rx.recv().status(), ch::status::closed);
+  for (ch::ring const ring : {ch::ring::compare_exchange, ch::ring::ticket}) {
+    auto [tx, rx] = ch::bounded<int>(1, ring);
+    ASSERT_TRUE(tx.send(1));
+    auto const base = rouse_test::wait_calls();
+    std::thread t([tx = tx]() mutable {
+      auto r = tx.send(2);  // the ticket ring: holds position 1 and sleeps on its slot
+      EXPECT_EQ(r.status(), ch::status::closed);
+      EXPECT_EQ(r.value(), 2);
+    });
+    rouse_test::until_wait_calls(base + 1);
+    rx.close();
+    t.join();
+    // The snapshots count values, not positions (position 1 holds none).
+    EXPECT_EQ(rx.size(), 1u);
+    EXPECT_TRUE(rx.full());
+    EXPECT_EQ(*rx.recv(), 1);  // drained after close
+    EXPECT_EQ(rx.size(), 0u);
+    EXPECT_TRUE(rx.empty());
+    EXPECT_FALSE(rx.full());
+    EXPECT_EQ(rx.try_recv().status(), ch::status::closed);
+    EXPECT_EQ(rx.recv().status(), ch::status::closed);
+  }
 }
 
 TEST(channel_bounded, send_recv_with_nobody_blocked_makes_no_system_call) {

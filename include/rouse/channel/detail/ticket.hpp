@@ -54,19 +54,28 @@
 // cannot miss the wake. After the close no close wake is owed and a sleeper
 // waits for its partner's transition only.
 //
-// Memory ordering: the publish CAS (release) pairs with the receiver's
-// acquire load of the word, which orders the value's construction before
-// its move-out; the receiver's CAS (release) pairs with the next lap's
-// sender's acquire load, which orders the move-out and destruction before
-// the slot's reuse. Tickets and the re-checks of is_empty()/is_full() are
-// seq_cst, the (A1)/(B2) of the Dekker pairing with the sync_wakers, as in
-// array.hpp.
+// Memory ordering: the publish CAS pairs with the receiver's acquire load of
+// the word, which orders the value's construction before its move-out; the
+// receiver's CAS pairs with the next lap's sender's acquire load, which
+// orders the move-out and destruction before the slot's reuse. Both CASes
+// are seq_cst: they are the (A1) of the Dekker pairing with the sync_wakers,
+// whose (B2) re-checks (send_ready() / recv_ready()) read the slot at the
+// tail or head seq_cst (on x86 a seq_cst CAS is the same instruction).
 //
-// Linearizability: a send takes effect at its publish and a receive at its
-// take; values leave in ticket order, so a send that returned before another
-// began is received first (one producer's values keep their order).
-// try_send says `full` only after seeing the tail a capacity ahead of the
-// head, try_recv `empty` only after seeing the tail at or behind the head.
+// Order: values leave in ticket order, so a send that returned before
+// another began is received first (one producer's values keep their order).
+// A ticketed send blocked at the close completes if a receive frees its slot
+// before it sees the close, and is then drained like any value sent before.
+// try_send and try_recv never wait for another thread beyond a short spin
+// (channel_wait_spin): besides `full` / `empty` as the counters show them,
+// they also say so while the neighbouring position's operation is still
+// under way (a ticket holder writing, or waiting for its slot) — where
+// array.hpp's ring would wait for it.
+//
+// Limits: a ticket holder is at most a few laps from its slot; laps are
+// compared modulo 2^28, so a thread stalled while 2^28 x capacity receives
+// pass its slot could mistake a lap (a receive on a closed channel takes a
+// ticket too).
 #pragma once
 
 #include <cstddef>
@@ -117,7 +126,7 @@ class ticket_channel {
     if constexpr (!Deadline::timed()) {
       // Ordering: relaxed; a hint that spares a ticket once closed.
       if (tail_.load(std::memory_order_relaxed) & mark_) return status::closed;
-      // (A1) seq_cst: the receivers' Dekker partner (B2) in is_empty().
+      // Ordering: seq_cst, an (A1) for the receivers' B2 re-checks.
       std::uint64_t const t = tail_.fetch_add(1, std::memory_order_seq_cst);
       if (t & mark_) return status::closed;  // closed first: the ticket is never used
       status const s = put(t, v);
@@ -132,7 +141,7 @@ class ticket_channel {
           if (!b.next()) break;
         }
         if (deadline.expired()) return status::timed_out;
-        park(senders_, deadline, [&] { return !is_full() || is_closed(); });
+        park(senders_, deadline, [&] { return send_ready(); });
       }
     }
   }
@@ -141,7 +150,7 @@ class ticket_channel {
   recv_result<T> recv(const Deadline& deadline) noexcept {
     if constexpr (!Deadline::timed()) {
       for (;;) {
-        // (A1) seq_cst: the senders' Dekker partner (B2) in is_full().
+        // Ordering: seq_cst, an (A1) for the senders' B2 re-checks.
         std::uint64_t const h = head_.fetch_add(1, std::memory_order_seq_cst);
         taken r = take(h);
         if (r.outcome == taken::value) {
@@ -160,7 +169,7 @@ class ticket_channel {
           if (!b.next()) break;
         }
         if (deadline.expired()) return recv_result<T>(status::timed_out);
-        park(receivers_, deadline, [&] { return !is_empty() || is_closed(); });
+        park(receivers_, deadline, [&] { return recv_ready(); });
       }
     }
   }
@@ -189,27 +198,17 @@ class ticket_channel {
     // Ordering: seq_cst, a (B2) re-check.
     return (tail_.load(std::memory_order_seq_cst) & mark_) != 0;
   }
-  [[nodiscard]] bool is_empty() const noexcept {
-    // Ordering: seq_cst (B2) re-checks; head first, so a stale head can only
-    // make the channel look non-empty (a harmless retry).
-    std::uint64_t const head = head_.load(std::memory_order_seq_cst);
-    std::uint64_t const tail = tail_.load(std::memory_order_seq_cst) & ~mark_;
-    return ahead(head, tail) >= 0;
-  }
-  [[nodiscard]] bool is_full() const noexcept {
-    // Ordering: seq_cst (B2) re-checks; tail first, so a stale tail can only
-    // make the channel look non-full (a harmless retry).
-    std::uint64_t const tail = tail_.load(std::memory_order_seq_cst) & ~mark_;
-    std::uint64_t const head = head_.load(std::memory_order_seq_cst);
-    return ahead(tail, head) >= static_cast<std::int64_t>(cap_);
-  }
+  // Snapshots. Once closed they count the values still in the ring (a
+  // position whose send gave up holds none).
+  [[nodiscard]] bool is_empty() const noexcept { return size() == 0; }
+  [[nodiscard]] bool is_full() const noexcept { return size() == cap_; }
   [[nodiscard]] std::size_t size() const noexcept {
     for (;;) {
       // Ordering: seq_cst so the two loads see one moment when tail_ is stable.
-      std::uint64_t tail = tail_.load(std::memory_order_seq_cst);
+      std::uint64_t const tail = tail_.load(std::memory_order_seq_cst);
       std::uint64_t const head = head_.load(std::memory_order_seq_cst);
       if (tail_.load(std::memory_order_seq_cst) != tail) continue;
-      if (tail & mark_) tail = closed_at();
+      if (tail & mark_) return values_from(head, closed_at());
       std::int64_t const n = ahead(tail, head);
       if (n <= 0) return 0;
       return static_cast<std::uint64_t>(n) < cap_ ? static_cast<std::size_t>(n) : cap_;
@@ -222,8 +221,21 @@ class ticket_channel {
   void unregister_sender(waiter_node& n) noexcept { senders_.remove(n); }
   void register_receiver(waiter_node& n) noexcept { receivers_.push(n); }
   void unregister_receiver(waiter_node& n) noexcept { receivers_.remove(n); }
-  [[nodiscard]] bool send_ready() const noexcept { return !is_full() || is_closed(); }
-  [[nodiscard]] bool recv_ready() const noexcept { return !is_empty() || is_closed(); }
+  // The (B2) re-checks: whether the position at the tail (head) has its slot
+  // ready, or the channel is closed. Ordering: seq_cst loads, against the
+  // seq_cst CASes that make a slot ready and the close.
+  [[nodiscard]] bool send_ready() const noexcept {
+    std::uint64_t const tail = tail_.load(std::memory_order_seq_cst);
+    if (tail & mark_) return true;
+    auto [s, lap] = at(tail);
+    return state(s.word.load(std::memory_order_seq_cst)) == empty_word(lap);
+  }
+  [[nodiscard]] bool recv_ready() const noexcept {
+    std::uint64_t const head = head_.load(std::memory_order_seq_cst);
+    auto [s, lap] = at(head);
+    if (state(s.word.load(std::memory_order_seq_cst)) == full_word(lap)) return true;
+    return is_closed();
+  }
 
  private:
   static constexpr std::uint64_t mark_ = std::uint64_t{1} << 63;
@@ -256,7 +268,7 @@ class ticket_channel {
     slot& s;
     std::uint32_t lap;
   };
-  position at(std::uint64_t ticket) noexcept {
+  position at(std::uint64_t ticket) const noexcept {
     if (shift_ >= 0)  // a power-of-two capacity: no division
       return {slots_[ticket & (cap_ - 1)], static_cast<std::uint32_t>(ticket >> shift_)};
     return {slots_[ticket % cap_], static_cast<std::uint32_t>(ticket / cap_)};
@@ -273,6 +285,17 @@ class ticket_channel {
     kind outcome;
     recv_result<T> result;
   };
+
+  // Values in the ring at positions [head, end) (at most a capacity of them).
+  std::size_t values_from(std::uint64_t head, std::uint64_t end) const noexcept {
+    std::size_t n = 0;
+    for (std::size_t i = 0; i < cap_ && ahead(end, head) > 0; ++i, ++head) {
+      auto [s, lap] = at(head);
+      // Ordering: acquire, a snapshot.
+      if (state(s.word.load(std::memory_order_acquire)) == full_word(lap)) ++n;
+    }
+    return n;
+  }
 
   // The tail count at the close; only called once the mark is seen.
   std::uint64_t closed_at() const noexcept {
@@ -328,8 +351,9 @@ class ticket_channel {
           return status::ok;
         }
         // Ordering: release pairs with take()'s acquire load: the value
-        // before the phase. A failure reloads `w` (W set, or killed).
-        if (s.word.compare_exchange_weak(w, full_word(lap) | (w & closed_bit), std::memory_order_release,
+        // before the phase; seq_cst as (A1) for recv_ready(). A failure
+        // reloads `w` (W set, or killed).
+        if (s.word.compare_exchange_weak(w, full_word(lap) | (w & closed_bit), std::memory_order_seq_cst,
                                          std::memory_order_acquire)) {
           if (w & wait_bit) d::wake_all(s.word);
           return status::ok;
@@ -372,8 +396,9 @@ class ticket_channel {
         taken r{taken::value, recv_result<T>(std::in_place, std::move(s.value.get()))};
         s.value.destroy();
         // Ordering: release pairs with the next lap's put(): the move-out
-        // and destruction before its write. Keeps C; clears W.
-        while (!s.word.compare_exchange_weak(w, empty_word(lap + 1) | (w & closed_bit), std::memory_order_release,
+        // and destruction before its write; seq_cst as (A1) for
+        // send_ready(). Keeps C; clears W.
+        while (!s.word.compare_exchange_weak(w, empty_word(lap + 1) | (w & closed_bit), std::memory_order_seq_cst,
                                              std::memory_order_relaxed)) {
         }
         if (w & wait_bit) d::wake_all(s.word);
@@ -402,7 +427,7 @@ class ticket_channel {
         if (ahead(h, closed_at()) >= 0) return {taken::closed, recv_result<T>(status::closed)};
         if (state(w) == empty_word(lap)) {
           // Its sender gave up, or is too late: nothing more comes to this slot.
-          // Ordering: release, so that whoever reads `dead` sees the mark.
+          // Ordering: acq_rel, so that whoever reads `dead` sees the mark.
           if (s.word.compare_exchange_strong(w, dead_word | (w & closed_bit), std::memory_order_acq_rel,
                                              std::memory_order_acquire)) {
             if (w & wait_bit) d::wake_all(s.word);
@@ -417,7 +442,7 @@ class ticket_channel {
     }
   }
 
-  // try_send's claim: a ticket by compare-exchange, only when its slot is
+  // try_send's claim: a position by compare-exchange, only when its slot is
   // ready, so that it never waits for a receiver.
   status claim_send(T& v) noexcept {
     d::spinner cas(d::channel_cas_spin);  // after a lost compare-exchange
@@ -430,25 +455,26 @@ class ticket_channel {
       // Ordering: acquire, as put()'s.
       std::uint32_t const w = s.word.load(std::memory_order_acquire);
       if (state(w) == empty_word(lap)) {
-        // (A1) seq_cst: the receivers' Dekker partner (B2) in is_empty().
+        // Ordering: seq_cst, an (A1) for the receivers' B2 re-checks.
         if (tail_.compare_exchange_weak(tail, tail + 1, std::memory_order_seq_cst, std::memory_order_relaxed))
           return put(tail, v);
         (void)cas.next();
         continue;
       }
       if (phase(w) != phase_dead) {
-        // Ordering: seq_cst, so `full` is linearizable.
+        // Ordering: seq_cst, so that `full` as the counters say is exact.
         std::uint64_t const head = head_.load(std::memory_order_seq_cst);
         if (ahead(tail, head) >= static_cast<std::int64_t>(cap_)) return status::full;
       }
-      // A receive of the previous lap, or a ticketed send, is under way.
-      snooze(b);
+      // A receive of the previous lap is under way, or (dead) the close.
+      if (!b.next() && phase(w) != phase_dead) return status::full;
       tail = tail_.load(std::memory_order_relaxed);
     }
   }
 
-  // try_recv's claim: a ticket by compare-exchange, only when its value is
-  // there; once closed, any ticket below the close, to resolve it.
+  // try_recv's claim: a position by compare-exchange, only when its value is
+  // there, or, once closed, when its slot can be resolved at once (a value,
+  // a send that gave up, or the end).
   recv_result<T> claim_recv() noexcept {
     d::spinner cas(d::channel_cas_spin);
     d::spinner b(d::channel_wait_spin);
@@ -459,13 +485,14 @@ class ticket_channel {
       // Ordering: acquire, as take()'s.
       std::uint32_t const w = s.word.load(std::memory_order_acquire);
       bool const ready = state(w) == full_word(lap);
-      // Ordering: seq_cst, so `empty` is linearizable.
+      // Ordering: seq_cst, so that `empty` as the counters say is exact.
       std::uint64_t const tail = ready ? 0 : tail_.load(std::memory_order_seq_cst);
-      if (ready || (tail & mark_)) {
-        if (!ready && ahead(head, closed_at()) >= 0) return recv_result<T>(status::closed);
-        // (A1) seq_cst: the senders' Dekker partner (B2) in is_full().
+      bool const closed = !ready && (tail & mark_);
+      if (closed && ahead(head, closed_at()) >= 0) return recv_result<T>(status::closed);
+      if (ready || (closed && (state(w) == empty_word(lap) || phase(w) == phase_dead))) {
+        // Ordering: seq_cst, an (A1) for the senders' B2 re-checks.
         if (head_.compare_exchange_weak(head, head + 1, std::memory_order_seq_cst, std::memory_order_relaxed)) {
-          taken r = take(head);
+          taken r = take(head);  // at once: its slot is in its lap
           if (r.outcome == taken::value) return std::move(r.result);
           if (r.outcome == taken::closed) return recv_result<T>(status::closed);
           head = head_.load(std::memory_order_relaxed);  // a hole: on to the next
@@ -474,9 +501,10 @@ class ticket_channel {
         (void)cas.next();
         continue;
       }
-      if (ahead(tail, head) <= 0) return recv_result<T>(status::empty);
-      // A send of this ticket (or a receive of the previous lap) is under way.
-      snooze(b);
+      if (!closed && ahead(tail, head) <= 0) return recv_result<T>(status::empty);
+      // The send of this position (or the receive of the previous lap) is
+      // under way: a short spin, then `empty` rather than a wait.
+      if (!b.next()) return recv_result<T>(status::empty);
       head = head_.load(std::memory_order_relaxed);
     }
   }
