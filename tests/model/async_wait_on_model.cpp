@@ -22,8 +22,8 @@
 //                     "woken" is passed on with a wake of one)
 // The reactor's part is a copy (its code is not header code), so the model
 // proves the driver against the reactor's stated contract, not the
-// reactor's code; the helper-thread path (a two-word futex_waitv) has no
-// Relacy counterpart and is not modelled.
+// reactor's code. The helper-thread path (a two-word futex_waitv) has its
+// own model: async_word_wait_helper_model.cpp.
 //
 // The suite: two coroutine waiters W0, W1 on one word, both waiting through
 // the ring (their await_suspend runs on the loop thread, which then reaps

@@ -161,6 +161,10 @@ enum class model_fault : unsigned {
   // stopped without stepping the protocol, so a wake-one its request
   // consumed is dropped.
   word_wait_completion_skips_step,
+  // async word wait, the helper thread: woken with the stop reported, it
+  // leaves without woke(), so a wake of the word its futex_waitv took in the
+  // same moment is dropped.
+  word_wait_helper_stop_skips_woke,
   // semaphore (wide layout), the stepwise acquire of a coroutine: in
   // RELEASING(0) it waits on the sequence it read, not on one it no longer
   // holds, so it may sleep past the release's wake.

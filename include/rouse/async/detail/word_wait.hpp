@@ -68,9 +68,9 @@ namespace rouse::async::detail {
 // it first.
 struct futex_wait_node {
   void (*complete)(futex_wait_node* self) noexcept = nullptr;
-  void* record = nullptr;   // the parker's record of the request
-  int result = 0;           // the request's completion (0: woken)
-  bool detached = false;    // the parker was destroyed while it waited
+  void* record = nullptr;  // the parker's record of the request
+  int result = 0;          // the request's completion (0: woken)
+  bool detached = false;   // the parker was destroyed while it waited
   futex_wait_node* done_next = nullptr;
 };
 
@@ -235,7 +235,8 @@ class basic_word_wait : public futex_wait_node {
         // the last of the words woken), so leave as a woken waiter does:
         // the protocol's give-up path then takes what that wake was for
         // (a mutex's hand-off) or passes it on.
-        protocol_->woke();
+        if (!::rouse::detail::model_fault_on(::rouse::detail::model_fault::word_wait_helper_stop_skips_woke))
+          protocol_->woke();
         o = protocol_->leave() ? wait_outcome::done : wait_outcome::stopped;
         break;
       }

@@ -1,0 +1,262 @@
+// Relacy model of the helper-thread path of a coroutine's futex wait
+// (rouse/async/detail/word_wait.hpp, basic_word_wait::helper_loop; the
+// thread itself is src/async/word_wait.cpp): where no ring carries the
+// wait, a helper thread sleeps on the protocol's word and on the wait's own
+// stop word at once, with one futex_waitv. That call can take a wake of the
+// word and the stop's wake together and report only one index (the stop's).
+// The wake of the word it took was meant for some waiter: the helper must
+// leave as a woken waiter does (woke(), then leave()), so that the
+// protocol's give-up path passes it on.
+//
+// What is modelled, and how:
+//   the driver        basic_word_wait, the library's code, compiled with
+//                     ROUSE_MODEL_RELACY; its fallback_ops are the model's
+//   the kernel        fake_kernel below: a FIFO of sleepers on the word and
+//                     the helper's registration on the stop word, under one
+//                     lock (the futex compare atomic with wakes); a sleeper
+//                     woken by both reports the stop word, as futex_waitv
+//                     reports the last index woken
+//   the protocol      a token word whose waiters count a wake: step() takes
+//                     a token or waits while the word is 0; leave() of a
+//                     waiter that was woken passes one wake on (the shape of
+//                     the semaphore's and the mutex's give-up paths)
+//   the threads       W0's awaiter (starts the wait, then stops it), W0's
+//                     helper thread, W1 (a plain thread waiting on the same
+//                     word through the same kernel), and a waker (one token,
+//                     one wake; a second for W1 if W0 took the first)
+// W1 must always end with a token: a wake lost on W0's stopped wait leaves
+// it asleep, and Relacy reports the deadlock.
+//
+// The broken variant (model_fault::word_wait_helper_stop_skips_woke): the
+// helper, woken with the stop reported, leaves without woke(), as the code
+// did before this path was fixed. The model must fail with a deadlock.
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+
+#include "model.hpp"
+#include "rouse/async/detail/word_wait.hpp"
+#include "rouse/mutex.hpp"
+
+namespace {
+
+namespace rd = rouse::detail;
+using rouse::async::detail::basic_word_wait;
+using rouse::async::detail::wait_outcome;
+using rouse::async::detail::wait_protocol;
+
+// Over a whole search: schedules where the helper took both wakes.
+unsigned long both_taken = 0;
+
+struct fake_kernel {
+  struct sleeper {
+    rd::atomic<std::uint32_t> bell{0};
+    bool by_word = false;
+    bool by_stop = false;
+  };
+
+  rouse::mutex lock;
+  sleeper* queue[4] = {};  // FIFO of sleepers on the word
+  int queue_n = 0;
+  sleeper* on_stop = nullptr;  // the helper, while it sleeps on the stop word
+
+  static void ring(sleeper& s) {
+    s.bell.store(1, std::memory_order_release);
+    rd::wake_all(s.bell);
+  }
+  void unqueue(sleeper& s) {
+    for (int i = 0; i < queue_n; ++i)
+      if (queue[i] == &s) {
+        for (int j = i; j + 1 < queue_n; ++j) queue[j] = queue[j + 1];
+        --queue_n;
+        return;
+      }
+  }
+  // Sleeps while `word` holds `value` (and, with `stop`, while it is 0).
+  // Returns 0 for the word (woken, or it had changed), 1 for the stop word.
+  int wait(const rd::atomic<std::uint32_t>& word, std::uint32_t value, const rd::atomic<std::uint32_t>* stop) {
+    sleeper s;
+    lock.lock();
+    // The compare, atomic with wakes (the futex bucket lock).
+    if (word.load(std::memory_order_seq_cst) != value) {
+      lock.unlock();
+      return 0;
+    }
+    if (stop != nullptr && stop->load(std::memory_order_seq_cst) != 0) {
+      lock.unlock();
+      return 1;
+    }
+    queue[queue_n++] = &s;
+    if (stop != nullptr) on_stop = &s;
+    lock.unlock();
+    while (s.bell.load(std::memory_order_acquire) == 0) rd::wait(s.bell, 0);
+    lock.lock();
+    unqueue(s);
+    if (on_stop == &s) on_stop = nullptr;
+    bool const word_woke = s.by_word;
+    bool const stop_woke = s.by_stop;
+    lock.unlock();
+    if (word_woke && stop_woke) ++both_taken;
+    return stop_woke ? 1 : 0;
+  }
+  // FUTEX_WAKE of one on the word: the first sleeper takes it.
+  void wake_one() {
+    lock.lock();
+    if (queue_n > 0) {
+      sleeper& s = *queue[0];
+      unqueue(s);
+      s.by_word = true;
+      ring(s);
+    }
+    lock.unlock();
+  }
+  void wake_stop() {
+    lock.lock();
+    if (on_stop != nullptr) {
+      on_stop->by_stop = true;
+      ring(*on_stop);
+    }
+    lock.unlock();
+  }
+};
+
+fake_kernel* kernel = nullptr;
+
+// Takes a token, or waits while there is none; a waiter that was woken and
+// gives up passes one wake on.
+struct token_protocol : wait_protocol {
+  rd::atomic<std::uint32_t>* tokens;
+  bool took = false;
+  bool woken = false;
+  explicit token_protocol(rd::atomic<std::uint32_t>& t) noexcept : tokens(&t) { word = &t; }
+  bool step(std::uint32_t& value) noexcept override {
+    // Ordering: acquire: pairs with the waker's release.
+    std::uint32_t v = tokens->load(std::memory_order_acquire);
+    while (v > 0) {
+      if (tokens->compare_exchange_strong(v, v - 1, std::memory_order_acquire, std::memory_order_acquire)) {
+        took = true;
+        return true;
+      }
+    }
+    value = 0;
+    return false;
+  }
+  void woke() noexcept override { woken = true; }
+  bool leave() noexcept override {
+    if (woken) kernel->wake_one();
+    return false;
+  }
+};
+
+struct helper_stop_races_wake;
+// No ring: every wait goes to the helper thread.
+struct no_carrier {
+  bool futex_wait_start(rouse::async::detail::futex_wait_node*, const rd::atomic<std::uint32_t>*,
+                        std::uint32_t) noexcept {
+    return false;
+  }
+  bool futex_wait_cancel(rouse::async::detail::futex_wait_node*) noexcept { return false; }
+};
+using driver = basic_word_wait<no_carrier>;
+
+struct waiter0 : token_protocol, driver {
+  helper_stop_races_wake* suite;
+  waiter0(helper_stop_races_wake* s, rd::atomic<std::uint32_t>& tokens) noexcept
+      : token_protocol(tokens), driver(static_cast<wait_protocol&>(*this), &on_done), suite(s) {}
+  static void on_done(driver* w, wait_outcome o) noexcept;
+};
+
+// The helper thread of the model: a suite thread that runs helper_loop()
+// once start() asked for it.
+rd::atomic<std::uint32_t>* helper_go = nullptr;  // 1: run the loop, 2: none is needed
+bool start_helper(driver& w) noexcept {
+  w.helper_handle = &w;
+  helper_go->store(1, std::memory_order_release);
+  rd::wake_all(*helper_go);
+  return true;
+}
+void reap_helper(driver& w) noexcept { w.helper_handle = nullptr; }
+int wait_pair(const driver::word_type& word, std::uint32_t value, const driver::word_type& stop) noexcept {
+  return kernel->wait(word, value, &stop);
+}
+void wake_stop(const driver::word_type&) noexcept { kernel->wake_stop(); }
+constexpr driver::fallback_ops model_ops{&start_helper, &reap_helper, &wait_pair, &wake_stop};
+
+struct helper_stop_races_wake : rl::test_suite<helper_stop_races_wake, 4> {
+  rd::atomic<std::uint32_t> tokens{0};
+  rd::atomic<std::uint32_t> go{0};
+  rd::atomic<std::uint32_t> w0_ended{0};
+  fake_kernel kern;
+  waiter0 w0{this, tokens};
+  wait_outcome outcome0 = wait_outcome::pending;
+  bool w1_took = false;
+
+  void before() {
+    kernel = &kern;
+    helper_go = &go;
+  }
+
+  void ended(wait_outcome o) {
+    outcome0 = o;
+    w0_ended.store(1, std::memory_order_release);
+    rd::wake_all(w0_ended);
+  }
+
+  void thread(unsigned index) {
+    if (index == 0) {  // W0's awaiter: starts the wait, then stops it
+      wait_outcome const o = w0.start(nullptr, &model_ops);
+      if (o != wait_outcome::pending) {
+        go.store(2, std::memory_order_release);
+        rd::wake_all(go);
+        ended(o);
+        return;
+      }
+      w0.request_stop();
+    } else if (index == 1) {  // W0's helper thread
+      std::uint32_t g;
+      while ((g = go.load(std::memory_order_acquire)) == 0) rd::wait(go, 0);
+      if (g == 1) w0.helper_loop();
+    } else if (index == 2) {  // W1: a plain waiter on the same word
+      token_protocol p(tokens);
+      std::uint32_t value = 0;
+      while (!p.step(value)) (void)kern.wait(tokens, value, nullptr);
+      w1_took = true;
+    } else {  // the waker: one token, one wake; another for W1 if W0 took it
+      // Ordering: release: pairs with the step's acquire.
+      tokens.fetch_add(1, std::memory_order_release);
+      kern.wake_one();
+      while (w0_ended.load(std::memory_order_acquire) == 0) rd::wait(w0_ended, 0);
+      if (w0.took) {
+        tokens.fetch_add(1, std::memory_order_release);
+        kern.wake_one();
+      }
+    }
+  }
+
+  void after() {
+    RL_ASSERT(w1_took);
+    RL_ASSERT(tokens.load(std::memory_order_relaxed) == 0);
+    RL_ASSERT(outcome0 == (w0.took ? wait_outcome::done : wait_outcome::stopped));
+  }
+};
+
+void waiter0::on_done(driver* w, wait_outcome o) noexcept { static_cast<waiter0*>(w)->suite->ended(o); }
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  unsigned long const iterations = argc > 1 ? std::strtoul(argv[1], nullptr, 10) : 200000;
+  int failures = 0;
+  failures += rouse_model::expect_pass<helper_stop_races_wake>("word_wait.helper_stop_races_wake", iterations);
+  std::printf("model word_wait.helper_stop_races_wake: %lu schedules had the helper take both wakes\n", both_taken);
+  if (both_taken == 0) {
+    std::printf("model word_wait.helper_stop_races_wake: the race of interest was never explored\n");
+    ++failures;
+  }
+  {
+    rd::model_fault_scope f(rd::model_fault::word_wait_helper_stop_skips_woke);
+    failures += rouse_model::expect_failure<helper_stop_races_wake>("word_wait.broken_helper_stop_skips_woke",
+                                                                    rl::test_result_deadlock, iterations);
+  }
+  return failures == 0 ? 0 : 1;
+}
