@@ -35,6 +35,10 @@
 //                                       cancels keeps it: in
 //                                       send_cancel_vs_recv the second sender
 //                                       is never woken (deadlock)
+//   async_channel_batch_drops_leftover  a batch given back to fewer queued
+//                                       senders than its size drops the rest:
+//                                       batch_vs_queued_senders counts a
+//                                       permit short
 //   diatomic_seq_cst_notify_relaxed     the push's idle notify loads the
 //                                       waker's state relaxed: in
 //                                       send_vs_waiting_recv the receiver
@@ -280,13 +284,19 @@ int main() {
   failures += rouse_model::expect_pass<send_cancel_vs_recv>("async_channel.send_cancel_vs_recv", iterations);
   failures += rouse_model::expect_pass<queued_send_vs_recv>("async_channel.queued_send_vs_recv", iterations);
   failures += rouse_model::expect_pass<send_vs_waiting_recv>("async_channel.send_vs_waiting_recv", iterations);
-  failures += rouse_model::expect_pass<two_sends_vs_waiting_recv>("async_channel.two_sends_vs_waiting_recv", iterations);
+  failures +=
+      rouse_model::expect_pass<two_sends_vs_waiting_recv>("async_channel.two_sends_vs_waiting_recv", iterations);
   failures += rouse_model::expect_pass<batch_vs_queued_senders>("async_channel.batch_vs_queued_senders", iterations);
   failures += rouse_model::expect_pass<close_vs_queued_send>("async_channel.close_vs_queued_send", iterations);
   {
     rd::model_fault_scope fault(rd::model_fault::async_channel_cancel_keeps_permit);
     failures += rouse_model::expect_failure<send_cancel_vs_recv>("async_channel.broken_cancel_keeps_permit",
                                                                  rl::test_result_deadlock, iterations);
+  }
+  {
+    rd::model_fault_scope fault(rd::model_fault::async_channel_batch_drops_leftover);
+    failures += rouse_model::expect_failure<batch_vs_queued_senders>("async_channel.broken_batch_drops_leftover",
+                                                                     rl::test_result_user_assert_failed, iterations);
   }
   {
     rd::model_fault_scope fault(rd::model_fault::diatomic_seq_cst_notify_relaxed);

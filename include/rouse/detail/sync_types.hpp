@@ -165,6 +165,9 @@ enum class model_fault : unsigned {
   // leaves without woke(), so a wake of the word its futex_waitv took in the
   // same moment is dropped.
   word_wait_helper_stop_skips_woke,
+  // async channel: a batch of freed slots given back while fewer senders
+  // are queued than the batch drops the permits nobody could be handed.
+  async_channel_batch_drops_leftover,
   // semaphore (wide layout), the stepwise acquire of a coroutine: in
   // RELEASING(0) it waits on the sequence it read, not on one it no longer
   // holds, so it may sleep past the release's wake.

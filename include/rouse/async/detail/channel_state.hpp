@@ -93,7 +93,9 @@ class channel_state {
   channel_state(kind k, std::size_t capacity)
       : kind_(k),
         capacity_(capacity),
-        batch_(capacity / 16 < 1 ? 1 : capacity / 16 > 64 ? 64 : static_cast<std::int64_t>(capacity / 16)),
+        batch_(capacity / 16 < 1    ? 1
+               : capacity / 16 > 64 ? 64
+                                    : static_cast<std::int64_t>(capacity / 16)),
         ring_(k == kind::unbounded ? nullptr : new channel_ring<T>(capacity == 0 ? 1 : capacity)),
         list_(k == kind::unbounded ? new ::rouse::channel::detail::list_channel<T>() : nullptr),
         permits_(k == kind::bounded ? static_cast<std::int64_t>(capacity) : 0) {}
@@ -252,9 +254,7 @@ class channel_state {
   waiter_list& waiters() noexcept { return senders_waiting_; }
 
   // For tests and the model.
-  [[nodiscard]] std::int64_t permits_for_testing() const noexcept {
-    return permits_.load(std::memory_order_relaxed);
-  }
+  [[nodiscard]] std::int64_t permits_for_testing() const noexcept { return permits_.load(std::memory_order_relaxed); }
 
  private:
   // The receiver gives back the slots it freed and kept (a batch).
@@ -282,8 +282,7 @@ class channel_state {
             std::int64_t const take = have < n ? have : n;
             // have -> have - take: ours back. Ordering: seq_cst as every RMW
             // of the word.
-            if (permits_.compare_exchange_weak(have, have - take, std::memory_order_seq_cst,
-                                               std::memory_order_seq_cst))
+            if (permits_.compare_exchange_weak(have, have - take, std::memory_order_seq_cst, std::memory_order_seq_cst))
               return static_cast<int>(take);
           }
           return 0;  // senders' re-checks took them all: they are served
@@ -292,6 +291,7 @@ class channel_state {
           // Nobody claimable for these: store them, under the lock, so that a
           // sender that queues next sees them in its re-check. Ordering:
           // seq_cst (A1).
+          if (rd::model_fault_on(rd::model_fault::async_channel_batch_drops_leftover)) return;
           permits_.fetch_add(left, std::memory_order_seq_cst);
         });
   }
