@@ -334,7 +334,7 @@ class ticket_channel {
   status put(std::uint64_t t, T& v) noexcept {
     auto [s, lap] = at(t);
     std::uint32_t const want = empty_word(lap);
-    d::spinner b(d::channel_hand_off_spin);
+    d::spinner b(d::channel_wait_spin);
     bool written = false;
     // Ordering: acquire pairs with the release CAS of the receiver of the
     // previous lap: its move-out is done before this write.
@@ -387,7 +387,7 @@ class ticket_channel {
   taken take(std::uint64_t h) noexcept {
     auto [s, lap] = at(h);
     std::uint32_t const want = full_word(lap);
-    d::spinner b(d::channel_hand_off_spin);
+    d::spinner b(d::channel_wait_spin);
     bool first_miss = true;
     // Ordering: acquire pairs with put()'s release CAS.
     std::uint32_t w = s.word.load(std::memory_order_acquire);
@@ -446,7 +446,7 @@ class ticket_channel {
   // ready, so that it never waits for a receiver.
   status claim_send(T& v) noexcept {
     d::spinner cas(d::channel_cas_spin);  // after a lost compare-exchange
-    d::spinner b(d::channel_wait_spin);   // while another thread acts
+    d::spinner b(d::channel_wait_spin);  // while another thread acts
     // Ordering: relaxed; the slot's acquire load below validates it.
     std::uint64_t tail = tail_.load(std::memory_order_relaxed);
     for (;;) {
