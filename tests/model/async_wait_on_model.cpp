@@ -43,6 +43,7 @@
 #include "model.hpp"
 #include "rouse/async/detail/word_wait.hpp"
 #include "rouse/mutex.hpp"
+#include "word_wait_model.hpp"
 
 namespace {
 
@@ -59,7 +60,7 @@ unsigned long passed_on = 0;
 unsigned long stopped_w0_took = 0;
 
 constexpr int result_woken = 0;
-constexpr int result_again = -11;     // -EAGAIN: the word did not hold the value
+constexpr int result_again = -11;      // -EAGAIN: the word did not hold the value
 constexpr int result_canceled = -125;  // -ECANCELED: withdrawn from the queue
 
 // The reactor + kernel + ring of one futex word, under one lock.
@@ -182,24 +183,7 @@ struct fake_ring {
   }
 };
 
-// Takes a token, or waits while there is none.
-struct token_protocol : wait_protocol {
-  rd::atomic<std::uint32_t>* tokens;
-  bool took = false;  // written by the thread that drives the end
-  explicit token_protocol(rd::atomic<std::uint32_t>& t) noexcept : tokens(&t) { word = &t; }
-  bool step(std::uint32_t& value) noexcept override {
-    // Ordering: acquire: pairs with the waker's release.
-    std::uint32_t v = tokens->load(std::memory_order_acquire);
-    while (v > 0) {
-      if (tokens->compare_exchange_strong(v, v - 1, std::memory_order_acquire, std::memory_order_acquire)) {
-        took = true;
-        return true;
-      }
-    }
-    value = 0;
-    return false;
-  }
-};
+using rouse_model::token_protocol;
 
 struct cancel_races_wake;
 
@@ -207,7 +191,10 @@ struct waiter : token_protocol, basic_word_wait<fake_ring> {
   cancel_races_wake* suite;
   int id;
   waiter(cancel_races_wake* s, int i, rd::atomic<std::uint32_t>& tokens) noexcept
-      : token_protocol(tokens), basic_word_wait<fake_ring>(static_cast<wait_protocol&>(*this), &on_done), suite(s), id(i) {}
+      : token_protocol(tokens),
+        basic_word_wait<fake_ring>(static_cast<wait_protocol&>(*this), &on_done),
+        suite(s),
+        id(i) {}
   static void on_done(basic_word_wait<fake_ring>* w, wait_outcome o) noexcept;
 };
 
@@ -280,9 +267,10 @@ int main(int argc, char** argv) {
   unsigned long const iterations = argc > 1 ? std::strtoul(argv[1], nullptr, 10) : 200000;
   int failures = 0;
   failures += rouse_model::expect_pass<cancel_races_wake>("word_wait.cancel_races_wake", iterations);
-  std::printf("model word_wait.cancel_races_wake: %lu schedules passed a withdrawn wake on, %lu had the stopped W0 "
-              "take the token\n",
-              passed_on, stopped_w0_took);
+  std::printf(
+      "model word_wait.cancel_races_wake: %lu schedules passed a withdrawn wake on, %lu had the stopped W0 "
+      "take the token\n",
+      passed_on, stopped_w0_took);
   if (passed_on == 0 || stopped_w0_took == 0) {
     std::printf("model word_wait.cancel_races_wake: a race of interest was never explored\n");
     ++failures;

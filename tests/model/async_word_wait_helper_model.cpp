@@ -37,6 +37,7 @@
 #include "model.hpp"
 #include "rouse/async/detail/word_wait.hpp"
 #include "rouse/mutex.hpp"
+#include "word_wait_model.hpp"
 
 namespace {
 
@@ -122,25 +123,10 @@ struct fake_kernel {
 
 fake_kernel* kernel = nullptr;
 
-// Takes a token, or waits while there is none; a waiter that was woken and
-// gives up passes one wake on.
-struct token_protocol : wait_protocol {
-  rd::atomic<std::uint32_t>* tokens;
-  bool took = false;
+// The token protocol, whose waiter, woken and giving up, passes one wake on.
+struct token_protocol : rouse_model::token_protocol {
   bool woken = false;
-  explicit token_protocol(rd::atomic<std::uint32_t>& t) noexcept : tokens(&t) { word = &t; }
-  bool step(std::uint32_t& value) noexcept override {
-    // Ordering: acquire: pairs with the waker's release.
-    std::uint32_t v = tokens->load(std::memory_order_acquire);
-    while (v > 0) {
-      if (tokens->compare_exchange_strong(v, v - 1, std::memory_order_acquire, std::memory_order_acquire)) {
-        took = true;
-        return true;
-      }
-    }
-    value = 0;
-    return false;
-  }
+  using rouse_model::token_protocol::token_protocol;
   void woke() noexcept override { woken = true; }
   bool leave() noexcept override {
     if (woken) kernel->wake_one();
@@ -217,7 +203,7 @@ struct helper_stop_races_wake : rl::test_suite<helper_stop_races_wake, 4> {
       while ((g = go.load(std::memory_order_acquire)) == 0) rd::wait(go, 0);
       if (g == 1) w0.helper_loop();
     } else if (index == 2) {  // W1: a plain waiter on the same word
-      token_protocol p(tokens);
+      rouse_model::token_protocol p(tokens);
       std::uint32_t value = 0;
       while (!p.step(value)) (void)kern.wait(tokens, value, nullptr);
       w1_took = true;

@@ -85,30 +85,14 @@ class array_channel {
   // only when it returns ok.
   template <class Deadline>
   status send(T& v, const Deadline& deadline) noexcept {
-    for (;;) {
-      d::spinner b(d::channel_wait_spin);
-      for (;;) {
-        status const s = try_send(v);
-        if (s != status::full) return s;
-        if (!b.next()) break;
-      }
-      if (deadline.expired()) return status::timed_out;
-      park(senders_, deadline, [&] { return !is_full() || is_closed(); });
-    }
+    return attempt_until(
+        senders_, deadline, [&] { return try_send(v); }, [&] { return !is_full() || is_closed(); });
   }
 
   template <class Deadline>
   recv_result<T> recv(const Deadline& deadline) noexcept {
-    for (;;) {
-      d::spinner b(d::channel_wait_spin);
-      for (;;) {
-        recv_result<T> r = try_recv();
-        if (r.status() != status::empty) return r;
-        if (!b.next()) break;
-      }
-      if (deadline.expired()) return recv_result<T>(status::timed_out);
-      park(receivers_, deadline, [&] { return !is_empty() || is_closed(); });
-    }
+    return attempt_until(
+        receivers_, deadline, [&] { return try_recv(); }, [&] { return !is_empty() || is_closed(); });
   }
 
   // Returns true for the call that closed it. Wakes every blocked operation.

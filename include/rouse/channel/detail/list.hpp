@@ -83,16 +83,8 @@ class list_channel {
 
   template <class Deadline>
   recv_result<T> recv(const Deadline& deadline) noexcept {
-    for (;;) {
-      d::spinner b(d::channel_wait_spin);
-      for (;;) {
-        recv_result<T> r = start_recv();
-        if (r.status() != status::empty) return r;
-        if (!b.next()) break;
-      }
-      if (deadline.expired()) return recv_result<T>(status::timed_out);
-      park(receivers_, deadline, [&] { return !is_empty() || is_closed(); });
-    }
+    return attempt_until(
+        receivers_, deadline, [&] { return start_recv(); }, [&] { return !is_empty() || is_closed(); });
   }
 
   bool close() noexcept {

@@ -133,16 +133,8 @@ class ticket_channel {
       if (s == status::ok) receivers_.notify_one();
       return s;
     } else {
-      for (;;) {
-        d::spinner b(d::channel_wait_spin);
-        for (;;) {
-          status const s = try_send(v);
-          if (s != status::full) return s;
-          if (!b.next()) break;
-        }
-        if (deadline.expired()) return status::timed_out;
-        park(senders_, deadline, [&] { return send_ready(); });
-      }
+      return attempt_until(
+          senders_, deadline, [&] { return try_send(v); }, [&] { return send_ready(); });
     }
   }
 
@@ -161,16 +153,8 @@ class ticket_channel {
         // A hole left by a send that gave up at the close: the next ticket.
       }
     } else {
-      for (;;) {
-        d::spinner b(d::channel_wait_spin);
-        for (;;) {
-          recv_result<T> r = try_recv();
-          if (r.status() != status::empty) return r;
-          if (!b.next()) break;
-        }
-        if (deadline.expired()) return recv_result<T>(status::timed_out);
-        park(receivers_, deadline, [&] { return recv_ready(); });
-      }
+      return attempt_until(
+          receivers_, deadline, [&] { return try_recv(); }, [&] { return recv_ready(); });
     }
   }
 
@@ -446,7 +430,7 @@ class ticket_channel {
   // ready, so that it never waits for a receiver.
   status claim_send(T& v) noexcept {
     d::spinner cas(d::channel_cas_spin);  // after a lost compare-exchange
-    d::spinner b(d::channel_wait_spin);  // while another thread acts
+    d::spinner b(d::channel_wait_spin);   // while another thread acts
     // Ordering: relaxed; the slot's acquire load below validates it.
     std::uint64_t tail = tail_.load(std::memory_order_relaxed);
     for (;;) {

@@ -34,6 +34,7 @@
 
 #include <cstdint>
 
+#include "rouse/channel/result.hpp"
 #include "rouse/detail/deadline.hpp"
 #include "rouse/detail/spin.hpp"
 #include "rouse/detail/sync_types.hpp"
@@ -95,6 +96,31 @@ void park(sync_waker& q, const Deadline& deadline, Ready&& ready) noexcept {
     return;
   }
   (void)q.park(deadline, ready, d::channel_hand_off_spin);
+}
+
+// The blocking loop of the buffered flavours (array.hpp, list.hpp, and the
+// ticket ring's timed forms): `attempt` until it would not block, polling
+// per channel_wait_spin, then park on `q` with the (B2) re-check `ready`,
+// until the deadline. `attempt` returns a status (`full`: it would block)
+// or a recv_result (`empty`: it would block); so does this.
+inline bool would_block(status s) noexcept { return s == status::full; }
+template <class T>
+bool would_block(const recv_result<T>& r) noexcept {
+  return r.status() == status::empty;
+}
+template <class Deadline, class Attempt, class Ready>
+auto attempt_until(sync_waker& q, const Deadline& deadline, Attempt&& attempt, Ready&& ready) noexcept {
+  using result = decltype(attempt());
+  for (;;) {
+    d::spinner b(d::channel_wait_spin);
+    for (;;) {
+      result r = attempt();
+      if (!would_block(r)) return r;
+      if (!b.next()) break;
+    }
+    if (deadline.expired()) return result(status::timed_out);
+    park(q, deadline, ready);
+  }
 }
 
 }  // namespace rouse::channel::detail
