@@ -118,13 +118,14 @@ class send_case;
 // names; they differ in speed only (docs/channels.md "Choosing a ring").
 //   compare_exchange  a position is claimed by a compare-exchange that sees
 //                     its slot ready: one atomic read-modify-write per send
-//                     and per receive; fastest while few threads run at once
-//                     (and with more threads than cores)
+//                     and per receive; the fastest with several producers or
+//                     consumers while few of them run at once (on 2 vCPUs)
 //   ticket            a blocking send or receive takes its position with one
 //                     fetch_add and waits on its own slot: two per value,
 //                     but no retried compare-exchange on a shared line when
 //                     many threads on many cores contend (folly's MPMCQueue
-//                     design); a ticket holder that is descheduled holds up
+//                     design); ahead with one producer and one consumer on 2
+//                     vCPUs; a ticket holder that is descheduled holds up
 //                     the next lap of its slot, so it suffers when threads
 //                     outnumber cores
 //   automatic         compare_exchange, until measurements on many cores say
