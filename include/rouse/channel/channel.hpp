@@ -47,9 +47,11 @@
 // Ordering: each flavour is linearizable: a send takes effect at one atomic
 // step (a CAS on the tail index; in the ticket ring, the publish of its slot;
 // rendezvous, the claim of a blocked receiver), a receive likewise, and
-// receivers get values in the order of the positions their sends took. In particular one producer's values arrive in the
-// order it sent them. try_send/try_recv do not fail spuriously: `full` and
-// `empty` are reported only after seeing the indices say so.
+// receivers get values in the order of the positions their sends took. In
+// particular one producer's values arrive in the order it sent them.
+// try_send/try_recv do not fail spuriously: `full` and `empty` are reported
+// only after seeing the indices say so (in the ticket ring also while the
+// operation on the neighbouring position is under way: see `ring`).
 //
 // Element types may be move-only and need not be default-constructible; they
 // must be nothrow move-constructible and nothrow destructible. Each value is
@@ -66,9 +68,10 @@
 // on an index, one store (or fetch_or) on a slot word and one seq_cst load of
 // the other side's waiter flag: no lock, no system call. The ticket ring's
 // blocking forms: one fetch_add on an index, one CAS on the slot word, one
-// load. A blocked operation
-// spins briefly, yields, then sleeps on a thread_parker in its own stack
-// frame; waking it costs its waker one lock, one CAS and one futex wake.
+// load. A blocked operation spins briefly, yields, then sleeps on a
+// thread_parker in its own stack frame (the ticket ring's blocking forms: on
+// their slot's word); waking it costs its waker one lock, one CAS and one
+// futex wake (on a slot: one futex wake).
 // Rendezvous operations take a lock (a rouse::mutex) per operation.
 // Across processes: no.
 //
