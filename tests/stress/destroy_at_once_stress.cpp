@@ -531,6 +531,36 @@ TEST(destroy_at_once, unbounded_channel_after_send) {
   mpmc_receiver_woken_by_send([] { return rouse::channel::unbounded<int>(); });
 }
 
+TEST(destroy_at_once, ticket_channel_after_send) {
+  // The receiver sleeps on its slot's word; the publish wakes it.
+  ROUSE_TEST_NEEDS_SYSCALL_COUNTERS();
+  mpmc_receiver_woken_by_send([] { return rouse::channel::bounded<int>(1, rouse::channel::ring::ticket); });
+}
+
+// The ticket ring: a sender sleeps on its full slot; a receive frees it and
+// wakes it, and the receiver lets go of the channel at once (its last
+// handle: a close). The send completes, or, if it saw the close first, gives
+// its value back; the last handle frees the state.
+TEST(destroy_at_once, ticket_channel_after_a_receive_frees_a_slot) {
+  ROUSE_TEST_NEEDS_SYSCALL_COUNTERS();
+  for (long i = 0; i < rounds(); ++i) {
+    auto channel = rouse::channel::bounded<int>(1, rouse::channel::ring::ticket);
+    auto tx = std::move(channel.first);
+    auto rx = std::move(channel.second);
+    ASSERT_TRUE(tx.send(1));
+    auto const base = rouse_test::wait_calls();
+    std::thread sender([&] {
+      auto const r = tx.send(2);
+      EXPECT_TRUE(r.ok() || (r.status() == rouse::channel::status::closed && r.value() == 2));
+      tx = {};
+    });
+    rouse_test::until_wait_calls(base + 1);
+    EXPECT_EQ(*rx.recv(), 1);
+    rx = {};
+    sender.join();
+  }
+}
+
 TEST(destroy_at_once, rendezvous_channel_after_send) {
   ROUSE_TEST_NEEDS_SYSCALL_COUNTERS();
   mpmc_receiver_woken_by_send([] { return rouse::channel::bounded<int>(0); });
