@@ -5,6 +5,7 @@
 // known to sleep by its wait call (tests/support/eventually.hpp), never by a
 // sleep.
 #include "rouse/channel/channel.hpp"
+#include "rouse/channel/select.hpp"
 
 #include <gtest/gtest.h>
 
@@ -324,6 +325,60 @@ TEST(channel_bounded, a_blocked_sender_proceeds_when_a_slot_frees) {
     t.join();
     EXPECT_TRUE(sent.load());
   }
+}
+
+// The ticket ring: three parked receives (selects) are woken by two sends
+// while the send of the position at the head is still moving its value in
+// (a move that waits until the test lets it go). Each woken receive finds
+// that position under way, says empty and parks again, its wake spent.
+// When the stalled send publishes, its one wake must go on down the line:
+// all three receive (else a hang, failed by CTest's timeout).
+namespace ticket_stall {
+std::atomic<bool> entered{false};
+std::atomic<bool> go{false};
+thread_local bool stall = false;
+struct slow_move {
+  int v = 0;
+  explicit slow_move(int x) noexcept : v(x) {}
+  slow_move(slow_move&& o) noexcept : v(o.v) {
+    if (stall) {
+      stall = false;
+      entered.store(true);
+      while (!go.load()) std::this_thread::yield();
+    }
+  }
+  slow_move& operator=(slow_move&&) = delete;
+  ~slow_move() = default;
+};
+}  // namespace ticket_stall
+
+TEST(channel_ticket, a_wake_spent_on_a_position_under_way_goes_on) {
+  ROUSE_TEST_NEEDS_SYSCALL_COUNTERS();
+  using ticket_stall::slow_move;
+  auto [tx, rx] = ch::bounded<slow_move>(4, ch::ring::ticket);
+  std::atomic<int> got{0};
+  auto const base = rouse_test::wait_calls();
+  std::vector<std::thread> receivers;
+  for (int i = 0; i < 3; ++i)
+    receivers.emplace_back([&got, rx = rx]() mutable {
+      ch::recv_case c(rx);
+      EXPECT_EQ(ch::select(c), 0u);
+      if (c.result().has_value()) got.fetch_add(1);
+    });
+  rouse_test::until_wait_calls(base + 3);  // all three parked
+  std::thread stalled([tx = tx]() mutable {
+    ticket_stall::stall = true;
+    EXPECT_TRUE(tx.send(slow_move(0)));  // position 0: waits in its move into the slot
+  });
+  rouse_test::eventually([] { return ticket_stall::entered.load(); });
+  auto const before = rouse_test::wait_calls();
+  EXPECT_TRUE(tx.send(slow_move(1)));        // positions 1 and 2: each wakes a receive,
+  EXPECT_TRUE(tx.send(slow_move(2)));        // which finds position 0 under way
+  rouse_test::until_wait_calls(before + 2);  // both parked again
+  ticket_stall::go.store(true);
+  stalled.join();
+  for (auto& t : receivers) t.join();
+  EXPECT_EQ(got.load(), 3);
 }
 
 TEST(channel_bounded, close_wakes_a_blocked_sender_with_its_value) {

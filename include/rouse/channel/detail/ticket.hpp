@@ -36,7 +36,11 @@
 // select claim a ticket with a compare-exchange only when its slot is ready,
 // exactly as array.hpp does, so they can give up; they park on the sides'
 // sync_wakers (waiter.hpp) as array.hpp's do, and every send and receive
-// notifies them (one seq_cst load while nobody is parked).
+// notifies the other side's (one seq_cst load while nobody is parked). A
+// woken waiter whose attempt finds the neighbouring position still under
+// way parks again, its wake spent; so a send (receive) that goes through
+// also passes a wake on to its own side while the next position is ready
+// (pass_on_senders / pass_on_receivers).
 //
 // Close: tail_.fetch_or(mark_), then closed_at_. Sends after that fail.
 // A receiver whose ticket is at or past closed_at_ gets `closed` (no sender
@@ -110,12 +114,18 @@ class ticket_channel {
   // Moves from `v` only when it returns ok.
   status try_send(T& v) noexcept {
     status const s = claim_send(v);
-    if (s == status::ok) receivers_.notify_one();
+    if (s == status::ok) {
+      receivers_.notify_one();
+      pass_on_senders();
+    }
     return s;
   }
   recv_result<T> try_recv() noexcept {
     recv_result<T> r = claim_recv();
-    if (r.has_value()) senders_.notify_one();
+    if (r.has_value()) {
+      senders_.notify_one();
+      pass_on_receivers();
+    }
     return r;
   }
 
@@ -130,7 +140,10 @@ class ticket_channel {
       std::uint64_t const t = tail_.fetch_add(1, std::memory_order_seq_cst);
       if (t & mark_) return status::closed;  // closed first: the ticket is never used
       status const s = put(t, v);
-      if (s == status::ok) receivers_.notify_one();
+      if (s == status::ok) {
+        receivers_.notify_one();
+        pass_on_senders();
+      }
       return s;
     } else {
       return attempt_until(
@@ -147,6 +160,7 @@ class ticket_channel {
         taken r = take(h);
         if (r.outcome == taken::value) {
           senders_.notify_one();
+          pass_on_receivers();
           return std::move(r.result);
         }
         if (r.outcome == taken::closed) return recv_result<T>(status::closed);
@@ -279,6 +293,21 @@ class ticket_channel {
       if (state(s.word.load(std::memory_order_acquire)) == full_word(lap)) ++n;
     }
     return n;
+  }
+
+  // After a send (receive) went through. A parked waiter that a notify woke
+  // may have found the position at the tail (head) still under way (a
+  // ticket holder writing, or waiting for its slot), said full (empty) and
+  // parked again, its wake spent; the position this operation took may have
+  // made the next one ready. So while one is ready and a waiter is parked on
+  // this side, a wake goes on to it: one seq_cst load while nobody is parked.
+  // Ordering: the (A1) before it is this operation's seq_cst CAS; a waiter
+  // that registers after this load sees the ready slot in its re-check.
+  void pass_on_senders() noexcept {
+    if (senders_.has_waiters() && send_ready()) senders_.notify_one();
+  }
+  void pass_on_receivers() noexcept {
+    if (receivers_.has_waiters() && recv_ready()) receivers_.notify_one();
   }
 
   // The tail count at the close; only called once the mark is seen.
