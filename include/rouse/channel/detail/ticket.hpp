@@ -11,7 +11,9 @@
 //
 // Tickets: tail_ (sends) and head_ (receives) count up forever. Ticket t
 // uses slot t % capacity in lap t / capacity. tail_'s top bit (mark_) is
-// `closed`; closed_at_ holds the tail count at the close.
+// `closed`; closed_at_ holds the tail count at the close; close() then sets
+// the same bit in head_, so that a receive whose ticket is past the close
+// says `closed` without looking at a slot (every use of a count masks it).
 //
 // Slot word (32 bits, a futex word):   lap << 4 | phase << 2 | C << 1 | W
 //   phase empty(L)  waiting for the send of lap L
@@ -42,7 +44,7 @@
 // also passes a wake on to its own side while the next position is ready
 // (pass_on_senders / pass_on_receivers).
 //
-// Close: tail_.fetch_or(mark_), then closed_at_. Sends after that fail.
+// Close: tail_.fetch_or(mark_), then closed_at_, then head_'s mark. Sends fail.
 // A receiver whose ticket is at or past closed_at_ gets `closed` (no sender
 // holds it). Below it a sender exists: the receiver takes its value, or,
 // finding its slot empty for its lap, kills the slot (dead) and takes the
@@ -77,9 +79,9 @@
 // array.hpp's ring would wait for it.
 //
 // Limits: a ticket holder is at most a few laps from its slot; laps are
-// compared modulo 2^28, so a thread stalled while 2^28 x capacity receives
-// pass its slot could mistake a lap (a receive on a closed channel takes a
-// ticket too).
+// compared modulo 2^28, so a thread stalled while 2^28 x capacity
+// operations pass its slot could mistake a lap. (A receive on a closed
+// channel takes a ticket but looks at no slot once head_ carries the mark.)
 #pragma once
 
 #include <cstddef>
@@ -155,8 +157,10 @@ class ticket_channel {
   recv_result<T> recv(const Deadline& deadline) noexcept {
     if constexpr (!Deadline::timed()) {
       for (;;) {
-        // Ordering: seq_cst, an (A1) for the senders' B2 re-checks.
+        // Ordering: seq_cst, an (A1) for the senders' B2 re-checks; reads
+        // close()'s mark on head_ (and, through it, closed_at_).
         std::uint64_t const h = head_.fetch_add(1, std::memory_order_seq_cst);
+        if ((h & mark_) && ahead(h, closed_at()) >= 0) return recv_result<T>(status::closed);  // no slot touched
         taken r = take(h);
         if (r.outcome == taken::value) {
           senders_.notify_one();
@@ -180,6 +184,10 @@ class ticket_channel {
     if (tail & mark_) return false;
     // Ordering: release pairs with closed_at()'s acquire load.
     closed_at_.store(tail, std::memory_order_release);
+    // The receivers' mark: a receive past the close learns it from its own
+    // fetch_add and takes no slot's turn. Ordering: seq_cst (release: the
+    // store above before it).
+    head_.fetch_or(mark_, std::memory_order_seq_cst);
     if (sleepers_.load(std::memory_order_seq_cst) != 0) {
       for (std::size_t i = 0; i < cap_; ++i) {
         // Ordering: seq_cst; sees the W of every sleeper close() counted.
@@ -254,8 +262,11 @@ class ticket_channel {
   static constexpr std::uint32_t state(std::uint32_t w) noexcept { return w & ~(wait_bit | closed_bit); }
   static constexpr std::uint32_t phase(std::uint32_t w) noexcept { return (w >> 2) & 3; }
 
-  // How far `a` is ahead of `b` (counts that never come within 2^63).
-  static std::int64_t ahead(std::uint64_t a, std::uint64_t b) noexcept { return static_cast<std::int64_t>(a - b); }
+  // How far count `a` is ahead of count `b` (marks ignored; counts never
+  // come within 2^62 of each other).
+  static std::int64_t ahead(std::uint64_t a, std::uint64_t b) noexcept {
+    return static_cast<std::int64_t>((a & ~mark_) - (b & ~mark_));
+  }
 
   struct slot {
     d::atomic<std::uint32_t> word{0};
@@ -267,6 +278,7 @@ class ticket_channel {
     std::uint32_t lap;
   };
   position at(std::uint64_t ticket) const noexcept {
+    ticket &= ~mark_;
     if (shift_ >= 0)  // a power-of-two capacity: no division
       return {slots_[ticket & (cap_ - 1)], static_cast<std::uint32_t>(ticket >> shift_)};
     return {slots_[ticket % cap_], static_cast<std::uint32_t>(ticket / cap_)};
