@@ -355,6 +355,8 @@ struct slow_move {
 TEST(channel_ticket, a_wake_spent_on_a_position_under_way_goes_on) {
   ROUSE_TEST_NEEDS_SYSCALL_COUNTERS();
   using ticket_stall::slow_move;
+  ticket_stall::entered.store(false);
+  ticket_stall::go.store(false);
   auto [tx, rx] = ch::bounded<slow_move>(4, ch::ring::ticket);
   std::atomic<int> got{0};
   auto const base = rouse_test::wait_calls();
@@ -379,6 +381,51 @@ TEST(channel_ticket, a_wake_spent_on_a_position_under_way_goes_on) {
   stalled.join();
   for (auto& t : receivers) t.join();
   EXPECT_EQ(got.load(), 3);
+}
+
+// The mirror, for parked sends: a full ring of capacity 2, three parked
+// sends (selects). A blocking receive takes position 0 and waits inside its
+// move out of the slot; a second receive frees position 1 and wakes one
+// send, which finds position 0 under way, says full and parks again. When
+// the stalled receive frees its slot, the send it wakes takes position 2
+// and must pass a wake on for position 3, which is free: two sends complete
+// with no further receive (else a hang).
+TEST(channel_ticket, a_wake_spent_on_a_slot_being_emptied_goes_on) {
+  ROUSE_TEST_NEEDS_SYSCALL_COUNTERS();
+  using ticket_stall::slow_move;
+  ticket_stall::entered.store(false);
+  ticket_stall::go.store(false);
+  auto [tx, rx] = ch::bounded<slow_move>(2, ch::ring::ticket);
+  ASSERT_TRUE(tx.send(slow_move(10)));
+  ASSERT_TRUE(tx.send(slow_move(11)));
+  std::atomic<int> sent{0};
+  auto const base = rouse_test::wait_calls();
+  std::vector<std::thread> senders;
+  for (int i = 0; i < 3; ++i)
+    senders.emplace_back([&sent, tx = tx, i]() mutable {
+      slow_move v(i);
+      ch::send_case c(tx, v);
+      EXPECT_EQ(ch::select(c), 0u);
+      EXPECT_EQ(c.status(), ch::status::ok);
+      sent.fetch_add(1);
+    });
+  rouse_test::until_wait_calls(base + 3);  // all three parked
+  std::thread stalled([rx = rx]() mutable {
+    ticket_stall::stall = true;
+    auto r = rx.recv();  // position 0: waits in its move out of the slot
+    EXPECT_TRUE(r.has_value() && r->v == 10);
+  });
+  rouse_test::eventually([] { return ticket_stall::entered.load(); });
+  auto const before = rouse_test::wait_calls();
+  auto r = rx.recv();  // position 1: wakes a send, which finds position 0 under way
+  EXPECT_TRUE(r.has_value() && r->v == 11);
+  rouse_test::until_wait_calls(before + 1);  // it parked again
+  ticket_stall::go.store(true);
+  stalled.join();
+  rouse_test::eventually([&] { return sent.load() == 2; });  // positions 2 and 3, no receive between
+  for (int i = 0; i < 3; ++i) EXPECT_TRUE(rx.recv().has_value());
+  for (auto& t : senders) t.join();
+  EXPECT_EQ(sent.load(), 3);
 }
 
 TEST(channel_bounded, close_wakes_a_blocked_sender_with_its_value) {
