@@ -118,17 +118,16 @@ class send_case;
 
 // How a bounded channel's ring hands out positions (capacity >= 1; a
 // rendezvous channel has no ring). Both keep every property this header
-// names; they differ in speed only (docs/channels.md "Choosing a ring").
+// names; they differ in speed only (docs/channels.md "Choosing a ring" has
+// the measurements).
 //   compare_exchange  a position is claimed by a compare-exchange that sees
 //                     its slot ready: one atomic read-modify-write per send
-//                     and per receive; the fastest with several producers or
-//                     consumers while few of them run at once (on 2 vCPUs)
+//                     and per receive; suits few threads running at once
 //   ticket            a blocking send or receive takes its position with one
 //                     fetch_add and waits on its own slot: two per value,
 //                     but no retried compare-exchange on a shared line when
 //                     many threads on many cores contend (folly's MPMCQueue
-//                     design); ahead with one producer and one consumer on 2
-//                     vCPUs; a ticket holder that is descheduled holds up
+//                     design); a ticket holder that is descheduled holds up
 //                     the next lap of its slot, so it suffers when threads
 //                     outnumber cores
 //   automatic         compare_exchange, until measurements on many cores say

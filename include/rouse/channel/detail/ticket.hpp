@@ -136,11 +136,11 @@ class ticket_channel {
   template <class Deadline>
   status send(T& v, const Deadline& deadline) noexcept {
     if constexpr (!Deadline::timed()) {
-      // Ordering: relaxed; a hint that spares a ticket once closed.
-      if (tail_.load(std::memory_order_relaxed) & mark_) return status::closed;
-      // Ordering: seq_cst, an (A1) for the receivers' B2 re-checks.
+      // Ordering: seq_cst, an (A1) for the receivers' B2 re-checks. No load
+      // first: the fetch_add says closed itself, and a ticket taken after
+      // the close is never used (a load would only add a trip for the line).
       std::uint64_t const t = tail_.fetch_add(1, std::memory_order_seq_cst);
-      if (t & mark_) return status::closed;  // closed first: the ticket is never used
+      if (t & mark_) return status::closed;
       status const s = put(t, v);
       if (s == status::ok) {
         receivers_.notify_one();
