@@ -262,11 +262,23 @@ task<bool> token_stopped() { co_return (co_await this_task::stop_token()).stop_r
 
 TEST(async_task, this_task_stop_token_is_the_awaiters_token) {
   run_loop loop;
-  EXPECT_TRUE(loop.run_until_complete(same_token_as_child()));
   inplace_stop_source src;
+  EXPECT_TRUE(loop.run_until_complete(same_token_as_child(), src.get_token()));
   EXPECT_FALSE(loop.run_until_complete(token_stopped(), src.get_token()));
   src.request_stop();
   EXPECT_TRUE(loop.run_until_complete(token_stopped(), src.get_token()));
+}
+
+// A root task (run_until_complete, sync_wait) has no handle to stop it: it
+// sees the caller's token itself, and with none given a token that cannot
+// be stopped (its waits then register no stop callback).
+TEST(async_task, a_root_task_sees_the_callers_token) {
+  run_loop loop;
+  EXPECT_FALSE(loop.run_until_complete(child_token()).stop_possible());
+  EXPECT_FALSE(rouse::async::sync_wait(child_token())->stop_possible());
+  inplace_stop_source src;
+  EXPECT_EQ(loop.run_until_complete(child_token(), src.get_token()), src.get_token());
+  EXPECT_EQ(*rouse::async::sync_wait(child_token(), src.get_token()), src.get_token());
 }
 
 TEST(async_task, this_task_stop_token_is_the_spawners_token) {

@@ -200,14 +200,18 @@ driver<T> drive(task<T> t) {
 }
 
 // Creates the driver (its frame holds the shared state), bound to `ex`; not
-// started. The driver's and the caller's references are both counted.
+// started. The driver's and the caller's references are both counted. The
+// task sees the state's own stop source (join_handle::request_stop), or,
+// for a root run by sync_wait / run_until_complete, which has no handle,
+// the caller's token itself: with none given, stop_possible() is false, and
+// the task's waits register no stop callback.
 template <class T>
-spawn_state<T>* make_spawn(executor* ex, task<T> t) {
+spawn_state<T>* make_spawn(executor* ex, task<T> t, const inplace_stop_token* root_token = nullptr) {
   ROUSE_CHECK_USAGE(t.valid(), "rouse::async::spawn", "spawn of an empty or moved-from task");
   driver<T> d = drive<T>(std::move(t));
   spawn_state<T>* const st = &d.h.promise().st;
   st->self = d.h;
-  d.h.promise().bind(std::noop_coroutine(), ex, st->stop.get_token(), nullptr, nullptr);
+  d.h.promise().bind(std::noop_coroutine(), ex, root_token ? *root_token : st->stop.get_token(), nullptr, nullptr);
   return st;
 }
 
@@ -471,14 +475,10 @@ struct loop_joiner {
   }
 };
 
-// Runs `st`'s task on `loop` (driven here) until done, with `stop` linked.
+// Runs `st`'s task (made with the caller's token) on `loop`, driven here,
+// until done.
 template <class T>
-void run_root(run_loop& loop, spawn_state<T>* st, inplace_stop_token stop) {
-  struct forward {
-    inplace_stop_source* s;
-    void operator()() noexcept { s->request_stop(); }
-  };
-  inplace_stop_callback<forward> link(stop, forward{&st->stop});
+void run_root(run_loop& loop, spawn_state<T>* st) {
   loop.schedule(st->self);
   loop_joiner j{&loop};
   j.run(st);
@@ -490,24 +490,24 @@ void run_root(run_loop& loop, spawn_state<T>* st, inplace_stop_token stop) {
 template <class T>
 std::optional<detail::non_void_t<T>> sync_wait(task<T> t, inplace_stop_token stop = {}) {
   run_loop loop;
-  auto* st = detail::make_spawn<T>(&loop, std::move(t));
+  auto* st = detail::make_spawn<T>(&loop, std::move(t), &stop);
   struct releaser {
     detail::spawn_state<T>* s;
     ~releaser() { s->release(); }
   } r{st};
-  detail::run_root(loop, st, stop);
+  detail::run_root(loop, st);
   if (st->stopped) return std::nullopt;
   return st->take();
 }
 
 template <class T>
 T run_loop::run_until_complete(task<T> t, inplace_stop_token stop) {
-  auto* st = detail::make_spawn<T>(this, std::move(t));
+  auto* st = detail::make_spawn<T>(this, std::move(t), &stop);
   struct releaser {
     detail::spawn_state<T>* s;
     ~releaser() { s->release(); }
   } r{st};
-  detail::run_root(*this, st, stop);
+  detail::run_root(*this, st);
   if constexpr (std::is_void_v<T>)
     st->take();
   else
