@@ -263,6 +263,27 @@ TEST(async_scope, request_stop_stops_every_task_spawned_into_it) {
   rouse_test::eventually([&] { return destroyed.load() == 110; });
 }
 
+task<int> waits_in_a_child(std::atomic<int>& entered, std::atomic<int>& destroyed) {
+  frame_guard g{&destroyed};
+  co_return co_await sleeps_forever(entered, destroyed);
+}
+
+// A scope's task is detached (no driver frame): when a child it awaits
+// completes as stopped, the stop reaches it through the child and both
+// frames go, once each, before the scope counts it out.
+TEST(async_scope, a_task_stopped_through_its_child_is_destroyed_whole) {
+  run_loop loop;
+  task_scope scope;
+  std::atomic<int> entered{0}, destroyed{0};
+  for (int i = 0; i < 10; ++i) scope.spawn(loop.get_scheduler(), waits_in_a_child(entered, destroyed));
+  loop.run_until([&] { return entered.load() == 10; });
+  EXPECT_EQ(scope.size(), 10u);
+  scope.request_stop();
+  loop.run_until([&] { return scope.size() == 0; });
+  EXPECT_EQ(destroyed.load(), 20);
+  loop.run_until_complete([](task_scope& s) -> task<> { co_await s.join(); }(scope));
+}
+
 TEST(async_scope, concurrent_spawn_and_join) {
   loop_thread a, b;
   task_scope scope;

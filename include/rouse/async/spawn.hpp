@@ -26,8 +26,11 @@
 // must not be destroyed before join() returned (debug builds check it).
 // Results are dropped; a task that ends with an exception (other than
 // completing as stopped) terminates the program, as an exception leaving a
-// std::thread does: catch inside the task. Cost: one frame besides the
-// task's (the driver, with the scope pointer only), and the scope's count.
+// std::thread does: catch inside the task. Cost: the task's own frame and
+// nothing more (no driver: the frame is detached, and its end counts it out
+// of the scope), and the scope's count (two RMWs per task). A task that
+// completes as stopped borrows one more small frame from the pool to be
+// destroyed outside the stop path.
 //
 // Join state word of a handle: running = 0, done = 1, joiner = 2 (a waker
 // is stored, waiting for done). running -> joiner by the joiner's CAS
@@ -129,6 +132,8 @@ struct spawn_state {
 };
 
 void scope_count_out(task_scope* scope) noexcept;
+// A detached task of a scope ended (its frame is gone): count it out.
+inline void scope_finished(void* scope) noexcept { scope_count_out(static_cast<task_scope*>(scope)); }
 
 // `co_await own_state{}` in the driver's body: its promise's spawn state.
 struct own_state {};
@@ -215,51 +220,6 @@ spawn_state<T>* make_spawn(executor* ex, task<T> t, const inplace_stop_token* ro
   return st;
 }
 
-// The driver of a task spawned into a task_scope: no handle and no result,
-// so no shared state: its frame holds the scope pointer, and its end counts
-// the task out of the scope.
-struct scope_driver {
-  struct promise_type : task_promise_base {
-    task_scope* scope = nullptr;
-
-    scope_driver get_return_object() noexcept {
-      return scope_driver{std::coroutine_handle<promise_type>::from_promise(*this)};
-    }
-    void return_void() noexcept {}
-    // The task threw: task_scope's contract (catch inside the task).
-    [[noreturn]] void unhandled_exception() noexcept { std::terminate(); }
-
-    struct final_awaiter {
-      static constexpr bool await_ready() noexcept { return false; }
-      void await_suspend(std::coroutine_handle<promise_type> h) noexcept {
-        task_scope* const scope = h.promise().scope;
-        h.destroy();  // the task's frames died in the body; now this one
-        scope_count_out(scope);
-      }
-      static constexpr void await_resume() noexcept {}
-    };
-    final_awaiter final_suspend() noexcept { return {}; }
-
-    // Completed as stopped: resume the driver (on its executor, outside the
-    // stop path); its co_await throws operation_stopped, which it drops.
-    std::coroutine_handle<> unhandled_stopped() noexcept {
-      return std::coroutine_handle<promise_type>::from_promise(*this);
-    }
-  };
-  std::coroutine_handle<promise_type> h;
-};
-
-template <class T>
-scope_driver scope_drive(task<T> t) {
-  try {
-    task<T> child = std::move(t);  // its frame dies at the end of this block
-    co_await std::move(child);
-  } catch (const operation_stopped&) {
-    // Stopped (the driver's unhandled_stopped), or the task threw
-    // operation_stopped itself: either way it ends as stopped.
-  }
-  // Any other exception leaves the body: unhandled_exception() terminates.
-}
 
 }  // namespace detail
 
@@ -371,12 +331,13 @@ class task_scope {
   template <class T>
   void spawn(scheduler s, task<T> t) {
     ROUSE_CHECK_USAGE(t.valid(), "rouse::async::task_scope", "spawn of an empty or moved-from task");
-    detail::scope_driver d = detail::scope_drive<T>(std::move(t));
-    d.h.promise().scope = this;
-    d.h.promise().bind(std::noop_coroutine(), &s.get_executor(), stop_.get_token(), nullptr, nullptr);
+    // The task's own frame, detached: its end (or its stopped completion)
+    // destroys it and counts it out (no driver frame).
+    auto const h = t.release();
+    detail::task_promise_base::bind_detached(h, &s.get_executor(), stop_.get_token(), &detail::scope_finished, this);
     // Ordering: relaxed: the count's decrement is what join() synchronizes with.
     count_.fetch_add(2, std::memory_order_relaxed);
-    s.get_executor().schedule(d.h);
+    s.get_executor().schedule(h);
   }
   // Tasks spawned and not yet completed (a snapshot).
   [[nodiscard]] std::size_t size() const noexcept { return count_.load(std::memory_order_relaxed) >> 1; }

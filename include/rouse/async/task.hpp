@@ -153,6 +153,17 @@ class task_promise_base : public pooled_frame {
     template <class P>
     std::coroutine_handle<> await_suspend(std::coroutine_handle<P> h) noexcept {
       task_promise_base& p = h.promise();
+      if (p.detached_finish_) [[unlikely]] {
+        // Detached (bind_detached): nobody awaits it. An exception other
+        // than operation_stopped ends the program, never silently.
+        if constexpr (requires { h.promise().exception(); })
+          if (std::exception_ptr const e = h.promise().exception()) detached_failed(e);
+        void (*const finish)(void*) noexcept = p.detached_finish_;
+        void* const arg = p.detached_arg_;
+        h.destroy();
+        finish(arg);  // the last touch: `arg`'s owner may go on
+        return std::noop_coroutine();
+      }
       // The task moved to another executor (co_await sched.schedule()): its
       // awaiter goes back to its own.
       if (p.ex_ != p.awaiter_ex_ && p.awaiter_ex_ != nullptr) {
@@ -210,6 +221,21 @@ class task_promise_base : public pooled_frame {
     on_stopped_arg_ = on_stopped_arg;
   }
 
+  // Wiring of a task nobody awaits (task_scope::spawn): one frame, no driver.
+  // At its end its frame is destroyed, then finish(arg) runs (on the thread
+  // it ends on); an exception other than operation_stopped terminates.
+  // Completed as stopped, it runs next a small coroutine that does the same
+  // in its place (so the frame goes outside the stop path; that frame comes
+  // from the pool, and a failure to allocate it terminates).
+  template <class P>
+  static void bind_detached(std::coroutine_handle<P> h, executor* ex, inplace_stop_token token,
+                            void (*finish)(void*) noexcept, void* arg) noexcept {
+    task_promise_base& p = h.promise();
+    p.bind(std::noop_coroutine(), ex, token, &detached_stopped<P>, h.address());
+    p.detached_finish_ = finish;
+    p.detached_arg_ = arg;
+  }
+
  private:
   struct yield_awaitable {
     executor* ex;
@@ -225,6 +251,20 @@ class task_promise_base : public pooled_frame {
     V await_resume() noexcept { return v; }
   };
 
+  // A detached task ended with `e`: operation_stopped (it ends as stopped)
+  // is let through; anything else ends the program.
+  static void detached_failed(std::exception_ptr e) noexcept {
+    try {
+      std::rethrow_exception(e);
+    } catch (const operation_stopped&) {
+      return;
+    } catch (...) {
+    }
+    std::terminate();
+  }
+  template <class P>
+  static std::coroutine_handle<> detached_stopped(void* frame) noexcept;
+
   std::coroutine_handle<> continuation_{};
   executor* ex_ = nullptr;
   executor* awaiter_ex_ = nullptr;  // where the awaiter runs (ex_ may change)
@@ -237,6 +277,10 @@ class task_promise_base : public pooled_frame {
   // A foreign awaiter's stop token adapted to this task's in-place one;
   // owned here so that it outlives the frame's locals (their callbacks).
   std::unique_ptr<token_adapter_base> adapter_;
+
+ private:
+  void (*detached_finish_)(void*) noexcept = nullptr;  // set: a detached task (bind_detached)
+  void* detached_arg_ = nullptr;
 };
 
 template <class T>
@@ -253,6 +297,8 @@ class task_promise final : public task_promise_base {
     if (result_.index() == 2) std::rethrow_exception(std::get<2>(result_));
     return std::move(std::get<1>(result_));
   }
+  // The exception it ended with, if any.
+  std::exception_ptr exception() const noexcept { return result_.index() == 2 ? std::get<2>(result_) : nullptr; }
 
  private:
   std::variant<std::monostate, T, std::exception_ptr> result_;
@@ -267,10 +313,41 @@ class task_promise<void> final : public task_promise_base {
   void take() {
     if (error_) std::rethrow_exception(error_);
   }
+  std::exception_ptr exception() const noexcept { return error_; }
 
  private:
   std::exception_ptr error_;
 };
+
+// Destroys a detached task's frame after it completed as stopped, then runs
+// its finish: resumed in the task's place (scheduled on its executor, or by
+// symmetric transfer), never inside the stop path. Its own frame is the
+// pool's, and goes at its end.
+struct detached_reaper {
+  struct promise_type : pooled_frame {
+    detached_reaper get_return_object() noexcept {
+      return detached_reaper{std::coroutine_handle<promise_type>::from_promise(*this)};
+    }
+    std::suspend_always initial_suspend() noexcept { return {}; }
+    std::suspend_never final_suspend() noexcept { return {}; }
+    void return_void() noexcept {}
+    [[noreturn]] void unhandled_exception() noexcept { std::terminate(); }
+  };
+  std::coroutine_handle<promise_type> h;
+};
+
+inline detached_reaper reap_detached(std::coroutine_handle<> task, void (*finish)(void*) noexcept, void* arg) {
+  task.destroy();
+  finish(arg);
+  co_return;
+}
+
+template <class P>
+std::coroutine_handle<> task_promise_base::detached_stopped(void* frame) noexcept {
+  auto const h = std::coroutine_handle<P>::from_address(frame);
+  task_promise_base& p = h.promise();
+  return reap_detached(h, p.detached_finish_, p.detached_arg_).h;
+}
 
 }  // namespace detail
 
