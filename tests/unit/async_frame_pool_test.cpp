@@ -138,7 +138,7 @@ TEST(async_frame_pool, spawn_and_join_allocate_nothing_once_warm) {
   (void)loop.run_until_complete(body(100));  // warm
   long const before = rouse_test::allocations();
   EXPECT_EQ(loop.run_until_complete(body(10'000)), 10'000L * 9'999 / 2);
-  // The root's own two frames (the body and its driver) may be new.
+  // The root's frame and its shared state's block may be new.
   EXPECT_LE(rouse_test::allocations() - before, 2);
 }
 

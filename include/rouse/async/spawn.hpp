@@ -12,8 +12,8 @@
 // returns a join_handle: await it or join() it from a thread (the value;
 // t's exception rethrown; operation_stopped thrown if t completed as
 // stopped), request_stop() it, or detach() it. Destroying a handle detaches (tokio's rule): the task runs on.
-// Cost: one frame (the driver, which holds the shared state) besides the
-// task's own; frames come from rouse's frame pool (detail/frame_pool.hpp).
+// Cost: the task's own frame, detached (no driver), and one block for the
+// shared state; both come from rouse's frame pool (detail/frame_pool.hpp).
 //
 // sync_wait(t): runs t on a fresh run_loop driven by the calling thread
 // (std::this_thread::sync_wait's shape). Returns the value, an empty
@@ -108,118 +108,86 @@ class completion {
   waker joiner_;
 };
 
-// The shared state of a spawned task: the handle's and the driver's. It
-// lives in the driver's frame (one allocation for both), and the last of
-// the two owners destroys that frame.
+// The shared state of a spawned task: the handle's and the task's. The
+// task runs detached in its own frame (task_promise_base::bind_detached);
+// the state is one block from the frame pool, freed by the last of its two
+// owners.
 template <class T>
-struct spawn_state {
-  std::atomic<int> refs{2};  // the driver and the handle
+struct spawn_state : pooled_frame {
+  std::atomic<int> refs{2};  // the task and the handle
   completion done;
   std::variant<std::monostate, non_void_t<T>, std::exception_ptr> result;
   bool stopped = false;
   inplace_stop_source stop;
-  std::coroutine_handle<> self{};  // the driver's frame, which holds this state
+  std::coroutine_handle<> self{};  // the task's frame, until it is first scheduled
 
   void release() noexcept {
     // Ordering: acq_rel: the last owner sees every other owner's use.
-    if (refs.fetch_sub(1, std::memory_order_acq_rel) == 1) self.destroy();  // this state is gone with it
+    if (refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
   }
   non_void_t<T> take() {
     if (stopped) throw operation_stopped();
     if (result.index() == 2) std::rethrow_exception(std::get<2>(result));
     return std::move(std::get<1>(result));
   }
+
+  // The task's end (bind_detached): first its value, exception or stop,
+  // taken from its promise; then, its frame gone, the completion and the
+  // task's reference (its last touch of the state).
+  static void ended(task_promise_base* p, void* arg) noexcept {
+    auto* const st = static_cast<spawn_state*>(arg);
+    if (p == nullptr) {
+      st->done.complete();
+      st->release();
+      return;
+    }
+    if (p->stopped()) {
+      st->stopped = true;
+      return;
+    }
+    auto& tp = static_cast<task_promise<T>&>(*p);
+    if (std::exception_ptr e = tp.exception()) {
+      st->result.template emplace<2>(std::move(e));
+    } else if constexpr (std::is_void_v<T>) {
+      st->result.template emplace<1>();
+    } else {
+      st->result.template emplace<1>(tp.take());  // T's move: nothrow (a task's result type)
+    }
+  }
 };
 
 void scope_count_out(task_scope* scope) noexcept;
-// A detached task of a scope ended (its frame is gone): count it out.
-inline void scope_finished(void* scope) noexcept { scope_count_out(static_cast<task_scope*>(scope)); }
 
-// `co_await own_state{}` in the driver's body: its promise's spawn state.
-struct own_state {};
-
+// The end of a task spawned into a scope (bind_detached): its exception,
+// unless operation_stopped, ends the program; then, its frame gone, it is
+// counted out.
 template <class T>
-struct driver {
-  struct promise_type : task_promise_base {
-    spawn_state<T> st;
-
-    driver get_return_object() noexcept { return driver{std::coroutine_handle<promise_type>::from_promise(*this)}; }
-    void return_void() noexcept {}
-    void unhandled_exception() noexcept { std::terminate(); }  // the body catches
-
-    using task_promise_base::await_transform;
-    auto await_transform(own_state) noexcept {
-      struct ready {
-        spawn_state<T>* s;
-        static constexpr bool await_ready() noexcept { return true; }
-        static constexpr void await_suspend(std::coroutine_handle<>) noexcept {}
-        spawn_state<T>& await_resume() const noexcept { return *s; }
-      };
-      return ready{&st};
-    }
-
-    struct final_awaiter {
-      static constexpr bool await_ready() noexcept { return false; }
-      void await_suspend(std::coroutine_handle<promise_type> h) noexcept { h.promise().finish(); }
-      static constexpr void await_resume() noexcept {}
-    };
-    final_awaiter final_suspend() noexcept { return {}; }
-
-    // The task completed as stopped. This runs inside the stop path (maybe
-    // inside a stop callback whose source lives in one of the frames), so
-    // nothing is destroyed here: the driver itself is resumed next, on its
-    // executor; its co_await then throws operation_stopped, which the body
-    // drops, and the body's end destroys the task's frames.
-    std::coroutine_handle<> unhandled_stopped() noexcept {
-      st.stopped = true;
-      return std::coroutine_handle<promise_type>::from_promise(*this);
-    }
-
-    // At the final suspend point: the task's frames are gone (the body
-    // destroyed them before anyone can see the task done). Completes the
-    // state and drops the driver's reference (the frame may be gone then).
-    void finish() noexcept {
-      st.done.complete();
-      st.release();
-    }
-  };
-  std::coroutine_handle<promise_type> h;
-};
-
-template <class T>
-driver<T> drive(task<T> t) {
-  spawn_state<T>& st = co_await own_state{};
-  try {
-    task<T> child = std::move(t);  // its frame dies at the end of this block
-    if constexpr (std::is_void_v<T>) {
-      co_await std::move(child);
-      st.result.template emplace<1>();
-    } else {
-      st.result.template emplace<1>(co_await std::move(child));
-    }
-  } catch (const operation_stopped&) {
-    if (!st.stopped) st.result.template emplace<2>(std::current_exception());
-  } catch (...) {
-    st.result.template emplace<2>(std::current_exception());
+void scope_task_ended(task_promise_base* p, void* scope) noexcept {
+  if (p == nullptr) {
+    scope_count_out(static_cast<task_scope*>(scope));
+    return;
   }
+  if (p->stopped()) return;
+  if (std::exception_ptr e = static_cast<task_promise<T>&>(*p).exception())
+    task_promise_base::terminate_unless_stopped(std::move(e));
 }
 
-// Creates the driver (its frame holds the shared state), bound to `ex`; not
-// started. The driver's and the caller's references are both counted. The
-// task sees the state's own stop source (join_handle::request_stop), or,
-// for a root run by sync_wait / run_until_complete, which has no handle,
-// the caller's token itself: with none given, stop_possible() is false, and
-// the task's waits register no stop callback.
+// Creates the shared state and binds `t` to `ex`, detached; not started
+// (schedule st->self). The task's and the caller's references are both
+// counted. The task sees the state's own stop source
+// (join_handle::request_stop), or, for a root run by sync_wait /
+// run_until_complete, which has no handle, the caller's token itself: with
+// none given, stop_possible() is false, and the task's waits register no
+// stop callback.
 template <class T>
 spawn_state<T>* make_spawn(executor* ex, task<T> t, const inplace_stop_token* root_token = nullptr) {
   ROUSE_CHECK_USAGE(t.valid(), "rouse::async::spawn", "spawn of an empty or moved-from task");
-  driver<T> d = drive<T>(std::move(t));
-  spawn_state<T>* const st = &d.h.promise().st;
-  st->self = d.h;
-  d.h.promise().bind(std::noop_coroutine(), ex, root_token ? *root_token : st->stop.get_token(), nullptr, nullptr);
+  auto* const st = new spawn_state<T>;
+  auto const h = t.release();
+  st->self = h;
+  task_promise_base::bind_detached(h, ex, root_token ? *root_token : st->stop.get_token(), &spawn_state<T>::ended, st);
   return st;
 }
-
 
 }  // namespace detail
 
@@ -334,7 +302,7 @@ class task_scope {
     // The task's own frame, detached: its end (or its stopped completion)
     // destroys it and counts it out (no driver frame).
     auto const h = t.release();
-    detail::task_promise_base::bind_detached(h, &s.get_executor(), stop_.get_token(), &detail::scope_finished, this);
+    detail::task_promise_base::bind_detached(h, &s.get_executor(), stop_.get_token(), &detail::scope_task_ended<T>, this);
     // Ordering: relaxed: the count's decrement is what join() synchronizes with.
     count_.fetch_add(2, std::memory_order_relaxed);
     s.get_executor().schedule(h);

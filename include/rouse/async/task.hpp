@@ -153,15 +153,14 @@ class task_promise_base : public pooled_frame {
     template <class P>
     std::coroutine_handle<> await_suspend(std::coroutine_handle<P> h) noexcept {
       task_promise_base& p = h.promise();
-      if (p.detached_finish_) [[unlikely]] {
-        // Detached (bind_detached): nobody awaits it. An exception other
-        // than operation_stopped ends the program, never silently.
-        if constexpr (requires { h.promise().exception(); })
-          if (std::exception_ptr const e = h.promise().exception()) detached_failed(e);
-        void (*const finish)(void*) noexcept = p.detached_finish_;
+      if (p.detached_) [[unlikely]] {
+        // Detached (bind_detached): its owner takes what it left, then the
+        // frame goes, then the owner is told it ended.
+        detached_fn const end = p.detached_;
         void* const arg = p.detached_arg_;
+        end(&p, arg);
         h.destroy();
-        finish(arg);  // the last touch: `arg`'s owner may go on
+        end(nullptr, arg);
         return std::noop_coroutine();
       }
       // The task moved to another executor (co_await sched.schedule()): its
@@ -221,19 +220,34 @@ class task_promise_base : public pooled_frame {
     on_stopped_arg_ = on_stopped_arg;
   }
 
-  // Wiring of a task nobody awaits (task_scope::spawn): one frame, no driver.
-  // At its end its frame is destroyed, then finish(arg) runs (on the thread
-  // it ends on); an exception other than operation_stopped terminates.
-  // Completed as stopped, it runs next a small coroutine that does the same
-  // in its place (so the frame goes outside the stop path; that frame comes
-  // from the pool, and a failure to allocate it terminates).
+  // Wiring of a task nobody awaits (task_scope::spawn, spawn): one frame,
+  // no driver. When it ends, on the thread it ends on, end(&promise, arg)
+  // takes what it left (its value, its exception; stopped() when it
+  // completed as stopped), then its frame is destroyed, then end(nullptr,
+  // arg) runs: the owner's last word. Completed as stopped, it runs next a
+  // small coroutine that does the same in its place, so that the frame goes
+  // outside the stop path (that coroutine's frame comes from the pool; a
+  // failure to allocate it terminates).
+  using detached_fn = void (*)(task_promise_base* ended, void* arg) noexcept;
   template <class P>
-  static void bind_detached(std::coroutine_handle<P> h, executor* ex, inplace_stop_token token,
-                            void (*finish)(void*) noexcept, void* arg) noexcept {
+  static void bind_detached(std::coroutine_handle<P> h, executor* ex, inplace_stop_token token, detached_fn end,
+                            void* arg) noexcept {
     task_promise_base& p = h.promise();
     p.bind(std::noop_coroutine(), ex, token, &detached_stopped<P>, h.address());
-    p.detached_finish_ = finish;
+    p.detached_ = end;
     p.detached_arg_ = arg;
+  }
+
+  // A detached task ended with `e`: operation_stopped (it ends as stopped)
+  // is let through; anything else ends the program, never silently.
+  static void terminate_unless_stopped(std::exception_ptr e) noexcept {
+    try {
+      std::rethrow_exception(e);
+    } catch (const operation_stopped&) {
+      return;
+    } catch (...) {
+    }
+    std::terminate();
   }
 
  private:
@@ -251,17 +265,6 @@ class task_promise_base : public pooled_frame {
     V await_resume() noexcept { return v; }
   };
 
-  // A detached task ended with `e`: operation_stopped (it ends as stopped)
-  // is let through; anything else ends the program.
-  static void detached_failed(std::exception_ptr e) noexcept {
-    try {
-      std::rethrow_exception(e);
-    } catch (const operation_stopped&) {
-      return;
-    } catch (...) {
-    }
-    std::terminate();
-  }
   template <class P>
   static std::coroutine_handle<> detached_stopped(void* frame) noexcept;
 
@@ -279,7 +282,7 @@ class task_promise_base : public pooled_frame {
   std::unique_ptr<token_adapter_base> adapter_;
 
  private:
-  void (*detached_finish_)(void*) noexcept = nullptr;  // set: a detached task (bind_detached)
+  detached_fn detached_ = nullptr;  // set: a detached task (bind_detached)
   void* detached_arg_ = nullptr;
 };
 
@@ -336,9 +339,11 @@ struct detached_reaper {
   std::coroutine_handle<promise_type> h;
 };
 
-inline detached_reaper reap_detached(std::coroutine_handle<> task, void (*finish)(void*) noexcept, void* arg) {
+inline detached_reaper reap_detached(std::coroutine_handle<> task, task_promise_base* p,
+                                     task_promise_base::detached_fn end, void* arg) {
+  end(p, arg);  // p->stopped(): it completed as stopped
   task.destroy();
-  finish(arg);
+  end(nullptr, arg);
   co_return;
 }
 
@@ -346,7 +351,7 @@ template <class P>
 std::coroutine_handle<> task_promise_base::detached_stopped(void* frame) noexcept {
   auto const h = std::coroutine_handle<P>::from_address(frame);
   task_promise_base& p = h.promise();
-  return reap_detached(h, p.detached_finish_, p.detached_arg_).h;
+  return reap_detached(h, &p, p.detached_, p.detached_arg_).h;
 }
 
 }  // namespace detail
