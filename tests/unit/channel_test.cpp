@@ -13,6 +13,7 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -426,6 +427,85 @@ TEST(channel_ticket, a_wake_spent_on_a_slot_being_emptied_goes_on) {
   for (int i = 0; i < 3; ++i) EXPECT_TRUE(rx.recv().has_value());
   for (auto& t : senders) t.join();
   EXPECT_EQ(sent.load(), 3);
+}
+
+// Each receive on a closed channel takes a ticket, so the head moves on
+// past the close without bound, and 2^28 laps later a position's lap
+// matches a slot's again. A try_recv (recv_for, try_select) there must say
+// closed, not take the value that a receive below the close is still
+// moving out of that slot (it did: the value went to both).
+TEST(channel_ticket, a_receive_far_past_the_close_takes_nothing) {
+  using ticket_stall::slow_move;
+  for (std::uint64_t cap : {1, 3}) {
+    ticket_stall::entered.store(false);
+    ticket_stall::go.store(false);
+    auto [tx, rx] = ch::bounded<slow_move>(cap, ch::ring::ticket);
+    ASSERT_TRUE(tx.send(slow_move(42)));
+    std::thread below([rx = rx]() mutable {
+      ticket_stall::stall = true;
+      auto r = rx.recv();  // position 0: waits in its move out of the slot
+      EXPECT_TRUE(r.has_value() && r->v == 42);
+    });
+    rouse_test::eventually([] { return ticket_stall::entered.load(); });
+    tx.close();
+    // As the receives that would bring the head round to slot 0 in lap 0
+    // (mod 2^28) again, each of which says closed.
+    rx.skip_receives_for_testing((std::uint64_t{1} << 28) * cap - 1);
+    EXPECT_EQ(rx.try_recv().status(), ch::status::closed) << "capacity " << cap;
+    EXPECT_EQ(rx.recv_for(0ms).status(), ch::status::closed) << "capacity " << cap;
+    ch::recv_case c(rx);
+    EXPECT_EQ(ch::try_select(c), std::optional<std::size_t>(0));
+    EXPECT_EQ(c.result().status(), ch::status::closed) << "capacity " << cap;
+    ticket_stall::go.store(true);
+    below.join();
+    EXPECT_EQ(rx.recv().status(), ch::status::closed);
+  }
+}
+
+// Once closed, try_recv says a value or closed, never `empty` (which means
+// open), also while the receive of the previous lap is still moving its
+// value out of the slot: it waits for that receive (already under way)
+// and then resolves its own position. The send blocked on that position
+// gives its value back at the close; the value is delivered once.
+TEST(channel_ticket, try_recv_after_the_close_never_says_empty) {
+  ROUSE_TEST_NEEDS_SYSCALL_COUNTERS();
+  using ticket_stall::slow_move;
+  ticket_stall::entered.store(false);
+  ticket_stall::go.store(false);
+  auto [tx, rx] = ch::bounded<slow_move>(1, ch::ring::ticket);
+  ASSERT_TRUE(tx.send(slow_move(1)));
+  std::thread previous([rx = rx]() mutable {
+    ticket_stall::stall = true;
+    auto r = rx.recv();  // position 0: waits in its move out of the slot
+    EXPECT_TRUE(r.has_value() && r->v == 1);
+  });
+  rouse_test::eventually([] { return ticket_stall::entered.load(); });
+  auto const base = rouse_test::wait_calls();
+  std::atomic<bool> given_back{false};
+  std::thread sender([tx = tx, &given_back]() mutable {
+    auto r = tx.send(slow_move(2));  // position 1: waits for its slot
+    if (!r.ok()) {
+      EXPECT_EQ(r.status(), ch::status::closed);
+      EXPECT_TRUE(r.has_value() && r.value().v == 2);
+      given_back.store(true);
+    }
+  });
+  rouse_test::until_wait_calls(base + 1);  // asleep on its slot
+  tx.close();
+  std::thread let_go([] {
+    std::this_thread::sleep_for(20ms);
+    ticket_stall::go.store(true);
+  });
+  auto r = rx.try_recv();
+  EXPECT_NE(r.status(), ch::status::empty);
+  let_go.join();
+  previous.join();
+  sender.join();
+  if (r.has_value()) {
+    EXPECT_EQ(r->v, 2);
+  }
+  EXPECT_NE(r.has_value(), given_back.load());  // the value went one way
+  EXPECT_EQ(rx.try_recv().status(), ch::status::closed);
 }
 
 TEST(channel_bounded, close_wakes_a_blocked_sender_with_its_value) {

@@ -76,12 +76,16 @@
 // (channel_wait_spin): besides `full` / `empty` as the counters show them,
 // they also say so while the neighbouring position's operation is still
 // under way (a ticket holder writing, or waiting for its slot) — where
-// array.hpp's ring would wait for it.
+// array.hpp's ring would wait for it. Once closed, try_recv does wait for
+// an operation under way on its position's slot (the previous lap's
+// receive): `empty` would say the channel is open, and `closed` could drop
+// a value a blocked send may still publish there.
 //
 // Limits: a ticket holder is at most a few laps from its slot; laps are
 // compared modulo 2^28, so a thread stalled while 2^28 x capacity
 // operations pass its slot could mistake a lap. (A receive on a closed
-// channel takes a ticket but looks at no slot once head_ carries the mark.)
+// channel takes a ticket, so head_ keeps moving after the close; no receive
+// looks at a slot for a position past the close, where laps come round.)
 #pragma once
 
 #include <cstddef>
@@ -92,6 +96,7 @@
 #include "rouse/channel/detail/waiter.hpp"
 #include "rouse/channel/result.hpp"
 #include "rouse/detail/channel_slot.hpp"
+#include "rouse/detail/diagnostics.hpp"
 
 namespace rouse::channel::detail {
 
@@ -221,6 +226,12 @@ class ticket_channel {
     }
   }
   [[nodiscard]] std::size_t capacity() const noexcept { return cap_; }
+  // receiver::skip_receives_for_testing: `n` receives past the close.
+  void skip_receives_for_testing(std::uint64_t n) noexcept {
+    ROUSE_CHECK_USAGE(is_closed(), "rouse::channel", "skip_receives_for_testing on an open channel");
+    // Ordering: relaxed; a test's own thread.
+    head_.fetch_add(n, std::memory_order_relaxed);
+  }
 
   // select's hooks, as array.hpp's.
   void register_sender(waiter_node& n) noexcept { senders_.push(n); }
@@ -498,14 +509,21 @@ class ticket_channel {
   }
 
   // try_recv's claim: a position by compare-exchange, only when its value is
-  // there, or, once closed, when its slot can be resolved at once (a value,
-  // a send that gave up, or the end).
+  // there, or, once closed, any position below the close: its slot resolves
+  // without a new operation (a value, a send that gave up), so take() waits
+  // at most for the operation under way on it (the previous lap's receive);
+  // `empty` would say "not closed".
   recv_result<T> claim_recv() noexcept {
     d::spinner cas(d::channel_cas_spin);
     d::spinner b(d::channel_wait_spin);
     // Ordering: relaxed; the slot's acquire load below validates it.
     std::uint64_t head = head_.load(std::memory_order_relaxed);
     for (;;) {
+      // Past the close (head_ carries close()'s mark): no slot is ours. Each
+      // receive on a closed channel moves head_ on, so its laps come round
+      // again: a slot's lap must not be compared there, or a value that a
+      // stalled receiver below the close is taking would match.
+      if ((head & mark_) && ahead(head, closed_at()) >= 0) return recv_result<T>(status::closed);
       auto [s, lap] = at(head);
       // Ordering: acquire, as take()'s.
       std::uint32_t const w = s.word.load(std::memory_order_acquire);
@@ -514,10 +532,12 @@ class ticket_channel {
       std::uint64_t const tail = ready ? 0 : tail_.load(std::memory_order_seq_cst);
       bool const closed = !ready && (tail & mark_);
       if (closed && ahead(head, closed_at()) >= 0) return recv_result<T>(status::closed);
-      if (ready || (closed && (state(w) == empty_word(lap) || phase(w) == phase_dead))) {
+      if (ready || closed) {
         // Ordering: seq_cst, an (A1) for the senders' B2 re-checks.
         if (head_.compare_exchange_weak(head, head + 1, std::memory_order_seq_cst, std::memory_order_relaxed)) {
-          taken r = take(head);  // at once: its slot is in its lap
+          // Ready: at once. Closed: a value, a hole, or a wait for the
+          // previous lap's receive, which is under way.
+          taken r = take(head);
           if (r.outcome == taken::value) return std::move(r.result);
           if (r.outcome == taken::closed) return recv_result<T>(status::closed);
           head = head_.load(std::memory_order_relaxed);  // a hole: on to the next
@@ -526,9 +546,9 @@ class ticket_channel {
         (void)cas.next();
         continue;
       }
-      if (!closed && ahead(tail, head) <= 0) return recv_result<T>(status::empty);
-      // The send of this position (or the receive of the previous lap) is
-      // under way: a short spin, then `empty` rather than a wait.
+      if (ahead(tail, head) <= 0) return recv_result<T>(status::empty);
+      // Open, and the send of this position (or the receive of the previous
+      // lap) is under way: a short spin, then `empty` rather than a wait.
       if (!b.next()) return recv_result<T>(status::empty);
       head = head_.load(std::memory_order_relaxed);
     }
