@@ -40,8 +40,10 @@
 
 #include <atomic>
 #include <coroutine>
+#include <cstddef>
 #include <cstdint>
 #include <exception>
+#include <new>
 #include <optional>
 #include <thread>
 #include <type_traits>
@@ -113,7 +115,23 @@ class completion {
 // the state is one block from the frame pool, freed by the last of its two
 // owners.
 template <class T>
-struct spawn_state : pooled_frame {
+struct spawn_state {
+  // One block from the frame pool, or, for an over-aligned T, from the
+  // aligned global allocator (the pool's blocks have new's alignment).
+  static constexpr bool over_aligned = alignof(non_void_t<T>) > __STDCPP_DEFAULT_NEW_ALIGNMENT__;
+  static void* operator new(std::size_t n) {
+    if constexpr (over_aligned)
+      return ::operator new(n, std::align_val_t{alignof(spawn_state)});
+    else
+      return frame_allocate(n);
+  }
+  static void operator delete(void* p, std::size_t n) noexcept {
+    if constexpr (over_aligned)
+      ::operator delete(p, std::align_val_t{alignof(spawn_state)});
+    else
+      frame_deallocate(p, n);
+  }
+
   std::atomic<int> refs{2};  // the task and the handle
   completion done;
   std::variant<std::monostate, non_void_t<T>, std::exception_ptr> result;
