@@ -249,6 +249,28 @@ TEST(async_spawn, an_over_aligned_value_is_held_aligned) {
   EXPECT_EQ(misplaced_wide.load(), 0);
 }
 
+// A value whose move throws when it is handed over (its second move: out
+// of the task's promise): join() rethrows that exception, as it would the
+// task's own (the hand-over must not end the program).
+struct second_move_throws {
+  int moves = 0;
+  second_move_throws() = default;
+  second_move_throws(second_move_throws&& o) : moves(o.moves + 1) {
+    if (moves == 2) throw std::runtime_error("move failed");
+  }
+  second_move_throws& operator=(second_move_throws&&) = delete;
+  ~second_move_throws() = default;
+};
+task<second_move_throws> makes_second_move_throw() {
+  co_await rouse::async::sleep_for(0ms);
+  co_return second_move_throws();
+}
+TEST(async_spawn, a_value_whose_hand_over_throws_is_rethrown_by_join) {
+  loop_thread lt;
+  auto h = spawn(lt.loop, makes_second_move_throw());
+  EXPECT_THROW(h.join(), std::runtime_error);
+}
+
 TEST(async_scope, join_waits_for_all_thousand_tasks) {
   loop_thread a, b;
   task_scope scope;

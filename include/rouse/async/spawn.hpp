@@ -14,6 +14,12 @@
 // stopped), request_stop() it, or detach() it. Destroying a handle detaches (tokio's rule): the task runs on.
 // Cost: the task's own frame, detached (no driver), and one block for the
 // shared state; both come from rouse's frame pool (detail/frame_pool.hpp).
+// A spawned task ends where it runs last: if it moved to another executor
+// (co_await sched.schedule()), its frame (its parameters' destructors) and
+// its completion or count-out go on that executor's thread. A task that
+// completes as stopped takes one small frame from the pool, on the thread
+// that stops it, to be destroyed outside the stop path; if that allocation
+// fails, the program terminates (the stop path cannot report it).
 //
 // sync_wait(t): runs t on a fresh run_loop driven by the calling thread
 // (std::this_thread::sync_wait's shape). Returns the value, an empty
@@ -169,7 +175,11 @@ struct spawn_state {
     } else if constexpr (std::is_void_v<T>) {
       st->result.template emplace<1>();
     } else {
-      st->result.template emplace<1>(tp.take());  // T's move: nothrow (a task's result type)
+      try {
+        st->result.template emplace<1>(tp.take());
+      } catch (...) {  // T's move threw: the handle rethrows it, as it would the task's own
+        st->result.template emplace<2>(std::current_exception());
+      }
     }
   }
 };

@@ -39,7 +39,9 @@
 //                            ok only if a receiver is blocked right now)
 //   send_for / send_until    ok | closed | timed_out (never early)
 //   recv()                   value | closed (closed and drained)
-//   try_recv()               value | empty | closed
+//   try_recv()               value | empty | closed (never waits for a send;
+//                            on a closed ring::ticket it may wait for a
+//                            receive already under way on its slot)
 //   recv_for / recv_until    value | closed | timed_out
 //   size(), capacity(), empty(), full(), is_closed()   snapshots
 // A rendezvous send returns ok only once a receiver has taken its value.

@@ -21,7 +21,9 @@
 //   value was sent) or `closed` (the value is left in place, untouched).
 // - Among cases ready at the same time the choice is uniformly random (each
 //   call starts its scan at a random case), so no ready case starves.
-// - try_select never blocks: nullopt when no case is ready. select_for /
+// - try_select never waits for a case to become ready: nullopt when none
+//   is (a receive case on a closed ring::ticket channel may wait for a
+//   receive already under way on its slot, as try_recv does). select_for /
 //   select_until return nullopt once the deadline has passed (never early).
 // - Rendezvous cases pair with operations of other threads only: a select
 //   with a send and a receive on the same rendezvous channel never pairs them

@@ -228,7 +228,8 @@ class ticket_channel {
   [[nodiscard]] std::size_t capacity() const noexcept { return cap_; }
   // receiver::skip_receives_for_testing: `n` receives past the close.
   void skip_receives_for_testing(std::uint64_t n) noexcept {
-    ROUSE_CHECK_USAGE(is_closed(), "rouse::channel", "skip_receives_for_testing on an open channel");
+    ROUSE_CHECK_USAGE(is_closed() && ahead(head_.load(std::memory_order_relaxed), closed_at()) >= 0, "rouse::channel",
+                      "skip_receives_for_testing before every position below the close was taken");
     // Ordering: relaxed; a test's own thread.
     head_.fetch_add(n, std::memory_order_relaxed);
   }
