@@ -430,6 +430,22 @@ TEST(async_spawn_death, spawning_a_moved_from_task_is_diagnosed) {
       "rouse::async::spawn: misuse: spawn of an empty or moved-from task");
 }
 
+TEST(async_scope_death, a_second_join_while_one_waits_is_diagnosed) {
+  EXPECT_DEATH(
+      {
+        run_loop loop;
+        task_scope scope;
+        std::atomic<int> entered{0};
+        std::atomic<int> destroyed{0};
+        scope.spawn(loop.get_scheduler(), sleeps_forever(entered, destroyed));
+        auto joins = [](task_scope& s) -> task<> { co_await s.join(); };
+        auto first = spawn(loop, joins(scope));
+        loop.run_once();       // the task sleeps; the first join waits
+        scope.join_blocking();  // a second join
+      },
+      "rouse::async::task_scope: misuse: join\\(\\) while another join\\(\\) of the same scope waits");
+}
+
 TEST(async_spawn_death, joining_an_empty_handle_is_diagnosed) {
   EXPECT_DEATH(
       {

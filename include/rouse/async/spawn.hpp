@@ -28,8 +28,10 @@
 //
 // task_scope: spawn() counts a task in, its completion counts it out;
 // join() (awaited, or join_blocking() from a thread) returns once the count
-// is zero; request_stop() asks every task spawned into it to stop. A scope
-// must not be destroyed before join() returned (debug builds check it).
+// is zero; one join at a time (a second one while the first waits is
+// diagnosed in debug builds); request_stop() asks every task spawned into
+// it to stop. A scope must not be destroyed before join() returned (debug
+// builds check it).
 // Results are dropped; a task that ends with an exception (other than
 // completing as stopped) terminates the program, as an exception leaving a
 // std::thread does: catch inside the task. Cost: the task's own frame and
@@ -368,6 +370,9 @@ class task_scope {
   friend void detail::scope_count_out(task_scope*) noexcept;
   // Counts: bit 0 = a joiner waits; the rest = tasks running (<< 1).
   bool register_joiner(waker w) noexcept {
+    // Ordering: relaxed; a diagnosis (the joiner's bit is ours to set).
+    ROUSE_CHECK_USAGE((count_.load(std::memory_order_relaxed) & 1) == 0, "rouse::async::task_scope",
+                      "join() while another join() of the same scope waits");
     joiner_ = std::move(w);
     // Ordering: acq_rel: publishes joiner_; sees the completions so far.
     std::size_t const before = count_.fetch_or(1, std::memory_order_acq_rel);
