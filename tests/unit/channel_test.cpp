@@ -492,11 +492,17 @@ TEST(channel_ticket, try_recv_after_the_close_never_says_empty) {
   });
   rouse_test::until_wait_calls(base + 1);  // asleep on its slot
   tx.close();
-  std::thread let_go([] {
-    std::this_thread::sleep_for(20ms);
+  // The stalled receive goes on once try_recv waits for it (a wait call:
+  // the close woke the sender, which gave up, so the next one is ours), or
+  // once try_recv has returned without waiting.
+  auto const before_try = rouse_test::wait_calls();
+  std::atomic<bool> returned{false};
+  std::thread let_go([&returned, before_try] {
+    while (!returned.load() && rouse_test::wait_calls() < before_try + 1) std::this_thread::yield();
     ticket_stall::go.store(true);
   });
   auto r = rx.try_recv();
+  returned.store(true);
   EXPECT_NE(r.status(), ch::status::empty);
   let_go.join();
   previous.join();

@@ -36,7 +36,8 @@
 // Who uses tickets: blocking send and recv without a deadline take a ticket
 // at once (their A1 is the fetch_add). try_send / try_recv, timed waits and
 // select claim a ticket with a compare-exchange only when its slot is ready,
-// exactly as array.hpp does, so they can give up; they park on the sides'
+// exactly as array.hpp does, so they can give up (a receive on a closed
+// channel claims any position below the close: see claim_recv); they park on the sides'
 // sync_wakers (waiter.hpp) as array.hpp's do, and every send and receive
 // notifies the other side's (one seq_cst load while nobody is parked). A
 // woken waiter whose attempt finds the neighbouring position still under
