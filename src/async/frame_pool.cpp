@@ -2,6 +2,7 @@
 #include "rouse/async/detail/frame_pool.hpp"
 
 #include <cstdint>
+#include <cstring>
 #include <new>
 
 #include "rouse/mutex.hpp"
@@ -18,8 +19,10 @@ namespace rouse::async::detail {
 
 #if defined(ROUSE_FRAME_POOL_OFF)
 
-void* frame_allocate(std::size_t n) { return ::operator new(n); }
-void frame_deallocate(void* p, std::size_t) noexcept { ::operator delete(p); }
+// The aligned global allocator (the unsized delete: clang 14 does not
+// declare the sized one without -fsized-deallocation).
+void* frame_allocate(std::size_t n) { return ::operator new(n, std::align_val_t{frame_alignment}); }
+void frame_deallocate(void* p, std::size_t) noexcept { ::operator delete(p, std::align_val_t{frame_alignment}); }
 void frame_pool_trim() noexcept {}
 bool frame_pool_enabled() noexcept { return false; }
 
@@ -27,7 +30,7 @@ bool frame_pool_enabled() noexcept { return false; }
 
 namespace {
 
-constexpr std::size_t granule = 64;          // size classes are multiples of this
+constexpr std::size_t granule = frame_alignment;  // size classes are multiples of this
 constexpr std::size_t classes = frame_pool_max_block / granule;  // pooled frames: up to 1 KiB
 constexpr std::uint32_t local_limit = 64;    // blocks a thread caches per class
 constexpr std::uint32_t batch = 32;          // blocks moved to or from the depot at once
@@ -44,13 +47,36 @@ static_assert(sizeof(block) <= granule);
 
 std::size_t class_of(std::size_t n) noexcept { return (n + granule - 1) / granule - 1; }
 std::size_t class_bytes(std::size_t c) noexcept { return (c + 1) * granule; }
-// (Blocks are freed with the unsized operator delete: clang 14 does not
-// declare the sized one without -fsized-deallocation.)
+
+// Blocks from the system: `bytes` aligned to frame_alignment, carved from a
+// plain ::operator new allocation `slack` bytes longer. The block starts at
+// the first aligned address at least a pointer past the allocation's start
+// (so at most frame_alignment past it), and the word just before the block
+// keeps that start for the free; it mostly shares a cache line with the
+// allocator's header word, which the free reads anyway.
+constexpr std::size_t slack = frame_alignment;
+static_assert(__STDCPP_DEFAULT_NEW_ALIGNMENT__ >= sizeof(void*) && (frame_alignment & (frame_alignment - 1)) == 0);
+
+void* system_block(std::size_t bytes) {
+  auto* const raw = static_cast<unsigned char*>(::operator new(bytes + slack));
+  std::uintptr_t const at = reinterpret_cast<std::uintptr_t>(raw);
+  std::uintptr_t const aligned = (at + sizeof(void*) + frame_alignment - 1) & ~std::uintptr_t{frame_alignment - 1};
+  unsigned char* const b = raw + (aligned - at);
+  std::memcpy(b - sizeof(void*), &raw, sizeof raw);
+  return b;
+}
+// (The unsized delete: clang 14 does not declare the sized one without
+// -fsized-deallocation.)
+void system_free(void* b) noexcept {
+  void* raw = nullptr;
+  std::memcpy(&raw, static_cast<unsigned char*>(b) - sizeof(void*), sizeof raw);
+  ::operator delete(raw);
+}
 
 void free_list(block* b) noexcept {
   while (b != nullptr) {
     block* const next = b->next;
-    ::operator delete(static_cast<void*>(b));
+    system_free(b);
     b = next;
   }
 }
@@ -165,7 +191,7 @@ thread_cache* my_cache() noexcept {
 }  // namespace
 
 void* frame_allocate(std::size_t n) {
-  if (n == 0 || n > classes * granule) return ::operator new(n);
+  if (n == 0 || n > classes * granule) return system_block(n);
   std::size_t const c = class_of(n);
   thread_cache* const tc = my_cache();
   if (tc != nullptr) {
@@ -180,18 +206,18 @@ void* frame_allocate(std::size_t n) {
       return b;
     }
   }
-  return ::operator new(class_bytes(c));
+  return system_block(class_bytes(c));
 }
 
 void frame_deallocate(void* p, std::size_t n) noexcept {
   if (n == 0 || n > classes * granule) {
-    ::operator delete(p);
+    system_free(p);
     return;
   }
   std::size_t const c = class_of(n);
   thread_cache* const tc = my_cache();
   if (tc == nullptr) {
-    ::operator delete(p);
+    system_free(p);
     return;
   }
   auto* const b = static_cast<block*>(p);

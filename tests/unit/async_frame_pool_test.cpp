@@ -6,6 +6,8 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <cstring>
 #include <thread>
@@ -13,6 +15,7 @@
 
 #include "counting_new.hpp"
 #include "rouse/async/run_loop.hpp"
+#include "rouse/async/sleep.hpp"
 #include "rouse/async/spawn.hpp"
 #include "rouse/async/task.hpp"
 #include "rouse/async/thread_pool.hpp"
@@ -33,6 +36,7 @@ TEST(async_frame_pool, blocks_of_every_size_are_usable_and_distinct) {
   std::vector<std::pair<unsigned char*, std::size_t>> live;
   for (std::size_t n = 1; n <= 2 * ra::detail::frame_pool_max_block; n += 7) {
     auto* p = static_cast<unsigned char*>(frame_allocate(n));
+    EXPECT_EQ(reinterpret_cast<std::uintptr_t>(p) % ra::detail::frame_alignment, 0U) << n;
     std::memset(p, static_cast<int>(n & 0xff), n);
     live.emplace_back(p, n);
   }
@@ -119,6 +123,35 @@ TEST(async_frame_pool, threads_that_exit_leave_nothing_behind_after_trim) {
   for (auto& t : threads) t.join();
   frame_pool_trim();
   EXPECT_LE(outstanding() - base, 0);
+}
+
+// A task whose frame holds a cache-line-aligned local across a suspension,
+// and whose promise holds a cache-line-aligned result: both lie aligned.
+// (g++ lays a frame out from its base as if the base were aligned for all
+// of it, and C++20 tells operator new no alignment: the pool's blocks are
+// what aligns them.)
+struct alignas(64) line {
+  int v[16] = {};
+};
+std::atomic<int> misaligned_lines{0};
+void check_line(line const& l) {
+  if (reinterpret_cast<std::uintptr_t>(&l) % alignof(line) != 0) misaligned_lines.fetch_add(1);
+}
+// Nested: `depth` frames live at once, most of them new blocks.
+ra::task<line> holds_lines(int depth) {
+  line l;
+  l.v[0] = depth;
+  check_line(l);
+  if (depth > 0) l.v[0] += (co_await holds_lines(depth - 1)).v[0];
+  co_await ra::sleep_for(std::chrono::milliseconds(0));
+  check_line(l);
+  co_return l;
+}
+TEST(async_frame_pool, a_frame_holds_cache_line_aligned_values_aligned) {
+  misaligned_lines.store(0);
+  ra::run_loop loop;
+  EXPECT_EQ(loop.run_until_complete(holds_lines(200)).v[0], 200 * 201 / 2);
+  EXPECT_EQ(misaligned_lines.load(), 0);
 }
 
 ra::task<int> answer(int v) { co_return v; }

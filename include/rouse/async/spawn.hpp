@@ -124,9 +124,9 @@ class completion {
 // owners.
 template <class T>
 struct spawn_state {
-  // One block from the frame pool, or, for an over-aligned T, from the
-  // aligned global allocator (the pool's blocks have new's alignment).
-  static constexpr bool over_aligned = alignof(non_void_t<T>) > __STDCPP_DEFAULT_NEW_ALIGNMENT__;
+  // One block from the frame pool, or, for a T aligned beyond the pool's
+  // blocks (frame_alignment), from the aligned global allocator.
+  static constexpr bool over_aligned = alignof(non_void_t<T>) > frame_alignment;
   static void* operator new(std::size_t n) {
     if constexpr (over_aligned)
       return ::operator new(n, std::align_val_t{alignof(spawn_state)});

@@ -1,6 +1,7 @@
 // rouse/async/detail/frame_pool.hpp — where rouse's coroutine frames come from.
 //
-//   frame_allocate(n)        a block of n bytes for a coroutine frame
+//   frame_allocate(n)        a block of n bytes for a coroutine frame,
+//                            aligned to frame_alignment (64 bytes)
 //   frame_deallocate(p, n)   gives it back (any thread; n as allocated)
 //   frame_pool_trim()        the calling thread's cached blocks and the shared
 //                            depot go back to the system allocator
@@ -25,6 +26,16 @@
 // most, 2 MiB per class in the depot). A thread's cache goes to the depot
 // when the thread exits.
 //
+// Alignment: every block, pooled or not, is aligned to `frame_alignment`
+// (a cache line). C++20 passes a frame's allocation no alignment, and g++
+// lays a frame out from its base as if the base were aligned for all of it,
+// so at new's 16 bytes a task's alignas(64) local or result sat misaligned
+// (clang pads its frames itself). Beyond 64 bytes, g++ frames stay
+// misaligned: the language has no way to ask. A block new to the pool is
+// carved from a plain allocation 64 bytes longer (the aligned operator new,
+// glibc's memalign, costs more); a warm pool pays nothing for alignment, a
+// burst of new blocks one more cache line each (docs/async.md).
+//
 // Cost: an allocation or a free is a thread-local list push or pop; one
 // lock per `batch` blocks moves between threads. Under AddressSanitizer the
 // pool is off (every frame is a plain ::operator new, so use-after-free of a
@@ -44,6 +55,8 @@ void frame_pool_trim() noexcept;
 bool frame_pool_enabled() noexcept;
 // Blocks of up to this many bytes are pooled; larger ones are not.
 inline constexpr std::size_t frame_pool_max_block = 1024;
+// Every block frame_allocate returns is aligned to this.
+inline constexpr std::size_t frame_alignment = 64;
 
 // What a promise type adds to draw its frames from the pool.
 struct pooled_frame {
