@@ -32,6 +32,30 @@
 //                              either arrives once or goes back to its sender
 //   ticket_timed_recv          a timed receive (parked on the waker queue, as
 //                              array.hpp's) against a ticketed send
+//   ticket_recv_wake_passes_on four threads, capacity 2: two selects parked
+//                              on an empty ring and two ticketed sends; the
+//                              second send may publish first and wake a
+//                              select that finds position 0 still being
+//                              written and parks again, its wake spent: the
+//                              receive of position 0 passes a wake on
+//                              (pass_on_receivers), and both selects get a value
+//   ticket_send_wake_passes_on the senders' side: two selects parked on a
+//                              full ring of capacity 2 and two ticketed
+//                              receives, the second of which may finish first;
+//                              the send into the freed slot passes a wake on
+//                              (pass_on_senders), and both selects send
+//   ticket_recv_past_the_close a send races close(), and a receive may still
+//                              be moving that value out while the closer
+//                              drains to `closed`, moves head_ on 2^28 laps
+//                              (skip_receives_for_testing) and receives again:
+//                              `closed`, never the value the stalled receive
+//                              is taking (close()'s mark in head_)
+//   ticket_closed_claim_waits  capacity 1: two sends (the second waits for
+//                              the slot), a receive, and a thread that closes
+//                              and drains with try_recv; a try_recv that
+//                              claims a position whose slot the previous
+//                              lap's receive is still emptying waits for it:
+//                              never `empty` once closed, each value once
 //
 // A broken variant, switched on in the real code (detail::model_fault), that
 // the model must catch:
@@ -44,15 +68,35 @@
 //                              not a compare-exchange: it overwrites the
 //                              receiver's kill of its slot after the close,
 //                              and ticket_kill_vs_publish loses the value
+//   broken_ticket_skips_pass_on        a send or receive that went through
+//                              passes no wake on to its own side: the select
+//                              whose wake was spent sleeps beside a ready
+//                              position, and ticket_recv_wake_passes_on
+//                              (.recv) and ticket_send_wake_passes_on (.send)
+//                              deadlock
+//   broken_ticket_close_skips_head_mark   close() marks tail_ but not head_:
+//                              the receive 2^28 laps past the close matches
+//                              its slot's lap and takes the value the stalled
+//                              receive is moving out, and
+//                              ticket_recv_past_the_close reports the race on
+//                              the slot's cell
+//   broken_ticket_closed_claim_says_empty   on a closed channel claim_recv
+//                              claims a position only once its slot is
+//                              resolved, and says `empty` while the previous
+//                              lap's receive moves out (the rule before the
+//                              closed claim): ticket_closed_claim_waits sees
+//                              `empty`
 // (A close() that skipped waking the slot sleepers is not a variant here:
 // the model's futex may wake spuriously, and a sleeper re-checks the mark.)
 #include <cstdint>
 
 #include "model.hpp"
+#include "rouse/channel/channel.hpp"
 #include "rouse/channel/detail/array.hpp"
 #include "rouse/channel/detail/list.hpp"
 #include "rouse/channel/detail/ticket.hpp"
 #include "rouse/channel/detail/zero.hpp"
+#include "rouse/channel/select.hpp"
 #include "rouse/detail/deadline.hpp"
 
 namespace {
@@ -270,6 +314,151 @@ struct ticket_timed_recv : rl::test_suite<ticket_timed_recv, 2> {
   }
 };
 
+// Selects, not timed waits, park on the sides' queues here: a timed wait may
+// time out at any point in the model and would hide a lost wake-up. A wake
+// is spent only where two operations of the other side complete out of
+// order, and lost only where a second waiter takes the next wake: hence four
+// threads.
+struct ticket_recv_wake_passes_on : rl::test_suite<ticket_recv_wake_passes_on, 4> {
+  std::pair<rouse::channel::sender<int>, rouse::channel::receiver<int>> ends =
+      rouse::channel::bounded<int>(2, rouse::channel::ring::ticket);
+  d::atomic<int> got{0};
+
+  void thread(unsigned index) {
+    if (index < 2) {
+      RL_ASSERT(ends.first.send(static_cast<int>(index) + 1).status() == status::ok);
+    } else {
+      rouse::channel::recv_case c(ends.second);
+      RL_ASSERT(rouse::channel::select(c) == 0);
+      RL_ASSERT(c.result().has_value());
+      got.fetch_add(*c.result(), std::memory_order_relaxed);
+    }
+  }
+  void after() { RL_ASSERT(got.load(std::memory_order_relaxed) == 3); }
+};
+
+struct ticket_send_wake_passes_on : rl::test_suite<ticket_send_wake_passes_on, 4> {
+  std::pair<rouse::channel::sender<int>, rouse::channel::receiver<int>> ends =
+      rouse::channel::bounded<int>(2, rouse::channel::ring::ticket);
+  d::atomic<int> got{0};
+
+  void before() {
+    RL_ASSERT(ends.first.try_send(1).status() == status::ok);
+    RL_ASSERT(ends.first.try_send(2).status() == status::ok);
+  }
+
+  void thread(unsigned index) {
+    if (index < 2) {
+      auto r = ends.second.recv();
+      RL_ASSERT(r.has_value());
+      got.fetch_add(*r, std::memory_order_relaxed);
+    } else {
+      int v = static_cast<int>(index) + 1;
+      rouse::channel::send_case c(ends.first, v);
+      RL_ASSERT(rouse::channel::select(c) == 0);
+      RL_ASSERT(c.status() == status::ok);
+    }
+  }
+  void after() { RL_ASSERT(got.load(std::memory_order_relaxed) == 3); }
+};
+
+// The receives past the close come after close() returned (the closer makes
+// them), so head_ carries the mark when they take their tickets; before
+// close() has marked head_, a receive that learns the close from tail_ still
+// reads its slot, which this suite does not exercise.
+struct ticket_recv_past_the_close : rl::test_suite<ticket_recv_past_the_close, 3> {
+  cd::ticket_channel<int> chan{1};
+  d::atomic<int> sent{0};
+  d::atomic<int> got{0};
+
+  bool received(const rouse::channel::recv_result<int>& r) {
+    if (!r.has_value()) {
+      RL_ASSERT(r.status() == status::closed);
+      return false;
+    }
+    RL_ASSERT(*r == 1);
+    got.fetch_add(1, std::memory_order_relaxed);
+    return true;
+  }
+
+  void thread(unsigned index) {
+    if (index == 0) {
+      int v = 1;
+      status const s = chan.send(v, cd::no_deadline{});
+      if (s == status::ok) {
+        sent.fetch_add(1, std::memory_order_relaxed);
+      } else {
+        RL_ASSERT(s == status::closed && v == 1);
+      }
+    } else if (index == 1) {
+      (void)received(chan.recv(cd::no_deadline{}));  // may stall inside its take
+    } else {
+      RL_ASSERT(chan.close());
+      while (received(chan.recv(cd::no_deadline{}))) {
+      }
+      // Where thread 1 took ticket 0 and this thread ticket 1, head_ is at
+      // 2: 2^28 - 2 receives more bring it to 2^28, the lap of ticket 0
+      // again at capacity 1.
+      chan.skip_receives_for_testing((std::uint64_t{1} << 28) - 2);
+      RL_ASSERT(chan.recv(cd::no_deadline{}).status() == status::closed);
+    }
+  }
+  void after() { RL_ASSERT(sent.load(std::memory_order_relaxed) == got.load(std::memory_order_relaxed)); }
+};
+
+// A value whose move takes a while (a large value being copied): scheduling
+// points inside the move let the model preempt a receive while it moves its
+// value out of the slot, the window ticket_closed_claim_waits is about.
+struct slow_move {
+  int v = 0;
+  explicit slow_move(int x) noexcept : v(x) {}
+  slow_move(slow_move&& o) noexcept : v(o.v) {
+    for (int i = 0; i < 4; ++i) d::yield();
+  }
+  slow_move& operator=(slow_move&&) = delete;
+};
+
+struct ticket_closed_claim_waits : rl::test_suite<ticket_closed_claim_waits, 3> {
+  cd::ticket_channel<slow_move> chan{1};
+  d::atomic<int> sent{0};
+  d::atomic<int> got{0};
+  d::atomic<int> sending{0};
+
+  void thread(unsigned index) {
+    if (index == 0) {
+      for (int i = 1; i <= 2; ++i) {
+        sending.store(i, std::memory_order_relaxed);
+        slow_move v(i);
+        status const s = chan.send(v, cd::no_deadline{});  // the second waits for the slot
+        if (s == status::ok) {
+          sent.fetch_add(i, std::memory_order_relaxed);
+        } else {
+          RL_ASSERT(s == status::closed && v.v == i);
+        }
+      }
+    } else if (index == 1) {
+      auto r = chan.recv(cd::no_deadline{});
+      if (r.has_value()) {
+        got.fetch_add(r->v, std::memory_order_relaxed);
+      } else {
+        RL_ASSERT(r.status() == status::closed);
+      }
+    } else {
+      // Close once the second send has begun, so that the close often finds
+      // it holding ticket 1 (closed_at_ 2) behind the value being received.
+      while (sending.load(std::memory_order_relaxed) < 2) d::spin_pause();
+      RL_ASSERT(chan.close());
+      for (;;) {
+        auto r = chan.try_recv();
+        RL_ASSERT(r.status() != status::empty);  // `empty` would say "open"
+        if (!r.has_value()) break;
+        got.fetch_add(r->v, std::memory_order_relaxed);
+      }
+    }
+  }
+  void after() { RL_ASSERT(sent.load(std::memory_order_relaxed) == got.load(std::memory_order_relaxed)); }
+};
+
 }  // namespace
 
 int main() {
@@ -288,10 +477,31 @@ int main() {
   failures += rouse_model::expect_pass<ticket_close_races_send>("channel.ticket_close_races_send", iterations);
   failures += rouse_model::expect_pass<ticket_kill_vs_publish>("channel.ticket_kill_vs_publish", iterations);
   failures += rouse_model::expect_pass<ticket_timed_recv>("channel.ticket_timed_recv", iterations);
+  failures += rouse_model::expect_pass<ticket_recv_wake_passes_on>("channel.ticket_recv_wake_passes_on", iterations);
+  failures += rouse_model::expect_pass<ticket_send_wake_passes_on>("channel.ticket_send_wake_passes_on", iterations);
+  failures += rouse_model::expect_pass<ticket_recv_past_the_close>("channel.ticket_recv_past_the_close", iterations);
+  failures += rouse_model::expect_pass<ticket_closed_claim_waits>("channel.ticket_closed_claim_waits", iterations);
   {
     rouse::detail::model_fault_scope fault(rouse::detail::model_fault::ticket_publish_blind_store);
     failures += rouse_model::expect_failure<ticket_kill_vs_publish>("channel.broken_ticket_publish_blind_store",
                                                                     rl::test_result_user_assert_failed, iterations);
+  }
+  {
+    rouse::detail::model_fault_scope fault(rouse::detail::model_fault::ticket_skips_pass_on);
+    failures += rouse_model::expect_failure<ticket_recv_wake_passes_on>("channel.broken_ticket_skips_pass_on.recv",
+                                                                        rl::test_result_deadlock, iterations);
+    failures += rouse_model::expect_failure<ticket_send_wake_passes_on>("channel.broken_ticket_skips_pass_on.send",
+                                                                        rl::test_result_deadlock, iterations);
+  }
+  {
+    rouse::detail::model_fault_scope fault(rouse::detail::model_fault::ticket_close_skips_head_mark);
+    failures += rouse_model::expect_failure<ticket_recv_past_the_close>("channel.broken_ticket_close_skips_head_mark",
+                                                                        rl::test_result_data_race, iterations);
+  }
+  {
+    rouse::detail::model_fault_scope fault(rouse::detail::model_fault::ticket_closed_claim_says_empty);
+    failures += rouse_model::expect_failure<ticket_closed_claim_waits>("channel.broken_ticket_closed_claim_says_empty",
+                                                                       rl::test_result_user_assert_failed, iterations);
   }
   {
     rouse::detail::model_fault_scope fault(rouse::detail::model_fault::channel_park_skips_recheck);

@@ -110,6 +110,19 @@ enum class model_fault : unsigned {
   // instead of a compare-exchange, so it can overwrite the kill of its slot
   // by a receiver after the close (the value is then never received).
   ticket_publish_blind_store,
+  // channel ticket ring: a send (receive) that went through passes no wake
+  // on to its own side (pass_on_senders / pass_on_receivers do nothing), so
+  // a parked waiter whose wake was spent on a position under way sleeps on
+  // beside a ready one.
+  ticket_skips_pass_on,
+  // channel ticket ring: close() sets the mark in tail_ but not in head_, so
+  // a receive past the close looks at its slot, whose lap may have come
+  // round to that of a value a stalled receive below the close is taking.
+  ticket_close_skips_head_mark,
+  // channel ticket ring: on a closed channel claim_recv claims a position
+  // only once its slot is resolved (empty for its lap, or dead), and says
+  // `empty` while the previous lap's receive is still moving out.
+  ticket_closed_claim_says_empty,
   // async::atomic_waker: wake() clears WAKING before it has taken the waker,
   // so a concurrent register() may overwrite (and drop) the one being woken.
   atomic_waker_releases_before_take,

@@ -193,7 +193,8 @@ class ticket_channel {
     // The receivers' mark: a receive past the close learns it from its own
     // fetch_add and takes no slot's turn. Ordering: seq_cst (release: the
     // store above before it).
-    head_.fetch_or(mark_, std::memory_order_seq_cst);
+    if (!d::model_fault_on(d::model_fault::ticket_close_skips_head_mark))
+      head_.fetch_or(mark_, std::memory_order_seq_cst);
     if (sleepers_.load(std::memory_order_seq_cst) != 0) {
       for (std::size_t i = 0; i < cap_; ++i) {
         // Ordering: seq_cst; sees the W of every sleeper close() counted.
@@ -329,9 +330,11 @@ class ticket_channel {
   // Ordering: the (A1) before it is this operation's seq_cst CAS; a waiter
   // that registers after this load sees the ready slot in its re-check.
   void pass_on_senders() noexcept {
+    if (d::model_fault_on(d::model_fault::ticket_skips_pass_on)) return;
     if (senders_.has_waiters() && send_ready()) senders_.notify_one();
   }
   void pass_on_receivers() noexcept {
+    if (d::model_fault_on(d::model_fault::ticket_skips_pass_on)) return;
     if (receivers_.has_waiters() && recv_ready()) receivers_.notify_one();
   }
 
@@ -534,6 +537,12 @@ class ticket_channel {
       std::uint64_t const tail = ready ? 0 : tail_.load(std::memory_order_seq_cst);
       bool const closed = !ready && (tail & mark_);
       if (closed && ahead(head, closed_at()) >= 0) return recv_result<T>(status::closed);
+      if (d::model_fault_on(d::model_fault::ticket_closed_claim_says_empty) && closed && state(w) != empty_word(lap) &&
+          phase(w) != phase_dead) {
+        if (!b.next()) return recv_result<T>(status::empty);
+        head = head_.load(std::memory_order_relaxed);
+        continue;
+      }
       if (ready || closed) {
         // Ordering: seq_cst, an (A1) for the senders' B2 re-checks.
         if (head_.compare_exchange_weak(head, head + 1, std::memory_order_seq_cst, std::memory_order_relaxed)) {
