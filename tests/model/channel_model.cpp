@@ -50,6 +50,12 @@
 //                              (skip_receives_for_testing) and receives again:
 //                              `closed`, never the value the stalled receive
 //                              is taking (close()'s mark in head_)
+//   ticket_close_window        the closer sends and closes while a thread
+//                              drains: that thread may learn the close from
+//                              tail_ before close() marks head_, then moves
+//                              head_ on 2^28 laps and receives again while
+//                              another receive may still be moving the value
+//                              out: `closed`, the value taken once
 //   ticket_closed_claim_waits  capacity 1: two sends (the second waits for
 //                              the slot), a receive, and a thread that closes
 //                              and drains with try_recv; a try_recv that
@@ -74,12 +80,19 @@
 //                              position, and ticket_recv_wake_passes_on
 //                              (.recv) and ticket_send_wake_passes_on (.send)
 //                              deadlock
-//   broken_ticket_close_skips_head_mark   close() marks tail_ but not head_:
+//   broken_ticket_close_skips_head_mark   nobody marks head_ (close() marks
+//                              tail_ only; the receives that learn the close
+//                              do not mark it either):
 //                              the receive 2^28 laps past the close matches
 //                              its slot's lap and takes the value the stalled
 //                              receive is moving out, and
 //                              ticket_recv_past_the_close reports the race on
 //                              the slot's cell
+//   broken_ticket_take_skips_head_mark    a receive that learns the close
+//                              from tail_ does not mark head_ (only close()
+//                              does): inside close()'s window the receive
+//                              2^28 laps on takes the value again, and
+//                              ticket_close_window reports the race
 //   broken_ticket_closed_claim_says_empty   on a closed channel claim_recv
 //                              claims a position only once its slot is
 //                              resolved, and says `empty` while the previous
@@ -406,6 +419,42 @@ struct ticket_recv_past_the_close : rl::test_suite<ticket_recv_past_the_close, 3
   void after() { RL_ASSERT(sent.load(std::memory_order_relaxed) == got.load(std::memory_order_relaxed)); }
 };
 
+// close()'s window: the closer sends and closes while thread 2 drains, so
+// thread 2 may learn the close from tail_'s mark before close() has marked
+// head_; its receives past the close then stand for 2^28 laps of them
+// (skip_receives_for_testing) and receive once more, while thread 1 may
+// still be moving the value out: `closed`, never that value a second time.
+// (The receive that first learns the close marks head_ itself.)
+struct ticket_close_window : rl::test_suite<ticket_close_window, 3> {
+  cd::ticket_channel<int> chan{1};
+  d::atomic<int> got{0};
+
+  bool received(const rouse::channel::recv_result<int>& r) {
+    if (!r.has_value()) {
+      RL_ASSERT(r.status() == status::closed);
+      return false;
+    }
+    got.fetch_add(1, std::memory_order_relaxed);
+    return true;
+  }
+
+  void thread(unsigned index) {
+    if (index == 0) {
+      int v = 1;
+      RL_ASSERT(chan.send(v, cd::no_deadline{}) == status::ok);
+      RL_ASSERT(chan.close());
+    } else if (index == 1) {
+      (void)received(chan.recv(cd::no_deadline{}));  // may stall inside its take
+    } else {
+      while (received(chan.recv(cd::no_deadline{}))) {
+      }
+      chan.skip_receives_for_testing((std::uint64_t{1} << 28) - 2);
+      RL_ASSERT(chan.recv(cd::no_deadline{}).status() == status::closed);
+    }
+  }
+  void after() { RL_ASSERT(got.load(std::memory_order_relaxed) == 1); }
+};
+
 // A value whose move takes a while (a large value being copied): scheduling
 // points inside the move let the model preempt a receive while it moves its
 // value out of the slot, the window ticket_closed_claim_waits is about.
@@ -481,6 +530,7 @@ int main() {
   failures += rouse_model::expect_pass<ticket_send_wake_passes_on>("channel.ticket_send_wake_passes_on", iterations);
   failures += rouse_model::expect_pass<ticket_recv_past_the_close>("channel.ticket_recv_past_the_close", iterations);
   failures += rouse_model::expect_pass<ticket_closed_claim_waits>("channel.ticket_closed_claim_waits", iterations);
+  failures += rouse_model::expect_pass<ticket_close_window>("channel.ticket_close_window", iterations);
   {
     rouse::detail::model_fault_scope fault(rouse::detail::model_fault::ticket_publish_blind_store);
     failures += rouse_model::expect_failure<ticket_kill_vs_publish>("channel.broken_ticket_publish_blind_store",
@@ -497,6 +547,11 @@ int main() {
     rouse::detail::model_fault_scope fault(rouse::detail::model_fault::ticket_close_skips_head_mark);
     failures += rouse_model::expect_failure<ticket_recv_past_the_close>("channel.broken_ticket_close_skips_head_mark",
                                                                         rl::test_result_data_race, iterations);
+  }
+  {
+    rouse::detail::model_fault_scope fault(rouse::detail::model_fault::ticket_take_skips_head_mark);
+    failures += rouse_model::expect_failure<ticket_close_window>("channel.broken_ticket_take_skips_head_mark",
+                                                                 rl::test_result_data_race, iterations);
   }
   {
     rouse::detail::model_fault_scope fault(rouse::detail::model_fault::ticket_closed_claim_says_empty);

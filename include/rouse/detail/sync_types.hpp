@@ -115,10 +115,16 @@ enum class model_fault : unsigned {
   // a parked waiter whose wake was spent on a position under way sleeps on
   // beside a ready one.
   ticket_skips_pass_on,
-  // channel ticket ring: close() sets the mark in tail_ but not in head_, so
-  // a receive past the close looks at its slot, whose lap may have come
-  // round to that of a value a stalled receive below the close is taking.
+  // channel ticket ring: nobody marks head_ (close() sets the mark in tail_
+  // only, and a receive that learns the close does not set it), so a
+  // receive past the close looks at its slot, whose lap may have come round
+  // to that of a value a stalled receive below the close is taking.
   ticket_close_skips_head_mark,
+  // channel ticket ring: a receive that learns the close from tail_'s mark
+  // (close() has not marked head_ yet) returns `closed` without marking
+  // head_: until close() does, receives keep taking tickets and looking at
+  // slots, and 2^28 laps of them reach a value a stalled receive is taking.
+  ticket_take_skips_head_mark,
   // channel ticket ring: on a closed channel claim_recv claims a position
   // only once its slot is resolved (empty for its lap, or dead), and says
   // `empty` while the previous lap's receive is still moving out.

@@ -45,7 +45,8 @@
 // also passes a wake on to its own side while the next position is ready
 // (pass_on_senders / pass_on_receivers).
 //
-// Close: tail_.fetch_or(mark_), then closed_at_, then head_'s mark. Sends fail.
+// Close: tail_.fetch_or(mark_), then closed_at_, then head_'s mark (which
+// a receive that learns the close from tail_ first sets too). Sends fail.
 // A receiver whose ticket is at or past closed_at_ gets `closed` (no sender
 // holds it). Below it a sender exists: the receiver takes its value, or,
 // finding its slot empty for its lap, kills the slot (dead) and takes the
@@ -423,6 +424,22 @@ class ticket_channel {
     }
   }
 
+  // A ticket at or past the close, found so through tail_'s mark: close()
+  // may not have marked head_ yet (it is between its fetch_or on tail_ and
+  // that on head_), and until then every receive takes a ticket and looks
+  // at its slot; in 2^28 laps of them one would match the lap of a value a
+  // stalled receive below the close is moving out. So the first receive
+  // that learns the close this way marks head_ itself (the mark is all a
+  // receive past the close reads; closed_at_, which this thread has seen,
+  // is stored before it). Ordering: seq_cst, as close()'s.
+  taken past_the_close() noexcept {
+    if (!d::model_fault_on(d::model_fault::ticket_take_skips_head_mark) &&
+        !d::model_fault_on(d::model_fault::ticket_close_skips_head_mark) &&
+        (head_.load(std::memory_order_relaxed) & mark_) == 0)
+      head_.fetch_or(mark_, std::memory_order_seq_cst);
+    return {taken::closed, recv_result<T>(status::closed)};
+  }
+
   // Takes the value of ticket h, waiting for it: value, closed (h is at or
   // past the close), or hole (its send gave up at the close).
   taken take(std::uint64_t h) noexcept {
@@ -446,7 +463,7 @@ class ticket_channel {
         return r;
       }
       if (phase(w) == phase_dead) {  // closed: a hole, or past the last send
-        if (ahead(h, closed_at()) >= 0) return {taken::closed, recv_result<T>(status::closed)};
+        if (ahead(h, closed_at()) >= 0) return past_the_close();
         return {taken::hole, recv_result<T>(status::closed)};
       }
       // Spin, then sleep; the mark is looked at on the first miss (so that a
@@ -465,7 +482,7 @@ class ticket_channel {
       }
       first_miss = false;
       if (closed) {
-        if (ahead(h, closed_at()) >= 0) return {taken::closed, recv_result<T>(status::closed)};
+        if (ahead(h, closed_at()) >= 0) return past_the_close();
         if (state(w) == empty_word(lap)) {
           // Its sender gave up, or is too late: nothing more comes to this slot.
           // Ordering: acq_rel, so that whoever reads `dead` sees the mark.
