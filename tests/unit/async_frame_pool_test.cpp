@@ -14,7 +14,9 @@
 #include <vector>
 
 #include "counting_new.hpp"
+#include "rouse/async/event.hpp"
 #include "rouse/async/run_loop.hpp"
+#include "rouse/async/when.hpp"
 #include "rouse/async/sleep.hpp"
 #include "rouse/async/spawn.hpp"
 #include "rouse/async/task.hpp"
@@ -188,6 +190,31 @@ TEST(async_frame_pool, a_scope_spawn_is_one_frame) {
   long const made = rouse_test::allocations() - before;
   loop.run_until([&] { return scope.size() == 0; });
   EXPECT_LE(made, n + 64);  // the loop's queue grows too (a few blocks)
+}
+
+// when_all's children run in their own frames (detached): a when_all of
+// two is three frames (its own and the children's), not five (a driver per
+// child). Many at once, so most frames are new blocks and the count tells.
+ra::task<> waits_for(ra::manual_reset_event& go) { co_await go.wait(); }
+ra::task<> pair_of(ra::manual_reset_event& go, long& started) {
+  ++started;
+  (void)co_await ra::when_all(waits_for(go), waits_for(go));
+}
+TEST(async_frame_pool, a_when_all_child_is_one_frame) {
+  if (!rouse_test::counts_allocations) GTEST_SKIP() << "a sanitizer owns operator new";
+  constexpr long n = 5'000;
+  ra::run_loop loop;
+  ra::manual_reset_event go;
+  ra::task_scope scope;
+  long started = 0;
+  long const before = rouse_test::allocations();
+  for (long i = 0; i < n; ++i) scope.spawn(loop.get_scheduler(), pair_of(go, started));
+  loop.run_until([&] { return started == n; });  // each ran until its children wait
+  long const made = rouse_test::allocations() - before;
+  go.set();
+  loop.run_until([&] { return scope.size() == 0; });
+  // Per pair: its own frame, when_all's, two children's.
+  EXPECT_LE(made, 4 * n + 64);
 }
 
 // Tasks spawned on one worker and run (and freed) on either: in waves, as a

@@ -19,8 +19,10 @@
 // If every task completed as stopped, when_any completes as stopped.
 //
 // Every child runs with a stop token linked to the awaiting task's: a stop
-// request from outside reaches all of them. Cost: one coroutine frame per
-// child (its driver) besides the tasks' own; no lock.
+// request from outside reaches all of them. Cost: the children's own frames
+// (each runs detached and hands its result over at its end; no driver
+// frame), and when_all's / when_any's own; no lock. A child ends on the
+// executor it last ran on; the awaiting task resumes on its own.
 #pragma once
 
 #include <atomic>
@@ -35,6 +37,7 @@
 
 #include "rouse/async/spawn.hpp"
 #include "rouse/async/task.hpp"
+#include "rouse/detail/diagnostics.hpp"
 
 namespace rouse::async {
 
@@ -51,10 +54,9 @@ class join_op {
 
   explicit join_op(task<Ts>... ts) : tasks_(std::move(ts)...) {}
   join_op(join_op&&) = delete;
-  ~join_op() {
-    for (std::coroutine_handle<> d : drivers_)
-      if (d) d.destroy();
-  }
+  // Not awaited: tasks_ still owns the children. Awaited: it ends only
+  // after every child has ended and destroyed its own frame.
+  ~join_op() = default;
 
   static constexpr bool await_ready() noexcept { return false; }
 
@@ -82,7 +84,7 @@ class join_op {
     }
   }
 
-  // Called by the child drivers.
+  // Called at each child's end (child_ended).
   template <std::size_t I, class V>
   void set_value(V&& v) {
     if constexpr (Kind == join_kind::all) {
@@ -149,22 +151,60 @@ class join_op {
     return std::move(*out);
   }
 
+  // Binds every child detached, then runs each to its first suspension. A
+  // child that ends at once destroys its own frame: the handles are taken
+  // first, and each is resumed once and not touched again.
   template <std::size_t... I>
   void start(std::index_sequence<I...>) noexcept {
-    (make_driver<I>(), ...);
-    for (std::coroutine_handle<> d : drivers_) d.resume();  // each runs to its first suspension
+    std::coroutine_handle<> const children[count] = {bind_child<I>()...};
+    for (std::coroutine_handle<> c : children) c.resume();
   }
 
   template <std::size_t I>
-  void make_driver();
+  std::coroutine_handle<> bind_child() noexcept {
+    using T = std::tuple_element_t<I, std::tuple<Ts...>>;
+    ROUSE_CHECK_USAGE(std::get<I>(tasks_).valid(), "rouse::async::when_all / when_any",
+                      "an empty or moved-from task among the children");
+    auto const h = std::get<I>(tasks_).release();
+    task_promise_base::bind_detached(h, target_.ex, stop_.get_token(), &child_ended<I, T>, this);
+    return h;
+  }
 
-  // stop_ first: members die in reverse order, and the tasks' frames
-  // (which may hold callbacks on stop_'s token) must die before it.
+  // A child's end (bind_detached): its value, exception or stop reported;
+  // then, its frame gone, its count.
+  template <std::size_t I, class T>
+  static void child_ended(task_promise_base* p, void* arg) noexcept {
+    auto* const op = static_cast<join_op*>(arg);
+    if (p == nullptr) {
+      op->child_done();
+      return;
+    }
+    if (p->stopped()) {
+      op->set_stopped();
+      return;
+    }
+    auto& tp = static_cast<task_promise<T>&>(*p);
+    if (std::exception_ptr e = tp.exception()) {
+      op->set_error(I, std::move(e));
+      return;
+    }
+    try {
+      if constexpr (std::is_void_v<T>)
+        op->template set_value<I>(std::monostate{});
+      else
+        op->template set_value<I>(tp.take());
+    } catch (...) {  // the value's move threw: as the child's own exception
+      op->set_error(I, std::current_exception());
+    }
+  }
+
+  // stop_ first: members die in reverse order, and whatever holds a
+  // callback on stop_'s token must die before it (a started child destroys
+  // its frame before it counts itself done).
   inplace_stop_source stop_;
   std::optional<inplace_stop_callback<forward_stop>> link_;
-  std::tuple<task<Ts>...> tasks_;
+  std::tuple<task<Ts>...> tasks_;  // until start() binds them detached
   values_t values_;
-  std::coroutine_handle<> drivers_[count]{};
   std::exception_ptr error_;
   resume_target target_;
   std::atomic<std::size_t> pending_{count + 1};
@@ -173,59 +213,7 @@ class join_op {
   bool stopped_any_ = false;
   std::atomic<std::size_t> winner_atomic_{no_winner};
   std::size_t winner_ = no_winner;
-
-  template <class Op, std::size_t I, class T>
-  friend struct child_driver;
 };
-
-// Runs one child task to completion and reports to the join_op.
-template <class Op, std::size_t I, class T>
-struct child_driver {
-  struct promise_type : task_promise_base {
-    Op* op = nullptr;
-    child_driver get_return_object() noexcept {
-      return child_driver{std::coroutine_handle<promise_type>::from_promise(*this)};
-    }
-    void return_void() noexcept {}
-    void unhandled_exception() noexcept { std::terminate(); }  // the body catches
-    struct final_awaiter {
-      static constexpr bool await_ready() noexcept { return false; }
-      void await_suspend(std::coroutine_handle<promise_type> h) noexcept { h.promise().op->child_done(); }
-      static constexpr void await_resume() noexcept {}
-    };
-    final_awaiter final_suspend() noexcept { return {}; }
-    std::coroutine_handle<> unhandled_stopped() noexcept {
-      op->set_stopped();
-      op->child_done();
-      return std::noop_coroutine();
-    }
-  };
-  std::coroutine_handle<promise_type> h;
-};
-
-template <class Op, std::size_t I, class T>
-child_driver<Op, I, T> run_child(Op* op, task<T>& t) {
-  try {
-    if constexpr (std::is_void_v<T>) {
-      co_await std::move(t);
-      op->template set_value<I>(std::monostate{});
-    } else {
-      op->template set_value<I>(co_await std::move(t));
-    }
-  } catch (...) {
-    op->set_error(I, std::current_exception());
-  }
-}
-
-template <join_kind Kind, class... Ts>
-template <std::size_t I>
-void join_op<Kind, Ts...>::make_driver() {
-  using T = std::tuple_element_t<I, std::tuple<Ts...>>;
-  auto d = run_child<join_op, I, T>(this, std::get<I>(tasks_));
-  d.h.promise().op = this;
-  d.h.promise().bind(std::noop_coroutine(), target_.ex, stop_.get_token(), nullptr, nullptr);
-  drivers_[I] = d.h;
-}
 
 }  // namespace detail
 
