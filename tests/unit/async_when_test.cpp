@@ -214,6 +214,41 @@ TEST(async_when, nested_when_all_inside_when_any_is_cancelled_as_a_whole) {
   EXPECT_EQ(destroyed.load(), 2);
 }
 
+// A value whose n-th move throws. A child's value moves three times on its
+// way: co_return into the promise, out of it at the child's end, into the
+// join's slot. Whichever throws, the exception is the child's result: for
+// when_any's winner too, which has claimed the win before its value moved.
+struct throws_on_move {
+  static inline int moves = 0;
+  static inline int throw_on = 0;
+  int v;
+  explicit throws_on_move(int x) noexcept : v(x) {}
+  throws_on_move(throws_on_move&& o) : v(o.v) {
+    if (++moves == throw_on) throw std::runtime_error("move threw");
+  }
+  throws_on_move& operator=(throws_on_move&&) = delete;
+  ~throws_on_move() = default;
+};
+task<throws_on_move> ready_throwing_move() { co_return throws_on_move{7}; }
+
+TEST(async_when, a_value_whose_move_throws_is_the_childs_exception) {
+  for (int n = 1; n <= 3; ++n) {
+    SCOPED_TRACE(n);
+    throws_on_move::moves = 0;
+    throws_on_move::throw_on = n;
+    run_loop loop;
+    EXPECT_THROW(loop.run_until_complete(when_any(ready_throwing_move(), value(1))), std::runtime_error);
+    throws_on_move::moves = 0;
+    EXPECT_THROW(loop.run_until_complete(when_all(ready_throwing_move(), value(1))), std::runtime_error);
+  }
+  throws_on_move::throw_on = 0;
+}
+
+TEST(async_when, when_all_of_nothing_is_an_empty_tuple) {
+  run_loop loop;
+  EXPECT_EQ(loop.run_until_complete(when_all()), std::tuple<>());
+}
+
 TEST(async_when, an_outside_stop_reaches_every_child) {
   loop_thread lt;
   std::atomic<int> entered{0}, destroyed{0};

@@ -84,13 +84,20 @@ class join_op {
     }
   }
 
-  // Called at each child's end (child_ended).
+  // Called at each child's end (child_ended). A value whose move into the
+  // join throws: when_all's caller sees it as the child's error; when_any's
+  // winner has already claimed the win, so the exception is its result.
   template <std::size_t I, class V>
   void set_value(V&& v) {
     if constexpr (Kind == join_kind::all) {
       std::get<I>(values_).emplace(std::forward<V>(v));
     } else {
-      if (claim_winner(I)) std::get<I>(values_).emplace(std::forward<V>(v));
+      if (!claim_winner(I)) return;
+      try {
+        std::get<I>(values_).emplace(std::forward<V>(v));
+      } catch (...) {
+        error_ = std::current_exception();
+      }
     }
   }
   void set_error(std::size_t i, std::exception_ptr e) noexcept {
@@ -156,8 +163,10 @@ class join_op {
   // first, and each is resumed once and not touched again.
   template <std::size_t... I>
   void start(std::index_sequence<I...>) noexcept {
-    std::coroutine_handle<> const children[count] = {bind_child<I>()...};
-    for (std::coroutine_handle<> c : children) c.resume();
+    if constexpr (count > 0) {
+      std::coroutine_handle<> const children[count] = {bind_child<I>()...};
+      for (std::coroutine_handle<> c : children) c.resume();
+    }
   }
 
   template <std::size_t I>
