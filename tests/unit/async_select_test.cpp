@@ -25,6 +25,7 @@
 #include "rouse/async/sleep.hpp"
 #include "rouse/async/spawn.hpp"
 #include "rouse/async/task.hpp"
+#include "rouse/async/timeout.hpp"
 
 namespace {
 namespace ch = rouse::async::channel;
@@ -199,6 +200,50 @@ TEST(async_select, a_stopped_select_takes_nothing) {
   EXPECT_EQ(*a.second.try_recv(), 1);
   EXPECT_EQ(*full.second.try_recv(), 0);
   EXPECT_EQ(full.second.permits_for_testing(), 1);
+}
+
+// A stop that comes after a branch fired but before the select ran again:
+// the select completes as stopped (never an exception in the task's body),
+// and the value stays in the channel. Through with_timeout, whose timer is
+// such a stop, the result is a timeout (nullopt) or the value, never an
+// exception.
+TEST(async_select, a_stop_after_a_branch_fired_completes_the_select_as_stopped) {
+  run_loop loop;
+  auto [tx, rx] = ch::bounded<int>(1);
+  bool caught = false;
+  auto h = rouse::async::spawn(loop, [](ch::receiver<int>& rx, bool& caught) -> task<> {
+    try {
+      (void)co_await ch::select(ch::recv(rx));
+    } catch (const rouse::async::operation_stopped&) {
+      caught = true;
+    }
+  }(rx, caught));
+  run(loop, []() -> task<> { co_return; }());  // the select waits
+  EXPECT_TRUE(tx.try_send(1));                 // its branch fires: the select is scheduled
+  h.request_stop();                            // the stop finds the round woken
+  bool stopped = false;
+  run(loop, [](rouse::async::join_handle<void> h, bool& stopped) -> task<> {
+    try {
+      co_await std::move(h);
+    } catch (const rouse::async::operation_stopped&) {
+      stopped = true;
+    }
+  }(std::move(h), stopped));
+  EXPECT_TRUE(stopped);
+  EXPECT_FALSE(caught);
+  EXPECT_EQ(rx.size(), 1U);
+  EXPECT_EQ(*rx.try_recv(), 1);
+
+  auto t = rouse::async::spawn(loop, [](ch::receiver<int>& rx) -> task<int> {
+    auto r = co_await rouse::async::with_timeout(ch::select(ch::recv(rx)), 2ms);
+    co_return r ? 1 : 0;
+  }(rx));
+  run(loop, []() -> task<> { co_return; }());  // the select waits
+  std::this_thread::sleep_for(5ms);            // its timer is due, not yet run
+  EXPECT_TRUE(tx.try_send(2));                 // its branch fires first
+  int const got = run(loop, [](rouse::async::join_handle<int> t) -> task<int> { co_return co_await std::move(t); }(std::move(t)));
+  EXPECT_TRUE(got == 0 || got == 1);
+  EXPECT_EQ(rx.size() + static_cast<std::size_t>(got), 1U);
 }
 
 // A branch that turns ready while the select arms its branches (a timeout

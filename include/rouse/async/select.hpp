@@ -535,12 +535,16 @@ class wait_any {
     return h;
   }
 
+  // True when the select was stopped: the caller completes stopped (a stop
+  // that came after a branch fired, before the select ran again, lands
+  // here, not in await_suspend). A promise that cannot complete stopped in
+  // place gets operation_stopped instead.
   bool await_resume() {
     stop_.reset();
     if (armed_) disarm_all();
     bool const stopped = core_.stopped.load(std::memory_order_relaxed) != 0;
     if constexpr (!has_ops) {
-      if (stopped) throw operation_stopped();
+      if (stopped && !core_.target.stops_in_place()) throw operation_stopped();
     }
     return stopped;
   }
@@ -679,7 +683,7 @@ task<std::variant<typename B::result_type...>> select(B... branches) {
         std::apply([](auto&... b) { (b.lose(), ...); }, bs);  // the losers give back what they hold
         co_return std::move(*out);
       }
-      co_await detail::wait_any<false, B...>(bs);
+      if (co_await detail::wait_any<false, B...>(bs)) co_await detail::complete_stopped{};
     }
   } else {
     std::optional<result> out;
