@@ -97,6 +97,7 @@
 #include "rouse/detail/diagnostics.hpp"
 #include "rouse/detail/spin.hpp"
 #include "rouse/detail/sync_types.hpp"
+#include "rouse/platform/deadline.hpp"
 
 namespace rouse::async {
 
@@ -190,7 +191,7 @@ class barrier {
   template <class Rep, class Period>
   [[nodiscard]] bool wait_blocking_for(const arrival_token& token,
                                        const std::chrono::duration<Rep, Period>& d) noexcept {
-    return wait_blocking_until(token, std::chrono::steady_clock::now() + d);
+    return wait_blocking_until(token, ::rouse::platform::deadline_after(d));
   }
   template <class Clock, class Duration>
   [[nodiscard]] bool wait_blocking_until(const arrival_token& token,

@@ -130,6 +130,7 @@
 #include "rouse/channel/result.hpp"
 #include "rouse/detail/deadline.hpp"
 #include "rouse/detail/diagnostics.hpp"
+#include "rouse/platform/deadline.hpp"
 
 namespace rouse::async::channel {
 
@@ -445,16 +446,15 @@ clock::time_point to_steady(std::chrono::time_point<Clock, Duration> t) {
       return clock::time_point::max();
     return std::chrono::time_point_cast<clock::duration>(t);
   } else {
-    return clock::now() + std::chrono::ceil<clock::duration>(t - Clock::now());
+    auto const now = Clock::now();
+    if (t <= now) return clock::now();
+    return ::rouse::platform::deadline_after(t - now);  // saturates: a far deadline is none
   }
 }
+// Saturating, and a duration of zero or less is now (never an overflow).
 template <class Rep, class Period>
 clock::time_point after(std::chrono::duration<Rep, Period> d) {
-  auto const now = clock::now();
-  // Compared in floating point: hours::max() in nanoseconds overflows.
-  if (std::chrono::duration<double>(d) >= std::chrono::duration<double>(clock::time_point::max() - now))
-    return clock::time_point::max();
-  return now + std::chrono::ceil<clock::duration>(d);
+  return ::rouse::platform::deadline_after(d);
 }
 }  // namespace detail
 
@@ -521,7 +521,7 @@ class sender {
   send_result<T> send_blocking(T v) noexcept { return send_with(std::move(v), ::rouse::detail::no_deadline{}); }
   template <class Rep, class Period>
   send_result<T> send_blocking_for(T v, std::chrono::duration<Rep, Period> d) noexcept {
-    return send_blocking_until(std::move(v), std::chrono::steady_clock::now() + d);
+    return send_blocking_until(std::move(v), ::rouse::platform::deadline_after(d));
   }
   template <class Clock, class Duration>
   send_result<T> send_blocking_until(T v, std::chrono::time_point<Clock, Duration> t) noexcept {
@@ -530,7 +530,7 @@ class sender {
   permit<T> reserve_blocking() noexcept { return reserve_with(::rouse::detail::no_deadline{}); }
   template <class Rep, class Period>
   permit<T> reserve_blocking_for(std::chrono::duration<Rep, Period> d) noexcept {
-    return reserve_with(::rouse::detail::deadline_at(std::chrono::steady_clock::now() + d));
+    return reserve_with(::rouse::detail::deadline_at(::rouse::platform::deadline_after(d)));
   }
 
   // ---- both ----
@@ -614,7 +614,7 @@ class receiver {
   }
   template <class Rep, class Period>
   recv_result<T> recv_blocking_for(std::chrono::duration<Rep, Period> d) noexcept {
-    return recv_blocking_until(std::chrono::steady_clock::now() + d);
+    return recv_blocking_until(::rouse::platform::deadline_after(d));
   }
   template <class Clock, class Duration>
   recv_result<T> recv_blocking_until(std::chrono::time_point<Clock, Duration> t) noexcept {

@@ -95,6 +95,7 @@
 #include "rouse/detail/deadline.hpp"
 #include "rouse/detail/diagnostics.hpp"
 #include "rouse/detail/sync_types.hpp"
+#include "rouse/platform/deadline.hpp"
 #if ROUSE_DETAIL_ASYNC_LIST_COROUTINES
 #include "rouse/async/env.hpp"
 #include "rouse/async/stop_token.hpp"
@@ -296,7 +297,7 @@ class condition_variable {
   // predicate forms return pred() at the end, as std's.
   template <class Rep, class Period>
   [[nodiscard]] bool wait_blocking_for(mutex::guard& g, const std::chrono::duration<Rep, Period>& d) noexcept {
-    return wait_blocking_until(g, std::chrono::steady_clock::now() + d);
+    return wait_blocking_until(g, ::rouse::platform::deadline_after(d));
   }
   template <class Clock, class Duration>
   [[nodiscard]] bool wait_blocking_until(mutex::guard& g, const std::chrono::time_point<Clock, Duration>& t) noexcept {
@@ -304,7 +305,7 @@ class condition_variable {
   }
   template <class Rep, class Period, class Pred>
   bool wait_blocking_for(mutex::guard& g, const std::chrono::duration<Rep, Period>& d, Pred pred) {
-    auto const t = std::chrono::steady_clock::now() + d;
+    auto const t = ::rouse::platform::deadline_after(d);
     while (!pred())
       if (!wait_blocking_until(g, t)) return pred();
     return true;

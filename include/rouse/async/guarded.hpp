@@ -45,6 +45,7 @@
 #include "rouse/async/mutex.hpp"
 #include "rouse/async/shared_mutex.hpp"
 #include "rouse/detail/diagnostics.hpp"
+#include "rouse/platform/deadline.hpp"
 
 namespace rouse::async {
 
@@ -121,7 +122,7 @@ class guarded {
   }
   template <class Rep, class Period>
   [[nodiscard]] guard try_lock_for(const std::chrono::duration<Rep, Period>& d) noexcept {
-    return try_lock_until(std::chrono::steady_clock::now() + d);
+    return try_lock_until(::rouse::platform::deadline_after(d));
   }
   template <class Clock, class Duration>
   [[nodiscard]] guard try_lock_until(const std::chrono::time_point<Clock, Duration>& t) noexcept {

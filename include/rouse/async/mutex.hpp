@@ -56,6 +56,7 @@
 
 #include "rouse/async/semaphore.hpp"
 #include "rouse/detail/diagnostics.hpp"
+#include "rouse/platform/deadline.hpp"
 
 namespace rouse::async {
 
@@ -87,7 +88,7 @@ class mutex {
   // A plain thread's timed lock; true when it locked (then unlock() it).
   template <class Rep, class Period>
   [[nodiscard]] bool try_lock_for(const std::chrono::duration<Rep, Period>& d) noexcept {
-    return try_lock_until(std::chrono::steady_clock::now() + d);
+    return try_lock_until(::rouse::platform::deadline_after(d));
   }
   template <class Clock, class Duration>
   [[nodiscard]] bool try_lock_until(const std::chrono::time_point<Clock, Duration>& t) noexcept {

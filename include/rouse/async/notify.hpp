@@ -72,6 +72,7 @@
 #include "rouse/async/waiter_list.hpp"
 #include "rouse/detail/deadline.hpp"
 #include "rouse/detail/sync_types.hpp"
+#include "rouse/platform/deadline.hpp"
 
 namespace rouse::async {
 
@@ -125,7 +126,7 @@ class notify {
   // False when `d` / `t` passed first (no permit taken then).
   template <class Rep, class Period>
   [[nodiscard]] bool wait_blocking_for(const std::chrono::duration<Rep, Period>& d) noexcept {
-    return wait_blocking_until(std::chrono::steady_clock::now() + d);
+    return wait_blocking_until(::rouse::platform::deadline_after(d));
   }
   template <class Clock, class Duration>
   [[nodiscard]] bool wait_blocking_until(const std::chrono::time_point<Clock, Duration>& t) noexcept {

@@ -128,6 +128,7 @@
 #include "rouse/detail/spin.hpp"
 #include "rouse/detail/sync_types.hpp"
 #include "rouse/detail/waiter_queue.hpp"
+#include "rouse/platform/deadline.hpp"
 
 namespace rouse::async {
 
@@ -607,7 +608,7 @@ inline semaphore::permit semaphore::acquire_blocking(std::size_t n) noexcept {
 
 template <class Rep, class Period>
 semaphore::permit semaphore::try_acquire_for(std::size_t n, const std::chrono::duration<Rep, Period>& d) noexcept {
-  return try_acquire_until(n, std::chrono::steady_clock::now() + d);
+  return try_acquire_until(n, ::rouse::platform::deadline_after(d));
 }
 
 template <class Clock, class Duration>

@@ -50,6 +50,7 @@
 
 #include "rouse/async/semaphore.hpp"
 #include "rouse/detail/diagnostics.hpp"
+#include "rouse/platform/deadline.hpp"
 
 namespace rouse::async {
 
@@ -94,7 +95,7 @@ class shared_mutex {
   [[nodiscard]] inline shared_guard lock_shared_blocking() noexcept;
   template <class Rep, class Period>
   [[nodiscard]] bool try_lock_for(const std::chrono::duration<Rep, Period>& d) noexcept {
-    return timed(max_readers, std::chrono::steady_clock::now() + d);
+    return timed(max_readers, ::rouse::platform::deadline_after(d));
   }
   template <class Clock, class Duration>
   [[nodiscard]] bool try_lock_until(const std::chrono::time_point<Clock, Duration>& t) noexcept {
@@ -102,7 +103,7 @@ class shared_mutex {
   }
   template <class Rep, class Period>
   [[nodiscard]] bool try_lock_shared_for(const std::chrono::duration<Rep, Period>& d) noexcept {
-    return timed(1, std::chrono::steady_clock::now() + d);
+    return timed(1, ::rouse::platform::deadline_after(d));
   }
   template <class Clock, class Duration>
   [[nodiscard]] bool try_lock_shared_until(const std::chrono::time_point<Clock, Duration>& t) noexcept {

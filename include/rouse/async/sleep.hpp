@@ -33,6 +33,7 @@
 #include "rouse/async/executor.hpp"
 #include "rouse/async/stop_token.hpp"
 #include "rouse/async/waker.hpp"
+#include "rouse/platform/deadline.hpp"
 
 namespace rouse::async {
 
@@ -161,13 +162,8 @@ inline sleep_awaitable sleep_until(std::chrono::steady_clock::time_point deadlin
 }
 template <class Rep, class Period>
 sleep_awaitable sleep_for(std::chrono::duration<Rep, Period> d) noexcept {
-  auto const now = std::chrono::steady_clock::now();
-  auto const max_left = std::chrono::steady_clock::time_point::max() - now;
-  // Compared in floating point: converting hours::max() to nanoseconds
-  // would overflow. A wait too long to represent waits forever.
-  if (std::chrono::duration<double>(d) >= std::chrono::duration<double>(max_left))
-    return sleep_awaitable(std::chrono::steady_clock::time_point::max());
-  return sleep_awaitable(now + std::chrono::ceil<std::chrono::steady_clock::duration>(d));
+  // Saturating: a wait too long to represent waits forever.
+  return sleep_awaitable(::rouse::platform::deadline_after(d));
 }
 
 }  // namespace rouse::async

@@ -85,6 +85,7 @@
 #include "rouse/async/task.hpp"
 #include "rouse/async/waker.hpp"
 #include "rouse/detail/diagnostics.hpp"
+#include "rouse/platform/deadline.hpp"
 
 namespace rouse::async {
 
@@ -440,12 +441,8 @@ auto with_deadline(A&& op, const std::chrono::time_point<Clock, Duration>& t) {
 // co_await with_timeout(op, d): op, bounded by d from now (steady clock).
 template <class A, class Rep, class Period>
 auto with_timeout(A&& op, const std::chrono::duration<Rep, Period>& d) {
-  auto const now = std::chrono::steady_clock::now();
-  auto const max_left = std::chrono::steady_clock::time_point::max() - now;
-  // Compared in floating point: a huge duration would overflow in nanoseconds.
-  if (std::chrono::duration<double>(d) >= std::chrono::duration<double>(max_left))
-    return with_deadline(std::forward<A>(op), std::chrono::steady_clock::time_point::max());
-  return with_deadline(std::forward<A>(op), now + std::chrono::ceil<std::chrono::steady_clock::duration>(d));
+  // Saturating: a duration too long to represent is no deadline.
+  return with_deadline(std::forward<A>(op), ::rouse::platform::deadline_after(d));
 }
 
 }  // namespace rouse::async

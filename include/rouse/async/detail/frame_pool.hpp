@@ -30,8 +30,9 @@
 // (a cache line). C++20 passes a frame's allocation no alignment, and g++
 // lays a frame out from its base as if the base were aligned for all of it,
 // so at new's 16 bytes a task's alignas(64) local or result sat misaligned
-// (clang pads its frames itself). Beyond 64 bytes, g++ frames stay
-// misaligned: the language has no way to ask. A block new to the pool is
+// (clang pads its frames itself, though not for 256 bytes in clang 14).
+// Beyond 64 bytes frames may stay misaligned: the language has no way to
+// ask. A block new to the pool is
 // carved from a plain allocation 64 bytes longer (the aligned operator new,
 // glibc's memalign, costs more); a warm pool pays nothing for alignment, a
 // burst of new blocks one more cache line each (docs/async.md).
