@@ -83,6 +83,7 @@ void reactor::remove(detail::registration* r) noexcept {
       list.remove(op);
       op->fail(op, ECANCELED);
       op->done_next = done;
+      op->in_batch = true;
       done = op;
     }
   }
@@ -160,6 +161,7 @@ void reactor::dispatch(detail::registration* r, std::uint32_t mask, detail::op_b
       if (!op->perform(op, r->fd)) break;
       list.remove(op);
       op->done_next = nullptr;
+      op->in_batch = true;
       *done_tail = op;
       done_tail = &op->done_next;
     }
@@ -167,13 +169,40 @@ void reactor::dispatch(detail::registration* r, std::uint32_t mask, detail::op_b
   r->lock.unlock();
 }
 
+namespace {
+// What is left of the batch this thread is completing (complete_all).
+thread_local detail::op_base* batch_left = nullptr;
+}  // namespace
+
+bool detail::withdraw_from_batch(op_base* op) noexcept {
+  for (op_base** at = &batch_left; *at != nullptr; at = &(*at)->done_next) {
+    if (*at == op) {
+      *at = op->done_next;
+      op->in_batch = false;
+      return true;
+    }
+  }
+  return false;
+}
+
 void reactor::complete_all(detail::op_base* done) noexcept {
   // Outside every lock: a coroutine with an executor is scheduled; one
-  // without resumes here.
-  while (done) {
-    detail::op_base* const next = done->done_next;
-    done->complete(done);
-    done = next;
+  // without resumes here, and may destroy the frame of an operation later
+  // in the batch: the batch is kept where that frame's destructor, on this
+  // thread, takes its operation out (withdraw_from_batch). A batch
+  // completed inside this one (a resumed coroutine closes a descriptor)
+  // goes ahead of what is left of it, and completes it too.
+  if (done == nullptr) return;
+  if (batch_left != nullptr) {
+    detail::op_base* last = done;
+    while (last->done_next != nullptr) last = last->done_next;
+    last->done_next = batch_left;
+  }
+  batch_left = done;
+  while (detail::op_base* const op = batch_left) {
+    batch_left = op->done_next;
+    op->in_batch = false;
+    op->complete(op);
   }
 }
 

@@ -62,7 +62,8 @@
 // be carried over here. Not modelled (no suite reaches them): the loop's
 // other completions (polls, futex waits), closing, the -EAGAIN fallback to
 // readiness, read_exact's requests for the rest, a destructor running on
-// the loop's own thread (it then skips the unpark) and the reactor's
+// the loop's own thread (it then skips the unpark, and takes a completed
+// operation out of the batch being completed: not a kernel handshake) and the reactor's
 // teardown (uring_stop).
 //
 // The destroyer obeys docs/io.md's rule: a frame is not destroyed while a

@@ -98,8 +98,9 @@ class io_operation : detail::op_base {
   io_operation& operator=(const io_operation&) = delete;
   io_operation& operator=(io_operation&&) = delete;
 
-  // A frame destroyed while the operation waits: withdraw the node, or
-  // take the request back from the kernel.
+  // A frame destroyed while the operation waits: withdraw the node, take
+  // the request back from the kernel, or take the completed operation out
+  // of the batch being completed on this thread.
   ~io_operation() {
     if (!armed_ || gate_.load(std::memory_order_acquire) == 0) return;
     stop_.reset();         // waits for a stop callback running on another thread
@@ -115,6 +116,14 @@ class io_operation : detail::op_base {
     }
     if (linked) reg->waiting[Action::direction].remove(this);
     reg->lock.unlock();
+    // Completed, not resumed yet: in the batch this thread is completing (a
+    // coroutine resumed earlier in it destroys this frame). Elsewhere, the
+    // frame is destroyed while another thread resumes it: misuse.
+    if (in_batch) {
+      [[maybe_unused]] bool const withdrawn = detail::withdraw_from_batch(this);
+      ROUSE_CHECK_USAGE(withdrawn, "rouse::io",
+                        "an operation's frame destroyed while another thread delivers its completion");
+    }
   }
 
   bool await_ready() noexcept {

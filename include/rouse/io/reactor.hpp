@@ -133,6 +133,7 @@ struct op_base {
   op_base* next = nullptr;
   op_base* prev = nullptr;
   op_base* done_next = nullptr;  // the reactor's batch of completed operations
+  bool in_batch = false;         // in such a batch, not completed yet (see complete_all)
   bool linked = false;
   bool stop_wanted = false;
   bool abandoned = false;
@@ -159,6 +160,12 @@ struct op_base {
   // Resumes the awaiting coroutine; after it the node may be gone.
   void (*complete)(op_base* self) noexcept = nullptr;
 };
+
+// Takes `op` out of the batch the calling thread is completing
+// (reactor::complete_all), where a coroutine resumed earlier in the batch
+// destroyed the frame that holds it; false when this thread completes no
+// batch holding it.
+bool withdraw_from_batch(op_base* op) noexcept;
 
 struct op_list {
   op_base* head = nullptr;
