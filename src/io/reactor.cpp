@@ -12,6 +12,8 @@
 #include <ctime>
 #include <system_error>
 
+#include "rouse/detail/diagnostics.hpp"
+
 namespace rouse::io {
 
 namespace detail {
@@ -50,6 +52,9 @@ reactor::reactor(io::backend requested, io::uring_operations ops) {
 }
 
 reactor::~reactor() {
+  ROUSE_CHECK_USAGE(open_registrations_.load(std::memory_order_relaxed) == 0, "rouse::io::reactor",
+                    "destroyed while I/O objects registered with it are open (an object outlives its loop, or a "
+                    "task waiting on its I/O was never joined)");
   if (backend_ == io::backend::io_uring) uring_stop();  // closes the ring first: no poll names a registration
   free_deferred();
   ::close(wake_fd_);
@@ -57,7 +62,12 @@ reactor::~reactor() {
 }
 
 io_result<detail::registration*> reactor::add(int fd) {
-  if (backend_ == io::backend::io_uring) return uring_add(fd);
+  io_result<detail::registration*> r = backend_ == io::backend::io_uring ? uring_add(fd) : epoll_add(fd);
+  if (r) open_registrations_.fetch_add(1, std::memory_order_relaxed);
+  return r;
+}
+
+io_result<detail::registration*> reactor::epoll_add(int fd) {
   auto* const r = new detail::registration;
   r->fd = fd;
   r->owner = this;
@@ -75,6 +85,7 @@ io_result<detail::registration*> reactor::add(int fd) {
 }
 
 void reactor::remove(detail::registration* r) noexcept {
+  open_registrations_.fetch_sub(1, std::memory_order_relaxed);
   detail::op_base* done = nullptr;
   r->lock.lock();
   r->closed = true;

@@ -619,6 +619,21 @@ TEST_P(io_tcp_cancel, a_frame_destroyed_by_an_earlier_completion_of_its_batch_is
   killer2.h.destroy();
 }
 
+#if ROUSE_DEBUG_CHECKS && !defined(ROUSE_SANITIZER_thread)
+// A loop destroyed while an I/O object registered with it is still open
+// (the object would outlive its reactor; or a task waiting on its I/O was
+// never joined, as per_core's cores must): diagnosed.
+TEST_P(io_tcp_cancel, destroying_a_loop_with_an_open_stream_is_diagnosed) {
+  EXPECT_DEATH(
+      {
+        auto loop = std::make_unique<event_loop>(GetParam());
+        auto pair = make_unix_pair(*loop);
+        loop.reset();
+      },
+      "rouse::io::reactor: misuse: destroyed while I/O objects registered with it are open");
+}
+#endif
+
 constexpr std::byte sentinel{0xee};  // never in the streams below (bytes < 200)
 bool all_sentinel(std::span<const std::byte> b) {
   for (std::byte x : b)

@@ -33,7 +33,8 @@
 // it must be safe to call from N threads. Every core's loop keeps running,
 // serving submit_to and wakes from the others, until the last core's task
 // has finished; work a core spawned and did not join by then is misuse
-// (the loop's destructor: debug builds abort). Each loop is destroyed on
+// (debug builds abort in the loop's destructor when that work is queued,
+// holds a timer, or holds an open I/O object of the core). Each loop is destroyed on
 // its own thread at the end of run(): I/O objects made on a core must not
 // outlive it. A loop that cannot be made (no epoll, no eventfd) makes
 // run() throw before any f is called.

@@ -329,6 +329,7 @@ class reactor final : public async::parker {
   bool uring_start() noexcept;
   void uring_stop() noexcept;
   io_result<detail::registration*> uring_add(int fd);
+  io_result<detail::registration*> epoll_add(int fd);
   void uring_remove(detail::registration* r) noexcept;
   void uring_park(clock::time_point deadline, bool nonblocking) noexcept;
   void wait(clock::time_point deadline, bool nonblocking) noexcept;
@@ -358,6 +359,9 @@ class reactor final : public async::parker {
   std::atomic<const void*> driver_{nullptr};
   std::atomic<std::uint64_t> kernel_requests_{0};
   std::atomic<std::int64_t> kernel_in_flight_{0};
+  // Descriptors added and not removed yet (the destructor's misuse check:
+  // an I/O object that outlives its reactor). Ordering: relaxed: a count.
+  std::atomic<std::int64_t> open_registrations_{0};
 };
 
 // A run_loop parked in a reactor: the event loop users write.
