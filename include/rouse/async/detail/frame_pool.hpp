@@ -32,10 +32,10 @@
 // so at new's 16 bytes a task's alignas(64) local or result sat misaligned
 // (clang pads its frames itself, though not for 256 bytes in clang 14).
 // Beyond 64 bytes frames may stay misaligned: the language has no way to
-// ask. A block new to the pool is
-// carved from a plain allocation 64 bytes longer (the aligned operator new,
-// glibc's memalign, costs more); a warm pool pays nothing for alignment, a
-// burst of new blocks one more cache line each (docs/async.md).
+// ask. A block new to the pool is carved from a plain allocation 64 bytes
+// longer (the aligned operator new, glibc's memalign, costs more): a warm
+// pool pays nothing for alignment, a burst of new blocks 64 bytes each
+// (docs/async.md, "Costs").
 //
 // Cost: an allocation or a free is a thread-local list push or pop; one
 // lock per `batch` blocks moves between threads. Under AddressSanitizer the
