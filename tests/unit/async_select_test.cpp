@@ -76,6 +76,26 @@ TEST(async_select, ready_branches_are_chosen_fairly_and_exactly_one_completes) {
   EXPECT_EQ(wins[0] + wins[1], 2000);
 }
 
+// Beside a branch that is not ready, the ready ones are chosen alike (a scan
+// from a random start would give the branch after the empty one two thirds).
+TEST(async_select, ready_branches_are_chosen_alike_beside_one_not_ready) {
+  run_loop loop;
+  auto never = ch::bounded<int>(1);
+  auto a = ch::unbounded<int>();
+  auto b = ch::unbounded<int>();
+  constexpr int rounds = 3000;
+  for (int i = 0; i < rounds; ++i) {
+    EXPECT_TRUE(a.first.try_send(i));
+    EXPECT_TRUE(b.first.try_send(i));
+  }
+  int wins[3] = {0, 0, 0};
+  for (int i = 0; i < rounds; ++i)
+    ++wins[run(loop, ch::select(ch::recv(never.second), ch::recv(a.second), ch::recv(b.second))).index()];
+  EXPECT_EQ(wins[0], 0);
+  EXPECT_GT(wins[1], rounds * 2 / 5);
+  EXPECT_GT(wins[2], rounds * 2 / 5);
+}
+
 task<std::size_t> select_two(ch::receiver<int>& a, ch::receiver<int>& b, int& got) {
   auto r = co_await ch::select(ch::recv(a), ch::recv(b));
   got = r.index() == 0 ? *std::get<0>(r) : *std::get<1>(r);

@@ -199,6 +199,28 @@ TEST(select, choice_among_ready_cases_is_fair) {
   }
 }
 
+// With a case that is not ready among them, the ready ones are still
+// chosen alike: a scan from a random start would give the case after the
+// empty one two thirds of the wins.
+TEST(select, choice_among_ready_cases_is_fair_beside_one_not_ready) {
+  auto [tx0, rx0] = ch::unbounded<int>();
+  auto [tx1, rx1] = ch::unbounded<int>();
+  auto [tx2, rx2] = ch::unbounded<int>();
+  constexpr int rounds = 6000;
+  for (int i = 0; i < rounds; ++i) {
+    ASSERT_TRUE(tx1.send(i));
+    ASSERT_TRUE(tx2.send(i));
+  }
+  int hits[3] = {0, 0, 0};
+  ch::recv_case a(rx0);  // never ready
+  ch::recv_case b(rx1);
+  ch::recv_case c(rx2);
+  for (int i = 0; i < rounds; ++i) ++hits[ch::select(a, b, c)];
+  EXPECT_EQ(hits[0], 0);
+  EXPECT_GT(hits[1], rounds * 2 / 5);  // 1/2 each; the old scan gave 1/3 and 2/3
+  EXPECT_GT(hits[2], rounds * 2 / 5);
+}
+
 TEST(select, each_message_is_taken_by_exactly_one_of_many_selecting_receivers) {
   auto [tx1, rx1] = ch::bounded<int>(8);
   auto [tx2, rx2] = ch::bounded<int>(0);

@@ -37,8 +37,9 @@
 //   reserve or send holds no slot (a slot that was handed to it while the
 //   select waited is passed on to the next sender); a losing send moved
 //   nothing.
-// - Fairness: the branches ready at the moment of a check are tried from a
-//   random one on (a per-thread xorshift), so none starves another.
+// - Fairness: the branches are tried in a random order (a per-thread
+//   xorshift), so among those ready at the moment of a check each is as
+//   likely to win, and none starves another.
 // - Rendezvous: a recv branch on a rendezvous channel gives its demand while
 //   the select waits (as a waiting recv does); if another branch wins and a
 //   sender took that demand, the value stays in the channel for the next
@@ -101,7 +102,7 @@
 // detail/select_core.hpp has the table); it withdraws every registration
 // (waiting for a wake in flight on another thread to return before the
 // frame can go), keeps a slot a reserve/send branch was handed, then checks
-// the branches in random order and completes the first that is ready,
+// the branches in a random order and completes the first that is ready,
 // giving back the slots of the others. tests/model/async_select_model.cpp
 // checks this handshake.
 #pragma once
@@ -600,13 +601,19 @@ bool poll_at(Tuple& bs, std::size_t which, std::optional<Result>& out, std::inde
   return (poll_one<Result, I>(bs, which, out) || ...);
 }
 
-// Checks every branch once, from a random one on.
+// Checks every branch once, in a random order drawn as they are tried
+// (Fisher-Yates): the first ready one in it is a uniform choice among the
+// ready ones (a random start and then the branches in turn would favour a
+// ready branch that follows one that is not ready).
 template <class Result, class... B>
 void poll_all(std::tuple<B...>& bs, std::optional<Result>& out) {
-  std::size_t const n = sizeof...(B);
-  std::size_t const first = select_random() % n;
-  for (std::size_t k = 0; k < n && !out; ++k)
-    poll_at<Result>(bs, (first + k) % n, out, std::index_sequence_for<B...>{});
+  constexpr std::size_t n = sizeof...(B);
+  std::array<std::size_t, n> order;
+  for (std::size_t i = 0; i < n; ++i) order[i] = i;
+  for (std::size_t k = 0; k < n && !out; ++k) {
+    if (k + 1 < n) std::swap(order[k], order[k + select_random() % (n - k)]);
+    poll_at<Result>(bs, order[k], out, std::index_sequence_for<B...>{});
+  }
 }
 
 template <class... B>

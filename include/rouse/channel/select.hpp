@@ -20,7 +20,7 @@
 //   receive from a closed channel); a send case completes with `ok` (the
 //   value was sent) or `closed` (the value is left in place, untouched).
 // - Among cases ready at the same time the choice is uniformly random (each
-//   call starts its scan at a random case), so no ready case starves.
+//   call tries the cases in a random order), so no ready case starves.
 // - try_select never waits for a case to become ready: nullopt when none
 //   is (a receive case on a closed ring::ticket channel may wait for a
 //   receive already under way on its slot, as try_recv does). select_for /
@@ -58,6 +58,7 @@
 #pragma once
 
 #include <array>
+#include <utility>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -95,7 +96,7 @@ class select_case_base {
   waiter_node node_{};
 };
 
-// A small per-thread generator for the random start.
+// A small per-thread generator for the random order.
 inline std::size_t random_below(std::size_t n) noexcept {
   thread_local std::uint64_t state = 0;
   if (state == 0) state = reinterpret_cast<std::uintptr_t>(&state) * 0x9E3779B97F4A7C15ull | 1;
@@ -109,10 +110,15 @@ template <class Deadline, std::size_t N>
 std::optional<std::size_t> run_select(const Deadline& deadline, const std::array<select_case_base*, N>& cases) {
   static_assert(N >= 1, "select needs at least one case");
   for (;;) {
-    std::size_t const start = random_below(N);
+    // The cases in a random order, drawn as they are tried (Fisher-Yates):
+    // the first ready one in it is a uniform choice among the ready ones.
+    // (A random start and then the cases in turn would favour a ready case
+    // that follows a case that is not ready.)
+    std::array<std::size_t, N> order;
+    for (std::size_t i = 0; i < N; ++i) order[i] = i;
     for (std::size_t k = 0; k < N; ++k) {
-      std::size_t const i = (start + k) % N;
-      if (cases[i]->attempt()) return i;
+      if (k + 1 < N) std::swap(order[k], order[k + random_below(N - k)]);
+      if (cases[order[k]]->attempt()) return order[k];
     }
     if (deadline.expired()) return std::nullopt;
 
@@ -120,7 +126,7 @@ std::optional<std::size_t> run_select(const Deadline& deadline, const std::array
     for (select_case_base* c : cases) c->enroll(w);
     std::uintptr_t sel = waiter::waiting;
     for (std::size_t k = 0; k < N; ++k) {
-      if (cases[(start + k) % N]->ready(w)) {
+      if (cases[order[k]]->ready(w)) {
         if (w.try_claim(waiter::aborted)) sel = waiter::aborted;
         break;
       }
