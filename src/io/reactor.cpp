@@ -85,7 +85,6 @@ io_result<detail::registration*> reactor::epoll_add(int fd) {
 }
 
 void reactor::remove(detail::registration* r) noexcept {
-  open_registrations_.fetch_sub(1, std::memory_order_relaxed);
   detail::op_base* done = nullptr;
   r->lock.lock();
   r->closed = true;
@@ -94,7 +93,7 @@ void reactor::remove(detail::registration* r) noexcept {
       list.remove(op);
       op->fail(op, ECANCELED);
       op->done_next = done;
-      op->in_batch = true;
+      op->in_batch.store(true, std::memory_order_relaxed);
       done = op;
     }
   }
@@ -113,6 +112,8 @@ void reactor::remove(detail::registration* r) noexcept {
   r->free_next = to_free_;
   to_free_ = r;
   free_lock_.unlock();
+  // Last: a reactor destroyed while this close still runs is diagnosed.
+  open_registrations_.fetch_sub(1, std::memory_order_relaxed);
 }
 
 void reactor::free_deferred() noexcept {
@@ -172,7 +173,7 @@ void reactor::dispatch(detail::registration* r, std::uint32_t mask, detail::op_b
       if (!op->perform(op, r->fd)) break;
       list.remove(op);
       op->done_next = nullptr;
-      op->in_batch = true;
+      op->in_batch.store(true, std::memory_order_relaxed);
       *done_tail = op;
       done_tail = &op->done_next;
     }
@@ -181,16 +182,23 @@ void reactor::dispatch(detail::registration* r, std::uint32_t mask, detail::op_b
 }
 
 namespace {
-// What is left of the batch this thread is completing (complete_all).
-thread_local detail::op_base* batch_left = nullptr;
+// The batches this thread is completing (complete_all), innermost first:
+// what is left of each.
+struct batch_level {
+  detail::op_base* left;
+  batch_level* outer;
+};
+thread_local batch_level* batches = nullptr;
 }  // namespace
 
 bool detail::withdraw_from_batch(op_base* op) noexcept {
-  for (op_base** at = &batch_left; *at != nullptr; at = &(*at)->done_next) {
-    if (*at == op) {
-      *at = op->done_next;
-      op->in_batch = false;
-      return true;
+  for (batch_level* level = batches; level != nullptr; level = level->outer) {
+    for (op_base** at = &level->left; *at != nullptr; at = &(*at)->done_next) {
+      if (*at == op) {
+        *at = op->done_next;
+        op->in_batch.store(false, std::memory_order_relaxed);
+        return true;
+      }
     }
   }
   return false;
@@ -201,20 +209,17 @@ void reactor::complete_all(detail::op_base* done) noexcept {
   // without resumes here, and may destroy the frame of an operation later
   // in the batch: the batch is kept where that frame's destructor, on this
   // thread, takes its operation out (withdraw_from_batch). A batch
-  // completed inside this one (a resumed coroutine closes a descriptor)
-  // goes ahead of what is left of it, and completes it too.
+  // completed inside this one (a resumed coroutine closes a descriptor) is
+  // a level of its own: it runs to its end, then the outer one goes on.
   if (done == nullptr) return;
-  if (batch_left != nullptr) {
-    detail::op_base* last = done;
-    while (last->done_next != nullptr) last = last->done_next;
-    last->done_next = batch_left;
-  }
-  batch_left = done;
-  while (detail::op_base* const op = batch_left) {
-    batch_left = op->done_next;
-    op->in_batch = false;
+  batch_level level{done, batches};
+  batches = &level;
+  while (detail::op_base* const op = level.left) {
+    level.left = op->done_next;
+    op->in_batch.store(false, std::memory_order_relaxed);
     op->complete(op);
   }
+  batches = level.outer;
 }
 
 void reactor::park(clock::time_point deadline) noexcept { wait(deadline, false); }

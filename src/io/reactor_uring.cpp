@@ -539,7 +539,7 @@ void reactor::uring_handle_op(detail::op_base* op, int res, detail::op_base**& d
   // waited on here: the operation completes through its gate).
   op->in_kernel.store(false, std::memory_order_release);
   op->done_next = nullptr;
-  op->in_batch = true;
+  op->in_batch.store(true, std::memory_order_relaxed);
   *done_tail = op;
   done_tail = &op->done_next;
   r->lock.unlock();

@@ -619,6 +619,49 @@ TEST_P(io_tcp_cancel, a_frame_destroyed_by_an_earlier_completion_of_its_batch_is
   killer2.h.destroy();
 }
 
+// A coroutine resumed inline from a batch that closes a descriptor with a
+// waiting operation completes that one inside its close(), but not the
+// rest of its own batch: an unrelated coroutine whose read completed in
+// the same batch runs after the closer suspends, as it would without the
+// close.
+handmade read_then_close(tcp_stream& s, tcp_stream& other, bool& other_ran, bool& ran_inside_close) {
+  std::byte b[1];
+  (void)co_await s.read_some(b);
+  other.close();
+  ran_inside_close = other_ran;
+}
+TEST_P(io_tcp_cancel, a_close_inside_a_batch_runs_no_other_coroutine_of_that_batch) {
+  event_loop loop(GetParam());
+  auto k = make_unix_pair(loop);
+  auto x = make_unix_pair(loop);
+  auto v = make_unix_pair(loop);
+  auto kbuf = std::make_unique<std::byte[]>(8);
+  auto xbuf = std::make_unique<std::byte[]>(8);
+  auto vbuf = std::make_unique<std::byte[]>(8);
+  bool x_resumed = false, v_resumed = false, ran_inside_close = true;
+  handmade closer = read_then_close(k.b, x.b, v_resumed, ran_inside_close);
+  handmade waiter = read_into(x.b, std::span(xbuf.get(), 8), x_resumed);
+  handmade unrelated = read_into(v.b, std::span(vbuf.get(), 8), v_resumed);
+  loop.run_until_complete([](handmade& a, handmade& b, handmade& c) -> task<void> {
+    a.h.resume();
+    b.h.resume();
+    c.h.resume();
+    co_return;
+  }(closer, waiter, unrelated));
+  ASSERT_EQ(::write(k.a.native_handle(), "k", 1), 1);  // the closer's read first,
+  ASSERT_EQ(::write(v.a.native_handle(), "v", 1), 1);  // the unrelated one in the same batch
+  loop.run_until_complete([](bool& v_resumed) -> task<void> {
+    while (!v_resumed) co_await rouse::async::sleep_for(1ms);
+  }(v_resumed));
+  EXPECT_FALSE(ran_inside_close);
+  loop.run_until_complete([](bool& x_resumed) -> task<void> {
+    while (!x_resumed) co_await rouse::async::sleep_for(1ms);
+  }(x_resumed));
+  closer.h.destroy();
+  waiter.h.destroy();
+  unrelated.h.destroy();
+}
+
 #if ROUSE_DEBUG_CHECKS && !defined(ROUSE_SANITIZER_thread)
 // A loop destroyed while an I/O object registered with it is still open
 // (the object would outlive its reactor; or a task waiting on its I/O was

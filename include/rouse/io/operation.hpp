@@ -119,7 +119,7 @@ class io_operation : detail::op_base {
     // Completed, not resumed yet: in the batch this thread is completing (a
     // coroutine resumed earlier in it destroys this frame). Elsewhere, the
     // frame is destroyed while another thread resumes it: misuse.
-    if (in_batch) {
+    if (in_batch.load(std::memory_order_relaxed)) {
       [[maybe_unused]] bool const withdrawn = detail::withdraw_from_batch(this);
       ROUSE_CHECK_USAGE(withdrawn, "rouse::io",
                         "an operation's frame destroyed while another thread delivers its completion");

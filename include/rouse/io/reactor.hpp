@@ -133,7 +133,10 @@ struct op_base {
   op_base* next = nullptr;
   op_base* prev = nullptr;
   op_base* done_next = nullptr;  // the reactor's batch of completed operations
-  bool in_batch = false;         // in such a batch, not completed yet (see complete_all)
+  // In such a batch, not completed yet (see complete_all). Ordering:
+  // relaxed: read by a destructor on the completing thread (another
+  // thread's read is the misuse the destructor's debug check looks for).
+  std::atomic<bool> in_batch{false};
   bool linked = false;
   bool stop_wanted = false;
   bool abandoned = false;
@@ -161,10 +164,10 @@ struct op_base {
   void (*complete)(op_base* self) noexcept = nullptr;
 };
 
-// Takes `op` out of the batch the calling thread is completing
-// (reactor::complete_all), where a coroutine resumed earlier in the batch
-// destroyed the frame that holds it; false when this thread completes no
-// batch holding it.
+// Takes `op` out of a batch the calling thread is completing
+// (reactor::complete_all, nested ones included), where a coroutine resumed
+// earlier destroyed the frame that holds it; false when no batch of this
+// thread holds it.
 bool withdraw_from_batch(op_base* op) noexcept;
 
 struct op_list {
