@@ -22,6 +22,7 @@
 #include "rouse/async/semaphore.hpp"
 #include "rouse/async/shared_mutex.hpp"
 #include "rouse/async/sleep.hpp"
+#include "rouse/async/spawn.hpp"
 #include "rouse/async/task.hpp"
 #include "rouse/async/timeout.hpp"
 
@@ -155,6 +156,47 @@ TEST(async_timeout_range, coroutine_timeouts_at_both_ends) {
     co_return (co_await rx.recv_for(far_past)).status();
   }(rx));
   EXPECT_EQ(timed, status::timed_out);
+}
+
+ra::task<int> sends_soon(ch::sender<int>& tx) {
+  co_await ra::sleep_for(1ms);
+  (void)tx.try_send(9);
+  co_return 0;
+}
+
+// Deadlines on another clock, or in a coarse duration, at both ends of
+// their range: converted without overflow (a far one is no deadline, a
+// long-passed one has passed).
+TEST(async_timeout_range, deadlines_in_other_clocks_and_durations_at_both_ends) {
+  using sys_hours = std::chrono::time_point<std::chrono::system_clock, std::chrono::hours>;
+  using steady_hours = std::chrono::time_point<std::chrono::steady_clock, std::chrono::hours>;
+  ra::run_loop loop;
+  {
+    auto [tx, rx] = ch::bounded<int>(1);
+    auto got = loop.run_until_complete([](ch::sender<int>& tx, ch::receiver<int>& rx) -> ra::task<int> {
+      auto s = ra::spawn(co_await ra::this_task::get_scheduler(), sends_soon(tx));
+      auto r = co_await rx.recv_until(sys_hours::max());
+      co_await std::move(s);
+      co_return r ? *r : -1;
+    }(tx, rx));
+    EXPECT_EQ(got, 9);
+  }
+  {
+    auto [tx, rx] = ch::bounded<int>(1);
+    auto st = loop.run_until_complete([](ch::receiver<int>& rx) -> ra::task<status> {
+      co_return (co_await rx.recv_until(steady_hours::min())).status();
+    }(rx));
+    EXPECT_EQ(st, status::timed_out);
+  }
+  auto late = loop.run_until_complete([]() -> ra::task<std::optional<int>> {
+    co_return co_await ra::with_deadline(value_soon(), sys_hours::max());
+  }());
+  ASSERT_TRUE(late.has_value());
+  EXPECT_EQ(*late, 5);
+  auto passed = loop.run_until_complete([]() -> ra::task<std::optional<int>> {
+    co_return co_await ra::with_deadline(value_soon(), std::chrono::system_clock::time_point::min());
+  }());
+  EXPECT_FALSE(passed.has_value());
 }
 
 }  // namespace

@@ -439,16 +439,15 @@ void release_state(channel_state<T>* st) noexcept {
   // the first side's close.
   if (st->one_side_gone.exchange(1, std::memory_order_acq_rel) == 1) delete st;
 }
+// Saturating both ways, in any duration: too late is no deadline, too
+// early is passed (platform/deadline.hpp's helpers, never an overflow).
 template <class Clock, class Duration>
 clock::time_point to_steady(std::chrono::time_point<Clock, Duration> t) {
   if constexpr (std::is_same_v<Clock, clock>) {
-    if (t.time_since_epoch() >= std::chrono::duration_cast<Duration>(clock::time_point::max().time_since_epoch()))
-      return clock::time_point::max();
-    return std::chrono::time_point_cast<clock::duration>(t);
+    return ::rouse::platform::deadline_cast<clock::duration>(t);
   } else {
-    auto const now = Clock::now();
-    if (t <= now) return clock::now();
-    return ::rouse::platform::deadline_after(t - now);  // saturates: a far deadline is none
+    auto const deadline = ::rouse::platform::clock_deadline(t);
+    return ::rouse::platform::deadline_after(::rouse::platform::time_left(deadline, Clock::now()));
   }
 }
 // Saturating, and a duration of zero or less is now (never an overflow).

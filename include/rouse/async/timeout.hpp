@@ -428,14 +428,12 @@ auto with_deadline(A&& op, std::chrono::steady_clock::time_point deadline) {
 }
 
 // A deadline on another clock: converted once to the steady clock.
+// Saturating both ways: too late is no deadline, too early is passed.
 template <class A, class Clock, class Duration>
 auto with_deadline(A&& op, const std::chrono::time_point<Clock, Duration>& t) {
-  auto const left = t - Clock::now();
-  auto const now = std::chrono::steady_clock::now();
-  auto const max_left = std::chrono::steady_clock::time_point::max() - now;
-  if (std::chrono::duration<double>(left) >= std::chrono::duration<double>(max_left))
-    return with_deadline(std::forward<A>(op), std::chrono::steady_clock::time_point::max());
-  return with_deadline(std::forward<A>(op), now + std::chrono::ceil<std::chrono::steady_clock::duration>(left));
+  auto const deadline = ::rouse::platform::clock_deadline(t);
+  return with_deadline(std::forward<A>(op),
+                       ::rouse::platform::deadline_after(::rouse::platform::time_left(deadline, Clock::now())));
 }
 
 // co_await with_timeout(op, d): op, bounded by d from now (steady clock).
