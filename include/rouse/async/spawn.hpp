@@ -171,18 +171,10 @@ struct spawn_state {
       st->stopped = true;
       return;
     }
-    auto& tp = static_cast<task_promise<T>&>(*p);
-    if (std::exception_ptr e = tp.exception()) {
-      st->result.template emplace<2>(std::move(e));
-    } else if constexpr (std::is_void_v<T>) {
-      st->result.template emplace<1>();
-    } else {
-      try {
-        st->result.template emplace<1>(tp.take());
-      } catch (...) {  // T's move threw: the handle rethrows it, as it would the task's own
-        st->result.template emplace<2>(std::current_exception());
-      }
-    }
+    // A value whose move throws: the handle rethrows that, as the task's own.
+    hand_over_result<T>(
+        *p, [st](auto&& v) { st->result.template emplace<1>(std::forward<decltype(v)>(v)); },
+        [st](std::exception_ptr e) noexcept { st->result.template emplace<2>(std::move(e)); });
   }
 };
 

@@ -322,6 +322,28 @@ class task_promise<void> final : public task_promise_base {
   std::exception_ptr error_;
 };
 
+// A detached task's end (bind_detached), not stopped: hands what it left to
+// its owner once. Its exception goes to on_error; else its value (void:
+// std::monostate) to on_value, which moves it on; a move that throws (out
+// of the promise, or on_value's own) goes to on_error as the task's
+// exception would.
+template <class T, class OnValue, class OnError>
+void hand_over_result(task_promise_base& ended, OnValue&& on_value, OnError&& on_error) noexcept {
+  auto& p = static_cast<task_promise<T>&>(ended);
+  if (std::exception_ptr e = p.exception()) {
+    on_error(std::move(e));
+    return;
+  }
+  try {
+    if constexpr (std::is_void_v<T>)
+      on_value(std::monostate{});
+    else
+      on_value(p.take());
+  } catch (...) {
+    on_error(std::current_exception());
+  }
+}
+
 // Destroys a detached task's frame after it completed as stopped, then runs
 // its finish: resumed in the task's place (scheduled on its executor, or by
 // symmetric transfer), never inside the stop path. Its own frame is the

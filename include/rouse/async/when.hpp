@@ -192,19 +192,9 @@ class join_op {
       op->set_stopped();
       return;
     }
-    auto& tp = static_cast<task_promise<T>&>(*p);
-    if (std::exception_ptr e = tp.exception()) {
-      op->set_error(I, std::move(e));
-      return;
-    }
-    try {
-      if constexpr (std::is_void_v<T>)
-        op->template set_value<I>(std::monostate{});
-      else
-        op->template set_value<I>(tp.take());
-    } catch (...) {  // the value's move threw: as the child's own exception
-      op->set_error(I, std::current_exception());
-    }
+    hand_over_result<T>(
+        *p, [op](auto&& v) { op->template set_value<I>(std::forward<decltype(v)>(v)); },
+        [op](std::exception_ptr e) noexcept { op->set_error(I, std::move(e)); });
   }
 
   // stop_ first: members die in reverse order, and whatever holds a
