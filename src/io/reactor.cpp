@@ -12,6 +12,7 @@
 #include <ctime>
 #include <system_error>
 
+#include "batch.hpp"
 #include "rouse/detail/diagnostics.hpp"
 
 namespace rouse::io {
@@ -182,44 +183,26 @@ void reactor::dispatch(detail::registration* r, std::uint32_t mask, detail::op_b
 }
 
 namespace {
-// The batches this thread is completing (complete_all), innermost first:
-// what is left of each.
-struct batch_level {
-  detail::op_base* left;
-  batch_level* outer;
-};
-thread_local batch_level* batches = nullptr;
+using op_batches = detail::batch_levels<detail::op_base, &detail::op_base::done_next>;
 }  // namespace
 
 bool detail::withdraw_from_batch(op_base* op) noexcept {
-  for (batch_level* level = batches; level != nullptr; level = level->outer) {
-    for (op_base** at = &level->left; *at != nullptr; at = &(*at)->done_next) {
-      if (*at == op) {
-        *at = op->done_next;
-        op->in_batch.store(false, std::memory_order_relaxed);
-        return true;
-      }
-    }
-  }
-  return false;
+  if (op_batches::withdraw([op](op_base* n) { return n == op; }) == nullptr) return false;
+  op->in_batch.store(false, std::memory_order_relaxed);
+  return true;
 }
 
 void reactor::complete_all(detail::op_base* done) noexcept {
   // Outside every lock: a coroutine with an executor is scheduled; one
   // without resumes here, and may destroy the frame of an operation later
-  // in the batch: the batch is kept where that frame's destructor, on this
-  // thread, takes its operation out (withdraw_from_batch). A batch
-  // completed inside this one (a resumed coroutine closes a descriptor) is
-  // a level of its own: it runs to its end, then the outer one goes on.
+  // in the batch, whose destructor takes it out (withdraw_from_batch;
+  // src/io/batch.hpp).
   if (done == nullptr) return;
-  batch_level level{done, batches};
-  batches = &level;
-  while (detail::op_base* const op = level.left) {
-    level.left = op->done_next;
+  op_batches::level level(done);
+  while (detail::op_base* const op = level.pop()) {
     op->in_batch.store(false, std::memory_order_relaxed);
     op->complete(op);
   }
-  batches = level.outer;
 }
 
 void reactor::park(clock::time_point deadline) noexcept { wait(deadline, false); }

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "batch.hpp"
 #include "rouse/io/reactor.hpp"
 
 #if ROUSE_HAVE_LIBURING
@@ -31,8 +32,11 @@ struct reactor::futex_record {
   detail::futex_wait_node* node;  // null: withdrawn (stopped, destroyed)
   const std::atomic<std::uint32_t>* word;
   futex_record* prev = nullptr;
-  futex_record* next = nullptr;
+  futex_record* next = nullptr;  // the live list; then the batch handed out
 };
+// The futex waits this thread is handing out (uring_park), innermost first
+// (src/io/batch.hpp).
+struct reactor::futex_batches : detail::batch_levels<reactor::futex_record, &reactor::futex_record::next> {};
 
 #if ROUSE_HAVE_LIBURING
 
@@ -307,9 +311,17 @@ bool reactor::futex_wait_start(detail::futex_wait_node* n, const std::atomic<std
 bool reactor::futex_wait_cancel(detail::futex_wait_node* n) noexcept {
   futex_lock_.lock();
   auto* const rec = static_cast<futex_record*>(n->record);
-  if (rec == nullptr || rec->node != n) {  // its completion was taken: it stands
+  if (rec == nullptr || rec->node != n) {
     futex_lock_.unlock();
-    return false;
+    // Its completion was taken: it stands, unless this thread is handing it
+    // out right now (a coroutine resumed earlier in the list stops it or
+    // destroys its frame): then it is withdrawn here, since only this
+    // thread could deliver it, and a wake it took is passed on.
+    futex_record* const taken = futex_batches::withdraw([n](futex_record* r) { return r->node == n; });
+    if (taken == nullptr) return false;
+    if (n->result == 0) futex_wake_one(taken->word);
+    delete taken;
+    return true;
   }
   rec->node = nullptr;
   // Cancelled while the record is surely alive (its completion handler
@@ -589,7 +601,8 @@ void reactor::uring_park(clock::time_point deadline, bool nonblocking) noexcept 
   detail::op_base** done_tail = &done;
   bool io = false;
   bool rearm_wake = false;
-  detail::futex_wait_node* futex_done = nullptr;
+  futex_record* futex_done = nullptr;  // in completion order
+  futex_record** futex_done_tail = &futex_done;
   for (completion const& c : u.batch) {
     void* const data = reinterpret_cast<void*>(c.data);
     bool const more = (c.flags & IORING_CQE_F_MORE) != 0;
@@ -618,12 +631,15 @@ void reactor::uring_park(clock::time_point deadline, bool nonblocking) noexcept 
       if (node) node->record = nullptr;
       futex_lock_.unlock();
       if (node) {
+        // Kept until handed out: a frame destroyed before then withdraws
+        // it (futex_wait_cancel) and needs the word.
         node->result = c.res;
-        node->done_next = futex_done;
-        futex_done = node;
-      } else if (c.res == 0) {
-        futex_wake_one(rec->word);  // a wake the withdrawn wait took: pass it on
+        rec->next = nullptr;
+        *futex_done_tail = rec;
+        futex_done_tail = &rec->next;
+        continue;
       }
+      if (c.res == 0) futex_wake_one(rec->word);  // a wake the withdrawn wait took: pass it on
       delete rec;
       continue;
     }
@@ -661,10 +677,15 @@ void reactor::uring_park(clock::time_point deadline, bool nonblocking) noexcept 
   // with the next poll() or park().
   if (io) readiness_wakeups_.fetch_add(1, std::memory_order_relaxed);
   complete_all(done);
-  while (futex_done) {
-    detail::futex_wait_node* const next = futex_done->done_next;
-    futex_done->complete(futex_done);
-    futex_done = next;
+  if (futex_done == nullptr) return;
+  // As complete_all: a coroutine resumed inline may destroy the frame of a
+  // wait later in the list, whose abandon() withdraws it here
+  // (futex_wait_cancel) instead of waiting for this thread.
+  futex_batches::level level(futex_done);
+  while (futex_record* const rec = level.pop()) {
+    detail::futex_wait_node* const node = rec->node;
+    delete rec;
+    node->complete(node);
   }
 }
 

@@ -128,6 +128,44 @@ TEST_P(io_wait_on, destroyed_frame_leaves_no_waiter) {
   EXPECT_FALSE(resumed);
 }
 
+// Two waits whose completions the reactor hands out in one batch, for
+// coroutines without an executor (resumed inline, one after the other):
+// whichever resumes first destroys the other's frame, whose wait has
+// completed but which has not been resumed. The destroyed wait must be
+// withdrawn from the batch: it must neither hang the destructor (only the
+// loop's thread, inside that destructor, could deliver it) nor be resumed.
+handmade wait_then_destroy(rouse::io::reactor& r, std::atomic<std::uint32_t>& w, handmade& other, int& resumed) {
+  co_await wait_on(r, w, 0);
+  ++resumed;
+  other.h.destroy();
+  other.h = {};
+}
+
+TEST_P(io_wait_on, a_frame_destroyed_by_an_earlier_completion_of_its_batch_is_withdrawn) {
+  event_loop loop(GetParam());
+  if (!loop.get_reactor().futex_wait_native()) GTEST_SKIP() << "no IORING_OP_FUTEX_WAIT here: no batch of waits";
+  std::atomic<std::uint32_t> w1{0};
+  std::atomic<std::uint32_t> w2{0};
+  int resumed = 0;
+  handmade a;
+  handmade b;
+  a = wait_then_destroy(loop, w1, b, resumed);
+  b = wait_then_destroy(loop, w2, a, resumed);
+  a.h.resume();  // both wait in the kernel
+  b.h.resume();
+  w1.store(1);
+  ASSERT_EQ(wake_all(w1), 1);
+  w2.store(1);
+  ASSERT_EQ(wake_all(w2), 1);
+  loop.run_until_complete([]() -> task<void> { co_await rouse::async::sleep_for(5ms); }());
+  EXPECT_EQ(resumed, 1);
+  EXPECT_NE(static_cast<bool>(a.h), static_cast<bool>(b.h)) << "exactly one frame is left";
+  if (a.h) a.h.destroy();
+  if (b.h) b.h.destroy();
+  a.h = {};
+  b.h = {};
+}
+
 // A coroutine without an executor resumes where the wake lands: on the
 // helper thread (epoll) or the loop's thread (io_uring). Its frame then ends
 // there (final_suspend never suspends), joining nothing of its own.

@@ -326,6 +326,7 @@ class reactor final : public async::parker {
  private:
   struct uring_state;
   struct futex_record;
+  struct futex_batches;
   void free_deferred() noexcept;
   void dispatch(detail::registration* r, std::uint32_t mask, detail::op_base**& done_tail) noexcept;
   void complete_all(detail::op_base* done) noexcept;
