@@ -339,4 +339,21 @@ TEST(async_run_loop, destroyed_at_once_after_a_timer_added_from_outside_fires) {
   destroy_loop_at_once_after(rouse_test::outside_wake::add_timer);
 }
 
+// finish() from another thread lets run() return; the owner destroys the
+// loop at once, while finish() may still be waking it (a loop that parked
+// first). The destructor waits for the call: ThreadSanitizer and ASan
+// builds report it if not.
+TEST(async_run_loop, destroyed_at_once_after_finish_from_outside) {
+  for (int i = 0; i < 500; ++i) {
+    auto loop = std::make_unique<run_loop>();
+    std::thread outside([p = loop.get(), i] {
+      for (int spin = i % 50; spin > 0; --spin) std::this_thread::yield();  // the loop parks first, or not
+      p->finish();
+    });
+    loop->run();
+    loop.reset();
+    outside.join();
+  }
+}
+
 }  // namespace

@@ -250,11 +250,20 @@ class run_loop final : public executor {
   }
   // Makes run() return once nothing is ready. Any thread.
   void finish() noexcept {
+    bool const remote = current_executor() != this;
+    // Counted while inside, as schedule(): run() may return and the owner
+    // destroy the loop before the wake below is done. Ordering: relaxed:
+    // the release store of finishing_ carries it to run()'s acquire.
+    if (remote) remote_callers_.fetch_add(1, std::memory_order_relaxed);
     // Ordering: release: pairs with the acquire in run().
     finishing_.store(1, std::memory_order_release);
     // (A1)-like: the flag is what the loop re-checks before parking.
     remote_ready_.store(1, std::memory_order_seq_cst);
-    wake_if_sleeping();
+    if (remote) {
+      wake_if_sleeping();
+      // The last touch of the loop. Ordering: release, as in schedule().
+      remote_callers_.fetch_sub(1, std::memory_order_release);
+    }
   }
 
   // Runs `t` on this loop, and the loop until `t` is done. Returns its value;
@@ -356,7 +365,7 @@ class run_loop final : public executor {
   futex_parker own_parker_;
   parker* parker_;
   std::atomic<std::uint32_t> sleeping_{0};
-  std::atomic<std::uint32_t> remote_callers_{0};  // schedule()/add_timer() calls from other threads in progress
+  std::atomic<std::uint32_t> remote_callers_{0};  // schedule()/add_timer()/finish() calls from other threads in progress
   std::atomic<std::uint32_t> remote_ready_{0};
   std::atomic<std::uint32_t> timers_changed_{0};
   std::atomic<std::uint32_t> finishing_{0};
