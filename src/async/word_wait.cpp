@@ -35,10 +35,15 @@ void reap_wait_helper(word_wait& w) noexcept {
 }
 
 namespace {
+// The word is the last entry: when a wake of the word and the stop's reach
+// the wait together, futex_waitv(2) reports the last entry it was woken
+// through, so a wake the wait took is never reported as the stop (which
+// would drop it: the waker's wake-one would reach nobody). The parking
+// table (generic backend) is woken through one entry only.
 int wait_pair_platform(const word_wait::word_type& word, std::uint32_t value,
                        const word_wait::word_type& stop) noexcept {
-  platform::wait_entry const entries[2] = {{&word, value}, {&stop, 0}};
-  return platform::wait_any(std::span<const platform::wait_entry>(entries, 2));
+  platform::wait_entry const entries[2] = {{&stop, 0}, {&word, value}};
+  return platform::wait_any(std::span<const platform::wait_entry>(entries, 2)) == 0 ? 1 : 0;
 }
 
 void wake_stop_platform(const word_wait::word_type& stop) noexcept { (void)platform::wake_all(stop); }

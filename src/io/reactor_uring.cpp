@@ -254,7 +254,8 @@ void reactor::uring_stop() noexcept {
       } else if (is_record(data)) {
         --pending;
         auto* const rec = reinterpret_cast<futex_record*>(reinterpret_cast<std::uintptr_t>(data) & ~std::uintptr_t{1});
-        if (c.res == 0) futex_wake_one(rec->word);  // woken meanwhile: pass it on
+        // Woken meanwhile: pass it on (a withdrawn wait's canceller did).
+        if (c.res == 0 && rec->node != nullptr) futex_wake_one(rec->word);
       }
     }
     uring_->batch.clear();
@@ -324,9 +325,10 @@ bool reactor::futex_wait_cancel(detail::futex_wait_node* n) noexcept {
     return true;
   }
   rec->node = nullptr;
+  const std::atomic<std::uint32_t>* const word = rec->word;
   // Cancelled while the record is surely alive (its completion handler
   // takes futex_lock_ before it frees it); the kernel removes the waiter
-  // during this submit.
+  // during this submit, unless a wake took it first.
   uring_->lock.lock();
   io_uring_sqe* const s = uring_->sqe();
   io_uring_prep_cancel64(s, reinterpret_cast<std::uint64_t>(tag_record(rec)), 0);
@@ -334,6 +336,12 @@ bool reactor::futex_wait_cancel(detail::futex_wait_node* n) noexcept {
   (void)io_uring_submit(&uring_->ring);
   uring_->lock.unlock();
   futex_lock_.unlock();
+  // Whether a wake took the request is known only from its completion,
+  // which the loop may not reap for a long time (a run_until_complete that
+  // returns at once on this stop): pass one wake on now, while the word is
+  // surely alive — at worst a spurious wake of another waiter. The
+  // completion then passes nothing on.
+  futex_wake_one(word);
   return true;
 }
 
@@ -639,7 +647,7 @@ void reactor::uring_park(clock::time_point deadline, bool nonblocking) noexcept 
         futex_done_tail = &rec->next;
         continue;
       }
-      if (c.res == 0) futex_wake_one(rec->word);  // a wake the withdrawn wait took: pass it on
+      // Withdrawn (node null): futex_wait_cancel passed a wake on already.
       delete rec;
       continue;
     }

@@ -38,13 +38,16 @@ constexpr std::uint32_t futex2_size_u32 = 0x02;
 constexpr std::uint32_t futex2_private = 128;
 
 // 0: the word was woken or changed, 1: the stop word; either spuriously.
+// The word is the last entry: futex_waitv(2) reports the last entry it was
+// woken through, so a wake of the word taken together with the stop's is
+// reported as the word's (src/async/word_wait.cpp).
 int wait_pair_kernel(const word_type& word, std::uint32_t value, const word_type& stop) noexcept {
   waitv_entry v[2] = {
-      {value, reinterpret_cast<std::uintptr_t>(&word), futex2_size_u32 | futex2_private, 0},
       {0, reinterpret_cast<std::uintptr_t>(&stop), futex2_size_u32 | futex2_private, 0},
+      {value, reinterpret_cast<std::uintptr_t>(&word), futex2_size_u32 | futex2_private, 0},
   };
   long const r = ::syscall(sys_futex_waitv, v, 2u, 0u, nullptr, CLOCK_MONOTONIC);
-  if (r >= 0) return static_cast<int>(r);
+  if (r >= 0) return r == 0 ? 1 : 0;
   if (errno != ENOSYS) return stop.load(std::memory_order_acquire) != 0 ? 1 : 0;  // EAGAIN, EINTR: re-check
   // No futex_waitv (before 5.16): sleep on the word in 1 ms slices and look
   // at the stop word between them.

@@ -19,6 +19,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <climits>
@@ -43,6 +44,7 @@
 #include "rouse/mutex.hpp"
 #include "rouse/platform/wait.hpp"
 #include "rouse/semaphore.hpp"
+#include "eventually.hpp"
 #include "self_ending.hpp"
 
 namespace {
@@ -576,6 +578,88 @@ TEST_P(async_blocking, the_native_path_waits_without_a_thread_the_fallback_with_
 
 INSTANTIATE_TEST_SUITE_P(paths, async_blocking, ::testing::Values(path::native, path::epoll, path::run_loop),
                          path_name);
+
+// ---- async::wait_on: a wake-one racing a stop ---------------------------------
+
+// True when thread `tid` sleeps in io_uring_enter(2) (/proc, as
+// rouse_test::is_asleep does for futex waits).
+bool asleep_in_ring(pid_t tid) {
+  std::string const dir = "/proc/self/task/" + std::to_string(tid) + "/";
+  std::string line;
+  std::ifstream stat(dir + "stat");
+  if (!std::getline(stat, line)) return false;
+  auto const paren = line.rfind(')');
+  if (paren == std::string::npos || paren + 2 >= line.size() || line[paren + 2] != 'S') return false;
+  std::string call;
+  std::ifstream syscall_file(dir + "syscall");
+  return syscall_file >> call && call == std::to_string(SYS_io_uring_enter);
+}
+
+// The coroutine's wait is queued on the word first, a thread's second; one
+// wake-one and a stop of the coroutine race. Whoever the wake reached keeps
+// it: when the wait completes as stopped, the thread must have been woken
+// (the helper's two-word wait once reported a wake taken with the stop as
+// the stop alone, and the wait_on dropped it; the ring's pass-on waited for
+// a completion the loop reaped only when it ran again: the thread slept on).
+TEST_P(async_blocking, a_wake_one_racing_a_stop_of_wait_on_is_never_dropped) {
+  std::vector<pid_t> const before = rouse_test::thread_ids();
+  pid_t const loop_tid = rouse_test::kernel_tid();
+  for (int round = 0; round < 40; ++round) {
+    rouse::platform::word word{0};
+    ra::inplace_stop_source stop;
+    std::atomic<pid_t> sleeper_tid{0};
+    int woken_by_the_wake = -1;
+    std::thread sleeper;
+    std::thread racer([&] {
+      // The coroutine's wait sleeps first: its helper thread (the only new
+      // thread besides this one), or the ring's request (native: no thread;
+      // the request is in the kernel once the loop sleeps in the ring).
+      pid_t const me = rouse_test::kernel_tid();
+      if (GetParam() == path::native) {
+        rouse_test::eventually([&] { return asleep_in_ring(loop_tid); });
+      } else {
+        pid_t helper = 0;
+        rouse_test::eventually([&] {
+          for (pid_t t : rouse_test::thread_ids())
+            if (t != me && std::find(before.begin(), before.end(), t) == before.end()) helper = t;
+          return helper != 0;
+        });
+        rouse_test::until_asleep(helper);
+      }
+      sleeper = std::thread([&] {
+        sleeper_tid.store(rouse_test::kernel_tid());
+        rouse::platform::wait(word, 0);  // once: any wake ends it
+      });
+      rouse_test::eventually([&] { return sleeper_tid.load() != 0; });
+      rouse_test::until_asleep(sleeper_tid.load());
+      std::thread stopper([&stop, round] {
+        for (int spin = (round * 37) % 400; spin > 0; --spin) std::atomic_signal_fence(std::memory_order_seq_cst);
+        stop.request_stop();
+      });
+      woken_by_the_wake = rouse::platform::wake_one(word);
+      stopper.join();
+    });
+    bool stopped = false;
+    try {
+      loop().run([](rouse::platform::word& w) -> task<void> { co_await ra::wait_on(w, 0); }(word), stop.get_token());
+    } catch (const ra::operation_stopped&) {
+      stopped = true;
+    }
+    racer.join();
+    // The wake found someone (the coroutine's wait, the thread), or nobody
+    // when a stopped native wait had passed a wake on to the thread first.
+    EXPECT_TRUE(woken_by_the_wake == 1 || (stopped && woken_by_the_wake == 0));
+    // The thread still sleeps only if the wake reached the coroutine, which
+    // then returned normally.
+    bool const sleeper_still_waits = rouse::platform::wake_all(word) == 1;
+    if (stopped) {
+      EXPECT_FALSE(sleeper_still_waits) << "round " << round << ": the wake-one was dropped";
+    }
+    word.store(1);
+    rouse::platform::wake_all(word);
+    sleeper.join();
+  }
+}
 
 // ---- async::wait_on without a reactor ----------------------------------------
 

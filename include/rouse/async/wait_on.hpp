@@ -36,8 +36,9 @@
 // Cancellation (the awaiting promise's stop token, with_timeout, a frame
 // destroyed while waiting) leaves no waiter on the word and loses no
 // wake-one: native: the request is withdrawn under the driver's lock with
-// IORING_OP_ASYNC_CANCEL (a wake the request consumed meanwhile is passed
-// on with a FUTEX_WAKE of one); a completion that won the race stands (the
+// IORING_OP_ASYNC_CANCEL, then one waiter of the word is woken at once (a
+// wake the request may have consumed meanwhile is passed on; at worst a
+// spurious wake); a completion that won the race stands (the
 // wait returns normally). helper: the stop word wakes the helper alone (no
 // wake of the word: its other waiters see nothing); the helper's two-word
 // wait says whether it took a wake of the word (then the wait returns

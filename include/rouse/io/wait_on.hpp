@@ -29,9 +29,11 @@
 // Cancellation (the awaiting promise's stop token, with_timeout, a frame
 // destroyed while waiting): io_uring: the request is withdrawn and an
 // IORING_OP_ASYNC_CANCEL submitted at once, which removes the kernel's
-// waiter before the call returns; a wake that the request consumed
-// meanwhile is passed on (FUTEX_WAKE of one) so that no wake-one is lost
-// (DESIGN rule 6), and a completion that won the race stands. helper: its
+// waiter before the call returns; the canceller then wakes one waiter of
+// the word (FUTEX_WAKE of one), so that a wake the request consumed
+// meanwhile is not lost (DESIGN rule 6) nor held back until the loop reaps
+// the request's completion (at worst a spurious wake of another waiter);
+// a completion that won the race stands. helper: its
 // stop word wakes the helper alone (the word's other waiters see nothing);
 // a wake of the word it took first stands. Either way, no waiter is left on
 // the word.

@@ -35,18 +35,24 @@
 // (then the completion comes and sees stop_: it steps the protocol first —
 // a wake it consumed stands, the protocol takes what it was given — and
 // leaves only if still not done). A wake that the carrier's withdrawn
-// request had consumed is passed on by the carrier (reactor: FUTEX_WAKE of
-// one); leave() then runs the protocol's give-up path as well.
+// request had consumed is passed on by the carrier (reactor: a FUTEX_WAKE
+// of one from the cancel itself); leave() then runs the protocol's give-up
+// path as well.
 //
 // The helper thread waits on two words at once (platform::wait_any, or the
 // kernel-futex form io::wait_on passes): the protocol's word and stop_word_.
 // A stop stores stop_word_ and wakes it: the helper, and only it, leaves its
 // wait (no wake of the protocol's word, so its other waiters see nothing).
-// The index the wait returns says the word (a wake taken: step) or the stop;
-// a stop may come with a wake of the word taken in the same moment (the
-// kernel reports one index), so the helper leaves a stop as a woken waiter
-// (woke(), then leave()): a lost hand-off otherwise (a rouse::mutex's
-// unlock to a starving waiter) leaves every other sleeper asleep.
+// The index the wait returns says the word (a wake taken: step) or the stop.
+// Both wakes may reach the wait in the same moment and the wait reports one
+// index: fallback_ops::wait_pair puts the word last, and futex_waitv(2)
+// reports the last entry it was woken through, so a wake of the word taken
+// with the stop is reported as the word's (a protocol without a give-up
+// path, wait_on's, would otherwise drop it: the waker's wake-one would reach
+// nobody). The helper still leaves a stop as a woken waiter (woke(), then
+// leave()), for a wait that reports the stop anyway: a lost hand-off (a
+// rouse::mutex's unlock to a starving waiter) would leave every other
+// sleeper asleep.
 //
 // Memory ordering: lock_ (a rouse::mutex) orders everything the phases hand
 // over; the carrier orders its completion after its start (its own lock);
@@ -116,7 +122,9 @@ class basic_word_wait : public futex_wait_node {
   // The helper thread's side (src/async/word_wait.cpp): start a thread that
   // calls helper_loop(), join (or detach, on the helper itself) it, the
   // two-word wait it makes (returns 0: the word, or 1: the stop word; either
-  // spuriously), and the wake of the stop word that reaches that wait.
+  // spuriously; a wake of the word taken together with the stop's must be
+  // reported as the word's), and the wake of the stop word that reaches that
+  // wait.
   struct fallback_ops {
     bool (*start)(basic_word_wait& w) noexcept;
     void (*reap)(basic_word_wait& w) noexcept;
@@ -230,11 +238,11 @@ class basic_word_wait : public futex_wait_node {
       int const which = fallback_->wait_pair(*protocol_->word, value, stop_word_);
       // Ordering: acquire: pairs with the release stores of stop_word_.
       if (which != 0 && stop_word_.load(std::memory_order_acquire) != 0) {
-        // The stop woke it. A wake of the word may have reached it in the
-        // same moment and been taken too (futex_waitv reports one index:
-        // the last of the words woken), so leave as a woken waiter does:
-        // the protocol's give-up path then takes what that wake was for
-        // (a mutex's hand-off) or passes it on.
+        // The stop woke it. A wake of the word taken in the same moment is
+        // reported as the word's (wait_pair puts it last); leave as a woken
+        // waiter does all the same, for a wait that cannot tell: the
+        // protocol's give-up path then takes what such a wake was for (a
+        // mutex's hand-off) or passes it on.
         if (!::rouse::detail::model_fault_on(::rouse::detail::model_fault::word_wait_helper_stop_skips_woke))
           protocol_->woke();
         o = protocol_->leave() ? wait_outcome::done : wait_outcome::stopped;
