@@ -22,6 +22,11 @@
 //                                waiter leaving with a partial assignment:
 //                                every waiter is claimed once, and the one
 //                                permit is either held or back in the count
+////   released_then_destroyed      DESIGN rule 7: two releases of 1 against a
+//                                waiter for 2 that queues meanwhile and,
+//                                served, destroys the semaphore at once:
+//                                neither release touches it after its
+//                                permits may have let the waiter through
 //
 // A lost wake-up shows as a deadlock, a lost or doubled permit as an
 // assertion failure.
@@ -34,6 +39,13 @@
 //                                         assigned to it: in
 //                                         release_vs_leave_of_first a permit
 //                                         is lost (assertion)
+//   async_semaphore_release_adds_then_serves  a release puts its permits in
+//                                         the word although Q is set, then
+//                                         serves: the other release hands
+//                                         them on first and the waiter
+//                                         destroys the semaphore before the
+//                                         serve (released_then_destroyed:
+//                                         access to freed memory)
 #include <cstdint>
 
 #include "async_model.hpp"
@@ -218,6 +230,25 @@ struct close_vs_release_vs_leave : rl::test_suite<close_vs_release_vs_leave, 3> 
   }
 };
 
+struct released_then_destroyed : rl::test_suite<released_then_destroyed, 3> {
+  slot<ra::semaphore> s;
+  queued a;
+  void before() { s.make(0); }
+  void thread(unsigned index) {
+    if (index == 0) {
+      // Queues while the releases run (a release may see Q or not), waits
+      // for both permits, then destroys the semaphore at once.
+      a.make(*s, 2);
+      rouse_model::await_with_flag(*a.w, a.f);
+      RL_ASSERT(rd::unsync_ref(a.req.remaining) == 0);
+      a.w.destroy();
+      s.destroy();
+    } else {
+      s->release(1);
+    }
+  }
+};
+
 }  // namespace
 
 int main() {
@@ -231,6 +262,12 @@ int main() {
   failures += rouse_model::expect_pass<queue_vs_release>("async_semaphore.queue_vs_release", iterations);
   failures += rouse_model::expect_pass<close_vs_release_vs_leave>("async_semaphore.close_vs_release_vs_leave",
                                                                   iterations);
+  failures += rouse_model::expect_pass<released_then_destroyed>("async_semaphore.released_then_destroyed", iterations);
+  {
+    rd::model_fault_scope fault(rd::model_fault::async_semaphore_release_adds_then_serves);
+    failures += rouse_model::expect_failure<released_then_destroyed>(
+        "async_semaphore.broken_release_adds_then_serves", rl::test_result_access_to_freed_memory, iterations);
+  }
   {
     rd::model_fault_scope fault(rd::model_fault::async_semaphore_serve_skips_partial);
     failures += rouse_model::expect_failure<partial_assignment>("async_semaphore.broken_serve_skips_partial",

@@ -48,8 +48,8 @@
 // guard, stop callback; 184 bytes) is built in place only when it must
 // wait; no allocation per wait. Fairness: strictly FIFO (above).
 // Cost with nobody waiting: acquire / try_acquire are one load and one
-// compare-exchange, release one load and one fetch_add; no lock, no system
-// call. Waiting costs the queue's lock twice (queue, serve; a release that
+// compare-exchange, release one load and one compare-exchange; no lock, no
+// system call. Waiting costs the queue's lock twice (queue, serve; a release that
 // finds the queue non-empty hands its permits over under the lock without
 // touching the word) and the claim; the waker runs outside the lock.
 // Blocking forms: acquire_blocking(n), try_acquire_for(n, d),
@@ -61,7 +61,11 @@
 // (or C) and drops the lock in one RMW, its last touch of the semaphore;
 // then it wakes the served waiters from a chain it holds and, if somebody
 // sleeps for the lock, makes a futex wake on the word's address. A release
-// that finds the queue empty is one load and one fetch_add.
+// puts its permits in the word only with a compare-exchange that finds Q
+// clear (its last touch); with Q set it serves under the lock with the
+// permits in hand, never through the word, since permits in the word may
+// be handed on by another serve (and let a waiter through that destroys
+// the semaphore) before this release's serve could take the lock.
 //
 // State word (32 bits)
 //   closed   (bit 0)    C: close() was called
@@ -71,9 +75,9 @@
 //   permits  (bits 4..) P: free permits, assigned to nobody (max_permits)
 //
 //   acquire fast path:   !C && !Q && P >= n: CAS P -= n        (one CAS)
-//   release:             Q seen (a load): lock, serve with the n in hand;
-//                        else fetch_add(P += n); if Q was set meanwhile:
-//                        lock, serve (the serve takes them from the word)
+//   release:             Q seen: lock, serve with the n in hand; else CAS
+//                        P += n while Q is clear (Q set meanwhile: the CAS
+//                        fails, and the retry sees Q)
 //   lock (L):            CAS L: 0 -> 1; spin, then W := 1 and sleep
 //   serve (under L):     take P out of the word (if any); walk the queue
 //                        from the oldest: give each what it still needs
@@ -90,8 +94,9 @@
 //   close (under L):     claim every queued waiter (closed); the unlock sets
 //                        C, gives their assigned permits back to P, Q := 0
 // Invariants: Q <=> the queue is not empty (outside L); Q && P > 0 only
-// between a release's fetch_add and its serve (which is coming), so a fast
-// path that sees Q takes nothing, and one that sees !Q barges past nobody.
+// while the queue's first request is being made (enqueue takes P before
+// it sets Q) or the lock holder serves, so a fast path that sees Q takes
+// nothing, and one that sees !Q barges past nobody.
 //
 // Claims (rouse/detail/waiter_queue.hpp): a fully served waiter is claimed
 // through its node (a transferable claim: if its frame is destroyed before
@@ -105,14 +110,14 @@
 // Memory ordering: everything a releaser did before release() (a permit's
 // destruction, an unlock) happens-before the return of the acquire that
 // gets those permits. The word alone carries the fast path: release's
-// fetch_add is release, the acquire's CAS acquire (an RMW continues the
+// CAS is release, the acquire's CAS acquire (an RMW continues the
 // release sequence, so a later acquirer sees every releaser's writes).
 // Everything else passes through the queue's lock (L: acquire CAS, release
 // RMW): a serve's drain is acquire, and a served waiter sees the serve
 // through its claim (acq_rel) and the waker's release (waiter_queue.hpp).
 // No Dekker pairing is needed: Q lives in the word that the releaser RMWs,
-// so either the releaser's fetch_add sees Q (and serves under the lock,
-// after the push), or the queuer's CAS sees the released permits.
+// so either the releaser's CAS sees Q (and serves under the lock, after
+// the push), or the queuer's CAS sees the released permits.
 #pragma once
 
 #include <chrono>
@@ -221,8 +226,7 @@ class semaphore {
   class acquire_awaitable;
 #endif
 
-  // The largest count: P has 28 bits; one is kept as headroom for permits
-  // in flight (a release's fetch_add before its serve).
+  // The largest count: P has 28 bits; one is kept as headroom.
   static constexpr std::size_t max_permits = (std::size_t{1} << 27) - 1;
 
   explicit semaphore(std::size_t permits) noexcept : state_(static_cast<std::uint32_t>(permits) * unit) {
@@ -252,20 +256,30 @@ class semaphore {
     if (n == 0) return;
     ROUSE_CHECK_USAGE(n <= max_permits, "rouse::async::semaphore", "more than max_permits permits");
     std::uint32_t const add = static_cast<std::uint32_t>(n);
-    // Somebody queued: hand the permits over under the lock; they never
-    // pass through the word. Ordering: relaxed: a hint; the serve re-reads
-    // the word under the lock.
-    if ((state_.load(std::memory_order_relaxed) & queued) &&
-        !::rouse::detail::model_fault_on(::rouse::detail::model_fault::async_semaphore_release_ignores_queued))
-      return serve_slow(add);
-    // P += n. Ordering: release: what the releaser wrote reaches the
-    // acquirer that takes these permits (its CAS is acquire; or the lock).
-    std::uint32_t const s = state_.fetch_add(add * unit, std::memory_order_release);
-    ROUSE_CHECK_USAGE((s >> shift) + n <= max_permits, "rouse::async::semaphore", "more than max_permits permits");
-    if (s & queued) [[unlikely]] {
-      if (::rouse::detail::model_fault_on(::rouse::detail::model_fault::async_semaphore_release_ignores_queued))
-        return;       // BROKEN on purpose (model tests only): the queue is not served
-      serve_slow(0);  // Q came meanwhile: our permits are in the word; serve them
+    std::uint32_t s = state_.load(std::memory_order_relaxed);
+    for (;;) {
+      // Somebody queued: hand the permits over under the lock; they never
+      // pass through the word. (Put in the word while Q is set, they could
+      // be handed on by another serve before this call's own serve took
+      // the lock, and the waiter they let through destroy the semaphore
+      // first: rule 7.)
+      if ((s & queued) &&
+          !::rouse::detail::model_fault_on(::rouse::detail::model_fault::async_semaphore_release_ignores_queued))
+        return serve_slow(add);
+      ROUSE_CHECK_USAGE((s >> shift) + n <= max_permits, "rouse::async::semaphore", "more than max_permits permits");
+      if (::rouse::detail::model_fault_on(::rouse::detail::model_fault::async_semaphore_release_adds_then_serves)) {
+        // BROKEN on purpose (model tests only): P += n whatever Q says, then
+        // serve if Q was set: touches the semaphore after its permits may
+        // have let a waiter through.
+        s = state_.fetch_add(add * unit, std::memory_order_release);
+        if (s & queued) serve_slow(0);
+        return;
+      }
+      // P += n while Q is clear: the last touch. Ordering: release: what the
+      // releaser wrote reaches the acquirer that takes these permits (its
+      // CAS is acquire; or the lock); relaxed on failure: the loop re-reads.
+      if (state_.compare_exchange_weak(s, s + add * unit, std::memory_order_release, std::memory_order_relaxed))
+        return;
     }
   }
 
@@ -321,7 +335,7 @@ class semaphore {
         return take_result::was_closed;
       if ((s & queued) || (s >> shift) < n) return take_result::unavailable;
       // P -= n (L and W as they are). Ordering: acquire: pairs with
-      // release()'s fetch_add and unlock_queue()'s release.
+      // release()'s CAS and unlock_queue()'s release.
       if (state_.compare_exchange_weak(s, s - static_cast<std::uint32_t>(n) * unit, std::memory_order_acquire,
                                        std::memory_order_relaxed))
         return take_result::taken;
@@ -434,9 +448,9 @@ class semaphore {
   // queue is empty.
   std::uint32_t serve_locked(std::uint32_t hand, chain& woken) noexcept {
     // Take P out of the word (keep the flags), when there are any: P grows
-    // outside the lock only by a release's fetch_add, and a release that
-    // adds after this load sees Q (still set: the queue is not empty, and
-    // it serves after us) or finds the queue empty. Ordering: acquire: the
+    // outside the lock only by a release's CAS that finds Q clear, so a
+    // release after this load sees Q (still set: the queue is not empty,
+    // and it serves after us) or finds the queue empty. Ordering: acquire: the
     // releasers' writes travel on with the permits (the load is relaxed: a
     // zero carries nothing).
     if (state_.load(std::memory_order_relaxed) >> shift)

@@ -164,6 +164,11 @@ enum class model_fault : unsigned {
   // lock, then reads the word again (a released semaphore may already be
   // destroyed, rule 7).
   async_semaphore_unlock_rereads_word,
+  // async::semaphore: release() adds its permits to the word whatever Q
+  // says and then serves if Q was set: another serve may hand those permits
+  // on first, and the waiter they let through destroy the semaphore before
+  // this release touches it again (rule 7).
+  async_semaphore_release_adds_then_serves,
   // async channels: a sender wait that was handed a permit and gives up
   // (cancelled, timed out, destroyed) keeps it instead of passing it on.
   async_channel_cancel_keeps_permit,
