@@ -244,6 +244,53 @@ TEST(async_timeout, timeouts_race_completions_without_losing_a_notification) {
   EXPECT_FALSE(n.wait_blocking_for(0s));  // nothing left over
 }
 
+// A task awaited under with_timeout moves to another executor and is timed
+// out there: the awaiting task continues on its own executor, as after any
+// co_await (the timed-out child completes as stopped on the pool, and its
+// stopped path once resumed the awaiter there). The second test times out
+// a chain whose innermost task moved: the stop passes a task that did not.
+TEST(async_timeout, a_timed_out_task_that_moved_resumes_its_awaiter_on_the_awaiters_executor) {
+  ra::thread_pool pool(2);
+  ra::run_loop loop;
+  auto child = [](ra::scheduler other) -> task<int> {
+    co_await other.schedule();     // the child moves to the pool
+    co_await ra::sleep_for(1h);    // and is timed out there
+    co_return 1;
+  };
+  int const off_home = loop.run_until_complete([](ra::scheduler other, ra::executor* home, auto child) -> task<int> {
+    int off = 0;
+    for (int i = 0; i < 20; ++i) {
+      std::optional<int> const r = co_await ra::with_timeout(child(other), 100us);
+      EXPECT_FALSE(r.has_value());
+      if (ra::current_executor() != home) ++off;
+    }
+    co_return off;
+  }(pool.get_scheduler(), &loop, child));
+  EXPECT_EQ(off_home, 0);
+}
+
+TEST(async_timeout, a_timed_out_chain_whose_innermost_task_moved_resumes_the_awaiter_at_home) {
+  ra::thread_pool pool(2);
+  ra::run_loop loop;
+  auto child = [](ra::scheduler other) -> task<int> {
+    co_await other.schedule();  // only the innermost task moves
+    co_await ra::sleep_for(1h);
+    co_return 1;
+  };
+  auto middle = [](ra::scheduler other, auto child) -> task<int> { co_return co_await child(other); };
+  int const off_home = loop.run_until_complete([](ra::scheduler other, ra::executor* home, auto middle,
+                                                  auto child) -> task<int> {
+    int off = 0;
+    for (int i = 0; i < 20; ++i) {
+      std::optional<int> const r = co_await ra::with_timeout(middle(other, child), 100us);
+      EXPECT_FALSE(r.has_value());
+      if (ra::current_executor() != home) ++off;
+    }
+    co_return off;
+  }(pool.get_scheduler(), &loop, middle, child));
+  EXPECT_EQ(off_home, 0);
+}
+
 TEST(async_timeout, without_an_executor_the_co_await_throws_logic_error) {
   struct bare {
     struct promise_type {

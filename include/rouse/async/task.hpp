@@ -179,10 +179,18 @@ class task_promise_base : public pooled_frame {
   // completed as stopped. Returns what runs next: the awaiter's own stopped
   // path, or the awaiter itself when it cannot take one (it then throws
   // operation_stopped from its co_await).
+  // As at the final suspend, a task that moved to another executor sends
+  // what runs next (its awaiter, or an ancestor's handler's choice, which
+  // belongs on the awaiter's executor) back there; a detached task's end
+  // runs where it ends, as its normal end does.
   std::coroutine_handle<> unhandled_stopped() noexcept {
     stopped_ = true;
-    if (on_stopped_) return on_stopped_(on_stopped_arg_);
-    return continuation_;
+    bool const moved = ex_ != awaiter_ex_ && awaiter_ex_ != nullptr && detached_ == nullptr;
+    executor* const home = awaiter_ex_;
+    std::coroutine_handle<> const next = on_stopped_ ? on_stopped_(on_stopped_arg_) : continuation_;
+    if (!moved || next.address() == std::noop_coroutine().address()) return next;
+    home->schedule(next);
+    return std::noop_coroutine();
   }
 
   executor* rouse_executor() const noexcept { return ex_; }
