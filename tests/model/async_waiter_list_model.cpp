@@ -16,6 +16,10 @@
 //   stop_vs_notify_one              try_abort against notify_one: one winner,
 //                                   the permit stored iff the stop won
 //   thread_wait_vs_notify_one       the blocking form against notify_one
+//   event_set_then_reset_and_wait   manual_reset_event: a wait that begins
+//                                   after a reset() is not released by the
+//                                   set() before it, however late that
+//                                   set's claim runs
 //
 // A lost wake-up shows as a deadlock (a thread asleep on its flag forever),
 // a double claim or a lost / doubled permit as an assertion failure.
@@ -25,9 +29,14 @@
 //                                    does not pass the permit on: in
 //                                    notify_one_vs_cancel_of_first the second
 //                                    waiter is never woken (deadlock)
+//   async_event_set_claims_every_waiter  set() claims every waiter, whatever
+//                                    its generation: in
+//                                    event_set_then_reset_and_wait the wait
+//                                    after the reset is released (assertion)
 #include <cstdint>
 
 #include "async_model.hpp"
+#include "rouse/async/event.hpp"
 #include "rouse/async/notify.hpp"
 
 namespace {
@@ -214,6 +223,46 @@ struct thread_wait_vs_notify_one : rl::test_suite<thread_wait_vs_notify_one, 2> 
   }
 };
 
+using event_wait = ra::list_wait<ra::manual_reset_event>;
+using event_start = event_wait::start_result;
+
+struct event_set_then_reset_and_wait : rl::test_suite<event_set_then_reset_and_wait, 2> {
+  slot<ra::manual_reset_event> ev;
+  flag_waker f[2];
+  slot<event_wait> w[2];
+  rl::var<int> second;
+
+  void before() {
+    ev.make(false);
+    f[0].woken.store(0, std::memory_order_relaxed);
+    f[1].woken.store(0, std::memory_order_relaxed);
+  }
+  void thread(unsigned index) {
+    if (index == 0) {
+      // The first wait, tagged before the set (generation 0).
+      event_wait& a = w[0].make(*ev, 0, f[0].make());
+      event_start const r = a.try_acquire() != ra::check_result::not_ready ? event_start::withdrew : a.start();
+      if (r != event_start::withdrew) f[0].sleep();
+      w[0].destroy();
+      ev->reset();
+      // The next wait, begun after the reset: generation 1 (one set, in
+      // units of 2). No set() came since: it must wait.
+      event_wait& b = w[1].make(*ev, 2, f[1].make());
+      RL_ASSERT(b.try_acquire() == ra::check_result::not_ready);
+      second($) = static_cast<int>(b.start());
+    } else {
+      ev->set();
+    }
+  }
+  void after() {
+    RL_ASSERT(second($) == static_cast<int>(event_start::suspended));
+    RL_ASSERT(f[1].count() == 0);  // not released by the set before the reset
+    RL_ASSERT(w[1]->cancel());     // it left, never chosen
+    w[1].destroy();
+    ev.destroy();
+  }
+};
+
 }  // namespace
 
 int main() {
@@ -225,6 +274,13 @@ int main() {
   failures += rouse_model::expect_pass<notify_all_then_await_again>("async_waiter_list.notify_all_then_await_again", iterations);
   failures += rouse_model::expect_pass<stop_vs_notify_one>("async_waiter_list.stop_vs_notify_one", iterations);
   failures += rouse_model::expect_pass<thread_wait_vs_notify_one>("async_waiter_list.thread_wait_vs_notify_one", iterations);
+  failures += rouse_model::expect_pass<event_set_then_reset_and_wait>("async_waiter_list.event_set_then_reset_and_wait",
+                                                                    iterations);
+  {
+    rd::model_fault_scope fault(rd::model_fault::async_event_set_claims_every_waiter);
+    failures += rouse_model::expect_failure<event_set_then_reset_and_wait>(
+        "async_waiter_list.broken_event_set_claims_every_waiter", rl::test_result_user_assert_failed, iterations);
+  }
   {
     rd::model_fault_scope fault(rd::model_fault::async_cancel_drops_notification);
     failures += rouse_model::expect_failure<notify_one_vs_cancel_of_first>(

@@ -39,10 +39,15 @@
 // list. Across processes: no.
 //
 // manual_reset_event state word
-//   set (bit 0)   S: the event is set
-//   set():        S := 1 (A1); if waiters (A2): claim and wake every one
+//   set (bit 0)      S: the event is set
+//   gen (bits 1..)   G: how many set() calls (wraps; compared as serial numbers)
+//   set():        S := 1, G += 1 (A1, one RMW); if waiters (A2): claim and
+//                 wake every one tagged with an older G (registered before
+//                 this set: a wait that began after a later reset() is not
+//                 this set's, however late its claim runs)
 //   reset():      S := 0
-//   check:        S: ready | else wait (register, re-check S (B2))
+//   wait:         tag := G; check: S: ready | else wait (register, re-check
+//                 S (B2))
 // auto_reset_event is a notify (rouse/async/notify.hpp) whose permit is the
 // token: set() = notify_one(), wait() = notified(), and it has no
 // notify_all. reset() drops a stored token.
@@ -75,9 +80,19 @@ class manual_reset_event {
   manual_reset_event& operator=(const manual_reset_event&) = delete;
 
   void set() noexcept {
-    // (A1) seq_cst: pairs with (B2) in try_acquire().
-    state_.fetch_or(set_bit, std::memory_order_seq_cst);
-    waiters_.notify_all();  // (A2) inside: one load when nobody waits
+    // S := 1 and G += 1. (A1) seq_cst: pairs with (B2) in try_acquire().
+    std::uint32_t s = state_.load(std::memory_order_relaxed);
+    while (!state_.compare_exchange_weak(s, (s | set_bit) + generation_unit, std::memory_order_seq_cst,
+                                         std::memory_order_relaxed)) {
+    }
+    std::uint32_t const now = ((s | set_bit) + generation_unit) & ~set_bit;
+    // (A2) inside: one load when nobody waits. Only the waits made before
+    // this set: one that began after a later reset() is not this set's.
+    bool const every = ::rouse::detail::model_fault_on(::rouse::detail::model_fault::async_event_set_claims_every_waiter);
+    waiters_.notify_all([now, every](detail::waiter_node& n) {
+      // BROKEN on purpose when `every` (model tests only): no generation match.
+      return every || older(static_cast<std::uint32_t>(list_wait<manual_reset_event>::tag_of(n)), now);
+    });
   }
   void reset() noexcept {
     // Ordering: relaxed: reset publishes nothing; every change of the word
@@ -92,10 +107,10 @@ class manual_reset_event {
   // `co_await ev.wait()`: completes once the event is seen set, or a set()
   // chose it (even if reset() came since).
 #if ROUSE_DETAIL_ASYNC_LIST_COROUTINES
-  [[nodiscard]] awaitable wait() noexcept { return awaitable(*this, 0); }
+  [[nodiscard]] awaitable wait() noexcept { return awaitable(*this, generation()); }
 #endif
 
-  void wait_blocking() noexcept { (void)async::wait_blocking(*this, 0, ::rouse::detail::no_deadline{}); }
+  void wait_blocking() noexcept { (void)async::wait_blocking(*this, generation(), ::rouse::detail::no_deadline{}); }
   // False when `d` / `t` passed first.
   template <class Rep, class Period>
   [[nodiscard]] bool wait_blocking_for(const std::chrono::duration<Rep, Period>& d) noexcept {
@@ -103,7 +118,7 @@ class manual_reset_event {
   }
   template <class Clock, class Duration>
   [[nodiscard]] bool wait_blocking_until(const std::chrono::time_point<Clock, Duration>& t) noexcept {
-    return async::wait_blocking(*this, 0, ::rouse::detail::deadline_at(t));
+    return async::wait_blocking(*this, generation(), ::rouse::detail::deadline_at(t));
   }
 
  private:
@@ -114,7 +129,17 @@ class manual_reset_event {
   template <class P, class Deadline>
   friend bool wait_blocking(P&, std::uintptr_t, const Deadline&) noexcept;
 
-  static constexpr std::uint32_t set_bit = 1;  // S
+  static constexpr std::uint32_t set_bit = 1;          // S
+  static constexpr std::uint32_t generation_unit = 2;  // one set() in G
+
+  // Whether generation `a` comes before `b` (serial numbers: wraps).
+  static bool older(std::uint32_t a, std::uint32_t b) noexcept { return static_cast<std::int32_t>(a - b) < 0; }
+  // G now: a wait's tag, taken before its check.
+  std::uint32_t generation() const noexcept {
+    // Ordering: relaxed: the check after it (B2) is seq_cst; a set() whose
+    // RMW comes after this read's value makes a newer G.
+    return state_.load(std::memory_order_relaxed) & ~set_bit;
+  }
 
   check_result try_acquire(std::uintptr_t) noexcept {
     // (B2) seq_cst: pairs with (A1) in set().

@@ -169,6 +169,10 @@ enum class model_fault : unsigned {
   // on first, and the waiter they let through destroy the semaphore before
   // this release touches it again (rule 7).
   async_semaphore_release_adds_then_serves,
+  // async::manual_reset_event: set() claims every registered waiter, not
+  // only those registered before it (a wait begun after a later reset() is
+  // released by the earlier set's late claim).
+  async_event_set_claims_every_waiter,
   // async channels: a sender wait that was handed a permit and gives up
   // (cancelled, timed out, destroyed) keeps it instead of passing it on.
   async_channel_cancel_keeps_permit,
