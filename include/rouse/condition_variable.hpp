@@ -128,8 +128,9 @@
 //              registration; the in-flight count covers a thread that
 //              registered after the new generation and was moved anyway.)
 //   mutex_word_  the rouse::mutex word waiters use (requeue target), null
-//              before the first such wait, or &seq_ ("never requeue") once a
-//              wait used another lock.
+//              before the first such wait; "never requeue" once a wait used
+//              another lock: &seq_, or the former target with bit 0 set
+//              (the destructor still wakes waiters requeued onto it).
 //
 //   waiters_ count   notify_one                     notify_all
 //   0                nothing (no system call)       nothing
@@ -342,7 +343,20 @@ class condition_variable {
   template <class Lock>
   static constexpr bool requeue_capable = std::is_same_v<Lock, std::unique_lock<rouse::mutex>>;
 
-  bool requeue_target(const word_type* p) const noexcept { return p != nullptr && p != &seq_; }
+  // mutex_word_'s "never requeue" marks: &seq_ when no mutex was ever the
+  // target, else the former target's address with bit 0 set (the words are
+  // 4-aligned), kept so that the destructor can still wake waiters that a
+  // notify_all requeued onto it before requeueing was switched off.
+  bool requeue_disabled(const word_type* p) const noexcept {
+    return p == &seq_ || (reinterpret_cast<std::uintptr_t>(p) & 1u) != 0;
+  }
+  bool requeue_target(const word_type* p) const noexcept { return p != nullptr && !requeue_disabled(p); }
+  // The mutex word requeued waiters may sleep on (now or before requeueing
+  // was switched off), or null.
+  static word_type* former_or_current_target(word_type* p, const word_type* never) noexcept {
+    if (p == nullptr || p == never) return nullptr;
+    return reinterpret_cast<word_type*>(reinterpret_cast<std::uintptr_t>(p) & ~std::uintptr_t{1});
+  }
 
   static bool notified_since(const ticket& t, std::uint32_t signals, std::uint32_t seq) noexcept {
     return ((signals ^ t.signals) & notify_count_mask) != 0 || seq - t.seq >= notify_count_wrap_bumps;
@@ -394,11 +408,11 @@ class condition_variable {
       if (seen == nullptr &&
           mutex_word_.compare_exchange_strong(seen, mine, std::memory_order_relaxed, std::memory_order_relaxed))
         return;
-      if (seen == mine || seen == &seq_) return;
+      if (seen == mine || requeue_disabled(seen)) return;
       disable_requeue();
     } else {
       (void)lock;
-      if (mutex_word_.load(std::memory_order_relaxed) != &seq_) disable_requeue();
+      if (!requeue_disabled(mutex_word_.load(std::memory_order_relaxed))) disable_requeue();
     }
   }
 
@@ -409,8 +423,15 @@ class condition_variable {
   // is never moved onto a mutex it does not use. The bump publishes no
   // signal: current waiters re-check and wait on, once per object.
   [[gnu::noinline, gnu::cold]] void disable_requeue() noexcept {
-    word_type* const old = mutex_word_.exchange(&seq_, std::memory_order_relaxed);
-    if (old != nullptr && old != &seq_) {
+    word_type* old = mutex_word_.load(std::memory_order_relaxed);
+    for (;;) {
+      if (requeue_disabled(old)) return;
+      word_type* const mark =
+          old == nullptr ? &seq_ : reinterpret_cast<word_type*>(reinterpret_cast<std::uintptr_t>(old) | 1u);
+      // Ordering: relaxed, as the exchange it replaces (the bump below publishes it).
+      if (mutex_word_.compare_exchange_weak(old, mark, std::memory_order_relaxed, std::memory_order_relaxed)) break;
+    }
+    if (old != nullptr) {
       // Ordering: release pairs with the acquire RMW/load of seq_ in notify_all().
       seq_.fetch_add(1, std::memory_order_release);
       detail::wake_all(seq_);
@@ -611,8 +632,10 @@ class condition_variable {
     // Requeued waiters sleep on the mutex word and deregister only once they
     // wake: wake them (a spurious wake for the mutex, which they tolerate) so
     // they need not get the mutex first — the destroying thread may hold it.
-    const word_type* const target = mutex_word_.load(std::memory_order_relaxed);
-    if (requeue_target(target)) detail::wake_all(*target);
+    // (A notify_all may have requeued some before a wait with another lock
+    // switched requeueing off: their word is kept in the mark.)
+    if (word_type* const target = former_or_current_target(mutex_word_.load(std::memory_order_relaxed), &seq_))
+      detail::wake_all(*target);
     // Ordering: acquire, as in the destructor.
     std::uint32_t w = waiters_.fetch_or(destroying, std::memory_order_acquire) | destroying;
     while ((w & count_mask) != 0) {

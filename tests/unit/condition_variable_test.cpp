@@ -752,4 +752,59 @@ TEST(condition_variable_death, a_relock_that_throws_terminates) {
 }
 #endif
 
+// notify_all requeued a waiter onto its rouse::mutex; later a wait with
+// another lock switched requeueing off; every waiter was notified, and the
+// condition variable is destroyed by a thread holding that mutex. The
+// destructor must still wake the requeued waiter (it sleeps on the mutex
+// word, which only an unlock would otherwise wake): once requeueing was
+// off, the destructor had forgotten that word and waited forever.
+TEST(condition_variable_any, destroyed_holding_the_mutex_after_requeueing_was_switched_off) {
+  rouse::mutex m;
+  std::mutex other;
+  auto* cv = new rouse::condition_variable_any;
+  bool go = false;    // under m
+  bool go_x = false;  // under other
+  std::atomic<pid_t> tids[2] = {0, 0};
+  std::atomic<int> first_out{-1};
+  std::atomic<pid_t> x_tid{0};
+  std::thread x;
+  int entered = 0;  // under m
+  auto waiter = [&](int id) {
+    tids[id].store(this_thread_tid());
+    std::unique_lock lk(m);
+    ++entered;
+    cv->wait(lk, [&] { return go; });
+    int expected = -1;
+    if (!first_out.compare_exchange_strong(expected, id)) return;  // the requeued one just leaves
+    // Holding m, the other asleep on m's word: a wait with another lock.
+    x = std::thread([&] {
+      x_tid.store(this_thread_tid());
+      std::unique_lock lx(other);
+      cv->wait(lx, [&] { return go_x; });
+    });
+    eventually([&] { return x_tid.load() != 0; });
+    rouse_test::until_asleep(x_tid.load());
+    {
+      std::lock_guard g(other);
+      go_x = true;
+    }
+    cv->notify_all();  // every waiter is notified now
+    delete cv;         // holding m
+  };
+  std::thread a(waiter, 0), b(waiter, 1);
+  eventually([&] {
+    std::lock_guard g(m);
+    return entered == 2;
+  });
+  for (auto& t : tids) rouse_test::until_asleep(t.load());  // both in the wait, asleep
+  {
+    std::lock_guard g(m);
+    go = true;
+    cv->notify_all();  // wakes one, requeues the other onto m
+  }
+  a.join();
+  b.join();
+  x.join();
+}
+
 }  // namespace
