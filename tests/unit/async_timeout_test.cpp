@@ -19,6 +19,7 @@
 #include <utility>
 #include <vector>
 
+#include "rouse/async/blocking.hpp"
 #include "rouse/async/event.hpp"
 #include "rouse/async/latch.hpp"
 #include "rouse/async/notify.hpp"
@@ -31,6 +32,7 @@
 #include "rouse/async/thread_pool.hpp"
 
 #include "counting_new.hpp"
+#include "rouse/latch.hpp"
 
 namespace {
 namespace ra = rouse::async;
@@ -203,6 +205,39 @@ TEST(async_timeout, a_frame_destroyed_while_it_waits_withdraws_timer_and_waiter)
   }  // the task (and its frame) is destroyed here
   n.notify_one();  // stored: the destroyed waiter left the list
   EXPECT_TRUE(n.wait_blocking_for(0s));
+}
+
+// The same for rouse's awaitables that are not waiter-list ones (sleep,
+// awaiting a blocking primitive): they are moved into the frame that
+// awaits them, so the frame destroyed while it waits withdraws them before
+// the with_timeout's stop source goes (awaited where they were, their stop
+// callback outlived the source: a misuse abort in debug builds).
+template <class MakeOp>
+void destroy_while_waiting_in_with_timeout(MakeOp make_op) {
+  ra::run_loop loop;
+  {
+    auto t = [](MakeOp make_op) -> task<bool> {
+      auto r = co_await ra::with_timeout(make_op(), 1h);
+      co_return static_cast<bool>(r);
+    }(make_op);
+    auto h = t.handle();
+    h.promise().bind(std::noop_coroutine(), &loop, {}, nullptr, nullptr);
+    ra::current_executor_scope scope(&loop);
+    h.resume();  // waits, with the with_timeout's timer on the loop
+    EXPECT_FALSE(h.done());
+  }  // the task (and its frame) is destroyed here
+  loop.run_once();  // nothing of it is left to run
+}
+
+TEST(async_timeout, a_frame_destroyed_in_with_timeout_of_a_sleep_withdraws_it) {
+  destroy_while_waiting_in_with_timeout([] { return ra::sleep_for(1h); });
+}
+
+TEST(async_timeout, a_frame_destroyed_in_with_timeout_of_a_blocking_wait_withdraws_it) {
+  static rouse::latch l(1);
+  destroy_while_waiting_in_with_timeout([] { return ra::wait(l); });
+  l.count_down();  // no waiter is left on the latch's word
+  EXPECT_TRUE(l.try_wait());
 }
 
 TEST(async_timeout, a_waiter_list_awaitable_allocates_nothing) {

@@ -21,6 +21,9 @@
 // that must be done before the coroutine may resume: await_suspend and the
 // completion (2 -> 0; whoever makes it 0 resumes). Ordering: acq_rel on both
 // words: the completion's writes reach the resumed coroutine.
+//
+// The awaitable may be moved before it is awaited (with_timeout moves it
+// into the frame that awaits it), never after (debug builds diagnose it).
 #pragma once
 
 #include <atomic>
@@ -33,6 +36,7 @@
 #include "rouse/async/executor.hpp"
 #include "rouse/async/stop_token.hpp"
 #include "rouse/async/waker.hpp"
+#include "rouse/detail/diagnostics.hpp"
 #include "rouse/platform/deadline.hpp"
 
 namespace rouse::async {
@@ -43,6 +47,10 @@ class sleep_awaitable {
   using clock = std::chrono::steady_clock;
 
   explicit sleep_awaitable(clock::time_point deadline) noexcept : deadline_(deadline) {}
+  // Before it is awaited only: nothing of it is registered yet.
+  sleep_awaitable(sleep_awaitable&& o) noexcept : deadline_(o.deadline_) {
+    ROUSE_CHECK_USAGE(!o.armed_, "rouse::async::sleep", "moved after it was awaited");
+  }
   sleep_awaitable(const sleep_awaitable&) = delete;
   sleep_awaitable& operator=(const sleep_awaitable&) = delete;
   // A coroutine destroyed while it sleeps (its owner destroyed the frame):

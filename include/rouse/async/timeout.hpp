@@ -57,6 +57,11 @@
 // timer, the outer link and the operation (the operation's own destructor
 // path: a waiter leaves its list, passing on what it was handed); as for any
 // coroutine, its owner must not destroy it while a wake of it is in flight.
+// An operation whose awaitable cannot be moved (another library's) is
+// awaited where it is, and C++ destroys it after the with_timeout
+// awaitable, whose stop source its stop callback is registered on: such a
+// frame must not be destroyed while it waits (rouse's own awaitables all
+// move before they are awaited).
 //
 // State: cause_ (one winner among the three that may end the wait early)
 //   none = 0 -> timer = 1 (the timer fired first: it requests the stop)

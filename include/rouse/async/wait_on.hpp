@@ -73,6 +73,7 @@
 #include "rouse/async/stop_token.hpp"
 #include "rouse/async/waker.hpp"
 #include "rouse/config.hpp"
+#include "rouse/detail/diagnostics.hpp"
 
 namespace rouse::async {
 
@@ -123,6 +124,12 @@ class word_awaitable : P, word_wait {
   explicit word_awaitable(wait_route route, A&&... a) noexcept
       : P(std::forward<A>(a)...),
         word_wait(static_cast<wait_protocol&>(*this), &on_done, route.named, route.carrier, route.fallback) {}
+  // Before it is awaited only (with_timeout moves it into the frame that
+  // awaits it): the protocol's parameters and the route are copied.
+  word_awaitable(word_awaitable&& o) noexcept
+      : P(static_cast<const P&>(o)), word_wait(static_cast<wait_protocol&>(*this), static_cast<const word_wait&>(o)) {
+    ROUSE_CHECK_USAGE(!o.suspended_, "rouse::async::wait_on", "moved after it was awaited");
+  }
   word_awaitable(const word_awaitable&) = delete;
   word_awaitable& operator=(const word_awaitable&) = delete;
   ~word_awaitable() {

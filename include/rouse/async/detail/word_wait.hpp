@@ -139,6 +139,16 @@ class basic_word_wait : public futex_wait_node {
       : protocol_(&protocol), on_done_(on_done), carrier_(carrier), fallback_(fallback), named_(named) {
     complete = &on_complete;
   }
+  // A wait not started yet, made again for `protocol` (its awaitable moved
+  // before it was awaited): the same route and completion.
+  basic_word_wait(wait_protocol& protocol, const basic_word_wait& unstarted) noexcept
+      : protocol_(&protocol),
+        on_done_(unstarted.on_done_),
+        carrier_(unstarted.carrier_),
+        fallback_(unstarted.fallback_),
+        named_(unstarted.named_) {
+    complete = &on_complete;
+  }
   basic_word_wait(const basic_word_wait&) = delete;
   basic_word_wait& operator=(const basic_word_wait&) = delete;
   ~basic_word_wait() = default;
