@@ -15,6 +15,7 @@
 #include <coroutine>
 #include <deque>
 #include <optional>
+#include <stdexcept>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -133,6 +134,52 @@ TEST(async_condition_variable, the_predicate_form_checks_before_and_after_each_w
   s.cv.notify_one();
   loop.drain();
   EXPECT_EQ(s.order, (std::vector<int>{1, 2}));
+}
+
+// A predicate that throws ends the wait with the guard owning the lock,
+// and the co_await rethrows (std's loop): at the first check, after a
+// notify, and under wait_for. (The driver once let it reach its
+// unhandled_exception(): std::terminate.)
+TEST(async_condition_variable, a_throwing_predicate_is_rethrown_with_the_lock_owned) {
+  for (int throw_on : {1, 2}) {
+    for (bool timed : {false, true}) {
+      ra::run_loop loop;
+      ra::mutex m;
+      ra::condition_variable cv;
+      int calls = 0;
+      bool owned_in_catch = false;
+      loop.run_until_complete([](ra::mutex& m, ra::condition_variable& cv, int& calls, int throw_on, bool timed,
+                                 bool& owned) -> ra::task<> {
+        auto s = co_await ra::this_task::get_scheduler();
+        auto waiter = [](ra::mutex& m, ra::condition_variable& cv, int& calls, int throw_on, bool timed,
+                         bool& owned) -> ra::task<> {
+          auto g = co_await m.lock();
+          auto pred = [&] {
+            if (++calls == throw_on) throw std::runtime_error("pred");
+            return false;
+          };
+          try {
+            if (timed)
+              (void)co_await cv.wait_for(g, 1h, pred);
+            else
+              co_await cv.wait(g, pred);
+            ADD_FAILURE() << "the predicate's exception was not rethrown";
+          } catch (const std::runtime_error&) {
+            owned = g.owns_lock();
+          }
+        };
+        auto h = ra::spawn(s, waiter(m, cv, calls, throw_on, timed, owned));
+        while (calls < 1) co_await ra::this_task::yield();
+        {
+          auto g = co_await m.lock();  // the waiter waits (or is done)
+          cv.notify_one();
+        }
+        co_await std::move(h);
+      }(m, cv, calls, throw_on, timed, owned_in_catch));
+      EXPECT_TRUE(owned_in_catch) << "throw on check " << throw_on << (timed ? ", wait_for" : ", wait");
+      EXPECT_TRUE(m.try_lock());  // the guard unlocked it
+    }
+  }
 }
 
 TEST(async_condition_variable, a_notify_between_the_wait_call_and_its_registration_is_not_lost) {

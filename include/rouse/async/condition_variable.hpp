@@ -21,7 +21,9 @@
 // and g's destructor unlocks it; a foreign coroutine gets operation_stopped
 // from the co_await, g owning the lock. (A predicate wait whose predicate
 // holds once the mutex is owned again completes normally instead: the
-// stop lost the race.) The re-acquisition itself cannot be stopped. Only a frame destroyed while it waits ends without the mutex
+// stop lost the race.) A predicate that throws ends the wait with g owning
+// the lock, and the co_await rethrows its exception (std's loop does the
+// same). The re-acquisition itself cannot be stopped. Only a frame destroyed while it waits ends without the mutex
 // (there is no "afterwards"): it leaves the lists it is in, passing on a
 // notification or a mutex hand-over it was given.
 //
@@ -158,6 +160,7 @@ struct cv_wait_state {
   std::uint32_t tag = 0;
   bool stopped = false;       // stopped (or timed out): the driver re-locks, then reports it
   bool via_executor = false;  // an adaptor's target: resume through target.resume(), not by transfer
+  std::exception_ptr error{};  // the predicate threw (with the mutex held): rethrown by the co_await
   resume_target target{};
   inplace_stop_token token{};                                   // what the driver's awaits see (none while it re-locks)
   inplace_stop_source stop;                                     // the wait's own source, linked to the awaiter's token
@@ -383,13 +386,23 @@ cv_driver cv_drive(cv_wait_state& s, Pred* pred) {
     if constexpr (std::is_same_v<Pred, cv_no_predicate>) {
       co_return;  // notified, spuriously woken, or stopped
     } else {
+      // The predicate runs with the mutex held; its exception ends the wait
+      // (the mutex held) and is rethrown by the co_await, as std's loop.
+      bool holds = false;
+      try {
+        holds = static_cast<bool>((*pred)());
+      } catch (...) {
+        s.error = std::current_exception();
+        s.stopped = false;
+        co_return;
+      }
       if (s.stopped) {
         // Stopped or timed out: a predicate that holds now wins (std's
         // wait_for returns pred() at the timeout), else it reports stopped.
-        if ((*pred)()) s.stopped = false;
+        if (holds) s.stopped = false;
         co_return;
       }
-      if (!(*pred)()) {
+      if (!holds) {
         s.tag = s.cv->sequence();  // the mutex is held
         s.token = s.stop.get_token();
         continue;
@@ -431,10 +444,16 @@ class condition_variable::wait_awaitable {
   ~wait_awaitable() { finish(); }
 
   bool await_ready() noexcept {
-    if constexpr (std::is_same_v<Pred, detail::cv_no_predicate>)
+    if constexpr (std::is_same_v<Pred, detail::cv_no_predicate>) {
       return false;
-    else
-      return pred_();
+    } else {
+      try {
+        return static_cast<bool>(pred_());
+      } catch (...) {
+        s_.error = std::current_exception();  // rethrown by await_resume, the mutex held
+        return true;
+      }
+    }
   }
 
   template <class Promise>
@@ -468,9 +487,12 @@ class condition_variable::wait_awaitable {
     finish();
     return !s_.stopped;
   }
+  // The predicate's exception, if it threw (adaptors rethrow it).
+  std::exception_ptr take_error() noexcept { return std::exchange(s_.error, nullptr); }
 
   void await_resume() {
     finish();
+    if (s_.error) std::rethrow_exception(std::exchange(s_.error, nullptr));
     if (s_.stopped) throw operation_stopped();
   }
 

@@ -281,6 +281,9 @@ class timeout_list_awaitable : timeout_core {
     disarm();
     bool const was_stopped = op_.completed_stopped();
     (void)op_.await_resume_nothrow();
+    if constexpr (requires { op_.take_error(); }) {
+      if (std::exception_ptr e = op_.take_error()) std::rethrow_exception(e);  // the operation's own exception
+    }
     if (!was_stopped) return true;
     if (stopped_ || cause() != timer) throw operation_stopped();
     return false;  // timed out
