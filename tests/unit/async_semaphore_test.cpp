@@ -407,6 +407,36 @@ TEST(async_semaphore, blocking_forms_from_plain_threads) {
   EXPECT_EQ(s.available(), 3u);
 }
 
+// A request for nothing takes nothing and waits for nobody, even behind a
+// queued waiter (it once queued there: served only by a later release, and
+// a timed-out try_acquire_for(0, d) reported success).
+TEST(async_semaphore, a_request_for_zero_permits_completes_at_once) {
+  ra::semaphore s(0);
+  test_loop loop;
+  std::vector<int> order;
+  std::vector<ra::semaphore::permit> kept;
+  auto ahead = acquire_and_keep(s, 1, order, 1, kept);  // queued: no permit free
+  ahead.start(loop);
+  loop.drain();
+  EXPECT_FALSE(ahead.finished());
+  auto zero = acquire_and_keep(s, 0, order, 2, kept);
+  zero.start(loop);
+  loop.drain();
+  EXPECT_TRUE(zero.finished());
+  EXPECT_EQ(order, std::vector<int>{2});
+  ASSERT_EQ(kept.size(), 1u);
+  EXPECT_TRUE(kept[0]);
+  EXPECT_EQ(kept[0].count(), 0u);
+  EXPECT_TRUE(s.try_acquire(0));
+  EXPECT_TRUE(s.try_acquire_for(0, 1h));  // at once (a wait here would hang the test)
+  EXPECT_TRUE(s.acquire_blocking(0));
+  s.release(1);  // to the waiter ahead
+  loop.drain();
+  EXPECT_TRUE(ahead.finished());
+  s.close();
+  EXPECT_FALSE(s.try_acquire(0));  // closed: empty
+}
+
 TEST(async_semaphore, a_timed_out_thread_returns_its_partial_assignment) {
   ra::semaphore s(1);
   auto p = s.try_acquire_for(2, 1ms);

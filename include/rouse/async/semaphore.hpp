@@ -36,6 +36,9 @@
 // thread: coroutine_waker's fallback). Destroy the semaphore only when
 // nobody waits and no call is running (debug builds check the queue).
 //
+// acquire(0) and its other forms take nothing and wait for nobody: they
+// complete at once with an empty-count permit (unless closed).
+//
 // Misuse: co_await-ing one acquire() twice, or moving it once awaited
 // (debug: diagnosed); more than max_permits (2^27 - 1) in the count or in
 // one request (debug: diagnosed); destroying the semaphore with waiters
@@ -333,6 +336,7 @@ class semaphore {
     for (;;) {
       if (s & closed) [[unlikely]]
         return take_result::was_closed;
+      if (n == 0) return take_result::taken;  // nothing to take: nobody to wait behind
       if ((s & queued) || (s >> shift) < n) return take_result::unavailable;
       // P -= n (L and W as they are). Ordering: acquire: pairs with
       // release()'s CAS and unlock_queue()'s release.
