@@ -7,8 +7,8 @@
 // Purpose: a count of permits. acquire() takes one (sleeping while there is
 // none), release(n) returns n. Unlike libstdc++'s (which wakes every waiter
 // and makes a system call on every release that finds the count at zero),
-// release(n) wakes at most n sleepers and makes no system call at all when
-// nobody sleeps.
+// release(n) makes one wake call for up to n sleepers and no system call at
+// all when nobody sleeps.
 //
 // Lifecycle and rules (std's): the count stays in [0, max()]; release(n)
 // needs 0 <= n <= max() - count. Any thread may release, whether or not it
@@ -38,8 +38,11 @@
 // back to sleep, so sleepers beyond the n woken are never stranded; a woken
 // thread that takes a permit and sees more left passes the wake on to one
 // more sleeper (a release that found the flag cleared by an earlier one did
-// not wake anybody). The price of the flag is at most one wake call that
-// finds nobody after a burst of contention.
+// not wake anybody). The price: after a release(n) that woke n sleepers,
+// each of the first n - 1 to take a permit still sees permits left (the
+// other woken threads' own) and wakes one more, so up to n - 1 extra wakes
+// (a thread that sleeps again, or a call that finds nobody); release(1)
+// wakes exactly one (docs/coordination.md).
 // Cost with nobody waiting (both layouts): release() is one RMW (a CAS after
 // a load) and no system call; acquire() with a permit available is one RMW.
 // acquire() spins briefly (detail::semaphore_spin) before it sleeps.
