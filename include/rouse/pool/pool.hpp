@@ -78,7 +78,10 @@
 // 0, 1, ..., N*m-1 for a cut range), each partial folded left to right over
 // its piece. The pieces depend only on the range's length and the pool's
 // size, not on who ran them: for a given pool size the result is the same
-// bit for bit on every run (floating point included).
+// bit for bit on every run (floating point included). A call nested inside
+// a job of the pool runs as if the pool had one participant (one piece,
+// folded left to right), so it gives what a pool of size 1 gives, which
+// may differ in its last bits from the same call made from outside.
 //
 // Memory ordering: everything the calling thread did before a call
 // happens-before every invocation of the callable, and every invocation
