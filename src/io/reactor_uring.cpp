@@ -254,8 +254,7 @@ void reactor::uring_stop() noexcept {
       } else if (is_record(data)) {
         --pending;
         auto* const rec = reinterpret_cast<futex_record*>(reinterpret_cast<std::uintptr_t>(data) & ~std::uintptr_t{1});
-        // Woken meanwhile: pass it on (a withdrawn wait's canceller did).
-        if (c.res == 0 && rec->node != nullptr) futex_wake_one(rec->word);
+        if (c.res == 0) futex_wake_one(rec->word);  // woken meanwhile: pass it on
       }
     }
     uring_->batch.clear();
@@ -340,7 +339,7 @@ bool reactor::futex_wait_cancel(detail::futex_wait_node* n) noexcept {
   // which the loop may not reap for a long time (a run_until_complete that
   // returns at once on this stop): pass one wake on now, while the word is
   // surely alive — at worst a spurious wake of another waiter. The
-  // completion then passes nothing on.
+  // completion passes one on too if it was woken (a spurious one at worst).
   futex_wake_one(word);
   return true;
 }
@@ -647,7 +646,11 @@ void reactor::uring_park(clock::time_point deadline, bool nonblocking) noexcept 
         futex_done_tail = &rec->next;
         continue;
       }
-      // Withdrawn (node null): futex_wait_cancel passed a wake on already.
+      // Withdrawn (node null): futex_wait_cancel passed a wake on already;
+      // a wake the request took is passed on again (a cancel whose submit
+      // failed left the request queued, and it may have taken one since):
+      // at worst a spurious wake.
+      if (c.res == 0) futex_wake_one(rec->word);
       delete rec;
       continue;
     }
@@ -684,12 +687,13 @@ void reactor::uring_park(clock::time_point deadline, bool nonblocking) noexcept 
   // Re-arms and the rest of read_exact / write_all requests are submitted
   // with the next poll() or park().
   if (io) readiness_wakeups_.fetch_add(1, std::memory_order_relaxed);
-  complete_all(done);
-  if (futex_done == nullptr) return;
-  // As complete_all: a coroutine resumed inline may destroy the frame of a
-  // wait later in the list, whose abandon() withdraws it here
-  // (futex_wait_cancel) instead of waiting for this thread.
+  // As complete_all: a coroutine resumed inline (by an operation's
+  // completion, or a futex wait's) may destroy the frame of a futex wait
+  // in this batch, whose abandon() withdraws it from the level
+  // (futex_wait_cancel) instead of waiting for this thread: the level
+  // stands before the first resumption.
   futex_batches::level level(futex_done);
+  complete_all(done);
   while (futex_record* const rec = level.pop()) {
     detail::futex_wait_node* const node = rec->node;
     delete rec;

@@ -6,6 +6,7 @@
 #include "rouse/io/wait_on.hpp"
 
 #include <gtest/gtest.h>
+#include <fcntl.h>
 #include <linux/futex.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -16,6 +17,7 @@
 #include <coroutine>
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 #include <thread>
 #include <vector>
@@ -25,6 +27,7 @@
 #include "rouse/async/spawn.hpp"
 #include "rouse/async/task.hpp"
 #include "rouse/async/timeout.hpp"
+#include "rouse/io/async_fd.hpp"
 #include "rouse/io/reactor.hpp"
 #include "self_ending.hpp"
 
@@ -164,6 +167,50 @@ TEST_P(io_wait_on, a_frame_destroyed_by_an_earlier_completion_of_its_batch_is_wi
   if (b.h) b.h.destroy();
   a.h = {};
   b.h = {};
+}
+
+// The same when the frame is destroyed by an I/O completion of the batch
+// (operations are handed out before futex waits): the futex wait must be
+// withdrawable from the first resumption of the batch on.
+handmade read_then_destroy(rouse::io::async_fd& r, handmade& other, int& resumed) {
+  std::byte b[16];
+  (void)co_await r.read_some(std::span<std::byte>(b, 16));
+  ++resumed;
+  if (other.h) {
+    other.h.destroy();
+    other.h = {};
+  }
+}
+handmade wait_and_count(rouse::io::reactor& r, std::atomic<std::uint32_t>& w, int& resumed) {
+  co_await wait_on(r, w, 0);
+  ++resumed;
+}
+
+TEST_P(io_wait_on, a_futex_wait_destroyed_by_an_io_completion_of_its_batch_is_withdrawn) {
+  event_loop loop(GetParam());
+  if (!loop.get_reactor().futex_wait_native()) GTEST_SKIP() << "no IORING_OP_FUTEX_WAIT here: no batch of waits";
+  int fds[2];
+  ASSERT_EQ(::pipe2(fds, O_CLOEXEC), 0);
+  auto rd = rouse::io::async_fd::adopt(loop, fds[0]);
+  ASSERT_TRUE(rd);
+  std::atomic<std::uint32_t> w{0};
+  int resumed = 0;
+  handmade reader;
+  handmade waiter;
+  reader = read_then_destroy(*rd, waiter, resumed);
+  waiter = wait_and_count(loop, w, resumed);
+  reader.h.resume();
+  waiter.h.resume();
+  loop.run_until_complete([]() -> task<void> { co_await rouse::async::sleep_for(2ms); }());  // the read's poll is armed
+  ASSERT_EQ(::write(fds[1], "x", 1), 1);
+  w.store(1);
+  ASSERT_EQ(wake_all(w), 1);
+  loop.run_until_complete([]() -> task<void> { co_await rouse::async::sleep_for(5ms); }());  // hangs before
+  EXPECT_EQ(resumed, 1);
+  EXPECT_FALSE(waiter.h);
+  if (reader.h) reader.h.destroy();
+  reader.h = {};
+  ::close(fds[1]);
 }
 
 // A coroutine without an executor resumes where the wake lands: on the
