@@ -181,10 +181,13 @@ int waitv(std::span<const wait_entry> entries, const steady_deadline* deadline, 
 }
 
 // Fallback for kernels without futex_waitv: check every word, then sleep on
-// the first one with a short timeout that doubles up to 1 ms. A wake on the
-// first word is seen at once; any other within the current slice.
+// the last one with a short timeout that doubles up to 1 ms. A wake of the
+// last word is seen at once and reported (a wake it takes is never dropped,
+// as futex_waitv reports the last entry it was woken through); a change of
+// any other is seen within the current slice.
 int wait_any_polling(std::span<const wait_entry> entries, const steady_deadline* deadline, scope s) noexcept {
   auto slice = std::chrono::microseconds(20);
+  std::size_t const last = entries.size() - 1;
   for (;;) {
     int const i = first_changed(entries);
     if (i >= 0) return i;
@@ -192,9 +195,8 @@ int wait_any_polling(std::span<const wait_entry> entries, const steady_deadline*
     if (deadline && now >= *deadline) return -1;
     auto until = now + slice;
     if (deadline && until > *deadline) until = *deadline;
-    if (wait_until(*entries[0].address, entries[0].expected, until, s) == wait_result::woken &&
-        entries[0].address->load(std::memory_order_acquire) != entries[0].expected)
-      return 0;
+    if (wait_until(*entries[last].address, entries[last].expected, until, s) == wait_result::woken)
+      return static_cast<int>(last);  // woken (perhaps spuriously: callers re-check)
     if (slice < std::chrono::milliseconds(1)) slice *= 2;
   }
 }

@@ -140,10 +140,12 @@ inline constexpr std::size_t max_wait_entries = 128;  // futex_waitv's limit
 // or -1 on timeout. Wakes of two entries that reach the sleeper at the same
 // moment are both taken and one index is reported (futex_waitv: the last):
 // a caller that passes a taken wake on must treat the others as possibly
-// taken too. entries.size() must be 1..max_wait_entries.
+// taken too, or put last the word whose wakes it must not drop. entries.size()
+// must be 1..max_wait_entries.
 // futex backend: futex_waitv(2) where the kernel has it (5.16+); on older
-// kernels, a polling fallback that checks every word and sleeps on the first
-// with exponentially growing timeouts (capped at 1 ms): correct, not cheap.
+// kernels, a polling fallback that checks every word and sleeps on the last
+// with exponentially growing timeouts (capped at 1 ms; a wake of the last
+// word is reported at once): correct, not cheap.
 int wait_any(std::span<const wait_entry> entries, scope s = scope::process_private) noexcept;
 int wait_any_until(std::span<const wait_entry> entries, steady_deadline deadline,
                    scope s = scope::process_private) noexcept;
