@@ -19,7 +19,8 @@
 //   event_set_then_reset_and_wait   manual_reset_event: a wait that begins
 //                                   after a reset() is not released by the
 //                                   set() before it, however late that
-//                                   set's claim runs
+//                                   set's claim runs (and though its wait
+//                                   object was made before that set)
 //
 // A lost wake-up shows as a deadlock (a thread asleep on its flag forever),
 // a double claim or a lost / doubled permit as an assertion failure.
@@ -245,9 +246,11 @@ struct event_set_then_reset_and_wait : rl::test_suite<event_set_then_reset_and_w
       if (r != event_start::withdrew) f[0].sleep();
       w[0].destroy();
       ev->reset();
-      // The next wait, begun after the reset: generation 1 (one set, in
-      // units of 2). No set() came since: it must wait.
-      event_wait& b = w[1].make(*ev, 2, f[1].make());
+      // The next wait, begun after the reset, from a wait object made with
+      // the first one's tag (an awaitable made before the set, awaited
+      // only now): the wait is tagged when it registers. No set() came
+      // since the reset: it must wait.
+      event_wait& b = w[1].make(*ev, 0, f[1].make());
       RL_ASSERT(b.try_acquire() == ra::check_result::not_ready);
       second($) = static_cast<int>(b.start());
     } else {

@@ -46,8 +46,7 @@
 //                 this set: a wait that began after a later reset() is not
 //                 this set's, however late its claim runs)
 //   reset():      S := 0
-//   wait:         tag := G; check: S: ready | else wait (register, re-check
-//                 S (B2))
+//   wait:         check: S: ready | else tag := G, register, re-check S (B2)
 // auto_reset_event is a notify (rouse/async/notify.hpp) whose permit is the
 // token: set() = notify_one(), wait() = notified(), and it has no
 // notify_all. reset() drops a stored token.
@@ -107,10 +106,10 @@ class manual_reset_event {
   // `co_await ev.wait()`: completes once the event is seen set, or a set()
   // chose it (even if reset() came since).
 #if ROUSE_DETAIL_ASYNC_LIST_COROUTINES
-  [[nodiscard]] awaitable wait() noexcept { return awaitable(*this, generation()); }
+  [[nodiscard]] awaitable wait() noexcept { return awaitable(*this, 0); }  // tagged when it registers
 #endif
 
-  void wait_blocking() noexcept { (void)async::wait_blocking(*this, generation(), ::rouse::detail::no_deadline{}); }
+  void wait_blocking() noexcept { (void)async::wait_blocking(*this, 0, ::rouse::detail::no_deadline{}); }
   // False when `d` / `t` passed first.
   template <class Rep, class Period>
   [[nodiscard]] bool wait_blocking_for(const std::chrono::duration<Rep, Period>& d) noexcept {
@@ -118,7 +117,7 @@ class manual_reset_event {
   }
   template <class Clock, class Duration>
   [[nodiscard]] bool wait_blocking_until(const std::chrono::time_point<Clock, Duration>& t) noexcept {
-    return async::wait_blocking(*this, generation(), ::rouse::detail::deadline_at(t));
+    return async::wait_blocking(*this, 0, ::rouse::detail::deadline_at(t));
   }
 
  private:
@@ -134,10 +133,13 @@ class manual_reset_event {
 
   // Whether generation `a` comes before `b` (serial numbers: wraps).
   static bool older(std::uint32_t a, std::uint32_t b) noexcept { return static_cast<std::int32_t>(a - b) < 0; }
-  // G now: a wait's tag, taken before its check.
-  std::uint32_t generation() const noexcept {
-    // Ordering: relaxed: the check after it (B2) is seq_cst; a set() whose
-    // RMW comes after this read's value makes a newer G.
+  // G now: a wait's tag, taken when it registers, before its re-check (B2)
+  // (list_wait::start(); an awaitable made long before it is awaited is
+  // tagged then, not when it was made).
+  std::uintptr_t tag_at_registration() const noexcept {
+    // Ordering: relaxed: the re-check after it (B2) is seq_cst and reads
+    // this word later in its modification order; a set() whose RMW comes
+    // after this read's value makes a newer G.
     return state_.load(std::memory_order_relaxed) & ~set_bit;
   }
 

@@ -346,6 +346,10 @@ class list_wait {
 
   // Registers (B1) and re-checks (B2).
   start_result start() noexcept {
+    // A primitive that tags a wait when it registers, not when it is made
+    // (manual_reset_event's generation: read before the re-check).
+    if constexpr (requires { p_->tag_at_registration(); })
+      node_.reset(&waiter_, to_packet(p_->tag_at_registration()));
     list().push(node_);
     check_result const r = p_->try_acquire(tag());  // (B2) after (B1)
     if (r == check_result::not_ready) return start_result::suspended;
