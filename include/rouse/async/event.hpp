@@ -87,10 +87,10 @@ class manual_reset_event {
     std::uint32_t const now = ((s | set_bit) + generation_unit) & ~set_bit;
     // (A2) inside: one load when nobody waits. Only the waits made before
     // this set: one that began after a later reset() is not this set's.
-    bool const every = ::rouse::detail::model_fault_on(::rouse::detail::model_fault::async_event_set_claims_every_waiter);
-    waiters_.notify_all([now, every](detail::waiter_node& n) {
-      // BROKEN on purpose when `every` (model tests only): no generation match.
-      return every || older(static_cast<std::uint32_t>(list_wait<manual_reset_event>::tag_of(n)), now);
+    waiters_.notify_all([now](detail::waiter_node& n) {
+      // BROKEN on purpose under the fault (model tests only): no generation match.
+      return ::rouse::detail::model_fault_on(::rouse::detail::model_fault::async_event_set_claims_every_waiter) ||
+             older(static_cast<std::uint32_t>(list_wait<manual_reset_event>::tag_of(n)), now);
     });
   }
   void reset() noexcept {
