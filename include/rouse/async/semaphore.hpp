@@ -96,10 +96,11 @@
 //   leave (under L):     unlink, then serve with what was assigned to it
 //   close (under L):     claim every queued waiter (closed); the unlock sets
 //                        C, gives their assigned permits back to P, Q := 0
-// Invariants: Q <=> the queue is not empty (outside L); Q && P > 0 only
-// while the queue's first request is being made (enqueue takes P before
-// it sets Q) or the lock holder serves, so a fast path that sees Q takes
-// nothing, and one that sees !Q barges past nobody.
+// Invariants: Q <=> the queue is not empty (outside L); never Q && P > 0
+// outside L (a release adds to P only with Q clear, the first queuer takes
+// P in the CAS that sets Q, an unlock adds to P only when it clears Q), so
+// a fast path that sees Q takes nothing, and one that sees !Q barges past
+// nobody.
 //
 // Claims (rouse/detail/waiter_queue.hpp): a fully served waiter is claimed
 // through its node (a transferable claim: if its frame is destroyed before
