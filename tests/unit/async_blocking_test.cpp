@@ -739,10 +739,10 @@ TEST(async_wait_on, sizes_are_documented) {
   std::printf("sizeof: wait_on %zu, lock %zu, latch wait %zu, acquire %zu\n", sizeof(ra::wait_on_awaitable),
               sizeof(ra::lock_awaitable), sizeof(ra::latch_wait_awaitable), sizeof(ra::acquire_awaitable<1>));
   if constexpr (sizeof(void*) == 8) {  // the figures the headers state (x86-64)
-    EXPECT_EQ(sizeof(ra::wait_on_awaitable), 224u);
-    EXPECT_EQ(sizeof(ra::lock_awaitable), 240u);
-    EXPECT_EQ(sizeof(ra::latch_wait_awaitable), 224u);
-    EXPECT_EQ(sizeof(ra::acquire_awaitable<1>), 232u);
+    EXPECT_EQ(sizeof(ra::wait_on_awaitable), 216u);
+    EXPECT_EQ(sizeof(ra::lock_awaitable), 232u);
+    EXPECT_EQ(sizeof(ra::latch_wait_awaitable), 216u);
+    EXPECT_EQ(sizeof(ra::acquire_awaitable<1>), 224u);
   }
 }
 

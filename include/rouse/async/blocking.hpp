@@ -88,7 +88,7 @@
 // contend for m legitimately); a coroutine that awaits a mutex it holds
 // waits forever, as a thread would.
 //
-// sizeof on x86-64: lock 240 bytes, wait 224, acquire 232 (wait_on's
+// sizeof on x86-64: lock 232 bytes, wait 216, acquire 224 (wait_on's
 // awaitable with the primitive's protocol state), in the awaiting frame.
 #pragma once
 

@@ -54,7 +54,7 @@
 // under way; a destruction that races with the wait's end (another thread)
 // waits for that end to finish.
 //
-// sizeof: 224 bytes on x86-64 (the driver's state and its lock, the
+// sizeof: 216 bytes on x86-64 (the driver's state and its lock, the
 // protocol, the resume target, the stop callback slot), in the awaiting
 // frame. No allocation on the awaitable's side; the native path's reactor
 // allocates its record of each request, the helper path a thread.

@@ -77,7 +77,6 @@ struct futex_wait_node {
   void* record = nullptr;  // the parker's record of the request
   int result = 0;          // the request's completion (0: woken)
   bool detached = false;   // the parker was destroyed while it waited
-  futex_wait_node* done_next = nullptr;
 };
 
 // One waiter's side of a word protocol (see the top of this file).
