@@ -18,11 +18,16 @@
 //                  exactly one of "cancel returned true" and "fired".
 //   timer_wakes    the same timer is all the spawner waits for: added
 //                  while the workers may sleep, add_timer must wake one.
+//   timer_handed_on  a worker adds a timer while the other sleeps untimed,
+//                  then runs a coroutine that blocks it until the timer
+//                  fired: a sleeper must be given the timers.
 //   stop_idle      the pool is stopped without work: every worker returns.
-// And the broken variant, kept to prove the model sees the bug it guards:
+// And the broken variants, kept to prove the model sees the bugs it guards:
 //   spawn_skips_wake   model_fault::pool_spawn_skips_wake: a schedule from
 //                  outside pushes its task and does not look for a sleeping
 //                  worker: a deadlock (spawn_after_sleep's shape).
+//   timer_not_handed_on  model_fault::pool_timer_not_handed_on: the adder
+//                  runs on without handing the timers on: a deadlock.
 #include <coroutine>
 #include <cstdint>
 #include <exception>
@@ -147,7 +152,7 @@ struct timer_suite : rl::test_suite<timer_suite<Cancel>, threads>, pool_suite_ba
   }
   void thread(unsigned index) {
     if (index == 0) {
-      this->core.add_timer(t.e);
+      this->core.add_timer(t.e, nullptr);
       bool const cancelled = Cancel && this->core.cancel_timer(t.e);
       if (!cancelled) {
         this->await_finished(1);  // it fires, on a worker, exactly once
@@ -158,6 +163,51 @@ struct timer_suite : rl::test_suite<timer_suite<Cancel>, threads>, pool_suite_ba
       this->core.stop();
     } else {
       this->run_worker();
+    }
+  }
+};
+
+// A worker adds a timer while the other sleeps untimed (no timer yet), then
+// runs a coroutine that blocks its thread until the timer fired: the timers
+// must go to the sleeper (the adder hands them on before that resume).
+struct timer_handed_on_suite : rl::test_suite<timer_handed_on_suite, threads>, pool_suite_base<4> {
+  struct entry {
+    rouse::async::timer_entry e;  // first: fire() gets the suite back
+    timer_handed_on_suite* suite;
+  } t{};
+  rl::var<int> fired;
+
+  void before() {
+    fired($) = 0;
+    t.suite = this;
+    t.e.deadline = rouse::async::timer_entry::clock::time_point::min();  // due at once (model time stands still)
+    t.e.fire = [](rouse::async::timer_entry* e) noexcept {
+      auto* s = reinterpret_cast<entry*>(e)->suite;
+      s->fired($) += 1;
+      s->finish();
+    };
+  }
+  static job blocker(timer_handed_on_suite* s) {
+    s->await_finished(1);  // blocks this worker's thread until the timer fired
+    s->finish();
+    co_return;
+  }
+  static job adder(timer_handed_on_suite* s) {
+    s->core.add_timer(s->t.e, &s->me());
+    s->core.schedule_local(s->me(), blocker(s).handle.address());  // runs next on this worker
+    co_return;
+  }
+  void thread(unsigned index) {
+    if (index == 0) {
+      while (core.worker_at(0).park_word.load(std::memory_order_relaxed) == 0 ||
+             core.worker_at(1).park_word.load(std::memory_order_relaxed) == 0)
+        d::yield();
+      core.schedule_remote(adder(this).handle.address());
+      await_finished(2);
+      RL_ASSERT(fired($) == 1);
+      core.stop();
+    } else {
+      run_worker();
     }
   }
 };
@@ -181,11 +231,17 @@ int main() {
   failures += rouse_model::expect_pass<fan_out_suite<2, 4>>("async_thread_pool.spill", 100000);
   failures += rouse_model::expect_pass<timer_suite<true>>("async_thread_pool.timer_cancel", 100000);
   failures += rouse_model::expect_pass<timer_suite<false>>("async_thread_pool.timer_wakes", 100000);
+  failures += rouse_model::expect_pass<timer_handed_on_suite>("async_thread_pool.timer_handed_on", 100000);
   failures += rouse_model::expect_pass<stop_idle_suite>("async_thread_pool.stop_idle", 50000);
   {
     d::model_fault_scope fault(d::model_fault::pool_spawn_skips_wake);
     failures += rouse_model::expect_failure<spawn_one_suite<true>>("async_thread_pool.spawn_skips_wake",
                                                                    rl::test_result_deadlock, 200000);
+  }
+  {
+    d::model_fault_scope fault(d::model_fault::pool_timer_not_handed_on);
+    failures += rouse_model::expect_failure<timer_handed_on_suite>("async_thread_pool.timer_not_handed_on",
+                                                                   rl::test_result_deadlock, 100000);
   }
   return failures == 0 ? 0 : 1;
 }

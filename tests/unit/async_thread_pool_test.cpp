@@ -2,14 +2,17 @@
 // slot and its cap, 100,000 coroutines waking each other (a token ring and
 // independent chains), system calls (none while busy, one wake when asleep),
 // an idle pool's CPU, timers (never early, all fire, the holder woken by an
-// earlier timer, cancel against fire), destruction with work queued.
+// earlier timer, a sleeper takes a timer its adder cannot watch, cancel
+// against fire), destruction with work queued.
 //
 // Until rouse's task<T> is used here, the coroutines are the minimal kind
 // below: they start suspended and the test schedules them.
 #include "rouse/async/thread_pool.hpp"
 
 #include <gtest/gtest.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -476,6 +479,70 @@ struct sleep_for_awaiter {
   void await_resume() const noexcept {}
 };
 static_assert(std::is_standard_layout_v<sleep_for_awaiter>);
+
+// Suspends the caller (its handle goes to *caller), then schedules `next`.
+struct hand_over {
+  executor* ex;
+  std::coroutine_handle<>* caller;
+  std::coroutine_handle<> next;
+  bool await_ready() const noexcept { return false; }
+  void await_suspend(std::coroutine_handle<> h) const noexcept {
+    *caller = h;
+    ex->schedule(next);
+  }
+  void await_resume() const noexcept {}
+};
+
+// Sleeps on the pool's timers like sleep_for_awaiter, scheduling `also`
+// first: from a worker, `also` takes the LIFO slot and runs next there.
+struct schedule_then_sleep {
+  timer_entry entry;  // first: fire() gets the awaiter back
+  executor* ex;
+  std::coroutine_handle<> also;
+  std::coroutine_handle<> waiting;
+
+  bool await_ready() const noexcept { return false; }
+  void await_suspend(std::coroutine_handle<> h) noexcept {
+    waiting = h;
+    entry.fire = [](timer_entry* e) noexcept {
+      auto* self = reinterpret_cast<schedule_then_sleep*>(e);
+      self->ex->schedule(self->waiting);
+    };
+    ex->schedule(also);
+    ex->add_timer(entry);  // the last touch: the sleeper may be resumed at once
+  }
+  void await_resume() const noexcept {}
+};
+static_assert(std::is_standard_layout_v<schedule_then_sleep>);
+
+// A coroutine sleeps while the other worker sleeps untimed (no timers yet),
+// and its worker then runs a coroutine that blocks until the sleep is over.
+// The timer must not wait for that coroutine: a sleeper takes it.
+TEST(async_thread_pool, a_timer_added_by_a_worker_that_then_runs_a_long_coroutine_fires_on_another) {
+  auto const before_threads = threads_before_pool();
+  thread_pool pool(2);
+  auto const workers = new_threads(before_threads);
+  ASSERT_EQ(workers.size(), 2u);
+  for (int round = 0; round < 3; ++round) {
+    std::atomic<int> woke{0}, done{0};
+    std::coroutine_handle<> blocker_handle;
+    auto sleeper = [&]() -> job {
+      co_await schedule_then_sleep{{.deadline = clock_type::now() + 1ms}, &pool, blocker_handle, {}};
+      woke.store(1);
+    };
+    job const s = sleeper();
+    auto blocker = [&]() -> job {
+      pid_t const self = static_cast<pid_t>(::syscall(SYS_gettid));
+      until_all_asleep({workers[0] == self ? workers[1] : workers[0]});  // the other worker, untimed
+      co_await hand_over{&pool, &blocker_handle, s.handle};  // the sleeper runs next on this worker...
+      // ...and this coroutine right after it, blocking its worker.
+      rouse_test::eventually([&] { return woke.load() == 1; });  // before the fix: a hang
+      done.store(1);
+    };
+    pool.schedule(blocker().handle);
+    rouse_test::eventually([&] { return done.load() == 1; });
+  }
+}
 
 TEST(async_thread_pool, coroutines_sleeping_on_timers_resume_on_the_pool_after_their_deadline) {
   constexpr int n = 300;

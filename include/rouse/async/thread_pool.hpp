@@ -131,10 +131,13 @@
 // queue's next_deadline()); the others sleep untimed. A worker parking
 // with no holder and timers pending becomes the holder. add_timer unparks
 // the holder when the new deadline is earlier than the one it sleeps
-// until, and unparks some sleeper when there is no holder and no awake
-// worker (one that is awake takes the role when it parks, and checks the
-// timers between coroutines meanwhile). Expired timers are taken under the
-// lock (take_expired(steady_clock::now()): never early) and fired outside.
+// until. With no holder, a timer added from outside unparks a sleeper at
+// once; one added by a worker marks that worker, which takes the role if
+// it parks next (a coroutine sleeping in a loop costs no wake) and
+// otherwise, before it resumes another coroutine, unparks a sleeper to
+// take it (that coroutine may run for long). Awake workers also fire due
+// timers between coroutines. Expired timers are taken under the lock
+// (take_expired(steady_clock::now()): never early) and fired outside.
 // Leaving the sleepers gives the role up; the next parker takes it.
 //
 // Memory ordering: everything before schedule(h) happens-before h resumes
@@ -402,6 +405,7 @@ class pool_core {
     std::uint32_t random = 0;        // xorshift state: where a steal starts
     bool searching = false;          // counted in state_'s searching
     bool yielded = false;            // a budget yield: the next pick looks at the global queue and the timers first
+    bool timers_unwatched = false;   // it added a timer nobody sleeps on: hand the role on before running more
     std::uint32_t index = 0;
     const pool_core* owner = nullptr;
   };
@@ -459,7 +463,8 @@ class pool_core {
     notify_parked();
   }
 
-  void add_timer(timer_entry& e) noexcept {
+  // `self`: the calling worker of this pool, or nullptr from any other thread.
+  void add_timer(timer_entry& e, worker* self) noexcept {
     std::uint32_t target = no_worker;
     {
       std::lock_guard<rouse::mutex> g(idle_lock_);
@@ -467,8 +472,12 @@ class pool_core {
       publish_next_timer_locked();
       if (timer_holder_ != no_worker) {
         if (e.deadline < timer_holder_deadline_) target = timer_holder_;  // it sleeps too long now
-      } else if (awake_of(state_.load(std::memory_order_relaxed)) == 0) {  // Ordering: relaxed, awake changes under the lock
-        target = pick_sleeper_locked();  // nobody would look at the timers
+      } else if (self != nullptr) {
+        // The adding worker holds the role until it runs something else:
+        // it takes it when it parks, or hands it to a sleeper first.
+        self->timers_unwatched = true;
+      } else {
+        target = pick_sleeper_locked();  // an awake worker may not look for a long time
       }
       if (target != no_worker) unpark_locked(target);
     }
@@ -500,6 +509,7 @@ class pool_core {
         w.yielded = false;
         fire_due_timers();
       }
+      if (w.timers_unwatched) hand_timers_on(w);
       budget = ::rouse::async::detail::coop_budget;
       std::coroutine_handle<>::from_address(task).resume();
     }
@@ -701,6 +711,7 @@ class pool_core {
       // in notify_parked(). Under the lock: awake + sleepers stays N.
       state_.fetch_sub(awake_one + (w.searching ? searching_one : 0), std::memory_order_relaxed);
       w.searching = false;
+      w.timers_unwatched = false;  // it takes the role below, or another holds it
       // Ordering: relaxed: read by this thread, and by others under the lock.
       w.park_word.store(word_parked, std::memory_order_relaxed);
       sleepers_[sleeper_count_++] = w.index;
@@ -746,6 +757,21 @@ class pool_core {
   }
 
   // ---- timers ----
+
+  // w added a timer when nobody held the role and is about to run another
+  // coroutine, which may run for long: a sleeper takes the role (it wakes,
+  // finds no work, and parks with the timers' deadline).
+  [[gnu::noinline]] void hand_timers_on(worker& w) noexcept {
+    w.timers_unwatched = false;
+    if (::rouse::detail::model_fault_on(::rouse::detail::model_fault::pool_timer_not_handed_on)) return;
+    std::uint32_t target = no_worker;
+    {
+      std::lock_guard<rouse::mutex> g(idle_lock_);
+      if (timer_holder_ == no_worker && !timers_.empty()) target = pick_sleeper_locked();
+      if (target != no_worker) unpark_locked(target);
+    }
+    if (target != no_worker) ::rouse::detail::wake_one(workers_[target].park_word);
+  }
 
   void publish_next_timer_locked() noexcept {
     // Ordering: relaxed: a hint for the awake workers' checks; the lock decides.
@@ -829,15 +855,15 @@ class thread_pool final : public executor {
     }
   }
   void add_timer(timer_entry& e) noexcept override {
-    if (this_worker() != nullptr) {
-      core_.add_timer(e);
+    if (core::worker* const w = this_worker()) {
+      core_.add_timer(e, w);
       return;
     }
     // Counted as a remote schedule(): the timer may fire at once and the
     // pool be destroyed while this call still wakes a worker.
     // Ordering: relaxed / release, as in schedule().
     remote_callers_.fetch_add(1, std::memory_order_relaxed);
-    core_.add_timer(e);
+    core_.add_timer(e, nullptr);
     remote_callers_.fetch_sub(1, std::memory_order_release);
   }
   bool cancel_timer(timer_entry& e) noexcept override { return core_.cancel_timer(e); }

@@ -148,6 +148,9 @@ enum class model_fault : unsigned {
   // async::thread_pool: a spawn pushes its task and does not look for a
   // sleeping worker (the sleep/spawn handshake's wake is skipped).
   pool_spawn_skips_wake,
+  // async::thread_pool: a worker that added a timer nobody held runs on
+  // without handing the timers to a sleeper.
+  pool_timer_not_handed_on,
   // async timers: the timer queue fires an entry one slot early.
   timer_fires_early,
   // async::semaphore: a serve that cannot fully serve the oldest waiter
