@@ -25,6 +25,7 @@
 #include "rouse/async/sleep.hpp"
 #include "rouse/async/spawn.hpp"
 #include "rouse/async/task.hpp"
+#include "rouse/async/thread_pool.hpp"
 #include "rouse/async/timeout.hpp"
 
 namespace {
@@ -485,6 +486,51 @@ TEST(async_select, an_op_exception_is_rethrown_by_the_select) {
     co_return 0;
   };
   EXPECT_THROW(run(loop, ch::select(ch::recv(a.second), ch::op(boom()))), std::runtime_error);
+}
+
+// Several op() branches: once one wins, the join rounds wait for the running
+// losers only (a select that counted the finished winner as ready spun).
+TEST(async_select, with_several_op_branches_the_winner_ends_the_select_and_the_losers_are_stopped) {
+  run_loop loop;
+  semaphore s0(0), s1(0), s2(0);
+  for (int winner = 0; winner < 3; ++winner) {
+    auto h = rouse::async::spawn(loop, [](semaphore& a, semaphore& b, semaphore& c) -> task<std::size_t> {
+      auto r = co_await ch::select(ch::op(a.acquire()), ch::op(b.acquire()), ch::op(c.acquire()));
+      co_return r.index();
+    }(s0, s1, s2));
+    settle(loop);
+    EXPECT_FALSE(h.is_done());
+    semaphore* const sems[] = {&s0, &s1, &s2};
+    sems[winner]->release(1);
+    EXPECT_EQ(join(loop, std::move(h)), static_cast<std::size_t>(winner));  // a hang before
+    // The winner's permit came back with the dropped result; the stopped
+    // losers took none.
+    for (int i = 0; i < 3; ++i) EXPECT_EQ(sems[i]->available(), i == winner ? 1u : 0u) << i;
+    sems[winner]->try_acquire(1).forget();
+  }
+  // An error in one op: rethrown once the other is stopped and awaited.
+  auto boom = []() -> task<int> {
+    throw std::runtime_error("boom");
+    co_return 0;
+  };
+  EXPECT_THROW(run(loop, ch::select(ch::op(s0.acquire()), ch::op(boom()))), std::runtime_error);
+  EXPECT_EQ(s0.available(), 0u);
+  s0.release(1);
+  EXPECT_EQ(s0.available(), 1u);  // the stopped loser took nothing
+}
+
+TEST(async_select, with_several_op_branches_on_a_thread_pool_the_losers_are_stopped) {
+  rouse::async::thread_pool pool(2);
+  for (int round = 0; round < 200; ++round) {
+    auto r = rouse::async::sync_wait([](rouse::async::thread_pool& p) -> task<std::size_t> {
+      co_await p.get_scheduler().schedule();
+      auto v = co_await ch::select(ch::op(rouse::async::sleep_for(std::chrono::microseconds(50))),
+                                   ch::op(rouse::async::sleep_for(std::chrono::hours(1))));
+      co_return v.index();
+    }(pool));
+    ASSERT_TRUE(r.has_value());
+    ASSERT_EQ(*r, 0u);
+  }
 }
 
 // ---- select_blocking ----------------------------------------------------------

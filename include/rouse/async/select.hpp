@@ -337,8 +337,11 @@ class op_base {
   [[nodiscard]] bool child_was_stopped() const noexcept { return stopped_; }
 
   // A join round after the select chose: waits for a running child only.
+  // True when armed or when there is nothing to wait for (no child, or it
+  // completed in an earlier round: the winner, a loser that ended);
+  // false when the child completed just now (the round fires).
   bool arm_join(task_core* core) noexcept {
-    if (!child_) return false;
+    if (!child_ || completed()) return true;
     return arm_round(core);
   }
   void disarm() noexcept {
