@@ -312,6 +312,39 @@ TEST(async_stop_token, stop_slot_with_never_stop_token_does_nothing) {
   EXPECT_EQ(n, 0);
 }
 
+// A callback that ends the work owning the source, on the thread running
+// request_stop() (as a coroutine resumed inline does): the source and the
+// running callback are destroyed inside request_stop(), which must then
+// touch neither (ASan reports a use after free otherwise).
+struct stop_owner;
+struct destroy_owner {
+  stop_owner** owner;
+  void operator()() const noexcept;
+};
+struct stop_owner {
+  inplace_stop_source source;
+  std::optional<inplace_stop_callback<destroy_owner>> ends;  // registered first: runs last
+  std::optional<inplace_stop_callback<bump>> counts;
+};
+void destroy_owner::operator()() const noexcept {
+  stop_owner** const h = owner;  // this callback goes with the owner
+  delete *h;                     // the source, this callback and the other (already run)
+  *h = nullptr;
+}
+
+TEST(async_stop_token, a_callback_may_destroy_its_source_on_the_requesting_thread) {
+  for (int round = 0; round < 100; ++round) {
+    std::atomic<int> n{0};
+    auto* o = new stop_owner;
+    stop_owner* handle = o;
+    o->ends.emplace(o->source.get_token(), destroy_owner{&handle});
+    o->counts.emplace(o->source.get_token(), bump{&n});
+    EXPECT_TRUE(o->source.request_stop());
+    EXPECT_EQ(handle, nullptr);
+    EXPECT_EQ(n.load(), 1);
+  }
+}
+
 #if ROUSE_DEBUG_CHECKS && !defined(ROUSE_SANITIZER_thread)
 TEST(async_stop_token_death, destroying_a_source_with_a_registered_callback_is_diagnosed) {
   EXPECT_DEATH(

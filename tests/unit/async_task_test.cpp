@@ -22,7 +22,9 @@
 #include "eventually.hpp"
 #include "rouse/async/run_loop.hpp"
 #include "rouse/async/sleep.hpp"
+#include "rouse/async/event.hpp"
 #include "rouse/async/spawn.hpp"
+#include "rouse/async/when.hpp"
 
 namespace {
 using namespace std::chrono_literals;
@@ -570,6 +572,85 @@ TEST(async_task, a_foreign_std_stop_token_stopped_before_the_await) {
   env_awaits(asleep, result, done).start(src.get_token(), lt.loop);
   rouse_test::eventually([&] { return done.load(); });
   EXPECT_EQ(result.load(), -1);
+}
+
+// A foreign coroutine with a stop token and no executor: a stop resumes it
+// inline, inside the request_stop() of the stop source rouse made for the
+// awaited work (the task's adapter of a std::stop_token, when_all's own
+// source); it ends and destroys that work, source included, there. ASan
+// reported a use after free in request_stop() before.
+template <class Token>
+struct token_env {
+  Token token;
+  Token query(rouse::async::get_stop_token_t) const noexcept { return token; }
+};
+template <class Token>
+struct token_coro {
+  struct promise_type {
+    Token token;
+    token_coro get_return_object() noexcept { return {std::coroutine_handle<promise_type>::from_promise(*this)}; }
+    std::suspend_always initial_suspend() noexcept { return {}; }
+    std::suspend_never final_suspend() noexcept { return {}; }
+    void return_void() noexcept {}
+    void unhandled_exception() noexcept { std::terminate(); }
+    token_env<Token> get_env() const noexcept { return {token}; }
+  };
+  std::coroutine_handle<promise_type> h;
+  void start(Token t) {
+    h.promise().token = std::move(t);
+    h.resume();
+  }
+};
+
+task<int> waits_for(rouse::async::manual_reset_event& ev) {
+  co_await ev.wait();
+  co_return 1;
+}
+
+template <class Token>
+token_coro<Token> awaits_a_task(rouse::async::manual_reset_event& ev, int& result) {
+  try {
+    result = co_await waits_for(ev);
+  } catch (const rouse::async::operation_stopped&) {
+    result = -1;
+  }
+}
+
+template <class Token>
+token_coro<Token> awaits_when_all(rouse::async::manual_reset_event& ev, int& result) {
+  try {
+    auto [a, b] = co_await rouse::async::when_all(waits_for(ev), waits_for(ev));
+    result = a + b;
+  } catch (const rouse::async::operation_stopped&) {
+    result = -1;
+  }
+}
+
+TEST(async_task, a_foreign_coroutine_without_executor_stopped_inline_destroys_the_stopped_work_safely) {
+  rouse::async::manual_reset_event ev;
+  {
+    std::stop_source src;
+    int result = 0;
+    awaits_a_task<std::stop_token>(ev, result).start(src.get_token());
+    EXPECT_EQ(result, 0);
+    src.request_stop();  // the task's adapter source dies inside its request_stop()
+    EXPECT_EQ(result, -1);
+  }
+  {
+    rouse::async::inplace_stop_source src;
+    int result = 0;
+    awaits_when_all<rouse::async::inplace_stop_token>(ev, result).start(src.get_token());
+    EXPECT_EQ(result, 0);
+    src.request_stop();  // when_all's source dies inside its request_stop()
+    EXPECT_EQ(result, -1);
+  }
+  {
+    std::stop_source src;
+    int result = 0;
+    awaits_when_all<std::stop_token>(ev, result).start(src.get_token());
+    src.request_stop();
+    EXPECT_EQ(result, -1);
+  }
 }
 
 #if ROUSE_DEBUG_CHECKS && !defined(ROUSE_SANITIZER_thread)

@@ -21,10 +21,14 @@
 // - A callback's destructor unregisters it. If request_stop() is running it
 //   on another thread, the destructor waits for it to return; on the same
 //   thread (the callback destroys itself), it does not wait.
-// - The source must outlive its tokens' use and its callbacks.
+// - The source must outlive its tokens' use and its callbacks. A callback
+//   may end the work that owns the source on the thread running
+//   request_stop() (a coroutine resumed inline, with no executor), and the
+//   source be destroyed there: request_stop() then returns at once,
+//   touching nothing of it.
 //
 // Size: inplace_stop_source 24 bytes (a state word, the list head, the
-// running callback's owner), inplace_stop_token 8 bytes. Cost: a token's
+// running request's record), inplace_stop_token 8 bytes. Cost: a token's
 // stop_requested() is one acquire load; registering and unregistering a
 // callback take the source's small spin lock (a bit in the state word:
 // one RMW to take, a store to release), which is only ever held for a list
@@ -83,14 +87,18 @@ class inplace_stop_source {
   inplace_stop_source(const inplace_stop_source&) = delete;
   inplace_stop_source& operator=(const inplace_stop_source&) = delete;
   // A request_stop() still running on another thread (its callbacks may
-  // have let the owner go on and destroy this source) is waited for.
+  // have let the owner go on and destroy this source) is waited for. One
+  // running on this thread (a callback completed the work that owns the
+  // source, inline) is told, and touches the source no more.
   ~inplace_stop_source() {
     // Ordering: acquire: pairs with the release that ends request_stop().
     if (state_.load(std::memory_order_acquire) & running_bit) {
       lock();
-      std::thread::id const runner = running_thread_;
+      stop_run* const run = running();
+      bool const here = run != nullptr && run->thread == std::this_thread::get_id();
+      if (here) run->source_destroyed = true;
       unlock();
-      if (runner != std::this_thread::get_id())
+      if (!here)
         while (state_.load(std::memory_order_acquire) & running_bit) std::this_thread::yield();
     }
     ROUSE_CHECK_USAGE(head_ == nullptr, "rouse::async::inplace_stop_source",
@@ -108,7 +116,8 @@ class inplace_stop_source {
   // that made the request, false if stop was already requested.
   bool request_stop() noexcept {
     if (!lock_unless_stopped()) return false;
-    running_thread_ = std::this_thread::get_id();
+    stop_run run{std::this_thread::get_id()};
+    run_ = &run;  // read only under L while R is set
     // Set S (and R, until the end) while holding L. Ordering: release (with
     // L's acquire): pairs with the acquire of stop_requested() and of
     // lock_unless_stopped().
@@ -128,6 +137,11 @@ class inplace_stop_source {
         cb->done_.store(1, std::memory_order_release);
         platform::wake_all(cb->done_);  // an address only: the callback may be gone (rule 7)
       }
+      // The callback let this thread's owner of the source destroy it (a
+      // coroutine resumed inline, without an executor): nothing is left to
+      // run (a source destroyed with callbacks registered is misuse) and
+      // nothing of it may be touched.
+      if (run.source_destroyed) return true;
       lock();
     }
     // The last touch of the source: L and R go in one RMW. Ordering:
@@ -143,6 +157,16 @@ class inplace_stop_source {
   static constexpr std::uint8_t stop_bit = 1;
   static constexpr std::uint8_t lock_bit = 2;
   static constexpr std::uint8_t running_bit = 4;  // request_stop() is running its callbacks
+
+  // On request_stop()'s stack while it runs the callbacks.
+  struct stop_run {
+    std::thread::id thread;
+    bool source_destroyed = false;  // set by the destructor, on that thread
+  };
+  // Under L: the running request_stop()'s record, or null once it ended.
+  stop_run* running() const noexcept {
+    return (state_.load(std::memory_order_relaxed) & running_bit) != 0 ? run_ : nullptr;
+  }
 
   void lock() const noexcept {
     // Ordering: acquire: the list written under the previous holder.
@@ -193,7 +217,8 @@ class inplace_stop_source {
       unlock();
       return;
     }
-    std::thread::id const runner = running_thread_;
+    stop_run* const run = running();
+    std::thread::id const runner = run != nullptr ? run->thread : std::thread::id{};
     unlock();
     // request_stop() has taken it: it runs, or has run.
     if (runner == std::this_thread::get_id()) {
@@ -208,7 +233,7 @@ class inplace_stop_source {
 
   mutable std::atomic<std::uint8_t> state_{0};
   mutable detail::stop_callback_base* head_ = nullptr;
-  std::thread::id running_thread_{};
+  mutable stop_run* run_ = nullptr;
 };
 
 class inplace_stop_token {
