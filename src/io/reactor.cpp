@@ -131,7 +131,7 @@ void reactor::free_deferred() noexcept {
     bool busy = false;
     if (backend_ == io::backend::io_uring && uring_ != nullptr) {
       r->lock.lock();
-      busy = !r->poll_done || !r->in_kernel.empty();
+      busy = !r->poll_done || r->poll_removing || !r->in_kernel.empty();
       r->lock.unlock();
     }
     if (busy) {

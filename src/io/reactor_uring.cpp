@@ -82,6 +82,17 @@ detail::op_base* op_of(void* data) noexcept {
   return reinterpret_cast<detail::op_base*>(reinterpret_cast<std::uintptr_t>(data) & ~std::uintptr_t{3});
 }
 
+// user_data of a poll removal: the registration's address with bits 0 and
+// 1 set (its completion is looked at: the kernel may refuse the removal).
+constexpr std::uintptr_t removal_tag = 3;
+void* tag_removal(detail::registration* r) noexcept {
+  return reinterpret_cast<void*>(reinterpret_cast<std::uintptr_t>(r) | removal_tag);
+}
+bool is_removal(void* data) noexcept { return (reinterpret_cast<std::uintptr_t>(data) & 3u) == removal_tag; }
+detail::registration* removed_of(void* data) noexcept {
+  return reinterpret_cast<detail::registration*>(reinterpret_cast<std::uintptr_t>(data) & ~std::uintptr_t{3});
+}
+
 // A thread's tag for reactor::driver_.
 thread_local char this_thread_tag;
 
@@ -115,6 +126,13 @@ struct reactor::uring_state {
   void arm_poll(int fd, void* data) noexcept {
     io_uring_sqe* const s = sqe();
     io_uring_prep_poll_multishot(s, fd, poll_mask);
+    io_uring_sqe_set_data(s, data);
+  }
+  // Under lock: removes the poll armed with user_data `r`; `data` names
+  // the removal's completion.
+  void remove_poll(const void* r, void* data) noexcept {
+    io_uring_sqe* const s = sqe();
+    io_uring_prep_poll_remove(s, reinterpret_cast<std::uintptr_t>(r));
     io_uring_sqe_set_data(s, data);
   }
   // Under lock: makes the prepared entries visible to the kernel; returns
@@ -373,12 +391,11 @@ void reactor::arm_readiness(detail::registration* r) noexcept {
 void reactor::uring_remove(detail::registration* r) noexcept {
   r->lock.lock();
   bool const armed = r->poll_armed;
+  if (armed) r->poll_removing = true;  // the registration stays until its completion came
   r->lock.unlock();
   if (!armed) return;
   uring_->lock.lock();
-  io_uring_sqe* const s = uring_->sqe();
-  io_uring_prep_poll_remove(s, reinterpret_cast<std::uintptr_t>(r));
-  io_uring_sqe_set_data(s, &ignore_marker);
+  uring_->remove_poll(r, tag_removal(r));
   (void)io_uring_submit(&uring_->ring);
   uring_->lock.unlock();
 }
@@ -624,6 +641,23 @@ void reactor::uring_park(clock::time_point deadline, bool nonblocking) noexcept 
     if (is_op(data)) {
       io = true;
       uring_handle_op(op_of(data), c.res, done_tail);
+      continue;
+    }
+    if (is_removal(data)) {
+      // -EALREADY: the kernel was handling a wake-up of the poll and kept
+      // it armed (a multishot poll re-arms): the descriptor's file would
+      // stay open, its peer never see the close. Asked again (submitted
+      // with the next poll() or park()) until the poll has ended.
+      detail::registration* const r = removed_of(data);
+      r->lock.lock();
+      if (c.res == -EALREADY && !r->poll_done) {
+        u.lock.lock();
+        u.remove_poll(r, tag_removal(r));
+        u.lock.unlock();
+      } else {
+        r->poll_removing = false;
+      }
+      r->lock.unlock();
       continue;
     }
     if (is_record(data)) {

@@ -461,6 +461,48 @@ TEST_P(io_reactor, every_kind_of_operation_is_cancelled_mid_flight_three_ways) {
   }
 }
 
+// io_uring, readiness mode: close() while the descriptor's poll keeps
+// firing (a peer writes). The kernel refuses a poll removal that meets a
+// wake-up being handled (-EALREADY) and the poll stayed armed, holding the
+// file open: the peer never saw the close, and its read here hung.
+TEST(io_reactor_uring, close_while_the_poll_fires_closes_the_descriptor) {
+  if (!rouse::io::reactor::io_uring_available()) GTEST_SKIP() << "io_uring is not available";
+  event_loop loop(rouse::io::backend::io_uring, rouse::io::uring_operations::readiness);
+  std::thread driver([&] { loop.run(); });
+  {
+    rouse::async::thread_pool pool(2);
+    for (int round = 0; round < 300; ++round) {
+      int sv[2];
+      ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+      auto a = async_fd::adopt(loop, sv[0]);
+      ASSERT_TRUE(a);
+      auto h = rouse::async::spawn(pool.get_scheduler(), [](async_fd& fd) -> task<void> {
+        std::byte b[1];
+        (void)co_await fd.read_some(b);  // waits: the poll is armed; ends once the writer starts
+      }(*a));
+      std::atomic<bool> stop{false};
+      std::thread writer([&] {
+        char const c = 'x';
+        while (!stop.load()) (void)::send(sv[1], &c, 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+      });
+      h.join();
+      for (int spin = 0; spin < (round % 8) * 50; ++spin) std::this_thread::yield();
+      a->close();  // while the writer's data keeps waking the poll
+      stop.store(true);
+      writer.join();
+      // The end (EOF, or a reset: the closed side had unread data) comes:
+      // before, this read hung.
+      char c;
+      ssize_t const r = ::recv(sv[1], &c, 1, 0);
+      int const err = errno;
+      EXPECT_TRUE(r == 0 || (r < 0 && err == ECONNRESET)) << "round " << round << ": " << r << " " << err;
+      ::close(sv[1]);
+    }
+  }
+  loop.finish();
+  driver.join();
+}
+
 INSTANTIATE_TEST_SUITE_P(backends, io_reactor, ::testing::ValuesIn(rouse_test::io_backends()),
                          rouse_test::io_backend_name);
 

@@ -220,6 +220,9 @@ struct registration {
   // completion came), so no poll completion will name this registration
   // again. Under lock.
   bool poll_done = true;
+  // io_uring: a removal of the poll was submitted and its completion has
+  // not come (it names this registration). Under lock.
+  bool poll_removing = false;
 };
 
 // A coroutine waiting on a futex word through the reactor (the parker's
