@@ -120,6 +120,23 @@ TEST_P(io_tcp, read_waits_for_data_written_later) {
   EXPECT_GE(loop.get_reactor().readiness_wakeups(), 1u);
 }
 
+// An empty buffer is full already: reads and writes of nothing complete at
+// once with 0, though the peer sends nothing (a zero-length recv waited for
+// data before, on both backends: a hang here).
+TEST_P(io_tcp, reads_and_writes_of_an_empty_buffer_complete_at_once_with_zero) {
+  event_loop loop(GetParam());
+  auto ok = loop.run_until_complete([](event_loop& loop) -> task<bool> {
+    auto p = co_await make_pair(loop);
+    std::span<std::byte> none;
+    auto a = co_await p.server.read_some(none);
+    auto b = co_await p.server.read_exact(none);
+    auto c = co_await p.server.write_some(std::span<const std::byte>());
+    auto d = co_await p.server.write_all(std::span<const std::byte>());
+    co_return a && *a == 0 && b && *b == 0 && c && *c == 0 && d && *d == 0;
+  }(loop));
+  EXPECT_TRUE(ok);
+}
+
 TEST_P(io_tcp, read_some_returns_what_fits_and_leaves_the_rest) {
   event_loop loop(GetParam());
   loop.run_until_complete([](event_loop& loop) -> task<void> {

@@ -115,6 +115,13 @@ struct read_action {
   }
   void fail(int err) noexcept { set_errno_result(result, err); }
   io_result<std::size_t> take() noexcept { return result; }
+  // An empty buffer is already full (or all written): 0, at once, with no
+  // system call (a zero-length recv would wait for data on a stream).
+  bool completes_empty() noexcept {
+    if (!buffer.empty()) return false;
+    result = io_result<std::size_t>(std::size_t{0});
+    return true;
+  }
 
   // Completion-based (io_uring): IORING_OP_RECV / READ of what is left.
   void describe(kernel_request& k) noexcept {
@@ -168,6 +175,13 @@ struct write_action {
   }
   void fail(int err) noexcept { set_errno_result(result, err); }
   io_result<std::size_t> take() noexcept { return result; }
+  // An empty buffer is already full (or all written): 0, at once, with no
+  // system call (a zero-length recv would wait for data on a stream).
+  bool completes_empty() noexcept {
+    if (!buffer.empty()) return false;
+    result = io_result<std::size_t>(std::size_t{0});
+    return true;
+  }
 
   // Completion-based (io_uring): IORING_OP_SEND (MSG_NOSIGNAL) / WRITE of
   // what is left.
@@ -206,7 +220,8 @@ using write_all_operation = io_operation<detail::write_action<true, Socket>>;
 template <bool Socket>
 class byte_stream_ops {
  public:
-  // One transfer of at most buffer.size() bytes (0 at end of stream).
+  // One transfer of at most buffer.size() bytes (0 at end of stream). The
+  // four calls complete at once with 0 for an empty buffer, as Asio's do.
   read_some_operation<Socket> read_some(std::span<std::byte> buffer) noexcept {
     return {handle_.registration(), {buffer}};
   }

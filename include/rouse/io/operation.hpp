@@ -131,6 +131,9 @@ class io_operation : detail::op_base {
       action_.fail(EBADF);
       return true;
     }
+    if constexpr (requires { action_.completes_empty(); }) {
+      if (action_.completes_empty()) return true;
+    }
     if constexpr (detail::kernel_action<Action>) {
       kernel_ = reg->owner->completion_ops();
       if (kernel_ && !reg->owner->completion_tries_first(Action::direction)) return false;
