@@ -100,7 +100,7 @@ inline constexpr bool atomic_waitable = std::is_trivially_copyable_v<T> &&
 
 template <class T>
 requires detail::atomic_waitable<T>
-void atomic_wait(const std::atomic<T>& a, T old) noexcept {
+void atomic_wait(const std::atomic<T>& a, std::type_identity_t<T> old) noexcept {
   detail::atomic_wait_bytes(&a, sizeof(T), &old, detail::no_deadline{});
 }
 
@@ -110,7 +110,8 @@ void atomic_wait(const std::atomic<T>& a, T old) noexcept {
 // duration waits without a deadline, one too early times out at once.
 template <class T, class Clock, class Duration>
 requires detail::atomic_waitable<T>
-bool atomic_wait_until(const std::atomic<T>& a, T old, std::chrono::time_point<Clock, Duration> deadline) noexcept {
+bool atomic_wait_until(const std::atomic<T>& a, std::type_identity_t<T> old,
+                      std::chrono::time_point<Clock, Duration> deadline) noexcept {
   auto const at = detail::deadline_at(deadline);
   if (platform::is_unbounded(at.at)) {
     atomic_wait(a, old);
@@ -135,7 +136,8 @@ bool atomic_wait_until(const std::atomic<T>& a, T old, std::chrono::time_point<C
 
 template <class T, class Rep, class Period>
 requires detail::atomic_waitable<T>
-bool atomic_wait_for(const std::atomic<T>& a, T old, std::chrono::duration<Rep, Period> timeout) noexcept {
+bool atomic_wait_for(const std::atomic<T>& a, std::type_identity_t<T> old,
+                     std::chrono::duration<Rep, Period> timeout) noexcept {
   auto const deadline = platform::deadline_after(timeout);
   if (platform::is_unbounded(deadline)) {
     atomic_wait(a, old);

@@ -315,4 +315,16 @@ TYPED_TEST(atomic_wait_sized, notify_with_nobody_waiting_makes_no_system_call) {
   EXPECT_EQ(after.wakes, before.wakes);
 }
 
+// As std's free functions: the old value is not deduced, so a literal of
+// another type converts (atomic_wait(a, 0) on a std::atomic<std::uint64_t>
+// did not compile).
+TEST(atomic_wait, the_old_value_converts_to_the_atomics_type) {
+  std::atomic<std::uint64_t> a{1};
+  rouse::atomic_wait(a, 0);  // differs: returns at once
+  EXPECT_TRUE(rouse::atomic_wait_for(a, 0, std::chrono::milliseconds(1)));
+  EXPECT_TRUE(rouse::atomic_wait_until(a, 0, std::chrono::steady_clock::now()));
+  std::atomic<std::uint8_t> b{2};
+  rouse::atomic_wait(b, 1);
+}
+
 }  // namespace

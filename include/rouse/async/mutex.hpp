@@ -30,8 +30,9 @@
 // Misuse: unlock() of a mutex nobody owns (debug: diagnosed, the count
 // would exceed 1); destroying it with waiters (debug: the semaphore's queue
 // check). Recursive locking deadlocks, as for any mutex. std::lock_guard and
-// std::unique_lock(m) call lock() and drop the awaitable it returns (a
-// [[nodiscard]] warning): they do not lock. Use the guard, or
+// std::unique_lock(m) call lock() and drop the awaitable it returns, with
+// no warning (inside a system header): they lock nothing, and their
+// unlock() breaks exclusion (debug: diagnosed). Use the guard, or
 // std::unique_lock with std::adopt_lock / std::try_to_lock (try_lock() and
 // unlock() are std's).
 //

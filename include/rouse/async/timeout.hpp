@@ -2,7 +2,7 @@
 //
 //   bool woken = co_await with_timeout(ev.wait(), 10ms);        // void -> bool
 //   std::optional<int> v = co_await with_timeout(compute(), 1s);  // T -> optional<T>
-//   if (!co_await l.wait_for(5ms)) ...                        // latch, barrier, cv
+//   bool ok = co_await l.wait_for(5ms);                       // latch, barrier, cv
 //
 // Purpose: bound one co_await by a duration (steady clock) or a deadline.
 // A timed-out operation is cancelled exactly as a stopped one is: the
@@ -39,6 +39,11 @@
 //     own awaitable type): one coroutine frame per timed wait (a task that
 //     awaits it, so that it sees the stop source through the task's
 //     environment), then as a task.
+// An operation that ignores stop tokens cannot be bounded: its with_timeout
+// completes when it does. So do rouse's joins (`co_await` of a join_handle,
+// task_scope::join()): a join waits for the work, whatever the timer says;
+// bound the work itself (with_timeout inside it, or request_stop() on the
+// handle or the scope when the time is up).
 // The timer (executor.hpp's timer_entry), the stop source and the link to
 // the outer token live in the with_timeout awaitable, in the awaiting frame:
 // sizeof is about 230 bytes plus the operation's awaitable (a latch's

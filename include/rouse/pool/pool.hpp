@@ -2,10 +2,10 @@
 //
 //   rouse::pool pool;                                   // N = the CPUs this process may use
 //   pool.run([](unsigned index, unsigned count) {...}); // every participant once
-//   pool.parallel_for(0, n, [&](std::size_t i) {...});  // split over all participants, f(i)
-//   pool.parallel_for(0, n, [&](rouse::index_range<std::size_t> r) {...});  // f(range)
-//   pool.parallel_for(0, n, 256, f);                    // chunks of 256, taken on demand
-//   double s = pool.parallel_reduce(0, n, 0.0, [&](std::size_t i) { return x[i]; }, std::plus<>{});
+//   pool.parallel_for(std::size_t{0}, n, [&](std::size_t i) {...});  // split over all participants, f(i)
+//   pool.parallel_for(std::size_t{0}, n, [&](rouse::index_range<std::size_t> r) {...});  // f(range)
+//   pool.parallel_for(std::size_t{0}, n, 256, f);                    // chunks of 256, taken on demand
+//   double s = pool.parallel_reduce(std::size_t{0}, n, 0.0, [&](std::size_t i) { return x[i]; }, std::plus<>{});
 //
 // What it is for: data parallelism on jobs far smaller than OpenMP, oneTBB
 // or a condition-variable pool can split profitably. A pool of N
