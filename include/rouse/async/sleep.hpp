@@ -54,8 +54,10 @@ class sleep_awaitable {
   sleep_awaitable(const sleep_awaitable&) = delete;
   sleep_awaitable& operator=(const sleep_awaitable&) = delete;
   // A coroutine destroyed while it sleeps (its owner destroyed the frame):
-  // the timer is withdrawn; if it is firing right now, wait for the fire to
-  // see `abandoned` and leave.
+  // the timer is withdrawn; if the fire has not claimed the wait yet, wait
+  // for it to see `abandoned` and leave. A fire that claimed it first is a
+  // wake in flight: destroying the coroutine then is misuse, as for any
+  // coroutine whose resumption is under way.
   ~sleep_awaitable() {
     if (!armed_ || gate_.load(std::memory_order_acquire) == 0) return;
     stop_.reset();

@@ -24,7 +24,9 @@
 // sync_wait(t): runs t on a fresh run_loop driven by the calling thread
 // (std::this_thread::sync_wait's shape). Returns the value, an empty
 // optional if t completed as stopped (for task<void>: std::monostate);
-// rethrows t's exception.
+// rethrows t's exception. The loop ends with t: work spawned onto its
+// scheduler must be joined before t returns (a debug build diagnoses
+// what is left; a release build leaks it, never run).
 //
 // task_scope: spawn() counts a task in, its completion counts it out;
 // join() (awaited, or join_blocking() from a thread) returns once the count
