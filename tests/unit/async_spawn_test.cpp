@@ -14,8 +14,11 @@
 #include <vector>
 
 #include "eventually.hpp"
+#include "rouse/async/event.hpp"
 #include "rouse/async/run_loop.hpp"
 #include "rouse/async/sleep.hpp"
+#include "rouse/async/thread_pool.hpp"
+#include "rouse/async/timeout.hpp"
 #include "threads.hpp"
 
 namespace {
@@ -417,6 +420,83 @@ TEST(async_sync_wait, a_stop_from_another_thread_gives_an_empty_optional) {
   });
   EXPECT_EQ(rouse::async::sync_wait(sleeps_forever(entered, destroyed), src.get_token()), std::nullopt);
   stopper.join();
+}
+
+// ---- a stopped await of a handle ----------------------------------------------
+
+task<int> waits_for_event(rouse::async::manual_reset_event& ev, std::atomic<int>& destroyed) {
+  frame_guard g{&destroyed};
+  co_await ev.wait();
+  co_return 7;
+}
+
+// with_timeout / a stop of the awaiting task end the await of a handle as
+// stopped (it waited for the task before, whatever the timer said); the
+// task runs on, detached, and ends when it can.
+TEST(async_spawn, a_timeout_or_a_stop_ends_the_await_of_a_handle_and_the_task_runs_on) {
+  run_loop loop;
+  rouse::async::manual_reset_event ev;
+  std::atomic<int> destroyed{0};
+  auto h = spawn(loop, waits_for_event(ev, destroyed));
+  auto r = loop.run_until_complete([](join_handle<int> h) -> task<std::optional<int>> {
+    co_return co_await rouse::async::with_timeout(std::move(h), 1ms);  // a hang before
+  }(std::move(h)));
+  EXPECT_EQ(r, std::nullopt);
+  EXPECT_EQ(destroyed.load(), 0);  // the task runs on
+  ev.set();
+  loop.run_until_complete([]() -> task<void> { co_await rouse::async::sleep_for(0ms); }());
+  EXPECT_EQ(destroyed.load(), 1);  // and ended, its result dropped
+  // Completed in time: the value.
+  ev.reset();
+  auto h2 = spawn(loop, waits_for_event(ev, destroyed));
+  ev.set();
+  auto r2 = loop.run_until_complete([](join_handle<int> h) -> task<std::optional<int>> {
+    co_return co_await rouse::async::with_timeout(std::move(h), 1h);
+  }(std::move(h2)));
+  EXPECT_EQ(r2, std::optional<int>(7));
+  // A stop of the awaiting task, from another thread.
+  ev.reset();
+  loop_thread lt;
+  rouse::async::inplace_stop_source src;
+  auto h3 = spawn(lt.loop, waits_for_event(ev, destroyed));
+  std::thread stopper([&] {
+    std::this_thread::sleep_for(1ms);  // usually after the await suspended; either way it stops
+    src.request_stop();
+  });
+  auto r3 = rouse::async::sync_wait([](join_handle<int> h) -> task<int> { co_return co_await std::move(h); }(std::move(h3)),
+                                    src.get_token());
+  stopper.join();
+  EXPECT_EQ(r3, std::nullopt);
+  ev.set();
+  rouse_test::eventually([&] { return destroyed.load() == 3; });
+}
+
+// The completion against a timeout at the same moment, many times on a
+// pool: each await ends exactly once, with the value or as timed out.
+TEST(async_spawn, an_await_of_a_handle_raced_by_its_timeout_ends_once) {
+  rouse::async::thread_pool pool(2);
+  std::atomic<int> values{0}, timeouts{0}, ended{0};
+  for (int round = 0; round < 2000; ++round) {
+    auto r = rouse::async::sync_wait([](rouse::async::thread_pool& p, int round, std::atomic<int>& ended) -> task<std::optional<int>> {
+      co_await p.get_scheduler().schedule();
+      auto h = spawn(p, [](int round, std::atomic<int>& ended) -> task<int> {
+        co_await rouse::async::sleep_for(std::chrono::microseconds(round % 20));
+        ended.fetch_add(1);
+        co_return round;
+      }(round, ended));
+      co_return co_await rouse::async::with_timeout(std::move(h), std::chrono::microseconds(10));
+    }(pool, round, ended));
+    ASSERT_TRUE(r.has_value());
+    if (*r) {
+      ASSERT_EQ(**r, round);
+      values.fetch_add(1);
+    } else {
+      timeouts.fetch_add(1);
+    }
+  }
+  std::printf("values %d, timeouts %d\n", values.load(), timeouts.load());
+  EXPECT_EQ(values.load() + timeouts.load(), 2000);
+  rouse_test::eventually([&] { return ended.load() == 2000; });  // the detached ones too
 }
 
 #if ROUSE_DEBUG_CHECKS && !defined(ROUSE_SANITIZER_thread)

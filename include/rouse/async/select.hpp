@@ -60,13 +60,14 @@
 // - When another branch wins (or the select is stopped, or another op
 //   throws), each running child is asked to stop and is awaited before the
 //   select returns: nothing the select started outlives it. A child that
-//   does not honour stop requests (awaiting a join_handle, a task that
-//   ignores its token) keeps the select waiting until it completes.
+//   does not honour stop requests (a task that ignores its token) keeps
+//   the select waiting until it completes; a join_handle's await ends at
+//   once, its task running on, detached.
 // - "Nothing lost" for op branches means: a losing child that completed
 //   anyway (its completion raced the stop request) has its result
 //   destroyed before the select returns. For an RAII result that is the
 //   right outcome: a semaphore permit is released, a mutex guard unlocks,
-//   a join_handle's task ran to its end. For a value that must not be lost,
+//   a join_handle's value is dropped. For a value that must not be lost,
 //   use a channel branch (recv / reserve / send): those are exact.
 // - A child that completes as stopped on its own (not because it lost)
 //   completes the select as stopped; one that throws makes the select throw

@@ -99,6 +99,18 @@ class completion {
     joiner_.reset();
     return false;
   }
+  // Takes a registered joiner back (a stop of the awaiting coroutine):
+  // true when it was, and no completion will wake it; false when the
+  // completion came first (its wake is coming, or came).
+  bool withdraw_joiner() noexcept {
+    std::uint32_t expected = joiner;
+    // joiner -> running. Ordering: acquire: the stored waker's last use by
+    // whoever registered it; the completion then sees running, never joiner_.
+    if (!state_.compare_exchange_strong(expected, running, std::memory_order_acquire, std::memory_order_acquire))
+      return false;
+    joiner_.reset();
+    return true;
+  }
   // Called once. Everything before it happens-before is_done() seeing done.
   void complete() noexcept {
     // any -> done. Ordering: acq_rel: release publishes the result; acquire
@@ -257,31 +269,85 @@ class [[nodiscard]] join_handle {
   }
 
   // co_await std::move(handle): the value; rethrows; throws
-  // operation_stopped if the task completed as stopped.
+  // operation_stopped if the task completed as stopped. A stop request of
+  // the awaiting coroutine (its token: with_timeout, select, when_any) ends
+  // the await as stopped; the task runs on, detached, as when a handle is
+  // destroyed.
+  //
+  // The await's end: a gate of two counts, one for await_suspend and one
+  // for whichever of the completion's wake and a stop that withdrew the
+  // joiner comes; the last to count down resumes (await_suspend by
+  // returning the handle, the others through the resume target).
   class awaiter {
    public:
     using rouse_affine = void;
     explicit awaiter(detail::spawn_state<T>* s) noexcept : st_(s) {}
     awaiter(awaiter&&) = delete;
     ~awaiter() {
+      stop_.reset();
       if (st_) st_->release();
     }
     bool await_ready() const noexcept { return st_->done.is_done(); }
     template <class P>
-    std::coroutine_handle<> await_suspend(std::coroutine_handle<P> h) noexcept {
+    std::coroutine_handle<> await_suspend(std::coroutine_handle<P> h) {
       target_ = resume_target(h);
-      if (st_->done.register_joiner(coroutine_waker(target_))) return std::noop_coroutine();
-      return h;  // done meanwhile: continue at once
+      auto const token = get_stop_token(get_env(h.promise()));
+      if (token.stop_requested()) {
+        stopped_ = true;
+        return stopped_here(h);
+      }
+      if (!st_->done.register_joiner(waker(this, &joiner_vtable))) return h;  // done meanwhile: go on
+      stop_.emplace(token, on_stop{this});  // may run at once: the gate orders it
+      // Ordering: acq_rel: pairs with the wake's or the stop's count.
+      if (gate_.fetch_sub(1, std::memory_order_acq_rel) != 1) return std::noop_coroutine();
+      stop_.reset();
+      return stopped_ ? stopped_here(h) : h;
     }
     T await_resume() {
+      stop_.reset();
+      if (stopped_) throw operation_stopped();
       if constexpr (std::is_void_v<T>)
         st_->take();
       else
         return st_->take();
     }
+
    private:
+    struct on_stop {
+      awaiter* self;
+      void operator()() noexcept {
+        if (!self->st_->done.withdraw_joiner()) return;  // the completion's wake comes
+        self->stopped_ = true;  // before the gate's release
+        self->count_down();
+      }
+    };
+    static const void* joiner_clone(const void* d) noexcept { return d; }
+    static void joiner_drop(const void*) noexcept {}
+    static void joiner_wake(const void* d) noexcept {
+      static_cast<awaiter*>(const_cast<void*>(d))->count_down();
+    }
+    static constexpr waker_vtable joiner_vtable{joiner_clone, joiner_wake, joiner_wake, joiner_drop};
+
+    // The wake's or the stop's count; the last one resumes. Touches
+    // nothing of the awaiter after (the coroutine may destroy it at once).
+    void count_down() noexcept {
+      // Ordering: acq_rel: pairs with await_suspend's count.
+      if (gate_.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+      if (stopped_ && target_.stops_in_place())
+        target_.resume_stopped();
+      else
+        coroutine_waker(target_).wake();
+    }
+    std::coroutine_handle<> stopped_here(std::coroutine_handle<> h) noexcept {
+      if (!target_.stops_in_place()) return h;  // await_resume throws
+      return target_.on_stopped(h.address());
+    }
+
     detail::spawn_state<T>* st_;
     resume_target target_;
+    std::atomic<std::uint32_t> gate_{2};
+    bool stopped_ = false;
+    detail::stop_slot<on_stop> stop_;
   };
   awaiter operator co_await() && noexcept {
     ROUSE_CHECK_USAGE(st_ != nullptr, "rouse::async::join_handle", "co_await of an empty handle");

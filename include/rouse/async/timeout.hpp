@@ -40,10 +40,10 @@
 //     awaits it, so that it sees the stop source through the task's
 //     environment), then as a task.
 // An operation that ignores stop tokens cannot be bounded: its with_timeout
-// completes when it does. So do rouse's joins (`co_await` of a join_handle,
-// task_scope::join()): a join waits for the work, whatever the timer says;
-// bound the work itself (with_timeout inside it, or request_stop() on the
-// handle or the scope when the time is up).
+// completes when it does. So does task_scope::join(): it waits for the
+// work, whatever the timer says; bound the work itself (with_timeout inside
+// it, or the scope's request_stop() when the time is up). The await of a
+// join_handle is bounded: timed out, its task runs on, detached.
 // The timer (executor.hpp's timer_entry), the stop source and the link to
 // the outer token live in the with_timeout awaitable, in the awaiting frame:
 // sizeof is about 230 bytes plus the operation's awaitable (a latch's
