@@ -278,6 +278,8 @@ class [[nodiscard]] join_handle {
   // for whichever of the completion's wake and a stop that withdrew the
   // joiner comes; the last to count down resumes (await_suspend by
   // returning the handle, the others through the resume target).
+  // tests/model/async_join_model.cpp checks a copy of this handshake, and
+  // catches a withdrawal by load and store instead of compare-exchange.
   class awaiter {
    public:
     using rouse_affine = void;
