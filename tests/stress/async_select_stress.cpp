@@ -202,4 +202,32 @@ TEST(async_select_stress, stopped_selects_with_waiting_op_branches_return_every_
   EXPECT_EQ(sem.available(), static_cast<std::size_t>(n / 2));
 }
 
+// Two op() branches whose semaphores are released back to back on a pool:
+// the loser often ends on another worker between the select's look at its
+// running children and its next join round. A round that found every child
+// ended armed nothing and slept for good (a hang here).
+TEST(async_select_stress, a_loser_that_ends_just_before_a_join_round_does_not_leave_the_select_asleep) {
+  thread_pool pool(4);
+  semaphore a(0), b(0);
+  long const rounds = rouse_test::scaled(50000);
+  for (long i = 0; i < rounds; ++i) {
+    auto h = spawn(pool, [](semaphore& a, semaphore& b) -> task<std::size_t> {
+      auto r = co_await ch::select(ch::op(a.acquire()), ch::op(b.acquire()));
+      co_return r.index();
+    }(a, b));
+    for (long k = 0; k < (i % 7) * 300; ++k) asm volatile("");
+    a.release(1);
+    b.release(1);
+    std::size_t const won = h.join();
+    ASSERT_LT(won, 2u);
+    // The winner's permit came back with its result; the loser took none, or
+    // was granted one and gave it back: two permits in all.
+    auto pa = a.try_acquire(1);
+    auto pb = b.try_acquire(1);
+    ASSERT_TRUE(pa && pb) << "round " << i;
+    pa.forget();
+    pb.forget();
+  }
+}
+
 }  // namespace

@@ -338,13 +338,15 @@ class op_base {
   [[nodiscard]] bool child_was_stopped() const noexcept { return stopped_; }
 
   // A join round after the select chose: waits for a running child only.
-  // True when armed or when there is nothing to wait for (no child, or it
-  // completed in an earlier round: the winner, a loser that ended);
-  // false when the child completed just now (the round fires).
+  // True when armed, or when there is nothing to wait for (no child, or it
+  // completed: the winner, or a loser that ended, in an earlier round or
+  // since the select looked: the round then fires if nothing got armed);
+  // false when the child completed while being armed (the round fires).
   bool arm_join(task_core* core) noexcept {
     if (!child_ || completed()) return true;
     return arm_round(core);
   }
+  [[nodiscard]] bool armed_now() const noexcept { return armed_; }
   void disarm() noexcept {
     if (!armed_) return;
     armed_ = false;
@@ -514,18 +516,25 @@ class wait_any {
     armed_ = true;
     bool ready = false;
     if constexpr (Join) {
+      bool any_armed = false;
       std::apply(
           [&](auto&... b) {
             ((ready = ready ||
                       [&](auto& x) {
-                        if constexpr (is_op_v<std::remove_cvref_t<decltype(x)>>)
-                          return !x.arm_join(&core_);
-                        else
+                        if constexpr (is_op_v<std::remove_cvref_t<decltype(x)>>) {
+                          bool const fired = !x.arm_join(&core_);
+                          any_armed = any_armed || x.armed_now();
+                          return fired;
+                        } else {
                           return false;
+                        }
                       }(b)),
              ...);
           },
           *bs_);
+      // Every child that ran when the select looked has ended since (on
+      // another thread): nothing would fire the round.
+      if (!any_armed) ready = true;
     } else {
       std::apply([&](auto&... b) { ((ready = ready || !b.arm(&core_)), ...); }, *bs_);
     }
