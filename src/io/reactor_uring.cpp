@@ -47,11 +47,11 @@ constexpr unsigned futex2_size_u32 = 0x02;               // FUTEX2_SIZE_U32
 constexpr unsigned futex2_private = 128;                 // FUTEX2_PRIVATE
 constexpr std::uint64_t futex_bitset_any = 0xffffffffu;  // FUTEX_BITSET_MATCH_ANY
 
-// user_data of a futex request: the record's address with the low bit set
-// (records are aligned; registrations never have it set, markers are
-// compared first).
+// user_data of a futex request: the record's address with bit 0 set, bit
+// 1 clear (records are aligned; registrations have neither, operations bit
+// 1 only, a poll removal both; markers are compared first).
 void* tag_record(void* r) noexcept { return reinterpret_cast<void*>(reinterpret_cast<std::uintptr_t>(r) | 1u); }
-bool is_record(void* data) noexcept { return (reinterpret_cast<std::uintptr_t>(data) & 1u) != 0; }
+bool is_record(void* data) noexcept { return (reinterpret_cast<std::uintptr_t>(data) & 3u) == 1u; }
 
 void futex_wake_one(const std::atomic<std::uint32_t>* word) noexcept {
   (void)::syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0);

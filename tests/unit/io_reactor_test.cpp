@@ -503,6 +503,33 @@ TEST(io_reactor_uring, close_while_the_poll_fires_closes_the_descriptor) {
   driver.join();
 }
 
+// io_uring, readiness mode: a descriptor closed after its poll was armed,
+// then the loop destroyed before it ran again: the destructor's reaping
+// took the poll removal's completion for a futex wait's (a hang, waiting
+// for a completion that never comes).
+TEST(io_reactor_uring, a_loop_destroyed_right_after_a_close_ends) {
+  if (!rouse::io::reactor::io_uring_available()) GTEST_SKIP() << "io_uring is not available";
+  for (int round = 0; round < 5; ++round) {
+    event_loop loop(rouse::io::backend::io_uring, rouse::io::uring_operations::readiness);
+    int sv[2];
+    ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    auto a = async_fd::adopt(loop, sv[0]);
+    ASSERT_TRUE(a);
+    std::thread writer([&] {
+      std::this_thread::sleep_for(1ms);  // usually after the read waits (arms the poll)
+      char const c = 'x';
+      (void)::send(sv[1], &c, 1, MSG_NOSIGNAL);
+    });
+    loop.run_until_complete([](async_fd& fd) -> task<void> {
+      std::byte b[1];
+      (void)co_await fd.read_some(b);
+    }(*a));
+    writer.join();
+    a->close();  // the removal's completion is left to the destructor
+    ::close(sv[1]);
+  }  // ~event_loop: a hang before
+}
+
 INSTANTIATE_TEST_SUITE_P(backends, io_reactor, ::testing::ValuesIn(rouse_test::io_backends()),
                          rouse_test::io_backend_name);
 
