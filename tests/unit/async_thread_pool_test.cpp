@@ -544,6 +544,32 @@ TEST(async_thread_pool, a_timer_added_by_a_worker_that_then_runs_a_long_coroutin
   }
 }
 
+// The timer holder wakes for the first of two timers and runs the coroutine
+// it fires, which blocks until the second timer fired: dropping the role
+// as it left its sleep, it must hand the remaining timer on (a hang before,
+// the other worker asleep untimed).
+TEST(async_thread_pool, a_holder_that_runs_what_it_fired_hands_the_remaining_timers_on) {
+  auto const before_threads = threads_before_pool();
+  thread_pool pool(2);
+  auto const workers = new_threads(before_threads);
+  for (int round = 0; round < 3; ++round) {
+    until_all_asleep(workers);
+    std::atomic<int> second_fired{0}, done{0};
+    auto first = [&]() -> job {
+      co_await sleep_for_awaiter{{.deadline = clock_type::now() + 1ms}, &pool, {}};
+      rouse_test::eventually([&] { return second_fired.load() == 1; });  // holds its worker
+      done.store(1);
+    };
+    auto second = [&]() -> job {
+      co_await sleep_for_awaiter{{.deadline = clock_type::now() + 3ms}, &pool, {}};
+      second_fired.store(1);
+    };
+    pool.schedule(first().handle);
+    pool.schedule(second().handle);
+    rouse_test::eventually([&] { return done.load() == 1; });
+  }
+}
+
 TEST(async_thread_pool, coroutines_sleeping_on_timers_resume_on_the_pool_after_their_deadline) {
   constexpr int n = 300;
   std::atomic<int> done{0}, early{0}, off_pool{0};

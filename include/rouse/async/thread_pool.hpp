@@ -135,8 +135,9 @@
 // once; one added by a worker marks that worker, which takes the role if
 // it parks next (a coroutine sleeping in a loop costs no wake) and
 // otherwise, before it resumes another coroutine, unparks a sleeper to
-// take it (that coroutine may run for long). Awake workers also fire due
-// timers between coroutines. Expired timers are taken under the lock
+// take it (that coroutine may run for long). A holder that leaves the
+// sleepers while timers remain is marked the same way. Awake workers also
+// fire due timers between coroutines. Expired timers are taken under the lock
 // (take_expired(steady_clock::now()): never early) and fired outside.
 // Leaving the sleepers gives the role up; the next parker takes it.
 //
@@ -693,7 +694,15 @@ class pool_core {
     // Ordering: relaxed: awake changes under the lock; the woken worker
     // reads its word (below), not this.
     state_.fetch_add(awake_one + searching_one, std::memory_order_relaxed);
-    if (timer_holder_ == i) timer_holder_ = no_worker;
+    if (timer_holder_ == i) {
+      timer_holder_ = no_worker;
+      // The timers left are nobody's now: like a worker that added one, it
+      // keeps them if it parks next and hands them on before it runs
+      // anything (what it fires may run for long). Written before the
+      // release below, which the worker's acquire of its word (or the lock)
+      // orders before its read.
+      if (!timers_.empty()) workers_[i].timers_unwatched = true;
+    }
     // Ordering: release, pairs with the acquire loads of the word in park()
     // and leave_park(): the worker sees itself unregistered.
     workers_[i].park_word.store(word_awake, std::memory_order_release);
