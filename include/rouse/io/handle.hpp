@@ -175,10 +175,10 @@ struct write_action {
   }
   void fail(int err) noexcept { set_errno_result(result, err); }
   io_result<std::size_t> take() noexcept { return result; }
-  // An empty buffer is already full (or all written): 0, at once, with no
-  // system call (a zero-length recv would wait for data on a stream).
+  // Nothing to write on a TCP stream: 0, at once, with no system call. On
+  // an async_fd the write is made (a datagram socket's empty datagram).
   bool completes_empty() noexcept {
-    if (!buffer.empty()) return false;
+    if (!Socket || !buffer.empty()) return false;
     result = io_result<std::size_t>(std::size_t{0});
     return true;
   }
@@ -220,8 +220,10 @@ using write_all_operation = io_operation<detail::write_action<true, Socket>>;
 template <bool Socket>
 class byte_stream_ops {
  public:
-  // One transfer of at most buffer.size() bytes (0 at end of stream). The
-  // four calls complete at once with 0 for an empty buffer, as Asio's do.
+  // One transfer of at most buffer.size() bytes (0 at end of stream). A
+  // read of an empty buffer completes at once with 0 (as Asio's), and so
+  // does a tcp_stream's write of one; an async_fd's empty write is made
+  // (a datagram socket sends an empty datagram).
   read_some_operation<Socket> read_some(std::span<std::byte> buffer) noexcept {
     return {handle_.registration(), {buffer}};
   }
