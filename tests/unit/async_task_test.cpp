@@ -158,6 +158,62 @@ TEST(async_task, deeply_nested_awaits_run_in_constant_stack) {
   }
 }
 
+// A stop at the leaf of nested tasks completes each level as stopped up to
+// the root, in a loop: each level called the next on the native stack
+// (20,000 levels took about a megabyte; a million overflowed). Measured
+// where the stopped path reaches the root's awaiter, a foreign coroutine.
+task<long> nested_until_stopped(long depth, rouse::async::manual_reset_event& never) {
+  if (depth == 0) {
+    co_await never.wait();  // until the stop
+    co_return 0;
+  }
+  co_return 1 + co_await nested_until_stopped(depth - 1, never);
+}
+
+struct stop_env {
+  rouse::async::inplace_stop_token token;
+  rouse::async::inplace_stop_token query(rouse::async::get_stop_token_t) const noexcept { return token; }
+};
+// Awaits a task; its stopped path records the stack depth there.
+struct stop_probe {
+  struct promise_type {
+    rouse::async::inplace_stop_token token;
+    std::uintptr_t* stopped_at = nullptr;
+    stop_probe get_return_object() noexcept { return {std::coroutine_handle<promise_type>::from_promise(*this)}; }
+    std::suspend_always initial_suspend() noexcept { return {}; }
+    std::suspend_always final_suspend() noexcept { return {}; }
+    void return_void() noexcept {}
+    void unhandled_exception() noexcept { std::terminate(); }
+    stop_env get_env() const noexcept { return {token}; }
+    std::coroutine_handle<> unhandled_stopped() noexcept {
+      *stopped_at = stack_here();
+      return std::noop_coroutine();  // its owner destroys it
+    }
+  };
+  std::coroutine_handle<promise_type> h;
+};
+stop_probe probe_awaits(long depth, rouse::async::manual_reset_event& never) {
+  (void)co_await nested_until_stopped(depth, never);
+}
+
+TEST(async_task, a_stop_through_deeply_nested_tasks_takes_constant_stack) {
+  for (long depth : {1L, 1000L, 20'000L}) {
+    rouse::async::manual_reset_event never;
+    rouse::async::inplace_stop_source src;
+    std::uintptr_t stopped_at = 0;
+    stop_probe p = probe_awaits(depth, never);
+    p.h.promise().token = src.get_token();
+    p.h.promise().stopped_at = &stopped_at;
+    p.h.resume();  // runs down to the leaf's wait
+    std::uintptr_t const base = stack_here();
+    src.request_stop();
+    ASSERT_NE(stopped_at, 0u) << "depth " << depth;
+    EXPECT_LT(distance(base, stopped_at), 64u * 1024) << "depth " << depth;
+    EXPECT_FALSE(p.h.done());
+    p.h.destroy();  // and the chain with it
+  }
+}
+
 task<int> sets_flag(bool& flag) {
   flag = true;
   co_return 1;

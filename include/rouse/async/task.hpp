@@ -183,12 +183,23 @@ class task_promise_base : public pooled_frame {
   // what runs next (its awaiter, or an ancestor's handler's choice, which
   // belongs on the awaiter's executor) back there; a detached task's end
   // runs where it ends, as its normal end does.
+  // An awaiting task that is a plain rouse task (stopped_parent_) is not
+  // called but walked to, in a loop: a stop through a million nested tasks
+  // takes constant stack (destroying that chain afterwards, as any chain of
+  // suspended tasks, recurses once per level). What each call would have
+  // done is kept: every level is marked stopped, and the level nearest the
+  // root that moved sends what runs next to its awaiter's executor.
   std::coroutine_handle<> unhandled_stopped() noexcept {
-    stopped_ = true;
-    bool const moved = ex_ != awaiter_ex_ && awaiter_ex_ != nullptr && detached_ == nullptr;
-    executor* const home = awaiter_ex_;
-    std::coroutine_handle<> const next = on_stopped_ ? on_stopped_(on_stopped_arg_) : continuation_;
-    if (!moved || next.address() == std::noop_coroutine().address()) return next;
+    task_promise_base* p = this;
+    executor* home = nullptr;
+    for (;;) {
+      p->stopped_ = true;
+      if (p->ex_ != p->awaiter_ex_ && p->awaiter_ex_ != nullptr && p->detached_ == nullptr) home = p->awaiter_ex_;
+      if (p->stopped_parent_ == nullptr) break;
+      p = p->stopped_parent_;
+    }
+    std::coroutine_handle<> const next = p->on_stopped_ ? p->on_stopped_(p->on_stopped_arg_) : p->continuation_;
+    if (home == nullptr || next.address() == std::noop_coroutine().address()) return next;
     home->schedule(next);
     return std::noop_coroutine();
   }
@@ -226,7 +237,11 @@ class task_promise_base : public pooled_frame {
     token_ = token;
     on_stopped_ = on_stopped;
     on_stopped_arg_ = on_stopped_arg;
+    stopped_parent_ = nullptr;
   }
+  // The awaiter is a plain rouse task: its stopped path is walked to, not
+  // called (unhandled_stopped()).
+  void bind_stopped_parent(task_promise_base* parent) noexcept { stopped_parent_ = parent; }
 
   // Wiring of a task nobody awaits (task_scope::spawn, spawn): one frame,
   // no driver. When it ends, on the thread it ends on, end(&promise, arg)
@@ -282,6 +297,7 @@ class task_promise_base : public pooled_frame {
   inplace_stop_token token_{};
   std::coroutine_handle<> (*on_stopped_)(void*) noexcept = nullptr;
   void* on_stopped_arg_ = nullptr;
+  task_promise_base* stopped_parent_ = nullptr;  // the awaiting plain task (see unhandled_stopped())
   bool stopped_ = false;
 
  public:
@@ -329,6 +345,13 @@ class task_promise<void> final : public task_promise_base {
  private:
   std::exception_ptr error_;
 };
+
+// Whether P is a plain rouse task's promise (task_promise<T>): its
+// unhandled_stopped() is task_promise_base's, so a child may walk to it.
+template <class P>
+inline constexpr bool is_task_promise_v = false;
+template <class T>
+inline constexpr bool is_task_promise_v<task_promise<T>> = true;
 
 // A detached task's end (bind_detached), not stopped: hands what it left to
 // its owner once. Its exception goes to on_error; else its value (void:
@@ -422,6 +445,7 @@ class [[nodiscard]] task {
       if constexpr (std::is_base_of_v<detail::task_promise_base, P>) {
         auto& pp = parent.promise();
         child.bind(parent, pp.rouse_executor(), pp.stop_token(), &detail::stopped_continuation<P>, parent.address());
+        if constexpr (detail::is_task_promise_v<P>) child.bind_stopped_parent(&pp);
       } else {
         using token_t = stop_token_of_t<env_of_t<P>>;
         auto const token = get_stop_token(get_env(parent.promise()));
