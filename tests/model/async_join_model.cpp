@@ -22,7 +22,7 @@
 // executor), where the callback is destroyed during its own run.
 //
 // Suites:
-//   join_races_stop     all three at once
+//   join_races_stop     all four at once
 // Broken variant (switched in this copy):
 //   withdraw_by_store   withdraw_joiner reads joiner and stores running
 //       instead of a compare-exchange: a completion in between wakes the
