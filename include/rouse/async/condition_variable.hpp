@@ -462,8 +462,7 @@ class condition_variable::wait_awaitable {
     auto const token = get_stop_token(get_env(h.promise()));
     if (token.stop_requested()) {  // nothing done yet: the mutex is still held
       s_.stopped = true;
-      if (t.stops_in_place()) return t.on_stopped(h.address());
-      return h;
+      return t.stopped_from_suspend(h);
     }
     start(t, token);
     return driver_.h;  // runs the driver now, by symmetric transfer

@@ -335,15 +335,9 @@ class [[nodiscard]] join_handle {
     void count_down() noexcept {
       // Ordering: acq_rel: pairs with await_suspend's count.
       if (gate_.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
-      if (stopped_ && target_.stops_in_place())
-        target_.resume_stopped();
-      else
-        coroutine_waker(target_).wake();
+      target_.complete(stopped_);
     }
-    std::coroutine_handle<> stopped_here(std::coroutine_handle<> h) noexcept {
-      if (!target_.stops_in_place()) return h;  // await_resume throws
-      return target_.on_stopped(h.address());
-    }
+    std::coroutine_handle<> stopped_here(std::coroutine_handle<> h) noexcept { return target_.stopped_from_suspend(h); }
 
     detail::spawn_state<T>* st_;
     resume_target target_;

@@ -186,8 +186,7 @@ class timeout_core {
   // Completes as stopped from await_suspend, before anything started.
   std::coroutine_handle<> stopped_now(std::coroutine_handle<> h) noexcept {
     stopped_ = true;
-    if (parent_.stops_in_place()) return parent_.on_stopped(h.address());
-    return h;  // await_resume throws operation_stopped
+    return parent_.stopped_from_suspend(h);  // else await_resume throws operation_stopped
   }
 
   inplace_stop_token inner_token() const noexcept { return inner_stop_.get_token(); }

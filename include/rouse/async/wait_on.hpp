@@ -197,8 +197,7 @@ class word_awaitable : P, word_wait {
 
   std::coroutine_handle<> stopped_now(std::coroutine_handle<> h) noexcept {
     stopped_ = true;
-    if (target_.stops_in_place()) return target_.on_stopped(h.address());
-    return h;  // await_resume throws operation_stopped
+    return target_.stopped_from_suspend(h);  // else await_resume throws operation_stopped
   }
 
   bool suspended_ = false;

@@ -555,18 +555,10 @@ class list_awaitable {
 
   // The coroutine waits (armed) and a wake came: resume it. Reads target_
   // before anything can free the awaitable; touches nothing after.
-  void complete() noexcept {
-    if (stopped_ && target_.stops_in_place())
-      target_.resume_stopped();
-    else
-      coroutine_waker(target_).wake();
-  }
+  void complete() noexcept { target_.complete(stopped_); }
 
   // A stop completion made by await_suspend itself.
-  std::coroutine_handle<> stopped_here(std::coroutine_handle<> h) noexcept {
-    if (!target_.stops_in_place()) return h;  // await_resume throws
-    return target_.on_stopped(h.address());
-  }
+  std::coroutine_handle<> stopped_here(std::coroutine_handle<> h) noexcept { return target_.stopped_from_suspend(h); }
 
   // The stop callback. It writes stopped_ only after it won the claim (a
   // loser touches nothing more) and before the waiter's release and the

@@ -119,6 +119,21 @@ struct resume_target {
     else
       next.resume();
   }
+  // Ends a wait: as stopped where the promise completes stopped work in
+  // place, else by resuming it (its await_resume then reports a stop).
+  // Touches nothing of *this after (it may live in the frame).
+  void complete(bool stopped) const noexcept {
+    if (stopped && stops_in_place())
+      resume_stopped();
+    else
+      resume();
+  }
+  // A wait that completed as stopped inside await_suspend: what
+  // await_suspend returns (the promise's stopped path, or h to resume and
+  // report it from await_resume).
+  std::coroutine_handle<> stopped_from_suspend(std::coroutine_handle<> h) const noexcept {
+    return stops_in_place() ? on_stopped(h.address()) : h;
+  }
 };
 
 namespace detail {

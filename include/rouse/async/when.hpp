@@ -120,10 +120,7 @@ class join_op {
     // resumes the awaiter.
     if (pending_.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
     resume_target const t = target_;
-    if (completes_stopped() && t.stops_in_place())
-      t.resume_stopped();
-    else
-      t.resume();
+    t.complete(completes_stopped());
   }
 
  private:

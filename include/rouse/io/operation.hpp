@@ -235,16 +235,12 @@ class io_operation : detail::op_base {
     if (self->gate_.fetch_sub(1, std::memory_order_acq_rel) != 1) return;  // await_suspend finishes it
     // Last party: resume. Nothing of *self is touched after the hand-over.
     async::resume_target const t = self->target_;
-    if (self->stopped && t.stops_in_place())
-      t.resume_stopped();
-    else
-      t.resume();
+    t.complete(self->stopped);
   }
 
   std::coroutine_handle<> stopped_now(std::coroutine_handle<> h) noexcept {
     stopped = true;
-    if (target_.stops_in_place()) return target_.on_stopped(h.address());
-    return h;  // await_resume throws operation_stopped
+    return target_.stopped_from_suspend(h);  // else await_resume throws operation_stopped
   }
 
   Action action_;

@@ -174,10 +174,7 @@ class [[nodiscard]] submit_operation {
     auto* const self = static_cast<submit_operation*>(const_cast<void*>(data));
     // st_->stopped was written before the completion's exchange, on the
     // thread that runs this (the driver's, inside complete()).
-    if (self->st_->stopped && self->target_.stops_in_place())
-      self->target_.resume_stopped();
-    else
-      self->target_.resume();
+    self->target_.complete(self->st_->stopped);
   }
   static constexpr async::waker_vtable vtable{async::detail::view_clone, wake, wake, async::detail::view_drop};
 
