@@ -290,8 +290,11 @@ class [[nodiscard]] join_handle {
       if (st_) st_->release();
     }
     bool await_ready() const noexcept { return st_->done.is_done(); }
+    // noexcept: a foreign token's callback that cannot be allocated ends
+    // the program (the joiner is registered by then), as the waiter lists'
+    // do.
     template <class P>
-    std::coroutine_handle<> await_suspend(std::coroutine_handle<P> h) {
+    std::coroutine_handle<> await_suspend(std::coroutine_handle<P> h) noexcept {
       target_ = resume_target(h);
       auto const token = get_stop_token(get_env(h.promise()));
       if (token.stop_requested()) {
