@@ -140,8 +140,8 @@
 // bound on lateness: a holder woken for one timer while others wait hands
 // the role on before running what it fired, one more wake per such
 // wake-up (a 1 ms ticker beside a pending timeout: about 2.4 context
-// switches per tick instead of 1.2). Awake workers also
-// fire due timers between coroutines. Expired timers are taken under the lock
+// switches per tick instead of 1.2). Awake workers also fire due timers
+// between coroutines. Expired timers are taken under the lock
 // (take_expired(steady_clock::now()): never early) and fired outside.
 // Leaving the sleepers gives the role up; the next parker takes it.
 //
@@ -410,7 +410,7 @@ class pool_core {
     std::uint32_t random = 0;        // xorshift state: where a steal starts
     bool searching = false;          // counted in state_'s searching
     bool yielded = false;            // a budget yield: the next pick looks at the global queue and the timers first
-    bool timers_unwatched = false;   // it added a timer nobody sleeps on: hand the role on before running more
+    bool timers_unwatched = false;   // timers nobody sleeps on (it added one, or held them): hand them on before running more
     std::uint32_t index = 0;
     const pool_core* owner = nullptr;
   };
@@ -771,9 +771,10 @@ class pool_core {
 
   // ---- timers ----
 
-  // w added a timer when nobody held the role and is about to run another
-  // coroutine, which may run for long: a sleeper takes the role (it wakes,
-  // finds no work, and parks with the timers' deadline).
+  // w added a timer when nobody held the role, or held it and woke with
+  // timers left, and is about to run a coroutine, which may run for long:
+  // a sleeper takes the role (it wakes, finds no work, and parks with the
+  // timers' deadline).
   [[gnu::noinline]] void hand_timers_on(worker& w) noexcept {
     w.timers_unwatched = false;
     if (::rouse::detail::model_fault_on(::rouse::detail::model_fault::pool_timer_not_handed_on)) return;
