@@ -364,10 +364,23 @@ bool reactor::futex_wait_cancel(detail::futex_wait_node* n) noexcept {
 
 io_result<detail::registration*> reactor::uring_add(int fd) {
   // Refused as epoll refuses it (EPERM): a regular file or a directory is
-  // always "ready", never worth a poll.
+  // always "ready", never worth a poll; so is a character device without
+  // poll support (/dev/null, /dev/zero), which only epoll itself can tell
+  // (a registration in a throwaway epoll set: three system calls, for
+  // character devices only; terminals and the like pass).
   struct stat st {};
   if (::fstat(fd, &st) != 0) return errno_code(errno);
   if (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode)) return errno_code(EPERM);
+  if (S_ISCHR(st.st_mode)) {
+    int const probe = ::epoll_create1(EPOLL_CLOEXEC);
+    if (probe < 0) return errno_code(errno);
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    int const added = ::epoll_ctl(probe, EPOLL_CTL_ADD, fd, &ev);
+    int const err = errno;
+    ::close(probe);
+    if (added != 0) return errno_code(err);
+  }
   auto* const r = new detail::registration;
   r->fd = fd;
   r->owner = this;

@@ -197,6 +197,21 @@ TEST_P(io_reactor, regular_files_are_refused) {
   EXPECT_EQ(r.error(), std::errc::operation_not_permitted);
 }
 
+// A character device that cannot be polled is refused by both backends
+// alike (io_uring took /dev/null and /dev/zero, epoll refused them).
+TEST_P(io_reactor, character_devices_without_poll_are_refused_alike) {
+  event_loop loop(GetParam());
+  for (char const* path : {"/dev/null", "/dev/zero"}) {
+    int const fd = ::open(path, O_RDWR | O_CLOEXEC);
+    ASSERT_GE(fd, 0) << path;
+    auto r = async_fd::adopt(loop, fd);  // closes fd on failure
+    EXPECT_FALSE(r) << path;
+    if (!r) {
+      EXPECT_EQ(r.error(), std::errc::operation_not_permitted) << path;
+    }
+  }
+}
+
 TEST_P(io_reactor, pipe_read_cancelled_then_data_goes_to_the_next_read) {
   event_loop loop(GetParam());
   loop.run_until_complete([](event_loop& loop) -> task<void> {
