@@ -7,8 +7,9 @@
 //
 // The descriptor is made non-blocking and registered once; read/write(2)
 // move the bytes (on io_uring: IORING_OP_READ / WRITE, at the descriptor's
-// current position). Regular files are not pollable (epoll refuses them:
-// adopt() returns EPERM). Same conventions as tcp.hpp.
+// current position). Regular files, directories and character devices
+// without poll support (/dev/null) are not pollable (epoll refuses them,
+// and io_uring's backend alike: adopt() returns EPERM). Same conventions as tcp.hpp.
 #pragma once
 
 #include "rouse/io/handle.hpp"
