@@ -78,6 +78,11 @@ template <class T>
 using non_void_t = std::conditional_t<std::is_void_v<T>, std::monostate, T>;
 
 // A single-joiner completion flag: a coroutine or a thread waits for done.
+//   running -> joiner    register_joiner (its waker stored first)
+//   joiner  -> running   withdraw_joiner (a stop of the awaiter; the waker
+//                        dropped after, never woken)
+//   any     -> done      complete(); from joiner it takes and wakes the waker
+// Exactly one of withdraw_joiner and complete leaves joiner.
 class completion {
  public:
   static constexpr std::uint32_t running = 0;

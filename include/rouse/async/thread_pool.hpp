@@ -139,8 +139,7 @@
 // sleepers while timers remain is marked the same way. The cost of that
 // bound on lateness: a holder woken for one timer while others wait hands
 // the role on before running what it fired, one more wake per such
-// wake-up (a 1 ms ticker beside a pending timeout: about 2.4 context
-// switches per tick instead of 1.2). Awake workers also fire due timers
+// wake-up (docs/benchmarks.md). Awake workers also fire due timers
 // between coroutines. Expired timers are taken under the lock
 // (take_expired(steady_clock::now()): never early) and fired outside.
 // Leaving the sleepers gives the role up; the next parker takes it.
