@@ -198,7 +198,8 @@
 #include "rouse/thread_parker.hpp"
 
 // The coroutine half (wait_until, its stop handling) needs the async
-// environment (stop_token.hpp, which is not model-ready); a model test
+// environment (executors and coroutine wakers, which are not model-ready;
+// the stop source has its own model); a model test
 // compiles the protocol without it: the claim, the relay and the poll loop
 // are shared with wait_until_blocking, which the models run.
 #if !defined(ROUSE_MODEL_RELACY)

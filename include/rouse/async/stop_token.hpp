@@ -43,18 +43,21 @@
 // Memory ordering: everything before request_stop() happens-before a
 // stop_requested() that returns true (release RMW / acquire load), and
 // before every callback runs (same thread, or the lock's acquire).
+// tests/model/async_stop_token_model.cpp runs this code under Relacy: a
+// callback's registration and destruction against request_stop(), and the
+// source destroyed by the work a callback let go (on either thread).
 #pragma once
 
-#include <atomic>
 #include <cstdint>
+#if !defined(ROUSE_MODEL_RELACY)  // <stop_token> does not compile under Relacy's macros
 #include <stop_token>
-#include <thread>
+#endif
 #include <type_traits>
 #include <utility>
 
 #include "rouse/detail/diagnostics.hpp"
+#include "rouse/detail/sync_types.hpp"
 #include "rouse/platform/cpu.hpp"
-#include "rouse/platform/wait.hpp"
 
 namespace rouse::async {
 
@@ -64,19 +67,25 @@ class inplace_stop_callback;
 
 namespace detail {
 
+using ::rouse::detail::unsync;
+using ::rouse::detail::unsync_ref;
+
 // The list node of an inplace_stop_callback; its fields belong to the
 // source's list and are written under the source's lock.
 class stop_callback_base {
  public:
+  using link = unsync<stop_callback_base*>;
+
   void run() noexcept { run_(this); }
 
-  explicit stop_callback_base(void (*run)(stop_callback_base*) noexcept) noexcept : run_(run) {}
+  explicit stop_callback_base(void (*run)(stop_callback_base*) noexcept) noexcept
+      : run_(run), next_(nullptr), prev_next_(nullptr), removed_during_run_(nullptr) {}
 
   void (*run_)(stop_callback_base*) noexcept;
-  stop_callback_base* next_ = nullptr;
-  stop_callback_base** prev_next_ = nullptr;  // where the pointer to this node lives; null: not linked
-  bool* removed_during_run_ = nullptr;        // set when the callback destroys itself while running
-  platform::word done_{0};        // 1 once request_stop() has finished running it
+  link next_;
+  unsync<link*> prev_next_;           // where the pointer to this node lives; null: not linked
+  unsync<bool*> removed_during_run_;  // set when the callback destroys itself while running
+  ::rouse::detail::atomic<std::uint32_t> done_{0};  // 1 once request_stop() has finished running it
 };
 
 }  // namespace detail
@@ -95,13 +104,13 @@ class inplace_stop_source {
     if (state_.load(std::memory_order_acquire) & running_bit) {
       lock();
       stop_run* const run = running();
-      bool const here = run != nullptr && run->thread == std::this_thread::get_id();
+      bool const here = run != nullptr && run->thread == platform::this_thread_id();
       if (here) run->source_destroyed = true;
       unlock();
-      if (!here)
-        while (state_.load(std::memory_order_acquire) & running_bit) std::this_thread::yield();
+      if (!here && !::rouse::detail::model_fault_on(::rouse::detail::model_fault::stop_source_destroyed_while_stopping))
+        while (state_.load(std::memory_order_acquire) & running_bit) ::rouse::detail::yield();
     }
-    ROUSE_CHECK_USAGE(head_ == nullptr, "rouse::async::inplace_stop_source",
+    ROUSE_CHECK_USAGE(detail::unsync_ref(head_) == nullptr, "rouse::async::inplace_stop_source",
                       "destroyed while a stop callback is registered");
   }
 
@@ -116,32 +125,37 @@ class inplace_stop_source {
   // that made the request, false if stop was already requested.
   bool request_stop() noexcept {
     if (!lock_unless_stopped()) return false;
-    stop_run run{std::this_thread::get_id()};
-    run_ = &run;  // read only under L while R is set
+    stop_run run{platform::this_thread_id()};
+    detail::unsync_ref(run_) = &run;  // read only under L while R is set
     // Set S (and R, until the end) while holding L. Ordering: release (with
     // L's acquire): pairs with the acquire of stop_requested() and of
     // lock_unless_stopped().
     state_.fetch_or(stop_bit | running_bit, std::memory_order_release);
-    while (detail::stop_callback_base* cb = head_) {
-      head_ = cb->next_;
-      if (head_) head_->prev_next_ = &head_;
-      cb->prev_next_ = nullptr;  // unlinked: its destructor will not touch the list
+    for (;;) {
+      detail::stop_callback_base* const cb = detail::unsync_ref(head_);
+      if (cb == nullptr) break;
+      detail::stop_callback_base* const next = detail::unsync_ref(cb->next_);
+      detail::unsync_ref(head_) = next;
+      if (next) detail::unsync_ref(next->prev_next_) = &head_;
+      detail::unsync_ref(cb->prev_next_) = nullptr;  // unlinked: its destructor will not touch the list
       bool removed = false;
-      cb->removed_during_run_ = &removed;
+      detail::unsync_ref(cb->removed_during_run_) = &removed;
       unlock();
       cb->run();
       if (!removed) {
-        cb->removed_during_run_ = nullptr;
+        detail::unsync_ref(cb->removed_during_run_) = nullptr;
         // Ordering: release: the destructor waiting on another thread sees the
         // callback finished (acquire in remove()).
         cb->done_.store(1, std::memory_order_release);
-        platform::wake_all(cb->done_);  // an address only: the callback may be gone (rule 7)
+        ::rouse::detail::wake_all(cb->done_);  // an address only: the callback may be gone (rule 7)
       }
       // The callback let this thread's owner of the source destroy it (a
       // coroutine resumed inline, without an executor): nothing is left to
       // run (a source destroyed with callbacks registered is misuse) and
       // nothing of it may be touched.
-      if (run.source_destroyed) return true;
+      if (run.source_destroyed &&
+          !::rouse::detail::model_fault_on(::rouse::detail::model_fault::stop_request_touches_destroyed_source))
+        return true;
       lock();
     }
     // The last touch of the source: L and R go in one RMW. Ordering:
@@ -160,17 +174,18 @@ class inplace_stop_source {
 
   // On request_stop()'s stack while it runs the callbacks.
   struct stop_run {
-    std::thread::id thread;
+    std::uint32_t thread;  // platform::this_thread_id()
     bool source_destroyed = false;  // set by the destructor, on that thread
   };
   // Under L: the running request_stop()'s record, or null once it ended.
   stop_run* running() const noexcept {
-    return (state_.load(std::memory_order_relaxed) & running_bit) != 0 ? run_ : nullptr;
+    return (state_.load(std::memory_order_relaxed) & running_bit) != 0 ? static_cast<stop_run*>(detail::unsync_ref(run_))
+                                                                     : nullptr;
   }
 
   void lock() const noexcept {
     // Ordering: acquire: the list written under the previous holder.
-    while (state_.fetch_or(lock_bit, std::memory_order_acquire) & lock_bit) platform::cpu_relax();
+    while (state_.fetch_or(lock_bit, std::memory_order_acquire) & lock_bit) ::rouse::detail::spin_pause();
   }
   void unlock() const noexcept {
     // A store, not an RMW: every change of the word is made under L (a
@@ -188,7 +203,7 @@ class inplace_stop_source {
     for (;;) {
       if (s & stop_bit) return false;
       if (s & lock_bit) {
-        platform::cpu_relax();
+        ::rouse::detail::spin_pause();
         s = state_.load(std::memory_order_acquire);
         continue;
       }
@@ -202,38 +217,42 @@ class inplace_stop_source {
   // runs it at once).
   bool add(detail::stop_callback_base* cb) const noexcept {
     if (!lock_unless_stopped()) return false;
-    cb->next_ = head_;
-    cb->prev_next_ = &head_;
-    if (head_) head_->prev_next_ = &cb->next_;
-    head_ = cb;
+    detail::stop_callback_base* const first = detail::unsync_ref(head_);
+    detail::unsync_ref(cb->next_) = first;
+    detail::unsync_ref(cb->prev_next_) = &head_;
+    if (first) detail::unsync_ref(first->prev_next_) = &cb->next_;
+    detail::unsync_ref(head_) = cb;
     unlock();
     return true;
   }
   void remove(detail::stop_callback_base* cb) const noexcept {
     lock();
-    if (cb->prev_next_) {  // still linked: nobody runs it
-      *cb->prev_next_ = cb->next_;
-      if (cb->next_) cb->next_->prev_next_ = cb->prev_next_;
+    if (detail::stop_callback_base::link* const where = detail::unsync_ref(cb->prev_next_)) {
+      // Still linked: nobody runs it.
+      detail::stop_callback_base* const next = detail::unsync_ref(cb->next_);
+      detail::unsync_ref(*where) = next;
+      if (next) detail::unsync_ref(next->prev_next_) = where;
       unlock();
       return;
     }
     stop_run* const run = running();
-    std::thread::id const runner = run != nullptr ? run->thread : std::thread::id{};
+    std::uint32_t const runner = run != nullptr ? run->thread : 0;  // thread ids are not 0
     unlock();
     // request_stop() has taken it: it runs, or has run.
-    if (runner == std::this_thread::get_id()) {
+    if (runner == platform::this_thread_id()) {
       // Destroyed from inside its own run (or after it, on the requesting
       // thread): request_stop() must not touch it again.
-      if (cb->removed_during_run_) *cb->removed_during_run_ = true;
+      if (bool* const removed = detail::unsync_ref(cb->removed_during_run_)) *removed = true;
       return;
     }
+    if (::rouse::detail::model_fault_on(::rouse::detail::model_fault::stop_callback_destroyed_while_running)) return;
     // Ordering: acquire: pairs with the release store of done_.
-    while (cb->done_.load(std::memory_order_acquire) == 0) platform::wait(cb->done_, 0u);
+    while (cb->done_.load(std::memory_order_acquire) == 0) ::rouse::detail::wait(cb->done_, 0u);
   }
 
-  mutable std::atomic<std::uint8_t> state_{0};
-  mutable detail::stop_callback_base* head_ = nullptr;
-  mutable stop_run* run_ = nullptr;
+  mutable ::rouse::detail::atomic<std::uint8_t> state_{0};
+  mutable detail::stop_callback_base::link head_{nullptr};
+  mutable detail::unsync<stop_run*> run_{nullptr};
 };
 
 class inplace_stop_token {
@@ -305,10 +324,12 @@ template <class Token, class F>
 struct stop_callback_for {
   using type = typename Token::template callback_type<F>;
 };
+#if !defined(ROUSE_MODEL_RELACY)
 template <class F>
 struct stop_callback_for<std::stop_token, F> {
   using type = std::stop_callback<F>;
 };
+#endif
 }  // namespace detail
 
 // The callback type that `Token` runs `F` with on a stop request.

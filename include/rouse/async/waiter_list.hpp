@@ -130,7 +130,8 @@
 #include "rouse/mutex.hpp"
 
 // The coroutine half (list_awaitable: resume_target, stop callbacks) needs
-// the async environment (stop_token.hpp is not model-ready); a model test
+// the async environment (executors and coroutine wakers are not
+// model-ready; the stop source has its own model); a model test
 // compiles the protocol without it: the list, list_wait (register, re-check,
 // withdraw, abort, cancel with pass-on) and the blocking wait, which the
 // coroutine half only wraps.

@@ -203,6 +203,15 @@ enum class model_fault : unsigned {
   // RELEASING(0) it waits on the sequence it read, not on one it no longer
   // holds, so it may sleep past the release's wake.
   wide_semaphore_step_waits_in_releasing,
+  // inplace_stop_source: a callback's destructor on another thread returns
+  // while request_stop() still runs the callback (does not wait for done_).
+  stop_callback_destroyed_while_running,
+  // inplace_stop_source: the destructor on another thread does not wait for
+  // a running request_stop() (R) to end, which then touches a freed source.
+  stop_source_destroyed_while_stopping,
+  // inplace_stop_source: request_stop() goes on after a callback destroyed
+  // the source on the requesting thread (locks it again).
+  stop_request_touches_destroyed_source,
 };
 
 }  // namespace rouse::detail
