@@ -12,6 +12,9 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cstdint>
+#include <new>
+#include <stdexcept>
 #include <thread>
 #include <vector>
 
@@ -43,6 +46,15 @@ TEST(async_channel, sizes_are_documented) {
   EXPECT_EQ(sizeof(ch::sender<int>), sizeof(void*));
   EXPECT_EQ(sizeof(ch::receiver<int>), sizeof(void*));
   EXPECT_EQ(sizeof(ch::permit<int>), 16u);
+}
+
+// A capacity whose ring size (a power of two at least as large) does not
+// fit in a size_t is refused at once (it looped forever).
+TEST(async_channel, a_capacity_above_the_maximum_throws_length_error) {
+  EXPECT_THROW((void)ch::bounded<int>(SIZE_MAX), std::length_error);
+  EXPECT_THROW((void)ch::bounded<int>((std::size_t{1} << 63) + 1), std::length_error);
+  EXPECT_THROW((void)ch::bounded<int>(ch::max_capacity + 1), std::length_error);
+  EXPECT_THROW((void)ch::bounded<int>(ch::max_capacity), std::bad_alloc);  // allowed, but too big to allocate
 }
 
 TEST(async_channel, bounded_try_forms_report_full_and_empty) {

@@ -11,6 +11,9 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdint>
+#include <new>
+#include <stdexcept>
 #include <memory>
 #include <string>
 #include <optional>
@@ -75,6 +78,17 @@ INSTANTIATE_TEST_SUITE_P(channel, every_flavour,
                          testing::Values(kind::rendezvous, kind::bounded1, kind::bounded16, kind::ticket1,
                                          kind::ticket3, kind::ticket16, kind::unbounded),
                          name_of);
+
+// A capacity whose ring needs a power of two above it that does not fit in
+// a size_t is refused at once, on either ring (it looped forever).
+TEST(channel_capacity, above_the_maximum_throws_length_error) {
+  for (ch::ring r : {ch::ring::compare_exchange, ch::ring::ticket}) {
+    EXPECT_THROW((void)ch::bounded<int>(SIZE_MAX, r), std::length_error);
+    EXPECT_THROW((void)ch::bounded<int>((std::size_t{1} << 63) + 1, r), std::length_error);
+    EXPECT_THROW((void)ch::bounded<int>(ch::max_capacity + 1, r), std::length_error);
+    EXPECT_THROW((void)ch::bounded<int>(ch::max_capacity, r), std::bad_alloc);  // allowed, too big to allocate
+  }
+}
 
 TEST_P(every_flavour, smoke_send_then_recv_across_threads) {
   auto [tx, rx] = make<int>(GetParam());

@@ -116,6 +116,7 @@
 #include <coroutine>
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <optional>
 #include <stdexcept>
 #include <thread>
@@ -654,9 +655,16 @@ class receiver {
 
 static_assert(sizeof(sender<int>) == sizeof(void*) && sizeof(receiver<int>) == sizeof(void*));
 
-// A channel holding at most `capacity` values; 0: rendezvous.
+// The largest capacity bounded() accepts (2^62 - 1 on 64-bit targets); more
+// throws std::length_error. A ring that cannot be allocated throws
+// std::bad_alloc.
+inline constexpr std::size_t max_capacity = std::numeric_limits<std::size_t>::max() / 4;
+
+// A channel holding at most `capacity` values; 0: rendezvous. Throws as
+// max_capacity says.
 template <class T>
 std::pair<sender<T>, receiver<T>> bounded(std::size_t capacity) {
+  if (capacity > max_capacity) throw std::length_error("rouse::async::channel::bounded: capacity above max_capacity");
   auto* st = new detail::channel_state<T>(capacity == 0 ? detail::kind::rendezvous : detail::kind::bounded, capacity);
   return {sender<T>(st), receiver<T>(st)};
 }

@@ -91,6 +91,7 @@
 #include <iterator>
 #include <limits>
 #include <optional>
+#include <stdexcept>
 #include <type_traits>
 #include <utility>
 
@@ -108,6 +109,11 @@ namespace rouse::channel {
 
 // capacity() of an unbounded channel.
 inline constexpr std::size_t unbounded_capacity = std::numeric_limits<std::size_t>::max();
+// The largest capacity bounded() accepts (2^62 - 1 on 64-bit targets: a
+// ring's positions carry lap bits above the index); more throws
+// std::length_error. Any capacity whose ring cannot be allocated throws
+// std::bad_alloc.
+inline constexpr std::size_t max_capacity = std::numeric_limits<std::size_t>::max() / 4;
 
 template <class T>
 class sender;
@@ -433,8 +439,11 @@ static_assert(sizeof(sender<int>) == 16 && sizeof(receiver<int>) == 16);
 
 // A channel that holds at most `capacity` values; capacity 0 is a rendezvous
 // channel (every send waits for a receive). `r`: the ring (see `ring`).
+// Throws std::length_error above max_capacity, std::bad_alloc when the ring
+// cannot be allocated.
 template <class T>
 std::pair<sender<T>, receiver<T>> bounded(std::size_t capacity, ring r) {
+  if (capacity > max_capacity) throw std::length_error("rouse::channel::bounded: capacity above max_capacity");
   detail::control_base* c;
   detail::flavor f;
   if (capacity == 0) {
