@@ -1,6 +1,7 @@
 // rouse/mutex.hpp — a 4-byte futex mutex; drop-in for std::mutex and std::timed_mutex.
 //
-//   rouse::mutex   lock / try_lock / try_lock_for / try_lock_until / unlock
+//   rouse::mutex        lock / try_lock / try_lock_for / try_lock_until / unlock
+//   rouse::timed_mutex  the same type (drop-in for std::timed_mutex)
 //
 // Purpose: mutual exclusion for critical sections of any length. It is a
 // std::mutex (and std::timed_mutex) with the same members and semantics, so
@@ -466,5 +467,8 @@ inline bool mutex_access::mark_contended(rouse::mutex& m) noexcept {
   }
 }
 }  // namespace detail
+
+// std::timed_mutex's name: rouse::mutex has its timed members already.
+using timed_mutex = mutex;
 
 }  // namespace rouse
