@@ -219,11 +219,20 @@ class send_branch : public slot_branch<T> {
   std::optional<result_type> poll() noexcept {
     std::optional<status> const s = this->poll_slot();
     if (!s) return std::nullopt;
-    if (*s != status::ok) return result_type(*s, std::move(*v_));
-    this->held_ = false;
-    channel::status const r = this->st_->push(*v_);
-    if (r == channel::status::ok) return result_type();
-    return result_type(r, std::move(*v_));
+    channel::status r = *s;
+    if (r == status::ok) {
+      this->held_ = false;
+      r = this->st_->push(*v_);
+    }
+    // Built in place, on one path: g++ 12 at -O2 otherwise warns that a
+    // moved result's empty optional may be used uninitialized
+    // (-Wmaybe-uninitialized, a false positive).
+    std::optional<result_type> out;
+    if (r == status::ok)
+      out.emplace();
+    else
+      out.emplace(r, std::move(*v_));
+    return out;
   }
 
  private:
