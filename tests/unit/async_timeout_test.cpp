@@ -346,4 +346,117 @@ TEST(async_timeout, without_an_executor_the_co_await_throws_logic_error) {
   b.h.destroy();
 }
 
+// A coroutine that is not a rouse task (no unhandled_stopped()) sees a
+// stopped with_timeout as operation_stopped thrown from the co_await: the
+// timer must be withdrawn then too (it lived on in the executor, in a frame
+// that could be freed: a use-after-free when it fired).
+namespace foreign_stop {
+
+// Counts the timers added to and withdrawn from a run_loop.
+class counting_executor final : public ra::executor {
+ public:
+  explicit counting_executor(ra::run_loop& l) noexcept : loop_(l) {}
+  void schedule(std::coroutine_handle<> h) noexcept override { loop_.schedule(h); }
+  void add_timer(ra::timer_entry& e) noexcept override {
+    ++added;
+    loop_.add_timer(e);
+  }
+  bool cancel_timer(ra::timer_entry& e) noexcept override {
+    ++withdrawn;
+    return loop_.cancel_timer(e);
+  }
+  int added = 0;
+  int withdrawn = 0;
+
+ private:
+  ra::run_loop& loop_;
+};
+
+struct co {
+  struct promise_type {
+    counting_executor* ex;
+    ra::inplace_stop_token token;
+    bool threw_stopped = false;
+    struct env {
+      counting_executor* ex;
+      ra::inplace_stop_token token;
+      ra::scheduler query(ra::get_scheduler_t) const noexcept { return ra::scheduler(*ex); }
+      ra::inplace_stop_token query(ra::get_stop_token_t) const noexcept { return token; }
+    };
+    template <class... A>
+    promise_type(counting_executor& e, ra::inplace_stop_token t, A&...) noexcept : ex(&e), token(t) {}
+    env get_env() const noexcept { return {ex, token}; }
+    co get_return_object() { return co{std::coroutine_handle<promise_type>::from_promise(*this)}; }
+    std::suspend_always initial_suspend() noexcept { return {}; }
+    std::suspend_always final_suspend() noexcept { return {}; }
+    void return_void() {}
+    void unhandled_exception() { std::terminate(); }
+  };
+  std::coroutine_handle<promise_type> h;
+};
+
+ra::task<int> waits_for(ra::notify& n) {
+  co_await n.notified();
+  co_return 1;
+}
+
+// Completes its awaiting rouse task as stopped.
+struct stop_here {
+  using rouse_affine = void;
+  static constexpr bool await_ready() noexcept { return false; }
+  template <class P>
+  std::coroutine_handle<> await_suspend(std::coroutine_handle<P> h) noexcept {
+    return h.promise().unhandled_stopped();
+  }
+  static constexpr void await_resume() noexcept {}
+};
+ra::task<int> ends_stopped() {
+  co_await stop_here{};
+  co_return 0;
+}
+
+// 0: a waiter-list operation stopped from outside; 1: a task stopped from
+// outside; 2: a task that completes as stopped by itself.
+co body(counting_executor&, ra::inplace_stop_token, int mode, ra::notify& n, bool& threw) {
+  try {
+    if (mode == 0) {
+      bool const r = co_await ra::with_timeout(n.notified(), 1h);
+      (void)r;
+    } else if (mode == 1) {
+      auto const r = co_await ra::with_timeout(waits_for(n), 1h);
+      (void)r;
+    } else {
+      auto const r = co_await ra::with_timeout(ends_stopped(), 1h);
+      (void)r;
+    }
+  } catch (const ra::operation_stopped&) {
+    threw = true;
+  }
+}
+
+}  // namespace foreign_stop
+
+TEST(async_timeout, a_stopped_with_timeout_in_a_foreign_coroutine_withdraws_its_timer) {
+  using namespace foreign_stop;
+  for (int mode = 0; mode < 3; ++mode) {
+    SCOPED_TRACE(mode);
+    ra::run_loop loop;
+    counting_executor ex(loop);
+    ra::inplace_stop_source source;
+    ra::notify n;
+    bool threw = false;
+    co c = body(ex, source.get_token(), mode, n, threw);
+    {
+      ra::current_executor_scope on(&loop);
+      c.h.resume();  // arms the timer; modes 0 and 1 wait
+    }
+    if (mode != 2) source.request_stop();
+    while (!c.h.done()) loop.run_once();
+    EXPECT_TRUE(threw);
+    EXPECT_EQ(ex.added, 1);
+    EXPECT_EQ(ex.withdrawn, 1);  // was 0: the timer stayed in the loop
+    c.h.destroy();
+  }
+}
+
 }  // namespace
