@@ -18,6 +18,7 @@
 #include "rouse/async/run_loop.hpp"
 #include "rouse/async/sleep.hpp"
 #include "rouse/async/spawn.hpp"
+#include "rouse/async/timeout.hpp"
 
 namespace {
 using namespace std::chrono_literals;
@@ -271,6 +272,83 @@ TEST(async_when, an_outside_stop_reaches_every_child) {
   h.request_stop();
   EXPECT_THROW(h.join(), operation_stopped);
   EXPECT_EQ(destroyed.load(), 4);
+}
+
+// The owner destroys a coroutine suspended in when_all / when_any: the
+// children that have not ended are destroyed with it (their sleeps
+// withdraw), as a task's child is. They ran on, detached, into the freed
+// join (a crash, or a stop source destroyed with callbacks registered).
+namespace destroyed_while_joining {
+
+struct outer {
+  struct promise_type {
+    run_loop* loop;
+    struct env {
+      run_loop* loop;
+      rouse::async::scheduler query(rouse::async::get_scheduler_t) const noexcept { return loop->get_scheduler(); }
+    };
+    template <class... A>
+    explicit promise_type(run_loop& l, A&...) noexcept : loop(&l) {}
+    env get_env() const noexcept { return {loop}; }
+    outer get_return_object() { return outer{std::coroutine_handle<promise_type>::from_promise(*this)}; }
+    std::suspend_always initial_suspend() noexcept { return {}; }
+    std::suspend_always final_suspend() noexcept { return {}; }
+    void return_void() {}
+    void unhandled_exception() { std::terminate(); }
+  };
+  std::coroutine_handle<promise_type> h;
+};
+
+struct alive {
+  std::atomic<int>* n;
+  explicit alive(std::atomic<int>& c) : n(&c) { ++*n; }
+  ~alive() { --*n; }
+};
+
+task<int> child(std::atomic<int>& live, std::chrono::milliseconds d, int v) {
+  alive a(live);
+  co_await sleep_for(d);
+  co_return v;
+}
+
+task<int> parent(std::atomic<int>& live, int mode) {
+  if (mode == 0) {
+    auto [a, b] = co_await when_all(child(live, 1h, 1), child(live, 2h, 2));
+    co_return a + b;
+  }
+  if (mode == 1) {
+    auto v = co_await when_any(child(live, 1h, 1), child(live, 2h, 2));
+    co_return static_cast<int>(v.index());
+  }
+  auto r = co_await rouse::async::with_timeout(when_all(child(live, 1h, 1), child(live, 2h, 2)), 3h);
+  co_return r ? 1 : 0;
+}
+
+outer run(run_loop&, std::atomic<int>& live, int mode) {
+  int const r = co_await parent(live, mode);
+  (void)r;
+}
+
+}  // namespace destroyed_while_joining
+
+TEST(async_when, a_coroutine_destroyed_while_it_waits_destroys_the_unended_children) {
+  using namespace destroyed_while_joining;
+  for (int mode = 0; mode < 3; ++mode) {  // when_all, when_any, with_timeout(when_all)
+    SCOPED_TRACE(mode);
+    std::atomic<int> live{0};
+    {
+      run_loop loop;
+      outer o = run(loop, live, mode);
+      {
+        rouse::async::current_executor_scope on(&loop);
+        o.h.resume();  // the children start and sleep
+      }
+      EXPECT_EQ(live.load(), 2);
+      o.h.destroy();
+      EXPECT_EQ(live.load(), 0);  // was 2: they slept on, detached
+      EXPECT_EQ(loop.run_once(), 0u);
+    }  // debug builds: a loop destroyed with a timer pending is diagnosed
+  }
 }
 
 }  // namespace

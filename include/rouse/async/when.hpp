@@ -17,6 +17,13 @@
 // with a value or an exception wins (the variant's index says which); the
 // others are asked to stop and awaited, and what they return is dropped.
 // If every task completed as stopped, when_any completes as stopped.
+// when_all() of no task completes at once with an empty tuple; when_any()
+// of none does not compile.
+//
+// Destroying the awaiting coroutine while it waits here destroys the
+// children that have not ended (their awaitables withdraw), as destroying
+// a task destroys the child it awaits; none may be running or woken on
+// another thread then (the rule for destroying any suspended frame).
 //
 // Every child runs with a stop token linked to the awaiting task's: a stop
 // request from outside reaches all of them. Cost: the children's own frames
@@ -55,8 +62,14 @@ class join_op {
   explicit join_op(task<Ts>... ts) : tasks_(std::move(ts)...) {}
   join_op(join_op&&) = delete;
   // Not awaited: tasks_ still owns the children. Awaited: it ends only
-  // after every child has ended and destroyed its own frame.
-  ~join_op() = default;
+  // after every child has ended and destroyed its own frame, unless the
+  // awaiting frame is destroyed while it waits here: then the children
+  // that have not ended are destroyed with it, as a task's child is (their
+  // awaitables withdraw their waiters; as for any frame, none may be
+  // running or woken on another thread then).
+  ~join_op() {
+    if (started_) destroy_unended(std::index_sequence_for<Ts...>{});
+  }
 
   static constexpr bool await_ready() noexcept { return false; }
 
@@ -64,6 +77,7 @@ class join_op {
   std::coroutine_handle<> await_suspend(std::coroutine_handle<P> parent) noexcept {
     target_ = resume_target(parent);
     link_.emplace(parent.promise().stop_token(), forward_stop{&stop_});
+    started_ = true;
     start(std::index_sequence_for<Ts...>{});
     // Our own share of the count. Ordering: acq_rel: the children's results.
     if (pending_.fetch_sub(1, std::memory_order_acq_rel) != 1) return std::noop_coroutine();
@@ -162,8 +176,16 @@ class join_op {
   void start(std::index_sequence<I...>) noexcept {
     if constexpr (count > 0) {
       std::coroutine_handle<> const children[count] = {bind_child<I>()...};
+      for (std::size_t i = 0; i < count; ++i) children_[i] = children[i];
       for (std::coroutine_handle<> c : children) c.resume();
     }
+  }
+
+  template <std::size_t... I>
+  void destroy_unended(std::index_sequence<I...>) noexcept {
+    // Ordering: acquire: pairs with the release in child_ended (a child
+    // that ended on another thread).
+    ((ended_[I].load(std::memory_order_acquire) ? (void)0 : children_[I].destroy()), ...);
   }
 
   template <std::size_t I>
@@ -181,7 +203,9 @@ class join_op {
   template <std::size_t I, class T>
   static void child_ended(task_promise_base* p, void* arg) noexcept {
     auto* const op = static_cast<join_op*>(arg);
-    if (p == nullptr) {
+    if (p == nullptr) {  // its frame is gone
+      // Ordering: release: pairs with destroy_unended's acquire.
+      op->ended_[I].store(true, std::memory_order_release);
       op->child_done();
       return;
     }
@@ -209,6 +233,9 @@ class join_op {
   bool stopped_any_ = false;
   std::atomic<std::size_t> winner_atomic_{no_winner};
   std::size_t winner_ = no_winner;
+  bool started_ = false;
+  std::coroutine_handle<> children_[count > 0 ? count : 1] = {};
+  std::atomic<bool> ended_[count > 0 ? count : 1] = {};
 };
 
 }  // namespace detail
@@ -220,6 +247,7 @@ task<std::tuple<detail::non_void_t<Ts>...>> when_all(task<Ts>... ts) {
 
 template <class... Ts>
 task<std::variant<detail::non_void_t<Ts>...>> when_any(task<Ts>... ts) {
+  static_assert(sizeof...(Ts) > 0, "rouse::async::when_any: give it at least one task (none would never complete)");
   co_return co_await detail::join_op<detail::join_kind::any, Ts...>(std::move(ts)...);
 }
 
