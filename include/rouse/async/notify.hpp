@@ -31,8 +31,9 @@
 // notify only when nobody waits (debug builds check that the list is empty)
 // and no call is running.
 //
-// Misuse: co_await-ing one notified() twice, or moving it (it cannot be: not
-// movable); destroying a notify with waiters (debug: diagnosed, abort).
+// Misuse: co_await-ing one notified() twice, or moving it after it was
+// awaited (debug: diagnosed; a move before, into with_timeout say, is
+// fine); destroying a notify with waiters (debug: diagnosed, abort).
 //
 // sizeof: notify 32 bytes; a notified() awaitable 184 bytes, in the awaiting
 // frame (rouse/async/waiter_list.hpp); no allocation. Fairness: FIFO among

@@ -572,8 +572,11 @@ class pass_through {
   static constexpr bool ready_noexcept = noexcept(std::declval<stored_t&>().await_ready());
   template <class H>
   static constexpr bool suspend_noexcept = noexcept(std::declval<stored_t&>().await_suspend(std::declval<H>()));
-  // An awaiter that always suspends (a task, a join) takes no budget: the
-  // resume after it refills it anyway.
+  // An awaiter that always suspends (a task, a join) takes no budget. Its
+  // work is counted inside it; but one that completes at once (a task that
+  // returns before suspending, a when_all of such tasks, with_timeout of
+  // one) comes back by symmetric transfer, not through the executor, so a
+  // loop of such awaits alone never yields (docs/async.md, the budget).
   static constexpr bool never_ready = requires { requires !std::remove_cvref_t<stored_t>::await_ready(); };
   using trampoline_handle = std::coroutine_handle<yield_trampoline::promise_type>;
 
