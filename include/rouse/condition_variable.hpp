@@ -85,29 +85,34 @@
 // which is then one more return than that later notify_one asked for (k
 // such signals: up to k more). A
 // waiter that registered after such a signal claims it only after a
-// notify_one made since, or on a return from its futex sleep (below); the
-// first thread to register while nobody waits drops any leftovers.
+// notify_one made since, or on a return from its futex sleep that finds the
+// sequence unchanged (below); the first thread to register while nobody
+// waits drops any leftovers.
 //
 // Stolen notifications: a waiter remembers the notify_one count when it
-// registers (under the lock), and while it spins or after a timeout it
-// claims a signal only if a notify_one came after that. So with the mutex
-// held across notify_one, its signal goes to a thread that was waiting when
-// it was called, except in two races, both with the notified thread not yet
-// run: (1) a thread that started waiting later returns from its futex sleep
-// for another reason (a stop request for ANY waiter of this object — its
-// callback wakes every sleeper —, the first wait with another kind of lock,
-// a spurious return) and takes the signal; so a condition variable whose
-// waiters use stop tokens and several predicates can leave the thread a
-// notify_one was meant for asleep until the next notify; (2) two or
-// more threads start waiting later and a further notify_one comes: they may
-// take both signals. A notify_one made without the lock can also lose its
-// signal to a thread that starts waiting while it runs and is the sleeper
-// the kernel wakes (glibc before 2.25 and Rust's std condition variable
-// behave the same way; a woken thread must be let claim, or the earlier
-// waiters could stay asleep beside an unclaimed signal). Either way the
-// thread it was meant for waits on until the next notify; notify_all is
-// never stolen from. (Telling every signal's waiters apart takes glibc's
-// two-group state, more than fits in this object.)
+// registers (under the lock), and while it spins, after a timeout, or woken
+// from its sleep after the sequence moved for something else (a stop
+// request for any waiter, whose callback wakes every sleeper; the first
+// wait with another kind of lock) it claims a signal only if a notify_one
+// came after that; a waiter woken that way passes the wake on instead. So
+// with the mutex held across notify_one, its signal goes to a thread that
+// was waiting when it was called, except in two races, both with the
+// notified thread not yet run: (1) a thread that started waiting later
+// returns from its futex sleep with the sequence unchanged (a spurious
+// return of the sleep) and takes the signal; (2) two or more threads start
+// waiting later and a further notify_one comes: they may take both signals.
+// Either way the thread it was meant for waits on until the next notify,
+// which std does not allow: code whose waiters wait for different
+// predicates on one condition variable and rely on notify_one reaching the
+// one waiter there was can hang in these races (use notify_all, or one
+// condition variable per predicate). A notify_one made without the lock can
+// also lose its signal to a thread that starts waiting while it runs and is
+// the sleeper the kernel wakes (glibc before 2.25 and Rust's std condition
+// variable behave the same way; a woken thread must be let claim then, or
+// the earlier waiters could stay asleep beside an unclaimed signal).
+// notify_all is never stolen from. (Telling every signal's waiters apart
+// takes glibc's two-group state or a waiter queue, more than fits in this
+// object.)
 //
 // Words:
 //   seq_       notification sequence: waiters spin and sleep on it with the
@@ -451,11 +456,17 @@ class condition_variable {
 
   // Reads the state after seq_ moved (or a sleep or the spin ended) and
   // claims a signal if this waiter may (the table above). `woken`: the
-  // waiter returned from a futex sleep, and may claim any signal (the kernel
-  // may have chosen it for a notify_one it had already seen the bump of,
-  // when it registered during a notify_one made without the lock; leaving
-  // the signal would leave the earlier waiters asleep). On `waiting`,
-  // `t.held` is the value of seq_ to wait on.
+  // waiter returned from a futex sleep on t.held. If seq_ still reads
+  // t.held, it may claim any signal (the kernel may have chosen it for a
+  // notify_one it had already seen the bump of, when it registered during a
+  // notify_one made without the lock; leaving the signal would leave the
+  // earlier waiters asleep). If seq_ moved since, by something that is not a
+  // notify_one it may answer (a stop request's wake-all, a switch to
+  // another kind of lock), it must not take a signal meant for an earlier
+  // waiter that has not run yet (that waiter would sleep on past its
+  // notify): it passes the wake on instead (one wake of a sleeper: the
+  // kernel's choice, if the wake was a notify's, reaches another), once per
+  // move of seq_. On `waiting`, `t.held` is the value of seq_ to wait on.
   //
   // Why a notify cannot slip by: (W1) reads seq_ before (W2) reads signals_.
   // A notify_one whose bump (N2) (W1) read or passed published (N1) before
@@ -475,7 +486,13 @@ class condition_variable {
       if (released_by_generation(t, s, now)) return verdict::released;
       if (stop != nullptr && stop->stop_requested()) return verdict::released;
       if (!t.notified) t.notified = notified_since(t, s, now);
-      if ((s & unclaimed_mask) == 0 || !(woken || t.notified)) {
+      // (The model fault is the rule before: a woken waiter took any signal.)
+      bool const may_claim =
+          t.notified ||
+          (woken && (now == t.held ||
+                     detail::model_fault_on(detail::model_fault::condvar_woken_waiter_takes_any_signal)));
+      if ((s & unclaimed_mask) == 0 || !may_claim) {
+        if (woken && !may_claim && (s & unclaimed_mask) != 0) detail::wake_one(seq_);  // pass the wake on
         t.held = now;
         return verdict::waiting;
       }

@@ -34,6 +34,9 @@ struct rouse::detail::condition_variable_model_access {
     m->lock();  // no requeue here: nothing set the requeue target
     lock = std::unique_lock<rouse::mutex>(*m, std::adopt_lock);
   }
+  // What a stop request for some waiter of `cv` does: bump the sequence and
+  // wake every sleeper.
+  static void stop_another_waiter(rouse::condition_variable& cv) { rouse::condition_variable::stop_waker{&cv}(); }
 };
 
 namespace {
@@ -225,6 +228,67 @@ struct one_notify_one_two_waiters : rl::test_suite<one_notify_one_two_waiters<Br
   }
 };
 
+// A notify_one made with the lock held for W1, the only waiter; then W2
+// starts waiting, and a stop request for a third waiter (modelled by its
+// bump and wake-all) wakes W2 while W1 may not have run yet. W2 must not
+// take W1's signal: W1 returns (a lost one shows as a deadlock: the
+// notifier waits for W1's return). The fault restores the rule before, a
+// woken waiter taking any signal.
+struct woken_waiter_leaves_an_earlier_waiters_signal
+    : rl::test_suite<woken_waiter_leaves_an_earlier_waiters_signal, 3> {
+  rouse::mutex m;
+  rouse::condition_variable cv;
+  rl::var<int> flag1;
+  rl::var<int> flag2;
+  rouse::detail::atomic<std::uint32_t> w1_in{0};
+  rouse::detail::atomic<std::uint32_t> notified{0};
+  rouse::detail::atomic<std::uint32_t> w2_in{0};
+  rouse::detail::atomic<std::uint32_t> w1_done{0};
+
+  static void await_one(rouse::detail::atomic<std::uint32_t>& w) {
+    while (w.load(std::memory_order_acquire) == 0) rouse::detail::wait(w, 0);
+  }
+  static void set_one(rouse::detail::atomic<std::uint32_t>& w) {
+    w.store(1, std::memory_order_release);
+    rouse::detail::wake_all(w);
+  }
+
+  void before() {
+    flag1($) = 0;
+    flag2($) = 0;
+  }
+  void thread(unsigned index) {
+    if (index == 0) {
+      await_one(w1_in);
+      {
+        lock_type l(m);  // W1 is inside its wait
+        flag1($) = 1;
+        cv.notify_one();
+      }
+      set_one(notified);
+      await_one(w2_in);
+      { lock_type l(m); }  // W2 is inside its wait
+      rouse::detail::condition_variable_model_access::stop_another_waiter(cv);
+      await_one(w1_done);
+      lock_type l(m);
+      flag2($) = 1;
+      cv.notify_all();
+    } else if (index == 1) {
+      {
+        lock_type l(m);
+        set_one(w1_in);
+        while (flag1($) == 0) cv.wait(l);
+      }
+      set_one(w1_done);
+    } else {
+      await_one(notified);
+      lock_type l(m);
+      set_one(w2_in);
+      while (flag2($) == 0) cv.wait(l);
+    }
+  }
+};
+
 }  // namespace
 
 int main() {
@@ -246,5 +310,12 @@ int main() {
       "condition_variable.one_notify_one_two_waiters", iterations);
   failures += rouse_model::expect_failure<one_notify_one_two_waiters<true>>(
       "condition_variable.broken_waiter_returns_on_any_bump", rl::test_result_user_assert_failed, iterations);
+  failures += rouse_model::expect_pass<woken_waiter_leaves_an_earlier_waiters_signal>(
+      "condition_variable.woken_waiter_leaves_an_earlier_waiters_signal", iterations);
+  {
+    rouse::detail::model_fault_scope f(rouse::detail::model_fault::condvar_woken_waiter_takes_any_signal);
+    failures += rouse_model::expect_failure<woken_waiter_leaves_an_earlier_waiters_signal>(
+        "condition_variable.broken_woken_waiter_takes_any_signal", rl::test_result_deadlock, iterations);
+  }
   return failures == 0 ? 0 : 1;
 }

@@ -362,6 +362,109 @@ TEST(condition_variable, notify_one_releases_exactly_one_sleeping_waiter) {
   notify_one_releases_exactly_one(4, 25, asleep);
 }
 
+// W1, the only waiter, is notified with the lock held; W2 and W3 start
+// waiting after, and a stop request for W3 wakes every sleeper (W2 too)
+// while W1 has not run yet (it is kept off the CPU: SCHED_IDLE beside a busy
+// thread on its CPU). W2 must not take the signal meant for W1, which would
+// then sleep on past its notify (std: notify_one unblocks one of the threads
+// blocked when it is called; W1 was the only one). Hangs before the fix.
+TEST(condition_variable, a_waiter_woken_by_a_stop_request_leaves_an_earlier_waiters_signal) {
+  cpu_set_t allowed;
+  CPU_ZERO(&allowed);
+  ASSERT_EQ(::sched_getaffinity(0, sizeof allowed, &allowed), 0);
+  int cpus[2];
+  int found = 0;
+  for (int c = 0; c < CPU_SETSIZE && found < 2; ++c)
+    if (CPU_ISSET(c, &allowed)) cpus[found++] = c;
+  if (found < 2) GTEST_SKIP() << "needs two CPUs";
+  auto const pin = [](int cpu) {
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(cpu, &one);
+    (void)::pthread_setaffinity_np(::pthread_self(), sizeof one, &one);
+  };
+  pin(cpus[0]);  // the main thread beside W2 and W3, off W1's CPU
+  for (int round = 0; round < 5; ++round) {
+    rouse::mutex m;
+    rouse::condition_variable_any cv;
+    bool flag1 = false;
+    bool flag2 = false;
+    int registered = 0;
+    std::atomic<bool> w1_done{false}, hog_on{false}, hog_exit{false};
+    std::atomic<pid_t> tid1{0}, tid2{0}, tid3{0};
+    std::stop_source stop3;
+    std::thread hog([&] {
+      pin(cpus[1]);
+      while (!hog_exit.load()) {
+        while (hog_on.load()) {
+        }
+        std::this_thread::sleep_for(50us);
+      }
+    });
+    std::thread w1([&] {
+      pin(cpus[1]);
+      sched_param idle{};
+      (void)::pthread_setschedparam(::pthread_self(), SCHED_IDLE, &idle);
+      tid1.store(this_thread_tid());
+      std::unique_lock<rouse::mutex> l(m);
+      ++registered;
+      while (!flag1) cv.wait(l);
+      w1_done.store(true);
+    });
+    auto const wait_registered = [&](int n) {
+      for (;;) {
+        {
+          std::lock_guard<rouse::mutex> g(m);
+          if (registered == n) return;
+        }
+        std::this_thread::yield();
+      }
+    };
+    wait_registered(1);
+    while (!thread_is_blocked(tid1.load())) std::this_thread::yield();
+    hog_on.store(true);
+    std::this_thread::sleep_for(1ms);  // the hog runs on W1's CPU (makes the order likely; not asserted)
+    {
+      std::lock_guard<rouse::mutex> g(m);
+      flag1 = true;
+      cv.notify_one();  // the only notify_one; W1 is the only waiter
+    }
+    std::thread w2([&] {
+      pin(cpus[0]);
+      tid2.store(this_thread_tid());
+      std::unique_lock<rouse::mutex> l(m);
+      ++registered;
+      while (!flag2) cv.wait(l);
+    });
+    std::thread w3([&] {
+      pin(cpus[0]);
+      tid3.store(this_thread_tid());
+      std::unique_lock<rouse::mutex> l(m);
+      ++registered;
+      cv.wait(l, stop3.get_token(), [&] { return flag2; });
+    });
+    wait_registered(3);
+    while (!thread_is_blocked(tid2.load()) || !thread_is_blocked(tid3.load())) std::this_thread::yield();
+    stop3.request_stop();  // W3's wait ends; every sleeper is woken
+    w3.join();
+    // W2 was woken (runnable since the stop's wake); once it sleeps again it
+    // has made its choice, while W1 could not run.
+    while (!thread_is_blocked(tid2.load())) std::this_thread::yield();
+    hog_on.store(false);
+    while (!w1_done.load()) std::this_thread::yield();  // hung here: W2 had taken W1's signal
+    {
+      std::lock_guard<rouse::mutex> g(m);
+      flag2 = true;
+      cv.notify_all();
+    }
+    w1.join();
+    w2.join();
+    hog_exit.store(true);
+    hog.join();
+  }
+  (void)::pthread_setaffinity_np(::pthread_self(), sizeof allowed, &allowed);
+}
+
 // One waiter asleep, the other just registered (spinning): the kernel wakes
 // the sleeper, the spinner sees the bump; only one of them may return.
 TEST(condition_variable, notify_one_releases_exactly_one_of_a_sleeping_and_a_spinning_waiter) {

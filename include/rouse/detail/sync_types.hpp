@@ -212,6 +212,10 @@ enum class model_fault : unsigned {
   // inplace_stop_source: request_stop() goes on after a callback destroyed
   // the source on the requesting thread (locks it again).
   stop_request_touches_destroyed_source,
+  // condition_variable: a waiter woken from its sleep takes any signal,
+  // even after seq_ moved for something else (a stop request's wake-all),
+  // so a signal meant for an earlier waiter that has not run yet is taken.
+  condvar_woken_waiter_takes_any_signal,
 };
 
 }  // namespace rouse::detail
