@@ -65,6 +65,18 @@ struct index_counts {
 
 // --- construction -------------------------------------------------------
 
+// bool satisfies std::integral but is no index: the loops refuse it at the
+// call (it failed to compile deep inside, on make_unsigned<bool>).
+template <class P>
+constexpr bool loops_take_bool = requires(P& p) { p.parallel_for(false, true, [](bool) {}); };
+template <class P>
+constexpr bool loops_take_int = requires(P& p) { p.parallel_for(0, 1, [](int) {}); };
+
+TEST(pool, bool_is_not_an_index_type) {
+  static_assert(loops_take_int<rouse::pool>);
+  static_assert(!loops_take_bool<rouse::pool>);
+}
+
 TEST(pool, default_size_is_the_cpus_the_process_may_use) {
   rouse::pool pool;
   EXPECT_EQ(pool.size(), rouse::platform::available_cpus());

@@ -109,8 +109,14 @@
 
 namespace rouse {
 
+namespace detail {
+// An index type of the pool's loops: any integer type but bool.
+template <class I>
+concept pool_index = std::integral<I> && !std::same_as<std::remove_cv_t<I>, bool>;
+}  // namespace detail
+
 // A half-open range of indices [first, last): what a range-form callable gets.
-template <std::integral I>
+template <detail::pool_index I>
 struct index_range {
   I first;
   I last;
@@ -182,13 +188,13 @@ constexpr pool_piece static_piece(std::uint64_t n, unsigned index, unsigned coun
   return {begin, begin + base + (index < extra ? 1 : 0)};
 }
 
-template <std::integral I>
+template <detail::pool_index I>
 constexpr I index_at(I first, std::uint64_t offset) noexcept {
   using U = std::make_unsigned_t<I>;
   return static_cast<I>(static_cast<U>(static_cast<U>(first) + static_cast<U>(offset)));
 }
 
-template <std::integral I>
+template <detail::pool_index I>
 constexpr std::uint64_t index_count(I first, I last) noexcept {
   using U = std::make_unsigned_t<I>;
   if (!(first < last)) return 0;
@@ -364,7 +370,7 @@ class pool {
   // that participants take over from slower ones (see "Fairness" above). f
   // takes an index (f(i)) or, if it does not, an index_range (called once
   // per non-empty piece).
-  template <std::integral I, class F>
+  template <detail::pool_index I, class F>
   void parallel_for(I first, I last, F&& f) {
     std::uint64_t const n = detail::index_count(first, last);
     if (n == 0) return;
@@ -388,7 +394,7 @@ class pool {
   // As above, but the range is cut into chunks of `grain` indices (the last
   // may be shorter) that participants take one at a time as they finish
   // the previous one: for uneven work. A range form f gets one chunk per call.
-  template <std::integral I, class F>
+  template <detail::pool_index I, class F>
   void parallel_for(I first, I last, std::type_identity_t<I> grain, F&& f) {
     ROUSE_CHECK_USAGE(grain > 0, "rouse::pool", "parallel_for() with a grain of 0");
     std::uint64_t const n = detail::index_count(first, last);
@@ -422,7 +428,7 @@ class pool {
   // p1)..., pK-1) over the non-empty pieces, in piece order. No lock: each
   // partial result goes to a slot of its own (one cache line per
   // participant, or per participant's group of pieces).
-  template <std::integral I, class T, class Map, class Combine>
+  template <detail::pool_index I, class T, class Map, class Combine>
   T parallel_reduce(I first, I last, T init, Map&& map, Combine&& combine) {
     std::uint64_t const n = detail::index_count(first, last);
     if (n == 0) return init;
