@@ -55,6 +55,22 @@ TEST(async_channel, a_capacity_above_the_maximum_throws_length_error) {
   EXPECT_THROW((void)ch::bounded<int>(ch::max_capacity + 1), std::length_error);
 }
 
+#if ROUSE_DEBUG_CHECKS && !defined(ROUSE_SANITIZER_thread)
+// A permit kept after every handle of its channel is gone would give its
+// slot back to freed memory: debug builds say so when the channel goes.
+TEST(async_channel_death, a_permit_that_outlives_its_channel_is_diagnosed) {
+  EXPECT_DEATH(
+      {
+        ch::permit<int> p;
+        {
+          auto ends = ch::bounded<int>(2);
+          p = ends.first.try_reserve();
+        }
+      },
+      "rouse::async::channel::permit: misuse: outlived its channel");
+}
+#endif
+
 TEST(async_channel, bounded_try_forms_report_full_and_empty) {
   auto pair_63 = ch::bounded<int>(2);
   auto& tx = pair_63.first;

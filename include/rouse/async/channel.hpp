@@ -295,13 +295,17 @@ class permit {
   send_result<T> send(T value) noexcept {
     ROUSE_CHECK_USAGE(st_ != nullptr, "rouse::async::channel::permit", "send() on an empty permit");
     detail::channel_state<T>* const st = std::exchange(st_, nullptr);
+    count_held(st, -1);
     channel::status const s = st->push(value);
     if (s == channel::status::ok) return send_result<T>();
     return send_result<T>(s, std::move(value));
   }
   // Gives the slot back now.
   void reset() noexcept {
-    if (detail::channel_state<T>* const st = std::exchange(st_, nullptr)) st->give_back_permit();
+    if (detail::channel_state<T>* const st = std::exchange(st_, nullptr)) {
+      count_held(st, -1);
+      st->give_back_permit();
+    }
   }
 
  private:
@@ -309,8 +313,15 @@ class permit {
   friend struct detail::select_access;
   template <class U>
   friend class reserve_awaitable;
-  explicit permit(detail::channel_state<T>* st) noexcept : st_(st) {}
+  explicit permit(detail::channel_state<T>* st) noexcept : st_(st) { count_held(st, 1); }
   explicit permit(channel::status why) noexcept : why_(why) {}
+  static void count_held([[maybe_unused]] detail::channel_state<T>* st, [[maybe_unused]] int d) noexcept {
+#if ROUSE_DEBUG_CHECKS
+    // Ordering: relaxed: a count the state's destructor reads once no
+    // handle is left (their release orders it).
+    st->permits_held.fetch_add(d, std::memory_order_relaxed);
+#endif
+  }
 
   detail::channel_state<T>* st_ = nullptr;
   channel::status why_ = channel::status::closed;

@@ -105,6 +105,17 @@ class channel_state {
   // ---- handles ----------------------------------------------------------
   rd::atomic<std::size_t> senders{1};
   rd::atomic<std::uint32_t> one_side_gone{0};
+#if ROUSE_DEBUG_CHECKS
+  // Permits that hold a slot of this channel (debug builds): freeing the
+  // state under one is misuse, diagnosed here rather than met later as a
+  // use of freed memory.
+  rd::atomic<std::int64_t> permits_held{0};
+  ~channel_state() {
+    ROUSE_CHECK_USAGE(permits_held.load(std::memory_order_relaxed) == 0, "rouse::async::channel::permit",
+                      "outlived its channel (every sender and receiver is gone); a permit must not outlive the "
+                      "sender it came from");
+  }
+#endif
 
   [[nodiscard]] kind flavour() const noexcept { return kind_; }
   [[nodiscard]] std::size_t capacity() const noexcept { return capacity_; }
