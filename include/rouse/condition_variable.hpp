@@ -77,39 +77,36 @@
 //
 // Spurious wake-ups: a wait may return without a notification (callers
 // re-check their predicate, as with std): a stop request, destruction, a
-// notify_all without the lock racing the registration, or a waiter that
-// finds 2^16 bumps of the sequence since its last look (see signals_) end
-// it. A signal that no registered waiter claims (its waiter timed out or
+// notify_all without the lock racing the registration, a waiter woken from
+// its sleep while a signal meant for an earlier waiter waits (below), or a
+// waiter that finds 2^16 bumps of the sequence since its last look (see
+// signals_) end it. A signal that no registered waiter claims (its waiter timed out or
 // left for a stop request just before it came, or the notifier counted a
 // thread that was already leaving) stays until a later waiter claims it,
 // which is then one more return than that later notify_one asked for (k
 // such signals: up to k more). A
 // waiter that registered after such a signal claims it only after a
-// notify_one made since, or on a return from its futex sleep that finds the
-// sequence unchanged (below); the first thread to register while nobody
-// waits drops any leftovers.
+// notify_one made since (a waiter woken from its sleep before then returns
+// without it, below); the first thread to register while nobody waits drops
+// any leftovers.
 //
 // Stolen notifications: a waiter remembers the notify_one count when it
-// registers (under the lock), and while it spins, after a timeout, or woken
-// from its sleep after the sequence moved for something else (a stop
-// request for any waiter, whose callback wakes every sleeper; the first
-// wait with another kind of lock) it claims a signal only if a notify_one
-// came after that; a waiter woken that way passes the wake on instead. So
-// with the mutex held across notify_one, its signal goes to a thread that
-// was waiting when it was called, except in two races, both with the
-// notified thread not yet run: (1) a thread that started waiting later
-// returns from its futex sleep with the sequence unchanged (a spurious
-// return of the sleep) and takes the signal; (2) two or more threads start
-// waiting later and a further notify_one comes: they may take both signals.
-// Either way the thread it was meant for waits on until the next notify,
-// which std does not allow: code whose waiters wait for different
+// registers (under the lock), and claims a signal only if a notify_one came
+// after that; a waiter woken from its sleep that may not claim while a
+// signal waits returns without one (a spurious return), leaving the signal
+// to the waiter it was meant for. So with the mutex held across notify_one,
+// its signal goes to a thread that was waiting when it was called, except
+// in one race, with the notified thread not yet run: two or more threads
+// start waiting later and a further notify_one comes; they may take both
+// signals, and the thread the first was meant for waits on until the next
+// notify, which std does not allow. Code whose waiters wait for different
 // predicates on one condition variable and rely on notify_one reaching the
-// one waiter there was can hang in these races (use notify_all, or one
-// condition variable per predicate). A notify_one made without the lock can
-// also lose its signal to a thread that starts waiting while it runs and is
-// the sleeper the kernel wakes (glibc before 2.25 and Rust's std condition
-// variable behave the same way; a woken thread must be let claim then, or
-// the earlier waiters could stay asleep beside an unclaimed signal).
+// one waiter there was can hang in that race: use notify_all, or one
+// condition variable per predicate. A notify_one made without the lock
+// while a thread starts waiting may wake that thread (it returns, claiming
+// nothing) and leave the earlier waiter asleep beside the unclaimed signal
+// until a later notify (std allows it: the registration raced the notify;
+// glibc before 2.25 and Rust's std condition variable behave the same way).
 // notify_all is never stolen from. (Telling every signal's waiters apart
 // takes glibc's two-group state or a waiter queue, more than fits in this
 // object.)
@@ -148,8 +145,10 @@
 // seq_ then signals_:
 //   generation moved                                   -> return (notify_all)
 //   a stop was requested (stop_token waits)            -> return, claiming nothing
-//   unclaimed > 0, and it returned from a futex sleep   -> claim: unclaimed - 1, same
-//     or a notify_one came since it registered             generation (CAS) -> return
+//   unclaimed > 0, and a notify_one came since it      -> claim: unclaimed - 1, same
+//     registered                                          generation (CAS) -> return
+//   unclaimed > 0, none came since, and it returned    -> return, claiming nothing
+//     from a futex sleep                                  (a spurious return)
 //   otherwise                                          -> wait on the seq_ value read
 //   (after a requeue-capable wait was maybe requeued   -> return: the mutex chain needs it)
 //   (timed out: the same checks, then it reports the timeout)
@@ -455,18 +454,17 @@ class condition_variable {
   enum class verdict : std::uint8_t { waiting, released };
 
   // Reads the state after seq_ moved (or a sleep or the spin ended) and
-  // claims a signal if this waiter may (the table above). `woken`: the
-  // waiter returned from a futex sleep on t.held. If seq_ still reads
-  // t.held, it may claim any signal (the kernel may have chosen it for a
-  // notify_one it had already seen the bump of, when it registered during a
-  // notify_one made without the lock; leaving the signal would leave the
-  // earlier waiters asleep). If seq_ moved since, by something that is not a
-  // notify_one it may answer (a stop request's wake-all, a switch to
-  // another kind of lock), it must not take a signal meant for an earlier
-  // waiter that has not run yet (that waiter would sleep on past its
-  // notify): it passes the wake on instead (one wake of a sleeper: the
-  // kernel's choice, if the wake was a notify's, reaches another), once per
-  // move of seq_. On `waiting`, `t.held` is the value of seq_ to wait on.
+  // claims a signal if this waiter may: only if a notify_one came after it
+  // registered (the table above). `woken`: the waiter returned from a futex
+  // sleep. A woken waiter that may not claim while a signal is unclaimed
+  // returns without one (a spurious return): the kernel may have chosen it
+  // for a notify_one made without the lock while it registered (a waiter
+  // whose registration raced the notify, which that return answers), and
+  // otherwise something else woke it (a stop request's wake-all, a switch
+  // to another kind of lock, a spurious return of the sleep) and the signal
+  // belongs to an earlier waiter that has not run yet, which would sleep on
+  // past its notify if this one took it. On `waiting`, `t.held` is the value
+  // of seq_ to wait on.
   //
   // Why a notify cannot slip by: (W1) reads seq_ before (W2) reads signals_.
   // A notify_one whose bump (N2) (W1) read or passed published (N1) before
@@ -486,20 +484,22 @@ class condition_variable {
       if (released_by_generation(t, s, now)) return verdict::released;
       if (stop != nullptr && stop->stop_requested()) return verdict::released;
       if (!t.notified) t.notified = notified_since(t, s, now);
-      // (The model fault is the rule before: a woken waiter took any signal.)
-      bool const may_claim =
-          t.notified ||
-          (woken && (now == t.held ||
-                     detail::model_fault_on(detail::model_fault::condvar_woken_waiter_takes_any_signal)));
-      if ((s & unclaimed_mask) == 0 || !may_claim) {
-        if (woken && !may_claim && (s & unclaimed_mask) != 0) detail::wake_one(seq_);  // pass the wake on
-        t.held = now;
-        return verdict::waiting;
+      if ((s & unclaimed_mask) != 0) {
+        // (The model fault is the rule before: a woken waiter took any signal.)
+        bool const may_claim =
+            t.notified || (woken && detail::model_fault_on(detail::model_fault::condvar_woken_waiter_takes_any_signal));
+        if (!may_claim) {
+          if (woken) return verdict::released;  // without a signal (above)
+        } else if (signals_.compare_exchange_weak(s, s - 1, std::memory_order_relaxed, std::memory_order_relaxed)) {
+          // (C) claimed one signal, in the same generation (the CAS compares
+          // the whole word). Ordering: relaxed; the relock orders the data.
+          return verdict::released;
+        } else {
+          continue;  // s reloaded
+        }
       }
-      // (C) claim one signal, in the same generation (the CAS compares the
-      // whole word). Ordering: relaxed; the relock orders the data.
-      if (signals_.compare_exchange_weak(s, s - 1, std::memory_order_relaxed, std::memory_order_relaxed))
-        return verdict::released;
+      t.held = now;
+      return verdict::waiting;
     }
   }
 

@@ -362,12 +362,13 @@ TEST(condition_variable, notify_one_releases_exactly_one_sleeping_waiter) {
   notify_one_releases_exactly_one(4, 25, asleep);
 }
 
-// W1, the only waiter, is notified with the lock held; W2 and W3 start
-// waiting after, and a stop request for W3 wakes every sleeper (W2 too)
-// while W1 has not run yet (it is kept off the CPU: SCHED_IDLE beside a busy
-// thread on its CPU). W2 must not take the signal meant for W1, which would
-// then sleep on past its notify (std: notify_one unblocks one of the threads
-// blocked when it is called; W1 was the only one). Hangs before the fix.
+// W1, the only waiter, is notified with the lock held; W2, W4 and W3 start
+// waiting after, and a stop request for W3 wakes every sleeper (W2 and W4
+// too) while W1 has not run yet (it is kept off the CPU: SCHED_IDLE beside a
+// busy thread on its CPU). Neither may take the signal meant for W1, which
+// would then sleep on past its notify (std: notify_one unblocks one of the
+// threads blocked when it is called; W1 was the only one). Hangs before the
+// fix (with W4: also with a first fix that passed the wake on).
 TEST(condition_variable, a_waiter_woken_by_a_stop_request_leaves_an_earlier_waiters_signal) {
   cpu_set_t allowed;
   CPU_ZERO(&allowed);
@@ -391,7 +392,7 @@ TEST(condition_variable, a_waiter_woken_by_a_stop_request_leaves_an_earlier_wait
     bool flag2 = false;
     int registered = 0;
     std::atomic<bool> w1_done{false}, hog_on{false}, hog_exit{false};
-    std::atomic<pid_t> tid1{0}, tid2{0}, tid3{0};
+    std::atomic<pid_t> tid1{0}, tid2{0}, tid3{0}, tid4{0};
     std::stop_source stop3;
     std::thread hog([&] {
       pin(cpus[1]);
@@ -429,13 +430,17 @@ TEST(condition_variable, a_waiter_woken_by_a_stop_request_leaves_an_earlier_wait
       flag1 = true;
       cv.notify_one();  // the only notify_one; W1 is the only waiter
     }
-    std::thread w2([&] {
-      pin(cpus[0]);
-      tid2.store(this_thread_tid());
-      std::unique_lock<rouse::mutex> l(m);
-      ++registered;
-      while (!flag2) cv.wait(l);
-    });
+    auto const later = [&](std::atomic<pid_t>& tid) {
+      return std::thread([&] {
+        pin(cpus[0]);
+        tid.store(this_thread_tid());
+        std::unique_lock<rouse::mutex> l(m);
+        ++registered;
+        while (!flag2) cv.wait(l);
+      });
+    };
+    std::thread w2 = later(tid2);
+    std::thread w4 = later(tid4);
     std::thread w3([&] {
       pin(cpus[0]);
       tid3.store(this_thread_tid());
@@ -443,13 +448,14 @@ TEST(condition_variable, a_waiter_woken_by_a_stop_request_leaves_an_earlier_wait
       ++registered;
       cv.wait(l, stop3.get_token(), [&] { return flag2; });
     });
-    wait_registered(3);
-    while (!thread_is_blocked(tid2.load()) || !thread_is_blocked(tid3.load())) std::this_thread::yield();
+    wait_registered(4);
+    while (!thread_is_blocked(tid2.load()) || !thread_is_blocked(tid3.load()) || !thread_is_blocked(tid4.load()))
+      std::this_thread::yield();
     stop3.request_stop();  // W3's wait ends; every sleeper is woken
     w3.join();
-    // W2 was woken (runnable since the stop's wake); once it sleeps again it
-    // has made its choice, while W1 could not run.
-    while (!thread_is_blocked(tid2.load())) std::this_thread::yield();
+    // W2 and W4 were woken (runnable since the stop's wake); once they sleep
+    // again they have made their choice, while W1 could not run.
+    while (!thread_is_blocked(tid2.load()) || !thread_is_blocked(tid4.load())) std::this_thread::yield();
     hog_on.store(false);
     while (!w1_done.load()) std::this_thread::yield();  // hung here: W2 had taken W1's signal
     {
@@ -459,6 +465,7 @@ TEST(condition_variable, a_waiter_woken_by_a_stop_request_leaves_an_earlier_wait
     }
     w1.join();
     w2.join();
+    w4.join();
     hog_exit.store(true);
     hog.join();
   }

@@ -21,9 +21,14 @@
 // of none does not compile.
 //
 // Destroying the awaiting coroutine while it waits here destroys the
-// children that have not ended (their awaitables withdraw), as destroying
-// a task destroys the child it awaits; none may be running or woken on
-// another thread then (the rule for destroying any suspended frame).
+// children that have not ended, in argument order (their awaitables
+// withdraw), as destroying a task destroys the child it awaits; none may be
+// running or woken on another thread then (the rule for destroying any
+// suspended frame). Nor may one child's destruction wake a later one (a
+// child holding an async::mutex guard that a later child waits for: the
+// unlock schedules the waiter, whose frame is destroyed next, and the
+// executor would resume it): stop such a join instead (a stop token,
+// with_timeout) and let it end.
 //
 // Every child runs with a stop token linked to the awaiting task's: a stop
 // request from outside reaches all of them. Cost: the children's own frames
@@ -68,7 +73,9 @@ class join_op {
   // awaitables withdraw their waiters; as for any frame, none may be
   // running or woken on another thread then).
   ~join_op() {
-    if (started_) destroy_unended(std::index_sequence_for<Ts...>{});
+    if (!started_) return;
+    link_.reset();  // no outside stop reaches the children from here on
+    destroy_unended(std::index_sequence_for<Ts...>{});
   }
 
   static constexpr bool await_ready() noexcept { return false; }
