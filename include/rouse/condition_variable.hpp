@@ -113,8 +113,10 @@
 //
 // Words:
 //   seq_       notification sequence: waiters spin and sleep on it with the
-//              value they last read; every notify (with waiters), stop request,
-//              the destructor and disable_requeue() add 1.
+//              value they last read; every notify (with waiters), the
+//              destructor and disable_requeue() add 1 (bits 0..19 count
+//              them); a stop request adds 2^20 (bits 20..31), so that the
+//              counts' wrap checks below see notifies only.
 //   signals_   bits 0..11: signals published by notify_one and not yet
 //              claimed (at most one per registered waiter); bits 12..15:
 //              notify_one count; bits 16..31: broadcast generation (notify_all
@@ -334,6 +336,12 @@ class condition_variable {
   // the wrapped fields say.
   static constexpr std::uint32_t notify_count_wrap_bumps = 16;
   static constexpr std::uint32_t generation_wrap_bumps = std::uint32_t{1} << 16;
+  // A stop request's bump of seq_, above the notifies' bits: sixteen stop
+  // requests are not sixteen notify_ones (a waiter would count as notified
+  // and could take an earlier waiter's signal).
+  static constexpr std::uint32_t stop_bump = std::uint32_t{1} << 20;
+  static constexpr std::uint32_t notify_bumps_mask = stop_bump - 1;
+  static_assert(generation_wrap_bumps < stop_bump);
 
   // A waiter's view: what it read when it registered, and since.
   struct ticket {
@@ -363,13 +371,15 @@ class condition_variable {
   }
 
   static bool notified_since(const ticket& t, std::uint32_t signals, std::uint32_t seq) noexcept {
-    return ((signals ^ t.signals) & notify_count_mask) != 0 || seq - t.seq >= notify_count_wrap_bumps;
+    return ((signals ^ t.signals) & notify_count_mask) != 0 ||
+           ((seq - t.seq) & notify_bumps_mask) >= notify_count_wrap_bumps;
   }
   // Every check that finds the generation unchanged also finds it unwrapped
   // (fewer than 2^16 bumps since the previous one), so the comparison with
   // the registration's generation stays exact from check to check.
   static bool released_by_generation(const ticket& t, std::uint32_t signals, std::uint32_t seq) noexcept {
-    return ((signals ^ t.signals) & generation_mask) != 0 || seq - t.held >= generation_wrap_bumps;
+    return ((signals ^ t.signals) & generation_mask) != 0 ||
+           ((seq - t.held) & notify_bumps_mask) >= generation_wrap_bumps;
   }
   static bool maybe_requeued(const ticket& t, std::uint32_t epoch_now) noexcept {
     return (epoch_now & ~epoch_in_flight_mask) != (t.epoch & ~epoch_in_flight_mask) ||
@@ -543,7 +553,10 @@ class condition_variable {
     void operator()() const noexcept {
       // Ordering: release pairs with (W1) in check(), which then sees
       // stop_requested().
-      cv->seq_.fetch_add(1, std::memory_order_release);
+      // (The model fault is the bump before: one, like a notify's.)
+      cv->seq_.fetch_add(
+          detail::model_fault_on(detail::model_fault::condvar_stop_bump_counts_as_notify) ? 1 : stop_bump,
+          std::memory_order_release);
       detail::wake_all(cv->seq_);
     }
   };

@@ -229,13 +229,15 @@ struct one_notify_one_two_waiters : rl::test_suite<one_notify_one_two_waiters<Br
 };
 
 // A notify_one made with the lock held for W1, the only waiter; then W2
-// starts waiting, and a stop request for a third waiter (modelled by its
-// bump and wake-all) wakes W2 while W1 may not have run yet. W2 must not
-// take W1's signal: W1 returns (a lost one shows as a deadlock: the
-// notifier waits for W1's return). The fault restores the rule before, a
-// woken waiter taking any signal.
+// starts waiting, and `Stops` stop requests for other waiters (modelled by
+// their bump and wake-all) wake W2 while W1 may not have run yet. W2 must
+// not take W1's signal: W1 returns (a lost one shows as a deadlock: the
+// notifier waits for W1's return). Faults: the rule before, a woken waiter
+// taking any signal (one stop); a stop's bump of one, like a notify's, so
+// that sixteen of them look like a wrapped notify_one count.
+template <int Stops>
 struct woken_waiter_leaves_an_earlier_waiters_signal
-    : rl::test_suite<woken_waiter_leaves_an_earlier_waiters_signal, 3> {
+    : rl::test_suite<woken_waiter_leaves_an_earlier_waiters_signal<Stops>, 3> {
   rouse::mutex m;
   rouse::condition_variable cv;
   rl::var<int> flag1;
@@ -268,7 +270,7 @@ struct woken_waiter_leaves_an_earlier_waiters_signal
       set_one(notified);
       await_one(w2_in);
       { lock_type l(m); }  // W2 is inside its wait
-      rouse::detail::condition_variable_model_access::stop_another_waiter(cv);
+      for (int i = 0; i < Stops; ++i) rouse::detail::condition_variable_model_access::stop_another_waiter(cv);
       await_one(w1_done);
       lock_type l(m);
       flag2($) = 1;
@@ -310,12 +312,30 @@ int main() {
       "condition_variable.one_notify_one_two_waiters", iterations);
   failures += rouse_model::expect_failure<one_notify_one_two_waiters<true>>(
       "condition_variable.broken_waiter_returns_on_any_bump", rl::test_result_user_assert_failed, iterations);
-  failures += rouse_model::expect_pass<woken_waiter_leaves_an_earlier_waiters_signal>(
+  failures += rouse_model::expect_pass<woken_waiter_leaves_an_earlier_waiters_signal<1>>(
       "condition_variable.woken_waiter_leaves_an_earlier_waiters_signal", iterations);
+  failures += rouse_model::expect_pass<woken_waiter_leaves_an_earlier_waiters_signal<16>>(
+      "condition_variable.sixteen_stops_are_not_a_notify", iterations);
   {
     rouse::detail::model_fault_scope f(rouse::detail::model_fault::condvar_woken_waiter_takes_any_signal);
-    failures += rouse_model::expect_failure<woken_waiter_leaves_an_earlier_waiters_signal>(
+    failures += rouse_model::expect_failure<woken_waiter_leaves_an_earlier_waiters_signal<1>>(
         "condition_variable.broken_woken_waiter_takes_any_signal", rl::test_result_deadlock, iterations);
+  }
+  {
+    rouse::detail::model_fault_scope f(rouse::detail::model_fault::condvar_stop_bump_counts_as_notify);
+    // A random search rarely keeps W1 off for sixteen stops: a search with
+    // one preemption finds it.
+    rl::test_params p;
+    p.search_type = rl::sched_bound;
+    p.context_bound = 1;
+    p.output_history = false;
+    std::printf("model condition_variable.broken_stop_bump_counts_as_notify: context bound 1\n");
+    bool const passed = rl::simulate<woken_waiter_leaves_an_earlier_waiters_signal<16>>(p);
+    bool const caught = !passed && p.test_result == rl::test_result_deadlock;
+    std::printf("model condition_variable.broken_stop_bump_counts_as_notify: %s after %llu iterations\n",
+                caught ? "failed as expected with 'DEADLOCK'" : "NOT CAUGHT",
+                static_cast<unsigned long long>(p.stop_iteration));
+    failures += caught ? 0 : 1;
   }
   return failures == 0 ? 0 : 1;
 }

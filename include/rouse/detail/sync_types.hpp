@@ -216,6 +216,10 @@ enum class model_fault : unsigned {
   // even after seq_ moved for something else (a stop request's wake-all),
   // so a signal meant for an earlier waiter that has not run yet is taken.
   condvar_woken_waiter_takes_any_signal,
+  // condition_variable: a stop request bumps seq_ by one, like a notify, so
+  // sixteen of them make a later waiter count as notified (the notify_one
+  // count's wrap check) and take an earlier waiter's signal.
+  condvar_stop_bump_counts_as_notify,
 };
 
 }  // namespace rouse::detail
