@@ -44,22 +44,7 @@ namespace rd = rouse::detail;
 using rouse::async::inplace_stop_callback;
 using rouse::async::inplace_stop_source;
 
-// An object of type T in raw storage, built and destroyed in place.
-template <class T>
-struct in_storage {
-  alignas(T) unsigned char bytes[sizeof(T)];
-  T* object = nullptr;
-
-  template <class... Args>
-  void build(Args&&... args) {
-    object = new (bytes) T(std::forward<Args>(args)...);
-  }
-  void destroy() {
-    object->~T();
-    object = nullptr;
-  }
-  T* operator->() const noexcept { return object; }
-};
+using rouse_model::in_storage;  // built in before(), destroyed in place by a thread
 
 // A callback that touches its owner's data (an awaitable in a frame) and
 // counts its runs.

@@ -33,21 +33,7 @@ std::uint32_t rouse::platform::this_thread_id() noexcept { return rl::thread_ind
 
 namespace {
 
-// An object of type T in raw storage, built in before() and destroyed in
-// place by the test's destroying thread.
-template <class T>
-struct in_storage {
-  alignas(T) unsigned char bytes[sizeof(T)];
-  T* object = nullptr;
-
-  template <class... Args>
-  void build(Args&&... args) {
-    object = new (bytes) T(std::forward<Args>(args)...);
-  }
-  void destroy() { object->~T(); }
-  T* operator->() const noexcept { return object; }
-  T& operator*() const noexcept { return *object; }
-};
+using rouse_model::in_storage;  // built in before(), destroyed in place by a thread
 
 // Locks: `Lockers` threads lock and unlock once (a second locker finds it
 // held and parks, so an unlock takes its waking path); the last thread

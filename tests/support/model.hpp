@@ -11,8 +11,28 @@
 #include "rouse/detail/sync_types.hpp"  // the macro-free parts of Relacy
 
 #include <cstdio>
+#include <new>
+#include <utility>
 
 namespace rouse_model {
+
+// An object of type T in raw storage, built and destroyed in place by the
+// model's threads (a word of a destroyed object is "freed memory" to the
+// model: rouse/detail/relacy_sync.hpp).
+template <class T>
+struct in_storage {
+  alignas(T) unsigned char bytes[sizeof(T)];
+  T* object = nullptr;
+
+  template <class... Args>
+  void build(Args&&... args) {
+    object = new (bytes) T(std::forward<Args>(args)...);
+  }
+  void destroy() { object->~T(); }
+  T* operator->() const noexcept { return object; }
+  T& operator*() const noexcept { return *object; }
+};
+
 
 template <class Suite>
 bool simulate(const char* name, rl::test_params& p, unsigned long iterations) {
