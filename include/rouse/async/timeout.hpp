@@ -284,7 +284,7 @@ class timeout_list_awaitable : timeout_core {
     // First, on every path: a stopped completion that throws (a promise
     // without unhandled_stopped()) must not leave the timer armed.
     disarm();
-    if (stopped_) throw operation_stopped();  // the outer token's stop
+    if (stopped_) throw operation_stopped();  // stopped, not by the timer
     bool const was_stopped = op_.completed_stopped();
     (void)op_.await_resume_nothrow();
     if constexpr (requires { op_.take_error(); }) {
@@ -377,7 +377,7 @@ class timeout_task_awaitable : timeout_core {
     // First, on every path: a stopped completion that throws (a promise
     // without unhandled_stopped()) must not leave the timer armed.
     disarm();
-    if (stopped_) throw operation_stopped();  // the outer token's stop
+    if (stopped_) throw operation_stopped();  // stopped, not by the timer
     if (task_.handle().promise().stopped()) {
       if (stopped_ || cause() != timer) throw operation_stopped();
       return timeout_result_t<T>();  // timed out: false / nullopt
