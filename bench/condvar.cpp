@@ -11,10 +11,11 @@
 // broadcast16 counts one "op" per generation, so the runner's
 // wait_calls_per_op / wake_calls_per_op are system calls per generation (for
 // rouse's own types); `notify_wake_calls_per_generation` in extra counts only
-// the wake system calls made inside notify_all (1 when it requeues).
+// the wake system calls made inside notify_all (at most 1: rouse releases
+// the awake waiters at once and relays the sleepers, one waking the next).
 // Notifiers signal after unlocking in pingpong and while holding the mutex in
-// broadcast16 (the pattern that, without requeueing, wakes 16 threads into a
-// held mutex).
+// broadcast16 (the pattern that, with a plain wake-all, wakes 16 threads into
+// a held mutex).
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>

@@ -116,25 +116,17 @@ namespace rouse {
 class mutex;
 
 namespace detail {
-// For rouse::condition_variable: FUTEX_CMP_REQUEUE of its waiters onto the
-// mutex word. A requeued waiter, once woken, must take the mutex with
-// lock_contended() (never lock()): it cannot know whether other requeued
-// threads still sleep on the word, so it must leave the word "contended".
+// Access to the word for rouse's own waiters that do not sleep inside
+// lock(): a coroutine's stepwise lock (rouse/async/blocking.hpp), and for
+// tests.
 struct mutex_access {
   static detail::atomic<std::uint32_t>& word(rouse::mutex& m) noexcept;
-  // lock(), leaving the word in the "maybe waiters" state; treats the caller
-  // as a thread that has already slept (it may take a HANDOFF).
-  static void lock_contended(rouse::mutex& m) noexcept;
-  // The word's "locked, a thread may be asleep" value. A condition variable
-  // may requeue onto the word whatever it holds: FUTEX_CMP_REQUEUE always
-  // wakes one waiter before it moves the others, and that waiter takes the
-  // mutex with lock_contended(), which leaves (or marks) the word contended
-  // before it can go to sleep — so the unlock after it wakes a requeued one.
+  // The word's "locked, a thread may be asleep" value.
   static constexpr std::uint32_t contended = 2;
   static constexpr std::uint32_t starving_bit = 4;
   // If the mutex is locked, makes sure its unlock() will wake a sleeper
-  // (1 -> 2). Returns false when the mutex is not locked at all. (Not needed
-  // by condition_variable, see above; for other requeueing waiters.)
+  // (1 -> 2). Returns false when the mutex is not locked at all (for a waiter
+  // moved onto the word from elsewhere).
   static bool mark_contended(rouse::mutex& m) noexcept;
 
   // For a waiter that cannot sleep inside a call (a coroutine,
@@ -191,7 +183,7 @@ class ROUSE_CAPABILITY("mutex") mutex {
     std::uint32_t seen = unlocked;
     // Ordering: acquire, pairs with the release of the unlock() whose value it reads.
     if (!word_.compare_exchange_strong(seen, locked, std::memory_order_acquire, std::memory_order_relaxed)) [[unlikely]]
-      lock_slow(seen, detail::no_deadline{}, false);
+      lock_slow(seen, detail::no_deadline{});
     detail::note_acquired(this);
   }
 
@@ -224,7 +216,7 @@ class ROUSE_CAPABILITY("mutex") mutex {
     std::uint32_t seen = unlocked;
     // Ordering: acquire, pairs with unlock()'s release.
     if (!word_.compare_exchange_strong(seen, locked, std::memory_order_acquire, std::memory_order_relaxed)) {
-      if (!lock_slow(seen, detail::deadline_at(deadline), false)) return false;
+      if (!lock_slow(seen, detail::deadline_at(deadline))) return false;
     }
     detail::note_acquired(this);
     return true;
@@ -281,14 +273,13 @@ class ROUSE_CAPABILITY("mutex") mutex {
     }
   }
 
-  // The contended path of lock(), try_lock_until() and lock_contended().
-  // `slept` is true when the caller counts as a thread that has slept for the
-  // lock (requeued condition-variable waiters): it may take a HANDOFF.
-  // Returns false only when a deadline passed.
+  // The contended path of lock() and try_lock_until(). Returns false only
+  // when a deadline passed.
   template <class Deadline>
-  [[gnu::noinline, gnu::cold]] bool lock_slow(std::uint32_t seen, Deadline deadline, bool slept) noexcept {
+  [[gnu::noinline, gnu::cold]] bool lock_slow(std::uint32_t seen, Deadline deadline) noexcept {
     constexpr bool timed = Deadline::timed();
-    if (!slept && spin_then_take(seen, deadline)) return true;
+    if (spin_then_take(seen, deadline)) return true;
+    bool slept = false;          // has slept for the lock: may take a HANDOFF
     detail::wait_timer waiting;  // since the first sleep (under a model: wake-ups)
     bool timer_started = false;
     bool starving_now = false;
@@ -336,8 +327,8 @@ class ROUSE_CAPABILITY("mutex") mutex {
 
   // One pass of the contended loop before a wait (lock_slow(), and the
   // stepwise lock of rouse/async/blocking.hpp). Takes the lock if it is free
-  // to the waiter (true). After this point the waiter may have slept (or be
-  // a stand-in for requeued sleepers), so it leaves the word contended: 0 ->
+  // to the waiter (true). After this point the waiter may have slept (or
+  // others may sleep beside it), so it leaves the word contended: 0 ->
   // 2, or 4 -> 2 (a hand-off; only after sleeping). Otherwise makes sure the
   // holder's unlock() will wake a sleeper (1 -> 2) and, once the waiter is
   // starving, asks for a hand-off (2 -> 6); `seen` is then what to wait on.
@@ -421,12 +412,6 @@ static_assert(detail::in_model || (sizeof(mutex) == 4 && alignof(mutex) == 4), "
 
 namespace detail {
 inline detail::atomic<std::uint32_t>& mutex_access::word(rouse::mutex& m) noexcept { return m.word_; }
-
-inline void mutex_access::lock_contended(rouse::mutex& m) noexcept ROUSE_NO_THREAD_SAFETY_ANALYSIS {
-  detail::check_not_held(&m, "rouse::mutex");
-  m.lock_slow(m.word_.load(std::memory_order_relaxed), detail::no_deadline{}, true);
-  detail::note_acquired(&m);
-}
 
 inline bool mutex_access::try_lock_stepwise(rouse::mutex& m) noexcept {
   std::uint32_t seen = rouse::mutex::unlocked;

@@ -109,6 +109,18 @@ class thread_parker {
     return state_.load(std::memory_order_acquire) == notified;
   }
 
+  // Makes a token available unless the thread is parked (asleep, or about to
+  // sleep): true when it did (or one was there already), without a system
+  // call; false when the thread is parked, and the parker is unchanged (a
+  // later unpark() must wake it). For a releaser that wakes sleepers in an
+  // order of its own (rouse::condition_variable's notify_all).
+  bool unpark_unless_parked() noexcept {
+    std::uint32_t seen = empty;
+    // empty -> notified. Ordering: release, as unpark()'s exchange.
+    return state_.compare_exchange_strong(seen, notified, std::memory_order_release, std::memory_order_relaxed) ||
+           seen == notified;
+  }
+
   // Makes a token available, waking the parked thread if there is one.
   void unpark() noexcept {
     // any -> notified.

@@ -1,13 +1,15 @@
 // Models of rouse::condition_variable with rouse::mutex (Relacy): wait and
 // notify_one with the notifier inside and outside the lock, notify_all to
-// two waiters (requeue, modelled as wake-all, see relacy_sync.hpp), a timed
-// wait racing a notify, two notify_ones to two waiters (inside and outside
-// the lock, one waiter timed), and one notify_one to two waiters (one may
-// spin while the other sleeps): at most one of them returns. The predicate
-// is plain data under the mutex (rl::var: an unordered access is a reported
-// race); a lost wake-up shows as a deadlock. A broken waiter (it returns
-// when the sequence moves, claiming nothing: the waiter before signals) is
-// kept to prove the model sees the herd.
+// two waiters (the relay: the first released wakes the second; one of them
+// timed), a timed wait racing a notify, two notify_ones to two waiters
+// (inside and outside the lock, one waiter timed), one notify_one to two
+// waiters releasing at most one, a notify_one made for the only waiter
+// reaching it although two later waiters and a second notify_one come, and
+// the relay across two mutexes. The predicate is plain data under the mutex
+// (rl::var: an unordered access is a reported race); a lost wake-up shows as
+// a deadlock. Broken variants the model must catch (model faults): a waiter
+// that links its node after unlocking, and a relay that always waits for
+// the relock before waking the next waiter.
 // std headers the condition variable uses come before Relacy, whose macros
 // (sem_init, errno, ...) break them when included after it.
 #include <condition_variable>
@@ -18,26 +20,6 @@
 #include "model.hpp"
 #include "rouse/condition_variable.hpp"
 #include "rouse/mutex.hpp"
-
-// The broken waiter: register, unlock, spin then sleep on the sequence, and
-// return as soon as it moved, like the waiter before signals were claimed.
-struct rouse::detail::condition_variable_model_access {
-  static void wait_returning_on_any_bump(rouse::condition_variable& cv, std::unique_lock<rouse::mutex>& lock) {
-    cv.waiters_.fetch_add(1, std::memory_order_relaxed);
-    std::uint32_t const seq = cv.seq_.load(std::memory_order_acquire);
-    rouse::mutex* const m = lock.release();
-    m->unlock();
-    bool const moved = rouse::detail::spin_until(rouse::detail::condvar_spin,
-                                                 [&] { return cv.seq_.load(std::memory_order_relaxed) != seq; });
-    if (!moved) rouse::detail::wait(cv.seq_, seq);  // BUG (on purpose): any return ends the wait
-    cv.leave();
-    m->lock();  // no requeue here: nothing set the requeue target
-    lock = std::unique_lock<rouse::mutex>(*m, std::adopt_lock);
-  }
-  // What a stop request for some waiter of `cv` does: bump the sequence and
-  // wake every sleeper.
-  static void stop_another_waiter(rouse::condition_variable& cv) { rouse::condition_variable::stop_waker{&cv}(); }
-};
 
 namespace {
 
@@ -83,7 +65,9 @@ struct notify_one_under_lock : rl::test_suite<notify_one_under_lock, 2> {
   }
 };
 
-// Two waiters, one notify_all: both must wake and relock.
+// Two waiters, one notify_all: both must wake and relock (the second through
+// the first one's relay; the second is timed, so it may time out while it
+// waits for its turn).
 struct notify_all_two_waiters : rl::test_suite<notify_all_two_waiters, 3> {
   rouse::mutex m;
   rouse::condition_variable cv;
@@ -101,7 +85,13 @@ struct notify_all_two_waiters : rl::test_suite<notify_all_two_waiters, 3> {
       cv.notify_all();
     } else {
       lock_type l(m);
-      while (ready($) == 0) cv.wait(l);
+      while (ready($) == 0) {
+        if (index == 1) {
+          cv.wait(l);
+        } else {
+          (void)cv.wait_until(l, std::chrono::steady_clock::now() + std::chrono::hours(1));
+        }
+      }
       woken($) = woken($) + 1;
     }
   }
@@ -190,9 +180,8 @@ struct two_notify_ones_after_unlock : rl::test_suite<two_notify_ones_after_unloc
 
 // One notify_one, with the lock held, to two waiters (the scheduler lets
 // each spin or sleep): at most one wait returns before the notify_all that
-// ends the test. `Broken` swaps in the waiter that returns on any bump.
-template <bool Broken>
-struct one_notify_one_two_waiters : rl::test_suite<one_notify_one_two_waiters<Broken>, 3> {
+// ends the test.
+struct one_notify_one_two_waiters : rl::test_suite<one_notify_one_two_waiters, 3> {
   rouse::mutex m;
   rouse::condition_variable cv;
   rl::var<int> broadcast;
@@ -214,11 +203,7 @@ struct one_notify_one_two_waiters : rl::test_suite<one_notify_one_two_waiters<Br
     } else {
       lock_type l(m);
       while (broadcast($) == 0) {
-        if constexpr (Broken) {
-          rouse::detail::condition_variable_model_access::wait_returning_on_any_bump(cv, l);
-        } else {
-          cv.wait(l);
-        }
+        cv.wait(l);
         if (broadcast($) == 0) {
           returns($) = returns($) + 1;
           RL_ASSERT(returns($) <= 1);
@@ -228,36 +213,39 @@ struct one_notify_one_two_waiters : rl::test_suite<one_notify_one_two_waiters<Br
   }
 };
 
-// A notify_one made with the lock held for W1, the only waiter; then W2
-// starts waiting, and `Stops` stop requests for other waiters (modelled by
-// their bump and wake-all) wake W2 while W1 may not have run yet. W2 must
-// not take W1's signal: W1 returns (a lost one shows as a deadlock: the
-// notifier waits for W1's return). Faults: the rule before, a woken waiter
-// taking any signal (one stop); a stop's bump of one, like a notify's, so
-// that sixteen of them look like a wrapped notify_one count.
-template <int Stops>
-struct woken_waiter_leaves_an_earlier_waiters_signal
-    : rl::test_suite<woken_waiter_leaves_an_earlier_waiters_signal<Stops>, 3> {
+// Handshakes between the model's threads (futex words, modelled).
+void await_one(rouse::detail::atomic<std::uint32_t>& w) {
+  while (w.load(std::memory_order_acquire) == 0) rouse::detail::wait(w, 0);
+}
+void set_one(rouse::detail::atomic<std::uint32_t>& w) {
+  w.store(1, std::memory_order_release);
+  rouse::detail::wake_all(w);
+}
+
+// A notify_one made with the lock held for W1, the only waiter; then W2 and
+// W3 start waiting (W1 may not have run yet) and a second notify_one comes.
+// W1 returns (a lost one shows as a deadlock: the notifier waits for W1's
+// return), and exactly one of W2 and W3 returns before the notify_all that
+// ends the test. (The design before the waiter queue failed this: W2 and W3
+// both counted as notified and took both anonymous signals.)
+struct later_waiters_and_a_second_notify : rl::test_suite<later_waiters_and_a_second_notify, 4> {
   rouse::mutex m;
   rouse::condition_variable cv;
   rl::var<int> flag1;
   rl::var<int> flag2;
+  rl::var<int> registered;
+  rl::var<int> later_returns;
   rouse::detail::atomic<std::uint32_t> w1_in{0};
   rouse::detail::atomic<std::uint32_t> notified{0};
-  rouse::detail::atomic<std::uint32_t> w2_in{0};
+  rouse::detail::atomic<std::uint32_t> later_in{0};
   rouse::detail::atomic<std::uint32_t> w1_done{0};
-
-  static void await_one(rouse::detail::atomic<std::uint32_t>& w) {
-    while (w.load(std::memory_order_acquire) == 0) rouse::detail::wait(w, 0);
-  }
-  static void set_one(rouse::detail::atomic<std::uint32_t>& w) {
-    w.store(1, std::memory_order_release);
-    rouse::detail::wake_all(w);
-  }
+  rouse::detail::atomic<std::uint32_t> later_out{0};
 
   void before() {
     flag1($) = 0;
     flag2($) = 0;
+    registered($) = 0;
+    later_returns($) = 0;
   }
   void thread(unsigned index) {
     if (index == 0) {
@@ -268,11 +256,15 @@ struct woken_waiter_leaves_an_earlier_waiters_signal
         cv.notify_one();
       }
       set_one(notified);
-      await_one(w2_in);
-      { lock_type l(m); }  // W2 is inside its wait
-      for (int i = 0; i < Stops; ++i) rouse::detail::condition_variable_model_access::stop_another_waiter(cv);
+      await_one(later_in);
+      {
+        lock_type l(m);  // W2 and W3 are inside their waits
+        cv.notify_one();
+      }
       await_one(w1_done);
+      await_one(later_out);
       lock_type l(m);
+      RL_ASSERT(later_returns($) <= 1);
       flag2($) = 1;
       cv.notify_all();
     } else if (index == 1) {
@@ -285,8 +277,64 @@ struct woken_waiter_leaves_an_earlier_waiters_signal
     } else {
       await_one(notified);
       lock_type l(m);
-      set_one(w2_in);
-      while (flag2($) == 0) cv.wait(l);
+      registered($) = registered($) + 1;
+      if (registered($) == 2) set_one(later_in);
+      while (flag2($) == 0) {
+        cv.wait(l);
+        if (flag2($) == 0) {
+          later_returns($) = later_returns($) + 1;
+          set_one(later_out);
+        }
+      }
+    }
+  }
+  void after() { RL_ASSERT(later_returns($) == 1); }
+};
+
+// notify_all's relay across two mutexes: A waits with m1, then B with m2;
+// the notifier holds m1 across notify_all until B has returned. A, first in
+// line, cannot relock before that, so it must wake B before its relock (a
+// relay that always waits for the relock deadlocks: the model fault).
+struct relay_across_two_mutexes : rl::test_suite<relay_across_two_mutexes, 3> {
+  rouse::mutex m1;
+  rouse::mutex m2;
+  rouse::condition_variable cv;
+  rl::var<int> go1;
+  rl::var<int> go2;
+  rouse::detail::atomic<std::uint32_t> a_in{0};
+  rouse::detail::atomic<std::uint32_t> b_in{0};
+  rouse::detail::atomic<std::uint32_t> b_out{0};
+
+  void before() {
+    go1($) = 0;
+    go2($) = 0;
+  }
+  void thread(unsigned index) {
+    if (index == 0) {
+      await_one(b_in);
+      lock_type l1(m1);
+      {
+        lock_type l2(m2);
+        go1($) = 1;
+        go2($) = 1;
+      }
+      cv.notify_all();
+      await_one(b_out);
+    } else if (index == 1) {
+      lock_type l(m1);
+      set_one(a_in);
+      while (go1($) == 0) cv.wait(l);
+    } else {
+      await_one(a_in);
+      {
+        lock_type l(m1);  // A is inside its wait (it released m1 there)
+      }
+      {
+        lock_type l(m2);
+        set_one(b_in);
+        while (go2($) == 0) cv.wait(l);
+      }
+      set_one(b_out);
     }
   }
 };
@@ -308,34 +356,21 @@ int main() {
                                                                     iterations);
   failures += rouse_model::expect_pass<two_notify_ones_after_unlock>("condition_variable.two_notify_ones_after_unlock",
                                                                      iterations);
-  failures += rouse_model::expect_pass<one_notify_one_two_waiters<false>>(
-      "condition_variable.one_notify_one_two_waiters", iterations);
-  failures += rouse_model::expect_failure<one_notify_one_two_waiters<true>>(
-      "condition_variable.broken_waiter_returns_on_any_bump", rl::test_result_user_assert_failed, iterations);
-  failures += rouse_model::expect_pass<woken_waiter_leaves_an_earlier_waiters_signal<1>>(
-      "condition_variable.woken_waiter_leaves_an_earlier_waiters_signal", iterations);
-  failures += rouse_model::expect_pass<woken_waiter_leaves_an_earlier_waiters_signal<16>>(
-      "condition_variable.sixteen_stops_are_not_a_notify", iterations);
+  failures +=
+      rouse_model::expect_pass<one_notify_one_two_waiters>("condition_variable.one_notify_one_two_waiters", iterations);
+  failures += rouse_model::expect_pass<later_waiters_and_a_second_notify>(
+      "condition_variable.later_waiters_and_a_second_notify", iterations);
+  failures +=
+      rouse_model::expect_pass<relay_across_two_mutexes>("condition_variable.relay_across_two_mutexes", iterations);
   {
-    rouse::detail::model_fault_scope f(rouse::detail::model_fault::condvar_woken_waiter_takes_any_signal);
-    failures += rouse_model::expect_failure<woken_waiter_leaves_an_earlier_waiters_signal<1>>(
-        "condition_variable.broken_woken_waiter_takes_any_signal", rl::test_result_deadlock, iterations);
+    rouse::detail::model_fault_scope f(rouse::detail::model_fault::condvar_registers_after_unlock);
+    failures += rouse_model::expect_failure<notify_one_under_lock>("condition_variable.broken_registers_after_unlock",
+                                                                   rl::test_result_deadlock, iterations);
   }
   {
-    rouse::detail::model_fault_scope f(rouse::detail::model_fault::condvar_stop_bump_counts_as_notify);
-    // A random search rarely keeps W1 off for sixteen stops: a search with
-    // one preemption finds it.
-    rl::test_params p;
-    p.search_type = rl::sched_bound;
-    p.context_bound = 1;
-    p.output_history = false;
-    std::printf("model condition_variable.broken_stop_bump_counts_as_notify: context bound 1\n");
-    bool const passed = rl::simulate<woken_waiter_leaves_an_earlier_waiters_signal<16>>(p);
-    bool const caught = !passed && p.test_result == rl::test_result_deadlock;
-    std::printf("model condition_variable.broken_stop_bump_counts_as_notify: %s after %llu iterations\n",
-                caught ? "failed as expected with 'DEADLOCK'" : "NOT CAUGHT",
-                static_cast<unsigned long long>(p.stop_iteration));
-    failures += caught ? 0 : 1;
+    rouse::detail::model_fault_scope f(rouse::detail::model_fault::condvar_relay_always_after_relock);
+    failures += rouse_model::expect_failure<relay_across_two_mutexes>(
+        "condition_variable.broken_relay_always_after_relock", rl::test_result_deadlock, iterations);
   }
   return failures == 0 ? 0 : 1;
 }

@@ -120,23 +120,6 @@ struct timed_locker_gives_up : rl::test_suite<timed_locker_gives_up, 3> {
   void after() { RL_ASSERT(counter($) == 2 + timed_got($)); }
 };
 
-// The condition variable's entry: a thread that locks with lock_contended()
-// (as a requeued waiter does) alongside ordinary lockers.
-struct contended_locker : rl::test_suite<contended_locker, 3> {
-  rouse::mutex m;
-  rl::var<int> counter;
-  void before() { counter($) = 0; }
-  void thread(unsigned index) {
-    if (index == 0)
-      rouse::detail::mutex_access::lock_contended(m);
-    else
-      m.lock();
-    counter($) = counter($) + 1;
-    m.unlock();
-  }
-  void after() { RL_ASSERT(counter($) == 3); }
-};
-
 }  // namespace
 
 int main() {
@@ -149,7 +132,6 @@ int main() {
   failures += rouse_model::expect_pass<timed_locker_gives_up>("mutex.timed_locker_gives_up", iterations);
   std::printf("model mutex.timed_locker_gives_up: %lu try_lock_until() calls timed out\n", timeouts);
   if (timeouts == 0) ++failures;
-  failures += rouse_model::expect_pass<contended_locker>("mutex.contended_locker", iterations);
   {
     rouse::detail::model_fault_scope fault(rouse::detail::model_fault::mutex_waiter_sleeps_unmarked);
     failures += rouse_model::expect_failure<two_lockers_long_section>("mutex.broken_waiter_sleeps_unmarked",

@@ -1,8 +1,8 @@
 // Stress tests of rouse::condition_variable: producers and consumers on a
 // bounded queue (counts prove nothing lost or duplicated), broadcast rounds
-// through the requeue path, timed waiters mixed with notify_one, the same
-// with a std::mutex (the generic path), and notify_one releasing at most one
-// waiter each. More threads than cores; a lost wake-up shows up as a hang
+// through notify_all's relay (one mutex, two mutexes, timed and stoppable
+// waiters in the chain), timed waiters mixed with notify_one, the same with
+// a std::mutex, and notify_one releasing at most one waiter each. More threads than cores; a lost wake-up shows up as a hang
 // (CTest timeout).
 #include <gtest/gtest.h>
 
@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <deque>
 #include <mutex>
+#include <stop_token>
 #include <thread>
 #include <vector>
 
@@ -79,9 +80,9 @@ TEST(condition_variable_stress, producers_consumers_std_mutex) {
   producers_and_consumers<std::mutex>(4, 12, rouse_test::scaled(15000), false);
 }
 
-// Broadcast rounds: 16 waiters, notify_all (requeue onto the rouse::mutex),
-// each acknowledges; the last wakes the driver. A waiter left asleep on the
-// mutex word (a broken requeue chain) hangs the test.
+// Broadcast rounds: 16 waiters, notify_all (each released waiter relays to
+// the next), each acknowledges; the last wakes the driver. A waiter left
+// asleep (a broken relay) hangs the test.
 template <class Mutex>
 void broadcast_rounds(unsigned waiters, long rounds) {
   Mutex m;
@@ -113,7 +114,7 @@ void broadcast_rounds(unsigned waiters, long rounds) {
   for (auto& t : ts) t.join();
 }
 
-TEST(condition_variable_stress, broadcast_rounds_requeue_onto_rouse_mutex) {
+TEST(condition_variable_stress, broadcast_rounds_rouse_mutex) {
   broadcast_rounds<rouse::mutex>(16, rouse_test::scaled(2000));
 }
 
@@ -121,10 +122,74 @@ TEST(condition_variable_stress, broadcast_rounds_std_mutex) {
   broadcast_rounds<std::mutex>(16, rouse_test::scaled(1000));
 }
 
+// Broadcast rounds on one condition variable shared by waiters on two
+// mutexes, a third of them timed (1 ms: they time out and wait again), a
+// third stoppable (their stop sources fire now and then; a stopped waiter
+// starts a new wait). Each waiter must see every generation: the relay runs
+// through waiters on the other mutex, timed-out and stopped ones, and a
+// relay that waited for a relock of the other mutex, or a stopped waiter
+// that dropped its relay, hangs the test.
+TEST(condition_variable_stress, broadcast_relay_through_two_mutexes_timed_and_stopped_waiters) {
+  constexpr int waiters = 12;
+  rouse::mutex m[2];
+  long generation[2] = {0, 0};  // under m[i]
+  rouse::condition_variable cv;
+  long const rounds = rouse_test::scaled(2000);
+  std::atomic<int> finished{0};
+  std::atomic<int> acks{0};  // waiters that saw the current generation
+  std::mutex stops_m;        // guards the stop sources (a waiter replaces its own once used)
+  std::vector<std::stop_source> stops(waiters);
+  std::vector<std::thread> ts;
+  for (int i = 0; i < waiters; ++i)
+    ts.emplace_back([&, i] {
+      int const k = i % 2;
+      std::unique_lock<rouse::mutex> l(m[k]);
+      for (long seen = 0; seen < rounds;) {
+        auto const moved = [&] { return generation[k] > seen; };
+        if (i % 3 == 0) {
+          (void)cv.wait_for(l, 1ms, moved);
+        } else if (i % 3 == 1) {
+          std::stop_token token;
+          {
+            std::lock_guard<std::mutex> g(stops_m);
+            auto& source = stops[static_cast<std::size_t>(i)];
+            if (source.stop_requested()) source = std::stop_source{};
+            token = source.get_token();
+          }
+          (void)cv.wait(l, token, moved);
+        } else {
+          cv.wait(l, moved);
+        }
+        if (generation[k] == seen) continue;  // timed out, or stopped: wait again
+        seen = generation[k];
+        if (acks.fetch_add(1) + 1 == waiters) acks.notify_one();
+      }
+      finished.fetch_add(1);
+    });
+  for (long g = 1; g <= rounds; ++g) {
+    acks.store(0);
+    for (auto& mk : m) mk.lock();
+    generation[0] = generation[1] = g;
+    if (g % 2 == 0) {
+      cv.notify_all();  // under both locks
+      for (auto& mk : m) mk.unlock();
+    } else {
+      for (auto& mk : m) mk.unlock();
+      cv.notify_all();
+    }
+    if (g % 7 == 0) {
+      std::lock_guard<std::mutex> sg(stops_m);
+      (void)stops[static_cast<std::size_t>(1 + 3 * ((g / 7) % (waiters / 3)))].request_stop();
+    }
+    for (int a = acks.load(); a != waiters; a = acks.load()) acks.wait(a);  // every waiter saw g
+  }
+  for (auto& t : ts) t.join();
+  EXPECT_EQ(finished.load(), waiters);
+}
+
 // notify_all without the lock, running ahead of waiters that keep
-// re-registering: registrations race the compare-requeue. A requeued waiter
-// that did not know it was requeued would relock uncontended and strand the
-// others on the mutex word (a hang).
+// re-registering: registrations race the claim of the whole queue, and
+// relays overlap with the next notify_all (a stranded waiter hangs).
 TEST(condition_variable_stress, notify_all_outside_the_lock_races_registrations) {
   rouse::mutex m;
   rouse::condition_variable cv;
@@ -155,7 +220,7 @@ TEST(condition_variable_stress, notify_all_outside_the_lock_races_registrations)
 
 // Timed waiters take tokens; a notifier hands out tokens with notify_one
 // and notify_all mixed. Every token is taken exactly once; timeouts of
-// requeued waiters must not break the mutex's wake chain.
+// relayed waiters must not break the relay.
 TEST(condition_variable_stress, timed_waiters_take_every_token_once) {
   rouse::mutex m;
   rouse::condition_variable cv;

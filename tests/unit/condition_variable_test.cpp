@@ -1,7 +1,7 @@
 // Unit tests of rouse/condition_variable.hpp: each public function with
 // rouse::mutex and with other locks, timeouts (never early, on steady,
-// system and another clock), stop tokens, the cost with nobody waiting, the
-// requeue on notify_all, notify_one releasing exactly one waiter, destruction
+// system and another clock), stop tokens, the cost with nobody waiting,
+// notify_all's relay, notify_one releasing exactly one waiter, destruction
 // rules, a failing relock, misuse diagnostics and the size.
 #include "rouse/condition_variable.hpp"
 
@@ -212,7 +212,7 @@ TEST(condition_variable, notify_with_nobody_waiting_makes_no_system_call) {
 
 // --- no thundering herd ------------------------------------------------------
 
-TEST(condition_variable, notify_all_with_n_waiters_on_rouse_mutex_makes_at_most_two_wake_calls) {
+TEST(condition_variable, notify_all_with_n_waiters_makes_at_most_one_wake_call) {
   if (!rouse::platform::syscall_counters_enabled()) GTEST_SKIP() << "syscall counters not built in";
   rouse::mutex m;
   condition_variable cv;
@@ -231,20 +231,20 @@ TEST(condition_variable, notify_all_with_n_waiters_on_rouse_mutex_makes_at_most_
   std::unique_lock<rouse::mutex> l(m);
   go = true;
   auto const before = rouse::platform::syscall_counters();
-  cv.notify_all();  // under the lock: every waiter is moved onto the mutex
+  cv.notify_all();  // under the lock: wakes the oldest, which relays to the next
   auto const after = rouse::platform::syscall_counters();
   l.unlock();
   for (auto& t : ts) t.join();
   EXPECT_EQ(woken, n);
-  EXPECT_LE(after.wakes - before.wakes, 2u);
+  EXPECT_LE(after.wakes - before.wakes, 1u);
   std::printf("notify_all with %d waiters: %llu wake system call(s)\n", n,
               static_cast<unsigned long long>(after.wakes - before.wakes));
 }
 
-// The requeued waiters are woken one by one by the mutex: each relocks in
-// the contended state, so the chain never stalls, also when notify_all runs
-// after the unlock, and round after round.
-TEST(condition_variable, requeued_waiters_all_get_the_mutex_round_after_round) {
+// notify_all's relay: each released waiter wakes the next (after its relock,
+// on one mutex), so the chain never stalls, also when notify_all runs after
+// the unlock, and round after round.
+TEST(condition_variable, relayed_waiters_all_get_the_mutex_round_after_round) {
   rouse::mutex m;
   condition_variable cv;
   int generation = 0, acks = 0;
@@ -369,21 +369,86 @@ TEST(condition_variable, notify_one_releases_exactly_one_sleeping_waiter) {
 // would then sleep on past its notify (std: notify_one unblocks one of the
 // threads blocked when it is called; W1 was the only one). Hangs before the
 // fix (with W4: also with a first fix that passed the wake on).
-TEST(condition_variable, a_waiter_woken_by_a_stop_request_leaves_an_earlier_waiters_signal) {
-  cpu_set_t allowed;
+// The first two CPUs this process may run on; false when it has fewer.
+bool two_cpus(cpu_set_t& allowed, int (&cpus)[2]) {
   CPU_ZERO(&allowed);
-  ASSERT_EQ(::sched_getaffinity(0, sizeof allowed, &allowed), 0);
-  int cpus[2];
+  if (::sched_getaffinity(0, sizeof allowed, &allowed) != 0) return false;
   int found = 0;
   for (int c = 0; c < CPU_SETSIZE && found < 2; ++c)
     if (CPU_ISSET(c, &allowed)) cpus[found++] = c;
-  if (found < 2) GTEST_SKIP() << "needs two CPUs";
-  auto const pin = [](int cpu) {
-    cpu_set_t one;
-    CPU_ZERO(&one);
-    CPU_SET(cpu, &one);
-    (void)::pthread_setaffinity_np(::pthread_self(), sizeof one, &one);
-  };
+  return found == 2;
+}
+
+// Pins the calling thread to one CPU.
+void pin(int cpu) {
+  cpu_set_t one;
+  CPU_ZERO(&one);
+  CPU_SET(cpu, &one);
+  (void)::pthread_setaffinity_np(::pthread_self(), sizeof one, &one);
+}
+
+// W1 of the two tests below: waits on `cv` for `flag1` under `m` (counted in
+// `registered`), at SCHED_IDLE on CPU `cpu`, where a busy thread can keep it
+// off the CPU after it is notified. notify_while_kept_off() waits until W1
+// sleeps, starts the busy thread and notifies once with the lock held (W1
+// is then the only waiter); let_run() stops the busy thread; done() tells
+// whether W1 returned.
+class first_waiter_kept_off_cpu {
+ public:
+  first_waiter_kept_off_cpu(rouse::mutex& m, rouse::condition_variable& cv, bool& flag1, int& registered, int cpu)
+      : m_(m), cv_(cv), flag1_(flag1) {
+    hog_ = std::thread([this, cpu] {
+      pin(cpu);
+      while (!hog_exit_.load()) {
+        while (hog_on_.load()) {
+        }
+        std::this_thread::sleep_for(50us);
+      }
+    });
+    w1_ = std::thread([this, cpu, &registered] {
+      pin(cpu);
+      sched_param idle{};
+      (void)::pthread_setschedparam(::pthread_self(), SCHED_IDLE, &idle);
+      tid_.store(this_thread_tid());
+      std::unique_lock<rouse::mutex> l(m_);
+      ++registered;
+      while (!flag1_) cv_.wait(l);
+      done_.store(true);
+    });
+  }
+  first_waiter_kept_off_cpu(const first_waiter_kept_off_cpu&) = delete;
+  first_waiter_kept_off_cpu& operator=(const first_waiter_kept_off_cpu&) = delete;
+  ~first_waiter_kept_off_cpu() {
+    hog_on_.store(false);
+    w1_.join();
+    hog_exit_.store(true);
+    hog_.join();
+  }
+
+  void notify_while_kept_off() {
+    while (tid_.load() == 0 || !thread_is_blocked(tid_.load())) std::this_thread::yield();
+    hog_on_.store(true);
+    std::this_thread::sleep_for(1ms);  // the hog runs on W1's CPU (makes the order likely; not asserted)
+    std::lock_guard<rouse::mutex> g(m_);
+    flag1_ = true;
+    cv_.notify_one();  // W1 is the only waiter
+  }
+  void let_run() { hog_on_.store(false); }
+  bool done() const { return done_.load(); }
+
+ private:
+  rouse::mutex& m_;
+  rouse::condition_variable& cv_;
+  bool& flag1_;
+  std::atomic<bool> done_{false}, hog_on_{false}, hog_exit_{false};
+  std::atomic<pid_t> tid_{0};
+  std::thread hog_, w1_;
+};
+
+TEST(condition_variable, a_waiter_woken_by_a_stop_request_leaves_an_earlier_waiters_signal) {
+  cpu_set_t allowed;
+  int cpus[2];
+  if (!two_cpus(allowed, cpus)) GTEST_SKIP() << "needs two CPUs";
   pin(cpus[0]);  // the main thread beside W2 and W3, off W1's CPU
   for (int round = 0; round < 5; ++round) {
     rouse::mutex m;
@@ -391,45 +456,11 @@ TEST(condition_variable, a_waiter_woken_by_a_stop_request_leaves_an_earlier_wait
     bool flag1 = false;
     bool flag2 = false;
     int registered = 0;
-    std::atomic<bool> w1_done{false}, hog_on{false}, hog_exit{false};
-    std::atomic<pid_t> tid1{0}, tid2{0}, tid3{0}, tid4{0};
+    std::atomic<pid_t> tid2{0}, tid3{0}, tid4{0};
     std::stop_source stop3;
-    std::thread hog([&] {
-      pin(cpus[1]);
-      while (!hog_exit.load()) {
-        while (hog_on.load()) {
-        }
-        std::this_thread::sleep_for(50us);
-      }
-    });
-    std::thread w1([&] {
-      pin(cpus[1]);
-      sched_param idle{};
-      (void)::pthread_setschedparam(::pthread_self(), SCHED_IDLE, &idle);
-      tid1.store(this_thread_tid());
-      std::unique_lock<rouse::mutex> l(m);
-      ++registered;
-      while (!flag1) cv.wait(l);
-      w1_done.store(true);
-    });
-    auto const wait_registered = [&](int n) {
-      for (;;) {
-        {
-          std::lock_guard<rouse::mutex> g(m);
-          if (registered == n) return;
-        }
-        std::this_thread::yield();
-      }
-    };
-    wait_registered(1);
-    while (!thread_is_blocked(tid1.load())) std::this_thread::yield();
-    hog_on.store(true);
-    std::this_thread::sleep_for(1ms);  // the hog runs on W1's CPU (makes the order likely; not asserted)
-    {
-      std::lock_guard<rouse::mutex> g(m);
-      flag1 = true;
-      cv.notify_one();  // the only notify_one; W1 is the only waiter
-    }
+    first_waiter_kept_off_cpu w1(m, cv, flag1, registered, cpus[1]);
+    until_waiting(m, registered, 1);
+    w1.notify_while_kept_off();
     auto const later = [&](std::atomic<pid_t>& tid) {
       return std::thread([&] {
         pin(cpus[0]);
@@ -448,26 +479,89 @@ TEST(condition_variable, a_waiter_woken_by_a_stop_request_leaves_an_earlier_wait
       ++registered;
       cv.wait(l, stop3.get_token(), [&] { return flag2; });
     });
-    wait_registered(4);
+    until_waiting(m, registered, 4);
     while (!thread_is_blocked(tid2.load()) || !thread_is_blocked(tid3.load()) || !thread_is_blocked(tid4.load()))
       std::this_thread::yield();
-    stop3.request_stop();  // W3's wait ends; every sleeper is woken
+    stop3.request_stop();  // W3's wait ends (the sequence-word design woke every sleeper)
     w3.join();
-    // W2 and W4 were woken (runnable since the stop's wake); once they sleep
-    // again they have made their choice, while W1 could not run.
+    // Once W2 and W4 sleep (again) they have made their choice, while W1
+    // could not run.
     while (!thread_is_blocked(tid2.load()) || !thread_is_blocked(tid4.load())) std::this_thread::yield();
-    hog_on.store(false);
-    while (!w1_done.load()) std::this_thread::yield();  // hung here: W2 had taken W1's signal
+    w1.let_run();
+    while (!w1.done()) std::this_thread::yield();  // hung here: W2 had taken W1's signal
     {
       std::lock_guard<rouse::mutex> g(m);
       flag2 = true;
       cv.notify_all();
     }
-    w1.join();
     w2.join();
     w4.join();
-    hog_exit.store(true);
-    hog.join();
+  }
+  (void)::pthread_setaffinity_np(::pthread_self(), sizeof allowed, &allowed);
+}
+
+// W1, the only waiter, is notified with the lock held and kept off the CPU
+// (SCHED_IDLE beside a busy thread on its CPU); W2 and W3 start waiting
+// after, and a second notify_one comes (for one of them). W1 must return:
+// its notify was made when it was the only thread blocked. Hangs before the
+// waiter queue (W2 and W3 both counted as notified and took both anonymous
+// signals).
+TEST(condition_variable, later_waiters_and_a_second_notify_one_leave_the_first_notify_to_its_waiter) {
+  cpu_set_t allowed;
+  int cpus[2];
+  if (!two_cpus(allowed, cpus)) GTEST_SKIP() << "needs two CPUs";
+  pin(cpus[0]);
+  for (int round = 0; round < 5; ++round) {
+    rouse::mutex m;
+    rouse::condition_variable cv;
+    bool flag1 = false;
+    bool flag2 = false;
+    int registered = 0;
+    int later_returns = 0;  // under m
+    std::atomic<pid_t> tid2{0}, tid3{0};
+    first_waiter_kept_off_cpu w1(m, cv, flag1, registered, cpus[1]);
+    until_waiting(m, registered, 1);
+    w1.notify_while_kept_off();
+    auto const later = [&](std::atomic<pid_t>& tid) {
+      return std::thread([&] {
+        pin(cpus[0]);
+        tid.store(this_thread_tid());
+        std::unique_lock<rouse::mutex> l(m);
+        ++registered;
+        while (!flag2) {
+          cv.wait(l);
+          if (!flag2) ++later_returns;
+        }
+      });
+    };
+    std::thread w2 = later(tid2);
+    std::thread w3 = later(tid3);
+    until_waiting(m, registered, 3);
+    {
+      std::lock_guard<rouse::mutex> g(m);
+      cv.notify_one();  // for W2 or W3 (a spurious return for it)
+    }
+    // W2 and W3 have made their choice once both sleep again or one returned
+    // for good, while W1 could not run.
+    for (;;) {
+      int returns;
+      {
+        std::lock_guard<rouse::mutex> g(m);
+        returns = later_returns;
+      }
+      if (returns >= 1 && thread_is_blocked(tid2.load()) && thread_is_blocked(tid3.load())) break;
+      std::this_thread::yield();
+    }
+    w1.let_run();
+    while (!w1.done()) std::this_thread::yield();  // hung here: W2 and W3 had taken both signals
+    {
+      std::lock_guard<rouse::mutex> g(m);
+      EXPECT_EQ(later_returns, 1) << "round " << round;  // the second notify_one released one of them
+      flag2 = true;
+      cv.notify_all();
+    }
+    w2.join();
+    w3.join();
   }
   (void)::pthread_setaffinity_np(::pthread_self(), sizeof allowed, &allowed);
 }
@@ -581,7 +675,7 @@ TEST(condition_variable, notify_one_under_the_lock_is_not_taken_by_a_later_timed
 
 // --- other locks on the same object ------------------------------------------
 
-TEST(condition_variable, a_second_kind_of_lock_switches_requeue_off_safely) {
+TEST(condition_variable, waiters_with_two_kinds_of_lock_are_all_released_by_notify_all) {
   rouse::mutex rm;
   std::mutex sm;
   condition_variable cv;
@@ -605,6 +699,46 @@ TEST(condition_variable, a_second_kind_of_lock_switches_requeue_off_safely) {
   cv.notify_all();
   r.join();
   s.join();
+}
+
+// notify_all's relay with two mutexes: A (first in line, on m1) cannot
+// relock while the notifier holds m1, and the notifier holds it until B (on
+// m2) has returned. A must wake B before its relock, not after: the relay
+// waits for a relock only between waiters of one mutex. Hangs if it always
+// waits.
+TEST(condition_variable, a_relayed_notify_all_does_not_wait_for_a_relock_of_another_mutex) {
+  rouse::mutex m1, m2;
+  condition_variable cv;
+  bool go1 = false;  // under m1
+  bool go2 = false;  // under m2
+  std::atomic<pid_t> tid_a{0}, tid_b{0};
+  std::atomic<bool> b_out{false};
+  std::thread a([&] {
+    tid_a.store(this_thread_tid());
+    std::unique_lock<rouse::mutex> l(m1);
+    cv.wait(l, [&] { return go1; });
+  });
+  eventually([&] { return tid_a.load() != 0; });
+  rouse_test::until_asleep(tid_a.load());
+  std::thread b([&] {
+    tid_b.store(this_thread_tid());
+    std::unique_lock<rouse::mutex> l(m2);
+    cv.wait(l, [&] { return go2; });
+    b_out.store(true);
+  });
+  eventually([&] { return tid_b.load() != 0; });
+  rouse_test::until_asleep(tid_b.load());
+  {
+    std::lock_guard<rouse::mutex> g1(m1);
+    {
+      std::lock_guard<rouse::mutex> g2(m2);
+      go1 = go2 = true;
+    }
+    cv.notify_all();                                  // A first, then B through A's relay
+    while (!b_out.load()) std::this_thread::yield();  // hung here: A waited for m1 before waking B
+  }
+  a.join();
+  b.join();
 }
 
 TEST(condition_variable, works_with_a_bare_basic_lockable_and_shared_lock) {
@@ -862,13 +996,13 @@ TEST(condition_variable_death, a_relock_that_throws_terminates) {
 }
 #endif
 
-// notify_all requeued a waiter onto its rouse::mutex; later a wait with
-// another lock switched requeueing off; every waiter was notified, and the
-// condition variable is destroyed by a thread holding that mutex. The
-// destructor must still wake the requeued waiter (it sleeps on the mutex
-// word, which only an unlock would otherwise wake): once requeueing was
-// off, the destructor had forgotten that word and waited forever.
-TEST(condition_variable_any, destroyed_holding_the_mutex_after_requeueing_was_switched_off) {
+// Two waiters on one rouse::mutex are released by notify_all; the first
+// out, holding the mutex the second needs, makes a third thread wait with
+// another lock, notifies everyone and destroys the condition variable. The
+// second waiter (relayed, or before the waiter queue requeued onto the
+// mutex word) must not need the object any more: before, a destructor that
+// had forgotten the requeue target waited for it forever.
+TEST(condition_variable_any, destroyed_holding_the_mutex_a_notified_waiter_needs) {
   rouse::mutex m;
   std::mutex other;
   auto* cv = new rouse::condition_variable_any;
@@ -885,7 +1019,7 @@ TEST(condition_variable_any, destroyed_holding_the_mutex_after_requeueing_was_sw
     ++entered;
     cv->wait(lk, [&] { return go; });
     int expected = -1;
-    if (!first_out.compare_exchange_strong(expected, id)) return;  // the requeued one just leaves
+    if (!first_out.compare_exchange_strong(expected, id)) return;  // the second one just leaves
     // Holding m, the other asleep on m's word: a wait with another lock.
     x = std::thread([&] {
       x_tid.store(this_thread_tid());
@@ -910,7 +1044,7 @@ TEST(condition_variable_any, destroyed_holding_the_mutex_after_requeueing_was_sw
   {
     std::lock_guard g(m);
     go = true;
-    cv->notify_all();  // wakes one, requeues the other onto m
+    cv->notify_all();  // wakes one, which relays to the other after its relock
   }
   a.join();
   b.join();

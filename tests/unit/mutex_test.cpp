@@ -375,14 +375,6 @@ TEST(mutex_access, word_reads_the_state) {
   m.unlock();
 }
 
-TEST(mutex_access, lock_contended_leaves_the_word_contended) {
-  rouse::mutex m;
-  rouse::detail::mutex_access::lock_contended(m);
-  EXPECT_EQ(word_of(m), rouse::detail::mutex_access::contended);
-  m.unlock();
-  EXPECT_EQ(word_of(m), 0u);
-}
-
 TEST(mutex_access, mark_contended_only_marks_a_locked_mutex) {
   rouse::mutex m;
   EXPECT_FALSE(rouse::detail::mutex_access::mark_contended(m));
@@ -392,27 +384,6 @@ TEST(mutex_access, mark_contended_only_marks_a_locked_mutex) {
   EXPECT_EQ(word_of(m), rouse::detail::mutex_access::contended);
   m.unlock();
   EXPECT_EQ(word_of(m), 0u);
-}
-
-TEST(mutex_access, lock_contended_waits_for_the_holder) {
-  // lock_contended() sleeps at once (no spin) while the holder holds it: a
-  // version that does not wait never makes the wait call (a hang) or has
-  // `got` set.
-  if (!rouse::platform::syscall_counters_enabled()) GTEST_SKIP() << "needs the syscall counters to see the sleep";
-  rouse::mutex m;
-  holder h(m);
-  std::atomic<bool> got{false};
-  auto const base = rouse_test::wait_calls();
-  std::thread t([&] {
-    rouse::detail::mutex_access::lock_contended(m);
-    got.store(true);
-    m.unlock();
-  });
-  rouse_test::until_wait_calls(base + 1);
-  EXPECT_FALSE(got.load());
-  h.release();
-  t.join();
-  EXPECT_TRUE(got.load());
 }
 
 #if ROUSE_DEBUG_CHECKS && !defined(ROUSE_SANITIZER_thread)

@@ -275,12 +275,6 @@ inline int wake_all(const atomic<std::uint32_t>& w, location l = location::curre
   // Relacy's thread ids are small; any count above the thread count wakes all.
   return model::futex_wake(w, 1 << 20, l);
 }
-inline int requeue_all(const atomic<std::uint32_t>& from, std::uint32_t expected, const atomic<std::uint32_t>&,
-                       location l = location::current()) {
-  if (from.load(std::memory_order_relaxed, l) != expected) return -1;
-  return model::futex_wake(from, 1 << 20, l);
-}
-
 // A wait on a deadline object (detail/deadline.hpp): an untimed wait for a
 // no_deadline, a wait that may time out at any point (moving model time on)
 // for a timed one.

@@ -13,7 +13,6 @@
 //   detail::wait(w, expected)              platform::wait           rl futex wait
 //   detail::wait_until(w, expected, t)     platform::wait_until     futex wait that may time out
 //   detail::wake(w, n) / wake_one / wake_all   platform::wake...    rl futex wake
-//   detail::requeue_all(from, expected, to)    cmp_requeue(1, max)  wake_all(from) (see below)
 //   detail::wait_until(w, expected, d)     d a deadline object (detail/deadline.hpp): no_deadline
 //                                          waits untimed, until_deadline at d.at
 //   detail::spin_pause()                   platform::cpu_relax      rl::yield (lets the scheduler switch)
@@ -30,10 +29,6 @@
 //   detail::asymmetric_heavy_fence()       platform (membarrier)    seq_cst fence
 //   detail::unsync<T>                      T                        rl::var<T>: plain data checked for races
 //   detail::unsync_load/store/hint(v)      std::atomic_ref, relaxed checked accesses; hint: T{}
-//
-// Under Relacy, requeue is modelled as "wake everyone on `from`": a requeued
-// waiter and a woken one both re-check their state, so a protocol that is
-// correct with wake-all is correct with requeue; requeue only saves wakes.
 //
 // Time under Relacy: the model controls no real clock, so a real clock
 // stands still (detail::now<steady_clock>() is time_point::min()): a
@@ -212,14 +207,12 @@ enum class model_fault : unsigned {
   // inplace_stop_source: request_stop() goes on after a callback destroyed
   // the source on the requesting thread (locks it again).
   stop_request_touches_destroyed_source,
-  // condition_variable: a waiter woken from its sleep takes any signal,
-  // even after seq_ moved for something else (a stop request's wake-all),
-  // so a signal meant for an earlier waiter that has not run yet is taken.
-  condvar_woken_waiter_takes_any_signal,
-  // condition_variable: a stop request bumps seq_ by one, like a notify, so
-  // sixteen of them make a later waiter count as notified (the notify_one
-  // count's wrap check) and take an earlier waiter's signal.
-  condvar_stop_bump_counts_as_notify,
+  // condition_variable: a waiter links its node after it released the
+  // lock, so a notify made in between under the lock finds nobody.
+  condvar_registers_after_unlock,
+  // condition_variable: a relayed waiter (notify_all) always wakes the next
+  // one after its relock, even when the next waits with another mutex.
+  condvar_relay_always_after_relock,
 };
 
 }  // namespace rouse::detail
@@ -274,13 +267,6 @@ inline wait_result wait_until(const atomic<std::uint32_t>& w, std::uint32_t expe
 inline int wake(const atomic<std::uint32_t>& w, int count) noexcept { return platform::wake(w, count); }
 inline int wake_one(const atomic<std::uint32_t>& w) noexcept { return platform::wake_one(w); }
 inline int wake_all(const atomic<std::uint32_t>& w) noexcept { return platform::wake_all(w); }
-
-// Wake one waiter of `from` and move every other onto `to`, if `from` still
-// holds `expected`. Returns -1 when it did not (the caller re-checks).
-inline int requeue_all(const atomic<std::uint32_t>& from, std::uint32_t expected,
-                       const atomic<std::uint32_t>& to) noexcept {
-  return platform::cmp_requeue(from, expected, to, 1, INT_MAX);
-}
 
 // A wait on a deadline object (detail/deadline.hpp): untimed for a
 // no_deadline, until `d.at` for a timed one. timed_out only when the

@@ -169,6 +169,18 @@ class waiter {
     std::move(taken).wake();
   }
 
+  // wake(), but only if the waiter is not asleep (no system call): true when
+  // it released the waiter (whose claimer then touches nothing more of it);
+  // false when its thread is parked, and the waiter is unchanged (still to
+  // be released by wake()). A waker waiter is always woken (true).
+  bool release_unless_asleep() noexcept {
+    if (unsync_ref(waker_vtable_) != nullptr) {
+      wake();
+      return true;
+    }
+    return released_.unpark_unless_parked();
+  }
+
   // A thread waiter sleeps until it is claimed and released; returns the
   // claim. `deadline` (detail/deadline.hpp): at it the waiter claims itself
   // (aborted) unless a claimer was first, in which case it waits for that
@@ -258,6 +270,8 @@ class waiter_list {
   [[nodiscard]] bool empty() const noexcept { return head_ == nullptr; }
   waiter_node* front() const noexcept { return head_; }
   static waiter_node* next_of(waiter_node& n) noexcept { return unsync_ref(n.next_); }
+  // Ends a chain at `n` (claimed and unlinked, not yet released).
+  static void clear_next(waiter_node& n) noexcept { unsync_ref(n.next_) = nullptr; }
   static bool linked(waiter_node& n) noexcept { return unsync_ref(n.linked_); }
 
   void push_back(waiter_node& n) noexcept {
@@ -426,6 +440,41 @@ class waiter_queue {
   }
   // Claims every waiter for `closed` and releases it. Returns how many.
   int close() noexcept { return claim_and_wake(INT_MAX, waiter::closed); }
+
+  // notify_all as a relay (rouse::condition_variable): claims every waiter
+  // registered now; releases at once, oldest first, each one that is not
+  // asleep (no system call), and links the sleepers, in order, into a relay
+  // (waiter_list::next_of()) of which it wakes only the first. A released
+  // waiter must pass the release on with release_claimed(*next_of(node))
+  // when next is not null, once and before it returns (a waiter released at
+  // once has no next). One wake system call for the call, however many
+  // sleep. Returns how many were claimed.
+  int notify_all_relayed() noexcept {
+    if (!has_waiters()) return 0;
+    waiter_node* chain = nullptr;
+    lock_.lock();
+    int const n = list_.claim(INT_MAX, waiter_list::by_node, chain);
+    // Ordering: relaxed, as in remove().
+    if (list_.empty()) empty_.store(1, std::memory_order_relaxed);
+    lock_.unlock();
+    // Claimed and not yet released, each node is ours until its release:
+    // read its link first, then release it or move it to the sleepers'
+    // relay (its link rewritten; its waiter reads it after its release,
+    // thread_parker's release/acquire).
+    waiter_node* sleepers = nullptr;
+    waiter_node* sleepers_tail = nullptr;
+    for (waiter_node* node = chain; node != nullptr;) {
+      waiter_node* const next = waiter_list::next_of(*node);
+      waiter_list::clear_next(*node);  // released at once, it relays nothing
+      if (!node->owner()->release_unless_asleep()) waiter_list::chain_append(sleepers, sleepers_tail, *node);
+      node = next;
+    }
+    if (sleepers != nullptr) release_claimed(*sleepers);
+    return n;
+  }
+  // Releases a waiter that was claimed and unlinked (a relay's next). Its
+  // last touch of the node is the release.
+  static void release_claimed(waiter_node& n) noexcept { n.owner()->wake(); }
 
   // A waiter gives up: true when it left before it was chosen (its node is
   // unlinked, O(1)); false when it had been chosen — then it holds that
