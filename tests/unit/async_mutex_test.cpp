@@ -211,6 +211,18 @@ TEST(async_mutex, a_thread_and_a_task_share_one_lock) {
 }
 
 #if ROUSE_DEBUG_CHECKS && !defined(ROUSE_SANITIZER_thread)
+TEST(async_mutex_death, a_second_await_of_one_lock_is_diagnosed) {
+  EXPECT_DEATH(
+      {
+        ra::mutex m;
+        auto a = m.lock();
+        if (a.await_ready()) {
+          auto g = a.await_resume();
+          (void)a.await_ready();  // awaited again: two owners before
+        }
+      },
+      "rouse::async::semaphore::acquire_awaitable: misuse: awaited twice");
+}
 TEST(async_mutex_death, unlocking_a_mutex_nobody_owns_is_diagnosed) {
   EXPECT_DEATH(
       {

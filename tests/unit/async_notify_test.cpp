@@ -22,9 +22,9 @@
 #include <thread>
 #include <vector>
 
+#include "async_test_loop.hpp"
 #include "rouse/async/executor.hpp"
 #include "rouse/async/stop_token.hpp"
-#include "async_test_loop.hpp"
 
 namespace {
 namespace ra = rouse::async;
@@ -357,6 +357,22 @@ TEST(async_notify, a_thread_and_a_coroutine_signal_each_other) {
 }
 
 #if ROUSE_DEBUG_CHECKS && !defined(ROUSE_SANITIZER_thread)
+// A second await of one notified() (and of an auto_reset_event's wait(),
+// the same awaitable) completed at once without a notification, and left
+// its node linked in a frame about to be freed.
+TEST(async_notify_death, a_second_await_of_one_notified_is_diagnosed) {
+  EXPECT_DEATH(
+      {
+        ra::notify n;
+        n.notify_one();  // a permit: the first await is ready
+        auto a = n.notified();
+        if (a.await_ready()) {
+          a.await_resume();
+          (void)a.await_ready();  // awaited again
+        }
+      },
+      "rouse::async::list_awaitable: misuse: awaited twice");
+}
 TEST(async_notify_death, destroying_a_notify_with_a_waiter_is_diagnosed) {
   EXPECT_DEATH(
       {

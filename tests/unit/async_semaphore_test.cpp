@@ -514,6 +514,21 @@ TEST(async_semaphore_death, more_than_max_permits_is_diagnosed) {
       },
       "rouse::async::semaphore: misuse: more than max_permits permits");
 }
+// A second await of one acquire() whose first await took the fast path
+// (no suspension) queued a request for nothing and returned a permit never
+// taken; the check saw only a first await that had suspended.
+TEST(async_semaphore_death, a_second_await_after_a_ready_first_is_diagnosed) {
+  EXPECT_DEATH(
+      {
+        ra::semaphore s(1);
+        auto a = s.acquire(1);
+        if (a.await_ready()) {
+          auto p = a.await_resume();
+          (void)a.await_ready();  // awaited again
+        }
+      },
+      "rouse::async::semaphore::acquire_awaitable: misuse: awaited twice");
+}
 TEST(async_semaphore_death, destroying_a_semaphore_with_a_waiter_is_diagnosed) {
   EXPECT_DEATH(
       {

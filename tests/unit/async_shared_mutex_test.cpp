@@ -168,4 +168,16 @@ TEST(async_shared_mutex, threads_and_tasks_share_it) {
   EXPECT_EQ(value, 2 * rounds);
 }
 
+#if ROUSE_DEBUG_CHECKS && !defined(ROUSE_SANITIZER_thread)
+TEST(async_shared_mutex_death, destroying_it_locked_is_diagnosed) {
+  EXPECT_DEATH(
+      {
+        auto* m = new ra::shared_mutex;
+        (void)m->try_lock_shared();
+        delete m;
+      },
+      "rouse::async::shared_mutex: misuse: destroyed while locked");
+}
+#endif
+
 }  // namespace

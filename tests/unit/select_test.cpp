@@ -262,4 +262,17 @@ TEST(select, each_message_is_taken_by_exactly_one_of_many_selecting_receivers) {
   EXPECT_EQ(sum.load(), 2L * per * (per + 1) / 2);
 }
 
+#if ROUSE_DEBUG_CHECKS && !defined(ROUSE_SANITIZER_thread)
+// One case object listed twice linked its node twice into the channel's
+// list (a self-loop left behind on the select's stack: a later send crashed).
+void select_one_case_twice() {
+  auto [tx, rx] = ch::bounded<int>(4);
+  ch::recv_case c(rx);
+  (void)ch::select_for(1ms, c, c);
+}
+TEST(select_death, the_same_case_object_listed_twice_is_diagnosed) {
+  EXPECT_DEATH(select_one_case_twice(), "rouse::channel::select: misuse: the same case object listed twice");
+}
+#endif
+
 }  // namespace

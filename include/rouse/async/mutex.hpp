@@ -29,7 +29,8 @@
 //
 // Misuse: unlock() of a mutex nobody owns (debug: diagnosed, the count
 // would exceed 1); destroying it with waiters (debug: the semaphore's queue
-// check). Recursive locking deadlocks, as for any mutex. std::lock_guard and
+// check); co_await-ing one lock() twice (debug: diagnosed, as the
+// semaphore's "acquire_awaitable: awaited twice"). Recursive locking deadlocks, as for any mutex. std::lock_guard and
 // std::unique_lock(m) call lock() and drop the awaitable it returns, with
 // no warning (inside a system header): they lock nothing, and their
 // unlock() breaks exclusion (debug: diagnosed). Use the guard, or

@@ -282,8 +282,7 @@ class semaphore {
       // P += n while Q is clear: the last touch. Ordering: release: what the
       // releaser wrote reaches the acquirer that takes these permits (its
       // CAS is acquire; or the lock); relaxed on failure: the loop re-reads.
-      if (state_.compare_exchange_weak(s, s + add * unit, std::memory_order_release, std::memory_order_relaxed))
-        return;
+      if (state_.compare_exchange_weak(s, s + add * unit, std::memory_order_release, std::memory_order_relaxed)) return;
     }
   }
 
@@ -665,7 +664,8 @@ class semaphore::acquire_awaitable {
     ::rouse::detail::unsync_ref(req_.remaining) = n;
   }
   acquire_awaitable(acquire_awaitable&& o) noexcept : acquire_awaitable(*o.s_, o.req_.n) {
-    ROUSE_CHECK_USAGE(!o.waiting_, "rouse::async::semaphore::acquire_awaitable", "moved after it was awaited");
+    ROUSE_CHECK_USAGE(!o.waiting_ && !o.resumed_, "rouse::async::semaphore::acquire_awaitable",
+                      "moved after it was awaited");
   }
   acquire_awaitable(const acquire_awaitable&) = delete;
   acquire_awaitable& operator=(const acquire_awaitable&) = delete;
@@ -674,6 +674,7 @@ class semaphore::acquire_awaitable {
   }
 
   bool await_ready() noexcept {
+    ROUSE_CHECK_USAGE(!waiting_ && !resumed_, "rouse::async::semaphore::acquire_awaitable", "awaited twice");
     switch (s_->try_take(req_.n)) {
       case take_result::taken:
         ::rouse::detail::unsync_ref(req_.remaining) = 0;
@@ -698,6 +699,7 @@ class semaphore::acquire_awaitable {
   // The permit; empty when the semaphore was closed. Throws
   // operation_stopped when stopped and the promise has no unhandled_stopped().
   permit await_resume() {
+    resumed_ = true;
     if (waiting_) wait().await_resume();
     if (::rouse::detail::unsync_ref(req_.closed)) return permit();
     return permit(*s_, req_.n);
@@ -709,6 +711,7 @@ class semaphore::acquire_awaitable {
   semaphore* s_;
   detail::semaphore_request req_;
   bool waiting_ = false;
+  bool resumed_ = false;  // its await ended (a second one is misuse)
   alignas(inner) unsigned char storage_[sizeof(inner)];
 };
 

@@ -28,8 +28,8 @@
 //
 // Misuse: unlocking what one does not own (debug: diagnosed when the count
 // would exceed max_readers); more than max_readers shared owners at once
-// (they wait); destroying it locked or with waiters (debug: the
-// semaphore's queue check).
+// (they wait); destroying it locked or with waiters (debug: "destroyed
+// while locked").
 //
 // sizeof: shared_mutex 24 bytes; a guard one pointer; a lock awaitable 232
 // bytes in the awaiting frame (as async::mutex's: the queued wait is built
@@ -71,6 +71,11 @@ class shared_mutex {
   shared_mutex() noexcept = default;
   shared_mutex(const shared_mutex&) = delete;
   shared_mutex& operator=(const shared_mutex&) = delete;
+  // Debug: destroyed while locked (exclusive or shared; waiters are queued
+  // only while it is).
+  ~shared_mutex() {
+    ROUSE_CHECK_USAGE(sem_.available() == max_readers, "rouse::async::shared_mutex", "destroyed while locked");
+  }
 
 #if ROUSE_DETAIL_ASYNC_LIST_COROUTINES
   // `co_await m.lock()` -> guard; `co_await m.lock_shared()` -> shared_guard.

@@ -215,8 +215,7 @@ class waiter_list {
   // its word and a waiter here, serialized with push().
   template <class Before, class Otherwise>
   bool notify_one_locked(Before&& before, Otherwise&& otherwise) noexcept {
-    return notify_some_locked([&]() noexcept { return before() ? 1 : 0; },
-                              [&](int) noexcept { otherwise(); }) != 0;
+    return notify_some_locked([&]() noexcept { return before() ? 1 : 0; }, [&](int) noexcept { otherwise(); }) != 0;
   }
   // The same for several permits at once: under the lock, take() returns how
   // many to hand out (h); the h oldest claimable waiters are claimed through
@@ -349,8 +348,7 @@ class list_wait {
   start_result start() noexcept {
     // A primitive that tags a wait when it registers, not when it is made
     // (manual_reset_event's generation: read before the re-check).
-    if constexpr (requires { p_->tag_at_registration(); })
-      node_.reset(&waiter_, to_packet(p_->tag_at_registration()));
+    if constexpr (requires { p_->tag_at_registration(); }) node_.reset(&waiter_, to_packet(p_->tag_at_registration()));
     list().push(node_);
     check_result const r = p_->try_acquire(tag());  // (B2) after (B1)
     if (r == check_result::not_ready) return start_result::suspended;
@@ -465,7 +463,10 @@ class list_awaitable {
     if (stage_ == stage::linked) abandon();
   }
 
-  bool await_ready() noexcept { return wait_.try_acquire() != check_result::not_ready; }
+  bool await_ready() noexcept {
+    ROUSE_CHECK_USAGE(stage_ == stage::idle && !stopped_, "rouse::async::list_awaitable", "awaited twice");
+    return wait_.try_acquire() != check_result::not_ready;
+  }
 
   template <class Promise>
   std::coroutine_handle<> await_suspend(std::coroutine_handle<Promise> h) noexcept {
@@ -479,6 +480,7 @@ class list_awaitable {
   template <class Token>
   std::coroutine_handle<> await_suspend_with(std::coroutine_handle<> h, const resume_target& target,
                                              const Token& token) noexcept {
+    ROUSE_CHECK_USAGE(stage_ == stage::idle && !stopped_, "rouse::async::list_awaitable", "awaited twice");
     target_ = target;
     if (token.stop_requested()) {  // before anything is linked
       stopped_ = true;

@@ -36,8 +36,9 @@
 // is done with it before the call can return: it unlinks the case's node
 // under the channel's lock, and its release of the waiter is its last
 // access (rouse/detail/waiter_queue.hpp).
-// Passing a case built on an empty handle is misuse (diagnosed in debug
-// builds).
+// Passing a case built on an empty handle, or one case object twice in one
+// call (two case objects on one channel are fine), is misuse (diagnosed in
+// debug builds).
 //
 // How it works (crossbeam's design): try every case without blocking,
 // starting at a random one. If none is ready, make one waiter on the stack
@@ -58,11 +59,11 @@
 #pragma once
 
 #include <array>
-#include <utility>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
+#include <utility>
 
 #include "rouse/channel/channel.hpp"
 #include "rouse/channel/detail/waiter.hpp"
@@ -109,6 +110,11 @@ inline std::size_t random_below(std::size_t n) noexcept {
 template <class Deadline, std::size_t N>
 std::optional<std::size_t> run_select(const Deadline& deadline, const std::array<select_case_base*, N>& cases) {
   static_assert(N >= 1, "select needs at least one case");
+  // One case object registers one node: listed twice, it would be linked
+  // twice into one list (empty in release builds).
+  for (std::size_t i = 1; i < N; ++i)
+    for (std::size_t j = 0; j < i; ++j)
+      ROUSE_CHECK_USAGE(cases[i] != cases[j], "rouse::channel::select", "the same case object listed twice");
   for (;;) {
     // The cases in a random order, drawn as they are tried (Fisher-Yates):
     // the first ready one in it is a uniform choice among the ready ones.
