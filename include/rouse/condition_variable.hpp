@@ -23,20 +23,25 @@
 // no thread is blocked on it and no notify call on it can still be running.
 // It may be destroyed once every waiter has been notified, even if some have
 // not returned yet: a notified waiter never touches the object again (its
-// node was unlinked by the notify; what it needs lives in its own stack). So
-// a waiter that returns may destroy it at once when the notify that released
-// it was made with the waiters' mutex held, and a notifier may destroy it
-// once its own notify returned. A notify made without the mutex may still be
-// inside the call (dropping the queue's lock) after it released a waiter, so
-// a thread released by it must not destroy the object until that call has
-// returned (std asks the same).
+// node was unlinked by the notify; what it needs lives in its own stack). A
+// waiter whose timeout or stop request claimed it just before a notify came
+// still has to unlink its node under the queue's lock; the notify that met
+// its node counts it, and the destructor waits for the counted waiters to
+// leave (they are on their way out: a lock and an unlock). So a waiter that
+// returns may destroy it at once when the notify that released it was made
+// with the waiters' mutex held, and a notifier may destroy it once its own
+// notify returned. A notify made without the mutex may still be inside the
+// call (dropping the queue's lock, releasing a waiter) after it released a
+// waiter, so a thread released by it must not destroy the object until
+// that call has returned (std asks the same).
 //
 // Misuse (debug builds): destroying it while a thread that was never
 // notified is inside a wait on it: "rouse::condition_variable: misuse:
 // destroyed while threads wait on it", abort.
 //
-// sizeof: 24 bytes on 64-bit targets (detail::waiter_queue: its lock, its
-// `empty` flag, head and tail); static_asserted. Process-private only.
+// sizeof: 32 bytes on 64-bit targets (detail::waiter_queue: its lock, its
+// `empty` flag, head and tail; and the count of leaving waiters);
+// static_asserted. Process-private only.
 //
 // Semantics: exactly std's, with no stolen or shared notifications. Each
 // waiter links a node, in its own stack frame, into a FIFO (the one waiter
@@ -58,15 +63,14 @@
 // No thundering herd: notify_all releases at once, oldest first, each
 // claimed waiter that is not asleep (a compare-exchange of its parker word,
 // no system call), and links the sleepers, in order, into a relay of which
-// it wakes only the first. A woken sleeper wakes the next — after its relock
-// when both wait with a std::unique_lock on the same mutex (so the next
-// finds the mutex taken and meets its spin and its queue, not a crowd),
-// before its relock otherwise (another mutex, a shared lock or a bare
-// lockable: waiting for our relock could deadlock when the next waiter's
-// progress is what frees our mutex). One wake system call for the notify
-// however many sleep; each waiter is woken once. A relayed waiter whose
-// deadline passes meanwhile was already notified: it waits for its turn and
-// reports no_timeout.
+// it wakes only the first; each woken sleeper wakes the next before it
+// relocks (after its relock would hold the rest up for as long as another
+// thread holds its mutex, and for good when that thread is itself a waiter
+// further down the relay, with another lock). One wake system call for the
+// notify however many sleep; each waiter is woken once, by the thread
+// before it, so the wake-ups are spread over the woken threads. A relayed
+// waiter whose deadline passes meanwhile was already notified: it waits for
+// its turn (a few wake-ups) and reports no_timeout.
 //
 // Spin before sleeping: after unlocking, a waiter polls its release
 // (detail::waiter::wait with detail::condvar_spin) and sleeps only if it was
@@ -74,7 +78,9 @@
 // futex sleep, and the notifier's release is then an exchange without a
 // system call. Figures: docs/locks.md.
 //
-// State: the waiter queue's FIFO, under its lock. A waiter's own claim word
+// State: the waiter queue's FIFO, under its lock, and leavers_ (waiters
+// that claimed themselves and that a notify met before they unlinked; bit
+// 31: the destructor waits for them). A waiter's own claim word
 // (detail::waiter) decides between a notify, its timeout and its stop
 // request: exactly one wins (DESIGN rule 6).
 //
@@ -102,7 +108,6 @@
 #include <mutex>
 #include <optional>
 #include <stop_token>
-#include <type_traits>
 
 #include "rouse/detail/deadline.hpp"
 #include "rouse/detail/diagnostics.hpp"
@@ -121,12 +126,16 @@ class condition_variable {
   ~condition_variable() {
     // Notified waiters are unlinked: a node still linked is a waiter that
     // was never notified (it may be spinning, not yet asleep).
-    ROUSE_CHECK_USAGE(!queue_.has_waiters(), "rouse::condition_variable", "destroyed while threads wait on it");
+    ROUSE_CHECK_USAGE(!queue_.has_linked(), "rouse::condition_variable", "destroyed while threads wait on it");
+    // Ordering: acquire pairs with the leavers' release decrement, so their
+    // last accesses happen-before the memory is freed.
+    if (leavers_.load(std::memory_order_acquire) != 0) [[unlikely]]
+      wait_for_leavers();
   }
 
-  void notify_one() noexcept { (void)queue_.notify_one(); }
+  void notify_one() noexcept { (void)queue_.notify_one(count_leaver{this}); }
 
-  void notify_all() noexcept { queue_.notify_all_relayed(); }
+  void notify_all() noexcept { (void)queue_.notify_all_relayed(count_leaver{this}); }
 
   // --- wait ----------------------------------------------------------------
   template <class Lock>
@@ -182,24 +191,6 @@ class condition_variable {
   }
 
  private:
-  template <class Lock>
-  struct is_unique_lock : std::false_type {};
-  template <class Mutex>
-  struct is_unique_lock<std::unique_lock<Mutex>> : std::true_type {};
-
-  // The mutex a relayed waiter holds after its relock, for the relay rule:
-  // the mutex of a std::unique_lock (exclusive), else null (a shared lock or
-  // another lockable: no relay after the relock).
-  template <class Lock>
-  static const void* exclusive_mutex_of(Lock& lock) noexcept {
-    if constexpr (is_unique_lock<Lock>::value) {
-      return lock.mutex();
-    } else {
-      (void)lock;
-      return nullptr;
-    }
-  }
-
   // The stop_token loop shared by the three interruptible waits.
   template <class Lock, class Deadline, class Predicate>
   bool wait_stoppable(Lock& lock, std::stop_token stop, const Deadline& deadline, Predicate pred) {
@@ -211,18 +202,69 @@ class condition_variable {
     return true;
   }
 
-  // What a stop request does: claim the waiter (unless a notify was first),
-  // unlink it, release it. The release is its last touch of the waiter.
+  // What a stop request does: claim the waiter (unless a notify was first)
+  // and release it; the waiter leaves by itself (leave()). The release is
+  // its last touch of the waiter, and it touches nothing of the object.
   struct stop_claim {
-    condition_variable* cv;
     detail::waiter* w;
-    detail::waiter_node* n;
     void operator()() const noexcept {
-      if (!w->try_claim(detail::waiter::aborted)) return;  // notified first: that release stands
-      (void)cv->queue_.remove(*n);
-      w->wake();
+      if (w->try_claim(detail::waiter::aborted)) w->wake();  // else notified first: that release stands
     }
   };
+
+  // A notify's walk meets a dead node (under the queue's lock): a waiter
+  // that claimed itself (a timeout, a stop request) and has not unlinked it
+  // yet. The walk unlinks it; to the notifier's caller that waiter is
+  // notified and the object may be destroyed, while the waiter has still to
+  // take the queue's lock to leave. So it is counted, and marked: the
+  // destructor waits until every counted leaver is gone.
+  struct count_leaver {
+    condition_variable* cv;
+    void operator()(detail::waiter_node& n) const noexcept {
+      // (The model fault leaves the leaver uncounted.)
+      if (detail::model_fault_on(detail::model_fault::condvar_leaver_not_counted)) return;
+      n.reset(n.owner(), &counted_tag);
+      // Ordering: relaxed; the notifier's caller orders it before the
+      // destructor (the destructor's acquire load reads it or a later value).
+      cv->leavers_.fetch_add(1, std::memory_order_relaxed);
+    }
+  };
+
+  // A waiter that claimed itself leaves: unlinks its node unless a notify
+  // met it first (counted, above), then, if counted, drops the count as its
+  // last touch of the object. The unlink leaves the queue's `empty` flag
+  // set (remove_then()): a notify that comes after the unlink takes the
+  // queue's lock, so it returns only after this unlock, and the object
+  // outlives this call either way.
+  void leave(detail::waiter_node& n) noexcept {
+    bool counted = false;
+    (void)queue_.remove_then(n, [&]() noexcept { counted = n.packet() == &counted_tag; });
+    if (counted) {
+      // Ordering: release pairs with the destructor's acquire.
+      std::uint32_t const before = leavers_.fetch_sub(1, std::memory_order_release);
+      if (before == (destroying | 1)) detail::wake_all(leavers_);  // an address only (rule 7)
+    }
+  }
+
+  [[gnu::noinline, gnu::cold]] void wait_for_leavers() noexcept {
+    // Ordering: acquire, as in the destructor.
+    std::uint32_t w = leavers_.fetch_or(destroying, std::memory_order_acquire) | destroying;
+    while ((w & ~destroying) != 0) {
+      detail::wait(leavers_, w);
+      w = leavers_.load(std::memory_order_acquire);
+    }
+  }
+
+  // A notify that this waiter received and cannot use (its unlock threw)
+  // goes on: a relay's next is released, a notify_one to the next waiter
+  // (after a waiter notify_all released at once, a spurious wake-up).
+  void pass_on(detail::waiter_node& n) noexcept {
+    if (detail::waiter_node* const next = detail::waiter_list::next_of(n)) {
+      detail::waiter_queue<>::release_claimed(*next);
+    } else {
+      (void)queue_.notify_one(count_leaver{this});
+    }
+  }
 
   // [thread.condvarany.wait]: an exception from re-locking calls
   // std::terminate (noexcept does it).
@@ -236,7 +278,7 @@ class condition_variable {
   template <class Lock, class Deadline>
   std::cv_status wait_impl(Lock& lock, const Deadline& deadline, const std::stop_token* stop) {
     detail::waiter w;
-    detail::waiter_node n(&w, const_cast<void*>(exclusive_mutex_of(lock)));
+    detail::waiter_node n(&w);
     if (detail::model_fault_on(detail::model_fault::condvar_registers_after_unlock)) {
       // BROKEN on purpose (model tests only): links the node after the unlock.
       lock.unlock();
@@ -245,25 +287,25 @@ class condition_variable {
       queue_.push(n);
     }
     // Registered after the push: a request made before runs the callback
-    // here, which claims, unlinks and releases the waiter, so the wait below
-    // returns at once. Destroyed (it waits for a callback running on another
-    // thread) before the relock: after that, nothing of this wait remains in
-    // the object.
+    // here, which claims and releases the waiter, so the wait below returns
+    // at once. Destroyed (it waits for a callback running on another thread)
+    // before the waiter leaves.
     std::optional<std::stop_callback<stop_claim>> claim_on_stop;
-    if (stop != nullptr) claim_on_stop.emplace(*stop, stop_claim{this, &w, &n});
+    if (stop != nullptr) claim_on_stop.emplace(*stop, stop_claim{&w});
     if (!detail::model_fault_on(detail::model_fault::condvar_registers_after_unlock)) {
       try {
         lock.unlock();
       } catch (...) {
-        // Still locked: leave. A notify that claimed us meanwhile is passed
-        // on: a relay's next is released, a notify_one goes to the next
-        // waiter (after a notify_all's last node, a spurious wake-up).
+        // Still locked: leave, and pass on a notify received meanwhile.
         claim_on_stop.reset();
-        if (!queue_.cancel(n)) {
-          if (detail::waiter_node* const next = detail::waiter_list::next_of(n)) {
-            detail::waiter_queue<>::release_claimed(*next);
+        if (w.try_claim(detail::waiter::aborted)) {
+          leave(n);
+        } else {
+          w.wait_released();  // its claimer is between the claim and the release
+          if (w.claim() == detail::waiter::aborted) {
+            leave(n);  // a stop request claimed it
           } else {
-            (void)queue_.notify_one();
+            pass_on(n);
           }
         }
         throw;
@@ -272,33 +314,40 @@ class condition_variable {
     std::uintptr_t const claim = w.wait(deadline, detail::condvar_spin);
     claim_on_stop.reset();
     if (claim == detail::waiter::aborted) {
-      // Timed out or stopped: the node may still be linked (a timeout; a
-      // stop callback unlinked it already).
-      (void)queue_.remove(n);
+      leave(n);  // timed out or stopped
       relock(lock);
       return stop != nullptr && stop->stop_requested() ? std::cv_status::no_timeout : std::cv_status::timeout;
     }
     // Notified. A notify_all's relay: the next sleeper it claimed, whose
     // node is alive until we release it (null for a notify_one, or a waiter
-    // notify_all released at once).
+    // notify_all released at once). Released before the relock: the next
+    // sleeper may not need our mutex (another lock on a condition_variable_any)
+    // and may even hold it while it waits, so waiting for our relock could
+    // hold it up for good.
     detail::waiter_node* const next = detail::waiter_list::next_of(n);
-    bool const one_mutex = n.packet() != nullptr && next != nullptr && next->packet() == n.packet();
-    if (next != nullptr && !one_mutex &&
-        !detail::model_fault_on(detail::model_fault::condvar_relay_always_after_relock)) {
-      detail::waiter_queue<>::release_claimed(*next);
-      relock(lock);
-    } else {
+    if (detail::model_fault_on(detail::model_fault::condvar_relay_after_relock)) {
+      // BROKEN on purpose (model tests only): relays after the relock.
       relock(lock);
       if (next != nullptr) detail::waiter_queue<>::release_claimed(*next);
+      return std::cv_status::no_timeout;
     }
+    if (next != nullptr) detail::waiter_queue<>::release_claimed(*next);
+    relock(lock);
     return std::cv_status::no_timeout;
   }
 
+  // leavers_: bits 0..30 count waiters met as dead nodes by a notify and not
+  // yet gone; bit 31: the destructor waits for them.
+  static constexpr std::uint32_t destroying = std::uint32_t{1} << 31;
+  // The mark a notify leaves in a counted leaver's node.
+  static inline char counted_tag = 0;
+
   detail::waiter_queue<> queue_;
+  detail::atomic<std::uint32_t> leavers_{0};
 };
 
-static_assert(detail::in_model || sizeof(void*) != 8 || sizeof(condition_variable) == 24,
-              "rouse::condition_variable is one waiter queue");
+static_assert(detail::in_model || sizeof(void*) != 8 || sizeof(condition_variable) == 32,
+              "rouse::condition_variable is one waiter queue and a count of leaving waiters");
 
 using condition_variable_any = condition_variable;
 

@@ -5,11 +5,13 @@
 // (inside and outside the lock, one waiter timed), one notify_one to two
 // waiters releasing at most one, a notify_one made for the only waiter
 // reaching it although two later waiters and a second notify_one come, and
-// the relay across two mutexes. The predicate is plain data under the mutex
+// the relay across two mutexes, and the object destroyed right after a
+// notify_all while a timed-out waiter leaves. The predicate is plain data under the mutex
 // (rl::var: an unordered access is a reported race); a lost wake-up shows as
 // a deadlock. Broken variants the model must catch (model faults): a waiter
-// that links its node after unlocking, and a relay that always waits for
-// the relock before waking the next waiter.
+// that links its node after unlocking, a relay that waits for the relock
+// before waking the next waiter, and a notify that does not count a
+// leaving waiter (the destructor frees what it still touches).
 // std headers the condition variable uses come before Relacy, whose macros
 // (sem_init, errno, ...) break them when included after it.
 #include <condition_variable>
@@ -339,6 +341,38 @@ struct relay_across_two_mutexes : rl::test_suite<relay_across_two_mutexes, 3> {
   }
 };
 
+// The notifier destroys the condition variable right after its notify_all
+// (every waiter was notified, as std allows), while a timed waiter may have
+// timed out just before: claimed by itself, its node dead to the notify,
+// it still has to unlink it under the queue's lock. The notify counts it
+// and the destructor waits for it; the model fault leaves it uncounted,
+// and the object is destroyed while the waiter holds the queue's lock
+// (rouse::mutex's destructor asserts it is unlocked) or touches it after.
+struct destroyed_after_notify_all_while_a_timed_out_waiter_leaves
+    : rl::test_suite<destroyed_after_notify_all_while_a_timed_out_waiter_leaves, 2> {
+  rouse::mutex m;
+  rouse_model::in_storage<rouse::condition_variable> cv;
+  rl::var<int> flag;
+
+  void before() {
+    flag($) = 0;
+    cv.build();
+  }
+  void thread(unsigned index) {
+    if (index == 0) {
+      {
+        lock_type l(m);
+        flag($) = 1;
+        cv->notify_all();
+      }
+      cv.destroy();
+    } else {
+      lock_type l(m);
+      while (flag($) == 0) (void)cv->wait_until(l, std::chrono::steady_clock::now() + std::chrono::hours(1));
+    }
+  }
+};
+
 }  // namespace
 
 int main() {
@@ -362,15 +396,22 @@ int main() {
       "condition_variable.later_waiters_and_a_second_notify", iterations);
   failures +=
       rouse_model::expect_pass<relay_across_two_mutexes>("condition_variable.relay_across_two_mutexes", iterations);
+  failures += rouse_model::expect_pass<destroyed_after_notify_all_while_a_timed_out_waiter_leaves>(
+      "condition_variable.destroyed_after_notify_all_while_a_timed_out_waiter_leaves", iterations);
+  {
+    rouse::detail::model_fault_scope f(rouse::detail::model_fault::condvar_leaver_not_counted);
+    failures += rouse_model::expect_failure<destroyed_after_notify_all_while_a_timed_out_waiter_leaves>(
+        "condition_variable.broken_leaver_not_counted", rl::test_result_user_assert_failed, iterations);
+  }
   {
     rouse::detail::model_fault_scope f(rouse::detail::model_fault::condvar_registers_after_unlock);
     failures += rouse_model::expect_failure<notify_one_under_lock>("condition_variable.broken_registers_after_unlock",
                                                                    rl::test_result_deadlock, iterations);
   }
   {
-    rouse::detail::model_fault_scope f(rouse::detail::model_fault::condvar_relay_always_after_relock);
-    failures += rouse_model::expect_failure<relay_across_two_mutexes>(
-        "condition_variable.broken_relay_always_after_relock", rl::test_result_deadlock, iterations);
+    rouse::detail::model_fault_scope f(rouse::detail::model_fault::condvar_relay_after_relock);
+    failures += rouse_model::expect_failure<relay_across_two_mutexes>("condition_variable.broken_relay_after_relock",
+                                                                      rl::test_result_deadlock, iterations);
   }
   return failures == 0 ? 0 : 1;
 }

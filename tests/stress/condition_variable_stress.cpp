@@ -187,6 +187,35 @@ TEST(condition_variable_stress, broadcast_relay_through_two_mutexes_timed_and_st
   EXPECT_EQ(finished.load(), waiters);
 }
 
+// A timed waiter whose timeout claims it just as notify_all runs is skipped
+// by the notify (its node is dead) and still has to unlink that node; the
+// notifier destroys the object right after notify_all, as std allows (every
+// waiter was notified). The waiter's unlink touched freed memory (ASan) until
+// notifies counted such waiters and the destructor waited for them.
+TEST(condition_variable_stress, may_be_destroyed_after_notify_all_while_a_timed_out_waiter_leaves) {
+  long const rounds = rouse_test::scaled(20000);
+  for (long r = 0; r < rounds; ++r) {
+    auto* cv = new rouse::condition_variable;
+    std::mutex m;
+    bool done = false;  // under m
+    std::vector<std::thread> ts;
+    for (int k = 0; k < 6; ++k)
+      ts.emplace_back([&, k] {
+        std::unique_lock<std::mutex> l(m);
+        while (!done) (void)cv->wait_for(l, std::chrono::microseconds(k % 3));  // times out again and again
+      });
+    // Notify at varied moments of the waiters' spins, parks and timeouts.
+    for (long spin = 0; spin < (r % 200) * 50; ++spin) std::atomic_signal_fence(std::memory_order_seq_cst);
+    {
+      std::lock_guard<std::mutex> g(m);
+      done = true;
+      cv->notify_all();
+    }
+    delete cv;  // every waiter was notified (or had just timed out): allowed
+    for (auto& t : ts) t.join();
+  }
+}
+
 // notify_all without the lock, running ahead of waiters that keep
 // re-registering: registrations race the claim of the whole queue, and
 // relays overlap with the next notify_all (a stranded waiter hangs).

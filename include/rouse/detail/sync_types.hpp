@@ -210,9 +210,14 @@ enum class model_fault : unsigned {
   // condition_variable: a waiter links its node after it released the
   // lock, so a notify made in between under the lock finds nobody.
   condvar_registers_after_unlock,
-  // condition_variable: a relayed waiter (notify_all) always wakes the next
-  // one after its relock, even when the next waits with another mutex.
-  condvar_relay_always_after_relock,
+  // condition_variable: a relayed waiter (notify_all) wakes the next one
+  // after its relock, so a next waiter that holds that mutex, or a waiter
+  // of another mutex behind it, is held up for good.
+  condvar_relay_after_relock,
+  // condition_variable: a notify that meets the node of a waiter leaving
+  // after its timeout does not count it, so the destructor does not wait
+  // for that waiter's last touch of the queue.
+  condvar_leaver_not_counted,
 };
 
 }  // namespace rouse::detail

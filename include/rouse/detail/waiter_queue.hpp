@@ -1,9 +1,10 @@
 // rouse/detail/waiter_queue.hpp — the one intrusive waiter queue.
 //
 // Every primitive of rouse that keeps a list of blocked parties keeps it
-// here (DESIGN, "Shared machinery"): the channels and select, the parking
-// table of the generic wait backend and of the 1/2/8-byte atomic waits, and
-// the async primitives to come. Users never name these types.
+// here (DESIGN, "Shared machinery"): the channels and select, the condition
+// variable, the parking table of the generic wait backend and of the
+// 1/2/8-byte atomic waits, and the async primitives (async/waiter_list.hpp).
+// Users never name these types.
 //
 //   waker         a type-erased wake action: a data pointer and a vtable of
 //                 wake / wake_by_ref / drop (a coroutine's waker has this shape)
@@ -15,7 +16,8 @@
 //                 registers one per case; a wait on several words one per word)
 //   waiter_list   an intrusive FIFO of nodes; its owner holds a lock
 //   waiter_queue  a list, its lock and an `empty` flag: register, cancel,
-//                 notify one / all, close, and a thread's whole blocking wait
+//                 notify one / all (or all as a relay of sleepers), close, and
+//                 a thread's whole blocking wait
 //
 // The wake action is a parameter of the waiter, not of the queue: a queue
 // holds thread waiters and waker waiters side by side (threads and tasks
@@ -260,6 +262,9 @@ class waiter_node {
 // wake_chain(), which must be called without it.
 class waiter_list {
  public:
+  struct no_dead_hook {
+    void operator()(waiter_node&) const noexcept {}
+  };
   // The claim value meaning "the id of the node it was claimed through".
   static constexpr std::uintptr_t by_node = waiter::waiting;
 
@@ -315,8 +320,10 @@ class waiter_list {
   // not counted. Claimed nodes are appended to `chain` (linked through
   // their `next`) for wake_chain() once the lock is dropped. Returns the
   // number claimed.
-  template <class Match>
-  int claim(int count, std::uintptr_t value, Match&& match, waiter_node*& chain) noexcept {
+  // `dead(node)`, when given, is called for each dead node unlinked (under
+  // the lock, before the walk goes on).
+  template <class Match, class Dead = no_dead_hook>
+  int claim(int count, std::uintptr_t value, Match&& match, waiter_node*& chain, Dead&& dead = Dead{}) noexcept {
     waiter_node* tail = chain;
     while (tail && unsync_ref(tail->next_)) tail = unsync_ref(tail->next_);
     int claimed = 0;
@@ -331,6 +338,8 @@ class waiter_list {
             chain = n;
           tail = n;
           ++claimed;
+        } else {
+          dead(*n);
         }
       }
       n = next;
@@ -409,6 +418,30 @@ class waiter_queue {
     empty_.store(0, std::memory_order_seq_cst);
     lock_.unlock();
   }
+  // remove() for a waiter that claimed itself and must be done with the
+  // queue once a notify that came after could return: it calls
+  // `under_lock()` while the lock is held (after the unlink), and leaves
+  // `empty` as it is, so that a notify that reads it takes the lock, which
+  // orders that notify's return after this call's unlock (rouse::
+  // condition_variable: the object may be destroyed right after such a
+  // notify). A stale "not empty" costs the next notify the lock once.
+  // Returns what remove() returns.
+  template <class F>
+  bool remove_then(waiter_node& n, F&& under_lock) noexcept {
+    lock_.lock();
+    bool const was = list_.remove(n);
+    under_lock();
+    lock_.unlock();
+    return was;
+  }
+  // Whether a node is linked, read under the lock (for a destructor's
+  // misuse check: has_waiters() may be stale after remove_then()).
+  [[nodiscard]] bool has_linked() noexcept {
+    lock_.lock();
+    bool const linked = !list_.empty();
+    lock_.unlock();
+    return linked;
+  }
   // Unlinks `n` if it is still linked (a claimer unlinks what it claims).
   // True when it was.
   bool remove(waiter_node& n) noexcept {
@@ -427,11 +460,13 @@ class waiter_queue {
   }
 
   // Claims and releases the oldest claimable waiter, if any. True when one
-  // was woken.
-  bool notify_one() noexcept {
+  // was woken. `dead(node)` is called under the lock for each dead node the
+  // walk unlinks (a waiter that claimed itself and has not left yet).
+  template <class Dead = waiter_list::no_dead_hook>
+  bool notify_one(Dead&& dead = Dead{}) noexcept {
     if (!has_waiters()) [[likely]]
       return false;
-    return claim_and_wake(1, waiter_list::by_node) != 0;
+    return claim_and_wake(1, waiter_list::by_node, dead) != 0;
   }
   // Claims and releases every waiter registered now. Returns how many.
   int notify_all() noexcept {
@@ -449,11 +484,13 @@ class waiter_queue {
   // when next is not null, once and before it returns (a waiter released at
   // once has no next). One wake system call for the call, however many
   // sleep. Returns how many were claimed.
-  int notify_all_relayed() noexcept {
+  template <class Dead = waiter_list::no_dead_hook>
+  int notify_all_relayed(Dead&& dead = Dead{}) noexcept {
     if (!has_waiters()) return 0;
     waiter_node* chain = nullptr;
     lock_.lock();
-    int const n = list_.claim(INT_MAX, waiter_list::by_node, chain);
+    int const n = list_.claim(
+        INT_MAX, waiter_list::by_node, [](waiter_node&) { return true; }, chain, dead);
     // Ordering: relaxed, as in remove().
     if (list_.empty()) empty_.store(1, std::memory_order_relaxed);
     lock_.unlock();
@@ -517,10 +554,12 @@ class waiter_queue {
   }
 
  private:
-  [[gnu::noinline]] int claim_and_wake(int count, std::uintptr_t value) noexcept {
+  template <class Dead = waiter_list::no_dead_hook>
+  [[gnu::noinline]] int claim_and_wake(int count, std::uintptr_t value, Dead&& dead = Dead{}) noexcept {
     waiter_node* chain = nullptr;
     lock_.lock();
-    int const n = list_.claim(count, value, chain);
+    int const n = list_.claim(
+        count, value, [](waiter_node&) { return true; }, chain, dead);
     // Ordering: relaxed, as in remove().
     if (list_.empty()) empty_.store(1, std::memory_order_relaxed);
     lock_.unlock();
