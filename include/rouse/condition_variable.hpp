@@ -233,9 +233,9 @@ class condition_variable {
   // A waiter that claimed itself leaves: unlinks its node unless a notify
   // met it first (counted, above), then, if counted, drops the count as its
   // last touch of the object. The unlink leaves the queue's `empty` flag
-  // set (remove_then()): a notify that comes after the unlink takes the
-  // queue's lock, so it returns only after this unlock, and the object
-  // outlives this call either way.
+  // as it was, "not empty" (remove_then()): a notify that comes after the
+  // unlink takes the queue's lock, so it returns only after this unlock,
+  // and the object outlives this call either way.
   void leave(detail::waiter_node& n) noexcept {
     bool counted = false;
     (void)queue_.remove_then(n, [&]() noexcept { counted = n.packet() == &counted_tag; });
