@@ -17,7 +17,9 @@
 // Lifecycle: default-constructed, neither copyable nor movable. Waiters call
 // wait*() holding the lock; notifiers may hold it or not. Re-locking on the
 // way out of a wait never fails silently: if the lock's lock() throws there,
-// std::terminate is called ([thread.condvarany.wait]).
+// std::terminate is called ([thread.condvarany.wait]); so it is if the
+// lock's unlock() throws on the way in (BasicLockable's unlock() throws
+// nothing; by then a notify may have chosen this waiter).
 //
 // Destruction (std's rule, [thread.condition.condvar]): destroy it only once
 // no thread is blocked on it and no notify call on it can still be running.
@@ -55,7 +57,9 @@
 //   timeout      the waiter claims itself, unless a notify was first: then it
 //                returns cv_status::no_timeout (the notify is not lost).
 //   stop request (std::stop_token waits) claims that waiter alone, unlinks
-//                and releases it; a notify that was first wins.
+//                and releases it, all inside request_stop() (the object may
+//                be destroyed once it returned); a notify that was first
+//                wins.
 // A wait returns only when it was notified, timed out or stopped: no
 // spurious wake-ups (std allows them; callers re-check their predicate all
 // the same).
@@ -202,19 +206,27 @@ class condition_variable {
     return true;
   }
 
-  // What a stop request does: claim the waiter (unless a notify was first)
-  // and release it; the waiter leaves by itself (leave()). The release is
-  // its last touch of the waiter, and it touches nothing of the object.
+  // What a stop request does, on the requesting thread: claim the waiter
+  // (unless a notify was first), unlink its node (leave()), release it. To
+  // the caller of request_stop() the waiter is then notified and the object
+  // may be destroyed ([thread.condvarany.intwait]: the wait registers to be
+  // notified on a stop request), so the waiter, told by the claim value,
+  // does not touch the object again. The release is the last touch of the
+  // waiter.
   struct stop_claim {
+    condition_variable* cv;
     detail::waiter* w;
+    detail::waiter_node* n;
     void operator()() const noexcept {
-      if (w->try_claim(detail::waiter::aborted)) w->wake();  // else notified first: that release stands
+      if (!w->try_claim(stopped_claim)) return;  // notified first: that release stands
+      cv->leave(*n);
+      w->wake();
     }
   };
 
   // A notify's walk meets a dead node (under the queue's lock): a waiter
-  // that claimed itself (a timeout, a stop request) and has not unlinked it
-  // yet. The walk unlinks it; to the notifier's caller that waiter is
+  // that claimed itself (a timeout; or a stop request, on its way to
+  // unlinking it) and has not unlinked it yet. The walk unlinks it; to the notifier's caller that waiter is
   // notified and the object may be destroyed, while the waiter has still to
   // take the queue's lock to leave. So it is counted, and marked: the
   // destructor waits until every counted leaver is gone.
@@ -230,9 +242,9 @@ class condition_variable {
     }
   };
 
-  // A waiter that claimed itself leaves: unlinks its node unless a notify
-  // met it first (counted, above), then, if counted, drops the count as its
-  // last touch of the object. The unlink leaves the queue's `empty` flag
+  // A waiter that claimed itself (or the stop request that claimed it)
+  // leaves: unlinks its node unless a notify met it first (counted, above),
+  // then, if counted, drops the count as its last touch of the object. The unlink leaves the queue's `empty` flag
   // as it was, "not empty" (remove_then()): a notify that comes after the
   // unlink takes the queue's lock, so it returns only after this unlock,
   // and the object outlives this call either way.
@@ -255,22 +267,18 @@ class condition_variable {
     }
   }
 
-  // A notify that this waiter received and cannot use (its unlock threw)
-  // goes on: a relay's next is released, a notify_one to the next waiter
-  // (after a waiter notify_all released at once, a spurious wake-up).
-  void pass_on(detail::waiter_node& n) noexcept {
-    if (detail::waiter_node* const next = detail::waiter_list::next_of(n)) {
-      detail::waiter_queue<>::release_claimed(*next);
-    } else {
-      (void)queue_.notify_one(count_leaver{this});
-    }
-  }
-
   // [thread.condvarany.wait]: an exception from re-locking calls
   // std::terminate (noexcept does it).
   template <class Lock>
   static void relock(Lock& lock) noexcept {
     lock.lock();
+  }
+  // BasicLockable's unlock() throws nothing ([thread.req.lockable.basic]);
+  // one that throws inside a wait, its node already claimable by a notify,
+  // ends in std::terminate as a throwing relock does (noexcept does it).
+  template <class Lock>
+  static void unlock_registered(Lock& lock) noexcept {
+    lock.unlock();
   }
 
   // One wait: link a node (under the lock), unlock, spin and sleep until
@@ -287,36 +295,22 @@ class condition_variable {
       queue_.push(n);
     }
     // Registered after the push: a request made before runs the callback
-    // here, which claims and releases the waiter, so the wait below returns
-    // at once. Destroyed (it waits for a callback running on another thread)
-    // before the waiter leaves.
+    // here, which claims, unlinks and releases the waiter, so the wait below
+    // returns at once. Destroyed (it waits for a callback running on another
+    // thread) before the relock.
     std::optional<std::stop_callback<stop_claim>> claim_on_stop;
-    if (stop != nullptr) claim_on_stop.emplace(*stop, stop_claim{&w});
-    if (!detail::model_fault_on(detail::model_fault::condvar_registers_after_unlock)) {
-      try {
-        lock.unlock();
-      } catch (...) {
-        // Still locked: leave, and pass on a notify received meanwhile.
-        claim_on_stop.reset();
-        if (w.try_claim(detail::waiter::aborted)) {
-          leave(n);
-        } else {
-          w.wait_released();  // its claimer is between the claim and the release
-          if (w.claim() == detail::waiter::aborted) {
-            leave(n);  // a stop request claimed it
-          } else {
-            pass_on(n);
-          }
-        }
-        throw;
-      }
-    }
+    if (stop != nullptr) claim_on_stop.emplace(*stop, stop_claim{this, &w, &n});
+    if (!detail::model_fault_on(detail::model_fault::condvar_registers_after_unlock)) unlock_registered(lock);
     std::uintptr_t const claim = w.wait(deadline, detail::condvar_spin);
     claim_on_stop.reset();
     if (claim == detail::waiter::aborted) {
-      leave(n);  // timed out or stopped
+      leave(n);  // timed out
       relock(lock);
-      return stop != nullptr && stop->stop_requested() ? std::cv_status::no_timeout : std::cv_status::timeout;
+      return std::cv_status::timeout;
+    }
+    if (claim == stopped_claim) {
+      relock(lock);  // the stop request unlinked the node
+      return std::cv_status::no_timeout;
     }
     // Notified. A notify_all's relay: the next sleeper it claimed, whose
     // node is alive until we release it (null for a notify_one, or a waiter
@@ -336,6 +330,9 @@ class condition_variable {
     return std::cv_status::no_timeout;
   }
 
+  // The claim of a stop request (the queue's close(), whose value it is, is
+  // never used on a condition variable).
+  static constexpr std::uintptr_t stopped_claim = detail::waiter::closed;
   // leavers_: bits 0..30 count waiters met as dead nodes by a notify and not
   // yet gone; bit 31: the destructor waits for them.
   static constexpr std::uint32_t destroying = std::uint32_t{1} << 31;

@@ -786,53 +786,41 @@ TEST(condition_variable_any, a_relayed_sleeper_wakes_the_next_before_it_relocks)
   h.join();
 }
 
-// A stoppable wait whose lock's unlock() requests the stop and then throws:
-// the stop request claimed the waiter, which must leave without passing a
-// notification on (it had none). Another waiter, never notified, returned
-// from its untimed wait (the stop's claim was taken for a notify and passed
-// on).
-TEST(condition_variable_any, a_throwing_unlock_after_a_stop_passes_nothing_on) {
-  std::mutex m;
-  condition_variable cv;
-  std::stop_source stop;
-  struct stopping_lock {
-    std::mutex& m;
-    std::stop_source& stop;
-    bool armed = true;
-    void lock() { m.lock(); }
-    void unlock() {
-      if (armed) {
-        armed = false;
-        (void)stop.request_stop();
-        throw std::runtime_error("unlock failed");
+// The object destroyed right after request_stop() returned, holding the
+// waiter's mutex: std counts a stop request as a notification of the waits
+// registered for it ([thread.condvarany.intwait]), so every waiter was
+// notified. The waiter unlinked its node itself after the stop, from the
+// freed object (ASan; debug builds took it for misuse: "destroyed while
+// threads wait on it"); the stop request now unlinks it before it returns.
+TEST(condition_variable_any, may_be_destroyed_right_after_a_stop_request) {
+  for (int round = 0; round < 200; ++round) {
+    auto* cv = new rouse::condition_variable_any;
+    std::mutex m;
+    std::stop_source stop;
+    std::atomic<bool> inside{false};
+    struct signalling_lock {  // tells when the wait released it
+      std::mutex& m;
+      std::atomic<bool>& inside;
+      void lock() { m.lock(); }
+      void unlock() {
+        m.unlock();
+        inside.store(true);
       }
-      m.unlock();
+    };
+    std::thread w([&] {
+      signalling_lock l{m, inside};
+      l.lock();
+      (void)cv->wait(l, stop.get_token(), [] { return false; });  // ends by the stop request
+      l.unlock();
+    });
+    while (!inside.load()) std::this_thread::yield();
+    {
+      std::lock_guard<std::mutex> g(m);
+      (void)stop.request_stop();
+      delete cv;
     }
-  };
-  std::atomic<bool> x_returned{false};
-  std::atomic<pid_t> x_tid{0};
-  bool done = false;  // under m
-  std::thread x([&] {
-    x_tid.store(this_thread_tid());
-    std::unique_lock<std::mutex> l(m);
-    cv.wait(l);  // only a notify may end it
-    x_returned.store(true);
-    while (!done) cv.wait(l);
-  });
-  eventually([&] { return x_tid.load() != 0; });
-  rouse_test::until_asleep(x_tid.load());
-  stopping_lock y{m, stop};
-  y.lock();
-  EXPECT_THROW((void)cv.wait(y, stop.get_token(), [] { return false; }), std::runtime_error);
-  m.unlock();
-  for (int i = 0; i < 4000 && !x_returned.load(); ++i) std::this_thread::yield();
-  EXPECT_FALSE(x_returned.load()) << "a waiter that was never notified returned";
-  {
-    std::lock_guard<std::mutex> g(m);
-    done = true;
-    cv.notify_all();
+    w.join();
   }
-  x.join();
 }
 
 TEST(condition_variable, works_with_a_bare_basic_lockable_and_shared_lock) {
@@ -1067,6 +1055,32 @@ void wait_then_fail_to_relock(Wait wait) {
   lock.lock();
   wait(cv, lock, source.get_token());
   std::fprintf(stderr, "the wait returned\n");
+}
+
+// A lock whose unlock() throws on the way into a wait (BasicLockable's
+// unlock() throws nothing): by then a notify may have chosen the waiter, and
+// passing that on touched an object the notifier could have destroyed, or
+// woke a thread that started waiting later. It ends in std::terminate.
+struct lock_failing_on_unlock {
+  std::mutex m;
+  void lock() { m.lock(); }
+  void unlock() { throw std::runtime_error("unlock failed"); }
+};
+TEST(condition_variable_death, an_unlock_that_throws_terminates) {
+  auto const wait_with_a_failing_unlock = [](bool stoppable) {
+    condition_variable cv;
+    std::stop_source source;
+    lock_failing_on_unlock lock;
+    lock.lock();
+    if (stoppable) {
+      (void)cv.wait(lock, source.get_token(), [] { return false; });
+    } else {
+      cv.wait(lock);
+    }
+    std::fprintf(stderr, "the wait returned\n");
+  };
+  EXPECT_DEATH(wait_with_a_failing_unlock(false), "terminate called");
+  EXPECT_DEATH(wait_with_a_failing_unlock(true), "terminate called");
 }
 
 TEST(condition_variable_death, a_relock_that_throws_terminates) {
