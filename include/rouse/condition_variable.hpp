@@ -218,15 +218,27 @@ class condition_variable {
     detail::waiter* w;
     detail::waiter_node* n;
     void operator()() const noexcept {
-      if (!w->try_claim(stopped_claim)) return;  // notified first: that release stands
-      cv->leave(*n);
-      w->wake();
+      if (w->try_claim(stopped_claim)) {
+        cv->leave(*n);
+        w->wake();
+      } else if (w->claim() == detail::waiter::aborted) {
+        // Its timeout won: the waiter still has to unlink its node, after
+        // this request returned. Unlinked and counted here, as a notify that
+        // meets a leaving waiter's node does, so that the destructor waits
+        // for it. (w lives on: the waiter's stop_callback destructor waits
+        // for this call.)
+        (void)cv->queue_.remove_then(*n, [this](bool was_linked) noexcept {
+          if (was_linked) count_leaver{cv}(*n);
+        });
+      }
+      // Else a notify was first: that release stands.
     }
   };
 
   // A notify's walk meets a dead node (under the queue's lock): a waiter
   // that claimed itself (a timeout; or a stop request, on its way to
-  // unlinking it) and has not unlinked it yet. The walk unlinks it; to the notifier's caller that waiter is
+  // unlinking it) and has not unlinked it yet. (A stop request that finds
+  // its waiter timed out does the same.) The walk unlinks it; to the notifier's caller that waiter is
   // notified and the object may be destroyed, while the waiter has still to
   // take the queue's lock to leave. So it is counted, and marked: the
   // destructor waits until every counted leaver is gone.
@@ -250,7 +262,7 @@ class condition_variable {
   // and the object outlives this call either way.
   void leave(detail::waiter_node& n) noexcept {
     bool counted = false;
-    (void)queue_.remove_then(n, [&]() noexcept { counted = n.packet() == &counted_tag; });
+    (void)queue_.remove_then(n, [&](bool) noexcept { counted = n.packet() == &counted_tag; });
     if (counted) {
       // Ordering: release pairs with the destructor's acquire.
       std::uint32_t const before = leavers_.fetch_sub(1, std::memory_order_release);
@@ -297,17 +309,23 @@ class condition_variable {
     // Registered after the push: a request made before runs the callback
     // here, which claims, unlinks and releases the waiter, so the wait below
     // returns at once. Destroyed (it waits for a callback running on another
-    // thread) before the relock.
+    // thread) before the relock, and after a timed-out waiter has left.
     std::optional<std::stop_callback<stop_claim>> claim_on_stop;
     if (stop != nullptr) claim_on_stop.emplace(*stop, stop_claim{this, &w, &n});
     if (!detail::model_fault_on(detail::model_fault::condvar_registers_after_unlock)) unlock_registered(lock);
     std::uintptr_t const claim = w.wait(deadline, detail::condvar_spin);
-    claim_on_stop.reset();
     if (claim == detail::waiter::aborted) {
-      leave(n);  // timed out
+      // Timed out. Leaves with its stop registration still in place: a stop
+      // requested meanwhile counts this call as notified, and its callback
+      // (which finds the waiter claimed) unlinks and counts the node, or
+      // waits for our unlink under the queue's lock; either way the object
+      // outlives what this call still does to it.
+      leave(n);
+      claim_on_stop.reset();
       relock(lock);
       return std::cv_status::timeout;
     }
+    claim_on_stop.reset();
     if (claim == stopped_claim) {
       relock(lock);  // the stop request unlinked the node
       return std::cv_status::no_timeout;

@@ -420,7 +420,7 @@ class waiter_queue {
   }
   // remove() for a waiter that claimed itself and must be done with the
   // queue once a notify that came after could return: it calls
-  // `under_lock()` while the lock is held (after the unlink), and leaves
+  // `under_lock(was_linked)` while the lock is held (after the unlink), and leaves
   // `empty` as it is, so that a notify that reads it takes the lock, which
   // orders that notify's return after this call's unlock (rouse::
   // condition_variable: the object may be destroyed right after such a
@@ -430,7 +430,7 @@ class waiter_queue {
   bool remove_then(waiter_node& n, F&& under_lock) noexcept {
     lock_.lock();
     bool const was = list_.remove(n);
-    under_lock();
+    under_lock(was);
     lock_.unlock();
     return was;
   }
