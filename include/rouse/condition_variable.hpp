@@ -83,8 +83,9 @@
 // system call. Figures: docs/locks.md.
 //
 // State: the waiter queue's FIFO, under its lock, and leavers_ (waiters
-// that claimed themselves and that a notify met before they unlinked; bit
-// 31: the destructor waits for them). A waiter's own claim word
+// that claimed themselves — a timeout — and that a notify's walk, or a stop
+// request that came too late, met before they unlinked; bit 31: the
+// destructor waits for them). A waiter's own claim word
 // (detail::waiter) decides between a notify, its timeout and its stop
 // request: exactly one wins (DESIGN rule 6).
 //
@@ -103,7 +104,12 @@
 // notify). The release of a waiter is the thread_parker's release exchange
 // (or compare-exchange), which its park or poll acquires; the relay link was
 // written by the notifier (under the queue's lock, or after it while the
-// node was claimed and not yet released) before that release.
+// node was claimed and not yet released) before that release. A leaving
+// waiter (timeout) is counted under the queue's lock by whoever meets its
+// node; it drops the count with a release RMW, which the destructor's
+// acquire load pairs with, so its last touches come before the free. A
+// waiter's own unlink leaves `empty` unchanged: a notify that reads it then
+// takes the queue's lock, after the leaver's unlock.
 #pragma once
 
 #include <chrono>

@@ -377,6 +377,43 @@ TEST(waiter_queue, a_cancelled_waiter_that_was_not_chosen_passes_nothing_on) {
   EXPECT_TRUE(second.w.is_waiting());
 }
 
+// notify_all_relayed() with every waiter asleep wakes only the oldest (one
+// wake system call in the call, however many sleep); each released waiter
+// passes the release on to the next through its node's link, in
+// registration order. The released ones hold their relay until the count
+// is read, so the count is the notify's alone.
+TEST(waiter_queue, notify_all_relayed_wakes_only_the_first_sleeper_and_links_the_rest_in_order) {
+  if (!rouse::platform::syscall_counters_enabled()) GTEST_SKIP() << "syscall counters not built in";
+  constexpr int n = 4;
+  d::waiter_queue<> q;
+  std::atomic<bool> relay{false};
+  std::atomic<int> returned{0};
+  int order[n] = {};
+  std::atomic<pid_t> tids[n] = {};
+  std::vector<std::thread> ts;
+  for (int i = 0; i < n; ++i) {
+    ts.emplace_back([&, i] {
+      parked p;
+      q.push(p.n);
+      tids[i].store(rouse_test::kernel_tid());
+      EXPECT_EQ(p.w.wait(d::no_deadline{}, no_spin), p.n.id());
+      order[i] = returned.fetch_add(1);
+      while (!relay.load()) std::this_thread::yield();
+      if (d::waiter_node* const next = d::waiter_list::next_of(p.n)) d::waiter_queue<>::release_claimed(*next);
+    });
+    rouse_test::eventually([&] { return tids[i].load() != 0 && rouse_test::is_asleep(tids[i].load()); });
+  }
+  auto const before = rouse::platform::syscall_counters();
+  EXPECT_EQ(q.notify_all_relayed(), n);
+  auto const after = rouse::platform::syscall_counters();
+  EXPECT_EQ(after.wakes - before.wakes, 1u);
+  rouse_test::eventually([&] { return returned.load() == 1; });
+  relay.store(true);
+  for (auto& t : ts) t.join();
+  for (int i = 0; i < n; ++i) EXPECT_EQ(order[i], i) << "waiter " << i;
+  EXPECT_FALSE(q.has_waiters());
+}
+
 TEST(waiter_queue, a_thread_waiter_that_times_out_after_it_was_chosen_reports_the_wake_up) {
   // The deadline has passed before the wait starts, but a notify claimed
   // the waiter first: the wait reports the notify's claim, not a timeout.
