@@ -368,13 +368,6 @@ TEST(condition_variable, notify_one_releases_exactly_one_sleeping_waiter) {
   notify_one_releases_exactly_one(4, 25, asleep);
 }
 
-// W1, the only waiter, is notified with the lock held; W2, W4 and W3 start
-// waiting after, and a stop request for W3 wakes every sleeper (W2 and W4
-// too) while W1 has not run yet (it is kept off the CPU: SCHED_IDLE beside a
-// busy thread on its CPU). Neither may take the signal meant for W1, which
-// would then sleep on past its notify (std: notify_one unblocks one of the
-// threads blocked when it is called; W1 was the only one). Hangs before the
-// fix (with W4: also with a first fix that passed the wake on).
 // The first two CPUs this process may run on; false when it has fewer.
 bool two_cpus(cpu_set_t& allowed, int (&cpus)[2]) {
   CPU_ZERO(&allowed);
@@ -451,6 +444,14 @@ class first_waiter_kept_off_cpu {
   std::thread hog_, w1_;
 };
 
+// W1, the only waiter, is notified with the lock held; W2, W4 and W3 start
+// waiting after, and a stop request for W3 comes while W1 has not run yet
+// (it is kept off the CPU: SCHED_IDLE beside a busy thread on its CPU).
+// Neither W2 nor W4 may take the notification meant for W1, which would then
+// sleep on past its notify (std: notify_one unblocks one of the threads
+// blocked when it is called; W1 was the only one). Hung with the
+// sequence-word design, whose stop request woke every sleeper (with W4:
+// also with a first fix there that passed the wake on).
 TEST(condition_variable, a_waiter_woken_by_a_stop_request_leaves_an_earlier_waiters_signal) {
   cpu_set_t allowed;
   int cpus[2];
@@ -888,7 +889,7 @@ TEST(condition_variable, stop_during_a_timed_interruptible_wait) {
 
 // std allows destroying a condition variable once all waiters were notified,
 // before they return; here the notifier destroys it while still holding the
-// mutex the requeued waiters need.
+// mutex the released waiters need.
 TEST(condition_variable, may_be_destroyed_after_notify_all_before_waiters_return) {
   for (int round = 0; round < 20; ++round) {
     rouse::mutex m;
@@ -943,9 +944,9 @@ TEST(condition_variable, a_waiter_notified_under_the_lock_may_destroy_it_at_once
   }
 }
 
-// The same with two waiters and notify_all (requeue): the first one out
-// destroys it while the other may still be leaving; the destructor waits
-// for it.
+// The same with two waiters and notify_all: the first one out destroys it
+// while the other may still be on its way out (relayed, or relocking); a
+// notified waiter touches nothing of the object.
 TEST(condition_variable, a_waiter_released_by_notify_all_under_the_lock_may_destroy_it_at_once) {
   for (int round = 0; round < 500; ++round) {
     rouse::mutex m;
