@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "rouse/async/channel.hpp"
+#include "rouse/async/notify.hpp"
 #include "rouse/async/select.hpp"
 #include "rouse/async/semaphore.hpp"
 #include "rouse/async/spawn.hpp"
@@ -228,6 +229,49 @@ TEST(async_select_stress, a_loser_that_ends_just_before_a_join_round_does_not_le
     pa.forget();
     pb.forget();
   }
+}
+
+// A notify branch beside a busy channel, on a pool: a notifier thread makes
+// one notify_one at a time and waits for the consumer to report it; a feeder
+// thread keeps the channel ready, so the select often chooses the recv while
+// the notified() child was chosen too (at its check, at its re-check, or
+// asleep). A losing child gives its permit back; a lost one leaves the
+// notifier waiting for good (a hang), a doubled one shows in the count.
+TEST(async_select_stress, a_notify_branch_beside_a_busy_channel_loses_no_notification) {
+  long const rounds = rouse_test::scaled(5000);
+  rouse::async::notify n;
+  std::atomic<long> reported{0};
+  long wins = 0;
+  {
+    thread_pool pool(4);
+    auto c = ch::bounded<long>(4);
+    auto cons = spawn(pool, [](ch::receiver<long>& rx, rouse::async::notify& nt, std::atomic<long>& rep,
+                               long want) -> task<long> {
+      long got = 0;
+      while (got < want) {
+        auto r = co_await ch::select(ch::recv(rx), ch::op(nt.notified()));
+        if (r.index() == 1) {
+          ++got;
+          rep.store(got);
+          rep.notify_one();
+        }
+      }
+      co_return got;
+    }(c.second, n, reported, rounds));
+    std::thread feeder([tx = c.first]() mutable {
+      for (long v = 0; tx.send_blocking(v); ++v) {
+      }
+    });
+    for (long i = 0; i < rounds; ++i) {
+      n.notify_one();
+      for (long r = reported.load(); r <= i; r = reported.load()) reported.wait(r);
+    }
+    wins = cons.join();
+    c.second.close();  // the feeder's send fails: it ends
+    feeder.join();
+  }
+  EXPECT_EQ(wins, rounds);
+  EXPECT_FALSE(n.notified().await_ready()) << "a notification was doubled";
 }
 
 }  // namespace

@@ -146,6 +146,76 @@ TEST(async_notify, one_notify_all_does_not_complete_two_sequential_awaits) {
   EXPECT_EQ(count, 2);
 }
 
+// ---- give_back: a completed wait whose completion is dropped -------------------------
+// (a select's op() branch that completed but lost)
+
+task<> await_it(ra::notify::awaitable& f, int& count) {
+  co_await f;
+  ++count;
+}
+
+TEST(async_notify, give_back_after_taking_a_stored_permit_stores_it_again) {
+  ra::notify n;
+  n.notify_one();
+  auto f = n.notified();
+  ASSERT_TRUE(f.await_ready());  // took the permit
+  f.await_resume();
+  EXPECT_FALSE(take_permit(n));
+  n.notify_one();
+  ASSERT_TRUE(take_permit(n));
+  f.give_back();
+  EXPECT_TRUE(take_permit(n));  // back
+  EXPECT_FALSE(take_permit(n));
+}
+
+TEST(async_notify, give_back_of_a_wait_notify_one_chose_passes_the_permit_to_the_next_waiter) {
+  ra::notify n;
+  test_loop loop;
+  std::vector<int> order;
+  int count = 0;
+  auto f = n.notified();
+  auto a = await_it(f, count);
+  auto b = wait_once(n, order, 2);
+  a.start(loop);
+  b.start(loop);
+  loop.drain();
+  n.notify_one();  // chooses a
+  loop.drain();
+  EXPECT_EQ(count, 1);
+  EXPECT_TRUE(order.empty());
+  f.give_back();  // a's permit goes to b
+  loop.drain();
+  EXPECT_EQ(order, (std::vector<int>{2}));
+  EXPECT_FALSE(take_permit(n));
+}
+
+TEST(async_notify, give_back_of_a_wait_notify_all_woke_gives_nothing) {
+  ra::notify n;
+  test_loop loop;
+  int count = 0;
+  auto f = n.notified();
+  auto a = await_it(f, count);
+  a.start(loop);
+  loop.drain();
+  n.notify_all();
+  loop.drain();
+  EXPECT_EQ(count, 1);
+  f.give_back();
+  EXPECT_FALSE(take_permit(n));  // notify_all stores nothing, and gets nothing back
+}
+
+TEST(async_notify, give_back_after_a_notify_all_seen_at_the_check_gives_nothing) {
+  ra::notify n;
+  auto f = n.notified();
+  n.notify_all();
+  n.notify_one();  // stored, not taken: the check saw the notify_all first
+  ASSERT_TRUE(f.await_ready());
+  f.await_resume();
+  f.give_back();
+  EXPECT_TRUE(take_permit(n));
+  EXPECT_FALSE(take_permit(n));
+}
+
 // ---- a waiter that gives up ----------------------------------------------------------
 
 TEST(async_notify, a_waiter_destroyed_after_being_chosen_passes_the_permit_on) {
@@ -373,6 +443,16 @@ TEST(async_notify_death, a_second_await_of_one_notified_is_diagnosed) {
       },
       "rouse::async::list_awaitable: misuse: awaited twice");
 }
+TEST(async_notify_death, a_give_back_before_the_await_completed_is_diagnosed) {
+  EXPECT_DEATH(
+      {
+        ra::notify n;
+        auto a = n.notified();
+        a.give_back();
+      },
+      "rouse::async::list_awaitable::give_back: misuse: called before the await completed normally");
+}
+
 TEST(async_notify_death, destroying_a_notify_with_a_waiter_is_diagnosed) {
   EXPECT_DEATH(
       {

@@ -19,7 +19,9 @@
 #include <variant>
 
 #include "counted.hpp"
+#include "rouse/async/event.hpp"
 #include "rouse/async/mutex.hpp"
+#include "rouse/async/notify.hpp"
 #include "rouse/async/run_loop.hpp"
 #include "rouse/async/semaphore.hpp"
 #include "rouse/async/sleep.hpp"
@@ -439,6 +441,94 @@ TEST(async_select, a_loser_that_completed_anyway_releases_its_permit) {
   }
   EXPECT_GT(wins[0], 50);  // both orders happen: the choice is random
   EXPECT_GT(wins[1], 50);
+}
+
+// A notify_one that chose the op branch's notified() while a recv branch was
+// ready too: when the recv wins, the permit the loser took goes back to the
+// notify (stored: nobody else waits), so no notification is lost.
+TEST(async_select, a_losing_notified_that_was_notified_passes_its_permit_on) {
+  run_loop loop;
+  rouse::async::notify n;
+  auto a = ch::bounded<int>(1);
+  int wins[2] = {0, 0};
+  for (int i = 0; i < 400; ++i) {
+    auto h = rouse::async::spawn(loop, [](ch::receiver<int>& rx, rouse::async::notify& nt) -> task<std::size_t> {
+      auto r = co_await ch::select(ch::recv(rx), ch::op(nt.notified()));
+      co_return r.index();
+    }(a.second, n));
+    settle(loop);
+    n.notify_one();  // chooses the child, queued on the loop
+    EXPECT_TRUE(a.first.try_send(i));
+    std::size_t const idx = join(loop, std::move(h));
+    ++wins[idx];
+    if (idx == 1) {
+      EXPECT_EQ(*a.second.try_recv(), i);  // the value stayed
+    }
+    // Either the notify was the winner's, or its permit is stored: a fresh
+    // wait completes at once, exactly once.
+    bool const stored = run(loop, [](rouse::async::notify& nt) -> task<bool> {
+      auto f = nt.notified();
+      co_return f.await_ready();
+    }(n));
+    EXPECT_EQ(stored, idx == 0) << "round " << i;
+    if (stored) {
+      bool const twice = run(loop, [](rouse::async::notify& nt) -> task<bool> {
+        auto f = nt.notified();
+        co_return f.await_ready();
+      }(n));
+      EXPECT_FALSE(twice);
+    }
+  }
+  EXPECT_GT(wins[0], 50);  // both orders happen: the choice is random
+  EXPECT_GT(wins[1], 50);
+}
+
+// The same with the notified() under with_timeout: it forwards the give-back
+// when the wait completed in time.
+TEST(async_select, a_losing_timed_notified_that_was_notified_passes_its_permit_on) {
+  run_loop loop;
+  rouse::async::notify n;
+  auto a = ch::bounded<int>(1);
+  int wins[2] = {0, 0};
+  for (int i = 0; i < 400; ++i) {
+    auto h = rouse::async::spawn(loop, [](ch::receiver<int>& rx, rouse::async::notify& nt) -> task<std::size_t> {
+      auto r = co_await ch::select(ch::recv(rx), ch::op(rouse::async::with_timeout(nt.notified(), 1h)));
+      co_return r.index();
+    }(a.second, n));
+    settle(loop);
+    n.notify_one();
+    EXPECT_TRUE(a.first.try_send(i));
+    std::size_t const idx = join(loop, std::move(h));
+    ++wins[idx];
+    if (idx == 1) {
+      EXPECT_EQ(*a.second.try_recv(), i);
+    }
+    EXPECT_EQ(n.notified().await_ready(), idx == 0) << "round " << i;
+  }
+  EXPECT_GT(wins[0], 50);
+  EXPECT_GT(wins[1], 50);
+}
+
+// Through an auto_reset_event, the other order: the value wakes the select
+// first, then a set() chooses the child's wait. The select runs before the
+// child and picks the recv; the child, asked to stop after it was chosen,
+// completes anyway, and gives the set back: the event stays set.
+TEST(async_select, a_loser_chosen_by_a_set_after_the_select_woke_leaves_the_event_set) {
+  run_loop loop;
+  rouse::async::auto_reset_event ev;
+  auto a = ch::bounded<int>(1);
+  for (int i = 0; i < 100; ++i) {
+    auto h = rouse::async::spawn(loop, [](ch::receiver<int>& rx, rouse::async::auto_reset_event& e) -> task<std::size_t> {
+      auto r = co_await ch::select(ch::recv(rx), ch::op(e.wait()));
+      co_return r.index();
+    }(a.second, ev));
+    settle(loop);
+    EXPECT_TRUE(a.first.try_send(i));
+    ev.set();
+    EXPECT_EQ(join(loop, std::move(h)), 0u);
+    EXPECT_TRUE(ev.is_set()) << "round " << i;
+    ev.reset();
+  }
 }
 
 TEST(async_select, a_stopped_select_stops_and_awaits_its_op_children) {

@@ -22,7 +22,9 @@
 //   permit on: to the next waiter, or stored (tokio #4618; DESIGN rule 6).
 //   A waiter stopped through its stop token before it was chosen takes
 //   nothing; one stopped after it was chosen keeps the wake (it resumes
-//   normally).
+//   normally). A wait that completed but whose completion is dropped (a
+//   select's op() branch that lost) gives its permit back with give_back()
+//   (the select calls it; rouse/async/select.hpp).
 //
 // Lifecycle and rules: any task or thread may notify or wait at any time.
 // A task resumes on the executor of its promise's environment, never inside

@@ -63,12 +63,18 @@
 //   does not honour stop requests (a task that ignores its token) keeps
 //   the select waiting until it completes; a join_handle's await ends at
 //   once, its task running on, detached.
-// - "Nothing lost" for op branches means: a losing child that completed
-//   anyway (its completion raced the stop request) has its result
-//   destroyed before the select returns. For an RAII result that is the
-//   right outcome: a semaphore permit is released, a mutex guard unlocks,
-//   a join_handle's value is dropped. For a value that must not be lost,
-//   use a channel branch (recv / reserve / send): those are exact.
+// - "Nothing lost" for op branches: a losing child that completed anyway
+//   (it was ready when another ready branch was chosen, or its completion
+//   raced the stop request) gives back what it took, or has its result
+//   destroyed, before the select returns. A notify's notified() and an
+//   auto_reset_event's wait() give back: a notify_one's permit they took
+//   goes on to the next waiter, or is stored (as tokio's dropped Notified
+//   does). For an RAII result destruction is the give-back: a semaphore
+//   permit is released, a mutex guard unlocks. Anything else is dropped: a
+//   join_handle's value, a task's result (a task that awaited a notify
+//   inside cannot give it back: put the notified() itself in the branch).
+//   For a value that must not be lost, use a channel branch (recv /
+//   reserve / send): those are exact.
 // - A child that completes as stopped on its own (not because it lost)
 //   completes the select as stopped; one that throws makes the select throw
 //   that exception (after the other children were stopped and awaited).
@@ -452,7 +458,9 @@ class op_branch : public op_base {
     if (!completed()) return std::nullopt;
     if (error_) std::rethrow_exception(std::exchange(error_, nullptr));
     if (stopped_) throw op_stopped{};
-    return std::move(value_);
+    std::optional<result_type> r = std::move(value_);
+    value_.reset();  // the winner's: finish() gives back only a loser's
+    return r;
   }
   // Registers on the child; the first round starts it (inline, to its first
   // suspension). False: it completed.
@@ -461,8 +469,14 @@ class op_branch : public op_base {
     if (!child_) start(core);
     return true;
   }
+  // After the join. A loser that completed anyway still holds its result:
+  // an awaitable that can give back what it took does (a notify's permit
+  // goes on to the next waiter); any other result is destroyed.
   void finish() noexcept {
     op_base::finish();
+    if constexpr (requires(std::remove_reference_t<S>& a) { a.give_back(); }) {
+      if (value_) a_.give_back();
+    }
     value_.reset();
   }
 

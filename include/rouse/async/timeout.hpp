@@ -295,6 +295,14 @@ class timeout_list_awaitable : timeout_core {
     return false;  // timed out
   }
 
+  // The operation's give_back() (list_awaitable's), when it completed in
+  // time: a select's op() branch that lost gives back what it took.
+  void give_back() noexcept
+    requires requires(A& a) { a.give_back(); }
+  {
+    if (finished_ && !op_.completed_stopped()) op_.give_back();
+  }
+
  private:
 
   // The executor the operation resumes its awaiter on: it sees the

@@ -344,8 +344,10 @@ class list_wait {
 
   check_result try_acquire() noexcept { return p_->try_acquire(tag()); }
 
-  // Registers (B1) and re-checks (B2).
-  start_result start() noexcept {
+  // Registers (B1) and re-checks (B2). `kept_permit`, when given, is set to
+  // whether a wait that ends here (withdrew, claimed) keeps a notify_one's
+  // permit (for a give-back, list_awaitable::give_back()).
+  start_result start(bool* kept_permit = nullptr) noexcept {
     // A primitive that tags a wait when it registers, not when it is made
     // (manual_reset_event's generation: read before the re-check).
     if constexpr (requires { p_->tag_at_registration(); }) node_.reset(&waiter_, to_packet(p_->tag_at_registration()));
@@ -354,11 +356,15 @@ class list_wait {
     if (r == check_result::not_ready) return start_result::suspended;
     if (waiter_.try_claim(detail::waiter::aborted)) {
       list().remove(node_);
+      if (kept_permit) *kept_permit = r == check_result::ready_with_permit;
       return start_result::withdrew;
     }
     // Chosen meanwhile: two reasons to go on. It keeps one; if either is a
-    // permit, one permit goes back (a notify_all seen twice is one).
-    if (r == check_result::ready_with_permit || waiter_list::transferable(waiter_.claim())) p_->pass_on();
+    // permit, one permit goes back (a notify_all seen twice is one). It
+    // keeps a permit only when both were.
+    bool const handed = waiter_list::transferable(waiter_.claim());
+    if (r == check_result::ready_with_permit || handed) p_->pass_on();
+    if (kept_permit) *kept_permit = r == check_result::ready_with_permit && handed;
     return start_result::claimed;
   }
 
@@ -465,7 +471,9 @@ class list_awaitable {
 
   bool await_ready() noexcept {
     ROUSE_CHECK_USAGE(stage_ == stage::idle && !stopped_, "rouse::async::list_awaitable", "awaited twice");
-    return wait_.try_acquire() != check_result::not_ready;
+    check_result const r = wait_.try_acquire();
+    kept_permit_ = r == check_result::ready_with_permit;
+    return r != check_result::not_ready;
   }
 
   template <class Promise>
@@ -487,13 +495,19 @@ class list_awaitable {
       return stopped_here(h);
     }
     stage_ = stage::linked;
-    switch (wait_.start()) {
+    typename Wait::start_result started;
+    if constexpr (std::is_same_v<Wait, list_wait<P>>)
+      started = wait_.start(&kept_permit_);
+    else
+      started = wait_.start();
+    switch (started) {
       case Wait::start_result::withdrew:
         stage_ = stage::done;
         return h;  // ready: go on at once
       case Wait::start_result::claimed:
         break;  // its wake is coming, or came: the guard says who resumes
       case Wait::start_result::suspended:
+        suspended_ = true;
         if (token.stop_possible()) register_stop(token);
         break;
     }
@@ -526,6 +540,25 @@ class list_awaitable {
   // won first (then nothing is touched). Only while the node is linked: from
   // the primitive's re-check (B2) on, until the coroutine resumes.
   bool try_end_wait() noexcept { return wait_.try_abort(); }
+
+  // The wait completed normally and its completion is dropped unused (a
+  // select's op() branch that completed but lost, rouse/async/select.hpp):
+  // gives back what it took, as if it had not completed. A notify_one's
+  // permit it holds (handed to it, or taken from the primitive) is passed
+  // on: to the next waiter, or stored (P::pass_on(), as a waiter that gives
+  // up does). A notify_all is not given back: it woke every waiter of its
+  // time and stores nothing. Once, after the await completed normally.
+  void give_back() noexcept
+    requires std::is_same_v<Wait, list_wait<P>>
+  {
+    ROUSE_CHECK_USAGE(stage_ == stage::done && !stopped_, "rouse::async::list_awaitable::give_back",
+                      "called before the await completed normally");
+    // A wait that suspended holds what its claim handed it; one that ended
+    // in await_ready or at the re-check, what the check took (kept_permit_).
+    bool const holds = suspended_ ? waiter_list::transferable(wait_.claim()) : kept_permit_;
+    kept_permit_ = suspended_ = false;
+    if (holds) wait_.primitive().pass_on();
+  }
 
   // Whether the wait completed as stopped (read by an adaptor once the
   // wait has completed: its resume, or its await_suspend returned h).
@@ -605,6 +638,8 @@ class list_awaitable {
   ::rouse::detail::atomic<std::uint32_t> phase_{arming};
   stage stage_ = stage::idle;
   bool stopped_ = false;
+  bool kept_permit_ = false;  // the check or the re-check took a permit
+  bool suspended_ = false;    // registered and slept: its claim says what it holds
   void (*stop_destroy_)(void*) noexcept = nullptr;
   alignas(void*) unsigned char stop_[stop_storage];
 };

@@ -15,7 +15,10 @@
 //
 // when_any(ts...) -> task<std::variant<V...>>: the first task to complete
 // with a value or an exception wins (the variant's index says which); the
-// others are asked to stop and awaited, and what they return is dropped.
+// others are asked to stop and awaited, and what they return is dropped
+// (a loser that awaited a notify and completed anyway has consumed it: to
+// race a notification against other work without losing it, use
+// channel::select with op(n.notified()), which gives it back).
 // If every task completed as stopped, when_any completes as stopped.
 // when_all() of no task completes at once with an empty tuple; when_any()
 // of none does not compile.
