@@ -214,6 +214,99 @@ TEST(async_task, a_stop_through_deeply_nested_tasks_takes_constant_stack) {
   }
 }
 
+// Destroying a chain of suspended nested tasks: the frames go deepest first
+// (as nested destructors would take them: a child before its parent's
+// locals, which its own locals may refer to), in constant stack. Each
+// level's local records its depth and the stack at its destruction, and
+// refers to its parent's local, which must still be alive then.
+struct level_guard {
+  long depth;
+  const level_guard* parent;
+  std::vector<long>* order;
+  std::uintptr_t* deepest;
+  std::uintptr_t base;
+  bool alive = true;
+  ~level_guard() {
+    if (parent != nullptr && !parent->alive) order->push_back(-1);  // a parent's local went first
+    order->push_back(depth);
+    *deepest = std::max(*deepest, distance(base, stack_here()));
+    alive = false;
+  }
+};
+task<long> nested_guarded(long depth, const level_guard* parent, rouse::async::manual_reset_event& never,
+                          std::vector<long>& order, std::uintptr_t& deepest, std::uintptr_t base) {
+  level_guard g{depth, parent, &order, &deepest, base};
+  if (depth == 0) {
+    co_await never.wait();
+    co_return 0;
+  }
+  co_return 1 + co_await nested_guarded(depth - 1, &g, never, order, deepest, base);
+}
+
+TEST(async_task, destroying_a_suspended_chain_goes_deepest_first_in_constant_stack) {
+#if defined(ROUSE_SANITIZER_address) || defined(ROUSE_SANITIZER_thread)
+  constexpr long deepest_depth = 200'000;
+#else
+  constexpr long deepest_depth = 1'000'000;
+#endif
+  for (long depth : {0L, 1L, 1000L, deepest_depth}) {
+    rouse::async::manual_reset_event never;
+    std::vector<long> order;
+    order.reserve(static_cast<std::size_t>(depth) + 2);
+    std::uintptr_t deepest = 0;
+    {
+      run_loop loop;
+      std::uintptr_t const base = stack_here();
+      auto t = nested_guarded(depth, nullptr, never, order, deepest, base);
+      auto h = rouse::async::spawn(loop, std::move(t));
+      while (loop.run_once()) {
+      }
+      ASSERT_TRUE(order.empty());
+      h.request_stop();  // the leaf's wait completes as stopped, and the chain with it
+      while (loop.run_once()) {
+      }
+      EXPECT_THROW(h.join(), rouse::async::operation_stopped);
+    }
+    ASSERT_EQ(order.size(), static_cast<std::size_t>(depth) + 1) << "depth " << depth;
+    for (long k = 0; k <= depth; ++k) {
+      if (order[static_cast<std::size_t>(k)] != k) {
+        ADD_FAILURE() << "depth " << depth << ": destroyed " << order[static_cast<std::size_t>(k)] << " at " << k;
+        break;
+      }
+    }
+    EXPECT_LT(deepest, 64u * 1024) << "depth " << depth;
+  }
+}
+
+// The same chain destroyed by its owner without a stop (a task object that
+// goes out of scope while its chain waits).
+TEST(async_task, destroying_an_owned_suspended_chain_goes_deepest_first_in_constant_stack) {
+  long const depth = 100'000;
+  rouse::async::manual_reset_event never;
+  std::vector<long> order;
+  std::uintptr_t deepest = 0;
+  std::uintptr_t const base = stack_here();
+  {
+    stop_probe p = [](long d, rouse::async::manual_reset_event& nv, std::vector<long>& o, std::uintptr_t& dp,
+                      std::uintptr_t b) -> stop_probe {
+      (void)co_await nested_guarded(d, nullptr, nv, o, dp, b);
+    }(depth, never, order, deepest, base);
+    std::uintptr_t unused = 0;
+    p.h.promise().stopped_at = &unused;
+    p.h.resume();
+    ASSERT_TRUE(order.empty());
+    p.h.destroy();
+  }
+  ASSERT_EQ(order.size(), static_cast<std::size_t>(depth) + 1);
+  for (long k = 0; k <= depth; ++k) {
+    if (order[static_cast<std::size_t>(k)] != k) {
+      ADD_FAILURE() << "destroyed " << order[static_cast<std::size_t>(k)] << " at " << k;
+      break;
+    }
+  }
+  EXPECT_LT(deepest, 64u * 1024);
+}
+
 task<int> sets_flag(bool& flag) {
   flag = true;
   co_return 1;

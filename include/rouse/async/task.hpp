@@ -185,8 +185,8 @@ class task_promise_base : public pooled_frame {
   // runs where it ends, as its normal end does.
   // An awaiting task that is a plain rouse task (stopped_parent_) is not
   // called but walked to, in a loop: a stop through a million nested tasks
-  // takes constant stack (destroying that chain afterwards, as any chain of
-  // suspended tasks, recurses once per level). What each call would have
+  // takes constant stack, and so does destroying that chain afterwards
+  // (destroy_awaited_chain()). What each call would have
   // done is kept: every level is marked stopped, and the level nearest the
   // root that moved sends what runs next to its awaiter's executor.
   std::coroutine_handle<> unhandled_stopped() noexcept {
@@ -243,6 +243,39 @@ class task_promise_base : public pooled_frame {
   // called (unhandled_stopped()).
   void bind_stopped_parent(task_promise_base* parent) noexcept { stopped_parent_ = parent; }
 
+  // Destroying a chain of suspended tasks in constant stack. A plain task
+  // that awaits a task records the awaited task object (`awaited_`, in its
+  // own frame) and how to reach that task's promise or destroy its frame
+  // (`awaited_fn_`, which knows the type); the awaited task's
+  // stopped_parent_ links back. Destroying a task object whose frame awaits
+  // (the chain below it still suspended: it was stopped, or its owner
+  // destroys it) walks down to the deepest frame and destroys the frames
+  // from there up, each through its owning task object (emptied first), so
+  // that no frame's destruction destroys another: the order is the one
+  // nested destructors would give (a child before its parent's locals),
+  // without the recursion. Cleared when the awaited task resumes its
+  // awaiter.
+  using awaited_fn = task_promise_base* (*)(void* task_object, bool destroy) noexcept;
+  void await_task(void* task_object, awaited_fn fn) noexcept {
+    awaited_ = task_object;
+    awaited_fn_ = fn;
+  }
+  void awaited_task_ended() noexcept { awaited_ = nullptr; }
+  // The plain task awaiting this one (null: none, or another kind of awaiter).
+  task_promise_base* awaiting_task() const noexcept { return stopped_parent_; }
+  // Destroys the frames below this one, deepest first (this frame is left
+  // to its owner, who destroys it next).
+  void destroy_awaited_chain() noexcept {
+    task_promise_base* p = this;
+    while (p->awaited_ != nullptr) p = p->awaited_fn_(p->awaited_, false);
+    while (p != this) {
+      task_promise_base* const up = p->stopped_parent_;
+      void* const owner = std::exchange(up->awaited_, nullptr);
+      up->awaited_fn_(owner, true);  // p's frame: its own awaited task is gone already
+      p = up;
+    }
+  }
+
   // Wiring of a task nobody awaits (task_scope::spawn, spawn): one frame,
   // no driver. When it ends, on the thread it ends on, end(&promise, arg)
   // takes what it left (its value, its exception; stopped() when it
@@ -298,6 +331,8 @@ class task_promise_base : public pooled_frame {
   std::coroutine_handle<> (*on_stopped_)(void*) noexcept = nullptr;
   void* on_stopped_arg_ = nullptr;
   task_promise_base* stopped_parent_ = nullptr;  // the awaiting plain task (see unhandled_stopped())
+  void* awaited_ = nullptr;                      // the task object this one awaits (destroy_awaited_chain())
+  awaited_fn awaited_fn_ = nullptr;
   bool stopped_ = false;
 
  public:
@@ -421,13 +456,13 @@ class [[nodiscard]] task {
   task(task&& other) noexcept : h_(std::exchange(other.h_, {})) {}
   task& operator=(task&& other) noexcept {
     if (this != &other) {
-      if (h_) h_.destroy();
+      if (h_) destroy_frame(h_);
       h_ = std::exchange(other.h_, {});
     }
     return *this;
   }
   ~task() {
-    if (h_) h_.destroy();
+    if (h_) destroy_frame(h_);
   }
 
   [[nodiscard]] bool valid() const noexcept { return static_cast<bool>(h_); }
@@ -435,7 +470,7 @@ class [[nodiscard]] task {
   class awaiter {
    public:
     using rouse_affine = void;  // the task ends on the executor it started on
-    explicit awaiter(handle_type h) noexcept : h_(h) {}
+    awaiter(handle_type h, task* owner) noexcept : h_(h), owner_(owner) {}
     awaiter(awaiter&&) = delete;
     static constexpr bool await_ready() noexcept { return false; }
 
@@ -445,7 +480,10 @@ class [[nodiscard]] task {
       if constexpr (std::is_base_of_v<detail::task_promise_base, P>) {
         auto& pp = parent.promise();
         child.bind(parent, pp.rouse_executor(), pp.stop_token(), &detail::stopped_continuation<P>, parent.address());
-        if constexpr (detail::is_task_promise_v<P>) child.bind_stopped_parent(&pp);
+        if constexpr (detail::is_task_promise_v<P>) {
+          child.bind_stopped_parent(&pp);
+          pp.await_task(owner_, &task::awaited);
+        }
       } else {
         using token_t = stop_token_of_t<env_of_t<P>>;
         auto const token = get_stop_token(get_env(parent.promise()));
@@ -467,17 +505,19 @@ class [[nodiscard]] task {
     }
 
     T await_resume() {
+      if (detail::task_promise_base* const parent = h_.promise().awaiting_task()) parent->awaited_task_ended();
       if (h_.promise().stopped()) throw operation_stopped();
       return h_.promise().take();
     }
 
    private:
     handle_type h_;
+    task* owner_;
   };
 
   awaiter operator co_await() && noexcept {
     ROUSE_CHECK_USAGE(static_cast<bool>(h_), "rouse::async::task", "co_await of an empty or moved-from task");
-    return awaiter(h_);
+    return awaiter(h_, this);
   }
 
   // For rouse's own drivers (spawn, sync_wait, when_all): gives up the frame.
@@ -487,6 +527,21 @@ class [[nodiscard]] task {
  private:
   friend promise_type;
   explicit task(handle_type h) noexcept : h_(h) {}
+
+  // A frame that awaits a task: the chain below goes first, deepest first
+  // (detail::task_promise_base::destroy_awaited_chain()).
+  static void destroy_frame(handle_type h) noexcept {
+    h.promise().destroy_awaited_chain();
+    h.destroy();
+  }
+  // awaited_fn for a task<T> object that a plain task awaits.
+  static detail::task_promise_base* awaited(void* object, bool destroy) noexcept {
+    task& t = *static_cast<task*>(object);
+    if (!destroy) return &t.h_.promise();
+    std::exchange(t.h_, {}).destroy();
+    return nullptr;
+  }
+
   handle_type h_{};
 };
 
