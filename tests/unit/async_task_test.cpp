@@ -219,6 +219,16 @@ TEST(async_task, a_stop_through_deeply_nested_tasks_takes_constant_stack) {
 // locals, which its own locals may refer to), in constant stack. Each
 // level's local records its depth and the stack at its destruction, and
 // refers to its parent's local, which must still be alive then.
+struct counted_end {
+  int* ended;
+  ~counted_end() { ++*ended; }
+};
+struct order_mark {
+  std::vector<int>* order;
+  int id;
+  ~order_mark() { order->push_back(id); }
+};
+
 struct level_guard {
   long depth;
   const level_guard* parent;
@@ -276,6 +286,78 @@ TEST(async_task, destroying_a_suspended_chain_goes_deepest_first_in_constant_sta
     }
     EXPECT_LT(deepest, 64u * 1024) << "depth " << depth;
   }
+}
+
+// The await owns the awaited frame: a task object that lives outside the
+// awaiting frame (an element of a vector) and moves while it is awaited, or
+// is assigned over, is empty and owns nothing; destroying the chain destroys
+// the awaited frame once, through the await.
+task<> wait_never(rouse::async::manual_reset_event& never, int& ended) {
+  counted_end e{&ended};
+  co_await never.wait();
+}
+task<> await_elements(std::vector<task<>>& jobs) {
+  for (std::size_t i = 0; i < jobs.size(); ++i) co_await std::move(jobs[i]);
+}
+task<> await_from(task<>& slot) { co_await std::move(slot); }
+
+TEST(async_task, an_awaited_task_object_is_empty_and_its_moves_do_not_touch_the_await) {
+  rouse::async::manual_reset_event never;
+  int ended = 0;
+  {
+    std::vector<task<>> jobs;
+    jobs.reserve(1);
+    jobs.push_back(wait_never(never, ended));
+    stop_probe p = [](std::vector<task<>>& j) -> stop_probe { co_await await_elements(j); }(jobs);
+    std::uintptr_t unused = 0;
+    p.h.promise().stopped_at = &unused;
+    p.h.resume();  // down to the wait
+    EXPECT_FALSE(jobs[0].valid());
+    jobs.push_back(wait_never(never, ended));  // reallocates: jobs[0] moves
+    p.h.destroy();                              // the chain, through the await
+    EXPECT_EQ(ended, 1);
+  }
+  EXPECT_EQ(ended, 1);  // the second job never started: no local to end
+  {
+    task<> slot = wait_never(never, ended);
+    stop_probe p = [](task<>& s) -> stop_probe { co_await await_from(s); }(slot);
+    std::uintptr_t unused = 0;
+    p.h.promise().stopped_at = &unused;
+    p.h.resume();
+    EXPECT_FALSE(slot.valid());
+    slot = wait_never(never, ended);  // assigned over: the awaited frame is not the slot's
+    EXPECT_EQ(ended, 1);
+    p.h.destroy();
+    EXPECT_EQ(ended, 2);
+  }
+  EXPECT_EQ(ended, 2);
+}
+
+// A local declared after the task object it awaits: the awaited frame goes
+// first when the chain is destroyed, as it would have ended first had it
+// completed.
+task<> child_marks(std::vector<int>& order, rouse::async::manual_reset_event& never) {
+  order_mark m{&order, 2};
+  co_await never.wait();
+}
+task<> parent_marks(std::vector<int>& order, rouse::async::manual_reset_event& never) {
+  order_mark before{&order, 0};
+  task<> t = child_marks(order, never);
+  order_mark after{&order, 1};
+  co_await std::move(t);
+}
+
+TEST(async_task, a_destroyed_chain_ends_the_awaited_frame_before_the_awaiting_frames_locals) {
+  rouse::async::manual_reset_event never;
+  std::vector<int> order;
+  stop_probe p = [](std::vector<int>& o, rouse::async::manual_reset_event& nv) -> stop_probe {
+    co_await parent_marks(o, nv);
+  }(order, never);
+  std::uintptr_t unused = 0;
+  p.h.promise().stopped_at = &unused;
+  p.h.resume();
+  p.h.destroy();
+  EXPECT_EQ(order, (std::vector<int>{2, 1, 0}));
 }
 
 // The same chain destroyed by its owner without a stop (a task object that
@@ -815,7 +897,24 @@ TEST(async_task_death, awaiting_a_moved_from_task_is_diagnosed) {
         run_loop loop;
         (void)loop.run_until_complete(awaits_moved_from());
       },
-      "rouse::async::task: misuse: co_await of an empty or moved-from task");
+      "rouse::async::task: misuse: co_await of an empty, moved-from or already awaited task");
+}
+
+// The await takes the frame: the second await of one task object finds it
+// empty (it resumed a finished frame before).
+task<int> awaits_twice() {
+  task<int> a = leaf(1);
+  int const first = co_await std::move(a);
+  co_return first + co_await std::move(a);  // NOLINT(bugprone-use-after-move)
+}
+
+TEST(async_task_death, awaiting_a_task_twice_is_diagnosed) {
+  EXPECT_DEATH(
+      {
+        run_loop loop;
+        (void)loop.run_until_complete(awaits_twice());
+      },
+      "rouse::async::task: misuse: co_await of an empty, moved-from or already awaited task");
 }
 #endif
 

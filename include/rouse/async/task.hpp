@@ -12,8 +12,11 @@
 // when_any) or run by run_loop::run_until_complete(). It is move-only and
 // owns its coroutine frame: destroying a task that has not finished destroys
 // the frame (its locals' destructors run; rouse awaitables in it withdraw
-// their waiters). Awaiting a task twice, or a moved-from task, is misuse
-// (debug builds: a message naming task and the rule, then abort).
+// their waiters). `co_await std::move(t)` moves the frame into the await:
+// t is empty afterwards, and the frame goes when the await ends (or with
+// the awaiting frame, before any of its locals). Awaiting a task twice, or
+// a moved-from task, is misuse (debug builds: a message naming task and
+// the rule, then abort).
 //
 // Completion, three ways (C++26's std::execution): a value (co_return), an
 // error (an exception leaving the body, rethrown to the awaiter), or
@@ -243,21 +246,25 @@ class task_promise_base : public pooled_frame {
   // called (unhandled_stopped()).
   void bind_stopped_parent(task_promise_base* parent) noexcept { stopped_parent_ = parent; }
 
-  // Destroying a chain of suspended tasks in constant stack. A plain task
-  // that awaits a task records the awaited task object (`awaited_`, in its
-  // own frame) and how to reach that task's promise or destroy its frame
+  // Destroying a chain of suspended tasks in constant stack. `co_await t`
+  // moves t's frame into the awaiter, which lives in the awaiting frame
+  // and is the newest object there while it waits: destroying that frame
+  // destroys the awaiter first, and the awaited frame with it, before any
+  // local of the awaiting frame (its locals may refer to the awaiting
+  // frame's, never the other way). So a chain goes deepest frame first,
+  // each frame whole. A plain task that awaits a task records the awaiter
+  // (`awaited_`) and how to reach the awaited promise or destroy its frame
   // (`awaited_fn_`, which knows the type); the awaited task's
-  // stopped_parent_ links back. Destroying a task object whose frame awaits
-  // (the chain below it still suspended: it was stopped, or its owner
-  // destroys it) walks down to the deepest frame and destroys the frames
-  // from there up, each through its owning task object (emptied first), so
-  // that no frame's destruction destroys another: the order is the one
-  // nested destructors would give (a child before its parent's locals),
-  // without the recursion. Cleared when the awaited task resumes its
-  // awaiter.
-  using awaited_fn = task_promise_base* (*)(void* task_object, bool destroy) noexcept;
-  void await_task(void* task_object, awaited_fn fn) noexcept {
-    awaited_ = task_object;
+  // stopped_parent_ links back. destroy_awaited_chain() walks down to the
+  // deepest frame and destroys the frames from there up, each through its
+  // awaiter (emptied first), so that no frame's destruction destroys
+  // another: the same order, without the recursion. Cleared when the
+  // awaited task resumes its awaiter. Levels that are not a plain task
+  // awaiting a task (with_timeout of a task, a foreign coroutine between
+  // two tasks) are not linked: each such level recurses once.
+  using awaited_fn = task_promise_base* (*)(void* awaiter, bool destroy) noexcept;
+  void await_task(void* awaiter, awaited_fn fn) noexcept {
+    awaited_ = awaiter;
     awaited_fn_ = fn;
   }
   void awaited_task_ended() noexcept { awaited_ = nullptr; }
@@ -331,7 +338,7 @@ class task_promise_base : public pooled_frame {
   std::coroutine_handle<> (*on_stopped_)(void*) noexcept = nullptr;
   void* on_stopped_arg_ = nullptr;
   task_promise_base* stopped_parent_ = nullptr;  // the awaiting plain task (see unhandled_stopped())
-  void* awaited_ = nullptr;                      // the task object this one awaits (destroy_awaited_chain())
+  void* awaited_ = nullptr;                      // the awaiter of the task this one awaits (destroy_awaited_chain())
   awaited_fn awaited_fn_ = nullptr;
   bool stopped_ = false;
 
@@ -470,8 +477,12 @@ class [[nodiscard]] task {
   class awaiter {
    public:
     using rouse_affine = void;  // the task ends on the executor it started on
-    awaiter(handle_type h, task* owner) noexcept : h_(h), owner_(owner) {}
+    // Owns the awaited frame from here on (the task object is left empty).
+    explicit awaiter(handle_type h) noexcept : h_(h) {}
     awaiter(awaiter&&) = delete;
+    ~awaiter() {
+      if (h_) destroy_frame(h_);
+    }
     static constexpr bool await_ready() noexcept { return false; }
 
     template <class P>
@@ -482,7 +493,7 @@ class [[nodiscard]] task {
         child.bind(parent, pp.rouse_executor(), pp.stop_token(), &detail::stopped_continuation<P>, parent.address());
         if constexpr (detail::is_task_promise_v<P>) {
           child.bind_stopped_parent(&pp);
-          pp.await_task(owner_, &task::awaited);
+          pp.await_task(this, &awaiter::awaited);
         }
       } else {
         using token_t = stop_token_of_t<env_of_t<P>>;
@@ -511,13 +522,22 @@ class [[nodiscard]] task {
     }
 
    private:
+    // awaited_fn for this awaiter (task_promise_base::destroy_awaited_chain()).
+    static detail::task_promise_base* awaited(void* self, bool destroy) noexcept {
+      awaiter& a = *static_cast<awaiter*>(self);
+      if (!destroy) return &a.h_.promise();
+      std::exchange(a.h_, {}).destroy();
+      return nullptr;
+    }
+
     handle_type h_;
-    task* owner_;
   };
 
+  // The awaiter takes the frame: once awaited, the task object is empty.
   awaiter operator co_await() && noexcept {
-    ROUSE_CHECK_USAGE(static_cast<bool>(h_), "rouse::async::task", "co_await of an empty or moved-from task");
-    return awaiter(h_, this);
+    ROUSE_CHECK_USAGE(static_cast<bool>(h_), "rouse::async::task",
+                      "co_await of an empty, moved-from or already awaited task");
+    return awaiter(std::exchange(h_, {}));
   }
 
   // For rouse's own drivers (spawn, sync_wait, when_all): gives up the frame.
@@ -533,13 +553,6 @@ class [[nodiscard]] task {
   static void destroy_frame(handle_type h) noexcept {
     h.promise().destroy_awaited_chain();
     h.destroy();
-  }
-  // awaited_fn for a task<T> object that a plain task awaits.
-  static detail::task_promise_base* awaited(void* object, bool destroy) noexcept {
-    task& t = *static_cast<task*>(object);
-    if (!destroy) return &t.h_.promise();
-    std::exchange(t.h_, {}).destroy();
-    return nullptr;
   }
 
   handle_type h_{};
