@@ -12,7 +12,9 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <coroutine>
 #include <cstdint>
+#include <exception>
 #include <stdexcept>
 #include <thread>
 #include <vector>
@@ -425,6 +427,48 @@ TEST(async_channel, coroutine_timeouts_are_never_early) {
   // The timed-out senders left no permit behind and took none.
   EXPECT_EQ(*rx.try_recv(), 1);
   EXPECT_EQ(rx.permits_for_testing(), 1);
+}
+
+// A coroutine without get_env on the loop's thread: the timer's fire ends
+// its wait and resumes it inline, in the fire, where the awaitable withdraws
+// that very timer (it waited for the fire to finish: itself, a hang).
+struct bare_coro {
+  struct promise_type {
+    bare_coro get_return_object() noexcept { return {}; }
+    std::suspend_never initial_suspend() noexcept { return {}; }
+    std::suspend_never final_suspend() noexcept { return {}; }
+    void return_void() noexcept {}
+    void unhandled_exception() noexcept { std::terminate(); }
+  };
+};
+bare_coro bare_recv_for(ch::receiver<int>& rx, status& s) { s = (co_await rx.recv_for(1ms)).status(); }
+bare_coro bare_send_for(ch::sender<int>& tx, status& s, int& back) {
+  auto r = co_await tx.send_for(5, 1ms);
+  if (r.has_value()) back = r.value();
+  s = r.status();
+}
+
+TEST(async_channel, a_timed_wait_resumed_inline_by_its_own_timer_does_not_hang) {
+  run_loop loop;
+  auto [tx, rx] = ch::bounded<int>(1);
+  status s = status::ok;
+  loop.run_until_complete([](ch::receiver<int>& r, status& st) -> rtask<void> {
+    bare_recv_for(r, st);  // current_executor() is the loop: its timers
+    co_return;
+  }(rx, s));
+  loop.run_until([&] { return s != status::ok; });
+  EXPECT_EQ(s, status::timed_out);
+  ASSERT_TRUE(tx.try_send(1));
+  s = status::ok;
+  int back = 0;
+  loop.run_until_complete([](ch::sender<int>& t, status& st, int& b) -> rtask<void> {
+    bare_send_for(t, st, b);
+    co_return;
+  }(tx, s, back));
+  loop.run_until([&] { return s != status::ok; });
+  EXPECT_EQ(s, status::timed_out);
+  EXPECT_EQ(back, 5);
+  EXPECT_EQ(*rx.try_recv(), 1);
 }
 
 // ---- cancellation (counted elements: nothing lost, nothing doubled) ------------------

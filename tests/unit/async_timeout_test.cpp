@@ -13,6 +13,7 @@
 #include <atomic>
 #include <chrono>
 #include <coroutine>
+#include <exception>
 #include <optional>
 #include <stdexcept>
 #include <thread>
@@ -456,6 +457,116 @@ TEST(async_timeout, a_stopped_with_timeout_in_a_foreign_coroutine_withdraws_its_
     EXPECT_EQ(ex.added, 1);
     EXPECT_EQ(ex.withdrawn, 1);  // was 0: the timer stayed in the loop
     c.h.destroy();
+  }
+}
+
+// A task chain with a coroutine without an executor in the middle: the
+// timer's stop completes the leaf, that coroutine resumes inline (no
+// executor), and the chain runs on to with_timeout's await_resume inside the
+// timer's fire. Its disarm waited for that fire to finish, up its own stack
+// (a hang); it tells the fire to touch nothing more instead.
+namespace inline_fire {
+
+struct executorless {  // forwards its awaiter's stop token; names no executor
+  struct promise_type {
+    std::exception_ptr error;
+    std::coroutine_handle<> awaiter;
+    ra::inplace_stop_token token;
+    struct env {
+      ra::inplace_stop_token t;
+      ra::inplace_stop_token query(ra::get_stop_token_t) const noexcept { return t; }
+    };
+    env get_env() const noexcept { return {token}; }
+    executorless get_return_object() { return executorless{std::coroutine_handle<promise_type>::from_promise(*this)}; }
+    std::suspend_always initial_suspend() noexcept { return {}; }
+    struct to_awaiter {
+      static constexpr bool await_ready() noexcept { return false; }
+      std::coroutine_handle<> await_suspend(std::coroutine_handle<promise_type> h) noexcept {
+        return h.promise().awaiter;
+      }
+      static constexpr void await_resume() noexcept {}
+    };
+    to_awaiter final_suspend() noexcept { return {}; }
+    void return_void() {}
+    void unhandled_exception() { error = std::current_exception(); }
+  };
+  explicit executorless(std::coroutine_handle<promise_type> x) : h(x) {}
+  executorless(executorless&& o) noexcept : h(std::exchange(o.h, {})) {}
+  ~executorless() {
+    if (h) h.destroy();
+  }
+  static constexpr bool await_ready() noexcept { return false; }
+  template <class P>
+  std::coroutine_handle<> await_suspend(std::coroutine_handle<P> c) {
+    h.promise().awaiter = c;
+    h.promise().token = ra::get_stop_token(ra::get_env(c.promise()));
+    return h;
+  }
+  void await_resume() {
+    if (h.promise().error) std::rethrow_exception(h.promise().error);
+  }
+  std::coroutine_handle<promise_type> h;
+};
+
+task<> leaf(ra::manual_reset_event& never) { co_await never.wait(); }
+executorless middle(ra::manual_reset_event& never) { co_await leaf(never); }
+task<> upper(ra::manual_reset_event& never) { co_await middle(never); }
+
+// Two levels with one deadline, each awaited by a coroutine without an
+// executor: both timers expire in one round of the loop, and the inner's
+// fire completes the outer with_deadline inline, before the outer's own fire.
+executorless inner_level(ra::manual_reset_event& never, clk::time_point t) {
+  (void)co_await ra::with_deadline(upper(never), t);  // throws operation_stopped
+}
+executorless outer_level(ra::manual_reset_event& never, clk::time_point t, bool& stopped) {
+  try {
+    (void)co_await ra::with_deadline(inner_level(never, t), t);
+  } catch (const ra::operation_stopped&) {
+    stopped = true;
+  }
+}
+
+}  // namespace inline_fire
+
+TEST(async_timeout, a_timeout_whose_stop_completes_the_chain_inline_in_the_fire_does_not_hang) {
+  using namespace inline_fire;
+  ra::manual_reset_event never;
+  ra::run_loop loop;
+  for (int round = 0; round < 3; ++round) {
+    // The foreign coroutine turns the leaf's stop into operation_stopped (it
+    // has no unhandled_stopped()), and with_timeout rethrows the exception.
+    EXPECT_THROW(loop.run_until_complete([](ra::manual_reset_event& nv) -> task<bool> {
+      co_return co_await ra::with_timeout(upper(nv), 1ms);
+    }(never)),
+                 ra::operation_stopped);
+  }
+}
+
+TEST(async_timeout, a_fire_that_completes_another_timeout_of_its_round_inline_does_not_hang) {
+  using namespace inline_fire;
+  ra::manual_reset_event never;
+  ra::run_loop loop;
+  for (int round = 0; round < 3; ++round) {
+    bool const stopped = loop.run_until_complete([](ra::manual_reset_event& nv) -> task<bool> {
+      bool s = false;
+      co_await outer_level(nv, clk::now() + 1ms, s);
+      co_return s;
+    }(never));
+    EXPECT_TRUE(stopped);
+  }
+}
+
+TEST(async_timeout, a_fire_that_completes_another_timeout_of_its_round_inline_does_not_hang_on_a_pool) {
+  using namespace inline_fire;
+  ra::manual_reset_event never;
+  ra::thread_pool pool(2);
+  for (int round = 0; round < 20; ++round) {
+    ra::join_handle<bool> h = ra::spawn(pool.get_scheduler(), [](ra::manual_reset_event& nv) -> task<bool> {
+      bool s = false;
+      co_await outer_level(nv, clk::now() + 1ms, s);
+      co_return s;
+    }(never));
+    EXPECT_TRUE(h.join());
   }
 }
 

@@ -63,7 +63,7 @@ std::vector<timer_entry*> collect(timer_entry* list) {
   return out;
 }
 
-TEST(async_timer_queue, size_is_documented) { EXPECT_EQ(sizeof(timer_queue), 4720u); }
+TEST(async_timer_queue, size_is_documented) { EXPECT_EQ(sizeof(timer_queue), 4728u); }
 
 TEST(async_timer_queue, empty_queue_has_no_deadline_and_nothing_expires) {
   timer_queue q(base);
@@ -125,6 +125,55 @@ TEST(async_timer_queue, erase_before_expiry_removes_and_after_expiry_returns_fal
   EXPECT_EQ(q.take_expired(far_future), &a);
 }
 
+// The executors' loop: collect a round, hand it out one entry at a time.
+// An entry of the round not handed out yet can still be erased (a fire may
+// cancel it); one inserted already due during the round waits for the next.
+TEST(async_timer_queue, a_collected_round_is_handed_out_in_order_and_stays_erasable) {
+  timer_queue q(base);
+  std::vector<timer_entry> entries(6);
+  for (std::size_t i = 0; i < entries.size(); ++i) {
+    entries[i].deadline = base + microseconds(10 * (i + 1));  // one slot each
+    q.insert(entries[i]);
+  }
+  timer_entry later;
+  later.deadline = base + milliseconds(5);
+  q.insert(later);
+  const time_point now = base + microseconds(60);
+  q.collect_expired(now);
+  EXPECT_EQ(q.size(), 7u);  // the round is still in the queue
+  EXPECT_LE(q.next_deadline(), later.deadline);  // the round is its collector's: not counted
+  EXPECT_GT(q.next_deadline(), now);
+  EXPECT_EQ(q.pop_due(), &entries[0]);
+  EXPECT_FALSE(entries[0].queued);
+  EXPECT_FALSE(q.erase(entries[0]));  // handed out: it fires, too late to cancel
+  EXPECT_TRUE(entries[2].queued);
+  EXPECT_TRUE(q.erase(entries[2]));  // expired, not handed out yet: cancelled
+  EXPECT_TRUE(q.erase(entries[5]));  // the last of the round
+  timer_entry again;  // inserted during the round, already due
+  again.deadline = base;
+  q.insert(again);
+  q.collect_expired(far_future);  // a round is under way: nothing added to it
+  EXPECT_EQ(q.pop_due(), &entries[1]);
+  EXPECT_EQ(q.pop_due(), &entries[3]);
+  EXPECT_EQ(q.pop_due(), &entries[4]);
+  EXPECT_EQ(q.pop_due(), nullptr);
+  EXPECT_EQ(q.size(), 2u);
+  EXPECT_LE(q.next_deadline(), base);  // `again`, overdue
+  q.collect_expired(now);
+  EXPECT_EQ(q.pop_due(), &again);
+  EXPECT_EQ(q.pop_due(), nullptr);
+  EXPECT_TRUE(q.erase(later));
+  EXPECT_TRUE(q.empty());
+  EXPECT_EQ(q.next_deadline(), far_future);
+  // take_expired empties the due list too.
+  q.insert(entries[0]);
+  q.insert(later);
+  q.collect_expired(now);
+  EXPECT_EQ(collect(q.take_expired(base)), std::vector<timer_entry*>{&entries[0]});
+  EXPECT_EQ(q.size(), 1u);
+  EXPECT_TRUE(q.erase(later));
+}
+
 TEST(async_timer_queue, erase_of_a_cascaded_entry_and_of_its_neighbours) {
   timer_queue q(base);
   std::vector<timer_entry> entries(5);
@@ -184,7 +233,8 @@ TEST(async_timer_queue, past_deadlines_expire_at_once_even_inserted_after_time_a
 
 // The queue and a reference multimap, driven by the same random operations;
 // after each one: size, next_deadline <= the reference's earliest, and each
-// take_expired returns exactly the reference's entries at or before `now`.
+// take_expired (or collect_expired and pop_due, some of the round erased
+// meanwhile) returns exactly the reference's entries at or before `now`.
 void run_against_reference(time_point origin, time_point start, std::uint64_t seed, int operations) {
   SCOPED_TRACE(testing::Message() << "seed " << seed << " origin " << origin.time_since_epoch().count());
   constexpr std::size_t pool_size = 2048;
@@ -244,12 +294,31 @@ void run_against_reference(time_point origin, time_point start, std::uint64_t se
       EXPECT_FALSE(e.queued);
     } else {  // time passes
       now = offset(now, advance());
-      std::vector<timer_entry*> got = collect(q.take_expired(now));
       std::vector<timer_entry*> expected;
       for (auto it = reference.begin(); it != reference.end() && it->first <= now;) {
         expected.push_back(it->second);
         where[static_cast<std::size_t>(it->second - pool.data())].reset();
         it = reference.erase(it);
+      }
+      std::vector<timer_entry*> got;
+      if (kind == 7) {
+        got = collect(q.take_expired(now));
+      } else {  // the executors' way: a round collected, some of it erased while it is handed out
+        q.collect_expired(now);
+        ASSERT_EQ(q.size(), reference.size() + expected.size());
+        std::vector<timer_entry*> kept;
+        for (timer_entry* t : expected) {
+          if (rng.below(4) == 0) {
+            ASSERT_TRUE(q.erase(*t)) << "an expired entry not handed out is erasable";
+          } else {
+            kept.push_back(t);
+          }
+        }
+        expected = kept;
+        while (timer_entry* t = q.pop_due()) {
+          ASSERT_FALSE(t->queued);
+          got.push_back(t);
+        }
       }
       for (timer_entry* t : got) ASSERT_LE(t->deadline, now) << "fired early";
       std::sort(got.begin(), got.end());

@@ -119,11 +119,11 @@
 #include <limits>
 #include <optional>
 #include <stdexcept>
-#include <thread>
 #include <type_traits>
 #include <utility>
 
 #include "rouse/async/detail/channel_state.hpp"
+#include "rouse/async/detail/fire_tracked_timer.hpp"
 #include "rouse/async/env.hpp"
 #include "rouse/async/executor.hpp"
 #include "rouse/async/stop_token.hpp"
@@ -158,7 +158,9 @@ struct select_access;
 }
 
 // The timer of a timed wait: on fire, `on_timeout(owner)`; finish() withdraws
-// it (or waits for a fire in progress: the fire touches its owner).
+// it (or waits for a fire in progress: the fire touches its owner; a fire
+// up this thread's stack, which ended the wait inline, is told to touch
+// nothing more: detail/fire_tracked_timer.hpp).
 template <class Owner, void (*OnTimeout)(Owner*) noexcept>
 class wait_timer {
  public:
@@ -177,23 +179,18 @@ class wait_timer {
   }
   void finish() noexcept {
     if (ex_ == nullptr) return;
-    if (!ex_->cancel_timer(node_)) {
-      // Ordering: acquire: pairs with the release at the end of fire().
-      while (node_.done.load(std::memory_order_acquire) == 0) std::this_thread::yield();
-    }
+    if (!ex_->cancel_timer(node_)) node_.wait_for_fire();
     ex_ = nullptr;
   }
 
  private:
-  struct node : timer_entry {
+  struct node : ::rouse::async::detail::fire_tracked_timer {
     Owner* owner = nullptr;
-    std::atomic<int> done{0};
   };
   static void fire(timer_entry* e) noexcept {
     node* const n = static_cast<node*>(e);
-    OnTimeout(n->owner);
-    // Ordering: release: everything fire did before finish() returns.
-    n->done.store(1, std::memory_order_release);
+    Owner* const owner = n->owner;
+    n->fire_then([owner] { OnTimeout(owner); });
   }
   executor* ex_ = nullptr;
   node node_{};

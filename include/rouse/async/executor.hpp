@@ -31,7 +31,9 @@
 // (never before it), unless cancel_timer(e) returns true first. cancel_timer
 // returns false when the timer has fired or is firing: then fire() runs (or
 // ran) exactly once, and the entry must stay alive until it has. Any thread
-// may add or cancel.
+// may add or cancel, a fire included: an executor hands expired timers to
+// their fires one at a time, so that a timer that expired but whose fire has
+// not begun is still cancelled (true) by code another fire runs inline.
 #pragma once
 
 #include <chrono>

@@ -321,16 +321,20 @@ class run_loop final : public executor {
     remote_lock_.unlock();
   }
 
+  // One entry at a time, each taken under the lock: a fire may cancel a
+  // later timer of the round (a coroutine without an executor, resumed
+  // inline), which is then still in the queue to be erased.
   void fire_timers() {
     timer_lock_.lock();
     timers_changed_.store(0, std::memory_order_relaxed);
-    timer_entry* expired = timers_.empty() ? nullptr : timers_.take_expired(clock::now());
-    timers_empty_hint_ = timers_.empty();
-    timer_lock_.unlock();
-    while (expired) {
-      timer_entry* const next = expired->queue_next;
-      expired->fire(expired);  // the entry may be gone after this
-      expired = next;
+    if (!timers_.empty()) timers_.collect_expired(clock::now());
+    for (;;) {
+      timer_entry* const due = timers_.pop_due();
+      timers_empty_hint_ = timers_.empty();
+      timer_lock_.unlock();
+      if (due == nullptr) return;
+      due->fire(due);  // the entry may be gone after this
+      timer_lock_.lock();
     }
   }
 

@@ -140,8 +140,9 @@
 // bound on lateness: a holder woken for one timer while others wait hands
 // the role on before running what it fired, one more wake per such
 // wake-up (docs/benchmarks.md). Awake workers also fire due timers
-// between coroutines. Expired timers are taken under the lock
-// (take_expired(steady_clock::now()): never early) and fired outside.
+// between coroutines. Expired timers are taken under the lock, one at a
+// time (collect_expired(steady_clock::now()): never early), and fired
+// outside it.
 // Leaving the sleepers gives the role up; the next parker takes it.
 //
 // Memory ordering: everything before schedule(h) happens-before h resumes
@@ -796,22 +797,25 @@ class pool_core {
     return ::rouse::detail::now<clock>().time_since_epoch().count() >= next_timer_ns_.load(std::memory_order_relaxed);
   }
 
-  // Fires the expired timers (outside the lock); true when it fired any.
+  // Fires the expired timers, one at a time, each taken under the lock and
+  // fired outside it (a fire may cancel a later timer of the round, which is
+  // then still in the queue to be erased); true when it fired any. A
+  // worker that comes in while another hands a round out (collect_expired
+  // does nothing then) helps.
   bool fire_due_timers() noexcept {
     if (!timer_due()) return false;
-    timer_entry* due;
-    {
-      std::lock_guard<rouse::mutex> g(idle_lock_);
-      due = timers_.take_expired(::rouse::detail::now<clock>());  // never an entry due after now
+    bool fired = false;
+    idle_lock_.lock();
+    timers_.collect_expired(::rouse::detail::now<clock>());  // never an entry due after now
+    for (;;) {
+      timer_entry* const due = timers_.pop_due();
       publish_next_timer_locked();
+      idle_lock_.unlock();
+      if (due == nullptr) return fired;
+      due->fire(due);  // the entry may be gone after this
+      fired = true;
+      idle_lock_.lock();
     }
-    if (due == nullptr) return false;
-    while (due != nullptr) {
-      timer_entry* const next = due->queue_next;  // before fire(): it may free or re-add the entry
-      due->fire(due);
-      due = next;
-    }
-    return true;
   }
 
   std::uint32_t const count_;

@@ -75,8 +75,8 @@
 // Memory ordering: acq_rel on cause_ (one winner); the stop source orders
 // the request before the operation's callback; the operation's completion
 // reaches the resumed coroutine through its executor's hand-over; the
-// timer's fire_done store (release) is its last touch, acquired by the
-// awaitable before it frees the entry.
+// timer's fire records its last touch (release), acquired by the awaitable
+// before it frees the entry (detail/fire_tracked_timer.hpp).
 #pragma once
 
 #include <atomic>
@@ -85,10 +85,10 @@
 #include <exception>
 #include <optional>
 #include <stdexcept>
-#include <thread>
 #include <type_traits>
 #include <utility>
 
+#include "rouse/async/detail/fire_tracked_timer.hpp"
 #include "rouse/async/env.hpp"
 #include "rouse/async/executor.hpp"
 #include "rouse/async/stop_token.hpp"
@@ -147,14 +147,16 @@ class timeout_core {
   }
 
   // After the operation completed (in await_resume): the link and the timer
-  // are withdrawn; a fire under way is waited out (it must not outlive us).
+  // are withdrawn; a fire under way is waited out (it must not outlive us),
+  // or, when it is up this thread's stack (its stop completed the operation
+  // inline: a coroutine without an executor in the chain), told to touch
+  // nothing more.
   void disarm() noexcept {
     if (!armed_) return;
     armed_ = false;
     link_.reset();  // waits for a forward running on another thread
     if (timer_ex_->cancel_timer(node_)) return;
-    // Ordering: acquire: pairs with the release in on_fire().
-    while (node_.fire_done.load(std::memory_order_acquire) == 0) std::this_thread::yield();
+    node_.wait_for_fire();
   }
 
   // The frame is destroyed while the operation waits: neither the timer nor
@@ -197,9 +199,8 @@ class timeout_core {
   bool stopped_ = false;  // completes as stopped (the outer token's doing)
 
  private:
-  struct node : timer_entry {
+  struct node : detail::fire_tracked_timer {
     timeout_core* self = nullptr;
-    std::atomic<int> fire_done{0};
   };
   struct forward_outer {
     timeout_core* self;
@@ -214,12 +215,12 @@ class timeout_core {
   static void on_fire(timer_entry* e) noexcept {
     node* const n = static_cast<node*>(e);
     timeout_core* const self = n->self;
-    int expected = none;
-    // none -> timer. Ordering: acq_rel (one winner).
-    if (self->cause_.compare_exchange_strong(expected, timer, std::memory_order_acq_rel))
-      self->inner_stop_.request_stop();  // the operation's own cancellation path
-    // The last touch. Ordering: release: pairs with the acquire in disarm().
-    n->fire_done.store(1, std::memory_order_release);
+    n->fire_then([self] {
+      int expected = none;
+      // none -> timer. Ordering: acq_rel (one winner).
+      if (self->cause_.compare_exchange_strong(expected, timer, std::memory_order_acq_rel))
+        self->inner_stop_.request_stop();  // the operation's own cancellation path
+    });
   }
 
   // inner_stop_ first: what registers callbacks on its token (the operation)

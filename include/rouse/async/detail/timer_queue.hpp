@@ -4,16 +4,23 @@
 //   timer_queue q;                       // origin = now
 //   q.insert(e);                         // e.deadline set by the caller
 //   sleep_until(q.next_deadline());      // a time <= the earliest deadline
-//   for (timer_entry* t = q.take_expired(clock::now()); t != nullptr;) {
-//     timer_entry* const next = t->queue_next;  // read before fire(): fire may re-insert t
-//     t->fire(t);
-//     t = next;
-//   }
+//   q.collect_expired(clock::now());     // under the executor's lock, as every call
+//   while (timer_entry* t = q.pop_due())
+//     t->fire(t);                        // outside the lock
 //
 // Purpose: the timer half of rouse's executors (rouse/async/executor.hpp):
 // add_timer is insert, cancel_timer is erase, the loop sleeps until
-// next_deadline() and fires what take_expired() returns. Not thread-safe:
-// the executor calls it under its lock, or from its one thread.
+// next_deadline() and fires what pop_due() returns, one entry at a time.
+// Not thread-safe: the executor calls it under its lock, or from its one
+// thread.
+//
+// Why one at a time: a fire may run arbitrary code inline (a coroutine
+// without an executor is resumed on the waker's thread), which may cancel
+// another timer that expired in the same round. An entry taken in a batch
+// could no longer be erased, and its canceller, waiting for its fire on the
+// very thread that was to run it, would wait forever. The due list keeps
+// every expired entry that has not been handed out in the queue, where
+// erase() still finds it.
 //
 // Contract
 // - insert(e): e must not be queued (in this or another queue). Its deadline
@@ -21,15 +28,26 @@
 //   max(). Allocates nothing; the queue links e through its queue_* fields,
 //   which belong to the queue until e leaves it.
 // - erase(e): true when e was queued here and is now removed; false when it
-//   was not queued (never inserted, erased already, or taken by
-//   take_expired(): a timer that expired cannot be cancelled).
-// - take_expired(now): unlinks every entry whose deadline <= now and returns
-//   them as a list through queue_next (nullptr-terminated, queued = false),
-//   roughly in deadline order (slot by slot, 1.024 µs apart; unordered
-//   within a slot). Never an entry whose deadline > now: a timer never fires
-//   early. `now` may go backwards (nothing later is returned).
-// - next_deadline(): time_point::max() when empty, else a time <= the
-//   earliest deadline: the start of the earliest occupied slot. A slot of
+//   was not queued (never inserted, erased already, or handed out by
+//   pop_due() or take_expired(): a timer that fired cannot be cancelled).
+//   An expired entry not handed out yet is still erased.
+// - collect_expired(now): when the due list is empty, moves every entry
+//   whose deadline <= now into it, in take_expired()'s order; else does
+//   nothing (the round under way is handed out first). A fire that inserts
+//   an entry already due does not extend the round: it waits for the next.
+// - pop_due(): the first entry of the due list, unlinked (queued = false),
+//   or nullptr when the list is empty.
+// - take_expired(now): unlinks every entry whose deadline <= now (the due
+//   list first) and returns them as a list through queue_next
+//   (nullptr-terminated, queued = false), roughly in deadline order (slot by
+//   slot, 1.024 µs apart; unordered within a slot). Never an entry whose
+//   deadline > now: a timer never fires early. `now` may go backwards
+//   (nothing later is returned). For an owner whose fires never run
+//   foreign code (the timer study's loop).
+// - next_deadline(): time_point::max() when nothing but the due list is
+//   queued, else a time <= the earliest deadline outside the due list: the
+//   start of the earliest occupied slot (the due list is not counted: whoever
+//   collected it is handing it out, and pops until it is empty). A slot of
 //   level L spans 1.024 µs * 64^L, so the executor may wake early (once per
 //   level an entry falls through, tokio's behaviour) and, for a slot of
 //   level 0, re-poll for at most one tick (1.024 µs) before the entry is due.
@@ -40,13 +58,14 @@
 // it marked queued: the owner drains or forgets them first.
 //
 // Complexity: insert O(1), erase O(1), next_deadline O(level_count),
-// take_expired O(level_count + expired + cascaded). An entry cascades to a
+// take_expired and collect_expired O(level_count + expired + cascaded),
+// pop_due O(1). An entry cascades to a
 // lower level at most once per level it passes through: at most 2 times for
 // a deadline 0-10 ms away, 3 for 0-10 s, 8 in all. Measured in
 // docs/async-timers.md against a 4-ary heap (bench/study/timer_queue_study.cpp).
 //
-// Layout: one list head per slot (9 levels x 64 slots, and one list of
-// overdue entries), one 64-bit occupancy word per level. An entry lives in
+// Layout: one list head per slot (9 levels x 64 slots, a list of overdue
+// entries and the due list), one 64-bit occupancy word per level. An entry lives in
 // the slot of the highest 6-bit group where its tick differs from elapsed_
 // (the tick processed so far): so every occupied slot of a level comes after
 // elapsed_, and every slot of a lower level comes before every slot of a
@@ -54,7 +73,7 @@
 // non-empty level. An entry records its list in queue_slot (the head's
 // index) and queue_level.
 //
-// sizeof: 4,720 bytes on 64-bit (static_assert below): the heads are 577
+// sizeof: 4,728 bytes on 64-bit (static_assert below): the heads are 578
 // pointers, so the queue belongs inside its executor, not on a hot line.
 #pragma once
 
@@ -99,7 +118,7 @@ class timer_queue {
 
   bool erase(timer_entry& e) noexcept {
     if (!e.queued) return false;
-    ROUSE_CHECK_USAGE(e.queue_slot <= overdue_index && (e.queue_prev != nullptr || heads_[e.queue_slot] == &e),
+    ROUSE_CHECK_USAGE(e.queue_slot <= due_index && (e.queue_prev != nullptr || heads_[e.queue_slot] == &e),
                       "rouse::async::timer_queue", "erase() of an entry queued in another timer_queue");
     unlink(e);
     e.queued = false;
@@ -120,8 +139,35 @@ class timer_queue {
     return overdue_min_;  // max() when the overdue list is empty too
   }
 
+  void collect_expired(clock::time_point now) noexcept {
+    if (heads_[due_index] != nullptr) return;
+    // Take the round, then push it onto the due list back to front (push()
+    // prepends), so that it is handed out front to back.
+    timer_entry* reversed = nullptr;
+    for (timer_entry* e = take_expired(now); e != nullptr;) {
+      timer_entry* const next = e->queue_next;
+      e->queue_next = reversed;
+      reversed = e;
+      e = next;
+    }
+    while (reversed != nullptr) {
+      timer_entry* const next = reversed->queue_next;
+      reversed->queued = true;
+      ++size_;
+      push(*reversed, due_index, due_level);
+      reversed = next;
+    }
+  }
+
+  timer_entry* pop_due() noexcept {
+    timer_entry* const e = heads_[due_index];
+    if (e != nullptr) erase(*e);
+    return e;
+  }
+
   timer_entry* take_expired(clock::time_point now) noexcept {
     expired_list out;
+    if (heads_[due_index] != nullptr) take_due(due_index, clock::time_point::max(), out);
     if (heads_[overdue_index] != nullptr) take_due(overdue_index, now, out);
     if (now < origin_) return out.head;  // every entry in the wheel is due at or after the origin
     const std::uint64_t now_tick = tick_of(now);
@@ -161,6 +207,8 @@ class timer_queue {
  private:
   static constexpr std::uint64_t overdue_index = std::uint64_t{level_count} * slots_per_level;
   static constexpr std::uint32_t overdue_level = level_count;
+  static constexpr std::uint64_t due_index = overdue_index + 1;
+  static constexpr std::uint32_t due_level = level_count + 1;
 
   struct expired_list {
     timer_entry* head = nullptr;
@@ -218,7 +266,7 @@ class timer_queue {
     if (heads_[e.queue_slot] != nullptr) return;
     if (e.queue_level < level_count)
       occupied_[e.queue_level] &= ~(std::uint64_t{1} << (e.queue_slot % slots_per_level));
-    else
+    else if (e.queue_level == overdue_level)
       overdue_min_ = clock::time_point::max();  // the overdue list is empty
   }
 
@@ -244,8 +292,9 @@ class timer_queue {
   }
 
   // One list per slot, level-major, then the overdue list: entries whose
-  // deadline is before origin_ or before elapsed_'s tick (inserted late).
-  timer_entry* heads_[overdue_index + 1] = {};
+  // deadline is before origin_ or before elapsed_'s tick (inserted late),
+  // then the due list: expired, in the order pop_expired() hands them out.
+  timer_entry* heads_[due_index + 1] = {};
   // Bit s of occupied_[L]: the list of slot s of level L is not empty.
   std::uint64_t occupied_[level_count] = {};
   // The tick processed so far: every entry in the wheel has a tick >= elapsed_.
@@ -256,6 +305,6 @@ class timer_queue {
   clock::time_point origin_;
 };
 
-static_assert(sizeof(void*) != 8 || sizeof(timer_queue) == 4720);
+static_assert(sizeof(void*) != 8 || sizeof(timer_queue) == 4728);
 
 }  // namespace rouse::async::detail
