@@ -155,4 +155,16 @@ struct bare {
   }
 };
 
+// A foreign coroutine that starts at once and destroys itself at its end;
+// no get_env (so no executor: resumed on the waker's thread), no handle.
+struct eager {
+  struct promise_type {
+    eager get_return_object() noexcept { return {}; }
+    std::suspend_never initial_suspend() noexcept { return {}; }
+    std::suspend_never final_suspend() noexcept { return {}; }
+    void return_void() noexcept {}
+    void unhandled_exception() noexcept { std::terminate(); }
+  };
+};
+
 }  // namespace

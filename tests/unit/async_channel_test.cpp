@@ -12,9 +12,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
-#include <coroutine>
 #include <cstdint>
-#include <exception>
 #include <stdexcept>
 #include <thread>
 #include <vector>
@@ -432,17 +430,8 @@ TEST(async_channel, coroutine_timeouts_are_never_early) {
 // A coroutine without get_env on the loop's thread: the timer's fire ends
 // its wait and resumes it inline, in the fire, where the awaitable withdraws
 // that very timer (it waited for the fire to finish: itself, a hang).
-struct bare_coro {
-  struct promise_type {
-    bare_coro get_return_object() noexcept { return {}; }
-    std::suspend_never initial_suspend() noexcept { return {}; }
-    std::suspend_never final_suspend() noexcept { return {}; }
-    void return_void() noexcept {}
-    void unhandled_exception() noexcept { std::terminate(); }
-  };
-};
-bare_coro bare_recv_for(ch::receiver<int>& rx, status& s) { s = (co_await rx.recv_for(1ms)).status(); }
-bare_coro bare_send_for(ch::sender<int>& tx, status& s, int& back) {
+eager bare_recv_for(ch::receiver<int>& rx, status& s) { s = (co_await rx.recv_for(1ms)).status(); }
+eager bare_send_for(ch::sender<int>& tx, status& s, int& back) {
   auto r = co_await tx.send_for(5, 1ms);
   if (r.has_value()) back = r.value();
   s = r.status();

@@ -443,19 +443,23 @@ TEST(async_select, a_loser_that_completed_anyway_releases_its_permit) {
   EXPECT_GT(wins[1], 50);
 }
 
-// A notify_one that chose the op branch's notified() while a recv branch was
-// ready too: when the recv wins, the permit the loser took goes back to the
-// notify (stored: nobody else waits), so no notification is lost.
-TEST(async_select, a_losing_notified_that_was_notified_passes_its_permit_on) {
+// Rounds of a select between a recv and an op branch waiting on a notify: a
+// notify_one chooses the op's wait, then a value makes the recv ready too.
+// When the recv wins, the permit the loser took goes back to the notify
+// (stored: nobody else waits), so no notification is lost: a fresh wait
+// completes at once, exactly once. `wait(n)` makes the op's awaitable.
+template <class Wait>
+void a_losing_wait_passes_the_notify_on(Wait wait) {
   run_loop loop;
   rouse::async::notify n;
   auto a = ch::bounded<int>(1);
   int wins[2] = {0, 0};
   for (int i = 0; i < 400; ++i) {
-    auto h = rouse::async::spawn(loop, [](ch::receiver<int>& rx, rouse::async::notify& nt) -> task<std::size_t> {
-      auto r = co_await ch::select(ch::recv(rx), ch::op(nt.notified()));
-      co_return r.index();
-    }(a.second, n));
+    auto h =
+        rouse::async::spawn(loop, [](ch::receiver<int>& rx, rouse::async::notify& nt, Wait w) -> task<std::size_t> {
+          auto r = co_await ch::select(ch::recv(rx), ch::op(w(nt)));
+          co_return r.index();
+        }(a.second, n, wait));
     settle(loop);
     n.notify_one();  // chooses the child, queued on the loop
     EXPECT_TRUE(a.first.try_send(i));
@@ -464,49 +468,25 @@ TEST(async_select, a_losing_notified_that_was_notified_passes_its_permit_on) {
     if (idx == 1) {
       EXPECT_EQ(*a.second.try_recv(), i);  // the value stayed
     }
-    // Either the notify was the winner's, or its permit is stored: a fresh
-    // wait completes at once, exactly once.
-    bool const stored = run(loop, [](rouse::async::notify& nt) -> task<bool> {
-      auto f = nt.notified();
-      co_return f.await_ready();
-    }(n));
+    // Either the notify was the winner's, or its permit is stored.
+    bool const stored = n.notified().await_ready();
     EXPECT_EQ(stored, idx == 0) << "round " << i;
     if (stored) {
-      bool const twice = run(loop, [](rouse::async::notify& nt) -> task<bool> {
-        auto f = nt.notified();
-        co_return f.await_ready();
-      }(n));
-      EXPECT_FALSE(twice);
+      EXPECT_FALSE(n.notified().await_ready());
     }
   }
   EXPECT_GT(wins[0], 50);  // both orders happen: the choice is random
   EXPECT_GT(wins[1], 50);
 }
 
-// The same with the notified() under with_timeout: it forwards the give-back
-// when the wait completed in time.
+TEST(async_select, a_losing_notified_that_was_notified_passes_its_permit_on) {
+  a_losing_wait_passes_the_notify_on([](rouse::async::notify& n) { return n.notified(); });
+}
+
+// with_timeout forwards the give-back when the wait completed in time.
 TEST(async_select, a_losing_timed_notified_that_was_notified_passes_its_permit_on) {
-  run_loop loop;
-  rouse::async::notify n;
-  auto a = ch::bounded<int>(1);
-  int wins[2] = {0, 0};
-  for (int i = 0; i < 400; ++i) {
-    auto h = rouse::async::spawn(loop, [](ch::receiver<int>& rx, rouse::async::notify& nt) -> task<std::size_t> {
-      auto r = co_await ch::select(ch::recv(rx), ch::op(rouse::async::with_timeout(nt.notified(), 1h)));
-      co_return r.index();
-    }(a.second, n));
-    settle(loop);
-    n.notify_one();
-    EXPECT_TRUE(a.first.try_send(i));
-    std::size_t const idx = join(loop, std::move(h));
-    ++wins[idx];
-    if (idx == 1) {
-      EXPECT_EQ(*a.second.try_recv(), i);
-    }
-    EXPECT_EQ(n.notified().await_ready(), idx == 0) << "round " << i;
-  }
-  EXPECT_GT(wins[0], 50);
-  EXPECT_GT(wins[1], 50);
+  a_losing_wait_passes_the_notify_on(
+      [](rouse::async::notify& n) { return rouse::async::with_timeout(n.notified(), 1h); });
 }
 
 // Through an auto_reset_event, the other order: the value wakes the select
