@@ -460,6 +460,31 @@ TEST(async_channel, a_timed_wait_resumed_inline_by_its_own_timer_does_not_hang) 
   EXPECT_EQ(*rx.try_recv(), 1);
 }
 
+// The same coroutine owning the channel: resumed inside the timer's notify,
+// it drops both ends, and the state must outlive that notify (under ASan,
+// the notify went on in freed memory).
+eager owns_the_channel_and_recv_for(std::size_t capacity, bool unbounded, status& s) {
+  auto [tx, rx] = unbounded ? ch::unbounded<int>() : ch::bounded<int>(capacity);
+  s = (co_await rx.recv_for(1ms)).status();
+}
+
+TEST(async_channel, a_timed_recv_ended_inline_may_drop_the_channel_inside_the_timers_wake) {
+  run_loop loop;
+  struct shape {
+    std::size_t capacity;
+    bool unbounded;
+  };
+  for (shape const sh : {shape{1, false}, shape{0, false}, shape{0, true}}) {
+    status s = status::ok;
+    loop.run_until_complete([](shape x, status& st) -> rtask<void> {
+      owns_the_channel_and_recv_for(x.capacity, x.unbounded, st);
+      co_return;
+    }(sh, s));
+    loop.run_until([&] { return s != status::ok; });
+    EXPECT_EQ(s, status::timed_out);
+  }
+}
+
 // ---- cancellation (counted elements: nothing lost, nothing doubled) ------------------
 
 // Foreign coroutines (tests/support/async_test_loop.hpp) on a test_loop.

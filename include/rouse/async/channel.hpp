@@ -157,6 +157,14 @@ struct select_access;
       "this thread)");
 }
 
+// One keeper of the state is done with it; the last frees it.
+template <class T>
+void unkeep_state(channel_state<T>* st) noexcept {
+  // Ordering: acq_rel: the last keeper frees the state after everything
+  // the others did with it (their releases).
+  if (st->keepers.fetch_sub(1, std::memory_order_acq_rel) == 1) delete st;
+}
+
 // The timer of a timed wait: on fire, `on_timeout(owner)`; finish() withdraws
 // it (or waits for a fire in progress: the fire touches its owner; a fire
 // up this thread's stack, which ended the wait inline, is told to touch
@@ -425,9 +433,17 @@ class recv_awaitable {
     return false;
   }
   static void on_timeout(recv_awaitable* self) noexcept {
+    // The receiver waits here, so its side keeps the state now. The notify
+    // may resume a coroutine without an executor inline, which may drop
+    // every handle (and this awaitable) before the notify returns: the
+    // timer keeps the state until the notify is done with it.
+    detail::channel_state<T>* const st = self->st_;
+    // Ordering: relaxed: the receiver's side keeps it meanwhile.
+    st->keepers.fetch_add(1, std::memory_order_relaxed);
     // Ordering: release: pairs with try_now()'s acquire.
     self->timed_out_.store(1, std::memory_order_release);
-    self->st_->receiver_waker().notify();
+    st->receiver_waker().notify();  // nothing of *self is touched after it
+    detail::unkeep_state(st);
   }
 
   detail::channel_state<T>* st_;
@@ -444,9 +460,7 @@ namespace detail {
 template <class T>
 void release_state(channel_state<T>* st) noexcept {
   st->close();
-  // Ordering: acq_rel: the second side to get here frees the state, after
-  // the first side's close.
-  if (st->one_side_gone.exchange(1, std::memory_order_acq_rel) == 1) delete st;
+  unkeep_state(st);
 }
 // Saturating both ways, in any duration: too late is no deadline, too
 // early is passed (platform/deadline.hpp's helpers, never an overflow).

@@ -104,7 +104,11 @@ class channel_state {
 
   // ---- handles ----------------------------------------------------------
   rd::atomic<std::size_t> senders{1};
-  rd::atomic<std::uint32_t> one_side_gone{0};
+  // Who keeps the state: the senders' side, the receiver's side, and each
+  // timed receive's timer while its fire wakes the receiver (it may wake a
+  // coroutine without an executor inline, which may drop both sides before
+  // the wake returns). The last one out frees it.
+  rd::atomic<std::uint32_t> keepers{2};
 #if ROUSE_DEBUG_CHECKS
   // Permits that hold a slot of this channel (debug builds): freeing the
   // state under one is misuse, diagnosed here rather than met later as a
