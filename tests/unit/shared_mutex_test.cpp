@@ -228,18 +228,22 @@ TEST(shared_mutex, a_writer_unlock_gives_waiting_readers_a_turn) {
   std::atomic<int> order{0};
   std::atomic<int> reader_pos{-1}, writer_pos{-1};
   auto const base = rouse_test::wait_calls();
-  std::thread r([&] {
+  rouse_test::thread r([&] {
     m.lock_shared();
     reader_pos = order.fetch_add(1);
     m.unlock_shared();
   });
-  rouse_test::until_wait_calls(base + 1);  // the reader sleeps (WR)
-  std::thread w([&] {
+  rouse_test::until_wait_calls(base + 1);  // the reader waits (WR)
+  rouse_test::thread w([&] {
     m.lock();
     writer_pos = order.fetch_add(1);
     m.unlock();
   });
-  rouse_test::until_wait_calls(base + 2);  // the writer sleeps (WW)
+  // Both asleep, the kernel's view: the unlock gives the read turn to a
+  // reader its wake finds asleep, and a counted wait call may not be asleep
+  // yet (then the unlock is a plain one, and the writer may win).
+  rouse_test::until_asleep(w);
+  rouse_test::until_asleep(r);
   m.unlock();
   r.join();
   w.join();
