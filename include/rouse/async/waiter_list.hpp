@@ -91,7 +91,14 @@
 // waiter (P::pass_on(): notify_one's permit, a semaphore's permits). A frame
 // must not be destroyed while a wake of it is still in flight on another
 // thread (the waker would resume a destroyed coroutine): as for any
-// coroutine, its owner destroys it only once nothing can resume it.
+// coroutine, its owner destroys it only once nothing can resume it. Nor on
+// the same thread: a coroutine without an executor is resumed inside the
+// waking call (notify_all, set, count_down, release(n), close), which may
+// have chosen other waiters too and wakes them after it; such a coroutine
+// must not destroy the frame of another waiter of the same primitive before
+// that call returns (its destructor waits for the wake this very thread
+// has not reached yet: a deadlock). Give such coroutines an executor, or
+// destroy other waiters' frames outside the waking call.
 //
 // Fairness: FIFO among the waiters in the list (notify_one claims the oldest
 // that can still be claimed). A waiter that arrives while a permit is stored
