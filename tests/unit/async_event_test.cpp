@@ -16,6 +16,7 @@
 #include <exception>
 #include <mutex>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "rouse/async/executor.hpp"
@@ -230,6 +231,36 @@ task<> player(ra::auto_reset_event& to_thread, ra::auto_reset_event& to_task, in
 task<> finisher(ra::manual_reset_event& over, bool& seen) {
   co_await over.wait();
   seen = true;
+}
+
+// Two waiters without an executor, released by one set(): the first runs
+// inside set() and destroys the second's frame, which set() had chosen too
+// but not woken yet. Its destructor must leave set()'s chain, not wait for
+// a release this thread has not reached (it hung).
+bare waits_then_destroys(ra::manual_reset_event& ev, bare*& other, bool& ran) {
+  co_await ev.wait();
+  ran = true;
+  std::exchange(other->h, {}).destroy();
+}
+bare waits(ra::manual_reset_event& ev, bool& ran) {
+  co_await ev.wait();
+  ran = true;
+}
+
+TEST(async_event, a_waiter_resumed_inside_set_may_destroy_another_waiter_it_set_free) {
+  ra::manual_reset_event ev;
+  bool a_ran = false, b_ran = false;
+  bare* b_ptr = nullptr;
+  bare a = waits_then_destroys(ev, b_ptr, a_ran);
+  bare b = waits(ev, b_ran);
+  b_ptr = &b;
+  a.h.resume();  // both wait, a first
+  b.h.resume();
+  ev.set();  // wakes a, which destroys b, then returns
+  EXPECT_TRUE(a_ran);
+  EXPECT_FALSE(b_ran);
+  EXPECT_FALSE(static_cast<bool>(b.h));
+  EXPECT_TRUE(ev.wait().await_ready());
 }
 
 TEST(async_event, a_thread_and_a_coroutine_signal_each_other) {

@@ -15,6 +15,7 @@
 #include <atomic>
 #include <chrono>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "async_test_loop.hpp"
@@ -451,6 +452,36 @@ TEST(async_semaphore, close_wakes_a_blocked_thread) {
   s.close();  // queued or not yet: either way the acquire sees "closed"
   waiter.join();
   EXPECT_TRUE(closed_seen);
+}
+
+// release(2) serves two waiters without an executor in one chain; the
+// first, resumed inside release(), destroys the second's frame, to which
+// release() had assigned a permit. The frame leaves release()'s chain (it
+// waited for a release this thread had not reached: a hang) and its permit
+// goes back: none lost.
+bare acquires_then_destroys(ra::semaphore& sem, bare*& other, bool& ran) {
+  auto p = co_await sem.acquire(1);
+  ran = true;
+  std::exchange(other->h, {}).destroy();
+}
+bare acquires(ra::semaphore& sem, bool& ran) {
+  auto p = co_await sem.acquire(1);
+  ran = true;
+}
+
+TEST(async_semaphore, a_waiter_resumed_inside_release_may_destroy_another_it_served) {
+  ra::semaphore sem(0);
+  bool a_ran = false, b_ran = false;
+  bare* b_ptr = nullptr;
+  bare a = acquires_then_destroys(sem, b_ptr, a_ran);
+  bare b = acquires(sem, b_ran);
+  b_ptr = &b;
+  a.h.resume();
+  b.h.resume();
+  sem.release(2);
+  EXPECT_TRUE(a_ran);
+  EXPECT_FALSE(b_ran);
+  EXPECT_EQ(sem.available(), 2u);  // a's permit went back with its guard, b's with b
 }
 
 TEST(async_semaphore, a_thread_and_a_task_share_one_semaphore) {

@@ -583,7 +583,9 @@ inline bool semaphore_wait::cancel() noexcept {
     leave();
     return true;
   }
-  waiter_.wait_released();
+  // (Taken out of a chain this thread is waking instead, when that is where
+  // its claim came from: see waiter_list::withdraw_claimed().)
+  if (!::rouse::detail::waiter_list::withdraw_claimed(node_)) waiter_.wait_released();
   // Fully served, never resumed: the permits go on (rule 6). Closed or
   // stopped: nothing is held.
   if (waiter_.claim() == node_.id()) s_->release(request().n);

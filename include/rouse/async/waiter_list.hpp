@@ -91,14 +91,18 @@
 // waiter (P::pass_on(): notify_one's permit, a semaphore's permits). A frame
 // must not be destroyed while a wake of it is still in flight on another
 // thread (the waker would resume a destroyed coroutine): as for any
-// coroutine, its owner destroys it only once nothing can resume it. Nor on
-// the same thread: a coroutine without an executor is resumed inside the
-// waking call (notify_all, set, count_down, release(n), close), which may
-// have chosen other waiters too and wakes them after it; such a coroutine
-// must not destroy the frame of another waiter of the same primitive before
-// that call returns (its destructor waits for the wake this very thread
-// has not reached yet: a deadlock). Give such coroutines an executor, or
-// destroy other waiters' frames outside the waking call.
+// coroutine, its owner destroys it only once nothing can resume it. On the
+// waking thread itself it may: a coroutine without an executor is resumed
+// inside the waking call (notify_all, set, count_down, release(n), close),
+// which may have chosen other waiters too and wakes them after it; if it
+// destroys such a waiter's frame, that frame's cancel takes its node out
+// of the chain the call is waking (node_list::withdraw_claimed(): it is
+// neither released nor woken; what it was handed is passed on) instead of
+// waiting for a release this thread has not reached. One case is left: a
+// waiter whose own stop is running (a semaphore waiter's stop hands its
+// permits to the next waiter, resumed inside that stop) must not have its
+// frame destroyed by the waiter so resumed before the stop returns (a
+// deadlock: its cancel waits for that stop's release).
 //
 // Fairness: FIFO among the waiters in the list (notify_one claims the oldest
 // that can still be claimed). A waiter that arrives while a permit is stored
@@ -295,7 +299,10 @@ class waiter_list {
       remove(n);
       return true;
     }
-    w->wait_released();
+    // Claimed. By a chain this thread is waking, up the stack (a coroutine
+    // resumed inline by that chain destroys this waiter's frame)? Then it
+    // leaves that chain; else its release is coming from the claimer.
+    if (!detail::node_list::withdraw_claimed(n)) w->wait_released();
     if (transferable(w->claim()) &&
         !::rouse::detail::model_fault_on(::rouse::detail::model_fault::async_cancel_drops_notification))
       pass_on();

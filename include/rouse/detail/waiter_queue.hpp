@@ -375,8 +375,23 @@ class waiter_list {
 
   // Releases every waiter of a chain that claim() built. Without the lock.
   // Each node's link and owner are read before its waiter is woken: after
-  // wake() the node may be gone.
+  // wake() the node may be gone. A waker may run code inline (a coroutine
+  // without an executor, resumed inside wake()) that destroys the frame of
+  // a waiter further down this chain: that waiter's cancel finds its node
+  // here through running_chains() and takes it out (withdraw_claimed()),
+  // instead of waiting for a release this thread has not reached.
   static void wake_chain(waiter_node* chain) noexcept {
+#if !defined(ROUSE_MODEL_RELACY)
+    running_chain cur{chain, running_chains()};
+    running_chains() = &cur;
+    while (waiter_node* const n = cur.next) {
+      cur.next = unsync_ref(n->next_);
+      unsync_ref(n->owner_)->wake();
+    }
+    running_chains() = cur.outer;
+#else
+    // (Models: simulated threads share one OS thread, so no thread-local
+    // cursor; the inline case is a single-thread one, tested directly.)
     while (chain) {
       waiter_node* const next = unsync_ref(chain->next_);
       waiter* const owner = unsync_ref(chain->owner_);
@@ -389,9 +404,49 @@ class waiter_list {
       owner->wake();
       chain = next;
     }
+#endif
+  }
+
+  // A waiter that lost its own claim, whose claimer is this very thread,
+  // waking a chain up the stack that has not reached it (see wake_chain()):
+  // takes `n` out of that chain, so that the waiter is neither released
+  // nor woken, and returns true; the caller goes on as if released (its
+  // owner is going away). False when `n` is in no chain this thread is
+  // waking: its claimer is elsewhere, and its release is coming.
+  static bool withdraw_claimed(waiter_node& n) noexcept {
+#if !defined(ROUSE_MODEL_RELACY)
+    for (running_chain* c = running_chains(); c != nullptr; c = c->outer) {
+      if (c->next == &n) {
+        c->next = unsync_ref(n.next_);
+        return true;
+      }
+      for (waiter_node* p = c->next; p != nullptr; p = unsync_ref(p->next_)) {
+        if (unsync_ref(p->next_) == &n) {
+          unsync_ref(p->next_) = unsync_ref(n.next_);
+          return true;
+        }
+      }
+    }
+#else
+    (void)n;
+#endif
+    return false;
   }
 
  private:
+#if !defined(ROUSE_MODEL_RELACY)
+  // A chain this thread is waking: the next node to wake, and the chain
+  // that was being woken when this one began (a wake inside a wake).
+  struct running_chain {
+    waiter_node* next;
+    running_chain* outer;
+  };
+  static running_chain*& running_chains() noexcept {
+    static constinit thread_local running_chain* innermost = nullptr;
+    return innermost;
+  }
+#endif
+
   waiter_node* head_ = nullptr;
   waiter_node* tail_ = nullptr;
 };
@@ -523,7 +578,7 @@ class waiter_queue {
       remove(n);
       return true;
     }
-    w->wait_released();
+    if (!waiter_list::withdraw_claimed(n)) w->wait_released();
     return false;
   }
   // cancel(), and a wake-up it was given goes to the next waiter (rule 6).
