@@ -35,6 +35,9 @@
 // never inside release() (without an executor, inline on the releaser's
 // thread: coroutine_waker's fallback). Destroy the semaphore only when
 // nobody waits and no call is running (debug builds check the queue).
+// Such an inline waiter may destroy other waiters' frames, except the one
+// whose stop (or timeout) gave back the permits that let it in, until that
+// stop returns (a deadlock: async/waiter_list.hpp).
 //
 // acquire(0) and its other forms take nothing and wait for nobody: they
 // complete at once with an empty-count permit (unless closed).

@@ -412,7 +412,10 @@ class waiter_list {
   // takes `n` out of that chain, so that the waiter is neither released
   // nor woken, and returns true; the caller goes on as if released (its
   // owner is going away). False when `n` is in no chain this thread is
-  // waking: its claimer is elsewhere, and its release is coming.
+  // waking: its claimer is elsewhere, and its release is coming. Cost: a
+  // walk of the chains this thread is waking, up to `n` (a waiter that
+  // destroys thousands of later waiters of one broadcast, last first, pays
+  // for each of them the length of the chain before it).
   static bool withdraw_claimed(waiter_node& n) noexcept {
 #if !defined(ROUSE_MODEL_RELACY)
     for (running_chain* c = running_chains(); c != nullptr; c = c->outer) {
