@@ -484,6 +484,40 @@ TEST(async_semaphore, a_waiter_resumed_inside_release_may_destroy_another_it_ser
   EXPECT_EQ(sem.available(), 2u);  // a's permit went back with its guard, b's with b
 }
 
+// The stop path: A waits for 2 and holds 1 assigned; its stop gives that
+// permit back, which serves W, resumed inline inside the stop; W destroys
+// A's frame. A is released (and completes as stopped) before W is woken, so
+// A's frame is done with when W destroys it (before, W ran first and A's
+// cancel waited for the stop's release, up the same stack: a hang).
+bare acquires_two(ra::semaphore& sem, bool& ran, bool& stopped) {
+  try {
+    auto p = co_await sem.acquire(2);
+    ran = true;
+  } catch (const ra::operation_stopped&) {
+    stopped = true;  // then it waits at its end for its owner
+  }
+}
+
+TEST(async_semaphore, a_waiter_let_in_by_another_waiters_stop_may_destroy_that_waiter) {
+  ra::semaphore sem(0);
+  ra::inplace_stop_source stop_a;
+  bool a_ran = false, a_stopped = false, w_ran = false;
+  bare* a_ptr = nullptr;
+  bare a = acquires_two(sem, a_ran, a_stopped);
+  a.h.promise().token = stop_a.get_token();
+  bare w = acquires_then_destroys(sem, a_ptr, w_ran);
+  a_ptr = &a;
+  a.h.resume();     // A queues for 2
+  w.h.resume();     // W queues for 1, behind A
+  sem.release(1);   // assigned to A: it still waits
+  stop_a.request_stop();  // A leaves, its permit serves W, W destroys A
+  EXPECT_FALSE(a_ran);
+  EXPECT_TRUE(a_stopped);
+  EXPECT_TRUE(w_ran);
+  EXPECT_FALSE(static_cast<bool>(a.h));
+  EXPECT_EQ(sem.available(), 1u);  // W's permit back with its guard: none lost
+}
+
 TEST(async_semaphore, a_thread_and_a_task_share_one_semaphore) {
   ra::semaphore s(1);
   test_loop loop;

@@ -35,9 +35,10 @@
 // never inside release() (without an executor, inline on the releaser's
 // thread: coroutine_waker's fallback). Destroy the semaphore only when
 // nobody waits and no call is running (debug builds check the queue).
-// Such an inline waiter may destroy other waiters' frames, except the one
-// whose stop (or timeout) gave back the permits that let it in, until that
-// stop returns (a deadlock: async/waiter_list.hpp).
+// Such an inline waiter may destroy other waiters' frames, the one whose
+// stop (or timeout) gave back the permits that let it in included: a
+// stopped waiter is released before the waiters its permits served are
+// woken (async/waiter_list.hpp).
 //
 // acquire(0) and its other forms take nothing and wait for nobody: they
 // complete at once with an empty-count permit (unless closed).
@@ -185,13 +186,17 @@ class semaphore_wait {
   inline start_result start() noexcept;
 
   // A stop request (see list_wait::try_abort): won, it leaves, returning
-  // what was assigned, then runs won() and releases the waiter.
+  // what was assigned, then runs won() and releases the waiter, and only
+  // then wakes the waiters that what it returned served: one of them,
+  // resumed inline (no executor), may destroy this waiter's frame, which
+  // by then nothing touches any more.
   template <class Won>
   bool try_abort(Won&& won) noexcept {
     if (!waiter_.try_claim(::rouse::detail::waiter::aborted)) return false;
-    leave();
-    won();
-    waiter_.wake();
+    leave_then([&]() noexcept {
+      won();
+      waiter_.wake();  // the release: nothing of *this after it
+    });
     return true;
   }
   // The waiter gives up (destroyed frame): true when it left before it was
@@ -218,6 +223,10 @@ class semaphore_wait {
   static void* to_packet(std::uintptr_t tag) noexcept { return reinterpret_cast<void*>(tag); }
   // After its own claim won: unlink and serve with what it held.
   inline void leave() noexcept;
+  // leave(), running `between` after the queue's unlock and before the
+  // waiters it served are woken; nothing of *this is touched after it.
+  template <class Between>
+  inline void leave_then(Between&& between) noexcept;
 
   semaphore* s_;
   ::rouse::detail::waiter waiter_;
@@ -567,6 +576,11 @@ inline check_result semaphore_wait::try_acquire() noexcept {
 inline semaphore_wait::start_result semaphore_wait::start() noexcept { return s_->enqueue(*this); }
 
 inline void semaphore_wait::leave() noexcept {
+  leave_then([]() noexcept {});
+}
+
+template <class Between>
+inline void semaphore_wait::leave_then(Between&& between) noexcept {
   semaphore::chain woken;
   s_->lock_queue();
   s_->list_.remove(node_);
@@ -578,6 +592,7 @@ inline void semaphore_wait::leave() noexcept {
           ? 0  // BROKEN on purpose (model tests only): what was assigned is not returned
           : held;
   s_->unlock_queue(s_->serve_locked(back, woken));
+  between();
   woken.wake();
 }
 

@@ -98,11 +98,10 @@
 // destroys such a waiter's frame, that frame's cancel takes its node out
 // of the chain the call is waking (node_list::withdraw_claimed(): it is
 // neither released nor woken; what it was handed is passed on) instead of
-// waiting for a release this thread has not reached. One case is left: a
-// waiter whose own stop is running (a semaphore waiter's stop hands its
-// permits to the next waiter, resumed inside that stop) must not have its
-// frame destroyed by the waiter so resumed before the stop returns (a
-// deadlock: its cancel waits for that stop's release).
+// waiting for a release this thread has not reached. A waiter whose stop
+// hands something on (a semaphore waiter's stop returns its permits, which
+// may serve the next waiters) is released before those are woken, so one of
+// them may destroy its frame too.
 //
 // Fairness: FIFO among the waiters in the list (notify_one claims the oldest
 // that can still be claimed). A waiter that arrives while a permit is stored
