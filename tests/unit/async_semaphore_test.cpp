@@ -518,6 +518,37 @@ TEST(async_semaphore, a_waiter_let_in_by_another_waiters_stop_may_destroy_that_w
   EXPECT_EQ(sem.available(), 1u);  // W's permit back with its guard: none lost
 }
 
+// The other way round: the stopped waiter, resumed inline inside its own
+// stop, destroys W, which its returned permit served but which is not woken
+// yet: W leaves the stop's chain and its permit goes back.
+bare stopped_then_destroys(ra::semaphore& sem, bare*& other, bool& stopped) {
+  try {
+    auto p = co_await sem.acquire(2);
+  } catch (const ra::operation_stopped&) {
+    stopped = true;
+    std::exchange(other->h, {}).destroy();
+  }
+}
+
+TEST(async_semaphore, a_stopped_waiter_may_destroy_a_waiter_its_permits_served) {
+  ra::semaphore sem(0);
+  ra::inplace_stop_source stop_a;
+  bool a_stopped = false, w_ran = false;
+  bare* w_ptr = nullptr;
+  bare a = stopped_then_destroys(sem, w_ptr, a_stopped);
+  a.h.promise().token = stop_a.get_token();
+  bare w = acquires(sem, w_ran);
+  w_ptr = &w;
+  a.h.resume();
+  w.h.resume();
+  sem.release(1);
+  stop_a.request_stop();
+  EXPECT_TRUE(a_stopped);
+  EXPECT_FALSE(w_ran);
+  EXPECT_FALSE(static_cast<bool>(w.h));
+  EXPECT_EQ(sem.available(), 1u);
+}
+
 TEST(async_semaphore, a_thread_and_a_task_share_one_semaphore) {
   ra::semaphore s(1);
   test_loop loop;

@@ -364,6 +364,11 @@ class semaphore {
     ::rouse::detail::waiter_node* tail = nullptr;
     void append(::rouse::detail::waiter_node& n) noexcept { node_list::chain_append(head, tail, n); }
     void wake() noexcept { node_list::wake_chain(head); }
+    // wake(), `first` run before it with the chain already withdrawable.
+    template <class First>
+    void wake_after(First&& first) noexcept {
+      node_list::wake_chain_after(head, static_cast<First&&>(first));
+    }
   };
 
   // The queue's lock: L in the word, so that the unlock and the permits'
@@ -592,8 +597,10 @@ inline void semaphore_wait::leave_then(Between&& between) noexcept {
           ? 0  // BROKEN on purpose (model tests only): what was assigned is not returned
           : held;
   s_->unlock_queue(s_->serve_locked(back, woken));
-  between();
-  woken.wake();
+  // `between` may resume the stopped waiter inline, which may destroy a
+  // waiter of `woken`: it runs with the chain where that frame's cancel
+  // finds it (waiter_list::withdraw_claimed()).
+  woken.wake_after(static_cast<Between&&>(between));
 }
 
 inline bool semaphore_wait::cancel() noexcept {

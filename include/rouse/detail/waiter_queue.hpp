@@ -381,9 +381,17 @@ class waiter_list {
   // here through running_chains() and takes it out (withdraw_claimed()),
   // instead of waiting for a release this thread has not reached.
   static void wake_chain(waiter_node* chain) noexcept {
+    wake_chain_after(chain, []() noexcept {});
+  }
+  // wake_chain(), running `first` before the first wake, with the chain
+  // already where withdraw_claimed() finds it (a stopped waiter released in
+  // `first` may run inline and destroy a waiter of the chain).
+  template <class First>
+  static void wake_chain_after(waiter_node* chain, First&& first) noexcept {
 #if !defined(ROUSE_MODEL_RELACY)
     running_chain cur{chain, running_chains()};
     running_chains() = &cur;
+    first();
     while (waiter_node* const n = cur.next) {
       cur.next = unsync_ref(n->next_);
       unsync_ref(n->owner_)->wake();
@@ -392,6 +400,7 @@ class waiter_list {
 #else
     // (Models: simulated threads share one OS thread, so no thread-local
     // cursor; the inline case is a single-thread one, tested directly.)
+    first();
     while (chain) {
       waiter_node* const next = unsync_ref(chain->next_);
       waiter* const owner = unsync_ref(chain->owner_);
