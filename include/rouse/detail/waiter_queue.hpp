@@ -37,7 +37,11 @@
 //      for a waker, it takes the waker out of the waiter, unparks, then
 //      wakes the waker it took.
 //   4. The waiter returns (and may free its frame) only once it has seen
-//      that release, or once it won its own claim and unlinked its nodes.
+//      that release, or once it won its own claim and unlinked its nodes,
+//      or — claimed by a chain that its own thread is waking further up
+//      the stack (a coroutine resumed inline destroys it) — once it has
+//      taken its node out of that chain (withdraw_claimed()): the claimer
+//      then never touches it.
 //
 // Freed nodes: the one argument. A claimed waiter may return and free its
 // waiter and nodes the moment it sees its release, while the claimer is
