@@ -21,6 +21,11 @@
 //   timer_handed_on  a worker adds a timer while the other sleeps untimed,
 //                  then runs a coroutine that blocks it until the timer
 //                  fired: a sleeper must be given the timers.
+//   batch          the spawner schedules two coroutines from outside; the
+//                  first blocks its worker until the second ran. A worker
+//                  that takes both from the global queue (a batch: one to
+//                  run, the rest into its ring) while the other parks must
+//                  wake it for the ring's task, or nothing runs it.
 //   stop_idle      the pool is stopped without work: every worker returns.
 // And the broken variants, kept to prove the model sees the bugs it guards:
 //   spawn_skips_wake   model_fault::pool_spawn_skips_wake: a schedule from
@@ -28,6 +33,9 @@
 //                  worker: a deadlock (spawn_after_sleep's shape).
 //   timer_not_handed_on  model_fault::pool_timer_not_handed_on: the adder
 //                  runs on without handing the timers on: a deadlock.
+//   batch_skips_wake  model_fault::pool_batch_skips_wake: a worker that is
+//                  not searching takes a batch from the global queue and
+//                  does not look for a sleeper: a deadlock (batch's shape).
 #include <coroutine>
 #include <cstdint>
 #include <exception>
@@ -212,6 +220,32 @@ struct timer_handed_on_suite : rl::test_suite<timer_handed_on_suite, threads>, p
   }
 };
 
+struct batch_suite : rl::test_suite<batch_suite, threads>, pool_suite_base<4> {
+  void before() { reset(); }
+  static job blocker(batch_suite* s) {
+    s->await_finished(1);  // blocks this worker's thread until the second coroutine ran
+    s->runs[0]($) += 1;
+    s->finish();
+    co_return;
+  }
+  static job second(batch_suite* s) {
+    s->runs[1]($) += 1;
+    s->finish();
+    co_return;
+  }
+  void thread(unsigned index) {
+    if (index == 0) {
+      core.schedule_remote(blocker(this).handle.address());
+      core.schedule_remote(second(this).handle.address());
+      await_finished(2);
+      RL_ASSERT(runs[0]($) == 1 && runs[1]($) == 1);
+      core.stop();
+    } else {
+      run_worker();
+    }
+  }
+};
+
 struct stop_idle_suite : rl::test_suite<stop_idle_suite, threads>, pool_suite_base<4> {
   void thread(unsigned index) {
     if (index == 0)
@@ -232,6 +266,7 @@ int main() {
   failures += rouse_model::expect_pass<timer_suite<true>>("async_thread_pool.timer_cancel", 100000);
   failures += rouse_model::expect_pass<timer_suite<false>>("async_thread_pool.timer_wakes", 100000);
   failures += rouse_model::expect_pass<timer_handed_on_suite>("async_thread_pool.timer_handed_on", 100000);
+  failures += rouse_model::expect_pass<batch_suite>("async_thread_pool.batch", 200000);
   failures += rouse_model::expect_pass<stop_idle_suite>("async_thread_pool.stop_idle", 50000);
   {
     d::model_fault_scope fault(d::model_fault::pool_spawn_skips_wake);
@@ -242,6 +277,11 @@ int main() {
     d::model_fault_scope fault(d::model_fault::pool_timer_not_handed_on);
     failures += rouse_model::expect_failure<timer_handed_on_suite>("async_thread_pool.timer_not_handed_on",
                                                                    rl::test_result_deadlock, 100000);
+  }
+  {
+    d::model_fault_scope fault(d::model_fault::pool_batch_skips_wake);
+    failures += rouse_model::expect_failure<batch_suite>("async_thread_pool.batch_skips_wake", rl::test_result_deadlock,
+                                                         200000);
   }
   return failures == 0 ? 0 : 1;
 }

@@ -117,6 +117,35 @@ TEST(async_thread_pool_stress, bursts_after_idle_gaps_are_never_lost) {
   EXPECT_EQ(ran.load(), expected);
 }
 
+// A fresh pool's first look at the global queue takes a batch (one task to
+// run, the rest into the taker's ring), while the other worker may be
+// parking. Here the first task blocks its worker until the others ran: the
+// pool must wake the other worker for the ring's tasks. A sleeper that
+// misses them hangs the round.
+TEST(async_thread_pool_stress, a_blocked_worker_does_not_hold_up_the_rest_of_its_batch) {
+  long const rounds = rouse_test::scaled(20000);
+  constexpr int others = 1;  // two tasks: the first look takes both (2 / workers + 1)
+  for (long round = 0; round < rounds; ++round) {
+    thread_pool pool(2);
+    // A varying start: the workers' first looks, searches and parks fall
+    // at different points of the schedules below.
+    for (long i = round % 64; i > 0; --i) std::this_thread::yield();
+    std::atomic<int> ran{0};
+    std::atomic<bool> blocker_ran{false};
+    pool.schedule([](std::atomic<int>& r, std::atomic<bool>& b) -> job {
+      while (r.load() != others) std::this_thread::yield();  // holds its worker until the rest ran
+      b = true;
+      co_return;
+    }(ran, blocker_ran).handle);
+    for (int i = 0; i < others; ++i) pool.schedule([](std::atomic<int>& r) -> job {
+                                      r.fetch_add(1);
+                                      co_return;
+                                    }(ran).handle);
+    rouse_test::eventually([&] { return blocker_ran.load(); });
+    ASSERT_EQ(ran.load(), others) << "round " << round;
+  }
+}
+
 // Pairs of coroutines hand a token back and forth (the LIFO slot's case)
 // while other threads keep scheduling work from outside.
 TEST(async_thread_pool_stress, ping_pong_pairs_amid_outside_work) {

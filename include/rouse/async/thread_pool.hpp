@@ -122,9 +122,19 @@
 // (B') is for parallelism, not for safety: a schedule that stayed quiet
 // because a worker was searching, when that searcher then finds other work,
 // still gets a worker of its own (the last searcher re-checks and wakes one).
+// Work that moves between queues (a batch from the global queue into a
+// ring, half a ring stolen into another) is in neither for a moment, and a
+// re-check then misses it. A worker that is not searching and moves a batch
+// into its ring does schedule's wake step after it, as a local schedule
+// does; a searcher's moves come before its (B') RMW, which releases them to
+// the searching count's last RMW (acq_rel), whose re-check sees them. So
+// while a worker sleeps, every task in a ring or the global queue has a
+// worker coming for it: a task that blocks its worker holds up only what
+// it must (the LIFO slot's task).
 // tests/model/async_thread_pool_model.cpp runs this code under Relacy; a
 // variant whose schedule skips the wake (model_fault::pool_spawn_skips_wake)
-// deadlocks there, and so does one without fence (B).
+// deadlocks there, and so does one without fence (B), and one whose batch
+// skips the wake (model_fault::pool_batch_skips_wake).
 //
 // Timers: the timer queue (detail/timer_queue.hpp) lives under idle_lock_.
 // One sleeper at a time, the timer holder, sleeps with a deadline (the
@@ -581,6 +591,13 @@ class pool_core {
     std::size_t const n = global_.take(batch, room + 1, count_);
     if (n == 0) return nullptr;
     for (std::size_t i = 1; i < n; ++i) (void)w.queue.try_push(batch[i]);  // fits: n <= room + 1
+    // The rest of the batch left the global queue for a ring: as after a
+    // local schedule, a sleeper must be woken for it, or it waits behind
+    // batch[0] (which may run for long) while a worker parked in between
+    // saw neither queue hold it. A searcher re-checks when it stops (B').
+    if (n > 1 && !w.searching &&
+        !::rouse::detail::model_fault_on(::rouse::detail::model_fault::pool_batch_skips_wake))
+      notify_parked();
     return batch[0];
   }
 
@@ -628,10 +645,14 @@ class pool_core {
 
   void stop_searching(worker& w) noexcept {
     w.searching = false;
-    // (B') Ordering: relaxed RMW, ordered by the fence below: pairs with (A)
-    // in notify_parked(). A schedule that saw this worker searching and
-    // woke nobody pushed its task before its fence (A).
-    std::uint32_t const before = state_.fetch_sub(searching_one, std::memory_order_relaxed);
+    // (B') Ordering: the fence below pairs with (A) in notify_parked(): a
+    // schedule that saw this worker searching and woke nobody pushed its
+    // task before its fence (A). acq_rel: a searcher moved work into its
+    // ring (a batch from the global queue, a steal) with no fence of its
+    // own; its release here and the acquire of the searching count's last
+    // RMW (here or in park()), which reads it, let that last one's re-check
+    // see the work.
+    std::uint32_t const before = state_.fetch_sub(searching_one, std::memory_order_acq_rel);
     if (searching_of(before) != 1) return;  // another searcher looks on (and re-checks in turn)
     ::rouse::detail::fence_seq_cst();  // (B')
     if (work_visible()) notify_parked();
@@ -720,9 +741,11 @@ class pool_core {
     clock::time_point deadline{};
     {
       std::lock_guard<rouse::mutex> g(idle_lock_);
-      // (B) Ordering: relaxed RMW, ordered by the fence below: pairs with (A)
-      // in notify_parked(). Under the lock: awake + sleepers stays N.
-      state_.fetch_sub(awake_one + (w.searching ? searching_one : 0), std::memory_order_relaxed);
+      // (B) Ordering: the fence below pairs with (A) in notify_parked().
+      // acq_rel: as in stop_searching() (a searcher's work moved into its
+      // ring is seen by the re-check below). Under the lock: awake +
+      // sleepers stays N.
+      state_.fetch_sub(awake_one + (w.searching ? searching_one : 0), std::memory_order_acq_rel);
       w.searching = false;
       w.timers_unwatched = false;  // it takes the role below, or another holds it
       // Ordering: relaxed: read by this thread, and by others under the lock.

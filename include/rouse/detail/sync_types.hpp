@@ -146,6 +146,9 @@ enum class model_fault : unsigned {
   // async::thread_pool: a worker that added a timer nobody held runs on
   // without handing the timers to a sleeper.
   pool_timer_not_handed_on,
+  // async::thread_pool: a worker that is not searching moves a batch from
+  // the global queue into its ring and does not look for a sleeping worker.
+  pool_batch_skips_wake,
   // async timers: the timer queue fires an entry one slot early.
   timer_fires_early,
   // async::semaphore: a serve that cannot fully serve the oldest waiter
