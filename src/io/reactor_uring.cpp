@@ -311,18 +311,13 @@ bool reactor::futex_wait_start(detail::futex_wait_node* n, const std::atomic<std
   io_uring_sqe_set_data(s, tag_record(rec));
   int const rc = io_uring_submit(&uring_->ring);
   uring_->lock.unlock();
-  if (rc < 0) {
-    if (rec->prev)
-      rec->prev->next = rec->next;
-    else
-      futex_live_ = rec->next;
-    if (rec->next) rec->next->prev = rec->prev;
-    n->record = nullptr;
-    futex_lock_.unlock();
-    delete rec;
-    return false;
-  }
   futex_lock_.unlock();
+  // A failed submit (the kernel short of memory, completions it could not
+  // post yet) does not take the request back: liburing published it to the
+  // submission ring before the system call, and the loop's next enter
+  // submits it. So the record stands (its completion will name it), and
+  // the loop is woken for that enter where it may be asleep.
+  if (rc < 0 && !driven_here()) unpark();
   return true;
 }
 
@@ -350,9 +345,12 @@ bool reactor::futex_wait_cancel(detail::futex_wait_node* n) noexcept {
   io_uring_sqe* const s = uring_->sqe();
   io_uring_prep_cancel64(s, reinterpret_cast<std::uint64_t>(tag_record(rec)), 0);
   io_uring_sqe_set_data(s, &ignore_marker);
-  (void)io_uring_submit(&uring_->ring);
+  // A failed submit leaves the cancel published, for the loop's next enter
+  // (as in futex_wait_start()); the record stands until its completion.
+  int const rc = io_uring_submit(&uring_->ring);
   uring_->lock.unlock();
   futex_lock_.unlock();
+  if (rc < 0 && !driven_here()) unpark();
   // Whether a wake took the request is known only from its completion,
   // which the loop may not reap for a long time (a run_until_complete that
   // returns at once on this stop): pass one wake on now, while the word is

@@ -5,11 +5,20 @@
 // word, and a ring closed while a wait is pending leaves no stale waiter.
 #include "rouse/io/wait_on.hpp"
 
+#include <dirent.h>
 #include <gtest/gtest.h>
 #include <fcntl.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
 #include <linux/futex.h>
+#include <linux/io_uring.h>
+#include <linux/seccomp.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <cstddef>
 
 #include <atomic>
 #include <chrono>
@@ -252,6 +261,92 @@ TEST_P(io_wait_on, ring_closed_while_waiting_leaves_no_stale_waiter) {
   EXPECT_EQ(wake_all(word), 0) << "a stale waiter survived the ring";
   EXPECT_FALSE(resumed);
   c.h.destroy();
+}
+
+// For the calling thread (and the threads it creates) from now on: an
+// io_uring_enter that only submits (no IORING_ENTER_GETEVENTS) fails with
+// EAGAIN, as the kernel's fails when it is short of memory; the loop's
+// waiting enters still work. False where the filter cannot be installed.
+bool fail_submit_only_enters() {
+#if defined(__x86_64__)
+  constexpr std::uint32_t arch = AUDIT_ARCH_X86_64;
+#elif defined(__aarch64__)
+  constexpr std::uint32_t arch = AUDIT_ARCH_AARCH64;
+#else
+  return false;
+#endif
+  sock_filter code[] = {
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, arch)),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, arch, 1, 0),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_enter, 1, 0),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+      // The flags argument's low word (both architectures are little-endian).
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, args) + 3 * sizeof(std::uint64_t)),
+      BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, IORING_ENTER_GETEVENTS, 0, 1),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EAGAIN),
+  };
+  sock_fprog program{static_cast<unsigned short>(sizeof code / sizeof code[0]), code};
+  if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return false;
+  return ::prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &program) == 0;
+}
+
+// The threads of this process now.
+int thread_count() {
+  int n = 0;
+  if (DIR* const d = ::opendir("/proc/self/task")) {
+    while (dirent* const e = ::readdir(d))
+      if (e->d_name[0] != '.') ++n;
+    ::closedir(d);
+  }
+  return n;
+}
+
+// Regression: a futex wait whose submit failed (EAGAIN: the request stays
+// published in the submission ring, for the loop's next enter) was taken
+// for "not queued": its record was freed and a helper thread waited
+// instead, and the request, submitted later, completed with the freed
+// record's address (ASan: use after free; else the ring's teardown counted
+// one completion too many and hung). The wait must stand, carried by the
+// loop's next enter: no helper thread, resumed once the word changed.
+TEST_P(io_wait_on, a_failed_submit_keeps_the_wait_queued) {
+  if (GetParam() != rouse::io::backend::io_uring) GTEST_SKIP() << "io_uring's submit only";
+  auto loop = std::make_unique<event_loop>(GetParam());
+  if (!loop->get_reactor().futex_wait_native()) GTEST_SKIP() << "no IORING_OP_FUTEX_WAIT here";
+  std::atomic<std::uint32_t> word{0};
+  int threads_before = 0, threads_waiting = -1, rounds = 0;
+  bool filtered = false;
+  // The filter stays with the thread that installs it: a thread of its own.
+  std::thread driver([&] {
+    filtered = fail_submit_only_enters();
+    if (!filtered) return;
+    threads_before = thread_count();
+    loop->run_until_complete([](event_loop& loop, std::atomic<std::uint32_t>& w, int& waiting,
+                                int& rounds) -> task<void> {
+      rouse::async::task_scope scope;
+      scope.spawn(loop.get_scheduler(), [](event_loop& loop, std::atomic<std::uint32_t>& w, int& rounds) -> task<void> {
+        while (w.load() == 0) {  // its submit fails: the wait must stand anyway
+          co_await wait_on(loop, w, 0);
+          ++rounds;
+        }
+      }(loop, w, rounds));
+      scope.spawn(loop.get_scheduler(), [](std::atomic<std::uint32_t>& w, int& waiting) -> task<void> {
+        waiting = thread_count();  // the first waits now: natively, or with a helper thread
+        w.store(1);
+        (void)wake_all(w);
+        co_return;
+      }(w, waiting));
+      co_await scope.join();
+    }(*loop, word, threads_waiting, rounds));
+  });
+  driver.join();
+  if (!filtered) GTEST_SKIP() << "cannot install a seccomp filter here";
+  EXPECT_EQ(threads_waiting, threads_before) << "the wait fell back to a helper thread";
+  EXPECT_GE(rounds, 1);
+  loop.reset();  // the ring's teardown reaps every completion it expects, no more
+  EXPECT_EQ(wake_all(word), 0);
 }
 
 TEST_P(io_wait_on, native_path_is_used_where_the_kernel_has_it) {
