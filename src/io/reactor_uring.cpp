@@ -149,7 +149,8 @@ struct reactor::uring_state {
     return tail - io_uring_smp_load_acquire(sq.khead);
   }
   // Submits `to_submit` and waits for `wait_nr` completions (bounded by
-  // `ts` when given). No lock.
+  // `ts` when given). No lock. Returns what io_uring_enter returns: the
+  // count submitted, or -errno (errno is not set).
   int enter(unsigned to_submit, unsigned wait_nr, __kernel_timespec* ts) noexcept {
     unsigned flags = wait_nr > 0 || ts != nullptr ? IORING_ENTER_GETEVENTS : 0u;
     if (ts != nullptr) {
@@ -178,6 +179,13 @@ struct reactor::uring_state {
 };
 
 bool reactor::driven_here() const noexcept { return driver_.load(std::memory_order_relaxed) == &this_thread_tag; }
+
+// Submits the `n` requests flush() published. A failed enter (the kernel
+// short of memory, completions it could not post) leaves them published
+// for the loop's next enter; a loop that may be asleep is woken for it.
+void reactor::uring_submit_published(unsigned n) noexcept {
+  if (n > 0 && uring_->enter(n, 0, nullptr) < 0 && !driven_here()) unpark();
+}
 
 bool reactor::io_uring_available() noexcept {
   io_uring ring;
@@ -277,7 +285,10 @@ void reactor::uring_stop() noexcept {
     }
     uring_->batch.clear();
     if (pending == 0 && !kernel_ops_pending()) break;
-    if (uring_->enter(0, 1, nullptr) < 0 && errno != EINTR && errno != EAGAIN && errno != EBUSY) break;
+    // liburing returns -errno and leaves errno alone: a signal (-EINTR) or
+    // a transient shortage is waited through, not taken for the end.
+    int const rc = uring_->enter(0, 1, nullptr);
+    if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY) break;
   }
   // Closing the ring ends every other request: no completion will name a
   // registration any more.
@@ -396,7 +407,7 @@ void reactor::arm_readiness(detail::registration* r) noexcept {
   uring_->arm_poll(r->fd, r);
   unsigned const n = driven_here() ? 0 : uring_->flush();
   uring_->lock.unlock();
-  if (n > 0) (void)uring_->enter(n, 0, nullptr);
+  uring_submit_published(n);
 }
 
 void reactor::uring_remove(detail::registration* r) noexcept {
@@ -407,8 +418,9 @@ void reactor::uring_remove(detail::registration* r) noexcept {
   if (!armed) return;
   uring_->lock.lock();
   uring_->remove_poll(r, tag_removal(r));
-  (void)io_uring_submit(&uring_->ring);
+  int const rc = io_uring_submit(&uring_->ring);  // a failure leaves it published (uring_submit_published())
   uring_->lock.unlock();
+  if (rc < 0 && !driven_here()) unpark();
 }
 
 bool reactor::kernel_ops_pending() noexcept {
@@ -464,7 +476,7 @@ void reactor::request_start(detail::op_base* op) noexcept {
   // (unless set_submit_at_once()).
   unsigned const n = driven_here() && !submit_at_once_ ? 0 : uring_->flush();
   uring_->lock.unlock();
-  if (n > 0) (void)uring_->enter(n, 0, nullptr);
+  uring_submit_published(n);
   kernel_requests_.fetch_add(1, std::memory_order_relaxed);
   kernel_in_flight_.fetch_add(1, std::memory_order_relaxed);
 }
@@ -478,7 +490,7 @@ void reactor::request_cancel(detail::op_base* op) noexcept {
   io_uring_sqe_set_data(s, &ignore_marker);
   unsigned const n = uring_->flush();
   uring_->lock.unlock();
-  if (n > 0) (void)uring_->enter(n, 0, nullptr);
+  uring_submit_published(n);
 }
 
 void reactor::request_abandon(detail::op_base* op) noexcept {

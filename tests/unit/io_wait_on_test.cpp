@@ -31,6 +31,7 @@
 #include <thread>
 #include <vector>
 
+#include "eventually.hpp"
 #include "io_test.hpp"
 #include "rouse/async/sleep.hpp"
 #include "rouse/async/spawn.hpp"
@@ -346,6 +347,48 @@ TEST_P(io_wait_on, a_failed_submit_keeps_the_wait_queued) {
   EXPECT_EQ(threads_waiting, threads_before) << "the wait fell back to a helper thread";
   EXPECT_GE(rounds, 1);
   loop.reset();  // the ring's teardown reaps every completion it expects, no more
+  EXPECT_EQ(wake_all(word), 0);
+}
+
+// The same from a thread that does not drive the loop, while the loop
+// sleeps: the request published by the failed submit waits for the loop's
+// next enter, so the loop must be woken for it (or the wait never reaches
+// the kernel, and the loop sleeps on).
+TEST_P(io_wait_on, a_failed_submit_from_another_thread_wakes_the_loop) {
+  if (GetParam() != rouse::io::backend::io_uring) GTEST_SKIP() << "io_uring's submit only";
+  event_loop loop(GetParam());
+  if (!loop.get_reactor().futex_wait_native()) GTEST_SKIP() << "no IORING_OP_FUTEX_WAIT here";
+  std::atomic<std::uint32_t> word{0};
+  std::atomic<bool> resumed{false};
+  std::atomic<bool> running{false};
+  std::thread driver([&] {
+    running = true;
+    loop.run();  // sleeps: nothing is ready
+  });
+  rouse_test::eventually([&] { return running.load(); });
+  rouse_test::handmade c = [](rouse::io::reactor& r, std::atomic<std::uint32_t>& w,
+                              std::atomic<bool>& resumed) -> rouse_test::handmade {
+    co_await wait_on(r, w, 0);
+    resumed = true;  // on the loop's thread (no executor: the completion resumes it)
+  }(loop.get_reactor(), word, resumed);
+  bool filtered = false;
+  std::thread starter([&] {
+    filtered = fail_submit_only_enters();
+    if (filtered) c.h.resume();  // starts the wait here; its submit fails
+  });
+  starter.join();
+  if (filtered) {
+    word.store(1);
+    (void)wake_all(word);
+    rouse_test::eventually([&] { return resumed.load(); });  // a loop left asleep hangs here
+  }
+  loop.finish();
+  driver.join();
+  if (!filtered) {
+    c.h.destroy();
+    GTEST_SKIP() << "cannot install a seccomp filter here";
+  }
+  c.h.destroy();  // suspended at its end
   EXPECT_EQ(wake_all(word), 0);
 }
 

@@ -343,6 +343,7 @@ class reactor final : public async::parker {
   void uring_handle_op(detail::op_base* op, int res, detail::op_base**& done_tail) noexcept;
   bool kernel_ops_pending() noexcept;
   bool driven_here() const noexcept;
+  void uring_submit_published(unsigned n) noexcept;
 
   io::backend backend_ = io::backend::epoll;
   uring_state* uring_ = nullptr;
