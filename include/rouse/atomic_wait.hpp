@@ -50,6 +50,7 @@
 #include <cstring>
 #include <type_traits>
 
+#include "rouse/config.hpp"
 #include "rouse/detail/deadline.hpp"
 #include "rouse/detail/waiter_count.hpp"
 #include "rouse/platform/deadline.hpp"

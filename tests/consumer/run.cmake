@@ -46,3 +46,12 @@ if(PKG_CONFIG)
 else()
   message(STATUS "pkg-config not found: the pkg-config consumer is not checked")
 endif()
+
+# An older standard gets rouse's own message (rouse/config.hpp) among the
+# errors, not only the cascade its C++20 code would give.
+file(WRITE ${WORK_DIR}/old_standard.cpp "#include <rouse/mutex.hpp>\nint main() {}\n")
+execute_process(COMMAND ${CXX} -std=c++17 -fsyntax-only -I${WORK_DIR}/prefix/include ${WORK_DIR}/old_standard.cpp
+                RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+if(rc EQUAL 0 OR NOT err MATCHES "rouse needs C\\+\\+20")
+  message(FATAL_ERROR "compiling rouse/mutex.hpp with -std=c++17 should fail with rouse's message; got (${rc}):\n${err}")
+endif()

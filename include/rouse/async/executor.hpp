@@ -40,6 +40,8 @@
 #include <coroutine>
 #include <cstdint>
 
+#include "rouse/config.hpp"
+
 namespace rouse::async {
 
 class executor;

@@ -15,6 +15,7 @@
 #include <string>
 #include <string_view>
 
+#include "rouse/config.hpp"
 #include "rouse/io/result.hpp"
 
 namespace rouse::io {

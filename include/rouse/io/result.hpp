@@ -22,6 +22,8 @@
 #include <type_traits>
 #include <utility>
 
+#include "rouse/config.hpp"
+
 namespace rouse::io {
 
 // rouse's own I/O error values (io_category()).

@@ -14,6 +14,8 @@
 
 #include <cstdint>
 
+#include "rouse/config.hpp"
+
 namespace rouse::platform {
 
 struct syscall_counts {

@@ -8,6 +8,8 @@
 #include <immintrin.h>
 #endif
 
+#include "rouse/config.hpp"
+
 namespace rouse::platform {
 
 // One spin-wait hint (x86 `pause`, Arm `yield`). Tells the core we are in a

@@ -37,6 +37,8 @@
 #include <ratio>
 #include <type_traits>
 
+#include "rouse/config.hpp"
+
 namespace rouse::platform {
 
 // The steady clock as a count of nanoseconds: for spin budgets and the

@@ -31,6 +31,8 @@
 
 #include <atomic>
 
+#include "rouse/config.hpp"
+
 namespace rouse::platform {
 
 // True when asymmetric_heavy_fence() is a process-wide barrier. Set once

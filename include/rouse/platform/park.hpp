@@ -29,6 +29,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "rouse/config.hpp"
+
 namespace rouse::platform::detail {
 
 // Number of buckets: a power of two. 512 × 64 bytes = 32 KiB, static.

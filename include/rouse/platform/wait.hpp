@@ -48,6 +48,7 @@
 #include <span>
 #include <type_traits>
 
+#include "rouse/config.hpp"
 #include "rouse/platform/deadline.hpp"
 
 namespace rouse::platform {

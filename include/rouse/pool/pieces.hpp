@@ -75,6 +75,7 @@
 #include <cstdint>
 #include <memory>
 
+#include "rouse/config.hpp"
 #include "rouse/detail/sync_types.hpp"
 
 #if !defined(ROUSE_MODEL_RELACY)
