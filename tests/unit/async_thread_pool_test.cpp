@@ -570,6 +570,39 @@ TEST(async_thread_pool, a_holder_that_runs_what_it_fired_hands_the_remaining_tim
   }
 }
 
+// Suspends the caller and resumes it behind the work waiting now.
+struct yield_awaiter {
+  executor* ex;
+  bool await_ready() const noexcept { return false; }
+  void await_suspend(std::coroutine_handle<> h) const noexcept { ex->schedule_yield(h); }
+  void await_resume() const noexcept {}
+};
+
+// A worker that resumes a yielded coroutine first fires the timers due:
+// the coroutine a fire schedules must not wait in that worker's LIFO slot
+// behind the yielded one, which here blocks its worker until the fired one
+// ran (a hang before, the other worker asleep).
+TEST(async_thread_pool, a_coroutine_fired_before_a_yielded_one_resumes_is_not_held_behind_it) {
+  thread_pool pool(2);
+  for (int round = 0; round < 20; ++round) {
+    std::atomic<int> fired_ran{0}, done{0};
+    auto const deadline = clock_type::now() + 2ms;
+    auto sleeper = [&]() -> job {
+      co_await sleep_for_awaiter{{.deadline = deadline}, &pool, {}};
+      fired_ran.store(1);
+    };
+    auto yielder = [&]() -> job {
+      while (clock_type::now() < deadline) co_await yield_awaiter{&pool};
+      co_await yield_awaiter{&pool};  // its worker fires the timer, then resumes this
+      rouse_test::eventually([&] { return fired_ran.load() == 1; });  // holds its worker
+      done.store(1);
+    };
+    pool.schedule(sleeper().handle);
+    pool.schedule(yielder().handle);
+    rouse_test::eventually([&] { return done.load() == 1; });
+  }
+}
+
 TEST(async_thread_pool, coroutines_sleeping_on_timers_resume_on_the_pool_after_their_deadline) {
   constexpr int n = 300;
   std::atomic<int> done{0}, early{0}, off_pool{0};

@@ -150,9 +150,11 @@
 // bound on lateness: a holder woken for one timer while others wait hands
 // the role on before running what it fired, one more wake per such
 // wake-up (docs/benchmarks.md). Awake workers also fire due timers
-// between coroutines. Expired timers are taken under the lock, one at a
-// time (collect_expired(steady_clock::now()): never early), and fired
-// outside it.
+// between coroutines (every pool_global_interval runs, and after a
+// yield); a coroutine so fired goes to the ring, stealable, since the
+// worker has picked its next coroutine already. Expired timers are taken
+// under the lock, one at a time (collect_expired(steady_clock::now()):
+// never early), and fired outside it.
 // Leaving the sleepers gives the role up; the next parker takes it.
 //
 // Memory ordering: everything before schedule(h) happens-before h resumes
@@ -522,7 +524,14 @@ class pool_core {
       if (w.searching) stop_searching(w);
       if (++w.ticks % pool_global_interval == 0 || w.yielded) {
         w.yielded = false;
-        fire_due_timers();
+        // A coroutine a fire scheduled here sits in the LIFO slot behind
+        // `task`, which may run for long: to the ring, where others steal.
+        if (fire_due_timers() && w.lifo != nullptr) {
+          void* const fired = w.lifo;
+          w.lifo = nullptr;
+          (void)push_local(w, fired);
+          notify_parked();
+        }
       }
       if (w.timers_unwatched) hand_timers_on(w);
       budget = ::rouse::async::detail::coop_budget;
