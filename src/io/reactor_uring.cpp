@@ -113,12 +113,23 @@ struct reactor::uring_state {
   // abandoning destructor takes every completion to find its own.
   std::vector<completion> backlog;
   std::vector<completion> batch;  // the loop's: the completions it handles now
+  reactor* owner = nullptr;
 
-  // A free submission entry; submits what is queued when there is none.
+  // Under lock: a free submission entry. With none, submits what is
+  // published, with GETEVENTS (which also posts completions the kernel
+  // held for want of room). Where that fails (the kernel short of memory,
+  // or its held completions still without room), the completions waiting
+  // move to the backlog, for the loop, which is woken for them (it may
+  // wait for the lock this thread holds, or sleep on a ring it finds
+  // empty), and the submit is tried again.
   io_uring_sqe* sqe() noexcept {
     io_uring_sqe* s = io_uring_get_sqe(&ring);
     while (s == nullptr) {
-      (void)io_uring_submit(&ring);
+      if (io_uring_enter(static_cast<unsigned>(ring.ring_fd), flush(), 0, IORING_ENTER_GETEVENTS, nullptr) < 0) {
+        std::size_t const waiting = backlog.size();
+        take_completions();
+        if (backlog.size() != waiting) owner->unpark();
+      }
       s = io_uring_get_sqe(&ring);
     }
     return s;
@@ -216,6 +227,7 @@ bool reactor::uring_start() noexcept {
     futex_native_ = io_uring_opcode_supported(probe, op_futex_wait) != 0;
     io_uring_free_probe(probe);
   }
+  u->owner = this;
   u->backlog.reserve(2 * completion_entries);
   u->batch.reserve(2 * completion_entries);
   u->arm_poll(wake_fd_, &detail::wake_marker);
@@ -261,6 +273,9 @@ void reactor::uring_stop() noexcept {
     uring_->lock.lock();
     uring_->take_completions();
     uring_->batch.swap(uring_->backlog);
+    // What is published but not submitted (a submit above, or of another
+    // thread, that failed) goes with this round's wait.
+    unsigned const unsubmitted = uring_->flush();
     uring_->lock.unlock();
     for (completion const& c : uring_->batch) {
       void* const data = reinterpret_cast<void*>(c.data);
@@ -287,7 +302,7 @@ void reactor::uring_stop() noexcept {
     if (pending == 0 && !kernel_ops_pending()) break;
     // liburing returns -errno and leaves errno alone: a signal (-EINTR) or
     // a transient shortage is waited through, not taken for the end.
-    int const rc = uring_->enter(0, 1, nullptr);
+    int const rc = uring_->enter(unsubmitted, 1, nullptr);
     if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY) break;
   }
   // Closing the ring ends every other request: no completion will name a
@@ -513,6 +528,9 @@ void reactor::request_abandon(detail::op_base* op) noexcept {
       }
     }
     others = !uring_->backlog.empty();
+    // The cancel (or the request itself) may still be published only, its
+    // own submit having failed: this wait submits it.
+    unsigned const unsubmitted = found ? 0 : uring_->flush();
     uring_->lock.unlock();
     if (found) {
       kernel_in_flight_.fetch_sub(1, std::memory_order_relaxed);
@@ -530,7 +548,7 @@ void reactor::request_abandon(detail::op_base* op) noexcept {
     if (found) return;
     __kernel_timespec ts{};
     ts.tv_nsec = abandon_wait_ns;
-    (void)uring_->enter(0, 1, &ts);
+    (void)uring_->enter(unsubmitted, 1, &ts);
   }
 }
 

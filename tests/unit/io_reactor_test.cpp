@@ -20,6 +20,7 @@
 #include <thread>
 #include <vector>
 
+#include "eventually.hpp"
 #include "io_test.hpp"
 #include "rouse/async/sleep.hpp"
 #include "rouse/async/spawn.hpp"
@@ -440,6 +441,45 @@ void cancel_while_waiting(event_loop& loop, waiting_targets& t, Make make, const
     c.h.destroy();
   }(loop, t, make));
   EXPECT_EQ(loop.get_reactor().kernel_requests_in_flight(), 0);
+}
+
+// An operation in the kernel whose frame is destroyed on a thread whose
+// submits fail (after the loop stopped: a shutdown order): the destructor's
+// cancel is published, not submitted, and its wait for the operation's
+// completion must submit it (it waited with nothing to submit: a hang).
+rouse_test::handmade read_into(rouse::io::async_fd& f, bool& resumed) {
+  std::byte buf[16];
+  (void)co_await f.read_some(buf);
+  resumed = true;
+}
+
+TEST_P(io_reactor, an_operation_abandoned_where_submits_fail_still_ends) {
+  if (GetParam() != rouse::io::backend::io_uring) GTEST_SKIP() << "io_uring's submit only";
+  event_loop loop(GetParam());
+  int p[2];
+  ASSERT_EQ(::pipe2(p, O_CLOEXEC), 0);
+  auto f = rouse::io::async_fd::adopt(loop, p[0]);
+  ASSERT_TRUE(f);
+  bool resumed = false;
+  std::atomic<bool> running{false};
+  std::thread driver([&] {
+    running = true;
+    loop.run();
+  });
+  rouse_test::eventually([&] { return running.load(); });
+  rouse_test::handmade c = read_into(*f, resumed);
+  c.h.resume();  // the read goes to the kernel (submitted from this thread)
+  loop.finish();
+  driver.join();
+  bool filtered = false;
+  std::thread destroyer([&] {
+    filtered = rouse_test::fail_submit_only_enters();
+    c.h.destroy();  // unfiltered too, where the filter cannot be installed
+  });
+  destroyer.join();
+  EXPECT_FALSE(resumed);
+  ::close(p[1]);
+  if (!filtered) GTEST_SKIP() << "cannot install a seccomp filter here";
 }
 
 TEST_P(io_reactor, every_kind_of_operation_is_cancelled_mid_flight_three_ways) {

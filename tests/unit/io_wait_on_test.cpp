@@ -8,12 +8,7 @@
 #include <dirent.h>
 #include <gtest/gtest.h>
 #include <fcntl.h>
-#include <linux/audit.h>
-#include <linux/filter.h>
 #include <linux/futex.h>
-#include <linux/io_uring.h>
-#include <linux/seccomp.h>
-#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -264,36 +259,6 @@ TEST_P(io_wait_on, ring_closed_while_waiting_leaves_no_stale_waiter) {
   c.h.destroy();
 }
 
-// For the calling thread (and the threads it creates) from now on: an
-// io_uring_enter that only submits (no IORING_ENTER_GETEVENTS) fails with
-// EAGAIN, as the kernel's fails when it is short of memory; the loop's
-// waiting enters still work. False where the filter cannot be installed.
-bool fail_submit_only_enters() {
-#if defined(__x86_64__)
-  constexpr std::uint32_t arch = AUDIT_ARCH_X86_64;
-#elif defined(__aarch64__)
-  constexpr std::uint32_t arch = AUDIT_ARCH_AARCH64;
-#else
-  return false;
-#endif
-  sock_filter code[] = {
-      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, arch)),
-      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, arch, 1, 0),
-      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)),
-      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_enter, 1, 0),
-      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-      // The flags argument's low word (both architectures are little-endian).
-      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, args) + 3 * sizeof(std::uint64_t)),
-      BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, IORING_ENTER_GETEVENTS, 0, 1),
-      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EAGAIN),
-  };
-  sock_fprog program{static_cast<unsigned short>(sizeof code / sizeof code[0]), code};
-  if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return false;
-  return ::prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &program) == 0;
-}
-
 // The threads of this process now.
 int thread_count() {
   int n = 0;
@@ -321,7 +286,7 @@ TEST_P(io_wait_on, a_failed_submit_keeps_the_wait_queued) {
   bool filtered = false;
   // The filter stays with the thread that installs it: a thread of its own.
   std::thread driver([&] {
-    filtered = fail_submit_only_enters();
+    filtered = rouse_test::fail_submit_only_enters();
     if (!filtered) return;
     threads_before = thread_count();
     loop->run_until_complete([](event_loop& loop, std::atomic<std::uint32_t>& w, int& waiting,
@@ -373,7 +338,7 @@ TEST_P(io_wait_on, a_failed_submit_from_another_thread_wakes_the_loop) {
   }(loop.get_reactor(), word, resumed);
   bool filtered = false;
   std::thread starter([&] {
-    filtered = fail_submit_only_enters();
+    filtered = rouse_test::fail_submit_only_enters();
     if (filtered) c.h.resume();  // starts the wait here; its submit fails
   });
   starter.join();
@@ -390,6 +355,70 @@ TEST_P(io_wait_on, a_failed_submit_from_another_thread_wakes_the_loop) {
   }
   c.h.destroy();  // suspended at its end
   EXPECT_EQ(wake_all(word), 0);
+}
+
+// More waits than the submission ring holds, each submit failing on the
+// loop's own thread: once the ring is full of published requests, taking
+// an entry must submit them by a call that works (it looped on the failing
+// submit, holding the ring's lock: a hang).
+TEST_P(io_wait_on, a_ring_full_of_failed_submits_is_submitted_another_way) {
+  if (GetParam() != rouse::io::backend::io_uring) GTEST_SKIP() << "io_uring's submit only";
+  auto loop = std::make_unique<event_loop>(GetParam());
+  if (!loop->get_reactor().futex_wait_native()) GTEST_SKIP() << "no IORING_OP_FUTEX_WAIT here";
+  constexpr int waiters = 300;  // the ring has 256 entries
+  std::vector<std::atomic<std::uint32_t>> words(waiters);
+  std::atomic<int> resumed{0};
+  bool filtered = false;
+  std::thread driver([&] {
+    filtered = rouse_test::fail_submit_only_enters();
+    if (!filtered) return;
+    loop->run_until_complete([](event_loop& loop, std::vector<std::atomic<std::uint32_t>>& words,
+                                std::atomic<int>& resumed) -> task<void> {
+      rouse::async::task_scope scope;
+      for (auto& w : words)
+        scope.spawn(loop.get_scheduler(),
+                    [](event_loop& loop, std::atomic<std::uint32_t>& w, std::atomic<int>& resumed) -> task<void> {
+                      while (w.load() == 0) co_await wait_on(loop, w, 0);
+                      resumed.fetch_add(1);
+                    }(loop, w, resumed));
+      scope.spawn(loop.get_scheduler(), [](std::vector<std::atomic<std::uint32_t>>& words) -> task<void> {
+        for (auto& w : words) {
+          w.store(1);
+          (void)wake_all(w);
+        }
+        co_return;
+      }(words));
+      co_await scope.join();
+    }(*loop, words, resumed));
+  });
+  driver.join();
+  if (!filtered) GTEST_SKIP() << "cannot install a seccomp filter here";
+  EXPECT_EQ(resumed.load(), waiters);
+  loop.reset();
+}
+
+// The loop destroyed on a thread whose submits fail, with a wait pending:
+// the teardown's cancels are published, not submitted, and its waits for
+// their completions must submit them (it waited with nothing to submit
+// for a completion that never came: a hang).
+TEST_P(io_wait_on, a_loop_destroyed_where_submits_fail_withdraws_its_waits) {
+  if (GetParam() != rouse::io::backend::io_uring) GTEST_SKIP() << "io_uring's submit only";
+  auto loop = std::make_unique<event_loop>(GetParam());
+  if (!loop->get_reactor().futex_wait_native()) GTEST_SKIP() << "no IORING_OP_FUTEX_WAIT here";
+  std::atomic<std::uint32_t> word{0};
+  bool resumed = false;
+  handmade c = wait_once(*loop, word, resumed);
+  c.h.resume();  // submitted from this thread
+  bool filtered = false;
+  std::thread destroyer([&] {
+    filtered = rouse_test::fail_submit_only_enters();
+    loop.reset();  // unfiltered too, where the filter cannot be installed
+  });
+  destroyer.join();
+  EXPECT_FALSE(resumed);
+  c.h.destroy();
+  EXPECT_EQ(wake_all(word), 0) << "a stale waiter survived the ring";
+  if (!filtered) GTEST_SKIP() << "cannot install a seccomp filter here";
 }
 
 TEST_P(io_wait_on, native_path_is_used_where_the_kernel_has_it) {
