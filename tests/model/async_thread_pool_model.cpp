@@ -26,6 +26,11 @@
 //                  that takes both from the global queue (a batch: one to
 //                  run, the rest into its ring) while the other parks must
 //                  wake it for the ring's task, or nothing runs it.
+//   fired_after_yield  a coroutine adds a timer due at once, yields, and
+//                  then blocks its worker until the timer's coroutine ran:
+//                  its worker fires the timer after picking it again, and
+//                  the fired coroutine must go where the other worker can
+//                  take it (and that worker be woken for it).
 //   stop_idle      the pool is stopped without work: every worker returns.
 // And the broken variants, kept to prove the model sees the bugs it guards:
 //   spawn_skips_wake   model_fault::pool_spawn_skips_wake: a schedule from
@@ -36,6 +41,9 @@
 //   batch_skips_wake  model_fault::pool_batch_skips_wake: a worker that is
 //                  not searching takes a batch from the global queue and
 //                  does not look for a sleeper: a deadlock (batch's shape).
+//   fired_stays_in_lifo  model_fault::pool_fired_stays_in_lifo: what the
+//                  fire between two coroutines scheduled stays in the LIFO
+//                  slot: a deadlock (fired_after_yield's shape).
 #include <coroutine>
 #include <cstdint>
 #include <exception>
@@ -246,6 +254,52 @@ struct batch_suite : rl::test_suite<batch_suite, threads>, pool_suite_base<4> {
   }
 };
 
+struct fired_after_yield_suite : rl::test_suite<fired_after_yield_suite, threads>, pool_suite_base<4> {
+  struct entry {
+    rouse::async::timer_entry e;  // first: fire() gets the suite back
+    fired_after_yield_suite* suite;
+  } t{};
+
+  void before() {
+    reset();
+    t.suite = this;
+    t.e.deadline = rouse::async::timer_entry::clock::time_point::min();  // due at once (model time stands still)
+    t.e.fire = [](rouse::async::timer_entry* e) noexcept {
+      auto* s = reinterpret_cast<entry*>(e)->suite;
+      s->core.schedule_local(s->me(), fired(s).handle.address());  // fired on a worker: its LIFO slot
+    };
+  }
+  static job fired(fired_after_yield_suite* s) {
+    s->runs[0]($) += 1;
+    s->finish();
+    co_return;
+  }
+  struct yield_now {
+    fired_after_yield_suite* s;
+    bool await_ready() const noexcept { return false; }
+    void await_suspend(std::coroutine_handle<> h) const noexcept { s->core.schedule_yield(s->me(), h.address()); }
+    void await_resume() const noexcept {}
+  };
+  static job yielder(fired_after_yield_suite* s) {
+    s->core.add_timer(s->t.e, &s->me());
+    co_await yield_now{s};
+    s->await_finished(1);  // blocks this worker's thread until the fired coroutine ran
+    s->runs[1]($) += 1;
+    s->finish();
+    co_return;
+  }
+  void thread(unsigned index) {
+    if (index == 0) {
+      core.schedule_remote(yielder(this).handle.address());
+      await_finished(2);
+      RL_ASSERT(runs[0]($) == 1 && runs[1]($) == 1);
+      core.stop();
+    } else {
+      run_worker();
+    }
+  }
+};
+
 struct stop_idle_suite : rl::test_suite<stop_idle_suite, threads>, pool_suite_base<4> {
   void thread(unsigned index) {
     if (index == 0)
@@ -267,6 +321,7 @@ int main() {
   failures += rouse_model::expect_pass<timer_suite<false>>("async_thread_pool.timer_wakes", 100000);
   failures += rouse_model::expect_pass<timer_handed_on_suite>("async_thread_pool.timer_handed_on", 100000);
   failures += rouse_model::expect_pass<batch_suite>("async_thread_pool.batch", 200000);
+  failures += rouse_model::expect_pass<fired_after_yield_suite>("async_thread_pool.fired_after_yield", 200000);
   failures += rouse_model::expect_pass<stop_idle_suite>("async_thread_pool.stop_idle", 50000);
   {
     d::model_fault_scope fault(d::model_fault::pool_spawn_skips_wake);
@@ -282,6 +337,11 @@ int main() {
     d::model_fault_scope fault(d::model_fault::pool_batch_skips_wake);
     failures += rouse_model::expect_failure<batch_suite>("async_thread_pool.batch_skips_wake", rl::test_result_deadlock,
                                                          200000);
+  }
+  {
+    d::model_fault_scope fault(d::model_fault::pool_fired_stays_in_lifo);
+    failures += rouse_model::expect_failure<fired_after_yield_suite>("async_thread_pool.fired_stays_in_lifo",
+                                                                     rl::test_result_deadlock, 200000);
   }
   return failures == 0 ? 0 : 1;
 }

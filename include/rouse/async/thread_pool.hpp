@@ -526,7 +526,8 @@ class pool_core {
         w.yielded = false;
         // A coroutine a fire scheduled here sits in the LIFO slot behind
         // `task`, which may run for long: to the ring, where others steal.
-        if (fire_due_timers() && w.lifo != nullptr) {
+        if (fire_due_timers() && w.lifo != nullptr &&
+            !::rouse::detail::model_fault_on(::rouse::detail::model_fault::pool_fired_stays_in_lifo)) {
           void* const fired = w.lifo;
           w.lifo = nullptr;
           (void)push_local(w, fired);

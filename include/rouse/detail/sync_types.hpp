@@ -149,6 +149,9 @@ enum class model_fault : unsigned {
   // async::thread_pool: a worker that is not searching moves a batch from
   // the global queue into its ring and does not look for a sleeping worker.
   pool_batch_skips_wake,
+  // async::thread_pool: a coroutine that a timer fired between two
+  // coroutines scheduled stays in the worker's LIFO slot, behind the next.
+  pool_fired_stays_in_lifo,
   // async timers: the timer queue fires an entry one slot early.
   timer_fires_early,
   // async::semaphore: a serve that cannot fully serve the oldest waiter
