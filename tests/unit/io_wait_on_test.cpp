@@ -309,7 +309,8 @@ TEST_P(io_wait_on, a_failed_submit_keeps_the_wait_queued) {
   });
   driver.join();
   if (!filtered) GTEST_SKIP() << "cannot install a seccomp filter here";
-  EXPECT_EQ(threads_waiting, threads_before) << "the wait fell back to a helper thread";
+  // At most as many: a helper an earlier test detached may be ending.
+  EXPECT_LE(threads_waiting, threads_before) << "the wait fell back to a helper thread";
   EXPECT_GE(rounds, 1);
   loop.reset();  // the ring's teardown reaps every completion it expects, no more
   EXPECT_EQ(wake_all(word), 0);
