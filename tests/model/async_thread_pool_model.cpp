@@ -92,6 +92,25 @@ struct pool_suite_base {
   void run_worker() { core.run_worker(me()); }
 };
 
+// A timer due at once (model time stands still at min() for steady_clock)
+// whose fire calls on_fire(suite).
+template <class Suite>
+struct due_timer {
+  rouse::async::timer_entry e;  // first: fire() finds the timer from its entry
+  Suite* suite = nullptr;
+  void (*on_fire)(Suite*) = nullptr;
+
+  void arm(Suite* s, void (*f)(Suite*)) {
+    suite = s;
+    on_fire = f;
+    e.deadline = rouse::async::timer_entry::clock::time_point::min();
+    e.fire = [](rouse::async::timer_entry* p) noexcept {
+      auto* const t = reinterpret_cast<due_timer*>(p);
+      t->on_fire(t->suite);
+    };
+  }
+};
+
 // AfterSleep: the spawner first waits until both workers registered as
 // sleepers, so that the schedule must wake one (a random schedule rarely
 // lets both workers get that far before the spawner's few steps).
@@ -149,22 +168,15 @@ struct fan_out_suite : rl::test_suite<fan_out_suite<Capacity, Children>, threads
 // sleeping worker (nobody would look at the timers otherwise).
 template <bool Cancel>
 struct timer_suite : rl::test_suite<timer_suite<Cancel>, threads>, pool_suite_base<4> {
-  struct entry {
-    rouse::async::timer_entry e;  // first: fire() gets the suite back
-    timer_suite* suite;
-  } t{};
+  due_timer<timer_suite> t{};
   rl::var<int> fired;
 
   void before() {
     fired($) = 0;
-    t.suite = this;
-    // Due at once: model time stands still at min() for steady_clock.
-    t.e.deadline = rouse::async::timer_entry::clock::time_point::min();
-    t.e.fire = [](rouse::async::timer_entry* e) noexcept {
-      auto* s = reinterpret_cast<entry*>(e)->suite;
+    t.arm(this, [](timer_suite* s) {
       s->fired($) += 1;
       s->finish();
-    };
+    });
   }
   void thread(unsigned index) {
     if (index == 0) {
@@ -187,21 +199,15 @@ struct timer_suite : rl::test_suite<timer_suite<Cancel>, threads>, pool_suite_ba
 // runs a coroutine that blocks its thread until the timer fired: the timers
 // must go to the sleeper (the adder hands them on before that resume).
 struct timer_handed_on_suite : rl::test_suite<timer_handed_on_suite, threads>, pool_suite_base<4> {
-  struct entry {
-    rouse::async::timer_entry e;  // first: fire() gets the suite back
-    timer_handed_on_suite* suite;
-  } t{};
+  due_timer<timer_handed_on_suite> t{};
   rl::var<int> fired;
 
   void before() {
     fired($) = 0;
-    t.suite = this;
-    t.e.deadline = rouse::async::timer_entry::clock::time_point::min();  // due at once (model time stands still)
-    t.e.fire = [](rouse::async::timer_entry* e) noexcept {
-      auto* s = reinterpret_cast<entry*>(e)->suite;
+    t.arm(this, [](timer_handed_on_suite* s) {
       s->fired($) += 1;
       s->finish();
-    };
+    });
   }
   static job blocker(timer_handed_on_suite* s) {
     s->await_finished(1);  // blocks this worker's thread until the timer fired
@@ -255,19 +261,13 @@ struct batch_suite : rl::test_suite<batch_suite, threads>, pool_suite_base<4> {
 };
 
 struct fired_after_yield_suite : rl::test_suite<fired_after_yield_suite, threads>, pool_suite_base<4> {
-  struct entry {
-    rouse::async::timer_entry e;  // first: fire() gets the suite back
-    fired_after_yield_suite* suite;
-  } t{};
+  due_timer<fired_after_yield_suite> t{};
 
   void before() {
     reset();
-    t.suite = this;
-    t.e.deadline = rouse::async::timer_entry::clock::time_point::min();  // due at once (model time stands still)
-    t.e.fire = [](rouse::async::timer_entry* e) noexcept {
-      auto* s = reinterpret_cast<entry*>(e)->suite;
+    t.arm(this, [](fired_after_yield_suite* s) {
       s->core.schedule_local(s->me(), fired(s).handle.address());  // fired on a worker: its LIFO slot
-    };
+    });
   }
   static job fired(fired_after_yield_suite* s) {
     s->runs[0]($) += 1;
