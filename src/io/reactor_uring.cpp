@@ -335,15 +335,13 @@ bool reactor::futex_wait_start(detail::futex_wait_node* n, const std::atomic<std
   io_uring_prep_rw(op_futex_wait, s, static_cast<int>(futex2_size_u32 | futex2_private), word, 0, expected);
   s->addr3 = futex_bitset_any;
   io_uring_sqe_set_data(s, tag_record(rec));
-  int const rc = io_uring_submit(&uring_->ring);
+  unsigned const published = uring_->flush();
   uring_->lock.unlock();
   futex_lock_.unlock();
-  // A failed submit (the kernel short of memory, completions it could not
-  // post yet) does not take the request back: liburing published it to the
-  // submission ring before the system call, and the loop's next enter
-  // submits it. So the record stands (its completion will name it), and
-  // the loop is woken for that enter where it may be asleep.
-  if (rc < 0 && !driven_here()) unpark();
+  // Published: a failed submit (the kernel short of memory, completions it
+  // could not post yet) does not take it back, so the record stands (its
+  // completion will name it) and the loop's next enter submits it.
+  uring_submit_published(published);
   return true;
 }
 
@@ -364,19 +362,21 @@ bool reactor::futex_wait_cancel(detail::futex_wait_node* n) noexcept {
   }
   rec->node = nullptr;
   const std::atomic<std::uint32_t>* const word = rec->word;
-  // Cancelled while the record is surely alive (its completion handler
-  // takes futex_lock_ before it frees it); the kernel removes the waiter
-  // during this submit, unless a wake took it first.
+  // The cancel is published while the record is surely alive (its
+  // completion handler takes futex_lock_ before it frees it), and the
+  // kernel consumes the ring in order: it reaches the wait it names before
+  // any later request, even one whose record reuses this address. The
+  // kernel removes the waiter during the submit, unless a wake took it
+  // first; a failed submit leaves the cancel published for the loop's next
+  // enter, and the record stands until its completion.
   uring_->lock.lock();
   io_uring_sqe* const s = uring_->sqe();
   io_uring_prep_cancel64(s, reinterpret_cast<std::uint64_t>(tag_record(rec)), 0);
   io_uring_sqe_set_data(s, &ignore_marker);
-  // A failed submit leaves the cancel published, for the loop's next enter
-  // (as in futex_wait_start()); the record stands until its completion.
-  int const rc = io_uring_submit(&uring_->ring);
+  unsigned const published = uring_->flush();
   uring_->lock.unlock();
   futex_lock_.unlock();
-  if (rc < 0 && !driven_here()) unpark();
+  uring_submit_published(published);
   // Whether a wake took the request is known only from its completion,
   // which the loop may not reap for a long time (a run_until_complete that
   // returns at once on this stop): pass one wake on now, while the word is
@@ -433,9 +433,9 @@ void reactor::uring_remove(detail::registration* r) noexcept {
   if (!armed) return;
   uring_->lock.lock();
   uring_->remove_poll(r, tag_removal(r));
-  int const rc = io_uring_submit(&uring_->ring);  // a failure leaves it published (uring_submit_published())
+  unsigned const n = uring_->flush();
   uring_->lock.unlock();
-  if (rc < 0 && !driven_here()) unpark();
+  uring_submit_published(n);
 }
 
 bool reactor::kernel_ops_pending() noexcept {
