@@ -48,8 +48,10 @@ int wait_pair_platform(const word_wait::word_type& word, std::uint32_t value,
 
 void wake_stop_platform(const word_wait::word_type& stop) noexcept { (void)platform::wake_all(stop); }
 
+void wake_one_platform(const word_wait::word_type& word) noexcept { (void)platform::wake_one(word); }
+
 constexpr word_wait::fallback_ops wait_layer_ops{&start_wait_helper, &reap_wait_helper, &wait_pair_platform,
-                                                 &wake_stop_platform};
+                                                 &wake_stop_platform, &wake_one_platform};
 }  // namespace
 
 const word_wait::fallback_ops& wait_layer_fallback() noexcept { return wait_layer_ops; }

@@ -63,8 +63,13 @@ void wake_stop_kernel(const word_type& stop) noexcept {
   (void)::syscall(SYS_futex, &stop, FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0);
 }
 
-constexpr async::detail::word_wait::fallback_ops kernel_ops{
-    &async::detail::start_wait_helper, &async::detail::reap_wait_helper, &wait_pair_kernel, &wake_stop_kernel};
+void wake_one_kernel(const word_type& word) noexcept {
+  (void)::syscall(SYS_futex, &word, FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0);
+}
+
+constexpr async::detail::word_wait::fallback_ops kernel_ops{&async::detail::start_wait_helper,
+                                                            &async::detail::reap_wait_helper, &wait_pair_kernel,
+                                                            &wake_stop_kernel, &wake_one_kernel};
 }  // namespace
 
 const async::detail::word_wait::fallback_ops& kernel_futex_fallback() noexcept { return kernel_ops; }

@@ -30,6 +30,17 @@
 // The broken variant (model_fault::word_wait_helper_stop_skips_woke): the
 // helper, woken with the stop reported, leaves without woke(), as the code
 // did before this path was fixed. The model must fail with a deadlock.
+//
+// helper_abandon_races_wake: W0 is a raw word wait (wait_on's protocol: one
+// wait while the word holds 0, no give-up path) whose frame is destroyed
+// (abandon()) while a waker stores 1 and wakes one waiter; W1 is a thread
+// waiting on the same word. A wake W0's helper took for a frame that is
+// gone must be passed on (the driver's give_back_locked()), or W1 sleeps on
+// a word that says 1. Here the fake kernel reports the word when both
+// wakes reached the helper, as futex_waitv does with the word last (the
+// protocol relies on it: it has no give-up path to cover the other case).
+// Broken variant model_fault::word_wait_abandon_drops_wake (the code before
+// the pass-on): a deadlock.
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -60,6 +71,10 @@ struct fake_kernel {
   sleeper* queue[4] = {};  // FIFO of sleepers on the word
   int queue_n = 0;
   sleeper* on_stop = nullptr;  // the helper, while it sleeps on the stop word
+  // A sleeper woken by both reports the word (futex_waitv(2) with the word
+  // as the last entry, as the library's helper waits) instead of the stop
+  // (the worst case a protocol's give-up path must cover).
+  bool word_reported_first = false;
 
   static void ring(sleeper& s) {
     s.bell.store(1, std::memory_order_release);
@@ -98,6 +113,7 @@ struct fake_kernel {
     bool const stop_woke = s.by_stop;
     lock.unlock();
     if (word_woke && stop_woke) ++both_taken;
+    if (word_woke && word_reported_first) return 0;
     return stop_woke ? 1 : 0;
   }
   // FUTEX_WAKE of one on the word: the first sleeper takes it.
@@ -166,7 +182,8 @@ int wait_pair(const driver::word_type& word, std::uint32_t value, const driver::
   return kernel->wait(word, value, &stop);
 }
 void wake_stop(const driver::word_type&) noexcept { kernel->wake_stop(); }
-constexpr driver::fallback_ops model_ops{&start_helper, &reap_helper, &wait_pair, &wake_stop};
+void wake_one(const driver::word_type&) noexcept { kernel->wake_one(); }
+constexpr driver::fallback_ops model_ops{&start_helper, &reap_helper, &wait_pair, &wake_stop, &wake_one};
 
 struct helper_stop_races_wake : rl::test_suite<helper_stop_races_wake, 4> {
   rd::atomic<std::uint32_t> tokens{0};
@@ -228,6 +245,81 @@ struct helper_stop_races_wake : rl::test_suite<helper_stop_races_wake, 4> {
 
 void waiter0::on_done(driver* w, wait_outcome o) noexcept { static_cast<waiter0*>(w)->suite->ended(o); }
 
+// wait_on's protocol (rouse/async/wait_on.hpp, word_protocol): one wait
+// while the word holds 0; what it takes is a wake of the word only.
+struct raw_word_protocol : wait_protocol {
+  bool waited = false;
+  explicit raw_word_protocol(const rd::atomic<std::uint32_t>& w) noexcept { word = &w; }
+  bool step(std::uint32_t& value) noexcept override {
+    if (waited || word->load(std::memory_order_acquire) != 0) return true;
+    value = 0;
+    return false;
+  }
+  void woke() noexcept override { waited = true; }
+  bool give_back() noexcept override { return waited; }
+};
+
+struct helper_abandon_races_wake;
+struct raw_waiter : raw_word_protocol, driver {
+  helper_abandon_races_wake* suite;
+  raw_waiter(helper_abandon_races_wake* s, const rd::atomic<std::uint32_t>& w) noexcept
+      : raw_word_protocol(w), driver(static_cast<wait_protocol&>(*this), &on_done), suite(s) {}
+  static void on_done(driver* w, wait_outcome o) noexcept;
+};
+
+// W0 waits on a raw word (wait_on) through the helper, and its frame is
+// destroyed (abandon()) while a waker stores 1 and wakes one waiter; W1 is
+// a thread waiting on the same word. If W0's helper took the one wake and
+// the frame is gone before its end, the driver must pass the wake on to W1
+// (else W1 sleeps on a word that says 1: a deadlock). A W0 that ended
+// first (resumed normally) keeps its wake; the waker then wakes again.
+struct helper_abandon_races_wake : rl::test_suite<helper_abandon_races_wake, 4> {
+  rd::atomic<std::uint32_t> word{0};
+  rd::atomic<std::uint32_t> go{0};
+  rd::atomic<std::uint32_t> w0_settled{0};  // 1: W0 ended or was abandoned
+  fake_kernel kern;
+  raw_waiter w0{this, word};
+  bool w0_ended = false;  // its end was reported (it "resumed")
+
+  void before() {
+    kernel = &kern;
+    kern.word_reported_first = true;  // wait_on's protocol has no give-up path: it relies on this
+    helper_go = &go;
+  }
+
+  void settled() {
+    w0_settled.store(1, std::memory_order_release);
+    rd::wake_all(w0_settled);
+  }
+
+  void thread(unsigned index) {
+    if (index == 0) {  // W0's awaiter: starts the wait, then its frame goes
+      wait_outcome const o = w0.start(nullptr, &model_ops);
+      if (o != wait_outcome::pending) {
+        go.store(2, std::memory_order_release);
+        rd::wake_all(go);
+        w0_ended = true;
+      } else {
+        w0.abandon();  // waits for an end under way: w0_ended is final after it
+      }
+      settled();
+    } else if (index == 1) {  // W0's helper thread
+      std::uint32_t g;
+      while ((g = go.load(std::memory_order_acquire)) == 0) rd::wait(go, 0);
+      if (g == 1) w0.helper_loop();
+    } else if (index == 2) {  // W1: a thread waiting on the same word
+      while (word.load(std::memory_order_acquire) == 0) (void)kern.wait(word, 0, nullptr);
+    } else {  // the waker: the word says 1, one wake; another if W0 kept it
+      word.store(1, std::memory_order_seq_cst);
+      kern.wake_one();
+      while (w0_settled.load(std::memory_order_acquire) == 0) rd::wait(w0_settled, 0);
+      if (w0_ended) kern.wake_one();
+    }
+  }
+};
+
+void raw_waiter::on_done(driver* w, wait_outcome) noexcept { static_cast<raw_waiter*>(w)->suite->w0_ended = true; }
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -243,6 +335,12 @@ int main(int argc, char** argv) {
     rd::model_fault_scope f(rd::model_fault::word_wait_helper_stop_skips_woke);
     failures += rouse_model::expect_failure<helper_stop_races_wake>("word_wait.broken_helper_stop_skips_woke",
                                                                     rl::test_result_deadlock, iterations);
+  }
+  failures += rouse_model::expect_pass<helper_abandon_races_wake>("word_wait.helper_abandon_races_wake", iterations);
+  {
+    rd::model_fault_scope f(rd::model_fault::word_wait_abandon_drops_wake);
+    failures += rouse_model::expect_failure<helper_abandon_races_wake>("word_wait.broken_abandon_drops_wake",
+                                                                       rl::test_result_deadlock, iterations);
   }
   return failures == 0 ? 0 : 1;
 }

@@ -735,6 +735,79 @@ TEST(async_wait_on, a_stopped_wait_leaves_no_waiter_and_a_wake_one_reaches_a_thr
   t.join();
 }
 
+// An executor that records what is scheduled on it and never runs it.
+class recording_executor final : public ra::executor {
+ public:
+  void schedule(std::coroutine_handle<> h) noexcept override { scheduled.store(h.address()); }
+  void add_timer(ra::timer_entry&) noexcept override { std::terminate(); }
+  bool cancel_timer(ra::timer_entry&) noexcept override { return false; }
+  std::atomic<void*> scheduled{nullptr};
+};
+
+// A foreign coroutine resumed through a recording_executor, started and
+// destroyed by hand.
+struct on_recorder {
+  struct promise_type {
+    recording_executor* ex;
+    promise_type(recording_executor& e, rouse::platform::word&) noexcept : ex(&e) {}
+    struct env {
+      recording_executor* ex;
+      ra::scheduler query(ra::get_scheduler_t) const noexcept { return ra::scheduler(*ex); }
+    };
+    env get_env() const noexcept { return {ex}; }
+    on_recorder get_return_object() { return {std::coroutine_handle<promise_type>::from_promise(*this)}; }
+    std::suspend_always initial_suspend() noexcept { return {}; }
+    std::suspend_always final_suspend() noexcept { return {}; }
+    void return_void() {}
+    void unhandled_exception() { std::terminate(); }
+  };
+  std::coroutine_handle<promise_type> h;
+};
+
+on_recorder wait_for_word(recording_executor&, rouse::platform::word& w) { co_await ra::wait_on(w, 0); }
+
+// The frame of a wait goes (its owner destroys it) just after the wait's
+// helper took a wake-one of the word, before the wait ended: the wake was
+// meant for some waiter of the word, here a thread asleep behind the
+// helper, and is passed on to it. (A wait that ended first was scheduled:
+// it kept the wake, and the thread is woken here; the rounds go on until
+// the destruction came first a few times.)
+TEST(async_wait_on, a_wake_taken_for_a_destroyed_frame_is_passed_on) {
+  int destroyed_first = 0;
+  for (int round = 0; round < 200 && destroyed_first < 5; ++round) {
+    std::thread([] {}).join();  // a sanitizer's own thread starts with the first thread, before the snapshot
+    std::vector<pid_t> const before = rouse_test::thread_ids();
+    rouse::platform::word word{0};
+    recording_executor ex;
+    on_recorder c = wait_for_word(ex, word);
+    c.h.resume();  // to its wait: the helper thread (the executor has no parker)
+    rouse_test::eventually([&] {
+      for (pid_t t : rouse_test::thread_ids())
+        if (std::find(before.begin(), before.end(), t) == before.end() && rouse_test::is_asleep(t)) return true;
+      return false;
+    });
+    std::atomic<pid_t> sleeper_tid{0};
+    std::atomic<long> slept{-2};  // the thread's FUTEX_WAIT: 0 woken, -1 timed out (the wake was lost)
+    std::thread sleeper([&] {
+      sleeper_tid.store(rouse_test::kernel_tid());
+      timespec const bound{10, 0};
+      slept.store(::syscall(SYS_futex, &word, FUTEX_WAIT_PRIVATE, 0, &bound, nullptr, 0));
+    });
+    rouse_test::eventually([&] { return sleeper_tid.load() != 0; });
+    rouse_test::until_asleep(sleeper_tid.load());  // queued on the word behind the helper
+    word.store(1);
+    rouse::platform::wake_one(word);  // the helper, first in the word's queue, takes it
+    c.h.destroy();                    // waits for a wait's end under way, joins the helper
+    if (ex.scheduled.load() != nullptr)
+      rouse::platform::wake_one(word);  // the wait ended first: the wake was its own
+    else
+      ++destroyed_first;
+    sleeper.join();
+    EXPECT_EQ(slept.load(), 0) << "round " << round << ": the wake-one the destroyed wait took was dropped";
+  }
+  EXPECT_GT(destroyed_first, 0) << "the frame never went before its wait ended: the case was not exercised";
+}
+
 TEST(async_wait_on, sizes_are_documented) {
   std::printf("sizeof: wait_on %zu, lock %zu, latch wait %zu, acquire %zu\n", sizeof(ra::wait_on_awaitable),
               sizeof(ra::lock_awaitable), sizeof(ra::latch_wait_awaitable), sizeof(ra::acquire_awaitable<1>));

@@ -119,9 +119,10 @@ class mutex_lock_protocol : public wait_protocol {
   }
   void woke() noexcept override { ::rouse::detail::mutex_access::lock_woke(state_); }
   bool leave() noexcept override { return ::rouse::detail::mutex_access::lock_leave(*m_, state_); }
-  void give_back() noexcept override {
+  bool give_back() noexcept override {
     ::rouse::detail::note_acquired(m_);  // unlock() checks this thread holds it
     m_->unlock();
+    return false;
   }
   // The coroutine holds m from here, on this thread (debug builds' record).
   void result() noexcept { ::rouse::detail::note_acquired(m_); }
@@ -158,7 +159,10 @@ class semaphore_acquire_protocol : public wait_protocol {
   bool step(std::uint32_t& value) noexcept override { return access::acquire_step(access::impl(*s_), value, slept_); }
   void woke() noexcept override { slept_ = true; }
   bool leave() noexcept override { return access::acquire_leave(access::impl(*s_)); }
-  void give_back() noexcept override { s_->release(); }
+  bool give_back() noexcept override {
+    s_->release();
+    return false;
+  }
   void result() const noexcept {}
 
  private:

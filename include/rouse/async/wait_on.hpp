@@ -42,7 +42,9 @@
 // wait returns normally). helper: the stop word wakes the helper alone (no
 // wake of the word: its other waiters see nothing); the helper's two-word
 // wait says whether it took a wake of the word (then the wait returns
-// normally) or was stopped. A stopped wait completes as stopped: a rouse
+// normally) or was stopped. Either way, a wake taken for a frame that is
+// destroyed before the wait ended is passed on (one wake of the word: a
+// spurious wake at worst). A stopped wait completes as stopped: a rouse
 // task completes as stopped, a foreign coroutine without unhandled_stopped()
 // gets operation_stopped from the co_await. The helper is joined before the
 // awaitable goes (detached when the coroutine resumed on it).
@@ -223,6 +225,9 @@ class word_protocol : public wait_protocol {
     return false;
   }
   void woke() noexcept override { waited_ = true; }
+  // Gone after a wait that returned: it may have taken a wake-one meant
+  // for the word's waiters. Pass one on (a spurious wake at worst).
+  bool give_back() noexcept override { return waited_; }
   void result() const noexcept {}
 
  private:

@@ -197,6 +197,9 @@ enum class model_fault : unsigned {
   // leaves without woke(), so a wake of the word its futex_waitv took in the
   // same moment is dropped.
   word_wait_helper_stop_skips_woke,
+  // async::wait_on: a frame destroyed after its helper took a wake of the
+  // word does not pass the wake on.
+  word_wait_abandon_drops_wake,
   // async channel: a batch of freed slots given back while fewer senders
   // are queued than the batch drops the permits nobody could be handed.
   async_channel_batch_drops_leftover,

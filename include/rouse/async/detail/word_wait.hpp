@@ -11,7 +11,9 @@
 //                     a sleeper marks it and names the value to wait on;
 //                     woke() after each wait; leave() when stopped (the
 //                     give-up path of a thread whose timed wait ran out);
-//                     give_back() when the waiter is gone after all
+//                     give_back() when the waiter is gone after all (a
+//                     raw word wait, which took only a wake, has the
+//                     driver pass one wake of the word on)
 //   basic_word_wait   the driver: steps the protocol, waits through the
 //                     carrier (no thread) or a helper thread, re-steps after
 //                     each wake, and ends once: done (the protocol is done)
@@ -27,7 +29,11 @@
 //   finished  ended; nothing of the wait runs any more
 // Flags (under lock_): stop_ (a stop was asked: the next arming leaves
 // instead), abandoned_ (the awaiting frame is being destroyed: the end
-// gives back what it took and resumes nobody).
+// gives back what it took and resumes nobody). What a wait ended "done" by
+// a wake took is given back at such an end: a lock or a permit goes back
+// to its primitive, and a wake of a raw word (wait_on: nothing else was
+// taken) is passed on, one wake of the word under lock_ (the word outlives
+// the wait), as the carrier's cancel passes on a wake its request took.
 //
 // One winner between a completion and a stop: the carrier's cancel is
 // called under lock_ and reports whether it withdrew the wait before its
@@ -91,8 +97,11 @@ class wait_protocol {
   // Stopped before done: the protocol's give-up path. True when it took
   // the primitive after all (that result stands).
   virtual bool leave() noexcept { return false; }
-  // The waiter is gone (its frame destroyed) with the primitive taken.
-  virtual void give_back() noexcept {}
+  // The waiter is gone (its frame destroyed) after it was done: gives back
+  // what it took. True when what it took was a wake of the word and nothing
+  // else (a raw word wait): the driver then wakes one waiter of the word in
+  // its place.
+  virtual bool give_back() noexcept { return false; }
 
   // The futex word the protocol waits on.
   const ::rouse::detail::atomic<std::uint32_t>* word = nullptr;
@@ -122,13 +131,16 @@ class basic_word_wait : public futex_wait_node {
   // calls helper_loop(), join (or detach, on the helper itself) it, the
   // two-word wait it makes (returns 0: the word, or 1: the stop word; either
   // spuriously; a wake of the word taken together with the stop's must be
-  // reported as the word's), and the wake of the stop word that reaches that
-  // wait.
+  // reported as the word's), the wake of the stop word that reaches that
+  // wait, and a wake of one waiter of the word as the route's wakers make
+  // it (the helper's wait and a carrier's see it): the pass-on of a wake a
+  // raw word wait took for a frame that is gone.
   struct fallback_ops {
     bool (*start)(basic_word_wait& w) noexcept;
     void (*reap)(basic_word_wait& w) noexcept;
     int (*wait_pair)(const word_type& word, std::uint32_t value, const word_type& stop) noexcept;
     void (*wake_stop)(const word_type& stop) noexcept;
+    void (*wake_one)(const word_type& word) noexcept;
   };
 
   // `named`: the wait uses `carrier` (null: none) whatever start() is
@@ -204,8 +216,9 @@ class basic_word_wait : public futex_wait_node {
       return;
     }
     if (phase == armed && (detached || carrier_->futex_wait_cancel(this))) {
-      // Withdrawn (or its carrier is gone, with the kernel's waiter).
-      if (protocol_->leave()) protocol_->give_back();
+      // Withdrawn (or its carrier is gone, with the kernel's waiter); a wake
+      // the request took is passed on by the carrier.
+      if (protocol_->leave()) give_back_locked();
       unsync_set(phase_, finished);
       lock_.unlock();
       return;
@@ -330,12 +343,21 @@ class basic_word_wait : public futex_wait_node {
   wait_outcome end(wait_outcome o) noexcept {
     lock_.lock();
     bool const gone = unsync_get(abandoned_);
-    if (gone && o == wait_outcome::done) protocol_->give_back();
+    if (gone && o == wait_outcome::done) give_back_locked();
     outcome_ = o;
     unsync_set(phase_, finished);
     // The last touch when abandoned: abandon() may free the object after it.
     lock_.unlock();
     return gone ? wait_outcome::pending : o;
+  }
+
+  // Under lock_, the frame gone: what the protocol took goes back; a wake
+  // of a raw word is passed on to the word's next waiter (the word is alive
+  // while the wait is: this is before the last touch).
+  void give_back_locked() noexcept {
+    if (protocol_->give_back() &&
+        !::rouse::detail::model_fault_on(::rouse::detail::model_fault::word_wait_abandon_drops_wake))
+      fallback_->wake_one(*protocol_->word);
   }
 
   void end_and_report(wait_outcome o) noexcept {
