@@ -405,40 +405,50 @@ class ROUSE_CAPABILITY("shared_mutex") shared_mutex {
     }
   }
 
-  // A timed writer leaves after having set WW. It cannot tell whether other
-  // writers still sleep, so it clears WW and wakes them all to re-register
-  // (timeouts are rare; this keeps WW from outliving its writers, which would
-  // block new readers forever). Readers held back only by WW are released.
-  // A hand-over in progress is left alone: the thread handing over reads WW
-  // and WR when it ends it. (This writer is inside a lock call: the object
-  // is alive.)
+  // A timed writer leaves after having set WW. Other writers may wait
+  // behind the same WW, and new readers must keep queueing behind them, so
+  // it first drops a write turn it may have been woken for, then wakes the
+  // writers asleep on writer_notify_ (they re-check at once; the count the
+  // wake returns says whether any slept). If one did, WW stays: it is
+  // theirs too (a woken writer that then gives up in turn does the same).
+  // If none did, WW is cleared (so it does not outlive its writers and
+  // block new readers, who may even be waiting on a reader) and the writers
+  // are bumped and woken once more: one that set WW meanwhile and is about
+  // to sleep sees the bump and sets it again. Readers held back only by WW
+  // are then released. A hand-over in progress is left alone: the thread
+  // handing over reads WW and WR when it ends it. (This writer is inside a
+  // lock call: the object is alive.)
   [[gnu::noinline, gnu::cold]] void writer_gives_up() noexcept {
     auto const in = [](std::uint32_t v) { return in_hand_over(v); };
     std::uint32_t s = wait_out_hand_over(in);
-    while ((s & writers_waiting) != 0) {
-      if (in_hand_over(s)) {
-        s = wait_out_hand_over(in);
-        continue;
-      }
-      if (state_.compare_exchange_weak(s, s & ~writers_waiting, std::memory_order_relaxed, std::memory_order_relaxed))
-        break;
-    }
     // A write turn this writer may have been woken for is dropped (the lock
     // is then plainly free; readers held back by it are released below).
-    s = state_.load(std::memory_order_relaxed);
     while (write_turn(s) &&
            !state_.compare_exchange_weak(s, s & ~handing_over, std::memory_order_relaxed, std::memory_order_relaxed)) {
     }
     // Even when another thread cleared WW first: that may have been the
     // hand-over that woke this writer, and the wake must not end here.
     bump_writers();
-    detail::wake_all(writer_notify_);
+    if (detail::wake_all(writer_notify_) == 0) {
+      s = wait_out_hand_over(in);
+      while ((s & writers_waiting) != 0) {
+        if (in_hand_over(s)) {
+          s = wait_out_hand_over(in);
+          continue;
+        }
+        if (state_.compare_exchange_weak(s, s & ~writers_waiting, std::memory_order_relaxed,
+                                         std::memory_order_relaxed))
+          break;
+      }
+      bump_writers();
+      detail::wake_all(writer_notify_);
+    }
     s = state_.load(std::memory_order_relaxed);
     // Readers wait only on a held lock or on WW. With a writer holding it,
     // its unlock hands over; with R set they are awake already; a hand-over
     // P reads WR when it ends.
-    while ((s & readers_waiting) != 0 && (s & count_mask) != write_locked && (s & read_turn) == 0 &&
-           !reader_hand_over(s) && !write_turn(s)) {
+    while ((s & readers_waiting) != 0 && (s & writers_waiting) == 0 && (s & count_mask) != write_locked &&
+           (s & read_turn) == 0 && !reader_hand_over(s) && !write_turn(s)) {
       if (state_.compare_exchange_weak(s, s & ~readers_waiting, std::memory_order_relaxed, std::memory_order_relaxed)) {
         detail::wake_all(state_);
         return;

@@ -387,6 +387,39 @@ TEST(shared_mutex, writers_behind_a_timed_out_writer_still_wake) {
   EXPECT_TRUE(b_in.load());
 }
 
+// A timed writer that gives up while another writer waits behind the same
+// readers leaves the lock closed to new readers: they queue behind the
+// writer still waiting. (It once cleared the writers' mark on leaving, and
+// a writer that timed out over and over let readers overlap past a waiting
+// writer without end.) The timed writer's own try of a read lock right
+// after its timeout is such a new reader.
+TEST(shared_mutex, a_timed_writer_giving_up_keeps_new_readers_behind_a_waiting_writer) {
+  for (int round = 0; round < 10; ++round) {
+    shared_mutex m;
+    m.lock_shared();
+    std::atomic<bool> a_in{false};
+    rouse_test::thread a([&] {
+      m.lock();
+      a_in = true;
+      m.unlock();
+    });
+    rouse_test::until_asleep(a);
+    std::thread b([&] {
+      EXPECT_FALSE(m.try_lock_for(1ms));
+      bool const passed = m.try_lock_shared();
+      EXPECT_FALSE(passed) << "round " << round << ": a new reader passed the waiting writer";
+      if (passed) m.unlock_shared();
+    });
+    b.join();
+    EXPECT_FALSE(a_in.load());
+    m.unlock_shared();  // the last reader out hands the lock to a
+    a.join();
+    EXPECT_TRUE(a_in.load());
+    EXPECT_TRUE(m.try_lock_shared());  // and a's unlock leaves it open to readers
+    m.unlock_shared();
+  }
+}
+
 TEST(shared_mutex, works_with_std_lock_types) {
   shared_mutex m;
   { std::lock_guard<shared_mutex> g(m); }
