@@ -131,7 +131,7 @@ bool atomic_wait_bytes(const void* address, std::size_t size, const void* old_by
   return wait_bytes(address, size, old_bytes, d);
 }
 
-void atomic_notify_bytes(const void* address, std::size_t size, bool all) noexcept {
+void atomic_notify_bytes(const void* address, std::size_t size, int all) noexcept {
 #if !ROUSE_CONFIG_WAIT_BACKEND_GENERIC
   if (size == 4) {
     if (all) {

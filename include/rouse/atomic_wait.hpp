@@ -66,8 +66,9 @@ bool atomic_wait_bytes(const void* address, std::size_t size, const void* old_by
 bool atomic_wait_bytes(const void* address, std::size_t size, const void* old_bytes,
                        const until_deadline<std::chrono::steady_clock>& deadline) noexcept;
 // The wake half of a notify, called only once the inline check below saw a
-// possible waiter: wakes one (or all) waiters of exactly `address`.
-[[gnu::cold, gnu::noinline]] void atomic_notify_bytes(const void* address, std::size_t size, bool all) noexcept;
+// possible waiter: wakes one (all != 0: all) waiters of exactly `address`.
+// (`all` is an int: out-of-line arguments are int-sized, tests/abi/.)
+[[gnu::cold, gnu::noinline]] void atomic_notify_bytes(const void* address, std::size_t size, int all) noexcept;
 
 // Waiter counts, one per hash slot of addresses (waiter_count.hpp). A cache
 // line each: waiters write them, every notify reads one.
@@ -89,7 +90,7 @@ inline std::size_t atomic_wait_slot_index(const void* address) noexcept {
 
 inline void atomic_notify(const void* address, std::size_t size, bool all) noexcept {
   if (may_have_waiters(atomic_wait_slots[atomic_wait_slot_index(address)].waiters)) [[unlikely]]
-    atomic_notify_bytes(address, size, all);
+    atomic_notify_bytes(address, size, all ? 1 : 0);
 }
 
 template <class T>

@@ -43,43 +43,43 @@ const std::error_category& io_category() noexcept {
 
 // ---- endpoint -------------------------------------------------------------
 
-endpoint endpoint::loopback_v4(std::uint16_t port) noexcept {
+endpoint endpoint::loopback_v4_at(unsigned port) noexcept {
   endpoint e;
   auto* const a = reinterpret_cast<sockaddr_in*>(&e.storage_);
   a->sin_family = AF_INET;
-  a->sin_port = htons(port);
+  a->sin_port = htons(static_cast<std::uint16_t>(port));
   a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   e.size_ = sizeof(sockaddr_in);
   return e;
 }
 
-endpoint endpoint::any_v4(std::uint16_t port) noexcept {
+endpoint endpoint::any_v4_at(unsigned port) noexcept {
   endpoint e;
   auto* const a = reinterpret_cast<sockaddr_in*>(&e.storage_);
   a->sin_family = AF_INET;
-  a->sin_port = htons(port);
+  a->sin_port = htons(static_cast<std::uint16_t>(port));
   a->sin_addr.s_addr = htonl(INADDR_ANY);
   e.size_ = sizeof(sockaddr_in);
   return e;
 }
 
-endpoint endpoint::loopback_v6(std::uint16_t port) noexcept {
+endpoint endpoint::loopback_v6_at(unsigned port) noexcept {
   endpoint e;
   auto* const a = reinterpret_cast<sockaddr_in6*>(&e.storage_);
   a->sin6_family = AF_INET6;
-  a->sin6_port = htons(port);
+  a->sin6_port = htons(static_cast<std::uint16_t>(port));
   a->sin6_addr = in6addr_loopback;
   e.size_ = sizeof(sockaddr_in6);
   return e;
 }
 
-io_result<endpoint> endpoint::parse(std::string_view address, std::uint16_t port) {
+io_result<endpoint> endpoint::parse_at(std::string_view address, unsigned port) {
   std::string const text(address);
   endpoint e;
   auto* const a4 = reinterpret_cast<sockaddr_in*>(&e.storage_);
   if (::inet_pton(AF_INET, text.c_str(), &a4->sin_addr) == 1) {
     a4->sin_family = AF_INET;
-    a4->sin_port = htons(port);
+    a4->sin_port = htons(static_cast<std::uint16_t>(port));
     e.size_ = sizeof(sockaddr_in);
     return e;
   }
@@ -87,7 +87,7 @@ io_result<endpoint> endpoint::parse(std::string_view address, std::uint16_t port
   auto* const a6 = reinterpret_cast<sockaddr_in6*>(&e.storage_);
   if (::inet_pton(AF_INET6, text.c_str(), &a6->sin6_addr) == 1) {
     a6->sin6_family = AF_INET6;
-    a6->sin6_port = htons(port);
+    a6->sin6_port = htons(static_cast<std::uint16_t>(port));
     e.size_ = sizeof(sockaddr_in6);
     return e;
   }
@@ -271,8 +271,8 @@ tcp_stream::connect_operation tcp_stream::connect(reactor& r, const endpoint& pe
 
 io_result<void> tcp_stream::shutdown(int how) noexcept { return from_call(::shutdown(handle_.native_handle(), how)); }
 
-io_result<void> tcp_stream::set_nodelay(bool on) noexcept {
-  int const v = on ? 1 : 0;
+io_result<void> tcp_stream::set_nodelay_to(int on) noexcept {
+  int const v = on != 0 ? 1 : 0;
   return from_call(::setsockopt(handle_.native_handle(), IPPROTO_TCP, TCP_NODELAY, &v, sizeof v));
 }
 

@@ -24,11 +24,11 @@ class endpoint {
  public:
   endpoint() noexcept : storage_{}, size_(0) {}
 
-  static endpoint loopback_v4(std::uint16_t port) noexcept;
-  static endpoint loopback_v6(std::uint16_t port) noexcept;
-  static endpoint any_v4(std::uint16_t port) noexcept;
+  static endpoint loopback_v4(std::uint16_t port) noexcept { return loopback_v4_at(port); }
+  static endpoint loopback_v6(std::uint16_t port) noexcept { return loopback_v6_at(port); }
+  static endpoint any_v4(std::uint16_t port) noexcept { return any_v4_at(port); }
   // A numeric IPv4 ("127.0.0.1") or IPv6 ("::1") address; EINVAL otherwise.
-  static io_result<endpoint> parse(std::string_view address, std::uint16_t port);
+  static io_result<endpoint> parse(std::string_view address, std::uint16_t port) { return parse_at(address, port); }
 
   int family() const noexcept { return storage_.ss_family; }
   std::uint16_t port() const noexcept;
@@ -43,6 +43,12 @@ class endpoint {
   friend bool operator==(const endpoint& a, const endpoint& b) noexcept;
 
  private:
+  // Out of line with int-sized ports (tests/abi/); `port` < 65536.
+  static endpoint loopback_v4_at(unsigned port) noexcept;
+  static endpoint loopback_v6_at(unsigned port) noexcept;
+  static endpoint any_v4_at(unsigned port) noexcept;
+  static io_result<endpoint> parse_at(std::string_view address, unsigned port);
+
   sockaddr_storage storage_;
   socklen_t size_;
 };

@@ -128,11 +128,15 @@ class tcp_stream : public byte_stream_ops<true> {
   static connect_operation connect(reactor& r, const endpoint& peer);
 
   io_result<void> shutdown(int how = SHUT_WR) noexcept;  // SHUT_RD, SHUT_WR, SHUT_RDWR
-  io_result<void> set_nodelay(bool on) noexcept;
+  io_result<void> set_nodelay(bool on) noexcept { return set_nodelay_to(on ? 1 : 0); }
   io_result<endpoint> local_endpoint() const;
   io_result<endpoint> peer_endpoint() const;
   // SO_SNDBUF / SO_RCVBUF (the kernel doubles what it is given).
   io_result<void> set_buffer_sizes(int send_bytes, int receive_bytes) noexcept;
+
+ private:
+  // Out of line with an int-sized argument (tests/abi/).
+  io_result<void> set_nodelay_to(int on) noexcept;
 };
 
 class tcp_stream::connect_operation {

@@ -56,7 +56,9 @@ namespace rouse::platform {
 using word = std::atomic<std::uint32_t>;
 static_assert(sizeof(word) == 4 && word::is_always_lock_free);
 
-enum class scope : std::uint8_t { process_private, process_shared };
+// 32 bits wide: it is an argument of the out-of-line calls below, where
+// compilers disagree on who widens a narrower one (tests/abi/).
+enum class scope : std::uint32_t { process_private, process_shared };
 
 // What a wait returned for. `woken` also covers "the word had changed" and
 // spurious returns: it only means "not timed out, re-check the state".
