@@ -33,8 +33,8 @@
 // than the holder is not detected (the word has no room for an owner).
 // More than 2^28 - 2 simultaneous shared holders aborts in every build.
 //
-// sizeof: 8 bytes (two 32-bit words: the state and the writers' wake
-// counter); static_asserted below. Works across processes only within one
+// sizeof: 12 bytes (three 32-bit words: the state, the writers' wake
+// counter, the count of writers registered behind WW); static_asserted below. Works across processes only within one
 // process: waits use process-private futexes.
 //
 // Fairness policy (phase alternation, no FIFO inside a phase):
@@ -111,6 +111,11 @@
 // itself inside a lock call): a writer that reads the bumped value then
 // reads the state in or past the hand-over, and spins or locks instead of
 // sleeping.
+//
+// writers_ counts the writers registered behind WW (from a writer's first
+// setting or joining of WW until it locks or gives up); a timed writer that
+// gives up while others are registered and WW guards a held lock leaves
+// without waking anybody (writer_gives_up()).
 //
 // Transitions of a release that wakes somebody:
 //   unlock, writers only    write_locked|WW -> +H; bump; -> 0; wake one writer
@@ -370,8 +375,11 @@ class ROUSE_CAPABILITY("shared_mutex") shared_mutex {
         // Ordering: acquire pairs with the release in unlock()/unlock_shared().
         // Taking a write turn clears its H.
         if (state_.compare_exchange_weak(s, (s & ~handing_over) | write_locked | other_writers,
-                                         std::memory_order_acquire, std::memory_order_relaxed))
+                                         std::memory_order_acquire, std::memory_order_relaxed)) {
+          // Ordering: relaxed: a count for a giving-up writer (writers_).
+          if (waited) writers_.fetch_sub(1, std::memory_order_relaxed);
           return true;
+        }
         continue;
       }
       if (in_hand_over(s)) {
@@ -388,6 +396,7 @@ class ROUSE_CAPABILITY("shared_mutex") shared_mutex {
           continue;
       }
       other_writers = writers_waiting;
+      if (!waited) writers_.fetch_add(1, std::memory_order_relaxed);  // registered until it locks or gives up
       waited = true;
       // Read the wake counter before re-checking the state, so a bump that
       // lands in between changes the counter and the sleep returns at once;
@@ -421,6 +430,16 @@ class ROUSE_CAPABILITY("shared_mutex") shared_mutex {
   [[gnu::noinline, gnu::cold]] void writer_gives_up() noexcept {
     auto const in = [](std::uint32_t v) { return in_hand_over(v); };
     std::uint32_t s = wait_out_hand_over(in);
+    // Other writers registered behind a WW that is set, on a held lock:
+    // that is the plain "writers wait" state, whose release wakes one of
+    // them; this writer leaves it as it is and wakes nobody (a sleeper woken
+    // here would lose its place in the futex queue to the next attempt of
+    // a writer that times out again and again, and with it every hand-over).
+    // Ordering: relaxed: the count's RMWs are totally ordered among
+    // themselves; the state decides the rest.
+    if (writers_.fetch_sub(1, std::memory_order_relaxed) != 1 && (s & writers_waiting) != 0 &&
+        (s & count_mask) != 0)
+      return;
     // A write turn this writer may have been woken for is dropped (the lock
     // is then plainly free; readers held back by it are released below).
     while (write_turn(s) &&
@@ -536,9 +555,10 @@ class ROUSE_CAPABILITY("shared_mutex") shared_mutex {
 
   detail::atomic<std::uint32_t> state_{0};
   detail::atomic<std::uint32_t> writer_notify_{0};
+  detail::atomic<std::uint32_t> writers_{0};  // writers registered behind WW, until they lock or give up
 };
 
-static_assert(detail::in_model || sizeof(shared_mutex) == 8, "rouse::shared_mutex is two 32-bit words");
+static_assert(detail::in_model || sizeof(shared_mutex) == 12, "rouse::shared_mutex is three 32-bit words");
 
 using shared_timed_mutex = shared_mutex;
 

@@ -24,7 +24,7 @@ namespace {
 using namespace std::chrono_literals;
 using rouse::shared_mutex;
 
-static_assert(sizeof(rouse::shared_mutex) == 8);
+static_assert(sizeof(rouse::shared_mutex) == 12);
 static_assert(std::is_same_v<rouse::shared_timed_mutex, rouse::shared_mutex>);
 static_assert(std::is_nothrow_default_constructible_v<rouse::shared_mutex>);
 static_assert(!std::is_copy_constructible_v<rouse::shared_mutex>);
@@ -418,6 +418,30 @@ TEST(shared_mutex, a_timed_writer_giving_up_keeps_new_readers_behind_a_waiting_w
     EXPECT_TRUE(m.try_lock_shared());  // and a's unlock leaves it open to readers
     m.unlock_shared();
   }
+}
+
+// A timed writer that gives up while another writer sleeps behind the same
+// readers wakes nobody: the sleeper keeps its place in the futex queue.
+// (Woken, it went behind the timed writer's next attempt, and a writer that
+// timed out in a loop then took every hand-over from a plain lock().)
+TEST(shared_mutex, a_timed_writer_giving_up_wakes_no_writer_waiting_behind_it) {
+  ROUSE_TEST_NEEDS_SYSCALL_COUNTERS();
+  shared_mutex m;
+  m.lock_shared();
+  std::atomic<bool> a_in{false};
+  rouse_test::thread a([&] {
+    m.lock();
+    a_in = true;
+    m.unlock();
+  });
+  rouse_test::until_asleep(a);
+  auto const wakes = rouse_test::wake_calls();
+  std::thread([&] { EXPECT_FALSE(m.try_lock_for(1ms)); }).join();
+  EXPECT_EQ(rouse_test::wake_calls(), wakes) << "the writer that gave up woke the writer waiting behind it";
+  EXPECT_FALSE(a_in.load());
+  m.unlock_shared();  // the last reader out hands the lock to a
+  a.join();
+  EXPECT_TRUE(a_in.load());
 }
 
 TEST(shared_mutex, works_with_std_lock_types) {
