@@ -14,7 +14,11 @@
 //
 // Lifecycle: constexpr-constructed unlocked; neither copyable nor movable.
 // A thread that holds the lock (either mode) must not lock it again (self
-// deadlock, as with std). The holder of the exclusive lock unlocks it with
+// deadlock, as with std). Nor may a thread that holds it shared wait for
+// another thread to take it shared while writers may wait: new readers
+// queue behind a waiting writer, which waits for the first reader (a
+// deadlock with plain lock(); with timed writers that keep retrying, a
+// stall for as long as one of them is registered). The holder of the exclusive lock unlocks it with
 // unlock(), each shared holder with unlock_shared().
 // Destruction (std's rule for every mutex): a thread that locks it after
 // every other thread's last lock, and unlocks it, may destroy it at once,
