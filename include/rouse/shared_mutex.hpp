@@ -18,8 +18,9 @@
 // another thread to take it shared while writers may wait: new readers
 // queue behind a waiting writer, which waits for the first reader (a
 // deadlock with plain lock(); with timed writers that keep retrying, a
-// stall for as long as one of them is registered). The holder of the exclusive lock unlocks it with
-// unlock(), each shared holder with unlock_shared().
+// stall for as long as one of them is registered). The holder of the
+// exclusive lock unlocks it with unlock(), each shared holder with
+// unlock_shared().
 // Destruction (std's rule for every mutex): a thread that locks it after
 // every other thread's last lock, and unlocks it, may destroy it at once,
 // even while the thread that unlocked before it is still inside unlock() or
@@ -38,8 +39,9 @@
 // More than 2^28 - 2 simultaneous shared holders aborts in every build.
 //
 // sizeof: 12 bytes (three 32-bit words: the state, the writers' wake
-// counter, the count of writers registered behind WW); static_asserted below. Works across processes only within one
-// process: waits use process-private futexes.
+// counter, the count of writers registered behind WW); static_asserted
+// below. Works across processes only within one process: waits use
+// process-private futexes.
 //
 // Fairness policy (phase alternation, no FIFO inside a phase):
 // - Writers are not starved by readers: once a writer waits (WW), new
@@ -419,11 +421,12 @@ class ROUSE_CAPABILITY("shared_mutex") shared_mutex {
   }
 
   // A timed writer leaves after having set WW. Other writers may wait
-  // behind the same WW, and new readers must keep queueing behind them, so
-  // it first drops a write turn it may have been woken for, then wakes the
-  // writers asleep on writer_notify_ (they re-check at once; the count the
-  // wake returns says whether any slept). If one did, WW stays: it is
-  // theirs too (a woken writer that then gives up in turn does the same).
+  // behind the same WW, and new readers must keep queueing behind them.
+  // With others registered (writers_) and WW set on a held lock, it leaves
+  // at once (below). Otherwise it drops a write turn it may have been woken
+  // for, then wakes the writers asleep on writer_notify_ (they re-check at
+  // once; the count the wake returns says whether any slept). If one did,
+  // WW stays: it is theirs too.
   // If none did, WW is cleared (so it does not outlive its writers and
   // block new readers, who may even be waiting on a reader) and the writers
   // are bumped and woken once more: one that set WW meanwhile and is about
