@@ -53,8 +53,12 @@
 // while a native wait is pending removes the kernel's waiter; the coroutine
 // is then never resumed and its frame may be destroyed later. As for any
 // coroutine, the owner must not destroy the frame while its resumption is
-// under way; a destruction that races with the wait's end (another thread)
-// waits for that end to finish.
+// under way. A destruction that races with the wait's end on another thread
+// waits for that end (and then resumes nobody, passing on what the wait
+// took), but not for a resumption the end has already begun: a coroutine
+// without an executor is resumed on that thread, so its owner destroys it
+// only once it knows the coroutine is not being resumed (with an executor
+// it is scheduled instead, and the frame must not go before it has run).
 //
 // sizeof: 216 bytes on x86-64 (the driver's state and its lock, the
 // protocol, the resume target, the stop callback slot), in the awaiting
