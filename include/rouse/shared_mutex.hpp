@@ -443,7 +443,11 @@ class ROUSE_CAPABILITY("shared_mutex") shared_mutex {
     // here would lose its place in the futex queue to the next attempt of
     // a writer that times out again and again, and with it every hand-over).
     // Ordering: relaxed: the count's RMWs are totally ordered among
-    // themselves; the state decides the rest.
+    // themselves, and a writer counts itself only after it set or found WW.
+    // The state read above decides: WW set on a held lock is the ordinary
+    // wait, ended by that hold's release. A WW that a hand-over cleared
+    // (perhaps the one that woke this writer), or a free lock, takes the
+    // path below, which wakes the writers so that they re-register.
     if (writers_.fetch_sub(1, std::memory_order_relaxed) != 1 && (s & writers_waiting) != 0 &&
         (s & count_mask) != 0)
       return;
