@@ -445,6 +445,28 @@ TEST(async_semaphore, a_timed_out_thread_returns_its_partial_assignment) {
   EXPECT_EQ(s.available(), 1u);
 }
 
+// A "closed" result taken on the fast path (free permits, nobody queued)
+// happens-after close(): what the closer wrote before it is seen, and the
+// semaphore may be destroyed at once (DESIGN rule 7). A race here shows
+// under ThreadSanitizer (the value itself reads right on x86).
+TEST(async_semaphore, a_closed_result_without_queueing_happens_after_close) {
+  for (int round = 1; round <= 200; ++round) {
+    auto* const s = new ra::semaphore(1'000);
+    int reason = 0;  // plain: ordered only by close() and the closed result
+    std::thread closer([&] {
+      reason = round;
+      s->close();
+    });
+    for (;;) {
+      ra::semaphore::permit p = s->try_acquire(1);
+      if (!p) break;  // closed (a thousand free permits, each given back)
+    }
+    EXPECT_EQ(reason, round);
+    delete s;  // close() has returned from its last touch
+    closer.join();
+  }
+}
+
 TEST(async_semaphore, close_wakes_a_blocked_thread) {
   ra::semaphore s(0);
   std::atomic<bool> closed_seen{false};

@@ -33,7 +33,10 @@
 // semaphore's "acquire_awaitable: awaited twice"). Recursive locking deadlocks, as for any mutex. std::lock_guard and
 // std::unique_lock(m) call lock() and drop the awaitable it returns, with
 // no warning (inside a system header): they lock nothing, and their
-// unlock() breaks exclusion (debug: diagnosed). Use the guard, or
+// unlock() breaks exclusion (debug: diagnosed when nobody holds the mutex;
+// while another holder has it, that unlock hands it to the next waiter
+// undiagnosed: the mutex counts permits, it does not know its owner). Use
+// the guard, or
 // std::unique_lock with std::adopt_lock / std::try_to_lock (try_lock() and
 // unlock() are std's).
 //

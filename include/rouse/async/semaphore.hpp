@@ -117,7 +117,8 @@
 //
 // Memory ordering: everything a releaser did before release() (a permit's
 // destruction, an unlock) happens-before the return of the acquire that
-// gets those permits. The word alone carries the fast path: release's
+// gets those permits, and everything before close() happens-before an
+// acquire that returns closed (the fast path reads C with acquire). The word alone carries the fast path: release's
 // CAS is release, the acquire's CAS acquire (an RMW continues the
 // release sequence, so a later acquirer sees every releaser's writes).
 // Everything else passes through the queue's lock (L: acquire CAS, release
@@ -344,7 +345,9 @@ class semaphore {
   // The fast path: one load and one CAS when free and nobody queues.
   take_result try_take(std::size_t n) noexcept {
     ROUSE_CHECK_USAGE(n <= max_permits, "rouse::async::semaphore", "a request for more than max_permits permits");
-    std::uint32_t s = state_.load(std::memory_order_relaxed);
+    // Ordering: acquire (also on a failed CAS below): a closed result seen
+    // here happens-after close(), whose release RMW set C.
+    std::uint32_t s = state_.load(std::memory_order_acquire);
     for (;;) {
       if (s & closed) [[unlikely]]
         return take_result::was_closed;
@@ -353,7 +356,7 @@ class semaphore {
       // P -= n (L and W as they are). Ordering: acquire: pairs with
       // release()'s CAS and unlock_queue()'s release.
       if (state_.compare_exchange_weak(s, s - static_cast<std::uint32_t>(n) * unit, std::memory_order_acquire,
-                                       std::memory_order_relaxed))
+                                       std::memory_order_acquire))
         return take_result::taken;
     }
   }
