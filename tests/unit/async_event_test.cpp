@@ -35,8 +35,8 @@ task<> wait_once(Event& ev, std::vector<int>& order, int id) {
 TEST(async_event, sizes_are_documented) {
   EXPECT_EQ(sizeof(ra::manual_reset_event), 32u);
   EXPECT_EQ(sizeof(ra::auto_reset_event), 32u);
-  EXPECT_EQ(sizeof(ra::manual_reset_event::awaitable), 184u);
-  EXPECT_EQ(sizeof(ra::auto_reset_event::awaitable), 184u);
+  EXPECT_EQ(sizeof(ra::manual_reset_event::awaitable), 200u);
+  EXPECT_EQ(sizeof(ra::auto_reset_event::awaitable), 200u);
 }
 
 // ---- manual reset --------------------------------------------------------------

@@ -53,7 +53,7 @@ bool take_permit(ra::notify& n) { return n.notified().await_ready(); }
 
 TEST(async_notify, sizes_are_documented) {
   EXPECT_EQ(sizeof(ra::notify), 32u);
-  EXPECT_EQ(sizeof(ra::notify::awaitable), 184u);
+  EXPECT_EQ(sizeof(ra::notify::awaitable), 200u);
 }
 
 TEST(async_notify, notify_one_with_nobody_waiting_stores_one_permit_not_two) {

@@ -204,7 +204,7 @@ task<true> wait_on_in_place(counter& c, int& resumed) {
 TEST(async_waiter_list, sizes_are_documented) {
   EXPECT_EQ(sizeof(ra::waiter_list), 24u);
   EXPECT_EQ(sizeof(ra::list_wait<counter>), 80u);
-  EXPECT_EQ(sizeof(counter::awaitable), 184u);
+  EXPECT_EQ(sizeof(counter::awaitable), 200u);
 }
 
 TEST(async_waiter_list, notify_one_claims_the_oldest_and_wakes_outside_the_lock) {

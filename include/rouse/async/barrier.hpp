@@ -46,7 +46,7 @@
 // out of range, destroying the barrier while a task waits on it.
 //
 // sizeof: 48 bytes plus the completion function (static_asserted for the
-// default); a wait() awaitable 184 bytes in the awaiting frame; no
+// default); a wait() awaitable 200 bytes in the awaiting frame; no
 // allocation per wait. Fairness: n/a (a phase releases all its waiters).
 // Cost with nobody waiting: arrive() is one RMW; the last arrival one more
 // store, one load and a store, plus the completion function; a wait on a
@@ -270,7 +270,7 @@ class barrier {
 
 #if !defined(ROUSE_MODEL_RELACY)
 static_assert(sizeof(barrier<>) == 48);
-static_assert(sizeof(list_awaitable<barrier<>>) == 184);
+static_assert(sizeof(list_awaitable<barrier<>>) == 200);
 #endif
 
 }  // namespace rouse::async

@@ -34,7 +34,7 @@
 // then abort): counting down below zero (n greater than the count), a
 // negative n or expected, destroying the latch while a task waits on it.
 //
-// sizeof: 32 bytes; a wait() awaitable 184 bytes in the awaiting frame; no
+// sizeof: 32 bytes; a wait() awaitable 200 bytes in the awaiting frame; no
 // allocation per wait. Fairness: n/a (the release frees everybody). Cost
 // with nobody waiting: count_down() is one RMW (the last one: one more load,
 // and one store); try_wait() and a wait on a released latch one load. No
@@ -196,7 +196,7 @@ class latch {
 
 #if !defined(ROUSE_MODEL_RELACY)
 static_assert(sizeof(latch) == 32);
-static_assert(sizeof(list_awaitable<latch>) == 184);
+static_assert(sizeof(list_awaitable<latch>) == 200);
 #endif
 
 }  // namespace rouse::async

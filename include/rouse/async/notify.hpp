@@ -37,7 +37,7 @@
 // awaited (debug: diagnosed; a move before, into with_timeout say, is
 // fine); destroying a notify with waiters (debug: diagnosed, abort).
 //
-// sizeof: notify 32 bytes; a notified() awaitable 184 bytes, in the awaiting
+// sizeof: notify 32 bytes; a notified() awaitable 200 bytes, in the awaiting
 // frame (rouse/async/waiter_list.hpp); no allocation. Fairness: FIFO among
 // queued waiters; a newcomer may take a stored permit, which exists only
 // when no queued waiter could be claimed. Cost with nobody waiting:
@@ -202,7 +202,7 @@ class notify {
 #if !defined(ROUSE_MODEL_RELACY)
 static_assert(sizeof(notify) == 32);
 static_assert(sizeof(list_wait<notify>) == 80);
-static_assert(sizeof(list_awaitable<notify>) == 184);
+static_assert(sizeof(list_awaitable<notify>) == 200);
 #endif
 
 }  // namespace rouse::async

@@ -49,10 +49,10 @@
 // (debug: diagnosed). A request for more permits than will ever exist
 // waits until close().
 //
-// sizeof: semaphore 24 bytes; an acquire() awaitable 224 bytes in the
+// sizeof: semaphore 24 bytes; an acquire() awaitable 240 bytes in the
 // awaiting frame, of which a ready acquire writes the first 40 (semaphore,
 // request, flag): the queued wait (list_awaitable: waiter, node, arming
-// guard, stop callback; 184 bytes) is built in place only when it must
+// guard, stop callback; 200 bytes) is built in place only when it must
 // wait; no allocation per wait. Fairness: strictly FIFO (above).
 // Cost with nobody waiting: acquire / try_acquire are one load and one
 // compare-exchange, release one load and one compare-exchange; no lock, no
@@ -751,7 +751,7 @@ inline semaphore::acquire_awaitable semaphore::acquire(std::size_t n) noexcept {
 
 #if !defined(ROUSE_MODEL_RELACY)
 static_assert(sizeof(semaphore) == 24);
-static_assert(sizeof(semaphore::acquire_awaitable) == 224);
+static_assert(sizeof(semaphore::acquire_awaitable) == 240);
 #endif
 
 }  // namespace rouse::async

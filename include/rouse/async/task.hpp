@@ -74,6 +74,7 @@
 #include <variant>
 
 #include "rouse/async/detail/frame_pool.hpp"
+#include "rouse/async/detail/wait_relay.hpp"
 #include "rouse/async/env.hpp"
 #include "rouse/async/executor.hpp"
 #include "rouse/async/stop_token.hpp"
@@ -147,8 +148,28 @@ struct token_adapter final : token_adapter_base {
 };
 
 
+// A task's one stop callback and the relay that hands a stop to the wait
+// the task is in (detail/wait_relay.hpp). Made at the task's first wait
+// that can be stopped, from the frame pool; lives until the task's frame.
+struct task_relay : pooled_frame {
+  struct forward {
+    wait_relay* relay;
+    void operator()() noexcept { relay->stop(); }
+  };
+  wait_relay relay;                         // first: the callback may run in its constructor
+  inplace_stop_callback<forward> callback;  // destroyed first: waits for a run on another thread
+  explicit task_relay(inplace_stop_token token) noexcept : callback(token, forward{&relay}) {}
+};
+
 class task_promise_base : public pooled_frame {
  public:
+  task_promise_base() noexcept = default;
+  task_promise_base(const task_promise_base&) = delete;
+  task_promise_base& operator=(const task_promise_base&) = delete;
+  ~task_promise_base() {
+    if (owns_relay_) delete relay_;
+  }
+
   std::suspend_always initial_suspend() noexcept { return {}; }
 
   struct final_awaiter {
@@ -209,6 +230,26 @@ class task_promise_base : public pooled_frame {
 
   executor* rouse_executor() const noexcept { return ex_; }
   inplace_stop_token stop_token() const noexcept { return token_; }
+
+  // The relay of this task's stop token to the wait it is in, for rouse's
+  // waits (rouse/async/waiter_list.hpp): one stop callback per task instead
+  // of one per wait, made at the task's second wait that can be stopped (a
+  // task that waits once keeps the one callback of that wait, and no
+  // allocation). Null when the wait registers its own callback: the first
+  // wait, a token that cannot stop, no memory left for the relay, or a
+  // relay not free for a wait (only after misuse).
+  wait_relay* rouse_wait_relay() noexcept {
+    if (relay_ == nullptr) [[unlikely]]
+      return make_relay();
+    return relay_->relay.usable() ? &relay_->relay : nullptr;
+  }
+  // A task awaited by a plain rouse task with the same token uses the
+  // awaiting task's relay, if it has one (the awaiting task waits on the
+  // awaited one, not on a primitive, while it runs).
+  void share_relay(task_promise_base& awaiting) noexcept {
+    if (relay_ == nullptr && awaiting.relay_ != nullptr && awaiting.token_ == token_) relay_ = awaiting.relay_;
+  }
+
   task_env get_env() const noexcept { return {ex_, token_}; }
   bool stopped() const noexcept { return stopped_; }
 
@@ -331,16 +372,34 @@ class task_promise_base : public pooled_frame {
   template <class P>
   static std::coroutine_handle<> detached_stopped(void* frame) noexcept;
 
+  [[gnu::noinline]] wait_relay* make_relay() noexcept {
+    if (!token_.stop_possible()) return nullptr;
+    if (!waited_once_) {
+      waited_once_ = true;
+      return nullptr;
+    }
+    try {
+      relay_ = new task_relay(token_);
+    } catch (...) {
+      return nullptr;
+    }
+    owns_relay_ = true;
+    return &relay_->relay;
+  }
+
   std::coroutine_handle<> continuation_{};
   executor* ex_ = nullptr;
   executor* awaiter_ex_ = nullptr;  // where the awaiter runs (ex_ may change)
   inplace_stop_token token_{};
   std::coroutine_handle<> (*on_stopped_)(void*) noexcept = nullptr;
   void* on_stopped_arg_ = nullptr;
+  task_relay* relay_ = nullptr;                  // rouse_wait_relay(); shared with an awaiting task, or owned
   task_promise_base* stopped_parent_ = nullptr;  // the awaiting plain task (see unhandled_stopped())
   void* awaited_ = nullptr;                      // the awaiter of the task this one awaits (destroy_awaited_chain())
   awaited_fn awaited_fn_ = nullptr;
   bool stopped_ = false;
+  bool owns_relay_ = false;
+  bool waited_once_ = false;  // one wait that could stop registered its own callback
 
  public:
   // A foreign awaiter's stop token adapted to this task's in-place one;
@@ -491,6 +550,7 @@ class [[nodiscard]] task {
       if constexpr (std::is_base_of_v<detail::task_promise_base, P>) {
         auto& pp = parent.promise();
         child.bind(parent, pp.rouse_executor(), pp.stop_token(), &detail::stopped_continuation<P>, parent.address());
+        child.share_relay(pp);
         if constexpr (detail::is_task_promise_v<P>) {
           child.bind_stopped_parent(&pp);
           pp.await_task(this, &awaiter::awaited);

@@ -57,9 +57,20 @@
 // Each side makes one exchange; whoever comes second resumes. The guard is
 // the one RMW a suspending wait pays on top of the queue's.
 //
+// A rouse task's waits (its promise offers rouse_wait_relay(), from its
+// second wait that can be stopped on) register no callback of their own:
+// the task's one stop callback is relayed to the wait it is in
+// (detail/wait_relay.hpp), and the relay's word is the guard: the arming
+// compare-exchange publishes the wait to the task's callback, a wake
+// compare-exchanges it back to idle, and a stop pins the armed wait, claims
+// it (aborted) as the callback below would, and resumes it (or leaves that
+// to the notify that won). One RMW per wait, where a callback of its own
+// costs a registration and a removal on the stop source; the outcomes are
+// the same as below.
+//
 // Cancellation (rule 6: one winner). await_suspend registers a stop callback
 // for get_stop_token(get_env(promise)) (any token: stop_callback_for_t;
-// skipped when !stop_possible()). The callback tries to claim the waiter
+// skipped when !stop_possible(); a rouse task's relay instead, above). The callback tries to claim the waiter
 // (aborted): if it wins it unlinks the node (O(1), doubly linked) and
 // completes the coroutine as stopped: the promise's unhandled_stopped() when
 // it has one (resume_target::resume_stopped), else the coroutine resumes and
@@ -108,7 +119,7 @@
 // takes it in await_ready without queueing: a permit is only stored when no
 // waiter could be claimed, so that barging takes nothing from a queued one.
 // Wakers are called outside any lock. sizeof: waiter_list 24 bytes,
-// list_wait 80, list_awaitable 184 (in the awaiting frame; static_asserts
+// list_wait 80, list_awaitable 200 (in the awaiting frame; static_asserts
 // below); no allocation per wait. Cost with nobody waiting: has_waiters(),
 // and so a notify, is one seq_cst load (a plain load on x86), no lock.
 // Across processes: no.
@@ -147,6 +158,7 @@
 // coroutine half only wraps.
 #if !defined(ROUSE_MODEL_RELACY)
 #define ROUSE_DETAIL_ASYNC_LIST_COROUTINES 1
+#include "rouse/async/detail/wait_relay.hpp"
 #include "rouse/async/env.hpp"
 #include "rouse/async/stop_token.hpp"
 #include "rouse/async/waker.hpp"
@@ -467,10 +479,11 @@ bool wait_blocking(P& p, std::uintptr_t tag, const Deadline& deadline) noexcept 
 // claimed), try_abort(won), cancel(), primitive(), tag()): the semaphore's,
 // whose waiters hold partially assigned permits (rouse/async/semaphore.hpp).
 template <class P, class Wait = list_wait<P>>
-class list_awaitable {
+class list_awaitable : private detail::wait_relay::hook {
  public:
   using rouse_affine = void;  // resumes its awaiter on the awaiter's executor
-  list_awaitable(P& p, std::uintptr_t tag) noexcept : wait_(p, tag, waker(this, &guard_vtable)) {}
+  list_awaitable(P& p, std::uintptr_t tag) noexcept
+      : detail::wait_relay::hook{&relay_ops}, wait_(p, tag, waker(this, &guard_vtable)) {}
   // A fresh awaitable for the same wait (its waker names the new address).
   list_awaitable(list_awaitable&& other) noexcept : list_awaitable(other.wait_.primitive(), other.wait_.tag()) {
     ROUSE_CHECK_USAGE(other.stage_ == stage::idle && !other.stopped_, "rouse::async::list_awaitable",
@@ -491,7 +504,15 @@ class list_awaitable {
 
   template <class Promise>
   std::coroutine_handle<> await_suspend(std::coroutine_handle<Promise> h) noexcept {
-    return await_suspend_with(h, resume_target(h), get_stop_token(get_env(h.promise())));
+    // A rouse task relays its one stop callback to the wait it is in
+    // (detail/wait_relay.hpp): no callback of the wait's own. The token is
+    // still read at the start: a stop whose mark in the relay an earlier
+    // wait consumed (it resumed normally, its notify having won) ends this
+    // one there.
+    if constexpr (requires { h.promise().rouse_wait_relay(); })
+      if (detail::wait_relay* const relay = h.promise().rouse_wait_relay())
+        return suspend(h, resume_target(h), get_stop_token(get_env(h.promise())), relay);
+    return suspend(h, resume_target(h), get_stop_token(get_env(h.promise())), nullptr);
   }
 
   // For adaptors (rouse/async/timeout.hpp): await_suspend with the resume
@@ -501,6 +522,15 @@ class list_awaitable {
   template <class Token>
   std::coroutine_handle<> await_suspend_with(std::coroutine_handle<> h, const resume_target& target,
                                              const Token& token) noexcept {
+    return suspend(h, target, token, nullptr);
+  }
+
+ private:
+  // await_suspend: with the token's own stop callback for the wait (relay
+  // null), or through the task's relay (the token is the relay's).
+  template <class Token>
+  std::coroutine_handle<> suspend(std::coroutine_handle<> h, const resume_target& target, const Token& token,
+                                  detail::wait_relay* relay) noexcept {
     ROUSE_CHECK_USAGE(stage_ == stage::idle && !stopped_, "rouse::async::list_awaitable", "awaited twice");
     target_ = target;
     if (token.stop_requested()) {  // before anything is linked
@@ -508,6 +538,7 @@ class list_awaitable {
       return stopped_here(h);
     }
     stage_ = stage::linked;
+    relay_ = relay;  // before the push: a wake may come at once
     typename Wait::start_result started;
     if constexpr (std::is_same_v<Wait, list_wait<P>>)
       started = wait_.start(&kept_permit_);
@@ -521,9 +552,10 @@ class list_awaitable {
         break;  // its wake is coming, or came: the guard says who resumes
       case Wait::start_result::suspended:
         suspended_ = true;
-        if (token.stop_possible()) register_stop(token);
+        if (relay_ == nullptr && token.stop_possible()) register_stop(token);
         break;
     }
+    if (relay_ != nullptr) return arm_relayed(h);
     // arming -> armed, or woken (a wake came while arming).
     // Ordering: acq_rel: release: target_ and the callback before a later
     // wake reads them; acquire: a wake that came first (stopped_, claim).
@@ -536,6 +568,7 @@ class list_awaitable {
     return stopped_here(h);
   }
 
+ public:
   void await_resume() {
     destroy_stop_callback();
     stage_ = stage::done;
@@ -596,6 +629,11 @@ class list_awaitable {
   static void guard_drop(const void*) noexcept {}
   static void guard_wake(const void* d) noexcept {
     auto* const a = static_cast<list_awaitable*>(const_cast<void*>(d));
+    // Through a task's relay, whose word is the guard (wait_relay.hpp).
+    if (a->relay_ != nullptr) {
+      if (a->relay_->wake(*a)) a->complete();
+      return;
+    }
     // arming -> woken (await_suspend resumes) | armed -> woken (we resume).
     // Ordering: acq_rel: pairs with await_suspend's exchange.
     if (a->phase_.exchange(woken, std::memory_order_acq_rel) == armed) a->complete();
@@ -608,6 +646,40 @@ class list_awaitable {
 
   // A stop completion made by await_suspend itself.
   std::coroutine_handle<> stopped_here(std::coroutine_handle<> h) noexcept { return target_.stopped_from_suspend(h); }
+
+  // The end of await_suspend through a task's relay: arms the wait in the
+  // relay's word (the guard's exchange, which also publishes the wait to
+  // the task's stop callback).
+  std::coroutine_handle<> arm_relayed(std::coroutine_handle<> h) noexcept {
+    switch (relay_->arm(*this)) {
+      case detail::wait_relay::arm_result::armed:
+        return std::noop_coroutine();
+      case detail::wait_relay::arm_result::woken:
+        return h;  // notified while arming; the stop side never saw this wait
+      case detail::wait_relay::arm_result::stop:
+        break;
+    }
+    // The task was stopped while this wait armed: it claims itself, as its
+    // stop callback would. Its waker, called by a winning claim, leaves the
+    // relay's word woken|S (nothing resumes); a claim that lost leaves it to
+    // the notify that won.
+    if (wait_.try_abort([this]() noexcept { stopped_ = true; })) {
+      relay_->end_stopped();
+      stage_ = stage::done;
+      return stopped_here(h);
+    }
+    if (relay_->rearm(*this) == detail::wait_relay::arm_result::armed) return std::noop_coroutine();
+    return h;
+  }
+
+  // The relay's view of this wait (wait_relay::hook_ops).
+  static void relay_stop(void* hook) noexcept {
+    static_cast<list_awaitable*>(static_cast<detail::wait_relay::hook*>(hook))->stop_requested();
+  }
+  static void relay_resume(void* hook) noexcept {
+    static_cast<list_awaitable*>(static_cast<detail::wait_relay::hook*>(hook))->complete();
+  }
+  static constexpr detail::wait_relay::hook_ops relay_ops{&relay_stop, &relay_resume};
 
   // The stop callback. It writes stopped_ only after it won the claim (a
   // loser touches nothing more) and before the waiter's release and the
@@ -641,13 +713,17 @@ class list_awaitable {
   // leaves, or, chosen, passes a permit on. A stop that won is a claim too
   // (aborted, released, not transferable): nothing to pass on.
   void abandon() noexcept {
-    destroy_stop_callback();
+    if (relay_ != nullptr)
+      relay_->unpublish(*this);  // the task's stop callback no longer sees it
+    else
+      destroy_stop_callback();
     wait_.cancel();
     stage_ = stage::done;
   }
 
   Wait wait_;
   resume_target target_;
+  detail::wait_relay* relay_ = nullptr;  // the task's relay, when the wait uses one
   ::rouse::detail::atomic<std::uint32_t> phase_{arming};
   stage stage_ = stage::idle;
   bool stopped_ = false;

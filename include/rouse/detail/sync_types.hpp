@@ -200,6 +200,12 @@ enum class model_fault : unsigned {
   // async::wait_on: a frame destroyed after its helper took a wake of the
   // word does not pass the wake on.
   word_wait_abandon_drops_wake,
+  // async wait relay: a wake that finds its wait pinned by the stop
+  // callback resumes it too (two resumptions).
+  wait_relay_wake_ignores_pin,
+  // async wait relay: the stop callback that finds its wait's wake came
+  // leaves the resumption to that wake (nobody resumes).
+  wait_relay_stop_defers_after_wake,
   // async channel: a batch of freed slots given back while fewer senders
   // are queued than the batch drops the permits nobody could be handed.
   async_channel_batch_drops_leftover,
