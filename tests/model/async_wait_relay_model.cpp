@@ -61,6 +61,14 @@ struct wait : relay::hook {
 
   wait() : relay::hook{&ops} {}
 
+  // After the run: resumed exactly once, as stopped exactly when the
+  // stop's claim won.
+  void check_resumed_once() {
+    RL_ASSERT(resumed.load(std::memory_order_relaxed) == 1);
+    bool const stop_won = claim.load(std::memory_order_relaxed) == aborted;
+    RL_ASSERT(resumed_stopped.load(std::memory_order_relaxed) == (stop_won ? 1u : 0u));
+  }
+
   // A notifier: claims the wait once it is registered, and wakes it.
   void notify() {
     while (registered.load(std::memory_order_acquire) == 0) rd::wait(registered, 0u);
@@ -124,11 +132,7 @@ struct stop_vs_notify : rl::test_suite<stop_vs_notify, 3> {
     }
   }
   void after() {
-    for (wait& x : w) {
-      RL_ASSERT(x.resumed.load(std::memory_order_relaxed) == 1);
-      bool const stop_won = x.claim.load(std::memory_order_relaxed) == aborted;
-      RL_ASSERT(x.resumed_stopped.load(std::memory_order_relaxed) == (stop_won ? 1u : 0u));
-    }
+    for (wait& x : w) x.check_resumed_once();
     RL_ASSERT(r.usable());
   }
 };
@@ -148,9 +152,7 @@ struct one_wait : rl::test_suite<one_wait, 3> {
     }
   }
   void after() {
-    RL_ASSERT(w.resumed.load(std::memory_order_relaxed) == 1);
-    bool const stop_won = w.claim.load(std::memory_order_relaxed) == aborted;
-    RL_ASSERT(w.resumed_stopped.load(std::memory_order_relaxed) == (stop_won ? 1u : 0u));
+    w.check_resumed_once();
     RL_ASSERT(r.usable());
   }
 };
