@@ -149,7 +149,7 @@ struct token_adapter final : token_adapter_base {
 
 
 // A task's one stop callback and the relay that hands a stop to the wait
-// the task is in (detail/wait_relay.hpp). Made at the task's first wait
+// the task is in (detail/wait_relay.hpp). Made at the task's second wait
 // that can be stopped, from the frame pool; lives until the task's frame.
 struct task_relay : pooled_frame {
   struct forward {

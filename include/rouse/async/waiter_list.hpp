@@ -70,7 +70,8 @@
 //
 // Cancellation (rule 6: one winner). await_suspend registers a stop callback
 // for get_stop_token(get_env(promise)) (any token: stop_callback_for_t;
-// skipped when !stop_possible(); a rouse task's relay instead, above). The callback tries to claim the waiter
+// skipped when !stop_possible(); a rouse task's relay instead, above). The
+// callback tries to claim the waiter
 // (aborted): if it wins it unlinks the node (O(1), doubly linked) and
 // completes the coroutine as stopped: the promise's unhandled_stopped() when
 // it has one (resume_target::resume_stopped), else the coroutine resumes and
