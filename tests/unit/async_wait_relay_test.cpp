@@ -31,6 +31,17 @@ void settle(ra::run_loop& loop) {
   }
 }
 
+// Completes `rounds` waits of a task looping on `n` (counted in `done`):
+// each time, the loop runs until the task waits, then one notify_one.
+void notify_rounds(ra::run_loop& loop, ra::notify& n, std::atomic<int>& done, int rounds) {
+  for (int k = 0; k < rounds; ++k) {
+    int const target = done.load() + 1;
+    settle(loop);
+    n.notify_one();
+    loop.run_until([&] { return done.load() == target; });
+  }
+}
+
 // Waits `rounds` times (a notify each), counting completions; the counts
 // say how far a stop let it go.
 ra::task<int> wait_rounds(ra::notify& n, int rounds, std::atomic<int>& done) {
@@ -48,11 +59,7 @@ TEST(async_wait_relay, a_stop_while_a_relayed_wait_is_armed_ends_it_as_stopped) 
   ra::notify n;
   std::atomic<int> done{0};
   auto h = ra::spawn(loop.get_scheduler(), wait_rounds(n, 1'000, done));
-  for (int i = 0; i < 3; ++i) {
-    settle(loop);
-    n.notify_one();
-    loop.run_until([&] { return done.load() == i + 1; });
-  }
+  notify_rounds(loop, n, done, 3);
   settle(loop);  // the fourth wait is armed
   h.request_stop();
   loop.run_until([&] { return h.is_done(); });
@@ -94,13 +101,9 @@ TEST(async_wait_relay, a_stop_after_the_wake_lets_the_wake_stand) {
   ra::notify n;
   std::atomic<int> done{0};
   auto h = ra::spawn(loop.get_scheduler(), wait_rounds(n, 1'000, done));
-  for (int i = 0; i < 2; ++i) {
-    loop.run_until([&] { return true; });
-    n.notify_one();
-    loop.run_until([&] { return done.load() == i + 1; });
-  }
-  settle(loop);  // the third wait is armed
-  n.notify_one();                       // chosen: scheduled on the loop, not run yet
+  notify_rounds(loop, n, done, 2);
+  settle(loop);    // the third wait is armed
+  n.notify_one();  // chosen: scheduled on the loop, not run yet
   h.request_stop();
   loop.run_until([&] { return h.is_done(); });
   EXPECT_EQ(done.load(), 3);  // the wake stood
@@ -191,11 +194,7 @@ TEST(async_wait_relay, a_nested_task_shares_the_relay_and_its_stop) {
     co_return co_await wait_rounds(n, 1'000, done);
   };
   auto h = ra::spawn(loop.get_scheduler(), outer(n, done));
-  for (int i = 0; i < 4; ++i) {
-    settle(loop);
-    n.notify_one();
-    loop.run_until([&] { return done.load() == i + 1; });
-  }
+  notify_rounds(loop, n, done, 4);
   settle(loop);
   h.request_stop();
   loop.run_until([&] { return h.is_done(); });
@@ -240,17 +239,9 @@ TEST(async_wait_relay, a_task_makes_one_relay_whatever_its_waits) {
   ra::notify n;
   std::atomic<int> done{0};
   auto h = ra::spawn(loop.get_scheduler(), wait_rounds(n, 1'010, done));
-  for (int i = 0; i < 10; ++i) {  // warm: the relay is made here
-    settle(loop);
-    n.notify_one();
-    loop.run_until([&] { return done.load() == i + 1; });
-  }
+  notify_rounds(loop, n, done, 10);  // warm: the relay is made here
   long const before = rouse_test::allocations();
-  for (int i = 10; i < 1'010; ++i) {
-    settle(loop);
-    n.notify_one();
-    loop.run_until([&] { return done.load() == i + 1; });
-  }
+  notify_rounds(loop, n, done, 1000);
   EXPECT_EQ(rouse_test::allocations() - before, 0);
   loop.run_until([&] { return h.is_done(); });
   EXPECT_EQ(h.join(), 1'010);

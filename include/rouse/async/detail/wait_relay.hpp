@@ -41,6 +41,8 @@
 //   arm(W):      idle -> armed(W) (suspend) | woken(|S) -> idle (resume here,
 //                normally) | idle|S -> report stop (the caller claims its
 //                own wait; won: end_stopped(); lost: rearm(W))
+//   rearm(W):    idle|S -> armed(W) (suspend) | woken|S -> idle (resume here)
+//   end_stopped(): woken|S (its own claim's wake) -> idle
 //   wake(W):     armed(W) -> idle, resume | lost|S -> idle, resume |
 //                armed(W)|S -> woken|S | idle(|S) -> woken(|S)
 //   stop():      fetch_or S; on armed(W): stop(W), then armed(W)|S -> lost|S
