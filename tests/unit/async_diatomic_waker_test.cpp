@@ -32,6 +32,7 @@ constexpr std::uint32_t U = diatomic_waker::update_bit;
 constexpr std::uint32_t R = diatomic_waker::registered_bit;
 constexpr std::uint32_t L = diatomic_waker::locked_bit;
 constexpr std::uint32_t N = diatomic_waker::notify_again_bit;
+constexpr std::uint32_t D = diatomic_waker::direct_bit;
 
 struct counting {
   std::atomic<int> clones{0}, wakes{0}, wakes_by_ref{0}, drops{0};
@@ -316,7 +317,6 @@ TEST(async_diatomic_waker, wait_until_ready_at_once_does_not_suspend_or_register
   EXPECT_TRUE(j.done());
   EXPECT_EQ(out, 7);
   EXPECT_EQ(sink.get().state_for_testing(), 0u);
-  EXPECT_EQ(sink.get().claim_for_testing(), diatomic_waker::claim_idle);
 }
 
 TEST(async_diatomic_waker, wait_until_resumes_on_the_notifier_thread_without_an_executor) {
@@ -338,7 +338,7 @@ TEST(async_diatomic_waker, wait_until_resumes_on_the_notifier_thread_without_an_
   j.start();
   EXPECT_FALSE(j.done());
   EXPECT_EQ(calls, 2);  // check, register, re-check, sleep
-  EXPECT_EQ(sink.get().claim_for_testing(), diatomic_waker::claim_armed);
+  EXPECT_EQ(sink.get().state_for_testing(), R | D);  // the wait itself is registered: no waker, no slot
   std::thread::id producer_id{};
   wake_source const src = sink.source();
   std::thread producer([&] {
@@ -350,8 +350,7 @@ TEST(async_diatomic_waker, wait_until_resumes_on_the_notifier_thread_without_an_
   EXPECT_TRUE(j.done());
   EXPECT_EQ(resumed_on, producer_id);
   EXPECT_EQ(calls, 3);
-  EXPECT_EQ(sink.get().claim_for_testing(), diatomic_waker::claim_idle);
-  EXPECT_EQ(sink.get().state_for_testing() & (R | L | N), 0u);
+  EXPECT_EQ(sink.get().state_for_testing(), 0u);  // the notify's claim unregistered it
 }
 
 TEST(async_diatomic_waker, wait_until_on_an_executor_is_scheduled_not_resumed_inline) {
@@ -371,8 +370,8 @@ TEST(async_diatomic_waker, wait_until_on_an_executor_is_scheduled_not_resumed_in
 }
 
 // A notify that finds nothing new wakes the wait, which polls, finds its
-// predicate still false, and sleeps again (the loop on resume), with the
-// relay waker cached: no clone.
+// predicate still false, and registers and sleeps again (the loop on
+// resume).
 TEST(async_diatomic_waker, a_spurious_wake_polls_again_and_sleeps) {
   wake_sink sink;
   int stage = 0;
@@ -389,7 +388,7 @@ TEST(async_diatomic_waker, a_spurious_wake_polls_again_and_sleeps) {
   sink.source().notify();  // spurious: poll (1 call), register, re-check (1 call), sleep
   EXPECT_FALSE(j.done());
   EXPECT_EQ(calls, 4);
-  EXPECT_EQ(sink.get().claim_for_testing(), diatomic_waker::claim_armed);
+  EXPECT_EQ(sink.get().state_for_testing(), R | D);
   stage = 2;
   sink.source().notify();
   EXPECT_TRUE(j.done());
@@ -436,7 +435,7 @@ TEST(async_diatomic_waker, stop_while_waiting_resumes_and_throws_and_unregisters
   EXPECT_TRUE(j.done());
   EXPECT_TRUE(caught);
   EXPECT_EQ(sink.get().state_for_testing() & R, 0u);
-  EXPECT_EQ(sink.get().claim_for_testing(), diatomic_waker::claim_idle);
+  EXPECT_EQ(sink.get().state_for_testing() & (R | D), 0u);
   sink.source().notify();  // a late notify reaches nobody
 }
 
@@ -455,7 +454,7 @@ TEST(async_diatomic_waker, stop_while_waiting_completes_in_place_through_unhandl
   EXPECT_TRUE(stopped);
   EXPECT_FALSE(after);
   EXPECT_FALSE(j.done());  // never resumed; its owner destroys it
-  EXPECT_EQ(sink.get().claim_for_testing(), diatomic_waker::claim_idle);
+  EXPECT_EQ(sink.get().state_for_testing() & (R | D), 0u);
   EXPECT_EQ(sink.get().state_for_testing() & R, 0u);
 }
 
@@ -477,6 +476,52 @@ TEST(async_diatomic_waker, a_ready_predicate_wins_over_a_later_stop) {
   stop.request_stop();
   EXPECT_TRUE(j.done());
   EXPECT_EQ(got, 5);
+}
+
+// A stop that claims the registration while the re-check runs (between
+// the register and the withdraw) does not drop what the re-check took: the
+// value wins, as a ready predicate does over any stop.
+TEST(async_diatomic_waker, a_stop_during_the_recheck_leaves_the_value_it_took) {
+  for (bool stops_in_place : {false, true}) {
+    wake_sink sink;
+    rouse::async::inplace_stop_source stop;
+    int queue = 0;
+    int calls = 0;
+    int got = -1;
+    bool caught = false, stopped = false;
+    auto pred = [&]() -> std::optional<int> {
+      if (++calls == 2) {  // the re-check, registered (R|D)
+        queue = 1;         // a producer publishes,
+        stop.request_stop();  // and a stop claims the registration, here
+      }
+      if (queue == 0) return std::nullopt;
+      queue = 0;
+      return 42;
+    };
+    if (stops_in_place) {
+      auto body = [&]() -> job<true> { got = co_await sink.wait_until(pred); };
+      job<true> j = body();
+      j.h.promise().stopped_flag = &stopped;
+      j.start(stop.get_token());
+      EXPECT_TRUE(j.done());
+    } else {
+      auto body = [&]() -> job<false> {
+        try {
+          got = co_await sink.wait_until(pred);
+        } catch (const rouse::async::operation_stopped&) {
+          caught = true;
+        }
+      };
+      job<false> j = body();
+      j.start(stop.get_token());
+      EXPECT_TRUE(j.done());
+    }
+    EXPECT_EQ(got, 42) << "stops_in_place " << stops_in_place;
+    EXPECT_FALSE(caught);
+    EXPECT_FALSE(stopped);
+    EXPECT_EQ(queue, 0);
+    EXPECT_EQ(sink.get().state_for_testing() & (R | D), 0u);
+  }
 }
 
 TEST(async_diatomic_waker, the_coroutine_waits_again_after_a_wait) {
@@ -520,7 +565,7 @@ TEST(async_diatomic_waker, blocking_wait_on_a_thread) {
     src.notify();
   }
   consumer.join();
-  EXPECT_EQ(sink.get().claim_for_testing(), diatomic_waker::claim_idle);
+  EXPECT_EQ(sink.get().state_for_testing() & (R | D), 0u);
 }
 
 TEST(async_diatomic_waker, predicate_exceptions_reach_the_waiter) {
@@ -531,7 +576,7 @@ TEST(async_diatomic_waker, predicate_exceptions_reach_the_waiter) {
     return false;
   }),
                std::runtime_error);
-  EXPECT_EQ(sink.get().claim_for_testing(), diatomic_waker::claim_idle);
+  EXPECT_EQ(sink.get().state_for_testing() & (R | D), 0u);
   EXPECT_EQ(sink.get().state_for_testing() & R, 0u);
 }
 

@@ -655,6 +655,10 @@ class receiver {
 
   // For tests: the free permits of a bounded channel.
   [[nodiscard]] std::int64_t permits_for_testing() const noexcept { return state().permits_for_testing(); }
+  // The receiver's diatomic_waker state word (its R and D bits: a receive registered).
+  [[nodiscard]] std::uint32_t waker_state_for_testing() const noexcept {
+    return state().receiver_waker().state_for_testing();
+  }
 
  private:
   template <class U>

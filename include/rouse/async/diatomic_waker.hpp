@@ -36,9 +36,9 @@
 //   a waker given to register_waker() must stay valid as long as its clone
 //   may be woken: use a reference-counted waker (make_shared_waker) or one
 //   whose referent outlives the diatomic_waker. wait_until and
-//   wait_until_blocking need none of this: they register the
-//   diatomic_waker's own relay waker, and the relay hands a wake-up to the
-//   wait in progress through a one-winner claim (the claim word below), so
+//   wait_until_blocking need none of this: they register the wait itself
+//   (the D bit below: no waker, no slot), and exactly one party claims each
+//   registration (a notifier, a stop, or the consumer withdrawing it), so
 //   neither a late notifier nor a stop request can reach a finished wait.
 // - wait_until(pred) / wait_until_blocking(pred): pred() returns bool, or
 //   std::optional<T> (the wait then returns the T). pred runs on the
@@ -51,15 +51,19 @@
 //   promise)). A stopped wait unregisters and completes as stopped: through
 //   the promise's unhandled_stopped() when it has one
 //   (resume_target::stops_in_place()), else by resuming the coroutine, whose
-//   co_await then throws rouse::async::operation_stopped.
+//   co_await then throws rouse::async::operation_stopped. In a rouse task
+//   (from its second wait on) the task's one stop callback is relayed to the
+//   wait (rouse/async/detail/wait_relay.hpp); elsewhere the wait registers
+//   a stop callback of its own.
 // - Destruction: only when no wait is in progress (debug builds check this)
 //   and every notify*() that may touch it has returned (as eventcount and
 //   std::condition_variable ask: a notify is not a release, the producer's
 //   own publish is). Destroying a coroutine suspended in wait_until is
-//   allowed only when no wake-up for it is in flight (it withdraws its claim
-//   if it still can). Not movable (the relay and the poller point to it).
+//   allowed only when no wake-up for it is in flight (it withdraws its
+//   registration if nobody claimed it). Not movable (a wait in progress and
+//   the poller point to it).
 //
-// sizeof: 64 bytes on 64-bit (state and claim words, two 16-byte slots, the
+// sizeof: 64 bytes on 64-bit (the state word, two 16-byte slots, the
 // current wait, the poller, the mode); static_assert below.
 // Fairness: n/a (one consumer). Across processes: no.
 //
@@ -71,21 +75,24 @@
 //   notify_if_registered(), nobody         0 RMW: one load (idle_notify::load)
 //   notify_after_seq_cst_rmw(), nobody     0 RMW: one seq_cst load (a plain
 //                                          load on x86; either mode)
-//   notify(), registered                   2 RMW + 1 wake_by_ref; +1 RMW and
+//   notify(), a waker registered           2 RMW + 1 wake_by_ref; +1 RMW and
 //                                          +1 wake_by_ref per N served
+//   notify(), a wait registered            1 RMW (the claim), then the wait's
+//                                          release (below)
 //   register_waker(), cached waker         1 RMW, no clone
 //   register_waker(), new waker            1 RMW (2 if a newer waker is still
 //                                          pending), 1 clone, 1 drop if the
 //                                          slot held one
 //   unregister()                           1 RMW
 //   wait_until / wait_until_blocking:      0 RMW when pred() is ready at once;
-//     a wait that sleeps once              2 RMW to sleep (register, arm),
-//                                          1 more to leave if it registered
-//                                          (unregister); a re-poll after a
-//                                          wake adds 1 (notified -> arming)
-//   a notify that wakes a wait             + 1 RMW (the relay's claim), then
-//                                          the executor's schedule or the
-//                                          thread's unpark
+//     a turn that sleeps                   1 RMW to register, 1 to arm the
+//                                          coroutine's guard (its task's
+//                                          relay word, or its own), 1 for the
+//                                          release's side of that guard (a
+//                                          thread: the parker's unpark
+//                                          instead of both); nothing to leave
+//                                          (the claim unregistered it)
+//     ready at the re-check                +1 RMW to withdraw the registration
 //   idle_notify::load: every registration also runs asymmetric_heavy_fence()
 //   (membarrier: a system call, a few microseconds), so choose it where the
 //   consumer sleeps rarely and producers notify often.
@@ -95,45 +102,47 @@
 // State word (the crate's letters)
 //   I  bit 0   index of the current slot (the one a lock holder reads)
 //   U  bit 1   a newer waker sits in slot[1-I]; the next lock taker flips I
-//   R  bit 2   a waker is registered and wants a notification
+//   R  bit 2   a waker (or the wait) is registered and wants a notification
 //   L  bit 3   a notifier holds the notification lock (it reads slot[I])
 //   N  bit 4   a notifier found L set while R was set: notify once more
-//   Invariant: N => L && R. slot[I] is read-only while L is set; slot[1-I]
-//   belongs to the sink unless U && R (then a lock taker may flip I to it).
+//   D  bit 5   (rouse's) the registration is the wait in progress (current_),
+//              not a slot: the one who clears R|D owns its release
+//   S  bit 6   (rouse's) a stop for the wait in progress came while it was
+//              not registered (its own stop callback; a task's relay keeps
+//              this mark in the relay's word instead)
+//   Invariants: N => L && R && !D; D => R. slot[I] is read-only while L is
+//   set; slot[1-I] belongs to the sink unless U && R (then a lock taker may
+//   flip I to it).
 //
 //   method            before              after                    effect
 //   register (cached) any                 | R                      -
 //   register (new)    U && R              & ~(R|N), then | U|R     write slot[1-I]
 //   register (new)    otherwise           | U|R                    write slot[1-I]
 //   unregister        any                 & ~(R|N)                 -
-//   notify            R, !L               ^ (R|L), U: ^ (U|I)      wake_by_ref slot[I]
-//   notify            R, L                | N                      the holder wakes again
+//   notify            D                   & ~(R|D)                 current_->release()
+//   notify            R, !D, !L           ^ (R|L), U: ^ (U|I)      wake_by_ref slot[I]
+//   notify            R, !D, L            | N                      the holder wakes again
 //   notify            !R                  unchanged (the RMW still runs)
 //   notify_if_reg.    !R                  (a load: no change)
 //   notify_after_seq_cst_rmw  !R          (a seq_cst load: no change)
 //   unlock            L, !N               & ~L                     -
 //   unlock            L, N                & ~(N|R), U: ^ (U|I)     wake_by_ref slot[I] again
+//   wait: begin       S                   & ~S                     (a stale mark)
+//   wait: register    R, !D               & ~(R|N), then | R|D     -
+//   wait: register    !R                  | R|D                    re-check, then sleep
+//   wait: withdraw    D                   & ~(R|D)                 the wait ends here
+//   wait: withdraw    !D                  unchanged                a claim came: its release follows
+//   stop (own)        D                   & ~(R|D)                 ends the wait as stopped
+//   stop (own)        !D                  | S                      the consumer stops at its next turn
 //
-// Claim word (the relay's one-winner hand-over to the wait in progress)
-//   idle     = 0  no wait in progress (a late relay call finds nothing)
-//   arming   = 1  the consumer runs: registered, re-checking its predicate
-//   notified = 2  a wake-up came while the consumer runs (or released it):
-//                 it must poll again
-//   armed    = 3  the consumer sleeps; the first claimer (relay or stop)
-//                 owns its release
-//   S        = 4  (with arming / notified) a stop was requested: the
-//                 consumer stops at its next step
-//
-//   who        before               after             then
-//   consumer   idle                 arming            (begin: a store)
-//   consumer   arming               armed             sleep
-//   consumer   notified             arming            poll again
-//   consumer   any, done            idle              (a store)
-//   relay      armed                notified          release the sleeper (schedule / unpark)
-//   relay      arming               notified (S kept) -
-//   relay      idle, notified       unchanged         -
-//   stop       armed                idle              unregister, complete as stopped
-//   stop       arming, notified     | S               the consumer stops itself
+// A wait's turn: register (R|D), re-check, then sleep through a guard that
+// settles who resumes the coroutine when the release and the consumer's
+// arming race: the task's relay word (wait_relay.hpp: arm / wake), or the
+// wait's own phase word (arming -> armed by the consumer; a release's
+// exchange to woken resumes it only if it found armed). A thread needs no
+// guard: its parker keeps an unpark that comes before the park. A release
+// resumes the wait on its executor (the poller polls again, then resumes
+// the coroutine), or, for a stop that claimed it, completes it as stopped.
 //
 // Memory ordering. Everything a producer did before notify() happens-before
 // the consumer's predicate check that follows the wake-up it causes, or the
@@ -142,6 +151,10 @@
 // after the producer's RMW (release; a release sequence continues through
 // later RMWs) and its re-check sees the publish, or the producer's RMW reads
 // R and a notification follows. The predicate may use relaxed atomics.
+// A wait's registration is also a release (current_ and the record before
+// it) that the claim's acquire reads; the claim releases the notifier's
+// publish to the release it then makes (the guard's RMW, or the unpark),
+// which the resumed consumer reads after.
 //
 // The load-only idle notify: notify_if_registered() / notify_after_publish()
 // replace that RMW by a load, so the Dekker pair becomes store -> load on
@@ -172,9 +185,9 @@
 // Every registration RMW (A) is seq_cst, so (A), (A'), (P) and (B'') are all
 // in the single total order S of seq_cst operations:
 // - (A') before (P) in S: then (A) < (A') < (P) < (B'') and (B'') reads (A)
-//   or a later change: R set (notify), or cleared by a lock holder that
-//   serves (A)'s waker; the consumer it wakes registers again (A2nd) before
-//   it re-checks, and (B'') read a value before (A2nd) in the word's order,
+//   or a later change: R set (notify), or cleared by the lock holder or
+//   claim that serves (A); the consumer it wakes registers again (A2nd)
+//   before it re-checks, and (B'') read a value before (A2nd) in the word's order,
 //   so (B'') < (A2nd) in S (coherence), and that re-check sees (P);
 // - (P) before (A') in S: (A') reads (P) or later and sees the publish (or
 //   that it is under way: rouse's channel ring reports `pending` and
@@ -183,6 +196,7 @@
 // receiver's load of the tail when the next slot is not written yet.
 #pragma once
 
+#include <chrono>
 #include <coroutine>
 #include <cstddef>
 #include <cstdint>
@@ -199,11 +213,13 @@
 
 // The coroutine half (wait_until, its stop handling) needs the async
 // environment (executors and coroutine wakers, which are not model-ready;
-// the stop source has its own model); a model test
-// compiles the protocol without it: the claim, the relay and the poll loop
-// are shared with wait_until_blocking, which the models run.
+// the stop source and the relay have their own models); a model test
+// compiles the protocol without it: the registration, its claim and the
+// withdraw are shared with wait_until_blocking and the external wait,
+// which the models run.
 #if !defined(ROUSE_MODEL_RELACY)
 #define ROUSE_DETAIL_DIATOMIC_COROUTINES 1
+#include "rouse/async/detail/wait_relay.hpp"
 #include "rouse/async/env.hpp"
 #include "rouse/async/stop_token.hpp"
 #include "rouse/async/waker.hpp"
@@ -281,10 +297,11 @@ class predicate_box {
   std::exception_ptr error_{};
 };
 
-// The wait in progress, as the relay sees it.
+// The wait in progress, as its claimer sees it (the D registration).
 struct wait_record {
-  // Releases the sleeping waiter (the relay won the claim): schedules the
-  // poller, or unparks the thread. Its last touch of the record.
+  // Releases the waiter whose registration the caller claimed (a notify, or
+  // a stop): through the coroutine's guard to the poller (or its stopped
+  // completion), or the thread's unpark. The caller's last touch of it.
   void (*release)(wait_record* self) noexcept = nullptr;
   // Polls again on the consumer's side (the poller runs it); returns what to
   // resume next (the awaiting coroutine, or noop when it sleeps again).
@@ -320,21 +337,15 @@ class diatomic_waker {
   static constexpr std::uint32_t registered_bit = 4;     // R: wants a notification
   static constexpr std::uint32_t locked_bit = 8;         // L: the notification lock
   static constexpr std::uint32_t notify_again_bit = 16;  // N: the holder notifies again
-
-  // Claim word values.
-  static constexpr std::uint32_t claim_idle = 0;
-  static constexpr std::uint32_t claim_arming = 1;
-  static constexpr std::uint32_t claim_notified = 2;
-  static constexpr std::uint32_t claim_armed = 3;
-  static constexpr std::uint32_t claim_stop_bit = 4;
-  static constexpr std::uint32_t phase_mask = 3;
+  static constexpr std::uint32_t direct_bit = 32;        // D: R is the wait in progress
+  static constexpr std::uint32_t stop_bit = 64;          // S: a stop for the unregistered wait
 
   explicit ROUSE_CONSTEXPR diatomic_waker(idle_notify mode = idle_notify::rmw) noexcept : mode_(mode) {}
   diatomic_waker(const diatomic_waker&) = delete;
   diatomic_waker& operator=(const diatomic_waker&) = delete;
   ~diatomic_waker() {
-    ROUSE_CHECK_USAGE((claim_.load(std::memory_order_relaxed) & phase_mask) == claim_idle,
-                      "rouse::async::diatomic_waker", "destroyed while a wait is in progress");
+    ROUSE_CHECK_USAGE(!::rouse::detail::unsync_ref(in_wait_), "rouse::async::diatomic_waker",
+                      "destroyed while a wait is in progress");
     if (poller_) poller_.destroy();
   }
 
@@ -342,11 +353,26 @@ class diatomic_waker {
 
   // ---- producers ----------------------------------------------------------
 
-  // Wakes the registered waker, or asks the notifier that is waking it to
-  // wake it once more. Never blocks. Any thread.
+  // Wakes the registered waker (or the wait in progress), or asks the
+  // notifier that is waking it to wake it once more. Never blocks. Any
+  // thread.
   void notify() noexcept {
     std::uint32_t s = state_.load(std::memory_order_relaxed);
     for (;;) {
+      if (s & direct_bit) {
+        // D -> & ~(R|D): this notify claims the wait's registration and
+        // releases it. Ordering: acq_rel: acquire pairs with the wait's
+        // register (current_ and the record); release carries our caller's
+        // publish on through the release below (its guard's RMW or unpark,
+        // which the resumed consumer reads after).
+        if (state_.compare_exchange_weak(s, s & ~(registered_bit | direct_bit), std::memory_order_acq_rel,
+                                         std::memory_order_relaxed)) {
+          detail::wait_record* const rec = ::rouse::detail::unsync_ref(current_);
+          rec->release(rec);  // nothing of *this after it
+          return;
+        }
+        continue;
+      }
       if ((s & (registered_bit | locked_bit)) == registered_bit) {
         // R, !L -> L, !R, and if U: !U and I flipped (the newer slot becomes
         // current). Ordering: acq_rel: acquire pairs with the release of
@@ -423,11 +449,9 @@ class diatomic_waker {
     if (slots_[recent].will_wake(w)) {
       // (A) Ordering: seq_cst: acquire pairs with a notifier's release RMW
       // (its publish reaches our re-check); release publishes what we wrote
-      // before registering to the lock holder that reads R (a wait's claim
-      // word, `arming`, which the relay then reads: without it the relay may
-      // read a stale `idle` and drop the wake-up; the model found this);
-      // seq_cst for the seq_cst idle notify (B''). A stale N stays: at most
-      // one spurious wake.
+      // before registering to the lock holder that reads R; seq_cst for the
+      // seq_cst idle notify (B''). A stale N stays: at most one spurious
+      // wake.
       state_.fetch_or(registered_bit, std::memory_order_seq_cst);
     } else {
       if ((s & (update_bit | registered_bit)) == (update_bit | registered_bit)) {
@@ -436,9 +460,8 @@ class diatomic_waker {
         s = state_.fetch_and(~(registered_bit | notify_again_bit), std::memory_order_acquire);
       }
       slots_[(s & index_bit) ^ 1u].assign(w);
-      // (A) Ordering: seq_cst: release publishes the slot (and, as above,
-      // the claim word) to the next lock taker (its acquire); acquire and
-      // seq_cst: as above.
+      // (A) Ordering: seq_cst: release publishes the slot to the next lock
+      // taker (its acquire); acquire and seq_cst: as above.
       state_.fetch_or(update_bit | registered_bit, std::memory_order_seq_cst);
     }
     if (mode_ == idle_notify::load) {
@@ -461,22 +484,34 @@ class diatomic_waker {
 #endif
 
   // The same wait for a plain thread: parks on a thread_parker on the
-  // caller's stack until pred() is ready.
+  // caller's stack until pred() is ready. The parker is the guard: a park
+  // returns only with the token of the unpark that released the turn
+  // (thread_parker's implementation returns no other way), so the thread
+  // leaves only a turn that it withdrew or whose release it took.
   template <class Pred>
   detail::wait_result_t<Pred> wait_until_blocking(Pred pred) {
     detail::predicate_box<Pred> box(pred);
     if (!box.try_pred()) {
-      thread_record<Pred> rec(box);
+      thread_record rec;
       begin_wait(rec);
-      for (poll_outcome o = poll(rec, true); o == poll_outcome::suspended; o = poll(rec, false)) rec.parker.park();
+      for (;;) {
+        register_wait();
+        if (box.try_pred()) {
+          if (!withdraw()) rec.parker.park();  // claimed: take its unpark before leaving
+          break;
+        }
+        rec.parker.park();
+        if (box.try_pred()) break;
+      }
+      end_wait();
     }
     return box.take();
   }
 
   // wait_until_blocking with a deadline, for a predicate that returns bool:
   // true once pred() held, false when `deadline` passed first (the wait then
-  // withdrew: armed -> idle, one CAS; if a wake-up claimed it first, the
-  // thread takes that wake-up's unpark and polls once more).
+  // withdrew its registration, one CAS; if a notify claimed it first, the
+  // thread takes that notify's unpark and polls once more).
   template <class Pred, class Clock, class Duration>
   bool wait_until_blocking_until(Pred pred, std::chrono::time_point<Clock, Duration> deadline) {
     detail::predicate_box<Pred> box(pred);
@@ -484,56 +519,60 @@ class diatomic_waker {
       box.take();
       return true;
     }
-    thread_record<Pred> rec(box);
+    thread_record rec;
     begin_wait(rec);
-    for (poll_outcome o = poll(rec, true); o == poll_outcome::suspended; o = poll(rec, false)) {
-      if (rec.parker.park_until(deadline)) continue;
-      std::uint32_t s = claim_armed;
-      // armed -> idle: we withdraw. Ordering: acquire: as claim_for_stop().
-      if (claim_.compare_exchange_strong(s, claim_idle, std::memory_order_acquire, std::memory_order_relaxed)) {
-        unregister();
-        return false;
+    bool ready = false;
+    for (;;) {
+      register_wait();
+      if (box.try_pred()) {
+        if (!withdraw()) rec.parker.park();
+        ready = true;
+        break;
       }
-      rec.parker.park();  // a relay released us: its unpark is on its way
+      if (!rec.parker.park_until(deadline)) {
+        if (withdraw()) break;  // timed out
+        rec.parker.park();      // a notify claimed us: its unpark is on its way
+      }
+      if (box.try_pred()) {
+        ready = true;
+        break;
+      }
     }
-    box.take();
-    return true;
+    end_wait();
+    if (ready) box.take();
+    return ready;
   }
 
   // ---- an external wait (a select over several wakers) ----------------------
   // The consumer drives the wait itself instead of wait_until: arm_external()
   // checks `ready` (a bool predicate without side effects on what it
-  // checks), registers the relay, re-checks, and arms: false when `ready`
-  // held (the wait is over, nothing registered), true when armed. A
-  // notification while armed calls rec.release(&rec) once, on the notifier's
-  // thread (its last touch of rec; rec.repoll is never called). The consumer
-  // then (or to give up) calls end_external(): true when no release was made
-  // (armed -> idle); false when a release came or is in progress: the caller
-  // must not free rec before that release call returned (its own flag).
+  // checks), registers the wait, re-checks: false when `ready` held and the
+  // registration was withdrawn (the wait is over), true when registered or
+  // claimed. The notify that claims it calls rec.release(&rec) once, on the
+  // notifier's thread (its last touch of rec; rec.repoll is never called).
+  // The consumer then (or to give up) calls end_external(): true when no
+  // claim was made (withdrawn); false when a release came or is in
+  // progress: the caller must not free rec before that release call
+  // returned (its own flag).
   template <class Ready>
   bool arm_external(detail::wait_record& rec, Ready& ready) noexcept {
-    struct record {
-      Ready& ready;
-      bool try_pred() noexcept { return ready(); }
-    } r{ready};
+    if (ready()) return false;
     begin_wait(rec);
-    return poll(r, false) == poll_outcome::suspended;
+    register_wait();
+    if (ready() && withdraw()) {
+      end_wait();
+      return false;
+    }
+    return true;
   }
   bool end_external() noexcept {
-    std::uint32_t s = claim_armed;
-    // armed -> idle: nobody will release. Ordering: acquire: as claim_for_stop().
-    bool const quiet =
-        claim_.compare_exchange_strong(s, claim_idle, std::memory_order_acquire, std::memory_order_relaxed);
-    // notified -> idle (a relay released us): the relay is done with the word.
-    // Ordering: relaxed, as finish().
-    if (!quiet) claim_.store(claim_idle, std::memory_order_relaxed);
-    unregister();
+    bool const quiet = withdraw();
+    end_wait();
     return quiet;
   }
 
-  // The state words (relaxed loads), for tests and diagnostics.
+  // The state word (a relaxed load), for tests and diagnostics.
   [[nodiscard]] std::uint32_t state_for_testing() const noexcept { return state_.load(std::memory_order_relaxed); }
-  [[nodiscard]] std::uint32_t claim_for_testing() const noexcept { return claim_.load(std::memory_order_relaxed); }
 
  private:
 #if ROUSE_DETAIL_DIATOMIC_COROUTINES
@@ -541,15 +580,10 @@ class diatomic_waker {
   friend class wait_until_awaitable;
 #endif
 
-  enum class poll_outcome : std::uint8_t { ready, stopped, suspended };
-
-  template <class Pred>
   struct thread_record : detail::wait_record {
-    explicit thread_record(detail::predicate_box<Pred>& b) noexcept : box(b) {
+    thread_record() noexcept {
       release = [](detail::wait_record* self) noexcept { static_cast<thread_record*>(self)->parker.unpark(); };
     }
-    bool try_pred() noexcept { return box.try_pred(); }
-    detail::predicate_box<Pred>& box;
     thread_parker parker;
   };
 
@@ -580,108 +614,85 @@ class diatomic_waker {
     }
   }
 
-  // ---- the relay: the waker the waits register ------------------------------
+  // ---- the wait in progress -------------------------------------------------
 
-  static void relay_wake(const void* data) noexcept {
-    static_cast<diatomic_waker*>(const_cast<void*>(data))->relay();
+  void begin_wait(detail::wait_record& rec) noexcept {
+    ROUSE_CHECK_USAGE(!::rouse::detail::unsync_ref(in_wait_), "rouse::async::diatomic_waker",
+                      "a wait started while another wait is in progress");
+    ::rouse::detail::unsync_ref(in_wait_) = true;
+    ::rouse::detail::unsync_ref(current_) = &rec;
+    // A stop mark an earlier wait's stop callback left (S) is not for this
+    // wait: its own callback is registered after this. Ordering: relaxed:
+    // that callback's RMW follows this one (its registration does).
+    if (state_.load(std::memory_order_relaxed) & stop_bit)
+      state_.fetch_and(~stop_bit, std::memory_order_relaxed);
   }
-  static const waker_vtable relay_vtable;
-  waker relay_waker() noexcept { return waker(this, &relay_vtable); }
+  // The wait is over: no claim of it is pending (it withdrew, or its
+  // release came), or, for an external wait, the caller waits for it.
+  void end_wait() noexcept { ::rouse::detail::unsync_ref(in_wait_) = false; }
 
-  // Called by a lock holder: hands the wake-up to the wait in progress.
-  void relay() noexcept {
-    // Ordering: relaxed: our lock's acquire read the register (A) that
-    // followed the consumer's `arming`, so this reads it or a later value.
-    std::uint32_t s = claim_.load(std::memory_order_relaxed);
-    for (;;) {
-      std::uint32_t const phase = s & phase_mask;
-      if (phase == claim_armed) {
-        // armed -> notified: we release the sleeper. Ordering: acquire:
-        // pairs with the consumer's release when it armed (the record,
-        // current_).
-        if (claim_.compare_exchange_weak(s, claim_notified, std::memory_order_acquire, std::memory_order_relaxed)) {
-          detail::wait_record* const rec = ::rouse::detail::unsync_ref(current_);
-          rec->release(rec);
-          return;
-        }
-      } else if (phase == claim_arming) {
-        // arming -> notified (S kept). Ordering: release: pairs with the
-        // acquire of the consumer's failed arm (the publish our lock holder
-        // acquired reaches its next check).
-        if (claim_.compare_exchange_weak(s, (s & claim_stop_bit) | claim_notified, std::memory_order_release,
-                                         std::memory_order_relaxed))
-          return;
-      } else {
-        return;  // idle (nobody waits) or notified (the consumer polls again anyway)
-      }
+  // (A) for the wait in progress: R|D. Returns the word before it (S: a stop
+  // came while the wait was not registered). Re-check the predicate after.
+  std::uint32_t register_wait() noexcept {
+    // A raw registration before (R without D) is withdrawn first: D's claim
+    // never reads a slot, so nothing of the lock protocol follows it.
+    // Ordering: relaxed load: only this thread sets R.
+    if (state_.load(std::memory_order_relaxed) & registered_bit)
+      state_.fetch_and(~(registered_bit | notify_again_bit), std::memory_order_acquire);
+    // (A) Ordering: seq_cst: acquire pairs with a notifier's release RMW
+    // (its publish reaches our re-check); release publishes current_ and the
+    // record to the claimer's acquire; seq_cst for the seq_cst idle notify.
+    std::memory_order const order =
+        ::rouse::detail::model_fault_on(::rouse::detail::model_fault::diatomic_wait_registers_relaxed)
+            ? std::memory_order_relaxed  // BROKEN on purpose (model tests only)
+            : std::memory_order_seq_cst;
+    std::uint32_t const prev = state_.fetch_or(registered_bit | direct_bit, order);
+    if (mode_ == idle_notify::load) {
+      // (A2) the heavy half: pairs with (B) in notify_after_publish().
+      ::rouse::detail::asymmetric_heavy_fence();
     }
+    return prev;
   }
 
-  // A stop request: true when it won the sleeping wait (then the caller
-  // completes it as stopped); otherwise the consumer is running (S asks it
-  // to stop) or the wait is over.
-  bool claim_for_stop() noexcept {
-    std::uint32_t s = claim_.load(std::memory_order_relaxed);
+  // The consumer takes its own registration back: true when nobody had
+  // claimed it; false when a notify (or a stop) did: its release follows.
+  bool withdraw() noexcept {
+    std::uint32_t s = state_.load(std::memory_order_relaxed);
+    if (::rouse::detail::model_fault_on(::rouse::detail::model_fault::diatomic_withdraw_ignores_claim)) {
+      // BROKEN on purpose (model tests only): a load and a store, not a claim.
+      if ((s & direct_bit) == 0) return false;
+      state_.store(s & ~(registered_bit | direct_bit), std::memory_order_relaxed);
+      return true;
+    }
+    return claim_registration(s);
+  }
+
+  // The claim of the wait's registration, for the wait's stop (its task's
+  // relay, or its own callback, which passes `mark`): true when this call
+  // cleared R|D (the caller ends the wait as stopped); else a notify claimed
+  // it first, or the wait is not registered now: with `mark`, S tells the
+  // consumer to stop at its next registration.
+  bool claim_for_stop(bool mark) noexcept {
+    std::uint32_t s = state_.load(std::memory_order_relaxed);
     for (;;) {
-      std::uint32_t const phase = s & phase_mask;
-      if (phase == claim_idle) return false;
-      if (phase == claim_armed) {
-        // armed -> idle. Ordering: acquire: as the relay's.
-        if (claim_.compare_exchange_weak(s, claim_idle, std::memory_order_acquire, std::memory_order_relaxed))
-          return true;
-        continue;
-      }
-      // arming / notified -> | S. Ordering: release: pairs with the
-      // consumer's acquire of S.
-      if (claim_.compare_exchange_weak(s, s | claim_stop_bit, std::memory_order_release, std::memory_order_relaxed))
+      if (s & direct_bit) return claim_registration(s);
+      if (!mark) return false;
+      // !D -> | S. Ordering: release: pairs with the acquire of the
+      // consumer's next register (it reads S with what we did).
+      if (state_.compare_exchange_weak(s, s | stop_bit, std::memory_order_release, std::memory_order_relaxed))
         return false;
     }
   }
 
-  void begin_wait(detail::wait_record& rec) noexcept {
-    ROUSE_CHECK_USAGE((claim_.load(std::memory_order_relaxed) & phase_mask) == claim_idle,
-                      "rouse::async::diatomic_waker", "a wait started while another wait is in progress");
-    ::rouse::detail::unsync_ref(current_) = &rec;
-    // idle -> arming. Ordering: relaxed: nobody else writes an idle word;
-    // the arm's release below publishes it with current_.
-    claim_.store(claim_arming, std::memory_order_relaxed);
-  }
-
-  poll_outcome finish(poll_outcome o, bool registered) noexcept {
-    // any -> idle. Ordering: relaxed: the wait is over; a late relay or stop
-    // finds idle and does nothing (a stop's S or a notified overwritten here
-    // is moot: the wait ends).
-    claim_.store(claim_idle, std::memory_order_relaxed);
-    if (registered) unregister();
-    return o;
-  }
-
-  // One turn of the consumer's loop: check, register, re-check, arm.
-  // `checked`: pred was just called and was not ready.
-  template <class Record>
-  poll_outcome poll(Record& rec, bool checked) noexcept {
-    bool registered = false;
-    // Ordering: acquire: pairs with the release of a stop (S) or a relay.
-    std::uint32_t s = claim_.load(std::memory_order_acquire);
-    for (;;) {
-      if (s & claim_stop_bit) return finish(poll_outcome::stopped, registered);
-      if (!checked && rec.try_pred()) return finish(poll_outcome::ready, registered);
-      checked = false;
-      if ((s & phase_mask) == claim_notified) {
-        // notified -> arming. Ordering: acquire: as the load above.
-        if (!claim_.compare_exchange_strong(s, claim_arming, std::memory_order_acquire, std::memory_order_acquire))
-          continue;
-      }
-      register_waker(relay_waker());  // (A), and (A2) under idle_notify::load
-      registered = true;
-      if (rec.try_pred()) return finish(poll_outcome::ready, registered);
-      s = claim_arming;
-      // arming -> armed. Ordering: release: publishes the record and
-      // current_ to the claimer's acquire; acquire on failure: pairs with the
-      // release of the relay (notified) or stop (S).
-      if (claim_.compare_exchange_strong(s, claim_armed, std::memory_order_release, std::memory_order_acquire))
-        return poll_outcome::suspended;  // nothing of rec or *this after this
+  bool claim_registration(std::uint32_t s) noexcept {
+    while (s & direct_bit) {
+      // D -> & ~(R|D). Ordering: acq_rel: acquire pairs with the register
+      // (the consumer's fields); release for the release that follows.
+      if (state_.compare_exchange_weak(s, s & ~(registered_bit | direct_bit), std::memory_order_acq_rel,
+                                       std::memory_order_acquire))
+        return true;
     }
+    return false;
   }
 
 #if ROUSE_DETAIL_DIATOMIC_COROUTINES
@@ -705,44 +716,33 @@ class diatomic_waker {
 #endif
 
   ::rouse::detail::atomic<std::uint32_t> state_{0};
-  ::rouse::detail::atomic<std::uint32_t> claim_{claim_idle};
+  ::rouse::detail::unsync<bool> in_wait_{false};  // the consumer's: a wait is in progress
   detail::waker_cell slots_[2];
   ::rouse::detail::unsync<detail::wait_record*> current_{nullptr};
   std::coroutine_handle<detail::poller::promise_type> poller_{};
   idle_notify const mode_;
 };
 
-namespace detail {
-inline const void* relay_clone(const void* data) noexcept { return data; }  // a view: the waker is its own referent
-inline void relay_drop(const void*) noexcept {}
-}  // namespace detail
-
-inline const waker_vtable diatomic_waker::relay_vtable{detail::relay_clone, &diatomic_waker::relay_wake,
-                                                        &diatomic_waker::relay_wake, detail::relay_drop};
-
 static_assert(::rouse::detail::in_model || sizeof(void*) != 8 || sizeof(diatomic_waker) == 64);
 
 #if ROUSE_DETAIL_DIATOMIC_COROUTINES
-// `co_await waker.wait_until(pred)`. Lives in the awaiting coroutine's frame;
-// not movable.
+// `co_await waker.wait_until(pred)`. Lives in the awaiting frame; not
+// movable.
 template <class Pred>
-class wait_until_awaitable : private detail::wait_record {
+class wait_until_awaitable : private detail::wait_record, private detail::wait_relay::hook {
  public:
   using result_type = detail::wait_result_t<Pred>;
   using rouse_affine = void;  // resumes its awaiter on the awaiter's executor
 
   wait_until_awaitable(diatomic_waker& w, Pred pred) noexcept(std::is_nothrow_move_constructible_v<Pred>)
-      : dw_(&w), pred_(std::move(pred)), box_(pred_) {
-    release = &release_coroutine;
-    repoll = &repoll_coroutine;
+      : detail::wait_relay::hook{&relay_ops}, dw_(&w), pred_(std::move(pred)), box_(pred_) {
+    release = &release_wait;
+    repoll = &repoll_wait;
   }
   wait_until_awaitable(const wait_until_awaitable&) = delete;
   wait_until_awaitable& operator=(const wait_until_awaitable&) = delete;
   ~wait_until_awaitable() {
-    if (began_ && !finished_) {
-      // Destroyed while suspended: withdraw if no wake-up has claimed us.
-      if (dw_->claim_for_stop()) dw_->unregister();
-    }
+    if (began_ && !finished_) abandon();
     destroy_stop_callback();
   }
 
@@ -754,17 +754,31 @@ class wait_until_awaitable : private detail::wait_record {
     auto token = get_stop_token(get_env(h.promise()));
     if (token.stop_requested()) return complete_stopped_here();
     dw_->ensure_poller();  // may throw (std::bad_alloc) before anything is registered
+    // A rouse task relays its one stop callback to the wait it is in
+    // (detail/wait_relay.hpp); each turn still reads the token first (a
+    // stop whose mark in the relay a normal wake consumed).
+    if constexpr (requires { h.promise().rouse_wait_relay(); } &&
+                  std::is_same_v<decltype(token), inplace_stop_token>) {
+      relay_ = h.promise().rouse_wait_relay();
+      if (relay_ != nullptr) relay_token_ = token;
+    }
     dw_->begin_wait(*this);
     began_ = true;
-    if (token.stop_possible()) start_stop_callback(token);
-    switch (dw_->poll(*this, true)) {
-      case diatomic_waker::poll_outcome::ready:
-        finished_ = true;
+    if (relay_ == nullptr && token.stop_possible()) {
+      try {
+        start_stop_callback(token);  // after begin_wait: a stop it runs at once leaves S for the turn
+      } catch (...) {
+        dw_->end_wait();  // std::bad_alloc: nothing registered
+        began_ = false;
+        throw;
+      }
+    }
+    switch (turn(true)) {
+      case outcome::ready:
         return false;
-      case diatomic_waker::poll_outcome::stopped:
-        finished_ = true;
+      case outcome::stopped:
         return complete_stopped_here();
-      case diatomic_waker::poll_outcome::suspended:
+      case outcome::suspended:
         break;
     }
     return true;  // nothing of *this after the arm
@@ -778,6 +792,64 @@ class wait_until_awaitable : private detail::wait_record {
 
  private:
   friend class diatomic_waker;
+  enum class outcome : std::uint8_t { ready, stopped, suspended };
+  // The guard's phase when the wait has no relay.
+  static constexpr std::uint32_t arming = 0;
+  static constexpr std::uint32_t armed = 1;
+  static constexpr std::uint32_t woken = 2;
+
+  // One or more turns of the consumer: register, re-check, sleep through
+  // the guard. `checked`: pred was just called and was not ready.
+  outcome turn(bool checked) noexcept {
+    for (;;) {
+      // Decided at the re-check while a claim was under way: a value taken
+      // there wins over a stop that claimed the registration meanwhile.
+      if (held_ != outcome::suspended) return end(held_);
+      if (stopped_) return end(outcome::stopped);  // a stop claimed the registration
+      if (!checked && box_.try_pred()) return end(outcome::ready);
+      checked = false;
+      if (relay_ != nullptr && relay_token_.stop_requested()) return end(outcome::stopped);
+      // Ordering: relaxed: the register's release publishes it.
+      if (relay_ == nullptr) phase_.store(arming, std::memory_order_relaxed);
+      std::uint32_t const prev = dw_->register_wait();
+      if (relay_ == nullptr && (prev & diatomic_waker::stop_bit))
+        held_ = outcome::stopped;  // our callback found us unregistered
+      else if (box_.try_pred())
+        held_ = outcome::ready;
+      if (held_ != outcome::suspended && dw_->withdraw()) return end(held_);
+      // Sleep; or a notify's release came while arming: go round (held_, or
+      // poll again).
+      if (relay_ == nullptr) {
+        // arming -> armed; woken: released meanwhile. Ordering: acq_rel:
+        // release: target_ and the record before a release reads them;
+        // acquire: a release that came first (stopped_, the publish).
+        if (phase_.exchange(armed, std::memory_order_acq_rel) == arming) return outcome::suspended;
+        continue;
+      }
+      switch (relay_->arm(*this)) {
+        case detail::wait_relay::arm_result::armed:
+          return outcome::suspended;
+        case detail::wait_relay::arm_result::woken:
+          continue;
+        case detail::wait_relay::arm_result::stop:
+          break;
+      }
+      // The task was stopped while this turn armed: claim our own
+      // registration, as its stop callback would. A claim that lost (a
+      // notify's, or already ours in held_) leaves it to that release.
+      if (held_ == outcome::suspended && dw_->withdraw()) {
+        relay_->end_stopped();
+        return end(outcome::stopped);
+      }
+      if (relay_->rearm(*this) == detail::wait_relay::arm_result::armed) return outcome::suspended;
+    }
+  }
+  outcome end(outcome o) noexcept {
+    stopped_ = o == outcome::stopped;
+    finished_ = true;
+    dw_->end_wait();
+    return o;
+  }
 
   // The stop callback, whatever the promise's token type, in a buffer here
   // (a larger one goes to the heap).
@@ -814,59 +886,100 @@ class wait_until_awaitable : private detail::wait_record {
     return false;
   }
 
-  // The stop callback (any thread).
+  // The wait's own stop callback (any thread): claims the registration, or
+  // leaves S for the consumer's next one.
   void stop_requested() noexcept {
-    if (!dw_->claim_for_stop()) return;  // the consumer runs and sees S, or the wait is over
-    dw_->unregister();
-    finished_ = true;
-    if (target_.stops_in_place()) {
-      target_.resume_stopped();  // the frame (and this callback) may be gone after
-    } else {
-      stopped_ = true;
-      target_.resume();
-    }
+    if (!dw_->claim_for_stop(true)) return;
+    stopped_ = true;
+    release_wait(this);
   }
 
-  // The relay won: run the poller where the coroutine would resume.
-  static void release_coroutine(detail::wait_record* base) noexcept {
+  // The relay's view of this wait (wait_relay::hook_ops): its stop claims
+  // the registration and, won, releases through the relay (the pinned
+  // word: the relay resumes); resume runs what the release decided.
+  static wait_until_awaitable* from_hook(void* hook) noexcept {
+    return static_cast<wait_until_awaitable*>(static_cast<detail::wait_relay::hook*>(hook));
+  }
+  static void relay_stop(void* hook) noexcept {
+    wait_until_awaitable* const self = from_hook(hook);
+    if (!self->dw_->claim_for_stop(false)) return;
+    self->stopped_ = true;
+    release_wait(self);
+  }
+  static void relay_resume(void* hook) noexcept { from_hook(hook)->resume_released(); }
+  static constexpr detail::wait_relay::hook_ops relay_ops{&relay_stop, &relay_resume};
+
+  // The claimer's release (a notify, or a stop that won): through the
+  // guard; resumes only a wait that sleeps.
+  static void release_wait(detail::wait_record* base) noexcept {
     auto* const self = static_cast<wait_until_awaitable*>(base);
-    std::coroutine_handle<> const p = self->dw_->poller();
-    if (executor* const ex = self->target_.ex)
+    if (self->relay_ != nullptr) {
+      if (self->relay_->wake(*self)) self->resume_released();
+      return;
+    }
+    // arming -> woken (the consumer goes round) | armed -> woken (we
+    // resume). Ordering: acq_rel: pairs with the consumer's exchange.
+    if (self->phase_.exchange(woken, std::memory_order_acq_rel) == armed) self->resume_released();
+  }
+
+  // The wait slept and was released: a stop completes it as stopped here
+  // (unless the turn's re-check had taken its value: held_); a notify runs
+  // the poller where the coroutine would resume. The last touch of *this.
+  void resume_released() noexcept {
+    if (stopped_ && held_ == outcome::suspended) {
+      end(outcome::stopped);
+      if (target_.stops_in_place()) {
+        target_.resume_stopped();  // the frame (and a running stop callback) may be gone after
+      } else {
+        target_.resume();
+      }
+      return;
+    }
+    std::coroutine_handle<> const p = dw_->poller();
+    if (executor* const ex = target_.ex)
       ex->schedule(p);
     else
       p.resume();
   }
 
   // The poller's turn.
-  static std::coroutine_handle<> repoll_coroutine(detail::wait_record* base) noexcept {
+  static std::coroutine_handle<> repoll_wait(detail::wait_record* base) noexcept {
     auto* const self = static_cast<wait_until_awaitable*>(base);
-    switch (self->dw_->poll(*self, false)) {
-      case diatomic_waker::poll_outcome::ready:
-        self->finished_ = true;
+    switch (self->turn(false)) {
+      case outcome::ready:
         return self->target_.handle;
-      case diatomic_waker::poll_outcome::stopped:
-        self->finished_ = true;
+      case outcome::stopped:
         self->destroy_stop_callback();
         if (self->target_.stops_in_place()) {
           self->target_.resume_stopped();
           return std::noop_coroutine();
         }
-        self->stopped_ = true;
         return self->target_.handle;
-      case diatomic_waker::poll_outcome::suspended:
+      case outcome::suspended:
         break;
     }
     return std::noop_coroutine();
   }
 
-  bool try_pred() noexcept { return box_.try_pred(); }
+  // The frame is destroyed while the wait is registered or sleeps: the
+  // relay's stop no longer sees it, then the registration is withdrawn (a
+  // release already in flight is the misuse the header names).
+  void abandon() noexcept {
+    if (relay_ != nullptr) relay_->unpublish(*this);
+    dw_->withdraw();
+    dw_->end_wait();
+  }
 
   diatomic_waker* dw_;
   Pred pred_;
   detail::predicate_box<Pred> box_;
   resume_target target_{};
+  detail::wait_relay* relay_ = nullptr;  // the task's relay, when the wait uses one
+  inplace_stop_token relay_token_{};     // its token (read at each turn)
   void* stop_callback_ = nullptr;
   void (*stop_destroy_)(void*) noexcept = nullptr;
+  ::rouse::detail::atomic<std::uint32_t> phase_{arming};  // the guard without a relay
+  outcome held_ = outcome::suspended;  // decided at a re-check whose registration was claimed
   bool began_ = false;
   bool finished_ = false;
   bool stopped_ = false;

@@ -137,6 +137,13 @@ enum class model_fault : unsigned {
   // async::diatomic_waker: the seq_cst idle notify (notify_after_seq_cst_rmw)
   // loads the state relaxed.
   diatomic_seq_cst_notify_relaxed,
+  // async::diatomic_waker: a wait registers itself (R|D) relaxed, so the
+  // notify that claims it reads the wait's record unpublished.
+  diatomic_wait_registers_relaxed,
+  // async::diatomic_waker: a wait withdraws its registration with a load and
+  // a store, so a notify's claim between them is overwritten (two parties
+  // believe they own the wait).
+  diatomic_withdraw_ignores_claim,
   // async::waiter_list: a cancelled waiter that had already been notified
   // does not pass the notification on.
   async_cancel_drops_notification,

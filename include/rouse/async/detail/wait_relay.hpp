@@ -42,7 +42,9 @@
 //                normally) | idle|S -> report stop (the caller claims its
 //                own wait; won: end_stopped(); lost: rearm(W))
 //   rearm(W):    idle|S -> armed(W) (suspend) | woken|S -> idle (resume here)
-//   end_stopped(): woken|S (its own claim's wake) -> idle
+//   end_stopped(): woken|S (its own claim's wake) or idle|S (a claim that
+//                does not wake through the relay: a diatomic_waker wait's
+//                withdraw) -> idle
 //   wake(W):     armed(W) -> idle, resume | lost|S -> idle, resume |
 //                armed(W)|S -> woken|S | idle(|S) -> woken(|S)
 //   stop():      fetch_or S; on armed(W): stop(W), then armed(W)|S -> lost|S
@@ -140,7 +142,8 @@ class wait_relay {
     return arm_result::woken;
   }
   // After arm() reported stop and the caller's claim won: its own wake
-  // (through its waker) left woken|S; the wait ends as stopped.
+  // (through its waker) left woken|S, or, a claim that calls no waker, the
+  // word is still idle|S; the wait ends as stopped.
   void end_stopped() noexcept {
     // Ordering: acq_rel, as in arm(); only this thread writes now (the stop
     // callback is done with the word, no notify can claim the wait).
