@@ -962,8 +962,9 @@ class wait_until_awaitable : private detail::wait_record, private detail::wait_r
   }
 
   // The frame is destroyed while the wait is registered or sleeps: the
-  // relay's stop no longer sees it, then the registration is withdrawn (a
-  // release already in flight is the misuse the header names).
+  // relay's stop no longer sees it, then the registration is withdrawn. A
+  // claim already made (a notify's, or a stop's) is a wake in flight: the
+  // misuse the header names.
   void abandon() noexcept {
     if (relay_ != nullptr) relay_->unpublish(*this);
     dw_->withdraw();

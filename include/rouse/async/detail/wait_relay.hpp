@@ -50,8 +50,10 @@
 //   stop():      fetch_or S; on armed(W): stop(W), then armed(W)|S -> lost|S
 //                (a notify's wake resumes) or, finding woken|S (W's wake
 //                came: the stop's own, or a notify's), -> idle and resume(W)
-//   unpublish(W): armed(W) -> idle; pinned: wait until the stop callback is
-//                done with W
+//   unpublish(W): armed(W) -> idle; pinned: wait until the stop callback
+//                lets go of W (a stop whose claim of W won resumes W after
+//                it let go: a wake in flight, under which a frame must not
+//                be destroyed)
 // S is a message to one wait, and transitions that resume a coroutine
 // normally drop it (woken|S, lost|S -> idle): every wait also reads the
 // token's stop flag at its start, and a stop whose S was dropped is seen
@@ -207,7 +209,9 @@ class wait_relay {
   }
 
   // W's awaitable is destroyed while armed (its frame is destroyed while
-  // it waits): after this, the stop callback does not touch W.
+  // it waits): after this, the stop callback does not touch W, unless its
+  // claim of W won (then it resumes W: a wake in flight, which the frame's
+  // owner must not destroy it under).
   void unpublish(hook& w) noexcept {
     std::uintptr_t v = address(w) | armed;
     // armed(W) -> idle. Ordering: acq_rel, as in arm().
