@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <coroutine>
 #include <deque>
 #include <exception>
@@ -565,6 +566,28 @@ TEST(async_diatomic_waker, blocking_wait_on_a_thread) {
     src.notify();
   }
   consumer.join();
+  EXPECT_EQ(sink.get().state_for_testing() & (R | D), 0u);
+}
+
+// The deadline form: false only when the deadline passed and pred() still
+// fails after it (never early; the registration is withdrawn); pred() that
+// holds by the time the deadline passed makes it true, as
+// std::condition_variable::wait_until with a predicate does.
+TEST(async_diatomic_waker, blocking_wait_with_a_deadline_asks_pred_once_more_at_the_deadline) {
+  wake_sink sink;
+  auto const deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(20);
+  EXPECT_FALSE(sink.get().wait_until_blocking_until([] { return false; }, deadline));
+  EXPECT_GE(std::chrono::steady_clock::now(), deadline);
+  EXPECT_EQ(sink.get().state_for_testing() & (R | D), 0u);
+  auto const later = std::chrono::steady_clock::now() + std::chrono::milliseconds(20);
+  int calls = 0;
+  EXPECT_TRUE(sink.get().wait_until_blocking_until(
+      [&] {
+        ++calls;
+        return std::chrono::steady_clock::now() >= later;  // holds once the deadline passed
+      },
+      later));
+  EXPECT_EQ(calls, 3);  // check, re-check, and the last look after the deadline
   EXPECT_EQ(sink.get().state_for_testing() & (R | D), 0u);
 }
 

@@ -509,9 +509,10 @@ class diatomic_waker {
   }
 
   // wait_until_blocking with a deadline, for a predicate that returns bool:
-  // true once pred() held, false when `deadline` passed first (the wait then
-  // withdrew its registration, one CAS; if a notify claimed it first, the
-  // thread takes that notify's unpark and polls once more).
+  // true once pred() held, false when `deadline` passed first and a last
+  // pred() after it still did not hold (the wait withdrew its registration,
+  // one CAS; if a notify claimed it first, the thread takes that notify's
+  // unpark and polls once more).
   template <class Pred, class Clock, class Duration>
   bool wait_until_blocking_until(Pred pred, std::chrono::time_point<Clock, Duration> deadline) {
     detail::predicate_box<Pred> box(pred);
@@ -530,8 +531,11 @@ class diatomic_waker {
         break;
       }
       if (!rec.parker.park_until(deadline)) {
-        if (withdraw()) break;  // timed out
-        rec.parker.park();      // a notify claimed us: its unpark is on its way
+        if (withdraw()) {  // timed out: pred() decides, as std's wait_until does
+          ready = box.try_pred();
+          break;
+        }
+        rec.parker.park();  // a notify claimed us: its unpark is on its way
       }
       if (box.try_pred()) {
         ready = true;
