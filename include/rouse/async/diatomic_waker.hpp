@@ -132,7 +132,8 @@
 //   wait: register    !R                  | R|D                    re-check, then sleep
 //   wait: withdraw    D                   & ~(R|D)                 the wait ends here
 //   wait: withdraw    !D                  unchanged                a claim came: its release follows
-//   stop (own)        D                   & ~(R|D)                 ends the wait as stopped
+//   stop (own)        D                   & ~(R|D)                 ends the wait as stopped (a value
+//                                                                  its re-check took wins)
 //   stop (own)        !D                  | S                      the consumer stops at its next turn
 //
 // A wait's turn: register (R|D), re-check, then sleep through a guard that
