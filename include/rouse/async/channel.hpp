@@ -384,7 +384,7 @@ class send_awaitable {
   // inlined and the result is built where the caller reads it: returned
   // from a larger function, g++ -O2 assembles send_result<T> with narrow
   // stores and reloads it wide (a store-forwarding stall: 4-9% of a
-  // rendezvous round trip on a 2-vCPU Xeon; at -O3, no difference).
+  // rendezvous round trip on a 2-vCPU Xeon; the same at -O3).
   [[gnu::noinline]] channel::status finish() {
     bool const have = w_.resume();
     detail::channel_state<T>& st = w_.state();
