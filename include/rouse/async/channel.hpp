@@ -373,25 +373,18 @@ class send_awaitable {
     return w_.suspend(h);
   }
   send_result<T> await_resume() {
-    channel::status const s = finish();
-    if (s == channel::status::ok) [[likely]]
-      return send_result<T>();
-    return send_result<T>(s, std::move(value_));
+    bool const have = w_.resume();
+    detail::channel_state<T>& st = w_.state();
+    if (have) {
+      channel::status const s = st.push(value_);
+      if (s == channel::status::ok) return send_result<T>();
+      return send_result<T>(s, std::move(value_));
+    }
+    if (st.is_closed()) return send_result<T>(channel::status::closed, std::move(value_));
+    return send_result<T>(channel::status::timed_out, std::move(value_));
   }
 
  private:
-  // The send itself, out of line, so that the small await_resume above is
-  // inlined and the result is built where the caller reads it: returned
-  // from a larger function, g++ -O2 assembles send_result<T> with narrow
-  // stores and reloads it wide (a store-forwarding stall: 4-9% of a
-  // rendezvous round trip on a 2-vCPU Xeon; the same at -O3).
-  [[gnu::noinline]] channel::status finish() {
-    bool const have = w_.resume();
-    detail::channel_state<T>& st = w_.state();
-    if (have) return st.push(value_);  // not ok: the value stays here
-    return st.is_closed() ? channel::status::closed : channel::status::timed_out;
-  }
-
   T value_;
   detail::sender_wait<T> w_;
 };
