@@ -16,6 +16,12 @@
 //   stop_vs_notify_one              try_abort against notify_one: one winner,
 //                                   the permit stored iff the stop won
 //   thread_wait_vs_notify_one       the blocking form against notify_one
+//   two_register_one_notify         two waiters register at once (the slot
+//                                   and the locked push) against a
+//                                   notify_one: one served, or it is stored
+//   stop_of_slot_vs_register_and_notify  the slot's waiter stopped (it
+//                                   leaves the slot) while a second waiter
+//                                   registers and a notify_one runs
 //   event_set_then_reset_and_wait   manual_reset_event: a wait that begins
 //                                   after a reset() is not released by the
 //                                   set() before it, however late that
@@ -30,6 +36,11 @@
 //                                    does not pass the permit on: in
 //                                    notify_one_vs_cancel_of_first the second
 //                                    waiter is never woken (deadlock)
+//   async_list_slot_push_relaxed     a push into the empty list's slot is a
+//                                    relaxed compare-exchange: in
+//                                    notify_one_vs_register the notify that
+//                                    locks the word reads the node's fields
+//                                    unpublished (data race; nor is it B1)
 //   async_event_set_claims_every_waiter  set() claims every waiter, whatever
 //                                    its generation: in
 //                                    event_set_then_reset_and_wait the wait
@@ -224,6 +235,101 @@ struct thread_wait_vs_notify_one : rl::test_suite<thread_wait_vs_notify_one, 2> 
   }
 };
 
+// The list's word: two waiters register at once (one takes the slot, the
+// other locks and moves it into the list, or finds it gone) while a
+// notify_one runs: the one permit reaches exactly one waiter (woken, or
+// withdrawn at its re-check) or stays stored; the other waiter leaves
+// (cancel) never chosen.
+struct two_register_one_notify : rl::test_suite<two_register_one_notify, 3> {
+  slot<ra::notify> n;
+  flag_waker f[2];
+  slot<wait_t> w[2];
+  rl::var<int> how[2];
+
+  void before() {
+    n.make();
+    f[0].woken.store(0, std::memory_order_relaxed);
+    f[1].woken.store(0, std::memory_order_relaxed);
+  }
+  void thread(unsigned index) {
+    if (index < 2) {
+      wait_t& mine = w[index].make(*n, 0, f[index].make());
+      start const r = mine.try_acquire() != ra::check_result::not_ready ? start::withdrew : mine.start();
+      how[index]($) = static_cast<int>(r);
+    } else {
+      n->notify_one();
+    }
+  }
+  void after() {
+    int served = 0;
+    for (int i = 0; i < 2; ++i) {
+      bool const withdrew = how[i]($) == static_cast<int>(start::withdrew);
+      RL_ASSERT(f[i].count() <= 1);
+      if (withdrew || f[i].count() == 1) {
+        RL_ASSERT(!(withdrew && f[i].count() == 1));
+        ++served;
+      } else {
+        RL_ASSERT(w[i]->cancel());  // never chosen: it leaves
+      }
+      w[i].destroy();
+    }
+    RL_ASSERT(served + (take_permit(*n) ? 1 : 0) == 1);
+    n.destroy();
+  }
+};
+
+// The list's word: the lone waiter in the slot is stopped (its claim, then
+// remove(): the slot's compare-exchange) while a second waiter registers
+// (locking the word, moving the slot into the list) and a notify_one runs:
+// one winner per waiter, the notify reaches the second waiter or stays
+// stored, and the stopped waiter's node is never touched after it left.
+struct stop_of_slot_vs_register_and_notify : rl::test_suite<stop_of_slot_vs_register_and_notify, 3> {
+  slot<ra::notify> n;
+  flag_waker f[2];
+  slot<wait_t> w[2];
+  rl::var<int> stopped;
+  rl::var<int> how;
+
+  void before() {
+    n.make();
+    f[0].woken.store(0, std::memory_order_relaxed);
+    f[1].woken.store(0, std::memory_order_relaxed);
+    w[0].make(*n, 0, f[0].make());
+    RL_ASSERT(w[0]->start() == start::suspended);  // in the slot
+  }
+  void thread(unsigned index) {
+    if (index == 0) {
+      stopped($) = w[0]->try_abort() ? 1 : 0;
+      if (!stopped($)) f[0].sleep();
+      w[0].destroy();
+    } else if (index == 1) {
+      wait_t& mine = w[1].make(*n, 0, f[1].make());
+      start const r = mine.try_acquire() != ra::check_result::not_ready ? start::withdrew : mine.start();
+      how($) = static_cast<int>(r);
+    } else {
+      n->notify_one();
+    }
+  }
+  void after() {
+    // The stopped waiter's own wake (try_abort wakes it), or the notify's.
+    RL_ASSERT(f[0].count() == 1);
+    bool const second_woken = f[1].count() == 1;
+    bool const second_withdrew = how($) == static_cast<int>(start::withdrew);
+    if (stopped($)) {
+      // The notify went to the second waiter (woken, or it withdrew with
+      // the permit), or is still stored while the second sleeps.
+      bool const stored = take_permit(*n);
+      RL_ASSERT(int(second_woken) + int(second_withdrew) + int(stored) == 1);
+    } else {
+      RL_ASSERT(!second_woken && !second_withdrew);
+      RL_ASSERT(!take_permit(*n));
+    }
+    if (!second_woken && !second_withdrew) RL_ASSERT(w[1]->cancel());  // it left, never chosen
+    w[1].destroy();
+    n.destroy();
+  }
+};
+
 using event_wait = ra::list_wait<ra::manual_reset_event>;
 using event_start = event_wait::start_result;
 
@@ -279,6 +385,14 @@ int main() {
   failures += rouse_model::expect_pass<thread_wait_vs_notify_one>("async_waiter_list.thread_wait_vs_notify_one", iterations);
   failures += rouse_model::expect_pass<event_set_then_reset_and_wait>("async_waiter_list.event_set_then_reset_and_wait",
                                                                     iterations);
+  failures += rouse_model::expect_pass<two_register_one_notify>("async_waiter_list.two_register_one_notify", iterations);
+  failures += rouse_model::expect_pass<stop_of_slot_vs_register_and_notify>(
+      "async_waiter_list.stop_of_slot_vs_register_and_notify", iterations);
+  {
+    rd::model_fault_scope fault(rd::model_fault::async_list_slot_push_relaxed);
+    failures += rouse_model::expect_failure<notify_one_vs_register>("async_waiter_list.broken_slot_push_relaxed",
+                                                                    rl::test_result_data_race, iterations);
+  }
   {
     rd::model_fault_scope fault(rd::model_fault::async_event_set_claims_every_waiter);
     failures += rouse_model::expect_failure<event_set_then_reset_and_wait>(

@@ -2,10 +2,12 @@
 // awaitable that waits on it.
 //
 //   waiter_list         the one waiter queue (detail/waiter_queue.hpp: its
-//                       waiter, node, list and claim) behind a lock and an
-//                       `empty` flag, with the claims the async primitives
-//                       need: notify one (a permit, transferable), notify all
-//                       the waiters a predicate picks (not transferable)
+//                       waiter, node, list and claim) behind one word that
+//                       holds a lone waiter's node (the slot), the list's
+//                       lock and a "queued" bit, with the claims the async
+//                       primitives need: notify one (a permit,
+//                       transferable), notify all the waiters a predicate
+//                       picks (not transferable)
 //   check_result        what a primitive's check found: wait, go on, or go on
 //                       holding a permit it consumed
 //   list_wait<P>        one wait on primitive P's list: a detail::waiter (a
@@ -123,14 +125,49 @@
 // list_wait 80, list_awaitable 200 (in the awaiting frame; static_asserts
 // below); no allocation per wait. Cost with nobody waiting: has_waiters(),
 // and so a notify, is one seq_cst load (a plain load on x86), no lock.
+// A wait into an empty list registers with one compare-exchange and, if its
+// re-check finds the primitive ready, leaves with one; a notify that finds
+// waiters locks (one compare-exchange), claims (one) and unlocks (a store).
 // Across processes: no.
 //
+// The list's word. Waiters wait in `list_` (detail::waiter_list, FIFO) under
+// the word's lock, except a lone waiter: its node's address is the word
+// itself (the slot), so registering into an empty list and leaving it again
+// take no lock. Nodes are 8-aligned: the low bits are flags.
+//   value      meaning
+//   0          nobody waits, unlocked
+//   P          one waiter, whose node is P (the slot); list_ is empty
+//   Q (2)      two or more waiters, in list_
+//   x | L (1)  locked (x one of the above, as it was when locked): the holder
+//              moved P, if any, into list_ (the oldest: list_ was empty)
+//   transition                            by
+//   0 -> P                                push() (compare-exchange: B1)
+//   P -> 0                                remove() of P (compare-exchange)
+//   x -> x | L                            lock(): a notify, a remove() or a
+//                                         push() that found the slot taken
+//                                         (compare-exchange: B1 for a push)
+//   x | L -> 0 | P' | Q                   unlock(): list_ empty / one node
+//                                         (moved to the slot) / more (a
+//                                         release store: while L is set no
+//                                         other party writes the word)
+// The lock is held for a few list operations and compare-exchanges (a
+// notify_all: one pass over its waiters), never across a system call, a
+// wake or a sleep: a locker that finds it held pauses, then yields
+// (detail::async_list_lock_spin; a yield lets a preempted holder run).
+//
 // Memory ordering. (A)/(B) is waiter_queue's Dekker pairing: a primitive's
-// notifier makes its seq_cst RMW on its state word (A1), then loads `empty`
-// seq_cst (A2, has_waiters); push() stores `empty = 0` seq_cst (B1) and the
-// waiter re-checks the primitive's word with a seq_cst load or RMW (B2).
-// Either A2 sees B1 (the notifier finds the node) or B2 sees A1 (the waiter
-// withdraws). A woken coroutine sees everything its notifier did before the
+// notifier makes its seq_cst RMW on its state word (A1), then loads the
+// list's word seq_cst (A2, has_waiters: non-zero, locked included); a push's
+// first RMW of the word (B1: the slot's compare-exchange, or the lock's,
+// which keeps P or Q in the word, so the locked value is non-zero too) is
+// seq_cst, and the waiter re-checks the primitive's word with a seq_cst load
+// or RMW (B2). Either A2 reads B1 or later (a non-zero word: the notifier
+// locks, and the lock hands it the list with the node in it, unless the node
+// has been claimed or has left since) or A2 comes before B1 in the total
+// order and B2 sees A1 (the waiter withdraws). A holder's unlock is a
+// release store that the next lock's or push's acquire reads: a permit a
+// notifier stored under the lock (a primitive's otherwise()) is seen by the
+// re-check of every push after it. A woken coroutine sees everything its notifier did before the
 // notify: the claim and the waker's schedule() are ordered by the claim
 // word's acq_rel compare-exchange and the guard's acq_rel exchange, and the
 // executor's queue hands the handle over with release/acquire.
@@ -149,7 +186,6 @@
 #include "rouse/detail/sync_types.hpp"
 #include "rouse/detail/waiter_queue.hpp"
 #include "rouse/detail/waker.hpp"
-#include "rouse/mutex.hpp"
 
 // The coroutine half (list_awaitable: resume_target, stop callbacks) needs
 // the async environment (executors and coroutine wakers are not
@@ -197,31 +233,41 @@ class waiter_list {
   waiter_list(const waiter_list&) = delete;
   waiter_list& operator=(const waiter_list&) = delete;
   ~waiter_list() {
-    ROUSE_CHECK_USAGE(list_.empty(), "rouse::async::waiter_list", "destroyed while a waiter is registered");
+    ROUSE_CHECK_USAGE(word_.load(std::memory_order_relaxed) == 0, "rouse::async::waiter_list",
+                      "destroyed while a waiter is registered");
   }
 
   // Links `n` (B1); the caller re-checks its condition afterwards (B2).
+  // Into an empty list: one compare-exchange of the word (the slot).
   void push(detail::waiter_node& n) noexcept {
-    lock_.lock();
-    list_.push_back(n);
-    // (B1) seq_cst: pairs with (A2) in has_waiters().
-    empty_.store(0, std::memory_order_seq_cst);
-    lock_.unlock();
+    std::uintptr_t s = 0;
+    // (B1) seq_cst: pairs with (A2) in has_waiters(); acquire: the last
+    // holder's unlock (a permit it stored under the lock).
+    std::memory_order const order =
+        ::rouse::detail::model_fault_on(::rouse::detail::model_fault::async_list_slot_push_relaxed)
+            ? std::memory_order_relaxed  // BROKEN on purpose (model tests only)
+            : std::memory_order_seq_cst;
+    if (word_.compare_exchange_strong(s, slot_of(n), order, std::memory_order_relaxed)) [[likely]]
+      return;
+    push_slow(n, s);
   }
-  // Unlinks `n` if it is still linked. True when it was.
+  // Unlinks `n` if it is still linked. True when it was. Out of the slot:
+  // one compare-exchange.
   bool remove(detail::waiter_node& n) noexcept {
-    lock_.lock();
+    std::uintptr_t s = slot_of(n);
+    // Ordering: acq_rel, as a lock and its unlock would order it.
+    if (word_.compare_exchange_strong(s, 0, std::memory_order_acq_rel, std::memory_order_relaxed)) return true;
+    lock_from(s);
     bool const was = list_.remove(n);
-    // Ordering: relaxed; a hint for notifiers, re-written under the lock.
-    if (list_.empty()) empty_.store(1, std::memory_order_relaxed);
-    lock_.unlock();
+    unlock();
     return was;
   }
 
-  // Whether anybody may be registered: one load, no lock (rule 2).
+  // Whether anybody may be registered: one load, no lock (rule 2). True
+  // while the word is locked too (see the state table).
   [[nodiscard]] bool has_waiters() const noexcept {
     // (A2) seq_cst: pairs with (B1) in push(); the caller's (A1) comes first.
-    return empty_.load(std::memory_order_seq_cst) == 0;
+    return word_.load(std::memory_order_seq_cst) != 0;
   }
 
   // Claims (through its node: transferable) and wakes the oldest claimable
@@ -249,15 +295,13 @@ class waiter_list {
   [[gnu::noinline]] int notify_some_locked(Take&& take, Rest&& rest) noexcept {
     detail::waiter_node* chain = nullptr;
     int claimed = 0;
-    lock_.lock();
+    lock();
     int const h = take();
     if (h > 0) {
       claimed = list_.claim(h, detail::node_list::by_node, chain);
       if (claimed < h) rest(h - claimed);
     }
-    // Ordering: relaxed, as in remove().
-    if (list_.empty()) empty_.store(1, std::memory_order_relaxed);
-    lock_.unlock();
+    unlock();
     detail::node_list::wake_chain(chain);  // outside the lock
     return claimed;
   }
@@ -289,11 +333,9 @@ class waiter_list {
       return 0;
     }
     detail::waiter_node* chain = nullptr;
-    lock_.lock();
+    lock();
     int const n = list_.claim(INT_MAX, broadcast, match, chain);
-    // Ordering: relaxed, as in remove().
-    if (list_.empty()) empty_.store(1, std::memory_order_relaxed);
-    lock_.unlock();
+    unlock();
     release();
     detail::node_list::wake_chain(chain);
     return n;
@@ -325,19 +367,98 @@ class waiter_list {
   template <class Match>
   [[gnu::noinline]] int notify_all_slow(Match& match) noexcept {
     detail::waiter_node* chain = nullptr;
-    lock_.lock();
+    lock();
     int const n = list_.claim(INT_MAX, broadcast, match, chain);
-    // Ordering: relaxed, as in remove().
-    if (list_.empty()) empty_.store(1, std::memory_order_relaxed);
-    lock_.unlock();
+    unlock();
     detail::node_list::wake_chain(chain);
     return n;
   }
 
-  ::rouse::mutex lock_;
-  ::rouse::detail::atomic<std::uint32_t> empty_{1};
+  // The word's bits (the state table above). A node's address has its low
+  // three bits clear.
+  static constexpr std::uintptr_t locked = 1;  // L
+  static constexpr std::uintptr_t queued = 2;  // Q: the waiters are in list_
+  static constexpr std::uintptr_t flags = 7;
+  static_assert(alignof(detail::waiter_node) > flags);
+
+  static std::uintptr_t slot_of(detail::waiter_node& n) noexcept { return reinterpret_cast<std::uintptr_t>(&n); }
+
+  // A push that found the slot taken or the word locked: locks (its
+  // compare-exchange is B1, seq_cst), appends, unlocks. If the word has
+  // become 0 meanwhile, it takes the slot after all.
+  [[gnu::noinline]] void push_slow(detail::waiter_node& n, std::uintptr_t s) noexcept {
+    for (;;) {
+      if (s == 0) {
+        // (B1) seq_cst, as in push().
+        if (word_.compare_exchange_weak(s, slot_of(n), std::memory_order_seq_cst, std::memory_order_relaxed)) return;
+        continue;
+      }
+      if ((s & locked) != 0) {
+        s = wait_unlocked();
+        continue;
+      }
+      // (B1) seq_cst: the lock's compare-exchange publishes the push: a
+      // notifier's (A2) that reads it or later sees a non-zero word and
+      // takes the lock, which hands it the list with `n` in it.
+      if (word_.compare_exchange_weak(s, s | locked, std::memory_order_seq_cst, std::memory_order_relaxed)) break;
+    }
+    take_slot(s);
+    list_.push_back(n);
+    unlock();
+  }
+
+  // Takes the lock: a short wait while another holds it (a holder runs a
+  // few list operations and compare-exchanges: never a system call, never
+  // a sleep), pausing then yielding (detail::async_list_lock_spin). The
+  // node in the slot, if any, moves into list_ (which is empty then).
+  void lock() noexcept { lock_from(word_.load(std::memory_order_relaxed)); }
+  void lock_from(std::uintptr_t s) noexcept {
+    for (;;) {
+      if ((s & locked) != 0) {
+        s = wait_unlocked();
+        continue;
+      }
+      // 0 | P | Q -> itself | L. Ordering: seq_cst: acquire: the last
+      // holder's writes and a slot's node; seq_cst: B1 when a push locks
+      // (push_slow), one order for every RMW of the word.
+      if (word_.compare_exchange_weak(s, s | locked, std::memory_order_seq_cst, std::memory_order_relaxed)) break;
+    }
+    take_slot(s);
+  }
+  void take_slot(std::uintptr_t s) noexcept {
+    if ((s & ~flags) != 0) list_.push_back(*reinterpret_cast<detail::waiter_node*>(s & ~flags));
+  }
+  // Publishes list_ and frees the word: 0 when list_ is empty, the one
+  // waiter's node in the slot when it holds one, else Q.
+  void unlock() noexcept {
+    std::uintptr_t v = 0;
+    if (detail::waiter_node* const first = list_.front()) {
+      if (detail::node_list::next_of(*first) == nullptr) {
+        list_.erase(*first);
+        v = slot_of(*first);
+      } else {
+        v = queued;
+      }
+    }
+    // Ordering: release: the holder's writes (the list, the nodes, a
+    // primitive's state changed under the lock) before the next lock's or
+    // slot compare-exchange's acquire. A plain store: while L is set nobody
+    // else writes the word (every other RMW of it expects L clear).
+    word_.store(v, std::memory_order_release);
+  }
+  std::uintptr_t wait_unlocked() const noexcept {
+    ::rouse::detail::spinner spin(::rouse::detail::async_list_lock_spin);
+    for (;;) {
+      (void)spin.next();  // unbounded: always true
+      std::uintptr_t const s = word_.load(std::memory_order_relaxed);
+      if ((s & locked) == 0) return s;
+    }
+  }
+
+  ::rouse::detail::atomic<std::uintptr_t> word_{0};
   detail::node_list list_;
 };
+
 
 // ---- list_wait ---------------------------------------------------------------
 

@@ -147,6 +147,10 @@ enum class model_fault : unsigned {
   // async::waiter_list: a cancelled waiter that had already been notified
   // does not pass the notification on.
   async_cancel_drops_notification,
+  // async::waiter_list: a push into the empty list's slot is a relaxed
+  // compare-exchange: it does not publish the node to the notifier that
+  // locks the word and reads it (nor is it the Dekker store B1).
+  async_list_slot_push_relaxed,
   // async::thread_pool: a spawn pushes its task and does not look for a
   // sleeping worker (the sleep/spawn handshake's wake is skipped).
   pool_spawn_skips_wake,
