@@ -22,6 +22,9 @@
 //   stop_of_slot_vs_register_and_notify  the slot's waiter stopped (it
 //                                   leaves the slot) while a second waiter
 //                                   registers and a notify_one runs
+//   slot_move_vs_stops              two queued waiters stopped while a
+//                                   notify_one claims the first and its
+//                                   unlock moves the second into the slot
 //   event_set_then_reset_and_wait   manual_reset_event: a wait that begins
 //                                   after a reset() is not released by the
 //                                   set() before it, however late that
@@ -36,6 +39,11 @@
 //                                    does not pass the permit on: in
 //                                    notify_one_vs_cancel_of_first the second
 //                                    waiter is never woken (deadlock)
+//   async_list_slot_push_acq_rel     a push into the empty list's slot is an
+//                                    acq_rel compare-exchange (not B1): in
+//                                    notify_one_vs_register the notify finds
+//                                    nobody and the re-check no permit
+//                                    (deadlock)
 //   async_list_slot_push_relaxed     a push into the empty list's slot is a
 //                                    relaxed compare-exchange: in
 //                                    notify_one_vs_register the notify that
@@ -273,6 +281,46 @@ struct two_register_one_notify : rl::test_suite<two_register_one_notify, 3> {
       }
       w[i].destroy();
     }
+    // A waiter that slept was claimable when the notify locked, or its
+    // re-check saw the permit: the permit is never left stored.
+    RL_ASSERT(served == 1);
+    RL_ASSERT(!take_permit(*n));
+    n.destroy();
+  }
+};
+
+// The list's word: two waiters queued (the word says Q); a notify_one
+// claims the first, and its unlock moves the second into the slot, while
+// both are stopped (each stop's remove() races that move: the slot's
+// compare-exchange or the locked path). One winner per waiter; the permit
+// is served once or stored.
+struct slot_move_vs_stops : rl::test_suite<slot_move_vs_stops, 3> {
+  slot<ra::notify> n;
+  flag_waker f[2];
+  slot<wait_t> w[2];
+  rl::var<int> stopped[2];
+
+  void before() {
+    n.make();
+    for (int i = 0; i < 2; ++i) {
+      f[i].woken.store(0, std::memory_order_relaxed);
+      w[i].make(*n, 0, f[i].make());
+      RL_ASSERT(w[i]->start() == start::suspended);
+    }
+  }
+  void thread(unsigned index) {
+    if (index < 2) {
+      stopped[index]($) = w[index]->try_abort() ? 1 : 0;
+      if (!stopped[index]($)) f[index].sleep();
+      w[index].destroy();
+    } else {
+      n->notify_one();
+    }
+  }
+  void after() {
+    RL_ASSERT(f[0].count() == 1);  // its stop's wake, or the notify's
+    RL_ASSERT(f[1].count() == 1);
+    int const served = (1 - stopped[0]($)) + (1 - stopped[1]($));
     RL_ASSERT(served + (take_permit(*n) ? 1 : 0) == 1);
     n.destroy();
   }
@@ -316,10 +364,11 @@ struct stop_of_slot_vs_register_and_notify : rl::test_suite<stop_of_slot_vs_regi
     bool const second_woken = f[1].count() == 1;
     bool const second_withdrew = how($) == static_cast<int>(start::withdrew);
     if (stopped($)) {
-      // The notify went to the second waiter (woken, or it withdrew with
-      // the permit), or is still stored while the second sleeps.
-      bool const stored = take_permit(*n);
-      RL_ASSERT(int(second_woken) + int(second_withdrew) + int(stored) == 1);
+      // The notify went to the second waiter: woken, or it withdrew with
+      // the permit (its push came after the notify's unlock, or its
+      // re-check saw the permit). Never stored while the second sleeps.
+      RL_ASSERT(int(second_woken) + int(second_withdrew) == 1);
+      RL_ASSERT(!take_permit(*n));
     } else {
       RL_ASSERT(!second_woken && !second_withdrew);
       RL_ASSERT(!take_permit(*n));
@@ -388,6 +437,12 @@ int main() {
   failures += rouse_model::expect_pass<two_register_one_notify>("async_waiter_list.two_register_one_notify", iterations);
   failures += rouse_model::expect_pass<stop_of_slot_vs_register_and_notify>(
       "async_waiter_list.stop_of_slot_vs_register_and_notify", iterations);
+  failures += rouse_model::expect_pass<slot_move_vs_stops>("async_waiter_list.slot_move_vs_stops", iterations);
+  {
+    rd::model_fault_scope fault(rd::model_fault::async_list_slot_push_acq_rel);
+    failures += rouse_model::expect_failure<notify_one_vs_register>("async_waiter_list.broken_slot_push_acq_rel",
+                                                                    rl::test_result_deadlock, iterations);
+  }
   {
     rd::model_fault_scope fault(rd::model_fault::async_list_slot_push_relaxed);
     failures += rouse_model::expect_failure<notify_one_vs_register>("async_waiter_list.broken_slot_push_relaxed",

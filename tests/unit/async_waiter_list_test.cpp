@@ -325,6 +325,69 @@ TEST(async_waiter_list, try_abort_wins_only_before_a_notify) {
   EXPECT_EQ(c.permits(), 0);
 }
 
+// The list's word: a lone waiter sits in the slot; a second moves it into the
+// list (the oldest first); when one waiter is left, the unlock puts it back
+// in the slot. FIFO holds across those moves, and so do the exact leaves.
+TEST(async_waiter_list, fifo_holds_as_waiters_move_between_the_slot_and_the_list) {
+  counter c;
+  flag f[5];
+  std::vector<std::unique_ptr<ra::list_wait<counter>>> w;
+  for (auto& x : f) w.push_back(std::make_unique<ra::list_wait<counter>>(c, 0, ra::callback_waker(x)));
+  using start = ra::list_wait<counter>::start_result;
+  ASSERT_EQ(w[0]->start(), start::suspended);  // the slot
+  ASSERT_EQ(w[1]->start(), start::suspended);  // both into the list
+  c.post();                                    // w[0]; w[1] alone: back to the slot
+  EXPECT_EQ(f[0].wakes, 1);
+  ASSERT_EQ(w[2]->start(), start::suspended);  // w[1] (oldest) and w[2] in the list
+  EXPECT_TRUE(w[1]->cancel());                 // leaves: w[2] alone, back in the slot
+  EXPECT_TRUE(w[2]->cancel());                 // leaves the slot: empty
+  EXPECT_FALSE(c.list().has_waiters());
+  ASSERT_EQ(w[4]->start(), start::suspended);
+  ASSERT_EQ(w[3]->start(), start::suspended);
+  c.post();
+  EXPECT_EQ(f[4].wakes, 1);  // the older of the two
+  EXPECT_EQ(f[3].wakes, 0);
+  c.post();
+  EXPECT_EQ(f[3].wakes, 1);
+  EXPECT_EQ(f[1].wakes + f[2].wakes, 0);
+  EXPECT_FALSE(c.list().has_waiters());
+  EXPECT_EQ(c.permits(), 0);
+  EXPECT_EQ(c.passed_on, 0);
+}
+
+// The list's lock is held for a whole notify_all: a thread that registers
+// and leaves meanwhile waits for it (pausing, yielding, then napping), and
+// gets in; every waiter of the broadcast is woken once, every other wait
+// leaves unchosen. Nothing hangs.
+TEST(async_waiter_list, a_registration_behind_a_long_notify_all_gets_in) {
+  counter c;
+  constexpr int many = 100'000;
+  std::vector<flag> f(many);
+  std::vector<std::unique_ptr<ra::list_wait<counter>>> w;
+  w.reserve(many);
+  for (auto& x : f) {
+    w.push_back(std::make_unique<ra::list_wait<counter>>(c, 0, ra::callback_waker(x)));
+    ASSERT_EQ(w.back()->start(), ra::list_wait<counter>::start_result::suspended);
+  }
+  std::atomic<bool> go{false};
+  std::atomic<int> left{0};
+  std::thread other([&] {
+    while (!go.load()) std::this_thread::yield();
+    for (int i = 0; i < 2'000; ++i) {
+      flag mine;
+      ra::list_wait<counter> x(c, 1, ra::callback_waker(mine));  // tag 1: not the broadcast's
+      if (x.start() == ra::list_wait<counter>::start_result::suspended && x.cancel()) left.fetch_add(1);
+    }
+  });
+  go.store(true);
+  int const woken = c.list().notify_all([](ra::detail::waiter_node& n) { return ra::list_wait<counter>::tag_of(n) == 0; });
+  other.join();
+  EXPECT_EQ(woken, many);
+  for (auto& x : f) ASSERT_EQ(x.wakes, 1);
+  EXPECT_EQ(left.load(), 2'000);
+  EXPECT_FALSE(c.list().has_waiters());
+}
+
 // ---- list_awaitable -------------------------------------------------------------
 
 TEST(async_waiter_list, awaitable_ready_at_once_does_not_suspend) {

@@ -150,10 +150,13 @@
 //                                         (moved to the slot) / more (a
 //                                         release store: while L is set no
 //                                         other party writes the word)
-// The lock is held for a few list operations and compare-exchanges (a
-// notify_all: one pass over its waiters), never across a system call, a
-// wake or a sleep: a locker that finds it held pauses, then yields
-// (detail::async_list_lock_spin; a yield lets a preempted holder run).
+// The lock is held for a few list operations and compare-exchanges, never
+// across a system call, a wake or a sleep; a notify_all (an event's set, a
+// latch's or barrier's release) holds it for one pass over the waiters, one
+// claim each (milliseconds for a few hundred thousand). A locker that finds
+// it held pauses, then yields (detail::async_list_lock_spin: a yield lets a
+// preempted holder run), then naps (a timed park of nap_time, re-checking
+// after each): the unlock stays one store, with no wake call to make.
 //
 // Memory ordering. (A)/(B) is waiter_queue's Dekker pairing: a primitive's
 // notifier makes its seq_cst RMW on its state word (A1), then loads the
@@ -173,6 +176,7 @@
 // executor's queue hands the handle over with release/acquire.
 #pragma once
 
+#include <chrono>
 #include <climits>
 #include <coroutine>
 #include <cstddef>
@@ -186,6 +190,7 @@
 #include "rouse/detail/sync_types.hpp"
 #include "rouse/detail/waiter_queue.hpp"
 #include "rouse/detail/waker.hpp"
+#include "rouse/platform/park.hpp"
 
 // The coroutine half (list_awaitable: resume_target, stop callbacks) needs
 // the async environment (executors and coroutine wakers are not
@@ -243,10 +248,12 @@ class waiter_list {
     std::uintptr_t s = 0;
     // (B1) seq_cst: pairs with (A2) in has_waiters(); acquire: the last
     // holder's unlock (a permit it stored under the lock).
-    std::memory_order const order =
-        ::rouse::detail::model_fault_on(::rouse::detail::model_fault::async_list_slot_push_relaxed)
-            ? std::memory_order_relaxed  // BROKEN on purpose (model tests only)
-            : std::memory_order_seq_cst;
+    std::memory_order order = std::memory_order_seq_cst;
+    // BROKEN on purpose (model tests only): not (B1), or not even a release.
+    if (::rouse::detail::model_fault_on(::rouse::detail::model_fault::async_list_slot_push_acq_rel))
+      order = std::memory_order_acq_rel;
+    if (::rouse::detail::model_fault_on(::rouse::detail::model_fault::async_list_slot_push_relaxed))
+      order = std::memory_order_relaxed;
     if (word_.compare_exchange_strong(s, slot_of(n), order, std::memory_order_relaxed)) [[likely]]
       return;
     push_slow(n, s);
@@ -407,10 +414,9 @@ class waiter_list {
     unlock();
   }
 
-  // Takes the lock: a short wait while another holds it (a holder runs a
-  // few list operations and compare-exchanges: never a system call, never
-  // a sleep), pausing then yielding (detail::async_list_lock_spin). The
-  // node in the slot, if any, moves into list_ (which is empty then).
+  // Takes the lock: a wait while another holds it (see "The list's word":
+  // pauses, yields, then naps). The node in the slot, if any, moves into
+  // list_ (which is empty then).
   void lock() noexcept { lock_from(word_.load(std::memory_order_relaxed)); }
   void lock_from(std::uintptr_t s) noexcept {
     for (;;) {
@@ -449,11 +455,30 @@ class waiter_list {
   std::uintptr_t wait_unlocked() const noexcept {
     ::rouse::detail::spinner spin(::rouse::detail::async_list_lock_spin);
     for (;;) {
-      (void)spin.next();  // unbounded: always true
+      if (!spin.next()) nap();
       std::uintptr_t const s = word_.load(std::memory_order_relaxed);
       if ((s & locked) == 0) return s;
     }
   }
+  // After the spin (a holder walking a long list: a notify_all over
+  // thousands of waiters): sleeps for nap_time unless the word is unlocked
+  // by then. A timed park on the word's address: unlock() stays one store
+  // and wakes nobody, so a napping locker notices the unlock at the end of
+  // its nap, at most nap_time late.
+  [[gnu::noinline]] void nap() const noexcept {
+#if !defined(ROUSE_MODEL_RELACY)
+    (void)::rouse::platform::detail::park(
+        &word_,
+        {[](const void* w, std::size_t) noexcept {
+           // Ordering: relaxed: a hint; the caller re-reads the word.
+           return (static_cast<const decltype(word_)*>(w)->load(std::memory_order_relaxed) & locked) != 0;
+         },
+         &word_},
+        ::rouse::platform::detail::park_deadline::at(std::chrono::steady_clock::now() + nap_time));
+#endif
+  }
+  // The locker's nap once its spin is spent (docs/tuning.md "async_list_lock_spin").
+  static constexpr std::chrono::microseconds nap_time{100};
 
   ::rouse::detail::atomic<std::uintptr_t> word_{0};
   detail::node_list list_;

@@ -107,9 +107,9 @@ inline constexpr spin_policy shared_mutex_spin = [] {
 // rouse::shared_mutex's wait for a hand-over to end (never a sleep): 64 pauses cover its few instructions, then yields for a preempted releaser (docs/tuning.md "shared_mutex_hand_over").
 inline constexpr spin_policy shared_mutex_hand_over{
     .pause_polls = 64, .yield_polls = spin_policy::unbounded, .model_polls = spin_policy::unbounded};
-// The async waiter list's lock (never a sleep: a holder runs a few list operations): 16 polls after 1, 2, 4 ... 64 pauses, then yields for a preempted holder (docs/tuning.md "async_list_lock_spin").
+// The async waiter list's lock, before its locker naps: 16 polls after 1, 2, 4 ... 64 pauses, then 64 yields for a preempted holder (docs/tuning.md "async_list_lock_spin").
 inline constexpr spin_policy async_list_lock_spin{
-    .pause_polls = 16, .max_gap = 64, .yield_polls = spin_policy::unbounded, .model_polls = spin_policy::unbounded};
+    .pause_polls = 16, .max_gap = 64, .yield_polls = 64, .model_polls = spin_policy::unbounded};
 // rouse::event's wait: 64 pauses then 64 yields, semaphore.pingpong's shape (docs/tuning.md "event_spin").
 inline constexpr spin_policy event_spin{.pause_polls = 64, .yield_polls = 64, .model_polls = 1};
 // rouse::counting_semaphore's acquire: semaphore.pingpong fastest at 64 pauses before the yields (docs/tuning.md "semaphore_spin").

@@ -151,6 +151,11 @@ enum class model_fault : unsigned {
   // compare-exchange: it does not publish the node to the notifier that
   // locks the word and reads it (nor is it the Dekker store B1).
   async_list_slot_push_relaxed,
+  // async::waiter_list: a push into the empty list's slot is an acq_rel
+  // compare-exchange (it publishes the node, but is not in the seq_cst
+  // order): a notifier's (A2) misses it while the waiter's (B2) misses the
+  // notifier's (A1).
+  async_list_slot_push_acq_rel,
   // async::thread_pool: a spawn pushes its task and does not look for a
   // sleeping worker (the sleep/spawn handshake's wake is skipped).
   pool_spawn_skips_wake,
