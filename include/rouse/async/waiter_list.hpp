@@ -170,10 +170,11 @@
 // order and B2 sees A1 (the waiter withdraws). A holder's unlock is a
 // release store that the next lock's or push's acquire reads: a permit a
 // notifier stored under the lock (a primitive's otherwise()) is seen by the
-// re-check of every push after it. A woken coroutine sees everything its notifier did before the
-// notify: the claim and the waker's schedule() are ordered by the claim
-// word's acq_rel compare-exchange and the guard's acq_rel exchange, and the
-// executor's queue hands the handle over with release/acquire.
+// re-check of every push after it. A woken coroutine sees everything its
+// notifier did before the notify: the claim and the waker's schedule() are
+// ordered by the claim word's acq_rel compare-exchange and the guard's
+// acq_rel exchange, and the executor's queue hands the handle over with
+// release/acquire.
 #pragma once
 
 #include <chrono>
@@ -483,7 +484,6 @@ class waiter_list {
   ::rouse::detail::atomic<std::uintptr_t> word_{0};
   detail::node_list list_;
 };
-
 
 // ---- list_wait ---------------------------------------------------------------
 
