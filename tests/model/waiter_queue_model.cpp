@@ -16,6 +16,10 @@
 // the models must catch:
 //   waiter_released_before_waker_taken  wake() releases a waker waiter, then
 //                                       reads the waker out of it
+//   waiter_release_store_relaxed        wake() releases a waker waiter with a
+//                                       relaxed store: the owner whose cancel
+//                                       lost destroys the waiter unsynchronized
+//                                       with the claimer's writes (data race)
 //   waiter_chain_read_after_wake        wake_chain() reads a node's link
 //                                       after waking its waiter
 #include <cstdint>
@@ -219,6 +223,12 @@ int main() {
   failures += rouse_model::expect_pass<notify_vs_cancel>("waiter_queue.notify_vs_cancel", iterations);
   failures += rouse_model::expect_pass<close_vs_two_waiters>("waiter_queue.close_vs_two_waiters", iterations);
   failures += rouse_model::expect_pass<notify_close_timeout>("waiter_queue.notify_close_timeout", iterations);
+  {
+    // BROKEN on purpose: the release of a waker waiter is a relaxed store.
+    d::model_fault_scope fault(d::model_fault::waiter_release_store_relaxed);
+    failures += rouse_model::expect_failure<notify_vs_cancel>("waiter_queue.broken_release_store_relaxed",
+                                                              rl::test_result_data_race, iterations);
+  }
   {
     // BROKEN on purpose: the claimer releases the waker waiter, then reads
     // the waker out of it; the owner, whose cancel lost, frees it between.

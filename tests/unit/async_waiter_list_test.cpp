@@ -14,6 +14,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <coroutine>
 #include <deque>
 #include <exception>
@@ -386,6 +387,38 @@ TEST(async_waiter_list, a_registration_behind_a_long_notify_all_gets_in) {
   for (auto& x : f) ASSERT_EQ(x.wakes, 1);
   EXPECT_EQ(left.load(), 2'000);
   EXPECT_FALSE(c.list().has_waiters());
+}
+
+// A task waiter whose cancel lost the claim waits for its claimer's release
+// (a store, which it polls and then naps on), not less: here the claimer
+// (a notify_all on another thread) releases it only after the waker of the
+// waiter before it in the chain returns, which takes a while.
+TEST(async_waiter_list, a_cancel_that_lost_its_claim_waits_for_the_release) {
+  counter c;
+  std::atomic<bool> in_first{false};
+  std::atomic<bool> first_done{false};
+  struct slow {
+    std::atomic<bool>* in;
+    std::atomic<bool>* done;
+    void operator()() noexcept {
+      in->store(true);
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));  // longer than the poll: the owner naps
+      done->store(true);
+    }
+  };
+  flag second;
+  slow first{&in_first, &first_done};
+  ra::list_wait<counter> first_wait(c, 0, ra::callback_waker(first));
+  ra::list_wait<counter> second_wait(c, 0, ra::callback_waker(second));
+  ASSERT_EQ(first_wait.start(), ra::list_wait<counter>::start_result::suspended);
+  ASSERT_EQ(second_wait.start(), ra::list_wait<counter>::start_result::suspended);
+  std::thread notifier([&] { EXPECT_EQ(c.list().notify_all(), 2); });  // claims both, wakes in order
+  while (!in_first.load()) std::this_thread::yield();
+  EXPECT_FALSE(second_wait.cancel());  // claimed by the broadcast: it waits for the release
+  EXPECT_TRUE(first_done.load());      // which came after the first waker returned
+  notifier.join();
+  EXPECT_EQ(second.wakes, 1);
+  EXPECT_EQ(c.passed_on, 0);  // a broadcast is not passed on
 }
 
 // ---- list_awaitable -------------------------------------------------------------

@@ -155,8 +155,8 @@
 // latch's or barrier's release) holds it for one pass over the waiters, one
 // claim each (milliseconds for a few hundred thousand). A locker that finds
 // it held pauses, then yields (detail::async_list_lock_spin: a yield lets a
-// preempted holder run), then naps (a timed park of nap_time, re-checking
-// after each): the unlock stays one store, with no wake call to make.
+// preempted holder run), then naps (detail::nap_while: a timed park,
+// re-checking after each): the unlock stays one store, with no wake call.
 //
 // Memory ordering. (A)/(B) is waiter_queue's Dekker pairing: a primitive's
 // notifier makes its seq_cst RMW on its state word (A1), then loads the
@@ -177,7 +177,6 @@
 // release/acquire.
 #pragma once
 
-#include <chrono>
 #include <climits>
 #include <coroutine>
 #include <cstddef>
@@ -191,7 +190,6 @@
 #include "rouse/detail/sync_types.hpp"
 #include "rouse/detail/waiter_queue.hpp"
 #include "rouse/detail/waker.hpp"
-#include "rouse/platform/park.hpp"
 
 // The coroutine half (list_awaitable: resume_target, stop callbacks) needs
 // the async environment (executors and coroutine wakers are not
@@ -462,24 +460,14 @@ class waiter_list {
     }
   }
   // After the spin (a holder walking a long list: a notify_all over
-  // thousands of waiters): sleeps for nap_time unless the word is unlocked
-  // by then. A timed park on the word's address: unlock() stays one store
-  // and wakes nobody, so a napping locker notices the unlock at the end of
-  // its nap, at most nap_time late.
+  // thousands of waiters): a nap (detail::nap_while: a timed park on the
+  // word's address), since unlock() stays one store and wakes nobody.
   [[gnu::noinline]] void nap() const noexcept {
-#if !defined(ROUSE_MODEL_RELACY)
-    (void)::rouse::platform::detail::park(
-        &word_,
-        {[](const void* w, std::size_t) noexcept {
-           // Ordering: relaxed: a hint; the caller re-reads the word.
-           return (static_cast<const decltype(word_)*>(w)->load(std::memory_order_relaxed) & locked) != 0;
-         },
-         &word_},
-        ::rouse::platform::detail::park_deadline::at(std::chrono::steady_clock::now() + nap_time));
-#endif
+    ::rouse::detail::nap_while(&word_, [](const void* w, std::size_t) noexcept {
+      // Ordering: relaxed: a hint; the caller re-reads the word.
+      return (static_cast<const decltype(word_)*>(w)->load(std::memory_order_relaxed) & locked) != 0;
+    });
   }
-  // The locker's nap once its spin is spent (docs/tuning.md "async_list_lock_spin").
-  static constexpr std::chrono::microseconds nap_time{100};
 
   ::rouse::detail::atomic<std::uintptr_t> word_{0};
   detail::node_list list_;

@@ -43,6 +43,7 @@
 #include "rouse/detail/sync_types.hpp"
 #if !defined(ROUSE_MODEL_RELACY)
 #include "rouse/platform/cpu.hpp"
+#include "rouse/platform/park.hpp"
 #include "rouse/platform/wait.hpp"
 #endif
 
@@ -107,6 +108,9 @@ inline constexpr spin_policy shared_mutex_spin = [] {
 // rouse::shared_mutex's wait for a hand-over to end (never a sleep): 64 pauses cover its few instructions, then yields for a preempted releaser (docs/tuning.md "shared_mutex_hand_over").
 inline constexpr spin_policy shared_mutex_hand_over{
     .pause_polls = 64, .yield_polls = spin_policy::unbounded, .model_polls = spin_policy::unbounded};
+// A waker waiter's owner waiting for its claimer's release store, before it naps: the list lock's shape (docs/tuning.md "async_list_lock_spin").
+inline constexpr spin_policy waker_release_wait{
+    .pause_polls = 16, .max_gap = 64, .yield_polls = 64, .model_polls = spin_policy::unbounded};
 // The async waiter list's lock, before its locker naps: 16 polls after 1, 2, 4 ... 64 pauses, then 64 yields for a preempted holder (docs/tuning.md "async_list_lock_spin").
 inline constexpr spin_policy async_list_lock_spin{
     .pause_polls = 16, .max_gap = 64, .yield_polls = 64, .model_polls = spin_policy::unbounded};
@@ -297,6 +301,26 @@ inline bool group_spin_until(Done&& done, std::uint32_t participants) {
 #else
   if (participants > platform::process_cpus()) return false;
   return spin_until(group_fit_spin, done);
+#endif
+}
+
+// ---- the nap ----------------------------------------------------------------
+
+// For a wait whose releaser makes no wake call (a store, so that its fast
+// path stays one): once the spin is spent, nap_while(key, still) sleeps for
+// nap_time unless still(key, 0) is false by then (a timed park on `key`, in
+// the parking table; nobody unparks it), and the caller polls again. A nap
+// costs at most nap_time of latency, paid only by a wait that outlasted its
+// spin. Under a model: a scheduling point.
+inline constexpr std::chrono::microseconds nap_time{100};  // docs/tuning.md "async_list_lock_spin"
+inline void nap_while(const void* key, bool (*still)(const void* key, std::size_t) noexcept) noexcept {
+#if defined(ROUSE_MODEL_RELACY)
+  (void)key;
+  (void)still;
+  spin_pause();
+#else
+  (void)platform::detail::park(key, {still, key},
+                               platform::detail::park_deadline::at(std::chrono::steady_clock::now() + nap_time));
 #endif
 }
 

@@ -74,6 +74,10 @@ enum class model_fault : unsigned {
   // waiter_queue: a claimer releases a waker waiter (the store that lets it
   // go) before it has taken the waker out of it.
   waiter_released_before_waker_taken,
+  // waiter_queue: a claimer releases a waker waiter with a relaxed store, so
+  // an owner that waited for the release (its cancel lost) does not see the
+  // claimer's writes to the waiter before it destroys it.
+  waiter_release_store_relaxed,
   // waiter_queue: wake_chain() reads a claimed node's link after waking its
   // waiter (which may have returned and freed the node).
   waiter_chain_read_after_wake,

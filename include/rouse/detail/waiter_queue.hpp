@@ -34,8 +34,8 @@
 //      A claimer unlinks the node under the list's lock and calls wake()
 //      after dropping the lock.
 //   3. wake() releases the waiter: for a thread, thread_parker::unpark();
-//      for a waker, it takes the waker out of the waiter, unparks, then
-//      wakes the waker it took.
+//      for a waker, it takes the waker out of the waiter, stores the
+//      release, then wakes the waker it took.
 //   4. The waiter returns (and may free its frame) only once it has seen
 //      that release, or once it won its own claim and unlinked its nodes,
 //      or — claimed by a chain that its own thread is waking further up
@@ -46,7 +46,11 @@
 // Freed nodes: the one argument. A claimed waiter may return and free its
 // waiter and nodes the moment it sees its release, while the claimer is
 // still inside wake(). So the claimer's last touch of the waiter and its
-// nodes is the release itself: the exchange inside thread_parker::unpark().
+// nodes is the release itself: the exchange inside thread_parker::unpark()
+// (a thread waiter), or a release store (a waker waiter, whose owner never
+// sleeps for it: it polls, then naps, in wait_released(); a waker waiter's
+// owner waits for a release only when it lost its own claim, and then its
+// claimer is a few instructions from the store).
 // Everything it needs afterwards it has copied out before: the next node of
 // a chain it wakes, the waker it wakes. What follows the exchange is, at
 // most, a futex wake on the parker's address — a system call that never
@@ -98,6 +102,7 @@
 
 #include <chrono>
 #include <climits>
+#include <cstddef>
 #include <cstdint>
 #include <utility>
 
@@ -118,9 +123,10 @@ class waiter {
   static constexpr std::uintptr_t closed = 2;
 
   // A thread waiter: its thread sleeps in wait() until its claimer's wake().
-  waiter() noexcept : waker_data_(nullptr), waker_vtable_(nullptr) {}
+  waiter() noexcept : waker_release_(thread_kind), waker_data_(nullptr), waker_vtable_(nullptr) {}
   // A waiter woken through `w` (a coroutine's waker, a sleeper).
-  explicit waiter(waker w) noexcept : waker_data_(w.data()), waker_vtable_(w.release().second) {}
+  explicit waiter(waker w) noexcept
+      : waker_release_(unreleased), waker_data_(w.data()), waker_vtable_(w.release().second) {}
   waiter(const waiter&) = delete;
   waiter& operator=(const waiter&) = delete;
   // Drops the waker if no claimer took it (the waiter won its own claim, or
@@ -164,14 +170,22 @@ class waiter {
     }
     if (model_fault_on(model_fault::waiter_released_before_waker_taken)) {
       // BROKEN on purpose (model tests only): releases, then reads the waker.
+      // (A model switches threads only at atomic operations and the like;
+      // the pause stands for a preemption between the store and the read.)
       unsync_ref(waker_vtable_) = nullptr;
-      released_.unpark();
+      waker_release_.store(released, std::memory_order_release);
+      spin_pause();
       waker{unsync_ref(waker_data_), vt}.wake();
       return;
     }
     waker taken{unsync_ref(waker_data_), vt};
     unsync_ref(waker_vtable_) = nullptr;  // taken: the destructor must not drop it
-    released_.unpark();                   // the release: nothing of *this after it
+    // The release: nothing of *this after it. Ordering: release: the
+    // claimer's writes (the waker taken out, a node's packet) before the
+    // owner's acquire in wait_released().
+    waker_release_.store(released, model_fault_on(model_fault::waiter_release_store_relaxed)
+                                       ? std::memory_order_relaxed  // BROKEN on purpose (model tests only)
+                                       : std::memory_order_release);
     std::move(taken).wake();
   }
 
@@ -208,10 +222,35 @@ class waiter {
   }
 
   // After a lost try_claim(): returns once the winner's wake() released the
-  // waiter (it is between its claim and its release: a short wait).
-  void wait_released() noexcept { released_.park(); }
+  // waiter (it is between its claim and its release: a short wait). A
+  // thread waiter sleeps on its parker; a waker waiter polls its release
+  // word (detail::waker_release_wait), then naps (nap_while()).
+  void wait_released() noexcept {
+    // Ordering: relaxed: the kind, written by the owner's constructor.
+    if (waker_release_.load(std::memory_order_relaxed) == thread_kind) {
+      released_.park();
+      return;
+    }
+    wait_waker_released();
+  }
 
  private:
+  // waker_release_: a waker waiter's release (a thread waiter's is its parker).
+  static constexpr std::uint32_t unreleased = 0;
+  static constexpr std::uint32_t released = 1;
+  static constexpr std::uint32_t thread_kind = 2;  // a thread waiter: unused
+
+  [[gnu::noinline]] void wait_waker_released() noexcept {
+    spinner spin(waker_release_wait);
+    // Ordering: acquire: pairs with wake()'s release store.
+    while (waker_release_.load(std::memory_order_acquire) != released)
+      if (!spin.next())
+        nap_while(&waker_release_, [](const void* w, std::size_t) noexcept {
+          // Ordering: relaxed: a hint; the loop re-reads the word.
+          return static_cast<const atomic<std::uint32_t>*>(w)->load(std::memory_order_relaxed) != released;
+        });
+  }
+
   template <class TimePoint>
   [[gnu::noinline]] std::uintptr_t wait_parked_until(const TimePoint& at) noexcept {
     if (released_.park_until(at)) return claim();
@@ -222,6 +261,7 @@ class waiter {
 
   atomic<std::uintptr_t> claim_{waiting};
   thread_parker released_;
+  atomic<std::uint32_t> waker_release_;
   unsync<const void*> waker_data_;
   unsync<const waker_vtable*> waker_vtable_;
 };
