@@ -155,8 +155,9 @@
 // latch's or barrier's release) holds it for one pass over the waiters, one
 // claim each (milliseconds for a few hundred thousand). A locker that finds
 // it held pauses, then yields (detail::async_list_lock_spin: a yield lets a
-// preempted holder run), then naps (detail::nap_while: a timed park,
-// re-checking after each): the unlock stays one store, with no wake call.
+// preempted holder run), then naps (detail::napper: timed parks of 100 µs
+// doubling to 1.6 ms, re-checking after each): the unlock stays one store,
+// with no wake call.
 //
 // Memory ordering. (A)/(B) is waiter_queue's Dekker pairing: a primitive's
 // notifier makes its seq_cst RMW on its state word (A1), then loads the
@@ -451,22 +452,21 @@ class waiter_list {
     // else writes the word (every other RMW of it expects L clear).
     word_.store(v, std::memory_order_release);
   }
+  // After the spin (a holder walking a long list: a notify_all over
+  // thousands of waiters) it naps (detail::napper: timed parks on the word's
+  // address), since unlock() stays one store and wakes nobody.
   std::uintptr_t wait_unlocked() const noexcept {
     ::rouse::detail::spinner spin(::rouse::detail::async_list_lock_spin);
+    ::rouse::detail::napper nap;
     for (;;) {
-      if (!spin.next()) nap();
+      if (!spin.next())
+        nap.once(&word_, [](const void* w, std::size_t) noexcept {
+          // Ordering: relaxed: a hint; the loop re-reads the word.
+          return (static_cast<const decltype(word_)*>(w)->load(std::memory_order_relaxed) & locked) != 0;
+        });
       std::uintptr_t const s = word_.load(std::memory_order_relaxed);
       if ((s & locked) == 0) return s;
     }
-  }
-  // After the spin (a holder walking a long list: a notify_all over
-  // thousands of waiters): a nap (detail::nap_while: a timed park on the
-  // word's address), since unlock() stays one store and wakes nobody.
-  [[gnu::noinline]] void nap() const noexcept {
-    ::rouse::detail::nap_while(&word_, [](const void* w, std::size_t) noexcept {
-      // Ordering: relaxed: a hint; the caller re-reads the word.
-      return (static_cast<const decltype(word_)*>(w)->load(std::memory_order_relaxed) & locked) != 0;
-    });
   }
 
   ::rouse::detail::atomic<std::uintptr_t> word_{0};

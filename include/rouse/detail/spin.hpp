@@ -307,21 +307,31 @@ inline bool group_spin_until(Done&& done, std::uint32_t participants) {
 // ---- the nap ----------------------------------------------------------------
 
 // For a wait whose releaser makes no wake call (a store, so that its fast
-// path stays one): once the spin is spent, nap_while(key, still) sleeps for
-// nap_time unless still(key, 0) is false by then (a timed park on `key`, in
-// the parking table; nobody unparks it), and the caller polls again. A nap
-// costs at most nap_time of latency, paid only by a wait that outlasted its
-// spin. Under a model: a scheduling point.
-inline constexpr std::chrono::microseconds nap_time{100};  // docs/tuning.md "async_list_lock_spin"
-inline void nap_while(const void* key, bool (*still)(const void* key, std::size_t) noexcept) noexcept {
+// path stays one): once the spin is spent, a napper's once(key, still)
+// sleeps unless still(key, 0) is false by then (a timed park on `key`, in the
+// parking table; nobody unparks it), and the caller polls again. The first
+// nap is nap_first long, each next one twice as long up to nap_max: a wait
+// that outlasts its spin is noticed at most one nap late, and a long one
+// (a releaser held up by the code it runs first) costs a few wake-ups, not a
+// CPU. Under a model: a scheduling point.
+inline constexpr std::chrono::microseconds nap_first{100};  // docs/tuning.md "async_list_lock_spin"
+inline constexpr std::chrono::microseconds nap_max{1600};   // docs/tuning.md "async_list_lock_spin"
+class napper {
+ public:
+  void once(const void* key, bool (*still)(const void* key, std::size_t) noexcept) noexcept {
 #if defined(ROUSE_MODEL_RELACY)
-  (void)key;
-  (void)still;
-  spin_pause();
+    (void)key;
+    (void)still;
+    spin_pause();
 #else
-  (void)platform::detail::park(key, {still, key},
-                               platform::detail::park_deadline::at(std::chrono::steady_clock::now() + nap_time));
+    (void)platform::detail::park(key, {still, key},
+                                 platform::detail::park_deadline::at(std::chrono::steady_clock::now() + next_));
+    if (next_ < nap_max) next_ *= 2;
 #endif
-}
+  }
+
+ private:
+  std::chrono::microseconds next_ = nap_first;
+};
 
 }  // namespace rouse::detail

@@ -48,9 +48,11 @@
 // still inside wake(). So the claimer's last touch of the waiter and its
 // nodes is the release itself: the exchange inside thread_parker::unpark()
 // (a thread waiter), or a release store (a waker waiter, whose owner never
-// sleeps for it: it polls, then naps, in wait_released(); a waker waiter's
-// owner waits for a release only when it lost its own claim, and then its
-// claimer is a few instructions from the store).
+// sleeps until woken for it: it polls, then naps, in wait_released(); a
+// waker waiter's owner waits for a release only when it lost its own claim,
+// and then its claimer is between its claim and the store: a few
+// instructions, or the wakes of the nodes before it in a chain it wakes,
+// which may run a coroutine inline).
 // Everything it needs afterwards it has copied out before: the next node of
 // a chain it wakes, the waker it wakes. What follows the exchange is, at
 // most, a futex wake on the parker's address — a system call that never
@@ -124,9 +126,13 @@ class waiter {
 
   // A thread waiter: its thread sleeps in wait() until its claimer's wake().
   waiter() noexcept : waker_release_(thread_kind), waker_data_(nullptr), waker_vtable_(nullptr) {}
-  // A waiter woken through `w` (a coroutine's waker, a sleeper).
+  // A waiter woken through `w` (a coroutine's waker, a sleeper). An empty
+  // `w` makes a thread waiter: wake() and wait_released() both go by the
+  // waker's presence.
   explicit waiter(waker w) noexcept
-      : waker_release_(unreleased), waker_data_(w.data()), waker_vtable_(w.release().second) {}
+      : waker_release_(w.vtable() != nullptr ? unreleased : thread_kind),
+        waker_data_(w.data()),
+        waker_vtable_(w.release().second) {}
   waiter(const waiter&) = delete;
   waiter& operator=(const waiter&) = delete;
   // Drops the waker if no claimer took it (the waiter won its own claim, or
@@ -186,6 +192,12 @@ class waiter {
     waker_release_.store(released, model_fault_on(model_fault::waiter_release_store_relaxed)
                                        ? std::memory_order_relaxed  // BROKEN on purpose (model tests only)
                                        : std::memory_order_release);
+#if defined(ROUSE_MODEL_RELACY)
+    // A model switches threads only at atomic operations and the like: a
+    // point here lets the owner free the waiter before the waker's call, so
+    // a touch of *this added below would be caught.
+    spin_pause();
+#endif
     std::move(taken).wake();
   }
 
@@ -209,6 +221,8 @@ class waiter {
   // succeeded (nobody would release it).
   template <class Deadline>
   std::uintptr_t wait(const Deadline& deadline, const spin_policy& spin) noexcept {
+    ROUSE_CHECK_USAGE(waker_release_.load(std::memory_order_relaxed) == thread_kind, "rouse::detail::waiter",
+                      "wait() on a waiter woken through a waker (its release is not the parker's)");
     if (released_.has_token()) return claim();
     spinner polls(spin);
     while (polls.next())
@@ -224,7 +238,7 @@ class waiter {
   // After a lost try_claim(): returns once the winner's wake() released the
   // waiter (it is between its claim and its release: a short wait). A
   // thread waiter sleeps on its parker; a waker waiter polls its release
-  // word (detail::waker_release_wait), then naps (nap_while()).
+  // word (detail::waker_release_wait), then naps (detail::napper).
   void wait_released() noexcept {
     // Ordering: relaxed: the kind, written by the owner's constructor.
     if (waker_release_.load(std::memory_order_relaxed) == thread_kind) {
@@ -242,10 +256,11 @@ class waiter {
 
   [[gnu::noinline]] void wait_waker_released() noexcept {
     spinner spin(waker_release_wait);
+    napper nap;
     // Ordering: acquire: pairs with wake()'s release store.
     while (waker_release_.load(std::memory_order_acquire) != released)
       if (!spin.next())
-        nap_while(&waker_release_, [](const void* w, std::size_t) noexcept {
+        nap.once(&waker_release_, [](const void* w, std::size_t) noexcept {
           // Ordering: relaxed: a hint; the loop re-reads the word.
           return static_cast<const atomic<std::uint32_t>*>(w)->load(std::memory_order_relaxed) != released;
         });
