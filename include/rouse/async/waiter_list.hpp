@@ -153,7 +153,7 @@
 // The lock is held for a few list operations and compare-exchanges, never
 // across a system call, a wake or a sleep; a notify_all (an event's set, a
 // latch's or barrier's release) holds it for one pass over the waiters, one
-// claim each (milliseconds for a few hundred thousand). A locker that finds
+// claim each (docs/tuning.md has what that costs). A locker that finds
 // it held pauses, then yields (detail::async_list_lock_spin: a yield lets a
 // preempted holder run), then naps (detail::napper: timed parks of 100 µs
 // doubling to 1.6 ms, re-checking after each): the unlock stays one store,
