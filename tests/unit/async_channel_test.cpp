@@ -21,6 +21,7 @@
 #include "counted.hpp"
 #include "counting_new.hpp"
 #include "rouse/async/run_loop.hpp"
+#include "rouse/async/select.hpp"
 #include "rouse/async/spawn.hpp"
 #include "rouse/async/task.hpp"
 
@@ -483,6 +484,54 @@ TEST(async_channel, a_timed_recv_ended_inline_may_drop_the_channel_inside_the_ti
     loop.run_until([&] { return s != status::ok; });
     EXPECT_EQ(s, status::timed_out);
   }
+}
+
+// A select waiting to send (or to reserve) and a bare sender queue on a full
+// channel; close() claims both in one chain and wakes the bare sender first,
+// which, resumed inline (no executor), destroys the select's frame. The
+// select's branch leaves close()'s chain instead of waiting for a release
+// this very thread has not reached (it hung there).
+template <bool Reserve>
+task<> selects_a_send(ch::sender<int>& tx, ch::receiver<int>& rx, bool& ended) {
+  int v = 2;
+  if constexpr (Reserve)
+    (void)co_await ch::select(ch::reserve(tx), ch::recv(rx));
+  else
+    (void)co_await ch::select(ch::send(tx, v), ch::recv(rx));
+  ended = true;
+}
+eager sends_then_destroys(ch::sender<int>& tx, task<>& victim, status& s) {
+  s = (co_await tx.send(1)).status();
+  victim.destroy();
+}
+
+template <bool Reserve>
+void a_select_destroyed_inside_the_chain_that_claimed_it() {
+  test_loop loop;
+  auto c = ch::bounded<int>(1);
+  auto other = ch::bounded<int>(1);
+  ASSERT_TRUE(c.first.try_send(0));
+  bool ended = false;
+  status s = status::ok;
+  task<> a = selects_a_send<Reserve>(c.first, other.second, ended);
+  sends_then_destroys(c.first, a, s);  // queued first
+  a.start(loop);
+  EXPECT_EQ(loop.drain(), 1);  // the select queues behind it
+  EXPECT_TRUE(c.second.close());
+  EXPECT_EQ(s, status::closed);
+  EXPECT_FALSE(static_cast<bool>(a.h));  // destroyed inside close()
+  EXPECT_FALSE(ended);
+  EXPECT_EQ(loop.drain(), 0);  // nothing was scheduled for it
+  EXPECT_EQ(*c.second.try_recv(), 0);
+  EXPECT_EQ(c.second.try_recv().status(), status::closed);
+  EXPECT_EQ(other.second.permits_for_testing(), 1);
+}
+
+TEST(async_channel, a_select_send_destroyed_inside_the_close_that_claimed_it_does_not_hang) {
+  a_select_destroyed_inside_the_chain_that_claimed_it<false>();
+}
+TEST(async_channel, a_select_reserve_destroyed_inside_the_close_that_claimed_it_does_not_hang) {
+  a_select_destroyed_inside_the_chain_that_claimed_it<true>();
 }
 
 // ---- cancellation (counted elements: nothing lost, nothing doubled) ------------------

@@ -561,6 +561,17 @@ class list_wait {
   }
   // After start() returned claimed (a thread): until the claimer's release.
   void wait_released() noexcept { waiter_.wait_released(); }
+  // After try_abort() lost, before the waiting frame goes: true once the
+  // claimer's release came (its wake of the waker ran or is running); false
+  // when the claimer is a chain this very thread is waking, up the stack,
+  // that has not reached the waiter (a coroutine that chain resumed inline
+  // destroys this frame): the waiter leaves that chain and is neither
+  // released nor woken. Either way claim() then says what it was handed.
+  bool wait_released_or_leave_chain() noexcept {
+    if (detail::node_list::withdraw_claimed(node_)) return false;
+    waiter_.wait_released();
+    return true;
+  }
 
   // Who claimed it (once it was released, or its own claim won).
   std::uintptr_t claim() const noexcept { return waiter_.claim(); }

@@ -30,7 +30,9 @@
 // core->fire(), then the flag's release store, its last touch of the
 // branch. A branch's disarm() withdraws its registration; when the
 // registration already fired (or is firing), it waits for the flag, so the
-// select's frame outlives every wake in flight. A slot handed to a reserve
+// select's frame outlives every wake in flight (a send branch chosen by a
+// chain this thread is still waking, up the stack, leaves that chain
+// instead: see list_wait::wait_released_or_leave_chain()). A slot handed to a reserve
 // or send branch while it was registered is kept by disarm() and given back
 // by lose() when another branch wins: passed on, never lost.
 //
@@ -209,8 +211,10 @@ class slot_branch {
     if (!wait_) return;
     if (!wait_->try_abort([this]() noexcept { self_abort_ = true; })) {
       // Claimed (a slot, or a close): the claimer wakes us; wait for it.
-      wait_->wait_released();
-      flag_.wait();
+      // Unless the claimer is this thread's own chain, up the stack (a
+      // coroutine it resumed inline destroys this select): then the branch
+      // leaves that chain and nothing will wake it.
+      if (wait_->wait_released_or_leave_chain()) flag_.wait();
       if (channel_state<T>::holds_permit(rec_, wait_->claim())) held_ = true;
     }
     wait_.reset();
