@@ -13,10 +13,28 @@
 // wait that registers relaxed (the notify that claims it reads the record
 // unpublished: a data race), and a withdraw that ignores a claim (a release
 // reaches a wait the consumer gave up).
+//
+// A coroutine wait's turns (detail::diatomic_turn, what wait_until's
+// awaitable runs), driven here in place of a coroutine: the consumer runs a
+// turn, sleeps until its release, and runs the next turn where the poller
+// would; a notifier and a stopper race it. With the wait's own guard and
+// stop callback, and through a task's relay (one callback for the task,
+// relayed to the wait). Every run must end the wait exactly once, ready or
+// stopped; with a notify that publishes nothing, only the stop can end it.
+// Broken variants: the own guard armed with a store (a release that came
+// while arming is lost: deadlock), an own stop that leaves no mark while
+// the wait is between two turns, and one that leaves none when its claim
+// lost to a notify's (the next turn finds nothing and sleeps past the stop:
+// deadlock; the second was the code's own behaviour until this model).
 #include "model.hpp"
 #include "rouse/async/diatomic_waker.hpp"
+#include "rouse/async/stop_token.hpp"
 
 #include <optional>
+
+// The stop source asks the platform for the thread's id (out of line in
+// src/, which models do not link): under the model, the Relacy thread.
+std::uint32_t rouse::platform::this_thread_id() noexcept { return rl::thread_index() + 1; }
 
 namespace {
 
@@ -159,6 +177,105 @@ struct idle_notify_pair : rl::test_suite<idle_notify_pair, 2> {
   }
 };
 
+// ---- a coroutine wait's turns ----------------------------------------------
+
+using rouse::async::inplace_stop_callback;
+using rouse::async::inplace_stop_source;
+using rouse::async::detail::wait_relay;
+
+// The coroutine's side of a turn, as a model: a release sets `released`
+// (1: run the poller, that is, the next turn; 2: completed as stopped),
+// which the consumer sleeps on. A second release before the consumer took
+// the first would resume the coroutine twice.
+struct model_wait : rouse::async::detail::diatomic_turn<model_wait> {
+  model_wait(diatomic_waker& w, rd::atomic<int>& items) noexcept : diatomic_turn(w), items_(&items) {}
+  rd::atomic<int>* items_;
+  rd::atomic<std::uint32_t> released{0};
+  int got = 0;
+
+  bool poll() noexcept {
+    int const n = items_->load(std::memory_order_relaxed);
+    if (n == 0) return false;
+    got = n;
+    return true;
+  }
+  void resume_stopped() noexcept { signal(2); }
+  void resume_poller() noexcept { signal(1); }
+  void signal(std::uint32_t how) noexcept {
+    std::uint32_t const before = released.exchange(how, std::memory_order_acq_rel);
+    RL_ASSERT(before == 0);  // one release per sleep
+    rd::wake_all(released);
+  }
+};
+
+// The task's one stop callback, relayed to the wait it is in.
+struct relay_stop {
+  wait_relay* relay;
+  void operator()() noexcept { relay->stop(); }
+};
+// The wait's own stop callback.
+struct own_stop {
+  model_wait* w;
+  void operator()() noexcept { w->stop_requested(); }
+};
+
+// Threads: the consumer, a notifier (publishes one item, or, `Spurious`,
+// nothing: then only the stop ends the wait), a stopper.
+template <bool Relay, bool Spurious>
+struct coroutine_turns : rl::test_suite<coroutine_turns<Relay, Spurious>, 3> {
+  diatomic_waker dw;
+  rd::atomic<int> items{0};
+  inplace_stop_source source;
+  wait_relay relay;
+  model_wait w{dw, items};
+  int outcome = -1;  // 0 ready, 1 stopped
+
+  void thread(unsigned index) {
+    if (index == 0) {
+      if (!Spurious) items.fetch_add(1, std::memory_order_relaxed);
+      dw.notify();
+      return;
+    }
+    if (index == 1) {
+      source.request_stop();
+      return;
+    }
+    std::optional<inplace_stop_callback<relay_stop>> task_cb;
+    if (Relay) task_cb.emplace(source.get_token(), relay_stop{&relay});  // for the task's whole life
+    using turn_outcome = model_wait::outcome;
+    turn_outcome o;
+    if (w.poll()) {
+      o = turn_outcome::ready;
+    } else if (source.stop_requested()) {
+      o = turn_outcome::stopped;  // await_suspend's first look at the token
+    } else {
+      w.begin(Relay ? &relay : nullptr, source.get_token());
+      std::optional<inplace_stop_callback<own_stop>> own_cb;
+      if (!Relay) own_cb.emplace(source.get_token(), own_stop{&w});  // after begin, as the awaitable does
+      o = w.turn(true);
+      while (o == turn_outcome::suspended) {
+        while (w.released.load(std::memory_order_acquire) == 0) rd::wait(w.released, 0);
+        if (w.released.exchange(0, std::memory_order_acq_rel) == 2) {
+          o = turn_outcome::stopped;  // completed as stopped by its release
+          break;
+        }
+        o = w.turn(false);  // the poller's turn
+      }
+      RL_ASSERT(w.finished());
+      own_cb.reset();
+    }
+    task_cb.reset();
+    outcome = o == turn_outcome::ready ? 0 : 1;
+    RL_ASSERT(o != turn_outcome::suspended);
+    if (o == turn_outcome::ready) RL_ASSERT(w.got == 1);
+  }
+  void after() {
+    RL_ASSERT(outcome == 0 || outcome == 1);
+    RL_ASSERT(w.released.load(std::memory_order_relaxed) == 0);  // no release after the end
+    RL_ASSERT((dw.state_for_testing() & (diatomic_waker::registered_bit | diatomic_waker::direct_bit)) == 0);
+  }
+};
+
 }  // namespace
 
 int main() {
@@ -183,6 +300,26 @@ int main() {
     rd::model_fault_scope f(rd::model_fault::diatomic_wait_registers_relaxed);
     failures += rouse_model::expect_failure<blocking_wait<idle_notify::rmw>>(
         "diatomic_waker.broken_wait_registers_relaxed", rl::test_result_data_race, 300000);
+  }
+  failures += rouse_model::expect_pass<coroutine_turns<false, false>>("diatomic_waker.turns_own_guard", 300000);
+  failures += rouse_model::expect_pass<coroutine_turns<false, true>>("diatomic_waker.turns_own_guard_spurious",
+                                                                    300000);
+  failures += rouse_model::expect_pass<coroutine_turns<true, false>>("diatomic_waker.turns_relay", 300000);
+  failures += rouse_model::expect_pass<coroutine_turns<true, true>>("diatomic_waker.turns_relay_spurious", 300000);
+  {
+    rd::model_fault_scope f(rd::model_fault::diatomic_turn_arms_with_store);
+    failures += rouse_model::expect_failure<coroutine_turns<false, false>>("diatomic_waker.broken_turn_arms_with_store",
+                                                                          rl::test_result_deadlock, 300000);
+  }
+  {
+    rd::model_fault_scope f(rd::model_fault::diatomic_stop_leaves_no_mark);
+    failures += rouse_model::expect_failure<coroutine_turns<false, true>>("diatomic_waker.broken_stop_leaves_no_mark",
+                                                                         rl::test_result_deadlock, 300000);
+  }
+  {
+    rd::model_fault_scope f(rd::model_fault::diatomic_stop_lost_to_claim);
+    failures += rouse_model::expect_failure<coroutine_turns<false, true>>("diatomic_waker.broken_stop_lost_to_claim",
+                                                                         rl::test_result_deadlock, 300000);
   }
   {
     rd::model_fault_scope f(rd::model_fault::diatomic_withdraw_ignores_claim);

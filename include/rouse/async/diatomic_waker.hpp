@@ -135,6 +135,7 @@
 //   stop (own)        D                   & ~(R|D)                 ends the wait as stopped (a value
 //                                                                  its re-check took wins)
 //   stop (own)        !D                  | S                      the consumer stops at its next turn
+//                                                                  (also after its claim lost to a notify)
 //
 // A wait's turn: register (R|D), re-check, then sleep through a guard that
 // settles who resumes the coroutine when the release and the consumer's
@@ -212,17 +213,18 @@
 #include "rouse/detail/sync_types.hpp"
 #include "rouse/thread_parker.hpp"
 
-// The coroutine half (wait_until, its stop handling) needs the async
-// environment (executors and coroutine wakers, which are not model-ready;
-// the stop source and the relay have their own models); a model test
-// compiles the protocol without it: the registration, its claim and the
-// withdraw are shared with wait_until_blocking and the external wait,
-// which the models run.
+#include "rouse/async/detail/wait_relay.hpp"
+#include "rouse/async/stop_token.hpp"
+
+// The coroutine half (wait_until's awaitable and its poller) needs the async
+// environment (executors and coroutine wakers, which are not model-ready); a
+// model test compiles the protocol without it: the registration, its claim
+// and the withdraw, shared with wait_until_blocking and the external wait,
+// and a coroutine wait's turns with their guard and stop paths
+// (detail::diatomic_turn, driven by the model in place of a coroutine).
 #if !defined(ROUSE_MODEL_RELACY)
 #define ROUSE_DETAIL_DIATOMIC_COROUTINES 1
-#include "rouse/async/detail/wait_relay.hpp"
 #include "rouse/async/env.hpp"
-#include "rouse/async/stop_token.hpp"
 #include "rouse/async/waker.hpp"
 #else
 #define ROUSE_DETAIL_DIATOMIC_COROUTINES 0
@@ -322,6 +324,9 @@ struct poller {
   };
   std::coroutine_handle<promise_type> handle;
 };
+
+template <class Derived>
+class diatomic_turn;
 
 }  // namespace detail
 
@@ -584,6 +589,8 @@ class diatomic_waker {
   template <class Pred>
   friend class wait_until_awaitable;
 #endif
+  template <class Derived>
+  friend class detail::diatomic_turn;
 
   struct thread_record : detail::wait_record {
     thread_record() noexcept {
@@ -676,11 +683,18 @@ class diatomic_waker {
   // relay, or its own callback, which passes `mark`): true when this call
   // cleared R|D (the caller ends the wait as stopped); else a notify claimed
   // it first, or the wait is not registered now: with `mark`, S tells the
-  // consumer to stop at its next registration.
+  // consumer to stop at its next registration. A claim lost to a notify
+  // leaves the mark too: that notify's release sends the consumer round
+  // again, and its next turn must see the stop (else a turn whose re-check
+  // finds nothing sleeps as if no stop had come).
   bool claim_for_stop(bool mark) noexcept {
     std::uint32_t s = state_.load(std::memory_order_relaxed);
     for (;;) {
-      if (s & direct_bit) return claim_registration(s);
+      if (s & direct_bit) {
+        if (claim_registration(s)) return true;
+        if (::rouse::detail::model_fault_on(::rouse::detail::model_fault::diatomic_stop_lost_to_claim)) return false;
+        continue;  // s: the word after the notify's claim
+      }
       if (!mark) return false;
       // !D -> | S. Ordering: release: pairs with the acquire of the
       // consumer's next register (it reads S with what we did).
@@ -689,7 +703,8 @@ class diatomic_waker {
     }
   }
 
-  bool claim_registration(std::uint32_t s) noexcept {
+  // On failure `s` holds the word as found (no D: claimed, or withdrawn).
+  bool claim_registration(std::uint32_t& s) noexcept {
     while (s & direct_bit) {
       // D -> & ~(R|D). Ordering: acq_rel: acquire pairs with the register
       // (the consumer's fields); release for the release that follows.
@@ -730,24 +745,212 @@ class diatomic_waker {
 
 static_assert(::rouse::detail::in_model || sizeof(void*) != 8 || sizeof(diatomic_waker) == 64);
 
+namespace detail {
+
+// The turns of one coroutine wait on a diatomic_waker (wait_until): the
+// consumer registers (R|D), re-checks, and sleeps through a guard; the
+// claimer of the registration (a notify, or a stop) releases it through
+// that guard. The guard is the task's relay word (wait_relay.hpp: arm /
+// wake; the relay also carries the task's one stop callback to the wait),
+// or, without a relay, a phase word of the wait's own beside its own stop
+// callback (a stop that finds the wait unregistered leaves S for the next
+// turn). Derived (CRTP) is the coroutine's side: poll() (the predicate,
+// once; true when ready), resume_stopped() (released by a stop that won
+// while it slept: complete the coroutine as stopped) and resume_poller()
+// (released by a notify: run the poller where the coroutine resumes; it
+// calls turn(false)). Compiled under the model, which drives it in place
+// of a coroutine (tests/model/async_diatomic_waker_model.cpp).
+template <class Derived>
+class diatomic_turn : public wait_record, public wait_relay::hook {
+ public:
+  enum class outcome : std::uint8_t { ready, stopped, suspended };
+
+  explicit diatomic_turn(diatomic_waker& w) noexcept : wait_relay::hook{&relay_ops}, dw_(&w) {
+    release = &release_wait;
+  }
+  diatomic_turn(const diatomic_turn&) = delete;
+  diatomic_turn& operator=(const diatomic_turn&) = delete;
+
+  // The wait begins (nothing registered yet). `relay`: the task's relay
+  // and its token, when the awaiting task has one; else the caller
+  // registers its own stop callback (calling stop_requested()) after this.
+  void begin(wait_relay* relay, const inplace_stop_token& relay_token) noexcept {
+    relay_ = relay;
+    if (relay_ != nullptr) relay_token_ = relay_token;
+    dw_->begin_wait(*this);
+    began_ = true;
+  }
+  // The wait ends before its first turn (its stop callback could not be
+  // registered): nothing was registered.
+  void cancel_begin() noexcept {
+    dw_->end_wait();
+    began_ = false;
+  }
+
+  // One or more turns of the consumer: register, re-check, sleep through
+  // the guard. `checked`: pred was just called and was not ready.
+  outcome turn(bool checked) noexcept {
+    for (;;) {
+      // Decided at the re-check while a claim was under way: a value taken
+      // there wins over a stop that claimed the registration meanwhile.
+      if (held_ != outcome::suspended) return end(held_);
+      if (stopped_) return end(outcome::stopped);  // a stop claimed the registration
+      if (!checked && derived().poll()) return end(outcome::ready);
+      checked = false;
+      if (relay_ != nullptr && relay_token_.stop_requested()) return end(outcome::stopped);
+      // Ordering: relaxed: the register's release publishes it.
+      if (relay_ == nullptr) phase_.store(arming, std::memory_order_relaxed);
+      std::uint32_t const prev = dw_->register_wait();
+      if (relay_ == nullptr && (prev & diatomic_waker::stop_bit))
+        held_ = outcome::stopped;  // our callback found us unregistered
+      else if (derived().poll())
+        held_ = outcome::ready;
+      if (held_ != outcome::suspended && dw_->withdraw()) return end(held_);
+      // Sleep; or a notify's release came while arming: go round (held_, or
+      // poll again).
+      if (relay_ == nullptr) {
+        if (::rouse::detail::model_fault_on(::rouse::detail::model_fault::diatomic_turn_arms_with_store)) {
+          // BROKEN on purpose (model tests only): a store overwrites `woken`.
+          phase_.store(armed, std::memory_order_release);
+          return outcome::suspended;
+        }
+        // arming -> armed; woken: released meanwhile. Ordering: acq_rel:
+        // release: the record and Derived's fields before a release reads
+        // them; acquire: a release that came first (stopped_, the publish).
+        if (phase_.exchange(armed, std::memory_order_acq_rel) == arming) return outcome::suspended;
+        continue;
+      }
+      switch (relay_->arm(*this)) {
+        case wait_relay::arm_result::armed:
+          return outcome::suspended;
+        case wait_relay::arm_result::woken:
+          continue;
+        case wait_relay::arm_result::stop:
+          break;
+      }
+      // The task was stopped while this turn armed: claim our own
+      // registration, as its stop callback would. A claim that lost (a
+      // notify's, or already ours in held_) leaves it to that release.
+      if (held_ == outcome::suspended && dw_->withdraw()) {
+        relay_->end_stopped();
+        return end(outcome::stopped);
+      }
+      if (relay_->rearm(*this) == wait_relay::arm_result::armed) return outcome::suspended;
+    }
+  }
+
+  // The wait's own stop callback (any thread; a wait without a relay):
+  // claims the registration, or leaves S for the consumer's next turn.
+  void stop_requested() noexcept {
+    bool const mark = !::rouse::detail::model_fault_on(::rouse::detail::model_fault::diatomic_stop_leaves_no_mark);
+    if (!dw_->claim_for_stop(mark)) return;
+    stopped_ = true;
+    release_wait(this);
+  }
+
+  // The frame is destroyed while the wait is registered or sleeps: the
+  // relay's stop no longer sees it, then the registration is withdrawn. A
+  // claim already made (a notify's, or a stop's) is a wake in flight: the
+  // misuse diatomic_waker's header names.
+  void abandon() noexcept {
+    if (relay_ != nullptr) relay_->unpublish(*this);
+    dw_->withdraw();
+    dw_->end_wait();
+  }
+
+  [[nodiscard]] bool began() const noexcept { return began_; }
+  [[nodiscard]] bool finished() const noexcept { return finished_; }
+  [[nodiscard]] bool stopped() const noexcept { return stopped_; }
+  [[nodiscard]] bool has_relay() const noexcept { return relay_ != nullptr; }
+  diatomic_waker& waker_of() const noexcept { return *dw_; }
+
+ private:
+  // The guard's phase when the wait has no relay.
+  static constexpr std::uint32_t arming = 0;
+  static constexpr std::uint32_t armed = 1;
+  static constexpr std::uint32_t woken = 2;
+
+  Derived& derived() noexcept { return static_cast<Derived&>(*this); }
+
+  outcome end(outcome o) noexcept {
+    stopped_ = o == outcome::stopped;
+    finished_ = true;
+    dw_->end_wait();
+    return o;
+  }
+
+  // The relay's view of this wait (wait_relay::hook_ops): its stop claims
+  // the registration and, won, releases through the relay (the pinned
+  // word: the relay resumes); resume runs what the release decided.
+  static diatomic_turn* from_hook(void* hook) noexcept {
+    return static_cast<diatomic_turn*>(static_cast<wait_relay::hook*>(hook));
+  }
+  static void relay_stop(void* hook) noexcept {
+    diatomic_turn* const self = from_hook(hook);
+    if (!self->dw_->claim_for_stop(false)) return;
+    self->stopped_ = true;
+    release_wait(self);
+  }
+  static void relay_resume(void* hook) noexcept { from_hook(hook)->resume_released(); }
+  static constexpr wait_relay::hook_ops relay_ops{&relay_stop, &relay_resume};
+
+  // The claimer's release (a notify, or a stop that won): through the
+  // guard; resumes only a wait that sleeps.
+  static void release_wait(wait_record* base) noexcept {
+    auto* const self = static_cast<diatomic_turn*>(base);
+    if (self->relay_ != nullptr) {
+      if (self->relay_->wake(*self)) self->resume_released();
+      return;
+    }
+    // arming -> woken (the consumer goes round) | armed -> woken (we
+    // resume). Ordering: acq_rel: pairs with the consumer's exchange.
+    if (self->phase_.exchange(woken, std::memory_order_acq_rel) == armed) self->resume_released();
+  }
+
+  // The wait slept and was released: a stop completes it as stopped here
+  // (unless the turn's re-check had taken its value: held_); a notify runs
+  // the poller where the coroutine would resume. The last touch of *this.
+  void resume_released() noexcept {
+    if (stopped_ && held_ == outcome::suspended) {
+      end(outcome::stopped);
+      derived().resume_stopped();  // the frame (and a running stop callback) may be gone after
+      return;
+    }
+    derived().resume_poller();
+  }
+
+  diatomic_waker* dw_;
+  wait_relay* relay_ = nullptr;        // the task's relay, when the wait uses one
+  inplace_stop_token relay_token_{};   // its token (read at each turn)
+  ::rouse::detail::atomic<std::uint32_t> phase_{arming};  // the guard without a relay
+  outcome held_ = outcome::suspended;  // decided at a re-check whose registration was claimed
+  bool began_ = false;
+  bool finished_ = false;
+  bool stopped_ = false;
+};
+
+}  // namespace detail
+
 #if ROUSE_DETAIL_DIATOMIC_COROUTINES
 // `co_await waker.wait_until(pred)`. Lives in the awaiting frame; not
 // movable.
 template <class Pred>
-class wait_until_awaitable : private detail::wait_record, private detail::wait_relay::hook {
+class wait_until_awaitable : private detail::diatomic_turn<wait_until_awaitable<Pred>> {
+  using turn_base = detail::diatomic_turn<wait_until_awaitable<Pred>>;
+  using outcome = typename turn_base::outcome;
+
  public:
   using result_type = detail::wait_result_t<Pred>;
   using rouse_affine = void;  // resumes its awaiter on the awaiter's executor
 
   wait_until_awaitable(diatomic_waker& w, Pred pred) noexcept(std::is_nothrow_move_constructible_v<Pred>)
-      : detail::wait_relay::hook{&relay_ops}, dw_(&w), pred_(std::move(pred)), box_(pred_) {
-    release = &release_wait;
-    repoll = &repoll_wait;
+      : turn_base(w), pred_(std::move(pred)), box_(pred_) {
+    this->repoll = &repoll_wait;
   }
   wait_until_awaitable(const wait_until_awaitable&) = delete;
   wait_until_awaitable& operator=(const wait_until_awaitable&) = delete;
   ~wait_until_awaitable() {
-    if (began_ && !finished_) abandon();
+    if (this->began() && !this->finished()) this->abandon();
     destroy_stop_callback();
   }
 
@@ -758,27 +961,27 @@ class wait_until_awaitable : private detail::wait_record, private detail::wait_r
     target_ = resume_target(h);
     auto token = get_stop_token(get_env(h.promise()));
     if (token.stop_requested()) return complete_stopped_here();
-    dw_->ensure_poller();  // may throw (std::bad_alloc) before anything is registered
+    this->waker_of().ensure_poller();  // may throw (std::bad_alloc) before anything is registered
     // A rouse task relays its one stop callback to the wait it is in
     // (detail/wait_relay.hpp); each turn still reads the token first (a
     // stop whose mark in the relay a normal wake consumed).
+    detail::wait_relay* relay = nullptr;
+    inplace_stop_token relay_token{};
     if constexpr (requires { h.promise().rouse_wait_relay(); } &&
                   std::is_same_v<decltype(token), inplace_stop_token>) {
-      relay_ = h.promise().rouse_wait_relay();
-      if (relay_ != nullptr) relay_token_ = token;
+      relay = h.promise().rouse_wait_relay();
+      if (relay != nullptr) relay_token = token;
     }
-    dw_->begin_wait(*this);
-    began_ = true;
-    if (relay_ == nullptr && token.stop_possible()) {
+    this->begin(relay, relay_token);
+    if (relay == nullptr && token.stop_possible()) {
       try {
-        start_stop_callback(token);  // after begin_wait: a stop it runs at once leaves S for the turn
+        start_stop_callback(token);  // after begin: a stop it runs at once leaves S for the turn
       } catch (...) {
-        dw_->end_wait();  // std::bad_alloc: nothing registered
-        began_ = false;
+        this->cancel_begin();  // std::bad_alloc: nothing registered
         throw;
       }
     }
-    switch (turn(true)) {
+    switch (this->turn(true)) {
       case outcome::ready:
         return false;
       case outcome::stopped:
@@ -791,69 +994,30 @@ class wait_until_awaitable : private detail::wait_record, private detail::wait_r
 
   result_type await_resume() {
     destroy_stop_callback();
-    if (stopped_) throw operation_stopped{};
+    if (this->stopped() || stopped_here_) throw operation_stopped{};
     return box_.take();
   }
 
  private:
-  friend class diatomic_waker;
-  enum class outcome : std::uint8_t { ready, stopped, suspended };
-  // The guard's phase when the wait has no relay.
-  static constexpr std::uint32_t arming = 0;
-  static constexpr std::uint32_t armed = 1;
-  static constexpr std::uint32_t woken = 2;
+  friend turn_base;
 
-  // One or more turns of the consumer: register, re-check, sleep through
-  // the guard. `checked`: pred was just called and was not ready.
-  outcome turn(bool checked) noexcept {
-    for (;;) {
-      // Decided at the re-check while a claim was under way: a value taken
-      // there wins over a stop that claimed the registration meanwhile.
-      if (held_ != outcome::suspended) return end(held_);
-      if (stopped_) return end(outcome::stopped);  // a stop claimed the registration
-      if (!checked && box_.try_pred()) return end(outcome::ready);
-      checked = false;
-      if (relay_ != nullptr && relay_token_.stop_requested()) return end(outcome::stopped);
-      // Ordering: relaxed: the register's release publishes it.
-      if (relay_ == nullptr) phase_.store(arming, std::memory_order_relaxed);
-      std::uint32_t const prev = dw_->register_wait();
-      if (relay_ == nullptr && (prev & diatomic_waker::stop_bit))
-        held_ = outcome::stopped;  // our callback found us unregistered
-      else if (box_.try_pred())
-        held_ = outcome::ready;
-      if (held_ != outcome::suspended && dw_->withdraw()) return end(held_);
-      // Sleep; or a notify's release came while arming: go round (held_, or
-      // poll again).
-      if (relay_ == nullptr) {
-        // arming -> armed; woken: released meanwhile. Ordering: acq_rel:
-        // release: target_ and the record before a release reads them;
-        // acquire: a release that came first (stopped_, the publish).
-        if (phase_.exchange(armed, std::memory_order_acq_rel) == arming) return outcome::suspended;
-        continue;
-      }
-      switch (relay_->arm(*this)) {
-        case detail::wait_relay::arm_result::armed:
-          return outcome::suspended;
-        case detail::wait_relay::arm_result::woken:
-          continue;
-        case detail::wait_relay::arm_result::stop:
-          break;
-      }
-      // The task was stopped while this turn armed: claim our own
-      // registration, as its stop callback would. A claim that lost (a
-      // notify's, or already ours in held_) leaves it to that release.
-      if (held_ == outcome::suspended && dw_->withdraw()) {
-        relay_->end_stopped();
-        return end(outcome::stopped);
-      }
-      if (relay_->rearm(*this) == detail::wait_relay::arm_result::armed) return outcome::suspended;
+  // ---- the turn's coroutine side (detail::diatomic_turn) ----
+  bool poll() noexcept { return box_.try_pred(); }
+  // Released as stopped while it slept.
+  void resume_stopped() noexcept {
+    if (target_.stops_in_place()) {
+      target_.resume_stopped();
+    } else {
+      target_.resume();  // await_resume throws operation_stopped
     }
   }
-  outcome end(outcome o) noexcept {
-    stopped_ = o == outcome::stopped;
-    finished_ = true;
-    dw_->end_wait();
-    return o;
+  // Released by a notify: the poller polls again where the coroutine resumes.
+  void resume_poller() noexcept {
+    std::coroutine_handle<> const p = this->waker_of().poller();
+    if (executor* const ex = target_.ex)
+      ex->schedule(p);
+    else
+      p.resume();
   }
 
   // The stop callback, whatever the promise's token type, in a buffer here
@@ -887,69 +1051,13 @@ class wait_until_awaitable : private detail::wait_record, private detail::wait_r
       target_.resume_stopped();
       return true;
     }
-    stopped_ = true;
+    stopped_here_ = true;
     return false;
-  }
-
-  // The wait's own stop callback (any thread): claims the registration, or
-  // leaves S for the consumer's next one.
-  void stop_requested() noexcept {
-    if (!dw_->claim_for_stop(true)) return;
-    stopped_ = true;
-    release_wait(this);
-  }
-
-  // The relay's view of this wait (wait_relay::hook_ops): its stop claims
-  // the registration and, won, releases through the relay (the pinned
-  // word: the relay resumes); resume runs what the release decided.
-  static wait_until_awaitable* from_hook(void* hook) noexcept {
-    return static_cast<wait_until_awaitable*>(static_cast<detail::wait_relay::hook*>(hook));
-  }
-  static void relay_stop(void* hook) noexcept {
-    wait_until_awaitable* const self = from_hook(hook);
-    if (!self->dw_->claim_for_stop(false)) return;
-    self->stopped_ = true;
-    release_wait(self);
-  }
-  static void relay_resume(void* hook) noexcept { from_hook(hook)->resume_released(); }
-  static constexpr detail::wait_relay::hook_ops relay_ops{&relay_stop, &relay_resume};
-
-  // The claimer's release (a notify, or a stop that won): through the
-  // guard; resumes only a wait that sleeps.
-  static void release_wait(detail::wait_record* base) noexcept {
-    auto* const self = static_cast<wait_until_awaitable*>(base);
-    if (self->relay_ != nullptr) {
-      if (self->relay_->wake(*self)) self->resume_released();
-      return;
-    }
-    // arming -> woken (the consumer goes round) | armed -> woken (we
-    // resume). Ordering: acq_rel: pairs with the consumer's exchange.
-    if (self->phase_.exchange(woken, std::memory_order_acq_rel) == armed) self->resume_released();
-  }
-
-  // The wait slept and was released: a stop completes it as stopped here
-  // (unless the turn's re-check had taken its value: held_); a notify runs
-  // the poller where the coroutine would resume. The last touch of *this.
-  void resume_released() noexcept {
-    if (stopped_ && held_ == outcome::suspended) {
-      end(outcome::stopped);
-      if (target_.stops_in_place()) {
-        target_.resume_stopped();  // the frame (and a running stop callback) may be gone after
-      } else {
-        target_.resume();
-      }
-      return;
-    }
-    std::coroutine_handle<> const p = dw_->poller();
-    if (executor* const ex = target_.ex)
-      ex->schedule(p);
-    else
-      p.resume();
   }
 
   // The poller's turn.
   static std::coroutine_handle<> repoll_wait(detail::wait_record* base) noexcept {
-    auto* const self = static_cast<wait_until_awaitable*>(base);
+    auto* const self = static_cast<wait_until_awaitable*>(static_cast<turn_base*>(base));
     switch (self->turn(false)) {
       case outcome::ready:
         return self->target_.handle;
@@ -966,29 +1074,12 @@ class wait_until_awaitable : private detail::wait_record, private detail::wait_r
     return std::noop_coroutine();
   }
 
-  // The frame is destroyed while the wait is registered or sleeps: the
-  // relay's stop no longer sees it, then the registration is withdrawn. A
-  // claim already made (a notify's, or a stop's) is a wake in flight: the
-  // misuse the header names.
-  void abandon() noexcept {
-    if (relay_ != nullptr) relay_->unpublish(*this);
-    dw_->withdraw();
-    dw_->end_wait();
-  }
-
-  diatomic_waker* dw_;
   Pred pred_;
   detail::predicate_box<Pred> box_;
   resume_target target_{};
-  detail::wait_relay* relay_ = nullptr;  // the task's relay, when the wait uses one
-  inplace_stop_token relay_token_{};     // its token (read at each turn)
   void* stop_callback_ = nullptr;
   void (*stop_destroy_)(void*) noexcept = nullptr;
-  ::rouse::detail::atomic<std::uint32_t> phase_{arming};  // the guard without a relay
-  outcome held_ = outcome::suspended;  // decided at a re-check whose registration was claimed
-  bool began_ = false;
-  bool finished_ = false;
-  bool stopped_ = false;
+  bool stopped_here_ = false;  // stopped before the wait began (the token)
   alignas(std::max_align_t) unsigned char stop_buffer_[stop_buffer_size];
 };
 

@@ -148,6 +148,18 @@ enum class model_fault : unsigned {
   // a store, so a notify's claim between them is overwritten (two parties
   // believe they own the wait).
   diatomic_withdraw_ignores_claim,
+  // async::diatomic_waker: a coroutine wait's own guard is armed with a
+  // store, not an exchange, so a release that came while the turn armed is
+  // overwritten and nobody resumes the wait.
+  diatomic_turn_arms_with_store,
+  // async::diatomic_waker: a coroutine wait's own stop callback, finding the
+  // wait unregistered (between two turns), leaves no S mark: the next turn
+  // registers and sleeps as if no stop had come.
+  diatomic_stop_leaves_no_mark,
+  // async::diatomic_waker: a coroutine wait's own stop callback whose claim
+  // lost to a notify leaves no S mark (the wait goes round on that notify's
+  // release; if its re-check finds nothing, it sleeps past the stop).
+  diatomic_stop_lost_to_claim,
   // async::waiter_list: a cancelled waiter that had already been notified
   // does not pass the notification on.
   async_cancel_drops_notification,
