@@ -24,6 +24,7 @@
 #include "rouse/async/select.hpp"
 #include "rouse/async/spawn.hpp"
 #include "rouse/async/task.hpp"
+#include "rouse/async/timeout.hpp"
 
 namespace {
 namespace ch = rouse::async::channel;
@@ -532,6 +533,115 @@ TEST(async_channel, a_select_send_destroyed_inside_the_close_that_claimed_it_doe
 }
 TEST(async_channel, a_select_reserve_destroyed_inside_the_close_that_claimed_it_does_not_hang) {
   a_select_destroyed_inside_the_chain_that_claimed_it<true>();
+}
+
+// ---- the awaitables move before they are awaited ---------------------------------------
+
+// A foreign coroutine on a run_loop (its environment names the loop, whose
+// timers with_timeout uses), started and destroyed by hand.
+struct on_run_loop {
+  struct promise_type {
+    run_loop* loop = nullptr;
+    struct env {
+      run_loop* loop;
+      ra::scheduler query(ra::get_scheduler_t) const noexcept { return ra::scheduler(*loop); }
+    };
+    env get_env() const noexcept { return {loop}; }
+    on_run_loop get_return_object() { return on_run_loop{std::coroutine_handle<promise_type>::from_promise(*this)}; }
+    std::suspend_always initial_suspend() noexcept { return {}; }
+    std::suspend_always final_suspend() noexcept { return {}; }
+    void return_void() {}
+    void unhandled_exception() { std::terminate(); }
+  };
+  std::coroutine_handle<promise_type> h;
+  explicit on_run_loop(std::coroutine_handle<promise_type> x) noexcept : h(x) {}
+  on_run_loop(on_run_loop&& o) noexcept : h(std::exchange(o.h, {})) {}
+  ~on_run_loop() {
+    if (h) h.destroy();
+  }
+  void start(run_loop& loop) {
+    h.promise().loop = &loop;
+    h.resume();  // to its first suspension
+  }
+};
+
+TEST(async_channel, the_awaitables_move_before_they_are_awaited) {
+  static_assert(std::is_move_constructible_v<ch::recv_awaitable<int>>);
+  static_assert(std::is_move_constructible_v<ch::send_awaitable<counted>>);
+  static_assert(std::is_move_constructible_v<ch::reserve_awaitable<int>>);
+}
+
+// with_timeout takes a channel awaitable in (it moves); a frame destroyed
+// while it waits there leaves everything it registered: the timer, the
+// stop source's callbacks, the channel's lists. (The awaitables did not
+// move: with_timeout held a reference, the stop source went first, and its
+// destructor found a callback still registered.)
+template <int Kind>
+on_run_loop waits_under_with_timeout(ch::sender<counted>& tx, ch::receiver<counted>& rx, bool& ended) {
+  using namespace std::chrono_literals;
+  if constexpr (Kind == 0) {
+    auto r = co_await ra::with_timeout(rx.recv(), 10s);
+  } else if constexpr (Kind == 1) {
+    auto r = co_await ra::with_timeout(tx.send(counted(1)), 10s);
+  } else if constexpr (Kind == 2) {
+    auto r = co_await ra::with_timeout(tx.reserve(), 10s);
+  } else {
+    int v = 0;
+    auto r = co_await ch::select(ch::recv(rx), ch::op(tx.reserve()));
+    (void)v;
+  }
+  ended = true;
+}
+
+template <int Kind>
+void a_frame_destroyed_in_an_adaptor_leaves() {
+  counted_scope scope;
+  run_loop loop;
+  auto [tx, rx] = ch::bounded<counted>(1);         // empty: a receive waits
+  auto [ftx, frx] = ch::bounded<counted>(1);       // full: a send or reserve waits
+  ASSERT_TRUE(ftx.try_send(counted(0)));
+  bool ended = false;
+  {
+    on_run_loop c = Kind == 0 ? waits_under_with_timeout<0>(ftx, rx, ended)
+                  : Kind == 1 ? waits_under_with_timeout<1>(ftx, rx, ended)
+                  : Kind == 2 ? waits_under_with_timeout<2>(ftx, rx, ended)
+                              : waits_under_with_timeout<3>(ftx, rx, ended);
+    c.start(loop);
+    loop.run_once();
+    EXPECT_FALSE(ended);
+  }  // destroyed while it waits
+  loop.run_once();
+  EXPECT_FALSE(ended);
+  EXPECT_EQ(frx.permits_for_testing(), 0);  // the full channel's one slot, still taken by its value
+  EXPECT_EQ(frx.try_recv()->value, 0);
+  EXPECT_TRUE(ftx.try_send(counted(2)));  // nobody queued ahead: the freed slot is free
+}
+
+TEST(async_channel, a_frame_destroyed_in_with_timeout_of_a_recv_leaves) { a_frame_destroyed_in_an_adaptor_leaves<0>(); }
+TEST(async_channel, a_frame_destroyed_in_with_timeout_of_a_send_leaves) { a_frame_destroyed_in_an_adaptor_leaves<1>(); }
+TEST(async_channel, a_frame_destroyed_in_with_timeout_of_a_reserve_leaves) {
+  a_frame_destroyed_in_an_adaptor_leaves<2>();
+}
+TEST(async_channel, a_frame_destroyed_in_a_select_op_of_a_reserve_leaves) { a_frame_destroyed_in_an_adaptor_leaves<3>(); }
+
+// A with_timeout stored before it is awaited (it owns the awaitable: the
+// temporary it was made from is gone by then).
+TEST(async_channel, a_stored_with_timeout_of_a_recv_and_a_send_works) {
+  using namespace std::chrono_literals;
+  run_loop loop;
+  auto [tx, rx] = ch::bounded<int>(1);
+  auto got = loop.run_until_complete([](ch::sender<int>& t, ch::receiver<int>& r) -> rtask<int> {
+    auto s = ra::with_timeout(t.send(5), 1s);
+    auto sent = co_await std::move(s);
+    if (!sent || !*sent) co_return -1;
+    auto w = ra::with_timeout(r.recv(), 1s);
+    auto v = co_await std::move(w);
+    if (!v || !*v) co_return -2;
+    auto late = ra::with_timeout(r.recv(), 1ms);
+    auto none = co_await std::move(late);
+    co_return none ? -3 : **v;
+  }(tx, rx));
+  EXPECT_EQ(got, 5);
 }
 
 // ---- cancellation (counted elements: nothing lost, nothing doubled) ------------------

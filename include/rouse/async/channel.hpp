@@ -218,10 +218,16 @@ class sender_wait {
  public:
   sender_wait(channel_state<T>& st, clock::time_point deadline) noexcept
       : st_(&st), deadline_(deadline), wait_(st, tag_of(rec_)) {}
+  // Before it is awaited only (an adaptor moves the awaitable into its own
+  // frame): a fresh wait for the same channel and deadline.
+  sender_wait(sender_wait&& o) noexcept : st_(o.st_), deadline_(o.deadline_), wait_(*o.st_, tag_of(rec_)) {
+    ROUSE_CHECK_USAGE(!o.started_, "rouse::async::channel", "a send or reserve awaitable moved after it was awaited");
+  }
   sender_wait(const sender_wait&) = delete;
   sender_wait& operator=(const sender_wait&) = delete;
 
   bool ready() noexcept {
+    started_ = true;
     if (deadline_ != clock::time_point::max() && clock::now() >= deadline_)
       rec_.timed_out.store(1, std::memory_order_relaxed);  // our own re-check reads it
     return wait_.await_ready();
@@ -263,6 +269,7 @@ class sender_wait {
     sender_wait* self;
   };
   executor* ex_ = nullptr;
+  bool started_ = false;  // awaited (await_ready ran): no longer movable
   record rec_{{}, this};
   list_awaitable<channel_state<T>> wait_;
   wait_timer<sender_wait, &sender_wait::on_timeout> timer_;  // after wait_: withdrawn before it
@@ -335,12 +342,16 @@ class permit {
 // ---- awaitables -----------------------------------------------------------
 
 // `co_await tx.reserve()` / reserve_for / reserve_until: a permit, or an
-// empty one (closed, timed_out). Lives in the awaiting frame; not movable.
+// empty one (closed, timed_out). Lives in the awaiting frame; movable before
+// it is awaited (with_timeout and select's op() take it in), not after.
 template <class T>
 class reserve_awaitable {
  public:
   using rouse_affine = void;
   reserve_awaitable(detail::channel_state<T>& st, detail::clock::time_point deadline) noexcept : w_(st, deadline) {}
+  reserve_awaitable(reserve_awaitable&& o) noexcept : w_(std::move(o.w_)) {}
+  reserve_awaitable(const reserve_awaitable&) = delete;
+  reserve_awaitable& operator=(const reserve_awaitable&) = delete;
   bool await_ready() noexcept { return w_.ready(); }
   template <class P>
   std::coroutine_handle<> await_suspend(std::coroutine_handle<P> h) {
@@ -360,13 +371,18 @@ class reserve_awaitable {
 };
 
 // `co_await tx.send(v)` / send_for / send_until. Owns the value until it is
-// sent or handed back. Lives in the awaiting frame; not movable.
+// sent or handed back. Lives in the awaiting frame; movable before it is
+// awaited (with_timeout and select's op() take it in), not after.
 template <class T>
 class send_awaitable {
  public:
   using rouse_affine = void;
   send_awaitable(detail::channel_state<T>& st, T&& v, detail::clock::time_point deadline) noexcept
       : value_(std::move(v)), w_(st, deadline) {}
+  send_awaitable(send_awaitable&& o) noexcept(std::is_nothrow_move_constructible_v<T>)
+      : value_(std::move(o.value_)), w_(std::move(o.w_)) {}
+  send_awaitable(const send_awaitable&) = delete;
+  send_awaitable& operator=(const send_awaitable&) = delete;
   bool await_ready() noexcept { return w_.ready(); }
   template <class P>
   std::coroutine_handle<> await_suspend(std::coroutine_handle<P> h) {
@@ -390,7 +406,8 @@ class send_awaitable {
 };
 
 // `co_await rx.recv()` / recv_for / recv_until: waits on the receiver's
-// diatomic_waker. Lives in the awaiting frame; not movable.
+// diatomic_waker. Lives in the awaiting frame; movable before it is awaited
+// (with_timeout and select's op() take it in), not after.
 template <class T>
 class recv_awaitable {
   struct poll {
@@ -402,10 +419,17 @@ class recv_awaitable {
   using rouse_affine = void;
   recv_awaitable(detail::channel_state<T>& st, detail::clock::time_point deadline) noexcept
       : st_(&st), deadline_(deadline), inner_(st.receiver_waker().wait_until(poll{this})) {}
+  // A fresh wait for the same receiver and deadline (its predicate names
+  // the new address).
+  recv_awaitable(recv_awaitable&& o) noexcept
+      : st_(o.st_), deadline_(o.deadline_), inner_(o.st_->receiver_waker().wait_until(poll{this})) {
+    ROUSE_CHECK_USAGE(!o.started_, "rouse::async::channel", "a receive awaitable moved after it was awaited");
+  }
   recv_awaitable(const recv_awaitable&) = delete;
   recv_awaitable& operator=(const recv_awaitable&) = delete;
 
   bool await_ready() noexcept {
+    started_ = true;
     if (deadline_ != detail::clock::time_point::max() && detail::clock::now() >= deadline_)
       timed_out_.store(1, std::memory_order_relaxed);
     return inner_.await_ready();
@@ -448,6 +472,7 @@ class recv_awaitable {
 
   detail::channel_state<T>* st_;
   detail::clock::time_point deadline_;
+  bool started_ = false;  // awaited (await_ready ran): no longer movable
   std::atomic<std::uint32_t> timed_out_{0};
   std::optional<recv_result<T>> result_;
   wait_until_awaitable<poll> inner_;
