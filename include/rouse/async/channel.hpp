@@ -55,13 +55,15 @@
 // the same way.
 //
 // Rendezvous (capacity 0): a send completes only into a receive that asked
-// for a value: a waiting receive (recv, recv_blocking, a timed recv) that
-// finds nothing gives one *demand*; a send takes it and writes its value
-// into a one-value buffer the receive then takes. If that receive gives up
-// (timeout, stop) after a sender took its demand, the value stays in the
-// channel for the next receive (never lost), and no new demand is given
-// until it is taken. try_send succeeds only while a demand is outstanding;
-// try_recv never gives one.
+// for a value: a waiting receive (recv, recv_blocking, a timed recv, a
+// select's recv branch) that finds nothing gives one *demand*; a send takes
+// it and writes its value into a one-value buffer the receive then takes. A
+// receive that gives up (timeout, stop, its select chose another branch, its
+// frame destroyed) takes its demand back, so no later send completes into a
+// receive that is gone; if a sender took the demand first, the value stays
+// in the channel for the next receive (never lost), and no new demand is
+// given until it is taken. try_send succeeds only while a demand is
+// outstanding; try_recv never gives one.
 //
 // Ordering: one producer's values arrive in the order it sent them;
 // everything a producer did before a successful send happens-before the
@@ -427,6 +429,11 @@ class recv_awaitable {
   }
   recv_awaitable(const recv_awaitable&) = delete;
   recv_awaitable& operator=(const recv_awaitable&) = delete;
+  // Its frame destroyed while it waits, or completed as stopped in place
+  // (await_resume never ran): a rendezvous demand it gave goes with it.
+  ~recv_awaitable() {
+    if (started_ && !completed_) st_->withdraw_demand();
+  }
 
   bool await_ready() noexcept {
     started_ = true;
@@ -441,7 +448,14 @@ class recv_awaitable {
   }
   recv_result<T> await_resume() {
     timer_.finish();
-    inner_.await_resume();  // throws operation_stopped (foreign promise)
+    completed_ = true;
+    try {
+      inner_.await_resume();  // throws operation_stopped (foreign promise)
+    } catch (...) {
+      st_->withdraw_demand();  // stopped: a demand nobody took goes
+      throw;
+    }
+    if (result_->status() == channel::status::timed_out) st_->withdraw_demand();
     return std::move(*result_);
   }
 
@@ -472,7 +486,8 @@ class recv_awaitable {
 
   detail::channel_state<T>* st_;
   detail::clock::time_point deadline_;
-  bool started_ = false;  // awaited (await_ready ran): no longer movable
+  bool started_ = false;    // awaited (await_ready ran): no longer movable
+  bool completed_ = false;  // await_resume ran
   std::atomic<std::uint32_t> timed_out_{0};
   std::optional<recv_result<T>> result_;
   wait_until_awaitable<poll> inner_;
@@ -667,8 +682,10 @@ class receiver {
   recv_result<T> recv_blocking_until(std::chrono::time_point<Clock, Duration> t) noexcept {
     detail::channel_state<T>& st = state();
     std::optional<recv_result<T>> out;
-    if (!st.receiver_waker().wait_until_blocking_until([&]() noexcept { return poll_into(st, out); }, t))
+    if (!st.receiver_waker().wait_until_blocking_until([&]() noexcept { return poll_into(st, out); }, t)) {
+      st.withdraw_demand();  // a rendezvous demand nobody took: gone with this receive
       return recv_result<T>(channel::status::timed_out);
+    }
     return std::move(*out);
   }
 

@@ -41,9 +41,9 @@
 //   xorshift), so among those ready at the moment of a check each is as
 //   likely to win, and none starves another.
 // - Rendezvous: a recv branch on a rendezvous channel gives its demand while
-//   the select waits (as a waiting recv does); if another branch wins and a
-//   sender took that demand, the value stays in the channel for the next
-//   receive (never lost).
+//   the select waits (as a waiting recv does); if another branch wins, the
+//   demand is taken back, or, when a sender took it first, the value stays
+//   in the channel for the next receive (never lost).
 // - select(...) is a rouse::async::task: co_await it from a task (it runs on
 //   the awaiting task's executor and honours its stop token: a stopped
 //   select completes as stopped, having taken nothing). It needs an

@@ -218,6 +218,21 @@ class channel_state {
     }
   }
 
+  // A receive that asked and gives up (timed out, stopped, its select chose
+  // another branch, its frame destroyed): a rendezvous demand no sender took
+  // yet is taken back, so that no later send completes into a receive that
+  // is gone. A demand a sender took stays out: its value comes and waits in
+  // the channel for the next receive. The receiver's side only; a no-op
+  // when no demand is out.
+  void withdraw_demand() noexcept {
+    if (kind_ != kind::rendezvous || !demand_out_) return;
+    std::int64_t one = 1;
+    // 1 -> 0: ours back (a sender's take, the same compare-exchange, finds
+    // none). Ordering: seq_cst as every RMW of the word.
+    if (permits_.compare_exchange_strong(one, 0, std::memory_order_seq_cst, std::memory_order_seq_cst))
+      demand_out_ = false;
+  }
+
   // The receiver's check without taking (select): a value, or closed. `ask`
   // as in try_recv (a rendezvous gives its demand).
   bool recv_ready(bool ask) noexcept {

@@ -128,13 +128,21 @@ class recv_branch {
   using result_type = recv_result<T>;
   explicit recv_branch(channel_state<T>& st) noexcept : st_(&st) {}
   recv_branch(recv_branch&& o) noexcept : st_(o.st_) {}
+  // The select is over (this branch won, lost, or the select was stopped or
+  // destroyed): a rendezvous demand it gave and no sender took goes with it
+  // (after a win the value answered it: nothing to take back).
+  ~recv_branch() {
+    if (asked_) st_->withdraw_demand();
+  }
 
   std::optional<result_type> poll() noexcept {
+    asked_ = true;
     std::optional<result_type> r;
     st_->try_recv_into(true, r);
     return r;
   }
   bool arm(select_core* core) noexcept {
+    asked_ = true;
     core_ = core;
     flag_.reset();
     rec_.owner = this;
@@ -159,6 +167,7 @@ class recv_branch {
   channel_state<T>* st_;
   select_core* core_ = nullptr;
   bool armed_ = false;
+  bool asked_ = false;  // polled or armed: a rendezvous demand may be its
   branch_record rec_{};
   fire_flag flag_;
 };
