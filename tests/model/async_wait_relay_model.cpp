@@ -8,7 +8,10 @@
 // plain fields. Broken variants: a wake that ignores the stop's pin resumes
 // twice (assertion), a stop callback that leaves a resumption to a wake that
 // already came resumes nobody (deadlock), a next wait that does not read
-// the token at its start sleeps through the stop (deadlock).
+// the token at its start sleeps through the stop (deadlock), and a stop
+// whose claim won but whose wait is resumed only after that claim returned
+// (assertion: inside the claim, a primitive's pass-on may already let in a
+// waiter that destroys the stopped wait's frame, and the relay with it).
 #include "model.hpp"
 #include "rouse/async/detail/wait_relay.hpp"
 
@@ -36,9 +39,10 @@ struct wait : relay::hook {
 
   static const relay::hook_ops ops;
 
-  // The guard's wake (detail::waiter::wake -> list_awaitable's guard).
+  // The guard's wake (detail::waiter::wake -> list_awaitable's guard); the
+  // stop's own wake says so (stopped, set by its winning claim).
   void waker() {
-    if (r->wake(*this)) resume();
+    if (r->wake(*this, rd::unsync_ref(stopped))) resume();
   }
   void resume() {
     RL_ASSERT(rd::unsync_ref(target) == 7);
@@ -51,11 +55,15 @@ struct wait : relay::hook {
     std::uintptr_t e = waiting;
     return claim.compare_exchange_strong(e, v, std::memory_order_acq_rel, std::memory_order_acquire);
   }
-  static void stop_hook(void* h) noexcept {
+  static bool stop_hook(void* h) noexcept {
     wait& w = *static_cast<wait*>(static_cast<relay::hook*>(h));
-    if (!w.try_claim(aborted)) return;
+    if (!w.try_claim(aborted)) return false;
     rd::unsync_ref(w.stopped) = true;
     w.waker();
+    // Resumed already, before the claim returns: what a primitive's
+    // pass-on wakes next (inside the claim) may destroy the stopped wait.
+    RL_ASSERT(w.resumed.load(std::memory_order_relaxed) == 1);
+    return true;
   }
   static void resume_hook(void* h) noexcept { static_cast<wait*>(static_cast<relay::hook*>(h))->resume(); }
 
@@ -222,8 +230,13 @@ int main() {
   }
   {
     rd::model_fault_scope f(rd::model_fault::wait_relay_stop_defers_after_wake);
-    failures += rouse_model::expect_failure<stop_only>("wait_relay.broken_stop_defers_after_wake",
-                                                       rl::test_result_deadlock, iterations);
+    failures += rouse_model::expect_failure<one_wait>("wait_relay.broken_stop_defers_after_wake",
+                                                      rl::test_result_deadlock, iterations);
+  }
+  {
+    rd::model_fault_scope f(rd::model_fault::wait_relay_stop_resumes_after_its_claim);
+    failures += rouse_model::expect_failure<stop_only>("wait_relay.broken_stop_resumes_after_its_claim",
+                                                       rl::test_result_user_assert_failed, iterations);
   }
   return failures == 0 ? 0 : 1;
 }

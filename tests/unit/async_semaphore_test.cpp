@@ -540,6 +540,48 @@ TEST(async_semaphore, a_waiter_let_in_by_another_waiters_stop_may_destroy_that_w
   EXPECT_EQ(sem.available(), 1u);  // W's permit back with its guard: none lost
 }
 
+// The same through a rouse task's stop relay (its second stoppable wait;
+// the first registers a callback of its own): the relay's stop resumed the
+// stopped waiter only after its claim returned, so W, let in inside that
+// claim, ran first and destroyed the task's owner (and the relay the stop
+// was still using: a use of freed memory).
+ra::task<> takes_one_then_two(ra::semaphore& sem, int& first) {
+  {
+    auto p = co_await sem.acquire(1);  // its own stop callback
+    ++first;
+  }
+  auto q = co_await sem.acquire(2);  // through the task's relay
+}
+bare owns_a_task(ra::semaphore& sem, int& first, bool& stopped) {
+  try {
+    co_await takes_one_then_two(sem, first);
+  } catch (const ra::operation_stopped&) {
+    stopped = true;
+  }
+}
+
+TEST(async_semaphore, a_waiter_let_in_by_a_relayed_stop_may_destroy_the_stopped_task) {
+  ra::semaphore sem(0);
+  ra::inplace_stop_source stop_a;
+  int first = 0;
+  bool a_stopped = false, w_ran = false;
+  bare* a_ptr = nullptr;
+  bare a = owns_a_task(sem, first, a_stopped);
+  a.h.promise().token = stop_a.get_token();
+  a.h.resume();     // the task waits for 1
+  sem.release(1);   // served inline; then it queues for 2 and is assigned the 1 it gave back
+  EXPECT_EQ(first, 1);
+  EXPECT_EQ(sem.available(), 0u);
+  bare w = acquires_then_destroys(sem, a_ptr, w_ran);
+  a_ptr = &a;
+  w.h.resume();     // W queues for 1, behind it
+  stop_a.request_stop();  // it leaves, its permit serves W, W destroys its owner
+  EXPECT_TRUE(a_stopped);
+  EXPECT_TRUE(w_ran);
+  EXPECT_FALSE(static_cast<bool>(a.h));
+  EXPECT_EQ(sem.available(), 1u);  // W's permit back with its guard: none lost
+}
+
 // The other way round: the stopped waiter, resumed inline inside its own
 // stop, destroys W, which its returned permit served but which is not woken
 // yet: W leaves the stop's chain and its permit goes back.

@@ -13,6 +13,7 @@
 
 #include "async_test_loop.hpp"
 #include "rouse/async/stop_token.hpp"
+#include "rouse/async/task.hpp"
 
 namespace {
 namespace ra = rouse::async;
@@ -117,6 +118,56 @@ TEST(async_shared_mutex, a_stopped_queued_writer_gives_back_what_it_gathered) {
   EXPECT_TRUE(w.stopped());
   EXPECT_EQ(order, (std::vector<int>{1, 2, 3}));
   readers.clear();
+  EXPECT_TRUE(m.try_lock());
+  m.unlock();
+}
+
+// A queued writer in a rouse task (its second stoppable wait: through the
+// task's stop relay), awaited by a foreign coroutine without an executor,
+// is stopped; the reader slots it gathered let a queued reader in, inline,
+// and that reader destroys the writer's owner. The writer must have been
+// released (resumed as stopped) before that reader ran (it was not: a use
+// of freed memory in the relay's stop).
+ra::task<> reads_then_writes(ra::shared_mutex& m) {
+  { auto g = co_await m.lock_shared(); }  // its own stop callback
+  auto w = co_await m.lock();              // through the task's relay
+}
+bare owns_a_writer(ra::shared_mutex& m, bool& stopped) {
+  try {
+    co_await reads_then_writes(m);
+  } catch (const ra::operation_stopped&) {
+    stopped = true;
+  }
+}
+bare reads_and_holds(ra::shared_mutex& m, ra::shared_mutex::shared_guard& keep) { keep = co_await m.lock_shared(); }
+bare reads_then_destroys(ra::shared_mutex& m, bare*& victim, bool& ran) {
+  auto g = co_await m.lock_shared();
+  ran = true;
+  std::exchange(victim->h, {}).destroy();
+}
+
+TEST(async_shared_mutex, a_reader_let_in_by_a_relayed_writers_stop_may_destroy_the_writer) {
+  ra::shared_mutex m;
+  ASSERT_TRUE(m.try_lock());  // the writer's first (shared) wait queues
+  ra::inplace_stop_source src;
+  bool stopped = false, ran = false;
+  bare* victim = nullptr;
+  bare a = owns_a_writer(m, stopped);
+  a.h.promise().token = src.get_token();
+  a.h.resume();
+  ra::shared_mutex::shared_guard kept;
+  bare blocker = reads_and_holds(m, kept);
+  blocker.h.resume();  // queued behind the writer's shared wait
+  m.unlock();          // both readers in, inline; the writer then queues for the lock behind the blocker
+  EXPECT_FALSE(stopped);
+  victim = &a;
+  bare killer = reads_then_destroys(m, victim, ran);
+  killer.h.resume();       // queued behind the writer
+  src.request_stop();      // the writer leaves; the killer enters and destroys its owner
+  EXPECT_TRUE(stopped);
+  EXPECT_TRUE(ran);
+  EXPECT_FALSE(static_cast<bool>(a.h));
+  kept = ra::shared_mutex::shared_guard();
   EXPECT_TRUE(m.try_lock());
   m.unlock();
 }

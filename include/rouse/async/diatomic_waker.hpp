@@ -885,11 +885,12 @@ class diatomic_turn : public wait_record, public wait_relay::hook {
   static diatomic_turn* from_hook(void* hook) noexcept {
     return static_cast<diatomic_turn*>(static_cast<wait_relay::hook*>(hook));
   }
-  static void relay_stop(void* hook) noexcept {
+  static bool relay_stop(void* hook) noexcept {
     diatomic_turn* const self = from_hook(hook);
-    if (!self->dw_->claim_for_stop(false)) return;
+    if (!self->dw_->claim_for_stop(false)) return false;
     self->stopped_ = true;
-    release_wait(self);
+    release_wait(self);  // the relay resumes it at once (its own stop's wake)
+    return true;
   }
   static void relay_resume(void* hook) noexcept { from_hook(hook)->resume_released(); }
   static constexpr wait_relay::hook_ops relay_ops{&relay_stop, &relay_resume};
@@ -899,7 +900,9 @@ class diatomic_turn : public wait_record, public wait_relay::hook {
   static void release_wait(wait_record* base) noexcept {
     auto* const self = static_cast<diatomic_turn*>(base);
     if (self->relay_ != nullptr) {
-      if (self->relay_->wake(*self)) self->resume_released();
+      // A stop's own wake (stopped_, set by its winning claim on this
+      // thread) resumes at once.
+      if (self->relay_->wake(*self, self->stopped_)) self->resume_released();
       return;
     }
     // arming -> woken (the consumer goes round) | armed -> woken (we

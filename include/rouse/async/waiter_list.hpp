@@ -775,9 +775,11 @@ class list_awaitable : private detail::wait_relay::hook {
   static void guard_drop(const void*) noexcept {}
   static void guard_wake(const void* d) noexcept {
     auto* const a = static_cast<list_awaitable*>(const_cast<void*>(d));
-    // Through a task's relay, whose word is the guard (wait_relay.hpp).
+    // Through a task's relay, whose word is the guard (wait_relay.hpp); a
+    // stop's own wake (stopped_, set by its winning claim on this thread)
+    // resumes at once.
     if (a->relay_ != nullptr) {
-      if (a->relay_->wake(*a)) a->complete();
+      if (a->relay_->wake(*a, a->stopped_)) a->complete();
       return;
     }
     // arming -> woken (await_suspend resumes) | armed -> woken (we resume).
@@ -819,8 +821,8 @@ class list_awaitable : private detail::wait_relay::hook {
   }
 
   // The relay's view of this wait (wait_relay::hook_ops).
-  static void relay_stop(void* hook) noexcept {
-    static_cast<list_awaitable*>(static_cast<detail::wait_relay::hook*>(hook))->stop_requested();
+  static bool relay_stop(void* hook) noexcept {
+    return static_cast<list_awaitable*>(static_cast<detail::wait_relay::hook*>(hook))->stop_requested();
   }
   static void relay_resume(void* hook) noexcept {
     static_cast<list_awaitable*>(static_cast<detail::wait_relay::hook*>(hook))->complete();
@@ -830,8 +832,8 @@ class list_awaitable : private detail::wait_relay::hook {
   // The stop callback. It writes stopped_ only after it won the claim (a
   // loser touches nothing more) and before the waiter's release and the
   // guard's exchange, which order it before await_suspend / complete() read it.
-  void stop_requested() noexcept {
-    wait_.try_abort([this]() noexcept { stopped_ = true; });
+  bool stop_requested() noexcept {
+    return wait_.try_abort([this]() noexcept { stopped_ = true; });
   }
 
   template <class Token>

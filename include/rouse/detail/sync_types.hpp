@@ -238,6 +238,10 @@ enum class model_fault : unsigned {
   // async wait relay: the stop callback that finds its wait's wake came
   // leaves the resumption to that wake (nobody resumes).
   wait_relay_stop_defers_after_wake,
+  // async wait relay: the stop's own wake (its claim won) leaves woken|S and
+  // the stop callback resumes the wait only after its claim returned (after
+  // the waiters that claim's pass-on let in, which may destroy the wait).
+  wait_relay_stop_resumes_after_its_claim,
   // async channel: a batch of freed slots given back while fewer senders
   // are queued than the batch drops the permits nobody could be handed.
   async_channel_batch_drops_leftover,

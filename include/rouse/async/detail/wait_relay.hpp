@@ -46,10 +46,15 @@
 //                does not wake through the relay: a diatomic_waker wait's
 //                withdraw) -> idle
 //   wake(W):     armed(W) -> idle, resume | lost|S -> idle, resume |
-//                armed(W)|S -> woken|S | idle(|S) -> woken(|S)
-//   stop():      fetch_or S; on armed(W): stop(W), then armed(W)|S -> lost|S
-//                (a notify's wake resumes) or, finding woken|S (W's wake
-//                came: the stop's own, or a notify's), -> idle and resume(W)
+//                armed(W)|S -> woken|S (a notify's wake while the stop works
+//                on W) | armed(W)|S -> idle, resume (the stop's own wake: its
+//                claim of W won) | idle(|S) -> woken(|S)
+//   stop():      fetch_or S; on armed(W): stop(W): won: done (its own wake
+//                resumed W, inside the claim: before any waiter the claim's
+//                pass-on lets in, which may destroy W's frame and this
+//                relay); lost: armed(W)|S -> lost|S (a notify's wake
+//                resumes) or, finding woken|S (the notify's wake came),
+//                -> idle and resume(W)
 //   unpublish(W): armed(W) -> idle; pinned: wait until the stop callback
 //                lets go of W (a stop whose claim of W won resumes W after
 //                it let go: a wake in flight, under which a frame must not
@@ -88,9 +93,10 @@ class wait_relay {
   // An armed wait, in the waiting frame.
   struct hook_ops {
     // Claims the wait (aborted) and, if that won, ends it: unlinks it,
-    // marks it stopped and calls its waker (wake() below). Touches nothing
-    // of the wait after a lost claim.
-    void (*stop)(void* hook) noexcept;
+    // marks it stopped and calls its waker (wake() below, with its_stop),
+    // which resumes it. True when it won: nothing of the wait or the relay
+    // may be touched after. Touches nothing of the wait after a lost claim.
+    bool (*stop)(void* hook) noexcept;
     // Resumes the wait's coroutine (stopped, if stop() won).
     void (*resume)(void* hook) noexcept;
   };
@@ -152,15 +158,20 @@ class wait_relay {
     word_.exchange(idle, std::memory_order_acq_rel);
   }
 
-  // W's waker. True when the caller resumes W now.
-  [[nodiscard]] bool wake(hook& w) noexcept {
+  // W's waker. True when the caller resumes W now. `its_stop`: the wake of
+  // the stop's own claim of W (it won), from inside hook_ops::stop.
+  [[nodiscard]] bool wake(hook& w, bool its_stop = false) noexcept {
     std::uintptr_t v = address(w) | armed;
     for (;;) {
       std::uintptr_t desired;
       bool resume = false;
       switch (v & kind_mask) {
         case armed:
-          if (v & stop_bit) {
+          if ((v & stop_bit) && its_stop &&
+              !::rouse::detail::model_fault_on(::rouse::detail::model_fault::wait_relay_stop_resumes_after_its_claim)) {
+            desired = idle;  // pinned by this very stop: W resumes now
+            resume = true;
+          } else if (v & stop_bit) {
             desired = woken | stop_bit;  // pinned: the stop callback resumes
           } else {
             desired = idle;
@@ -194,15 +205,19 @@ class wait_relay {
     if ((v & kind_mask) != armed) return;  // a message for the arming wait, if any
     void* const w = reinterpret_cast<void*>(v & pointer_mask);
     const hook_ops* const ops = static_cast<hook*>(w)->ops;
-    ops->stop(w);  // won: its waker left woken|S
+    // Won: its own wake made the word idle and resumed W, which may be gone
+    // now, and this relay with it: touch nothing.
+    if (ops->stop(w) && !::rouse::detail::model_fault_on(
+                            ::rouse::detail::model_fault::wait_relay_stop_resumes_after_its_claim))
+      return;
     std::uintptr_t expected = v | stop_bit;
     // pinned -> lost|S: a notify claimed W; its wake resumes it. Ordering:
     // acq_rel: release: nothing more of W is read here.
     if (word_.compare_exchange_strong(expected, lost | stop_bit, std::memory_order_acq_rel,
                                       std::memory_order_acquire))
       return;
-    // woken|S: W's wake came (this stop's own, or a notify's): this thread
-    // resumes W. Ordering: release; only this thread writes now.
+    // woken|S: the wake of the notify that won W came: this thread resumes
+    // W. Ordering: release; only this thread writes now.
     word_.store(idle, std::memory_order_release);
     if (!::rouse::detail::model_fault_on(::rouse::detail::model_fault::wait_relay_stop_defers_after_wake))
       ops->resume(w);
