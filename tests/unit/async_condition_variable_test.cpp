@@ -398,6 +398,58 @@ TEST(async_condition_variable, a_wait_allocates_nothing) {
 }
 
 #if ROUSE_DEBUG_CHECKS && !defined(ROUSE_SANITIZER_thread)
+// X waits in co_await cv.wait(g) (a coroutine without an executor); the
+// mutex it releases goes to Y, queued on it, resumed inline inside that
+// release, and Y destroys X's frame (X waits on the cv: nothing will resume
+// it). The release is the wait's last act, after it registered and slept,
+// so X leaves the cv's list like any waiter (the release came first, and
+// returned into X's freed driver frame: a use of freed memory, and X's wait
+// left linked in the cv).
+bare holds_then_waits(ra::mutex& m, ra::condition_variable& cv, bool& woken, bool timed) {
+  auto g = co_await m.lock();
+  co_await std::suspend_always{};  // resumed by the test once Y queued on m
+  if (timed)
+    (void)co_await cv.wait_for(g, std::chrono::hours(1));
+  else
+    co_await cv.wait(g);
+  woken = true;
+}
+bare locks_then_destroys(ra::mutex& m, bare*& victim, bool& ran) {
+  auto g = co_await m.lock();
+  ran = true;
+  std::exchange(victim->h, {}).destroy();
+}
+
+TEST(async_condition_variable, a_waiter_let_in_by_a_waits_unlock_may_destroy_that_waiter) {
+  for (bool const timed : {false, true}) {
+    ra::mutex m;
+    ra::condition_variable cv;
+    bool woken = false, ran = false;
+    bare* victim = nullptr;
+    bare x = holds_then_waits(m, cv, woken, timed);
+    x.h.resume();  // X holds m
+    victim = &x;
+    bare y = locks_then_destroys(m, victim, ran);
+    y.h.resume();  // Y queues on m
+    if (timed) {
+      // wait_for needs an executor for its timer: the calling thread's.
+      ra::run_loop loop;
+      loop.run_until_complete([](bare& b) -> ra::task<> {
+        b.h.resume();  // X waits on the cv: its unlock lets Y in, inline
+        co_return;
+      }(x));
+    } else {
+      x.h.resume();
+    }
+    EXPECT_TRUE(ran);
+    EXPECT_FALSE(woken);
+    EXPECT_FALSE(static_cast<bool>(x.h));
+    cv.notify_all();  // nobody is left in its list
+    EXPECT_TRUE(m.try_lock());  // Y's guard went at its end
+    m.unlock();
+  }
+}
+
 TEST(async_condition_variable_death, a_wait_with_a_guard_that_owns_nothing_is_diagnosed) {
   EXPECT_DEATH(
       {

@@ -27,6 +27,12 @@
 // (there is no "afterwards"): it leaves the lists it is in, passing on a
 // notification or a mutex hand-over it was given.
 //
+// Releasing: the wait registers on the cv first, then releases the mutex as
+// the very last step of its suspension, once it sleeps (a waiter the
+// release lets in may run inline, without an executor, and may destroy the
+// waiting frame: by then it is a waiter like any other). A wait notified
+// (or stopped) before it slept returns without ever releasing the mutex.
+//
 // Re-acquiring: through the mutex's FIFO queue (`co_await m.lock()`, a
 // hand-off from unlock(): no barging), never by spinning. A notify never
 // resumes anybody on the notifier's stack: the woken waiter is scheduled on
@@ -115,6 +121,11 @@ namespace detail {
 // The predicate of a plain wait: one wake-up is enough.
 struct cv_no_predicate {};
 
+// A cv wait releases the mutex as the last act of a suspension that sleeps
+// (list_awaitable::act_when_asleep(); see cv_drive()).
+template <>
+struct acts_when_asleep<condition_variable> : std::true_type {};
+
 // The driver's two waits, one at a time: on the cv's list, then for the
 // mutex. Their awaitables live in the wait's state, not in the driver's
 // frame, so that they share their bytes (a compiler gives each awaitable
@@ -137,6 +148,7 @@ class cv_in_place {
   cv_in_place(const cv_in_place&) = delete;
   cv_in_place& operator=(const cv_in_place&) = delete;
   ~cv_in_place() { std::destroy_at(a_); }
+  A& get() noexcept { return *a_; }
   bool await_ready() noexcept(noexcept(a_->await_ready())) { return a_->await_ready(); }
   template <class Promise>
   decltype(auto) await_suspend(std::coroutine_handle<Promise> h) noexcept(noexcept(a_->await_suspend(h))) {
@@ -368,18 +380,33 @@ class condition_variable {
 namespace detail {
 
 // The driver's body. `pred` is null for a plain wait.
+// The unlock of a wait that sleeps (list_awaitable::act_when_asleep): its
+// last act, on the mutex alone (the waiting frame may be gone during it).
+inline void cv_unlock(void* m) noexcept { static_cast<async::mutex*>(m)->unlock(); }
+
 template <class Pred>
 cv_driver cv_drive(cv_wait_state& s, Pred* pred) {
   for (;;) {
-    s.guard->unlock();
-    try {
-      cv_in_place<cv_list_wait> w(s.waiting, [&] { return cv_list_wait(*s.cv, s.tag); });
-      co_await w;
-    } catch (const operation_stopped&) {
-      s.stopped = true;
-    }
-    s.token = inplace_stop_token{};  // the re-lock cannot be stopped
+    // The mutex goes once the wait is registered and sleeps, as the last act
+    // of its await_suspend: a waiter the unlock lets in may run inline and
+    // destroy this frame, which by then waits like any waiter (and leaves
+    // the cv's list as one). A wait that does not sleep (notified since the
+    // tag, or stopped, before it slept) keeps the mutex: nothing to re-lock.
+    bool slept = false;
     {
+      cv_in_place<cv_list_wait> w(s.waiting, [&] { return cv_list_wait(*s.cv, s.tag); });
+      w.get().act_when_asleep(&cv_unlock, s.guard->release());
+      try {
+        co_await w;
+      } catch (const operation_stopped&) {
+        s.stopped = true;
+      }
+      slept = w.get().slept();
+    }
+    if (!slept) {
+      *s.guard = mutex::guard(*s.m, std::adopt_lock);  // never released
+    } else {
+      s.token = inplace_stop_token{};  // the re-lock cannot be stopped
       cv_in_place<cv_lock_wait> l(s.waiting, [&] { return s.m->lock(); });
       *s.guard = co_await l;
     }

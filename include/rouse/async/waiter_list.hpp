@@ -624,8 +624,20 @@ bool wait_blocking(P& p, std::uintptr_t tag, const Deadline& deadline) noexcept 
 // try_acquire(), start() -> Wait::start_result (suspended, withdrew,
 // claimed), try_abort(won), cancel(), primitive(), tag()): the semaphore's,
 // whose waiters hold partially assigned permits (rouse/async/semaphore.hpp).
+namespace detail {
+// Whether P's list waits run an act as the last step of a suspension that
+// sleeps (list_awaitable::act_when_asleep(): the condition variable's
+// unlock). Specialized before P is complete (its awaitable's size is used
+// in its own header).
+template <class P>
+struct acts_when_asleep : std::false_type {};
+}  // namespace detail
+
 template <class P, class Wait = list_wait<P>>
 class list_awaitable : private detail::wait_relay::hook {
+  // The primitive acts when its waiter sleeps (act_when_asleep()).
+  static constexpr bool acts_when_asleep = detail::acts_when_asleep<P>::value;
+
  public:
   using rouse_affine = void;  // resumes its awaiter on the awaiter's executor
   list_awaitable(P& p, std::uintptr_t tag) noexcept
@@ -673,10 +685,33 @@ class list_awaitable : private detail::wait_relay::hook {
 
  private:
   // await_suspend: with the token's own stop callback for the wait (relay
-  // null), or through the task's relay (the token is the relay's).
+  // null), or through the task's relay (the token is the relay's). A
+  // primitive that acts when its waiter sleeps (the condition variable's
+  // unlock, detail::acts_when_asleep<P>) gets its act run last: after the wait
+  // armed, touching nothing of *this (the act may resume a waiter inline
+  // that destroys this frame, or the wait may be woken elsewhere).
   template <class Token>
   std::coroutine_handle<> suspend(std::coroutine_handle<> h, const resume_target& target, const Token& token,
                                   detail::wait_relay* relay) noexcept {
+    bool slept = false;
+    if constexpr (acts_when_asleep) {
+      sleep_act const act = act_;  // read before the wait can be woken
+      act_.slept = true;           // published by the arm; reset below if it did not sleep
+      std::coroutine_handle<> const next = suspend_arm(h, target, token, relay, slept);
+      if (slept) {
+        act.fn(act.arg);  // the last act: nothing of *this after it
+        return next;
+      }
+      act_.slept = false;
+      return next;
+    } else {
+      return suspend_arm(h, target, token, relay, slept);
+    }
+  }
+  // `slept`: set when the wait armed and the coroutine sleeps.
+  template <class Token>
+  std::coroutine_handle<> suspend_arm(std::coroutine_handle<> h, const resume_target& target, const Token& token,
+                                      detail::wait_relay* relay, bool& slept) noexcept {
     ROUSE_CHECK_USAGE(stage_ == stage::idle && !stopped_, "rouse::async::list_awaitable", "awaited twice");
     target_ = target;
     if (token.stop_requested()) {  // before anything is linked
@@ -701,11 +736,14 @@ class list_awaitable : private detail::wait_relay::hook {
         if (relay_ == nullptr && token.stop_possible()) register_stop(token);
         break;
     }
-    if (relay_ != nullptr) return arm_relayed(h);
+    if (relay_ != nullptr) return arm_relayed(h, slept);
     // arming -> armed, or woken (a wake came while arming).
     // Ordering: acq_rel: release: target_ and the callback before a later
     // wake reads them; acquire: a wake that came first (stopped_, claim).
-    if (phase_.exchange(armed, std::memory_order_acq_rel) == arming) return std::noop_coroutine();
+    if (phase_.exchange(armed, std::memory_order_acq_rel) == arming) {
+      slept = true;
+      return std::noop_coroutine();
+    }
     if (!stopped_) return h;  // notified: await_resume deregisters the callback
     // The stop callback won while we were arming: deregister it (it may be
     // returning on the stopping thread) and complete as stopped from here.
@@ -752,6 +790,23 @@ class list_awaitable : private detail::wait_relay::hook {
     if (holds) wait_.primitive().pass_on();
   }
 
+  // For a primitive with detail::acts_when_asleep<P> (the condition variable):
+  // `fn(arg)` runs as the last act of an await_suspend whose wait sleeps
+  // (armed: after it, the frame may be resumed elsewhere or destroyed, so
+  // `arg` must not point into it); slept() then tells, once the wait
+  // completed, whether it ran. Set before the co_await.
+  void act_when_asleep(void (*fn)(void*) noexcept, void* arg) noexcept
+    requires acts_when_asleep
+  {
+    act_.fn = fn;
+    act_.arg = arg;
+  }
+  [[nodiscard]] bool slept() const noexcept
+    requires acts_when_asleep
+  {
+    return act_.slept;
+  }
+
   // Whether the wait completed as stopped (read by an adaptor once the
   // wait has completed: its resume, or its await_suspend returned h).
   [[nodiscard]] bool completed_stopped() const noexcept { return stopped_; }
@@ -765,6 +820,12 @@ class list_awaitable : private detail::wait_relay::hook {
 
  private:
   enum class stage : std::uint8_t { idle, linked, done };
+  struct sleep_act {
+    void (*fn)(void*) noexcept = nullptr;
+    void* arg = nullptr;
+    bool slept = false;
+  };
+  struct no_sleep_act {};
   static constexpr std::uint32_t arming = 0;
   static constexpr std::uint32_t armed = 1;
   static constexpr std::uint32_t woken = 2;
@@ -798,9 +859,10 @@ class list_awaitable : private detail::wait_relay::hook {
   // The end of await_suspend through a task's relay: arms the wait in the
   // relay's word (the guard's exchange, which also publishes the wait to
   // the task's stop callback).
-  std::coroutine_handle<> arm_relayed(std::coroutine_handle<> h) noexcept {
+  std::coroutine_handle<> arm_relayed(std::coroutine_handle<> h, bool& slept) noexcept {
     switch (relay_->arm(*this)) {
       case detail::wait_relay::arm_result::armed:
+        slept = true;
         return std::noop_coroutine();
       case detail::wait_relay::arm_result::woken:
         return h;  // notified while arming; the stop side never saw this wait
@@ -816,7 +878,10 @@ class list_awaitable : private detail::wait_relay::hook {
       stage_ = stage::done;
       return stopped_here(h);
     }
-    if (relay_->rearm(*this) == detail::wait_relay::arm_result::armed) return std::noop_coroutine();
+    if (relay_->rearm(*this) == detail::wait_relay::arm_result::armed) {
+      slept = true;
+      return std::noop_coroutine();
+    }
     return h;
   }
 
@@ -879,6 +944,7 @@ class list_awaitable : private detail::wait_relay::hook {
   bool suspended_ = false;    // registered and slept: its claim says what it holds
   void (*stop_destroy_)(void*) noexcept = nullptr;
   alignas(void*) unsigned char stop_[stop_storage];
+  [[no_unique_address]] std::conditional_t<acts_when_asleep, sleep_act, no_sleep_act> act_{};
 };
 #endif  // ROUSE_DETAIL_ASYNC_LIST_COROUTINES
 
