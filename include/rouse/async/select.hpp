@@ -78,13 +78,20 @@
 // - A child that completes as stopped on its own (not because it lost)
 //   completes the select as stopped; one that throws makes the select throw
 //   that exception (after the other children were stopped and awaited).
-// - `a` is moved into the select when it can be (tasks, join_handles, a
-//   semaphore's acquire(), a mutex's lock()); an awaitable that cannot be
-//   moved (sleep_for's) and any lvalue are referred to: it must outlive the
-//   select, which holds when the select is awaited in the same expression
-//   (`co_await ch::select(ch::op(sleep_for(d)), ...)`).
+// - `a` is moved into the select when it can be (rouse's awaitables and
+//   tasks: a semaphore's acquire(), a mutex's lock(), sleep_for(d), a
+//   channel's recv / send / reserve, join_handles); an awaitable that cannot
+//   be moved (another library's) and any lvalue are referred to: it must
+//   outlive the select, which holds when the select is awaited in the same
+//   expression.
 // - op branches need an executor: select_blocking() refuses them (a
 //   compile-time error).
+// - A select with op branches is destroyed (its awaiting frame destroyed
+//   while it waits) only while no child of it has been woken and not yet
+//   run: such a child is scheduled on the select's executor, a wake in
+//   flight (docs/async.md), as for when_any's children. A coroutine resumed
+//   inline by the same call that woke a child (a release(n) that serves
+//   both) must not destroy the select.
 // - Cost: none unless an op branch is present (the channel branches' code is
 //   the same). Per op branch that has to wait: one child coroutine frame
 //   (rouse's frame pool), one stop callback on the select's token, one RMW

@@ -36,9 +36,12 @@
 // thread: coroutine_waker's fallback). Destroy the semaphore only when
 // nobody waits and no call is running (debug builds check the queue).
 // Such an inline waiter may destroy other waiters' frames, the one whose
-// stop (or timeout) gave back the permits that let it in included: a
-// stopped waiter is released before the waiters its permits served are
-// woken (async/waiter_list.hpp).
+// stop gave back the permits that let it in included: a stopped waiter is
+// released (resumed, as stopped) before the waiters its permits served are
+// woken (async/waiter_list.hpp). Not the one whose timeout did: a timed-out
+// wait resumes through its executor, never inside the timer's fire
+// (timeout.hpp), so its wake is still in flight while the waiters it served
+// run, and destroying its frame then is the misuse docs/async.md names.
 //
 // acquire(0) and its other forms take nothing and wait for nobody: they
 // complete at once with an empty-count permit (unless closed).

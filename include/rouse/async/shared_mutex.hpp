@@ -18,7 +18,8 @@
 // stop token; a stopped lock owns nothing and completes as stopped; a
 // queued writer that leaves gives back the reader slots it had gathered
 // (readers let in that way without an executor run inside the writer's
-// stop or timeout, after the writer was released: semaphore.hpp).
+// stop or timeout, after the writer was released; after a stop they may
+// destroy the writer's frame, not after a timeout: semaphore.hpp).
 // Tasks and threads share it: lock_blocking(), lock_shared_blocking() and
 // the timed try_ forms (never early) park the thread in the same queue.
 //
