@@ -384,6 +384,63 @@ TEST(async_channel, rendezvous_a_stopped_or_destroyed_receive_takes_its_demand_b
   EXPECT_EQ(tx.try_send(2).status(), status::full);
 }
 
+// The demand of a receive that gave up while a sender held it (a reserve):
+// if that sender sends, the value waits for the next receive; if it drops
+// its permit unused, the demand is gone with the receive (it came back, and
+// a later send completed with nobody receiving), and a receive waiting
+// meanwhile is woken to ask again.
+bare receives_into(ch::receiver<int>& rx, std::optional<int>& got) {
+  auto r = co_await rx.recv();
+  if (r) got = *r;
+}
+
+TEST(async_channel, rendezvous_a_held_demand_of_a_receive_that_gave_up_does_not_come_back) {
+  auto [tx, rx] = ch::bounded<int>(0);
+  ra::inplace_stop_source stop;
+  bool stopped = false;
+  {
+    bare b = stopped_or_destroyed_recv(rx, stopped);
+    b.h.promise().token = stop.get_token();
+    b.h.resume();  // its demand is out
+    auto p = tx.try_reserve();
+    ASSERT_TRUE(p);  // a sender holds the demand
+    stop.request_stop();
+    EXPECT_TRUE(stopped);
+    // The holder drops it unused: the demand does not come back.
+  }
+  EXPECT_EQ(tx.try_send(1).status(), status::full);
+  EXPECT_EQ(rx.permits_for_testing(), 0);
+  // A receive that waits while a held demand's debt is out asks again once
+  // the holder drops it.
+  std::optional<int> got;
+  {
+    bare b = stopped_or_destroyed_recv(rx, stopped);
+    b.h.resume();
+    auto p = tx.try_reserve();
+    ASSERT_TRUE(p);
+    std::exchange(b.h, {}).destroy();  // the receive's frame goes: a debt
+    bare r = receives_into(rx, got);
+    r.h.resume();  // waits: no new demand while the old one is held
+    EXPECT_EQ(tx.try_send(2).status(), status::full);
+    p = {};  // dropped unused: the debt is paid, the waiting receive asks again
+    EXPECT_TRUE(tx.try_send(3));
+    EXPECT_EQ(got, 3);
+  }
+  // The holder sends instead: the value waits for the next receive, which
+  // pays the debt back.
+  {
+    bare b = stopped_or_destroyed_recv(rx, stopped);
+    b.h.resume();
+    auto p = tx.try_reserve();
+    ASSERT_TRUE(p);
+    std::exchange(b.h, {}).destroy();
+    EXPECT_TRUE(p.send(4));
+    EXPECT_EQ(*rx.try_recv(), 4);
+    EXPECT_EQ(rx.permits_for_testing(), 0);
+    EXPECT_EQ(tx.try_send(5).status(), status::full);
+  }
+}
+
 // ---- threads -------------------------------------------------------------------------
 
 TEST(async_channel, threads_use_the_blocking_forms) {

@@ -60,10 +60,11 @@
 // it and writes its value into a one-value buffer the receive then takes. A
 // receive that gives up (timeout, stop, its select chose another branch, its
 // frame destroyed) takes its demand back, so no later send completes into a
-// receive that is gone; if a sender took the demand first, the value stays
-// in the channel for the next receive (never lost), and no new demand is
-// given until it is taken. try_send succeeds only while a demand is
-// outstanding; try_recv never gives one.
+// receive that is gone. If a sender took the demand first (a send under
+// way, a reserve), its value, if it sends, stays in the channel for the next
+// receive (never lost), and no new demand is given until it is taken; a
+// permit it gives back unused does not bring the demand back. try_send
+// succeeds only while a demand is outstanding; try_recv never gives one.
 //
 // Ordering: one producer's values arrive in the order it sent them;
 // everything a producer did before a successful send happens-before the

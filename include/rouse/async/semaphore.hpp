@@ -36,9 +36,12 @@
 // thread: coroutine_waker's fallback). Destroy the semaphore only when
 // nobody waits and no call is running (debug builds check the queue).
 // Such an inline waiter may destroy other waiters' frames, the one whose
-// stop gave back the permits that let it in included: a stopped waiter is
-// released (resumed, as stopped) before the waiters its permits served are
-// woken (async/waiter_list.hpp). Not the one whose timeout did: a timed-out
+// stop gave back the permits that let it in included, when that stop found
+// it waiting: a stopped waiter is released (resumed, as stopped) before the
+// waiters its permits served are woken (async/waiter_list.hpp). Not when
+// the stop raced its co_await while it was still suspending (its claim then
+// runs before the wait is armed, and the waiter resumes only after its
+// await_suspend returns), and not the one whose timeout did: a timed-out
 // wait resumes through its executor, never inside the timer's fire
 // (timeout.hpp), so its wake is still in flight while the waiters it served
 // run, and destroying its frame then is the misuse docs/async.md names.

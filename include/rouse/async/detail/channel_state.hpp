@@ -23,7 +23,9 @@
 // sleeps); otherwise in batches of capacity/16 (at most 64): while both ends
 // run, up to a batch of free slots may not be visible to try_send yet.
 //
-// Permit word: permits_ = the number of free permits (>= 0).
+// Permit word: permits_ = the number of free permits (>= 0; a rendezvous
+// channel's is -1 while a demand its receive gave up is held by a sender:
+// withdraw_demand()).
 //   take (sender)          n > 0: n -> n-1 (CAS); else wait in the list
 //   give back k, nobody    n -> n+k (A1), then has_waiters (A2): if somebody
 //   queued                 queued meanwhile, move them to the oldest waiters
@@ -144,6 +146,7 @@ class channel_state {
   // for a value, an unused permit is dropped, a chosen waiter gave up).
   void give_back_permit() noexcept {
     if (kind_ == kind::unbounded) return;
+    if (kind_ == kind::rendezvous) return give_back_demand();
     if (senders_waiting_.has_waiters()) return give_back_slow(1, false);
     // (A1) seq_cst: pairs with (B2) in try_acquire().
     permits_.fetch_add(1, std::memory_order_seq_cst);
@@ -199,14 +202,18 @@ class channel_state {
             if (++unreturned_ >= batch_ || senders_waiting_.has_waiters()) return_slots();
           } else {
             demand_out_ = false;  // the value answered our demand
+            if (debt_) {
+              // It answered a demand an earlier receive gave up while a
+              // sender held it: -1 -> 0. Ordering: seq_cst as every RMW
+              // of the word.
+              debt_ = false;
+              permits_.fetch_add(1, std::memory_order_seq_cst);
+            }
           }
           return true;
         case ring_take::empty:
           if (unreturned_ != 0) return_slots();  // before the receiver may sleep
-          if (ask && kind_ == kind::rendezvous && !demand_out_) {
-            demand_out_ = true;
-            give_back_permit();
-          }
+          if (ask && kind_ == kind::rendezvous) ask_demand();
           return false;
         case ring_take::closed:
           out.emplace(status::closed);
@@ -219,18 +226,22 @@ class channel_state {
   }
 
   // A receive that asked and gives up (timed out, stopped, its select chose
-  // another branch, its frame destroyed): a rendezvous demand no sender took
-  // yet is taken back, so that no later send completes into a receive that
-  // is gone. A demand a sender took stays out: its value comes and waits in
-  // the channel for the next receive. The receiver's side only; a no-op
-  // when no demand is out.
+  // another branch, its frame destroyed): its rendezvous demand goes with
+  // it, so that no later send completes into a receive that is gone. Not
+  // taken yet: 1 -> 0, gone. Held by a sender (a reserve, a queued send it
+  // was handed to): 0 -> -1, a debt. If that sender sends, its value waits
+  // in the channel for the next receive, which pays the debt back when it
+  // takes it (-1 -> 0); if it gives the permit back unused, the give-back
+  // pays it (-1 -> 0) instead of putting a demand back, and wakes the
+  // receiver so that a receive waiting meanwhile asks again. The
+  // receiver's side only; a no-op when no demand is out (or it is a debt).
   void withdraw_demand() noexcept {
-    if (kind_ != kind::rendezvous || !demand_out_) return;
-    std::int64_t one = 1;
-    // 1 -> 0: ours back (a sender's take, the same compare-exchange, finds
-    // none). Ordering: seq_cst as every RMW of the word.
-    if (permits_.compare_exchange_strong(one, 0, std::memory_order_seq_cst, std::memory_order_seq_cst))
-      demand_out_ = false;
+    if (kind_ != kind::rendezvous || !demand_out_ || debt_) return;
+    // Ordering: seq_cst as every RMW of the word.
+    if (permits_.fetch_sub(1, std::memory_order_seq_cst) == 1)
+      demand_out_ = false;  // taken back
+    else
+      debt_ = true;  // a sender holds it
   }
 
   // The receiver's check without taking (select): a value, or closed. `ask`
@@ -239,10 +250,7 @@ class channel_state {
     if (kind_ == kind::unbounded) return !list_->is_empty() || list_->is_closed();
     if (ring_->has_news()) return true;
     if (unreturned_ != 0) return_slots();
-    if (ask && kind_ == kind::rendezvous && !demand_out_) {
-      demand_out_ = true;
-      give_back_permit();
-    }
+    if (ask && kind_ == kind::rendezvous) ask_demand();
     return false;
   }
 
@@ -326,6 +334,35 @@ class channel_state {
         });
   }
 
+  // The receiver's ask (a rendezvous receive found nothing): one demand,
+  // unless one is out. A debt (withdraw_demand()) that a give-back paid
+  // (the word is 0 again, not -1) is settled here, and a new demand goes.
+  void ask_demand() noexcept {
+    if (demand_out_) {
+      // Ordering: seq_cst: after the receiver's register, against the
+      // give-back's RMW and notify (a wait that misses the 0 is woken).
+      if (!debt_ || permits_.load(std::memory_order_seq_cst) != 0) return;
+      debt_ = false;  // its sender gave it back unused
+    }
+    demand_out_ = true;
+    give_back_permit();
+  }
+
+  // A rendezvous permit given back: the receiver's new demand, or one a
+  // sender got and did not use (a dropped reserve, a queued send that gave
+  // up, a losing select branch). Onto a debt (-1: its receive gave up) it
+  // pays the debt and is gone, and the receiver is woken to ask again.
+  void give_back_demand() noexcept {
+    // (A1) seq_cst: pairs with (B2) in try_acquire().
+    if (permits_.fetch_add(1, std::memory_order_seq_cst) < 0) {
+      rx_.notify();
+      return;
+    }
+    if (!senders_waiting_.has_waiters()) [[likely]]  // (A2)
+      return;
+    give_back_slow(1, true);
+  }
+
   // Layout: one line each for what both ends only read, the receiver's own
   // counters, the permit word (senders' RMWs), the blocked senders' list
   // (read by every receive) and the receiver's waker: a write by one end
@@ -339,6 +376,7 @@ class channel_state {
   std::unique_ptr<channel_ring<T>> ring_;
   std::unique_ptr<::rouse::channel::detail::list_channel<T>> list_;
   alignas(64) bool demand_out_ = false;  // the receiver's: a rendezvous demand is outstanding
+  bool debt_ = false;  // the receiver's: that demand's receive gave up while a sender held it (the word is -1)
   std::int64_t unreturned_ = 0;          // the receiver's: slots freed, not given back yet
   alignas(64) rd::atomic<std::int64_t> permits_;
   alignas(64) waiter_list senders_waiting_;
