@@ -26,6 +26,12 @@
 //                              sender gets one permit, none is lost or
 //                              doubled (all 32 are back once it drains)
 //   close_vs_queued_send       close() wakes a queued sender with no permit
+//   rendezvous_debt            a rendezvous receive gives up while a holder
+//                              may have taken its demand (withdraw: 1 -> 0,
+//                              or 0 -> -1, a debt) and gives it back unused;
+//                              the next receive waits, a sender queues: the
+//                              demand reaches the sender exactly once, the
+//                              value the receive (no lost wake-up)
 //
 // A lost wake-up shows as a deadlock, a lost or doubled permit or value as an
 // assertion failure.
@@ -39,6 +45,10 @@
 //                                       senders than its size drops the rest:
 //                                       batch_vs_queued_senders counts a
 //                                       permit short
+//   async_channel_debt_paid_without_wake  the give-back that pays a debt
+//                                       does not wake the receiver: in
+//                                       rendezvous_debt the receive waiting
+//                                       meanwhile never asks (deadlock)
 //   diatomic_seq_cst_notify_relaxed     the push's idle notify loads the
 //                                       waker's state relaxed: in
 //                                       send_vs_waiting_recv the receiver
@@ -276,6 +286,49 @@ struct close_vs_queued_send : rl::test_suite<close_vs_queued_send, 2> {
   }
 };
 
+// A rendezvous receive gave a demand; it gives up (withdraw) while a
+// holder may take that demand and gives it back unused; then the receiver
+// receives again (waiting: a demand it may give only once the debt is
+// paid), and a sender queues for a permit and sends. The value arrives;
+// nothing is left in the word.
+struct rendezvous_debt : rl::test_suite<rendezvous_debt, 3> {
+  slot<state> st;
+  sender_waiter s;
+  rl::var<int> got;
+
+  void before() {
+    st.make(cd::kind::rendezvous, 0);
+    RL_ASSERT(st->try_recv(true).status() == status::empty);  // its demand: the word is 1
+  }
+  void thread(unsigned index) {
+    if (index == 0) {
+      st->withdraw_demand();  // the receive gave up
+      int v = 0;
+      st->receiver_waker().wait_until_blocking([&]() noexcept {
+        auto r = st->try_recv(true);
+        if (!r.has_value()) return false;
+        v = *r;
+        return true;
+      });
+      got($) = v;
+    } else if (index == 1) {
+      if (st->try_take_permit()) st->give_back_permit();  // a reserve dropped unused
+    } else {
+      s.make(*st);
+      rouse_model::await_with_flag(*s.w, s.f);
+      RL_ASSERT(s.holds());
+      RL_ASSERT(push(*st, 5));
+      s.w.destroy();
+    }
+  }
+  void after() {
+    RL_ASSERT(got($) == 5);
+    RL_ASSERT(st->permits_for_testing() == 0);
+    RL_ASSERT(st->try_recv(false).status() == status::empty);
+    st.destroy();
+  }
+};
+
 }  // namespace
 
 int main() {
@@ -288,6 +341,12 @@ int main() {
       rouse_model::expect_pass<two_sends_vs_waiting_recv>("async_channel.two_sends_vs_waiting_recv", iterations);
   failures += rouse_model::expect_pass<batch_vs_queued_senders>("async_channel.batch_vs_queued_senders", iterations);
   failures += rouse_model::expect_pass<close_vs_queued_send>("async_channel.close_vs_queued_send", iterations);
+  failures += rouse_model::expect_pass<rendezvous_debt>("async_channel.rendezvous_debt", iterations);
+  {
+    rd::model_fault_scope f(rd::model_fault::async_channel_debt_paid_without_wake);
+    failures += rouse_model::expect_failure<rendezvous_debt>("async_channel.broken_debt_paid_without_wake",
+                                                             rl::test_result_deadlock, iterations);
+  }
   {
     rd::model_fault_scope fault(rd::model_fault::async_channel_cancel_keeps_permit);
     failures += rouse_model::expect_failure<send_cancel_vs_recv>("async_channel.broken_cancel_keeps_permit",

@@ -160,6 +160,10 @@ enum class model_fault : unsigned {
   // lost to a notify leaves no S mark (the wait goes round on that notify's
   // release; if its re-check finds nothing, it sleeps past the stop).
   diatomic_stop_lost_to_claim,
+  // async rendezvous channel: a permit given back onto a debt (its demand's
+  // receive gave up while a sender held it) pays the debt but does not wake
+  // the receiver, so a receive waiting meanwhile never asks again.
+  async_channel_debt_paid_without_wake,
   // async::waiter_list: a cancelled waiter that had already been notified
   // does not pass the notification on.
   async_cancel_drops_notification,

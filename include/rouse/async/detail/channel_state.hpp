@@ -355,7 +355,7 @@ class channel_state {
   void give_back_demand() noexcept {
     // (A1) seq_cst: pairs with (B2) in try_acquire().
     if (permits_.fetch_add(1, std::memory_order_seq_cst) < 0) {
-      rx_.notify();
+      if (!rd::model_fault_on(rd::model_fault::async_channel_debt_paid_without_wake)) rx_.notify();
       return;
     }
     if (!senders_waiting_.has_waiters()) [[likely]]  // (A2)
