@@ -322,7 +322,9 @@ TEST(async_channel, rendezvous_try_send_needs_a_waiting_receive) {
 // receive left, and the value was destroyed unreceived with the channel).
 TEST(async_channel, rendezvous_a_receive_that_gives_up_takes_its_demand_back) {
   using namespace std::chrono_literals;
-  auto [tx, rx] = ch::bounded<int>(0);
+  auto ends = ch::bounded<int>(0);
+  auto& tx = ends.first;
+  auto& rx = ends.second;
   // A thread's timed receive.
   EXPECT_EQ(rx.recv_blocking_for(1ms).status(), status::timed_out);
   EXPECT_EQ(tx.try_send(1).status(), status::full);
