@@ -122,9 +122,10 @@
 // takes it in await_ready without queueing: a permit is only stored when no
 // waiter could be claimed, so that barging takes nothing from a queued one.
 // Wakers are called outside any lock. sizeof: waiter_list 24 bytes,
-// list_wait 80, list_awaitable 200 (in the awaiting frame; static_asserts
-// below); no allocation per wait. Cost with nobody waiting: has_waiters(),
-// and so a notify, is one seq_cst load (a plain load on x86), no lock.
+// list_wait 80, list_awaitable 200 (224 for the condition variable's, which
+// carries its release act; in the awaiting frame; static_asserts below); no
+// allocation per wait. Cost with nobody waiting: has_waiters(), and so a
+// notify, is one seq_cst load (a plain load on x86), no lock.
 // A wait into an empty list registers with one compare-exchange and, if its
 // re-check finds the primitive ready, leaves with one; a notify that finds
 // waiters locks (one compare-exchange), claims (one) and unlocks (a store).
@@ -611,6 +612,15 @@ bool wait_blocking(P& p, std::uintptr_t tag, const Deadline& deadline) noexcept 
 
 #if ROUSE_DETAIL_ASYNC_LIST_COROUTINES
 
+namespace detail {
+// Whether P's list waits run an act as the last step of a suspension that
+// sleeps (list_awaitable::act_when_asleep(): the condition variable's
+// unlock). Specialized before P is complete (its awaitable's size is used
+// in its own header).
+template <class P>
+struct acts_when_asleep : std::false_type {};
+}  // namespace detail
+
 // The awaitable of an async primitive P: `co_await` it in any coroutine (its
 // promise's environment names the executor and the stop token, env.hpp).
 // Lives in the awaiting frame; not copyable; movable only before it is
@@ -624,15 +634,6 @@ bool wait_blocking(P& p, std::uintptr_t tag, const Deadline& deadline) noexcept 
 // try_acquire(), start() -> Wait::start_result (suspended, withdrew,
 // claimed), try_abort(won), cancel(), primitive(), tag()): the semaphore's,
 // whose waiters hold partially assigned permits (rouse/async/semaphore.hpp).
-namespace detail {
-// Whether P's list waits run an act as the last step of a suspension that
-// sleeps (list_awaitable::act_when_asleep(): the condition variable's
-// unlock). Specialized before P is complete (its awaitable's size is used
-// in its own header).
-template <class P>
-struct acts_when_asleep : std::false_type {};
-}  // namespace detail
-
 template <class P, class Wait = list_wait<P>>
 class list_awaitable : private detail::wait_relay::hook {
   // The primitive acts when its waiter sleeps (act_when_asleep()).
