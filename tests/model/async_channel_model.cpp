@@ -91,6 +91,19 @@ bool push(state& st, int v) {
   return st.push(x) == status::ok;
 }
 
+// The receiver's blocking receive of one value (it asks: a rendezvous
+// demand; it waits on the diatomic waker).
+int receive_one(state& st) {
+  int v = 0;
+  st.receiver_waker().wait_until_blocking([&]() noexcept {
+    auto r = st.try_recv(true);
+    if (!r.has_value()) return false;
+    v = *r;
+    return true;
+  });
+  return v;
+}
+
 struct send_cancel_vs_recv : rl::test_suite<send_cancel_vs_recv, 3> {
   slot<state> st;
   sender_waiter s[2];
@@ -168,14 +181,7 @@ struct send_vs_waiting_recv : rl::test_suite<send_vs_waiting_recv, 2> {
   void before() { st.make(cd::kind::bounded, 2); }
   void thread(unsigned index) {
     if (index == 0) {
-      int v = 0;
-      st->receiver_waker().wait_until_blocking([&]() noexcept {
-        auto r = st->try_recv(true);
-        if (!r.has_value()) return false;
-        v = *r;
-        return true;
-      });
-      got($) = v;
+      got($) = receive_one(*st);
     } else {
       RL_ASSERT(st->try_take_permit());
       RL_ASSERT(push(*st, 7));
@@ -303,14 +309,7 @@ struct rendezvous_debt : rl::test_suite<rendezvous_debt, 3> {
   void thread(unsigned index) {
     if (index == 0) {
       st->withdraw_demand();  // the receive gave up
-      int v = 0;
-      st->receiver_waker().wait_until_blocking([&]() noexcept {
-        auto r = st->try_recv(true);
-        if (!r.has_value()) return false;
-        v = *r;
-        return true;
-      });
-      got($) = v;
+      got($) = receive_one(*st);
     } else if (index == 1) {
       if (st->try_take_permit()) st->give_back_permit();  // a reserve dropped unused
     } else {

@@ -351,7 +351,9 @@ class channel_state {
   // A rendezvous permit given back: the receiver's new demand, or one a
   // sender got and did not use (a dropped reserve, a queued send that gave
   // up, a losing select branch). Onto a debt (-1: its receive gave up) it
-  // pays the debt and is gone, and the receiver is woken to ask again.
+  // pays the debt and is gone, and the receiver is woken to ask again. The
+  // notify after the RMW touches the state: the caller holds a sender (a
+  // permit or a send may not outlive it), whose count keeps the state.
   void give_back_demand() noexcept {
     // (A1) seq_cst: pairs with (B2) in try_acquire().
     if (permits_.fetch_add(1, std::memory_order_seq_cst) < 0) {
