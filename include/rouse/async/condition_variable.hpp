@@ -115,6 +115,11 @@ namespace rouse::async {
 
 class condition_variable;
 
+namespace detail {
+// tests/model: a coroutine wait's steps, taken by hand without a coroutine.
+struct cv_model_access;
+}  // namespace detail
+
 #if ROUSE_DETAIL_ASYNC_LIST_COROUTINES
 namespace detail {
 
@@ -267,14 +272,12 @@ class condition_variable {
   // Wakes the oldest waiter (a wait between its unlock and its registration
   // may complete instead, spuriously or not: never nobody).
   void notify_one() noexcept {
-    // (A1) seq_cst: pairs with (B2) in try_acquire().
-    seq_.fetch_add(1, std::memory_order_seq_cst);
+    count_notify();
     waiters_.notify_one();  // (A2) inside: one load when nobody waits
   }
   // Wakes every waiter registered before this call.
   void notify_all() noexcept {
-    // (A1) seq_cst: pairs with (B2) in try_acquire().
-    seq_.fetch_add(1, std::memory_order_seq_cst);
+    count_notify();
     waiters_.notify_all();  // (A2) inside
   }
 
@@ -343,6 +346,17 @@ class condition_variable {
 #endif
   template <class P, class Deadline>
   friend bool wait_blocking(P&, std::uintptr_t, const Deadline&) noexcept;
+  friend struct detail::cv_model_access;
+
+  // A notify's (A1).
+  void count_notify() noexcept {
+    if (::rouse::detail::model_fault_on(::rouse::detail::model_fault::async_cv_notify_relaxed)) {
+      seq_.fetch_add(1, std::memory_order_relaxed);  // BROKEN on purpose (model tests only)
+      return;
+    }
+    // (A1) seq_cst: pairs with (B2) in try_acquire().
+    seq_.fetch_add(1, std::memory_order_seq_cst);
+  }
 
   // The tag of a wait made now (the caller holds the mutex).
   std::uint32_t sequence() const noexcept {
@@ -354,8 +368,10 @@ class condition_variable {
   bool wait_blocking_until(mutex::guard& g, const Deadline& deadline) noexcept {
     ROUSE_CHECK_USAGE(g.owns_lock(), "rouse::async::condition_variable", "wait with a guard that owns no lock");
     async::mutex* const m = g.mutex();
-    std::uint32_t const tag = sequence();
+    std::uint32_t tag = sequence();
     g.unlock();
+    if (::rouse::detail::model_fault_on(::rouse::detail::model_fault::async_cv_tag_after_unlock))
+      tag = sequence();  // BROKEN on purpose (model tests only): a notify since the unlock is missed
     bool const notified = async::wait_blocking(*this, tag, deadline);
     g = m->lock_blocking();
     return notified;

@@ -273,6 +273,13 @@ enum class model_fault : unsigned {
   // after its timeout does not count it, so the destructor does not wait
   // for that waiter's last touch of the queue.
   condvar_leaver_not_counted,
+  // async::condition_variable: a thread's wait reads its tag after it
+  // released the mutex, so a notify made in between (under the mutex) is
+  // not seen by its re-check and finds nobody queued.
+  async_cv_tag_after_unlock,
+  // async::condition_variable: notify's count is a relaxed RMW (not the
+  // seq_cst (A1) of the Dekker pairing with a waiter's re-check).
+  async_cv_notify_relaxed,
 };
 
 }  // namespace rouse::detail
