@@ -89,69 +89,59 @@ void task_form_wait(ra::condition_variable& cv, ra::mutex& m, ra::mutex::guard& 
   w.destroy();
 }
 
-struct thread_wait_vs_notify_one : rl::test_suite<thread_wait_vs_notify_one, 2> {
-  ra::mutex m;
-  ra::condition_variable cv;
-  rl::var<int> ready;
-  void before() { ready($) = 0; }
-  void thread(unsigned index) {
-    if (index == 0) {
-      ra::mutex::guard g = m.lock_blocking();
-      while (ready($) == 0) cv.wait_blocking(g);
-      RL_ASSERT(g.owns_lock());
-    } else {
-      {
-        ra::mutex::guard g = m.lock_blocking();
-        ready($) = 1;
-      }
-      cv.notify_one();
-    }
-  }
-  void after() { RL_ASSERT(m.try_lock()); }
-};
-
-struct task_wait_vs_notify_one : rl::test_suite<task_wait_vs_notify_one, 2> {
+// A mutex, a cv and the flag set under the mutex; a waker for one
+// coroutine-form waiter.
+struct cv_fixture {
   ra::mutex m;
   ra::condition_variable cv;
   flag_waker f;
   rl::var<int> ready;
-  void before() { ready($) = 0; }
-  void thread(unsigned index) {
-    if (index == 0) {
-      ra::mutex::guard g = m.lock_blocking();
-      while (ready($) == 0) task_form_wait(cv, m, g, f);
-      RL_ASSERT(g.owns_lock());
-    } else {
-      {
-        ra::mutex::guard g = m.lock_blocking();
-        ready($) = 1;
-      }
-      cv.notify_one();
-    }
-  }
-  void after() { RL_ASSERT(m.try_lock()); }
-};
 
-struct two_waiters_notify_all : rl::test_suite<two_waiters_notify_all, 3> {
-  ra::mutex m;
-  ra::condition_variable cv;
-  flag_waker f;
-  rl::var<int> ready;
-  void before() { ready($) = 0; }
-  void thread(unsigned index) {
-    if (index == 0) {
+  // A waiter in std's loop, in the thread's form or the coroutine form's.
+  void wait_for_flag(bool task_form) {
+    ra::mutex::guard g = m.lock_blocking();
+    while (ready($) == 0) {
+      if (task_form)
+        task_form_wait(cv, m, g, f);
+      else
+        cv.wait_blocking(g);
+    }
+    RL_ASSERT(g.owns_lock());
+  }
+  // The notifier: sets the flag under the mutex, notifies after the unlock.
+  void set_and_notify(bool all) {
+    {
       ra::mutex::guard g = m.lock_blocking();
-      while (ready($) == 0) cv.wait_blocking(g);
-    } else if (index == 1) {
-      ra::mutex::guard g = m.lock_blocking();
-      while (ready($) == 0) task_form_wait(cv, m, g, f);
-    } else {
-      {
-        ra::mutex::guard g = m.lock_blocking();
-        ready($) = 1;
-      }
+      ready($) = 1;
+    }
+    if (all)
       cv.notify_all();
-    }
+    else
+      cv.notify_one();
+  }
+};
+
+template <bool TaskForm>
+struct wait_vs_notify_one : rl::test_suite<wait_vs_notify_one<TaskForm>, 2>, cv_fixture {
+  void before() { ready($) = 0; }
+  void thread(unsigned index) {
+    if (index == 0)
+      wait_for_flag(TaskForm);
+    else
+      set_and_notify(false);
+  }
+  void after() { RL_ASSERT(m.try_lock()); }
+};
+using thread_wait_vs_notify_one = wait_vs_notify_one<false>;
+using task_wait_vs_notify_one = wait_vs_notify_one<true>;
+
+struct two_waiters_notify_all : rl::test_suite<two_waiters_notify_all, 3>, cv_fixture {
+  void before() { ready($) = 0; }
+  void thread(unsigned index) {
+    if (index < 2)
+      wait_for_flag(index == 1);
+    else
+      set_and_notify(true);
   }
   void after() { RL_ASSERT(m.try_lock()); }
 };
@@ -159,17 +149,14 @@ struct two_waiters_notify_all : rl::test_suite<two_waiters_notify_all, 3> {
 // Two coroutine-form waits are registered (and asleep, their mutex
 // released) before the threads run; the older one's frame is destroyed
 // while notify_one runs, and the other waits for its wake.
-struct chosen_waiter_leaves : rl::test_suite<chosen_waiter_leaves, 3> {
-  ra::mutex m;
-  ra::condition_variable cv;
-  flag_waker f[2];
+struct chosen_waiter_leaves : rl::test_suite<chosen_waiter_leaves, 3>, cv_fixture {
+  flag_waker fs[2];
   slot<wait_t> w[2];
-  rl::var<int> ready;
   void before() {
     ready($) = 0;
     for (int i = 0; i < 2; ++i) {
-      f[i].woken.store(0, std::memory_order_relaxed);
-      w[i].make(cv, ra::detail::cv_model_access::sequence(cv), f[i].make());
+      fs[i].woken.store(0, std::memory_order_relaxed);
+      w[i].make(cv, ra::detail::cv_model_access::sequence(cv), fs[i].make());
       RL_ASSERT(w[i]->start() == start::suspended);
     }
   }
@@ -178,16 +165,12 @@ struct chosen_waiter_leaves : rl::test_suite<chosen_waiter_leaves, 3> {
       (void)w[0]->cancel();  // leaves; a notification it was handed goes on
       w[0].destroy();
     } else if (index == 1) {
-      f[1].sleep();  // the notify, directly or passed on
+      fs[1].sleep();  // the notify, directly or passed on
       w[1].destroy();
       ra::mutex::guard g = m.lock_blocking();
       RL_ASSERT(ready($) == 1);  // woken only by the notify after the flag
     } else {
-      {
-        ra::mutex::guard g = m.lock_blocking();
-        ready($) = 1;
-      }
-      cv.notify_one();
+      set_and_notify(false);
     }
   }
   void after() { RL_ASSERT(m.try_lock()); }
