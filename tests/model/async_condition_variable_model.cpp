@@ -66,27 +66,17 @@ void task_form_wait(ra::condition_variable& cv, ra::mutex& m, ra::mutex::guard& 
   f.woken.store(0, std::memory_order_relaxed);
   slot<wait_t> w;
   w.make(cv, ra::detail::cv_model_access::sequence(cv), f.make());
-  if (w->try_acquire() != ra::check_result::not_ready) {
-    w.destroy();
-    return;  // notified since the tag: the mutex was never released
-  }
-  start const r = w->start();
-  if (r == start::withdrew) {
-    w.destroy();
-    return;
-  }
-  if (r == start::suspended) {
-    // The last act of a suspension that sleeps: the mutex goes.
-    g.unlock();
-    f.sleep();
-    w.destroy();
-    g = m.lock_blocking();
-    return;
-  }
-  // Claimed while arming: the wake resumes the wait before it slept, and
-  // the mutex is still held.
-  f.sleep();
+  start r = start::withdrew;
+  if (w->try_acquire() == ra::check_result::not_ready) r = w->start();
+  // suspended: it sleeps. claimed (a notify chose it during the re-check):
+  // its wake is coming; the guard's arm says whether it came first (the
+  // coroutine goes on at once, the mutex still held) or the wait sleeps
+  // until it comes.
+  bool const sleeps = r == start::suspended || (r == start::claimed && f.count() == 0);
+  if (sleeps) g.unlock();  // the last act of a suspension that sleeps
+  if (r != start::withdrew) f.sleep();
   w.destroy();
+  if (sleeps) g = m.lock_blocking();
 }
 
 // A mutex, a cv and the flag set under the mutex; a waker for one
