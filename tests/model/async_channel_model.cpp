@@ -328,6 +328,51 @@ struct rendezvous_debt : rl::test_suite<rendezvous_debt, 3> {
   }
 };
 
+// The debt met by a demand taken back for a queued sender that could not
+// be claimed: a receive asked (1), a reserve took the demand (0), a sender
+// queued. The reserve is dropped unused (the give-back finds the queued
+// sender, takes its demand back out of the word under the list's lock)
+// while that sender times out (it claims itself: the give-back stores the
+// demand again) and the receive gives up (0 -> -1 if it comes in between)
+// and waits again; then a new sender sends.
+struct rendezvous_debt_leftover : rl::test_suite<rendezvous_debt_leftover, 3> {
+  slot<state> st;
+  sender_waiter leaving;
+  sender_waiter s;
+  rl::var<int> got;
+
+  void before() {
+    st.make(cd::kind::rendezvous, 0);
+    RL_ASSERT(st->try_recv(true).status() == status::empty);  // its demand: the word is 1
+    RL_ASSERT(st->try_take_permit());                          // the reserve
+    leaving.make(*st);
+    RL_ASSERT(leaving.w->try_acquire() == ra::check_result::not_ready);
+    RL_ASSERT(leaving.w->start() == start::suspended);
+  }
+  void thread(unsigned index) {
+    if (index == 0) {
+      st->withdraw_demand();  // the receive gave up
+      got($) = receive_one(*st);
+    } else if (index == 1) {
+      st->give_back_permit();  // the reserve dropped unused
+    } else {
+      (void)leaving.w->cancel();  // its timeout; a permit it was handed goes on
+      leaving.w.destroy();
+      s.make(*st);
+      rouse_model::await_with_flag(*s.w, s.f);
+      RL_ASSERT(s.holds());
+      RL_ASSERT(push(*st, 5));
+      s.w.destroy();
+    }
+  }
+  void after() {
+    RL_ASSERT(got($) == 5);
+    RL_ASSERT(st->permits_for_testing() == 0);
+    RL_ASSERT(st->try_recv(false).status() == status::empty);
+    st.destroy();
+  }
+};
+
 }  // namespace
 
 int main() {
@@ -341,10 +386,16 @@ int main() {
   failures += rouse_model::expect_pass<batch_vs_queued_senders>("async_channel.batch_vs_queued_senders", iterations);
   failures += rouse_model::expect_pass<close_vs_queued_send>("async_channel.close_vs_queued_send", iterations);
   failures += rouse_model::expect_pass<rendezvous_debt>("async_channel.rendezvous_debt", iterations);
+  failures += rouse_model::expect_pass<rendezvous_debt_leftover>("async_channel.rendezvous_debt_leftover", iterations);
   {
     rd::model_fault_scope f(rd::model_fault::async_channel_debt_paid_without_wake);
     failures += rouse_model::expect_failure<rendezvous_debt>("async_channel.broken_debt_paid_without_wake",
                                                              rl::test_result_deadlock, iterations);
+  }
+  {
+    rd::model_fault_scope f(rd::model_fault::async_channel_leftover_debt_without_wake);
+    failures += rouse_model::expect_failure<rendezvous_debt_leftover>(
+        "async_channel.broken_leftover_debt_without_wake", rl::test_result_deadlock, iterations);
   }
   {
     rd::model_fault_scope fault(rd::model_fault::async_channel_cancel_keeps_permit);

@@ -164,6 +164,10 @@ enum class model_fault : unsigned {
   // receive gave up while a sender held it) pays the debt but does not wake
   // the receiver, so a receive waiting meanwhile never asks again.
   async_channel_debt_paid_without_wake,
+  // async rendezvous channel: a demand a give-back took out of the word for
+  // a queued sender and stored again (the sender was leaving) pays a debt
+  // its receive left meanwhile, but does not wake the receiver.
+  async_channel_leftover_debt_without_wake,
   // async::waiter_list: a cancelled waiter that had already been notified
   // does not pass the notification on.
   async_cancel_drops_notification,

@@ -310,8 +310,13 @@ class channel_state {
   // Hands `n` permits to the oldest waiters under the list's lock (one lock
   // for the batch), the rest to the word. `in_word`: they are in the word
   // already (we added them, then found waiters): take back what no barging
-  // sender took first, and hand that out.
+  // sender took first, and hand that out. A rendezvous demand taken back
+  // here and then stored again (its queued sender could not be claimed: it
+  // was leaving) may meet a debt its receive left meanwhile (-1): storing it
+  // pays the debt, and the receiver is woken (after the lock) to ask again,
+  // as give_back_demand() does.
   [[gnu::noinline]] void give_back_slow(std::int64_t n, bool in_word) noexcept {
+    bool paid_debt = false;
     senders_waiting_.notify_some_locked(
         [this, n, in_word]() noexcept -> int {
           if (!in_word) return static_cast<int>(n);
@@ -325,13 +330,17 @@ class channel_state {
           }
           return 0;  // senders' re-checks took them all: they are served
         },
-        [this](int left) noexcept {
+        [this, &paid_debt](int left) noexcept {
           // Nobody claimable for these: store them, under the lock, so that a
           // sender that queues next sees them in its re-check. Ordering:
           // seq_cst (A1).
           if (rd::model_fault_on(rd::model_fault::async_channel_batch_drops_leftover)) return;
-          permits_.fetch_add(left, std::memory_order_seq_cst);
+          paid_debt = permits_.fetch_add(left, std::memory_order_seq_cst) < 0;
         });
+    // Not under the list's lock: the wake may resume the receiver inline.
+    // The caller holds a sender, which keeps the state (the receiver's own
+    // asks never meet a debt: it has none while it asks).
+    if (paid_debt && !rd::model_fault_on(rd::model_fault::async_channel_leftover_debt_without_wake)) rx_.notify();
   }
 
   // The receiver's ask (a rendezvous receive found nothing): one demand,
