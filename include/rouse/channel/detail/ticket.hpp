@@ -72,8 +72,12 @@
 //
 // Order: values leave in ticket order, so a send that returned before
 // another began is received first (one producer's values keep their order).
-// A ticketed send blocked at the close completes if a receive frees its slot
-// before it sees the close, and is then drained like any value sent before.
+// A ticketed send that found its slot still full (the channel full) checks
+// the close once its slot frees: closed, it gives its value back untouched
+// and the slot's receiver kills the slot, as for a send that gave up while
+// it slept; a blocked send never completes after the close (which may have
+// come from the last receiver going away). A send whose slot was free at
+// once completes: it took its position, while open, with its fetch_add.
 // try_send and try_recv never wait for another thread beyond a short spin
 // (channel_wait_spin): besides `full` / `empty` as the counters show them,
 // they also say so while the neighbouring position's operation is still
@@ -120,7 +124,8 @@ class ticket_channel {
     }
   }
 
-  // Moves from `v` only when it returns ok.
+  // `v` holds the value again unless it returns ok (it may have been moved
+  // into the slot and back: a claim just before the close, put()).
   status try_send(T& v) noexcept {
     status const s = claim_send(v);
     if (s == status::ok) {
@@ -139,7 +144,7 @@ class ticket_channel {
   }
 
   // Blocking send until `deadline` (no_deadline: forever, on a ticket).
-  // Moves from `v` only when it returns ok.
+  // `v` holds the value again unless it returns ok, as try_send's.
   template <class Deadline>
   status send(T& v, const Deadline& deadline) noexcept {
     if constexpr (!Deadline::timed()) {
@@ -378,12 +383,19 @@ class ticket_channel {
     std::uint32_t const want = empty_word(lap);
     d::spinner b(d::channel_wait_spin);
     bool written = false;
+    bool waited = false;  // found the channel full: a blocked send
     // Ordering: acquire pairs with the release CAS of the receiver of the
     // previous lap: its move-out is done before this write.
     std::uint32_t w = s.word.load(std::memory_order_acquire);
     for (;;) {
       if (state(w) == want) {
         if (!written) {
+          // A blocked send whose slot frees once the channel is closed gives
+          // its value back untouched, as a blocked send of array.hpp's ring
+          // does (the receiver of this ticket kills the slot): no value
+          // enters a channel closed while it waited, which may have closed
+          // because every receiver is gone. Ordering: seq_cst, as below.
+          if (waited && ((w & closed_bit) || (tail_.load(std::memory_order_seq_cst) & mark_))) return status::closed;
           s.value.construct(std::move(v));
           written = true;
         }
@@ -411,6 +423,7 @@ class ticket_channel {
         return status::closed;
       }
       // The previous lap's value is still here (the channel is full).
+      waited = true;
       if (b.next()) {
         w = s.word.load(std::memory_order_acquire);
         continue;
