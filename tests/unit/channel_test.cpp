@@ -441,6 +441,41 @@ TEST(channel_ticket, a_wake_spent_on_a_slot_being_emptied_goes_on) {
   EXPECT_EQ(sent.load(), 3);
 }
 
+// The rendezvous flavour: a select whose first pass found nothing enrols its
+// cases; if close() came in between, its node sits in a list of the closed
+// channel until its re-check sees the close. An operation that begins after
+// the close must say closed and leave that node alone (it paired with it: a
+// value passed through a channel already closed). Driven on the flavour
+// itself, the node enrolled as a select's case enrols it.
+TEST(channel_rendezvous, an_operation_after_the_close_never_pairs_with_a_case_enrolled_after_it) {
+  namespace cd = rouse::channel::detail;
+  cd::zero_channel<int> chan;
+  ASSERT_TRUE(chan.close());
+
+  cd::waiter receiver;
+  cd::packet<int> room;
+  cd::waiter_node receive_case(&receiver, &room);
+  chan.register_receiver(receive_case);
+  int v = 42;
+  EXPECT_EQ(chan.try_send(v), ch::status::closed);
+  EXPECT_EQ(chan.send(v, rouse::detail::no_deadline{}), ch::status::closed);
+  EXPECT_EQ(v, 42);
+  EXPECT_TRUE(chan.recv_ready(&receiver));  // the case's re-check: closed
+  chan.unregister_receiver(receive_case);
+
+  int mine = 7;
+  cd::waiter sender;
+  cd::packet<int> source;
+  source.source = &mine;
+  cd::waiter_node send_case(&sender, &source);
+  chan.register_sender(send_case);
+  EXPECT_EQ(chan.try_recv().status(), ch::status::closed);
+  EXPECT_EQ(chan.recv(rouse::detail::no_deadline{}).status(), ch::status::closed);
+  EXPECT_EQ(mine, 7);
+  EXPECT_TRUE(chan.send_ready(&sender));
+  chan.unregister_sender(send_case);
+}
+
 // Each receive on a closed channel takes a ticket, so the head moves on
 // past the close without bound, and 2^28 laps later a position's lap
 // matches a slot's again. A try_recv (recv_for, try_select) there must say

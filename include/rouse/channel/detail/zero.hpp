@@ -24,7 +24,10 @@
 //
 // Linearizability: a hand-off takes effect at the claim, which happens under
 // the lock; try_send succeeds only if a receiver is blocked at that moment and
-// try_recv only if a sender is.
+// try_recv only if a sender is. An operation looks at the closed flag before
+// it claims: close() claimed every node registered before it, so a node in
+// a list after the close is a select's case that enrolled after it (its
+// re-check then sees the close and it leaves), and nothing may pair with it.
 //
 // Memory ordering: the lock orders registrations and claims. The value moved
 // by the claimer reaches the blocked thread through the waiter's release
@@ -62,8 +65,9 @@ class zero_channel {
     waiter_node* n;
     {
       lock_guard g(lock_);
+      if (closed_flag()) return status::closed;
       n = claim_other(receivers_, self);
-      if (n == nullptr) return closed_flag() ? status::closed : status::full;
+      if (n == nullptr) return status::full;
     }
     give(*n, v);
     return status::ok;
@@ -73,8 +77,9 @@ class zero_channel {
     waiter_node* n;
     {
       lock_guard g(lock_);
+      if (closed_flag()) return recv_result<T>(status::closed);
       n = claim_other(senders_, self);
-      if (n == nullptr) return recv_result<T>(closed_flag() ? status::closed : status::empty);
+      if (n == nullptr) return recv_result<T>(status::empty);
     }
     return take(*n);
   }
@@ -88,9 +93,9 @@ class zero_channel {
     waiter_node* n;
     {
       lock_guard g(lock_);
+      if (closed_flag()) return status::closed;
       n = claim_other(receivers_, nullptr);
       if (n == nullptr) {
-        if (closed_flag()) return status::closed;
         if (deadline.expired()) return status::timed_out;
         senders_.push_back(me);
       }
@@ -113,9 +118,9 @@ class zero_channel {
     waiter_node* n;
     {
       lock_guard g(lock_);
+      if (closed_flag()) return recv_result<T>(status::closed);
       n = claim_other(senders_, nullptr);
       if (n == nullptr) {
-        if (closed_flag()) return recv_result<T>(status::closed);
         if (deadline.expired()) return recv_result<T>(status::timed_out);
         receivers_.push_back(me);
       }
