@@ -32,6 +32,11 @@
 //                              the next receive waits, a sender queues: the
 //                              demand reaches the sender exactly once, the
 //                              value the receive (no lost wake-up)
+//   rendezvous_debt_leftover   the same give-back finds a queued sender that
+//                              is leaving (it cannot be claimed), so it
+//                              stores the demand again, onto the debt the
+//                              receive may have left meanwhile: the
+//                              receive waiting again is woken and asks
 //
 // A lost wake-up shows as a deadlock, a lost or doubled permit or value as an
 // assertion failure.
@@ -49,6 +54,11 @@
 //                                       does not wake the receiver: in
 //                                       rendezvous_debt the receive waiting
 //                                       meanwhile never asks (deadlock)
+//   async_channel_leftover_debt_without_wake  the store of that demand
+//                                       pays the debt without waking the
+//                                       receiver: in rendezvous_debt_leftover
+//                                       the receive sleeps with no demand
+//                                       out, the new sender too (deadlock)
 //   diatomic_seq_cst_notify_relaxed     the push's idle notify loads the
 //                                       waker's state relaxed: in
 //                                       send_vs_waiting_recv the receiver
@@ -102,6 +112,24 @@ int receive_one(state& st) {
     return true;
   });
   return v;
+}
+
+// A sender that queues for a permit (a rendezvous demand), then sends v.
+void send_queued(state& st, sender_waiter& s, int v) {
+  s.make(st);
+  rouse_model::await_with_flag(*s.w, s.f);
+  RL_ASSERT(s.holds());
+  RL_ASSERT(push(st, v));
+  s.w.destroy();
+}
+
+// A rendezvous channel whose one value `v` was received (`got`): no
+// demand, no debt, nothing left; destroys it.
+void settled_after_one_value(slot<state>& st, int got, int v) {
+  RL_ASSERT(got == v);
+  RL_ASSERT(st->permits_for_testing() == 0);
+  RL_ASSERT(st->try_recv(false).status() == status::empty);
+  st.destroy();
 }
 
 struct send_cancel_vs_recv : rl::test_suite<send_cancel_vs_recv, 3> {
@@ -313,19 +341,10 @@ struct rendezvous_debt : rl::test_suite<rendezvous_debt, 3> {
     } else if (index == 1) {
       if (st->try_take_permit()) st->give_back_permit();  // a reserve dropped unused
     } else {
-      s.make(*st);
-      rouse_model::await_with_flag(*s.w, s.f);
-      RL_ASSERT(s.holds());
-      RL_ASSERT(push(*st, 5));
-      s.w.destroy();
+      send_queued(*st, s, 5);
     }
   }
-  void after() {
-    RL_ASSERT(got($) == 5);
-    RL_ASSERT(st->permits_for_testing() == 0);
-    RL_ASSERT(st->try_recv(false).status() == status::empty);
-    st.destroy();
-  }
+  void after() { settled_after_one_value(st, got($), 5); }
 };
 
 // The debt met by a demand taken back for a queued sender that could not
@@ -358,19 +377,10 @@ struct rendezvous_debt_leftover : rl::test_suite<rendezvous_debt_leftover, 3> {
     } else {
       (void)leaving.w->cancel();  // its timeout; a permit it was handed goes on
       leaving.w.destroy();
-      s.make(*st);
-      rouse_model::await_with_flag(*s.w, s.f);
-      RL_ASSERT(s.holds());
-      RL_ASSERT(push(*st, 5));
-      s.w.destroy();
+      send_queued(*st, s, 5);
     }
   }
-  void after() {
-    RL_ASSERT(got($) == 5);
-    RL_ASSERT(st->permits_for_testing() == 0);
-    RL_ASSERT(st->try_recv(false).status() == status::empty);
-    st.destroy();
-  }
+  void after() { settled_after_one_value(st, got($), 5); }
 };
 
 }  // namespace
