@@ -8,8 +8,11 @@
 #include "rouse/channel/select.hpp"
 
 #include <gtest/gtest.h>
+#include <pthread.h>
+#include <sched.h>
 
 #include <atomic>
+#include <csignal>
 #include <chrono>
 #include <cstdint>
 #include <stdexcept>
@@ -439,6 +442,55 @@ TEST(channel_ticket, a_wake_spent_on_a_slot_being_emptied_goes_on) {
   for (int i = 0; i < 3; ++i) EXPECT_TRUE(rx.recv().has_value());
   for (auto& t : senders) t.join();
   EXPECT_EQ(sent.load(), 3);
+}
+
+// The ticket ring: a send asleep on its full slot is held off the CPU (a
+// signal whose handler waits) while a receive frees its slot and the
+// channel closes; when it looks again it finds both. A blocked send woken
+// after the close gives its value back (closed), as the other ring's does;
+// it completed into the closed channel (ok), whose receivers may be gone.
+#if !defined(ROUSE_SANITIZER_thread)
+namespace held_off {
+std::atomic<bool> in_handler{false};
+std::atomic<bool> release{false};
+void hold(int) {
+  in_handler.store(true);
+  while (!release.load()) ::sched_yield();
+}
+}  // namespace held_off
+#endif
+
+TEST(channel_ticket, a_blocked_send_that_wakes_after_the_close_gives_its_value_back) {
+#if defined(ROUSE_SANITIZER_thread)
+  GTEST_SKIP() << "ThreadSanitizer delivers the signal only at its own points";
+#else
+  held_off::in_handler.store(false);
+  held_off::release.store(false);
+  struct sigaction sa {};
+  sa.sa_handler = held_off::hold;
+  struct sigaction old {};
+  ASSERT_EQ(::sigaction(SIGUSR1, &sa, &old), 0);
+  auto [tx, rx] = ch::bounded<int>(1, ch::ring::ticket);
+  ASSERT_TRUE(tx.send(1));
+  std::atomic<int> got{-1};
+  rouse_test::thread t([&got, tx = tx]() mutable {
+    auto r = tx.send(2);  // position 1: its slot holds position 0's value
+    got.store(static_cast<int>(r.status()));
+    if (r.status() == ch::status::closed) {
+      EXPECT_TRUE(r.has_value() && r.value() == 2);  // handed back
+    }
+  });
+  rouse_test::until_asleep(t);
+  ::pthread_kill(t.native_handle(), SIGUSR1);
+  rouse_test::eventually([] { return held_off::in_handler.load(); });
+  EXPECT_EQ(*rx.recv(), 1);  // frees the sender's slot
+  EXPECT_TRUE(rx.close());
+  held_off::release.store(true);
+  t.join();
+  EXPECT_EQ(got.load(), static_cast<int>(ch::status::closed));
+  EXPECT_EQ(rx.try_recv().status(), ch::status::closed);
+  ::sigaction(SIGUSR1, &old, nullptr);
+#endif
 }
 
 // The rendezvous flavour: a select whose first pass found nothing enrols its
