@@ -34,6 +34,16 @@
 //   give back k, queued    under the lock (once for the k): claim up to k
 //                          oldest waiters (each claim transferable: one
 //                          permit), the rest n -> n+rest
+// Rendezvous (the receiver's demand is the one permit; demand_out_ and
+// debt_ are the receiver's own flags):
+//   ask (receiver)         no demand out: give back 1 (as above); a debt
+//                          the word shows paid (0): settle it, then ask
+//   withdraw (receiver)    1 -> 0: taken back | 0 -> -1: a sender holds
+//                          it, a debt (fetch_sub)
+//   give back onto a debt  -1 -> 0 (the direct add, or the rest stored
+//                          under the lock), then wake the receiver (after
+//                          the lock) so that a waiting receive asks again
+//   the held value taken   -1 -> 0 by the receive that takes it
 // A waiter's re-check (B2) is try_acquire(): closed -> ready; a permit ->
 // ready_with_permit (rec.took); its deadline passed -> ready; else
 // not_ready. A waiter woken by a notify_one holds a permit (transferable
