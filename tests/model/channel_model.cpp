@@ -25,11 +25,23 @@
 //                              receiver closes and drains: the sender either
 //                              gets its value back, or (its slot freed before
 //                              it saw the close) is received; nothing else
-//   ticket_kill_vs_publish     three threads: two sends (the second may block),
+//   ticket_give_up_vs_drain    three threads: two sends (the second may block),
 //                              a close, and a receiver draining to `closed`;
-//                              the receiver kills the slot of a send that gave
-//                              up, racing that send's publish: every value
-//                              either arrives once or goes back to its sender
+//                              a send that waited and sees the close gives up
+//                              and resolves its own position (dead, or last
+//                              on the value before it) while the receiver
+//                              waits on it: every value either arrives once
+//                              or goes back to its sender
+//   ticket_try_send_races_close  a try_send claims its position as close()
+//                              comes and a receiver drains: the value arrives,
+//                              or goes back never moved (a value type that
+//                              counts its moves)
+//   ticket_sends_give_up_in_lap_order  capacity 1: two sends take tickets
+//                              0 and 1 at once, a close and a drain; the
+//                              second send, closed while the first is still
+//                              writing, waits for it to publish and then
+//                              marks that value last: each value arrives
+//                              once or goes back never moved
 //   ticket_timed_recv          a timed receive (parked on the waker queue, as
 //                              array.hpp's) against a ticketed send
 //   ticket_recv_wake_passes_on four threads, capacity 2: two selects parked
@@ -71,9 +83,20 @@
 //                              before the registration wakes nobody, and
 //                              bounded_both_sides_block deadlocks
 //   broken_ticket_publish_blind_store   a send publishes with a plain store,
-//                              not a compare-exchange: it overwrites the
-//                              receiver's kill of its slot after the close,
-//                              and ticket_kill_vs_publish loses the value
+//                              not a compare-exchange: it overwrites the W of
+//                              a receive that began to sleep on the slot, and
+//                              ticket_both_sides_block deadlocks
+//   broken_ticket_receive_kills_slot   a receive below the close that finds
+//                              its slot empty for its lap takes it from its
+//                              send (the rule before sends resolved their own
+//                              positions): ticket_try_send_races_close sees
+//                              `closed` with the value moved in and back
+//   broken_ticket_give_up_any_lap      a send that gives up at the close
+//                              marks the slot last whatever lap it holds, so
+//                              also while the first send is still writing:
+//                              the drain takes a value not yet published, and
+//                              ticket_sends_give_up_in_lap_order reports the
+//                              race on the slot's cell
 //   broken_ticket_skips_pass_on        a send or receive that went through
 //                              passes no wake on to its own side: the select
 //                              whose wake was spent sleeps beside a ready
@@ -273,7 +296,7 @@ struct ticket_close_races_send : rl::test_suite<ticket_close_races_send, 2> {
   }
 };
 
-struct ticket_kill_vs_publish : rl::test_suite<ticket_kill_vs_publish, 3> {
+struct ticket_give_up_vs_drain : rl::test_suite<ticket_give_up_vs_drain, 3> {
   cd::ticket_channel<int> chan{1};
   d::atomic<int> sent{0};
   d::atomic<int> got{0};
@@ -325,6 +348,79 @@ struct ticket_timed_recv : rl::test_suite<ticket_timed_recv, 2> {
       }
     }
   }
+};
+
+// A value that counts the moves that made it.
+struct move_counted {
+  int v = 0;
+  int moves = 0;
+  explicit move_counted(int x) noexcept : v(x) {}
+  move_counted(move_counted&& o) noexcept : v(o.v), moves(o.moves + 1) {}
+  move_counted& operator=(move_counted&&) = delete;
+};
+
+struct ticket_try_send_races_close : rl::test_suite<ticket_try_send_races_close, 3> {
+  cd::ticket_channel<move_counted> chan{1};
+  d::atomic<int> sent{0};
+  d::atomic<int> got{0};
+
+  void thread(unsigned index) {
+    if (index == 0) {
+      move_counted v(1);
+      status const s = chan.try_send(v);
+      if (s == status::ok) {
+        sent.fetch_add(1, std::memory_order_relaxed);
+      } else {
+        RL_ASSERT(s == status::closed);
+        RL_ASSERT(v.v == 1 && v.moves == 0);  // untouched
+      }
+    } else if (index == 1) {
+      RL_ASSERT(chan.close());
+    } else {
+      for (;;) {
+        auto r = chan.recv(cd::no_deadline{});
+        if (!r.has_value()) {
+          RL_ASSERT(r.status() == status::closed);
+          break;
+        }
+        RL_ASSERT(r->v == 1);
+        got.fetch_add(1, std::memory_order_relaxed);
+      }
+    }
+  }
+  void after() { RL_ASSERT(sent.load(std::memory_order_relaxed) == got.load(std::memory_order_relaxed)); }
+};
+
+struct ticket_sends_give_up_in_lap_order : rl::test_suite<ticket_sends_give_up_in_lap_order, 4> {
+  cd::ticket_channel<move_counted> chan{1};
+  d::atomic<int> sent{0};
+  d::atomic<int> got{0};
+
+  void thread(unsigned index) {
+    if (index < 2) {
+      int const x = static_cast<int>(index) + 1;
+      move_counted v(x);
+      status const s = chan.send(v, cd::no_deadline{});
+      if (s == status::ok) {
+        sent.fetch_add(x, std::memory_order_relaxed);
+      } else {
+        RL_ASSERT(s == status::closed);
+        RL_ASSERT(v.v == x && v.moves == 0);  // untouched
+      }
+    } else if (index == 2) {
+      RL_ASSERT(chan.close());
+    } else {
+      for (;;) {
+        auto r = chan.recv(cd::no_deadline{});
+        if (!r.has_value()) {
+          RL_ASSERT(r.status() == status::closed);
+          break;
+        }
+        got.fetch_add(r->v, std::memory_order_relaxed);
+      }
+    }
+  }
+  void after() { RL_ASSERT(sent.load(std::memory_order_relaxed) == got.load(std::memory_order_relaxed)); }
 };
 
 // Selects, not timed waits, park on the sides' queues here: a timed wait may
@@ -524,7 +620,11 @@ int main() {
   failures += rouse_model::expect_pass<ticket_both_sides_block>("channel.ticket_both_sides_block", iterations);
   failures += rouse_model::expect_pass<ticket_close_wakes_recv>("channel.ticket_close_wakes_recv", iterations);
   failures += rouse_model::expect_pass<ticket_close_races_send>("channel.ticket_close_races_send", iterations);
-  failures += rouse_model::expect_pass<ticket_kill_vs_publish>("channel.ticket_kill_vs_publish", iterations);
+  failures += rouse_model::expect_pass<ticket_give_up_vs_drain>("channel.ticket_give_up_vs_drain", iterations);
+  failures +=
+      rouse_model::expect_pass<ticket_try_send_races_close>("channel.ticket_try_send_races_close", iterations);
+  failures += rouse_model::expect_pass<ticket_sends_give_up_in_lap_order>("channel.ticket_sends_give_up_in_lap_order",
+                                                                         iterations);
   failures += rouse_model::expect_pass<ticket_timed_recv>("channel.ticket_timed_recv", iterations);
   failures += rouse_model::expect_pass<ticket_recv_wake_passes_on>("channel.ticket_recv_wake_passes_on", iterations);
   failures += rouse_model::expect_pass<ticket_send_wake_passes_on>("channel.ticket_send_wake_passes_on", iterations);
@@ -533,8 +633,19 @@ int main() {
   failures += rouse_model::expect_pass<ticket_close_window>("channel.ticket_close_window", iterations);
   {
     rouse::detail::model_fault_scope fault(rouse::detail::model_fault::ticket_publish_blind_store);
-    failures += rouse_model::expect_failure<ticket_kill_vs_publish>("channel.broken_ticket_publish_blind_store",
-                                                                    rl::test_result_user_assert_failed, iterations);
+    failures += rouse_model::expect_failure<ticket_both_sides_block>("channel.broken_ticket_publish_blind_store",
+                                                                     rl::test_result_deadlock, iterations);
+  }
+  {
+    rouse::detail::model_fault_scope fault(rouse::detail::model_fault::ticket_receive_kills_slot);
+    failures += rouse_model::expect_failure<ticket_try_send_races_close>("channel.broken_ticket_receive_kills_slot",
+                                                                         rl::test_result_user_assert_failed,
+                                                                         iterations);
+  }
+  {
+    rouse::detail::model_fault_scope fault(rouse::detail::model_fault::ticket_give_up_any_lap);
+    failures += rouse_model::expect_failure<ticket_sends_give_up_in_lap_order>(
+        "channel.broken_ticket_give_up_any_lap", rl::test_result_data_race, iterations);
   }
   {
     rouse::detail::model_fault_scope fault(rouse::detail::model_fault::ticket_skips_pass_on);

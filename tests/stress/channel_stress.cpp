@@ -98,7 +98,8 @@ TEST(channel_stress, ticket64_8x8_each_message_exactly_once) { exactly_once(5, r
 TEST(channel_stress, ticket3_8x8_each_message_exactly_once) { exactly_once(6, rouse_test::scaled(10000)); }
 
 // Close races blocked senders and receivers: every send either was received
-// or handed its value back; nothing is lost, nobody hangs.
+// or handed its value back; nothing is lost, nobody hangs. Odd senders mix
+// in try_send and send_for, whose claims race the close differently.
 TEST(channel_stress, close_racing_blocked_operations_loses_nothing) {
   long const rounds = rouse_test::scaled(200);
   unsigned const threads_per_side = rouse_test::oversubscribed(8) / 2;
@@ -108,11 +109,24 @@ TEST(channel_stress, close_racing_blocked_operations_loses_nothing) {
     std::atomic<long> sent{0}, returned{0}, received{0};
     std::vector<std::thread> threads;
     for (unsigned i = 0; i < threads_per_side; ++i) {
-      threads.emplace_back([tx = tx, &sent, &returned]() mutable {
+      threads.emplace_back([tx = tx, &sent, &returned, mixed = i % 2 == 1]() mutable {
         for (std::uint64_t v = 1;; ++v) {
-          auto r = tx.send(v);
+          ch::send_result<std::uint64_t> r;
+          switch (mixed ? v % 3 : 0) {
+            case 0:
+              r = tx.send(v);
+              break;
+            case 1:
+              while ((r = tx.try_send(v)).status() == ch::status::full) std::this_thread::yield();
+              break;
+            default:
+              while ((r = tx.send_for(v, 1ms)).status() == ch::status::timed_out) {
+              }
+              break;
+          }
           if (!r) {
             EXPECT_EQ(r.status(), ch::status::closed);
+            EXPECT_TRUE(r.has_value() && r.value() == v);  // handed back
             returned.fetch_add(1);
             return;
           }

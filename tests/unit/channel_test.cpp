@@ -493,6 +493,39 @@ TEST(channel_ticket, a_blocked_send_that_wakes_after_the_close_gives_its_value_b
 #endif
 }
 
+// A try_send claims its position while the channel is open and then moves
+// its value into the slot. Held in that move while the channel closes and
+// the receive of its position begins, it still completes: the receive waits
+// for it (a receive never takes a position from its send), and the value
+// arrives. (It came back `closed`, moved in and out again.)
+TEST(channel_ticket, a_try_send_that_claimed_before_the_close_completes) {
+  using ticket_stall::slow_move;
+  ticket_stall::entered.store(false);
+  ticket_stall::go.store(false);
+  auto [tx, rx] = ch::bounded<slow_move>(1, ch::ring::ticket);
+  std::thread sender([tx = tx]() mutable {
+    ticket_stall::stall = true;
+    auto r = tx.try_send(slow_move(7));  // position 0: waits in its move into the slot
+    EXPECT_EQ(r.status(), ch::status::ok);
+  });
+  rouse_test::eventually([] { return ticket_stall::entered.load(); });
+  EXPECT_TRUE(rx.close());
+  std::atomic<bool> done{false};
+  std::atomic<int> got{-1};
+  rouse_test::thread receiver([&, rx = rx]() mutable {
+    auto r = rx.recv();  // position 0, below the close
+    got.store(r.has_value() ? r->v : -static_cast<int>(r.status()) - 2);
+    done.store(true);
+  });
+  // It waits for the send (asleep on the slot), or, as before, has given up.
+  rouse_test::eventually([&] { return done.load() || receiver.asleep(); });
+  ticket_stall::go.store(true);
+  sender.join();
+  receiver.join();
+  EXPECT_EQ(got.load(), 7);
+  EXPECT_EQ(rx.try_recv().status(), ch::status::closed);
+}
+
 // The rendezvous flavour: a select whose first pass found nothing enrols its
 // cases; if close() came in between, its node sits in a list of the closed
 // channel until its re-check sees the close. An operation that begins after

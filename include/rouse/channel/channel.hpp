@@ -23,11 +23,9 @@
 //   the close, then get `closed`; every blocked sender and receiver wakes.
 //   (In the ticket ring a send claims its position first: a send that found
 //   its slot free while the channel was open completes, and its value is
-//   drained; a blocked send woken by the close gives its value back, as in
-//   the default ring. A try_send, select send case or timed send that claims
-//   its position just as close() comes may find its slot taken back by the
-//   close after it moved its value in: it moves the value back, and reports
-//   `closed` with the value as it was, moved twice.)
+//   drained, even when close() comes while it moves the value in; a blocked
+//   send woken by the close gives its value back untouched, as in the
+//   default ring.)
 // - Destruction: handles own the shared state, so a handle may be dropped
 //   at any time, even while another thread is inside an operation that let
 //   it go on. A blocked operation waits in rouse's one waiter queue, on a

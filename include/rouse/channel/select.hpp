@@ -18,15 +18,12 @@
 // - Exactly one case completes per call. A receive case completes with a
 //   value, or with `closed` once its channel is closed and drained (as Go's
 //   receive from a closed channel); a send case completes with `ok` (the
-//   value was sent) or `closed` (the value is left in place, untouched;
-//   on a ring::ticket channel, a case that claimed its position just as the
-//   channel closed may have moved the value in and back: the same value,
-//   moved twice — channel.hpp, "Lifecycle").
+//   value was sent) or `closed` (the value is left in place, untouched).
 // - Among cases ready at the same time the choice is uniformly random (each
 //   call tries the cases in a random order), so no ready case starves.
 // - try_select never waits for a case to become ready: nullopt when none
-//   is (a receive case on a closed ring::ticket channel may wait for a
-//   receive already under way on its slot, as try_recv does). select_for /
+//   is (a receive case on a closed ring::ticket channel may wait for the
+//   operations already under way on its slot, as try_recv does). select_for /
 //   select_until return nullopt once the deadline has passed (never early).
 // - Rendezvous cases pair with operations of other threads only: a select
 //   with a send and a receive on the same rendezvous channel never pairs them
@@ -209,8 +206,7 @@ class recv_case final : public detail::select_case_base {
 };
 
 // A send of `value` on `tx`. `value` is moved from only if it was sent
-// (status ok); on closed it is left untouched (ring::ticket: or moved into
-// the channel and back, when its claim raced the close).
+// (status ok); on closed it is left untouched.
 template <class T>
 class send_case final : public detail::select_case_base {
  public:

@@ -106,9 +106,18 @@ enum class model_fault : unsigned {
   // waiters just before the registration wakes nobody.
   channel_park_skips_recheck,
   // channel ticket ring: a send publishes its value with a plain store
-  // instead of a compare-exchange, so it can overwrite the kill of its slot
-  // by a receiver after the close (the value is then never received).
+  // instead of a compare-exchange, so it can overwrite the W of a receive
+  // that began to sleep on the slot meanwhile, and wakes nobody.
   ticket_publish_blind_store,
+  // channel ticket ring: a receive below the close that finds its slot
+  // empty for its lap takes the slot from its send (dead), the rule before
+  // senders resolved their own positions; a send that claimed its position
+  // and moved its value in then moves it back.
+  ticket_receive_kills_slot,
+  // channel ticket ring: a blocked send that gives up at the close marks
+  // the slot last whatever lap it holds, also while an earlier lap's send
+  // is still under way there (whose publish then overwrites the mark).
+  ticket_give_up_any_lap,
   // channel ticket ring: a send (receive) that went through passes no wake
   // on to its own side (pass_on_senders / pass_on_receivers do nothing), so
   // a parked waiter whose wake was spent on a position under way sleeps on

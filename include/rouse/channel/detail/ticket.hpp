@@ -18,6 +18,8 @@
 // Slot word (32 bits, a futex word):   lap << 4 | phase << 2 | C << 1 | W
 //   phase empty(L)  waiting for the send of lap L
 //         full(L)   holds the value of the send of lap L
+//         last(L)   full(L), and the send of lap L+1 gave up at the close:
+//                   the receive of lap L leaves the slot dead
 //         dead      closed, and no send of this or any later lap will come
 //   W     a ticket holder sleeps on this word: whoever changes the phase
 //         clears W and wakes every sleeper
@@ -29,10 +31,15 @@
 //   empty(L) -> full(L)       the sender of lap L publishes (after writing
 //                             the value into the slot)
 //   full(L)  -> empty(L+1)    the receiver of lap L, after moving it out
-//   empty(L) -> dead          a receiver of lap L, only once the channel is
-//                             closed: its sender has given up (or is too
-//                             late); the sender's publish then fails and it
-//                             takes its value back
+//   empty(L) -> dead          the sender of lap L gives up: it waited for
+//                             the slot, and the channel closed meanwhile
+//   full(L)  -> last(L)       the sender of lap L+1 gives up while the slot
+//                             still holds lap L's value
+//   last(L)  -> dead          the receiver of lap L, after moving it out
+// Only the sender of a lap resolves its position: it publishes or gives up,
+// and never both. Receivers never take a slot from a sender, so a send
+// that does not wait (a try_send, or a send whose slot was free) always
+// publishes, and a send that gives up has not touched its value.
 // Who uses tickets: blocking send and recv without a deadline take a ticket
 // at once (their A1 is the fetch_add). try_send / try_recv, timed waits and
 // select claim a ticket with a compare-exchange only when its slot is ready,
@@ -48,10 +55,11 @@
 // Close: tail_.fetch_or(mark_), then closed_at_, then head_'s mark (which
 // a receive that learns the close from tail_ first sets too). Sends fail.
 // A receiver whose ticket is at or past closed_at_ gets `closed` (no sender
-// holds it). Below it a sender exists: the receiver takes its value, or,
-// finding its slot empty for its lap, kills the slot (dead) and takes the
-// next ticket. A sender blocked on its slot gives its value back. So every
-// value published before the close is received, and after it nothing is.
+// holds it). Below it a sender exists and is under way (a thread inside
+// send or try_send): the receiver waits for it to publish or give up, then
+// takes its value, or (dead) takes the next ticket. A sender blocked on its
+// slot gives its value back. So every value published before the close is
+// received, and after it nothing is.
 //
 // Sleeping on a slot (sleep_on): set W, and, while the channel is open,
 // count itself in sleepers_ and re-check the mark before the futex wait.
@@ -59,8 +67,9 @@
 // slot (fetch_or) and wakes those with W: a Dekker pairing on (sleepers_,
 // tail_), both seq_cst, so either the sleeper sees the mark or close() sees
 // the sleeper; the C bit changes the word the sleeper waits on, so its wait
-// cannot miss the wake. After the close no close wake is owed and a sleeper
-// waits for its partner's transition only.
+// cannot miss the wake. After the close no close wake is owed: a sleeper
+// waits for the next transition of its slot, made by an operation already
+// under way (this lap's send, an earlier lap's send or receive).
 //
 // Memory ordering: the publish CAS pairs with the receiver's acquire load of
 // the word, which orders the value's construction before its move-out; the
@@ -73,19 +82,20 @@
 // Order: values leave in ticket order, so a send that returned before
 // another began is received first (one producer's values keep their order).
 // A ticketed send that found its slot still full (the channel full) checks
-// the close once its slot frees: closed, it gives its value back untouched
-// and the slot's receiver kills the slot, as for a send that gave up while
-// it slept; a blocked send never completes after the close (which may have
-// come from the last receiver going away). A send whose slot was free at
-// once completes: it took its position, while open, with its fetch_add.
+// the close while it waits and once its slot frees: closed, it gives its
+// value back untouched and resolves its position (dead, or last on the
+// previous lap's value); a blocked send never completes after the close
+// (which may have come from the last receiver going away). A send whose
+// slot was free at once completes: it took its position, while open, with
+// its fetch_add (a try_send, with its compare-exchange).
 // try_send and try_recv never wait for another thread beyond a short spin
 // (channel_wait_spin): besides `full` / `empty` as the counters show them,
 // they also say so while the neighbouring position's operation is still
 // under way (a ticket holder writing, or waiting for its slot) — where
 // array.hpp's ring would wait for it. Once closed, try_recv does wait for
-// an operation under way on its position's slot (the previous lap's
-// receive): `empty` would say the channel is open, and `closed` could drop
-// a value a blocked send may still publish there.
+// the operations under way on its position's slot (the previous lap's
+// receive, its own send): `empty` would say the channel is open, and
+// `closed` could drop a value that send may still publish there.
 //
 // Limits: a ticket holder is at most a few laps from its slot; laps are
 // compared modulo 2^28, so a thread stalled while 2^28 x capacity
@@ -111,6 +121,8 @@ class ticket_channel {
  public:
   explicit ticket_channel(std::size_t capacity)
       : cap_(capacity), shift_(log2_if_power_of_two(capacity)), slots_(new slot[capacity]) {
+    static_assert(holds_lap(full_word(5), 5) && holds_lap(last_word(5), 5) && !holds_lap(empty_word(5), 5) &&
+                  !holds_lap(dead_word, 0) && !holds_lap(full_word(4), 5));
     for (std::size_t i = 0; i < cap_; ++i) slots_[i].word.store(empty_word(0), std::memory_order_relaxed);
   }
   ticket_channel(const ticket_channel&) = delete;
@@ -120,12 +132,11 @@ class ticket_channel {
   ~ticket_channel() {
     for (std::size_t i = 0; i < cap_; ++i) {
       std::uint32_t const w = slots_[i].word.load(std::memory_order_relaxed);
-      if (phase(w) == phase_full) slots_[i].value.destroy();
+      if (holds_value(w)) slots_[i].value.destroy();
     }
   }
 
-  // `v` holds the value again unless it returns ok (it may have been moved
-  // into the slot and back: a claim just before the close, put()).
+  // `v` is untouched unless it returns ok.
   status try_send(T& v) noexcept {
     status const s = claim_send(v);
     if (s == status::ok) {
@@ -144,7 +155,7 @@ class ticket_channel {
   }
 
   // Blocking send until `deadline` (no_deadline: forever, on a ticket).
-  // `v` holds the value again unless it returns ok, as try_send's.
+  // `v` is untouched unless it returns ok.
   template <class Deadline>
   status send(T& v, const Deadline& deadline) noexcept {
     if constexpr (!Deadline::timed()) {
@@ -259,7 +270,7 @@ class ticket_channel {
   [[nodiscard]] bool recv_ready() const noexcept {
     std::uint64_t const head = head_.load(std::memory_order_seq_cst);
     auto [s, lap] = at(head);
-    if (state(s.word.load(std::memory_order_seq_cst)) == full_word(lap)) return true;
+    if (holds_lap(s.word.load(std::memory_order_seq_cst), lap)) return true;
     return is_closed();
   }
 
@@ -271,16 +282,28 @@ class ticket_channel {
   static constexpr std::uint32_t phase_empty = 0;
   static constexpr std::uint32_t phase_full = 1;
   static constexpr std::uint32_t phase_dead = 2;
+  static constexpr std::uint32_t phase_last = 3;
   static constexpr std::uint32_t lap_mask = (std::uint32_t{1} << 28) - 1;
 
   static constexpr std::uint32_t empty_word(std::uint32_t lap) noexcept { return (lap & lap_mask) << 4; }
   static constexpr std::uint32_t full_word(std::uint32_t lap) noexcept {
     return (lap & lap_mask) << 4 | phase_full << 2;
   }
+  static constexpr std::uint32_t last_word(std::uint32_t lap) noexcept {
+    return (lap & lap_mask) << 4 | phase_last << 2;
+  }
   static constexpr std::uint32_t dead_word = phase_dead << 2;
   // The word without W and C: lap and phase.
   static constexpr std::uint32_t state(std::uint32_t w) noexcept { return w & ~(wait_bit | closed_bit); }
   static constexpr std::uint32_t phase(std::uint32_t w) noexcept { return (w >> 2) & 3; }
+  // full or last: the slot holds a value (of the lap in the word).
+  static constexpr bool holds_value(std::uint32_t w) noexcept { return (phase(w) & phase_full) != 0; }
+  // The slot holds the value of `lap`.
+  // (full is 01 and last 11: without the high bit of the phase both are
+  // full_word; empty 00 and dead 10 become 00.)
+  static constexpr bool holds_lap(std::uint32_t w, std::uint32_t lap) noexcept {
+    return (state(w) & ~(phase_dead << 2)) == full_word(lap);
+  }
 
   // How far count `a` is ahead of count `b` (marks ignored; counts never
   // come within 2^62 of each other).
@@ -322,7 +345,7 @@ class ticket_channel {
     for (std::size_t i = 0; i < cap_ && ahead(end, head) > 0; ++i, ++head) {
       auto [s, lap] = at(head);
       // Ordering: acquire, a snapshot.
-      if (state(s.word.load(std::memory_order_acquire)) == full_word(lap)) ++n;
+      if (holds_lap(s.word.load(std::memory_order_acquire), lap)) ++n;
     }
     return n;
   }
@@ -377,64 +400,88 @@ class ticket_channel {
   }
 
   // Puts `v` in the slot of ticket t, waiting for its lap (a ticket claimed
-  // by compare-exchange finds its slot ready). ok, or closed with `v` kept.
+  // by compare-exchange finds its slot ready). ok, or closed with `v`
+  // untouched: a send that waited gives up once closed.
   status put(std::uint64_t t, T& v) noexcept {
     auto [s, lap] = at(t);
     std::uint32_t const want = empty_word(lap);
     d::spinner b(d::channel_wait_spin);
-    bool written = false;
     bool waited = false;  // found the channel full: a blocked send
+    bool closed = false;
     // Ordering: acquire pairs with the release CAS of the receiver of the
     // previous lap: its move-out is done before this write.
     std::uint32_t w = s.word.load(std::memory_order_acquire);
     for (;;) {
+      // last or dead: an earlier lap's send gave up, and the slot ends dead.
+      if (phase(w) >= phase_dead) return status::closed;
       if (state(w) == want) {
-        if (!written) {
-          // A blocked send whose slot frees once the channel is closed gives
-          // its value back untouched, as a blocked send of array.hpp's ring
-          // does (the receiver of this ticket kills the slot): no value
-          // enters a channel closed while it waited, which may have closed
-          // because every receiver is gone. Ordering: seq_cst, as below.
-          if (waited && ((w & closed_bit) || (tail_.load(std::memory_order_seq_cst) & mark_))) return status::closed;
-          s.value.construct(std::move(v));
-          written = true;
-        }
-        if (d::model_fault_on(d::model_fault::ticket_publish_blind_store)) {
-          s.word.store(full_word(lap) | (w & closed_bit), std::memory_order_release);
-          if (w & wait_bit) d::wake_all(s.word);
-          return status::ok;
-        }
-        // Ordering: release pairs with take()'s acquire load: the value
-        // before the phase; seq_cst as (A1) for recv_ready(). A failure
-        // reloads `w` (W set, or killed).
-        if (s.word.compare_exchange_weak(w, full_word(lap) | (w & closed_bit), std::memory_order_seq_cst,
-                                         std::memory_order_acquire)) {
-          if (w & wait_bit) d::wake_all(s.word);
-          return status::ok;
-        }
+        // Ordering: seq_cst, against close()'s fetch_or (or its C, acquire).
+        if (waited && !closed) closed = (w & closed_bit) || (tail_.load(std::memory_order_seq_cst) & mark_);
+        if (!closed) break;
+        // A blocked send whose slot frees once the channel is closed gives
+        // its value back untouched, as a blocked send of array.hpp's ring
+        // does: no value enters a channel closed while it waited, which may
+        // have closed because every receiver is gone.
+        if (give_up(s, w, dead_word)) return status::closed;
         continue;
       }
-      if (phase(w) == phase_dead) {
-        if (written) {  // killed between the write and the publish: take it back
-          std::destroy_at(std::addressof(v));
-          std::construct_at(std::addressof(v), std::move(s.value.get()));
-          s.value.destroy();
-        }
-        return status::closed;
+      if (closed && (state(w) == full_word(lap - 1) || d::model_fault_on(d::model_fault::ticket_give_up_any_lap))) {
+        if (give_up(s, w, last_word(lap - 1))) return status::closed;
+        continue;
       }
-      // The previous lap's value is still here (the channel is full).
+      // The channel is full: the previous lap's value is still here, or an
+      // earlier lap's send is under way (closed: it too resolves without
+      // waiting for a receive, so this wait ends).
       waited = true;
-      if (b.next()) {
+      if (!closed && b.next()) {
         w = s.word.load(std::memory_order_acquire);
         continue;
       }
-      // Ordering: seq_cst; a blocked sender gives up once closed (the
-      // receiver of this ticket kills the slot).
-      bool const closed = (w & closed_bit) || (tail_.load(std::memory_order_seq_cst) & mark_);
-      if (closed) return status::closed;
-      sleep_on(s, w, false);
+      if (!closed) {
+        closed = (w & closed_bit) || (tail_.load(std::memory_order_seq_cst) & mark_);
+        if (closed) continue;
+      }
+      sleep_on(s, w, closed);
       w = s.word.load(std::memory_order_acquire);
     }
+    // The slot is this send's until it publishes: no receive or send
+    // changes its phase meanwhile (close() sets C, a receive W).
+    s.value.construct(std::move(v));
+    for (;;) {
+      if (d::model_fault_on(d::model_fault::ticket_receive_kills_slot) && phase(w) == phase_dead) {
+        std::destroy_at(std::addressof(v));  // killed: moved back (the old rule)
+        std::construct_at(std::addressof(v), std::move(s.value.get()));
+        s.value.destroy();
+        return status::closed;
+      }
+      if (d::model_fault_on(d::model_fault::ticket_publish_blind_store)) {
+        s.word.store(full_word(lap) | (w & closed_bit), std::memory_order_release);
+        if (w & wait_bit) d::wake_all(s.word);
+        return status::ok;
+      }
+      // Ordering: release pairs with take()'s acquire load: the value
+      // before the phase; seq_cst as (A1) for recv_ready(). A failure
+      // reloads `w` (W or C set).
+      if (s.word.compare_exchange_weak(w, full_word(lap) | (w & closed_bit), std::memory_order_seq_cst,
+                                       std::memory_order_relaxed)) {
+        if (w & wait_bit) d::wake_all(s.word);
+        return status::ok;
+      }
+    }
+  }
+
+  // A blocked send's give-up once closed: the slot from `w` (empty for its
+  // lap, or full with the previous lap's value) to `to` (dead, or last),
+  // keeping C; clears W and wakes the sleepers (this lap's receive, a later
+  // lap's send). false: the word changed (reloaded into `w`).
+  bool give_up(slot& s, std::uint32_t& w, std::uint32_t to) noexcept {
+    // Ordering: release, so that whoever reads dead (or last, then the
+    // dead its receive leaves) sees tail_'s mark and reads closed_at_.
+    if (!s.word.compare_exchange_strong(w, to | (w & closed_bit), std::memory_order_release,
+                                        std::memory_order_acquire))
+      return false;
+    if (w & wait_bit) d::wake_all(s.word);
+    return true;
   }
 
   // A ticket at or past the close, found so through tail_'s mark: close()
@@ -457,20 +504,21 @@ class ticket_channel {
   // past the close), or hole (its send gave up at the close).
   taken take(std::uint64_t h) noexcept {
     auto [s, lap] = at(h);
-    std::uint32_t const want = full_word(lap);
     d::spinner b(d::channel_wait_spin);
     bool first_miss = true;
     // Ordering: acquire pairs with put()'s release CAS.
     std::uint32_t w = s.word.load(std::memory_order_acquire);
     for (;;) {
-      if (state(w) == want) {
+      if (holds_lap(w, lap)) {
         taken r{taken::value, recv_result<T>(std::in_place, std::move(s.value.get()))};
         s.value.destroy();
         // Ordering: release pairs with the next lap's put(): the move-out
         // and destruction before its write; seq_cst as (A1) for
-        // send_ready(). Keeps C; clears W.
-        while (!s.word.compare_exchange_weak(w, empty_word(lap + 1) | (w & closed_bit), std::memory_order_seq_cst,
-                                             std::memory_order_relaxed)) {
+        // send_ready(). Keeps C; clears W. A failure reloads `w`: W, C, or
+        // the next lap's send giving up (full -> last).
+        while (!s.word.compare_exchange_weak(
+            w, (phase(w) == phase_last ? dead_word : empty_word(lap + 1)) | (w & closed_bit),
+            std::memory_order_seq_cst, std::memory_order_relaxed)) {
         }
         if (w & wait_bit) d::wake_all(s.word);
         return r;
@@ -494,19 +542,20 @@ class ticket_channel {
         continue;
       }
       first_miss = false;
-      if (closed) {
-        if (ahead(h, closed_at()) >= 0) return past_the_close();
-        if (state(w) == empty_word(lap)) {
-          // Its sender gave up, or is too late: nothing more comes to this slot.
-          // Ordering: acq_rel, so that whoever reads `dead` sees the mark.
-          if (s.word.compare_exchange_strong(w, dead_word | (w & closed_bit), std::memory_order_acq_rel,
-                                             std::memory_order_acquire)) {
-            if (w & wait_bit) d::wake_all(s.word);
-            return {taken::hole, recv_result<T>(status::closed)};
-          }
-          continue;
+      // Closed below the close: this position's send is under way (it
+      // publishes, or gives up because it waited), or an earlier lap's
+      // operation is; each resolves without waiting for this thread.
+      if (closed && ahead(h, closed_at()) >= 0) return past_the_close();
+      if (d::model_fault_on(d::model_fault::ticket_receive_kills_slot) && closed &&
+          state(w) == empty_word(lap)) {
+        // The rule before senders resolved their own positions: the receive
+        // takes the slot from its send (which then moves its value back).
+        if (s.word.compare_exchange_strong(w, dead_word | (w & closed_bit), std::memory_order_acq_rel,
+                                           std::memory_order_acquire)) {
+          if (w & wait_bit) d::wake_all(s.word);
+          return {taken::hole, recv_result<T>(status::closed)};
         }
-        // An earlier lap's receiver is still on this slot: it resolves it.
+        continue;
       }
       sleep_on(s, w, closed);
       w = s.word.load(std::memory_order_acquire);
@@ -532,22 +581,24 @@ class ticket_channel {
         (void)cas.next();
         continue;
       }
-      if (phase(w) != phase_dead) {
+      bool const gave_up = phase(w) >= phase_dead;  // last or dead: closed
+      if (!gave_up) {
         // Ordering: seq_cst, so that `full` as the counters say is exact.
         std::uint64_t const head = head_.load(std::memory_order_seq_cst);
         if (ahead(tail, head) >= static_cast<std::int64_t>(cap_)) return status::full;
       }
-      // A receive of the previous lap is under way, or (dead) the close.
-      if (!b.next() && phase(w) != phase_dead) return status::full;
+      // A receive of the previous lap is under way, or (last, dead) the
+      // close, which this thread's next load of tail_ shows.
+      if (!b.next() && !gave_up) return status::full;
       tail = tail_.load(std::memory_order_relaxed);
     }
   }
 
   // try_recv's claim: a position by compare-exchange, only when its value is
   // there, or, once closed, any position below the close: its slot resolves
-  // without a new operation (a value, a send that gave up), so take() waits
-  // at most for the operation under way on it (the previous lap's receive);
-  // `empty` would say "not closed".
+  // without a new operation, so take() waits at most for the operations
+  // under way on it (its send, which publishes or, if it waited, gives up;
+  // the previous lap's receive); `empty` would say "not closed".
   recv_result<T> claim_recv() noexcept {
     d::spinner cas(d::channel_cas_spin);
     d::spinner b(d::channel_wait_spin);
@@ -562,7 +613,7 @@ class ticket_channel {
       auto [s, lap] = at(head);
       // Ordering: acquire, as take()'s.
       std::uint32_t const w = s.word.load(std::memory_order_acquire);
-      bool const ready = state(w) == full_word(lap);
+      bool const ready = holds_lap(w, lap);
       // Ordering: seq_cst, so that `empty` as the counters say is exact.
       std::uint64_t const tail = ready ? 0 : tail_.load(std::memory_order_seq_cst);
       bool const closed = !ready && (tail & mark_);
@@ -577,7 +628,7 @@ class ticket_channel {
         // Ordering: seq_cst, an (A1) for the senders' B2 re-checks.
         if (head_.compare_exchange_weak(head, head + 1, std::memory_order_seq_cst, std::memory_order_relaxed)) {
           // Ready: at once. Closed: a value, a hole, or a wait for the
-          // previous lap's receive, which is under way.
+          // operations under way on the slot.
           taken r = take(head);
           if (r.outcome == taken::value) return std::move(r.result);
           if (r.outcome == taken::closed) return recv_result<T>(status::closed);
