@@ -161,7 +161,7 @@ class event {
   // False only when the deadline passed (never early).
   template <class Deadline>
   [[gnu::noinline]] bool wait_slow(const Deadline& deadline) noexcept {
-    if (detail::spin_until(detail::event_spin,
+    if (detail::spin_until(detail::event_spin, deadline,
                            [this] { return (word_.load(std::memory_order_relaxed) & set_bit) != 0; }) &&
         try_wait())
       return true;
@@ -170,6 +170,8 @@ class event {
     std::uint32_t v = word_.load(std::memory_order_acquire);
     for (;;) {
       if (try_take(v, flag)) return true;
+      // Passed (a zero timeout; a wake after the deadline): no sleep.
+      if (deadline.expired()) return leave_after_timeout(flag);
       if ((v & sleepers) == 0) {
         // unset, no sleepers -> sleepers. Ordering: the flag shares the word
         // with the set bit, so a set() later in the modification order sees

@@ -186,7 +186,7 @@ class semaphore_word {
   // once the deadline has passed; never for no_deadline).
   template <class Deadline>
   [[gnu::noinline]] bool acquire_slow(const Deadline& deadline) noexcept {
-    if (detail::spin_until(detail::semaphore_spin,
+    if (detail::spin_until(detail::semaphore_spin, deadline,
                            [this] { return (word_.load(std::memory_order_relaxed) >> 1) != 0; }) &&
         try_acquire())
       return true;
@@ -194,6 +194,8 @@ class semaphore_word {
     std::uint32_t v = word_.load(std::memory_order_relaxed);
     for (;;) {
       if (take(v, flag)) return true;
+      // Passed (a zero timeout; a wake after the deadline): no sleep.
+      if (deadline.expired()) return flag != 0 && leave_after_timeout();
       if ((v & sleepers) == 0) {
         // count == 0, no sleepers -> sleepers. Ordering: relaxed; the flag
         // and the count share the word, so a release() that comes later in
@@ -297,7 +299,7 @@ class semaphore_wide {
   // False only on timeout (never early; never for no_deadline).
   template <class Deadline>
   [[gnu::noinline]] bool acquire_slow(const Deadline& deadline) noexcept {
-    if (detail::spin_until(detail::semaphore_spin,
+    if (detail::spin_until(detail::semaphore_spin, deadline,
                            [this] { return has_permit(word_.load(std::memory_order_relaxed)); }) &&
         try_acquire())
       return true;
@@ -317,6 +319,8 @@ class semaphore_wide {
         (void)releasing.next();
         continue;
       }
+      // Passed (a zero timeout; a wake after the deadline): no sleep.
+      if (deadline.expired()) return slept && leave_after_timeout();
       if (v == free_empty) {
         // FREE(0) -> SLEEPERS. Ordering: relaxed; the flag and the count
         // share the word, so a release that comes later in its modification

@@ -1,5 +1,7 @@
 #include "rouse/platform/cpu.hpp"
 
+#include "counters_internal.hpp"
+
 #include <pthread.h>
 #include <sched.h>
 #include <unistd.h>
@@ -17,7 +19,10 @@
 
 namespace rouse::platform {
 
-void thread_yield() noexcept { ::sched_yield(); }
+void thread_yield() noexcept {
+  detail::count_yield();
+  ::sched_yield();
+}
 
 namespace {
 

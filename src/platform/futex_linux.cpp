@@ -85,12 +85,14 @@ wait_result wait_until(const word& w, std::uint32_t expected, steady_deadline de
   // libstdc++'s steady_clock is CLOCK_MONOTONIC, the clock FUTEX_WAIT_BITSET
   // uses without FUTEX_CLOCK_REALTIME: the kernel compares against the same
   // clock the caller will read, so ETIMEDOUT is never early.
+  if (std::chrono::steady_clock::now() >= deadline) return wait_result::timed_out;  // no system call
   timespec const ts = to_timespec(deadline.time_since_epoch());
   if (!wait_bitset(w, expected, ts, 0, s)) return wait_result::woken;
   return wait_result::timed_out;
 }
 
 wait_result wait_until(const word& w, std::uint32_t expected, system_deadline deadline, scope s) noexcept {
+  if (std::chrono::system_clock::now() >= deadline) return wait_result::timed_out;  // no system call
   timespec const ts = to_timespec(deadline.time_since_epoch());
   if (!wait_bitset(w, expected, ts, FUTEX_CLOCK_REALTIME, s)) return wait_result::woken;
   return wait_result::timed_out;

@@ -64,10 +64,12 @@ void wait(const word& w, std::uint32_t expected, scope) noexcept {
 }
 
 wait_result wait_until(const word& w, std::uint32_t expected, steady_deadline deadline, scope) noexcept {
+  if (std::chrono::steady_clock::now() >= deadline) return wait_result::timed_out;  // no park
   return park_word(w, expected, detail::park_deadline::at(deadline));
 }
 
 wait_result wait_until(const word& w, std::uint32_t expected, system_deadline deadline, scope) noexcept {
+  if (std::chrono::system_clock::now() >= deadline) return wait_result::timed_out;  // no park
   return park_word(w, expected, detail::park_deadline::at(deadline));
 }
 

@@ -9,8 +9,10 @@
 // other side act only once the waiter is known to be asleep (a wait system
 // call counted after it started; rouse's tests count them) or has returned;
 // the call must not have returned before that, and must then succeed.
-// Far past (hours::min(), -3,000,000 h, -1e30 s): the call must time out at
-// once; a hang is caught by the CTest timeout.
+// Far past (hours::min(), -3,000,000 h, -1e30 s), and now (a zero timeout):
+// the call must time out at once: no yield, no wait system call (counted in
+// rouse's test builds; a spin's yields cost a time slice each when the CPUs
+// are busy), and a hang is caught by the CTest timeout.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -105,33 +107,49 @@ void for_each_far_future(F&& f) {
   }
 }
 
-// Calls f(deadline) for each far-past deadline: every one has passed.
+// Calls f(deadline) with `deadline`, and checks that it neither yielded nor
+// asked to sleep: a deadline that has passed gives up after one look.
+template <class F, class Deadline>
+void at_once(F& f, Deadline deadline) {
+  p::syscall_counts const before = p::syscall_counters();
+  f(deadline);
+  p::syscall_counts const after = p::syscall_counters();
+  EXPECT_EQ(after.yields, before.yields) << "yielded after its deadline";
+  EXPECT_EQ(after.waits, before.waits) << "asked to sleep after its deadline";
+}
+
+// Calls f(deadline) for each far-past deadline, and for now (a zero
+// timeout): every one has passed.
 template <class F>
 void for_each_far_past(F&& f) {
   SCOPED_TRACE("far past");
   {
     SCOPED_TRACE("steady_clock, time_point<hours>::min()");
-    f(time_point<steady, hours>::min());
+    at_once(f, time_point<steady, hours>::min());
   }
   {
     SCOPED_TRACE("steady_clock, -3,000,000 h");
-    f(time_point<steady, hours>(hours(-3'000'000)));
+    at_once(f, time_point<steady, hours>(hours(-3'000'000)));
   }
   {
     SCOPED_TRACE("steady_clock, time_point<duration<double>>(-1e30 s)");
-    f(time_point<steady, seconds_double>(seconds_double(-1e30)));
+    at_once(f, time_point<steady, seconds_double>(seconds_double(-1e30)));
+  }
+  {
+    SCOPED_TRACE("steady_clock::now(), a zero timeout");
+    at_once(f, steady::now());
   }
   {
     SCOPED_TRACE("system_clock, time_point<hours>::min()");
-    f(time_point<sys, hours>::min());
+    at_once(f, time_point<sys, hours>::min());
   }
   {
     SCOPED_TRACE("system_clock, -3,000,000 h");
-    f(time_point<sys, hours>(hours(-3'000'000)));
+    at_once(f, time_point<sys, hours>(hours(-3'000'000)));
   }
   {
     SCOPED_TRACE("own clock, -3,000,000 h");
-    f(time_point<own_clock, hours>(hours(-3'000'000)));
+    at_once(f, time_point<own_clock, hours>(hours(-3'000'000)));
   }
 }
 
@@ -473,6 +491,8 @@ TEST(far_past_deadline, semaphore_try_acquire_until) {
   for_each_far_past([](auto deadline) {
     rouse::counting_semaphore<4> s(0);
     EXPECT_FALSE(s.try_acquire_until(deadline));
+    rouse::counting_semaphore<(std::ptrdiff_t{1} << 40)> wide(0);  // the wide layout
+    EXPECT_FALSE(wide.try_acquire_until(deadline));
   });
 }
 
@@ -600,6 +620,10 @@ TEST(far_past_deadline, channel_send_recv_until) {
     auto full = ch::bounded<int>(1);
     ASSERT_TRUE(static_cast<bool>(full.first.send(1)));
     EXPECT_EQ(full.first.send_until(2, deadline).status(), ch::status::timed_out);
+    auto ticket = ch::bounded<int>(1, ch::ring::ticket);
+    EXPECT_EQ(ticket.second.recv_until(deadline).status(), ch::status::timed_out);
+    ASSERT_TRUE(static_cast<bool>(ticket.first.send(1)));
+    EXPECT_EQ(ticket.first.send_until(2, deadline).status(), ch::status::timed_out);
     auto rendezvous = ch::bounded<int>(0);
     EXPECT_EQ(rendezvous.first.send_until(2, deadline).status(), ch::status::timed_out);
     EXPECT_EQ(rendezvous.second.recv_until(deadline).status(), ch::status::timed_out);

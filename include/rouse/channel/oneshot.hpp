@@ -374,7 +374,7 @@ class oneshot_receiver {
     state* const s = state_;
     std::uint32_t w = 0;
     rouse::detail::spinner spin(rouse::detail::oneshot_spin);
-    while (spin.next()) {
+    while (!deadline.expired() && spin.next()) {  // no poll past the deadline
       // Ordering: acquire, as in recv().
       w = s->word.load(std::memory_order_acquire);
       if (w & done) return finish(w);
@@ -388,6 +388,7 @@ class oneshot_receiver {
         w = s->word.fetch_or(state::waiting, std::memory_order_acquire) | state::waiting;
         if (w & done) return finish(w);
       }
+      if (deadline.expired()) return timed_out(s);  // passed: no sleep
       if (rouse::detail::wait_until(s->word, w, deadline) == rouse::detail::wait_result::timed_out) return timed_out(s);
       // Ordering: acquire, as in recv().
       w = s->word.load(std::memory_order_acquire);

@@ -382,7 +382,7 @@ class spsc_sender {
       if (try_push(value)) return send_result<T>();
       // Ordering: acquire pairs with close()'s release.
       if (s->closed.load(std::memory_order_acquire) != 0) return send_result<T>(status::closed, std::move(value));
-      if (spin.yielding() && deadline.expired()) break;  // the sleep loop reports timed_out
+      if (deadline.expired()) break;  // the sleep loop reports timed_out
     }
     for (;;) {
       s->tx_sleep.store(1, std::memory_order_relaxed);  // (D) store
@@ -587,7 +587,7 @@ class spsc_receiver {
     while (spin.next()) {
       if (ready()) return pop();
       if (drained_and_closed()) return recv_result<T>(status::closed);
-      if (spin.yielding() && deadline.expired()) break;  // the sleep loop reports timed_out
+      if (deadline.expired()) break;  // the sleep loop reports timed_out
     }
     for (;;) {
       s->rx_sleep.store(1, std::memory_order_relaxed);  // (2) store

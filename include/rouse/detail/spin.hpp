@@ -276,6 +276,18 @@ inline bool spin_until(const spin_policy& policy, Done&& done) {
   }
 }
 
+// The same for a timed wait: no poll once `deadline` (detail/deadline.hpp)
+// has passed, so a zero timeout looks once and gives up at once. The clock
+// is read before each poll (never for no_deadline).
+template <class Deadline, class Done>
+inline bool spin_until(const spin_policy& policy, const Deadline& deadline, Done&& done) {
+  spinner spin(policy);
+  for (;;) {
+    if (done()) return true;
+    if (deadline.expired() || !spin.next()) return false;
+  }
+}
+
 // The spin of a group wait (barrier, latch): group_spin, then, if the
 // group's `participants` (a barrier's expected count; for a latch an
 // estimate, see latch.hpp) fit on the CPUs this process may use

@@ -225,12 +225,14 @@ class waiter {
                       "wait() on a waiter woken through a waker (its release is not the parker's)");
     if (released_.has_token()) return claim();
     spinner polls(spin);
-    while (polls.next())
+    // A timed wait polls only until its deadline (a zero timeout: not at all).
+    while (!deadline.expired() && polls.next())
       if (released_.has_token()) return claim();
     if constexpr (!Deadline::timed()) {
       released_.park();
       return claim();
     } else {
+      if (deadline.expired()) return leave_at_deadline();
       return wait_parked_until(deadline.at);
     }
   }
@@ -269,6 +271,10 @@ class waiter {
   template <class TimePoint>
   [[gnu::noinline]] std::uintptr_t wait_parked_until(const TimePoint& at) noexcept {
     if (released_.park_until(at)) return claim();
+    return leave_at_deadline();
+  }
+  // The deadline passed: leave, unless a release chose this waiter first.
+  std::uintptr_t leave_at_deadline() noexcept {
     if (try_claim(aborted)) return aborted;  // nobody chose it: nobody will touch it
     released_.park();                        // chosen at the last moment: the release is coming
     return claim();

@@ -19,7 +19,9 @@
 // - A timed wait never returns `timed_out` before its deadline has passed on
 //   the deadline's own clock. Steady deadlines go to the kernel as absolute
 //   CLOCK_MONOTONIC times, system_clock deadlines as absolute CLOCK_REALTIME
-//   times, so retries after EINTR do not stretch the timeout.
+//   times, so retries after EINTR do not stretch the timeout. A deadline
+//   that has passed returns `timed_out` without a system call (one clock
+//   read).
 // - No wake-up is lost between the caller's check of the word and its sleep:
 //   the value comparison and the enqueue are atomic with respect to wakes on
 //   the same word (the kernel's futex hash-bucket lock, or the generic

@@ -116,7 +116,7 @@ auto attempt_until(sync_waker& q, const Deadline& deadline, Attempt&& attempt, R
     for (;;) {
       result r = attempt();
       if (!would_block(r)) return r;
-      if (!b.next()) break;
+      if (deadline.expired() || !b.next()) break;  // no poll past the deadline
     }
     if (deadline.expired()) return result(status::timed_out);
     park(q, deadline, ready);
