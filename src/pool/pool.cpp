@@ -48,8 +48,10 @@ pool::~pool() {
 
 void pool::worker_main(int cpu) {
   (void)platform::pin_this_thread(cpu);  // best effort (see pool_options::pin)
-  detail::pool_current = this;
+  detail::pool_mark const own{this, nullptr};
+  detail::pool_marks = &own;
   core_.worker_loop();
+  detail::pool_marks = nullptr;
 }
 
 }  // namespace rouse

@@ -836,6 +836,28 @@ TEST(pool, a_job_of_one_pool_may_use_another_pool) {
   EXPECT_EQ(calls.load(), 4);
 }
 
+// Each participant of `outer`'s job calls `inner`, and the caller's share
+// of inner's job (index 0, on that same thread, inside outer's job) calls
+// `outer` again: that call runs inline, as a call from outer's own job does
+// (it waited for outer's caller lock, held further down its own stack or by
+// the other participant, which waits for it: a hang).
+TEST(pool, a_call_through_another_pools_job_back_into_a_pool_runs_inline) {
+  rouse::pool outer(rouse::pool_options{.threads = 2});
+  rouse::pool inner(rouse::pool_options{.threads = 2});
+  std::atomic<int> inline_calls{0};
+  outer.run([&](unsigned, unsigned) {
+    inner.run([&](unsigned index, unsigned) {
+      if (index != 0) return;
+      outer.run([&](unsigned i, unsigned count) {
+        EXPECT_EQ(i, 0u);
+        EXPECT_EQ(count, 1u);
+        inline_calls.fetch_add(1);
+      });
+    });
+  });
+  EXPECT_EQ(inline_calls.load(), 2);
+}
+
 TEST(pool, calls_from_several_threads_are_serialized) {
   rouse::pool pool(rouse::pool_options{.threads = 3});
   std::atomic<int> inside{0}, overlap{0};
@@ -1027,6 +1049,21 @@ TEST(pool_death, destroying_the_pool_from_its_own_job_is_diagnosed) {
         auto* pool = new rouse::pool(rouse::pool_options{.threads = 2});
         pool->run([&](unsigned index, unsigned) {
           if (index == 0) delete pool;
+        });
+      },
+      "rouse::pool: misuse: destroyed from inside one of its own jobs");
+}
+
+// The same through a job of another pool that the pool's job called.
+TEST(pool_death, destroying_the_pool_from_a_job_of_a_pool_its_job_called_is_diagnosed) {
+  EXPECT_DEATH(
+      {
+        auto* pool = new rouse::pool(rouse::pool_options{.threads = 2});
+        rouse::pool other(rouse::pool_options{.threads = 2});
+        pool->run([&](unsigned index, unsigned) {
+          if (index == 0) other.run([&](unsigned i, unsigned) {
+              if (i == 0) delete pool;
+            });
         });
       },
       "rouse::pool: misuse: destroyed from inside one of its own jobs");

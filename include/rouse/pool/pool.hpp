@@ -22,17 +22,21 @@
 // - Several outside threads calling at once are serialized: one job runs at
 //   a time, the others wait for it (on a futex, not spinning).
 // - A call made from inside a job of the same pool (a nested run,
-//   parallel_for or parallel_reduce) runs inline on the calling participant,
-//   as if the pool had one participant: no deadlock. A job of one pool may
-//   use another pool; pools that call each other in a cycle from their jobs
-//   can deadlock, like locks taken in a cycle.
+//   parallel_for or parallel_reduce), directly or from a job of another
+//   pool that this job called, runs inline on the calling participant, as
+//   if the pool had one participant: no deadlock. A job of one pool may use
+//   another pool; pools that call each other in a cycle from their jobs can
+//   still deadlock across threads (a worker of B, running B's job, that
+//   calls A waits for A's job, which waits for B's), like locks taken in a
+//   cycle.
 // - An exception thrown by the callable on any participant stops the job
 //   (participants that have not started skip it; loops stop at the next
 //   1024-index block or chunk), and is rethrown by the call once every
 //   participant has stopped touching the job. With several, the first one
 //   recorded wins. The pool stays usable.
 // - Misuse, diagnosed in debug builds (ROUSE_CHECK_USAGE, then abort):
-//   destroying the pool from inside one of its own jobs; a grain of 0.
+//   destroying the pool from inside one of its own jobs (also from a job of
+//   another pool that it called); a grain of 0.
 // - Destruction (std's rule for mutexes, DESIGN rule 7): the destructor
 //   takes the callers' lock (waiting for a job that runs), stops and joins
 //   the workers. So a thread that knows every other call on the pool has
@@ -175,8 +179,20 @@ struct pool_options {
 
 namespace detail {
 
-// The pool whose job the current thread runs (workers: always their pool).
-inline thread_local const void* pool_current = nullptr;
+// The pools whose jobs the current thread runs, innermost first: a call of
+// a job that calls another pool pushes a mark on the chain (a worker's
+// chain starts with its own pool). A call into any pool on the chain runs
+// inline: that pool's job is on this thread's stack, waiting for it.
+struct pool_mark {
+  const void* pool;
+  const pool_mark* outer;
+};
+inline thread_local const pool_mark* pool_marks = nullptr;
+inline bool inside_pool(const void* p) noexcept {
+  for (const pool_mark* m = pool_marks; m != nullptr; m = m->outer)
+    if (m->pool == p) return true;
+  return false;
+}
 
 // The piece [begin, end) of n indices that participant `index` of `count` gets.
 struct pool_piece {
@@ -461,7 +477,7 @@ class pool {
   }
 
  private:
-  bool nested() const noexcept { return detail::pool_current == this; }
+  bool nested() const noexcept { return detail::inside_pool(this); }
   void dispatch(detail::pool_job job);
   void worker_main(int cpu);
 
@@ -511,12 +527,12 @@ class pool {
 };
 
 // The calling thread runs its share of the job marked as inside this pool
-// (for nested calls), and restores the mark afterwards.
+// (for nested calls), and takes the mark off afterwards.
 inline void pool::dispatch(detail::pool_job job) {
   struct mark {
-    const void* saved;
-    explicit mark(const void* p) noexcept : saved(std::exchange(detail::pool_current, p)) {}
-    ~mark() { detail::pool_current = saved; }
+    detail::pool_mark m;
+    explicit mark(const void* p) noexcept : m{p, detail::pool_marks} { detail::pool_marks = &m; }
+    ~mark() { detail::pool_marks = m.outer; }
     mark(const mark&) = delete;
     mark& operator=(const mark&) = delete;
   } const guard(this);
