@@ -312,6 +312,32 @@ TEST(async_run_loop_death, destroying_a_loop_with_pending_timers_is_diagnosed) {
       "rouse::async::run_loop: misuse: destroyed with coroutines or timers still pending");
 }
 
+// A task of the loop that drives the loop again (here while another task
+// waits in the same round: the re-entered round ran it, and the outer round
+// then resumed a handle it no longer held).
+task<void> drives_its_own_loop(run_loop& loop, int how) {
+  if (how == 0) {
+    (void)loop.run_until_complete(forty_two());
+  } else {
+    (void)loop.run_once();
+  }
+  co_return;
+}
+task<void> neighbour() { co_return; }
+
+TEST(async_run_loop_death, driving_the_loop_from_its_own_task_is_diagnosed) {
+  for (int how : {0, 1}) {
+    EXPECT_DEATH(
+        {
+          run_loop loop;
+          auto a = rouse::async::spawn(loop, drives_its_own_loop(loop, how));
+          auto b = rouse::async::spawn(loop, neighbour());
+          loop.run_until([&] { return a.is_done() && b.is_done(); });
+        },
+        "rouse::async::run_loop: misuse: driven from inside a task it is running");
+  }
+}
+
 TEST(async_run_loop_death, destroying_a_loop_with_remote_work_is_diagnosed) {
   EXPECT_DEATH(
       {

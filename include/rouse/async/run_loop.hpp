@@ -10,8 +10,10 @@
 //   run_loop      the executor: a ready queue, a timer queue, a parker.
 //
 // Lifecycle: one thread at a time drives the loop (run(), run_once(),
-// run_until_complete()); any thread may schedule onto it, add or cancel
-// timers, or call finish(). run() returns once finish() has been called and
+// run_until_complete()), and not from inside a task the loop is running
+// (re-entered: misuse, diagnosed in debug builds; co_await the work, or
+// sync_wait it on a loop of its own); any thread may schedule onto it, add
+// or cancel timers, or call finish(). run() returns once finish() has been called and
 // nothing is ready; run_until_complete(t) returns t's value (rethrows its
 // exception; throws operation_stopped if it completed as stopped) once t is
 // done, leaving other work queued. Destroying a loop that still has ready
@@ -230,6 +232,7 @@ class run_loop final : public executor {
   // Runs what is ready now (and expired timers), without sleeping. Returns
   // how many coroutines it resumed.
   std::size_t run_once() {
+    check_not_driving();
     current_executor_scope scope(this);
     return drain();
   }
@@ -237,6 +240,7 @@ class run_loop final : public executor {
   // Runs until finish() was called and nothing is ready. Pending timers do
   // not keep it running after finish().
   void run() {
+    check_not_driving();
     current_executor_scope scope(this);
     for (;;) {
       drain();
@@ -275,6 +279,7 @@ class run_loop final : public executor {
   // Runs the loop until done() is true (checked after each batch of work).
   template <class Done>
   void run_until(Done&& done) {
+    check_not_driving();
     current_executor_scope scope(this);
     for (;;) {
       drain();
@@ -285,6 +290,15 @@ class run_loop final : public executor {
 
  private:
   friend struct detail::run_loop_access;
+
+  // A task of this loop that drives it again would run the loop's queues
+  // from inside their own round (the round's counts and the timer being
+  // fired are on the stack below it).
+  void check_not_driving() const noexcept {
+    ROUSE_CHECK_USAGE(current_executor() != this, "rouse::async::run_loop",
+                      "driven from inside a task it is running (run, run_once, run_until or run_until_complete "
+                      "re-entered): co_await the work instead, or sync_wait it on a loop of its own");
+  }
 
   // Makes a sleeping loop look again (any thread).
   void interrupt() noexcept {
