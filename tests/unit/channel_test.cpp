@@ -497,7 +497,8 @@ TEST(channel_ticket, a_blocked_send_that_wakes_after_the_close_gives_its_value_b
 // its value into the slot. Held in that move while the channel closes and
 // the receive of its position begins, it still completes: the receive waits
 // for it (a receive never takes a position from its send), and the value
-// arrives. (It came back `closed`, moved in and out again.)
+// arrives. (It came back `closed`, moved in and out again.) Until then the
+// closed channel counts the value as still to be received.
 TEST(channel_ticket, a_try_send_that_claimed_before_the_close_completes) {
   using ticket_stall::slow_move;
   ticket_stall::entered.store(false);
@@ -510,6 +511,8 @@ TEST(channel_ticket, a_try_send_that_claimed_before_the_close_completes) {
   });
   rouse_test::eventually([] { return ticket_stall::entered.load(); });
   EXPECT_TRUE(rx.close());
+  EXPECT_EQ(rx.size(), 1u);  // still to be received: not empty
+  EXPECT_FALSE(rx.empty());
   std::atomic<bool> done{false};
   std::atomic<int> got{-1};
   rouse_test::thread receiver([&, rx = rx]() mutable {

@@ -23,9 +23,9 @@
 //   the close, then get `closed`; every blocked sender and receiver wakes.
 //   (In the ticket ring a send claims its position first: a send that found
 //   its slot free while the channel was open completes, and its value is
-//   drained, even when close() comes while it moves the value in; a blocked
-//   send woken by the close gives its value back untouched, as in the
-//   default ring.)
+//   drained, even when close() comes while it moves the value in: the
+//   operations blocked behind it wake once it is done; a blocked send woken
+//   by the close gives its value back untouched, as in the default ring.)
 // - Destruction: handles own the shared state, so a handle may be dropped
 //   at any time, even while another thread is inside an operation that let
 //   it go on. A blocked operation waits in rouse's one waiter queue, on a
@@ -42,8 +42,9 @@
 //   send_for / send_until    ok | closed | timed_out (never early)
 //   recv()                   value | closed (closed and drained)
 //   try_recv()               value | empty | closed (never waits for a send;
-//                            on a closed ring::ticket it may wait for a
-//                            receive already under way on its slot)
+//                            on a closed ring::ticket it may wait for the
+//                            operations already under way on its slot: its
+//                            send moving a value in, a receive moving one out)
 //   recv_for / recv_until    value | closed | timed_out
 //   size(), capacity(), empty(), full(), is_closed()   snapshots
 // A rendezvous send returns ok only once a receiver has taken its value.

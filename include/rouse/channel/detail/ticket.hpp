@@ -84,10 +84,14 @@
 // A ticketed send that found its slot still full (the channel full) checks
 // the close while it waits and once its slot frees: closed, it gives its
 // value back untouched and resolves its position (dead, or last on the
-// previous lap's value); a blocked send never completes after the close
-// (which may have come from the last receiver going away). A send whose
-// slot was free at once completes: it took its position, while open, with
-// its fetch_add (a try_send, with its compare-exchange).
+// previous lap's value). It takes effect at that last look, if it finds
+// the channel open: it then completes, also when close() comes while it
+// moves its value in, and its value is drained. So a blocked send woken by
+// the close, or whose slot frees only after it, gives its value back: a
+// close that came from the last receiver going away (nobody frees a slot
+// then) lets no blocked send complete. A send whose slot was free at once
+// completes: it took effect, while open, with its fetch_add (a try_send,
+// with its compare-exchange).
 // try_send and try_recv never wait for another thread beyond a short spin
 // (channel_wait_spin): besides `full` / `empty` as the counters show them,
 // they also say so while the neighbouring position's operation is still
@@ -228,8 +232,10 @@ class ticket_channel {
     // Ordering: seq_cst, a (B2) re-check.
     return (tail_.load(std::memory_order_seq_cst) & mark_) != 0;
   }
-  // Snapshots. Once closed they count the values still in the ring (a
-  // position whose send gave up holds none).
+  // Snapshots. Once closed they count the values still to be received: in
+  // the ring, or still to come from a send under way below the close (one
+  // that waited may yet give up: a receive may then find one fewer), so
+  // is_empty() holds only once every receive would say closed.
   [[nodiscard]] bool is_empty() const noexcept { return size() == 0; }
   [[nodiscard]] bool is_full() const noexcept { return size() == cap_; }
   [[nodiscard]] std::size_t size() const noexcept {
@@ -238,7 +244,7 @@ class ticket_channel {
       std::uint64_t const tail = tail_.load(std::memory_order_seq_cst);
       std::uint64_t const head = head_.load(std::memory_order_seq_cst);
       if (tail_.load(std::memory_order_seq_cst) != tail) continue;
-      if (tail & mark_) return values_from(head, closed_at());
+      if (tail & mark_) return still_to_receive(head, closed_at());
       std::int64_t const n = ahead(tail, head);
       if (n <= 0) return 0;
       return static_cast<std::uint64_t>(n) < cap_ ? static_cast<std::size_t>(n) : cap_;
@@ -339,13 +345,16 @@ class ticket_channel {
     recv_result<T> result;
   };
 
-  // Values in the ring at positions [head, end) (at most a capacity of them).
-  std::size_t values_from(std::uint64_t head, std::uint64_t end) const noexcept {
+  // Of the positions [head, end) below the close (at most a capacity of
+  // them), those whose value is in the ring or may still come: all but the
+  // ones whose send gave up (dead, or last on an earlier lap's value).
+  std::size_t still_to_receive(std::uint64_t head, std::uint64_t end) const noexcept {
     std::size_t n = 0;
     for (std::size_t i = 0; i < cap_ && ahead(end, head) > 0; ++i, ++head) {
       auto [s, lap] = at(head);
       // Ordering: acquire, a snapshot.
-      if (holds_lap(s.word.load(std::memory_order_acquire), lap)) ++n;
+      std::uint32_t const w = s.word.load(std::memory_order_acquire);
+      if (phase(w) < phase_dead || holds_lap(w, lap)) ++n;
     }
     return n;
   }
