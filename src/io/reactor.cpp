@@ -89,6 +89,7 @@ void reactor::remove(detail::registration* r) noexcept {
   detail::op_base* done = nullptr;
   r->lock.lock();
   r->closed = true;
+  r->closed_hint.store(true, std::memory_order_relaxed);
   for (detail::op_list& list : r->waiting) {
     while (detail::op_base* op = list.head) {
       list.remove(op);
@@ -138,7 +139,7 @@ void reactor::free_deferred() noexcept {
       r->free_next = keep;
       keep = r;
     } else {
-      delete r;
+      detail::release(r);  // the reactor's reference: operations may still hold theirs
     }
     r = next;
   }

@@ -22,6 +22,7 @@
 
 #include "eventually.hpp"
 #include "io_test.hpp"
+#include "rouse/async/run_loop.hpp"
 #include "rouse/async/sleep.hpp"
 #include "rouse/async/spawn.hpp"
 #include "rouse/async/task.hpp"
@@ -111,6 +112,64 @@ TEST_P(io_reactor, pipe_read_waits_for_the_writer) {
     co_return all;
   }(loop));
   EXPECT_EQ(got, "through a pipe");
+}
+
+// A read awaited by a task of another executor (a run_loop standing in for
+// a thread pool) is completed by the close (operation_canceled) and its
+// task is scheduled there but not run; the event loop idles, which frees a
+// closed descriptor's registration; then a stop request reaches the task.
+// The operation's stop callback is still registered (until the task
+// resumes) and must not touch a registration that is gone: it locked the
+// freed one (AddressSanitizer: heap-use-after-free).
+TEST_P(io_reactor, a_stop_after_the_close_completed_an_operation_touches_nothing_freed) {
+  event_loop loop(GetParam());
+  auto p = make_pipe(loop);
+  rouse::async::run_loop elsewhere;
+  rouse::async::task_scope scope;
+  int outcome = 0;  // 1: data, 2: operation_canceled
+  std::byte buf[8];
+  scope.spawn(elsewhere.get_scheduler(), [](async_fd& r, std::byte* buf, int& outcome) -> task<void> {
+    auto n = co_await r.read_some(std::span(buf, 8));
+    outcome = n ? 1 : n.error() == std::errc::operation_canceled ? 2 : 3;
+  }(p.read_end, buf, outcome));
+  EXPECT_EQ(elsewhere.run_once(), 1u);  // the read waits on the event loop
+  p.read_end.close();                   // completes it: the task is scheduled on `elsewhere`
+  for (int i = 0; i < 3; ++i)  // idle waits: the registration is freed (io_uring: once the cancelled request came back)
+    loop.run_until_complete([]() -> task<void> { co_await rouse::async::sleep_for(1ms); }());
+  scope.request_stop();
+  while (elsewhere.run_once() != 0) {
+  }
+  scope.join_blocking();
+  EXPECT_EQ(outcome, 2);
+}
+
+// An operation made while its object is open and awaited after the close
+// fails with operation_canceled on every backend, without a system call on
+// the descriptor number, which by then names another pipe here (a readiness
+// backend read that pipe's bytes), and after the loop has idled (which
+// frees the closed object's registration; it was read after it was freed).
+TEST_P(io_reactor, an_operation_made_before_the_close_and_awaited_after_it_is_cancelled) {
+  event_loop loop(GetParam());
+  loop.run_until_complete([](event_loop& loop) -> task<void> {
+    auto p = make_pipe(loop);
+    std::byte buf[8];
+    auto op = p.read_end.read_some(buf);
+    p.read_end.close();
+    int other[2];
+    EXPECT_EQ(::pipe2(other, O_CLOEXEC | O_NONBLOCK), 0);  // takes the closed descriptor's number
+    EXPECT_EQ(::write(other[1], "SECRET", 6), 6);
+    co_await rouse::async::sleep_for(1ms);  // idle waits: the registration may go
+    co_await rouse::async::sleep_for(1ms);
+    auto r = co_await std::move(op);
+    EXPECT_FALSE(r);
+    if (!r) {
+      EXPECT_EQ(r.error(), std::errc::operation_canceled);
+    }
+    char left[8];
+    EXPECT_EQ(::read(other[0], left, sizeof left), 6);  // the other pipe's bytes are all still there
+    ::close(other[0]);
+    ::close(other[1]);
+  }(loop));
 }
 
 // The loop never runs out of ready work (a task yields in a loop until a

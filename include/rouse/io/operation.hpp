@@ -50,7 +50,12 @@
 // Either way, once the stop has completed the operation (or the frame's
 // destructor has returned) nothing touches the operation's buffer again.
 // Closing the object completes waiting operations with operation_canceled
-// (requests in the kernel: cancelled, and completed by their completion).
+// (requests in the kernel: cancelled, and completed by their completion);
+// an operation made before the close and awaited after it completes so at
+// once. Each operation holds a reference on its registration from its
+// making to its destruction, so that its stop callback, which stays
+// registered until the coroutine resumes, never reads a registration the
+// reactor has freed.
 // Timeouts: wrap the operation in async::with_timeout (a timer's stop).
 //
 // Gate: await_suspend and the completion are the two parties that must be
@@ -129,6 +134,10 @@ class io_operation : detail::op_base {
   bool await_ready() noexcept {
     if (reg == nullptr) {
       action_.fail(EBADF);
+      return true;
+    }
+    if (reg->closed_hint.load(std::memory_order_relaxed)) {  // made before a close, awaited after it
+      action_.fail(ECANCELED);
       return true;
     }
     if constexpr (requires { action_.completes_empty(); }) {
@@ -216,6 +225,10 @@ class io_operation : detail::op_base {
 
   void bind(detail::registration* r) noexcept {
     reg = r;
+    // Ordering: relaxed: the reference is this thread's own until it is
+    // dropped (release()'s acq_rel).
+    if (r != nullptr) r->refs.fetch_add(1, std::memory_order_relaxed);
+    hold_.r = r;
     direction = Action::direction;
     perform = [](op_base* self, int fd) noexcept { return static_cast<io_operation*>(self)->action_.perform(fd); };
     fail = [](op_base* self, int err) noexcept { static_cast<io_operation*>(self)->action_.fail(err); };
@@ -243,6 +256,18 @@ class io_operation : detail::op_base {
     return target_.stopped_from_suspend(h);  // else await_resume throws operation_stopped
   }
 
+  // The operation's reference on its registration, dropped last (after the
+  // stop callback below is gone).
+  struct reg_hold {
+    detail::registration* r = nullptr;
+    reg_hold() = default;
+    reg_hold(const reg_hold&) = delete;
+    reg_hold& operator=(const reg_hold&) = delete;
+    ~reg_hold() {
+      if (r != nullptr) detail::release(r);
+    }
+  };
+  reg_hold hold_;
   Action action_;
   std::uint32_t seen_ = 0;
   bool armed_ = false;

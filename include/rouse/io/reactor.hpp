@@ -205,6 +205,18 @@ struct registration {
   reactor* owner = nullptr;
   ::rouse::mutex lock;
   bool closed = false;  // under lock: no operation may link any more
+  // Set with `closed`, read without the lock by an operation's first try:
+  // an operation made before the close and awaited after it fails with
+  // operation_canceled, without a system call on a descriptor number that
+  // may name another object by then. Ordering: relaxed (a hint; the
+  // operation's own thread closed it, or the lock decides in await_suspend).
+  std::atomic<bool> closed_hint{false};
+  // The operations bound to this registration (made and not yet destroyed)
+  // and one for the reactor, dropped when it frees the registration: the
+  // last one out deletes it (release()). So an operation whose stop
+  // callback runs late, or that is awaited after the close, never reads a
+  // registration that is gone.
+  std::atomic<std::uint32_t> refs{1};
   // io_uring: the operations whose requests the kernel holds (under lock),
   // and whether the readiness poll is armed (under lock; armed when a
   // readiness operation first waits, so streams whose operations all go
@@ -224,6 +236,13 @@ struct registration {
   // not come (it names this registration). Under lock.
   bool poll_removing = false;
 };
+
+// Drops one of `r`'s references (above); the last deletes it. Ordering:
+// acq_rel: every use of the registration before its drop happens-before
+// the delete.
+inline void release(registration* r) noexcept {
+  if (r->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete r;
+}
 
 // A coroutine waiting on a futex word through the reactor (the parker's
 // futex waits, rouse/async/run_loop.hpp and rouse/async/wait_on.hpp).
