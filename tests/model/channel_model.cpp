@@ -359,68 +359,62 @@ struct move_counted {
   move_counted& operator=(move_counted&&) = delete;
 };
 
-struct ticket_try_send_races_close : rl::test_suite<ticket_try_send_races_close, 3> {
+// A ticket ring of capacity 1 racing its close: what the sends put in, what
+// a drain took out, and the rule for a send that came back (untouched).
+struct ticket_close_counts {
   cd::ticket_channel<move_counted> chan{1};
   d::atomic<int> sent{0};
   d::atomic<int> got{0};
 
+  void count_send(status s, const move_counted& v, int x) {
+    if (s == status::ok) {
+      sent.fetch_add(x, std::memory_order_relaxed);
+    } else {
+      RL_ASSERT(s == status::closed);
+      RL_ASSERT(v.v == x && v.moves == 0);  // untouched
+    }
+  }
+  void drain() {
+    for (;;) {
+      auto r = chan.recv(cd::no_deadline{});
+      if (!r.has_value()) {
+        RL_ASSERT(r.status() == status::closed);
+        return;
+      }
+      got.fetch_add(r->v, std::memory_order_relaxed);
+    }
+  }
+  void check() { RL_ASSERT(sent.load(std::memory_order_relaxed) == got.load(std::memory_order_relaxed)); }
+};
+
+struct ticket_try_send_races_close : rl::test_suite<ticket_try_send_races_close, 3>, ticket_close_counts {
   void thread(unsigned index) {
     if (index == 0) {
       move_counted v(1);
-      status const s = chan.try_send(v);
-      if (s == status::ok) {
-        sent.fetch_add(1, std::memory_order_relaxed);
-      } else {
-        RL_ASSERT(s == status::closed);
-        RL_ASSERT(v.v == 1 && v.moves == 0);  // untouched
-      }
+      count_send(chan.try_send(v), v, 1);
     } else if (index == 1) {
       RL_ASSERT(chan.close());
     } else {
-      for (;;) {
-        auto r = chan.recv(cd::no_deadline{});
-        if (!r.has_value()) {
-          RL_ASSERT(r.status() == status::closed);
-          break;
-        }
-        RL_ASSERT(r->v == 1);
-        got.fetch_add(1, std::memory_order_relaxed);
-      }
+      drain();
     }
   }
-  void after() { RL_ASSERT(sent.load(std::memory_order_relaxed) == got.load(std::memory_order_relaxed)); }
+  void after() { check(); }
 };
 
-struct ticket_sends_give_up_in_lap_order : rl::test_suite<ticket_sends_give_up_in_lap_order, 4> {
-  cd::ticket_channel<move_counted> chan{1};
-  d::atomic<int> sent{0};
-  d::atomic<int> got{0};
-
+struct ticket_sends_give_up_in_lap_order : rl::test_suite<ticket_sends_give_up_in_lap_order, 4>,
+                                           ticket_close_counts {
   void thread(unsigned index) {
     if (index < 2) {
       int const x = static_cast<int>(index) + 1;
       move_counted v(x);
-      status const s = chan.send(v, cd::no_deadline{});
-      if (s == status::ok) {
-        sent.fetch_add(x, std::memory_order_relaxed);
-      } else {
-        RL_ASSERT(s == status::closed);
-        RL_ASSERT(v.v == x && v.moves == 0);  // untouched
-      }
+      count_send(chan.send(v, cd::no_deadline{}), v, x);
     } else if (index == 2) {
       RL_ASSERT(chan.close());
     } else {
-      for (;;) {
-        auto r = chan.recv(cd::no_deadline{});
-        if (!r.has_value()) {
-          RL_ASSERT(r.status() == status::closed);
-          break;
-        }
-        got.fetch_add(r->v, std::memory_order_relaxed);
-      }
+      drain();
     }
   }
-  void after() { RL_ASSERT(sent.load(std::memory_order_relaxed) == got.load(std::memory_order_relaxed)); }
+  void after() { check(); }
 };
 
 // Selects, not timed waits, park on the sides' queues here: a timed wait may
