@@ -314,19 +314,26 @@ TEST(async_run_loop_death, destroying_a_loop_with_pending_timers_is_diagnosed) {
 
 // A task of the loop that drives the loop again (here while another task
 // waits in the same round: the re-entered round ran it, and the outer round
-// then resumed a handle it no longer held).
+// then resumed a handle it no longer held), directly or from a task of a
+// loop of its own (sync_wait's).
+task<int> drives(run_loop& loop) {
+  (void)loop.run_once();
+  co_return 0;
+}
 task<void> drives_its_own_loop(run_loop& loop, int how) {
   if (how == 0) {
     (void)loop.run_until_complete(forty_two());
-  } else {
+  } else if (how == 1) {
     (void)loop.run_once();
+  } else {
+    (void)rouse::async::sync_wait(drives(loop));
   }
   co_return;
 }
 task<void> neighbour() { co_return; }
 
 TEST(async_run_loop_death, driving_the_loop_from_its_own_task_is_diagnosed) {
-  for (int how : {0, 1}) {
+  for (int how : {0, 1, 2}) {
     EXPECT_DEATH(
         {
           run_loop loop;

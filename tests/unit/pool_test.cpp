@@ -836,18 +836,17 @@ TEST(pool, a_job_of_one_pool_may_use_another_pool) {
   EXPECT_EQ(calls.load(), 4);
 }
 
-// Each participant of `outer`'s job calls `inner`, and the caller's share
-// of inner's job (index 0, on that same thread, inside outer's job) calls
-// `outer` again: that call runs inline, as a call from outer's own job does
-// (it waited for outer's caller lock, held further down its own stack or by
-// the other participant, which waits for it: a hang).
+// Each participant of `outer`'s job calls `inner`, and every participant
+// of inner's job (the caller's share, on that same thread, and inner's
+// worker) calls `outer` again: each such call runs inline, as a call from
+// outer's own job does (it waited for outer's caller lock, held by a job
+// that waits for it: a hang).
 TEST(pool, a_call_through_another_pools_job_back_into_a_pool_runs_inline) {
   rouse::pool outer(rouse::pool_options{.threads = 2});
   rouse::pool inner(rouse::pool_options{.threads = 2});
   std::atomic<int> inline_calls{0};
   outer.run([&](unsigned, unsigned) {
-    inner.run([&](unsigned index, unsigned) {
-      if (index != 0) return;
+    inner.run([&](unsigned, unsigned) {
       outer.run([&](unsigned i, unsigned count) {
         EXPECT_EQ(i, 0u);
         EXPECT_EQ(count, 1u);
@@ -855,7 +854,7 @@ TEST(pool, a_call_through_another_pools_job_back_into_a_pool_runs_inline) {
       });
     });
   });
-  EXPECT_EQ(inline_calls.load(), 2);
+  EXPECT_EQ(inline_calls.load(), 4);
 }
 
 TEST(pool, calls_from_several_threads_are_serialized) {
@@ -1054,19 +1053,22 @@ TEST(pool_death, destroying_the_pool_from_its_own_job_is_diagnosed) {
       "rouse::pool: misuse: destroyed from inside one of its own jobs");
 }
 
-// The same through a job of another pool that the pool's job called.
+// The same through a job of another pool that the pool's job called, on
+// that pool's caller share and on its worker.
 TEST(pool_death, destroying_the_pool_from_a_job_of_a_pool_its_job_called_is_diagnosed) {
-  EXPECT_DEATH(
-      {
-        auto* pool = new rouse::pool(rouse::pool_options{.threads = 2});
-        rouse::pool other(rouse::pool_options{.threads = 2});
-        pool->run([&](unsigned index, unsigned) {
-          if (index == 0) other.run([&](unsigned i, unsigned) {
-              if (i == 0) delete pool;
-            });
-        });
-      },
-      "rouse::pool: misuse: destroyed from inside one of its own jobs");
+  for (unsigned where : {0u, 1u}) {
+    EXPECT_DEATH(
+        {
+          auto* pool = new rouse::pool(rouse::pool_options{.threads = 2});
+          rouse::pool other(rouse::pool_options{.threads = 2});
+          pool->run([&](unsigned index, unsigned) {
+            if (index == 0) other.run([&](unsigned i, unsigned) {
+                if (i == where) delete pool;
+              });
+          });
+        },
+        "rouse::pool: misuse: destroyed from inside one of its own jobs");
+  }
 }
 
 TEST(pool_death, a_grain_of_zero_is_diagnosed) {

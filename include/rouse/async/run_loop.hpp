@@ -10,10 +10,11 @@
 //   run_loop      the executor: a ready queue, a timer queue, a parker.
 //
 // Lifecycle: one thread at a time drives the loop (run(), run_once(),
-// run_until_complete()), and not from inside a task the loop is running
-// (re-entered: misuse, diagnosed in debug builds; co_await the work, or
-// sync_wait it on a loop of its own); any thread may schedule onto it, add
-// or cancel timers, or call finish(). run() returns once finish() has been called and
+// run_until_complete()), and not from inside a task the loop is running,
+// directly or through another loop (re-entered: misuse, diagnosed in debug
+// builds, as two threads at once are; co_await the work, or sync_wait it on
+// a loop of its own); any thread may schedule onto it, add or cancel
+// timers, or call finish(). run() returns once finish() has been called and
 // nothing is ready; run_until_complete(t) returns t's value (rethrows its
 // exception; throws operation_stopped if it completed as stopped) once t is
 // done, leaving other work queued. Destroying a loop that still has ready
@@ -232,7 +233,7 @@ class run_loop final : public executor {
   // Runs what is ready now (and expired timers), without sleeping. Returns
   // how many coroutines it resumed.
   std::size_t run_once() {
-    check_not_driving();
+    driving const guard(*this);
     current_executor_scope scope(this);
     return drain();
   }
@@ -240,7 +241,7 @@ class run_loop final : public executor {
   // Runs until finish() was called and nothing is ready. Pending timers do
   // not keep it running after finish().
   void run() {
-    check_not_driving();
+    driving const guard(*this);
     current_executor_scope scope(this);
     for (;;) {
       drain();
@@ -279,7 +280,7 @@ class run_loop final : public executor {
   // Runs the loop until done() is true (checked after each batch of work).
   template <class Done>
   void run_until(Done&& done) {
-    check_not_driving();
+    driving const guard(*this);
     current_executor_scope scope(this);
     for (;;) {
       drain();
@@ -291,14 +292,26 @@ class run_loop final : public executor {
  private:
   friend struct detail::run_loop_access;
 
-  // A task of this loop that drives it again would run the loop's queues
-  // from inside their own round (the round's counts and the timer being
-  // fired are on the stack below it).
-  void check_not_driving() const noexcept {
-    ROUSE_CHECK_USAGE(current_executor() != this, "rouse::async::run_loop",
-                      "driven from inside a task it is running (run, run_once, run_until or run_until_complete "
-                      "re-entered): co_await the work instead, or sync_wait it on a loop of its own");
-  }
+  // While a thread drives the loop. A task of the loop that drives it again
+  // (directly, or through another loop it drives) would run the loop's
+  // queues from inside their own round (the round's counts and the timer
+  // being fired are on the stack below it); two threads at once would race
+  // on the private ring.
+  struct driving {
+    run_loop& loop;
+    explicit driving(run_loop& l) noexcept : loop(l) {
+      // Ordering: relaxed: a misuse check; the thread that drove the loop
+      // before let go of it in an order the user's own hand-over set.
+      [[maybe_unused]] bool const was = loop.driven_.exchange(true, std::memory_order_relaxed);
+      ROUSE_CHECK_USAGE(!was, "rouse::async::run_loop",
+                        "driven from inside a task it is running (run, run_once, run_until or run_until_complete "
+                        "re-entered), or by two threads at once: co_await the work instead, or sync_wait it on a "
+                        "loop of its own");
+    }
+    ~driving() { loop.driven_.store(false, std::memory_order_relaxed); }
+    driving(const driving&) = delete;
+    driving& operator=(const driving&) = delete;
+  };
 
   // Makes a sleeping loop look again (any thread).
   void interrupt() noexcept {
@@ -387,6 +400,7 @@ class run_loop final : public executor {
   std::atomic<std::uint32_t> remote_ready_{0};
   std::atomic<std::uint32_t> timers_changed_{0};
   std::atomic<std::uint32_t> finishing_{0};
+  std::atomic<bool> driven_{false};  // a thread drives the loop now (the misuse check of `driving`)
   ::rouse::mutex remote_lock_;
   std::vector<std::coroutine_handle<>> remote_;
   ::rouse::mutex timer_lock_;

@@ -23,12 +23,12 @@
 //   a time, the others wait for it (on a futex, not spinning).
 // - A call made from inside a job of the same pool (a nested run,
 //   parallel_for or parallel_reduce), directly or from a job of another
-//   pool that this job called, runs inline on the calling participant, as
-//   if the pool had one participant: no deadlock. A job of one pool may use
-//   another pool; pools that call each other in a cycle from their jobs can
-//   still deadlock across threads (a worker of B, running B's job, that
-//   calls A waits for A's job, which waits for B's), like locks taken in a
-//   cycle.
+//   pool that this job called (on any of that pool's participants), runs
+//   inline on the calling participant, as if the pool had one
+//   participant: no deadlock. A job of one pool may use another pool; two
+//   callers that enter pools in opposite orders (one calls A, whose job
+//   calls B; the other calls B, whose job calls A) can deadlock, like locks
+//   taken in a cycle.
 // - An exception thrown by the callable on any participant stops the job
 //   (participants that have not started skip it; loops stop at the next
 //   1024-index block or chunk), and is rethrown by the call once every
@@ -181,8 +181,9 @@ namespace detail {
 
 // The pools whose jobs the current thread runs, innermost first: a call of
 // a job that calls another pool pushes a mark on the chain (a worker's
-// chain starts with its own pool). A call into any pool on the chain runs
-// inline: that pool's job is on this thread's stack, waiting for it.
+// chain starts with its own pool; while it runs a job it has the caller's
+// chain). A call into any pool on the chain runs inline: that pool's job
+// waits for this one.
 struct pool_mark {
   const void* pool;
   const pool_mark* outer;
@@ -527,7 +528,12 @@ class pool {
 };
 
 // The calling thread runs its share of the job marked as inside this pool
-// (for nested calls), and takes the mark off afterwards.
+// (for nested calls), and takes the mark off afterwards. The workers run
+// theirs under the caller's chain (this pool, then the pools whose jobs
+// the caller is running), so that a call they make into any of those runs
+// inline too: each of those jobs waits for this one. The caller's mark
+// outlives every worker's use of it: run_job() returns once every
+// participant is done with the job.
 inline void pool::dispatch(detail::pool_job job) {
   struct mark {
     detail::pool_mark m;
@@ -536,7 +542,23 @@ inline void pool::dispatch(detail::pool_job job) {
     mark(const mark&) = delete;
     mark& operator=(const mark&) = delete;
   } const guard(this);
-  core_.run_job(job);
+  struct marked {
+    detail::pool_job job;
+    const detail::pool_mark* chain;
+    static void invoke(void* context, unsigned index, unsigned count) {
+      auto const* const self = static_cast<const marked*>(context);
+      if (index == 0) return self->job.invoke(self->job.context, index, count);  // the caller: marked above
+      struct under {
+        const detail::pool_mark* saved;
+        explicit under(const detail::pool_mark* chain) noexcept : saved(std::exchange(detail::pool_marks, chain)) {}
+        ~under() { detail::pool_marks = saved; }
+        under(const under&) = delete;
+        under& operator=(const under&) = delete;
+      } const as_caller(self->chain);
+      self->job.invoke(self->job.context, index, count);
+    }
+  } const with_chain{job, &guard.m};
+  core_.run_job({&marked::invoke, const_cast<marked*>(&with_chain)});
 }
 
 }  // namespace rouse
