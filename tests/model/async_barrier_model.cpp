@@ -16,6 +16,12 @@
 //                                   twice: the completion happens-before
 //                                   every return of its phase, runs once
 //   latch_waiter_destroys           the latch's release, the same way
+//   latch_stop_vs_release           a waiter's stop (try_abort) races the
+//                                   release while a third party, let
+//                                   through, destroys the latch at once: a
+//                                   stop that won its claim during the
+//                                   release's pass unlinks its node before
+//                                   the release (the release waits for it)
 //
 // A lost wake-up shows as a deadlock, a missing happens-before as a data
 // race on the completion's counter, a late touch as freed-memory access.
@@ -26,6 +32,11 @@
 //                                         waiter_destroys_after_release the
 //                                         list is read after the waiter
 //                                         destroyed the barrier
+//   async_release_ignores_leaving         the release's pass unlinks a node
+//                                         its own side claimed (leaving) and
+//                                         releases at once: in
+//                                         latch_stop_vs_release that side's
+//                                         unlink reads the destroyed list
 #include <cstdint>
 
 #include "async_model.hpp"
@@ -131,6 +142,32 @@ struct latch_waiter_destroys : rl::test_suite<latch_waiter_destroys, 2> {
   }
 };
 
+struct latch_stop_vs_release : rl::test_suite<latch_stop_vs_release, 3> {
+  slot<ra::latch> l;
+  slot<ra::list_wait<ra::latch>> w;
+  flag_waker f;
+
+  void before() {
+    f.woken.store(0, std::memory_order_relaxed);
+    l.make(1);
+    RL_ASSERT(w.make(*l, 0, f.make()).start() == ra::list_wait<ra::latch>::start_result::suspended);
+  }
+  void thread(unsigned index) {
+    if (index == 0) {
+      (void)w->try_abort();  // won: it unlinks its node; lost: the release woke it
+    } else if (index == 1) {
+      l->count_down();
+    } else {
+      while (!l->try_wait()) rd::spin_pause();
+      l.destroy();  // let through: at once
+    }
+  }
+  void after() {
+    RL_ASSERT(f.woken.load(std::memory_order_relaxed) == 1);  // one winner woke it
+    w.destroy();
+  }
+};
+
 }  // namespace
 
 int main() {
@@ -140,10 +177,16 @@ int main() {
                                                                       iterations);
   failures += rouse_model::expect_pass<two_parties_two_phases>("async_barrier.two_parties_two_phases", iterations);
   failures += rouse_model::expect_pass<latch_waiter_destroys>("async_latch.waiter_destroys_after_release", iterations);
+  failures += rouse_model::expect_pass<latch_stop_vs_release>("async_latch.stop_vs_release", iterations);
   {
     rd::model_fault_scope fault(rd::model_fault::async_barrier_releases_before_claim);
     failures += rouse_model::expect_failure<waiter_destroys_after_release>(
         "async_barrier.broken_releases_before_claim", rl::test_result_access_to_freed_memory, iterations);
+  }
+  {
+    rd::model_fault_scope fault(rd::model_fault::async_release_ignores_leaving);
+    failures += rouse_model::expect_failure<latch_stop_vs_release>(
+        "async_latch.broken_release_ignores_leaving", rl::test_result_access_to_freed_memory, iterations);
   }
   return failures == 0 ? 0 : 1;
 }

@@ -51,8 +51,10 @@
 //
 // Release (rule 7). The last count_down()'s RMW (A1) leaves C = 0, D = 0;
 // it then claims every queued waiter under the list's lock, drops the lock,
-// stores D (the last touch of the latch), and only then wakes the waiters it
-// claimed, from a chain it holds (waiter_list::notify_all_releasing). A
+// waits for any waiter whose stop or timeout had claimed it first to unlink
+// itself (a short wait: that thread is running), stores D (the last touch
+// of the latch), and only then wakes the waiters it claimed, from a chain
+// it holds (waiter_list::notify_all_releasing). A
 // waiter that registers after the claim finds C = 0 in its re-check and waits
 // for D, so none is lost; a waiter that sees D may destroy the latch at once.
 //

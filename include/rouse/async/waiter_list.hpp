@@ -333,7 +333,11 @@ class waiter_list {
   // release()). The caller's (A1) comes first; a waiter that registers after
   // the claim must find, in its re-check, that the release is under way and
   // wait for release() (a short spin: the primitive's own state says so).
-  // Returns how many were woken.
+  // A waiter that the claim finds already claimed by its own side (its stop,
+  // its timeout, its frame destroyed: it is leaving) still has to unlink its
+  // node, under the lock; release() waits for that (a short wait: that side
+  // is running), or the unlink would touch a list its release let someone
+  // destroy. Returns how many were woken.
   template <class Match, class Release>
   int notify_all_releasing(Match&& match, Release&& release) noexcept {
     if (!has_waiters()) {  // (A2)
@@ -341,9 +345,13 @@ class waiter_list {
       return 0;
     }
     detail::waiter_node* chain = nullptr;
+    bool leaving = false;
     lock();
-    int const n = list_.claim(INT_MAX, broadcast, match, chain);
+    int const n = ::rouse::detail::model_fault_on(::rouse::detail::model_fault::async_release_ignores_leaving)
+                      ? list_.claim(INT_MAX, broadcast, match, chain)
+                      : list_.claim_all_leaving_aborted(broadcast, match, chain, leaving);
     unlock();
+    if (leaving) wait_for_leaving();
     release();
     detail::node_list::wake_chain(chain);
     return n;
@@ -453,6 +461,23 @@ class waiter_list {
     // else writes the word (every other RMW of it expects L clear).
     word_.store(v, std::memory_order_release);
   }
+  // Until no waiter that its own side claimed is linked any more: each
+  // unlinks itself under the lock, and the lock taken after its unlock
+  // (acquire) orders every touch it made of the list before the caller's
+  // release.
+  [[gnu::noinline]] void wait_for_leaving() noexcept {
+    ::rouse::detail::spinner spin(::rouse::detail::async_list_lock_spin);
+    ::rouse::detail::napper nap;
+    for (;;) {
+      lock();
+      bool const leaving = list_.has_leaving();
+      unlock();
+      if (!leaving) return;
+      if (!spin.next())
+        nap.once(&word_, [](const void*, std::size_t) noexcept { return true; });
+    }
+  }
+
   // After the spin (a holder walking a long list: a notify_all over
   // thousands of waiters) it naps (detail::napper: timed parks on the word's
   // address), since unlock() stays one store and wakes nobody.

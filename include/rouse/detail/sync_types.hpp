@@ -118,6 +118,11 @@ enum class model_fault : unsigned {
   // the slot last whatever lap it holds, also while an earlier lap's send
   // is still under way there (whose publish then overwrites the mark).
   ticket_give_up_any_lap,
+  // async::waiter_list::notify_all_releasing: the claim pass unlinks the
+  // nodes whose own side claimed them (leaving) and releases at once, so
+  // that side's unlink may touch the list after the release let someone
+  // destroy it.
+  async_release_ignores_leaving,
   // channel ticket ring: a send (receive) that went through passes no wake
   // on to its own side (pass_on_senders / pass_on_receivers do nothing), so
   // a parked waiter whose wake was spent on a position under way sleeps on

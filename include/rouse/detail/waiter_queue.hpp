@@ -416,6 +416,44 @@ class waiter_list {
         count, value, [](waiter_node&) { return true; }, chain);
   }
 
+  // claim() of every matching node, except that a node whose waiter its own
+  // side claimed first (aborted: a stop, a timeout, a destroyed frame; that
+  // side will unlink it) stays linked for that side to unlink; `leaving`
+  // says whether any did. For a release after which the list may be gone:
+  // its caller waits until none is left (has_leaving()).
+  template <class Match>
+  int claim_all_leaving_aborted(std::uintptr_t value, Match&& match, waiter_node*& chain, bool& leaving) noexcept {
+    waiter_node* tail = chain;
+    while (tail && unsync_ref(tail->next_)) tail = unsync_ref(tail->next_);
+    int claimed = 0;
+    for (waiter_node* n = head_; n;) {
+      waiter_node* const next = unsync_ref(n->next_);
+      if (match(*n)) {
+        if (unsync_ref(n->owner_)->try_claim(value == by_node ? n->id() : value)) {
+          erase(*n);
+          if (tail)
+            unsync_ref(tail->next_) = n;
+          else
+            chain = n;
+          tail = n;
+          ++claimed;
+        } else {
+          leaving = true;
+        }
+      }
+      n = next;
+    }
+    return claimed;
+  }
+  // Whether a node whose waiter has been claimed is still linked: its own
+  // side claimed it (only a lock holder claims and unlinks others) and has
+  // still to unlink it.
+  [[nodiscard]] bool has_leaving() noexcept {
+    for (waiter_node* n = head_; n; n = unsync_ref(n->next_))
+      if (!unsync_ref(n->owner_)->is_waiting()) return true;
+    return false;
+  }
+
   // Appends `n`, unlinked and claimed by the caller, to a chain for
   // wake_chain() (`tail`: the chain's last node, nullptr for a new chain).
   // For a primitive that claims nodes one at a time under its lock
