@@ -389,27 +389,10 @@ class waiter_list {
   // the lock, before the walk goes on).
   template <class Match, class Dead = no_dead_hook>
   int claim(int count, std::uintptr_t value, Match&& match, waiter_node*& chain, Dead&& dead = Dead{}) noexcept {
-    waiter_node* tail = chain;
-    while (tail && unsync_ref(tail->next_)) tail = unsync_ref(tail->next_);
-    int claimed = 0;
-    for (waiter_node* n = head_; n && claimed < count;) {
-      waiter_node* const next = unsync_ref(n->next_);
-      if (match(*n)) {
-        erase(*n);
-        if (unsync_ref(n->owner_)->try_claim(value == by_node ? n->id() : value)) {
-          if (tail)
-            unsync_ref(tail->next_) = n;
-          else
-            chain = n;
-          tail = n;
-          ++claimed;
-        } else {
-          dead(*n);
-        }
-      }
-      n = next;
-    }
-    return claimed;
+    return claim_walk(count, value, match, chain, [&](waiter_node& n) {
+      erase(n);
+      dead(n);
+    });
   }
   int claim(int count, std::uintptr_t value, waiter_node*& chain) noexcept {
     return claim(
@@ -423,27 +406,7 @@ class waiter_list {
   // its caller waits until none is left (has_leaving()).
   template <class Match>
   int claim_all_leaving_aborted(std::uintptr_t value, Match&& match, waiter_node*& chain, bool& leaving) noexcept {
-    waiter_node* tail = chain;
-    while (tail && unsync_ref(tail->next_)) tail = unsync_ref(tail->next_);
-    int claimed = 0;
-    for (waiter_node* n = head_; n;) {
-      waiter_node* const next = unsync_ref(n->next_);
-      if (match(*n)) {
-        if (unsync_ref(n->owner_)->try_claim(value == by_node ? n->id() : value)) {
-          erase(*n);
-          if (tail)
-            unsync_ref(tail->next_) = n;
-          else
-            chain = n;
-          tail = n;
-          ++claimed;
-        } else {
-          leaving = true;
-        }
-      }
-      n = next;
-    }
-    return claimed;
+    return claim_walk(INT_MAX, value, match, chain, [&](waiter_node&) { leaving = true; });
   }
   // Whether a node whose waiter has been claimed is still linked: its own
   // side claimed it (only a lock holder claims and unlinks others) and has
@@ -549,6 +512,33 @@ class waiter_list {
   }
 
  private:
+  // The walk of claim(): claimed nodes are unlinked and appended to
+  // `chain`; dead(node) gets each node whose waiter was claimed already.
+  template <class Match, class Dead>
+  int claim_walk(int count, std::uintptr_t value, Match& match, waiter_node*& chain, Dead&& dead) noexcept {
+    waiter_node* tail = chain;
+    while (tail && unsync_ref(tail->next_)) tail = unsync_ref(tail->next_);
+    int claimed = 0;
+    for (waiter_node* n = head_; n && claimed < count;) {
+      waiter_node* const next = unsync_ref(n->next_);
+      if (match(*n)) {
+        if (unsync_ref(n->owner_)->try_claim(value == by_node ? n->id() : value)) {
+          erase(*n);
+          if (tail)
+            unsync_ref(tail->next_) = n;
+          else
+            chain = n;
+          tail = n;
+          ++claimed;
+        } else {
+          dead(*n);
+        }
+      }
+      n = next;
+    }
+    return claimed;
+  }
+
 #if !defined(ROUSE_MODEL_RELACY)
   // A chain this thread is waking: the next node to wake, and the chain
   // that was being woken when this one began (a wake inside a wake).
