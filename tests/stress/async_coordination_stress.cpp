@@ -210,10 +210,8 @@ void stop_racing_a_release_that_destroys(Wait wait, Release release, DestroyWhen
       while (!go.load()) {
       }
       // A moment that varies from round to round across the release's pass
-      // (not a measurement: only where in the pass the stop lands).
-      auto const until = std::chrono::steady_clock::now() + std::chrono::microseconds(r * 37 % 400);
-      while (std::chrono::steady_clock::now() < until) {
-      }
+      // (a count of pauses, not a time: only where in the pass the stop lands).
+      for (long k = (r * 37 % 400) * 64; k > 0; --k) rouse::detail::spin_pause();
       target.request_stop();
     });
     go.store(true);
