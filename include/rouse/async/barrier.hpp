@@ -68,7 +68,9 @@
 // Phase hand-over (the model in tests/model/async_barrier_model.cpp):
 //   last arriver:  C: 1 -> 0 (RMW) | completion() | R := 1 (A1) | waiters?
 //                  (A2) | claim phase P's waiters under the list's lock |
-//                  unlock | word := (P + 1, next expected) — its last touch
+//                  unlock | wait until every waiter whose own stop or
+//                  timeout claimed it first has unlinked itself |
+//                  word := (P + 1, next expected) — its last touch
 //                  of the barrier | wake the claimed waiters (their nodes,
 //                  from a chain it holds)
 //   a wait:        push (B1) | re-check (B2): P moved: withdraw | R: spin
