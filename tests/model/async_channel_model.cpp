@@ -16,7 +16,8 @@
 //   send_vs_waiting_recv       a push against the receiver's register /
 //                              re-check: the value is received exactly once
 //                              (the push's seq_cst idle notify: a load)
-//   two_sends_vs_waiting_recv  two pushes against a receiver that waits
+//   two_sends_vs_waiting_recv  two pushes (one a permit then a push, one
+//                              try_send_now) against a receiver that waits
 //                              twice: one push's notify may hold the
 //                              waker's lock and clear R while the other's
 //                              idle load runs; both values are received
@@ -26,6 +27,11 @@
 //                              sender gets one permit, none is lost or
 //                              doubled (all 32 are back once it drains)
 //   close_vs_queued_send       close() wakes a queued sender with no permit
+//   send_now_vs_close          a send that takes a free permit and its
+//                              position in one RMW (try_send_now) races
+//                              close() and a receiver that drains: it
+//                              reports sent exactly when the receiver gets
+//                              the value before `closed`
 //   rendezvous_debt            a rendezvous receive gives up while a holder
 //                              may have taken its demand (withdraw: 1 -> 0,
 //                              or 0 -> -1, a debt) and gives it back unused;
@@ -59,6 +65,10 @@
 //                                       receiver: in rendezvous_debt_leftover
 //                                       the receive sleeps with no demand
 //                                       out, the new sender too (deadlock)
+//   async_channel_send_now_ignores_close  try_send_now takes a permit and
+//                                       a position after the close: in
+//                                       send_now_vs_close it reports a
+//                                       value sent that nobody receives
 //   diatomic_seq_cst_notify_relaxed     the push's idle notify loads the
 //                                       waker's state relaxed: in
 //                                       send_vs_waiting_recv the receiver
@@ -238,9 +248,12 @@ struct two_sends_vs_waiting_recv : rl::test_suite<two_sends_vs_waiting_recv, 3> 
         total += **out;
       }
       sum($) = total;
-    } else {
+    } else if (index == 1) {
       RL_ASSERT(st->try_take_permit());
-      RL_ASSERT(push(*st, static_cast<int>(index)));
+      RL_ASSERT(push(*st, 1));
+    } else {
+      int x = 2;
+      RL_ASSERT(st->try_send_now(x));  // the permit and the position in one RMW
     }
   }
   void after() {
@@ -320,6 +333,38 @@ struct close_vs_queued_send : rl::test_suite<close_vs_queued_send, 2> {
   }
 };
 
+struct send_now_vs_close : rl::test_suite<send_now_vs_close, 3> {
+  slot<state> st;
+  rl::var<int> received;  // the sum of the values received before `closed`
+  rl::var<bool> sent;
+
+  void before() { st.make(cd::kind::bounded, 1); }
+  void thread(unsigned index) {
+    if (index == 0) {
+      int total = 0;
+      for (;;) {
+        std::optional<rouse::channel::recv_result<int>> out;
+        st->receiver_waker().wait_until_blocking([&]() noexcept { return st->try_recv_into(true, out); });
+        RL_ASSERT(out.has_value());
+        if (!out->has_value()) break;  // closed and drained
+        total += **out;
+      }
+      received($) = total;
+    } else if (index == 1) {
+      int x = 5;
+      bool const ok = st->try_send_now(x);
+      RL_ASSERT(ok || x == 5);  // a refused send keeps its value
+      sent($) = ok;
+    } else {
+      st->close();
+    }
+  }
+  void after() {
+    RL_ASSERT(received($) == (sent($) ? 5 : 0));
+    st.destroy();
+  }
+};
+
 // A rendezvous receive gave a demand; it gives up (withdraw) while a
 // holder may take that demand and gives it back unused; then the receiver
 // receives again (waiting: a demand it may give only once the debt is
@@ -395,6 +440,7 @@ int main() {
       rouse_model::expect_pass<two_sends_vs_waiting_recv>("async_channel.two_sends_vs_waiting_recv", iterations);
   failures += rouse_model::expect_pass<batch_vs_queued_senders>("async_channel.batch_vs_queued_senders", iterations);
   failures += rouse_model::expect_pass<close_vs_queued_send>("async_channel.close_vs_queued_send", iterations);
+  failures += rouse_model::expect_pass<send_now_vs_close>("async_channel.send_now_vs_close", iterations);
   failures += rouse_model::expect_pass<rendezvous_debt>("async_channel.rendezvous_debt", iterations);
   failures += rouse_model::expect_pass<rendezvous_debt_leftover>("async_channel.rendezvous_debt_leftover", iterations);
   {
@@ -416,6 +462,11 @@ int main() {
     rd::model_fault_scope fault(rd::model_fault::async_channel_batch_drops_leftover);
     failures += rouse_model::expect_failure<batch_vs_queued_senders>("async_channel.broken_batch_drops_leftover",
                                                                      rl::test_result_user_assert_failed, iterations);
+  }
+  {
+    rd::model_fault_scope fault(rd::model_fault::async_channel_send_now_ignores_close);
+    failures += rouse_model::expect_failure<send_now_vs_close>("async_channel.broken_send_now_ignores_close",
+                                                               rl::test_result_user_assert_failed, iterations);
   }
   {
     rd::model_fault_scope fault(rd::model_fault::diatomic_seq_cst_notify_relaxed);

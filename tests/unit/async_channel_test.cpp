@@ -57,6 +57,84 @@ TEST(async_channel, a_capacity_above_the_maximum_throws_length_error) {
   EXPECT_THROW((void)ch::bounded<int>(ch::max_capacity + 1), std::length_error);
 }
 
+// The ring counts positions (and stamps) modulo 2^31 beside its permit
+// count: across the wrap, values come out in order, once, and empty,
+// pending, size() and the close's end stay right. Started just before the
+// wrap (a channel would need 2^31 sends to get there).
+TEST(async_channel, the_ring_position_count_wraps) {
+  using ring = ch::detail::channel_ring<int>;
+  for (std::uint32_t const first : {(std::uint32_t{1} << 31) - 3, (std::uint32_t{1} << 31) - 1, 0u}) {
+    ring r(4, 4, first);
+    int next_sent = 0;
+    int next_received = 0;
+    auto take = [&](int& out) { return r.take([&](int&& v) { out = v; }); };
+    for (int round = 0; round < 10; ++round) {
+      // A permit per slot: try_push fills the ring, then finds none.
+      for (int k = 0; k < 4; ++k) {
+        int v = next_sent;
+        ASSERT_EQ(r.try_push(v), ch::detail::ring_push::ok) << first << " round " << round;
+        ++next_sent;
+      }
+      int v = -1;
+      EXPECT_EQ(r.try_push(v), ch::detail::ring_push::no_permit);
+      EXPECT_EQ(r.size(), 4u);
+      for (int k = 0; k < 4; ++k) {
+        int got = -1;
+        ASSERT_EQ(take(got), ch::detail::ring_take::value);
+        EXPECT_EQ(got, next_received++);
+      }
+      int got = -1;
+      EXPECT_EQ(take(got), ch::detail::ring_take::empty);
+      EXPECT_EQ(r.size(), 0u);
+      EXPECT_EQ(r.add_permits(4), 0);  // the receiver gives the slots back
+      // With a permit held: push() claims the position alone.
+      ASSERT_TRUE(r.take_permit());
+      int w = next_sent++;
+      ASSERT_EQ(r.push(w), rouse::channel::status::ok);
+      ASSERT_EQ(take(got), ch::detail::ring_take::value);
+      EXPECT_EQ(got, next_received++);
+      EXPECT_EQ(r.add_permits(1), 3);
+    }
+    // Close across the wrap: what was sent comes out, then closed; a later
+    // send is refused and keeps its value.
+    int a = 100;
+    int b = 101;
+    ASSERT_EQ(r.try_push(a), ch::detail::ring_push::ok);
+    ASSERT_EQ(r.try_push(b), ch::detail::ring_push::ok);
+    EXPECT_TRUE(r.close());
+    EXPECT_FALSE(r.close());
+    int c = 102;
+    EXPECT_EQ(r.try_push(c), ch::detail::ring_push::closed);
+    ASSERT_TRUE(r.take_permit());
+    EXPECT_EQ(r.push(c), rouse::channel::status::closed);
+    EXPECT_EQ(c, 102);
+    EXPECT_EQ(r.size(), 2u);
+    int got = -1;
+    ASSERT_EQ(take(got), ch::detail::ring_take::value);
+    EXPECT_EQ(got, 100);
+    ASSERT_EQ(take(got), ch::detail::ring_take::value);
+    EXPECT_EQ(got, 101);
+    EXPECT_EQ(take(got), ch::detail::ring_take::closed);
+    EXPECT_EQ(r.size(), 0u);
+  }
+}
+
+// A rendezvous debt (-1 permits) does not borrow from the position count.
+TEST(async_channel, a_negative_permit_count_leaves_the_positions_alone) {
+  ch::detail::channel_ring<int> r(1, 0, (std::uint32_t{1} << 31) - 1);
+  EXPECT_EQ(r.add_permits(-1), 0);
+  EXPECT_EQ(r.permits(), -1);
+  EXPECT_EQ(r.size(), 0u);
+  int got = -1;
+  EXPECT_EQ(r.take([&](int&& v) { got = v; }), ch::detail::ring_take::empty);
+  EXPECT_EQ(r.add_permits(2), -1);
+  int v = 9;
+  ASSERT_EQ(r.try_push(v), ch::detail::ring_push::ok);
+  ASSERT_EQ(r.take([&](int&& x) { got = x; }), ch::detail::ring_take::value);
+  EXPECT_EQ(got, 9);
+  EXPECT_EQ(r.permits(), 0);
+}
+
 #if ROUSE_DEBUG_CHECKS && !defined(ROUSE_SANITIZER_thread)
 // A permit kept after every handle of its channel is gone would give its
 // slot back to freed memory: debug builds say so when the channel goes.

@@ -383,15 +383,21 @@ class send_awaitable {
   send_awaitable(detail::channel_state<T>& st, T&& v, detail::clock::time_point deadline) noexcept
       : value_(std::move(v)), w_(st, deadline) {}
   send_awaitable(send_awaitable&& o) noexcept(std::is_nothrow_move_constructible_v<T>)
-      : value_(std::move(o.value_)), w_(std::move(o.w_)) {}
+      : value_(std::move(o.value_)), w_((check_not_sent(o), std::move(o.w_))) {}
   send_awaitable(const send_awaitable&) = delete;
   send_awaitable& operator=(const send_awaitable&) = delete;
-  bool await_ready() noexcept { return w_.ready(); }
+  bool await_ready() noexcept {
+    ROUSE_CHECK_USAGE(!sent_, "rouse::async::channel", "a send awaitable awaited twice");
+    // A free permit: the permit and the position in one RMW, no wait.
+    if (w_.state().try_send_now(value_)) return sent_ = true;
+    return w_.ready();
+  }
   template <class P>
   std::coroutine_handle<> await_suspend(std::coroutine_handle<P> h) {
     return w_.suspend(h);
   }
   send_result<T> await_resume() {
+    if (sent_) return send_result<T>();
     bool const have = w_.resume();
     detail::channel_state<T>& st = w_.state();
     if (have) {
@@ -404,8 +410,13 @@ class send_awaitable {
   }
 
  private:
+  static void check_not_sent([[maybe_unused]] const send_awaitable& o) noexcept {
+    ROUSE_CHECK_USAGE(!o.sent_, "rouse::async::channel", "a send or reserve awaitable moved after it was awaited");
+  }
+
   T value_;
   detail::sender_wait<T> w_;
+  bool sent_ = false;  // await_ready sent it at once
 };
 
 // `co_await rx.recv()` / recv_for / recv_until: waits on the receiver's
@@ -568,6 +579,7 @@ class sender {
   // ---- never waits ----
   send_result<T> try_send(T v) noexcept {
     detail::channel_state<T>& st = state();
+    if (st.try_send_now(v)) return send_result<T>();
     if (st.is_closed()) return send_result<T>(channel::status::closed, std::move(v));
     if (!st.try_take_permit())
       return send_result<T>(st.is_closed() ? channel::status::closed : channel::status::full, std::move(v));
@@ -626,6 +638,7 @@ class sender {
   }
   template <class Deadline>
   send_result<T> send_with(T&& v, const Deadline& deadline) noexcept {
+    if (state().try_send_now(v)) return send_result<T>();
     permit<T> p = reserve_with(deadline);
     if (!p) return send_result<T>(p.status(), std::move(v));
     return p.send(std::move(v));
@@ -724,10 +737,11 @@ class receiver {
 
 static_assert(sizeof(sender<int>) == sizeof(void*) && sizeof(receiver<int>) == sizeof(void*));
 
-// The largest capacity bounded() accepts (2^62 - 1 on 64-bit targets); more
-// throws std::length_error. A ring that cannot be allocated throws
+// The largest capacity bounded() accepts (2^30: the ring counts its positions
+// in 31 bits beside the permit count, so that a send takes both in one RMW);
+// more throws std::length_error. A ring that cannot be allocated throws
 // std::bad_alloc.
-inline constexpr std::size_t max_capacity = std::numeric_limits<std::size_t>::max() / 4;
+inline constexpr std::size_t max_capacity = std::size_t{1} << 30;
 
 // A channel holding at most `capacity` values; 0: rendezvous. Throws as
 // max_capacity says.

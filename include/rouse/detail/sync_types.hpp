@@ -267,6 +267,10 @@ enum class model_fault : unsigned {
   // async channel: a batch of freed slots given back while fewer senders
   // are queued than the batch drops the permits nobody could be handed.
   async_channel_batch_drops_leftover,
+  // async channel: a send that takes a free permit and its position in one
+  // RMW (try_send_now) does not look at the closed bit, so it reports a
+  // value sent into a channel already closed (and drained).
+  async_channel_send_now_ignores_close,
   // semaphore (wide layout), the stepwise acquire of a coroutine: in
   // RELEASING(0) it waits on the sequence it read, not on one it no longer
   // holds, so it may sleep past the release's wake.

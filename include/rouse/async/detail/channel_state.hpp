@@ -23,9 +23,13 @@
 // sleeps); otherwise in batches of capacity/16 (at most 64): while both ends
 // run, up to a batch of free slots may not be visible to try_send yet.
 //
-// Permit word: permits_ = the number of free permits (>= 0; a rendezvous
+// Permit count: n = the number of free permits (>= 0; a rendezvous
 // channel's is -1 while a demand its receive gave up is held by a sender:
-// withdraw_demand()).
+// withdraw_demand()). It lives in the ring's word, beside the send position
+// (channel_ring.hpp), so that a send that finds a free permit takes it and
+// its position in one compare-exchange (try_send_now).
+//   send now (sender)      n > 0 and open: n -> n-1 and position + 1 (one
+//                          CAS); else as take
 //   take (sender)          n > 0: n -> n-1 (CAS); else wait in the list
 //   give back k, nobody    n -> n+k (A1), then has_waiters (A2): if somebody
 //   queued                 queued meanwhile, move them to the oldest waiters
@@ -53,13 +57,13 @@
 // cancel_passing_on -> pass_on() -> give_back_permit()).
 //
 // Memory ordering. (A)/(B) as in rouse/async/waiter_list.hpp: give_back's
-// RMW on permits_ and close()'s fetch_or are seq_cst (A1) before
+// RMW on the permit count and close()'s fetch_or are seq_cst (A1) before
 // has_waiters (A2); a sender pushes (B1) and re-checks with
 // seq_cst loads (B2). A value's construction happens-before its receipt
 // (channel_ring's stamps; list.hpp's slot states). The receiver waits on a
 // diatomic_waker: every push is followed by a notify. The ring's push is a
-// seq_cst fetch_add on the tail before it writes the slot, and the
-// receiver's re-check reads the tail with a seq_cst load when the slot is
+// seq_cst RMW on its word before it writes the slot, and the
+// receiver's re-check reads the word with a seq_cst load when the slot is
 // not written yet, so the push notifies with the waker's seq_cst idle
 // notify (notify_after_seq_cst_rmw: a load while the receiver runs); the
 // unbounded list's push with notify() (an RMW that orders the push before
@@ -108,9 +112,10 @@ class channel_state {
         batch_(capacity / 16 < 1    ? 1
                : capacity / 16 > 64 ? 64
                                     : static_cast<std::int64_t>(capacity / 16)),
-        ring_(k == kind::unbounded ? nullptr : new channel_ring<T>(capacity == 0 ? 1 : capacity)),
-        list_(k == kind::unbounded ? new ::rouse::channel::detail::list_channel<T>() : nullptr),
-        permits_(k == kind::bounded ? static_cast<std::int64_t>(capacity) : 0) {}
+        ring_(k == kind::unbounded ? nullptr
+                                   : new channel_ring<T>(capacity == 0 ? 1 : capacity,
+                                                         k == kind::bounded ? static_cast<std::int64_t>(capacity) : 0)),
+        list_(k == kind::unbounded ? new ::rouse::channel::detail::list_channel<T>() : nullptr) {}
   channel_state(const channel_state&) = delete;
   channel_state& operator=(const channel_state&) = delete;
 
@@ -142,14 +147,8 @@ class channel_state {
   // onto a free permit, which exists only when no queued sender could take it.
   bool try_take_permit() noexcept {
     if (kind_ == kind::unbounded) return true;
-    // (B2) seq_cst when it is a waiter's re-check.
-    std::int64_t n = permits_.load(std::memory_order_seq_cst);
-    while (n > 0) {
-      // n -> n-1. Ordering: seq_cst (acquire: the receive that freed the
-      // slot, through the give back's release).
-      if (permits_.compare_exchange_weak(n, n - 1, std::memory_order_seq_cst, std::memory_order_seq_cst)) return true;
-    }
-    return false;
+    // (B2) seq_cst when it is a waiter's re-check (take_permit's RMWs).
+    return ring_->take_permit();
   }
 
   // Gives a permit back (a receive freed a slot, a rendezvous receive asks
@@ -158,11 +157,25 @@ class channel_state {
     if (kind_ == kind::unbounded) return;
     if (kind_ == kind::rendezvous) return give_back_demand();
     if (senders_waiting_.has_waiters()) return give_back_slow(1, false);
-    // (A1) seq_cst: pairs with (B2) in try_acquire().
-    permits_.fetch_add(1, std::memory_order_seq_cst);
+    (void)ring_->add_permits(1);  // (A1): pairs with (B2) in try_acquire()
     if (!senders_waiting_.has_waiters()) [[likely]]  // (A2)
       return;
     give_back_slow(1, true);
+  }
+
+  // A send that does not wait: true when it sent (moved from v) at once, a
+  // free permit and the position taken together (one RMW); false when no
+  // permit is free or the channel is closed (v untouched: the caller goes
+  // the waiting way, which tells the two apart). Wakes the receiver.
+  bool try_send_now(T& v) noexcept {
+    if (kind_ == kind::unbounded) {
+      if (list_->try_send(v) != status::ok) return false;
+      rx_.notify();
+      return true;
+    }
+    if (ring_->try_push(v) != ring_push::ok) return false;  // (P): a seq_cst RMW
+    rx_.notify_after_seq_cst_rmw();
+    return true;
   }
 
   // With a permit: ok (moved from v) or closed (v untouched). Wakes the
@@ -173,7 +186,7 @@ class channel_state {
       if (s == status::ok) rx_.notify();
       return s;
     }
-    status const s = ring_->push(v);  // (P): the tail's seq_cst fetch_add
+    status const s = ring_->push(v);  // (P): the word's seq_cst fetch_add
     if (s == status::ok) rx_.notify_after_seq_cst_rmw();
     return s;
   }
@@ -217,7 +230,7 @@ class channel_state {
               // sender held it: -1 -> 0. Ordering: seq_cst as every RMW
               // of the word.
               debt_ = false;
-              permits_.fetch_add(1, std::memory_order_seq_cst);
+              (void)ring_->add_permits(1);
             }
           }
           return true;
@@ -248,7 +261,7 @@ class channel_state {
   void withdraw_demand() noexcept {
     if (kind_ != kind::rendezvous || !demand_out_ || debt_) return;
     // Ordering: seq_cst as every RMW of the word.
-    if (permits_.fetch_sub(1, std::memory_order_seq_cst) == 1)
+    if (ring_->add_permits(-1) == 1)
       demand_out_ = false;  // taken back
     else
       debt_ = true;  // a sender holds it
@@ -302,7 +315,9 @@ class channel_state {
   waiter_list& waiters() noexcept { return senders_waiting_; }
 
   // For tests and the model.
-  [[nodiscard]] std::int64_t permits_for_testing() const noexcept { return permits_.load(std::memory_order_relaxed); }
+  [[nodiscard]] std::int64_t permits_for_testing() const noexcept {
+    return kind_ == kind::unbounded ? 0 : ring_->permits();
+  }
 
  private:
   // The receiver gives back the slots it freed and kept (a batch).
@@ -310,8 +325,7 @@ class channel_state {
     std::int64_t const n = std::exchange(unreturned_, 0);
     if (n == 1) return give_back_permit();
     if (senders_waiting_.has_waiters()) return give_back_slow(n, false);
-    // (A1) seq_cst: as give_back_permit()'s.
-    permits_.fetch_add(n, std::memory_order_seq_cst);
+    (void)ring_->add_permits(n);  // (A1): as give_back_permit()'s
     if (!senders_waiting_.has_waiters()) [[likely]]  // (A2)
       return;
     give_back_slow(n, true);
@@ -330,22 +344,16 @@ class channel_state {
     senders_waiting_.notify_some_locked(
         [this, n, in_word]() noexcept -> int {
           if (!in_word) return static_cast<int>(n);
-          std::int64_t have = permits_.load(std::memory_order_seq_cst);
-          while (have > 0) {
-            std::int64_t const take = have < n ? have : n;
-            // have -> have - take: ours back. Ordering: seq_cst as every RMW
-            // of the word.
-            if (permits_.compare_exchange_weak(have, have - take, std::memory_order_seq_cst, std::memory_order_seq_cst))
-              return static_cast<int>(take);
-          }
-          return 0;  // senders' re-checks took them all: they are served
+          // Ours back, what barging senders left of them (0: senders'
+          // re-checks took them all: they are served).
+          return static_cast<int>(ring_->take_permits_up_to(n));
         },
         [this, &paid_debt](int left) noexcept {
           // Nobody claimable for these: store them, under the lock, so that a
           // sender that queues next sees them in its re-check. Ordering:
           // seq_cst (A1).
           if (rd::model_fault_on(rd::model_fault::async_channel_batch_drops_leftover)) return;
-          paid_debt = permits_.fetch_add(left, std::memory_order_seq_cst) < 0;
+          paid_debt = ring_->add_permits(left) < 0;
         });
     // Not under the list's lock: the wake may resume the receiver inline.
     // The caller holds a sender, which keeps the state (the receiver's own
@@ -360,7 +368,7 @@ class channel_state {
     if (demand_out_) {
       // Ordering: seq_cst: after the receiver's register, against the
       // give-back's RMW and notify (a wait that misses the 0 is woken).
-      if (!debt_ || permits_.load(std::memory_order_seq_cst) != 0) return;
+      if (!debt_ || ring_->permits() != 0) return;
       debt_ = false;  // its sender gave it back unused
     }
     demand_out_ = true;
@@ -374,8 +382,8 @@ class channel_state {
   // notify after the RMW touches the state: the caller holds a sender (a
   // permit or a send may not outlive it), whose count keeps the state.
   void give_back_demand() noexcept {
-    // (A1) seq_cst: pairs with (B2) in try_acquire().
-    if (permits_.fetch_add(1, std::memory_order_seq_cst) < 0) {
+    // (A1): pairs with (B2) in try_acquire().
+    if (ring_->add_permits(1) < 0) {
       if (!rd::model_fault_on(rd::model_fault::async_channel_debt_paid_without_wake)) rx_.notify();
       return;
     }
@@ -385,13 +393,14 @@ class channel_state {
   }
 
   // Layout: one line each for what both ends only read, the receiver's own
-  // counters, the permit word (senders' RMWs), the blocked senders' list
+  // counters (the permit word, which senders RMW, is the ring's), the
+  // blocked senders' list
   // (read by every receive) and the receiver's waker: a write by one end
   // never evicts a line the other reads on every message.
   alignas(64) kind const kind_;
   std::size_t const capacity_;
   // The batch size (capacity / 16, 1..64: a receive that keeps up with its
-  // senders makes one RMW on the contended permit word per batch instead of
+  // senders makes one RMW on the contended ring word per batch instead of
   // one per value).
   std::int64_t const batch_;
   std::unique_ptr<channel_ring<T>> ring_;
@@ -399,7 +408,6 @@ class channel_state {
   alignas(64) bool demand_out_ = false;  // the receiver's: a rendezvous demand is outstanding
   bool debt_ = false;  // the receiver's: that demand's receive gave up while a sender held it (the word is -1)
   std::int64_t unreturned_ = 0;          // the receiver's: slots freed, not given back yet
-  alignas(64) rd::atomic<std::int64_t> permits_;
   alignas(64) waiter_list senders_waiting_;
   alignas(64) diatomic_waker rx_;
 };
