@@ -120,7 +120,10 @@ struct wait_vs_notify_one : rl::test_suite<wait_vs_notify_one<TaskForm>, 2>, cv_
     else
       set_and_notify(false);
   }
-  void after() { RL_ASSERT(m.try_lock()); }
+  void after() {
+    RL_ASSERT(m.try_lock());
+    m.unlock();
+  }
 };
 using thread_wait_vs_notify_one = wait_vs_notify_one<false>;
 using task_wait_vs_notify_one = wait_vs_notify_one<true>;
@@ -133,7 +136,10 @@ struct two_waiters_notify_all : rl::test_suite<two_waiters_notify_all, 3>, cv_fi
     else
       set_and_notify(true);
   }
-  void after() { RL_ASSERT(m.try_lock()); }
+  void after() {
+    RL_ASSERT(m.try_lock());
+    m.unlock();
+  }
 };
 
 // Two coroutine-form waits are registered (and asleep, their mutex
@@ -163,7 +169,10 @@ struct chosen_waiter_leaves : rl::test_suite<chosen_waiter_leaves, 3>, cv_fixtur
       set_and_notify(false);
     }
   }
-  void after() { RL_ASSERT(m.try_lock()); }
+  void after() {
+    RL_ASSERT(m.try_lock());
+    m.unlock();
+  }
 };
 
 }  // namespace

@@ -276,7 +276,7 @@ TEST(async_barrier_death, destroying_a_barrier_with_a_waiter_is_diagnosed) {
         loop.drain();
         delete b;
       },
-      "rouse::async::waiter_list: misuse: destroyed while a waiter is registered");
+      "rouse::async::barrier: misuse: destroyed while a task or thread waits on it");
 }
 #endif
 

@@ -178,6 +178,7 @@ TEST(async_condition_variable, a_throwing_predicate_is_rethrown_with_the_lock_ow
       }(m, cv, calls, throw_on, timed, owned_in_catch));
       EXPECT_TRUE(owned_in_catch) << "throw on check " << throw_on << (timed ? ", wait_for" : ", wait");
       EXPECT_TRUE(m.try_lock());  // the guard unlocked it
+      m.unlock();
     }
   }
 }
@@ -458,6 +459,18 @@ TEST(async_condition_variable_death, a_wait_with_a_guard_that_owns_nothing_is_di
         cv.wait_blocking(g);
       },
       "rouse::async::condition_variable: misuse: wait with a guard that owns no lock");
+}
+TEST(async_condition_variable_death, destroying_a_condition_variable_with_a_waiter_is_diagnosed) {
+  EXPECT_DEATH(
+      {
+        auto* s = new shared;
+        test_loop loop;
+        auto t = wait_once(*s, 1);
+        t.start(loop);
+        loop.drain();
+        s->cv.~condition_variable();
+      },
+      "rouse::async::condition_variable: misuse: destroyed while a task or thread waits on it");
 }
 #endif
 

@@ -301,7 +301,20 @@ TEST(async_event_death, destroying_an_event_with_a_waiter_is_diagnosed) {
         loop.drain();
         delete ev;
       },
-      "rouse::async::waiter_list: misuse: destroyed while a waiter is registered");
+      "rouse::async::manual_reset_event: misuse: destroyed while a task or thread waits on it");
+}
+TEST(async_event_death, destroying_an_auto_reset_event_with_a_waiter_is_diagnosed) {
+  EXPECT_DEATH(
+      {
+        auto* ev = new ra::auto_reset_event;
+        test_loop loop;
+        std::vector<int> order;
+        auto t = wait_once(*ev, order, 1);
+        t.start(loop);
+        loop.drain();
+        delete ev;
+      },
+      "rouse::async::auto_reset_event: misuse: destroyed while a task or thread waits on it");
 }
 #endif
 

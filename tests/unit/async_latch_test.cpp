@@ -301,7 +301,7 @@ TEST(async_latch_death, destroying_a_latch_with_a_waiter_is_diagnosed) {
         loop.drain();
         delete l;
       },
-      "rouse::async::waiter_list: misuse: destroyed while a waiter is registered");
+      "rouse::async::latch: misuse: destroyed while a task or thread waits on it");
 }
 #endif
 

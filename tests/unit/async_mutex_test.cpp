@@ -243,7 +243,18 @@ TEST(async_mutex_death, destroying_a_mutex_with_a_waiter_is_diagnosed) {
         loop.drain();
         delete m;
       },
-      "rouse::async::semaphore: misuse: destroyed while a waiter is queued");
+      "rouse::async::mutex: misuse: destroyed while locked");
+}
+// As shared_mutex does (a guard that outlives the mutex would unlock freed
+// memory).
+TEST(async_mutex_death, destroying_a_locked_mutex_is_diagnosed) {
+  EXPECT_DEATH(
+      {
+        auto* m = new ra::mutex;
+        ASSERT_TRUE(m->try_lock());
+        delete m;
+      },
+      "rouse::async::mutex: misuse: destroyed while locked");
 }
 #endif
 

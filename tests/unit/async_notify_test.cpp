@@ -464,7 +464,7 @@ TEST(async_notify_death, destroying_a_notify_with_a_waiter_is_diagnosed) {
         loop.drain();
         delete n;
       },
-      "rouse::async::waiter_list: misuse: destroyed while a waiter is registered");
+      "rouse::async::notify: misuse: destroyed while a task or thread waits on it");
 }
 #endif
 

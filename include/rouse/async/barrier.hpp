@@ -144,6 +144,7 @@ class barrier {
   }
   barrier(const barrier&) = delete;
   barrier& operator=(const barrier&) = delete;
+  ~barrier() { waiters_.check_unused_by("rouse::async::barrier"); }
 
   // Arrives n times in the current phase; the last arrival of the phase runs
   // the completion function and releases the phase's waiters, here.

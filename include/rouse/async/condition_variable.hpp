@@ -269,6 +269,7 @@ class condition_variable {
   condition_variable() noexcept = default;
   condition_variable(const condition_variable&) = delete;
   condition_variable& operator=(const condition_variable&) = delete;
+  ~condition_variable() { waiters_.check_unused_by("rouse::async::condition_variable"); }
 
   // Wakes the oldest waiter (a wait between its unlock and its registration
   // may complete instead, spuriously or not: never nobody).

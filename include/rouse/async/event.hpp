@@ -77,6 +77,7 @@ class manual_reset_event {
   explicit manual_reset_event(bool initially_set = false) noexcept : state_(initially_set ? set_bit : 0u) {}
   manual_reset_event(const manual_reset_event&) = delete;
   manual_reset_event& operator=(const manual_reset_event&) = delete;
+  ~manual_reset_event() { waiters_.check_unused_by("rouse::async::manual_reset_event"); }
 
   void set() noexcept {
     // S := 1 and G += 1. (A1) seq_cst: pairs with (B2) in try_acquire().
@@ -166,6 +167,7 @@ class auto_reset_event {
   }
   auto_reset_event(const auto_reset_event&) = delete;
   auto_reset_event& operator=(const auto_reset_event&) = delete;
+  ~auto_reset_event() { token_.waiters().check_unused_by("rouse::async::auto_reset_event"); }
 
   // Releases the oldest waiter, or leaves the event set when nobody waits.
   void set() noexcept { token_.notify_one(); }

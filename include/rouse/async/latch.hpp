@@ -96,6 +96,7 @@ class latch {
   }
   latch(const latch&) = delete;
   latch& operator=(const latch&) = delete;
+  ~latch() { waiters_.check_unused_by("rouse::async::latch"); }
 
   // Lowers the count by n; the call that reaches zero releases every waiter.
   void count_down(std::ptrdiff_t n = 1) noexcept {

@@ -28,8 +28,8 @@
 // word, the orderings and the cancellation argument). Never closed.
 //
 // Misuse: unlock() of a mutex nobody owns (debug: diagnosed, the count
-// would exceed 1); destroying it with waiters (debug: the semaphore's queue
-// check); co_await-ing one lock() twice (debug: diagnosed, as the
+// would exceed 1); destroying it locked or with waiters (debug: "destroyed
+// while locked"; a guard that outlives the mutex would unlock freed memory); co_await-ing one lock() twice (debug: diagnosed, as the
 // semaphore's "acquire_awaitable: awaited twice"). Recursive locking deadlocks, as for any mutex. std::lock_guard and
 // std::unique_lock(m) call lock() and drop the awaitable it returns, with
 // no warning (inside a system header): they lock nothing, and their
@@ -75,6 +75,13 @@ class mutex {
   mutex() noexcept = default;
   mutex(const mutex&) = delete;
   mutex& operator=(const mutex&) = delete;
+  // Debug: destroyed while locked (waiters are queued only while it is).
+  // Models keep the semaphore's own queue check only.
+  ~mutex() {
+#if !defined(ROUSE_MODEL_RELACY)
+    ROUSE_CHECK_USAGE(sem_.available() == 1, "rouse::async::mutex", "destroyed while locked");
+#endif
+  }
 
 #if ROUSE_DETAIL_ASYNC_LIST_COROUTINES
   // `co_await m.lock()` -> guard (owning). Stopped through the awaiting

@@ -90,6 +90,7 @@ class notify {
   notify() noexcept = default;
   notify(const notify&) = delete;
   notify& operator=(const notify&) = delete;
+  ~notify() { waiters_.check_unused_by("rouse::async::notify"); }
 
   // Wakes the oldest waiter, or stores one permit if nobody waits.
   void notify_one() noexcept {

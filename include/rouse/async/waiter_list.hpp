@@ -242,6 +242,15 @@ class waiter_list {
     ROUSE_CHECK_USAGE(word_.load(std::memory_order_relaxed) == 0, "rouse::async::waiter_list",
                       "destroyed while a waiter is registered");
   }
+  // Debug builds: the owning primitive's destructor check, in its own name
+  // (it runs before the list's own check above; models keep that one only).
+  void check_unused_by([[maybe_unused]] const char* owner) const noexcept {
+#if !defined(ROUSE_MODEL_RELACY)
+    // Ordering: relaxed: a diagnosis; the owner is being destroyed.
+    ROUSE_CHECK_USAGE(word_.load(std::memory_order_relaxed) == 0, owner,
+                      "destroyed while a task or thread waits on it");
+#endif
+  }
 
   // Links `n` (B1); the caller re-checks its condition afterwards (B2).
   // Into an empty list: one compare-exchange of the word (the slot).
