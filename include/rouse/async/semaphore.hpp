@@ -52,7 +52,10 @@
 // Misuse: co_await-ing one acquire() twice, or moving it once awaited
 // (debug: diagnosed); more than max_permits (2^27 - 1) in the count or in
 // one request (debug: diagnosed); destroying the semaphore with waiters
-// (debug: diagnosed). A request for more permits than will ever exist
+// (debug: diagnosed); a permit that outlives its semaphore (not diagnosed:
+// the semaphore does not count the permits out, as a counter semaphore may
+// be released by anybody; the permit's release then touches freed memory,
+// as a std::lock_guard outliving its mutex would). A request for more permits than will ever exist
 // waits until close().
 //
 // sizeof: semaphore 24 bytes; an acquire() awaitable 240 bytes in the

@@ -1,8 +1,8 @@
 // rouse/io/tcp.hpp — TCP over the reactor: tcp_listener and tcp_stream.
 //
 //   auto l = rouse::io::tcp_listener::bind(loop, endpoint::loopback_v4(0));
-//   io_result<tcp_stream> s = co_await l->accept();
-//   io_result<tcp_stream> c = co_await tcp_stream::connect(loop, l->local_endpoint());
+//   io_result<tcp_stream> c = co_await tcp_stream::connect(loop, l->local_endpoint().value());
+//   io_result<tcp_stream> s = co_await l->accept();   // (connect completes once queued)
 //   io_result<std::size_t> n = co_await s->read_some(buf);     // 0 = end of stream
 //   co_await c->write_all(bytes);  co_await s->read_exact(buf);
 //   c->shutdown(SHUT_WR);
