@@ -290,31 +290,22 @@ TEST(async_event, a_thread_and_a_coroutine_signal_each_other) {
 }
 
 #if ROUSE_DEBUG_CHECKS && !defined(ROUSE_SANITIZER_thread)
-TEST(async_event_death, destroying_an_event_with_a_waiter_is_diagnosed) {
-  EXPECT_DEATH(
-      {
-        auto* ev = new ra::manual_reset_event;
-        test_loop loop;
-        std::vector<int> order;
-        auto t = wait_once(*ev, order, 1);
-        t.start(loop);
-        loop.drain();
-        delete ev;
-      },
-      "rouse::async::manual_reset_event: misuse: destroyed while a task or thread waits on it");
+// Deletes an event of type Event while a task waits on it.
+template <class Event>
+void destroy_with_a_waiter() {
+  auto* ev = new Event;
+  test_loop loop;
+  std::vector<int> order;
+  auto t = wait_once(*ev, order, 1);
+  t.start(loop);
+  loop.drain();
+  delete ev;
 }
-TEST(async_event_death, destroying_an_auto_reset_event_with_a_waiter_is_diagnosed) {
-  EXPECT_DEATH(
-      {
-        auto* ev = new ra::auto_reset_event;
-        test_loop loop;
-        std::vector<int> order;
-        auto t = wait_once(*ev, order, 1);
-        t.start(loop);
-        loop.drain();
-        delete ev;
-      },
-      "rouse::async::auto_reset_event: misuse: destroyed while a task or thread waits on it");
+TEST(async_event_death, destroying_an_event_with_a_waiter_is_diagnosed) {
+  EXPECT_DEATH(destroy_with_a_waiter<ra::manual_reset_event>(),
+               "rouse::async::manual_reset_event: misuse: destroyed while a task or thread waits on it");
+  EXPECT_DEATH(destroy_with_a_waiter<ra::auto_reset_event>(),
+               "rouse::async::auto_reset_event: misuse: destroyed while a task or thread waits on it");
 }
 #endif
 
