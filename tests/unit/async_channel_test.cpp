@@ -149,6 +149,38 @@ TEST(async_channel_death, a_permit_that_outlives_its_channel_is_diagnosed) {
       },
       "rouse::async::channel::permit: misuse: outlived its channel");
 }
+// A send awaited again after it completed: the second await must not send
+// the moved-from value, whichever way the first went (at once, or after a
+// wait for a slot).
+task<> send_and_await_again(ch::sender<int>& tx, bool& first_done) {
+  auto a = tx.send(7);
+  (void)co_await a;
+  first_done = true;
+  (void)co_await a;
+}
+TEST(async_channel_death, a_send_awaited_twice_is_diagnosed) {
+  for (bool const full_first : {false, true}) {
+    EXPECT_DEATH(
+        {
+          auto ends = ch::bounded<int>(1);
+          auto& tx = ends.first;
+          auto& rx = ends.second;
+          if (full_first) (void)tx.try_send(1);  // the first await waits for a slot
+          bool first_done = false;
+          test_loop loop;
+          auto t = send_and_await_again(tx, first_done);
+          t.start(loop);
+          loop.drain();
+          if (full_first) {
+            (void)rx.try_recv();  // the slot goes to the waiting send
+            loop.drain();
+            (void)rx.try_recv();  // its value: the slot is free again
+          }
+          loop.drain();
+        },
+        "rouse::async::channel: misuse: a send awaitable awaited twice");
+  }
+}
 #endif
 
 TEST(async_channel, bounded_try_forms_report_full_and_empty) {

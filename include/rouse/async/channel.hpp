@@ -251,6 +251,8 @@ class sender_wait {
     return channel_state<T>::holds_permit(rec_, wait_.claim());
   }
   bool timed_out() const noexcept { return rec_.timed_out.load(std::memory_order_relaxed) != 0; }
+  // Awaited already (ready() ran).
+  bool started() const noexcept { return started_; }
   channel_state<T>& state() const noexcept { return *st_; }
 
  private:
@@ -387,7 +389,9 @@ class send_awaitable {
   send_awaitable(const send_awaitable&) = delete;
   send_awaitable& operator=(const send_awaitable&) = delete;
   bool await_ready() noexcept {
-    ROUSE_CHECK_USAGE(!sent_, "rouse::async::channel", "a send awaitable awaited twice");
+    // Before the send below: a second await must not send the moved-from
+    // value (the first one sent at once, or went the waiting way).
+    ROUSE_CHECK_USAGE(!sent_ && !w_.started(), "rouse::async::channel", "a send awaitable awaited twice");
     // A free permit: the permit and the position in one RMW, no wait.
     if (w_.state().try_send_now(value_)) return sent_ = true;
     return w_.ready();

@@ -221,9 +221,10 @@ class channel_ring {
       if (at != 0) end = static_cast<std::uint32_t>(at - 1);
     }
     std::uint32_t const h = head_snapshot_.load(std::memory_order_relaxed);
-    // A head read after the word may be past `end`: 0, not a wrapped count.
+    // A head read after the word may be past `end`: 0, not a wrapped count
+    // (no true count exceeds the ring).
     std::uint32_t const n = (end - h) & pos_mask;
-    return n < (pos_mask >> 1) ? n : 0;
+    return n <= size_ ? n : 0;
   }
 
  private:
