@@ -87,9 +87,11 @@
 // returns after a burst.
 // Fairness: blocked senders get freed slots in FIFO order (a slot freed while
 // senders wait goes to the oldest, never to a newcomer). One consumer.
-// Costs with both ends running (nobody waiting): a bounded send is one CAS
-// (permit), one fetch_add and one store (the slot) and one load (is the
-// receiver waiting? the waker's seq_cst idle notify); a receive one load and
+// Costs with both ends running (nobody waiting): a bounded send that finds a
+// free slot is one CAS (its permit and its ring position, one word), one
+// store (the slot) and one load (is the receiver waiting? the waker's
+// seq_cst idle notify); one that waited, or sends through a permit, claims
+// its position with one fetch_add instead; a receive one load and
 // one store, one load (are senders waiting?) and one RMW per batch of freed
 // slots (capacity/16, at most 64; 1 below capacity 32) to give them back: no
 // lock, no system call. A receive gives its kept slots back at once while
