@@ -747,7 +747,7 @@ static_assert(sizeof(sender<int>) == sizeof(void*) && sizeof(receiver<int>) == s
 // in 31 bits beside the permit count, so that a send takes both in one RMW);
 // more throws std::length_error. A ring that cannot be allocated throws
 // std::bad_alloc.
-inline constexpr std::size_t max_capacity = std::size_t{1} << 30;
+inline constexpr std::size_t max_capacity = detail::ring_max_slots;
 
 // A channel holding at most `capacity` values; 0: rendezvous. Throws as
 // max_capacity says.

@@ -66,12 +66,13 @@ namespace rd = ::rouse::detail;
 enum class ring_take : std::uint8_t { value, empty, pending, closed };
 enum class ring_push : std::uint8_t { ok, closed, no_permit };
 
+// Positions and stamps count modulo 2^31, so a ring holds at most 2^30
+// slots (channel::max_capacity).
+inline constexpr std::size_t ring_max_slots = std::size_t{1} << 30;
+
 template <class T>
 class channel_ring {
  public:
-  // Positions and stamps count modulo 2^31; the ring holds at most 2^30.
-  static constexpr std::size_t max_slots = std::size_t{1} << 30;
-
   // `first`: the first position (tests start near the wrap of the count).
   channel_ring(std::size_t slots, std::int64_t permits, std::uint32_t first = 0)
       : size_(pow2_at_least(slots)),

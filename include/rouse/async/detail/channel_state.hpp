@@ -168,11 +168,7 @@ class channel_state {
   // permit is free or the channel is closed (v untouched: the caller goes
   // the waiting way, which tells the two apart). Wakes the receiver.
   bool try_send_now(T& v) noexcept {
-    if (kind_ == kind::unbounded) {
-      if (list_->try_send(v) != status::ok) return false;
-      rx_.notify();
-      return true;
-    }
+    if (kind_ == kind::unbounded) return push(v) == status::ok;  // needs no permit
     if (ring_->try_push(v) != ring_push::ok) return false;  // (P): a seq_cst RMW
     rx_.notify_after_seq_cst_rmw();
     return true;
