@@ -48,8 +48,10 @@ class executor;
 class parker;  // rouse/async/run_loop.hpp
 
 namespace detail {
-// Thread-local pointer to the executor whose loop runs on this thread.
-executor*& current_executor_slot() noexcept;
+// The executor whose loop runs on this thread (read on every schedule: a
+// constinit thread_local, no wrapper call).
+inline constinit thread_local executor* current_executor_tls = nullptr;
+inline executor*& current_executor_slot() noexcept { return current_executor_tls; }
 }  // namespace detail
 
 namespace detail {

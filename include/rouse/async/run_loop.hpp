@@ -181,24 +181,11 @@ class run_loop final : public executor {
   parker* idle_parker() noexcept override { return parker_; }
 
   void schedule(std::coroutine_handle<> h) noexcept override {
-    if (current_executor() == this) {
+    if (current_executor() == this) [[likely]] {
       ready_.push(h);
       return;
     }
-    // Counted while inside: the coroutine pushed here may run, end, and let
-    // the loop's owner destroy the loop before the wake below is done.
-    // Ordering: relaxed: the push's release carries it to whoever the
-    // coroutine lets through.
-    remote_callers_.fetch_add(1, std::memory_order_relaxed);
-    remote_lock_.lock();
-    remote_.push_back(h);
-    // (A1) seq_cst: pairs with (B2) in wait_for_work().
-    remote_ready_.store(1, std::memory_order_seq_cst);
-    remote_lock_.unlock();
-    wake_if_sleeping();
-    // The last touch of the loop. Ordering: release: pairs with the
-    // destructor's acquire.
-    remote_callers_.fetch_sub(1, std::memory_order_release);
+    schedule_remote(h);
   }
 
   // A coroutine out of budget always yields here: its yield ends the
@@ -389,6 +376,25 @@ class run_loop final : public executor {
   void wake_if_sleeping() noexcept {
     // (A2) seq_cst: pairs with (B1) in wait_for_work().
     if (sleeping_.load(std::memory_order_seq_cst)) parker_->unpark();
+  }
+
+  // schedule() from another thread (out of line: the loop's own schedule
+  // stays a few instructions).
+  [[gnu::noinline]] void schedule_remote(std::coroutine_handle<> h) noexcept {
+    // Counted while inside: the coroutine pushed here may run, end, and let
+    // the loop's owner destroy the loop before the wake below is done.
+    // Ordering: relaxed: the push's release carries it to whoever the
+    // coroutine lets through.
+    remote_callers_.fetch_add(1, std::memory_order_relaxed);
+    remote_lock_.lock();
+    remote_.push_back(h);
+    // (A1) seq_cst: pairs with (B2) in wait_for_work().
+    remote_ready_.store(1, std::memory_order_seq_cst);
+    remote_lock_.unlock();
+    wake_if_sleeping();
+    // The last touch of the loop. Ordering: release: pairs with the
+    // destructor's acquire.
+    remote_callers_.fetch_sub(1, std::memory_order_release);
   }
 
   detail::handle_ring ready_;  // the loop thread's own
