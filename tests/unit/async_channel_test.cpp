@@ -181,6 +181,40 @@ TEST(async_channel_death, a_send_awaited_twice_is_diagnosed) {
         "rouse::async::channel: misuse: a send awaitable awaited twice");
   }
 }
+task<> reserve_and_await_again(ch::sender<int>& tx) {
+  auto a = tx.reserve();
+  { auto p = co_await a; }
+  (void)co_await a;
+}
+TEST(async_channel_death, a_reserve_awaited_twice_is_diagnosed) {
+  EXPECT_DEATH(
+      {
+        auto ends = ch::bounded<int>(1);
+        test_loop loop;
+        auto t = reserve_and_await_again(ends.first);
+        t.start(loop);
+        loop.drain();
+      },
+      "rouse::async::channel: misuse: a reserve awaitable awaited twice");
+}
+task<> recv_and_await_again(ch::receiver<int>& rx) {
+  auto a = rx.recv();
+  (void)co_await a;
+  (void)co_await a;
+}
+TEST(async_channel_death, a_receive_awaited_twice_is_diagnosed) {
+  EXPECT_DEATH(
+      {
+        auto ends = ch::bounded<int>(2);
+        (void)ends.first.try_send(1);
+        (void)ends.first.try_send(2);
+        test_loop loop;
+        auto t = recv_and_await_again(ends.second);
+        t.start(loop);
+        loop.drain();
+      },
+      "rouse::async::channel: misuse: a receive awaitable awaited twice");
+}
 #endif
 
 TEST(async_channel, bounded_try_forms_report_full_and_empty) {

@@ -107,7 +107,9 @@
 // blocking send that finds no permit polls for one a few microseconds
 // before it queues (detail/spin.hpp's async_send_spin). A woken sender costs
 // the waiter list's lock and one claim; a woken receiver the waker's 2 RMWs
-// and its executor's schedule. Across processes: no.
+// and its executor's schedule. A send or receive awaitable builds its wait
+// (the list node, the waker's turn, a timer) only when it has to wait: one
+// that completes at once builds nothing. Across processes: no.
 //
 // State: the permit word and the blocked senders' list
 // (detail/channel_state.hpp: its table and the (A)/(B) pairing with the
@@ -185,14 +187,15 @@ class wait_timer {
   void start(executor* ex, clock::time_point deadline, Owner* owner) {
     if (ex == nullptr) throw_no_executor();
     ex_ = ex;
-    node_.deadline = deadline;
-    node_.fire = &fire;
-    node_.owner = owner;
-    ex_->add_timer(node_);
+    node& n = node_.emplace();
+    n.deadline = deadline;
+    n.fire = &fire;
+    n.owner = owner;
+    ex_->add_timer(n);
   }
   void finish() noexcept {
     if (ex_ == nullptr) return;
-    if (!ex_->cancel_timer(node_)) node_.wait_for_fire();
+    if (!ex_->cancel_timer(*node_)) node_->wait_for_fire();
     ex_ = nullptr;
   }
 
@@ -205,8 +208,8 @@ class wait_timer {
     Owner* const owner = n->owner;
     n->fire_then([owner] { OnTimeout(owner); });
   }
-  executor* ex_ = nullptr;
-  node node_{};
+  executor* ex_ = nullptr;     // started, not finished
+  std::optional<node> node_;  // made by start() (most waits have no deadline)
 };
 
 template <class P>
@@ -221,65 +224,70 @@ executor* executor_for(std::coroutine_handle<P> h) noexcept {
 template <class T>
 class sender_wait {
  public:
-  sender_wait(channel_state<T>& st, clock::time_point deadline) noexcept
-      : st_(&st), deadline_(deadline), wait_(st, tag_of(rec_)) {}
+  sender_wait(channel_state<T>& st, clock::time_point deadline) noexcept : st_(&st), deadline_(deadline) {}
   // Before it is awaited only (an adaptor moves the awaitable into its own
   // frame): a fresh wait for the same channel and deadline.
-  sender_wait(sender_wait&& o) noexcept : st_(o.st_), deadline_(o.deadline_), wait_(*o.st_, tag_of(rec_)) {
-    ROUSE_CHECK_USAGE(!o.started_, "rouse::async::channel", "a send or reserve awaitable moved after it was awaited");
+  sender_wait(sender_wait&& o) noexcept : st_(o.st_), deadline_(o.deadline_) {
+    ROUSE_CHECK_USAGE(!o.started(), "rouse::async::channel", "a send or reserve awaitable moved after it was awaited");
   }
   sender_wait(const sender_wait&) = delete;
   sender_wait& operator=(const sender_wait&) = delete;
 
   bool ready() noexcept {
-    started_ = true;
+    waiting& w = w_.emplace(*this);
     if (deadline_ != clock::time_point::max() && clock::now() >= deadline_)
-      rec_.timed_out.store(1, std::memory_order_relaxed);  // our own re-check reads it
-    return wait_.await_ready();
+      w.rec.timed_out.store(1, std::memory_order_relaxed);  // our own re-check reads it
+    return w.wait.await_ready();
   }
   template <class P>
   std::coroutine_handle<> suspend(std::coroutine_handle<P> h) {
     if (deadline_ != clock::time_point::max()) {
       ex_ = executor_for(h);
       if (ex_ == nullptr) throw_no_executor();  // before anything is linked
-      rec_.on_linked = &arm_timer;
+      w_->rec.on_linked = &arm_timer;
     }
-    return wait_.await_suspend(h);
+    return w_->wait.await_suspend(h);
   }
   // True: it holds a permit. Throws operation_stopped (foreign promise).
   bool resume() {
-    timer_.finish();
-    wait_.await_resume();
-    return channel_state<T>::holds_permit(rec_, wait_.claim());
+    w_->timer.finish();
+    w_->wait.await_resume();
+    return channel_state<T>::holds_permit(w_->rec, w_->wait.claim());
   }
-  bool timed_out() const noexcept { return rec_.timed_out.load(std::memory_order_relaxed) != 0; }
+  bool timed_out() const noexcept { return w_->rec.timed_out.load(std::memory_order_relaxed) != 0; }
   // Awaited already (ready() ran).
-  bool started() const noexcept { return started_; }
+  bool started() const noexcept { return w_.has_value(); }
   channel_state<T>& state() const noexcept { return *st_; }
 
  private:
+  struct record : wait_record {
+    sender_wait* self;
+  };
   // The re-check found nothing, the node is linked: arm the timer.
   static void arm_timer(wait_record* rec) noexcept {
     sender_wait* const self = static_cast<record*>(rec)->self;
-    self->timer_.start(self->ex_, self->deadline_, self);
+    self->w_->timer.start(self->ex_, self->deadline_, self);
   }
   // The timer fired: end the wait (it holds no permit from this). If a
   // permit, a close or a stop came first, that wake stands.
   static void on_timeout(sender_wait* self) noexcept {
-    self->rec_.timed_out.store(1, std::memory_order_relaxed);  // ordered by the claim and the wake
-    (void)self->wait_.try_end_wait();
+    self->w_->rec.timed_out.store(1, std::memory_order_relaxed);  // ordered by the claim and the wake
+    (void)self->w_->wait.try_end_wait();
   }
+
+  // The wait itself, made by ready(): a send that finds a free slot at once
+  // never builds it.
+  struct waiting {
+    explicit waiting(sender_wait& owner) noexcept : rec{{}, &owner}, wait(*owner.st_, tag_of(rec)) {}
+    record rec;
+    list_awaitable<channel_state<T>> wait;
+    wait_timer<sender_wait, &sender_wait::on_timeout> timer;  // after wait: withdrawn before it
+  };
 
   channel_state<T>* st_;
   clock::time_point deadline_;
-  struct record : wait_record {
-    sender_wait* self;
-  };
   executor* ex_ = nullptr;
-  bool started_ = false;  // awaited (await_ready ran): no longer movable
-  record rec_{{}, this};
-  list_awaitable<channel_state<T>> wait_;
-  wait_timer<sender_wait, &sender_wait::on_timeout> timer_;  // after wait_: withdrawn before it
+  std::optional<waiting> w_;  // engaged: awaited (await_ready ran), no longer movable
 };
 
 }  // namespace detail
@@ -359,7 +367,10 @@ class reserve_awaitable {
   reserve_awaitable(reserve_awaitable&& o) noexcept : w_(std::move(o.w_)) {}
   reserve_awaitable(const reserve_awaitable&) = delete;
   reserve_awaitable& operator=(const reserve_awaitable&) = delete;
-  bool await_ready() noexcept { return w_.ready(); }
+  bool await_ready() noexcept {
+    ROUSE_CHECK_USAGE(!w_.started(), "rouse::async::channel", "a reserve awaitable awaited twice");
+    return w_.ready();
+  }
   template <class P>
   std::coroutine_handle<> await_suspend(std::coroutine_handle<P> h) {
     return w_.suspend(h);
@@ -438,11 +449,10 @@ class recv_awaitable {
  public:
   using rouse_affine = void;
   recv_awaitable(detail::channel_state<T>& st, detail::clock::time_point deadline) noexcept
-      : st_(&st), deadline_(deadline), inner_(st.receiver_waker().wait_until(poll{this})) {}
-  // A fresh wait for the same receiver and deadline (its predicate names
-  // the new address).
-  recv_awaitable(recv_awaitable&& o) noexcept
-      : st_(o.st_), deadline_(o.deadline_), inner_(o.st_->receiver_waker().wait_until(poll{this})) {
+      : st_(&st), deadline_(deadline) {}
+  // The same receive, before it is awaited (the wait is made by
+  // await_suspend, its predicate naming the awaitable's final address).
+  recv_awaitable(recv_awaitable&& o) noexcept : st_(o.st_), deadline_(o.deadline_) {
     ROUSE_CHECK_USAGE(!o.started_, "rouse::async::channel", "a receive awaitable moved after it was awaited");
   }
   recv_awaitable(const recv_awaitable&) = delete;
@@ -454,24 +464,33 @@ class recv_awaitable {
   }
 
   bool await_ready() noexcept {
+    ROUSE_CHECK_USAGE(!started_, "rouse::async::channel", "a receive awaitable awaited twice");
     started_ = true;
-    if (deadline_ != detail::clock::time_point::max() && detail::clock::now() >= deadline_)
+    if (deadline_ != detail::clock::time_point::max() && detail::clock::now() >= deadline_) {
       timed_out_.store(1, std::memory_order_relaxed);
-    return inner_.await_ready();
+      return try_now();
+    }
+    // Nothing there yet (no value, none being written, not closed): straight
+    // to the wait, whose re-check after registering makes the full attempt
+    // (and asks for a rendezvous value, gives freed slots back) once instead
+    // of twice.
+    return st_->has_news() && try_now();
   }
   template <class P>
   bool await_suspend(std::coroutine_handle<P> h) {
     if (deadline_ != detail::clock::time_point::max()) timer_.start(detail::executor_for(h), deadline_, this);
-    return inner_.await_suspend(h);
+    return inner_.emplace(st_->receiver_waker(), poll{this}).await_suspend(h);
   }
   recv_result<T> await_resume() {
     timer_.finish();
     completed_ = true;
-    try {
-      inner_.await_resume();  // throws operation_stopped (foreign promise)
-    } catch (...) {
-      st_->withdraw_demand();  // stopped: a demand nobody took goes
-      throw;
+    if (inner_) {  // it went the waiting way
+      try {
+        inner_->await_resume();  // throws operation_stopped (foreign promise)
+      } catch (...) {
+        st_->withdraw_demand();  // stopped: a demand nobody took goes
+        throw;
+      }
     }
     if (result_->status() == channel::status::timed_out) st_->withdraw_demand();
     return std::move(*result_);
@@ -508,7 +527,7 @@ class recv_awaitable {
   bool completed_ = false;  // await_resume ran
   std::atomic<std::uint32_t> timed_out_{0};
   std::optional<recv_result<T>> result_;
-  wait_until_awaitable<poll> inner_;
+  std::optional<wait_until_awaitable<poll>> inner_;  // the wait, made by await_suspend (a value at once needs none)
   detail::wait_timer<recv_awaitable, &recv_awaitable::on_timeout> timer_;  // withdrawn before inner_
 };
 

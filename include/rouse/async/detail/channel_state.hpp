@@ -266,11 +266,18 @@ class channel_state {
   // The receiver's check without taking (select): a value, or closed. `ask`
   // as in try_recv (a rendezvous gives its demand).
   bool recv_ready(bool ask) noexcept {
-    if (kind_ == kind::unbounded) return !list_->is_empty() || list_->is_closed();
-    if (ring_->has_news()) return true;
+    if (has_news()) return true;
+    if (kind_ == kind::unbounded) return false;
     if (unreturned_ != 0) return_slots();
     if (ask && kind_ == kind::rendezvous) ask_demand();
     return false;
+  }
+
+  // The receiver's look without side effects: true when a receive would not
+  // find the channel empty (a value, one being written, or closed).
+  [[nodiscard]] bool has_news() const noexcept {
+    if (kind_ == kind::unbounded) return !list_->is_empty() || list_->is_closed();
+    return ring_->has_news();
   }
 
   diatomic_waker& receiver_waker() noexcept { return rx_; }
