@@ -51,7 +51,9 @@ namespace detail {
 // The executor whose loop runs on this thread (read on every schedule: a
 // constinit thread_local, no wrapper call).
 inline constinit thread_local executor* current_executor_tls = nullptr;
-inline executor*& current_executor_slot() noexcept { return current_executor_tls; }
+// The same slot through a call into the library (what 0.1.0's headers
+// used; kept so that programs built against them still link).
+executor*& current_executor_slot() noexcept;
 }  // namespace detail
 
 namespace detail {
@@ -62,7 +64,7 @@ inline constinit thread_local std::uint32_t coop_left = coop_budget;
 }  // namespace detail
 
 // The executor running code on this thread now, or nullptr.
-inline executor* current_executor() noexcept { return detail::current_executor_slot(); }
+inline executor* current_executor() noexcept { return detail::current_executor_tls; }
 
 // One pending timer. The executor owns the link fields while it is added.
 struct timer_entry {
@@ -106,12 +108,12 @@ class executor {
 // RAII: makes `ex` the calling thread's current executor for a scope.
 class current_executor_scope {
  public:
-  explicit current_executor_scope(executor* ex) noexcept : saved_(detail::current_executor_slot()) {
-    detail::current_executor_slot() = ex;
+  explicit current_executor_scope(executor* ex) noexcept : saved_(detail::current_executor_tls) {
+    detail::current_executor_tls = ex;
   }
   current_executor_scope(const current_executor_scope&) = delete;
   current_executor_scope& operator=(const current_executor_scope&) = delete;
-  ~current_executor_scope() { detail::current_executor_slot() = saved_; }
+  ~current_executor_scope() { detail::current_executor_tls = saved_; }
 
  private:
   executor* saved_;
