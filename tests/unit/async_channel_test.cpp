@@ -676,6 +676,35 @@ rtask<clk::duration> timed_send(ch::sender<int>& tx, clk::duration d, status& s,
   co_return clk::now() - start;
 }
 
+// A receive whose deadline has passed when it is awaited, on a rendezvous
+// channel with nothing to take, times out without asking: a sender queued
+// meanwhile is not handed a demand (its value would then wait for the next
+// receive, and the queued send complete into a receive that is gone).
+TEST(async_channel, a_rendezvous_receive_timed_out_at_once_asks_no_queued_sender) {
+  run_loop loop;
+  auto pair_0 = ch::bounded<int>(0);
+  auto& tx = pair_0.first;
+  auto& rx = pair_0.second;
+  auto h = rouse::async::spawn(loop, send_one(tx, 7));
+  loop.run_until_complete([]() -> rtask<> { co_return; }());
+  EXPECT_FALSE(h.is_done());  // queued: no demand
+  for (clk::duration d : {clk::duration(0us), clk::duration(-1ms)}) {
+    status s = status::ok;
+    (void)loop.run_until_complete(timed_recv(rx, d, s));
+    EXPECT_EQ(s, status::timed_out);
+    loop.run_until_complete([]() -> rtask<> { co_return; }());
+    EXPECT_FALSE(h.is_done());  // still queued: nothing was asked for
+    EXPECT_EQ(rx.size(), 0u);
+    EXPECT_EQ(rx.permits_for_testing(), 0);
+  }
+  // Still queued, so the close hands its value back.
+  rx.close();
+  EXPECT_EQ(loop.run_until_complete([](rouse::async::join_handle<status> j) -> rtask<status> {
+              co_return co_await std::move(j);
+            }(std::move(h))),
+            status::closed);
+}
+
 TEST(async_channel, coroutine_timeouts_are_never_early) {
   run_loop loop;
   auto pair_334 = ch::bounded<int>(1);

@@ -358,7 +358,8 @@ class permit {
 
 // `co_await tx.reserve()` / reserve_for / reserve_until: a permit, or an
 // empty one (closed, timed_out). Lives in the awaiting frame; movable before
-// it is awaited (with_timeout and select's op() take it in), not after.
+// it is awaited (with_timeout and select's op() take it in), not after. Awaited
+// once (debug builds diagnose a second await).
 template <class T>
 class reserve_awaitable {
  public:
@@ -390,7 +391,8 @@ class reserve_awaitable {
 
 // `co_await tx.send(v)` / send_for / send_until. Owns the value until it is
 // sent or handed back. Lives in the awaiting frame; movable before it is
-// awaited (with_timeout and select's op() take it in), not after.
+// awaited (with_timeout and select's op() take it in), not after. Awaited
+// once (debug builds diagnose a second await).
 template <class T>
 class send_awaitable {
  public:
@@ -438,7 +440,8 @@ class send_awaitable {
 
 // `co_await rx.recv()` / recv_for / recv_until: waits on the receiver's
 // diatomic_waker. Lives in the awaiting frame; movable before it is awaited
-// (with_timeout and select's op() take it in), not after.
+// (with_timeout and select's op() take it in), not after. Awaited
+// once (debug builds diagnose a second await).
 template <class T>
 class recv_awaitable {
   struct poll {
@@ -468,7 +471,11 @@ class recv_awaitable {
     started_ = true;
     if (deadline_ != detail::clock::time_point::max() && detail::clock::now() >= deadline_) {
       timed_out_.store(1, std::memory_order_relaxed);
-      return try_now();
+      if (st_->has_news()) return try_now();
+      // Nothing to take: timed out without asking a rendezvous sender for
+      // a value it would then leave for the next receive.
+      result_.emplace(channel::status::timed_out);
+      return true;
     }
     // Nothing there yet (no value, none being written, not closed): straight
     // to the wait, whose re-check after registering makes the full attempt
