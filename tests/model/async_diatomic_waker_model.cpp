@@ -26,6 +26,16 @@
 // the wait is between two turns, and one that leaves none when its claim
 // lost to a notify's (the next turn finds nothing and sleeps past the stop:
 // deadlock; the second was the code's own behaviour until this model).
+// Each also with a wait that offers ready_hint() (the channel receive's):
+// a release that finds the hint true resumes the coroutine directly, and
+// the consumer ends the wait and polls, which must be ready; the broken
+// variant resumes directly without asking the hint (a notify that
+// published nothing resumes a wait with nothing to take: assertion). And a
+// wait whose poll consumes, received twice against two notifiers: each
+// receive takes one item; the broken variant resumes directly although
+// the re-check had taken its item (held_), so the receive takes two.
+// The turn's held_ and stopped_ are checked data here (the guard hands them
+// from the consumer to the releaser).
 #include "model.hpp"
 #include "rouse/async/diatomic_waker.hpp"
 #include "rouse/async/stop_token.hpp"
@@ -184,11 +194,14 @@ using rouse::async::inplace_stop_source;
 using rouse::async::detail::wait_relay;
 
 // The coroutine's side of a turn, as a model: a release sets `released`
-// (1: run the poller, that is, the next turn; 2: completed as stopped),
-// which the consumer sleeps on. A second release before the consumer took
-// the first would resume the coroutine twice.
-struct model_wait : rouse::async::detail::diatomic_turn<model_wait> {
-  model_wait(diatomic_waker& w, rd::atomic<int>& items) noexcept : diatomic_turn(w), items_(&items) {}
+// (1: run the poller, that is, the next turn; 2: completed as stopped; 3:
+// resumed directly, `Hinted`: the release found ready_hint() true), which
+// the consumer sleeps on. A second release before the consumer took the
+// first would resume the coroutine twice.
+template <bool Hinted>
+struct model_wait_t : rouse::async::detail::diatomic_turn<model_wait_t<Hinted>> {
+  model_wait_t(diatomic_waker& w, rd::atomic<int>& items) noexcept
+      : rouse::async::detail::diatomic_turn<model_wait_t<Hinted>>(w), items_(&items) {}
   rd::atomic<int>* items_;
   rd::atomic<std::uint32_t> released{0};
   int got = 0;
@@ -199,6 +212,14 @@ struct model_wait : rouse::async::detail::diatomic_turn<model_wait> {
     got = n;
     return true;
   }
+  // On the releasing thread: as the channel's receive, a look at what
+  // poll() would take.
+  bool ready_hint() const noexcept
+    requires Hinted
+  {
+    return items_->load(std::memory_order_relaxed) != 0;
+  }
+  void resume_direct() noexcept { signal(3); }
   void resume_stopped() noexcept { signal(2); }
   void resume_poller() noexcept { signal(1); }
   void signal(std::uint32_t how) noexcept {
@@ -214,15 +235,18 @@ struct relay_stop {
   void operator()() noexcept { relay->stop(); }
 };
 // The wait's own stop callback.
+template <class W>
 struct own_stop {
-  model_wait* w;
+  W* w;
   void operator()() noexcept { w->stop_requested(); }
 };
 
 // Threads: the consumer, a notifier (publishes one item, or, `Spurious`,
-// nothing: then only the stop ends the wait), a stopper.
-template <bool Relay, bool Spurious>
-struct coroutine_turns : rl::test_suite<coroutine_turns<Relay, Spurious>, 3> {
+// nothing: then only the stop ends the wait), a stopper. `Hinted`: the
+// wait offers ready_hint(), so a release may resume it directly.
+template <bool Relay, bool Spurious, bool Hinted = false>
+struct coroutine_turns : rl::test_suite<coroutine_turns<Relay, Spurious, Hinted>, 3> {
+  using model_wait = model_wait_t<Hinted>;
   diatomic_waker dw;
   rd::atomic<int> items{0};
   inplace_stop_source source;
@@ -242,7 +266,7 @@ struct coroutine_turns : rl::test_suite<coroutine_turns<Relay, Spurious>, 3> {
     }
     std::optional<inplace_stop_callback<relay_stop>> task_cb;
     if (Relay) task_cb.emplace(source.get_token(), relay_stop{&relay});  // for the task's whole life
-    using turn_outcome = model_wait::outcome;
+    using turn_outcome = typename model_wait::outcome;
     turn_outcome o;
     if (w.poll()) {
       o = turn_outcome::ready;
@@ -250,13 +274,23 @@ struct coroutine_turns : rl::test_suite<coroutine_turns<Relay, Spurious>, 3> {
       o = turn_outcome::stopped;  // await_suspend's first look at the token
     } else {
       w.begin(Relay ? &relay : nullptr, source.get_token());
-      std::optional<inplace_stop_callback<own_stop>> own_cb;
-      if (!Relay) own_cb.emplace(source.get_token(), own_stop{&w});  // after begin, as the awaitable does
+      std::optional<inplace_stop_callback<own_stop<model_wait>>> own_cb;
+      if (!Relay) own_cb.emplace(source.get_token(), own_stop<model_wait>{&w});  // after begin, as the awaitable does
       o = w.turn(true);
       while (o == turn_outcome::suspended) {
         while (w.released.load(std::memory_order_acquire) == 0) rd::wait(w.released, 0);
-        if (w.released.exchange(0, std::memory_order_acq_rel) == 2) {
+        std::uint32_t const how = w.released.exchange(0, std::memory_order_acq_rel);
+        if (how == 2) {
           o = turn_outcome::stopped;  // completed as stopped by its release
+          break;
+        }
+        if (how == 3) {
+          // Resumed directly: the wait ends here and the predicate, which
+          // the hint promised, runs on this side (the awaitable's
+          // await_resume).
+          w.finish_direct();
+          RL_ASSERT(w.poll());
+          o = turn_outcome::ready;
           break;
         }
         o = w.turn(false);  // the poller's turn
@@ -274,6 +308,78 @@ struct coroutine_turns : rl::test_suite<coroutine_turns<Relay, Spurious>, 3> {
     RL_ASSERT(w.released.load(std::memory_order_relaxed) == 0);  // no release after the end
     RL_ASSERT((dw.state_for_testing() & (diatomic_waker::registered_bit | diatomic_waker::direct_bit)) == 0);
   }
+};
+
+// A wait whose poll consumes (as the channel receive's: a position the
+// consumer owns, checked against what notifiers published) and whose hint
+// looks at the same: the consumer receives twice, two notifiers publish
+// one item each. A direct resume after a re-check that had already taken
+// its item (held_) would poll again and take the other one too.
+struct consuming_wait : rouse::async::detail::diatomic_turn<consuming_wait> {
+  consuming_wait(diatomic_waker& w, rd::atomic<int>& published, rd::unsync<int>& taken) noexcept
+      : diatomic_turn(w), published_(&published), taken_(&taken) {}
+  rd::atomic<int>* published_;
+  rd::unsync<int>* taken_;  // the consumer's, as the ring's head
+  rd::atomic<std::uint32_t> released{0};
+  int took = 0;  // items this receive took
+
+  bool poll() noexcept {
+    if (published_->load(std::memory_order_relaxed) == rd::unsync_ref(*taken_)) return false;
+    rd::unsync_ref(*taken_) = rd::unsync_ref(*taken_) + 1;
+    ++took;
+    return true;
+  }
+  bool ready_hint() const noexcept { return published_->load(std::memory_order_relaxed) != rd::unsync_ref(*taken_); }
+  void resume_direct() noexcept { signal(3); }
+  void resume_stopped() noexcept { signal(2); }
+  void resume_poller() noexcept { signal(1); }
+  void signal(std::uint32_t how) noexcept {
+    std::uint32_t const before = released.exchange(how, std::memory_order_acq_rel);
+    RL_ASSERT(before == 0);
+    rd::wake_all(released);
+  }
+};
+
+template <bool Relay>
+struct consuming_turns : rl::test_suite<consuming_turns<Relay>, 3> {
+  diatomic_waker dw;
+  rd::atomic<int> published{0};
+  rd::unsync<int> taken{0};
+  inplace_stop_source source;  // never stopped: the relay's token
+  wait_relay relay;
+
+  void thread(unsigned index) {
+    if (index < 2) {
+      published.fetch_add(1, std::memory_order_relaxed);
+      dw.notify();
+      return;
+    }
+    for (int receive = 0; receive < 2; ++receive) {
+      consuming_wait w{dw, published, taken};
+      using turn_outcome = consuming_wait::outcome;
+      turn_outcome o = turn_outcome::ready;
+      if (!w.poll()) {
+        w.begin(Relay ? &relay : nullptr, source.get_token());
+        o = w.turn(true);
+        while (o == turn_outcome::suspended) {
+          while (w.released.load(std::memory_order_acquire) == 0) rd::wait(w.released, 0);
+          std::uint32_t const how = w.released.exchange(0, std::memory_order_acq_rel);
+          RL_ASSERT(how != 2);  // nobody stops
+          if (how == 3) {
+            w.finish_direct();
+            RL_ASSERT(w.poll());
+            o = turn_outcome::ready;
+            break;
+          }
+          o = w.turn(false);
+        }
+        RL_ASSERT(w.finished());
+      }
+      RL_ASSERT(o == turn_outcome::ready);
+      RL_ASSERT(w.took == 1);  // one receive, one item
+    }
+  }
+  void after() { RL_ASSERT(rd::unsync_ref(taken) == 2); }
 };
 
 }  // namespace
@@ -306,6 +412,25 @@ int main() {
                                                                     300000);
   failures += rouse_model::expect_pass<coroutine_turns<true, false>>("diatomic_waker.turns_relay", 300000);
   failures += rouse_model::expect_pass<coroutine_turns<true, true>>("diatomic_waker.turns_relay_spurious", 300000);
+  failures +=
+      rouse_model::expect_pass<coroutine_turns<false, false, true>>("diatomic_waker.turns_own_guard_direct", 300000);
+  failures += rouse_model::expect_pass<coroutine_turns<false, true, true>>(
+      "diatomic_waker.turns_own_guard_direct_spurious", 300000);
+  failures += rouse_model::expect_pass<coroutine_turns<true, false, true>>("diatomic_waker.turns_relay_direct", 300000);
+  failures += rouse_model::expect_pass<coroutine_turns<true, true, true>>("diatomic_waker.turns_relay_direct_spurious",
+                                                                          300000);
+  failures += rouse_model::expect_pass<consuming_turns<false>>("diatomic_waker.consuming_turns_own_guard", 300000);
+  failures += rouse_model::expect_pass<consuming_turns<true>>("diatomic_waker.consuming_turns_relay", 300000);
+  {
+    rd::model_fault_scope f(rd::model_fault::diatomic_direct_ignores_held);
+    failures += rouse_model::expect_failure<consuming_turns<true>>("diatomic_waker.broken_direct_ignores_held",
+                                                                   rl::test_result_user_assert_failed, 300000);
+  }
+  {
+    rd::model_fault_scope f(rd::model_fault::diatomic_direct_without_hint);
+    failures += rouse_model::expect_failure<coroutine_turns<true, true, true>>(
+        "diatomic_waker.broken_direct_without_hint", rl::test_result_user_assert_failed, 300000);
+  }
   {
     rd::model_fault_scope f(rd::model_fault::diatomic_turn_arms_with_store);
     failures += rouse_model::expect_failure<coroutine_turns<false, false>>("diatomic_waker.broken_turn_arms_with_store",

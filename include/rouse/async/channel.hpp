@@ -447,6 +447,13 @@ class recv_awaitable {
   struct poll {
     recv_awaitable* self;
     bool operator()() noexcept { return self->try_now(); }
+    // On the releasing thread, after the wait slept (diatomic_waker's
+    // ready_hint): something for try_now() to return. Only the receiver
+    // takes values, so it stays true until the receiver runs.
+    bool ready_hint() const noexcept {
+      // Ordering: acquire: pairs with on_timeout's release.
+      return self->st_->has_news() || self->timed_out_.load(std::memory_order_acquire) != 0;
+    }
   };
 
  public:

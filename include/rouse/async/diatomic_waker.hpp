@@ -145,6 +145,10 @@
 // guard: its parker keeps an unpark that comes before the park. A release
 // resumes the wait on its executor (the poller polls again, then resumes
 // the coroutine), or, for a stop that claimed it, completes it as stopped.
+// A predicate with a ready_hint() (a look without side effects, made by
+// the release after the guard's acquire; rouse's channel receive has one)
+// lets a release that finds it true resume the coroutine itself, which
+// then polls once: no poller turn.
 //
 // Memory ordering. Everything a producer did before notify() happens-before
 // the consumer's predicate check that follows the wake-up it causes, or the
@@ -199,6 +203,7 @@
 #pragma once
 
 #include <chrono>
+#include <concepts>
 #include <coroutine>
 #include <cstddef>
 #include <cstdint>
@@ -793,8 +798,8 @@ class diatomic_turn : public wait_record, public wait_relay::hook {
     for (;;) {
       // Decided at the re-check while a claim was under way: a value taken
       // there wins over a stop that claimed the registration meanwhile.
-      if (held_ != outcome::suspended) return end(held_);
-      if (stopped_) return end(outcome::stopped);  // a stop claimed the registration
+      if (held() != outcome::suspended) return end(held());
+      if (stopped_flag()) return end(outcome::stopped);  // a stop claimed the registration
       if (!checked && derived().poll()) return end(outcome::ready);
       checked = false;
       if (relay_ != nullptr && relay_token_.stop_requested()) return end(outcome::stopped);
@@ -802,10 +807,10 @@ class diatomic_turn : public wait_record, public wait_relay::hook {
       if (relay_ == nullptr) phase_.store(arming, std::memory_order_relaxed);
       std::uint32_t const prev = dw_->register_wait();
       if (relay_ == nullptr && (prev & diatomic_waker::stop_bit))
-        held_ = outcome::stopped;  // our callback found us unregistered
+        held() = outcome::stopped;  // our callback found us unregistered
       else if (derived().poll())
-        held_ = outcome::ready;
-      if (held_ != outcome::suspended && dw_->withdraw()) return end(held_);
+        held() = outcome::ready;
+      if (held() != outcome::suspended && dw_->withdraw()) return end(held());
       // Sleep; or a notify's release came while arming: go round (held_, or
       // poll again).
       if (relay_ == nullptr) {
@@ -831,7 +836,7 @@ class diatomic_turn : public wait_record, public wait_relay::hook {
       // The task was stopped while this turn armed: claim our own
       // registration, as its stop callback would. A claim that lost (a
       // notify's, or already ours in held_) leaves it to that release.
-      if (held_ == outcome::suspended && dw_->withdraw()) {
+      if (held() == outcome::suspended && dw_->withdraw()) {
         relay_->end_stopped();
         return end(outcome::stopped);
       }
@@ -844,7 +849,7 @@ class diatomic_turn : public wait_record, public wait_relay::hook {
   void stop_requested() noexcept {
     bool const mark = !::rouse::detail::model_fault_on(::rouse::detail::model_fault::diatomic_stop_leaves_no_mark);
     if (!dw_->claim_for_stop(mark)) return;
-    stopped_ = true;
+    stopped_flag() = true;
     release_wait(this);
   }
 
@@ -860,7 +865,7 @@ class diatomic_turn : public wait_record, public wait_relay::hook {
 
   [[nodiscard]] bool began() const noexcept { return began_; }
   [[nodiscard]] bool finished() const noexcept { return finished_; }
-  [[nodiscard]] bool stopped() const noexcept { return stopped_; }
+  [[nodiscard]] bool stopped() noexcept { return stopped_flag(); }
   [[nodiscard]] bool has_relay() const noexcept { return relay_ != nullptr; }
   diatomic_waker& waker_of() const noexcept { return *dw_; }
 
@@ -871,9 +876,14 @@ class diatomic_turn : public wait_record, public wait_relay::hook {
   static constexpr std::uint32_t woken = 2;
 
   Derived& derived() noexcept { return static_cast<Derived&>(*this); }
+  decltype(auto) held() noexcept { return ::rouse::detail::unsync_ref(held_); }
+  decltype(auto) stopped_flag() noexcept { return ::rouse::detail::unsync_ref(stopped_); }
+#if defined(ROUSE_MODEL_RELACY)
+  friend std::ostream& operator<<(std::ostream& os, outcome o) { return os << static_cast<int>(o); }
+#endif
 
   outcome end(outcome o) noexcept {
-    stopped_ = o == outcome::stopped;
+    stopped_flag() = o == outcome::stopped;
     finished_ = true;
     dw_->end_wait();
     return o;
@@ -888,7 +898,7 @@ class diatomic_turn : public wait_record, public wait_relay::hook {
   static bool relay_stop(void* hook) noexcept {
     diatomic_turn* const self = from_hook(hook);
     if (!self->dw_->claim_for_stop(false)) return false;
-    self->stopped_ = true;
+    self->stopped_flag() = true;
     release_wait(self);  // the relay resumes it at once (its own stop's wake)
     return true;
   }
@@ -902,7 +912,7 @@ class diatomic_turn : public wait_record, public wait_relay::hook {
     if (self->relay_ != nullptr) {
       // A stop's own wake (stopped_, set by its winning claim on this
       // thread) resumes at once.
-      if (self->relay_->wake(*self, self->stopped_)) self->resume_released();
+      if (self->relay_->wake(*self, self->stopped_flag())) self->resume_released();
       return;
     }
     // arming -> woken (the consumer goes round) | armed -> woken (we
@@ -912,24 +922,47 @@ class diatomic_turn : public wait_record, public wait_relay::hook {
 
   // The wait slept and was released: a stop completes it as stopped here
   // (unless the turn's re-check had taken its value: held_); a notify runs
-  // the poller where the coroutine would resume. The last touch of *this.
+  // the poller where the coroutine would resume, or, when Derived has a
+  // ready_hint() and it holds, resumes the coroutine itself (resume_direct:
+  // its side then calls finish_direct() and the predicate, which the hint
+  // promised ready). The last touch of *this.
   void resume_released() noexcept {
-    if (stopped_ && held_ == outcome::suspended) {
+    if (stopped_flag() && held() == outcome::suspended) {
       end(outcome::stopped);
       derived().resume_stopped();  // the frame (and a running stop callback) may be gone after
       return;
     }
+    if constexpr (requires(Derived& d) { d.ready_hint(); }) {
+      // held_ and the hint's reads are the consumer's, published by its
+      // arm (the guard's release, which our release's RMW acquired).
+      bool const direct = (held() == outcome::suspended ||
+                           ::rouse::detail::model_fault_on(::rouse::detail::model_fault::diatomic_direct_ignores_held)) &&
+                          (derived().ready_hint() ||
+                           ::rouse::detail::model_fault_on(::rouse::detail::model_fault::diatomic_direct_without_hint));
+      if (direct) return derived().resume_direct();
+    }
     derived().resume_poller();
   }
+
+ public:
+  // The consumer's side of a direct release, once the coroutine runs: the
+  // wait ends as ready (nothing was decided at a re-check: held_); the
+  // caller then calls the predicate, ready by the hint's promise.
+  void finish_direct() noexcept { end(outcome::ready); }
+
+ private:
 
   diatomic_waker* dw_;
   wait_relay* relay_ = nullptr;        // the task's relay, when the wait uses one
   inplace_stop_token relay_token_{};   // its token (read at each turn)
   ::rouse::detail::atomic<std::uint32_t> phase_{arming};  // the guard without a relay
-  outcome held_ = outcome::suspended;  // decided at a re-check whose registration was claimed
+  // The consumer's plain fields that a release reads (held_) or a stop's
+  // claim writes (stopped_), handed over by the guard; checked for races
+  // under the model.
+  ::rouse::detail::unsync<outcome> held_{outcome::suspended};  // decided at a re-check whose registration was claimed
   bool began_ = false;
   bool finished_ = false;
-  bool stopped_ = false;
+  ::rouse::detail::unsync<bool> stopped_{false};
 };
 
 }  // namespace detail
@@ -996,6 +1029,15 @@ class wait_until_awaitable : private detail::diatomic_turn<wait_until_awaitable<
   }
 
   result_type await_resume() {
+    if (direct_) {
+      // Released directly (the predicate's ready_hint() held): the wait
+      // ends here, and the predicate, ready by the hint's promise, runs on
+      // this side as the poller's would.
+      direct_ = false;
+      this->finish_direct();
+      [[maybe_unused]] bool const ready = box_.try_pred();
+      ROUSE_CHECK_USAGE(ready, "rouse::async::diatomic_waker", "a predicate's ready_hint() held but it was not ready");
+    }
     destroy_stop_callback();
     if (this->stopped() || stopped_here_) throw operation_stopped{};
     return box_.take();
@@ -1013,6 +1055,27 @@ class wait_until_awaitable : private detail::diatomic_turn<wait_until_awaitable<
     } else {
       target_.resume();  // await_resume throws operation_stopped
     }
+  }
+  // A predicate may offer `bool ready_hint() const noexcept`: a look without
+  // side effects that a release makes on the releasing thread (after the
+  // guard's acquire, so it may read what the consumer wrote before it
+  // slept); true promises that the next pred() is ready. The release then
+  // resumes the coroutine itself, without the poller's turn (rouse's channel
+  // receive: a value, one being written, closed, or timed out).
+  bool ready_hint() const noexcept
+    requires requires(const Pred& p) {
+      { p.ready_hint() } -> std::same_as<bool>;
+    }
+  {
+    return pred_.ready_hint();
+  }
+  // Released with the hint: resume the coroutine where it resumes.
+  void resume_direct() noexcept {
+    direct_ = true;
+    if (executor* const ex = target_.ex)
+      ex->schedule(target_.handle);
+    else
+      target_.handle.resume();
   }
   // Released by a notify: the poller polls again where the coroutine resumes.
   void resume_poller() noexcept {
@@ -1083,6 +1146,7 @@ class wait_until_awaitable : private detail::diatomic_turn<wait_until_awaitable<
   void* stop_callback_ = nullptr;
   void (*stop_destroy_)(void*) noexcept = nullptr;
   bool stopped_here_ = false;  // stopped before the wait began (the token)
+  bool direct_ = false;        // released directly: await_resume ends the wait and polls
   alignas(std::max_align_t) unsigned char stop_buffer_[stop_buffer_size];
 };
 

@@ -174,6 +174,14 @@ enum class model_fault : unsigned {
   // lost to a notify leaves no S mark (the wait goes round on that notify's
   // release; if its re-check finds nothing, it sleeps past the stop).
   diatomic_stop_lost_to_claim,
+  // async::diatomic_waker: a released coroutine wait resumes its coroutine
+  // directly (no poller) without asking ready_hint(), so a release whose
+  // notify published nothing resumes a wait whose predicate is not ready.
+  diatomic_direct_without_hint,
+  // async::diatomic_waker: a released coroutine wait resumes its coroutine
+  // directly even when its re-check had already taken a value (held_), so
+  // the predicate runs a second time and takes (or overwrites) another.
+  diatomic_direct_ignores_held,
   // async rendezvous channel: a permit given back onto a debt (its demand's
   // receive gave up while a sender held it) pays the debt but does not wake
   // the receiver, so a receive waiting meanwhile never asks again.
