@@ -208,7 +208,7 @@ class wait_timer {
     Owner* const owner = n->owner;
     n->fire_then([owner] { OnTimeout(owner); });
   }
-  executor* ex_ = nullptr;     // started, not finished
+  executor* ex_ = nullptr;    // started, not finished
   std::optional<node> node_;  // made by start() (most waits have no deadline)
 };
 

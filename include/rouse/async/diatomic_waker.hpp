@@ -935,10 +935,11 @@ class diatomic_turn : public wait_record, public wait_relay::hook {
     if constexpr (requires(Derived& d) { d.ready_hint(); }) {
       // held_ and the hint's reads are the consumer's, published by its
       // arm (the guard's release, which our release's RMW acquired).
-      bool const direct = (held() == outcome::suspended ||
-                           ::rouse::detail::model_fault_on(::rouse::detail::model_fault::diatomic_direct_ignores_held)) &&
-                          (derived().ready_hint() ||
-                           ::rouse::detail::model_fault_on(::rouse::detail::model_fault::diatomic_direct_without_hint));
+      bool const direct =
+          (held() == outcome::suspended ||
+           ::rouse::detail::model_fault_on(::rouse::detail::model_fault::diatomic_direct_ignores_held)) &&
+          (derived().ready_hint() ||
+           ::rouse::detail::model_fault_on(::rouse::detail::model_fault::diatomic_direct_without_hint));
       if (direct) return derived().resume_direct();
     }
     derived().resume_poller();
@@ -951,7 +952,6 @@ class diatomic_turn : public wait_record, public wait_relay::hook {
   void finish_direct() noexcept { end(outcome::ready); }
 
  private:
-
   diatomic_waker* dw_;
   wait_relay* relay_ = nullptr;        // the task's relay, when the wait uses one
   inplace_stop_token relay_token_{};   // its token (read at each turn)
