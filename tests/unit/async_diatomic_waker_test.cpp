@@ -87,6 +87,15 @@ class loop_executor final : public rouse::async::executor {
     }
   }
   std::atomic<int> scheduled_{0};
+  // The next coroutine to run (null when none), and whether none is queued.
+  std::coroutine_handle<> front() {
+    std::lock_guard<std::mutex> g(m_);
+    return q_.empty() ? std::coroutine_handle<>() : q_.front();
+  }
+  bool idle() {
+    std::lock_guard<std::mutex> g(m_);
+    return q_.empty();
+  }
 
  private:
   std::mutex m_;
@@ -370,6 +379,54 @@ TEST(async_diatomic_waker, wait_until_on_an_executor_is_scheduled_not_resumed_in
   EXPECT_TRUE(j.done());
 }
 
+// A predicate that offers ready_hint() (as the channel receive's): the
+// release asks it on the notifier's thread. False: the poller goes round
+// (polls, registers, sleeps again). True: the coroutine itself is
+// scheduled, and polls once when it runs.
+struct hinted_pred {
+  std::atomic<int>* items;
+  int* calls;
+  std::atomic<int>* hints;
+  bool lie = false;  // a hint that says ready when the predicate is not
+  bool operator()() noexcept {
+    ++*calls;
+    return items->load(std::memory_order_relaxed) != 0;
+  }
+  bool ready_hint() const noexcept {
+    hints->fetch_add(1, std::memory_order_relaxed);
+    return lie || items->load(std::memory_order_relaxed) != 0;
+  }
+};
+
+TEST(async_diatomic_waker, a_release_whose_ready_hint_holds_schedules_the_coroutine_itself) {
+  wake_sink sink;
+  loop_executor ex;
+  std::atomic<int> items{0};
+  std::atomic<int> hints{0};
+  int calls = 0;
+  auto body = [&]() -> job<false> { co_await sink.wait_until(hinted_pred{&items, &calls, &hints}); };
+  job<false> j = body();
+  j.start({}, &ex);
+  EXPECT_FALSE(j.done());
+  EXPECT_EQ(calls, 2);  // await_ready, and the re-check after registering
+  sink.source().notify();  // nothing published: the hint says no
+  EXPECT_EQ(hints.load(), 1);
+  ASSERT_EQ(ex.scheduled_, 1);
+  EXPECT_NE(ex.front(), std::coroutine_handle<>(j.h));  // the poller
+  ex.run_until([&] { return ex.idle(); });
+  EXPECT_FALSE(j.done());
+  EXPECT_EQ(calls, 4);  // the poller's turn: poll, register, re-check, sleep
+  items.store(1, std::memory_order_relaxed);
+  sink.source().notify();
+  EXPECT_EQ(hints.load(), 2);
+  ASSERT_EQ(ex.scheduled_, 2);
+  EXPECT_EQ(ex.front(), std::coroutine_handle<>(j.h));  // the coroutine itself
+  EXPECT_EQ(calls, 4);                                 // not polled on the notifier's thread
+  ex.run_until([&] { return j.done(); });
+  EXPECT_EQ(calls, 5);  // once, where it resumed
+  EXPECT_EQ(sink.get().state_for_testing() & (R | D), 0u);
+}
+
 // A notify that finds nothing new wakes the wait, which polls, finds its
 // predicate still false, and registers and sleeps again (the loop on
 // resume).
@@ -604,6 +661,26 @@ TEST(async_diatomic_waker, predicate_exceptions_reach_the_waiter) {
 }
 
 #if ROUSE_DEBUG_CHECKS
+TEST(async_diatomic_waker_death, a_ready_hint_that_holds_while_the_predicate_does_not_is_diagnosed) {
+  EXPECT_DEATH(
+      {
+        wake_sink sink;
+        loop_executor ex;
+        std::atomic<int> items{0};
+        std::atomic<int> hints{0};
+        int calls = 0;
+        auto body = [&]() -> job<false> {
+          co_await sink.wait_until(hinted_pred{&items, &calls, &hints, /*lie=*/true});
+        };
+        job<false> j = body();
+        j.start({}, &ex);
+        sink.source().notify();
+        int turns = 0;  // bounded: a build that did not diagnose it must not hang here
+        ex.run_until([&] { return j.done() || ++turns > 1000; });
+      },
+      "rouse::async::diatomic_waker: misuse: a predicate's ready_hint\\(\\) held but it was not ready");
+}
+
 TEST(async_diatomic_waker_death, idle_notify_on_an_rmw_waker_is_diagnosed) {
   EXPECT_DEATH(
       {
