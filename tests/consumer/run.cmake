@@ -47,6 +47,55 @@ else()
   message(STATUS "pkg-config not found: the pkg-config consumer is not checked")
 endif()
 
+# The installed files: one targets file named for the library type, no
+# model-only header.
+if(BUILD_SHARED)
+  set(own shared)
+  set(other static)
+else()
+  set(own static)
+  set(other shared)
+endif()
+file(GLOB_RECURSE targets_files ${WORK_DIR}/prefix/*/rouse-*-targets.cmake ${WORK_DIR}/prefix/*/rouseTargets.cmake)
+list(LENGTH targets_files targets_count)
+if(NOT targets_count EQUAL 1 OR NOT targets_files MATCHES "/rouse-${own}-targets.cmake$")
+  message(FATAL_ERROR "expected one installed rouse-${own}-targets.cmake, found: ${targets_files}")
+endif()
+get_filename_component(cmake_dir ${targets_files} DIRECTORY)
+file(GLOB_RECURSE model_headers ${WORK_DIR}/prefix/*/relacy_sync.hpp)
+if(model_headers)
+  message(FATAL_ERROR "the model-only header was installed: ${model_headers}")
+endif()
+
+# The library type find_package picks (rouseConfig.cmake): with this build's
+# alone, and with a stand-in of the other type installed beside it (a static
+# and a shared rouse in one prefix, as a distribution ships them).
+function(pick expect)  # then -D arguments for the flavour project
+  string(MAKE_C_IDENTIFIER "${expect}_${ARGN}" tag)
+  execute_process(COMMAND ${CMAKE_COMMAND} -S ${ROUSE_SOURCE_DIR}/tests/consumer/flavour -B ${WORK_DIR}/flavour_${tag}
+                          -G Ninja -DCMAKE_CXX_COMPILER=${CXX} -DCMAKE_PREFIX_PATH=${WORK_DIR}/prefix
+                          -DEXPECT=${expect} ${ARGN}
+                  RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+  if(expect STREQUAL "none")
+    if(rc EQUAL 0 OR NOT err MATCHES "is not installed")
+      message(FATAL_ERROR "find_package(rouse ${ARGN}) should fail (not installed); got (${rc}):\n${err}")
+    endif()
+  elseif(NOT rc EQUAL 0)
+    message(FATAL_ERROR "find_package(rouse ${ARGN}) should pick ${expect} (${rc}):\n${out}\n${err}")
+  endif()
+endfunction()
+pick(${own})
+pick(none -DWANT=${other})
+file(WRITE ${cmake_dir}/rouse-${other}-targets.cmake
+     "if(NOT TARGET rouse::rouse)\n  add_library(rouse::rouse INTERFACE IMPORTED)\nendif()\n")
+pick(shared)
+pick(static -DBUILD_SHARED_LIBS=OFF)
+pick(shared -DBUILD_SHARED_LIBS=ON)
+pick(static -DWANT=static)
+pick(shared -DWANT=shared)
+pick(static -Drouse_SHARED_LIBS=OFF -DBUILD_SHARED_LIBS=ON)
+file(REMOVE ${cmake_dir}/rouse-${other}-targets.cmake)
+
 # An older standard gets rouse's own message (rouse/config.hpp) among the
 # errors, not only the cascade its C++20 code would give.
 file(WRITE ${WORK_DIR}/old_standard.cpp "#include <rouse/mutex.hpp>\nint main() {}\n")
