@@ -37,8 +37,7 @@ task<void> echo(tcp_stream s) {
 }
 
 // Accepts `limit` connections (forever when negative), one task each.
-task<void> serve(event_loop& loop, tcp_listener& listener, int limit) {
-  task_scope scope;
+task<void> accept_loop(event_loop& loop, tcp_listener& listener, int limit, task_scope& scope) {
   for (int i = 0; limit < 0 || i < limit; ++i) {
     auto s = co_await listener.accept();
     if (!s) {
@@ -47,6 +46,14 @@ task<void> serve(event_loop& loop, tcp_listener& listener, int limit) {
     }
     scope.spawn(loop.get_scheduler(), echo(std::move(*s)));
   }
+}
+
+// The accept loop runs inside the scope, beside the connections, and serve()
+// only joins: a stop that ends the accept cannot destroy the scope under
+// running echo tasks (docs/io.md).
+task<void> serve(event_loop& loop, tcp_listener& listener, int limit) {
+  task_scope scope;
+  scope.spawn(loop.get_scheduler(), accept_loop(loop, listener, limit, scope));
   co_await scope.join();
 }
 

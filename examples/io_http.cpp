@@ -69,12 +69,18 @@ task<void> serve_connection(tcp_stream s) {
   }
 }
 
-task<void> serve(event_loop& loop, tcp_listener& l, int limit) {
-  task_scope scope;
+task<void> accept_loop(event_loop& loop, tcp_listener& l, int limit, task_scope& scope) {
   for (int i = 0; limit < 0 || i < limit; ++i) {
     auto s = co_await l.accept();
     if (s) scope.spawn(loop.get_scheduler(), serve_connection(std::move(*s)));
   }
+}
+
+// The accept loop runs inside the scope with the connections; serve() only
+// joins (docs/io.md: a scope is joined, whatever ends its tasks).
+task<void> serve(event_loop& loop, tcp_listener& l, int limit) {
+  task_scope scope;
+  scope.spawn(loop.get_scheduler(), accept_loop(loop, l, limit, scope));
   co_await scope.join();
 }
 

@@ -499,6 +499,38 @@ TEST(async_spawn, an_await_of_a_handle_raced_by_its_timeout_ends_once) {
   rouse_test::eventually([&] { return ended.load() == 2000; });  // the detached ones too
 }
 
+#if !defined(ROUSE_SANITIZER_thread)
+// A scope that is a local of a task which a stop unwinds before it reaches
+// join(): its tasks would count out into freed memory. Every build aborts
+// with the rule (not a debug check).
+task<> scope_beside_a_stoppable_wait(std::atomic<int>& entered, std::atomic<int>& destroyed) {
+  task_scope scope;
+  scope.spawn(co_await rouse::async::this_task::get_scheduler(), sleeps_forever(entered, destroyed));
+  co_await rouse::async::sleep_for(1h);  // a stop ends the task here, not at a join
+  co_await scope.join();
+}
+
+TEST(async_scope_death, a_scope_destroyed_under_running_tasks_aborts_in_every_build) {
+  EXPECT_DEATH(
+      {
+        run_loop loop;
+        rouse::async::inplace_stop_source stop;
+        std::atomic<int> entered{0};
+        std::atomic<int> destroyed{0};
+        std::thread stopper([&] {
+          for (int i = 0; i < 100'000'000 && entered.load() == 0; ++i) std::this_thread::yield();
+          stop.request_stop();
+        });
+        try {
+          loop.run_until_complete(scope_beside_a_stoppable_wait(entered, destroyed), stop.get_token());
+        } catch (...) {
+        }
+        stopper.join();
+      },
+      "rouse::async::task_scope: misuse: destroyed while tasks spawned into it are running \\(join\\(\\) first\\)");
+}
+#endif
+
 #if ROUSE_DEBUG_CHECKS && !defined(ROUSE_SANITIZER_thread)
 TEST(async_spawn_death, spawning_a_moved_from_task_is_diagnosed) {
   EXPECT_DEATH(

@@ -32,8 +32,12 @@
 // join() (awaited, or join_blocking() from a thread) returns once the count
 // is zero; one join at a time (a second one while the first waits is
 // diagnosed in debug builds); request_stop() asks every task spawned into
-// it to stop. A scope must not be destroyed before join() returned (debug
-// builds check it).
+// it to stop. A scope must not be destroyed while tasks spawned into it run
+// (join() first): every build aborts with a message, as std's counting_scope
+// terminates. A scope that is a local of a task which a stop can unwind
+// before it reaches join() is the usual way to break this: spawn the work
+// that may be stopped (the accept loop) into the scope too and join it,
+// as docs/io.md shows.
 // Results are dropped; a task that ends with an exception (other than
 // completing as stopped) terminates the program, as an exception leaving a
 // std::thread does: catch inside the task. Cost: the task's own frame and
@@ -383,9 +387,14 @@ class task_scope {
   task_scope() noexcept = default;
   task_scope(const task_scope&) = delete;
   task_scope& operator=(const task_scope&) = delete;
+  // Checked in every build (std's counting_scope terminates too): the tasks
+  // would count out into freed memory. Typically the scope was a local of a
+  // task that a stop unwound before it reached join(); see docs/io.md.
   ~task_scope() {
-    ROUSE_CHECK_USAGE(count_.load(std::memory_order_relaxed) == 0, "rouse::async::task_scope",
-                      "destroyed while tasks spawned into it are running (join() first)");
+    // Ordering: relaxed: after a join() returned (its acquire), zero.
+    if (count_.load(std::memory_order_relaxed) >> 1 != 0) [[unlikely]]
+      ::rouse::detail::report_misuse("rouse::async::task_scope",
+                                     "destroyed while tasks spawned into it are running (join() first)");
   }
 
   // Runs `t` on `s`'s executor, counted in; its result is dropped (an
