@@ -181,6 +181,24 @@ TEST(async_channel_death, a_send_awaited_twice_is_diagnosed) {
         "rouse::async::channel: misuse: a send awaitable awaited twice");
   }
 }
+// The timer of a timed wait is started once per wait: a second start()
+// would rebuild the node the executor links (select's timeout branch and
+// the timed sends and receives each finish() before they start again).
+struct timer_owner {};
+void timer_owner_fired(timer_owner*) noexcept {}
+using owner_timer = ch::detail::wait_timer<timer_owner, &timer_owner_fired>;
+TEST(async_channel_death, a_wait_timer_started_again_before_it_finished_is_diagnosed) {
+  EXPECT_DEATH(
+      {
+        rouse::async::run_loop loop;
+        timer_owner o;
+        owner_timer t;
+        auto const at = std::chrono::steady_clock::now() + std::chrono::hours(1);
+        t.start(&loop, at, &o);
+        t.start(&loop, at, &o);
+      },
+      "rouse::async::channel: misuse: a wait's timer started again before it finished");
+}
 task<> reserve_and_await_again(ch::sender<int>& tx) {
   auto a = tx.reserve();
   { auto p = co_await a; }

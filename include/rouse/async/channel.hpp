@@ -184,7 +184,10 @@ class wait_timer {
   wait_timer& operator=(const wait_timer&) = delete;
   ~wait_timer() { finish(); }
 
+  // Once per finish(): a second start() would rebuild the node the
+  // executor still links.
   void start(executor* ex, clock::time_point deadline, Owner* owner) {
+    ROUSE_CHECK_USAGE(ex_ == nullptr, "rouse::async::channel", "a wait's timer started again before it finished");
     if (ex == nullptr) throw_no_executor();
     ex_ = ex;
     node& n = node_.emplace();
