@@ -52,13 +52,13 @@
 // Misuse: co_await-ing one acquire() twice, or moving it once awaited
 // (debug: diagnosed); more than max_permits (2^27 - 1) in the count or in
 // one request (debug: diagnosed); destroying the semaphore with waiters
-// (debug: diagnosed); a permit that outlives its semaphore (not diagnosed:
-// the semaphore does not count the permits out, as a counter semaphore may
-// be released by anybody; the permit's release then touches freed memory,
-// as a std::lock_guard outliving its mutex would). A request for more permits than will ever exist
-// waits until close().
+// (debug: diagnosed); a permit that outlives its semaphore (debug builds
+// count the permits alive and diagnose it when the semaphore goes; release
+// builds do not: the permit's release then touches freed memory, as a
+// std::lock_guard outliving its mutex would). A request for more permits
+// than will ever exist waits until close().
 //
-// sizeof: semaphore 24 bytes; an acquire() awaitable 240 bytes in the
+// sizeof: semaphore 24 bytes (32 in debug builds: the permits alive); an acquire() awaitable 240 bytes in the
 // awaiting frame, of which a ready acquire writes the first 40 (semaphore,
 // request, flag): the queued wait (list_awaitable: waiter, node, arming
 // guard, stop callback; 200 bytes) is built in place only when it must
@@ -260,7 +260,14 @@ class semaphore {
   }
   semaphore(const semaphore&) = delete;
   semaphore& operator=(const semaphore&) = delete;
-  ~semaphore() { ROUSE_CHECK_USAGE(list_.empty(), "rouse::async::semaphore", "destroyed while a waiter is queued"); }
+  ~semaphore() {
+    ROUSE_CHECK_USAGE(list_.empty(), "rouse::async::semaphore", "destroyed while a waiter is queued");
+#if ROUSE_DEBUG_CHECKS && !defined(ROUSE_MODEL_RELACY)
+    ROUSE_CHECK_USAGE(permits_alive_.load(std::memory_order_relaxed) == 0, "rouse::async::semaphore",
+                      "destroyed while a permit of it is alive (its release would touch freed memory; forget() or "
+                      "release() it first)");
+#endif
+  }
 
 #if ROUSE_DETAIL_ASYNC_LIST_COROUTINES
   // `co_await sem.acquire(n)` -> permit (empty when closed).
@@ -526,8 +533,22 @@ class semaphore {
   template <class Deadline>
   std::size_t acquire_blocking_until(std::size_t n, const Deadline& deadline, bool& was_closed) noexcept;
 
+  // Permits of this semaphore alive (debug builds; not under a model, where
+  // the count's RMWs would only thin out the interleavings searched): one
+  // must not outlive it.
+  void count_permits([[maybe_unused]] int d) noexcept {
+#if ROUSE_DEBUG_CHECKS && !defined(ROUSE_MODEL_RELACY)
+    // Ordering: relaxed: a count the destructor reads once every permit's
+    // owner is done with it (the caller's own order brings it there).
+    permits_alive_.fetch_add(d, std::memory_order_relaxed);
+#endif
+  }
+
   ::rouse::detail::atomic<std::uint32_t> state_;
   node_list list_;
+#if ROUSE_DEBUG_CHECKS && !defined(ROUSE_MODEL_RELACY)
+  ::rouse::detail::atomic<std::int64_t> permits_alive_{0};
+#endif
 };
 
 // ---- permit ------------------------------------------------------------------
@@ -556,17 +577,20 @@ class semaphore::permit {
   [[nodiscard]] semaphore* source() const noexcept { return s_; }
   // Drops the permits without releasing them (the count shrinks for good).
   void forget() noexcept {
-    s_ = nullptr;
+    if (semaphore* const s = std::exchange(s_, nullptr)) s->count_permits(-1);
     n_ = 0;
   }
   // Releases now.
   void release() noexcept {
-    if (semaphore* const s = std::exchange(s_, nullptr)) s->release(std::exchange(n_, 0));
+    if (semaphore* const s = std::exchange(s_, nullptr)) {
+      s->count_permits(-1);
+      s->release(std::exchange(n_, 0));
+    }
   }
 
  private:
   friend class semaphore;
-  permit(semaphore& s, std::size_t n) noexcept : s_(&s), n_(n) {}
+  permit(semaphore& s, std::size_t n) noexcept : s_(&s), n_(n) { s.count_permits(1); }
   semaphore* s_ = nullptr;
   std::size_t n_ = 0;
 };
@@ -759,7 +783,7 @@ inline semaphore::acquire_awaitable semaphore::acquire(std::size_t n) noexcept {
 #endif  // ROUSE_DETAIL_ASYNC_LIST_COROUTINES
 
 #if !defined(ROUSE_MODEL_RELACY)
-static_assert(sizeof(semaphore) == 24);
+static_assert(sizeof(semaphore) == (ROUSE_DEBUG_CHECKS ? 32 : 24));
 static_assert(sizeof(semaphore::acquire_awaitable) == 240);
 #endif
 

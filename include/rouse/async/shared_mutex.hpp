@@ -34,7 +34,7 @@
 // (they wait); destroying it locked or with waiters (debug: "destroyed
 // while locked").
 //
-// sizeof: shared_mutex 24 bytes; a guard one pointer; a lock awaitable 248
+// sizeof: shared_mutex 24 bytes (32 in debug builds: its semaphore's permit count); a guard one pointer; a lock awaitable 248
 // bytes in the awaiting frame (as async::mutex's: the queued wait is built
 // in place only when it must wait); no allocation per wait. Fairness: FIFO
 // between readers and writers. Cost with nobody waiting: every lock one
@@ -210,7 +210,7 @@ inline shared_mutex::lock_shared_awaitable shared_mutex::lock_shared() noexcept 
 #endif  // ROUSE_DETAIL_ASYNC_LIST_COROUTINES
 
 #if !defined(ROUSE_MODEL_RELACY)
-static_assert(sizeof(shared_mutex) == 24);
+static_assert(sizeof(shared_mutex) == (ROUSE_DEBUG_CHECKS ? 32 : 24));  // its semaphore's
 static_assert(sizeof(shared_mutex::guard) == sizeof(void*));
 #endif
 
