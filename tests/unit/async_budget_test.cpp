@@ -12,11 +12,13 @@
 #include <deque>
 #include <exception>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "rouse/async/channel.hpp"
 #include "rouse/async/event.hpp"
 #include "rouse/async/executor.hpp"
+#include "rouse/async/mutex.hpp"
 #include "rouse/async/run_loop.hpp"
 #include "rouse/async/sleep.hpp"
 #include "rouse/async/spawn.hpp"
@@ -198,6 +200,56 @@ TEST(async_budget, the_budget_is_refilled_at_every_resume) {
   EXPECT_EQ(h.join(), 1000);
   EXPECT_EQ(ex.asked, 0);
   EXPECT_EQ(ex.yields, 0);
+}
+
+// ---- a stop reaches a task whose awaits all complete at once -------------------
+
+// Receives until the channel is empty, counting; a stop ends it at the end
+// of a budget, before the operation it was about to perform.
+rtask<void> receive_counting(ch::receiver<int>& rx, int& got) {
+  while (rx.size() > 0) {
+    auto r = co_await rx.recv();
+    if (r) ++got;
+  }
+}
+
+TEST(async_budget, a_stop_ends_a_task_whose_awaits_all_complete_at_once) {
+  counting_executor ex(false);  // nothing else waits: the budget alone asks
+  auto [tx, rx] = ch::unbounded<int>();
+  for (int i = 0; i < 1000; ++i) ASSERT_TRUE(tx.try_send(int{i}));
+  int got = 0;
+  ra::join_handle<void> h = ra::spawn(ex, receive_counting(rx, got));
+  h.request_stop();
+  ex.drain();
+  EXPECT_THROW(h.join(), ra::operation_stopped);
+  // At the first budget's end, and the receive it was about to make was not
+  // made: every value is either taken or still there.
+  EXPECT_EQ(got, static_cast<int>(ra::detail::coop_budget));
+  EXPECT_EQ(got + static_cast<int>(rx.size()), 1000);
+  EXPECT_EQ(ex.yields, 1);  // through the budget's yield
+}
+
+// A free async mutex, locked and unlocked in a loop on a pool, stopped from
+// another thread (the loop is capped, so without the stop it ends normally).
+rtask<long> lock_forever(ra::mutex& m, std::atomic<bool>& started) {
+  long n = 0;
+  for (; n < loop_cap; ++n) {
+    auto g = co_await m.lock();
+    started.store(true, std::memory_order_release);
+  }
+  co_return n;
+}
+
+TEST(async_budget, a_stop_from_another_thread_ends_a_loop_of_free_locks) {
+  ra::thread_pool pool(2);
+  ra::mutex m;
+  std::atomic<bool> started{false};
+  ra::join_handle<long> h = ra::spawn(pool, lock_forever(m, started));
+  while (!started.load(std::memory_order_acquire)) std::this_thread::yield();
+  h.request_stop();
+  EXPECT_THROW(h.join(), ra::operation_stopped);
+  EXPECT_TRUE(m.try_lock());  // the stopped task holds nothing
+  m.unlock();
 }
 
 // ---- this_task::yield() ----------------------------------------------------------

@@ -53,7 +53,10 @@
 // work waiting, the task's next operation yields first (the task goes behind
 // the waiting work and performs the operation when it runs again, so
 // nothing is held across the yield). On a run_loop the yield also lets
-// timers and I/O be looked at. A long computation or a blocking
+// timers and I/O be looked at. A task whose stop was requested yields at
+// its budget's end even when nothing else waits, and then completes as
+// stopped without performing that operation: a stop reaches a task whose
+// awaits all complete at once. A long computation or a blocking
 // call between awaits is not covered: give it its own task, or
 // `co_await this_task::yield()` now and then. So every co_await of a rouse
 // awaitable in a task may suspend, even one whose operation is ready, and
@@ -267,7 +270,7 @@ class task_promise_base : public pooled_frame {
   template <class A>
   decltype(auto) await_transform(A&& a) noexcept {
     if constexpr (executor_affine<A>)
-      return pass_through<A>(std::forward<A>(a), ex_);
+      return pass_through<A>(std::forward<A>(a), this);
     else
       return affine_awaitable<A>(std::forward<A>(a), ex_, token_);
   }
@@ -679,13 +682,18 @@ inline yield_trampoline make_yield_trampoline() { co_return; }
 
 // Budget (the header's "Budget"): each ready operation takes one unit of the
 // thread's detail::coop_left. With none left, the next operation first asks
-// the task's executor whether other work waits (executor::others_waiting);
-// if so the task yields before performing it (schedule_yield of a
-// trampoline that performs it when it runs), so nothing the operation
-// acquires is held across the yield; if not (or no memory for the
-// trampoline), the budget is refilled and the operation goes on. Cost: a
-// thread-local decrement per ready operation; a virtual call every
-// coop_budget of them; an allocation per yield.
+// the task's executor whether other work waits (executor::others_waiting),
+// and the task's token whether a stop was requested; if either, the task
+// yields before performing it (schedule_yield of a trampoline that performs
+// it when it runs), so nothing the operation acquires is held across the
+// yield; if neither (or no memory for the trampoline), the budget is
+// refilled and the operation goes on. The trampoline completes the task as
+// stopped instead of performing the operation when a stop was requested by
+// then: so a task whose operations always complete at once (a free lock, a
+// channel that always has a value) still ends at a stop, within a budget of
+// operations, as tokio cancels such a task at its budget's yield. Cost: a
+// thread-local decrement per ready operation; a token load and a virtual
+// call every coop_budget of them; an allocation per yield.
 template <class A>
 class pass_through {
   static constexpr bool is_awaiter = requires(std::remove_reference_t<A>& a) { a.await_ready(); };
@@ -709,7 +717,8 @@ class pass_through {
   using trampoline_handle = std::coroutine_handle<yield_trampoline::promise_type>;
 
  public:
-  pass_through(A&& a, executor* ex) noexcept : inner_(convert(std::forward<A>(a))), ex_(ex) {}
+  pass_through(A&& a, task_promise_base* task) noexcept
+      : inner_(convert(std::forward<A>(a))), task_(task) {}
   pass_through(pass_through&&) = delete;
   ~pass_through() {
     ROUSE_CHECK_USAGE(!yield_, "rouse::async::task",
@@ -721,7 +730,8 @@ class pass_through {
     std::uint32_t& left = coop_left;
     if (left == 0) [[unlikely]] {
       left = coop_budget;
-      if (ex_ != nullptr && ex_->others_waiting()) {
+      executor* const ex = task_->rouse_executor();
+      if (ex != nullptr && (task_->stop_token().stop_requested() || ex->others_waiting())) {
         yield_ = make_yield_trampoline().h;
         if (yield_) return false;
       }
@@ -739,7 +749,7 @@ class pass_through {
       t.promise().ctx = this;
       t.promise().task = h.address();
       // The last touch of this frame: the trampoline may run at once.
-      ex_->schedule_yield(t);
+      task_->rouse_executor()->schedule_yield(t);
       if constexpr (std::is_void_v<result>)
         return;
       else if constexpr (std::is_same_v<result, bool>)
@@ -759,12 +769,16 @@ class pass_through {
 
  private:
   // On the executor, after the yield: the operation, then the task (at once
-  // if it was ready, else when the operation wakes it).
+  // if it was ready, else when the operation wakes it); or, when the task's
+  // stop was requested, the task's stopped path (the operation never
+  // starts, as a wait that finds its token stopped before it links).
   template <class H>
   static std::coroutine_handle<> attempt(void* ctx, void* task) noexcept {
     auto* const self = static_cast<pass_through*>(ctx);
     self->yield_ = {};
     H const h = H::from_address(task);
+    if (self->task_->stop_token().stop_requested()) [[unlikely]]
+      return h.promise().unhandled_stopped();  // nothing of *self after: the frame may go
     if constexpr (ready_noexcept && suspend_noexcept<H>) {
       return self->attempt_now(h);
     } else {
@@ -802,7 +816,7 @@ class pass_through {
   }
 
   stored_t inner_;
-  executor* ex_;
+  task_promise_base* task_;                 // the awaiting task: its executor and stop token
   trampoline_handle yield_{};               // made by await_ready, scheduled by await_suspend
   std::exception_ptr* error_ = nullptr;     // the operation's await_suspend threw after a yield
 };
