@@ -119,6 +119,12 @@ class condition_variable;
 namespace detail {
 // tests/model: a coroutine wait's steps, taken by hand without a coroutine.
 struct cv_model_access;
+
+// A cv wait releases the mutex as the last act of a suspension that sleeps
+// (list_awaitable::act_when_asleep(); see cv_drive()). Also under the
+// model, whose list turns run the act.
+template <>
+struct acts_when_asleep<condition_variable> : std::true_type {};
 }  // namespace detail
 
 #if ROUSE_DETAIL_ASYNC_LIST_COROUTINES
@@ -126,11 +132,6 @@ namespace detail {
 
 // The predicate of a plain wait: one wake-up is enough.
 struct cv_no_predicate {};
-
-// A cv wait releases the mutex as the last act of a suspension that sleeps
-// (list_awaitable::act_when_asleep(); see cv_drive()).
-template <>
-struct acts_when_asleep<condition_variable> : std::true_type {};
 
 // The driver's two waits, one at a time: on the cv's list, then for the
 // mutex. Their awaitables live in the wait's state, not in the driver's

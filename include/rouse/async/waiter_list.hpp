@@ -20,6 +20,8 @@
 //                       coroutine_waker(target), its resume_target and its
 //                       stop callback, all in the awaiting coroutine's frame
 //   wait_blocking(...)  a plain thread's wait on the same list
+//   detail::list_turn   list_awaitable's turn without the coroutine (the
+//                       arming guard, the stop's claim, the sleep act)
 //
 // A primitive P names, for list_wait and list_awaitable (friends):
 //   check_result try_acquire(std::uintptr_t tag) noexcept
@@ -57,7 +59,10 @@
 //   a wake (notify, stop):      arming -> woken (touch nothing more)
 //                               | armed -> woken, then resume (coroutine_waker)
 // Each side makes one exchange; whoever comes second resumes. The guard is
-// the one RMW a suspending wait pays on top of the queue's.
+// the one RMW a suspending wait pays on top of the queue's. It lives, with
+// the stop's claim, the relay's arm and the sleep act, in detail::list_turn,
+// which compiles without coroutines: tests/model/async_list_turn_model.cpp
+// drives it in place of one.
 //
 // A rouse task's waits (its promise offers rouse_wait_relay(), from its
 // second wait that can be stopped on) register no callback of their own:
@@ -187,6 +192,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "rouse/async/detail/wait_relay.hpp"
 #include "rouse/detail/diagnostics.hpp"
 #include "rouse/detail/spin.hpp"
 #include "rouse/detail/sync_types.hpp"
@@ -197,11 +203,11 @@
 // the async environment (executors and coroutine wakers are not
 // model-ready; the stop source has its own model); a model test
 // compiles the protocol without it: the list, list_wait (register, re-check,
-// withdraw, abort, cancel with pass-on) and the blocking wait, which the
-// coroutine half only wraps.
+// withdraw, abort, cancel with pass-on), the blocking wait and a coroutine
+// wait's turn (detail::list_turn: the guard, the stop's claim, the relay,
+// the sleep act), which the coroutine half only wraps.
 #if !defined(ROUSE_MODEL_RELACY)
 #define ROUSE_DETAIL_ASYNC_LIST_COROUTINES 1
-#include "rouse/async/detail/wait_relay.hpp"
 #include "rouse/async/env.hpp"
 #include "rouse/async/stop_token.hpp"
 #include "rouse/async/waker.hpp"
@@ -642,26 +648,273 @@ bool wait_blocking(P& p, std::uintptr_t tag, const Deadline& deadline) noexcept 
   return p.try_acquire(tag) != check_result::not_ready;
 }
 
-// ---- list_awaitable ----------------------------------------------------------
-
-#if ROUSE_DETAIL_ASYNC_LIST_COROUTINES
+// ---- list_turn ---------------------------------------------------------------
 
 namespace detail {
 // Whether P's list waits run an act as the last step of a suspension that
-// sleeps (list_awaitable::act_when_asleep(): the condition variable's
-// unlock). Specialized before P is complete (its awaitable's size is used
-// in its own header).
+// sleeps (act_when_asleep(): the condition variable's unlock). Specialized
+// before P is complete (its awaitable's size is used in its own header).
 template <class P>
 struct acts_when_asleep : std::false_type {};
+
+// One coroutine wait's turn on P's list, without the coroutine: the check,
+// the push and re-check, the arming guard ("The arming guard" above) or the
+// task's relay, the stop's claim and the stopped flag it sets, the sleep act,
+// and a frame's abandon. list_awaitable is its coroutine side (the resume
+// target, the stop callback's storage); the turn compiles under the model,
+// which drives it in place of a coroutine
+// (tests/model/async_list_turn_model.cpp). Derived (CRTP) names
+//   void complete() noexcept   the wait slept and its wake came: resume the
+//                              coroutine (as stopped when stopped()); the
+//                              last touch of *this on the waking thread
+// `Wait` as in list_awaitable.
+template <class Derived, class P, class Wait = list_wait<P>>
+class list_turn : public wait_relay::hook {
+  static constexpr bool acts = acts_when_asleep<P>::value;
+
+ public:
+  // What arm() found: what await_suspend does next.
+  enum class outcome : std::uint8_t {
+    ready,      // go on now, normally: withdrawn at the re-check, or notified while arming
+    stopped,    // complete as stopped now: the token was stopped, or its stop won while arming
+    suspended,  // armed: the coroutine sleeps; the wake that comes calls complete()
+  };
+
+  list_turn(P& p, std::uintptr_t tag) noexcept
+      : wait_relay::hook{&relay_ops}, wait_(p, tag, ::rouse::detail::waker(this, &guard_vtable)) {}
+  list_turn(const list_turn&) = delete;
+  list_turn& operator=(const list_turn&) = delete;
+
+  // await_ready's check: true when the wait need not suspend (the primitive
+  // was ready; a permit it took is kept, for give_back()).
+  bool check() noexcept {
+    check_result const r = wait_.try_acquire();
+    kept_permit_ = r == check_result::ready_with_permit;
+    return r != check_result::not_ready;
+  }
+
+  // await_suspend's part: the token's first look, the push (B1) and the
+  // re-check (B2), then the arm. `register_stop()` registers the awaitable's
+  // own stop callback (calling stop_requested()); it is called only for a
+  // wait that is linked, has no relay and whose token can be stopped. With
+  // the sleep act (acts_when_asleep<P>), the act runs last when the wait
+  // sleeps: after the arm, touching nothing of *this (the act may resume a
+  // waiter inline that destroys this frame, or the wait may be woken
+  // elsewhere). On `suspended` nothing of *this may be touched after.
+  template <class Token, class RegisterStop>
+  outcome arm(const Token& token, wait_relay* relay, RegisterStop&& register_stop) noexcept {
+    if constexpr (acts) {
+      // Read before the wait can be woken; slept is published by the arm
+      // and reset below if it did not sleep.
+      void (*const fn)(void*) noexcept = ::rouse::detail::unsync_ref(act_.fn);
+      void* const arg = ::rouse::detail::unsync_ref(act_.arg);
+      bool const late = ::rouse::detail::model_fault_on(::rouse::detail::model_fault::async_list_act_marks_slept_after);
+      if (!late) ::rouse::detail::unsync_ref(act_.slept) = true;
+      outcome const o = arm_guard(token, relay, register_stop);
+      if (o == outcome::suspended) {
+        fn(arg);  // the last act: nothing of *this after it
+        // BROKEN on purpose (model tests only): marks slept after the act,
+        // when the wait may have been woken and its frame destroyed.
+        if (late) ::rouse::detail::unsync_ref(act_.slept) = true;
+        return o;
+      }
+      ::rouse::detail::unsync_ref(act_.slept) = false;
+      return o;
+    } else {
+      return arm_guard(token, relay, register_stop);
+    }
+  }
+
+  // The stop callback. It writes stopped_ only after it won the claim (a
+  // loser touches nothing more) and before the waiter's release and the
+  // guard's exchange, which order it before arm() / complete() read it.
+  bool stop_requested() noexcept {
+    return wait_.try_abort([this]() noexcept { ::rouse::detail::unsync_ref(stopped_) = true; });
+  }
+
+  // The wait is over (await_resume): true when it completed normally.
+  bool finish() noexcept {
+    stage_ = stage::done;
+    return !::rouse::detail::unsync_ref(stopped_);
+  }
+
+  // The frame is destroyed while the coroutine waits here (the destructor,
+  // while linked()). The task's relay lets go of the wait, or
+  // `drop_stop_callback()` deregisters the wait's own callback: either way
+  // the stop can no longer claim it. Then the waiter leaves, or, chosen,
+  // passes a permit on. A stop that won is a claim too (aborted, released,
+  // not transferable): nothing to pass on.
+  template <class DropStopCallback>
+  void abandon(DropStopCallback&& drop_stop_callback) noexcept {
+    if (relay_ != nullptr)
+      relay_->unpublish(*this);  // the task's stop callback no longer sees it
+    else
+      drop_stop_callback();
+    wait_.cancel();
+    stage_ = stage::done;
+  }
+
+  // The sleep act (acts_when_asleep<P>): `fn(arg)` runs as the last act of
+  // an arm whose wait sleeps (after it, the frame may be resumed elsewhere or
+  // destroyed, so `arg` must not point into it); slept() then tells, once
+  // the wait completed, whether it ran. Set before the arm.
+  void act_when_asleep(void (*fn)(void*) noexcept, void* arg) noexcept
+    requires acts
+  {
+    ::rouse::detail::unsync_ref(act_.fn) = fn;
+    ::rouse::detail::unsync_ref(act_.arg) = arg;
+  }
+  [[nodiscard]] bool slept() const noexcept
+    requires acts
+  {
+    return ::rouse::detail::unsync_ref(const_cast<list_turn*>(this)->act_.slept);
+  }
+
+  // Whether the wait completed as stopped (once it completed: complete(),
+  // or arm() returned).
+  [[nodiscard]] bool stopped() const noexcept {
+    return ::rouse::detail::unsync_ref(const_cast<list_turn*>(this)->stopped_);
+  }
+  // Whether it is linked: from the push on, until it was withdrawn,
+  // finished or abandoned (the awaitable's destructor abandons it then).
+  [[nodiscard]] bool linked() const noexcept { return stage_ == stage::linked; }
+  // Who claimed the wait (see list_awaitable::claim()).
+  [[nodiscard]] std::uintptr_t claim() const noexcept { return wait_.claim(); }
+
+ protected:
+  enum class stage : std::uint8_t { idle, linked, done };
+
+  Wait wait_;
+  wait_relay* relay_ = nullptr;  // the task's relay, when the wait uses one
+  ::rouse::detail::atomic<std::uint32_t> phase_{arming};
+  stage stage_ = stage::idle;
+  ::rouse::detail::unsync<bool> stopped_{false};
+  bool kept_permit_ = false;  // the check or the re-check took a permit
+  bool suspended_ = false;    // registered and slept: its claim says what it holds
+
+ private:
+  static constexpr std::uint32_t arming = 0;
+  static constexpr std::uint32_t armed = 1;
+  static constexpr std::uint32_t woken = 2;
+
+  struct sleep_act {
+    ::rouse::detail::unsync<void (*)(void*) noexcept> fn{nullptr};
+    ::rouse::detail::unsync<void*> arg{nullptr};
+    ::rouse::detail::unsync<bool> slept{false};
+  };
+  struct no_sleep_act {};
+
+  Derived& derived() noexcept { return static_cast<Derived&>(*this); }
+
+  // arm() without the sleep act.
+  template <class Token, class RegisterStop>
+  outcome arm_guard(const Token& token, wait_relay* relay, RegisterStop& register_stop) noexcept {
+    if (token.stop_requested()) {  // before anything is linked
+      ::rouse::detail::unsync_ref(stopped_) = true;
+      return outcome::stopped;
+    }
+    stage_ = stage::linked;
+    relay_ = relay;  // before the push: a wake may come at once
+    typename Wait::start_result started;
+    if constexpr (std::is_same_v<Wait, list_wait<P>>)
+      started = wait_.start(&kept_permit_);
+    else
+      started = wait_.start();
+    switch (started) {
+      case Wait::start_result::withdrew:
+        stage_ = stage::done;
+        return outcome::ready;  // ready: go on at once
+      case Wait::start_result::claimed:
+        break;  // its wake is coming, or came: the guard says who resumes
+      case Wait::start_result::suspended:
+        suspended_ = true;
+        if (relay_ == nullptr && token.stop_possible()) register_stop();
+        break;
+    }
+    if (relay_ != nullptr) return arm_relayed();
+    if (::rouse::detail::model_fault_on(::rouse::detail::model_fault::async_list_guard_arms_with_store)) {
+      // BROKEN on purpose (model tests only): a store overwrites `woken`.
+      phase_.store(armed, std::memory_order_release);
+      return outcome::suspended;
+    }
+    // arming -> armed, or woken (a wake came while arming).
+    // Ordering: acq_rel: release: the awaitable's fields (its resume target,
+    // the callback) before a later wake reads them; acquire: a wake that came
+    // first (stopped_, the claim).
+    if (phase_.exchange(armed, std::memory_order_acq_rel) == arming) return outcome::suspended;
+    if (!::rouse::detail::unsync_ref(stopped_)) return outcome::ready;  // notified
+    // The stop callback won while we were arming: the caller deregisters it
+    // (it may be returning on the stopping thread) and completes as stopped.
+    stage_ = stage::done;
+    return outcome::stopped;
+  }
+
+  // The end of arm through a task's relay: arms the wait in the relay's word
+  // (the guard's exchange, which also publishes the wait to the task's stop
+  // callback).
+  outcome arm_relayed() noexcept {
+    switch (relay_->arm(*this)) {
+      case wait_relay::arm_result::armed:
+        return outcome::suspended;
+      case wait_relay::arm_result::woken:
+        return outcome::ready;  // notified while arming; the stop side never saw this wait
+      case wait_relay::arm_result::stop:
+        break;
+    }
+    // The task was stopped while this wait armed: it claims itself, as its
+    // stop callback would. Its waker, called by a winning claim, leaves the
+    // relay's word woken|S (nothing resumes); a claim that lost leaves it to
+    // the notify that won.
+    if (stop_requested()) {
+      relay_->end_stopped();
+      stage_ = stage::done;
+      return outcome::stopped;
+    }
+    if (relay_->rearm(*this) == wait_relay::arm_result::armed) return outcome::suspended;
+    return outcome::ready;
+  }
+
+  // The guard waker (see "The arming guard").
+  static const void* guard_clone(const void* d) noexcept { return d; }
+  static void guard_drop(const void*) noexcept {}
+  static void guard_wake(const void* d) noexcept {
+    auto* const t = static_cast<list_turn*>(const_cast<void*>(d));
+    // Through a task's relay, whose word is the guard (wait_relay.hpp); a
+    // stop's own wake (stopped_, set by its winning claim on this thread)
+    // resumes at once.
+    if (t->relay_ != nullptr) {
+      if (t->relay_->wake(*t, ::rouse::detail::unsync_ref(t->stopped_))) t->derived().complete();
+      return;
+    }
+    // arming -> woken (arm() resumes) | armed -> woken (we resume).
+    // Ordering: acq_rel: pairs with arm()'s exchange.
+    if (t->phase_.exchange(woken, std::memory_order_acq_rel) == armed) t->derived().complete();
+  }
+  static constexpr ::rouse::detail::waker_vtable guard_vtable{guard_clone, guard_wake, guard_wake, guard_drop};
+
+  // The relay's view of this wait (wait_relay::hook_ops).
+  static list_turn* from_hook(void* hook) noexcept {
+    return static_cast<list_turn*>(static_cast<wait_relay::hook*>(hook));
+  }
+  static bool relay_stop(void* hook) noexcept { return from_hook(hook)->stop_requested(); }
+  static void relay_resume(void* hook) noexcept { from_hook(hook)->derived().complete(); }
+  static constexpr wait_relay::hook_ops relay_ops{&relay_stop, &relay_resume};
+
+  [[no_unique_address]] std::conditional_t<acts, sleep_act, no_sleep_act> act_{};
+};
 }  // namespace detail
 
+// ---- list_awaitable ----------------------------------------------------------
+
+#if ROUSE_DETAIL_ASYNC_LIST_COROUTINES
 // The awaitable of an async primitive P: `co_await` it in any coroutine (its
 // promise's environment names the executor and the stop token, env.hpp).
 // Lives in the awaiting frame; not copyable; movable only before it is
 // awaited (an adaptor that stores awaitables may move it in; a move after
 // await_suspend began is misuse, diagnosed in debug builds). await_resume
 // returns nothing, or throws operation_stopped when the wait was stopped and
-// the promise has no unhandled_stopped().
+// the promise has no unhandled_stopped(). The wait's turn (guard, stop
+// claim, relay, sleep act) is detail::list_turn; this is its coroutine side.
 //
 // `Wait` is the wait it drives: list_wait<P> (the default), or a primitive's
 // own wait with the same members (a constructor (P&, tag, waker),
@@ -669,30 +922,29 @@ struct acts_when_asleep : std::false_type {};
 // claimed), try_abort(won), cancel(), primitive(), tag()): the semaphore's,
 // whose waiters hold partially assigned permits (rouse/async/semaphore.hpp).
 template <class P, class Wait = list_wait<P>>
-class list_awaitable : private detail::wait_relay::hook {
-  // The primitive acts when its waiter sleeps (act_when_asleep()).
-  static constexpr bool acts_when_asleep = detail::acts_when_asleep<P>::value;
+class list_awaitable : private detail::list_turn<list_awaitable<P, Wait>, P, Wait> {
+  using turn = detail::list_turn<list_awaitable<P, Wait>, P, Wait>;
+  using outcome = typename turn::outcome;
+  using stage = typename turn::stage;
+  friend turn;
 
  public:
   using rouse_affine = void;  // resumes its awaiter on the awaiter's executor
-  list_awaitable(P& p, std::uintptr_t tag) noexcept
-      : detail::wait_relay::hook{&relay_ops}, wait_(p, tag, waker(this, &guard_vtable)) {}
+  list_awaitable(P& p, std::uintptr_t tag) noexcept : turn(p, tag) {}
   // A fresh awaitable for the same wait (its waker names the new address).
   list_awaitable(list_awaitable&& other) noexcept : list_awaitable(other.wait_.primitive(), other.wait_.tag()) {
-    ROUSE_CHECK_USAGE(other.stage_ == stage::idle && !other.stopped_, "rouse::async::list_awaitable",
+    ROUSE_CHECK_USAGE(other.stage_ == stage::idle && !other.stopped(), "rouse::async::list_awaitable",
                       "moved after it was awaited");
   }
   list_awaitable(const list_awaitable&) = delete;
   list_awaitable& operator=(const list_awaitable&) = delete;
   ~list_awaitable() {
-    if (stage_ == stage::linked) abandon();
+    if (this->linked()) this->abandon([this]() noexcept { destroy_stop_callback(); });
   }
 
   bool await_ready() noexcept {
-    ROUSE_CHECK_USAGE(stage_ == stage::idle && !stopped_, "rouse::async::list_awaitable", "awaited twice");
-    check_result const r = wait_.try_acquire();
-    kept_permit_ = r == check_result::ready_with_permit;
-    return r != check_result::not_ready;
+    ROUSE_CHECK_USAGE(this->stage_ == stage::idle && !this->stopped(), "rouse::async::list_awaitable", "awaited twice");
+    return this->check();
   }
 
   template <class Promise>
@@ -720,91 +972,46 @@ class list_awaitable : private detail::wait_relay::hook {
 
  private:
   // await_suspend: with the token's own stop callback for the wait (relay
-  // null), or through the task's relay (the token is the relay's). A
-  // primitive that acts when its waiter sleeps (the condition variable's
-  // unlock, detail::acts_when_asleep<P>) gets its act run last: after the wait
-  // armed, touching nothing of *this (the act may resume a waiter inline
-  // that destroys this frame, or the wait may be woken elsewhere).
+  // null), or through the task's relay (the token is the relay's). The turn
+  // links, re-checks and arms (and runs a sleep act last, see
+  // detail::list_turn::arm()); on `suspended` nothing of *this is touched.
   template <class Token>
   std::coroutine_handle<> suspend(std::coroutine_handle<> h, const resume_target& target, const Token& token,
                                   detail::wait_relay* relay) noexcept {
-    bool slept = false;
-    if constexpr (acts_when_asleep) {
-      sleep_act const act = act_;  // read before the wait can be woken
-      act_.slept = true;           // published by the arm; reset below if it did not sleep
-      std::coroutine_handle<> const next = suspend_arm(h, target, token, relay, slept);
-      if (slept) {
-        act.fn(act.arg);  // the last act: nothing of *this after it
-        return next;
-      }
-      act_.slept = false;
-      return next;
-    } else {
-      return suspend_arm(h, target, token, relay, slept);
-    }
-  }
-  // `slept`: set when the wait armed and the coroutine sleeps.
-  template <class Token>
-  std::coroutine_handle<> suspend_arm(std::coroutine_handle<> h, const resume_target& target, const Token& token,
-                                      detail::wait_relay* relay, bool& slept) noexcept {
-    ROUSE_CHECK_USAGE(stage_ == stage::idle && !stopped_, "rouse::async::list_awaitable", "awaited twice");
-    target_ = target;
-    if (token.stop_requested()) {  // before anything is linked
-      stopped_ = true;
-      return stopped_here(h);
-    }
-    stage_ = stage::linked;
-    relay_ = relay;  // before the push: a wake may come at once
-    typename Wait::start_result started;
-    if constexpr (std::is_same_v<Wait, list_wait<P>>)
-      started = wait_.start(&kept_permit_);
-    else
-      started = wait_.start();
-    switch (started) {
-      case Wait::start_result::withdrew:
-        stage_ = stage::done;
-        return h;  // ready: go on at once
-      case Wait::start_result::claimed:
-        break;  // its wake is coming, or came: the guard says who resumes
-      case Wait::start_result::suspended:
-        suspended_ = true;
-        if (relay_ == nullptr && token.stop_possible()) register_stop(token);
+    ROUSE_CHECK_USAGE(this->stage_ == stage::idle && !this->stopped(), "rouse::async::list_awaitable", "awaited twice");
+    target_ = target;  // before the push: a wake reads it
+    switch (this->arm(token, relay, [&]() noexcept { register_stop(token); })) {
+      case outcome::suspended:
+        return std::noop_coroutine();
+      case outcome::ready:
+        return h;  // withdrawn, or notified while arming: await_resume deregisters the callback
+      case outcome::stopped:
         break;
     }
-    if (relay_ != nullptr) return arm_relayed(h, slept);
-    // arming -> armed, or woken (a wake came while arming).
-    // Ordering: acq_rel: release: target_ and the callback before a later
-    // wake reads them; acquire: a wake that came first (stopped_, claim).
-    if (phase_.exchange(armed, std::memory_order_acq_rel) == arming) {
-      slept = true;
-      return std::noop_coroutine();
-    }
-    if (!stopped_) return h;  // notified: await_resume deregisters the callback
-    // The stop callback won while we were arming: deregister it (it may be
-    // returning on the stopping thread) and complete as stopped from here.
+    // Stopped before anything was linked, or the stop callback won while we
+    // were arming: deregister it (it may be returning on the stopping
+    // thread) and complete as stopped from here.
     destroy_stop_callback();
-    stage_ = stage::done;
     return stopped_here(h);
   }
 
  public:
   void await_resume() {
     destroy_stop_callback();
-    stage_ = stage::done;
-    if (stopped_) throw operation_stopped();
+    if (!this->finish()) throw operation_stopped();
   }
 
   // Who claimed the wait (waiter_list::transferable(claim()): a notify_one
   // handed it a permit), once the wait is over; 0 when it never suspended.
   // For primitives that must know whether they hold a permit (channels).
-  [[nodiscard]] std::uintptr_t claim() const noexcept { return wait_.claim(); }
+  using turn::claim;
 
   // Ends a linked wait from outside, as a timer does: claims the waiter
   // (aborted), unlinks it and resumes the coroutine normally (not stopped;
   // through the arming guard like any wake). False when a notify or a stop
   // won first (then nothing is touched). Only while the node is linked: from
   // the primitive's re-check (B2) on, until the coroutine resumes.
-  bool try_end_wait() noexcept { return wait_.try_abort(); }
+  bool try_end_wait() noexcept { return this->wait_.try_abort(); }
 
   // The wait completed normally and its completion is dropped unused (a
   // select's op() branch that completed but lost, rouse/async/select.hpp):
@@ -816,13 +1023,13 @@ class list_awaitable : private detail::wait_relay::hook {
   void give_back() noexcept
     requires std::is_same_v<Wait, list_wait<P>>
   {
-    ROUSE_CHECK_USAGE(stage_ == stage::done && !stopped_, "rouse::async::list_awaitable::give_back",
+    ROUSE_CHECK_USAGE(this->stage_ == stage::done && !this->stopped(), "rouse::async::list_awaitable::give_back",
                       "called before the await completed normally");
     // A wait that suspended holds what its claim handed it; one that ended
     // in await_ready or at the re-check, what the check took (kept_permit_).
-    bool const holds = suspended_ ? waiter_list::transferable(wait_.claim()) : kept_permit_;
-    kept_permit_ = suspended_ = false;
-    if (holds) wait_.primitive().pass_on();
+    bool const holds = this->suspended_ ? waiter_list::transferable(this->wait_.claim()) : this->kept_permit_;
+    this->kept_permit_ = this->suspended_ = false;
+    if (holds) this->wait_.primitive().pass_on();
   }
 
   // For a primitive with detail::acts_when_asleep<P> (the condition variable):
@@ -830,111 +1037,29 @@ class list_awaitable : private detail::wait_relay::hook {
   // (armed: after it, the frame may be resumed elsewhere or destroyed, so
   // `arg` must not point into it); slept() then tells, once the wait
   // completed, whether it ran. Set before the co_await.
-  void act_when_asleep(void (*fn)(void*) noexcept, void* arg) noexcept
-    requires acts_when_asleep
-  {
-    act_.fn = fn;
-    act_.arg = arg;
-  }
-  [[nodiscard]] bool slept() const noexcept
-    requires acts_when_asleep
-  {
-    return act_.slept;
-  }
+  using turn::act_when_asleep;
+  using turn::slept;
 
   // Whether the wait completed as stopped (read by an adaptor once the
   // wait has completed: its resume, or its await_suspend returned h).
-  [[nodiscard]] bool completed_stopped() const noexcept { return stopped_; }
+  [[nodiscard]] bool completed_stopped() const noexcept { return this->stopped(); }
   // await_resume for an adaptor that reads completed_stopped() itself:
   // never throws. True when the wait completed normally.
   bool await_resume_nothrow() noexcept {
     destroy_stop_callback();
-    stage_ = stage::done;
-    return !stopped_;
+    return this->finish();
   }
 
  private:
-  enum class stage : std::uint8_t { idle, linked, done };
-  struct sleep_act {
-    void (*fn)(void*) noexcept = nullptr;
-    void* arg = nullptr;
-    bool slept = false;
-  };
-  struct no_sleep_act {};
-  static constexpr std::uint32_t arming = 0;
-  static constexpr std::uint32_t armed = 1;
-  static constexpr std::uint32_t woken = 2;
   static constexpr std::size_t stop_storage = 64;
 
-  // The guard waker (see "The arming guard").
-  static const void* guard_clone(const void* d) noexcept { return d; }
-  static void guard_drop(const void*) noexcept {}
-  static void guard_wake(const void* d) noexcept {
-    auto* const a = static_cast<list_awaitable*>(const_cast<void*>(d));
-    // Through a task's relay, whose word is the guard (wait_relay.hpp); a
-    // stop's own wake (stopped_, set by its winning claim on this thread)
-    // resumes at once.
-    if (a->relay_ != nullptr) {
-      if (a->relay_->wake(*a, a->stopped_)) a->complete();
-      return;
-    }
-    // arming -> woken (await_suspend resumes) | armed -> woken (we resume).
-    // Ordering: acq_rel: pairs with await_suspend's exchange.
-    if (a->phase_.exchange(woken, std::memory_order_acq_rel) == armed) a->complete();
-  }
-  static constexpr waker_vtable guard_vtable{guard_clone, guard_wake, guard_wake, guard_drop};
-
-  // The coroutine waits (armed) and a wake came: resume it. Reads target_
-  // before anything can free the awaitable; touches nothing after.
-  void complete() noexcept { target_.complete(stopped_); }
+  // The wait slept and its wake came (the turn's guard or relay): resume it.
+  // Reads target_ before anything can free the awaitable; touches nothing
+  // after.
+  void complete() noexcept { target_.complete(this->stopped()); }
 
   // A stop completion made by await_suspend itself.
   std::coroutine_handle<> stopped_here(std::coroutine_handle<> h) noexcept { return target_.stopped_from_suspend(h); }
-
-  // The end of await_suspend through a task's relay: arms the wait in the
-  // relay's word (the guard's exchange, which also publishes the wait to
-  // the task's stop callback).
-  std::coroutine_handle<> arm_relayed(std::coroutine_handle<> h, bool& slept) noexcept {
-    switch (relay_->arm(*this)) {
-      case detail::wait_relay::arm_result::armed:
-        slept = true;
-        return std::noop_coroutine();
-      case detail::wait_relay::arm_result::woken:
-        return h;  // notified while arming; the stop side never saw this wait
-      case detail::wait_relay::arm_result::stop:
-        break;
-    }
-    // The task was stopped while this wait armed: it claims itself, as its
-    // stop callback would. Its waker, called by a winning claim, leaves the
-    // relay's word woken|S (nothing resumes); a claim that lost leaves it to
-    // the notify that won.
-    if (wait_.try_abort([this]() noexcept { stopped_ = true; })) {
-      relay_->end_stopped();
-      stage_ = stage::done;
-      return stopped_here(h);
-    }
-    if (relay_->rearm(*this) == detail::wait_relay::arm_result::armed) {
-      slept = true;
-      return std::noop_coroutine();
-    }
-    return h;
-  }
-
-  // The relay's view of this wait (wait_relay::hook_ops).
-  static bool relay_stop(void* hook) noexcept {
-    return static_cast<list_awaitable*>(static_cast<detail::wait_relay::hook*>(hook))->stop_requested();
-  }
-  static void relay_resume(void* hook) noexcept {
-    static_cast<list_awaitable*>(static_cast<detail::wait_relay::hook*>(hook))->complete();
-  }
-  static constexpr detail::wait_relay::hook_ops relay_ops{&relay_stop, &relay_resume};
-
-  // The stop callback. It writes stopped_ only after it won the claim (a
-  // loser touches nothing more) and before the waiter's release and the
-  // guard's exchange, which order it before await_suspend / complete() read it.
-  bool stop_requested() noexcept {
-    return wait_.try_abort([this]() noexcept { stopped_ = true; });
-  }
 
   template <class Token>
   void register_stop(const Token& token) noexcept {
@@ -956,30 +1081,9 @@ class list_awaitable : private detail::wait_relay::hook {
     if (void (*const destroy)(void*) noexcept = std::exchange(stop_destroy_, nullptr)) destroy(stop_);
   }
 
-  // The frame is destroyed while the coroutine waits here.
-  // Its stop callback goes first (it can no longer claim); then the waiter
-  // leaves, or, chosen, passes a permit on. A stop that won is a claim too
-  // (aborted, released, not transferable): nothing to pass on.
-  void abandon() noexcept {
-    if (relay_ != nullptr)
-      relay_->unpublish(*this);  // the task's stop callback no longer sees it
-    else
-      destroy_stop_callback();
-    wait_.cancel();
-    stage_ = stage::done;
-  }
-
-  Wait wait_;
   resume_target target_;
-  detail::wait_relay* relay_ = nullptr;  // the task's relay, when the wait uses one
-  ::rouse::detail::atomic<std::uint32_t> phase_{arming};
-  stage stage_ = stage::idle;
-  bool stopped_ = false;
-  bool kept_permit_ = false;  // the check or the re-check took a permit
-  bool suspended_ = false;    // registered and slept: its claim says what it holds
   void (*stop_destroy_)(void*) noexcept = nullptr;
   alignas(void*) unsigned char stop_[stop_storage];
-  [[no_unique_address]] std::conditional_t<acts_when_asleep, sleep_act, no_sleep_act> act_{};
 };
 #endif  // ROUSE_DETAIL_ASYNC_LIST_COROUTINES
 

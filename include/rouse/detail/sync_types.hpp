@@ -193,6 +193,15 @@ enum class model_fault : unsigned {
   // async::waiter_list: a cancelled waiter that had already been notified
   // does not pass the notification on.
   async_cancel_drops_notification,
+  // async::waiter_list: a coroutine wait's arming guard (list_turn) is armed
+  // with a store, not an exchange, so a wake that came while the wait armed
+  // (woken) is overwritten and nobody resumes the coroutine.
+  async_list_guard_arms_with_store,
+  // async::waiter_list: a coroutine wait that sleeps marks slept() after
+  // its sleep act (the condition variable's unlock) ran, not before the
+  // arm: a wake may already have resumed the coroutine and its frame may
+  // be gone.
+  async_list_act_marks_slept_after,
   // async::waiter_list: a push into the empty list's slot is a relaxed
   // compare-exchange: it does not publish the node to the notifier that
   // locks the word and reads it (nor is it the Dekker store B1).
