@@ -13,9 +13,9 @@
 // task's one, relayed: wait_relay).
 //
 //   notify_vs_arming            two notify_one against a wait that checks,
-//                               registers and arms: one completion, normal
-//                               (also when the re-check took a permit while
-//                               the other notify claimed it: passed on)
+//                               registers and arms: one completion, normal,
+//                               and at most one notification left stored
+//                               (a notify stores one, not a count)
 //   stop_vs_notify_own          a notify_one and a stop (the wait's own
 //                               callback) race the arm: one completion;
 //                               stopped exactly when the stop won (then the
@@ -23,7 +23,9 @@
 //                               won, even if the stop came too
 //   stop_vs_notify_own_armed    the same, the stop made only once the arm
 //                               returned (the wait sleeps, or went on)
-//   stop_vs_notify_relay        the same through the task's relay
+//   stop_vs_notify_relay        the same through the task's relay, which
+//                               is free again at the end (usable() for
+//                               the task's next wait)
 //   stop_vs_notify_relay_armed  the same, the stop after the arm
 //   cv_act_when_asleep          a condition variable's wait with its sleep
 //                               act (counted) against a notify_one and a
@@ -50,7 +52,14 @@
 //   wait_relay_wake_ignores_pin          (wait_relay.hpp) a wake that finds
 //                                        the wait pinned by the stop resumes
 //                                        it too: in stop_vs_notify_relay(_armed)
-//                                        the coroutine completes twice
+//                                        the coroutine completes twice (an
+//                                        assertion, or the stop's late claim
+//                                        in the frame that completion freed)
+//   async_list_relay_self_claim_keeps_relay  a wait stopped through the relay
+//                                        while it armed claims itself but
+//                                        leaves the relay taken: in
+//                                        stop_vs_notify_relay, not usable()
+//                                        at the end (assertion)
 #include <cstdint>
 #include <optional>
 
@@ -138,6 +147,7 @@ struct coroutine {
       o = w.arm(token, relay, [&]() noexcept { w.callback.emplace(token, typename model_wait<P>::own_stop{&w}); });
     arm_slept.store(o == outcome::suspended ? 1 : 0, std::memory_order_relaxed);
     if (o != outcome::suspended) {
+      RL_ASSERT((o == outcome::stopped) == w.stopped());  // the arm says how it completed
       if (o == outcome::stopped) w.callback.reset();  // await_suspend's own stopped completion
       go_on();
     }
@@ -221,6 +231,7 @@ struct stop_vs_notify : rl::test_suite<stop_vs_notify<Relay, AfterArmed>, 3> {
     // stopped (the notify stored).
     bool const stopped = co.stopped.load(std::memory_order_relaxed) == 1;
     RL_ASSERT(take_permit(*n) == stopped);
+    if (Relay) RL_ASSERT(relay.usable());  // free for the task's next wait
     n.destroy();
   }
 };
@@ -282,10 +293,17 @@ int main() {
   }
   {
     rd::model_fault_scope fault(rd::model_fault::wait_relay_wake_ignores_pin);
+    failures += rouse_model::expect_failure_either<stop_vs_notify<true, false>>(
+        "async_list_turn.broken_relay_wake_ignores_pin", rl::test_result_user_assert_failed,
+        rl::test_result_access_to_freed_memory, iterations);
+    failures += rouse_model::expect_failure_either<stop_vs_notify<true, true>>(
+        "async_list_turn.broken_relay_wake_ignores_pin_armed", rl::test_result_user_assert_failed,
+        rl::test_result_access_to_freed_memory, iterations);
+  }
+  {
+    rd::model_fault_scope fault(rd::model_fault::async_list_relay_self_claim_keeps_relay);
     failures += rouse_model::expect_failure<stop_vs_notify<true, false>>(
-        "async_list_turn.broken_relay_wake_ignores_pin", rl::test_result_user_assert_failed, iterations);
-    failures += rouse_model::expect_failure<stop_vs_notify<true, true>>(
-        "async_list_turn.broken_relay_wake_ignores_pin_armed", rl::test_result_user_assert_failed, iterations);
+        "async_list_turn.broken_relay_self_claim_keeps_relay", rl::test_result_user_assert_failed, iterations);
   }
   return failures == 0 ? 0 : 1;
 }

@@ -202,6 +202,11 @@ enum class model_fault : unsigned {
   // arm: a wake may already have resumed the coroutine and its frame may
   // be gone.
   async_list_act_marks_slept_after,
+  // async::waiter_list: a coroutine wait stopped through the task's relay
+  // while it armed claims itself but does not end the stop in the relay
+  // (end_stopped()): the relay stays taken, and the task's next wait
+  // cannot use it.
+  async_list_relay_self_claim_keeps_relay,
   // async::waiter_list: a push into the empty list's slot is a relaxed
   // compare-exchange: it does not publish the node to the notifier that
   // locks the word and reads it (nor is it the Dekker store B1).
