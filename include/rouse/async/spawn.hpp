@@ -64,6 +64,7 @@
 #include <utility>
 #include <variant>
 
+#include "rouse/async/detail/scope_count.hpp"
 #include "rouse/async/executor.hpp"
 #include "rouse/async/run_loop.hpp"
 #include "rouse/async/stop_token.hpp"
@@ -391,8 +392,7 @@ class task_scope {
   // would count out into freed memory. Typically the scope was a local of a
   // task that a stop unwound before it reached join(); see docs/io.md.
   ~task_scope() {
-    // Ordering: relaxed: after a join() returned (its acquire), zero.
-    if (count_.load(std::memory_order_relaxed) >> 1 != 0) [[unlikely]]
+    if (count_.tasks() != 0) [[unlikely]]  // after a join() returned (its acquire): zero
       ::rouse::detail::report_misuse("rouse::async::task_scope",
                                      "destroyed while tasks spawned into it are running (join() first)");
   }
@@ -406,12 +406,11 @@ class task_scope {
     // destroys it and counts it out (no driver frame).
     auto const h = t.release();
     detail::task_promise_base::bind_detached(h, &s.get_executor(), stop_.get_token(), &detail::scope_task_ended<T>, this);
-    // Ordering: relaxed: the count's decrement is what join() synchronizes with.
-    count_.fetch_add(2, std::memory_order_relaxed);
+    count_.add();
     s.get_executor().schedule(h);
   }
   // Tasks spawned and not yet completed (a snapshot).
-  [[nodiscard]] std::size_t size() const noexcept { return count_.load(std::memory_order_relaxed) >> 1; }
+  [[nodiscard]] std::size_t size() const noexcept { return count_.tasks(); }
   // Asks every task spawned into the scope (before or after) to stop.
   void request_stop() noexcept { stop_.request_stop(); }
 
@@ -420,11 +419,11 @@ class task_scope {
    public:
     using rouse_affine = void;
     explicit join_awaiter(task_scope* s) noexcept : scope_(s) {}
-    bool await_ready() const noexcept { return scope_->count_.load(std::memory_order_acquire) == 0; }
+    bool await_ready() const noexcept { return scope_->count_.idle(); }
     template <class P>
     bool await_suspend(std::coroutine_handle<P> h) noexcept {
       target_ = resume_target(h);
-      return scope_->register_joiner(coroutine_waker(target_));
+      return scope_->count_.register_joiner(coroutine_waker(target_));
     }
     void await_resume() const noexcept {}
 
@@ -434,49 +433,20 @@ class task_scope {
   };
   join_awaiter join() noexcept { return join_awaiter(this); }
   void join_blocking() noexcept {
-    if (count_.load(std::memory_order_acquire) == 0) return;
+    if (count_.idle()) return;
     thread_parker p;
-    if (register_joiner(thread_waker(p))) p.park();
+    if (count_.register_joiner(thread_waker(p))) p.park();
   }
 
  private:
   friend void detail::scope_count_out(task_scope*) noexcept;
-  // Counts: bit 0 = a joiner waits; the rest = tasks running (<< 1).
-  bool register_joiner(waker w) noexcept {
-    // Ordering: relaxed; a diagnosis (the joiner's bit is ours to set).
-    ROUSE_CHECK_USAGE((count_.load(std::memory_order_relaxed) & 1) == 0, "rouse::async::task_scope",
-                      "join() while another join() of the same scope waits");
-    joiner_ = std::move(w);
-    // Ordering: acq_rel: publishes joiner_; sees the completions so far.
-    std::size_t const before = count_.fetch_or(1, std::memory_order_acq_rel);
-    if ((before >> 1) != 0) return true;
-    // Nothing runs: withdraw, unless a task was spawned meanwhile (then its
-    // completion will wake us).
-    std::size_t expected = 1;
-    if (!count_.compare_exchange_strong(expected, 0, std::memory_order_acq_rel, std::memory_order_relaxed))
-      return true;
-    joiner_.reset();
-    return false;
-  }
-  void count_out() noexcept {
-    // Ordering: acq_rel: the task's effects reach the joiner; acquire takes joiner_.
-    std::size_t const before = count_.fetch_sub(2, std::memory_order_acq_rel);
-    if (before != 3) return;  // not the last task, or no joiner
-    // The last task and a joiner waits: wake it, unless a new spawn came in
-    // meanwhile (its completion will).
-    std::size_t expected = 1;
-    if (!count_.compare_exchange_strong(expected, 0, std::memory_order_acq_rel, std::memory_order_relaxed)) return;
-    waker w = std::move(joiner_);
-    std::move(w).wake();
-  }
 
-  std::atomic<std::size_t> count_{0};
-  waker joiner_;
+  detail::scope_count count_;  // the tasks running and the joiner (detail/scope_count.hpp)
   inplace_stop_source stop_;
 };
 
 namespace detail {
-inline void scope_count_out(task_scope* scope) noexcept { scope->count_out(); }
+inline void scope_count_out(task_scope* scope) noexcept { scope->count_.count_out(); }
 }  // namespace detail
 
 namespace detail {

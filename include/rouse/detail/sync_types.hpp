@@ -207,6 +207,11 @@ enum class model_fault : unsigned {
   // (end_stopped()): the relay stays taken, and the task's next wait
   // cannot use it.
   async_list_relay_self_claim_keeps_relay,
+  // async::task_scope (detail/scope_count.hpp): the last task's count_out
+  // decrements, then clears the joiner bit in a second step, so a task
+  // spawned from outside and ending meanwhile may wake the joiner first and
+  // the scope may be gone before that second step.
+  async_scope_count_out_two_steps,
   // async::waiter_list: a push into the empty list's slot is a relaxed
   // compare-exchange: it does not publish the node to the notifier that
   // locks the word and reads it (nor is it the Dekker store B1).
