@@ -40,8 +40,8 @@
 // std::unique_lock with std::adopt_lock / std::try_to_lock (try_lock() and
 // unlock() are std's).
 //
-// sizeof: mutex 24 bytes (32 in debug builds: its semaphore's permit count); guard one pointer; a lock() awaitable 248 bytes
-// in the awaiting frame (the semaphore's acquire awaitable and the mutex's
+// sizeof: mutex 24 bytes (32 in debug builds: its semaphore's permit
+// count); guard one pointer; a lock() awaitable 248 bytes in the awaiting frame (the semaphore's acquire awaitable and the mutex's
 // address: a ready lock writes 48 of them, the queued wait is built in
 // place only when it must wait); no allocation per wait. Fairness: FIFO,
 // hand-off. Cost with nobody waiting: lock / try_lock one load and one CAS;

@@ -58,8 +58,8 @@
 // std::lock_guard outliving its mutex would). A request for more permits
 // than will ever exist waits until close().
 //
-// sizeof: semaphore 24 bytes (32 in debug builds: the permits alive); an acquire() awaitable 240 bytes in the
-// awaiting frame, of which a ready acquire writes the first 40 (semaphore,
+// sizeof: semaphore 24 bytes (32 in debug builds: the permits alive); an
+// acquire() awaitable 240 bytes in the awaiting frame, of which a ready acquire writes the first 40 (semaphore,
 // request, flag): the queued wait (list_awaitable: waiter, node, arming
 // guard, stop callback; 200 bytes) is built in place only when it must
 // wait; no allocation per wait. Fairness: strictly FIFO (above).

@@ -34,8 +34,9 @@
 // (they wait); destroying it locked or with waiters (debug: "destroyed
 // while locked").
 //
-// sizeof: shared_mutex 24 bytes (32 in debug builds: its semaphore's permit count); a guard one pointer; a lock awaitable 248
-// bytes in the awaiting frame (as async::mutex's: the queued wait is built
+// sizeof: shared_mutex 24 bytes (32 in debug builds: its semaphore's
+// permit count); a guard one pointer; a lock awaitable 248 bytes in the
+// awaiting frame (as async::mutex's: the queued wait is built
 // in place only when it must wait); no allocation per wait. Fairness: FIFO
 // between readers and writers. Cost with nobody waiting: every lock one
 // load and one CAS, every unlock one load and one fetch_add; no lock, no
