@@ -37,6 +37,7 @@
 #include "rouse/semaphore.hpp"
 #include "stress.hpp"
 
+namespace async_blocking_stress {
 namespace {
 using namespace std::chrono_literals;
 namespace ra = rouse::async;
@@ -352,3 +353,4 @@ INSTANTIATE_TEST_SUITE_P(paths, async_blocking_stress, ::testing::Values(path::n
                          path_name);
 
 }  // namespace
+}  // namespace async_blocking_stress

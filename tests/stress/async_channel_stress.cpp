@@ -24,6 +24,7 @@
 #include "rouse/async/thread_pool.hpp"
 #include "stress.hpp"
 
+namespace async_channel_stress {
 namespace {
 namespace ch = rouse::async::channel;
 using namespace std::chrono_literals;
@@ -350,3 +351,4 @@ TEST(async_channel_stress, a_recv_stopped_while_being_woken_takes_the_value_once
 }
 
 }  // namespace
+}  // namespace async_channel_stress

@@ -49,6 +49,7 @@
 #include "rouse/async/timeout.hpp"
 #include "stress.hpp"
 
+namespace async_coordination_stress {
 namespace {
 
 namespace ra = rouse::async;
@@ -434,3 +435,4 @@ TEST(async_coordination_stress, timed_acquires_racing_releases_return_every_perm
 }
 
 }  // namespace
+}  // namespace async_coordination_stress

@@ -22,6 +22,7 @@
 #include "stress.hpp"
 #include "threads.hpp"
 
+namespace async_core_stress {
 namespace {
 
 using namespace std::chrono_literals;
@@ -222,3 +223,4 @@ TEST(async_core_stress, when_any_with_outside_stop_racing) {
 }
 
 }  // namespace
+}  // namespace async_core_stress

@@ -29,6 +29,7 @@
 #include "rouse/async/thread_pool.hpp"
 #include "stress.hpp"
 
+namespace async_lock_stress {
 namespace {
 namespace ra = rouse::async;
 
@@ -271,3 +272,4 @@ TEST(async_lock_stress, shared_mutex_readers_never_overlap_a_writer) {
 }
 
 }  // namespace
+}  // namespace async_lock_stress

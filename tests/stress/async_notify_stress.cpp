@@ -29,6 +29,7 @@
 #include "rouse/async/stop_token.hpp"
 #include "stress.hpp"
 
+namespace async_notify_stress {
 namespace {
 
 namespace ra = rouse::async;
@@ -299,3 +300,4 @@ TEST(async_notify_stress, notify_one_loses_no_wake_up_among_threads_and_coroutin
 }
 
 }  // namespace
+}  // namespace async_notify_stress

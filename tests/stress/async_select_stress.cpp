@@ -29,6 +29,7 @@
 #include "rouse/async/thread_pool.hpp"
 #include "stress.hpp"
 
+namespace async_select_stress {
 namespace {
 namespace ch = rouse::async::channel;
 using namespace std::chrono_literals;
@@ -275,3 +276,4 @@ TEST(async_select_stress, a_notify_branch_beside_a_busy_channel_loses_no_notific
 }
 
 }  // namespace
+}  // namespace async_select_stress

@@ -20,6 +20,7 @@
 #include "stress.hpp"
 #include "threads.hpp"
 
+namespace async_thread_pool_stress {
 namespace {
 
 using namespace std::chrono_literals;
@@ -267,3 +268,4 @@ TEST(async_thread_pool_stress, sleeping_coroutines_raced_by_cancels_resume_exact
 }
 
 }  // namespace
+}  // namespace async_thread_pool_stress

@@ -24,6 +24,7 @@
 #include "rouse/thread_parker.hpp"
 #include "stress.hpp"
 
+namespace async_waker_stress {
 namespace {
 
 using rouse::async::idle_notify;
@@ -237,3 +238,4 @@ TEST(async_waker_stress, atomic_waker_thread_consumer_sees_every_item_once) {
 }
 
 }  // namespace
+}  // namespace async_waker_stress

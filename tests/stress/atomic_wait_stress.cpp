@@ -16,6 +16,7 @@
 #include "../../src/platform/parking_table.hpp"
 #include "stress.hpp"
 
+namespace atomic_wait_stress {
 namespace {
 
 using namespace std::chrono_literals;
@@ -134,3 +135,4 @@ TYPED_TEST(atomic_wait_stress, short_timeouts_racing_notifies_on_neighbours) {
 }
 
 }  // namespace
+}  // namespace atomic_wait_stress

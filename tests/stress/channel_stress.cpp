@@ -14,6 +14,7 @@
 #include "rouse/channel/select.hpp"
 #include "stress.hpp"
 
+namespace channel_stress {
 namespace {
 
 namespace ch = rouse::channel;
@@ -219,3 +220,4 @@ TEST(channel_stress, select_consumers_over_a_ticket_ring_take_each_message_exact
 }
 
 }  // namespace
+}  // namespace channel_stress

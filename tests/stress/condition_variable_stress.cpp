@@ -19,6 +19,7 @@
 #include "rouse/mutex.hpp"
 #include "stress.hpp"
 
+namespace condition_variable_stress {
 namespace {
 
 using namespace std::chrono_literals;
@@ -435,3 +436,4 @@ TEST(condition_variable_stress, notify_one_returns_never_exceed_the_notifies_run
 }
 
 }  // namespace
+}  // namespace condition_variable_stress

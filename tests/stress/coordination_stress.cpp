@@ -19,6 +19,7 @@
 #include "rouse/thread_parker.hpp"
 #include "stress.hpp"
 
+namespace coordination_stress {
 namespace {
 
 using namespace std::chrono_literals;
@@ -428,3 +429,4 @@ TEST(thread_parker_stress, ping_pong_of_two_parkers) {
 }
 
 }  // namespace
+}  // namespace coordination_stress

@@ -51,6 +51,7 @@
 #include "rouse/thread_parker.hpp"
 #include "stress.hpp"
 
+namespace destroy_at_once_stress {
 #if defined(ROUSE_TEST_ASAN)
 // A blocked channel operation's context lives in its stack frame: with
 // fake stacks, a waker that touched the frame after the operation returned
@@ -601,3 +602,4 @@ TEST(destroy_at_once, select_case_after_a_rendezvous_send) {
 }
 
 }  // namespace
+}  // namespace destroy_at_once_stress

@@ -23,6 +23,7 @@
 #include "rouse/io/tcp.hpp"
 #include "stress.hpp"
 
+namespace io_echo_stress {
 namespace {
 using rouse::async::scheduler;
 using rouse::async::task;
@@ -179,3 +180,4 @@ INSTANTIATE_TEST_SUITE_P(backends, io_echo_stress, ::testing::ValuesIn(rouse_tes
                          rouse_test::io_backend_name);
 
 }  // namespace
+}  // namespace io_echo_stress

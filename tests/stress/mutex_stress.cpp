@@ -14,6 +14,7 @@
 #include "rouse/recursive_mutex.hpp"
 #include "stress.hpp"
 
+namespace mutex_stress {
 namespace {
 
 using namespace std::chrono_literals;
@@ -164,3 +165,4 @@ TEST(recursive_mutex_stress, timed_nested_locking) {
 }
 
 }  // namespace
+}  // namespace mutex_stress

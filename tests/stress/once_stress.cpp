@@ -12,6 +12,7 @@
 #include "rouse/once.hpp"
 #include "stress.hpp"
 
+namespace once_stress {
 namespace {
 
 TEST(once_stress, every_flag_runs_once_however_many_race) {
@@ -68,3 +69,4 @@ TEST(once_stress, failing_runs_are_retried_until_one_succeeds) {
 }
 
 }  // namespace
+}  // namespace once_stress

@@ -15,6 +15,7 @@
 #include "counted.hpp"
 #include "stress.hpp"
 
+namespace oneshot_stress {
 namespace {
 
 using namespace std::chrono_literals;
@@ -141,3 +142,4 @@ TEST(oneshot_stress, request_reply_round_trips) {
 }
 
 }  // namespace
+}  // namespace oneshot_stress

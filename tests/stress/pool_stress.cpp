@@ -15,6 +15,7 @@
 #include "rouse/pool/pool.hpp"
 #include "stress.hpp"
 
+namespace pool_stress {
 namespace {
 
 using namespace std::chrono_literals;
@@ -193,3 +194,4 @@ TEST(pool_stress, exceptions_in_a_loop_leave_the_pool_usable) {
 }
 
 }  // namespace
+}  // namespace pool_stress

@@ -14,6 +14,7 @@
 #include "rouse/shared_mutex.hpp"
 #include "stress.hpp"
 
+namespace shared_mutex_stress {
 namespace {
 
 using namespace std::chrono_literals;
@@ -210,3 +211,4 @@ TEST(shared_mutex_stress, a_reader_is_not_starved_by_a_writer_stream) {
 }
 
 }  // namespace
+}  // namespace shared_mutex_stress

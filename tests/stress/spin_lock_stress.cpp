@@ -9,6 +9,7 @@
 #include "rouse/spin_lock.hpp"
 #include "stress.hpp"
 
+namespace spin_lock_stress {
 namespace {
 
 TEST(spin_lock_stress, mutual_exclusion_with_more_threads_than_cores) {
@@ -38,3 +39,4 @@ TEST(spin_lock_stress, mutual_exclusion_with_more_threads_than_cores) {
 }
 
 }  // namespace
+}  // namespace spin_lock_stress

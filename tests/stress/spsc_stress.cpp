@@ -14,6 +14,7 @@
 #include "counted.hpp"
 #include "stress.hpp"
 
+namespace spsc_stress {
 namespace {
 
 using namespace std::chrono_literals;
@@ -127,3 +128,4 @@ TEST(spsc_stress, close_racing_sends_destroys_every_element_once) {
 }
 
 }  // namespace
+}  // namespace spsc_stress

@@ -16,6 +16,7 @@
 #include "../../src/platform/wait_testing.hpp"
 #include "stress.hpp"
 
+namespace wait_stress {
 namespace {
 
 using namespace std::chrono_literals;
@@ -174,3 +175,4 @@ TEST(wait_stress, short_timeouts_racing_wakes) {
 }
 
 }  // namespace
+}  // namespace wait_stress

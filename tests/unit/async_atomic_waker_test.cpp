@@ -14,6 +14,7 @@
 #include "rouse/async/waker.hpp"
 #include "rouse/thread_parker.hpp"
 
+namespace async_atomic_waker_test {
 namespace {
 
 using rouse::async::atomic_waker;
@@ -217,3 +218,4 @@ TEST(async_atomic_waker_death, concurrent_register_is_diagnosed) {
 #endif
 
 }  // namespace
+}  // namespace async_atomic_waker_test

@@ -26,6 +26,7 @@
 #include "rouse/async/thread_pool.hpp"
 #include "rouse/async/timeout.hpp"
 
+namespace async_barrier_test {
 namespace {
 using namespace std::chrono_literals;
 using clk = std::chrono::steady_clock;
@@ -281,3 +282,4 @@ TEST(async_barrier_death, destroying_a_barrier_with_a_waiter_is_diagnosed) {
 #endif
 
 }  // namespace
+}  // namespace async_barrier_test

@@ -47,6 +47,7 @@
 #include "eventually.hpp"
 #include "self_ending.hpp"
 
+namespace async_blocking_test {
 namespace {
 using namespace std::chrono_literals;
 namespace ra = rouse::async;
@@ -822,3 +823,4 @@ TEST(async_wait_on, sizes_are_documented) {
 }
 
 }  // namespace
+}  // namespace async_blocking_test

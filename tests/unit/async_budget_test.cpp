@@ -25,6 +25,7 @@
 #include "rouse/async/task.hpp"
 #include "rouse/async/thread_pool.hpp"
 
+namespace async_budget_test {
 namespace {
 namespace ra = rouse::async;
 namespace ch = rouse::async::channel;
@@ -319,3 +320,4 @@ TEST(async_budget, yield_on_a_pool_lets_the_lifo_slot_run) {
 }
 
 }  // namespace
+}  // namespace async_budget_test

@@ -26,6 +26,7 @@
 #include "rouse/async/task.hpp"
 #include "rouse/async/timeout.hpp"
 
+namespace async_channel_test {
 namespace {
 namespace ch = rouse::async::channel;
 using namespace std::chrono_literals;
@@ -1194,3 +1195,4 @@ TEST(async_channel, an_unbounded_channel_gives_its_memory_back_after_a_burst) {
 }
 
 }  // namespace
+}  // namespace async_channel_test

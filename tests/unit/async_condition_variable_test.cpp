@@ -29,6 +29,7 @@
 #include "rouse/async/task.hpp"
 #include "rouse/async/thread_pool.hpp"
 
+namespace async_condition_variable_test {
 namespace {
 using namespace std::chrono_literals;
 using clk = std::chrono::steady_clock;
@@ -475,3 +476,4 @@ TEST(async_condition_variable_death, destroying_a_condition_variable_with_a_wait
 #endif
 
 }  // namespace
+}  // namespace async_condition_variable_test

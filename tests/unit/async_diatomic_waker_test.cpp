@@ -19,6 +19,7 @@
 #include <thread>
 #include <vector>
 
+namespace async_diatomic_waker_test {
 namespace {
 
 using rouse::async::diatomic_waker;
@@ -692,3 +693,4 @@ TEST(async_diatomic_waker_death, idle_notify_on_an_rmw_waker_is_diagnosed) {
 #endif
 
 }  // namespace
+}  // namespace async_diatomic_waker_test

@@ -23,6 +23,7 @@
 #include "rouse/async/stop_token.hpp"
 #include "async_test_loop.hpp"
 
+namespace async_event_test {
 namespace {
 namespace ra = rouse::async;
 
@@ -310,3 +311,4 @@ TEST(async_event_death, destroying_an_event_with_a_waiter_is_diagnosed) {
 #endif
 
 }  // namespace
+}  // namespace async_event_test

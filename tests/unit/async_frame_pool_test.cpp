@@ -22,6 +22,7 @@
 #include "rouse/async/task.hpp"
 #include "rouse/async/thread_pool.hpp"
 
+namespace async_frame_pool_test {
 namespace {
 
 namespace ra = rouse::async;
@@ -243,3 +244,4 @@ TEST(async_frame_pool, scope_spawns_allocate_nothing_once_warm_on_a_pool) {
 }
 
 }  // namespace
+}  // namespace async_frame_pool_test

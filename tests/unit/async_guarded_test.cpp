@@ -13,6 +13,7 @@
 
 #include "async_test_loop.hpp"
 
+namespace async_guarded_test {
 namespace {
 namespace ra = rouse::async;
 using namespace std::chrono_literals;
@@ -102,3 +103,4 @@ TEST(async_guarded, a_thread_and_a_task_share_the_data) {
 }
 
 }  // namespace
+}  // namespace async_guarded_test

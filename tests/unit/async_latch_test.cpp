@@ -24,6 +24,7 @@
 #include "rouse/async/task.hpp"
 #include "rouse/async/timeout.hpp"
 
+namespace async_latch_test {
 namespace {
 using namespace std::chrono_literals;
 using clk = std::chrono::steady_clock;
@@ -306,3 +307,4 @@ TEST(async_latch_death, destroying_a_latch_with_a_waiter_is_diagnosed) {
 #endif
 
 }  // namespace
+}  // namespace async_latch_test

@@ -18,6 +18,7 @@
 #include "async_test_loop.hpp"
 #include "rouse/async/stop_token.hpp"
 
+namespace async_mutex_test {
 namespace {
 namespace ra = rouse::async;
 using namespace std::chrono_literals;
@@ -259,3 +260,4 @@ TEST(async_mutex_death, destroying_a_locked_mutex_is_diagnosed) {
 #endif
 
 }  // namespace
+}  // namespace async_mutex_test

@@ -26,6 +26,7 @@
 #include "rouse/async/executor.hpp"
 #include "rouse/async/stop_token.hpp"
 
+namespace async_notify_test {
 namespace {
 namespace ra = rouse::async;
 
@@ -469,3 +470,4 @@ TEST(async_notify_death, destroying_a_notify_with_a_waiter_is_diagnosed) {
 #endif
 
 }  // namespace
+}  // namespace async_notify_test

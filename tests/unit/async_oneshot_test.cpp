@@ -14,6 +14,7 @@
 #include "rouse/async/run_loop.hpp"
 #include "rouse/async/task.hpp"
 
+namespace async_oneshot_test {
 namespace {
 namespace ch = rouse::async::channel;
 using namespace std::chrono_literals;
@@ -134,3 +135,4 @@ TEST(async_oneshot, a_stopped_recv_takes_nothing) {
 }
 
 }  // namespace
+}  // namespace async_oneshot_test

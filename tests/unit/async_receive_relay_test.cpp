@@ -22,6 +22,7 @@
 #include "rouse/async/task.hpp"
 #include "rouse/async/thread_pool.hpp"
 
+namespace async_receive_relay_test {
 namespace {
 namespace ra = rouse::async;
 namespace rch = rouse::async::channel;
@@ -254,3 +255,4 @@ TEST(async_receive_relay, receives_that_sleep_allocate_nothing) {
 }
 
 }  // namespace
+}  // namespace async_receive_relay_test

@@ -19,6 +19,7 @@
 #include "rouse/async/spawn.hpp"
 #include "threads.hpp"
 
+namespace async_run_loop_test {
 namespace {
 using namespace std::chrono_literals;
 using rouse::async::current_executor;
@@ -390,3 +391,4 @@ TEST(async_run_loop, destroyed_at_once_after_finish_from_outside) {
 }
 
 }  // namespace
+}  // namespace async_run_loop_test

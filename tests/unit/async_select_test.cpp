@@ -30,6 +30,7 @@
 #include "rouse/async/thread_pool.hpp"
 #include "rouse/async/timeout.hpp"
 
+namespace async_select_test {
 namespace {
 namespace ch = rouse::async::channel;
 using namespace std::chrono_literals;
@@ -678,3 +679,4 @@ TEST(async_select, select_blocking_a_losing_reserve_passes_its_slot_on) {
   }
 }
 }  // namespace
+}  // namespace async_select_test

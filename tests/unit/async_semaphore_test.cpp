@@ -29,6 +29,7 @@
 #define ASYNC_SEMAPHORE_TEST_TIMEOUT 1
 #endif
 
+namespace async_semaphore_test {
 namespace {
 namespace ra = rouse::async;
 using namespace std::chrono_literals;
@@ -731,3 +732,4 @@ TEST(async_semaphore_death, destroying_a_semaphore_with_a_waiter_is_diagnosed) {
 #endif
 
 }  // namespace
+}  // namespace async_semaphore_test

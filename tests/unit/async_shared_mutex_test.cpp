@@ -15,6 +15,7 @@
 #include "rouse/async/stop_token.hpp"
 #include "rouse/async/task.hpp"
 
+namespace async_shared_mutex_test {
 namespace {
 namespace ra = rouse::async;
 using namespace std::chrono_literals;
@@ -232,3 +233,4 @@ TEST(async_shared_mutex_death, destroying_it_locked_is_diagnosed) {
 #endif
 
 }  // namespace
+}  // namespace async_shared_mutex_test

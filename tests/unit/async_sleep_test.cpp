@@ -18,6 +18,7 @@
 #include "rouse/async/spawn.hpp"
 #include "rouse/async/task.hpp"
 
+namespace async_sleep_test {
 namespace {
 using namespace std::chrono_literals;
 using clk = std::chrono::steady_clock;
@@ -280,3 +281,4 @@ TEST(async_sleep, destroying_a_sleeping_coroutine_withdraws_its_timer) {
 }
 
 }  // namespace
+}  // namespace async_sleep_test

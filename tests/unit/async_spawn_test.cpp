@@ -21,6 +21,7 @@
 #include "rouse/async/timeout.hpp"
 #include "threads.hpp"
 
+namespace async_spawn_test {
 namespace {
 using namespace std::chrono_literals;
 using rouse::async::current_executor;
@@ -570,3 +571,4 @@ TEST(async_spawn_death, joining_an_empty_handle_is_diagnosed) {
 #endif
 
 }  // namespace
+}  // namespace async_spawn_test

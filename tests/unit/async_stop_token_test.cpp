@@ -13,6 +13,7 @@
 
 #include "threads.hpp"
 
+namespace async_stop_token_test {
 namespace {
 using rouse::async::inplace_stop_callback;
 using rouse::async::inplace_stop_source;
@@ -360,3 +361,4 @@ TEST(async_stop_token_death, destroying_a_source_with_a_registered_callback_is_d
 #endif
 
 }  // namespace
+}  // namespace async_stop_token_test

@@ -26,6 +26,7 @@
 #include "rouse/async/spawn.hpp"
 #include "rouse/async/when.hpp"
 
+namespace async_task_test {
 namespace {
 using namespace std::chrono_literals;
 using rouse::async::current_executor;
@@ -919,3 +920,4 @@ TEST(async_task_death, awaiting_a_task_twice_is_diagnosed) {
 #endif
 
 }  // namespace
+}  // namespace async_task_test

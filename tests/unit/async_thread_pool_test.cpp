@@ -30,6 +30,7 @@
 #include "rouse/config.hpp"
 #include "rouse/detail/diagnostics.hpp"
 
+namespace async_thread_pool_test {
 namespace {
 
 using namespace std::chrono_literals;
@@ -690,3 +691,4 @@ TEST(async_thread_pool, destroyed_at_once_after_a_timer_added_from_outside_fires
 }
 
 }  // namespace
+}  // namespace async_thread_pool_test

@@ -26,6 +26,7 @@
 #include "rouse/async/task.hpp"
 #include "rouse/async/timeout.hpp"
 
+namespace async_timeout_range_test {
 namespace {
 
 namespace ra = rouse::async;
@@ -200,3 +201,4 @@ TEST(async_timeout_range, deadlines_in_other_clocks_and_durations_at_both_ends) 
 }
 
 }  // namespace
+}  // namespace async_timeout_range_test

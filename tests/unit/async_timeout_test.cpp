@@ -35,6 +35,7 @@
 #include "counting_new.hpp"
 #include "rouse/latch.hpp"
 
+namespace async_timeout_test {
 namespace {
 namespace ra = rouse::async;
 using namespace std::chrono_literals;
@@ -571,3 +572,4 @@ TEST(async_timeout, a_fire_that_completes_another_timeout_of_its_round_inline_do
 }
 
 }  // namespace
+}  // namespace async_timeout_test

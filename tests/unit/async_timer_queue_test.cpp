@@ -16,6 +16,7 @@
 #include <set>
 #include <vector>
 
+namespace async_timer_queue_test {
 namespace {
 
 using rouse::async::timer_entry;
@@ -427,3 +428,4 @@ TEST(async_timer_queue_death, erase_from_another_queue_is_diagnosed) {
 #endif
 
 }  // namespace
+}  // namespace async_timer_queue_test

@@ -22,6 +22,7 @@
 #include "rouse/async/task.hpp"
 #include "rouse/async/thread_pool.hpp"
 
+namespace async_wait_relay_test {
 namespace {
 namespace ra = rouse::async;
 
@@ -284,3 +285,4 @@ TEST(async_wait_relay, a_frame_destroyed_while_its_relayed_wait_is_armed_leaves_
 }
 
 }  // namespace
+}  // namespace async_wait_relay_test

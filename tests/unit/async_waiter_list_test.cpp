@@ -28,6 +28,7 @@
 #include "rouse/async/executor.hpp"
 #include "rouse/async/stop_token.hpp"
 
+namespace async_waiter_list_test {
 namespace {
 namespace ra = rouse::async;
 using ra::check_result;
@@ -690,3 +691,4 @@ TEST(async_waiter_list_death, destroying_a_list_with_a_waiter_is_diagnosed) {
 #endif
 
 }  // namespace
+}  // namespace async_waiter_list_test

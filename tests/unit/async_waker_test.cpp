@@ -14,6 +14,7 @@
 #include "rouse/thread_parker.hpp"
 #include "threads.hpp"
 
+namespace async_waker_test {
 namespace {
 using rouse::async::waker;
 using rouse::async::waker_vtable;
@@ -304,3 +305,4 @@ TEST(async_waker, operation_stopped_says_what_it_is) {
 }
 
 }  // namespace
+}  // namespace async_waker_test

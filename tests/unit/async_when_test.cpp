@@ -20,6 +20,7 @@
 #include "rouse/async/spawn.hpp"
 #include "rouse/async/timeout.hpp"
 
+namespace async_when_test {
 namespace {
 using namespace std::chrono_literals;
 using rouse::async::operation_stopped;
@@ -352,3 +353,4 @@ TEST(async_when, a_coroutine_destroyed_while_it_waits_destroys_the_unended_child
 }
 
 }  // namespace
+}  // namespace async_when_test

@@ -20,6 +20,7 @@
 #include "rouse/platform/counters.hpp"
 #include "threads.hpp"
 
+namespace atomic_wait_test {
 namespace {
 
 using namespace std::chrono_literals;
@@ -328,3 +329,4 @@ TEST(atomic_wait, the_old_value_converts_to_the_atomics_type) {
 }
 
 }  // namespace
+}  // namespace atomic_wait_test

@@ -12,6 +12,7 @@
 #include "rouse/platform/counters.hpp"
 #include "threads.hpp"
 
+namespace barrier_test {
 namespace {
 
 using namespace std::chrono_literals;
@@ -178,3 +179,4 @@ TEST(barrier_death, destroying_with_a_sleeping_waiter_is_diagnosed) {
 #endif
 
 }  // namespace
+}  // namespace barrier_test

@@ -8,6 +8,7 @@
 #include <string>
 #include <string_view>
 
+namespace channel_result_test {
 namespace {
 
 namespace ch = rouse::channel;
@@ -120,3 +121,4 @@ TEST(channel_result, results_are_assignable_when_the_value_type_is_not) {
   EXPECT_EQ(*b, 1);
 }
 }  // namespace
+}  // namespace channel_result_test

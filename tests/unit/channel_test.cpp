@@ -27,6 +27,7 @@
 #include "rouse/platform/counters.hpp"
 #include "threads.hpp"
 
+namespace channel_test {
 namespace {
 
 namespace ch = rouse::channel;
@@ -823,3 +824,4 @@ TEST(channel_death, operation_on_an_empty_handle_is_diagnosed) {
 #endif
 
 }  // namespace
+}  // namespace channel_test

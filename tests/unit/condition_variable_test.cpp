@@ -32,6 +32,7 @@
 #include "rouse/shared_mutex.hpp"
 #include "threads.hpp"
 
+namespace condition_variable_test {
 namespace {
 
 using namespace std::chrono_literals;
@@ -1161,3 +1162,4 @@ TEST(condition_variable_any, destroyed_holding_the_mutex_a_notified_waiter_needs
 }
 
 }  // namespace
+}  // namespace condition_variable_test

@@ -20,6 +20,7 @@
 #include "rouse/spin_lock.hpp"
 #include "rouse/version.hpp"
 
+namespace config_mixed_test {
 namespace {
 
 namespace other = config_mixed::ndebug;
@@ -71,3 +72,4 @@ TEST(config, the_version_matches_the_package) {
 }
 
 }  // namespace
+}  // namespace config_mixed_test

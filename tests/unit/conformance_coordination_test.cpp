@@ -19,6 +19,7 @@
 #include "rouse/latch.hpp"
 #include "rouse/semaphore.hpp"
 
+namespace conformance_coordination_test {
 namespace {
 
 using namespace std::chrono_literals;
@@ -268,12 +269,12 @@ TYPED_TEST(semaphore_maximum_conformance, a_release_of_all_permits_wakes_a_block
 // is the std side here; rouse's are all constinit-able.
 
 template <class T>
-class constant_initialisation : public ::testing::Test {};
+class coordination_constant_initialisation : public ::testing::Test {};
 using constant_types = ::testing::Types<std::latch, rouse::latch, rouse::barrier<>, rouse::counting_semaphore<8>,
                                         rouse::binary_semaphore, rouse::counting_semaphore<two_40>>;
-TYPED_TEST_SUITE(constant_initialisation, constant_types);
+TYPED_TEST_SUITE(coordination_constant_initialisation, constant_types);
 
-TYPED_TEST(constant_initialisation, a_constinit_object_works) {
+TYPED_TEST(coordination_constant_initialisation, a_constinit_object_works) {
   static constinit TypeParam object(1);
   if constexpr (requires { object.count_down(); }) {
     object.count_down();
@@ -291,7 +292,7 @@ TYPED_TEST(constant_initialisation, a_constinit_object_works) {
   }
 }
 
-TYPED_TEST(constant_initialisation, constructed_and_destroyed_in_a_constant_expression) {
+TYPED_TEST(coordination_constant_initialisation, constructed_and_destroyed_in_a_constant_expression) {
   static_assert([] {
     TypeParam object(1);
     (void)object;
@@ -324,3 +325,4 @@ TYPED_TEST(binary_semaphore_conformance, ping_pong) {
 }
 
 }  // namespace
+}  // namespace conformance_coordination_test

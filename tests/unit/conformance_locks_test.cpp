@@ -20,6 +20,7 @@
 #include "rouse/recursive_mutex.hpp"
 #include "threads.hpp"
 
+namespace conformance_locks_test {
 namespace {
 
 using namespace std::chrono_literals;
@@ -248,11 +249,11 @@ TYPED_TEST(timed_lockable, timed_lock_succeeds_when_released_in_time) {
 // type is literal (constructed and destroyed in a constant expression).
 
 template <class M>
-class constant_initialisation : public ::testing::Test {};
+class lock_constant_initialisation : public ::testing::Test {};
 using constant_types = ::testing::Types<std::mutex, rouse::mutex, rouse::recursive_mutex>;
-TYPED_TEST_SUITE(constant_initialisation, constant_types);
+TYPED_TEST_SUITE(lock_constant_initialisation, constant_types);
 
-TYPED_TEST(constant_initialisation, a_constinit_mutex_locks) {
+TYPED_TEST(lock_constant_initialisation, a_constinit_mutex_locks) {
   static constinit TypeParam m;
   {
     std::lock_guard g(m);
@@ -261,7 +262,7 @@ TYPED_TEST(constant_initialisation, a_constinit_mutex_locks) {
   EXPECT_TRUE(other_thread_can_lock(m));
 }
 
-TYPED_TEST(constant_initialisation, constructed_and_destroyed_in_a_constant_expression) {
+TYPED_TEST(lock_constant_initialisation, constructed_and_destroyed_in_a_constant_expression) {
   static_assert([] {
     TypeParam m;
     (void)m;
@@ -302,3 +303,4 @@ TYPED_TEST(recursive_lockable, scoped_lock_of_a_held_recursive_mutex) {
 }
 
 }  // namespace
+}  // namespace conformance_locks_test

@@ -20,6 +20,7 @@
 #include "rouse/mutex.hpp"
 #include "rouse/shared_mutex.hpp"
 
+namespace conformance_rwcv_test {
 namespace {
 
 using namespace std::chrono_literals;
@@ -315,3 +316,4 @@ TYPED_TEST(cv_any_conformance, stop_request_interrupts_the_wait) {
 }
 
 }  // namespace
+}  // namespace conformance_rwcv_test

@@ -35,6 +35,7 @@
 #include "rouse/thread_parker.hpp"
 #include "threads.hpp"
 
+namespace constinit_test {
 namespace {
 
 using namespace std::chrono_literals;
@@ -225,3 +226,4 @@ TEST(constinit, constexpr_objects_are_in_their_initial_state) {
 }
 
 }  // namespace
+}  // namespace constinit_test

@@ -9,6 +9,7 @@
 #include <thread>
 #include <vector>
 
+namespace cpu_test {
 namespace {
 
 namespace p = rouse::platform;
@@ -52,3 +53,4 @@ TEST(cpu, pinning_to_no_cpu_or_a_cpu_out_of_reach_changes_nothing) {
 }
 
 }  // namespace
+}  // namespace cpu_test

@@ -28,6 +28,7 @@
 #include "rouse/shared_mutex.hpp"
 #include "rouse/thread_parker.hpp"
 
+namespace deadline_test {
 namespace {
 
 using namespace std::chrono_literals;
@@ -319,3 +320,4 @@ TEST(endless_timeout, spsc_recv_for) {
 }
 
 }  // namespace
+}  // namespace deadline_test

@@ -14,6 +14,7 @@
 #include "clocks.hpp"
 #include "rouse/detail/sync_types.hpp"
 
+namespace detail_deadline_test {
 namespace {
 
 using namespace std::chrono_literals;
@@ -102,3 +103,4 @@ TEST(wait_until_deadline, an_untimed_wait_is_woken) {
 }
 
 }  // namespace
+}  // namespace detail_deadline_test

@@ -13,6 +13,7 @@
 #include "rouse/platform/counters.hpp"
 #include "threads.hpp"
 
+namespace event_test {
 namespace {
 
 using namespace std::chrono_literals;
@@ -183,3 +184,4 @@ TEST(event, set_with_nobody_asleep_makes_no_system_call) {
 }
 
 }  // namespace
+}  // namespace event_test

@@ -12,6 +12,7 @@
 #include "rouse/platform/counters.hpp"
 #include "threads.hpp"
 
+namespace eventcount_test {
 namespace {
 
 using namespace std::chrono_literals;
@@ -183,3 +184,4 @@ TEST(eventcount_death, destroying_with_a_prepared_waiter_is_diagnosed) {
 #endif
 
 }  // namespace
+}  // namespace eventcount_test

@@ -51,6 +51,7 @@
 #include "rouse/shared_mutex.hpp"
 #include "rouse/thread_parker.hpp"
 
+namespace far_deadline_test {
 namespace {
 
 using std::chrono::hours;
@@ -703,3 +704,4 @@ TEST(far_past_deadline, select_until) {
 }
 
 }  // namespace
+}  // namespace far_deadline_test

@@ -19,6 +19,7 @@
 #include "rouse/platform/cpu.hpp"
 #include "rouse/recursive_mutex.hpp"
 
+namespace fork_test {
 namespace {
 
 namespace p = rouse::platform;
@@ -114,3 +115,4 @@ TEST(fork, not_tested_here) { GTEST_SKIP() << "fork() tests are Linux-only"; }
 #endif
 
 }  // namespace
+}  // namespace fork_test

@@ -16,6 +16,7 @@
 #include "rouse/shared_mutex.hpp"
 #include "rouse/spin_lock.hpp"
 
+namespace guarded_test {
 namespace {
 
 using namespace std::chrono_literals;
@@ -206,3 +207,4 @@ TEST(guarded_death, access_through_an_empty_guard_aborts) {
 #endif
 
 }  // namespace
+}  // namespace guarded_test

@@ -32,6 +32,7 @@
 #include "rouse/io/tcp.hpp"
 #include "rouse/platform/cpu.hpp"
 
+namespace io_per_core_test {
 namespace {
 using namespace std::chrono_literals;
 using rouse::async::inplace_stop_callback;
@@ -418,3 +419,4 @@ INSTANTIATE_TEST_SUITE_P(backends, io_per_core, ::testing::ValuesIn(rouse_test::
                          rouse_test::io_backend_name);
 
 }  // namespace
+}  // namespace io_per_core_test

@@ -33,6 +33,7 @@
 #include "rouse/io/tcp.hpp"
 #include "rouse/io/udp.hpp"
 
+namespace io_reactor_test {
 namespace {
 using namespace std::chrono_literals;
 using clk = std::chrono::steady_clock;
@@ -653,3 +654,4 @@ INSTANTIATE_TEST_SUITE_P(backends, io_reactor, ::testing::ValuesIn(rouse_test::i
                          rouse_test::io_backend_name);
 
 }  // namespace
+}  // namespace io_reactor_test

@@ -30,6 +30,7 @@
 #include "rouse/io/reactor.hpp"
 #include "rouse/io/tcp.hpp"
 
+namespace io_tcp_test {
 namespace {
 using namespace std::chrono_literals;
 using rouse::async::inplace_stop_source;
@@ -1131,3 +1132,4 @@ INSTANTIATE_TEST_SUITE_P(backends, io_tcp_cancel, ::testing::ValuesIn(rouse_test
                          rouse_test::io_backend_name);
 
 }  // namespace
+}  // namespace io_tcp_test

@@ -36,6 +36,7 @@
 #include "rouse/io/reactor.hpp"
 #include "self_ending.hpp"
 
+namespace io_wait_on_test {
 namespace {
 using namespace std::chrono_literals;
 using rouse::async::task;
@@ -436,3 +437,4 @@ INSTANTIATE_TEST_SUITE_P(backends, io_wait_on, ::testing::ValuesIn(rouse_test::i
                          rouse_test::io_backend_name);
 
 }  // namespace
+}  // namespace io_wait_on_test

@@ -12,6 +12,7 @@
 #include "rouse/platform/counters.hpp"
 #include "threads.hpp"
 
+namespace latch_test {
 namespace {
 
 using namespace std::chrono_literals;
@@ -164,3 +165,4 @@ TEST(latch_death, destroying_with_a_sleeping_waiter_is_diagnosed) {
 #endif
 
 }  // namespace
+}  // namespace latch_test

@@ -18,6 +18,7 @@
 #include "rouse/platform/counters.hpp"
 #include "threads.hpp"
 
+namespace mutex_test {
 namespace {
 
 using namespace std::chrono_literals;
@@ -455,3 +456,4 @@ TEST_F(mutex_death, destroying_a_locked_mutex_aborts) {
 #endif
 
 }  // namespace
+}  // namespace mutex_test

@@ -15,6 +15,7 @@
 #include "rouse/platform/counters.hpp"
 #include "threads.hpp"
 
+namespace once_test {
 namespace {
 
 using namespace std::chrono_literals;
@@ -149,3 +150,4 @@ TEST(call_once_death, calling_it_from_its_own_callable_aborts) {
 #endif
 
 }  // namespace
+}  // namespace once_test

@@ -16,6 +16,7 @@
 #include "rouse/platform/counters.hpp"
 #include "threads.hpp"
 
+namespace oneshot_test {
 namespace {
 
 using namespace std::chrono_literals;
@@ -268,3 +269,4 @@ TEST(oneshot_death, send_on_a_used_sender_is_diagnosed) {
 #endif
 
 }  // namespace
+}  // namespace oneshot_test

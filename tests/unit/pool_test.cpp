@@ -28,6 +28,7 @@
 #include "rouse/platform/counters.hpp"
 #include "rouse/platform/cpu.hpp"
 
+namespace pool_test {
 namespace {
 
 using namespace std::chrono_literals;
@@ -1078,3 +1079,4 @@ TEST(pool_death, a_grain_of_zero_is_diagnosed) {
 #endif
 
 }  // namespace
+}  // namespace pool_test

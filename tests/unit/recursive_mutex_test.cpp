@@ -15,6 +15,7 @@
 #include "rouse/platform/counters.hpp"
 #include "threads.hpp"
 
+namespace recursive_mutex_test {
 namespace {
 
 using namespace std::chrono_literals;
@@ -219,3 +220,4 @@ TEST_F(recursive_mutex_death, destroying_a_locked_mutex_aborts) {
 #endif
 
 }  // namespace
+}  // namespace recursive_mutex_test

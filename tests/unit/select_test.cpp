@@ -15,6 +15,7 @@
 #include "rouse/platform/counters.hpp"
 #include "threads.hpp"
 
+namespace select_test {
 namespace {
 
 namespace ch = rouse::channel;
@@ -276,3 +277,4 @@ TEST(select_death, the_same_case_object_listed_twice_is_diagnosed) {
 #endif
 
 }  // namespace
+}  // namespace select_test

@@ -21,6 +21,8 @@ struct rouse::detail::semaphore_wide_model_access {
   static void set_word(semaphore_wide& s, std::uint64_t v) { s.word_.store(v, std::memory_order_relaxed); }
 };
 
+namespace semaphore_test {
+
 namespace {
 
 using namespace std::chrono_literals;
@@ -356,3 +358,4 @@ TEST(semaphore_death, initial_count_past_max_is_diagnosed) {
 #endif
 
 }  // namespace
+}  // namespace semaphore_test

@@ -19,6 +19,7 @@
 #include "rouse/platform/counters.hpp"
 #include "threads.hpp"
 
+namespace shared_mutex_test {
 namespace {
 
 using namespace std::chrono_literals;
@@ -547,3 +548,4 @@ TEST(shared_mutex_death, destroyed_while_locked) {
 #endif
 
 }  // namespace
+}  // namespace shared_mutex_test

@@ -12,6 +12,7 @@
 #include "rouse/platform/counters.hpp"
 #include "threads.hpp"
 
+namespace spin_lock_test {
 namespace {
 
 using namespace std::chrono_literals;
@@ -145,3 +146,4 @@ TEST_F(spin_lock_death, destroying_a_locked_spin_lock_aborts) {
 #endif
 
 }  // namespace
+}  // namespace spin_lock_test

@@ -17,6 +17,7 @@
 #include "rouse/platform/cpu.hpp"
 #include "rouse/platform/wait.hpp"
 
+namespace spin_test {
 namespace {
 
 using namespace std::chrono_literals;
@@ -343,3 +344,4 @@ TEST(process_cpus, a_pinned_first_caller_still_gets_the_process_mask) {
 }
 
 }  // namespace
+}  // namespace spin_test

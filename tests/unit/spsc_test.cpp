@@ -22,6 +22,7 @@
 #include "rouse/platform/counters.hpp"
 #include "threads.hpp"
 
+namespace spsc_test {
 namespace {
 
 using namespace std::chrono_literals;
@@ -370,3 +371,4 @@ TEST(spsc_death, moved_from_handles_are_diagnosed) {
 #endif
 
 }  // namespace
+}  // namespace spsc_test

@@ -12,6 +12,7 @@
 #include "rouse/platform/counters.hpp"
 #include "threads.hpp"
 
+namespace thread_parker_test {
 namespace {
 
 using namespace std::chrono_literals;
@@ -148,3 +149,4 @@ TEST(thread_parker_death, two_threads_parked_at_once_is_diagnosed) {
 #endif
 
 }  // namespace
+}  // namespace thread_parker_test

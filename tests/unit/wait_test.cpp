@@ -30,6 +30,7 @@
 #include "rouse/platform/counters.hpp"
 #include "threads.hpp"
 
+namespace wait_test {
 namespace {
 
 using namespace std::chrono_literals;
@@ -497,3 +498,4 @@ TEST(wake_cost, follows_the_wakes_that_woke_a_thread) {
 }
 
 }  // namespace
+}  // namespace wait_test

@@ -29,6 +29,7 @@
 #include "rouse/detail/deadline.hpp"
 #include "rouse/platform/counters.hpp"
 
+namespace waiter_queue_test {
 namespace {
 
 namespace d = rouse::detail;
@@ -553,3 +554,4 @@ TEST(waiter_queue, releasing_a_thread_that_does_not_sleep_makes_no_system_call) 
 }
 
 }  // namespace
+}  // namespace waiter_queue_test
