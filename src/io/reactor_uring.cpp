@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdint>
+#include <thread>
 #include <vector>
 
 #include "batch.hpp"
@@ -430,12 +431,47 @@ void reactor::uring_remove(detail::registration* r) noexcept {
   bool const armed = r->poll_armed;
   if (armed) r->poll_removing = true;  // the registration stays until its completion came
   r->lock.unlock();
-  if (!armed) return;
-  uring_->lock.lock();
-  uring_->remove_poll(r, tag_removal(r));
-  unsigned const n = uring_->flush();
-  uring_->lock.unlock();
-  uring_submit_published(n);
+  if (armed) {
+    uring_->lock.lock();
+    uring_->remove_poll(r, tag_removal(r));
+    unsigned const n = uring_->flush();
+    uring_->lock.unlock();
+    uring_submit_published(n);
+  }
+  // The descriptor is closed (or given up) when this returns. A request
+  // names it by number, which the kernel looks up when it takes the
+  // request from the ring: one published but not taken yet (its submit
+  // failed: the kernel short of memory, or completions it holds without
+  // room; or another thread's submit not made yet) would run on whatever
+  // the number names by then. So every request published so far is
+  // submitted first, this object's and its cancels included.
+  uring_settle();
+}
+
+void reactor::uring_settle() noexcept {
+  for (;;) {
+    uring_->lock.lock();
+    unsigned const n = uring_->flush();  // published, not taken
+    if (n == 0) {
+      uring_->lock.unlock();
+      return;
+    }
+    // GETEVENTS also posts completions the kernel held for want of room.
+    int const rc =
+        io_uring_enter(static_cast<unsigned>(uring_->ring.ring_fd), n, 0, IORING_ENTER_GETEVENTS, nullptr);
+    bool taken = false;
+    if (rc < 0) {
+      // Room for the completions it holds: those waiting go to the
+      // backlog, for the loop (woken for them: it may sleep on a ring it
+      // found empty).
+      std::size_t const waiting = uring_->backlog.size();
+      uring_->take_completions();
+      taken = uring_->backlog.size() != waiting;
+    }
+    uring_->lock.unlock();
+    if (taken && !driven_here()) unpark();
+    if (rc < 0 && rc != -EINTR) std::this_thread::yield();  // short of memory: a moment, then again
+  }
 }
 
 bool reactor::kernel_ops_pending() noexcept {
@@ -784,6 +820,7 @@ bool reactor::uring_start() noexcept { return false; }
 void reactor::uring_stop() noexcept {}
 io_result<detail::registration*> reactor::uring_add(int) { return errno_code(ENOSYS); }
 void reactor::uring_remove(detail::registration*) noexcept {}
+void reactor::uring_settle() noexcept {}
 void reactor::uring_park(clock::time_point, bool) noexcept {}
 void reactor::arm_readiness(detail::registration*) noexcept {}
 void reactor::request_start(detail::op_base*) noexcept {}

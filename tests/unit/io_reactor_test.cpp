@@ -650,6 +650,62 @@ TEST(io_reactor_uring, a_loop_destroyed_right_after_a_close_ends) {
   }  // ~event_loop: a hang before
 }
 
+// io_uring, completion mode, where the kernel refuses a submit: a read
+// queued by the loop's thread, then its object closed in the same round.
+// The close's cancel could not be submitted, the descriptor was closed
+// anyway, and the read, still published, was taken by the loop's next enter
+// on whatever the number named by then: another socket's data went to the
+// closed object's read (which completed with it), not to that socket.
+TEST(io_reactor_uring, a_request_not_yet_submitted_never_runs_on_a_reused_descriptor) {
+  if (!rouse::io::reactor::io_uring_available()) GTEST_SKIP() << "io_uring is not available";
+  bool filtered = false;
+  std::string read_result;
+  std::string other_got;
+  std::thread t([&] {  // the filter stays with the thread that installs it
+    event_loop loop(rouse::io::backend::io_uring);
+    int sv[2];
+    ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
+    auto a = async_fd::adopt(loop, sv[0]);
+    ASSERT_TRUE(a);
+    filtered = rouse_test::fail_submit_only_enters();
+    int other[2] = {-1, -1};
+    loop.run_until_complete([](event_loop& loop, async_fd& a, int (&other)[2], std::string& read_result) -> task<void> {
+      rouse::async::task_scope scope;
+      std::byte buf[16];
+      scope.spawn(loop.get_scheduler(), [](async_fd& a, std::byte (&buf)[16], std::string& out) -> task<void> {
+        auto r = co_await a.read_some(buf);  // queued for the loop's next enter
+        out = r ? "read " + text_of(std::span(buf, *r)) : r.error().message();
+      }(a, buf, read_result));
+      co_await loop.get_scheduler().schedule();  // the reader runs and waits
+      int const number = a.native_handle();
+      a.close();
+      // A socket under the closed descriptor's number, with data waiting.
+      EXPECT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, other), 0);
+      if (other[0] != number) {
+        if (other[1] == number) {
+          std::swap(other[0], other[1]);
+        } else {
+          EXPECT_EQ(::dup2(other[0], number), number);
+          ::close(other[0]);
+          other[0] = number;
+        }
+      }
+      EXPECT_EQ(::write(other[1], "other", 5), 5);
+      co_await scope.join();
+    }(loop, *a, other, read_result));
+    char got[16];
+    ssize_t const n = ::read(other[0], got, sizeof got);
+    other_got = n > 0 ? std::string(got, static_cast<std::size_t>(n)) : std::to_string(n);
+    ::close(other[0]);
+    ::close(other[1]);
+    ::close(sv[1]);
+  });
+  t.join();
+  EXPECT_EQ(read_result, std::make_error_code(std::errc::operation_canceled).message());
+  EXPECT_EQ(other_got, "other");
+  if (!filtered) GTEST_SKIP() << "cannot install a seccomp filter here";
+}
+
 INSTANTIATE_TEST_SUITE_P(backends, io_reactor, ::testing::ValuesIn(rouse_test::io_backends()),
                          rouse_test::io_backend_name);
 

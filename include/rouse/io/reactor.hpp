@@ -296,7 +296,10 @@ class reactor final : public async::parker {
   io_result<detail::registration*> add(int fd);
   // Completes the registration's waiting operations with operation_canceled,
   // removes the descriptor from epoll (call before closing it) and frees the
-  // registration at the next idle wait. Any thread.
+  // registration at the next idle wait. io_uring: cancels the requests the
+  // kernel holds and returns once it has taken every request published
+  // (one not yet taken would name the descriptor's number after its close).
+  // Any thread.
   void remove(detail::registration* r) noexcept;
 
   // Whether wait_on() uses the ring's IORING_OP_FUTEX_WAIT (io_uring
@@ -357,6 +360,7 @@ class reactor final : public async::parker {
   io_result<detail::registration*> uring_add(int fd);
   io_result<detail::registration*> epoll_add(int fd);
   void uring_remove(detail::registration* r) noexcept;
+  void uring_settle() noexcept;  // returns once the kernel took every request published
   void uring_park(clock::time_point deadline, bool nonblocking) noexcept;
   void wait(clock::time_point deadline, bool nonblocking) noexcept;
   void uring_handle_op(detail::op_base* op, int res, detail::op_base**& done_tail) noexcept;
