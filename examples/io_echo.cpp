@@ -6,15 +6,18 @@
 //   example_io_echo server PORT        serves 127.0.0.1:PORT until killed
 //   example_io_echo client PORT BYTES  sends BYTES to 127.0.0.1:PORT, checks
 //                                      the echo
+#include <rouse/async/sleep.hpp>
 #include <rouse/async/spawn.hpp>
 #include <rouse/async/task.hpp>
 #include <rouse/io/reactor.hpp>
 #include <rouse/io/tcp.hpp>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+#include <system_error>
 #include <vector>
 
 using rouse::async::task;
@@ -42,6 +45,11 @@ task<void> accept_loop(event_loop& loop, tcp_listener& listener, int limit, task
     auto s = co_await listener.accept();
     if (!s) {
       std::fprintf(stderr, "accept: %s\n", s.error().message().c_str());
+      if (s.error() == std::errc::operation_canceled) co_return;  // the listener was closed
+      // Out of descriptors: an accept at once would fail at once. Give the
+      // open connections a moment to end.
+      if (s.error() == std::errc::too_many_files_open || s.error() == std::errc::too_many_files_open_in_system)
+        co_await rouse::async::sleep_for(std::chrono::milliseconds(10));
       continue;
     }
     scope.spawn(loop.get_scheduler(), echo(std::move(*s)));

@@ -9,16 +9,19 @@
 //
 // Not a web server: no request bodies (a Content-Length on a request is
 // refused), no chunked encoding, headers up to 8 KiB.
+#include <rouse/async/sleep.hpp>
 #include <rouse/async/spawn.hpp>
 #include <rouse/async/task.hpp>
 #include <rouse/io/reactor.hpp>
 #include <rouse/io/tcp.hpp>
 
 #include <cctype>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
 #include <string_view>
+#include <system_error>
 
 using rouse::async::task;
 using rouse::async::task_scope;
@@ -72,7 +75,13 @@ task<void> serve_connection(tcp_stream s) {
 task<void> accept_loop(event_loop& loop, tcp_listener& l, int limit, task_scope& scope) {
   for (int i = 0; limit < 0 || i < limit; ++i) {
     auto s = co_await l.accept();
-    if (s) scope.spawn(loop.get_scheduler(), serve_connection(std::move(*s)));
+    if (s) {
+      scope.spawn(loop.get_scheduler(), serve_connection(std::move(*s)));
+    } else if (s.error() == std::errc::operation_canceled) {
+      co_return;  // the listener was closed
+    } else if (s.error() == std::errc::too_many_files_open || s.error() == std::errc::too_many_files_open_in_system) {
+      co_await rouse::async::sleep_for(std::chrono::milliseconds(10));  // out of descriptors: let connections end
+    }
   }
 }
 
