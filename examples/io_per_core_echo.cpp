@@ -23,16 +23,19 @@
 #include <unistd.h>
 
 #include <rouse/async/event.hpp>
+#include <rouse/async/sleep.hpp>
 #include <rouse/async/spawn.hpp>
 #include <rouse/async/task.hpp>
 #include <rouse/io/per_core.hpp>
 #include <rouse/io/tcp.hpp>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+#include <system_error>
 #include <vector>
 
 using rouse::async::task;
@@ -60,7 +63,11 @@ task<void> accept_loop(core_context& core, tcp_listener& listener, task_scope& s
                        std::uint64_t& served) {
   for (;;) {
     auto s = co_await listener.accept();  // a stop of the run ends it here
-    if (!s) continue;
+    if (!s) {
+      if (s.error() == std::errc::too_many_files_open || s.error() == std::errc::too_many_files_open_in_system)
+        co_await rouse::async::sleep_for(std::chrono::milliseconds(10));  // out of descriptors: let connections end
+      continue;
+    }
     ++accepted;
     scope.spawn(core.get_scheduler(), echo(std::move(*s), served));
   }
