@@ -160,6 +160,11 @@ struct reactor::uring_state {
     }
     return tail - io_uring_smp_load_acquire(sq.khead);
   }
+  // Whether the kernel has yet to take some published request (no lock:
+  // an estimate, exact for what this thread published before).
+  bool published_not_taken() const noexcept {
+    return io_uring_smp_load_acquire(ring.sq.ktail) != io_uring_smp_load_acquire(ring.sq.khead);
+  }
   // Submits `to_submit` and waits for `wait_nr` completions (bounded by
   // `ts` when given). No lock. Returns what io_uring_enter returns: the
   // count submitted, or -errno (errno is not set).
@@ -193,10 +198,14 @@ struct reactor::uring_state {
 bool reactor::driven_here() const noexcept { return driver_.load(std::memory_order_relaxed) == &this_thread_tag; }
 
 // Submits the `n` requests flush() published. A failed enter (the kernel
-// short of memory, completions it could not post) leaves them published
-// for the loop's next enter; a loop that may be asleep is woken for it.
+// short of memory, completions it could not post), or one that took only
+// some of them, leaves the rest published for the loop's next enter; a
+// loop that may be asleep is woken for it. (An enter of another thread may
+// have taken them meanwhile: then nothing is left and nobody is woken.)
 void reactor::uring_submit_published(unsigned n) noexcept {
-  if (n > 0 && uring_->enter(n, 0, nullptr) < 0 && !driven_here()) unpark();
+  if (n == 0) return;
+  int const rc = uring_->enter(n, 0, nullptr);
+  if (rc < static_cast<int>(n) && !driven_here() && uring_->published_not_taken()) unpark();
 }
 
 bool reactor::io_uring_available() noexcept {
