@@ -621,6 +621,59 @@ TEST(async_task, foreign_awaitables_that_complete_synchronously) {
   EXPECT_EQ(loop.run_until_complete(synchronous_foreign()), 7);
 }
 
+// Foreign awaitables that complete at once in each of the three ways; each
+// notes how deep the stack is where the awaiting code takes its result.
+struct stack_depths {
+  std::uintptr_t first = 0;
+  std::uintptr_t deepest = 0;
+  void note() {
+    std::uintptr_t const here = stack_here();
+    if (first == 0) first = here;
+    deepest = std::max(deepest, distance(first, here));
+  }
+};
+enum class at_once { ready, suspend_false, same_handle };
+template <at_once How>
+struct measured_foreign {
+  stack_depths* depths;
+  bool await_ready() const noexcept { return How == at_once::ready; }
+  auto await_suspend(std::coroutine_handle<> h) const noexcept {
+    if constexpr (How == at_once::suspend_false) {
+      return false;
+    } else if constexpr (How == at_once::same_handle) {
+      return h;
+    } else {
+      return;
+    }
+  }
+  int await_resume() const {
+    depths->note();
+    return 1;
+  }
+};
+template <at_once How>
+task<long> many_foreign_in_a_row(long n, stack_depths* depths) {
+  long sum = 0;
+  for (long i = 0; i < n; ++i) sum += co_await measured_foreign<How>{depths};
+  co_return sum;
+}
+
+// Each such await runs through a hop frame (executor affinity); a hop that
+// ended at once used to transfer back to the task, which clang 14 does not
+// compile as a tail call at -O1 and above: the stack grew by a frame per
+// await (a loop of about 250,000 overflowed 8 MiB).
+TEST(async_task, foreign_awaitables_completing_at_once_run_in_constant_stack) {
+  run_loop loop;
+  constexpr long n = 100'000;
+  stack_depths ready, suspend_false, same_handle;
+  EXPECT_EQ(loop.run_until_complete(many_foreign_in_a_row<at_once::ready>(n, &ready)), n);
+  EXPECT_EQ(loop.run_until_complete(many_foreign_in_a_row<at_once::suspend_false>(n, &suspend_false)), n);
+  EXPECT_EQ(loop.run_until_complete(many_foreign_in_a_row<at_once::same_handle>(n, &same_handle)), n);
+  EXPECT_LT(ready.deepest, 64u * 1024) << "await_ready true";
+  EXPECT_LT(suspend_false.deepest, 64u * 1024) << "await_suspend false";
+  EXPECT_LT(same_handle.deepest, 64u * 1024) << "await_suspend returning the awaiter";
+}
+
 task<int> moves_to(run_loop& other, thread_spawner& s, std::vector<where>& seen) {
   seen.push_back(where::now());
   co_await other.get_scheduler().schedule();

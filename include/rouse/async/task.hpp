@@ -77,6 +77,7 @@
 #include <variant>
 
 #include "rouse/async/detail/frame_pool.hpp"
+#include "rouse/async/detail/hop_turn.hpp"
 #include "rouse/async/detail/wait_relay.hpp"
 #include "rouse/async/env.hpp"
 #include "rouse/async/executor.hpp"
@@ -823,18 +824,22 @@ class pass_through {
 
 // The hop back: a small coroutine awaits the foreign awaitable; if it was
 // resumed away from the task's executor it schedules itself there; then it
-// transfers to the task. One frame allocation per such co_await.
+// ends. One frame allocation per such co_await. The task's await_suspend
+// runs it inline, and `turn` says who resumes the task when it ends
+// (detail/hop_turn.hpp).
 struct hop {
   struct promise_type : pooled_frame {
     std::coroutine_handle<> parent;
     task_env env{nullptr, {}};  // the task's, for the foreign awaitable to see
+    hop_turn turn;
     task_env get_env() const noexcept { return env; }
-    hop get_return_object() noexcept { return hop{std::coroutine_handle<promise_type>::from_promise(*this)}; }
+  hop get_return_object() noexcept { return hop{std::coroutine_handle<promise_type>::from_promise(*this)}; }
     std::suspend_always initial_suspend() noexcept { return {}; }
     struct final_awaiter {
       static constexpr bool await_ready() noexcept { return false; }
       std::coroutine_handle<> await_suspend(std::coroutine_handle<promise_type> h) noexcept {
-        return h.promise().parent;
+        std::coroutine_handle<> const parent = h.promise().parent;  // before: after it the hop may be gone
+        return h.promise().turn.end() ? parent : std::noop_coroutine();
       }
       static constexpr void await_resume() noexcept {}
     };
@@ -880,9 +885,12 @@ class affine_awaitable {
   static constexpr bool await_ready() noexcept { return false; }
   std::coroutine_handle<> await_suspend(std::coroutine_handle<> task) {
     hop_ = hop_body<A, result_t>(a_, result_, ex_);
-    hop_.h.promise().parent = task;
-    hop_.h.promise().env = task_env{ex_, token_};
-    return hop_.h;
+    hop::promise_type& p = hop_.h.promise();
+    p.parent = task;
+    p.env = task_env{ex_, token_};
+    hop_.h.resume();  // until the foreign awaitable suspends it, or to its end
+    if (p.turn.run_returned()) return task;  // it ended: go on
+    return std::noop_coroutine();            // the hop resumes the task when it ends
   }
   result_t await_resume() {
     if (result_.v.index() == 2) std::rethrow_exception(std::get<2>(result_.v));

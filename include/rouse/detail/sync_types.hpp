@@ -212,6 +212,10 @@ enum class model_fault : unsigned {
   // spawned from outside and ending meanwhile may wake the joiner first and
   // the scope may be gone before that second step.
   async_scope_count_out_two_steps,
+  // async::task (detail/hop_turn.hpp): both exchanges of the hop's turn are
+  // relaxed: the result the hop stored is not published to an inline run
+  // that resumes the task.
+  async_hop_turn_relaxed,
   // async::waiter_list: a push into the empty list's slot is a relaxed
   // compare-exchange: it does not publish the node to the notifier that
   // locks the word and reads it (nor is it the Dekker store B1).
