@@ -99,6 +99,24 @@ TEST(async_sleep, hours_max_does_not_overflow) {
   EXPECT_FALSE(sleep_for(std::chrono::minutes::max()).await_ready());
 }
 
+// A deadline in a coarser duration than the clock's: taken as a steady
+// nanosecond time_point, hours::max() (and 300 years from now) overflowed
+// in the conversion and the sleep ended at once.
+TEST(async_sleep, a_deadline_in_a_coarse_duration_does_not_overflow) {
+  using hours_point = std::chrono::time_point<clk, std::chrono::hours>;
+  EXPECT_FALSE(sleep_until(hours_point::max()).await_ready());
+  EXPECT_FALSE(
+      sleep_until(std::chrono::time_point_cast<std::chrono::hours>(clk::now()) + std::chrono::hours(24 * 365 * 300))
+          .await_ready());
+  EXPECT_TRUE(sleep_until(hours_point::min()).await_ready());
+  EXPECT_TRUE(sleep_until(std::chrono::time_point_cast<std::chrono::hours>(clk::now()) - std::chrono::hours(2))
+                  .await_ready());
+  // Another clock: an hour ahead is not passed, an hour behind is.
+  EXPECT_FALSE(sleep_until(std::chrono::system_clock::now() + 1h).await_ready());
+  EXPECT_TRUE(sleep_until(std::chrono::system_clock::now() - 1h).await_ready());
+  EXPECT_FALSE(sleep_until(std::chrono::system_clock::time_point::max()).await_ready());
+}
+
 task<int> sleeps(clk::duration d, std::atomic<int>& entered) {
   entered.fetch_add(1);
   co_await sleep_for(d);

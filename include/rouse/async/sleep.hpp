@@ -1,4 +1,5 @@
-// rouse/async/sleep.hpp — co_await sleep_for(d) / sleep_until(t) on the steady clock.
+// rouse/async/sleep.hpp — co_await sleep_for(d) / sleep_until(t) on the steady clock
+// (a deadline on another clock is converted once).
 //
 //   co_await rouse::async::sleep_for(10ms);     // on the task's executor
 //   co_await rouse::async::sleep_until(deadline);
@@ -169,6 +170,15 @@ class sleep_awaitable {
 
 inline sleep_awaitable sleep_until(std::chrono::steady_clock::time_point deadline) noexcept {
   return sleep_awaitable(deadline);
+}
+// A deadline in another duration or on another clock: converted once to
+// the steady clock (a later change of a system clock does not move it).
+// Saturating both ways: too late to represent never ends by itself, too
+// early has passed.
+template <class Clock, class Duration>
+sleep_awaitable sleep_until(const std::chrono::time_point<Clock, Duration>& t) noexcept {
+  auto const deadline = ::rouse::platform::clock_deadline(t);
+  return sleep_awaitable(::rouse::platform::deadline_after(::rouse::platform::time_left(deadline, Clock::now())));
 }
 template <class Rep, class Period>
 sleep_awaitable sleep_for(std::chrono::duration<Rep, Period> d) noexcept {
