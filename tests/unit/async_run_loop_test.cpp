@@ -17,6 +17,7 @@
 #include "rouse/async/event.hpp"
 #include "rouse/async/sleep.hpp"
 #include "rouse/async/spawn.hpp"
+#include "rouse/async/thread_pool.hpp"
 #include "threads.hpp"
 
 namespace async_run_loop_test {
@@ -346,6 +347,38 @@ TEST(async_run_loop_death, driving_the_loop_from_its_own_task_is_diagnosed) {
   }
 }
 
+// A task spawned onto the loop (or a scope's, or a child a sync_wait root
+// left unjoined) that waits on something else when the loop goes: the
+// wake would later schedule it on the destroyed loop. Nothing of it was in
+// the loop's queues, and nothing was said.
+task<void> waits_for(rouse::async::manual_reset_event& ev) { co_await ev.wait(); }
+task<void> leaves_a_child(rouse::async::manual_reset_event& ev) {
+  rouse::async::spawn(co_await rouse::async::this_task::get_scheduler(), waits_for(ev)).detach();
+}
+
+TEST(async_run_loop_death, destroying_a_loop_under_a_suspended_spawned_task_is_diagnosed) {
+  char const* const message = "rouse::async::run_loop: misuse: destroyed while a task spawned onto it";
+  EXPECT_DEATH(
+      {
+        rouse::async::manual_reset_event ev;
+        {
+          run_loop loop;
+          auto h = rouse::async::spawn(loop, waits_for(ev));
+          h.detach();
+          (void)loop.run_once();
+        }
+        ev.set();
+      },
+      message);
+  EXPECT_DEATH(
+      {
+        rouse::async::manual_reset_event ev;
+        rouse::async::sync_wait(leaves_a_child(ev));
+        ev.set();
+      },
+      message);
+}
+
 TEST(async_run_loop_death, destroying_a_loop_with_remote_work_is_diagnosed) {
   EXPECT_DEATH(
       {
@@ -355,6 +388,26 @@ TEST(async_run_loop_death, destroying_a_loop_with_remote_work_is_diagnosed) {
       "rouse::async::run_loop: misuse: destroyed with coroutines or timers still pending");
 }
 #endif
+
+// A task spawned onto the loop that moved to a pool belongs to the pool:
+// the loop may go while it runs there.
+task<void> moves_away_and_waits(rouse::async::thread_pool& pool, rouse::async::manual_reset_event& ev) {
+  co_await pool.get_scheduler().schedule();
+  co_await ev.wait();
+}
+
+TEST(async_run_loop, a_spawned_task_that_moved_to_another_executor_does_not_hold_the_loop) {
+  rouse::async::thread_pool pool(1);
+  rouse::async::manual_reset_event ev;
+  rouse::async::join_handle<void> h;
+  {
+    run_loop loop;
+    h = rouse::async::spawn(loop, moves_away_and_waits(pool, ev));
+    (void)loop.run_once();  // it starts, and moves to the pool
+  }  // debug builds: no diagnosis
+  ev.set();
+  h.join();
+}
 
 // A thread outside the loop wakes the root task (its schedule(), or a timer
 // it adds that fires at once), the loop returns and is destroyed at once

@@ -48,6 +48,7 @@ class executor;
 class parker;  // rouse/async/run_loop.hpp
 
 namespace detail {
+class task_promise_base;  // rouse/async/task.hpp
 // The executor whose loop runs on this thread (read on every schedule: a
 // constinit thread_local, no wrapper call).
 inline constinit thread_local executor* current_executor_tls = nullptr;
@@ -99,6 +100,14 @@ class executor {
   virtual void schedule_yield(std::coroutine_handle<> h) noexcept { schedule(h); }
 
  protected:
+  friend class detail::task_promise_base;
+  // Debug builds: a detached task (spawn, task_scope::spawn, a root of
+  // run_until_complete) now belongs to this executor (+1) or no longer
+  // does (-1: it ended, or moved to another executor). run_loop counts
+  // them, to diagnose its destruction under one that would later be
+  // resumed on it. Default: nothing.
+  virtual void count_detached(int delta) noexcept { (void)delta; }
+
   executor() = default;
   executor(const executor&) = default;
   executor& operator=(const executor&) = default;

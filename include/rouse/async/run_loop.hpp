@@ -19,7 +19,12 @@
 // exception; throws operation_stopped if it completed as stopped) once t is
 // done, leaving other work queued. Destroying a loop that still has ready
 // coroutines or pending timers is misuse: they would never run (debug
-// builds: a message naming run_loop and the rule, then abort).
+// builds: a message naming run_loop and the rule, then abort). So is
+// destroying it under a task spawned onto it (spawn, a task_scope's spawn,
+// a root of run_until_complete) that has not ended and still belongs to it
+// (has not moved to another executor): suspended on something else, its
+// wake would schedule it on the destroyed loop (debug builds count such
+// tasks, executor::count_detached, and abort with a message likewise).
 //
 // Costs: a schedule from the loop's own thread (a woken coroutine resuming a
 // neighbour) is a push on a private ring: no atomic RMW, no lock. From
@@ -173,6 +178,11 @@ class run_loop final : public executor {
     while (remote_callers_.load(std::memory_order_acquire) != 0) std::this_thread::yield();
     [[maybe_unused]] bool const idle = ready_.empty() && remote_.empty() && timers_.empty();
     ROUSE_CHECK_USAGE(idle, "rouse::async::run_loop", "destroyed with coroutines or timers still pending");
+    // Ordering: acquire: pairs with the release decrement of a task that
+    // ended on another thread.
+    ROUSE_CHECK_USAGE(detached_.load(std::memory_order_acquire) == 0, "rouse::async::run_loop",
+                      "destroyed while a task spawned onto it (or moved to it) has not ended: it waits on something "
+                      "that would later resume it on the destroyed loop (join or stop such tasks first)");
   }
 
   scheduler get_scheduler() noexcept { return scheduler(*this); }
@@ -274,6 +284,13 @@ class run_loop final : public executor {
       if (done()) return;
       wait_for_work(done);
     }
+  }
+
+ protected:
+  void count_detached(int delta) noexcept override {
+    // Ordering: release: a task's end (its frame destroyed) before the
+    // destructor's acquire load; relaxed would do for the increments.
+    detached_.fetch_add(delta, std::memory_order_release);
   }
 
  private:
@@ -402,6 +419,7 @@ class run_loop final : public executor {
   futex_parker own_parker_;
   parker* parker_;
   std::atomic<std::uint32_t> sleeping_{0};
+  std::atomic<long> detached_{0};  // debug builds: detached tasks that belong to this loop (count_detached)
   std::atomic<std::uint32_t> remote_callers_{0};  // schedule()/add_timer()/finish() calls from other threads in progress
   std::atomic<std::uint32_t> remote_ready_{0};
   std::atomic<std::uint32_t> timers_changed_{0};

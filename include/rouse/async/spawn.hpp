@@ -26,7 +26,8 @@
 // optional if t completed as stopped (for task<void>: std::monostate);
 // rethrows t's exception. The loop ends with t: work spawned onto its
 // scheduler must be joined before t returns (a debug build diagnoses
-// what is left; a release build leaks it, never run).
+// what is left, queued or suspended; a release build leaks it, never run,
+// and a later wake of a suspended one touches the destroyed loop).
 //
 // task_scope: spawn() counts a task in, its completion counts it out;
 // join() (awaited, or join_blocking() from a thread) returns once the count

@@ -172,6 +172,9 @@ class task_promise_base : public pooled_frame {
   task_promise_base& operator=(const task_promise_base&) = delete;
   ~task_promise_base() {
     if (owns_relay_) delete relay_;
+    // A detached task's frame goes (at its end, before its owner is told,
+    // or destroyed while suspended): it no longer belongs to its executor.
+    if (detached_ != nullptr) count_detached(ex_, -1);
   }
 
   std::suspend_always initial_suspend() noexcept { return {}; }
@@ -265,6 +268,10 @@ class task_promise_base : public pooled_frame {
   }
   auto await_transform(this_task::yield_t) noexcept { return yield_awaitable{ex_}; }
   scheduler::schedule_awaitable await_transform(scheduler::schedule_awaitable a) noexcept {
+    if (detached_ != nullptr) {
+      count_detached(ex_, -1);
+      count_detached(a.target(), +1);
+    }
     ex_ = a.target();  // the task now belongs to that executor
     return a;
   }
@@ -344,6 +351,12 @@ class task_promise_base : public pooled_frame {
     p.bind(std::noop_coroutine(), ex, token, &detached_stopped<P>, h.address());
     p.detached_ = end;
     p.detached_arg_ = arg;
+    count_detached(ex, +1);
+  }
+  // Debug builds: tells `ex` a detached task came to it or left it.
+  static void count_detached(executor* ex, int delta) noexcept {
+    if constexpr (ROUSE_DEBUG_CHECKS)
+      if (ex != nullptr) ex->count_detached(delta);
   }
 
   // A detached task ended with `e`: operation_stopped (it ends as stopped)
