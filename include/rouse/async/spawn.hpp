@@ -11,7 +11,9 @@
 // spawn(s, t): schedules t on s's executor (never runs it inline) and
 // returns a join_handle: await it or join() it from a thread (the value;
 // t's exception rethrown; operation_stopped thrown if t completed as
-// stopped), request_stop() it, or detach() it. Destroying a handle detaches (tokio's rule): the task runs on.
+// stopped), request_stop() it, or detach() it. Destroying a handle detaches (tokio's rule): the task runs on,
+// and its value or exception goes with its end unseen (a task_scope's task
+// that throws ends the program instead: catch inside a task whose errors matter).
 // Cost: the task's own frame, detached (no driver), and one block for the
 // shared state; both come from rouse's frame pool (detail/frame_pool.hpp).
 // A spawned task ends where it runs last: if it moved to another executor
@@ -262,7 +264,7 @@ class [[nodiscard]] join_handle {
   void request_stop() noexcept {
     if (st_) st_->stop.request_stop();
   }
-  // The task runs on; nobody will see its result.
+  // The task runs on; nobody will see its result (value or exception).
   void detach() noexcept {
     if (auto* s = std::exchange(st_, nullptr)) s->release();
   }
