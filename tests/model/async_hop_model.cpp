@@ -33,67 +33,64 @@ struct hop_frame {
   rl::var<int> result;
 };
 
-// The task runs on: takes the result, and destroys the hop.
-void resume_task(slot<hop_frame>& hop, rl::var<int>& resumed, rl::var<int>& seen) {
-  seen($) = hop->result($);
-  resumed($) = resumed($) + 1;
-  hop.destroy();
-}
-
-struct ends_elsewhere : rl::test_suite<ends_elsewhere, 2> {
+// The hop, and what the task sees when it runs on.
+struct hop_world {
   slot<hop_frame> hop;
   rl::var<int> resumed;
   rl::var<int> seen;
 
-  void before() {
+  void make() {
     hop.make();
     hop->result($) = 0;
     resumed($) = 0;
     seen($) = 0;
   }
-  void thread(unsigned index) {
-    if (index == 0) {
-      // The inline run returns (the hop is suspended in the foreign awaitable).
-      if (hop->turn.run_returned()) resume_task(hop, resumed, seen);
-    } else {
-      // The foreign awaitable completes on this thread: the hop stores the
-      // result and ends.
-      hop->result($) = 42;
-      if (hop->turn.end()) resume_task(hop, resumed, seen);
-    }
+  // The task runs on: takes the result, and destroys the hop.
+  void resume_task() {
+    seen($) = hop->result($);
+    resumed($) = resumed($) + 1;
+    hop.destroy();
   }
-  void after() {
+  void check(int result) {
     RL_ASSERT(resumed($) == 1);
-    RL_ASSERT(seen($) == 42);
+    RL_ASSERT(seen($) == result);
   }
 };
 
-struct ends_inline : rl::test_suite<ends_inline, 2> {
-  slot<hop_frame> hop;
-  rl::var<int> resumed;
-  rl::var<int> seen;
-  rd::atomic<int> bystander{0};
+struct ends_elsewhere : rl::test_suite<ends_elsewhere, 2> {
+  hop_world w;
 
-  void before() {
-    hop.make();
-    hop->result($) = 0;
-    resumed($) = 0;
-    seen($) = 0;
-  }
+  void before() { w.make(); }
   void thread(unsigned index) {
     if (index == 0) {
-      hop->result($) = 7;
-      bool const hop_resumes = hop->turn.end();  // the foreign awaitable completed at once
+      // The inline run returns (the hop is suspended in the foreign awaitable).
+      if (w.hop->turn.run_returned()) w.resume_task();
+    } else {
+      // The foreign awaitable completes on this thread: the hop stores the
+      // result and ends.
+      w.hop->result($) = 42;
+      if (w.hop->turn.end()) w.resume_task();
+    }
+  }
+  void after() { w.check(42); }
+};
+
+struct ends_inline : rl::test_suite<ends_inline, 2> {
+  hop_world w;
+  rd::atomic<int> bystander{0};
+
+  void before() { w.make(); }
+  void thread(unsigned index) {
+    if (index == 0) {
+      w.hop->result($) = 7;
+      bool const hop_resumes = w.hop->turn.end();  // the foreign awaitable completed at once
       RL_ASSERT(!hop_resumes);
-      if (hop->turn.run_returned()) resume_task(hop, resumed, seen);
+      if (w.hop->turn.run_returned()) w.resume_task();
     } else {
       bystander.store(1, std::memory_order_relaxed);  // another thread, touching nothing of the hop
     }
   }
-  void after() {
-    RL_ASSERT(resumed($) == 1);
-    RL_ASSERT(seen($) == 7);
-  }
+  void after() { w.check(7); }
 };
 
 }  // namespace
