@@ -846,7 +846,7 @@ struct hop {
     task_env env{nullptr, {}};  // the task's, for the foreign awaitable to see
     hop_turn turn;
     task_env get_env() const noexcept { return env; }
-  hop get_return_object() noexcept { return hop{std::coroutine_handle<promise_type>::from_promise(*this)}; }
+    hop get_return_object() noexcept { return hop{std::coroutine_handle<promise_type>::from_promise(*this)}; }
     std::suspend_always initial_suspend() noexcept { return {}; }
     struct final_awaiter {
       static constexpr bool await_ready() noexcept { return false; }
