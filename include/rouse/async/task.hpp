@@ -118,6 +118,11 @@ namespace detail {
 
 class task_promise_base;
 
+template <class A>
+inline constexpr bool is_task_v = false;
+template <class T>
+inline constexpr bool is_task_v<task<T>> = true;
+
 struct task_env {
   executor* ex;
   inplace_stop_token token;
@@ -277,6 +282,8 @@ class task_promise_base : public pooled_frame {
   }
   template <class A>
   decltype(auto) await_transform(A&& a) noexcept {
+    static_assert(!(is_task_v<std::remove_cvref_t<A>> && std::is_lvalue_reference_v<A>),
+                  "rouse::async::task: a task is awaited once, as an rvalue: co_await std::move(t)");
     if constexpr (executor_affine<A>)
       return pass_through<A>(std::forward<A>(a), this);
     else
