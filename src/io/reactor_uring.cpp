@@ -116,21 +116,27 @@ struct reactor::uring_state {
   std::vector<completion> batch;  // the loop's: the completions it handles now
   reactor* owner = nullptr;
 
-  // Under lock: a free submission entry. With none, submits what is
-  // published, with GETEVENTS (which also posts completions the kernel
-  // held for want of room). Where that fails (the kernel short of memory,
-  // or its held completions still without room), the completions waiting
-  // move to the backlog, for the loop, which is woken for them (it may
-  // wait for the lock this thread holds, or sleep on a ring it finds
-  // empty), and the submit is tried again.
+  // Under lock: submits what is published, with GETEVENTS (which also
+  // posts completions the kernel held for want of room). Where that fails
+  // (the kernel short of memory, or its held completions still without
+  // room), the completions waiting move to the backlog, for the loop,
+  // which is woken for them (it may wait for the lock this thread holds,
+  // or sleep on a ring it finds empty); the caller tries again. Returns
+  // what io_uring_enter returned.
+  int submit_making_room() noexcept {
+    int const rc = io_uring_enter(static_cast<unsigned>(ring.ring_fd), flush(), 0, IORING_ENTER_GETEVENTS, nullptr);
+    if (rc < 0) {
+      std::size_t const waiting = backlog.size();
+      take_completions();
+      if (backlog.size() != waiting) owner->unpark();
+    }
+    return rc;
+  }
+  // Under lock: a free submission entry (with none, submits to make one).
   io_uring_sqe* sqe() noexcept {
     io_uring_sqe* s = io_uring_get_sqe(&ring);
     while (s == nullptr) {
-      if (io_uring_enter(static_cast<unsigned>(ring.ring_fd), flush(), 0, IORING_ENTER_GETEVENTS, nullptr) < 0) {
-        std::size_t const waiting = backlog.size();
-        take_completions();
-        if (backlog.size() != waiting) owner->unpark();
-      }
+      (void)submit_making_room();
       s = io_uring_get_sqe(&ring);
     }
     return s;
@@ -460,25 +466,12 @@ void reactor::uring_remove(detail::registration* r) noexcept {
 void reactor::uring_settle() noexcept {
   for (;;) {
     uring_->lock.lock();
-    unsigned const n = uring_->flush();  // published, not taken
-    if (n == 0) {
+    if (uring_->flush() == 0) {  // nothing published and not taken
       uring_->lock.unlock();
       return;
     }
-    // GETEVENTS also posts completions the kernel held for want of room.
-    int const rc =
-        io_uring_enter(static_cast<unsigned>(uring_->ring.ring_fd), n, 0, IORING_ENTER_GETEVENTS, nullptr);
-    bool taken = false;
-    if (rc < 0) {
-      // Room for the completions it holds: those waiting go to the
-      // backlog, for the loop (woken for them: it may sleep on a ring it
-      // found empty).
-      std::size_t const waiting = uring_->backlog.size();
-      uring_->take_completions();
-      taken = uring_->backlog.size() != waiting;
-    }
+    int const rc = uring_->submit_making_room();
     uring_->lock.unlock();
-    if (taken && !driven_here()) unpark();
     if (rc < 0 && rc != -EINTR) std::this_thread::yield();  // short of memory: a moment, then again
   }
 }
