@@ -78,6 +78,18 @@ TEST(pool, bool_is_not_an_index_type) {
   static_assert(!loops_take_bool<rouse::pool>);
 }
 
+#if defined(__SIZEOF_INT128__)
+// Counts are 64-bit: a wider index type is refused at the call (it was
+// taken, and a range of 2^64 + 5 indices ran 5).
+__extension__ typedef __int128 wide_index;
+template <class P>
+constexpr bool loops_take_int128 = requires(P& p) { p.parallel_for(wide_index{0}, wide_index{1}, [](wide_index) {}); };
+TEST(pool, an_index_type_wider_than_64_bits_is_refused) {
+  static_assert(loops_take_int<rouse::pool>);
+  static_assert(!loops_take_int128<rouse::pool>);
+}
+#endif
+
 TEST(pool, default_size_is_the_cpus_the_process_may_use) {
   rouse::pool pool;
   EXPECT_EQ(pool.size(), rouse::platform::available_cpus());
@@ -317,6 +329,17 @@ TEST(pool, accepts_const_and_move_only_callables) {
   EXPECT_EQ(calls.load(), 4);
 }
 
+std::atomic<int> function_calls{0};
+void count_call(unsigned, unsigned) { function_calls.fetch_add(1); }
+
+TEST(pool, run_accepts_a_function) {
+  rouse::pool pool(rouse::pool_options{.threads = 2});
+  function_calls = 0;
+  pool.run(count_call);
+  pool.run(&count_call);
+  EXPECT_EQ(function_calls.load(), 4);
+}
+
 // --- parallel_for -------------------------------------------------------
 
 TEST(pool, parallel_for_runs_every_index_once_for_every_size) {
@@ -473,6 +496,26 @@ TEST(pool, parallel_reduce_of_wide_trivial_results_is_exact) {
     EXPECT_EQ(w[1], n) << n;
     EXPECT_EQ(w[7], (n - 1) * n * (2 * n - 1) / 6) << n;
   }
+}
+
+// Results aligned past a cache line (a padded accumulator): the slots take
+// the type's alignment, with a static split and with pieces.
+template <std::size_t Align>
+void expect_over_aligned_reduce_exact() {
+  struct alignas(Align) padded {
+    std::uint64_t v;
+  };
+  rouse::pool pool(rouse::pool_options{.threads = 3});
+  for (std::uint64_t n : {1u, 5u, 1000u, 1u << 20}) {
+    padded const r = pool.parallel_reduce(
+        std::uint64_t{0}, n, padded{0}, [](std::uint64_t i) { return padded{i}; },
+        [](padded a, padded b) { return padded{a.v + b.v}; });
+    EXPECT_EQ(r.v, n * (n - 1) / 2) << "align " << Align << " n " << n;
+  }
+}
+TEST(pool, parallel_reduce_of_an_over_aligned_result_is_exact) {
+  expect_over_aligned_reduce_exact<128>();
+  expect_over_aligned_reduce_exact<256>();
 }
 
 // A 512 KiB result: the caller's slots for it must not be on its stack (16
@@ -1072,9 +1115,10 @@ TEST(pool_death, destroying_the_pool_from_a_job_of_a_pool_its_job_called_is_diag
   }
 }
 
-TEST(pool_death, a_grain_of_zero_is_diagnosed) {
+TEST(pool_death, a_grain_below_one_is_diagnosed) {
   rouse::pool pool(rouse::pool_options{.threads = 2});
-  EXPECT_DEATH(pool.parallel_for(0, 10, 0, [](int) {}), "rouse::pool: misuse: parallel_for\\(\\) with a grain of 0");
+  EXPECT_DEATH(pool.parallel_for(0, 10, 0, [](int) {}), "rouse::pool: misuse: parallel_for\\(\\) with a grain below 1");
+  EXPECT_DEATH(pool.parallel_for(0, 10, -4, [](int) {}), "rouse::pool: misuse: parallel_for\\(\\) with a grain below 1");
 }
 #endif
 

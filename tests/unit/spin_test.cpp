@@ -163,6 +163,14 @@ TEST(spinner, a_given_budget_is_never_cut_short) {
   EXPECT_GE(spin_out(spin), 3ms);
 }
 
+TEST(spinner, a_budget_of_the_largest_duration_never_runs_out) {
+  // pool_options' spin = nanoseconds::max() means "spin, never sleep": the
+  // end it computes saturates (it must not wrap into the past, which would
+  // end the spin at its first clock reading).
+  spinner spin(rouse::detail::pool_spin, std::chrono::nanoseconds::max());
+  for (int i = 0; i < 200; ++i) ASSERT_TRUE(spin.next()) << "call " << i;
+}
+
 TEST(spinner, the_pool_yields_after_64_pause_polls) {
   spinner spin(rouse::detail::pool_spin, 10s);
   for (int i = 0; i < 64; ++i) {

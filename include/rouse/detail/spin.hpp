@@ -211,7 +211,9 @@ class spinner {
           calls_ = 0;  // a budget of nothing: no poll, now or at any later call
           return false;
         }
-        end_ns_ = now_ns() + b;
+        // Saturating: a budget of nanoseconds::max() means "no end".
+        std::int64_t const now = now_ns();
+        end_ns_ = b > std::numeric_limits<std::int64_t>::max() - now ? std::numeric_limits<std::int64_t>::max() : now + b;
       } else if (call > policy_.min_polls && call % policy_.clock_every == 0 && now_ns() >= end_ns_) {
         return false;
       }

@@ -36,7 +36,7 @@
 //   recorded wins. The pool stays usable.
 // - Misuse, diagnosed in debug builds (ROUSE_CHECK_USAGE, then abort):
 //   destroying the pool from inside one of its own jobs (also from a job of
-//   another pool that it called); a grain of 0.
+//   another pool that it called); a grain below 1.
 // - Destruction (std's rule for mutexes, DESIGN rule 7): the destructor
 //   takes the callers' lock (waiting for a job that runs), stops and joins
 //   the workers. So a thread that knows every other call on the pool has
@@ -114,9 +114,10 @@
 namespace rouse {
 
 namespace detail {
-// An index type of the pool's loops: any integer type but bool.
+// An index type of the pool's loops: any integer type but bool, of at most
+// 64 bits (counts are 64-bit; a wider type would be cut silently).
 template <class I>
-concept pool_index = std::integral<I> && !std::same_as<std::remove_cv_t<I>, bool>;
+concept pool_index = std::integral<I> && !std::same_as<std::remove_cv_t<I>, bool> && sizeof(I) <= 8;
 }  // namespace detail
 
 // A half-open range of indices [first, last): what a range-form callable gets.
@@ -168,7 +169,8 @@ struct pool_options {
   // `max_spin` (room for the wake-up of an idle vCPU on a VM; docs/pool.md).
   // The caller, waiting for its job's last report,
   // polls for `max_spin` (yielding its CPU after 64 polls). At or below
-  // `spin`: every budget is `spin`, fixed (0 and 0: always sleep).
+  // `spin`: every budget is `spin`, fixed (0 and 0: always sleep;
+  // nanoseconds::max(): never sleep).
   std::chrono::nanoseconds max_spin = std::chrono::milliseconds(1);
   // Pin worker i (1..threads-1) to the i-th CPU of the process's affinity
   // mask (sched_setaffinity); the calling thread is never pinned (its mask
@@ -289,8 +291,10 @@ struct pool_result<T, false> {
   T& get() noexcept { return *value; }
   std::optional<T> value;
 };
+// A line of its own, or T's own alignment where that is wider (an alignas
+// below the type's alignment is ill-formed).
 template <class T>
-struct alignas(64) pool_reduce_slot : pool_result<T> {};
+struct alignas(std::max<std::size_t>(64, alignof(T))) pool_reduce_slot : pool_result<T> {};
 
 // `count` default-initialized E (raw result slots stay untouched) in a
 // buffer of `Bytes` on the caller's stack when they fit, else on the heap:
@@ -345,7 +349,7 @@ line_closure(F) -> line_closure<F>;
 // writes the results of the pieces it took into the owner's group (false
 // sharing, at the tail of a job only).
 template <class T>
-struct alignas(128) pool_piece_results {
+struct alignas(std::max<std::size_t>(128, alignof(T))) pool_piece_results {
   pool_result<T> piece[pool_pieces::max_pieces];
 };
 
@@ -364,21 +368,28 @@ class pool {
   std::chrono::nanoseconds spin() const noexcept { return core_.spin(); }
   std::chrono::nanoseconds max_spin() const noexcept { return core_.max_spin(); }
 
-  // Calls f(index, count) once on every participant, index 0 on the calling
-  // thread and 1..count-1 on the workers, and returns when all have
-  // returned. Nested inside a job of this pool: f(0, 1) inline.
+  // Calls f(index, count) once for every index in [0, count), count =
+  // size(), and returns when all have returned. Index 0 runs on the calling
+  // thread; any other index may run on a worker or, when the caller finishes
+  // first and that index is not yet taken, on the calling thread too (so an
+  // index is not a thread: use it to pick work, not thread-local state).
+  // Nested inside a job of this pool: f(0, 1) inline. f may be a function.
   template <class F>
   requires std::invocable<F&, unsigned, unsigned>
   void run(F&& f) {
-    if (nested()) {
-      f(0u, 1u);
-      return;
+    if constexpr (std::is_function_v<std::remove_reference_t<F>>) {
+      run(&f);  // through a pointer: a function is not an object void* can name
+    } else {
+      if (nested()) {
+        f(0u, 1u);
+        return;
+      }
+      using body = std::remove_reference_t<F>;
+      detail::pool_job job;
+      job.invoke = [](void* context, unsigned index, unsigned count) { (*static_cast<body*>(context))(index, count); };
+      job.context = const_cast<void*>(static_cast<const void*>(std::addressof(f)));
+      dispatch(job);
     }
-    using body = std::remove_reference_t<F>;
-    detail::pool_job job;
-    job.invoke = [](void* context, unsigned index, unsigned count) { (*static_cast<body*>(context))(index, count); };
-    job.context = const_cast<void*>(static_cast<const void*>(std::addressof(f)));
-    dispatch(job);
   }
 
   // Calls f for every index in [first, last) exactly once, splitting the
@@ -413,7 +424,7 @@ class pool {
   // the previous one: for uneven work. A range form f gets one chunk per call.
   template <detail::pool_index I, class F>
   void parallel_for(I first, I last, std::type_identity_t<I> grain, F&& f) {
-    ROUSE_CHECK_USAGE(grain > 0, "rouse::pool", "parallel_for() with a grain of 0");
+    ROUSE_CHECK_USAGE(grain > 0, "rouse::pool", "parallel_for() with a grain below 1");
     std::uint64_t const n = detail::index_count(first, last);
     if (n == 0) return;
     std::uint64_t const g = grain > 0 ? static_cast<std::uint64_t>(grain) : 1;
