@@ -724,6 +724,69 @@ TEST(async_channel, a_rendezvous_receive_timed_out_at_once_asks_no_queued_sender
             status::closed);
 }
 
+// Every other receive form whose deadline has passed, from a task and from
+// a thread: the same rule as recv_for's (above). `receive` makes one
+// receive and returns whether it timed out. A select's choice among its
+// ready branches is random: rounds enough to meet both orders.
+template <class Receive>
+void expect_expired_receives_ask_no_queued_sender(Receive receive) {
+  run_loop loop;
+  auto pair_0 = ch::bounded<int>(0);
+  auto& tx = pair_0.first;
+  auto& rx = pair_0.second;
+  auto h = rouse::async::spawn(loop, send_one(tx, 7));
+  loop.run_until_complete([]() -> rtask<> { co_return; }());
+  ASSERT_FALSE(h.is_done());  // queued: no demand
+  for (int round = 0; round < 24; ++round) {
+    ASSERT_TRUE(receive(loop, rx)) << "round " << round;
+    loop.run_until_complete([]() -> rtask<> { co_return; }());
+    ASSERT_FALSE(h.is_done()) << "round " << round;  // still queued: nothing was asked for
+    ASSERT_EQ(rx.size(), 0u) << "round " << round;
+    ASSERT_EQ(rx.permits_for_testing(), 0) << "round " << round;
+  }
+  // Still queued, so the close hands its value back.
+  rx.close();
+  EXPECT_EQ(loop.run_until_complete([](rouse::async::join_handle<status> j) -> rtask<status> {
+              co_return co_await std::move(j);
+            }(std::move(h))),
+            status::closed);
+}
+
+TEST(async_channel, a_thread_s_rendezvous_receive_timed_out_at_once_asks_no_queued_sender) {
+  expect_expired_receives_ask_no_queued_sender(
+      [](run_loop&, ch::receiver<int>& rx) { return rx.recv_blocking_for(0us).status() == status::timed_out; });
+  expect_expired_receives_ask_no_queued_sender([](run_loop&, ch::receiver<int>& rx) {
+    return rx.recv_blocking_until(clk::now() - 1ms).status() == status::timed_out;
+  });
+  expect_expired_receives_ask_no_queued_sender([](run_loop&, ch::receiver<int>& rx) {
+    return rx.recv_blocking_until(std::chrono::system_clock::now() - 1ms).status() == status::timed_out;
+  });
+}
+
+TEST(async_channel, a_rendezvous_receive_under_an_expired_with_timeout_asks_no_queued_sender) {
+  expect_expired_receives_ask_no_queued_sender([](run_loop& loop, ch::receiver<int>& rx) {
+    return !loop.run_until_complete([](ch::receiver<int>& r) -> rtask<bool> {
+      co_return (co_await rouse::async::with_timeout(r.recv(), 0us)).has_value();
+    }(rx));
+  });
+  expect_expired_receives_ask_no_queued_sender([](run_loop& loop, ch::receiver<int>& rx) {
+    return !loop.run_until_complete([](ch::receiver<int>& r) -> rtask<bool> {
+      co_return (co_await rouse::async::with_deadline(r.recv(), clk::now() - 1ms)).has_value();
+    }(rx));
+  });
+}
+
+TEST(async_channel, a_select_with_an_expired_timeout_asks_no_queued_rendezvous_sender) {
+  expect_expired_receives_ask_no_queued_sender([](run_loop& loop, ch::receiver<int>& rx) {
+    return loop.run_until_complete([](ch::receiver<int>& r) -> rtask<std::size_t> {
+             co_return (co_await ch::select(ch::recv(r), ch::timeout(0us))).index();
+           }(rx)) == 1;
+  });
+  expect_expired_receives_ask_no_queued_sender([](run_loop&, ch::receiver<int>& rx) {
+    return ch::select_blocking(ch::recv(rx), ch::timeout(0us)).index() == 1;
+  });
+}
+
 TEST(async_channel, coroutine_timeouts_are_never_early) {
   run_loop loop;
   auto pair_334 = ch::bounded<int>(1);

@@ -737,6 +737,13 @@ class receiver {
   template <class Clock, class Duration>
   recv_result<T> recv_blocking_until(std::chrono::time_point<Clock, Duration> t) noexcept {
     detail::channel_state<T>& st = state();
+    if (Clock::now() >= t) {
+      // Already passed: what is there, else timed out without asking a
+      // rendezvous sender for a value it would leave for the next receive.
+      recv_result<T> r = st.try_recv(false);
+      if (r.status() == channel::status::empty) return recv_result<T>(channel::status::timed_out);
+      return r;
+    }
     std::optional<recv_result<T>> out;
     if (!st.receiver_waker().wait_until_blocking_until([&]() noexcept { return poll_into(st, out); }, t)) {
       st.withdraw_demand();  // a rendezvous demand nobody took: gone with this receive

@@ -54,8 +54,9 @@
 // calling thread's current executor (the coroutine then resumes there too);
 // with neither, await_suspend throws std::logic_error (as sleep does). It never fires early: a timed-out result
 // means steady_clock reached the deadline. A deadline already passed still
-// lets an operation that is ready at once (await_ready) complete with its
-// value.
+// lets an operation that is ready at once complete with its value; one that
+// is not starts with its stop already requested, and completes as timed
+// out without waiting.
 //
 // Lifecycle: the with_timeout awaitable owns the operation; co_await it once
 // (movable only before). A frame destroyed while it waits withdraws the
@@ -69,7 +70,9 @@
 // move before they are awaited).
 //
 // State: cause_ (one winner among the three that may end the wait early)
-//   none = 0 -> timer = 1 (the timer fired first: it requests the stop)
+//   none = 0 -> timer = 1 (the timer fired first: it requests the stop;
+//                          or the deadline had passed at the start: the
+//                          stop is requested before the operation starts)
 //            | outer = 2 (the outer token's stop came first: it requests it)
 //            | abandoned = 3 (the frame is being destroyed: neither may)
 // Memory ordering: acq_rel on cause_ (one winner); the stop source orders
@@ -135,9 +138,20 @@ class timeout_core {
   }
 
   // Arms the timer, then links the outer token (which may request the stop
-  // at once, here). The operation is started after this.
+  // at once, here). The operation is started after this. A deadline already
+  // passed arms nothing: the timer's stop is requested before the operation
+  // starts, so that it completes with what is ready at once and otherwise
+  // as stopped, without starting anything it would have to take back (a
+  // rendezvous receive's demand, a queued waiter's place).
   template <class Token>
   void arm(const Token& outer_token) noexcept {
+    if (deadline_ != clock::time_point::max() && clock::now() >= deadline_) {
+      // none -> timer: nothing else can race it yet (the outer link and
+      // the timer are not there). Ordering: relaxed; this thread reads it.
+      cause_.store(timer, std::memory_order_relaxed);
+      inner_stop_.request_stop();
+      return;
+    }
     node_.deadline = deadline_;
     node_.fire = &on_fire;
     node_.self = this;

@@ -135,10 +135,12 @@ class recv_branch {
     if (asked_) st_->withdraw_demand();
   }
 
+  // A look that asks nothing: a select whose other branch is ready (an
+  // expired timeout) must not hand a rendezvous sender a demand its value
+  // would then answer after the select is gone. The branch asks when armed.
   std::optional<result_type> poll() noexcept {
-    asked_ = true;
     std::optional<result_type> r;
-    st_->try_recv_into(true, r);
+    st_->try_recv_into(false, r);
     return r;
   }
   bool arm(select_core* core) noexcept {
@@ -167,7 +169,7 @@ class recv_branch {
   channel_state<T>* st_;
   select_core* core_ = nullptr;
   bool armed_ = false;
-  bool asked_ = false;  // polled or armed: a rendezvous demand may be its
+  bool asked_ = false;  // armed: a rendezvous demand may be its
   branch_record rec_{};
   fire_flag flag_;
 };
