@@ -37,14 +37,21 @@
 //
 // Operations (statuses from result.hpp)
 //   send(v)                  ok | closed (value handed back)
-//   try_send(v)              ok | full | closed (never blocks; rendezvous:
+//   try_send(v)              ok | full | closed (never waits for a receive
+//                            to begin; the default ring waits for one moving
+//                            a value out of the slot it needs; rendezvous:
 //                            ok only if a receiver is blocked right now)
 //   send_for / send_until    ok | closed | timed_out (never early)
 //   recv()                   value | closed (closed and drained)
-//   try_recv()               value | empty | closed (never waits for a send;
-//                            on a closed ring::ticket it may wait for the
-//                            operations already under way on its slot: its
-//                            send moving a value in, a receive moving one out)
+//   try_recv()               value | empty | closed (never waits for a send
+//                            to begin; the default ring and unbounded wait
+//                            for one that claimed the next position to
+//                            finish moving its value in; a closed
+//                            ring::ticket may wait for the operations under
+//                            way on its slot: its send moving a value in, a
+//                            receive moving one out). So a try_ form, a timed
+//                            wait or a select must not hold a lock that a
+//                            value's move constructor takes.
 //   recv_for / recv_until    value | closed | timed_out
 //   size(), capacity(), empty(), full(), is_closed()   snapshots
 // A rendezvous send returns ok only once a receiver has taken its value.

@@ -22,8 +22,8 @@
 // - Among cases ready at the same time the choice is uniformly random (each
 //   call tries the cases in a random order), so no ready case starves.
 // - try_select never waits for a case to become ready: nullopt when none
-//   is (a receive case on a closed ring::ticket channel may wait for the
-//   operations already under way on its slot, as try_recv does). select_for /
+//   is (a case may wait for a neighbour's move already under way, as
+//   try_recv / try_send do: channel.hpp). select_for /
 //   select_until return nullopt once the deadline has passed (never early).
 // - Rendezvous cases pair with operations of other threads only: a select
 //   with a send and a receive on the same rendezvous channel never pairs them
