@@ -415,6 +415,20 @@ TEST_P(io_per_core, a_core_may_stop_the_run_for_all) {
   EXPECT_FALSE(rt.stop_requested());
 }
 
+#if ROUSE_DEBUG_CHECKS && !defined(ROUSE_SANITIZER_thread)
+TEST(io_per_core_death, destroyed_from_one_of_its_own_cores_is_diagnosed) {
+  EXPECT_DEATH(
+      {
+        auto* rt = new per_core(per_core::options{.cores = 1});
+        rt->run([rt](core_context&) -> task<void> {
+          delete rt;
+          co_return;
+        });
+      },
+      "rouse::io::per_core: misuse: destroyed while run\\(\\) is in progress");
+}
+#endif
+
 INSTANTIATE_TEST_SUITE_P(backends, io_per_core, ::testing::ValuesIn(rouse_test::io_backends()),
                          rouse_test::io_backend_name);
 

@@ -246,6 +246,11 @@ class per_core {
   explicit per_core(const options& opts);
   per_core(const per_core&) = delete;
   per_core& operator=(const per_core&) = delete;
+  ~per_core() {
+    // Ordering: acquire: pairs with the end of run()'s release.
+    ROUSE_CHECK_USAGE(!running_.load(std::memory_order_acquire), "rouse::io::per_core",
+                      "destroyed while run() is in progress (from one of its own cores' tasks, or another thread)");
+  }
 
   std::size_t cores() const noexcept { return cores_; }
 
