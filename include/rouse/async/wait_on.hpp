@@ -53,12 +53,15 @@
 // while a native wait is pending removes the kernel's waiter; the coroutine
 // is then never resumed and its frame may be destroyed later. As for any
 // coroutine, the owner must not destroy the frame while its resumption is
-// under way. A destruction that races with the wait's end on another thread
-// waits for that end (and then resumes nobody, passing on what the wait
-// took), but not for a resumption the end has already begun: a coroutine
-// without an executor is resumed on that thread, so its owner destroys it
-// only once it knows the coroutine is not being resumed (with an executor
-// it is scheduled instead, and the frame must not go before it has run).
+// under way. A destruction on another thread that reaches the wait before
+// the wait's end withdraws it (resuming nobody, passing on what the wait
+// took); one that comes once the end has decided (the word's wake taken,
+// or the stop's leave) races the resumption that end begins: a coroutine
+// without an executor is resumed on the ending thread, one with an
+// executor is scheduled, and the frame must not go before it has run. So
+// destroy a waiting frame from another thread only when its wait cannot
+// end meanwhile (nothing wakes the word, no stop comes), else stop it and
+// let it resume.
 //
 // sizeof: 216 bytes on x86-64 (the driver's state and its lock, the
 // protocol, the resume target, the stop callback slot), in the awaiting
