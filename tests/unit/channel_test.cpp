@@ -542,7 +542,7 @@ TEST(channel_rendezvous, an_operation_after_the_close_never_pairs_with_a_case_en
   ASSERT_TRUE(chan.close());
 
   cd::waiter receiver;
-  cd::packet<int> room;
+  cd::recv_packet<int> room;
   cd::waiter_node receive_case(&receiver, &room);
   chan.register_receiver(receive_case);
   int v = 42;
@@ -554,7 +554,7 @@ TEST(channel_rendezvous, an_operation_after_the_close_never_pairs_with_a_case_en
 
   int mine = 7;
   cd::waiter sender;
-  cd::packet<int> source;
+  cd::send_packet<int> source;
   source.source = &mine;
   cd::waiter_node send_case(&sender, &source);
   chan.register_sender(send_case);

@@ -6,8 +6,10 @@
 
 #include <gtest/gtest.h>
 
+#include <array>
 #include <atomic>
 #include <chrono>
+#include <memory>
 #include <thread>
 #include <vector>
 
@@ -138,6 +140,26 @@ TEST(select, a_blocked_send_case_on_a_rendezvous_hands_off_to_a_receiver) {
   ch::send_case a(tx, v);
   ch::send_case b(tx2, w);
   EXPECT_EQ(ch::select(a, b), 0u);
+  EXPECT_EQ(a.status(), ch::status::ok);
+  t.join();
+}
+
+// A send case refers to its value: it carries no room for a T of its own
+// (a 1 MiB element made a send case 1 MiB), so a large element costs a
+// sending thread's stack nothing beyond the value itself.
+TEST(select, a_send_case_of_a_large_element_holds_no_copy_of_it) {
+  using big = std::array<char, 1 << 16>;
+  static_assert(sizeof(ch::send_case<big>) < sizeof(big));
+  auto [tx, rx] = ch::bounded<big>(0);
+  std::thread t([rx = rx]() mutable {
+    auto r = rx.recv();
+    EXPECT_TRUE(r);
+    EXPECT_EQ((*r)[12345], 'x');
+  });
+  auto v = std::make_unique<big>();
+  (*v)[12345] = 'x';
+  ch::send_case a(tx, *v);
+  EXPECT_EQ(ch::select(a), 0u);
   EXPECT_EQ(a.status(), ch::status::ok);
   t.join();
 }

@@ -201,7 +201,7 @@ class recv_case final : public detail::select_case_base {
 
  private:
   receiver<T>& rx_;
-  detail::packet<T> packet_{};
+  detail::recv_packet<T> packet_{};
   std::optional<recv_result<T>> result_;  // optional: T need not be assignable
 };
 
@@ -257,7 +257,7 @@ class send_case final : public detail::select_case_base {
  private:
   sender<T>& tx_;
   T& value_;
-  detail::packet<T> packet_{};
+  detail::send_packet<T> packet_{};
   channel::status status_ = status::full;
 };
 

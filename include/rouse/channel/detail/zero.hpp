@@ -6,10 +6,10 @@
 // that an arriving operation's check of the other side and its own
 // registration are one step (two queues with a lock each could let a send
 // and a receive both register and wait for each other forever). Each blocked
-// operation owns a `packet` on its stack:
+// operation owns a packet on its stack:
 //
-//   a blocked sender's packet points at the sender's own value (`source`);
-//   a blocked receiver's packet has room for the value (`slot`).
+//   a blocked sender's (send_packet) points at the sender's own value;
+//   a blocked receiver's (recv_packet) has room for the value.
 //
 // An arriving send that finds a blocked receiver claims its waiter (one
 // CAS), unlinks it, leaves the lock, moves the value into the receiver's
@@ -46,10 +46,17 @@
 
 namespace rouse::channel::detail {
 
+// What a blocked sender's node points at: its own value. (Apart from a
+// receiver's, so that a send carries no room for a T: a large T costs a
+// sender no stack.)
 template <class T>
-struct packet {
-  T* source = nullptr;      // a blocked sender's value
-  d::channel_slot<T> slot;  // a blocked receiver's room for the value
+struct send_packet {
+  T* source = nullptr;
+};
+// What a blocked receiver's node points at: room for the value.
+template <class T>
+struct recv_packet {
+  d::channel_slot<T> slot;
 };
 
 template <class T>
@@ -87,7 +94,7 @@ class zero_channel {
   template <class Deadline>
   status send(T& v, const Deadline& deadline) noexcept {
     waiter w;
-    packet<T> p;
+    send_packet<T> p;
     p.source = &v;
     waiter_node me(&w, &p);
     waiter_node* n;
@@ -113,7 +120,7 @@ class zero_channel {
   template <class Deadline>
   recv_result<T> recv(const Deadline& deadline) noexcept {
     waiter w;
-    packet<T> p;
+    recv_packet<T> p;
     waiter_node me(&w, &p);
     waiter_node* n;
     {
@@ -179,7 +186,7 @@ class zero_channel {
     return senders_.has_claimable(other_than(self)) || closed_flag();
   }
   // The value a select's receive case got (its node was claimed by a send).
-  static recv_result<T> take_delivered(packet<T>& p) noexcept {
+  static recv_result<T> take_delivered(recv_packet<T>& p) noexcept {
     recv_result<T> r(std::in_place, std::move(p.slot.get()));
     p.slot.destroy();
     return r;
@@ -225,12 +232,12 @@ class zero_channel {
 
   // `n` is a claimed, unlinked receiver: deliver into its packet, release it.
   static void give(waiter_node& n, T& v) noexcept {
-    static_cast<packet<T>*>(n.packet())->slot.construct(std::move(v));
+    static_cast<recv_packet<T>*>(n.packet())->slot.construct(std::move(v));
     n.owner()->wake();
   }
   // `n` is a claimed, unlinked sender: take its value, release it.
   static recv_result<T> take(waiter_node& n) noexcept {
-    recv_result<T> r(std::in_place, std::move(*static_cast<packet<T>*>(n.packet())->source));
+    recv_result<T> r(std::in_place, std::move(*static_cast<send_packet<T>*>(n.packet())->source));
     n.owner()->wake();
     return r;
   }
