@@ -4,8 +4,8 @@
 //   namespace ch = rouse::async::channel;
 //   auto r = co_await ch::select(ch::recv(rx1), ch::recv(rx2), ch::reserve(tx), ch::timeout(5ms));
 //   switch (r.index()) {
-//     case 0: use(std::get<0>(r));            // recv_result<T1> from rx1
-//     case 1: use(std::get<1>(r));            // recv_result<T2> from rx2
+//     case 0: use(std::get<0>(r)); break;     // recv_result<T1> from rx1
+//     case 1: use(std::get<1>(r)); break;     // recv_result<T2> from rx2
 //     case 2: std::get<2>(r).send(v); break;  // permit<U>: a slot in tx, sent without waiting
 //     case 3: break;                          // timed_out: nothing was ready in 5 ms
 //   }
