@@ -2,8 +2,8 @@
 // coroutines and threads: bounded, rendezvous and unbounded.
 //
 //   auto [tx, rx] = rouse::async::channel::bounded<int>(1000);  // capacity >= 1
-//   auto [tx, rx] = rouse::async::channel::bounded<int>(0);     // rendezvous
-//   auto [tx, rx] = rouse::async::channel::unbounded<int>();
+//   // or: auto [tx, rx] = rouse::async::channel::bounded<int>(0);  // rendezvous
+//   // or: auto [tx, rx] = rouse::async::channel::unbounded<int>();
 //   co_await tx.send(42);                 // send_result<int>: ok, or closed + the value back
 //   auto r = co_await rx.recv();          // recv_result<int>: the value, or closed (and drained)
 //   auto p = co_await tx.reserve();       // a permit: p.send(v) never waits (cancel-safe sends)

@@ -1,9 +1,9 @@
 // rouse/channel/channel.hpp — multi-producer multi-consumer channels.
 //
 //   auto [tx, rx] = rouse::channel::bounded<int>(1024);   // capacity >= 1: a ring
-//   auto [tx, rx] = rouse::channel::bounded<int>(1024, rouse::channel::ring::ticket);
-//   auto [tx, rx] = rouse::channel::bounded<int>(0);      // rendezvous
-//   auto [tx, rx] = rouse::channel::unbounded<int>();     // a linked list of blocks
+//   // or: auto [tx, rx] = rouse::channel::bounded<int>(1024, rouse::channel::ring::ticket);
+//   // or: auto [tx, rx] = rouse::channel::bounded<int>(0);   // rendezvous
+//   // or: auto [tx, rx] = rouse::channel::unbounded<int>();  // a linked list of blocks
 //   tx.send(42);                   // blocks while full; send_result says why it failed
 //   auto r = rx.recv();            // blocks while empty; r.value(), or r.status()
 //   for (int& v : rx) use(v);      // until closed and drained
