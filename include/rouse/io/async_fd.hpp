@@ -3,7 +3,7 @@
 //
 //   auto p = rouse::io::async_fd::adopt(loop, pipe_read_end);  // takes ownership
 //   io_result<std::size_t> n = co_await p->read_some(buf);
-//   co_await p->write_all(bytes);
+//   if (auto w = co_await p->write_all(bytes); !w) handle(w.error());
 //
 // The descriptor is made non-blocking and registered once; read/write(2)
 // move the bytes (on io_uring: IORING_OP_READ / WRITE, at the descriptor's

@@ -4,8 +4,9 @@
 //   io_result<tcp_stream> c = co_await tcp_stream::connect(loop, l->local_endpoint().value());
 //   io_result<tcp_stream> s = co_await l->accept();   // (connect completes once queued)
 //   io_result<std::size_t> n = co_await s->read_some(buf);     // 0 = end of stream
-//   co_await c->write_all(bytes);  co_await s->read_exact(buf);
-//   c->shutdown(SHUT_WR);
+//   if (auto w = co_await c->write_all(bytes); !w) { handle(w.error()); co_return; }
+//   if (auto r = co_await s->read_exact(buf); !r) { handle(r.error()); co_return; }  // io_errc::eof: peer closed
+//   if (auto e = c->shutdown(SHUT_WR); !e) handle(e.error());
 //
 // Every call returns an awaitable (rouse/io/operation.hpp) that tries the
 // system call at once and waits on the reactor only on EAGAIN (on io_uring,

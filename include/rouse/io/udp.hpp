@@ -1,7 +1,7 @@
 // rouse/io/udp.hpp — UDP over the reactor.
 //
 //   auto s = rouse::io::udp_socket::bind(loop, endpoint::loopback_v4(0));
-//   co_await s->send_to(bytes, peer);                 // io_result<size_t>
+//   if (auto n = co_await s->send_to(bytes, peer); !n) handle(n.error());  // io_result<size_t>
 //   io_result<datagram> d = co_await s->recv_from(buf);  // d->size, d->from
 //
 // A datagram larger than the buffer is truncated (the rest is dropped, as
