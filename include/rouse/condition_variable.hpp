@@ -87,7 +87,7 @@
 // request that came too late, met before they unlinked; bit 31: the
 // destructor waits for them). A waiter's own claim word
 // (detail::waiter) decides between a notify, its timeout and its stop
-// request: exactly one wins (DESIGN rule 6).
+// request: exactly one wins (docs/design.md, rule 6).
 //
 //   queue        notify_one                        notify_all
 //   empty        nothing (one load, no syscall)    nothing (one load)

@@ -31,7 +31,7 @@
 // - Destruction: only once no thread is between prepare_wait() and the end
 //   of its wait or cancel_wait() (debug builds check this), and every
 //   notify_*() that may touch the eventcount has returned. A notify is not
-//   a release in DESIGN rule 7's sense: what lets a waiter go on is the
+//   a release in the sense of docs/design.md, rule 7: what lets a waiter go on is the
 //   notifier's own condition change, made before notify_*() reads the
 //   eventcount at all, so a waiter that sees the condition cannot tell
 //   whether its notifier is done with the eventcount (std asks the same of

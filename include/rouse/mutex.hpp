@@ -14,7 +14,7 @@
 // are called by a thread that does not hold the mutex; unlock() by the
 // thread that holds it.
 //
-// Destruction (std's rule, DESIGN rule 7): a thread that locks the mutex
+// Destruction (std's rule; docs/design.md, rule 7): a thread that locks the mutex
 // after every other thread's last lock may unlock and destroy it at once,
 // even while the thread that unlocked before it is still inside unlock().
 // unlock()'s last access to the mutex is the compare-exchange that frees it

@@ -11,7 +11,7 @@
 //   hand_off_to_waker    a held lock, a waker waiter queued behind it and a
 //                        thread locking too: the unlock hands the lock on
 //                        (FIFO), the waiter unlocks after its turn
-//   unlock_then_destroy  DESIGN rule 7: a held lock, a queued waiter that
+//   unlock_then_destroy  docs/design.md rule 7: a held lock, a queued waiter that
 //                        leaves, and a thread that locks, unlocks and
 //                        destroys the mutex (in raw storage) while the first
 //                        unlock may still be inside its serve: any touch of

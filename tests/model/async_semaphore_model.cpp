@@ -22,7 +22,7 @@
 //                                waiter leaving with a partial assignment:
 //                                every waiter is claimed once, and the one
 //                                permit is either held or back in the count
-////   released_then_destroyed      DESIGN rule 7: two releases of 1 against a
+////   released_then_destroyed      docs/design.md rule 7: two releases of 1 against a
 //                                waiter for 2 that queues meanwhile and,
 //                                served, destroys the semaphore at once:
 //                                neither release touches it after its

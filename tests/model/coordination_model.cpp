@@ -14,7 +14,7 @@
 //              release's wake)
 //   semaphore destruction (both layouts): the acquirer destroys the
 //              semaphore as soon as acquire() returns, while the release
-//              may still run (DESIGN rule 7); and a broken wide release that
+//              may still run (docs/design.md, rule 7); and a broken wide release that
 //              bumps its sequence after the permits, which the model must
 //              catch touching the destroyed semaphore
 //   event      auto-reset set racing a sleeping wait; manual-reset with two
@@ -334,7 +334,7 @@ struct rouse::detail::semaphore_wide_model_access {
 
   // Broken on purpose: release(1) to sleepers that bumps the sequence after
   // the RMW that makes the permit available. The thread that permit lets
-  // through may have destroyed the semaphore by then (DESIGN rule 7).
+  // through may have destroyed the semaphore by then (docs/design.md, rule 7).
   static void release_bump_after_permits(semaphore_wide& s) {
     std::uint64_t v = s.word_.load(std::memory_order_relaxed);
     for (;;) {
@@ -366,7 +366,7 @@ struct broken_wide_release_without_mark : rl::test_suite<broken_wide_release_wit
   }
 };
 
-// Destruction (DESIGN rule 7): the thread a release lets through may destroy
+// Destruction (docs/design.md, rule 7): the thread a release lets through may destroy
 // the semaphore at once, while the releasing thread is still inside
 // release(). The semaphore lives in raw storage and that thread destroys it
 // in place; Relacy reports any later access to its words ("access to freed

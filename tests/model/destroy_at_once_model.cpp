@@ -1,4 +1,4 @@
-// Relacy models of DESIGN rule 7 for the primitives whose release is one
+// Relacy models of docs/design.md's rule 7 for the primitives whose release is one
 // RMW followed by a wake: a released object may be destroyed at once by the
 // thread the release lets through, while the releasing thread is still inside
 // its release. Each object lives in raw storage and is destroyed in place by

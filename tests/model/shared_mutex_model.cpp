@@ -216,7 +216,7 @@ struct two_writers_two_readers_swapping : rl::test_suite<two_writers_two_readers
   void after() { RL_ASSERT(value($) == 4); }
 };
 
-// Destruction (std's rule, DESIGN rule 7): a thread that locks after every
+// Destruction (std's rule; docs/design.md, rule 7): a thread that locks after every
 // other thread's last lock may unlock and destroy the mutex at once, while
 // the others may still be inside unlock() / unlock_shared(). The mutex
 // lives in raw storage and is destroyed in place; Relacy reports any later

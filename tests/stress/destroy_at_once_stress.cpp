@@ -1,5 +1,5 @@
-// A released object may be destroyed at once (std's rule for mutexes,
-// DESIGN rule 7): the thread a release lets through may destroy the object
+// A released object may be destroyed at once (std's rule for mutexes;
+// docs/design.md, rule 7): the thread a release lets through may destroy the object
 // while the releasing thread is still inside its release call. Each test
 // repeats one legal pattern many times with the object in a
 // rouse_test::guarded_object, whose memory faults once it is destroyed: a

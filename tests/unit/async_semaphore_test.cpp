@@ -448,7 +448,7 @@ TEST(async_semaphore, a_timed_out_thread_returns_its_partial_assignment) {
 
 // A "closed" result taken on the fast path (free permits, nobody queued)
 // happens-after close(): what the closer wrote before it is seen, and the
-// semaphore may be destroyed at once (DESIGN rule 7). A race here shows
+// semaphore may be destroyed at once (docs/design.md, rule 7). A race here shows
 // under ThreadSanitizer (the value itself reads right on x86).
 TEST(async_semaphore, a_closed_result_without_queueing_happens_after_close) {
   for (int round = 1; round <= 200; ++round) {

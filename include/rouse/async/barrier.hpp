@@ -35,7 +35,7 @@
 // fallback). The completion function must not throw (std's rule) and must
 // not arrive at this barrier. The barrier may be destroyed by a party the
 // last phase let through as soon as it is released, while the last arriver
-// is still returning (DESIGN rule 7; see "Phase hand-over") — from arrive(),
+// is still returning (docs/design.md, rule 7; see "Phase hand-over") — from arrive(),
 // not from arrive_and_wait(): its arrival and its co_await are one
 // operation, and its await reads the barrier (a waiter without an executor,
 // released inside that arrival, runs before the await).

@@ -79,7 +79,7 @@
 //   notify_one:  seq_ += 1 (A1); if waiters (A2): claim and wake the oldest
 //   notify_all:  seq_ += 1 (A1); if waiters (A2): claim and wake every one
 //   a waiter that gives up after a notify_one chose it passes it on (a
-//   notify_one), DESIGN rule 6
+//   notify_one); docs/design.md, rule 6
 //
 // Memory ordering: what the notifier did before notify (under the mutex or
 // not) happens-before the waiter's return: the seq_ RMW is seq_cst and the

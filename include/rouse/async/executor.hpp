@@ -12,7 +12,7 @@
 //   timer_entry       one pending timer, in the sleeping coroutine's frame.
 //
 // Contract of schedule(h): h is resumed later, on a thread of the executor,
-// exactly once; never inside schedule() itself (DESIGN rule 5: a waker never
+// exactly once; never inside schedule() itself (docs/design.md, rule 5: a waker never
 // resumes a coroutine on the waker's stack). Thread-safe: any thread may
 // schedule onto any executor. While the executor's threads run, a schedule
 // makes no system call; when they sleep it wakes one.

@@ -21,7 +21,7 @@
 // counting thread inside the call: coroutine_waker's fallback). The latch may
 // be destroyed by a party its release let through the moment that party
 // sees the count at zero, even while the last count_down() is still
-// returning (DESIGN rule 7: see "Release" below) — but not while another
+// returning (docs/design.md, rule 7: see "Release" below) — but not while another
 // party is inside arrive_and_wait(): its count-down and its co_await are one
 // operation, as std::latch's arrive_and_wait() is one call, and its await
 // reads the latch (a waiter without an executor, released inside that

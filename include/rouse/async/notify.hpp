@@ -19,7 +19,7 @@
 // - A waiter chosen by notify_one() that gives up instead (its coroutine is
 //   destroyed while suspended, a thread's timed wait that expires at the
 //   moment it was chosen, a re-check that found a permit too) passes the
-//   permit on: to the next waiter, or stored (tokio #4618; DESIGN rule 6).
+//   permit on: to the next waiter, or stored (tokio #4618; docs/design.md, rule 6).
 //   A waiter stopped through its stop token before it was chosen takes
 //   nothing; one stopped after it was chosen keeps the wake (it resumes
 //   normally). A wait that completed but whose completion is dropped (a

@@ -72,7 +72,7 @@
 // try_acquire_until(n, t) (never early), a thread parked in the same queue.
 // Across processes: no.
 //
-// A released object may vanish (DESIGN rule 7): the queue's lock is a bit
+// A released object may vanish (docs/design.md, rule 7): the queue's lock is a bit
 // of the state word, so a serve, a leave or a close publishes its permits
 // (or C) and drops the lock in one RMW, its last touch of the semaphore;
 // then it wakes the served waiters from a chain it holds and, if somebody

@@ -8,7 +8,8 @@
 // A timed-out operation is cancelled exactly as a stopped one is: the
 // operation's own cancellation path runs, so nothing it took is lost (a
 // notification or permit it was handed meanwhile is passed on, a value it
-// received is returned). Timeouts are cancellation by a timer (ASYNC.md).
+// received is returned). Timeouts are cancellation by a timer
+// (docs/async-coordination.md, "with_timeout and with_deadline").
 //
 // Result type: with_timeout(op, d) over an operation whose co_await yields
 //   void  -> bool            true: completed, false: timed out

@@ -8,7 +8,7 @@
 // so that a word woken by rouse's blocking primitives (rouse/platform/wait.hpp's
 // wake, i.e. a private FUTEX_WAKE on the futex backend) wakes a coroutine.
 // Like a futex wait it may return spuriously, and returns at once when the
-// word no longer holds `expected`: callers re-check the word (DESIGN rule 1).
+// word no longer holds `expected`: callers re-check the word (docs/design.md, rule 1).
 // rouse/async/blocking.hpp builds lock / latch wait / acquire on it.
 //
 // Which way it waits, chosen when it suspends, from the awaiting promise's

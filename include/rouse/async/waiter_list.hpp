@@ -35,7 +35,7 @@
 //       transferable (a manual-reset event, notify_all) is never asked.
 //   waiter_list& waiters() noexcept
 //
-// One wait, end to end (ASYNC.md): check (await_ready: the primitive's word,
+// One wait, end to end (docs/async.md, "The model"): check (await_ready: the primitive's word,
 // no lock) -> push (B1) -> re-check (B2) -> withdraw (the re-check found it
 // ready and the waiter claimed itself) or suspend. A notifier claims the
 // waiter (one compare-exchange, detail::waiter::try_claim), unlinks it under

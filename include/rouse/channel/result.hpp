@@ -8,7 +8,7 @@
 //   recv_result<T>        the value received, or the status that says why not
 //   send_result<T>        success, or the status and the value handed back
 //
-// A closed channel is a normal result, not an exception (DESIGN "API
+// A closed channel is a normal result, not an exception (docs/design.md, "API
 // conventions"). Which statuses an operation can report:
 //
 //   operation                        ok  empty  full  closed  timed_out

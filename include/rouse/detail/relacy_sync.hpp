@@ -76,7 +76,7 @@ inline std::memory_order failure_of(std::memory_order mo) noexcept {
 
 namespace model {
 // Words whose object has been destroyed. A release may wake a futex address
-// after the object was freed (DESIGN rule 7: a wake never reads the memory);
+// after the object was freed (docs/design.md, rule 7: a wake never reads the memory);
 // the model lets such a wake find nobody, while every other access to a
 // destroyed word is reported by Relacy ("access to freed memory"). A fixed
 // table, not a container: Relacy checks the heap for leaks per iteration.

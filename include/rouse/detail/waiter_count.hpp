@@ -1,7 +1,7 @@
 // rouse/detail/waiter_count.hpp — the waiter-count handshake of atomic_wait.
 //
 // Purpose: let a notify on an address that nobody waits on skip the system
-// call (DESIGN rule 2) when the waited-on word itself has no spare bit to say
+// call (docs/design.md, rule 2) when the waited-on word itself has no spare bit to say
 // "somebody sleeps here" — the case of std::atomic<T>::wait, whose value is
 // the user's. Waiters announce themselves in a counter shared by every
 // address that hashes to it; a notifier that finds the counter at zero

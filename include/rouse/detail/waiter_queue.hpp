@@ -1,7 +1,7 @@
 // rouse/detail/waiter_queue.hpp — the one intrusive waiter queue.
 //
 // Every primitive of rouse that keeps a list of blocked parties keeps it
-// here (DESIGN, "Shared machinery"): the channels and select, the condition
+// here (docs/design.md, "Shared machinery"): the channels and select, the condition
 // variable, the parking table of the generic wait backend and of the
 // 1/2/8-byte atomic waits, and the async primitives (async/waiter_list.hpp).
 // Users never name these types.
@@ -23,9 +23,9 @@
 // holds thread waiters and waker waiters side by side (threads and tasks
 // sharing one channel), and the async layer uses this queue, not a copy.
 //
-// Lifecycle of a wait (ASYNC.md, "One wait, end to end"):
+// Lifecycle of a wait (docs/async.md, "One wait, end to end"):
 //   1. The waiter builds a `waiter` and one `waiter_node` per list in its own
-//      frame (DESIGN rule 3: no allocation), links the nodes (push), then
+//      frame (docs/design.md, rule 3: no allocation), links the nodes (push), then
 //      re-checks its condition (the Dekker pairing below).
 //   2. A party that can serve it claims it: one compare-exchange of the claim
 //      word, `waiting` -> the node's id (a notify), `closed` (a close) or
@@ -56,7 +56,7 @@
 // Everything it needs afterwards it has copied out before: the next node of
 // a chain it wakes, the waker it wakes. What follows the exchange is, at
 // most, a futex wake on the parker's address — a system call that never
-// reads the memory (DESIGN rule 7); if the waiter has returned and the
+// reads the memory (docs/design.md, rule 7); if the waiter has returned and the
 // address was reused, it is a spurious wake-up for whoever sleeps there,
 // which every user of a futex tolerates. (The other answer, a `waking` state
 // and a last store after the system call so that no wake reaches a freed
@@ -81,7 +81,7 @@
 // (static_asserts below).
 // Fairness: FIFO: notify wakes the oldest waiter that can still be claimed.
 // Cost with nobody waiting: notify_one() and has_waiters() are one seq_cst
-// load (a plain load on x86) and take no lock (DESIGN rule 2).
+// load (a plain load on x86) and take no lock (docs/design.md, rule 2).
 // Across processes: no (nodes point into thread stacks).
 //
 // waiter::claim (the one-winner word)

@@ -8,7 +8,7 @@
 // the contract, cancellation, where the coroutine resumes): any private
 // FUTEX_WAKE of the word resumes it. Like a futex wait it may return
 // spuriously, and returns at once when the word no longer holds `expected`:
-// callers re-check the word (DESIGN rule 1).
+// callers re-check the word (docs/design.md, rule 1).
 //
 // Two ways, chosen at run time (reactor::futex_wait_native() says which):
 //   io_uring   an IORING_OP_FUTEX_WAIT request (Linux >= 6.7) on this
@@ -31,7 +31,7 @@
 // IORING_OP_ASYNC_CANCEL submitted at once, which removes the kernel's
 // waiter before the call returns; the canceller then wakes one waiter of
 // the word (FUTEX_WAKE of one), so that a wake the request consumed
-// meanwhile is not lost (DESIGN rule 6) nor held back until the loop reaps
+// meanwhile is not lost (docs/design.md, rule 6) nor held back until the loop reaps
 // the request's completion (at worst a spurious wake of another waiter);
 // a completion that won the race stands. helper: its
 // stop word wakes the helper alone (the word's other waiters see nothing);

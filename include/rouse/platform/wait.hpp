@@ -40,7 +40,7 @@
 //
 // Costs (futex backend): each call is exactly one system call, retried only on
 // EINTR. Nothing here checks whether anybody waits: avoiding a useless wake is
-// the job of the primitive's state word (DESIGN rule 2).
+// the job of the primitive's state word (docs/design.md, rule 2).
 #pragma once
 
 #include <atomic>

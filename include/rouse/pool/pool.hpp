@@ -37,7 +37,7 @@
 // - Misuse, diagnosed in debug builds (ROUSE_CHECK_USAGE, then abort):
 //   destroying the pool from inside one of its own jobs (also from a job of
 //   another pool that it called); a grain below 1.
-// - Destruction (std's rule for mutexes, DESIGN rule 7): the destructor
+// - Destruction (std's rule for mutexes; docs/design.md, rule 7): the destructor
 //   takes the callers' lock (waiting for a job that runs), stops and joins
 //   the workers. So a thread that knows every other call on the pool has
 //   got its turn (its job has started: it saw one of its effects) may

@@ -7,7 +7,7 @@
 //                  stopped flag and the resume action (a coroutine's
 //                  executor, a thread's parker, a model's flag)
 //   fire_flag      a branch's "my wake returned" flag: the withdrawal waits
-//                  on it before the frame may go (DESIGN rule 7)
+//                  on it before the frame may go (docs/design.md, rule 7)
 //   recv_branch    a receiver's diatomic_waker, armed through arm_external
 //   slot_branch    a node in the senders' waiter list; a claim may hand it a
 //                  slot (the base of reserve and send branches)

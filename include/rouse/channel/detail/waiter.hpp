@@ -15,7 +15,7 @@
 //                stack; its packet points at a rendezvous transfer area
 //   sync_waker   the waiters on one side of a bounded or unbounded channel:
 //                a waiter_queue, whose notify with nobody registered is one
-//                plain load (DESIGN rule 2)
+//                plain load (docs/design.md, rule 2)
 //   snooze       the channels' spins (detail/spin.hpp's channel_* policies)
 //   no_deadline, now_deadline, until_deadline   the one deadline idiom
 //                (detail/deadline.hpp), for the channel loops and waiter::wait()
