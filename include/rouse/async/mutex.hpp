@@ -45,7 +45,7 @@
 // address: a ready lock writes 48 of them, the queued wait is built in
 // place only when it must wait); no allocation per wait. Fairness: FIFO,
 // hand-off. Cost with nobody waiting: lock / try_lock one load and one CAS;
-// unlock one load and one fetch_add; no lock, no system call. Across
+// unlock one load and one CAS; no lock, no system call. Across
 // processes: no.
 //
 // Memory ordering: everything the owner did before unlock() happens-before

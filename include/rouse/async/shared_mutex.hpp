@@ -39,7 +39,7 @@
 // awaiting frame (as async::mutex's: the queued wait is built
 // in place only when it must wait); no allocation per wait. Fairness: FIFO
 // between readers and writers. Cost with nobody waiting: every lock one
-// load and one CAS, every unlock one load and one fetch_add; no lock, no
+// load and one CAS, every unlock one load and one CAS; no lock, no
 // system call. Across processes: no.
 //
 // Memory ordering: a writer's unlock happens-before the next owners'
