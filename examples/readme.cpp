@@ -9,7 +9,7 @@
 
 int main() {
   rouse::mutex m;                // 4 bytes; a rename of std::mutex
-  rouse::condition_variable cv;  // notify_all requeues onto m: no herd
+  rouse::condition_variable cv;  // notify_all wakes one, which wakes the next: no herd
   bool ready = false;
   std::thread t([&] {
     std::lock_guard g(m);
