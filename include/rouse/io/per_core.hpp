@@ -1,10 +1,11 @@
 // rouse/io/per_core.hpp — thread-per-core: one event loop per core, nothing shared on the I/O path.
 //
 //   rouse::io::per_core rt({.cores = 4, .pin = true});
-//   rt.run([&](rouse::io::core_context& core) -> task<void> {
-//     auto l = tcp_listener::bind(core, where, {.reuse_port = true});  // one listener per core
+//   rt.run([&](rouse::io::core_context& core) -> rouse::async::task<void> {
+//     auto l = rouse::io::tcp_listener::bind(core, where, {.reuse_port = true});  // one per core
 //     for (;;) { auto s = co_await l->accept(); ... }                  // served on this core
 //   });
+//   // in a core's task:
 //   int v = co_await core.submit_to(0, count_on_core_0());             // run there, result here
 //
 //   per_core      the runtime: N threads (default: hardware_concurrency()),
