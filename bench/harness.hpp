@@ -1,6 +1,6 @@
 // rouse-bench harness: how a workload family registers itself.
 //
-// A workload (BENCHMARKS.md names them: "mutex.contended4") has one unit and
+// A workload (docs/rouse-bench.md and docs/benchmarks.md name them: "mutex.contended4") has one unit and
 // several implementations ("rouse::mutex", "std::mutex", ...). The runner
 // runs every implementation of a workload interleaved, round after round
 // (A B C A B C ...), takes medians, and measures beside each run the

@@ -1,4 +1,4 @@
-// rouse-bench: runs the workloads of BENCHMARKS.md side by side with their
+// rouse-bench: runs the workloads of docs/benchmarks.md side by side with their
 // peers, interleaved, and reports medians and ratios.
 //
 //   rouse-bench [--quick] [--scale] [--filter REGEX] [--rounds N] [--time-limit S]
@@ -61,7 +61,7 @@ bool known_unit(const std::string& unit) {
 
 void add(workload w) {
   if (!known_unit(w.unit))
-    std::fprintf(stderr, "rouse-bench: workload %s has unit '%s', not one of BENCHMARKS.md's\n", w.name.c_str(),
+    std::fprintf(stderr, "rouse-bench: workload %s has unit '%s', not one of the benchmark plan's units\n", w.name.c_str(),
                  w.unit.c_str());
   // Several files may add implementations to one workload (its first
   // registration sets the unit and baseline; a later one must agree).
@@ -492,7 +492,7 @@ int usage(const char* argv0, FILE* to) {
                "  --rounds N      rounds per workload (default 7, --quick 5)\n"
                "  --time-limit S  limit for the whole run (default 540 s, --quick 50 s; 0: none);\n"
                "                  past 90%% of it workloads run scaled down, past it they are skipped\n"
-               "  --json FILE     results as JSON (BENCHMARKS.md's format)\n"
+               "  --json FILE     results as JSON (docs/rouse-bench.md)\n"
                "  --report DIR    DIR/report.md with tables and gnuplot SVG charts\n"
                "  --list          print the workload names and exit\n",
                argv0);

@@ -1,4 +1,4 @@
-// mutex.* workloads (BENCHMARKS.md): lock; ++shared counter; unlock.
+// mutex.* workloads (docs/benchmarks.md): lock; ++shared counter; unlock.
 //
 //   mutex.uncontended   1 thread, 5,000,000 ops                  ns/op
 //   mutex.contended2    2 threads x 2,000,000 ops                ns/op (total time / total ops)
@@ -13,7 +13,7 @@
 // Spin locks on an oversubscribed machine can take minutes for one run (a
 // waiter spins through a preempted holder's whole time slice; a FIFO queue
 // lock hands the lock to threads that are not running). So that a full run
-// stays within BENCHMARKS.md's 10 minutes, a contended run stops its threads
+// stays within the benchmark plan's 10 minutes, a contended run stops its threads
 // after `run_cap` of wall time and reports time / operations actually done;
 // such a run carries extra "capped" = 1 (the fraction of rounds capped,
 // after the runner's median). No implementation below rouse::mutex's class

@@ -1,7 +1,7 @@
 # Runs rouse-bench on one small workload and checks what it writes:
 #   cmake -DBENCH=path/to/rouse-bench -DWORK_DIR=dir -P smoke_test.cmake
 # The JSON must parse (CMake's parser is strict: NaN or inf fail it) and
-# every result must carry BENCHMARKS.md's fields with numbers where numbers
+# every result must carry the fields docs/rouse-bench.md lists with numbers where numbers
 # belong; DIR/report.md must exist with its summary.
 cmake_minimum_required(VERSION 3.25)
 foreach(var BENCH WORK_DIR)
