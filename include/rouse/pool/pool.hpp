@@ -28,7 +28,9 @@
 //   participant: no deadlock. A job of one pool may use another pool; two
 //   callers that enter pools in opposite orders (one calls A, whose job
 //   calls B; the other calls B, whose job calls A) can deadlock, like locks
-//   taken in a cycle.
+//   taken in a cycle. Inline means on the same thread: a job that waits for
+//   another thread which calls this pool deadlocks (that call waits for the
+//   job to end).
 // - An exception thrown by the callable on any participant stops the job
 //   (participants that have not started skip it; loops stop at the next
 //   1024-index block or chunk), and is rethrown by the call once every
