@@ -34,8 +34,16 @@
 // Misuse (debug builds, ROUSE_DEBUG_CHECKS): unlock() when the lock is not
 // held exclusively, unlock_shared() when it is not held shared (the reader
 // count would underflow), and destroying it while held, are reported with
-// "rouse::shared_mutex: misuse: ..." and abort. An unlock by a thread other
-// than the holder is not detected (the word has no room for an owner).
+// "rouse::shared_mutex: misuse: ..." and abort. So are, through the thread's
+// list of the locks it holds (detail/held_locks.hpp, as rouse::mutex's: the
+// word has no room for an owner): any lock form by the exclusive holder;
+// lock() by a shared holder (an upgrade, which deadlocks; a try_lock form
+// fails at worst, and is allowed); and an unlock or unlock_shared by a
+// thread that does not hold it so. A second shared hold by one thread is
+// allowed and not diagnosed (std::shared_mutex on glibc admits it), but it
+// deadlocks when a writer queued between the two: writers are not starved,
+// so a waiting writer holds new readers off, the holder's second lock_shared
+// included. Take a shared lock once per thread.
 // More than 2^28 - 2 simultaneous shared holders aborts in every build.
 //
 // sizeof: 12 bytes (three 32-bit words: the state, the writers' wake
@@ -152,6 +160,7 @@
 #include "rouse/detail/annotations.hpp"
 #include "rouse/detail/deadline.hpp"
 #include "rouse/detail/diagnostics.hpp"
+#include "rouse/detail/held_locks.hpp"
 #include "rouse/detail/spin.hpp"
 #include "rouse/detail/sync_types.hpp"
 #include "rouse/platform/deadline.hpp"
@@ -170,21 +179,25 @@ class ROUSE_CAPABILITY("shared_mutex") shared_mutex {
 
   // --- exclusive -----------------------------------------------------------
   void lock() noexcept ROUSE_ACQUIRE() ROUSE_NO_THREAD_SAFETY_ANALYSIS {
+    check_not_held_for_lock(true);
     std::uint32_t expected = 0;
     // Ordering: acquire pairs with the release in unlock()/unlock_shared().
-    if (state_.compare_exchange_weak(expected, write_locked, std::memory_order_acquire, std::memory_order_relaxed))
-        [[likely]]
-      return;
-    lock_slow(detail::no_deadline{});
+    if (!state_.compare_exchange_weak(expected, write_locked, std::memory_order_acquire, std::memory_order_relaxed))
+        [[unlikely]]
+      lock_slow(detail::no_deadline{});
+    detail::note_acquired(this);
   }
 
   bool try_lock() noexcept ROUSE_TRY_ACQUIRE(true) ROUSE_NO_THREAD_SAFETY_ANALYSIS {
+    check_not_held_for_lock(false);
     std::uint32_t s = state_.load(std::memory_order_relaxed);
     while (write_lockable(s)) {
       // Ordering: acquire pairs with the release in unlock()/unlock_shared().
       if (state_.compare_exchange_strong(s, (s & ~handing_over) | write_locked, std::memory_order_acquire,
-                                         std::memory_order_relaxed))
+                                         std::memory_order_relaxed)) {
+        detail::note_acquired(this);
         return true;
+      }
     }
     return false;
   }
@@ -199,34 +212,43 @@ class ROUSE_CAPABILITY("shared_mutex") shared_mutex {
   bool try_lock_until(const std::chrono::time_point<Clock, Duration>& deadline) noexcept
       ROUSE_TRY_ACQUIRE(true) ROUSE_NO_THREAD_SAFETY_ANALYSIS {
     if (try_lock()) return true;
-    return lock_slow(detail::deadline_at(deadline));
+    if (!lock_slow(detail::deadline_at(deadline))) return false;
+    detail::note_acquired(this);
+    return true;
   }
 
   void unlock() noexcept ROUSE_RELEASE() ROUSE_NO_THREAD_SAFETY_ANALYSIS {
     std::uint32_t expected = write_locked;
     // Ordering: release pairs with the acquire of the next lock()/lock_shared().
-    if (state_.compare_exchange_strong(expected, 0, std::memory_order_release, std::memory_order_relaxed)) [[likely]]
-      return;
-    unlock_slow(expected);
+    if (!state_.compare_exchange_strong(expected, 0, std::memory_order_release, std::memory_order_relaxed))
+        [[unlikely]]
+      unlock_slow(expected);  // (diagnoses an unlock of a lock not held exclusively)
+    // The thread's own list: nothing of *this is touched (it may be gone).
+    detail::note_released(this, true, "rouse::shared_mutex");
   }
 
   // --- shared --------------------------------------------------------------
   void lock_shared() noexcept ROUSE_ACQUIRE_SHARED() ROUSE_NO_THREAD_SAFETY_ANALYSIS {
+    check_not_held_for_lock_shared();
     std::uint32_t s = state_.load(std::memory_order_relaxed);
     // s < max_readers: no flag set and the count has room.
     // Ordering: acquire pairs with the release in unlock().
-    if (s < max_readers && state_.compare_exchange_weak(s, s + 1, std::memory_order_acquire, std::memory_order_relaxed))
-        [[likely]]
-      return;
-    lock_shared_slow(detail::no_deadline{});
+    if (!(s < max_readers &&
+          state_.compare_exchange_weak(s, s + 1, std::memory_order_acquire, std::memory_order_relaxed))) [[unlikely]]
+      lock_shared_slow(detail::no_deadline{});
+    detail::note_acquired(shared_key());
   }
 
   bool try_lock_shared() noexcept ROUSE_TRY_ACQUIRE_SHARED(true) ROUSE_NO_THREAD_SAFETY_ANALYSIS {
+    check_not_held_for_lock_shared();
     std::uint32_t s = state_.load(std::memory_order_relaxed);
     while (read_lockable(s, false)) {
       // Ordering: acquire pairs with the release in unlock().
-      if (state_.compare_exchange_strong(s, (s + 1) & ~read_turn, std::memory_order_acquire, std::memory_order_relaxed))
+      if (state_.compare_exchange_strong(s, (s + 1) & ~read_turn, std::memory_order_acquire,
+                                         std::memory_order_relaxed)) {
+        detail::note_acquired(shared_key());
         return true;
+      }
     }
     check_reader_room(s);
     return false;
@@ -242,7 +264,9 @@ class ROUSE_CAPABILITY("shared_mutex") shared_mutex {
   bool try_lock_shared_until(const std::chrono::time_point<Clock, Duration>& deadline) noexcept
       ROUSE_TRY_ACQUIRE_SHARED(true) ROUSE_NO_THREAD_SAFETY_ANALYSIS {
     if (try_lock_shared()) return true;
-    return lock_shared_slow(detail::deadline_at(deadline));
+    if (!lock_shared_slow(detail::deadline_at(deadline))) return false;
+    detail::note_acquired(shared_key());
+    return true;
   }
 
   void unlock_shared() noexcept ROUSE_RELEASE_SHARED() ROUSE_NO_THREAD_SAFETY_ANALYSIS {
@@ -255,9 +279,36 @@ class ROUSE_CAPABILITY("shared_mutex") shared_mutex {
     // readers hold the lock: the first reader of a turn clears it.)
     if ((s & count_mask) == 0 && (s & (writers_waiting | readers_waiting)) != 0) [[unlikely]]
       last_reader_out(s);
+    // The thread's own list: nothing of *this is touched (it may be gone).
+#if ROUSE_TRACK_HELD_LOCKS
+    ROUSE_CHECK_USAGE(detail::held_locks::mine().remove(shared_key()), "rouse::shared_mutex",
+                      "unlock_shared() by a thread that does not hold it shared");
+#endif
   }
 
  private:
+  // Debug builds: the thread's held-lock list keeps this lock's address for
+  // an exclusive hold and the next byte's for each shared one (a key only).
+  // Any lock form by the exclusive holder is misuse (as rouse::mutex's); by
+  // a shared holder, lock() (an upgrade: it waits forever; a try_lock form
+  // fails at worst). A second shared hold is not diagnosed (see the header).
+  const void* shared_key() const noexcept { return reinterpret_cast<const char*>(this) + 1; }
+  void check_not_held_for_lock([[maybe_unused]] bool waits) const noexcept {
+#if ROUSE_TRACK_HELD_LOCKS
+    detail::held_locks& held = detail::held_locks::mine();
+    ROUSE_CHECK_USAGE(!held.contains(this), "rouse::shared_mutex",
+                      "lock() by the thread that already holds it (self-deadlock)");
+    ROUSE_CHECK_USAGE(!waits || !held.contains(shared_key()), "rouse::shared_mutex",
+                      "lock() by a thread that holds it shared (an upgrade deadlocks: unlock_shared() first)");
+#endif
+  }
+  void check_not_held_for_lock_shared() const noexcept {
+#if ROUSE_TRACK_HELD_LOCKS
+    ROUSE_CHECK_USAGE(!detail::held_locks::mine().contains(this), "rouse::shared_mutex",
+                      "lock_shared() by the thread that holds it exclusively (self-deadlock)");
+#endif
+  }
+
   static constexpr std::uint32_t count_mask = (std::uint32_t{1} << 28) - 1;
   static constexpr std::uint32_t write_locked = count_mask;
   static constexpr std::uint32_t max_readers = count_mask - 1;

@@ -490,6 +490,27 @@ TEST(shared_mutex, only_the_last_reader_wakes_a_writer) {
   w.join();
 }
 
+// The debug builds' ownership checks (below) keep each lock's holds apart:
+// holds of neighbouring locks in both modes, released in any order, and
+// locks taken again after their release are no misuse.
+TEST(shared_mutex, holds_of_neighbouring_locks_in_both_modes_are_no_misuse) {
+  shared_mutex locks[2];
+  shared_mutex& a = locks[0];
+  shared_mutex& b = locks[1];
+  a.lock_shared();
+  b.lock();
+  b.unlock();
+  b.lock_shared();
+  a.unlock_shared();
+  a.lock();
+  b.unlock_shared();
+  EXPECT_TRUE(b.try_lock());
+  a.unlock();
+  b.unlock();
+  EXPECT_TRUE(a.try_lock_shared());
+  a.unlock_shared();
+}
+
 #if ROUSE_DEBUG_CHECKS && !defined(ROUSE_SANITIZER_thread)
 TEST(shared_mutex_death, unlock_shared_without_a_shared_lock) {
   EXPECT_DEATH(
@@ -527,6 +548,47 @@ TEST(shared_mutex_death, unlock_while_read_locked) {
         m.unlock();
       },
       "rouse::shared_mutex: misuse: unlock\\(\\) without");
+}
+
+TEST(shared_mutex_death, a_lock_by_a_thread_that_holds_it_in_either_mode) {
+  EXPECT_DEATH(
+      {
+        shared_mutex m;
+        m.lock_shared();
+        m.lock();  // an upgrade: deadlocks
+      },
+      "rouse::shared_mutex: misuse: lock\\(\\) by a thread that holds it shared");
+  EXPECT_DEATH(
+      {
+        shared_mutex m;
+        m.lock();
+        m.lock();
+      },
+      "rouse::shared_mutex: misuse: lock\\(\\) by the thread that already holds it");
+  EXPECT_DEATH(
+      {
+        shared_mutex m;
+        m.lock();
+        (void)m.try_lock_shared();
+      },
+      "rouse::shared_mutex: misuse: lock_shared\\(\\) by the thread that holds it exclusively");
+}
+
+TEST(shared_mutex_death, an_unlock_by_a_thread_that_does_not_hold_it) {
+  EXPECT_DEATH(
+      {
+        shared_mutex m;
+        std::thread([&] { m.lock(); }).join();
+        m.unlock();
+      },
+      "rouse::shared_mutex: misuse: unlock\\(\\) by a thread that does not hold the lock");
+  EXPECT_DEATH(
+      {
+        shared_mutex m;
+        std::thread([&] { m.lock_shared(); }).join();
+        m.unlock_shared();
+      },
+      "rouse::shared_mutex: misuse: unlock_shared\\(\\) by a thread that does not hold it shared");
 }
 
 TEST(shared_mutex_death, destroyed_while_locked) {
