@@ -10,7 +10,11 @@
 // a notify wakes only threads waiting on that atomic's address. 4-byte
 // atomics wait on the futex directly; other sizes park by exact address in
 // rouse's parking table (libstdc++ instead wakes every waiter of a shared
-// bucket). The comparison is bitwise, like std::atomic::wait.
+// bucket). The comparison is of all of the object's bytes, padding
+// included, as libstdc++'s std::atomic::wait compares them (the standard
+// compares value representations): for a T with padding, a value equal to
+// the atomic's but with other padding bytes is "different" and the wait
+// returns at once; zero such values first (or use a T without padding).
 //
 // Returns: atomic_wait returns once the value differs from `old` (it loops
 // over spurious wake-ups, as std does). The timed forms return true once the
