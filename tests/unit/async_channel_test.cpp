@@ -350,6 +350,12 @@ TEST(async_channel, the_receiver_going_away_closes_and_destroys_what_is_buffered
 }
 
 rtask<status> send_one(ch::sender<int>& tx, int v) { co_return (co_await tx.send(v)).status(); }
+// The status a spawned send_one ended with, once it ended.
+status joined(run_loop& loop, rouse::async::join_handle<status> h) {
+  return loop.run_until_complete([](rouse::async::join_handle<status> j) -> rtask<status> {
+    co_return co_await std::move(j);
+  }(std::move(h)));
+}
 
 TEST(async_channel, close_wakes_a_blocked_sender_with_its_value_back) {
   run_loop loop;
@@ -361,10 +367,7 @@ TEST(async_channel, close_wakes_a_blocked_sender_with_its_value_back) {
   loop.run_until_complete([]() -> rtask<> { co_return; }());
   EXPECT_FALSE(h.is_done());
   rx.close();
-  EXPECT_EQ(loop.run_until_complete([](rouse::async::join_handle<status> j) -> rtask<status> {
-              co_return co_await std::move(j);
-            }(std::move(h))),
-            status::closed);
+  EXPECT_EQ(joined(loop, std::move(h)), status::closed);
 }
 
 // ---- reserve and permits -----------------------------------------------------------
@@ -458,10 +461,7 @@ TEST(async_channel, a_freed_slot_goes_to_a_waiting_sender_at_once_even_in_a_larg
   loop.run_until_complete([]() -> rtask<> { co_return; }());
   EXPECT_FALSE(h.is_done());
   EXPECT_EQ(*rx.try_recv(), 0);  // a sender waits: its slot goes at once
-  EXPECT_EQ(loop.run_until_complete([](rouse::async::join_handle<status> j) -> rtask<status> {
-              co_return co_await std::move(j);
-            }(std::move(h))),
-            status::ok);
+  EXPECT_EQ(joined(loop, std::move(h)), status::ok);
 }
 
 // ---- rendezvous ----------------------------------------------------------------------
@@ -718,10 +718,7 @@ TEST(async_channel, a_rendezvous_receive_timed_out_at_once_asks_no_queued_sender
   }
   // Still queued, so the close hands its value back.
   rx.close();
-  EXPECT_EQ(loop.run_until_complete([](rouse::async::join_handle<status> j) -> rtask<status> {
-              co_return co_await std::move(j);
-            }(std::move(h))),
-            status::closed);
+  EXPECT_EQ(joined(loop, std::move(h)), status::closed);
 }
 
 // Every other receive form whose deadline has passed, from a task and from
@@ -746,10 +743,7 @@ void expect_expired_receives_ask_no_queued_sender(Receive receive) {
   }
   // Still queued, so the close hands its value back.
   rx.close();
-  EXPECT_EQ(loop.run_until_complete([](rouse::async::join_handle<status> j) -> rtask<status> {
-              co_return co_await std::move(j);
-            }(std::move(h))),
-            status::closed);
+  EXPECT_EQ(joined(loop, std::move(h)), status::closed);
 }
 
 TEST(async_channel, a_thread_s_rendezvous_receive_timed_out_at_once_asks_no_queued_sender) {
