@@ -699,32 +699,10 @@ rtask<clk::duration> timed_send(ch::sender<int>& tx, clk::duration d, status& s,
 // channel with nothing to take, times out without asking: a sender queued
 // meanwhile is not handed a demand (its value would then wait for the next
 // receive, and the queued send complete into a receive that is gone).
-TEST(async_channel, a_rendezvous_receive_timed_out_at_once_asks_no_queued_sender) {
-  run_loop loop;
-  auto pair_0 = ch::bounded<int>(0);
-  auto& tx = pair_0.first;
-  auto& rx = pair_0.second;
-  auto h = rouse::async::spawn(loop, send_one(tx, 7));
-  loop.run_until_complete([]() -> rtask<> { co_return; }());
-  EXPECT_FALSE(h.is_done());  // queued: no demand
-  for (clk::duration d : {clk::duration(0us), clk::duration(-1ms)}) {
-    status s = status::ok;
-    (void)loop.run_until_complete(timed_recv(rx, d, s));
-    EXPECT_EQ(s, status::timed_out);
-    loop.run_until_complete([]() -> rtask<> { co_return; }());
-    EXPECT_FALSE(h.is_done());  // still queued: nothing was asked for
-    EXPECT_EQ(rx.size(), 0u);
-    EXPECT_EQ(rx.permits_for_testing(), 0);
-  }
-  // Still queued, so the close hands its value back.
-  rx.close();
-  EXPECT_EQ(joined(loop, std::move(h)), status::closed);
-}
-
-// Every other receive form whose deadline has passed, from a task and from
-// a thread: the same rule as recv_for's (above). `receive` makes one
-// receive and returns whether it timed out. A select's choice among its
-// ready branches is random: rounds enough to meet both orders.
+// `receive` makes one receive, in any form, from a task or from a thread,
+// and returns whether it timed out; the sender must stay queued. A
+// select's choice among its ready branches is random: rounds enough to
+// meet both orders.
 template <class Receive>
 void expect_expired_receives_ask_no_queued_sender(Receive receive) {
   run_loop loop;
@@ -744,6 +722,16 @@ void expect_expired_receives_ask_no_queued_sender(Receive receive) {
   // Still queued, so the close hands its value back.
   rx.close();
   EXPECT_EQ(joined(loop, std::move(h)), status::closed);
+}
+
+TEST(async_channel, a_rendezvous_receive_timed_out_at_once_asks_no_queued_sender) {
+  for (clk::duration d : {clk::duration(0us), clk::duration(-1ms)}) {
+    expect_expired_receives_ask_no_queued_sender([d](run_loop& loop, ch::receiver<int>& rx) {
+      status s = status::ok;
+      (void)loop.run_until_complete(timed_recv(rx, d, s));
+      return s == status::timed_out;
+    });
+  }
 }
 
 TEST(async_channel, a_thread_s_rendezvous_receive_timed_out_at_once_asks_no_queued_sender) {
