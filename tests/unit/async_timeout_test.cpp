@@ -131,6 +131,65 @@ TEST(async_timeout, a_task_yields_its_value_or_nullopt_and_is_cancelled_through_
   // timed-out task's wait left its list.
 }
 
+// A deadline already passed arms no timer: the operation starts with its
+// stop requested, completes with what is ready at once, and otherwise as
+// timed out without waiting (no timer would end a wait of an hour here)
+// and without taking anything (its list, its permits, its task are as
+// before).
+TEST(async_timeout, a_deadline_already_passed_starts_the_operation_stopped) {
+  ra::run_loop loop;
+  auto const past = clk::now() - 1ms;
+  ra::notify n;
+  EXPECT_FALSE(loop.run_until_complete([](ra::notify& n, clk::time_point t) -> task<bool> {
+    co_return co_await ra::with_deadline(n.notified(), t);
+  }(n, past)));
+  n.notify_one();  // stored: the timed-out wait left nothing in the list to take it
+  EXPECT_TRUE(loop.run_until_complete([](ra::notify& n) -> task<bool> {
+    co_return co_await ra::with_timeout(n.notified(), 0s);  // ready at once: completes
+  }(n)));
+  ra::semaphore sem(0);
+  EXPECT_FALSE(loop.run_until_complete([](ra::semaphore& s) -> task<bool> {
+    co_return (co_await ra::with_timeout(s.acquire(), -1s)).has_value();
+  }(sem)));
+  sem.release(1);
+  EXPECT_FALSE(sem.try_acquire(2));
+  EXPECT_TRUE(sem.try_acquire(1));  // the permit was there for the next
+  ra::manual_reset_event never;
+  EXPECT_EQ(loop.run_until_complete([](ra::manual_reset_event& ev, clk::time_point t) -> task<std::optional<int>> {
+    co_return co_await ra::with_deadline(answer_after(ev, 7), t);
+  }(never, past)),
+            std::nullopt);
+  EXPECT_EQ(loop.run_until_complete([]() -> task<std::optional<int>> {
+    co_return co_await ra::with_timeout(answer_now(5), 0s);
+  }()),
+            5);
+  EXPECT_EQ(loop.run_until_complete([]() -> task<std::optional<int>> {
+    co_return co_await ra::with_timeout(
+        []() -> task<int> {
+          co_await ra::sleep_for(1h);
+          co_return 1;
+        }(),
+        0s);
+  }()),
+            std::nullopt);
+  // A join: timed out at once, its task runs on, detached, to its end.
+  ra::manual_reset_event go;
+  std::atomic<bool> ended{false};
+  auto h = ra::spawn(loop, [](ra::manual_reset_event& ev, std::atomic<bool>& e) -> task<int> {
+    co_await ev.wait();
+    e = true;
+    co_return 3;
+  }(go, ended));
+  EXPECT_EQ(loop.run_until_complete([](ra::join_handle<int> j) -> task<std::optional<int>> {
+    co_return co_await ra::with_timeout(std::move(j), 0s);
+  }(std::move(h))),
+            std::nullopt);
+  EXPECT_FALSE(ended.load());
+  go.set();
+  loop.run_until_complete([]() -> task<> { co_return; }());
+  EXPECT_TRUE(ended.load());
+}
+
 TEST(async_timeout, an_exception_of_the_operation_is_rethrown) {
   ra::run_loop loop;
   EXPECT_THROW(loop.run_until_complete([]() -> task<std::optional<int>> {
