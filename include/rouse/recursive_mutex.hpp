@@ -55,6 +55,7 @@
 
 #include "rouse/detail/annotations.hpp"
 #include "rouse/detail/diagnostics.hpp"
+#include "rouse/detail/held_locks.hpp"
 #include "rouse/detail/sync_types.hpp"
 #include "rouse/mutex.hpp"
 #include "rouse/platform/cpu.hpp"
@@ -89,6 +90,7 @@ class ROUSE_CAPABILITY("mutex") recursive_mutex {
       ++depth_;
       return;
     }
+    check_not_held_from_before_fork();
     inner_.lock();
     take(me);
   }
@@ -96,6 +98,7 @@ class ROUSE_CAPABILITY("mutex") recursive_mutex {
   [[nodiscard]] bool try_lock() noexcept ROUSE_TRY_ACQUIRE(true) ROUSE_NO_THREAD_SAFETY_ANALYSIS {
     std::uint32_t const me = platform::this_thread_id();
     if (owner_.load(std::memory_order_relaxed) == me) return deepen();
+    check_not_held_from_before_fork();
     if (!inner_.try_lock()) return false;
     take(me);
     return true;
@@ -106,6 +109,7 @@ class ROUSE_CAPABILITY("mutex") recursive_mutex {
       ROUSE_TRY_ACQUIRE(true) ROUSE_NO_THREAD_SAFETY_ANALYSIS {
     std::uint32_t const me = platform::this_thread_id();
     if (owner_.load(std::memory_order_relaxed) == me) return deepen();
+    check_not_held_from_before_fork();
     if (!inner_.try_lock_for(timeout)) return false;
     take(me);
     return true;
@@ -116,6 +120,7 @@ class ROUSE_CAPABILITY("mutex") recursive_mutex {
       ROUSE_TRY_ACQUIRE(true) ROUSE_NO_THREAD_SAFETY_ANALYSIS {
     std::uint32_t const me = platform::this_thread_id();
     if (owner_.load(std::memory_order_relaxed) == me) return deepen();
+    check_not_held_from_before_fork();
     if (!inner_.try_lock_until(deadline)) return false;
     take(me);
     return true;
@@ -132,6 +137,17 @@ class ROUSE_CAPABILITY("mutex") recursive_mutex {
   }
 
  private:
+  // Debug builds: this thread holds the inner mutex, yet the owner is not
+  // this thread's id: it held the lock before fork(), and in the child its
+  // id changed (docs/wait.md, "fork()"). Named here; the inner mutex would
+  // report a self-deadlock of rouse::mutex.
+  void check_not_held_from_before_fork() const noexcept {
+#if ROUSE_TRACK_HELD_LOCKS
+    ROUSE_CHECK_USAGE(!detail::held_locks::mine().contains(&inner_), "rouse::recursive_mutex",
+                      "a lock by the thread that held it before fork(): in the child its thread id changed, so the "
+                      "lock is not its own and stays held (unlock it before fork())");
+#endif
+  }
   void take(std::uint32_t me) noexcept {
     owner_.store(me, std::memory_order_relaxed);
     depth_ = 1;
