@@ -183,12 +183,12 @@ io_result<tcp_stream> detail::accept_action::take() {
   return tcp_stream(std::move(*h));
 }
 
-bool detail::connect_action::perform(int fd) noexcept {
+bool detail::connect_action::perform(int sock) noexcept {
   if (!called) {  // an operation tried first on io_uring: make the call here
     called = true;
     int rc;
     do {
-      rc = ::connect(fd, peer.data(), peer.size());
+      rc = ::connect(sock, peer.data(), peer.size());
     } while (rc < 0 && errno == EINTR);
     first_errno = rc == 0 ? 0 : errno;
     if (first_errno == EALREADY) first_errno = EINPROGRESS;
@@ -199,7 +199,7 @@ bool detail::connect_action::perform(int fd) noexcept {
   }
   int err = 0;
   socklen_t len = sizeof err;
-  if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) err = errno;
+  if (::getsockopt(sock, SOL_SOCKET, SO_ERROR, &err, &len) < 0) err = errno;
   if (err != 0) {
     result = io_result<void>(errno_code(err));
     return true;
@@ -208,7 +208,7 @@ bool detail::connect_action::perform(int fd) noexcept {
   // nor peer).
   sockaddr_storage connected_to;
   socklen_t plen = sizeof connected_to;
-  if (::getpeername(fd, reinterpret_cast<sockaddr*>(&connected_to), &plen) == 0) return true;
+  if (::getpeername(sock, reinterpret_cast<sockaddr*>(&connected_to), &plen) == 0) return true;
   if (errno == ENOTCONN) return false;
   result = io_result<void>(errno_code(errno));
   return true;

@@ -223,8 +223,8 @@ struct cv_driver {
       static constexpr bool await_ready() noexcept { return false; }
       // What runs once the driver is done: the awaiting coroutine, normally
       // or stopped (or, for an adaptor, its executor sees it first).
-      std::coroutine_handle<> await_suspend(std::coroutine_handle<promise_type> h) noexcept {
-        cv_wait_state& s = *h.promise().state;
+      std::coroutine_handle<> await_suspend(std::coroutine_handle<promise_type> self) noexcept {
+        cv_wait_state& s = *self.promise().state;
         resume_target const t = s.target;
         if (s.via_executor) {
           // The adaptor's executor (rouse/async/timeout.hpp) sees the

@@ -317,7 +317,7 @@ struct op_child {
     void unhandled_exception() noexcept { std::terminate(); }  // the body catches
     struct final_awaiter {
       static constexpr bool await_ready() noexcept { return false; }
-      inline void await_suspend(std::coroutine_handle<promise_type> h) noexcept;
+      inline void await_suspend(std::coroutine_handle<promise_type> self) noexcept;
       static constexpr void await_resume() noexcept {}
     };
     final_awaiter final_suspend() noexcept { return {}; }
@@ -422,8 +422,8 @@ class op_base {
   fire_flag flag_;
 };
 
-inline void op_child::promise_type::final_awaiter::await_suspend(std::coroutine_handle<promise_type> h) noexcept {
-  h.promise().owner->child_done();
+inline void op_child::promise_type::final_awaiter::await_suspend(std::coroutine_handle<promise_type> self) noexcept {
+  self.promise().owner->child_done();
 }
 inline std::coroutine_handle<> op_child::promise_type::unhandled_stopped() noexcept {
   owner->child_stopped();

@@ -78,8 +78,8 @@ class stop_callback_base {
 
   void run() noexcept { run_(this); }
 
-  explicit stop_callback_base(void (*run)(stop_callback_base*) noexcept) noexcept
-      : run_(run), next_(nullptr), prev_next_(nullptr), removed_during_run_(nullptr) {}
+  explicit stop_callback_base(void (*fn)(stop_callback_base*) noexcept) noexcept
+      : run_(fn), next_(nullptr), prev_next_(nullptr), removed_during_run_(nullptr) {}
 
   void (*run_)(stop_callback_base*) noexcept;
   link next_;

@@ -122,6 +122,11 @@ template <class A>
 inline constexpr bool is_task_v = false;
 template <class T>
 inline constexpr bool is_task_v<task<T>> = true;
+// An awaitable whose operator co_await takes an rvalue only (a task, a
+// join_handle): awaited once, by std::move.
+template <class A>
+concept rvalue_only_awaitable = requires(std::remove_reference_t<A>& a) { std::move(a).operator co_await(); } &&
+                                !requires(std::remove_reference_t<A>& a) { a.operator co_await(); };
 
 struct task_env {
   executor* ex;
@@ -284,6 +289,9 @@ class task_promise_base : public pooled_frame {
   decltype(auto) await_transform(A&& a) noexcept {
     static_assert(!(is_task_v<std::remove_cvref_t<A>> && std::is_lvalue_reference_v<A>),
                   "rouse::async::task: a task is awaited once, as an rvalue: co_await std::move(t)");
+    static_assert(!(std::is_lvalue_reference_v<A> && !is_task_v<std::remove_cvref_t<A>> && rvalue_only_awaitable<A>),
+                  "rouse::async::task: this is awaited once, as an rvalue (a join_handle, a spawned work's "
+                  "handle): co_await std::move(h)");
     if constexpr (executor_affine<A>)
       return pass_through<A>(std::forward<A>(a), this);
     else
@@ -686,9 +694,9 @@ struct yield_trampoline {
     std::suspend_always initial_suspend() noexcept { return {}; }
     struct final_awaiter {
       static constexpr bool await_ready() noexcept { return false; }
-      std::coroutine_handle<> await_suspend(std::coroutine_handle<promise_type> h) noexcept {
-        promise_type const p = h.promise();
-        h.destroy();
+      std::coroutine_handle<> await_suspend(std::coroutine_handle<promise_type> self) noexcept {
+        promise_type const p = self.promise();
+        self.destroy();
         return p.attempt(p.ctx, p.task);
       }
       static constexpr void await_resume() noexcept {}
@@ -857,9 +865,9 @@ struct hop {
     std::suspend_always initial_suspend() noexcept { return {}; }
     struct final_awaiter {
       static constexpr bool await_ready() noexcept { return false; }
-      std::coroutine_handle<> await_suspend(std::coroutine_handle<promise_type> h) noexcept {
-        std::coroutine_handle<> const parent = h.promise().parent;  // before: after it the hop may be gone
-        return h.promise().turn.end() ? parent : std::noop_coroutine();
+      std::coroutine_handle<> await_suspend(std::coroutine_handle<promise_type> self) noexcept {
+        std::coroutine_handle<> const task = self.promise().parent;  // before: after it the hop may be gone
+        return self.promise().turn.end() ? task : std::noop_coroutine();
       }
       static constexpr void await_resume() noexcept {}
     };

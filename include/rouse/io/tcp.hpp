@@ -94,7 +94,7 @@ struct connect_action {
   int fd = -1;
   endpoint peer{};
   io_result<void> result{};
-  bool perform(int fd) noexcept;
+  bool perform(int sock) noexcept;
   // A socket that could not be made has no registration: the operation
   // reports connect's own failure, not EBADF.
   void fail(int err) noexcept {

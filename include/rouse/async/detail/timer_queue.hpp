@@ -133,7 +133,7 @@ class timer_queue {
   [[nodiscard]] clock::time_point next_deadline() const noexcept {
     for (unsigned level = 0; level < level_count; ++level) {
       if (occupied_[level] == 0) continue;
-      const clock::time_point slot_start = time_of(slot_start_tick(level, std::countr_zero(occupied_[level])));
+      const clock::time_point slot_start = time_of(slot_start_tick(level, static_cast<unsigned>(std::countr_zero(occupied_[level]))));
       return slot_start < overdue_min_ ? slot_start : overdue_min_;
     }
     return overdue_min_;  // max() when the overdue list is empty too
