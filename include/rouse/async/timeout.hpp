@@ -149,7 +149,9 @@ class timeout_core {
   void arm(const Token& outer_token) noexcept {
     if (deadline_ != clock::time_point::max() && clock::now() >= deadline_) {
       // none -> timer: nothing else can race it yet (the outer link and
-      // the timer are not there). Ordering: relaxed; this thread reads it.
+      // the timer are not there). Ordering: relaxed: the operation starts
+      // after it on this thread, and whatever completes it (here, or on an
+      // executor it moved to) is ordered after that start.
       cause_.store(timer, std::memory_order_relaxed);
       inner_stop_.request_stop();
       return;

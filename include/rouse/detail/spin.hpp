@@ -39,6 +39,7 @@
 #include <chrono>
 #include <climits>
 #include <cstdint>
+#include <limits>
 
 #include "rouse/detail/sync_types.hpp"
 #if !defined(ROUSE_MODEL_RELACY)
